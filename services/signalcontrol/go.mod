@@ -1,0 +1,12 @@
+module github.com/greenwave-city/greenwave/services/signalcontrol
+
+go 1.26.0
+
+require (
+	github.com/greenwave-city/greenwave/pkg v0.0.0
+	github.com/greenwave-city/greenwave/proto v0.0.0
+)
+
+replace github.com/greenwave-city/greenwave/pkg => ../../pkg
+
+replace github.com/greenwave-city/greenwave/proto => ../../proto
