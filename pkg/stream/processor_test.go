@@ -1,0 +1,161 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// collect follows topic until want records arrived or ctx ends.
+func collect(ctx context.Context, t *testing.T, brokers []string, topic string, partitions, want int) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		got []kafka.Message
+	)
+	err := stream.Follow(ctx, brokers, topic, partitions, func(m kafka.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m)
+		if len(got) >= want {
+			cancel()
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatalf("follow %s: %v", topic, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) < want {
+		t.Fatalf("follow %s: got %d records, want %d", topic, len(got), want)
+	}
+	return got
+}
+
+func TestProcessorPublishesThenCommits(t *testing.T) {
+	t.Parallel()
+	const partitions, n = 3, 60
+	brokers, names := kafkatest.Setup(t, partitions)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	var in []stream.Output
+	for i := range n {
+		key := fmt.Sprintf("I-%d", i%7)
+		value := strconv.Itoa(i)
+		if i%10 == 9 {
+			value = "bad"
+		}
+		in = append(in, stream.Output{Topic: names.Readings, Key: []byte(key), Value: []byte(value), EventID: strconv.Itoa(i)})
+	}
+	if err := prod.Write(ctx, in...); err != nil {
+		t.Fatal(err)
+	}
+
+	group := kafkatest.Prefix(t) + "group"
+	newHandler := func(ctx context.Context, partition int) (stream.Handler, error) {
+		return stream.HandlerFunc(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+			if _, err := strconv.Atoi(string(m.Value)); err != nil {
+				return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "not a number: %q", m.Value)
+			}
+			return []stream.Output{{Topic: names.Features, Key: m.Key, Value: m.Value}}, nil
+		}), nil
+	}
+	proc := stream.NewProcessor(stream.ProcessorConfig{
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test",
+		SessionTimeout: 6 * time.Second,
+	}, prod, newHandler, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
+
+	runCtx, stop := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.Go(func() error { return proc.Run(runCtx) })
+
+	outs := collect(ctx, t, brokers, names.Features, partitions, n-n/10)
+	dlq := collect(ctx, t, brokers, names.DeadLetters, partitions, n/10)
+
+	// Each key's outputs keep input order and land in the key's partition.
+	lastByKey := map[string]int{}
+	for _, m := range outs {
+		v, _ := strconv.Atoi(string(m.Value))
+		if prev, ok := lastByKey[string(m.Key)]; ok && v < prev {
+			t.Errorf("key %s: %d after %d", m.Key, v, prev)
+		}
+		lastByKey[string(m.Key)] = v
+		if want := stream.PartitionFor(string(m.Key), partitions); m.Partition != want {
+			t.Errorf("key %s in partition %d, want %d", m.Key, m.Partition, want)
+		}
+	}
+	for _, m := range dlq {
+		var dl greenwavev1.DeadLetter
+		if err := proto.Unmarshal(m.Value, &dl); err != nil {
+			t.Fatal(err)
+		}
+		if dl.GetReason() != greenwavev1.RejectReason_REJECT_REASON_MALFORMED || string(dl.GetPayload()) != "bad" || dl.GetService() != "test" {
+			t.Errorf("dead letter = %v", &dl)
+		}
+	}
+
+	// Offsets are committed once the outputs are acknowledged: wait until all input is committed.
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	for {
+		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for _, o := range offs {
+			if o > 0 {
+				total += o
+			}
+		}
+		if total == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("committed %d of %d offsets", total, n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := g.Wait(); err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+}
+
+func TestEnsureTopicsIdempotent(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	names := topics.DefaultNames(kafkatest.Prefix(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range 2 {
+		if err := topics.EnsureTopics(ctx, brokers, topics.Specs(names, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A co-partitioned topic with another count is refused.
+	err := topics.EnsureTopics(ctx, brokers, append(topics.Specs(names, 2), topics.Spec{Name: names.Readings + "x", Partitions: 3, CoPartitioned: true}))
+	if err == nil {
+		t.Fatal("EnsureTopics accepted co-partitioned topics with different partition counts")
+	}
+}

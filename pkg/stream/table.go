@@ -1,0 +1,126 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+)
+
+// partitionBounds returns the first offset and the high watermark (next offset to be written) of a partition.
+func partitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
+	}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("list offsets of %s[%d]: %w", topic, partition, err)
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Partition != partition {
+			continue
+		}
+		if po.Error != nil {
+			return 0, 0, fmt.Errorf("list offsets of %s[%d]: %w", topic, partition, po.Error)
+		}
+		return po.FirstOffset, po.LastOffset, nil
+	}
+	return 0, 0, fmt.Errorf("list offsets of %s[%d]: partition missing from response", topic, partition)
+}
+
+// ReadPartition calls fn for every record of one partition from its first offset up to the high watermark at the
+// time of the call, in order. Stateful services use it to restore a changelog partition before processing.
+func ReadPartition(ctx context.Context, brokers []string, topic string, partition int, fn func(kafka.Message) error) error {
+	first, end, err := partitionBounds(ctx, brokers, topic, partition)
+	if err != nil {
+		return err
+	}
+	if end <= first {
+		return nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return fmt.Errorf("seek %s[%d]: %w", topic, partition, err)
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s[%d]: %w", topic, partition, err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		if m.Offset >= end-1 {
+			return nil
+		}
+	}
+}
+
+// Follow reads every partition of topic from the beginning and keeps following it until ctx ends, calling fn for
+// each record (from several goroutines: one per partition; fn must be safe for that). caughtUp, if not nil, is
+// called once every partition has been read up to its high watermark as of the start — the moment a table
+// built from the topic is complete enough to serve.
+func Follow(ctx context.Context, brokers []string, topic string, partitions int, fn func(kafka.Message) error, caughtUp func()) error {
+	var wg sync.WaitGroup
+	wg.Add(partitions)
+	go func() {
+		wg.Wait()
+		if caughtUp != nil && ctx.Err() == nil {
+			caughtUp()
+		}
+	}()
+	g, ctx := errgroup.WithContext(ctx)
+	for p := range partitions {
+		g.Go(func() error {
+			first, end, err := partitionBounds(ctx, brokers, topic, p)
+			if err != nil {
+				wg.Done()
+				return err
+			}
+			done := end <= first
+			if done {
+				wg.Done()
+			}
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
+			defer r.Close()
+			if err := r.SetOffset(first); err != nil {
+				if !done {
+					wg.Done()
+				}
+				return fmt.Errorf("seek %s[%d]: %w", topic, p, err)
+			}
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					if !done {
+						wg.Done()
+					}
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("follow %s[%d]: %w", topic, p, err)
+				}
+				if err := fn(m); err != nil {
+					if !done {
+						wg.Done()
+					}
+					return err
+				}
+				if !done && m.Offset >= end-1 {
+					done = true
+					wg.Done()
+				}
+			}
+		})
+	}
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
