@@ -1,0 +1,111 @@
+// Package app holds what every Greenwave service binary shares: the common configuration (brokers, topics,
+// topology, logging, serving), and the start-up steps built on it.
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/greenwave-city/greenwave/pkg/config"
+	"github.com/greenwave-city/greenwave/pkg/logging"
+	"github.com/greenwave-city/greenwave/pkg/server"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+)
+
+// Common is the configuration every service reads. Services embed it in their own Config.
+type Common struct {
+	Brokers      []string `env:"KAFKA_BROKERS" default:"127.0.0.1:9092" help:"Kafka bootstrap brokers, comma-separated"`
+	TopicPrefix  string   `env:"TOPIC_PREFIX" default:"" help:"prefix for every topic and consumer group name (isolates deployments sharing a cluster)"`
+	TopologyFile string   `env:"TOPOLOGY_FILE" default:"config/topology.yaml" help:"intersection topology file (YAML)"`
+	LogLevel     string   `env:"LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
+	LogFormat    string   `env:"LOG_FORMAT" default:"json" help:"json or console"`
+	Server       server.Config
+}
+
+// Validate reports problems with the common settings.
+func (c *Common) Validate() []string {
+	var p []string
+	if len(c.Brokers) == 0 {
+		p = append(p, "KAFKA_BROKERS is empty")
+	}
+	return append(p, c.Server.Validate()...)
+}
+
+// Topics returns the topic names under the configured prefix.
+func (c *Common) Topics() topics.Names { return topics.DefaultNames(c.TopicPrefix) }
+
+// Group returns a consumer group name for the service under the configured prefix.
+func (c *Common) Group(service string) string { return c.TopicPrefix + "greenwave." + service }
+
+// Env bundles what a service needs from its start-up: logger, metrics registry, topology and server.
+type Env struct {
+	Log      *zap.Logger
+	Registry *prometheus.Registry
+	Topology *topology.Index
+	Server   *server.Server
+}
+
+// Setup builds the logger, a fresh metrics registry (with Go and process collectors), loads the topology and
+// creates the server. The registry is the service's own: nothing is global.
+func Setup(service string, c *Common) (*Env, error) {
+	log, err := logging.New(service, c.LogLevel, c.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	topo, err := topology.Load(c.TopologyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load topology: %w", err)
+	}
+	srv, err := server.New(c.Server, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("create server: %w", err)
+	}
+	log.Info("starting", zap.Strings("brokers", c.Brokers), zap.String("topology_revision", topo.Revision),
+		zap.Int("intersections", len(topo.Intersections)))
+	return &Env{Log: log, Registry: reg, Topology: topology.NewIndex(topo), Server: srv}, nil
+}
+
+// Load reads cfg from the environment lookup (os.LookupEnv when nil), naming every problem.
+func Load(cfg any, lookup config.Lookup) error {
+	if err := config.Load(cfg, lookup); err != nil {
+		return fmt.Errorf("load configuration: %w", err)
+	}
+	return nil
+}
+
+// CheckTopics fails fast, with the command to fix it, when the topics are missing: services never auto-create.
+// It retries for a while so services started together with the topic initialisation wait for it.
+func CheckTopics(ctx context.Context, brokers []string, names ...string) (map[string]int, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		counts := map[string]int{}
+		var missing error
+		for _, n := range names {
+			c, err := topics.PartitionCount(ctx, brokers, n)
+			if err != nil {
+				missing = err
+				break
+			}
+			counts[n] = c
+		}
+		if missing == nil {
+			return counts, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("check topics: %w", missing)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package clean
+
+import "testing"
+
+// BenchmarkCleanReadings measures the whole per-reading path (checks, dedup, windows, outlier filter, gap
+// filling, features, weather join) on one-minute readings of three detectors, and reports readings/s.
+func BenchmarkCleanReadings(b *testing.B) {
+	const minutes = 7 * 24 * 60
+	rs := fixture(minutes, 9)
+	wl := testWeather()
+	cfg := DefaultConfig()
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	s, _ := NewIntersection(testTopo(), cfg)
+	for b.Loop() {
+		if n%len(rs) == 0 && n > 0 {
+			b.StopTimer()
+			s, _ = NewIntersection(testTopo(), cfg)
+			b.StartTimer()
+		}
+		s.Add(rs[n%len(rs)], wl)
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// BenchmarkMarshalState measures a snapshot of an intersection with a full week of history.
+func BenchmarkMarshalState(b *testing.B) {
+	s, _ := NewIntersection(testTopo(), DefaultConfig())
+	for _, r := range fixture(7*24*60, 9) {
+		s.Add(r, nil)
+	}
+	var st []byte
+	for b.Loop() {
+		var err error
+		if st, err = s.MarshalState(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(st)), "state-bytes")
+}

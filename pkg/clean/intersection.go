@@ -1,0 +1,759 @@
+package clean
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+)
+
+// Window size limits accepted by NewIntersection: the lag history holds 7 days of windows per approach.
+const (
+	MinWindowS = 60
+	MaxWindowS = 86400
+)
+
+// hoursPerWeek is the number of hour-of-week profile buckets per detector.
+const hoursPerWeek = 7 * 24
+
+// ErrInvalidIntersection is wrapped by NewIntersection and RestoreIntersection when the topology cannot be used.
+var ErrInvalidIntersection = errors.New("invalid intersection")
+
+// Intersection is the cleaning state machine of one intersection: feed it the intersection's readings in
+// partition order with Add and emit the frames it returns. Not safe for concurrent use.
+//
+// Time: the watermark is max(highest reading start accepted − Config.AllowedLateness, any watermark set by
+// CloseIdle or Flush); it never moves back. Window [kW, (k+1)W) is emitted exactly once, when the watermark
+// reaches (k+1)W, with every approach present. A reading whose window end is at or before the watermark is
+// "late". Frames are emitted for every window from the first window with data on; windows with no data at all
+// more than Config.MaxSilence after the last window with data are skipped (Result.SkippedWindows).
+type Intersection struct {
+	in       topology.Intersection
+	cfg      Config
+	winS     int64
+	winNs    int64
+	loc      *time.Location
+	holidays map[Date]bool
+	names    []string
+	aps      []apInfo
+	dets     []detInfo
+	detIndex map[string]int
+	// derived constants
+	silentWindows int64
+	interpWindows int64
+	profWindows   int64
+	ringLen       int64
+	dayWindows    int64
+	healthDecay   float64
+
+	st state
+
+	// scratch buffers (not state)
+	sortBuf []float64
+}
+
+type apInfo struct {
+	id          string
+	capacityVPH float64
+	first, n    int // detectors dets[first : first+n]
+}
+
+type detInfo struct {
+	id          string
+	approach    int
+	capacityVPH float64 // per-detector share of the approach capacity
+	maxFlowVPH  float64 // physical bound: MaxFlowVPHPerLane × lanes covered (at least one lane)
+}
+
+// state is everything that changes; MarshalState encodes exactly this.
+type state struct {
+	Started  bool  `json:"started"`
+	Next     int64 `json:"next"`      // next window index to emit (valid when Started)
+	MaxEvent int64 `json:"max_event"` // highest accepted reading start, Unix ns (0: none yet)
+	WM       int64 `json:"watermark"` // Unix ns
+	LastData int64 `json:"last_data"` // last emitted window index that had data (valid when Started)
+	// Open windows, keyed by window index.
+	Open map[int64]*openWindow `json:"-"`
+	// Dedup memory.
+	ByID  map[string]fingerprint   `json:"-"`
+	ByKey map[dedupKey]fingerprint `json:"-"`
+	// byWindow indexes ByID and ByKey by window index for pruning; derived, rebuilt on restore.
+	byWindow map[int64][]dedupRef
+	Dets     []detState `json:"detectors"`
+	Aps      []apState  `json:"approaches"`
+}
+
+type openWindow struct {
+	dets [][]pending // per detector index, sorted by start, non-overlapping
+}
+
+type pending struct {
+	r       Reading
+	startNs int64
+	det     int
+}
+
+type dedupRef struct {
+	id  string
+	key dedupKey
+}
+
+type dedupKey struct {
+	det   int
+	start int64
+}
+
+// fingerprint is a normalized reading's content, compared for exact equality.
+type fingerprint struct {
+	Det       int     `json:"det"`
+	Start     int64   `json:"start"`
+	IntervalS int     `json:"interval_s"`
+	Count     float64 `json:"count"`
+	FlowVPH   float64 `json:"flow_vph"`
+	Occ       float64 `json:"occ"`
+	Speed     float64 `json:"speed"`
+	HasOcc    bool    `json:"has_occ"`
+	HasSpeed  bool    `json:"has_speed"`
+}
+
+type detState struct {
+	Hist      []float64 `json:"hist"` // last HampelWindow valid flows, oldest first
+	LastCount float64   `json:"last_count"`
+	HasLast   bool      `json:"has_last"`
+	Run       int       `json:"run"`
+	LastObsW  int64     `json:"last_obs_window"`
+	LastObs   float64   `json:"last_obs_flow"`
+	HasObs    bool      `json:"has_obs"`
+	Profile   []float64 `json:"profile"`   // hoursPerWeek flows, veh/h
+	ProfileN  []int64   `json:"profile_n"` // samples per bucket
+	Health    health    `json:"health"`
+}
+
+type health struct {
+	Valid    float64 `json:"valid"`
+	Flagged  float64 `json:"flagged"`
+	Imputed  float64 `json:"imputed"`
+	Late     float64 `json:"late"`
+	Rejected float64 `json:"rejected"`
+	Windows  float64 `json:"windows"`
+}
+
+type apState struct {
+	Lag         []float64 `json:"-"` // ring of flow ratios, NaN = absent
+	LastWritten int64     `json:"last_written"`
+	HasWritten  bool      `json:"has_written"`
+}
+
+// NewIntersection returns the empty state machine for one intersection. cfg must be valid.
+func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Intersection{in: in, cfg: cfg, loc: cfg.location(), names: features.Names(), detIndex: map[string]int{}}
+	w := int64(in.Window())
+	var problems []string
+	if w < MinWindowS || w > MaxWindowS || 86400%w != 0 {
+		problems = append(problems, fmt.Sprintf("window %d s must divide a day and lie in %d..%d", w, MinWindowS, MaxWindowS))
+	}
+	if in.ID == "" {
+		problems = append(problems, "empty intersection id")
+	}
+	if len(in.Approaches) == 0 {
+		problems = append(problems, "no approaches")
+	}
+	for _, a := range in.Approaches {
+		capVPH := a.CapacityVPH()
+		if !(capVPH > 0) || math.IsInf(capVPH, 0) || a.Lanes < 1 {
+			problems = append(problems, fmt.Sprintf("approach %q: capacity %g veh/h (lanes %d) must be positive", a.ID, capVPH, a.Lanes))
+		}
+		if len(a.Detectors) == 0 {
+			problems = append(problems, fmt.Sprintf("approach %q has no detectors", a.ID))
+		}
+		ai := len(s.aps)
+		s.aps = append(s.aps, apInfo{id: a.ID, capacityVPH: capVPH, first: len(s.dets), n: len(a.Detectors)})
+		nd := float64(max(1, len(a.Detectors)))
+		for _, d := range a.Detectors {
+			if _, dup := s.detIndex[d]; dup || d == "" {
+				problems = append(problems, fmt.Sprintf("approach %q: detector %q empty or duplicate", a.ID, d))
+			}
+			s.detIndex[d] = len(s.dets)
+			s.dets = append(s.dets, detInfo{id: d, approach: ai, capacityVPH: capVPH / nd,
+				maxFlowVPH: MaxFlowVPHPerLane * math.Max(1, float64(a.Lanes)/nd)})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w %q: %v", ErrInvalidIntersection, in.ID, problems)
+	}
+	s.winS, s.winNs = w, w*int64(time.Second)
+	s.silentWindows = int64(cfg.MaxSilence / time.Duration(s.winNs))
+	s.interpWindows = int64(cfg.InterpolateMaxGap / time.Duration(s.winNs))
+	s.profWindows = int64(cfg.ProfileFillMaxGap / time.Duration(s.winNs))
+	s.dayWindows = 86400 / w
+	s.ringLen = 7 * s.dayWindows
+	s.healthDecay = math.Exp2(-float64(s.winNs) / float64(cfg.HealthHalfLife))
+	s.holidays = map[Date]bool{}
+	for _, d := range cfg.Holidays {
+		s.holidays[d] = true
+	}
+	s.st = state{Open: map[int64]*openWindow{}, ByID: map[string]fingerprint{}, ByKey: map[dedupKey]fingerprint{},
+		byWindow: map[int64][]dedupRef{}}
+	s.st.Dets = make([]detState, len(s.dets))
+	for i := range s.st.Dets {
+		s.st.Dets[i] = detState{Profile: make([]float64, hoursPerWeek), ProfileN: make([]int64, hoursPerWeek)}
+	}
+	s.st.Aps = make([]apState, len(s.aps))
+	for i := range s.st.Aps {
+		s.st.Aps[i] = newApState(s.ringLen)
+	}
+	return s, nil
+}
+
+func newApState(n int64) apState {
+	lag := make([]float64, n)
+	for i := range lag {
+		lag[i] = math.NaN()
+	}
+	return apState{Lag: lag}
+}
+
+// Watermark returns the current watermark (zero time before any reading).
+func (s *Intersection) Watermark() time.Time { return time.Unix(0, s.st.WM).UTC() }
+
+// Add applies one reading and returns what it caused: its rejection or silent drop, and the frames of every
+// window the advancing watermark closed (with the deferred rejections of those windows). wl is asked for the
+// weather at each closing window's end (nil: weather missing).
+func (s *Intersection) Add(r Reading, wl WeatherLookup) Result {
+	var res Result
+	r.Start = r.Start.UTC()
+	det, rj := s.check(&r)
+	if rj != nil {
+		if det >= 0 {
+			s.st.Dets[det].Health.Rejected++
+		}
+		res.Rejected = append(res.Rejected, *rj)
+		return res
+	}
+	startNs := r.Start.UnixNano()
+	fp := fingerprint{Det: det, Start: startNs, IntervalS: r.IntervalS, Count: r.Count, FlowVPH: r.FlowVPH,
+		Occ: r.Occupancy, Speed: r.SpeedKMH, HasOcc: r.HasOccupancy, HasSpeed: r.HasSpeed}
+	reject := func(reason Reason, format string, args ...any) Result {
+		if reason == ReasonLate {
+			s.st.Dets[det].Health.Late++
+		} else {
+			s.st.Dets[det].Health.Rejected++
+		}
+		res.Rejected = append(res.Rejected, Rejection{Reading: r, Reason: reason, Detail: fmt.Sprintf(format, args...)})
+		return res
+	}
+	key := dedupKey{det: det, start: startNs}
+	if r.ID != "" {
+		if old, ok := s.st.ByID[r.ID]; ok {
+			if old == fp {
+				res.Dropped++
+				return res
+			}
+			return reject(ReasonDuplicateConflict, "reading id %q was seen with different values", r.ID)
+		}
+	}
+	if old, ok := s.st.ByKey[key]; ok {
+		if old == fp {
+			res.Dropped++
+			return res
+		}
+		return reject(ReasonDuplicateConflict, "detector %s interval at %s was seen with different values", r.DetectorID, r.Start.Format(time.RFC3339Nano))
+	}
+	k := startNs / s.winNs
+	if (k+1)*s.winNs <= s.st.WM {
+		return reject(ReasonLate, "window ending %s already closed (watermark %s)",
+			time.Unix(0, (k+1)*s.winNs).UTC().Format(time.RFC3339), s.Watermark().Format(time.RFC3339Nano))
+	}
+	d := s.dets[det]
+	if lim := s.cfg.MaxCapacityMultiple * d.capacityVPH; r.FlowVPH > lim {
+		return reject(ReasonOverCapacity, "flow %s veh/h above %s × detector capacity %s veh/h", ftoa(r.FlowVPH), ftoa(s.cfg.MaxCapacityMultiple), ftoa(d.capacityVPH))
+	}
+	if r.HasOccupancy && r.HasSpeed {
+		if r.FlowVPH >= s.cfg.ImplausibleMinFlowVPH && r.Occupancy == 0 && r.SpeedKMH == 0 {
+			return reject(ReasonImplausible, "flow %s veh/h with zero occupancy and zero speed", ftoa(r.FlowVPH))
+		}
+		if r.Occupancy >= s.cfg.JamOccupancy && r.SpeedKMH >= s.cfg.JamMaxSpeedKMH {
+			return reject(ReasonImplausible, "occupancy %s with speed %s km/h", ftoa(r.Occupancy), ftoa(r.SpeedKMH))
+		}
+	}
+	ow := s.st.Open[k]
+	if ow == nil {
+		ow = &openWindow{dets: make([][]pending, len(s.dets))}
+		s.st.Open[k] = ow
+	}
+	list := ow.dets[det]
+	endNs := startNs + int64(r.IntervalS)*int64(time.Second)
+	i := sort.Search(len(list), func(i int) bool { return list[i].startNs >= startNs })
+	if (i > 0 && list[i-1].startNs+int64(list[i-1].r.IntervalS)*int64(time.Second) > startNs) || (i < len(list) && list[i].startNs < endNs) {
+		return reject(ReasonDuplicateConflict, "interval overlaps an accepted interval of detector %s", r.DetectorID)
+	}
+	ow.dets[det] = slices.Insert(list, i, pending{r: r, startNs: startNs, det: det})
+	s.remember(r.ID, fp)
+	if startNs > s.st.MaxEvent {
+		s.st.MaxEvent = startNs
+		s.advance(startNs - int64(s.cfg.AllowedLateness))
+	}
+	s.close(&res, wl)
+	return res
+}
+
+// CloseIdle is the processing-time idle timeout. It advances the watermark to now − Config.AllowedLateness (if
+// that is later), exactly as if a reading starting at now had been accepted, and closes the windows it passes.
+// The service calls it with its wall clock when the partition has received nothing for its idle timeout, so
+// that sparse detectors do not stall windows in live deployments. Readings that later arrive for the closed
+// windows are "late". Replays at full speed must not call it (event time is then far behind the wall clock):
+// a replay and a live run give the same frames as long as no reading arrives for a window after CloseIdle
+// closed it. now is clamped to the accepted event-time range (2000..2200).
+func (s *Intersection) CloseIdle(now time.Time, wl WeatherLookup) Result {
+	var res Result
+	if now.Before(time.Unix(0, minStart)) {
+		return res
+	}
+	ns := maxStart
+	if now.Before(time.Unix(0, maxStart)) {
+		ns = now.UnixNano()
+	}
+	s.advance(ns - int64(s.cfg.AllowedLateness))
+	s.close(&res, wl)
+	return res
+}
+
+// Flush is for the end of a finite input (replay files, offline evaluation): it advances the watermark to the
+// end of the latest window holding data and closes every open window. Readings for those windows that arrive
+// afterwards are "late".
+func (s *Intersection) Flush(wl WeatherLookup) Result {
+	var res Result
+	last := int64(math.MinInt64)
+	for k := range s.st.Open {
+		last = max(last, k)
+	}
+	if last != math.MinInt64 {
+		s.advance((last + 1) * s.winNs)
+	}
+	s.close(&res, wl)
+	return res
+}
+
+func (s *Intersection) advance(wm int64) {
+	if wm > s.st.WM {
+		s.st.WM = wm
+	}
+}
+
+// close emits every window whose end is at or before the watermark.
+func (s *Intersection) close(res *Result, wl WeatherLookup) {
+	last := s.st.WM/s.winNs - 1 // last window index with (k+1)·W ≤ WM
+	if !s.st.Started {
+		if len(s.st.Open) == 0 {
+			return
+		}
+		first := s.minOpen(math.MinInt64)
+		if first > last {
+			return
+		}
+		s.st.Started, s.st.Next, s.st.LastData = true, first, first
+	}
+	closed := false
+	for s.st.Next <= last {
+		k := s.st.Next
+		ow, ok := s.st.Open[k]
+		switch {
+		case ok:
+			delete(s.st.Open, k)
+			s.st.LastData = k
+		case k-s.st.LastData > s.silentWindows:
+			nk := min(s.minOpen(k), last+1)
+			res.SkippedWindows += int(nk - k)
+			s.decayHealth(math.Pow(s.healthDecay, float64(nk-k)))
+			s.st.Next = nk
+			continue
+		}
+		res.Frames = append(res.Frames, s.emit(k, ow, res, wl))
+		s.st.Next = k + 1
+		closed = true
+	}
+	if closed {
+		s.prune()
+	}
+}
+
+// minOpen returns the smallest open window index greater than after (math.MaxInt64 if none).
+func (s *Intersection) minOpen(after int64) int64 {
+	m := int64(math.MaxInt64)
+	for k := range s.st.Open {
+		if k > after && k < m {
+			m = k
+		}
+	}
+	return m
+}
+
+// remember records an accepted reading in the dedup memory.
+func (s *Intersection) remember(id string, fp fingerprint) {
+	key := dedupKey{det: fp.Det, start: fp.Start}
+	if id != "" {
+		s.st.ByID[id] = fp
+	}
+	s.st.ByKey[key] = fp
+	k := fp.Start / s.winNs
+	s.st.byWindow[k] = append(s.st.byWindow[k], dedupRef{id: id, key: key})
+}
+
+// prune forgets the dedup entries of windows that are closed and lie wholly before the dedup horizon.
+func (s *Intersection) prune() {
+	cut := min(s.st.MaxEvent-int64(s.cfg.DedupHorizon), s.st.WM-s.winNs)
+	for k, refs := range s.st.byWindow {
+		if (k+1)*s.winNs > cut {
+			continue
+		}
+		for _, ref := range refs {
+			if ref.id != "" {
+				delete(s.st.ByID, ref.id)
+			}
+			delete(s.st.ByKey, ref.key)
+		}
+		delete(s.st.byWindow, k)
+	}
+}
+
+func (s *Intersection) decayHealth(f float64) {
+	for i := range s.st.Dets {
+		h := &s.st.Dets[i].Health
+		h.Valid *= f
+		h.Flagged *= f
+		h.Imputed *= f
+		h.Late *= f
+		h.Rejected *= f
+		h.Windows *= f
+	}
+}
+
+// emit builds window k's frame from its open readings (ow may be nil) and advances the per-detector and
+// per-approach history.
+func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLookup) features.Frame {
+	start := time.Unix(k*s.winS, 0).UTC()
+	end := time.Unix((k+1)*s.winS, 0).UTC()
+	local := start.In(s.loc)
+	how := ((int(local.Weekday())+6)%7)*24 + local.Hour()
+	fr := features.Frame{
+		IntersectionID:    s.in.ID,
+		WindowStart:       start,
+		WindowEnd:         end,
+		FeatureSetVersion: features.SetVersion,
+		Names:             s.names,
+		Weather:           s.weather(end, wl),
+		Holiday:           s.holidays[DateOf(local)],
+		Approaches:        make([]features.Vector, len(s.aps)),
+	}
+	s.decayHealth(s.healthDecay)
+	values := make([]float64, len(s.aps)*features.NumFeatures)
+	for ai, ap := range s.aps {
+		var (
+			flowSum, imputed               float64
+			known, unknown                 int
+			anyMissing                     bool
+			nReadings, nFlagged            int
+			occNum, occDen, spdNum, spdDen float64
+		)
+		for d := ap.first; d < ap.first+ap.n; d++ {
+			ds := &s.st.Dets[d]
+			ds.Health.Windows++
+			var list []pending
+			if ow != nil {
+				list = ow.dets[d]
+			}
+			var counts, covered float64
+			for _, p := range list {
+				r := p.r
+				if r.Count > 0 && ds.HasLast && r.Count == ds.LastCount {
+					ds.Run++
+				} else {
+					ds.Run = 1
+				}
+				ds.LastCount, ds.HasLast = r.Count, true
+				if s.cfg.StuckRun > 0 && r.Count > 0 && ds.Run >= s.cfg.StuckRun {
+					ds.Health.Rejected++
+					res.Rejected = append(res.Rejected, Rejection{Reading: r, Reason: ReasonStuckDetector,
+						Detail: fmt.Sprintf("count %s repeated in %d consecutive intervals", ftoa(r.Count), ds.Run)})
+					continue
+				}
+				flow := r.FlowVPH
+				med, flagged := s.hampel(ds.Hist, flow)
+				ds.Hist = append(ds.Hist, flow)
+				if len(ds.Hist) > s.cfg.HampelWindow {
+					ds.Hist = append(ds.Hist[:0], ds.Hist[len(ds.Hist)-s.cfg.HampelWindow:]...)
+				}
+				if flagged {
+					nFlagged++
+					ds.Health.Flagged++
+					if s.cfg.ReplaceOutliers {
+						flow = med
+					}
+				}
+				ds.Health.Valid++
+				nReadings++
+				iv := float64(r.IntervalS)
+				counts += flow * iv / 3600
+				covered += iv
+				if r.HasOccupancy {
+					occNum += r.Occupancy * iv
+					occDen += iv
+				}
+				if r.HasSpeed && r.Count > 0 {
+					spdNum += r.SpeedKMH * r.Count
+					spdDen += r.Count
+				}
+			}
+			if covered > 0 {
+				f := counts * 3600 / covered
+				imputed += 1 - math.Min(1, covered/float64(s.winS))
+				ds.LastObsW, ds.LastObs, ds.HasObs = k, f, true
+				if covered >= float64(s.winS) {
+					if ds.ProfileN[how] == 0 {
+						ds.Profile[how] = f
+					} else {
+						ds.Profile[how] += s.cfg.ProfileAlpha * (f - ds.Profile[how])
+					}
+					if ds.ProfileN[how] < math.MaxInt32 {
+						ds.ProfileN[how]++
+					}
+				}
+				flowSum += f
+				known++
+				continue
+			}
+			anyMissing = true
+			ds.Health.Imputed++
+			gap := int64(math.MaxInt64)
+			if ds.HasObs {
+				gap = k - ds.LastObsW
+			}
+			switch {
+			case gap <= s.interpWindows:
+				flowSum += ds.LastObs
+			case gap <= s.profWindows && ds.ProfileN[how] > 0:
+				flowSum += ds.Profile[how]
+			default:
+				unknown++
+				continue
+			}
+			known++
+			imputed++
+		}
+		v := features.Vector{ApproachID: ap.id, CapacityVPH: ap.capacityVPH, Readings: nReadings, FlaggedOutliers: nFlagged}
+		if known == 0 {
+			v.Gap = true
+			v.Observed.Imputed = true
+		} else {
+			if unknown > 0 {
+				flowSum += flowSum / float64(known) * float64(unknown)
+				imputed += float64(unknown)
+			}
+			v.ImputedFraction = math.Min(1, imputed/float64(ap.n))
+			v.Observed = features.Observed{FlowVPH: flowSum, Imputed: anyMissing}
+			if occDen > 0 {
+				v.Observed.Occupancy, v.Observed.HasOccupancy = math.Min(1, occNum/occDen), true
+			}
+			if spdDen > 0 {
+				v.Observed.SpeedKMH, v.Observed.HasSpeed = math.Min(MaxSpeedKMH, spdNum/spdDen), true
+			}
+		}
+		as := &s.st.Aps[ai]
+		in := features.Input{
+			LocalStart: local, CapacityVPH: ap.capacityVPH, Observed: v.Observed,
+			ImputedFraction: v.ImputedFraction, Gap: v.Gap,
+			Lag1: s.lag(as, k-1), Lag2: s.lag(as, k-2), Lag3: s.lag(as, k-3),
+			Yesterday: s.lag(as, k-s.dayWindows), LastWeek: s.lag(as, k-s.ringLen),
+			Holiday: fr.Holiday, Weather: fr.Weather,
+		}
+		v.Values = values[ai*features.NumFeatures : (ai+1)*features.NumFeatures : (ai+1)*features.NumFeatures]
+		features.BuildInto(v.Values, in)
+		ratio := math.NaN()
+		if !v.Gap {
+			ratio = v.Values[1]
+		}
+		s.writeLag(as, k, ratio)
+		fr.Approaches[ai] = v
+	}
+	return fr
+}
+
+// hampel reports whether x is an outlier against hist (and the median). It needs max(3, HampelWindow/2)
+// previous values.
+func (s *Intersection) hampel(hist []float64, x float64) (float64, bool) {
+	if len(hist) < max(3, s.cfg.HampelWindow/2) {
+		return 0, false
+	}
+	buf := append(s.sortBuf[:0], hist...)
+	med := median(buf)
+	for i, h := range hist {
+		buf[i] = math.Abs(h - med)
+	}
+	mad := median(buf)
+	s.sortBuf = buf
+	thr := s.cfg.HampelK * 1.4826 * math.Max(mad, s.cfg.HampelMinMADVPH)
+	return med, math.Abs(x-med) > thr
+}
+
+// median sorts buf in place and returns its median.
+func median(buf []float64) float64 {
+	slices.Sort(buf)
+	n := len(buf)
+	if n%2 == 1 {
+		return buf[n/2]
+	}
+	return (buf[n/2-1] + buf[n/2]) / 2
+}
+
+func (s *Intersection) lag(as *apState, idx int64) features.Lag {
+	if !as.HasWritten || idx > as.LastWritten || idx <= as.LastWritten-s.ringLen || idx < 0 {
+		return features.Lag{}
+	}
+	v := as.Lag[idx%s.ringLen]
+	if math.IsNaN(v) {
+		return features.Lag{}
+	}
+	return features.Lag{FlowRatio: v, OK: true}
+}
+
+func (s *Intersection) writeLag(as *apState, k int64, v float64) {
+	if as.HasWritten {
+		from := max(as.LastWritten+1, k-s.ringLen+1)
+		for i := from; i < k; i++ {
+			as.Lag[i%s.ringLen] = math.NaN()
+		}
+	}
+	as.Lag[k%s.ringLen] = v
+	as.LastWritten, as.HasWritten = k, true
+}
+
+func (s *Intersection) weather(end time.Time, wl WeatherLookup) features.WeatherContext {
+	station := s.in.WeatherStation
+	if station == "" || wl == nil {
+		return features.WeatherContext{StationID: station, Missing: true}
+	}
+	w, ok := wl.Lookup(station, end)
+	if !ok || checkWeather(w) != nil || w.ObservedAt.After(end) || end.Sub(w.ObservedAt) > s.cfg.WeatherMaxAge {
+		return features.WeatherContext{StationID: station, Missing: true}
+	}
+	return features.WeatherContext{
+		StationID: station, ObservedAt: w.ObservedAt.UTC(),
+		TemperatureC: w.TemperatureC, PrecipitationMMH: w.PrecipitationMMH, SnowMMH: w.SnowMMH, VisibilityM: w.VisibilityM,
+		HasTemperature: w.HasTemperature, HasPrecipitation: w.HasPrecipitation, HasSnow: w.HasSnow, HasVisibility: w.HasVisibility,
+	}
+}
+
+// check validates structure and physical bounds and normalizes r (ApproachID, Count/FlowVPH). It returns the
+// detector index (-1 when unknown) and the rejection, if any.
+func (s *Intersection) check(r *Reading) (int, *Rejection) {
+	rj := func(reason Reason, format string, args ...any) *Rejection {
+		return &Rejection{Reading: *r, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	}
+	if r.IntersectionID != s.in.ID {
+		if r.IntersectionID == "" {
+			return -1, rj(ReasonMissingField, "intersection_id is empty")
+		}
+		return -1, rj(ReasonInconsistent, "reading for intersection %q given to %q", r.IntersectionID, s.in.ID)
+	}
+	if r.DetectorID == "" {
+		return -1, rj(ReasonMissingField, "detector_id is empty")
+	}
+	det, ok := s.detIndex[r.DetectorID]
+	if !ok {
+		return -1, rj(ReasonUnknownDetector, "detector %q is not part of intersection %s", r.DetectorID, s.in.ID)
+	}
+	d := s.dets[det]
+	if ap := s.aps[d.approach].id; r.ApproachID == "" {
+		r.ApproachID = ap
+	} else if r.ApproachID != ap {
+		return det, rj(ReasonInconsistent, "detector %s belongs to approach %q, not %q", d.id, ap, r.ApproachID)
+	}
+	if r.Start.IsZero() {
+		return det, rj(ReasonMissingField, "start (observed_at) is not set")
+	}
+	if r.Start.Before(time.Unix(0, minStart)) || !r.Start.Before(time.Unix(0, maxStart)) {
+		return det, rj(ReasonOutOfRange, "start %s outside 2000..2200", r.Start.Format(time.RFC3339))
+	}
+	if r.IntervalS < 1 || r.IntervalS > MaxIntervalS {
+		return det, rj(ReasonOutOfRange, "interval %d s outside 1..%d", r.IntervalS, MaxIntervalS)
+	}
+	if int64(r.IntervalS) > s.winS {
+		return det, rj(ReasonInconsistent, "interval %d s longer than the intersection's %d s window (configure window_s to the data step)", r.IntervalS, s.winS)
+	}
+	if !finite(r.Count) || r.Count < 0 {
+		return det, rj(ReasonOutOfRange, "count %s is negative or not finite", ftoa(r.Count))
+	}
+	if !finite(r.FlowVPH) || r.FlowVPH < 0 {
+		return det, rj(ReasonOutOfRange, "flow %s veh/h is negative or not finite", ftoa(r.FlowVPH))
+	}
+	iv := float64(r.IntervalS)
+	switch {
+	case r.FlowVPH == 0:
+		r.FlowVPH = r.Count * 3600 / iv
+	case r.Count == 0:
+		r.Count = r.FlowVPH * iv / 3600
+	default:
+		if want := r.Count * 3600 / iv; math.Abs(want-r.FlowVPH) > 0.01*math.Max(1, r.FlowVPH) {
+			return det, rj(ReasonInconsistent, "flow %s veh/h disagrees with count %s in %d s (%s veh/h)", ftoa(r.FlowVPH), ftoa(r.Count), r.IntervalS, ftoa(want))
+		}
+	}
+	if !(r.FlowVPH <= d.maxFlowVPH) {
+		return det, rj(ReasonOutOfRange, "flow %s veh/h above the physical %s veh/h of the lanes detector %s covers", ftoa(r.FlowVPH), ftoa(d.maxFlowVPH), d.id)
+	}
+	if r.HasOccupancy && !(r.Occupancy >= 0 && r.Occupancy <= 1) {
+		return det, rj(ReasonOutOfRange, "occupancy %s outside 0..1", ftoa(r.Occupancy))
+	}
+	if r.HasSpeed && !(r.SpeedKMH >= 0 && r.SpeedKMH <= MaxSpeedKMH) {
+		return det, rj(ReasonOutOfRange, "speed %s km/h outside 0..%s", ftoa(r.SpeedKMH), ftoa(MaxSpeedKMH))
+	}
+	if !r.HasOccupancy {
+		r.Occupancy = 0
+	}
+	if !r.HasSpeed {
+		r.SpeedKMH = 0
+	}
+	startNs := r.Start.UnixNano()
+	if startNs/s.winNs != (startNs+int64(r.IntervalS)*int64(time.Second)-1)/s.winNs {
+		return det, rj(ReasonInconsistent, "interval [%s, +%d s) straddles a %d s window boundary (windows are aligned to the Unix epoch)", r.Start.Format(time.RFC3339Nano), r.IntervalS, s.winS)
+	}
+	return det, nil
+}
+
+// DetectorHealth is one detector's recent record: exponentially decayed counts (half-life Config.HealthHalfLife
+// of event time, decayed per closed window) and a score.
+type DetectorHealth struct {
+	DetectorID, ApproachID string
+	// Valid readings used; Flagged of those by the outlier filter; Imputed windows without any reading;
+	// Late and Rejected readings; Windows closed.
+	Valid, Flagged, Imputed, Late, Rejected, Windows float64
+	// Score is (1 − bad)·(1 − missing) in 0..1 with bad = (Rejected + Late + Flagged)/(Valid + Rejected + Late)
+	// and missing = Imputed/Windows (each term 0 without evidence): 1 is a healthy detector.
+	Score float64
+}
+
+// DetectorHealth returns every detector's health, in topology order.
+func (s *Intersection) DetectorHealth() []DetectorHealth {
+	out := make([]DetectorHealth, len(s.dets))
+	for i, d := range s.dets {
+		h := s.st.Dets[i].Health
+		bad, missing := 0.0, 0.0
+		if n := h.Valid + h.Rejected + h.Late; n > 0 {
+			bad = math.Min(1, (h.Rejected+h.Late+h.Flagged)/n)
+		}
+		if h.Windows > 0 {
+			missing = math.Min(1, h.Imputed/h.Windows)
+		}
+		out[i] = DetectorHealth{DetectorID: d.id, ApproachID: s.aps[d.approach].id,
+			Valid: h.Valid, Flagged: h.Flagged, Imputed: h.Imputed, Late: h.Late, Rejected: h.Rejected, Windows: h.Windows,
+			Score: (1 - bad) * (1 - missing)}
+	}
+	return out
+}

@@ -1,0 +1,716 @@
+package clean
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+)
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	bad := DefaultConfig()
+	bad.AllowedLateness = -time.Second
+	bad.HampelWindow = 1
+	bad.ProfileAlpha = 0
+	bad.Holidays = []Date{{2026, 2, 30}}
+	err := bad.Validate()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || len(ce.Problems) != 4 {
+		t.Fatalf("Validate() = %v, want 4 problems", err)
+	}
+	if _, err := NewIntersection(testTopo(), bad); err == nil {
+		t.Fatal("NewIntersection accepted an invalid config")
+	}
+	topo := testTopo()
+	topo.WindowS = 7
+	if _, err := NewIntersection(topo, DefaultConfig()); !errors.Is(err, ErrInvalidIntersection) {
+		t.Fatalf("NewIntersection with a 7 s window: %v", err)
+	}
+}
+
+func TestReasons(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, r := range Reasons() {
+		name := r.ProtoName()
+		if !strings.HasPrefix(name, "REJECT_REASON_") {
+			t.Errorf("%s has no proto name", r)
+		}
+		key := name
+		if r.IsWeather() {
+			key = "weather/" + name
+		}
+		if seen[key] {
+			t.Errorf("%s: (kind, proto) %s used twice", r, key)
+		}
+		seen[key] = true
+	}
+}
+
+func TestAddRejections(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		modify func(*Reading)
+		want   Reason
+	}{
+		{"wrong intersection", func(r *Reading) { r.IntersectionID = "I-2" }, ReasonInconsistent},
+		{"empty intersection", func(r *Reading) { r.IntersectionID = "" }, ReasonMissingField},
+		{"empty detector", func(r *Reading) { r.DetectorID = "" }, ReasonMissingField},
+		{"unknown detector", func(r *Reading) { r.DetectorID = "X9" }, ReasonUnknownDetector},
+		{"wrong approach", func(r *Reading) { r.ApproachID = "E" }, ReasonInconsistent},
+		{"zero start", func(r *Reading) { r.Start = time.Time{} }, ReasonMissingField},
+		{"start before 2000", func(r *Reading) { r.Start = time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC) }, ReasonOutOfRange},
+		{"zero interval", func(r *Reading) { r.IntervalS = 0 }, ReasonOutOfRange},
+		{"interval over an hour", func(r *Reading) { r.IntervalS = 7200 }, ReasonOutOfRange},
+		{"interval longer than window", func(r *Reading) { r.IntervalS = 600 }, ReasonInconsistent},
+		{"straddles window", func(r *Reading) { r.Start = r.Start.Add(270 * time.Second) }, ReasonInconsistent},
+		{"negative count", func(r *Reading) { r.Count = -1 }, ReasonOutOfRange},
+		{"NaN count", func(r *Reading) { r.Count = math.NaN() }, ReasonOutOfRange},
+		{"Inf flow", func(r *Reading) { r.FlowVPH = math.Inf(1) }, ReasonOutOfRange},
+		{"count and flow disagree", func(r *Reading) { r.FlowVPH = 900 }, ReasonInconsistent},
+		{"flow above physical bound", func(r *Reading) { r.Count = 60 }, ReasonOutOfRange},
+		{"occupancy above 1", func(r *Reading) { *r = withOccSpeed(*r, 1.2, 40) }, ReasonOutOfRange},
+		{"negative speed", func(r *Reading) { *r = withOccSpeed(*r, 0.1, -3) }, ReasonOutOfRange},
+		{"speed above 200", func(r *Reading) { *r = withOccSpeed(*r, 0.1, 250) }, ReasonOutOfRange},
+		{"over capacity", func(r *Reading) { r.Count = 46 }, ReasonOverCapacity}, // 2760 veh/h > 1.5 × 1800
+		{"flow without occupancy or speed", func(r *Reading) { r.Count = 10; *r = withOccSpeed(*r, 0, 0) }, ReasonImplausible},
+		{"full occupancy at speed", func(r *Reading) { *r = withOccSpeed(*r, 0.98, 80) }, ReasonImplausible},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newTestIntersection(t, DefaultConfig())
+			r := rd("N1", 0, 60, 10)
+			tc.modify(&r)
+			res := s.Add(r, nil)
+			if len(res.Rejected) != 1 || res.Rejected[0].Reason != tc.want || res.Rejected[0].Detail == "" {
+				t.Fatalf("Add(%+v) rejected %+v, want one %s", r, res.Rejected, tc.want)
+			}
+			// A rejected reading leaves no trace: the corrected reading is accepted.
+			if res := s.Add(rd("N1", 0, 60, 10), nil); len(res.Rejected) != 0 || res.Dropped != 0 {
+				t.Fatalf("valid reading after a rejection: %+v", res)
+			}
+		})
+	}
+	t.Run("valid readings pass", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		for _, r := range []Reading{
+			rd("N1", 0, 60, 10),
+			withOccSpeed(rd("N2", 0, 300, 100), 0.2, 45),
+			{IntersectionID: "I-1", DetectorID: "E1", Start: t0, IntervalS: 60, FlowVPH: 600}, // no id, no approach, flow only
+		} {
+			if res := s.Add(r, nil); len(res.Rejected) != 0 {
+				t.Fatalf("Add(%+v) rejected: %+v", r, res.Rejected)
+			}
+		}
+	})
+}
+
+func TestDedup(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name        string
+		second      func(Reading) Reading
+		wantDropped int
+		wantReason  Reason
+	}{
+		{"identical replay", func(r Reading) Reading { return r }, 1, ""},
+		{"same interval, new id, same values", func(r Reading) Reading { r.ID = "other"; return r }, 1, ""},
+		{"same interval, flow instead of count", func(r Reading) Reading { r.ID, r.Count, r.FlowVPH = "", 0, 600; return r }, 1, ""},
+		{"same id, different values", func(r Reading) Reading { r.Count = 11; return r }, 0, ReasonDuplicateConflict},
+		{"same interval, different values", func(r Reading) Reading { r.ID, r.Count = "x", 11; return r }, 0, ReasonDuplicateConflict},
+		{"overlapping interval", func(r Reading) Reading {
+			r.ID, r.Start, r.IntervalS, r.Count = "x", r.Start.Add(-30*time.Second), 60, 5
+			return r
+		}, 0, ReasonDuplicateConflict},
+		{"adjacent interval is fine", func(r Reading) Reading { r.ID, r.Start = "x", r.Start.Add(time.Minute); return r }, 0, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newTestIntersection(t, DefaultConfig())
+			first := rd("N1", time.Minute, 60, 10)
+			if res := s.Add(first, nil); len(res.Rejected) != 0 {
+				t.Fatalf("first: %+v", res)
+			}
+			res := s.Add(tc.second(first), nil)
+			if res.Dropped != tc.wantDropped {
+				t.Errorf("dropped %d, want %d", res.Dropped, tc.wantDropped)
+			}
+			if tc.wantReason == "" && len(res.Rejected) != 0 || tc.wantReason != "" && (len(res.Rejected) != 1 || res.Rejected[0].Reason != tc.wantReason) {
+				t.Errorf("rejected %+v, want %q", res.Rejected, tc.wantReason)
+			}
+		})
+	}
+	t.Run("replay after its window closed is dropped, not late", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		r := rd("N1", 0, 60, 10)
+		s.Add(r, nil)
+		if res := s.Add(rd("N1", time.Hour, 60, 10), nil); len(res.Frames) == 0 {
+			t.Fatal("no frames after the watermark passed")
+		}
+		if res := s.Add(r, nil); res.Dropped != 1 || len(res.Rejected) != 0 {
+			t.Fatalf("replay: %+v", res)
+		}
+	})
+	t.Run("memory is bounded by the horizon", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		for m := 0; m < 24*60; m++ {
+			s.Add(rd("N1", time.Duration(m)*time.Minute, 60, float64(10+m%5)), nil)
+		}
+		if n := len(s.st.ByID); n > 2*60+10 {
+			t.Fatalf("%d ids remembered after a day of one-minute readings", n)
+		}
+		if n := len(s.st.Open); n > 3 {
+			t.Fatalf("%d open windows", n)
+		}
+	})
+}
+
+func TestWindows(t *testing.T) {
+	t.Parallel()
+	t.Run("aggregation of one-minute readings", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		var rs []Reading
+		for m := 0; m < 5; m++ {
+			rs = append(rs, withOccSpeed(rd("N1", time.Duration(m)*time.Minute, 60, float64(10+m)), 0.1*float64(m+1), 40+float64(m)))
+			rs = append(rs, rd("N2", time.Duration(m)*time.Minute, 60, 5))
+		}
+		rs = append(rs, withOccSpeed(rd("E1", 0, 300, 50), 0.3, 30))
+		frames, rej, _ := run(s, rs, nil)
+		if len(frames) != 0 || len(rej) != 0 {
+			t.Fatalf("frames %d rejections %v before the watermark passed", len(frames), rej)
+		}
+		res := s.Add(rd("E1", 10*time.Minute, 60, 5), nil) // watermark = 10 min − 5 min lateness = window end
+		if len(res.Frames) != 1 {
+			t.Fatalf("got %d frames, want 1", len(res.Frames))
+		}
+		f := res.Frames[0]
+		if !f.WindowStart.Equal(t0) || !f.WindowEnd.Equal(t0.Add(5*time.Minute)) || f.IntersectionID != "I-1" {
+			t.Fatalf("frame window %s..%s", f.WindowStart, f.WindowEnd)
+		}
+		n, e := f.Approaches[0], f.Approaches[1]
+		if n.ApproachID != "N" || e.ApproachID != "E" {
+			t.Fatalf("approach order %s %s", n.ApproachID, e.ApproachID)
+		}
+		// N: (10+11+12+13+14 + 25) vehicles in 5 min = 85·12 veh/h.
+		if n.Observed.FlowVPH != 85*12 || n.Readings != 10 || n.Observed.Imputed || n.ImputedFraction != 0 {
+			t.Errorf("N: %+v", n)
+		}
+		// Occupancy time-weighted over N1's readings (N2 has none): mean of 0.1..0.5.
+		if math.Abs(n.Observed.Occupancy-0.3) > 1e-12 || !n.Observed.HasOccupancy {
+			t.Errorf("N occupancy %v", n.Observed.Occupancy)
+		}
+		// Speed count-weighted: Σ(40+m)(10+m)/60.
+		if want := (40*10 + 41*11 + 42*12 + 43*13 + 44*14) / 60.0; math.Abs(n.Observed.SpeedKMH-want) > 1e-12 {
+			t.Errorf("N speed %v, want %v", n.Observed.SpeedKMH, want)
+		}
+		if e.Observed.FlowVPH != 600 || e.Observed.Occupancy != 0.3 || e.Observed.SpeedKMH != 30 {
+			t.Errorf("E: %+v", e.Observed)
+		}
+		if got := n.Values[featureIndex("flow_ratio")]; got != 85*12/3600.0 {
+			t.Errorf("flow_ratio %v", got)
+		}
+		if f.Weather.Missing != true || n.Values[featureIndex("weather_missing")] != 1 {
+			t.Errorf("weather not missing without a lookup")
+		}
+		if got := features.EventID(f.IntersectionID, f.WindowStart); got != "I-1/2026-11-02T00:00:00Z" {
+			t.Errorf("EventID %q", got)
+		}
+	})
+	t.Run("late reading", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		s.Add(rd("N1", 0, 60, 10), nil)
+		s.Add(rd("N1", 10*time.Minute, 60, 10), nil)
+		res := s.Add(rd("N2", 4*time.Minute, 60, 10), nil)
+		if len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonLate {
+			t.Fatalf("got %+v, want late", res)
+		}
+		// Watermark 5 min: window 1 (5..10 min) is still open.
+		if res := s.Add(rd("N2", 6*time.Minute, 60, 10), nil); len(res.Rejected) != 0 {
+			t.Fatalf("window 1 within lateness: %+v", res)
+		}
+		if res := s.Add(rd("N1", 16*time.Minute, 60, 10), nil); len(res.Frames) != 1 {
+			t.Fatalf("watermark 11 min closes window 1: %+v", res)
+		}
+		if res := s.Add(rd("N2", 9*time.Minute, 60, 10), nil); len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonLate {
+			t.Fatalf("window 1 after it closed: %+v", res)
+		}
+		if res := s.Add(rd("N2", 11*time.Minute, 60, 10), nil); len(res.Rejected) != 0 {
+			t.Fatalf("open window: %+v", res)
+		}
+	})
+	t.Run("every window once, empty ones included, approaches never absent", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		frames, _, _ := run(s, []Reading{rd("N1", 0, 60, 10), rd("N1", 60*time.Minute, 60, 10)}, nil)
+		if len(frames) != 11 {
+			t.Fatalf("%d frames, want 11", len(frames))
+		}
+		for i, f := range frames {
+			if want := t0.Add(time.Duration(i) * 5 * time.Minute); !f.WindowStart.Equal(want) || len(f.Approaches) != 2 {
+				t.Fatalf("frame %d: %s with %d approaches", i, f.WindowStart, len(f.Approaches))
+			}
+		}
+		if !frames[0].Approaches[1].Gap || frames[0].Approaches[0].Gap {
+			t.Errorf("frame 0: E should be a gap, N not")
+		}
+		res := s.Flush(nil)
+		if len(res.Frames) != 2 || !res.Frames[1].WindowStart.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("flush: %d frames", len(res.Frames))
+		}
+		if res := s.Flush(nil); len(res.Frames) != 0 {
+			t.Fatalf("second flush emitted %d frames", len(res.Frames))
+		}
+	})
+	t.Run("close idle", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		s.Add(rd("N1", 0, 60, 10), nil)
+		if res := s.CloseIdle(t0.Add(9*time.Minute), nil); len(res.Frames) != 0 {
+			t.Fatalf("closed too early: %d", len(res.Frames))
+		}
+		res := s.CloseIdle(t0.Add(10*time.Minute), nil)
+		if len(res.Frames) != 1 {
+			t.Fatalf("CloseIdle at window end + lateness: %d frames", len(res.Frames))
+		}
+		if res := s.Add(rd("N2", 0, 60, 10), nil); len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonLate {
+			t.Fatalf("after CloseIdle: %+v", res)
+		}
+		if res := s.CloseIdle(time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC), nil); len(res.Frames) != 0 {
+			t.Fatal("CloseIdle in the past emitted frames")
+		}
+	})
+	t.Run("long silence is skipped, not emitted", func(t *testing.T) {
+		t.Parallel()
+		cfg := DefaultConfig()
+		cfg.MaxSilence = time.Hour
+		s := newTestIntersection(t, cfg)
+		s.Add(rd("N1", 0, 60, 10), nil)
+		res := s.Add(rd("N1", 30*24*time.Hour, 60, 10), nil)
+		if len(res.Frames) != 13 || res.SkippedWindows != 30*24*12-13-1 {
+			t.Fatalf("frames %d skipped %d", len(res.Frames), res.SkippedWindows)
+		}
+		res = s.Add(rd("N1", 30*24*time.Hour+10*time.Minute, 60, 10), nil)
+		if len(res.Frames) != 1 || !res.Frames[0].WindowStart.Equal(t0.Add(30*24*time.Hour)) {
+			t.Fatalf("after the silence: %+v", res.Frames)
+		}
+	})
+}
+
+func TestShuffledOrderGivesSameFrames(t *testing.T) {
+	t.Parallel()
+	rs := fixture(120, 1)
+	want, wantRej, _ := run(newTestIntersection(t, DefaultConfig()), rs, testWeather())
+	if len(want) < 20 || len(wantRej) != 0 {
+		t.Fatalf("fixture: %d frames, rejections %v", len(want), wantRej)
+	}
+	// Shuffle within blocks shorter than the allowed lateness (5 min): every permutation of a block is
+	// "out of order within lateness".
+	for seed := uint64(0); seed < 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		sh := append([]Reading(nil), rs...)
+		block := 3 * 4 // 4 minutes of readings (3 detectors per minute, a few missing)
+		for i := 0; i < len(sh); i += block {
+			b := sh[i:min(i+block, len(sh))]
+			rng.Shuffle(len(b), func(i, j int) { b[i], b[j] = b[j], b[i] })
+		}
+		got, rej, _ := run(newTestIntersection(t, DefaultConfig()), sh, testWeather())
+		if len(rej) != 0 {
+			t.Fatalf("seed %d: rejections %v", seed, rej)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d: shuffled frames differ (%d vs %d frames)", seed, len(got), len(want))
+		}
+	}
+}
+
+func TestMarshalRestoreAtEveryStep(t *testing.T) {
+	t.Parallel()
+	rs := fixture(50, 2)
+	// Add replays, conflicts and late readings so that every kind of state is exercised.
+	rs = append(rs, rs[10], rs[len(rs)-1])
+	conflict := rs[len(rs)-3]
+	conflict.Count++
+	rs = append(rs, conflict, rd("N1", 0, 60, 3))
+	cfg := DefaultConfig()
+	cfg.ReplaceOutliers = true
+	cfg.StuckRun = 4
+	cfg.Holidays = []Date{{2026, 11, 2}}
+	wl := testWeather()
+
+	type out struct {
+		frames  []features.Frame
+		rej     []Rejection
+		dropped int
+		health  []DetectorHealth
+	}
+	full := func(s *Intersection, rs []Reading) out {
+		f, r, d := run(s, rs, wl)
+		fl := s.Flush(wl)
+		return out{append(f, fl.Frames...), append(r, fl.Rejected...), d, s.DetectorHealth()}
+	}
+	want := full(newTestIntersection(t, cfg), rs)
+	if len(want.frames) < 10 || want.dropped != 2 {
+		t.Fatalf("fixture: %d frames, %d dropped", len(want.frames), want.dropped)
+	}
+	for k := 0; k <= len(rs); k++ {
+		s := newTestIntersection(t, cfg)
+		f1, r1, d1 := run(s, rs[:k], wl)
+		b, err := s.MarshalState()
+		if err != nil {
+			t.Fatalf("k=%d: marshal: %v", k, err)
+		}
+		s2, err := RestoreIntersection(testTopo(), cfg, b)
+		if err != nil {
+			t.Fatalf("k=%d: restore: %v", k, err)
+		}
+		b2, err := s2.MarshalState()
+		if err != nil || string(b2) != string(b) {
+			t.Fatalf("k=%d: re-marshalled state differs (%v)", k, err)
+		}
+		rest := full(s2, rs[k:])
+		got := out{append(f1, rest.frames...), append(r1, rest.rej...), d1 + rest.dropped, rest.health}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("k=%d: restored run differs from the uninterrupted one", k)
+		}
+	}
+}
+
+func TestRestoreRejects(t *testing.T) {
+	t.Parallel()
+	s := newTestIntersection(t, DefaultConfig())
+	run(s, fixture(12, 3), nil)
+	good, err := s.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := testTopo()
+	other.Approaches[1].Detectors = []string{"E9"}
+	cases := []struct {
+		name string
+		topo topology.Intersection
+		b    []byte
+	}{
+		{"garbage", testTopo(), []byte("not json")},
+		{"empty object", testTopo(), []byte("{}")},
+		{"other topology", other, good},
+		{"tampered watermark", testTopo(), []byte(strings.Replace(string(good), `"watermark_ns":`, `"watermark_ns":-`, 1))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := RestoreIntersection(tc.topo, DefaultConfig(), tc.b); !errors.Is(err, ErrBadState) {
+				t.Fatalf("got %v, want ErrBadState", err)
+			}
+		})
+	}
+}
+
+func TestGapFilling(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig() // carry forward ≤ 15 min (3 windows), profile ≤ 3 h
+	cfg.StuckRun = 0       // the synthetic counts are constant
+	// Detector E1 reports 300 s readings of 50 vehicles (600 veh/h) for a week, on the hour-of-week profile,
+	// then stops; N1 and N2 keep reporting.
+	s := newTestIntersection(t, cfg)
+	week := 7 * 24 * 12
+	var frames []features.Frame
+	add := func(r Reading) {
+		res := s.Add(r, nil)
+		if len(res.Rejected) != 0 {
+			t.Fatalf("rejected %+v", res.Rejected)
+		}
+		frames = append(frames, res.Frames...)
+	}
+	for w := 0; w < week+60; w++ {
+		off := time.Duration(w) * 5 * time.Minute
+		add(rd("N1", off, 300, float64(20+w%3)))
+		if w%2 == 0 || w >= week {
+			add(rd("N2", off, 300, 20))
+		}
+		if w < week {
+			add(rd("E1", off, 300, 50))
+		}
+	}
+	e := func(w int) features.Vector { return frames[w].Approaches[1] }
+	n := func(w int) features.Vector { return frames[w].Approaches[0] }
+	t.Run("carry forward", func(t *testing.T) {
+		for w := week; w < week+3; w++ {
+			if v := e(w); v.Gap || v.Observed.FlowVPH != 600 || v.ImputedFraction != 1 || !v.Observed.Imputed {
+				t.Fatalf("window %d: %+v", w, v)
+			}
+		}
+	})
+	t.Run("profile", func(t *testing.T) {
+		for w := week + 3; w < week+36; w++ {
+			if v := e(w); v.Gap || v.Observed.FlowVPH != 600 || !v.Observed.Imputed {
+				t.Fatalf("window %d: %+v", w, v)
+			}
+		}
+	})
+	t.Run("gap beyond the profile limit", func(t *testing.T) {
+		for w := week + 36; w < week+57; w++ {
+			v := e(w)
+			if !v.Gap || v.Values[featureIndex("gap")] != 1 || v.Values[featureIndex("flow_ratio")] != 0 {
+				t.Fatalf("window %d: %+v", w, v)
+			}
+		}
+	})
+	t.Run("lane-share and carry-forward within an approach", func(t *testing.T) {
+		// In the first week N2 reports every other window: the missing ones carry forward N2's 20.
+		v := n(101)
+		if v.Gap || v.ImputedFraction != 0.5 || !v.Observed.Imputed || v.Observed.FlowVPH != float64(20+101%3)*12+240 {
+			t.Fatalf("window 101: %+v", v)
+		}
+		if v := n(100); v.Observed.Imputed || v.ImputedFraction != 0 {
+			t.Fatalf("window 100: %+v", v)
+		}
+	})
+	t.Run("lags", func(t *testing.T) {
+		v := n(week + 10)
+		for _, c := range []struct {
+			name string
+			w    int
+		}{{"flow_ratio_lag1", week + 9}, {"flow_ratio_lag3", week + 7}, {"flow_ratio_yesterday", week + 10 - 288}, {"flow_ratio_last_week", 10}} {
+			if got, want := v.Values[featureIndex(c.name)], n(c.w).Values[featureIndex("flow_ratio")]; got != want {
+				t.Errorf("%s = %v, want %v", c.name, got, want)
+			}
+		}
+		if v := n(0); v.Values[featureIndex("lag1_present")] != 0 || v.Values[featureIndex("last_week_present")] != 0 {
+			t.Errorf("first window has lags: %v", v.Values)
+		}
+		if v := e(week + 40); v.Values[featureIndex("lag1_present")] != 0 {
+			t.Errorf("lag of a gap window is present")
+		}
+	})
+	t.Run("partial coverage", func(t *testing.T) {
+		s := newTestIntersection(t, cfg)
+		for m := 0; m < 4; m++ { // 4 of 5 minutes
+			s.Add(rd("E1", time.Duration(m)*time.Minute, 60, 10), nil)
+		}
+		res := s.Flush(nil)
+		if v := res.Frames[0].Approaches[1]; v.Observed.FlowVPH != 600 || math.Abs(v.ImputedFraction-0.2) > 1e-12 || v.Observed.Imputed {
+			t.Fatalf("%+v", v)
+		}
+	})
+	checkFinite(t, frames)
+}
+
+func TestOutliersAndStuck(t *testing.T) {
+	t.Parallel()
+	t.Run("hampel flags", func(t *testing.T) {
+		t.Parallel()
+		cfg := DefaultConfig()
+		for _, replace := range []bool{false, true} {
+			cfg.ReplaceOutliers = replace
+			s := newTestIntersection(t, cfg)
+			var rs []Reading
+			for m := 0; m < 10; m++ {
+				rs = append(rs, rd("E1", time.Duration(m)*time.Minute, 60, float64(10+m%2)))
+			}
+			rs = append(rs, rd("E1", 10*time.Minute, 60, 40)) // 2400 veh/h against a median of 630
+			for m := 11; m < 15; m++ {
+				rs = append(rs, rd("E1", time.Duration(m)*time.Minute, 60, 10))
+			}
+			frames, _, _ := run(s, rs, nil)
+			frames = append(frames, s.Flush(nil).Frames...)
+			v := frames[2].Approaches[1]
+			if v.FlaggedOutliers != 1 || frames[1].Approaches[1].FlaggedOutliers != 0 {
+				t.Fatalf("replace=%v: flagged %d", replace, v.FlaggedOutliers)
+			}
+			want := (40.0 + 40) * 12 // 40 + 4×10 vehicles in 5 minutes
+			if replace {
+				want = (10.5 + 40) * 12 // the outlier is replaced by the rolling median 630 veh/h = 10.5 per minute
+			}
+			if math.Abs(v.Observed.FlowVPH-want) > 1e-9 {
+				t.Fatalf("replace=%v: flow %v, want %v", replace, v.Observed.FlowVPH, want)
+			}
+		}
+	})
+	t.Run("night zeros are not outliers", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		var rs []Reading
+		for m := 0; m < 20; m++ {
+			c := 0.0
+			if m == 15 {
+				c = 1
+			}
+			rs = append(rs, rd("E1", time.Duration(m)*time.Minute, 60, c))
+		}
+		frames, _, _ := run(s, rs, nil)
+		for _, f := range append(frames, s.Flush(nil).Frames...) {
+			if f.Approaches[1].FlaggedOutliers != 0 {
+				t.Fatalf("flagged a single vehicle at night")
+			}
+		}
+	})
+	t.Run("stuck detector", func(t *testing.T) {
+		t.Parallel()
+		cfg := DefaultConfig()
+		cfg.StuckRun = 4
+		s := newTestIntersection(t, cfg)
+		var rej []Rejection
+		for m := 0; m < 10; m++ {
+			c := 7.0
+			if m == 8 {
+				c = 8
+			}
+			rej = append(rej, s.Add(rd("E1", time.Duration(m)*time.Minute, 60, c), nil).Rejected...)
+		}
+		rej = append(rej, s.Flush(nil).Rejected...)
+		if len(rej) != 5 { // minutes 3..7 (the 4th to 8th 7 in a row)
+			t.Fatalf("got %d stuck rejections: %+v", len(rej), rej)
+		}
+		for i, r := range rej {
+			if r.Reason != ReasonStuckDetector || !r.Reading.Start.Equal(t0.Add(time.Duration(3+i)*time.Minute)) {
+				t.Fatalf("rejection %d: %+v", i, r)
+			}
+		}
+		h := s.DetectorHealth()[2]
+		if h.DetectorID != "E1" || h.Rejected == 0 || !(h.Score < 1) {
+			t.Fatalf("health %+v", h)
+		}
+	})
+}
+
+func TestWeatherJoin(t *testing.T) {
+	t.Parallel()
+	t.Run("table bounds", func(t *testing.T) {
+		t.Parallel()
+		ok := Weather{StationID: "S", ObservedAt: t0, TemperatureC: 10, HasTemperature: true}
+		cases := []struct {
+			name   string
+			modify func(*Weather)
+			want   Reason
+		}{
+			{"valid", func(*Weather) {}, ""},
+			{"absent values are fine", func(w *Weather) { w.HasTemperature = false; w.TemperatureC = 999 }, ""},
+			{"no station", func(w *Weather) { w.StationID = "" }, ReasonWeatherMissingField},
+			{"no time", func(w *Weather) { w.ObservedAt = time.Time{} }, ReasonWeatherOutOfRange},
+			{"too hot", func(w *Weather) { w.TemperatureC = 61 }, ReasonWeatherOutOfRange},
+			{"negative rain", func(w *Weather) { w.PrecipitationMMH, w.HasPrecipitation = -1, true }, ReasonWeatherOutOfRange},
+			{"NaN snow", func(w *Weather) { w.SnowMMH, w.HasSnow = math.NaN(), true }, ReasonWeatherOutOfRange},
+			{"visibility over 100 km", func(w *Weather) { w.VisibilityM, w.HasVisibility = 2e5, true }, ReasonWeatherOutOfRange},
+			{"cloud cover over 1", func(w *Weather) { w.CloudCoverRatio, w.HasCloudCover = 1.5, true }, ReasonWeatherOutOfRange},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				w := ok
+				tc.modify(&w)
+				rj := NewWeatherTable(DefaultConfig()).Add(w)
+				if tc.want == "" && rj != nil || tc.want != "" && (rj == nil || rj.Reason != tc.want || !rj.Reason.IsWeather()) {
+					t.Fatalf("Add = %+v, want %q", rj, tc.want)
+				}
+			})
+		}
+	})
+	t.Run("lookup and duplicates", func(t *testing.T) {
+		t.Parallel()
+		wt := NewWeatherTable(DefaultConfig())
+		w := Weather{ID: "a", StationID: "S", ObservedAt: t0, TemperatureC: 10, HasTemperature: true}
+		if rj := wt.Add(w); rj != nil {
+			t.Fatal(rj)
+		}
+		w.ID = "b"
+		if rj := wt.Add(w); rj != nil {
+			t.Fatalf("identical replay: %+v", rj)
+		}
+		w.TemperatureC = 11
+		if rj := wt.Add(w); rj == nil || rj.Reason != ReasonWeatherDuplicateConflict {
+			t.Fatalf("conflict: %+v", rj)
+		}
+		if _, ok := wt.Lookup("S", t0.Add(-time.Second)); ok {
+			t.Error("found an observation from the future")
+		}
+		if got, ok := wt.Lookup("S", t0.Add(2*time.Hour)); !ok || got.TemperatureC != 10 {
+			t.Error("observation at max age not found")
+		}
+		if _, ok := wt.Lookup("S", t0.Add(2*time.Hour+time.Second)); ok {
+			t.Error("observation older than max age found")
+		}
+		wt.Add(Weather{StationID: "S", ObservedAt: t0.Add(72 * time.Hour)})
+		if _, ok := wt.Lookup("S", t0.Add(time.Hour)); ok {
+			t.Error("observation older than the retention kept")
+		}
+	})
+	t.Run("frame weather", func(t *testing.T) {
+		t.Parallel()
+		s := newTestIntersection(t, DefaultConfig())
+		wl := stubWeather{Weather{StationID: "STN-1", ObservedAt: t0.Add(-time.Hour), PrecipitationMMH: 2, HasPrecipitation: true,
+			VisibilityM: 20000, HasVisibility: true}}
+		s.Add(rd("N1", 0, 60, 10), wl)
+		f := s.Flush(wl).Frames[0]
+		v := f.Approaches[0].Values
+		if f.Weather.Missing || v[featureIndex("precip_log1p")] != math.Log1p(2) || v[featureIndex("visibility_ratio")] != 1 ||
+			v[featureIndex("temperature_present")] != 0 || v[featureIndex("weather_missing")] != 0 {
+			t.Fatalf("weather %+v values %v", f.Weather, v)
+		}
+		s = newTestIntersection(t, DefaultConfig())
+		old := stubWeather{Weather{StationID: "STN-1", ObservedAt: t0.Add(-3 * time.Hour), TemperatureC: 5, HasTemperature: true}}
+		s.Add(rd("N1", 0, 60, 10), old)
+		if f := s.Flush(old).Frames[0]; !f.Weather.Missing {
+			t.Fatal("stale weather joined")
+		}
+	})
+}
+
+func TestCalendarFeatures(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Holidays = []Date{{2026, 11, 7}}
+	loc := time.FixedZone("UTC+10", 10*3600)
+	cfg.Location = loc
+	s := newTestIntersection(t, cfg)
+	// 2026-11-06 14:00 UTC is Saturday 2026-11-07 00:00 local.
+	off := 4*24*time.Hour + 14*time.Hour
+	s.Add(rd("N1", off, 60, 10), nil)
+	f := s.Flush(nil).Frames[0]
+	v := f.Approaches[0].Values
+	if !f.Holiday || v[featureIndex("holiday")] != 1 || v[featureIndex("weekend")] != 1 ||
+		v[featureIndex("tod_sin")] != 0 || v[featureIndex("tod_cos")] != 1 {
+		t.Fatalf("holiday %v values %v", f.Holiday, v)
+	}
+	if got, want := v[featureIndex("dow_sin")], math.Sin(2*math.Pi*5/7); got != want {
+		t.Fatalf("dow_sin %v, want %v", got, want)
+	}
+}
+
+func TestDetectorHealth(t *testing.T) {
+	t.Parallel()
+	s := newTestIntersection(t, DefaultConfig())
+	run(s, fixture(60, 4), nil)
+	if res := s.Add(rd("N2", 5*time.Minute, 60, 3), nil); len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonLate {
+		t.Fatalf("late reading: %+v", res)
+	}
+	s.Flush(nil)
+	hs := s.DetectorHealth()
+	if len(hs) != 3 {
+		t.Fatalf("%d detectors", len(hs))
+	}
+	for _, h := range hs {
+		if !(h.Score >= 0 && h.Score <= 1) || h.Valid == 0 {
+			t.Errorf("%+v", h)
+		}
+	}
+	if hs[1].Late == 0 || !(hs[2].Imputed > 0) || !(hs[2].Score < hs[1].Score+0.5) {
+		t.Errorf("health %+v", hs)
+	}
+}

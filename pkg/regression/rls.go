@@ -1,0 +1,570 @@
+package regression
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// MaxFeatures bounds the number of features of an RLS model. It exists so that a
+// corrupt configuration or snapshot yields an error instead of an allocation
+// panic; at the bound P alone takes 128 MiB.
+const MaxFeatures = 4096
+
+// RLSConfig configures an [RLS] model. The zero value is not valid; start from
+// [DefaultRLSConfig].
+type RLSConfig struct {
+	// Lambda is the exponential forgetting factor, 0 < Lambda ≤ 1. An
+	// observation k steps old has weight Lambda^k; the effective memory is about
+	// 1/(1-Lambda) updates. Lambda = 1 is ordinary (growing-window) least squares.
+	Lambda float64
+	// Delta is the prior covariance scale: P starts at Delta·I, which is the same
+	// as a ridge penalty of ‖β‖²/Delta on the first rows. Must be finite and > 0.
+	// Large values (1e4..1e8) make the model agree with OLS after a few rows;
+	// see the package documentation for the scaling assumption.
+	Delta float64
+	// MaxTrace bounds trace(P), the covariance wind-up guard (see [RLS]).
+	// Zero selects the default, Delta·(nFeatures+1), i.e. P never holds more
+	// total uncertainty than the prior. +Inf disables the guard. Otherwise it
+	// must be ≥ Delta·(nFeatures+1) so that the initial state satisfies it.
+	MaxTrace float64
+}
+
+// DefaultRLSConfig returns a configuration suited to features scaled to O(1):
+// Lambda 0.99 (memory of about 100 updates), Delta 1000 and the default trace
+// bound.
+func DefaultRLSConfig() RLSConfig {
+	return RLSConfig{Lambda: 0.99, Delta: 1000}
+}
+
+// validate reports every problem with cfg for a model of nParams coefficients
+// (features plus intercept). It does not apply defaults.
+func (cfg RLSConfig) validate(nParams int) error {
+	var errs []error
+	if !(cfg.Lambda > 0 && cfg.Lambda <= 1) {
+		errs = append(errs, fmt.Errorf("lambda %g not in (0, 1]: %w", cfg.Lambda, ErrInvalidConfig))
+	}
+	if !(cfg.Delta > 0) || math.IsInf(cfg.Delta, 1) {
+		errs = append(errs, fmt.Errorf("delta %g not finite and > 0: %w", cfg.Delta, ErrInvalidConfig))
+	}
+	switch {
+	case math.IsNaN(cfg.MaxTrace) || cfg.MaxTrace < 0:
+		errs = append(errs, fmt.Errorf("max trace %g not ≥ 0: %w", cfg.MaxTrace, ErrInvalidConfig))
+	case cfg.MaxTrace != 0 && cfg.Delta > 0 && cfg.MaxTrace < cfg.Delta*float64(nParams):
+		errs = append(errs, fmt.Errorf("max trace %g below initial trace delta·(features+1) = %g: %w",
+			cfg.MaxTrace, cfg.Delta*float64(nParams), ErrInvalidConfig))
+	}
+	return errors.Join(errs...)
+}
+
+// RLS is a recursive least squares model y = β0 + Σ βi·xi with exponential
+// forgetting. β0, the intercept, is the first coefficient; callers pass the
+// features x without the leading 1.
+//
+// # Algorithm
+//
+// With φ = (1, x), a priori error e = y − βᵀφ, u = Pφ, q = φᵀu and d = λ + q,
+// each update is
+//
+//	k = u / d
+//	β ← β + k·e
+//	P ← (P − k·uᵀ) · f,   f = 1/λ normally (see wind-up guard)
+//
+// This is the symmetric form of the update (P·φ computed once and used on both
+// sides, no matrix inverse). Only the upper triangle of P is stored and
+// updated (P·φ is a symmetric matrix-vector product over it), and every copy
+// handed out is mirrored from it, so P is exactly symmetric by construction —
+// a stronger form of "symmetrise after each update" at half the memory
+// traffic. An update cannot make P
+// indefinite in exact arithmetic; if rounding ever does (q < 0, or a
+// non-positive diagonal), the covariance is reset to Delta·I, the coefficients
+// are kept, CovarianceResets is incremented and the update is applied to the
+// reset covariance.
+//
+// # Wind-up guard
+//
+// When a direction of feature space is not excited (night-time zeros, a dead
+// loop), forgetting multiplies its variance by 1/λ every update and P grows
+// without bound, after which the first excitation produces a huge, noisy jump.
+// RLS bounds trace(P) by MaxTrace: if trace((P − k·uᵀ)/λ) would exceed
+// MaxTrace, the factor f is lowered to MaxTrace / trace(P − k·uᵀ), i.e. the
+// matrix is rescaled to trace MaxTrace. Equivalently the forgetting factor of
+// that update is raised from λ to λeff = trace(P − k·uᵀ)/MaxTrace ∈ [λ, 1]
+// (a constant-trace / variable-forgetting scheme). With sufficient excitation
+// trace(P) is far below the bound and the guard never changes a single bit; in
+// a dead direction P saturates instead of overflowing, at the cost of
+// forgetting less in the excited directions while the bound is active.
+//
+// # Noise variance
+//
+// The noise variance σ² is estimated from standardised a priori residuals:
+// r = e² / (1 + q) has expectation σ² under the model, because the a priori
+// error has variance σ²(1 + φᵀPφ). The estimate is an exponentially weighted
+// mean with the model's λ, σ² = S/W with S ← λS + r, W ← λW + 1, started after
+// the first nFeatures+1 updates (whose standardised residuals are ≈ 0 under a
+// diffuse prior and would bias the estimate low). For λ = 1 and a diffuse
+// prior, S is the residual sum of squares of the fit on all rows and W = N − p,
+// the classical unbiased estimator RSS/(N − p).
+//
+// # Tracking
+//
+// After an abrupt change of the true coefficients the weight of the old
+// regime decays like λ^k, so the error returns to the noise level after about
+// ln(σ/‖Δβ‖)/ln λ updates. TestRLSForgettingRecovers pins this: with λ = 0.99,
+// σ = 0.1 and ‖Δβ‖ ≈ 4.7 the 25-step RMSE is back below 2σ within 400 updates
+// (315 measured), while λ = 1 is still above 10σ at that point.
+//
+// # Concurrency and allocation
+//
+// Update and Reset mutate the model and need exclusive access. Predict,
+// PredictiveVariance, Interval and the accessors only read it and may run
+// concurrently with each other. Update, Predict and PredictiveVariance do not
+// allocate on success.
+type RLS struct {
+	nParams int
+	cfg     RLSConfig // resolved: MaxTrace > 0
+
+	theta []float64
+	p     []float64 // nParams×nParams, row-major; only the upper triangle is used
+	pNext []float64 // scratch: the candidate P of the current update (upper triangle)
+	phi   []float64 // scratch: (1, x)
+	u     []float64 // scratch: P·φ
+
+	updates   uint64
+	resets    uint64
+	covResets uint64
+
+	noiseSum    float64
+	noiseWeight float64
+}
+
+// NewRLS returns a model with nFeatures features plus an intercept, all
+// coefficients zero and P = Delta·I.
+func NewRLS(nFeatures int, cfg RLSConfig) (*RLS, error) {
+	if nFeatures < 0 || nFeatures > MaxFeatures {
+		return nil, fmt.Errorf("new rls: %d features not in [0, %d]: %w", nFeatures, MaxFeatures, ErrInvalidConfig)
+	}
+	n := nFeatures + 1
+	if err := cfg.validate(n); err != nil {
+		return nil, fmt.Errorf("new rls: %w", err)
+	}
+	if cfg.MaxTrace == 0 {
+		cfg.MaxTrace = cfg.Delta * float64(n)
+	}
+	r := newRLS(n, cfg)
+	r.initCovariance(r.p)
+	return r, nil
+}
+
+func newRLS(n int, cfg RLSConfig) *RLS {
+	return &RLS{
+		nParams: n,
+		cfg:     cfg,
+		theta:   make([]float64, n),
+		p:       make([]float64, n*n),
+		pNext:   make([]float64, n*n),
+		phi:     make([]float64, n),
+		u:       make([]float64, n),
+	}
+}
+
+// initCovariance sets dst to Delta·I.
+func (r *RLS) initCovariance(dst []float64) {
+	clear(dst)
+	for i := 0; i < r.nParams; i++ {
+		dst[i*r.nParams+i] = r.cfg.Delta
+	}
+}
+
+// Features returns the number of features (coefficients minus the intercept).
+func (r *RLS) Features() int { return r.nParams - 1 }
+
+// Config returns the configuration with defaults resolved (MaxTrace > 0).
+func (r *RLS) Config() RLSConfig { return r.cfg }
+
+// checkX validates the length and finiteness of a feature vector.
+func (r *RLS) checkX(x []float64) error {
+	if len(x) != r.nParams-1 {
+		return fmt.Errorf("%d features, model has %d: %w", len(x), r.nParams-1, ErrDimension)
+	}
+	for i, v := range x {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("feature %d is %g: %w", i, v, ErrNonFinite)
+		}
+	}
+	return nil
+}
+
+// predict returns βᵀ(1, x) for a validated x.
+func (r *RLS) predict(x []float64) float64 {
+	s := r.theta[0]
+	th := r.theta[1:]
+	for i, v := range x {
+		s += th[i] * v
+	}
+	return s
+}
+
+// Predict returns the point prediction β0 + Σ βi·xi. It returns ErrDimension or
+// ErrNonFinite for a bad x.
+func (r *RLS) Predict(x []float64) (float64, error) {
+	if err := r.checkX(x); err != nil {
+		return 0, fmt.Errorf("rls predict: %w", err)
+	}
+	return r.predict(x), nil
+}
+
+// quadForm returns φᵀPφ with φ = (1, x) from the upper triangle of P, without
+// scratch space so that it is safe for concurrent readers.
+func (r *RLS) quadForm(x []float64) float64 {
+	n := r.nParams
+	var q float64
+	for i := 0; i < n; i++ {
+		fi := 1.0
+		if i > 0 {
+			fi = x[i-1]
+		}
+		row := r.p[i*n+i : i*n+n]
+		xs := x[i:] // x[j-1] for j > i
+		var s float64
+		for j := 1; j < len(row); j++ {
+			s += row[j] * xs[j-1]
+		}
+		q += fi * (row[0]*fi + 2*s)
+	}
+	return q
+}
+
+// NoiseVariance returns the running estimate of the observation noise variance
+// σ² (see the RLS type documentation for the estimator). It returns ErrNotReady
+// until nFeatures+2 updates have been applied.
+func (r *RLS) NoiseVariance() (float64, error) {
+	if r.noiseWeight == 0 {
+		return 0, fmt.Errorf("rls noise variance after %d updates, need %d: %w", r.updates, r.nParams+1, ErrNotReady)
+	}
+	return r.noiseSum / r.noiseWeight, nil
+}
+
+// PredictiveVariance returns the variance of a new observation at x,
+// σ²·(1 + φᵀPφ) with φ = (1, x): noise plus coefficient uncertainty. It
+// returns ErrNotReady before the noise variance is available.
+func (r *RLS) PredictiveVariance(x []float64) (float64, error) {
+	if err := r.checkX(x); err != nil {
+		return 0, fmt.Errorf("rls predictive variance: %w", err)
+	}
+	s2, err := r.NoiseVariance()
+	if err != nil {
+		return 0, fmt.Errorf("rls predictive variance: %w", err)
+	}
+	q := r.quadForm(x)
+	if q < 0 { // only possible through rounding of a nearly singular P
+		q = 0
+	}
+	return s2 * (1 + q), nil
+}
+
+// Interval returns a two-sided prediction interval at x with the given
+// confidence in (0, 1), e.g. 0.9: prediction ± z·sqrt(PredictiveVariance),
+// with z the normal quantile of (1+confidence)/2. The normal (rather than
+// Student t) quantile assumes the effective sample size is large compared with
+// the number of coefficients.
+func (r *RLS) Interval(x []float64, confidence float64) (lo, hi float64, err error) {
+	if !(confidence > 0 && confidence < 1) {
+		return 0, 0, fmt.Errorf("rls interval: confidence %g not in (0, 1): %w", confidence, ErrInvalidConfig)
+	}
+	v, err := r.PredictiveVariance(x)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rls interval: %w", err)
+	}
+	z := distuv.UnitNormal.Quantile(0.5 + confidence/2)
+	m := r.predict(x)
+	h := z * math.Sqrt(v)
+	return m - h, m + h, nil
+}
+
+// Update applies one observation (x, y). It returns an error wrapping
+// ErrDimension, ErrNonFinite (NaN or ±Inf in x or y) or ErrNumerical (the
+// update would overflow), and in every error case leaves the model untouched.
+func (r *RLS) Update(x []float64, y float64) error {
+	if err := r.checkX(x); err != nil {
+		return fmt.Errorf("rls update: %w", err)
+	}
+	if math.IsNaN(y) || math.IsInf(y, 0) {
+		return fmt.Errorf("rls update: target is %g: %w", y, ErrNonFinite)
+	}
+	r.phi[0] = 1
+	copy(r.phi[1:], x)
+	e := y - r.predict(x)
+	if math.IsInf(e*e, 0) { // also catches a non-finite e
+		return fmt.Errorf("rls update: a priori error %g overflows when squared: %w", e, ErrNumerical)
+	}
+
+	q, st := r.downdate(r.p, r.pNext)
+	covReset := false
+	if st == stepIndefinite {
+		// Rounding made P indefinite: restart the covariance from the prior,
+		// keep the coefficients, and apply the update to the restarted P.
+		r.initCovariance(r.pNext)
+		q, st = r.downdate(r.pNext, r.pNext)
+		covReset = true
+	}
+	if st != stepOK {
+		return fmt.Errorf("rls update: covariance update not finite (|x| too large?): %w", ErrNumerical)
+	}
+	// r.u now holds P·φ for the P the candidate was computed from.
+	d := r.cfg.Lambda + q
+	noiseSum := r.cfg.Lambda*r.noiseSum + e*e/(1+q)
+	if math.IsInf(noiseSum, 0) {
+		return fmt.Errorf("rls update: noise variance overflows: %w", ErrNumerical)
+	}
+	for i := range r.theta {
+		if t := r.theta[i] + r.u[i]/d*e; math.IsNaN(t) || math.IsInf(t, 0) {
+			return fmt.Errorf("rls update: coefficient %d overflows: %w", i, ErrNumerical)
+		}
+	}
+	for i := range r.theta {
+		r.theta[i] += r.u[i] / d * e
+	}
+	r.p, r.pNext = r.pNext, r.p
+	if covReset {
+		r.covResets++
+	}
+	if r.updates >= uint64(r.nParams) {
+		r.noiseSum = noiseSum
+		r.noiseWeight = r.cfg.Lambda*r.noiseWeight + 1
+	}
+	r.updates++
+	return nil
+}
+
+type stepStatus int
+
+const (
+	stepOK         stepStatus = iota
+	stepIndefinite            // src behaves as indefinite: q < 0 or a non-positive diagonal
+	stepOverflow              // a non-finite value appeared
+)
+
+// downdate computes u = src·φ into r.u and writes the updated covariance
+// (src − u·uᵀ/d)·f into dst, reading and writing upper triangles only. dst may
+// be src. It returns q = φᵀ·src·φ.
+func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
+	n := r.nParams
+	phi, u := r.phi[:n], r.u[:n]
+	clear(u)
+	for i := 0; i < n; i++ {
+		// Row i of the upper triangle contributes P_ij·φ_j to u_i and, by
+		// symmetry, P_ij·φ_i to u_j.
+		row := src[i*n+i : i*n+n]
+		ph := phi[i:]
+		uu := u[i:]
+		uu = uu[:len(row)]
+		ph = ph[:len(row)]
+		pi := ph[0]
+		s := row[0] * pi
+		for j := 1; j < len(row); j++ {
+			s += row[j] * ph[j]
+			uu[j] += row[j] * pi
+		}
+		uu[0] += s
+	}
+	var q float64
+	for i, v := range u {
+		q += phi[i] * v
+	}
+	if math.IsNaN(q) || math.IsInf(q, 0) {
+		return q, stepOverflow
+	}
+	if q < 0 {
+		return q, stepIndefinite
+	}
+	d := r.cfg.Lambda + q
+	invD := 1 / d
+	// Trace of P − k·uᵀ with exactly the diagonal expression used below.
+	var tr float64
+	for i := 0; i < n; i++ {
+		v := src[i*n+i] - u[i]*invD*u[i]
+		if !(v > 0) {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return q, stepOverflow
+			}
+			return q, stepIndefinite
+		}
+		tr += v
+	}
+	f := 1 / r.cfg.Lambda
+	if tr*f > r.cfg.MaxTrace {
+		f = r.cfg.MaxTrace / tr
+	}
+	var check float64
+	for i := 0; i < n; i++ {
+		ki := u[i] * invD
+		srow := src[i*n+i : i*n+n]
+		drow := dst[i*n+i : i*n+n]
+		drow = drow[:len(srow)]
+		uu := u[i:]
+		uu = uu[:len(srow)]
+		for j, sv := range srow {
+			v := (sv - ki*uu[j]) * f
+			drow[j] = v
+			check += v
+		}
+	}
+	if math.IsNaN(check) || math.IsInf(check, 0) {
+		return q, stepOverflow
+	}
+	return q, stepOK
+}
+
+// Coefficients returns a copy of (β0, β1, …, βn), intercept first.
+func (r *RLS) Coefficients() []float64 { return append([]float64(nil), r.theta...) }
+
+// Covariance returns a row-major copy of the (nFeatures+1)² matrix P. P is the
+// unscaled covariance: the coefficient covariance is about σ²·P.
+func (r *RLS) Covariance() []float64 {
+	n := r.nParams
+	c := make([]float64, n*n)
+	for i := 0; i < n; i++ {
+		for j := i; j < n; j++ {
+			c[i*n+j] = r.p[i*n+j]
+			c[j*n+i] = r.p[i*n+j]
+		}
+	}
+	return c
+}
+
+// Trace returns trace(P), the quantity bounded by MaxTrace.
+func (r *RLS) Trace() float64 {
+	var t float64
+	for i := 0; i < r.nParams; i++ {
+		t += r.p[i*r.nParams+i]
+	}
+	return t
+}
+
+// Updates returns the number of updates applied since creation or the last
+// Reset.
+func (r *RLS) Updates() uint64 { return r.updates }
+
+// CovarianceResets returns how many times rounding made P indefinite and it was
+// restarted from Delta·I (lifetime count, kept across Reset).
+func (r *RLS) CovarianceResets() uint64 { return r.covResets }
+
+// Resets returns how many times Reset was called (lifetime count).
+func (r *RLS) Resets() uint64 { return r.resets }
+
+// Reset returns the model to its initial state (zero coefficients, P =
+// Delta·I, no noise estimate, zero updates) and increments Resets.
+func (r *RLS) Reset() {
+	clear(r.theta)
+	r.initCovariance(r.p)
+	r.updates = 0
+	r.noiseSum, r.noiseWeight = 0, 0
+	r.resets++
+}
+
+// RLSState is the complete state of an [RLS] model as plain data, for
+// snapshots. [RLS.State] followed by [FromState] is bit-exact: the restored
+// model continues with results identical (==) to the original.
+type RLSState struct {
+	Features int // number of features, excluding the intercept
+	// Lambda, Delta and MaxTrace are the resolved configuration. MaxTrace may be
+	// +Inf (guard disabled), which encoders must support (protobuf double does).
+	Lambda   float64
+	Delta    float64
+	MaxTrace float64
+	// Coefficients holds Features+1 values, intercept first.
+	Coefficients []float64
+	// Covariance holds P row-major, (Features+1)² values, exactly symmetric.
+	Covariance       []float64
+	Updates          uint64
+	Resets           uint64
+	CovarianceResets uint64
+	// NoiseSum and NoiseWeight are S and W of the noise estimator σ² = S/W.
+	NoiseSum    float64
+	NoiseWeight float64
+}
+
+// State returns a deep copy of the model state.
+func (r *RLS) State() RLSState {
+	return RLSState{
+		Features:         r.nParams - 1,
+		Lambda:           r.cfg.Lambda,
+		Delta:            r.cfg.Delta,
+		MaxTrace:         r.cfg.MaxTrace,
+		Coefficients:     r.Coefficients(),
+		Covariance:       r.Covariance(),
+		Updates:          r.updates,
+		Resets:           r.resets,
+		CovarianceResets: r.covResets,
+		NoiseSum:         r.noiseSum,
+		NoiseWeight:      r.noiseWeight,
+	}
+}
+
+// FromState restores a model from a snapshot. It validates the configuration,
+// dimensions and finiteness, that the covariance is exactly symmetric with a
+// positive diagonal and within MaxTrace, and copies the slices.
+//
+// These are exactly the invariants Update maintains. FromState deliberately
+// does not demand numerical positive definiteness (a Cholesky factorisation):
+// an extreme but finite row (φᵀPφ ≫ λ/ε) can legitimately leave P singular to
+// working precision, and a snapshot of it must restore. Update detects an
+// indefinite P when it matters and restarts the covariance (see [RLS]).
+func FromState(s RLSState) (*RLS, error) {
+	if s.Features < 0 || s.Features > MaxFeatures {
+		return nil, fmt.Errorf("rls from state: %d features not in [0, %d]: %w", s.Features, MaxFeatures, ErrInvalidState)
+	}
+	n := s.Features + 1
+	cfg := RLSConfig{Lambda: s.Lambda, Delta: s.Delta, MaxTrace: s.MaxTrace}
+	if err := cfg.validate(n); err != nil {
+		return nil, fmt.Errorf("rls from state: %w: %w", ErrInvalidState, err)
+	}
+	if s.MaxTrace == 0 {
+		return nil, fmt.Errorf("rls from state: max trace not resolved: %w", ErrInvalidState)
+	}
+	if len(s.Coefficients) != n || len(s.Covariance) != n*n {
+		return nil, fmt.Errorf("rls from state: %d coefficients and %d covariance values for %d features: %w",
+			len(s.Coefficients), len(s.Covariance), s.Features, ErrInvalidState)
+	}
+	for i, v := range s.Coefficients {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("rls from state: coefficient %d is %g: %w", i, v, ErrInvalidState)
+		}
+	}
+	var tr float64
+	for i := 0; i < n; i++ {
+		for j := 0; j < n; j++ {
+			v := s.Covariance[i*n+j]
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("rls from state: covariance (%d,%d) is %g: %w", i, j, v, ErrInvalidState)
+			}
+			if v != s.Covariance[j*n+i] {
+				return nil, fmt.Errorf("rls from state: covariance not symmetric at (%d,%d): %w", i, j, ErrInvalidState)
+			}
+		}
+		if d := s.Covariance[i*n+i]; !(d > 0) {
+			return nil, fmt.Errorf("rls from state: covariance diagonal %d is %g: %w", i, d, ErrInvalidState)
+		}
+		tr += s.Covariance[i*n+i]
+	}
+	// Rescaling to MaxTrace can land a few ulps above it.
+	if tr > s.MaxTrace*(1+1e-12) {
+		return nil, fmt.Errorf("rls from state: trace %g exceeds max trace %g: %w", tr, s.MaxTrace, ErrInvalidState)
+	}
+	if !(s.NoiseSum >= 0) || math.IsInf(s.NoiseSum, 1) || !(s.NoiseWeight >= 0) || math.IsInf(s.NoiseWeight, 1) ||
+		(s.NoiseWeight == 0 && s.NoiseSum != 0) {
+		return nil, fmt.Errorf("rls from state: noise sum %g, weight %g: %w", s.NoiseSum, s.NoiseWeight, ErrInvalidState)
+	}
+	r := newRLS(n, cfg)
+	copy(r.theta, s.Coefficients)
+	copy(r.p, s.Covariance)
+	r.updates = s.Updates
+	r.resets = s.Resets
+	r.covResets = s.CovarianceResets
+	r.noiseSum = s.NoiseSum
+	r.noiseWeight = s.NoiseWeight
+	return r, nil
+}

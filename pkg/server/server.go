@@ -1,0 +1,286 @@
+// Package server runs a service's gRPC and HTTP endpoints: the service's own APIs, grpc.health.v1 and
+// reflection on gRPC; /healthz (alive), /readyz (ready to serve) and /metrics on HTTP. Listeners bind first —
+// port 0 picks a free port, which tests and `greenwave dev` rely on — and shutdown is bounded.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+// Config is the serving configuration shared by every service.
+type Config struct {
+	GRPCAddr        string        `env:"GRPC_ADDR" default:"127.0.0.1:9090" help:"gRPC listen address (port 0 picks a free port)"`
+	HTTPAddr        string        `env:"HTTP_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address for health, readiness, metrics and HTTP APIs"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"8s" help:"how long in-flight requests may take to finish on shutdown"`
+	AddrFile        string        `env:"ADDR_FILE" default:"" help:"if set, the bound addresses are written to this file as JSON once listening"`
+	TLSCertFile     string        `env:"TLS_CERT_FILE" default:"" help:"PEM certificate for TLS on gRPC and HTTP (TLS is off when empty)"`
+	TLSKeyFile      string        `env:"TLS_KEY_FILE" default:"" help:"PEM private key for TLS_CERT_FILE"`
+	TLSClientCAFile string        `env:"TLS_CLIENT_CA_FILE" default:"" help:"PEM CA bundle; when set, clients must present a certificate it signed (mTLS)"`
+}
+
+// Validate reports configuration problems.
+func (c Config) Validate() []string {
+	var p []string
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		p = append(p, "TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		p = append(p, "TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE")
+	}
+	if c.ShutdownTimeout <= 0 {
+		p = append(p, "SHUTDOWN_TIMEOUT must be positive")
+	}
+	return p
+}
+
+// Addrs are the addresses a server is bound to.
+type Addrs struct {
+	GRPC string `json:"grpc"`
+	HTTP string `json:"http"`
+}
+
+// Server serves one service's endpoints.
+type Server struct {
+	cfg    Config
+	log    *zap.Logger
+	grpc   *grpc.Server
+	mux    *http.ServeMux
+	health *health.Server
+	tls    *tls.Config
+
+	mu     sync.Mutex
+	checks map[string]func() error
+	addrs  Addrs
+	bound  chan struct{}
+}
+
+// New builds a Server. reg is served on /metrics; extra gRPC options (interceptors) are appended.
+func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, opts ...grpc.ServerOption) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), health: health.NewServer(), checks: map[string]func() error{}, bound: make(chan struct{})}
+	if cfg.TLSCertFile != "" {
+		tc, err := loadTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.tls = tc
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	opts = append(opts,
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(8<<20),
+	)
+	s.grpc = grpc.NewServer(opts...)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if failing := s.failing(); len(failing) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s, nil
+}
+
+func loadTLS(cfg Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS key pair: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLSClientCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read TLS client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TLS client CA %s holds no PEM certificate", cfg.TLSClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// GRPC returns the gRPC server to register services on (before Run).
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// Handle registers an HTTP handler (before Run).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// AddReadiness registers a named check; the server is ready when every check returns nil.
+func (s *Server) AddReadiness(name string, check func() error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[name] = check
+}
+
+func (s *Server) failing() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for name, c := range s.checks {
+		if err := c(); err != nil {
+			out[name] = err.Error()
+		}
+	}
+	return out
+}
+
+// Addrs returns the bound addresses once Run has bound its listeners (it blocks until then or ctx ends).
+func (s *Server) Addrs(ctx context.Context) (Addrs, error) {
+	select {
+	case <-s.bound:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.addrs, nil
+	case <-ctx.Done():
+		return Addrs{}, ctx.Err()
+	}
+}
+
+// Run binds, serves until ctx ends, then stops within ShutdownTimeout.
+func (s *Server) Run(ctx context.Context) error {
+	var lc net.ListenConfig
+	gl, err := lc.Listen(ctx, "tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen gRPC on %s: %w", s.cfg.GRPCAddr, err)
+	}
+	hl, err := lc.Listen(ctx, "tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("listen HTTP on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if s.tls != nil {
+		hl = tls.NewListener(hl, s.tls)
+	}
+	s.mu.Lock()
+	s.addrs = Addrs{GRPC: gl.Addr().String(), HTTP: hl.Addr().String()}
+	s.mu.Unlock()
+	close(s.bound)
+	if s.cfg.AddrFile != "" {
+		if err := writeAddrFile(s.cfg.AddrFile, s.addrs); err != nil {
+			gl.Close()
+			hl.Close()
+			return err
+		}
+	}
+	s.log.Info("serving", zap.String("grpc", s.addrs.GRPC), zap.String("http", s.addrs.HTTP), zap.Bool("tls", s.tls != nil))
+
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(gl); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve gRPC: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve HTTP: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { // mirror readiness into grpc.health.v1
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		last := healthpb.HealthCheckResponse_NOT_SERVING
+		for {
+			status := healthpb.HealthCheckResponse_SERVING
+			if len(s.failing()) > 0 {
+				status = healthpb.HealthCheckResponse_NOT_SERVING
+			}
+			if status != last {
+				s.health.SetServingStatus("", status)
+				last = status
+			}
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.health.Shutdown()
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		if err := hs.Shutdown(sctx); err != nil {
+			hs.Close()
+		}
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			s.log.Warn("graceful gRPC stop timed out; closing remaining streams")
+			s.grpc.Stop()
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+func writeAddrFile(path string, a Addrs) error {
+	b, _ := json.Marshal(a)
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write address file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write address file: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteJSON writes v as a JSON response with the status code; HTTP APIs of the services use it for bodies
+// and errors alike.
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
+
+// SortedKeys returns a map's keys in order (used for deterministic error bodies).
+func SortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
