@@ -408,8 +408,10 @@ type IntersectionPrediction struct {
 	// level is the worst approach level at the shortest horizon.
 	Level          CongestionLevel `protobuf:"varint,7,opt,name=level,proto3,enum=greenwave.v1.CongestionLevel" json:"level,omitempty"`
 	LevelOfService string          `protobuf:"bytes,8,opt,name=level_of_service,json=levelOfService,proto3" json:"level_of_service,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// weather is the weather joined to the source window; signal-control reduces saturation flows with it.
+	Weather       *WeatherContext `protobuf:"bytes,9,opt,name=weather,proto3" json:"weather,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IntersectionPrediction) Reset() {
@@ -498,11 +500,18 @@ func (x *IntersectionPrediction) GetLevelOfService() string {
 	return ""
 }
 
+func (x *IntersectionPrediction) GetWeather() *WeatherContext {
+	if x != nil {
+		return x.Weather
+	}
+	return nil
+}
+
 var File_greenwave_v1_predictions_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_predictions_proto_rawDesc = "" +
 	"\n" +
-	"\x1egreenwave/v1/predictions.proto\x12\fgreenwave.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19greenwave/v1/models.proto\"S\n" +
+	"\x1egreenwave/v1/predictions.proto\x12\fgreenwave.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgreenwave/v1/features.proto\x1a\x19greenwave/v1/models.proto\"S\n" +
 	"\x13FeatureContribution\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\"\n" +
 	"\fcontribution\x18\x02 \x01(\x01R\fcontribution\"\xe0\x05\n" +
@@ -535,7 +544,7 @@ const file_greenwave_v1_predictions_proto_rawDesc = "" +
 	"\vapproach_id\x18\x01 \x01(\tR\n" +
 	"approachId\x124\n" +
 	"\bhorizons\x18\x02 \x03(\v2\x18.greenwave.v1.PredictionR\bhorizons\x12!\n" +
-	"\fcapacity_vph\x18\x03 \x01(\x01R\vcapacityVph\"\x9e\x03\n" +
+	"\fcapacity_vph\x18\x03 \x01(\x01R\vcapacityVph\"\xd6\x03\n" +
 	"\x16IntersectionPrediction\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12'\n" +
@@ -547,7 +556,8 @@ const file_greenwave_v1_predictions_proto_rawDesc = "" +
 	"approaches\x18\x06 \x03(\v2 .greenwave.v1.ApproachPredictionR\n" +
 	"approaches\x123\n" +
 	"\x05level\x18\a \x01(\x0e2\x1d.greenwave.v1.CongestionLevelR\x05level\x12(\n" +
-	"\x10level_of_service\x18\b \x01(\tR\x0elevelOfService*\xc2\x01\n" +
+	"\x10level_of_service\x18\b \x01(\tR\x0elevelOfService\x126\n" +
+	"\aweather\x18\t \x01(\v2\x1c.greenwave.v1.WeatherContextR\aweather*\xc2\x01\n" +
 	"\x0fCongestionLevel\x12 \n" +
 	"\x1cCONGESTION_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONGESTION_LEVEL_FREE\x10\x01\x12\x1a\n" +
@@ -579,6 +589,7 @@ var file_greenwave_v1_predictions_proto_goTypes = []any{
 	(Target)(0),                    // 5: greenwave.v1.Target
 	(*timestamppb.Timestamp)(nil),  // 6: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),    // 7: google.protobuf.Duration
+	(*WeatherContext)(nil),         // 8: greenwave.v1.WeatherContext
 }
 var file_greenwave_v1_predictions_proto_depIdxs = []int32{
 	5,  // 0: greenwave.v1.Prediction.target:type_name -> greenwave.v1.Target
@@ -591,11 +602,12 @@ var file_greenwave_v1_predictions_proto_depIdxs = []int32{
 	6,  // 7: greenwave.v1.IntersectionPrediction.window_end:type_name -> google.protobuf.Timestamp
 	3,  // 8: greenwave.v1.IntersectionPrediction.approaches:type_name -> greenwave.v1.ApproachPrediction
 	0,  // 9: greenwave.v1.IntersectionPrediction.level:type_name -> greenwave.v1.CongestionLevel
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 10: greenwave.v1.IntersectionPrediction.weather:type_name -> greenwave.v1.WeatherContext
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_predictions_proto_init() }
@@ -603,6 +615,7 @@ func file_greenwave_v1_predictions_proto_init() {
 	if File_greenwave_v1_predictions_proto != nil {
 		return
 	}
+	file_greenwave_v1_features_proto_init()
 	file_greenwave_v1_models_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -1,0 +1,212 @@
+// Package broadcast fans state-like streams (the latest prediction or plan per intersection) out to many
+// subscribers without ever blocking the publisher: each subscriber has its own bounded queue that coalesces to
+// the latest value per key under pressure. Subscribing takes the current state and registers atomically, so no
+// update falls between the snapshot and the stream.
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+)
+
+// ErrOverflow ends a subscription whose queue holds more distinct pending keys than its limit: the subscriber
+// is too slow even with coalescing.
+var ErrOverflow = errors.New("subscriber too slow: pending updates exceed the buffer")
+
+// ErrClosed is returned by Next after the hub or subscription was closed.
+var ErrClosed = errors.New("subscription closed")
+
+// Item is one delivery.
+type Item[T any] struct {
+	Key   string
+	Value T
+	// Initial marks current-state items sent before live updates.
+	Initial bool
+	// Coalesced counts older updates of this key replaced by this one while the subscriber lagged.
+	Coalesced int
+}
+
+// Hub holds the latest value per key and the subscribers. It is safe for concurrent use.
+type Hub[T any] struct {
+	mu     sync.Mutex
+	latest map[string]T
+	subs   map[*Subscription[T]]struct{}
+	closed bool
+}
+
+// New returns an empty hub.
+func New[T any]() *Hub[T] {
+	return &Hub[T]{latest: map[string]T{}, subs: map[*Subscription[T]]struct{}{}}
+}
+
+// Publish records v as key's latest value and queues it for every subscriber whose filter accepts it. It never
+// blocks on a subscriber.
+func (h *Hub[T]) Publish(key string, v T) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.latest[key] = v
+	for s := range h.subs {
+		if s.filter == nil || s.filter(key, v) {
+			s.push(Item[T]{Key: key, Value: v})
+		}
+	}
+}
+
+// Latest returns key's latest value.
+func (h *Hub[T]) Latest(key string) (T, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.latest[key]
+	return v, ok
+}
+
+// Snapshot returns every key's latest value, ordered by key.
+func (h *Hub[T]) Snapshot() []Item[T] {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.snapshot(nil)
+}
+
+func (h *Hub[T]) snapshot(filter func(string, T) bool) []Item[T] {
+	keys := make([]string, 0, len(h.latest))
+	for k, v := range h.latest {
+		if filter == nil || filter(k, v) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := make([]Item[T], len(keys))
+	for i, k := range keys {
+		out[i] = Item[T]{Key: k, Value: h.latest[k], Initial: true}
+	}
+	return out
+}
+
+// Subscribers returns the number of live subscriptions.
+func (h *Hub[T]) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// Subscribe registers a subscriber that first receives the current state (filtered), then every update. limit
+// bounds the distinct keys waiting for it (at least the initial state's size is always allowed); beyond it the
+// subscription ends with ErrOverflow. A nil filter accepts everything.
+func (h *Hub[T]) Subscribe(limit int, filter func(key string, v T) bool) *Subscription[T] {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &Subscription[T]{hub: h, filter: filter, pending: map[string]int{}, wake: make(chan struct{}, 1)}
+	s.queue = h.snapshot(filter)
+	for i, it := range s.queue {
+		s.pending[it.Key] = i
+	}
+	s.limit = max(limit, len(s.queue)+1)
+	if h.closed {
+		s.err = ErrClosed
+	} else {
+		h.subs[s] = struct{}{}
+	}
+	s.signal()
+	return s
+}
+
+// Close ends every subscription and stops accepting updates.
+func (h *Hub[T]) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		s.fail(ErrClosed)
+	}
+	clear(h.subs)
+}
+
+// Subscription is one subscriber's queue. Next must be called from one goroutine.
+type Subscription[T any] struct {
+	hub    *Hub[T]
+	filter func(string, T) bool
+	limit  int
+
+	// guarded by hub.mu
+	queue   []Item[T]
+	pending map[string]int // key -> index in queue
+	err     error
+	wake    chan struct{}
+}
+
+func (s *Subscription[T]) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push is called with hub.mu held.
+func (s *Subscription[T]) push(it Item[T]) {
+	if s.err != nil {
+		return
+	}
+	if i, ok := s.pending[it.Key]; ok {
+		it.Coalesced = s.queue[i].Coalesced + 1
+		it.Initial = false
+		s.queue[i] = it
+		s.signal()
+		return
+	}
+	if len(s.queue) >= s.limit {
+		s.fail(ErrOverflow)
+		delete(s.hub.subs, s)
+		return
+	}
+	s.pending[it.Key] = len(s.queue)
+	s.queue = append(s.queue, it)
+	s.signal()
+}
+
+func (s *Subscription[T]) fail(err error) {
+	if s.err == nil {
+		s.err = err
+	}
+	s.signal()
+}
+
+// Next returns the next item, blocking until one is queued, the subscription fails (ErrOverflow, ErrClosed) or
+// ctx ends. Queued items are delivered before a failure is reported.
+func (s *Subscription[T]) Next(ctx context.Context) (Item[T], error) {
+	for {
+		s.hub.mu.Lock()
+		if len(s.queue) > 0 {
+			it := s.queue[0]
+			s.queue = s.queue[1:]
+			delete(s.pending, it.Key)
+			for k, i := range s.pending {
+				s.pending[k] = i - 1
+			}
+			s.hub.mu.Unlock()
+			return it, nil
+		}
+		err := s.err
+		s.hub.mu.Unlock()
+		if err != nil {
+			return Item[T]{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return Item[T]{}, ctx.Err()
+		case <-s.wake:
+		}
+	}
+}
+
+// Close unregisters the subscription.
+func (s *Subscription[T]) Close() {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	delete(s.hub.subs, s)
+	s.fail(ErrClosed)
+}

@@ -1,0 +1,46 @@
+package wire
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/signal"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// PlanID is the deterministic id of the plan computed from an intersection's window.
+func PlanID(intersection string, windowStart time.Time) string {
+	return fmt.Sprintf("%s/%d", intersection, windowStart.Unix())
+}
+
+// PlanProto converts a validated plan to the topic message.
+func PlanProto(p signal.Plan, id string, validFrom, validUntil time.Time, inputs []*greenwavev1.PlanInput, sourceEventID, topologyRevision string) *greenwavev1.SignalPlan {
+	out := &greenwavev1.SignalPlan{
+		SchemaVersion: SchemaVersion, PlanId: id, IntersectionId: p.IntersectionID,
+		ValidFrom: ts(validFrom), ValidUntil: ts(validUntil), CycleS: p.CycleS, OffsetS: p.OffsetS,
+		Reason: greenwavev1.PlanReason(p.Reason), ReasonDetail: p.Detail, CriticalRatioSum: p.Y, LostTimeS: p.LostTimeS,
+		Oversaturated: p.Oversaturated, CycleRateLimited: p.CycleRateLimited, Inputs: inputs, SourceEventId: sourceEventID,
+		EstimatedDelayS: p.EstimatedDelayS, SaturationFactor: p.SaturationFactor, TopologyRevision: topologyRevision,
+	}
+	for _, ph := range p.Phases {
+		out.Phases = append(out.Phases, &greenwavev1.PhaseTiming{
+			PhaseId: ph.PhaseID, GreenS: ph.GreenS, YellowS: ph.YellowS, AllRedS: ph.AllRedS, FlowRatio: ph.FlowRatio, Approaches: ph.Approaches,
+		})
+	}
+	return out
+}
+
+// Plan converts a topic plan back to the domain type (for validation of pinned plans and rate limiting).
+func Plan(p *greenwavev1.SignalPlan) signal.Plan {
+	out := signal.Plan{
+		IntersectionID: p.GetIntersectionId(), CycleS: p.GetCycleS(), OffsetS: p.GetOffsetS(), Reason: signal.Reason(p.GetReason()),
+		Detail: p.GetReasonDetail(), Y: p.GetCriticalRatioSum(), LostTimeS: p.GetLostTimeS(), Oversaturated: p.GetOversaturated(),
+		CycleRateLimited: p.GetCycleRateLimited(), SaturationFactor: p.GetSaturationFactor(), EstimatedDelayS: p.GetEstimatedDelayS(),
+	}
+	for _, ph := range p.GetPhases() {
+		out.Phases = append(out.Phases, signal.PhaseTiming{
+			PhaseID: ph.GetPhaseId(), GreenS: ph.GetGreenS(), YellowS: ph.GetYellowS(), AllRedS: ph.GetAllRedS(), FlowRatio: ph.GetFlowRatio(), Approaches: ph.GetApproaches(),
+		})
+	}
+	return out
+}
