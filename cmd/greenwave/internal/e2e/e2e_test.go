@@ -1,0 +1,360 @@
+// Package e2e runs the five services as separate processes against a Kafka broker — a kfake cluster per test in
+// `make test`, the real Apache Kafka broker in `make test-kafka` — and checks the pipeline end to end: readings
+// sent to the collector over gRPC come out as signal plans over WatchPlans, and every accepted reading is
+// accounted for downstream, even when the cleaner is killed with SIGKILL mid-stream.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/sim"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+const partitions = 3
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+	repoRoot  string
+)
+
+func binaries(t *testing.T) (string, string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		wd, err := os.Getwd()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		repoRoot, buildErr = stack.FindRepoRoot(wd)
+		if buildErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		binDir, buildErr = stack.Binaries(ctx, repoRoot)
+	})
+	if buildErr != nil {
+		t.Fatalf("build services: %v", buildErr)
+	}
+	return repoRoot, binDir
+}
+
+type pipeline struct {
+	t       *testing.T
+	brokers []string
+	names   topics.Names
+	stack   *stack.Stack
+	topo    topology.Topology
+}
+
+func startPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	root, bins := binaries(t)
+	brokers, names := kafkatest.Setup(t, partitions)
+	prefix := names.Readings[:len(names.Readings)-len(topics.DefaultNames("").Readings)]
+	topoFile := filepath.Join(root, "config", "topology.yaml")
+	topo, err := topology.Load(topoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	st, err := stack.Start(ctx, stack.Config{
+		Brokers: brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
+		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
+		ExtraEnv: map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true"}},
+	})
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := st.Stop(); err != nil {
+			t.Errorf("stop stack: %v", err)
+		}
+	})
+	if err := st.WaitReady(ctx); err != nil {
+		t.Fatalf("stack not ready: %v", err)
+	}
+	return &pipeline{t: t, brokers: brokers, names: names, stack: st, topo: topo}
+}
+
+// testWriter sends service logs to the test log (shown on failure or with -v).
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", p)
+	return len(p), nil
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// sender streams simulator ticks to the collector and tallies the acks.
+type sender struct {
+	stream   greenwavev1.CollectorService_StreamReadingsClient
+	accepted int
+	rejected map[greenwavev1.RejectReason]int
+	sent     int
+	batches  int
+}
+
+func newSender(ctx context.Context, t *testing.T, addr string) *sender {
+	t.Helper()
+	st, err := greenwavev1.NewCollectorServiceClient(dial(t, addr)).StreamReadings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sender{stream: st, rejected: map[greenwavev1.RejectReason]int{}}
+}
+
+func (s *sender) send(t *testing.T, readings []*greenwavev1.TrafficReading, weather []*greenwavev1.WeatherReading) {
+	t.Helper()
+	s.batches++
+	id := fmt.Sprint("b", s.batches)
+	if err := s.stream.Send(&greenwavev1.StreamReadingsRequest{Batch: &greenwavev1.ReadingBatch{BatchId: id, Readings: readings, Weather: weather}}); err != nil {
+		t.Fatalf("send batch: %v", err)
+	}
+	resp, err := s.stream.Recv()
+	if err != nil {
+		t.Fatalf("receive ack: %v", err)
+	}
+	ack := resp.GetAck()
+	if ack.GetBatchId() != id {
+		t.Fatalf("ack for %q, want %q", ack.GetBatchId(), id)
+	}
+	s.sent += len(readings)
+	s.accepted += int(ack.GetAcceptedReadings())
+	for _, r := range ack.GetRejected() {
+		if r.GetKind() == greenwavev1.ReadingKind_READING_KIND_TRAFFIC {
+			s.rejected[r.GetReason()]++
+		}
+	}
+	if got := int(ack.GetAcceptedReadings()) + countKind(ack.GetRejected(), greenwavev1.ReadingKind_READING_KIND_TRAFFIC); got != len(readings) {
+		t.Fatalf("ack accounts for %d of %d readings", got, len(readings))
+	}
+}
+
+func countKind(rs []*greenwavev1.RejectedReading, k greenwavev1.ReadingKind) int {
+	n := 0
+	for _, r := range rs {
+		if r.GetKind() == k {
+			n++
+		}
+	}
+	return n
+}
+
+// feed sends `ticks` simulator intervals, calling between(i) before tick i; it returns the end of the data.
+func (p *pipeline) feed(ctx context.Context, s *sender, ticks int, between func(i int)) (dataEnd time.Time) {
+	p.t.Helper()
+	start := time.Now().Add(-24 * time.Hour).Truncate(time.Hour)
+	sm, err := sim.New(p.topo, sim.Config{Seed: 7, Start: start, IntervalS: 60, DuplicateRate: -1})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var tick sim.Tick
+	for i := range ticks {
+		if between != nil {
+			between(i)
+		}
+		tick = sm.Next()
+		s.send(p.t, tick.Readings, tick.Weather)
+	}
+	return tick.At.Add(time.Minute)
+}
+
+// flush sends one reading per detector far enough after the data that the watermark closes every window holding
+// data. The flush readings themselves stay in open windows and are left out of the accounting.
+func (p *pipeline) flush(s *sender, dataEnd time.Time) {
+	p.t.Helper()
+	at := dataEnd.Add(15 * time.Minute).Truncate(5 * time.Minute)
+	var rs []*greenwavev1.TrafficReading
+	for _, in := range p.topo.Intersections {
+		for _, a := range in.Approaches {
+			for _, d := range a.Detectors {
+				rs = append(rs, &greenwavev1.TrafficReading{DetectorId: d, ObservedAt: timestampOf(at), IntervalS: 60, Count: 5})
+			}
+		}
+	}
+	s.send(p.t, rs, nil)
+}
+
+// readAll reads a topic whole (every partition up to its end).
+func (p *pipeline) readAll(ctx context.Context, topic string) []kafka.Message {
+	p.t.Helper()
+	var out []kafka.Message
+	for part := range partitions {
+		err := stream.ReadPartition(ctx, p.brokers, topic, part, func(m kafka.Message) error {
+			out = append(out, m)
+			return nil
+		})
+		if err != nil {
+			p.t.Fatalf("read %s: %v", topic, err)
+		}
+	}
+	return out
+}
+
+// accounted counts readings observed before dataEnd that reached a feature frame or the dead-letter topic.
+// Frames and dead letters are deduplicated by event id: a restarted service may publish an identical record
+// again (at-least-once), never a different one.
+func (p *pipeline) accounted(ctx context.Context, dataEnd time.Time) (inFrames, deadLettered int) {
+	p.t.Helper()
+	frames := map[string]*greenwavev1.IntersectionFeatures{}
+	for _, m := range p.readAll(ctx, p.names.Features) {
+		var f greenwavev1.IntersectionFeatures
+		if err := proto.Unmarshal(m.Value, &f); err != nil {
+			p.t.Fatalf("decode frame: %v", err)
+		}
+		if prev, ok := frames[f.GetEventId()]; ok && !proto.Equal(prev, &f) {
+			p.t.Errorf("frame %s published twice with different content", f.GetEventId())
+		}
+		frames[f.GetEventId()] = &f
+	}
+	for _, f := range frames {
+		if f.GetWindowStart().AsTime().Before(dataEnd) {
+			for _, a := range f.GetApproaches() {
+				inFrames += int(a.GetReadings())
+			}
+		}
+	}
+	dls := map[string]bool{}
+	for _, m := range p.readAll(ctx, p.names.DeadLetters) {
+		var dl greenwavev1.DeadLetter
+		if err := proto.Unmarshal(m.Value, &dl); err != nil {
+			p.t.Fatalf("decode dead letter: %v", err)
+		}
+		if dl.GetService() != "cleaner" || dls[dl.GetSourceEventId()+"/"+dl.GetReason().String()] {
+			continue
+		}
+		if dl.GetObservedAt() != nil && !dl.GetObservedAt().AsTime().Before(dataEnd) {
+			continue
+		}
+		dls[dl.GetSourceEventId()+"/"+dl.GetReason().String()] = true
+		deadLettered++
+	}
+	return inFrames, deadLettered
+}
+
+// waitAccounted polls the topics until every accepted reading is accounted for, or fails at the deadline.
+func (p *pipeline) waitAccounted(ctx context.Context, accepted int, dataEnd time.Time) {
+	p.t.Helper()
+	for {
+		inFrames, dead := p.accounted(ctx, dataEnd)
+		if inFrames+dead == accepted {
+			p.t.Logf("all %d accepted readings accounted for: %d in feature frames, %d dead-lettered with a reason", accepted, inFrames, dead)
+			return
+		}
+		if inFrames+dead > accepted {
+			p.t.Fatalf("%d readings in frames and %d dead letters exceed the %d accepted: something was counted twice", inFrames, dead, accepted)
+		}
+		select {
+		case <-ctx.Done():
+			p.t.Fatalf("only %d of %d accepted readings accounted for (%d in frames, %d dead-lettered)", inFrames+dead, accepted, inFrames, dead)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// waitPlans watches plans over gRPC until every intersection has one.
+func (p *pipeline) waitPlans(ctx context.Context) map[string]*greenwavev1.SignalPlan {
+	p.t.Helper()
+	client := greenwavev1.NewSignalControlServiceClient(dial(p.t, p.stack.Addrs("signalcontrol").GRPC))
+	ws, err := client.WatchPlans(ctx, &greenwavev1.WatchPlansRequest{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	plans := map[string]*greenwavev1.SignalPlan{}
+	for len(plans) < len(p.topo.Intersections) {
+		resp, err := ws.Recv()
+		if err != nil {
+			p.t.Fatalf("watch plans (have %d of %d intersections): %v", len(plans), len(p.topo.Intersections), err)
+		}
+		pl := resp.GetPlan()
+		if pl.GetReason() == greenwavev1.PlanReason_PLAN_REASON_UNSPECIFIED || pl.GetReasonDetail() == "" || pl.GetCycleS() <= 0 || len(pl.GetPhases()) == 0 {
+			p.t.Errorf("plan without reason or timing: %v", pl)
+		}
+		plans[pl.GetIntersectionId()] = pl
+	}
+	return plans
+}
+
+func TestReadingsBecomePlans(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	s := newSender(ctx, t, p.stack.Addrs("collector").GRPC)
+	dataEnd := p.feed(ctx, s, 90, nil)
+	p.flush(s, dataEnd)
+	if s.accepted == 0 {
+		t.Fatal("collector accepted nothing")
+	}
+	t.Logf("sent %d readings: %d accepted, rejected by reason %v", s.sent, s.accepted, s.rejected)
+	plans := p.waitPlans(ctx)
+	for id, pl := range plans {
+		t.Logf("plan %s: cycle %.1fs reason %s (%s)", id, pl.GetCycleS(), pl.GetReason(), pl.GetReasonDetail())
+	}
+	p.waitAccounted(ctx, s.accepted-countFlush(p.topo), dataEnd)
+}
+
+func TestCleanerKilledLosesNoReading(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	s := newSender(ctx, t, p.stack.Addrs("collector").GRPC)
+	dataEnd := p.feed(ctx, s, 90, func(i int) {
+		if i == 45 {
+			if err := p.stack.Kill("cleaner", syscall.SIGKILL); err != nil {
+				t.Fatalf("kill cleaner: %v", err)
+			}
+			if err := p.stack.Restart(ctx, "cleaner"); err != nil {
+				t.Fatalf("restart cleaner: %v", err)
+			}
+		}
+	})
+	p.flush(s, dataEnd)
+	p.waitPlans(ctx)
+	p.waitAccounted(ctx, s.accepted-countFlush(p.topo), dataEnd)
+}
+
+func countFlush(topo topology.Topology) int {
+	n := 0
+	for _, in := range topo.Intersections {
+		for _, a := range in.Approaches {
+			n += len(a.Detectors)
+		}
+	}
+	return n
+}
+
+func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
