@@ -1,0 +1,190 @@
+package train
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/greenwave-city/greenwave/pkg/regression"
+)
+
+// The trainer-owned ModelSnapshot.baseline_state bytes, version 1 (see Snapshot format in the package
+// documentation). Little-endian float64 bits and unsigned varints, in this order:
+//
+//	"GWT" 0x01
+//	shared section (identical in every horizon's snapshot of a learner):
+//	  window_s, len(ring), ring values (NaN = absent), bucket_s, len(buckets), bucket sums, bucket counts
+//	horizon section:
+//	  len(candidates), per candidate: noise sum, noise weight
+//	  len(forecasters), per forecaster (candidates, then baselines): window size, len(pairs), pairs (actual,
+//	  forecast) oldest first
+var blobMagic = []byte{'G', 'W', 'T', 1}
+
+type noiseAcc struct{ sum, weight float64 }
+
+type blobHorizon struct {
+	noise  []noiseAcc
+	recent []regression.WindowStatsState
+}
+
+func appendF(b []byte, v float64) []byte { return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)) }
+
+// appendShared encodes the learner's shared section.
+func (l *Learner) appendShared(b []byte) []byte {
+	b = append(b, blobMagic...)
+	b = binary.AppendUvarint(b, uint64(l.windowS))
+	b = binary.AppendUvarint(b, uint64(len(l.ring)))
+	for _, v := range l.ring {
+		if math.IsNaN(v) {
+			v = math.NaN() // one canonical bit pattern
+		}
+		b = appendF(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(l.bucketS))
+	b = binary.AppendUvarint(b, uint64(len(l.bucketSum)))
+	for _, v := range l.bucketSum {
+		b = appendF(b, v)
+	}
+	for _, v := range l.bucketN {
+		b = binary.AppendUvarint(b, v)
+	}
+	return b
+}
+
+// appendHorizon encodes m's horizon section.
+func appendHorizon(b []byte, m *horizonModel) []byte {
+	b = binary.AppendUvarint(b, uint64(len(m.cands)))
+	for _, c := range m.cands {
+		st := c.State()
+		b = appendF(b, st.NoiseSum)
+		b = appendF(b, st.NoiseWeight)
+	}
+	b = binary.AppendUvarint(b, uint64(len(m.evals)))
+	for _, e := range m.evals {
+		st := e.recent.State()
+		b = binary.AppendUvarint(b, uint64(st.Size))
+		b = binary.AppendUvarint(b, uint64(len(st.Actual)))
+		for i := range st.Actual {
+			b = appendF(b, st.Actual[i])
+			b = appendF(b, st.Predicted[i])
+		}
+	}
+	return b
+}
+
+// blobReader decodes with bounds checks; the first error sticks.
+type blobReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+var errTruncated = errors.New("truncated")
+
+func (r *blobReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		r.err = errTruncated
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *blobReader) f64() float64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b)-r.off < 8 {
+		r.err = errTruncated
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b[r.off:]))
+	r.off += 8
+	return v
+}
+
+// count reads a length that must equal want (when want ≥ 0) and fit in the remaining bytes at minBytes each.
+func (r *blobReader) count(want int, minBytes int) int {
+	v := r.uvarint()
+	if r.err != nil {
+		return 0
+	}
+	if (want >= 0 && v != uint64(want)) || v > uint64((len(r.b)-r.off)/minBytes) {
+		r.err = fmt.Errorf("length %d (want %d) does not fit", v, want)
+		return 0
+	}
+	return int(v)
+}
+
+// decodeShared restores the shared section into l (whose ring and buckets are sized by the configuration) and
+// returns the offset of the horizon section.
+func (l *Learner) decodeShared(b []byte) (int, error) {
+	if len(b) < len(blobMagic) || string(b[:len(blobMagic)]) != string(blobMagic) {
+		return 0, fmt.Errorf("baseline state: unknown format: %w", ErrInvalidSnapshot)
+	}
+	r := &blobReader{b: b, off: len(blobMagic)}
+	if ws := r.uvarint(); r.err == nil && ws != uint64(l.windowS) {
+		return 0, fmt.Errorf("baseline state: window %d s, configured %d s: %w", ws, l.windowS, ErrInvalidSnapshot)
+	}
+	n := r.count(len(l.ring), 8)
+	for i := 0; i < n; i++ {
+		v := r.f64()
+		if math.IsInf(v, 0) || math.Abs(v) > maxAbsValue {
+			r.err = fmt.Errorf("history value %g", v)
+		}
+		l.ring[i] = v
+	}
+	if bs := r.uvarint(); r.err == nil && bs != uint64(l.bucketS) {
+		return 0, fmt.Errorf("baseline state: bucket %d s, configured %d s: %w", bs, l.bucketS, ErrInvalidSnapshot)
+	}
+	nb := r.count(len(l.bucketSum), 9)
+	for i := 0; i < nb; i++ {
+		v := r.f64()
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			r.err = fmt.Errorf("bucket sum %g", v)
+		}
+		l.bucketSum[i] = v
+	}
+	for i := 0; i < nb; i++ {
+		l.bucketN[i] = r.uvarint()
+	}
+	if r.err != nil {
+		return 0, fmt.Errorf("baseline state: shared section: %w: %w", r.err, ErrInvalidSnapshot)
+	}
+	return r.off, nil
+}
+
+// decodeHorizon decodes a horizon section for nCands candidates and nEvals forecasters.
+func decodeHorizon(b []byte, off, nCands, nEvals int) (blobHorizon, error) {
+	r := &blobReader{b: b, off: off}
+	var out blobHorizon
+	n := r.count(nCands, 16)
+	for i := 0; i < n; i++ {
+		out.noise = append(out.noise, noiseAcc{r.f64(), r.f64()})
+	}
+	ne := r.count(nEvals, 2)
+	for i := 0; i < ne && r.err == nil; i++ {
+		size := r.uvarint()
+		k := r.count(-1, 16)
+		if r.err == nil && (size > maxRecentLimit || uint64(k) > size) {
+			r.err = fmt.Errorf("recent window of %d pairs, size %d", k, size)
+		}
+		st := regression.WindowStatsState{Size: int(size), Actual: make([]float64, k), Predicted: make([]float64, k)}
+		for j := 0; j < k; j++ {
+			st.Actual[j], st.Predicted[j] = r.f64(), r.f64()
+		}
+		out.recent = append(out.recent, st)
+	}
+	if r.err == nil && r.off != len(b) {
+		r.err = fmt.Errorf("%d trailing bytes", len(b)-r.off)
+	}
+	if r.err != nil {
+		return blobHorizon{}, fmt.Errorf("baseline state: horizon section: %w: %w", r.err, ErrInvalidSnapshot)
+	}
+	return out, nil
+}

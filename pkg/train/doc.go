@@ -1,0 +1,92 @@
+// Package train is the functional core of the Greenwave trainer: one [Learner] per (intersection, approach)
+// keeps, for every forecast horizon, a set of online RLS candidates run in shadow, the pending inputs that wait
+// for their delayed labels, prequential metrics of the candidates and of three baselines, candidate promotion
+// and Page-Hinkley drift detection. [Predict] is what the predictor calls on a snapshot.
+//
+// The package is pure and deterministic: no I/O, no logging, no clock, no randomness, no global state. A
+// Learner changes only through [Learner.Apply], so restoring its snapshots ([Learner.Snapshots],
+// [RestoreLearner]) and replaying the following frames gives snapshots that are proto.Equal, bit for bit, to an
+// uninterrupted run.
+//
+// # Delayed labels (test-then-train)
+//
+// Frames arrive in event-time order, one per window of Config.WindowS seconds. Apply(frame at t):
+//
+//  1. Labels. Every pending input made at t−h for horizon h is labelled with the observed target of this
+//     window, if the target was observed (not a gap, not imputed, finite). The forecasts stored in the pending
+//     input when it was made — every candidate's and every baseline's — are scored against the label first;
+//     then the promoted candidate's absolute error feeds the drift detector; only then is every candidate
+//     updated with (x, y). A label that is missing or imputed expires the pending input without any update.
+//  2. Expiry. Pending inputs whose label window lies before t (their label frame never came) are dropped, and
+//     at most Config.MaxPending are kept (the oldest go first).
+//  3. A new pending input for t: x (the frame's features without "bias", see below), each candidate's forecast
+//     of t+h and the baselines' forecasts of t+h.
+//  4. Promotion (see below).
+//  5. Drift action (see below).
+//
+// A frame whose WindowStart is not after the last applied window is skipped (Update.Skipped): replays are
+// harmless. The history used by the baselines is updated between steps 2 and 3.
+//
+// # Conditioning
+//
+// The features of package features are already O(1) (flows divided by the approach capacity, ratios, indicators,
+// sines). The regression target is scaled by a fixed rule, never by running statistics, so that it is O(1) too
+// and a coefficient keeps its meaning:
+//
+//	flow       y = flow_vph / CapacityVPH   (the vector's capacity, as for the flow features)
+//	occupancy  y = occupancy ratio          (already 0..1)
+//	speed      y = speed_kmh / 100          (features.SpeedScaleKMH, as for the speed feature)
+//
+// The label is scaled with the capacity of the label window's vector, and a forecast is converted back with the
+// capacity of the vector it is made from. Forecasts, metrics and baselines are in the target's natural unit
+// (veh/h for flow); the drift detector sees the scaled absolute error (a fraction of capacity for flow), so one
+// drift configuration suits approaches of any size.
+//
+// The feature named "bias" (constant 1 in package features) duplicates the intercept of [regression.RLS] and is
+// dropped from the regression input; ModelSnapshot.feature_names lists the remaining features in coefficient
+// order. A frame whose feature_set_version or feature names (without "bias") differ from the model's is
+// rejected with [ErrFeatureMismatch]: the caller must start a new model for the new feature set.
+//
+// # Baselines
+//
+//   - persistence: the target observed at t (no forecast when it was not observed);
+//   - seasonal_naive: the target observed at t+h−7d, from a ring of the last week of windows (one slot per
+//     window, cleared over gaps) — no forecast before a week of data;
+//   - historical_average: the running mean of every observed target in the UTC time-of-week bucket of t+h.
+//     Buckets are one hour wide (168 per week) when WindowS ≤ 1 h, else one window wide.
+//
+// A forecaster without a forecast for a pending input is not scored on its label, so a baseline's N can be
+// smaller than the candidates'.
+//
+// # Promotion
+//
+// Every candidate's absolute errors over the last Config.RecentWindow labels are kept (the "recent" metrics).
+// After an Apply that scored labels, the candidate with the lowest recent MAE (ties: the earlier one in
+// Config.Candidates) replaces the promoted one when recentMAE(best) < (1 − PromoteMargin)·recentMAE(promoted), and
+// both windows hold at least half of RecentWindow pairs. The margin is relative, so the same value suits every
+// approach size; it gives hysteresis against flapping between near-equal candidates. The first candidate of
+// Config.Candidates is promoted initially.
+//
+// # Drift action
+//
+// When Page-Hinkley (increase test only) fires on the promoted candidate's scaled absolute error, every
+// candidate's covariance P is reset to Delta·I while its coefficients and noise estimate are kept: old
+// observations lose their weight at once (a re-weighting, not a restart), so the models re-adapt at the speed of
+// a fresh fit but start from the current coefficients instead of zero. RLSState.resets counts these resets
+// together with the wind-up guard's covariance restarts. Update and DriftState report the detection.
+//
+// # Snapshot format
+//
+// The v1 ModelSnapshot is the state format. Three pieces of exact state have no field of their own in v1 and are
+// carried, versioned, in the trainer-owned opaque baseline_state bytes: (a) the baselines' history (the
+// week ring and the time-of-week sums), (b) every forecaster's recent (actual, forecast) window, (c) every
+// candidate's noise-variance accumulators (RLSState.noise_variance holds only their quotient, which cannot be
+// split back bit-exactly). The candidates' forecasts stored in a pending input share
+// PendingInput.baseline_forecasts with the baselines', keyed by forecaster name (candidate names may not
+// collide with baseline names). The candidates' MaxTrace is not stored: it comes from the configuration, which
+// [RestoreLearner] checks against the snapshot.
+//
+// # Concurrency
+//
+// A Learner is not safe for concurrent use. Predict only reads its snapshot and may run concurrently.
+package train

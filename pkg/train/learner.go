@@ -1,0 +1,428 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/regression"
+)
+
+// biasName is the feature dropped from the regression input: RLS has its own intercept.
+const biasName = "bias"
+
+// Update reports what one Apply did.
+type Update struct {
+	// Window is the frame's WindowStart.
+	Window time.Time
+	// Skipped is true when the window was not newer than the last applied one; nothing changed.
+	Skipped bool
+	// Version is the learner version after the Apply (unchanged when skipped).
+	Version uint64
+	// Horizons has one entry per configured horizon, in Config order (nil when skipped).
+	Horizons []HorizonUpdate
+}
+
+// HorizonUpdate reports what one Apply did to the model of one horizon.
+type HorizonUpdate struct {
+	Horizon time.Duration
+	// Labelled counts pending inputs that got their label, were scored and trained on.
+	Labelled int
+	// Expired counts pending inputs dropped without a label (label missing, imputed or a gap; label window
+	// never seen; or over MaxPending).
+	Expired int
+	// Promoted is true when the promoted candidate changed from PromotedFrom to PromotedTo.
+	Promoted                 bool
+	PromotedFrom, PromotedTo string
+	// Drift is true when Page-Hinkley fired and every candidate's covariance was reset.
+	Drift bool
+	// Forecast is the promoted candidate's forecast of Window+Horizon in the target's natural unit, NaN when
+	// it could not be made.
+	Forecast float64
+}
+
+// pending is an input waiting for its label.
+type pending struct {
+	start int64     // window start, Unix seconds
+	x     []float64 // regression input, shared between horizons: never modified
+	// forecasts are indexed like horizonModel.evals (candidates, then baselines), natural units; NaN = none.
+	forecasts []float64
+}
+
+// eval is a forecaster's prequential error: cumulative and over the recent window.
+type eval struct {
+	cum    errAcc
+	recent *regression.WindowStats
+}
+
+func (e *eval) add(actual, forecast float64) {
+	e.cum.add(actual, forecast)
+	_ = e.recent.Add(actual, forecast) // both finite by construction
+}
+
+// horizonModel is the state of one horizon.
+type horizonModel struct {
+	h     time.Duration
+	hs    int64 // horizon in seconds
+	cands []*regression.RLS
+	// evals has one entry per candidate, then one per baseline (baselineNames order).
+	evals      []eval
+	pending    []pending // oldest first
+	promoted   int
+	promotions uint64
+	drift      *regression.PageHinkley
+	// driftAt is the window of the last detection, valid when detected; drifting is true when the last
+	// applied window raised it.
+	driftAt  int64
+	detected bool
+	drifting bool
+}
+
+// Learner is the online model of one (intersection, approach): one horizonModel per configured horizon plus
+// the baselines' shared history. It is not safe for concurrent use.
+type Learner struct {
+	cfg          Config
+	tgt          target
+	intersection string
+	approach     string
+	featureNames []string // regression inputs: the frame's names without "bias"
+	fsv          int
+	windowS      int64
+	bucketS      int64
+
+	models []*horizonModel
+
+	applied bool
+	last    int64 // last applied window start, Unix seconds
+	lastEnd int64
+	version uint64
+
+	// ring[slot((start/windowS) mod len)] is the observed target of the window, NaN when absent; it holds
+	// only windows in (last − 1 week, last].
+	ring      []float64
+	bucketSum []float64
+	bucketN   []uint64
+}
+
+// NewLearner returns an empty learner for one approach. featureNames are the frames' names (Frame.Names,
+// including "bias", which is dropped) and featureSetVersion their Frame.FeatureSetVersion.
+func NewLearner(intersectionID, approachID string, featureNames []string, featureSetVersion int, cfg Config) (*Learner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new learner %s/%s: %w", intersectionID, approachID, err)
+	}
+	var in []string
+	for _, n := range featureNames {
+		if n != biasName {
+			in = append(in, n)
+		}
+	}
+	if len(in) > regression.MaxFeatures {
+		return nil, fmt.Errorf("new learner %s/%s: %d features: %w", intersectionID, approachID, len(in), ErrInvalidConfig)
+	}
+	l := newLearnerShell(intersectionID, approachID, in, featureSetVersion, cfg)
+	for _, h := range cfg.Horizons {
+		m := &horizonModel{h: h, hs: int64(h / time.Second)}
+		for _, cs := range cfg.Candidates {
+			r, err := regression.NewRLS(len(in), cs.RLS)
+			if err != nil {
+				return nil, fmt.Errorf("new learner %s/%s: candidate %q: %w", intersectionID, approachID, cs.Name, err)
+			}
+			m.cands = append(m.cands, r)
+		}
+		m.evals = make([]eval, len(cfg.Candidates)+len(baselineNames))
+		for i := range m.evals {
+			m.evals[i].recent, _ = regression.NewWindowStats(cfg.RecentWindow) // size validated
+		}
+		m.drift, _ = regression.NewPageHinkley(cfg.Drift) // validated
+		l.models = append(l.models, m)
+	}
+	return l, nil
+}
+
+// newLearnerShell returns a learner without models and with an empty history.
+func newLearnerShell(intersectionID, approachID string, featureNames []string, fsv int, cfg Config) *Learner {
+	tgt, _ := targetOf(cfg.Target) // validated
+	l := &Learner{
+		cfg:          cfg,
+		tgt:          tgt,
+		intersection: intersectionID,
+		approach:     approachID,
+		featureNames: featureNames,
+		fsv:          fsv,
+		windowS:      int64(cfg.WindowS),
+		bucketS:      cfg.bucketS(),
+	}
+	l.ring = make([]float64, week/l.windowS)
+	for i := range l.ring {
+		l.ring[i] = math.NaN()
+	}
+	l.bucketSum = make([]float64, week/l.bucketS)
+	l.bucketN = make([]uint64, week/l.bucketS)
+	return l
+}
+
+// FeatureNames returns the regression inputs in coefficient order (the frame's names without "bias").
+func (l *Learner) FeatureNames() []string { return slices.Clone(l.featureNames) }
+
+// LastApplied returns the start of the last applied window and whether any window was applied.
+func (l *Learner) LastApplied() (time.Time, bool) {
+	if !l.applied {
+		return time.Time{}, false
+	}
+	return time.Unix(l.last, 0).UTC(), true
+}
+
+// checkNames reports whether names without "bias" equal want.
+func checkNames(names, want []string) bool {
+	j := 0
+	for _, n := range names {
+		if n == biasName {
+			continue
+		}
+		if j >= len(want) || want[j] != n {
+			return false
+		}
+		j++
+	}
+	return j == len(want)
+}
+
+// inputs returns the regression input of v: its values without the "bias" positions. Every value must be
+// finite and at most MaxAbsFeature in magnitude.
+func inputs(names []string, v features.Vector, n int) ([]float64, error) {
+	if len(v.Values) != len(names) {
+		return nil, fmt.Errorf("approach %q has %d values for %d feature names: %w", v.ApproachID, len(v.Values), len(names), ErrInvalidInput)
+	}
+	x := make([]float64, 0, n)
+	for i, name := range names {
+		if name == biasName {
+			continue
+		}
+		val := v.Values[i]
+		if !(math.Abs(val) <= MaxAbsFeature) {
+			return nil, fmt.Errorf("approach %q feature %q is %g, not finite with |x| ≤ %g: %w", v.ApproachID, name, val, MaxAbsFeature, ErrInvalidInput)
+		}
+		x = append(x, val)
+	}
+	return x, nil
+}
+
+// window validates the frame's window and returns its start and end in Unix seconds.
+func window(f features.Frame, windowS int64) (int64, int64, error) {
+	start, end := f.WindowStart.Unix(), f.WindowEnd.Unix()
+	if f.WindowStart.Nanosecond() != 0 || f.WindowEnd.Nanosecond() != 0 || mod(start, windowS) != 0 || end-start != windowS {
+		return 0, 0, fmt.Errorf("window [%v, %v) is not an epoch-aligned %d s window: %w", f.WindowStart, f.WindowEnd, windowS, ErrInvalidInput)
+	}
+	return start, end, nil
+}
+
+// mod returns a mod m in [0, m).
+func mod(a, m int64) int64 {
+	r := a % m
+	if r < 0 {
+		r += m
+	}
+	return r
+}
+
+// Apply applies the window of frame f for this learner's approach, whose vector in f is v. See the package
+// documentation for the steps. It returns ErrKeyMismatch, ErrFeatureMismatch or ErrInvalidInput, wrapped,
+// and leaves the learner untouched on every error. A window not newer than the last applied one is skipped.
+func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
+	if f.IntersectionID != l.intersection || v.ApproachID != l.approach {
+		return Update{}, fmt.Errorf("apply %s/%s to learner %s/%s: %w", f.IntersectionID, v.ApproachID, l.intersection, l.approach, ErrKeyMismatch)
+	}
+	if f.FeatureSetVersion != l.fsv || !checkNames(f.Names, l.featureNames) {
+		return Update{}, fmt.Errorf("apply %s/%s: frame feature set %d %v, model %d %v: %w",
+			l.intersection, l.approach, f.FeatureSetVersion, f.Names, l.fsv, l.featureNames, ErrFeatureMismatch)
+	}
+	start, end, err := window(f, l.windowS)
+	if err != nil {
+		return Update{}, fmt.Errorf("apply %s/%s: %w", l.intersection, l.approach, err)
+	}
+	if l.applied && start <= l.last {
+		return Update{Window: f.WindowStart, Skipped: true, Version: l.version}, nil
+	}
+	x, err := inputs(f.Names, v, len(l.featureNames))
+	if err != nil {
+		return Update{}, fmt.Errorf("apply %s/%s window %v: %w", l.intersection, l.approach, f.WindowStart, err)
+	}
+	scale, err := l.tgt.scale(v)
+	if err != nil {
+		return Update{}, fmt.Errorf("apply %s/%s window %v: %w", l.intersection, l.approach, f.WindowStart, err)
+	}
+	y, observed := l.tgt.observed(v)
+
+	// Everything is validated: from here on the learner changes.
+	up := Update{Window: f.WindowStart, Horizons: make([]HorizonUpdate, len(l.models))}
+	for i, m := range l.models {
+		hu := &up.Horizons[i]
+		hu.Horizon = m.h
+		hu.Labelled, hu.Expired, hu.Drift = m.label(start, y, observed, scale)
+	}
+	l.record(start, y, observed)
+	for i, m := range l.models {
+		hu := &up.Horizons[i]
+		p := pending{start: start, x: x, forecasts: l.forecasts(m, start, x, y, observed, scale)}
+		m.pending = append(m.pending, p)
+		if over := len(m.pending) - l.cfg.MaxPending; over > 0 {
+			m.pending = append(m.pending[:0], m.pending[over:]...)
+			hu.Expired += over
+		}
+		hu.Forecast = p.forecasts[m.promoted]
+		if hu.Labelled > 0 {
+			from := m.promoted
+			if m.promote(l.cfg) {
+				hu.Promoted = true
+				hu.PromotedFrom, hu.PromotedTo = l.cfg.Candidates[from].Name, l.cfg.Candidates[m.promoted].Name
+			}
+		}
+		m.drifting = hu.Drift
+		if hu.Drift {
+			m.detected, m.driftAt = true, start
+			m.resetCovariances()
+		}
+	}
+	l.applied, l.last, l.lastEnd = true, start, end
+	l.version++
+	up.Version = l.version
+	return up, nil
+}
+
+// label scores and trains on the pending inputs whose label window is start, and drops those whose label
+// window has passed. y is the window's target (natural units) when observed, scale its fixed divisor.
+func (m *horizonModel) label(start int64, y float64, observed bool, scale float64) (labelled, expired int, drift bool) {
+	n := 0
+	for n < len(m.pending) && m.pending[n].start+m.hs <= start {
+		p := m.pending[n]
+		n++
+		if p.start+m.hs != start || !observed {
+			expired++
+			continue
+		}
+		labelled++
+		// Test: score every forecast made before any update with this label.
+		for k, fc := range p.forecasts {
+			if !math.IsNaN(fc) {
+				m.evals[k].add(y, fc)
+			}
+		}
+		if fc := p.forecasts[m.promoted]; !math.IsNaN(fc) {
+			if d, err := m.drift.Add(math.Abs(y-fc) / scale); err == nil && d {
+				drift = true
+			}
+		}
+		// Then train. An update the estimator rejects (overflow) leaves that candidate unchanged.
+		ys := y / scale
+		for _, c := range m.cands {
+			_ = c.Update(p.x, ys)
+		}
+	}
+	m.pending = append(m.pending[:0], m.pending[n:]...)
+	return labelled, expired, drift
+}
+
+// record adds the window's target to the baselines' history.
+func (l *Learner) record(start int64, y float64, observed bool) {
+	n := int64(len(l.ring))
+	idx := start / l.windowS
+	if l.applied {
+		// Clear the slots of the windows skipped since the last one (at most a week of them).
+		prev := l.last / l.windowS
+		for k := prev + 1; k < idx && k <= prev+n; k++ {
+			l.ring[mod(k, n)] = math.NaN()
+		}
+	}
+	if observed {
+		l.ring[mod(idx, n)] = y
+		b := mod(start, week) / l.bucketS
+		l.bucketSum[b] += y
+		l.bucketN[b]++
+	} else {
+		l.ring[mod(idx, n)] = math.NaN()
+	}
+}
+
+// forecasts returns every forecaster's forecast of start+h (natural units, NaN when none), in evals order.
+// The history must already hold the window at start.
+func (l *Learner) forecasts(m *horizonModel, start int64, x []float64, y float64, observed bool, scale float64) []float64 {
+	nc := len(m.cands)
+	out := make([]float64, nc+len(baselineNames))
+	for i, c := range m.cands {
+		out[i] = sane(predictScaled(c, x) * scale)
+	}
+	out[nc] = math.NaN()
+	if observed {
+		out[nc] = y
+	}
+	at := start + m.hs
+	n := int64(len(l.ring))
+	out[nc+1] = l.ring[mod((at-week)/l.windowS, n)] // within (last − 1 week, last]: see Config.Validate
+	b := mod(at, week) / l.bucketS
+	out[nc+2] = math.NaN()
+	if l.bucketN[b] > 0 {
+		out[nc+2] = l.bucketSum[b] / float64(l.bucketN[b])
+	}
+	return out
+}
+
+func predictScaled(c *regression.RLS, x []float64) float64 {
+	p, err := c.Predict(x)
+	if err != nil {
+		return math.NaN()
+	}
+	return p
+}
+
+// sane returns v, or NaN when v is not finite or beyond maxAbsValue.
+func sane(v float64) float64 {
+	if !(math.Abs(v) <= maxAbsValue) {
+		return math.NaN()
+	}
+	return v
+}
+
+// promote applies the promotion rule and reports whether the promoted candidate changed.
+func (m *horizonModel) promote(cfg Config) bool {
+	minLen := (cfg.RecentWindow + 1) / 2
+	cur := m.evals[m.promoted].recent
+	if cur.Len() < minLen {
+		return false
+	}
+	curMAE := cur.MAE()
+	best, bestMAE := -1, math.Inf(1)
+	for i := range m.cands {
+		r := m.evals[i].recent
+		if r.Len() < minLen {
+			continue
+		}
+		if mae := r.MAE(); mae < bestMAE {
+			best, bestMAE = i, mae
+		}
+	}
+	if best < 0 || best == m.promoted || !(bestMAE < (1-cfg.PromoteMargin)*curMAE) {
+		return false
+	}
+	m.promoted = best
+	m.promotions++
+	return true
+}
+
+// resetCovariances sets every candidate's P to Delta·I, keeping coefficients and noise estimate, and counts
+// the reset in its covariance resets.
+func (m *horizonModel) resetCovariances() {
+	for i, c := range m.cands {
+		st := c.State()
+		n := st.Features + 1
+		clear(st.Covariance)
+		for j := 0; j < n; j++ {
+			st.Covariance[j*n+j] = st.Delta
+		}
+		st.CovarianceResets++
+		if r, err := regression.FromState(st); err == nil { // Delta·I always satisfies FromState
+			m.cands[i] = r
+		}
+	}
+}

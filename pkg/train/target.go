@@ -1,0 +1,85 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+
+	"github.com/greenwave-city/greenwave/pkg/features"
+)
+
+// target is a predicted quantity: how to read it from a vector and its fixed scale (see Conditioning in the
+// package documentation).
+type target struct {
+	name  string
+	proto greenwavev1.Target
+}
+
+func targetOf(name string) (target, error) {
+	switch name {
+	case "", TargetFlow:
+		return target{TargetFlow, greenwavev1.Target_TARGET_FLOW}, nil
+	case TargetOccupancy:
+		return target{TargetOccupancy, greenwavev1.Target_TARGET_OCCUPANCY}, nil
+	case TargetSpeed:
+		return target{TargetSpeed, greenwavev1.Target_TARGET_SPEED}, nil
+	}
+	return target{}, fmt.Errorf("target %q not flow, occupancy or speed: %w", name, ErrInvalidConfig)
+}
+
+func targetOfProto(t greenwavev1.Target) (target, error) {
+	switch t {
+	case greenwavev1.Target_TARGET_FLOW:
+		return targetOf(TargetFlow)
+	case greenwavev1.Target_TARGET_OCCUPANCY:
+		return targetOf(TargetOccupancy)
+	case greenwavev1.Target_TARGET_SPEED:
+		return targetOf(TargetSpeed)
+	}
+	return target{}, fmt.Errorf("target %v: %w", t, ErrInvalidSnapshot)
+}
+
+// scale returns the fixed divisor of the target for vector v: the capacity for flow, 1 for occupancy, 100 km/h
+// for speed.
+func (t target) scale(v features.Vector) (float64, error) {
+	switch t.name {
+	case TargetOccupancy:
+		return 1, nil
+	case TargetSpeed:
+		return features.SpeedScaleKMH, nil
+	}
+	c := v.CapacityVPH
+	if !(c > 0) || math.IsInf(c, 1) {
+		return 0, fmt.Errorf("approach %q capacity %g veh/h not finite and > 0: %w", v.ApproachID, c, ErrInvalidInput)
+	}
+	return c, nil
+}
+
+// observed returns the target in natural units and whether it may label or score a forecast: measured, not
+// imputed, not a gap, finite and of sane magnitude.
+func (t target) observed(v features.Vector) (float64, bool) {
+	o := v.Observed
+	if v.Gap || o.Imputed {
+		return 0, false
+	}
+	var y float64
+	switch t.name {
+	case TargetOccupancy:
+		if !o.HasOccupancy {
+			return 0, false
+		}
+		y = o.Occupancy
+	case TargetSpeed:
+		if !o.HasSpeed {
+			return 0, false
+		}
+		y = o.SpeedKMH
+	default:
+		y = o.FlowVPH
+	}
+	if !(math.Abs(y) <= maxAbsValue) { // also NaN
+		return 0, false
+	}
+	return y, true
+}
