@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+MOD       := github.com/greenwave-city/greenwave
 MODULES   := proto pkg services/collector services/cleaner services/trainer services/predictor services/signalcontrol cmd/greenwave
 SERVICES  := collector cleaner trainer predictor signalcontrol
 TOOLS     := $(CURDIR)/.tools/bin
@@ -12,7 +13,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 STATICCHECK_VERSION        := v0.8.2
 # Packages that talk to Kafka: `make test-kafka` runs them against a real broker.
-KAFKA_PKGS := ./pkg/stream/... ./services/... ./cmd/greenwave/...
+KAFKA_PKGS := $(MOD)/pkg/stream/... $(MOD)/services/... $(MOD)/cmd/greenwave/...
 
 .PHONY: help
 help: ## List the targets

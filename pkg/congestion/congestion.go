@@ -27,7 +27,9 @@ type Thresholds struct {
 }
 
 // DefaultThresholds returns the documented defaults.
-func DefaultThresholds() Thresholds { return Thresholds{Free: 0.60, Light: 0.70, Moderate: 0.85, Heavy: 1.00} }
+func DefaultThresholds() Thresholds {
+	return Thresholds{Free: 0.60, Light: 0.70, Moderate: 0.85, Heavy: 1.00}
+}
 
 // Validate checks the thresholds are finite and increasing.
 func (t Thresholds) Validate() error {

@@ -45,7 +45,7 @@ func Validate(in topology.Intersection, p Plan) error {
 		add(ViolationPhases, "", "the intersection has no phases")
 	}
 	var seenArr [16]bool
-	seen := seenArr[:0]
+	var seen []bool
 	if len(in.Phases) <= len(seenArr) {
 		seen = seenArr[:len(in.Phases)]
 	} else {

@@ -85,7 +85,7 @@ func firstAddr(list string) string {
 // broker list, or ctx ends. It returns the last error on timeout.
 func waitMetadata(ctx context.Context, addr string, interval time.Duration, pid int) (*kafka.MetadataResponse, error) {
 	start := time.Now()
-	var last error = errors.New("no attempt made")
+	var last error
 	for {
 		md, err := metadataOnce(ctx, addr)
 		if err == nil {
