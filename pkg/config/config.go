@@ -25,10 +25,12 @@ type Lookup func(name string) (string, bool)
 
 // Var describes one environment variable a config struct reads.
 type Var struct {
-	Name    string
-	Default string
-	Help    string
-	Type    string
+	// Name is the environment variable; Default its default value ("" when none); Help its meaning; Type
+	// one of string, bool, int, float64, duration, list.
+	Name    string `json:"name"`
+	Default string `json:"default"`
+	Help    string `json:"help"`
+	Type    string `json:"type"`
 }
 
 // Error lists every problem found while loading.
