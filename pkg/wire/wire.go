@@ -123,13 +123,18 @@ func FrameProto(f features.Frame) *greenwavev1.IntersectionFeatures {
 		out.Approaches = append(out.Approaches, &greenwavev1.FeatureVector{
 			ApproachId: v.ApproachID, Values: v.Values, ImputedFraction: v.ImputedFraction,
 			Readings: uint32(v.Readings), FlaggedOutliers: uint32(v.FlaggedOutliers), Gap: v.Gap, CapacityVph: v.CapacityVPH,
-			Observed: &greenwavev1.ObservedTargets{
-				FlowVph: v.Observed.FlowVPH, OccupancyRatio: opt(v.Observed.HasOccupancy, v.Observed.Occupancy),
-				SpeedKmh: opt(v.Observed.HasSpeed, v.Observed.SpeedKMH), Imputed: v.Observed.Imputed,
-			},
+			Observed: ObservedProto(v.Observed),
 		})
 	}
 	return out
+}
+
+// ObservedProto converts an approach's observed targets.
+func ObservedProto(o features.Observed) *greenwavev1.ObservedTargets {
+	return &greenwavev1.ObservedTargets{
+		FlowVph: o.FlowVPH, OccupancyRatio: opt(o.HasOccupancy, o.Occupancy),
+		SpeedKmh: opt(o.HasSpeed, o.SpeedKMH), Imputed: o.Imputed,
+	}
 }
 
 // Frame converts a features topic message back to the domain type (what the trainer and predictor use).

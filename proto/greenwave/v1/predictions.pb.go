@@ -334,10 +334,12 @@ func (x *Prediction) GetFallback() bool {
 
 // ApproachPrediction is one approach's forecasts for every horizon.
 type ApproachPrediction struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ApproachId    string                 `protobuf:"bytes,1,opt,name=approach_id,json=approachId,proto3" json:"approach_id,omitempty"`
-	Horizons      []*Prediction          `protobuf:"bytes,2,rep,name=horizons,proto3" json:"horizons,omitempty"`
-	CapacityVph   float64                `protobuf:"fixed64,3,opt,name=capacity_vph,json=capacityVph,proto3" json:"capacity_vph,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ApproachId  string                 `protobuf:"bytes,1,opt,name=approach_id,json=approachId,proto3" json:"approach_id,omitempty"`
+	Horizons    []*Prediction          `protobuf:"bytes,2,rep,name=horizons,proto3" json:"horizons,omitempty"`
+	CapacityVph float64                `protobuf:"fixed64,3,opt,name=capacity_vph,json=capacityVph,proto3" json:"capacity_vph,omitempty"`
+	// observed is what the source window measured on this approach (time-of-day history, coverage tracking).
+	Observed      *ObservedTargets `protobuf:"bytes,4,opt,name=observed,proto3" json:"observed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -391,6 +393,13 @@ func (x *ApproachPrediction) GetCapacityVph() float64 {
 		return x.CapacityVph
 	}
 	return 0
+}
+
+func (x *ApproachPrediction) GetObserved() *ObservedTargets {
+	if x != nil {
+		return x.Observed
+	}
+	return nil
 }
 
 // IntersectionPrediction is everything predicted from one IntersectionFeatures record.
@@ -539,12 +548,13 @@ const file_greenwave_v1_predictions_proto_rawDesc = "" +
 	"\x05level\x18\x10 \x01(\x0e2\x1d.greenwave.v1.CongestionLevelR\x05level\x12(\n" +
 	"\x10level_of_service\x18\x11 \x01(\tR\x0elevelOfService\x12+\n" +
 	"\x11interval_coverage\x18\x12 \x01(\x01R\x10intervalCoverage\x12\x1a\n" +
-	"\bfallback\x18\x13 \x01(\bR\bfallback\"\x8e\x01\n" +
+	"\bfallback\x18\x13 \x01(\bR\bfallback\"\xc9\x01\n" +
 	"\x12ApproachPrediction\x12\x1f\n" +
 	"\vapproach_id\x18\x01 \x01(\tR\n" +
 	"approachId\x124\n" +
 	"\bhorizons\x18\x02 \x03(\v2\x18.greenwave.v1.PredictionR\bhorizons\x12!\n" +
-	"\fcapacity_vph\x18\x03 \x01(\x01R\vcapacityVph\"\xd6\x03\n" +
+	"\fcapacity_vph\x18\x03 \x01(\x01R\vcapacityVph\x129\n" +
+	"\bobserved\x18\x04 \x01(\v2\x1d.greenwave.v1.ObservedTargetsR\bobserved\"\xd6\x03\n" +
 	"\x16IntersectionPrediction\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12'\n" +
@@ -589,7 +599,8 @@ var file_greenwave_v1_predictions_proto_goTypes = []any{
 	(Target)(0),                    // 5: greenwave.v1.Target
 	(*timestamppb.Timestamp)(nil),  // 6: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),    // 7: google.protobuf.Duration
-	(*WeatherContext)(nil),         // 8: greenwave.v1.WeatherContext
+	(*ObservedTargets)(nil),        // 8: greenwave.v1.ObservedTargets
+	(*WeatherContext)(nil),         // 9: greenwave.v1.WeatherContext
 }
 var file_greenwave_v1_predictions_proto_depIdxs = []int32{
 	5,  // 0: greenwave.v1.Prediction.target:type_name -> greenwave.v1.Target
@@ -598,16 +609,17 @@ var file_greenwave_v1_predictions_proto_depIdxs = []int32{
 	1,  // 3: greenwave.v1.Prediction.contributions:type_name -> greenwave.v1.FeatureContribution
 	0,  // 4: greenwave.v1.Prediction.level:type_name -> greenwave.v1.CongestionLevel
 	2,  // 5: greenwave.v1.ApproachPrediction.horizons:type_name -> greenwave.v1.Prediction
-	6,  // 6: greenwave.v1.IntersectionPrediction.window_start:type_name -> google.protobuf.Timestamp
-	6,  // 7: greenwave.v1.IntersectionPrediction.window_end:type_name -> google.protobuf.Timestamp
-	3,  // 8: greenwave.v1.IntersectionPrediction.approaches:type_name -> greenwave.v1.ApproachPrediction
-	0,  // 9: greenwave.v1.IntersectionPrediction.level:type_name -> greenwave.v1.CongestionLevel
-	8,  // 10: greenwave.v1.IntersectionPrediction.weather:type_name -> greenwave.v1.WeatherContext
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	8,  // 6: greenwave.v1.ApproachPrediction.observed:type_name -> greenwave.v1.ObservedTargets
+	6,  // 7: greenwave.v1.IntersectionPrediction.window_start:type_name -> google.protobuf.Timestamp
+	6,  // 8: greenwave.v1.IntersectionPrediction.window_end:type_name -> google.protobuf.Timestamp
+	3,  // 9: greenwave.v1.IntersectionPrediction.approaches:type_name -> greenwave.v1.ApproachPrediction
+	0,  // 10: greenwave.v1.IntersectionPrediction.level:type_name -> greenwave.v1.CongestionLevel
+	9,  // 11: greenwave.v1.IntersectionPrediction.weather:type_name -> greenwave.v1.WeatherContext
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_predictions_proto_init() }

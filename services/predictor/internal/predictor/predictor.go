@@ -88,7 +88,7 @@ func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPredicti
 	}
 	worst := -1.0
 	for _, v := range f.Approaches {
-		ap := &greenwavev1.ApproachPrediction{ApproachId: v.ApproachID, CapacityVph: v.CapacityVPH}
+		ap := &greenwavev1.ApproachPrediction{ApproachId: v.ApproachID, CapacityVph: v.CapacityVPH, Observed: wire.ObservedProto(v.Observed)}
 		for i, h := range pr.horizons {
 			p := pr.predictOne(f, v, h)
 			if i == 0 && !math.IsNaN(p.GetDegreeOfSaturation()) {
