@@ -5,9 +5,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
@@ -46,7 +46,7 @@ func (c *Common) Group(service string) string { return c.TopicPrefix + "greenwav
 // Env bundles what a service needs from its start-up: logger, metrics registry, topology and server.
 type Env struct {
 	Log      *zap.Logger
-	Registry *prometheus.Registry
+	Registry *Registry
 	Topology *topology.Index
 	Server   *server.Server
 }
@@ -58,7 +58,7 @@ func Setup(service string, c *Common) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
+	reg := NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	topo, err := topology.Load(c.TopologyFile)
 	if err != nil {
@@ -68,6 +68,9 @@ func Setup(service string, c *Common) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
+	srv.Handle("GET /debug/metrics", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		server.WriteJSON(w, http.StatusOK, reg.Metrics())
+	}))
 	log.Info("starting", zap.Strings("brokers", c.Brokers), zap.String("topology_revision", topo.Revision),
 		zap.Int("intersections", len(topo.Intersections)))
 	return &Env{Log: log, Registry: reg, Topology: topology.NewIndex(topo), Server: srv}, nil

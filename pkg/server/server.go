@@ -78,7 +78,7 @@ type Server struct {
 }
 
 // New builds a Server. reg is served on /metrics; extra gRPC options (interceptors) are appended.
-func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, opts ...grpc.ServerOption) (*Server, error) {
+func New(cfg Config, log *zap.Logger, reg prometheus.Gatherer, opts ...grpc.ServerOption) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), health: health.NewServer(), checks: map[string]func() error{}, bound: make(chan struct{})}
 	if cfg.TLSCertFile != "" {
 		tc, err := loadTLS(cfg)
@@ -108,7 +108,7 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, opts ...grpc.Ser
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return s, nil
 }
 

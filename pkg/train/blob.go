@@ -28,7 +28,9 @@ type blobHorizon struct {
 	recent []regression.WindowStatsState
 }
 
-func appendF(b []byte, v float64) []byte { return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)) }
+func appendF(b []byte, v float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
 
 // appendShared encodes the learner's shared section.
 func (l *Learner) appendShared(b []byte) []byte {

@@ -87,7 +87,7 @@ func predict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vecto
 	n := len(names) + 1
 	rs := regression.RLSState{
 		Features: len(names), Lambda: st.GetForgettingFactor(), Delta: st.GetInitialCovariance(),
-		MaxTrace: math.Inf(1), // the wind-up guard plays no part in prediction
+		MaxTrace:     math.Inf(1), // the wind-up guard plays no part in prediction
 		Coefficients: st.GetCoefficients(), Covariance: st.GetCovariance(), Updates: st.GetUpdates(),
 	}
 	// The noise estimate exists after n+1 updates (see regression.RLS); noise_variance carries it.

@@ -14,7 +14,7 @@ import (
 // which v1 has no fields for.) R² uses SST = Σy² − (Σy)²/n; for traffic targets, whose coefficient of variation
 // is far from zero, the cancellation in that difference costs only a few digits.
 type errAcc struct {
-	n, nPct                               uint64
+	n, nPct                                uint64
 	sumAbs, sumSq, sumPct, sumAct, sumAct2 float64
 }
 

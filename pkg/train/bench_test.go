@@ -1,0 +1,70 @@
+package train
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+)
+
+const weekDur = week * time.Second
+
+// BenchmarkLearnerApply measures one Apply with the default configuration: 3 horizons × 8 candidates × 32
+// features (features.Names without "bias"), on the synthetic traffic series.
+func BenchmarkLearnerApply(b *testing.B) {
+	s := newTrafficSeries(7, 1)
+	cfg := DefaultConfig()
+	l, err := NewLearner(testIntersection, testApproach, s.names, 1, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := len(l.FeatureNames()); n != 32 {
+		b.Fatalf("%d features, want 32", n)
+	}
+	// Warm up past the horizons so that every Apply labels, trains and forecasts.
+	for _, f := range s.frames[:24] {
+		if _, err := l.Apply(f, f.Approaches[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		f := s.frames[24+i%(len(s.frames)-24)]
+		// Shift past the series each lap so that windows stay newer than the last applied one.
+		lap := i / (len(s.frames) - 24)
+		f.WindowStart = f.WindowStart.Add(weekDur * time.Duration(lap))
+		f.WindowEnd = f.WindowEnd.Add(weekDur * time.Duration(lap))
+		if _, err := l.Apply(f, f.Approaches[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// BenchmarkSnapshots measures Snapshots (3 horizons, default configuration) plus proto.Marshal.
+func BenchmarkSnapshots(b *testing.B) {
+	s := newTrafficSeries(7, 1)
+	l, err := NewLearner(testIntersection, testApproach, s.names, 1, DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range s.frames {
+		if _, err := l.Apply(f, f.Approaches[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var size int
+	b.ReportAllocs()
+	for b.Loop() {
+		size = 0
+		for _, sn := range l.Snapshots() {
+			buf, err := proto.Marshal(sn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size += len(buf)
+		}
+	}
+	b.ReportMetric(float64(size), "bytes/learner")
+}
