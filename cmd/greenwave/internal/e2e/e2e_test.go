@@ -174,6 +174,11 @@ func countKind(rs []*greenwavev1.RejectedReading, k greenwavev1.ReadingKind) int
 
 // feed sends `ticks` simulator intervals, calling between(i) before tick i; it returns the end of the data.
 func (p *pipeline) feed(ctx context.Context, s *sender, ticks int, between func(i int)) (dataEnd time.Time) {
+	return p.feedWith(ctx, s, ticks, between, nil)
+}
+
+// feedWith is feed with a hook run after each tick is sent (resend tests send it again there).
+func (p *pipeline) feedWith(_ context.Context, s *sender, ticks int, between func(i int), after func(sim.Tick)) (dataEnd time.Time) {
 	p.t.Helper()
 	start := time.Now().Add(-24 * time.Hour).Truncate(time.Hour)
 	sm, err := sim.New(p.topo, sim.Config{Seed: 7, Start: start, IntervalS: 60, DuplicateRate: -1})
@@ -187,6 +192,9 @@ func (p *pipeline) feed(ctx context.Context, s *sender, ticks int, between func(
 		}
 		tick = sm.Next()
 		s.send(p.t, tick.Readings, tick.Weather)
+		if after != nil {
+			after(tick)
+		}
 	}
 	return tick.At.Add(time.Minute)
 }
@@ -358,3 +366,26 @@ func countFlush(topo topology.Topology) int {
 }
 
 func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// TestResendAfterLostAckCreatesNoDuplicate resends every batch, as a gateway does when an ack is lost: the
+// collector accepts the resend again (it cannot know), but the readings keep their ids, so the cleaner drops the
+// replays and every reading is counted downstream exactly once.
+func TestResendAfterLostAckCreatesNoDuplicate(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	s := newSender(ctx, t, p.stack.Addrs("collector").GRPC)
+	firstAccepted := 0
+	dataEnd := p.feedWith(ctx, s, 40, nil, func(tick sim.Tick) {
+		before := s.accepted
+		s.send(t, tick.Readings, tick.Weather) // the resend
+		firstAccepted += s.accepted - before
+	})
+	p.flush(s, dataEnd)
+	if s.accepted != 2*firstAccepted+countFlush(p.topo) {
+		t.Fatalf("collector accepted %d readings, want every one twice (%d) plus the flush", s.accepted, 2*firstAccepted)
+	}
+	p.waitPlans(ctx)
+	p.waitAccounted(ctx, firstAccepted, dataEnd)
+}
