@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/greenwave-city/greenwave/pkg/config"
 	"github.com/greenwave-city/greenwave/pkg/logging"
@@ -51,9 +52,21 @@ type Env struct {
 	Server   *server.Server
 }
 
-// Setup builds the logger, a fresh metrics registry (with Go and process collectors), loads the topology and
-// creates the server. The registry is the service's own: nothing is global.
-func Setup(service string, c *Common) (*Env, error) {
+// Setup is Prepare followed by NewServer: what a service without special gRPC options needs.
+func Setup(service string, c *Common, opts ...grpc.ServerOption) (*Env, error) {
+	env, err := Prepare(service, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.NewServer(c, opts...); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// Prepare builds the logger, a fresh metrics registry (with Go and process collectors) and loads the topology.
+// The registry is the service's own: nothing is global. Env.Server is nil until NewServer.
+func Prepare(service string, c *Common) (*Env, error) {
 	log, err := logging.New(service, c.LogLevel, c.LogFormat)
 	if err != nil {
 		return nil, err
@@ -64,16 +77,23 @@ func Setup(service string, c *Common) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load topology: %w", err)
 	}
-	srv, err := server.New(c.Server, log, reg)
-	if err != nil {
-		return nil, fmt.Errorf("create server: %w", err)
-	}
-	srv.Handle("GET /debug/metrics", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		server.WriteJSON(w, http.StatusOK, reg.Metrics())
-	}))
 	log.Info("starting", zap.Strings("brokers", c.Brokers), zap.String("topology_revision", topo.Revision),
 		zap.Int("intersections", len(topo.Intersections)))
-	return &Env{Log: log, Registry: reg, Topology: topology.NewIndex(topo), Server: srv}, nil
+	return &Env{Log: log, Registry: reg, Topology: topology.NewIndex(topo)}, nil
+}
+
+// NewServer creates Env.Server with the extra gRPC options (interceptors, limits), serving the registry on
+// /metrics and the list of registered metrics on /debug/metrics.
+func (env *Env) NewServer(c *Common, opts ...grpc.ServerOption) error {
+	srv, err := server.New(c.Server, env.Log, env.Registry, opts...)
+	if err != nil {
+		return fmt.Errorf("create server: %w", err)
+	}
+	srv.Handle("GET /debug/metrics", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		server.WriteJSON(w, http.StatusOK, env.Registry.Metrics())
+	}))
+	env.Server = srv
+	return nil
 }
 
 // Load reads cfg from the environment lookup (os.LookupEnv when nil), naming every problem.

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -54,6 +55,9 @@ func Traffic(r *greenwavev1.TrafficReading, topo *topology.Index, lim Limits, no
 	if r.GetSchemaVersion() > SchemaVersion {
 		return bad(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "schema_version", "schema version %d is newer than %d", r.GetSchemaVersion(), SchemaVersion)
 	}
+	if v := idViolation("reading_id", r.GetReadingId()); v != nil {
+		return v
+	}
 	if r.GetDetectorId() == "" {
 		return bad(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "detector_id", "detector_id is required")
 	}
@@ -86,7 +90,7 @@ func Traffic(r *greenwavev1.TrafficReading, topo *topology.Index, lim Limits, no
 	if c := r.GetCount(); math.IsNaN(c) || math.IsInf(c, 0) || c < 0 {
 		return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "count", "count %v must be a finite number ≥ 0", c)
 	}
-	flow := r.GetCount() * 3600 / float64(r.GetIntervalS())
+	flow := FlowVPH(r.GetCount(), r.GetIntervalS())
 	in, _ := topo.Intersection(ref.Intersection)
 	ap, _ := in.Approach(ref.Approach)
 	lanes := float64(ap.Lanes) / float64(len(ap.Detectors))
@@ -112,6 +116,27 @@ func Traffic(r *greenwavev1.TrafficReading, topo *topology.Index, lim Limits, no
 	return nil
 }
 
+// FlowVPH converts a count of vehicles over an interval of intervalS seconds to a flow in vehicles per hour.
+func FlowVPH(count float64, intervalS uint32) float64 {
+	return count * 3600 / float64(intervalS)
+}
+
+// MaxIDLen bounds client-supplied ids: they become Kafka headers and dedup keys downstream.
+const MaxIDLen = 128
+
+// idViolation checks a client-supplied id ("" is fine: the collector derives one).
+func idViolation(field, id string) *Violation {
+	if len(id) > MaxIDLen {
+		return &Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, Field: field, Description: fmt.Sprintf("%s is %d bytes long, more than %d", field, len(id), MaxIDLen)}
+	}
+	for _, c := range id {
+		if c < 0x20 || c == 0x7f || c == utf8.RuneError {
+			return &Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Field: field, Description: fmt.Sprintf("%s %q holds a control character or invalid UTF-8", field, id)}
+		}
+	}
+	return nil
+}
+
 // TrafficID is the deterministic id of a detector's reading for the interval starting at start, so a gateway
 // that resends after a lost ack produces the same id.
 func TrafficID(detector string, start time.Time) string {
@@ -125,6 +150,9 @@ func Weather(w *greenwavev1.WeatherReading, lim Limits, now time.Time) *Violatio
 	}
 	if w.GetSchemaVersion() > SchemaVersion {
 		return bad(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "schema_version", "schema version %d is newer than %d", w.GetSchemaVersion(), SchemaVersion)
+	}
+	if v := idViolation("reading_id", w.GetReadingId()); v != nil {
+		return v
 	}
 	if w.GetStationId() == "" {
 		return bad(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "station_id", "station_id is required")

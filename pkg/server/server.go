@@ -88,11 +88,12 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Gatherer, opts ...grpc.Serv
 		s.tls = tc
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	opts = append(opts,
+	// Defaults first: a caller's option of the same kind comes later and wins.
+	opts = append([]grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(8<<20),
-	)
+		grpc.MaxRecvMsgSize(8 << 20),
+	}, opts...)
 	s.grpc = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

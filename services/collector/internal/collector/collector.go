@@ -4,197 +4,333 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/ingest"
+	"github.com/greenwave-city/greenwave/pkg/ingest/fiware"
+	"github.com/greenwave-city/greenwave/pkg/ingest/gateways"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
-// publisher is what the collector needs from Kafka.
-type publisher interface {
+// Publisher is what the collector needs from Kafka: a synchronous write that returns once every record is
+// acknowledged (stream.Producer).
+type Publisher interface {
 	Write(ctx context.Context, outs ...stream.Output) error
+}
+
+// Options configure a Service. Zero limits take the Config defaults.
+type Options struct {
+	Publisher Publisher
+	Topology  *topology.Index
+	Names     topics.Names
+	// Gateways authenticates tokens; nil when no registry is configured (then only anonymous callers exist).
+	Gateways *gateways.Registry
+	// AllowAnonymous lets callers without a token publish as gateway "anonymous".
+	AllowAnonymous  bool
+	Limits          ingest.Limits
+	MaxBatch        int
+	MaxMessageBytes int
+	StreamInFlight  int
+	MaxInFlight     int
+	// Now is the clock (time.Now in production); validation horizons and rate limits read it.
+	Now      func() time.Time
+	Log      *zap.Logger
+	Registry prometheus.Registerer
 }
 
 // Service validates batches and publishes their accepted readings. It is safe for concurrent use.
 type Service struct {
 	greenwavev1.UnimplementedCollectorServiceServer
 
-	pub      publisher
-	topo     *topology.Index
-	names    topics.Names
-	limits   ingest.Limits
-	maxBatch int
-	now      func() time.Time
-	log      *zap.Logger
-	metrics  *metrics
+	pub            Publisher
+	topo           *topology.Index
+	names          topics.Names
+	gateways       *gateways.Registry
+	allowAnonymous bool
+	limits         ingest.Limits
+	maxBatch       int
+	maxBytes       int
+	streamInFlight int
+	now            func() time.Time
+	log            *zap.Logger
+	metrics        *metrics
+	// limiters holds one token bucket per rate-limited gateway; the map is built once and only read.
+	limiters map[string]*rate.Limiter
+	// inflight is the service-wide semaphore of batches being processed.
+	inflight chan struct{}
 }
 
-type metrics struct {
-	accepted      *prometheus.CounterVec
-	rejected      *prometheus.CounterVec
-	batchDuration prometheus.Histogram
-	produceErrors prometheus.Counter
+// New builds a Service and registers its metrics.
+func New(o Options) (*Service, error) {
+	if o.Publisher == nil || o.Topology == nil || o.Log == nil || o.Registry == nil {
+		return nil, errors.New("new collector: Publisher, Topology, Log and Registry are required")
+	}
+	if o.Gateways == nil && !o.AllowAnonymous {
+		return nil, errors.New("new collector: no gateway registry and anonymous ingestion disabled: nobody could publish")
+	}
+	def := func(v, d int) int {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Limits == (ingest.Limits{}) {
+		o.Limits = ingest.DefaultLimits()
+	}
+	s := &Service{
+		pub: o.Publisher, topo: o.Topology, names: o.Names, gateways: o.Gateways, allowAnonymous: o.AllowAnonymous,
+		limits: o.Limits, maxBatch: def(o.MaxBatch, 5000), maxBytes: def(o.MaxMessageBytes, 4<<20),
+		streamInFlight: def(o.StreamInFlight, 8), now: o.Now, log: o.Log,
+		limiters: map[string]*rate.Limiter{}, inflight: make(chan struct{}, def(o.MaxInFlight, 256)),
+	}
+	m, err := newMetrics(o.Registry, s.inflight)
+	if err != nil {
+		return nil, fmt.Errorf("new collector: %w", err)
+	}
+	s.metrics = m
+	if o.Gateways != nil {
+		for _, id := range o.Gateways.IDs() {
+			if g := o.Gateways.Gateway(id); g != nil && g.Rate != nil {
+				s.limiters[id] = rate.NewLimiter(rate.Limit(g.Rate.ReadingsPerSecond), g.Rate.Burst)
+			}
+		}
+	}
+	return s, nil
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "greenwave", Subsystem: "collector", Name: "accepted_total",
-			Help: "Readings accepted and acknowledged by Kafka, by kind and gateway.",
-		}, []string{"kind", "gateway"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "greenwave", Subsystem: "collector", Name: "rejected_total",
-			Help: "Readings refused, by kind, reason and gateway.",
-		}, []string{"kind", "reason", "gateway"}),
-		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "greenwave", Subsystem: "collector", Name: "batch_duration_seconds",
-			Help:    "Time from receiving a batch to acknowledging it (Kafka acks included).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
-		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "greenwave", Subsystem: "collector", Name: "produce_errors_total",
-			Help: "Batches whose Kafka write failed (the gateway gets UNAVAILABLE and resends).",
-		}),
-	}
-	reg.MustRegister(m.accepted, m.rejected, m.batchDuration, m.produceErrors)
-	return m
+// failure is a request-level refusal, rendered as a gRPC status or an HTTP error body.
+type failure struct {
+	code       codes.Code
+	httpStatus int
+	// label is the metric label of the refusal ("empty_batch", "too_large", …).
+	label      string
+	message    string
+	fields     []fieldViolation
+	retryAfter time.Duration
 }
 
-// Publish validates a batch, publishes the accepted readings and returns the ack once Kafka acknowledged them
-// all. A batch whose Kafka write fails returns UNAVAILABLE: nothing is acknowledged, and the gateway resends
-// (readings carry stable ids, so a resend creates no duplicate downstream).
-func (s *Service) Publish(ctx context.Context, gateway string, b *greenwavev1.ReadingBatch) (*greenwavev1.BatchAck, error) {
-	began := s.now()
-	if b == nil {
-		return nil, status.Error(codes.InvalidArgument, "batch is required")
+type fieldViolation struct {
+	Field       string `json:"field"`
+	Description string `json:"description"`
+}
+
+func (f *failure) Error() string { return f.message }
+
+// item is one reading of a batch on its way through validation, whatever API it came from.
+type item struct {
+	kind  greenwavev1.ReadingKind
+	index int
+	// path prefixes a violation's field: "readings[3]" for the canonical APIs, "[3]" for NGSI-LD.
+	path string
+	// ngsi maps canonical field names back to the entity attributes the gateway sent.
+	ngsi    bool
+	id      string
+	traffic *greenwavev1.TrafficReading
+	weather *greenwavev1.WeatherReading
+	// pre is a problem found while decoding (NGSI-LD entities), before validation.
+	pre *ingest.Violation
+}
+
+func (it item) field(f string) string {
+	if it.ngsi {
+		f = fiware.AttributeOf(it.kind, f)
 	}
-	if n := len(b.GetReadings()) + len(b.GetWeather()); n > s.maxBatch {
-		st, _ := status.New(codes.InvalidArgument, fmt.Sprintf("batch holds %d readings, more than the maximum %d", n, s.maxBatch)).
-			WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "batch", Description: fmt.Sprintf("at most %d readings per batch", s.maxBatch)}}})
-		return nil, st.Err()
+	if f == "" {
+		return it.path
 	}
-	ack := &greenwavev1.BatchAck{BatchId: b.GetBatchId()}
-	now := s.now()
-	outs := make([]stream.Output, 0, len(b.GetReadings())+len(b.GetWeather()))
+	return it.path + "." + f
+}
+
+// itemsOfBatch lists a canonical batch's readings.
+func itemsOfBatch(b *greenwavev1.ReadingBatch) []item {
+	items := make([]item, 0, len(b.GetReadings())+len(b.GetWeather()))
 	for i, r := range b.GetReadings() {
-		r = proto.CloneOf(r)
-		if v := ingest.Traffic(r, s.topo, s.limits, now); v != nil {
-			ack.Rejected = append(ack.Rejected, rejected(greenwavev1.ReadingKind_READING_KIND_TRAFFIC, i, "readings", r.GetReadingId(), v))
-			s.metrics.rejected.WithLabelValues("traffic", stream.ReasonLabel(v.Reason), gateway).Inc()
-			continue
-		}
-		ingest.Stamp(r, gateway, now)
-		value, err := proto.Marshal(r)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "encode reading: %v", err)
-		}
-		outs = append(outs, stream.Output{Topic: s.names.Readings, Key: []byte(r.GetIntersectionId()), Value: value, EventID: r.GetReadingId(), Payload: "greenwave.v1.TrafficReading"})
-		ack.AcceptedReadings++
+		items = append(items, item{kind: greenwavev1.ReadingKind_READING_KIND_TRAFFIC, index: i, path: fmt.Sprintf("readings[%d]", i), id: r.GetReadingId(), traffic: r})
 	}
 	for i, w := range b.GetWeather() {
-		w = proto.CloneOf(w)
-		if v := ingest.Weather(w, s.limits, now); v != nil {
-			ack.Rejected = append(ack.Rejected, rejected(greenwavev1.ReadingKind_READING_KIND_WEATHER, i, "weather", w.GetReadingId(), v))
-			s.metrics.rejected.WithLabelValues("weather", stream.ReasonLabel(v.Reason), gateway).Inc()
+		items = append(items, item{kind: greenwavev1.ReadingKind_READING_KIND_WEATHER, index: i, path: fmt.Sprintf("weather[%d]", i), id: w.GetReadingId(), weather: w})
+	}
+	return items
+}
+
+// itemsOfEntities lists a decoded NGSI-LD batch.
+func itemsOfEntities(es []fiware.Entity) []item {
+	items := make([]item, len(es))
+	for i, e := range es {
+		items[i] = item{kind: e.Kind(), index: e.Index, path: fmt.Sprintf("[%d]", e.Index), ngsi: true, id: e.ID, traffic: e.Traffic, weather: e.Weather, pre: e.Violation}
+	}
+	return items
+}
+
+// admit takes a slot of the service-wide in-flight bound, or refuses: under overload the collector answers at
+// once rather than queueing without bound; the gateway retries.
+func (s *Service) admit(api string) (release func(), f *failure) {
+	select {
+	case s.inflight <- struct{}{}:
+		return func() { <-s.inflight }, nil
+	default:
+		s.metrics.overloaded.WithLabelValues(api).Inc()
+		return nil, &failure{code: codes.ResourceExhausted, httpStatus: 503, label: "overloaded", retryAfter: time.Second,
+			message: fmt.Sprintf("the collector has %d batches in flight, its maximum; retry shortly", cap(s.inflight))}
+	}
+}
+
+// invalid records and returns a request-level refusal of a wholly invalid request.
+func (s *Service) invalid(api, label string, httpStatus int, code codes.Code, field, format string, args ...any) *failure {
+	s.metrics.invalid.WithLabelValues(api, label).Inc()
+	msg := fmt.Sprintf(format, args...)
+	return &failure{code: code, httpStatus: httpStatus, label: label, message: msg, fields: []fieldViolation{{Field: field, Description: msg}}}
+}
+
+// rateLimit takes n readings from the gateway's token bucket at the service clock's time.
+func (s *Service) rateLimit(api string, gw *gateways.Gateway, n int) *failure {
+	lim := s.limiters[gw.ID]
+	if lim == nil {
+		return nil
+	}
+	if n > lim.Burst() {
+		return s.invalid(api, "above_burst", 413, codes.InvalidArgument, "readings",
+			"the batch holds %d readings, more than gateway %q may send at once (burst %d); split it", n, gw.ID, lim.Burst())
+	}
+	now := s.now()
+	r := lim.ReserveN(now, n)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		s.metrics.rateLimited.WithLabelValues(gw.ID).Inc()
+		return &failure{code: codes.ResourceExhausted, httpStatus: 429, label: "rate_limited", retryAfter: d,
+			message: fmt.Sprintf("gateway %q is over its rate limit of %g readings/s; retry after %s", gw.ID, float64(lim.Limit()), d.Round(time.Millisecond))}
+	}
+	return nil
+}
+
+// process validates a batch's items, publishes the accepted ones and returns the ack once Kafka acknowledged
+// them all. A failed Kafka write acknowledges nothing (UNAVAILABLE): the gateway resends the same readings,
+// whose ids are stable, so nothing is duplicated downstream.
+func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway, batchID string, items []item, began time.Time) (*greenwavev1.BatchAck, error) {
+	if len(batchID) > ingest.MaxIDLen {
+		return nil, s.invalid(api, "malformed", 400, codes.InvalidArgument, "batch_id", "batch_id is %d bytes long, more than %d", len(batchID), ingest.MaxIDLen)
+	}
+	if len(items) == 0 {
+		return nil, s.invalid(api, "empty_batch", 400, codes.InvalidArgument, "readings", "the batch holds no readings and no weather observations")
+	}
+	if len(items) > s.maxBatch {
+		return nil, s.invalid(api, "too_large", 413, codes.InvalidArgument, "readings", "the batch holds %d readings, more than the maximum %d", len(items), s.maxBatch)
+	}
+	if f := s.rateLimit(api, gw, len(items)); f != nil {
+		return nil, f
+	}
+	ack := &greenwavev1.BatchAck{BatchId: batchID}
+	now := s.now()
+	outs := make([]stream.Output, 0, len(items))
+	denied := 0
+	reject := func(it item, v *ingest.Violation) {
+		ack.Rejected = append(ack.Rejected, &greenwavev1.RejectedReading{
+			Kind: it.kind, Index: uint32(it.index), ReadingId: it.id, Reason: v.Reason, Field: it.field(v.Field), Description: v.Description,
+		})
+		s.metrics.rejected.WithLabelValues(kindLabel(it.kind), stream.ReasonLabel(v.Reason), gw.ID).Inc()
+		if v.Reason == greenwavev1.RejectReason_REJECT_REASON_PERMISSION_DENIED {
+			denied++
+		}
+	}
+	for _, it := range items {
+		if it.pre != nil {
+			reject(it, it.pre)
 			continue
 		}
-		ingest.Stamp(w, gateway, now)
-		value, err := proto.Marshal(w)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "encode weather: %v", err)
+		var out stream.Output
+		var v *ingest.Violation
+		switch {
+		case it.traffic != nil:
+			out, v = s.traffic(gw, it.traffic, now)
+		case it.weather != nil:
+			out, v = s.weather(gw, it.weather, now)
+		default:
+			v = &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: "empty reading"}
 		}
-		outs = append(outs, stream.Output{Topic: s.names.Weather, Key: []byte(w.GetStationId()), Value: value, EventID: w.GetReadingId(), Payload: "greenwave.v1.WeatherReading"})
-		ack.AcceptedWeather++
+		if v != nil {
+			reject(it, v)
+			continue
+		}
+		outs = append(outs, out)
+		if it.kind == greenwavev1.ReadingKind_READING_KIND_WEATHER {
+			ack.AcceptedWeather++
+		} else {
+			ack.AcceptedReadings++
+		}
+	}
+	if denied == len(items) {
+		// Nothing in the batch is the gateway's to publish: that is a credentials problem, not bad data.
+		s.metrics.authDenied.WithLabelValues(gw.ID, "forbidden").Inc()
+		f := &failure{code: codes.PermissionDenied, httpStatus: 403, label: "forbidden",
+			message: fmt.Sprintf("gateway %q may publish none of the %d readings of the batch", gw.ID, len(items))}
+		for _, r := range ack.Rejected {
+			f.fields = append(f.fields, fieldViolation{Field: r.GetField(), Description: r.GetDescription()})
+		}
+		return nil, f
 	}
 	if err := s.pub.Write(ctx, outs...); err != nil {
 		s.metrics.produceErrors.Inc()
-		s.log.Warn("publish batch failed", zap.String("batch", b.GetBatchId()), zap.Error(err))
-		return nil, status.Errorf(codes.Unavailable, "publish batch %q to Kafka: %v (nothing was acknowledged; resend the batch)", b.GetBatchId(), err)
+		s.log.Warn("publish batch failed", zap.String("gateway", gw.ID), zap.String("batch", batchID), zap.Error(err))
+		return nil, &failure{code: codes.Unavailable, httpStatus: 503, label: "kafka_unavailable", retryAfter: time.Second,
+			message: fmt.Sprintf("publish batch %q to Kafka: %v (nothing was acknowledged; resend the batch)", batchID, err)}
 	}
-	s.metrics.accepted.WithLabelValues("traffic", gateway).Add(float64(ack.AcceptedReadings))
-	s.metrics.accepted.WithLabelValues("weather", gateway).Add(float64(ack.AcceptedWeather))
-	s.metrics.batchDuration.Observe(s.now().Sub(began).Seconds())
+	s.metrics.accepted.WithLabelValues("traffic", gw.ID).Add(float64(ack.AcceptedReadings))
+	s.metrics.accepted.WithLabelValues("weather", gw.ID).Add(float64(ack.AcceptedWeather))
+	s.metrics.batchDuration.WithLabelValues(api).Observe(s.now().Sub(began).Seconds())
 	return ack, nil
 }
 
-func rejected(kind greenwavev1.ReadingKind, i int, list, id string, v *ingest.Violation) *greenwavev1.RejectedReading {
-	return &greenwavev1.RejectedReading{
-		Kind: kind, Index: uint32(i), ReadingId: id, Reason: v.Reason,
-		Field: fmt.Sprintf("%s[%d].%s", list, i, v.Field), Description: v.Description,
+func (s *Service) traffic(gw *gateways.Gateway, r *greenwavev1.TrafficReading, now time.Time) (stream.Output, *ingest.Violation) {
+	// The permission check comes first so a gateway learns nothing about readings it may not publish.
+	if ref, ok := s.topo.Detector(r.GetDetectorId()); ok && !gw.AllowsTraffic(r.GetDetectorId(), ref.Intersection) {
+		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_PERMISSION_DENIED, Field: "detector_id",
+			Description: fmt.Sprintf("gateway %q may not publish for detector %q (intersection %q)", gw.ID, r.GetDetectorId(), ref.Intersection)}
 	}
-}
-
-// PublishReadings implements the unary RPC.
-func (s *Service) PublishReadings(ctx context.Context, req *greenwavev1.PublishReadingsRequest) (*greenwavev1.PublishReadingsResponse, error) {
-	ack, err := s.Publish(ctx, gatewayOf(ctx), req.GetBatch())
+	if v := ingest.Traffic(r, s.topo, s.limits, now); v != nil {
+		return stream.Output{}, v
+	}
+	ingest.Stamp(r, gw.ID, now)
+	value, err := proto.Marshal(r)
 	if err != nil {
-		return nil, err
+		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: fmt.Sprintf("encode reading: %v", err)}
 	}
-	return &greenwavev1.PublishReadingsResponse{Ack: ack}, nil
+	return stream.Output{Topic: s.names.Readings, Key: []byte(r.GetIntersectionId()), Value: value, EventID: r.GetReadingId(), Payload: "greenwave.v1.TrafficReading"}, nil
 }
 
-// StreamReadings implements the long-lived stream: one ack per batch, in order.
-func (s *Service) StreamReadings(st greenwavev1.CollectorService_StreamReadingsServer) error {
-	gateway := gatewayOf(st.Context())
-	for {
-		req, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		ack, err := s.Publish(st.Context(), gateway, req.GetBatch())
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&greenwavev1.StreamReadingsResponse{Ack: ack}); err != nil {
-			return err
-		}
+func (s *Service) weather(gw *gateways.Gateway, w *greenwavev1.WeatherReading, now time.Time) (stream.Output, *ingest.Violation) {
+	if st := w.GetStationId(); st != "" && !gw.AllowsStation(st) {
+		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_PERMISSION_DENIED, Field: "station_id",
+			Description: fmt.Sprintf("gateway %q may not publish for weather station %q", gw.ID, st)}
 	}
-}
-
-// gatewayOf names the calling gateway; "anonymous" until authentication identifies it.
-func gatewayOf(context.Context) string { return "anonymous" }
-
-// Run starts the collector and serves until ctx ends.
-func Run(ctx context.Context, lookup func(string) (string, bool)) error {
-	var cfg Config
-	if err := app.Load(&cfg, lookup); err != nil {
-		return err
+	if v := ingest.Weather(w, s.limits, now); v != nil {
+		return stream.Output{}, v
 	}
-	env, err := app.Setup("collector", &cfg.Common)
+	ingest.Stamp(w, gw.ID, now)
+	value, err := proto.Marshal(w)
 	if err != nil {
-		return err
+		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: fmt.Sprintf("encode weather: %v", err)}
 	}
-	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
-	names := cfg.Topics()
-	if _, err := app.CheckTopics(ctx, cfg.Brokers, names.Readings, names.Weather); err != nil {
-		return err
+	return stream.Output{Topic: s.names.Weather, Key: []byte(w.GetStationId()), Value: value, EventID: w.GetReadingId(), Payload: "greenwave.v1.WeatherReading"}, nil
+}
+
+func kindLabel(k greenwavev1.ReadingKind) string {
+	switch k {
+	case greenwavev1.ReadingKind_READING_KIND_TRAFFIC:
+		return "traffic"
+	case greenwavev1.ReadingKind_READING_KIND_WEATHER:
+		return "weather"
 	}
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{})
-	defer prod.Close()
-	svc := &Service{
-		pub: prod, topo: env.Topology, names: names, maxBatch: cfg.MaxBatch, now: time.Now, log: env.Log,
-		limits:  ingest.Limits{MaxFutureSkew: cfg.MaxFutureSkew, MaxAge: cfg.MaxAge, MaxFlowVPHPerLane: 3600, MaxSpeedKMH: 250},
-		metrics: newMetrics(env.Registry),
-	}
-	greenwavev1.RegisterCollectorServiceServer(env.Server.GRPC(), svc)
-	env.Server.AddReadiness("kafka", func() error { return nil })
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return env.Server.Run(ctx) })
-	return g.Wait()
+	return "unknown"
 }

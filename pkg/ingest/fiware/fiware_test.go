@@ -1,0 +1,191 @@
+package fiware
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+func TestUnitConversions(t *testing.T) {
+	cases := []struct {
+		name    string
+		convert func(float64, string) (float64, error)
+		v       float64
+		unit    string
+		want    float64
+		wantErr bool
+	}{
+		{"occupancy ratio", OccupancyRatio, 0.25, "", 0.25, false},
+		{"occupancy one is a ratio", OccupancyRatio, 1, "", 1, false},
+		{"occupancy unlabelled percent", OccupancyRatio, 25, "", 0.25, false},
+		{"occupancy P1", OccupancyRatio, 0.5, UnitPercent, 0.005, false},
+		{"occupancy C62", OccupancyRatio, 0.5, UnitOne, 0.5, false},
+		{"occupancy bad unit", OccupancyRatio, 0.5, "KMH", 0, true},
+		{"speed km/h default", SpeedKMH, 50, "", 50, false},
+		{"speed KMH", SpeedKMH, 50, UnitKMH, 50, false},
+		{"speed m/s", SpeedKMH, 10, UnitMPS, 36, false},
+		{"speed mph", SpeedKMH, 30, UnitMPH, 48.28032, false},
+		{"speed bad unit", SpeedKMH, 30, "KNT", 0, true},
+		{"temperature default", TemperatureC, -1, "", -1, false},
+		{"temperature kelvin", TemperatureC, 273.15, UnitKelvin, 0, false},
+		{"temperature fahrenheit", TemperatureC, 212, UnitFahrenh, 100, false},
+		{"temperature bad unit", TemperatureC, 1, "P1", 0, true},
+		{"visibility m", VisibilityM, 800, "", 800, false},
+		{"visibility km", VisibilityM, 2.5, UnitKilometre, 2500, false},
+		{"visibility bad unit", VisibilityM, 1, "HM", 0, true},
+		{"precipitation mm/h", PrecipitationMMH, 1.5, UnitMMPerHour, 1.5, false},
+		{"precipitation amount refused", PrecipitationMMH, 1.5, "MMT", 0, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.convert(c.v, c.unit)
+			var ue *UnsupportedUnitError
+			if c.wantErr != (err != nil) || (err != nil && !errors.As(err, &ue)) {
+				t.Fatalf("err = %v, want error %v", err, c.wantErr)
+			}
+			if math.Abs(got-c.want) > 1e-9 {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestSentinels(t *testing.T) {
+	for _, c := range []struct {
+		v            float64
+		nonNeg, temp bool
+	}{{-1, true, false}, {-999, true, true}, {-9999, true, true}, {0, false, false}, {-2, false, false}} {
+		if IsSentinel(c.v) != c.nonNeg || IsTemperatureSentinel(c.v) != c.temp {
+			t.Errorf("%v: sentinel %v/%v, want %v/%v", c.v, IsSentinel(c.v), IsTemperatureSentinel(c.v), c.nonNeg, c.temp)
+		}
+	}
+}
+
+func TestDecode(t *testing.T) {
+	start := time.Date(2026, 11, 30, 7, 0, 0, 0, time.UTC)
+	traffic := func(t *testing.T, e Entity) *greenwavev1.TrafficReading {
+		t.Helper()
+		if e.Violation != nil || e.Traffic == nil {
+			t.Fatalf("entity %+v: violation %v", e, e.Violation)
+		}
+		return e.Traffic
+	}
+	cases := []struct {
+		name  string
+		body  string
+		check func(t *testing.T, e Entity)
+	}{
+		{"key-values with interval attributes", `[{"id":"urn:ngsi-ld:TrafficFlowObserved:D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:00:00Z","dateObservedTo":"2026-11-30T07:05:00Z","intensity":25,"occupancy":12,"averageVehicleSpeed":48,"laneId":1}]`,
+			func(t *testing.T, e Entity) {
+				r := traffic(t, e)
+				if r.GetDetectorId() != "D1" || r.GetIntervalS() != 300 || !r.GetObservedAt().AsTime().Equal(start) || r.GetCount() != 25 || r.GetOccupancyRatio() != 0.12 || r.GetSpeedKmh() != 48 || r.GetLaneId() != "1" {
+					t.Errorf("reading %v", r)
+				}
+			}},
+		{"normalised with units and refDevice", `[{"id":"tfo-1","type":"TrafficFlowObserved","refDevice":{"type":"Relationship","object":"urn:ngsi-ld:Device:D2"},"dateObserved":{"type":"Property","value":{"@type":"DateTime","@value":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z"}},"intensity":{"type":"Property","value":3},"occupancy":{"type":"Property","value":40,"unitCode":"P1"},"averageVehicleSpeed":{"type":"Property","value":10,"unitCode":"MTS"}}]`,
+			func(t *testing.T, e Entity) {
+				r := traffic(t, e)
+				if r.GetDetectorId() != "D2" || r.GetIntervalS() != 60 || r.GetOccupancyRatio() != 0.4 || r.GetSpeedKmh() != 36 {
+					t.Errorf("reading %v", r)
+				}
+			}},
+		{"instant with intervalS and sentinels", `[{"id":"D3","detectorId":"D4","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:05:00Z","intervalS":300,"intensity":7,"occupancy":-1,"averageVehicleSpeed":-999}]`,
+			func(t *testing.T, e Entity) {
+				r := traffic(t, e)
+				if r.GetDetectorId() != "D4" || !r.GetObservedAt().AsTime().Equal(start) || r.OccupancyRatio != nil || r.SpeedKmh != nil {
+					t.Errorf("reading %v", r)
+				}
+			}},
+		{"weather kelvin", `[{"id":"urn:ngsi-ld:WeatherObserved:STN-1","type":"WeatherObserved","dateObserved":"2026-11-30T07:00:00Z","temperature":{"type":"Property","value":274.15,"unitCode":"KEL"},"precipitation":2,"visibility":{"value":3,"unitCode":"KMT"},"weatherType":"rain"}]`,
+			func(t *testing.T, e Entity) {
+				w := e.Weather
+				if e.Violation != nil || w.GetStationId() != "STN-1" || math.Abs(w.GetTemperatureC()-1) > 1e-9 || w.GetPrecipitationMmH() != 2 || w.GetVisibilityM() != 3000 || w.GetCondition() != "rain" {
+					t.Errorf("weather %v, violation %v", w, e.Violation)
+				}
+			}},
+		{"weather station from refPointOfInterest, temperature -1 is real", `[{"id":"w","type":"WeatherObserved","refPointOfInterest":{"type":"Relationship","object":"STN-2"},"dateObserved":"2026-11-30T07:00:00Z","temperature":-1,"visibility":"good"}]`,
+			func(t *testing.T, e Entity) {
+				if e.Weather.GetStationId() != "STN-2" || e.Weather.GetTemperatureC() != -1 || e.Weather.VisibilityM != nil {
+					t.Errorf("weather %v", e.Weather)
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			es, err := Decode([]byte(c.body))
+			if err != nil || len(es) != 1 {
+				t.Fatalf("decode: %v %v", es, err)
+			}
+			c.check(t, es[0])
+		})
+	}
+}
+
+func TestDecodeViolations(t *testing.T) {
+	cases := []struct {
+		name, body, field string
+		reason            greenwavev1.RejectReason
+	}{
+		{"not an object", `[3]`, "", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
+		{"no type", `[{"id":"D1"}]`, "type", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
+		{"other type", `[{"id":"D1","type":"Vehicle"}]`, "type", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
+		{"no interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedFrom", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
+		{"reversed interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00Z","dateObservedTo":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedTo", greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT},
+		{"no zone", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00","dateObservedTo":"2026-11-30T07:06:00Z","intensity":1}]`, "dateObservedFrom", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
+		{"intensity sentinel", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":-1}]`, "intensity", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
+		{"intensity string", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":"5"}]`, "intensity", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
+		{"speed unit", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":5,"averageVehicleSpeed":{"value":3,"unitCode":"KNT"}}]`, "averageVehicleSpeed", greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_UNIT},
+		{"weather no date", `[{"id":"STN-1","type":"WeatherObserved"}]`, "dateObserved", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			es, err := Decode([]byte(c.body))
+			if err != nil || len(es) != 1 {
+				t.Fatalf("decode: %v %v", es, err)
+			}
+			v := es[0].Violation
+			if v == nil || v.Field != c.field || v.Reason != c.reason || v.Description == "" || es[0].Traffic != nil || es[0].Weather != nil {
+				t.Errorf("entity %+v violation %+v, want %v on %q", es[0], v, c.reason, c.field)
+			}
+		})
+	}
+	for _, body := range []string{``, `{}`, `[`, `"x"`} {
+		if _, err := Decode([]byte(body)); err == nil {
+			t.Errorf("Decode(%q) succeeded", body)
+		}
+	}
+}
+
+func TestLocalID(t *testing.T) {
+	for in, want := range map[string]string{"urn:ngsi-ld:Device:D1": "D1", "D1": "D1", "urn:ngsi-ld:X": "X", "urn:ngsi-ld:T:a:b": "a:b"} {
+		if got := LocalID(in); got != want {
+			t.Errorf("LocalID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":{"value":5},"occupancy":{"value":3,"unitCode":"P1"}}]`))
+	f.Add([]byte(`[{"id":"S","type":"WeatherObserved","dateObserved":{"@value":"2026-11-30T07:00:00Z"},"temperature":{"value":270,"unitCode":"KEL"},"visibility":"x"}]`))
+	f.Add([]byte(`[null, 1, {"type":{"a":1}}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, err := Decode(b)
+		if err != nil {
+			return
+		}
+		for _, e := range es {
+			set := 0
+			for _, ok := range []bool{e.Traffic != nil, e.Weather != nil, e.Violation != nil} {
+				if ok {
+					set++
+				}
+			}
+			if set != 1 {
+				t.Fatalf("entity %+v: want exactly one of traffic, weather, violation", e)
+			}
+		}
+	})
+}

@@ -1,0 +1,165 @@
+package collector
+
+import (
+	"errors"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/greenwave-city/greenwave/pkg/ingest"
+	"github.com/greenwave-city/greenwave/pkg/ingest/fiware"
+	"github.com/greenwave-city/greenwave/pkg/server"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// HTTP routes of the collector.
+const (
+	RouteReadings = "POST /v1/readings"
+	RouteNGSI     = "POST /ngsi-ld/v1/entityOperations/upsert"
+)
+
+// Register installs the gRPC service and the HTTP routes on srv, which must have been built with
+// ServerOptions.
+func (s *Service) Register(srv *server.Server) {
+	greenwavev1.RegisterCollectorServiceServer(srv.GRPC(), s)
+	srv.Handle(RouteReadings, s.httpHandler("http", []string{"application/json"}, decodeCanonical))
+	srv.Handle(RouteNGSI, s.httpHandler("ngsi", []string{"application/json", "application/ld+json"}, decodeNGSI))
+}
+
+// decoder turns a request body into a batch id and items, or a request-level problem description.
+type decoder func(r *http.Request, body []byte) (batchID string, items []item, err error)
+
+func decodeCanonical(_ *http.Request, body []byte) (string, []item, error) {
+	b, err := ingest.DecodeBatchJSON(body)
+	if err != nil {
+		return "", nil, err
+	}
+	return b.GetBatchId(), itemsOfBatch(b), nil
+}
+
+// decodeNGSI reads an NGSI-LD entity array. Attribute forms are detected per attribute, so ?options=keyValues
+// is accepted but not needed. The optional Greenwave-Batch-Id header is echoed as the ack's batch_id.
+func decodeNGSI(r *http.Request, body []byte) (string, []item, error) {
+	es, err := fiware.Decode(body)
+	if err != nil {
+		return "", nil, err
+	}
+	return r.Header.Get("Greenwave-Batch-Id"), itemsOfEntities(es), nil
+}
+
+// errorBody is the JSON body of every HTTP refusal.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	// Code is the gRPC code name the same refusal has on the gRPC API.
+	Code            string           `json:"code"`
+	Message         string           `json:"message"`
+	FieldViolations []fieldViolation `json:"field_violations,omitempty"`
+	RetryAfterS     float64          `json:"retry_after_s,omitempty"`
+}
+
+func writeFailure(w http.ResponseWriter, f *failure) {
+	body := errorBody{Error: errorDetail{Code: grpcCodeName(f.code), Message: f.message, FieldViolations: f.fields}}
+	if f.retryAfter > 0 {
+		secs := math.Ceil(f.retryAfter.Seconds())
+		body.Error.RetryAfterS = secs
+		w.Header().Set("Retry-After", strconv.Itoa(int(secs)))
+	}
+	if f.httpStatus == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="greenwave-collector"`)
+	}
+	server.WriteJSON(w, f.httpStatus, body)
+}
+
+func grpcCodeName(c codes.Code) string {
+	// codes.Code.String() gives "InvalidArgument"; the canonical names are what gRPC status docs and clients use.
+	names := map[codes.Code]string{
+		codes.InvalidArgument: "INVALID_ARGUMENT", codes.Unauthenticated: "UNAUTHENTICATED", codes.PermissionDenied: "PERMISSION_DENIED",
+		codes.ResourceExhausted: "RESOURCE_EXHAUSTED", codes.Unavailable: "UNAVAILABLE", codes.Internal: "INTERNAL",
+	}
+	if n, ok := names[c]; ok {
+		return n
+	}
+	return c.String()
+}
+
+// httpHandler serves one JSON ingestion route: authenticate, check the content type, read the body within
+// COLLECTOR_MAX_MESSAGE_BYTES, decode, admit, process. It answers 200 when every reading was accepted and 207
+// when the ack lists rejected readings; refusals of the whole request carry an errorBody.
+func (s *Service) httpHandler(api string, contentTypes []string, decode decoder) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := s.now()
+		gw, f := s.authenticate(r.Header.Get("Authorization"))
+		if f != nil {
+			writeFailure(w, f)
+			return
+		}
+		if !acceptable(r.Header.Get("Content-Type"), contentTypes) {
+			writeFailure(w, s.invalid(api, "unsupported_media_type", http.StatusUnsupportedMediaType, codes.InvalidArgument, "Content-Type",
+				"Content-Type %q is not accepted; send %v", r.Header.Get("Content-Type"), contentTypes))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.maxBytes)))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeFailure(w, s.invalid(api, "too_large", http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "body",
+					"the request body is larger than the maximum %d bytes", s.maxBytes))
+				return
+			}
+			writeFailure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, "body", "read request body: %v", err))
+			return
+		}
+		batchID, items, err := decode(r, body)
+		if err != nil {
+			writeFailure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, "body", "%v", err))
+			return
+		}
+		release, f := s.admit(api)
+		if f != nil {
+			writeFailure(w, f)
+			return
+		}
+		defer release()
+		ack, err := s.process(r.Context(), api, gw, batchID, items, began)
+		if err != nil {
+			var f *failure
+			if !errors.As(err, &f) {
+				f = &failure{code: codes.Internal, httpStatus: http.StatusInternalServerError, message: err.Error()}
+			}
+			writeFailure(w, f)
+			return
+		}
+		out, err := ingest.EncodeAckJSON(ack)
+		if err != nil {
+			writeFailure(w, &failure{code: codes.Internal, httpStatus: http.StatusInternalServerError, message: err.Error()})
+			return
+		}
+		code := http.StatusOK
+		if len(ack.GetRejected()) > 0 {
+			code = http.StatusMultiStatus
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_, _ = w.Write(out)
+	})
+}
+
+func acceptable(header string, types []string) bool {
+	mt, _, err := mime.ParseMediaType(header)
+	if err != nil {
+		return false
+	}
+	for _, t := range types {
+		if mt == t {
+			return true
+		}
+	}
+	return false
+}
