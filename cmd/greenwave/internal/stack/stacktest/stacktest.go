@@ -1,0 +1,40 @@
+// Package stacktest builds the fake service binary (internal/stack/testdata/fakesvc) that tests of the stack and
+// of `greenwave dev` run in place of the real services. See fakesvc's doc comment for its behaviour switches.
+package stacktest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+)
+
+// BuildFake builds the fake service into dir once per name of names, as dir/NAME (hard links of one binary:
+// the fake takes its role from the name it was started as).
+func BuildFake(dir string, names ...string) error {
+	if len(names) == 0 {
+		return errors.New("build fake: no names")
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return errors.New("build fake: cannot locate source")
+	}
+	src := filepath.Join(filepath.Dir(file), "..", "testdata", "fakesvc")
+	first := filepath.Join(dir, names[0])
+	cmd := exec.Command("go", "build", "-o", first, ".")
+	cmd.Dir = src
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build fake: %w\n%s", err, out.Bytes())
+	}
+	for _, n := range names[1:] {
+		if err := os.Link(first, filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("build fake: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/greenwave-city/greenwave/pkg/server"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// planTime is how plan lines show times: UTC to the minute.
+const planTime = "2006-01-02T15:04Z"
+
+// printer writes greenwave dev's own output, as text or JSON lines; it is safe for concurrent use.
+type printer struct {
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
+}
+
+func newPrinter(w io.Writer, jsonLines bool) *printer { return &printer{w: w, json: jsonLines} }
+
+func (p *printer) event(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"event": "error", "error": err.Error()})
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = p.w.Write(append(b, '\n'))
+}
+
+func (p *printer) text(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = io.WriteString(p.w, s)
+}
+
+// readyEvent is the first line of --json output.
+type readyEvent struct {
+	Event    string                  `json:"event"`
+	Broker   string                  `json:"broker"`
+	Services map[string]server.Addrs `json:"services"`
+	LogFile  string                  `json:"log_file,omitempty"`
+}
+
+func (p *printer) ready(broker string, names []string, addrs map[string]server.Addrs, logFile string, took time.Duration) {
+	if p.json {
+		p.event(readyEvent{Event: "ready", Broker: broker, Services: addrs, LogFile: logFile})
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "greenwave dev ready in %s: broker %s\n", took.Round(10*time.Millisecond), broker)
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-13s grpc %-21s http %s\n", n, addrs[n].GRPC, addrs[n].HTTP)
+	}
+	fmt.Fprintf(&b, "  service logs in %s\n", logFile)
+	p.text(b.String())
+}
+
+// planEvent is a plan line of --json output.
+type planEvent struct {
+	Event     string          `json:"event"`
+	Initial   bool            `json:"initial"`
+	Coalesced uint32          `json:"coalesced"`
+	Plan      json.RawMessage `json:"plan"`
+}
+
+var planJSON = protojson.MarshalOptions{UseProtoNames: true}
+
+func (p *printer) plan(resp *greenwavev1.WatchPlansResponse) {
+	if p.json {
+		b, err := planJSON.Marshal(resp.GetPlan())
+		if err != nil {
+			b, _ = json.Marshal(map[string]string{"error": err.Error()})
+		}
+		p.event(planEvent{Event: "plan", Initial: resp.GetInitial(), Coalesced: resp.GetCoalesced(), Plan: b})
+		return
+	}
+	p.text(formatPlan(resp.GetPlan(), resp.GetInitial()) + "\n")
+}
+
+// formatPlan renders a plan on one line:
+//
+//	plan I-100 @2026-11-26T07:35Z cycle 86s  NS 42s EW 26s  predictive: <reason_detail>
+func formatPlan(pl *greenwavev1.SignalPlan, initial bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "plan %s @%s cycle %.0fs ", pl.GetIntersectionId(), pl.GetValidFrom().AsTime().UTC().Format(planTime), pl.GetCycleS())
+	for _, ph := range pl.GetPhases() {
+		fmt.Fprintf(&b, " %s %.0fs", ph.GetPhaseId(), ph.GetGreenS())
+	}
+	fmt.Fprintf(&b, "  %s", reasonName(pl.GetReason()))
+	if pl.GetOversaturated() {
+		b.WriteString(" (oversaturated)")
+	}
+	if d := pl.GetReasonDetail(); d != "" {
+		fmt.Fprintf(&b, ": %s", d)
+	}
+	if initial {
+		b.WriteString("  [initial]")
+	}
+	return b.String()
+}
+
+// reasonName turns PLAN_REASON_FIXED_TIME into fixed_time.
+func reasonName(r greenwavev1.PlanReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "PLAN_REASON_"))
+}
+
+// rejectName turns REJECT_REASON_TOO_OLD into too_old.
+func rejectName(r greenwavev1.RejectReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "REJECT_REASON_"))
+}
+
+// watchPlans prints every plan signal-control issues until ctx ends (nil) or the stream fails.
+func watchPlans(ctx context.Context, client greenwavev1.SignalControlServiceClient, out *printer, st *stats) error {
+	stream, err := client.WatchPlans(ctx, &greenwavev1.WatchPlansRequest{})
+	if err != nil {
+		return fmt.Errorf("watch plans: %w", err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return errors.New("watch plans: signalcontrol ended the stream")
+			}
+			return fmt.Errorf("watch plans: %w", err)
+		}
+		st.plan(resp.GetPlan().GetReason())
+		out.plan(resp)
+	}
+}
+
+// stats counts what the feed sent and what came back; it is safe for concurrent use.
+type stats struct {
+	mu       sync.Mutex
+	s        summary
+	rejected map[string]int
+	plans    map[string]int
+}
+
+func newStats() *stats { return &stats{rejected: map[string]int{}, plans: map[string]int{}} }
+
+func (s *stats) sent(readings, weather int, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.s.BatchesSent++
+	s.s.ReadingsSent += readings
+	s.s.WeatherSent += weather
+	s.s.SimTime = at.UTC().Format(time.RFC3339)
+}
+
+func (s *stats) ack(a *greenwavev1.BatchAck) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.s.BatchesAcked++
+	s.s.ReadingsAccepted += int(a.GetAcceptedReadings())
+	s.s.WeatherAccepted += int(a.GetAcceptedWeather())
+	for _, r := range a.GetRejected() {
+		s.rejected[rejectName(r.GetReason())]++
+	}
+}
+
+func (s *stats) plan(r greenwavev1.PlanReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.plans[reasonName(r)]++
+}
+
+// summary is the summary event of --json output.
+type summary struct {
+	Event            string         `json:"event"`
+	Final            bool           `json:"final"`
+	UptimeS          float64        `json:"uptime_s"`
+	SimTime          string         `json:"sim_time,omitempty"`
+	BatchesSent      int            `json:"batches_sent"`
+	BatchesAcked     int            `json:"batches_acked"`
+	ReadingsSent     int            `json:"readings_sent"`
+	ReadingsAccepted int            `json:"readings_accepted"`
+	WeatherSent      int            `json:"weather_sent"`
+	WeatherAccepted  int            `json:"weather_accepted"`
+	Rejected         map[string]int `json:"rejected"`
+	Plans            map[string]int `json:"plans"`
+}
+
+func (s *stats) snapshot(uptime time.Duration) summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.s
+	out.Event = "summary"
+	out.UptimeS = uptime.Round(time.Millisecond).Seconds()
+	out.Rejected = copyMap(s.rejected)
+	out.Plans = copyMap(s.plans)
+	return out
+}
+
+func copyMap(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (p *printer) summary(s summary, final bool) {
+	s.Final = final
+	if p.json {
+		p.event(s)
+		return
+	}
+	label := "summary"
+	if final {
+		label = "final summary"
+	}
+	sim := ""
+	if s.SimTime != "" {
+		sim = "  sim " + s.SimTime
+	}
+	rejected := 0
+	for _, n := range s.Rejected {
+		rejected += n
+	}
+	plans := 0
+	for _, n := range s.Plans {
+		plans += n
+	}
+	p.text(fmt.Sprintf("%s: up %s%s  readings sent %d acked %d rejected %d%s  weather sent %d acked %d  plans %d%s\n",
+		label, time.Duration(s.UptimeS*float64(time.Second)).Round(time.Second), sim,
+		s.ReadingsSent, s.ReadingsAccepted, rejected, counts(s.Rejected), s.WeatherSent, s.WeatherAccepted, plans, counts(s.Plans)))
+}
+
+// counts renders a count map as " (a 3, b 1)", largest first; "" when empty.
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
