@@ -1,10 +1,12 @@
 package signal_test
 
 import (
+	"fmt"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecide(t *testing.T) {
@@ -51,6 +53,128 @@ func TestDecide(t *testing.T) {
 			}
 			if !strings.Contains(p.Detail, tt.wantDetail) {
 				t.Errorf("detail %q does not mention %q", p.Detail, tt.wantDetail)
+			}
+		})
+	}
+}
+
+func TestDecideCausesAndModes(t *testing.T) {
+	t.Parallel()
+	in := twoPhase()
+	fc := func(mut func(*signal.Forecast)) []signal.Forecast {
+		var fs []signal.Forecast
+		for _, a := range in.Approaches {
+			f := signal.Forecast{ApproachID: a.ID, FlowVPH: 400, LowerVPH: 350, UpperVPH: 450}
+			mut(&f)
+			fs = append(fs, f)
+		}
+		return fs
+	}
+	tod := map[string]float64{}
+	for _, a := range in.Approaches {
+		tod[a.ID] = 300
+	}
+	tests := []struct {
+		name       string
+		in         signal.DecideInput
+		wantReason signal.Reason
+		wantCauses []signal.Cause
+	}{
+		{"trusted", signal.DecideInput{Forecasts: fc(func(*signal.Forecast) {})}, signal.ReasonPredictive, nil},
+		{"stale → time of day", signal.DecideInput{Forecasts: fc(func(f *signal.Forecast) { f.Stale = true }), TimeOfDayFlows: tod},
+			signal.ReasonTimeOfDay, []signal.Cause{signal.CauseStale}},
+		{"drift → fixed", signal.DecideInput{Forecasts: fc(func(f *signal.Forecast) { f.Drifting = true })},
+			signal.ReasonFixedTime, []signal.Cause{signal.CauseDrift, signal.CauseNoHistory}},
+		{"wide", signal.DecideInput{Forecasts: fc(func(f *signal.Forecast) { f.UpperVPH = 1e6 }), TimeOfDayFlows: tod},
+			signal.ReasonTimeOfDay, []signal.Cause{signal.CauseWideInterval}},
+		{"inverted interval", signal.DecideInput{Forecasts: fc(func(f *signal.Forecast) { f.LowerVPH, f.UpperVPH = 500, 300 })},
+			signal.ReasonFixedTime, []signal.Cause{signal.CauseInvalid, signal.CauseNoHistory}},
+		{"no model", signal.DecideInput{Forecasts: fc(func(f *signal.Forecast) { f.Baseline = true })},
+			signal.ReasonFixedTime, []signal.Cause{signal.CauseNoHistory, signal.CauseNoModel}},
+		{"missing", signal.DecideInput{TimeOfDayFlows: tod}, signal.ReasonTimeOfDay, []signal.Cause{signal.CauseNoForecast}},
+		{"pinned fixed", signal.DecideInput{Mode: signal.ModeFixedTime, Forecasts: fc(func(*signal.Forecast) {}), TimeOfDayFlows: tod},
+			signal.ReasonFixedTime, []signal.Cause{signal.CauseOperatorPinned}},
+		{"pinned time of day", signal.DecideInput{Mode: signal.ModeTimeOfDay, Forecasts: fc(func(*signal.Forecast) {}), TimeOfDayFlows: tod},
+			signal.ReasonTimeOfDay, []signal.Cause{signal.CauseOperatorPinned}},
+		{"pinned time of day without history", signal.DecideInput{Mode: signal.ModeTimeOfDay},
+			signal.ReasonFixedTime, []signal.Cause{signal.CauseNoHistory, signal.CauseOperatorPinned}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := signal.Decide(in, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Reason != tc.wantReason || fmt.Sprint(p.FallbackCauses) != fmt.Sprint(tc.wantCauses) {
+				t.Errorf("reason %s causes %v, want %s %v (%s)", p.Reason, p.FallbackCauses, tc.wantReason, tc.wantCauses, p.Detail)
+			}
+		})
+	}
+}
+
+func TestDecideCorridorCycle(t *testing.T) {
+	t.Parallel()
+	in := twoPhase()
+	var fs []signal.Forecast
+	for _, a := range in.Approaches {
+		fs = append(fs, signal.Forecast{ApproachID: a.ID, FlowVPH: 100, LowerVPH: 90, UpperVPH: 110})
+	}
+	p, err := signal.Decide(in, signal.DecideInput{Forecasts: fs, CycleS: 90, OffsetS: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CycleS != 90 || p.OffsetS != 10 {
+		t.Errorf("cycle %g offset %g, want 90 and 10", p.CycleS, p.OffsetS)
+	}
+}
+
+func TestProfile(t *testing.T) {
+	t.Parallel()
+	in := twoPhase()
+	var p signal.Profile
+	bucket := signal.ProfileBucket(time.Date(2026, 11, 30, 8, 30, 0, 0, time.UTC)) // a Monday
+	if bucket != 8 {
+		t.Fatalf("bucket %d, want 8", bucket)
+	}
+	if signal.ProfileBucket(time.Date(2026, 12, 6, 23, 59, 0, 0, time.UTC)) != 167 {
+		t.Fatal("Sunday 23:59 should be the last bucket")
+	}
+	for _, bad := range []float64{math.NaN(), -1, math.Inf(1)} {
+		if p.Observe("N", bucket, bad, 0.2) {
+			t.Errorf("Observe accepted %g", bad)
+		}
+	}
+	if p.Observe("N", signal.ProfileBuckets, 1, 0.2) || p.Observe("N", 0, 1, 0) {
+		t.Error("Observe accepted a bad bucket or alpha")
+	}
+	tests := []struct {
+		name      string
+		flows     []float64
+		wantMean  float64
+		wantReady bool
+	}{
+		{"one sample is not enough", []float64{100}, 100, false},
+		{"arithmetic start", []float64{100, 200, 300}, 200, true},
+		// n=1..5: weights 1, 1/2, 1/3, then alpha 0.25 (> 1/4, > 1/5).
+		{"exponential after", []float64{100, 200, 300, 400, 400}, 200 + 0.25*200 + 0.25*(400-250), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var p signal.Profile
+			for _, q := range tc.flows {
+				for _, a := range in.Approaches {
+					p.Observe(a.ID, bucket, q, 0.25)
+				}
+			}
+			got := p.Flows(in, bucket, 3)
+			if (got != nil) != tc.wantReady {
+				t.Fatalf("Flows = %v, ready want %v", got, tc.wantReady)
+			}
+			if c := p.Cells[in.Approaches[0].ID][bucket]; math.Abs(c.MeanVPH-tc.wantMean) > 1e-9 {
+				t.Errorf("mean %g, want %g", c.MeanVPH, tc.wantMean)
+			}
+			if p.Flows(in, bucket+1, 1) != nil {
+				t.Error("another bucket has no history")
 			}
 		})
 	}

@@ -29,6 +29,23 @@ type Topology struct {
 	Revision string `yaml:"revision" json:"revision"`
 	// Intersections are the signalised intersections, each with a unique ID.
 	Intersections []Intersection `yaml:"intersections" json:"intersections"`
+	// Corridors set the common cycle of groups of coordinated intersections (see Corridor). Optional.
+	Corridors []Corridor `yaml:"corridors,omitempty" json:"corridors,omitempty"`
+}
+
+// Corridor configures one coordinated group of intersections: the intersections connected to Root through
+// neighbour links (in either direction). Every member runs the common cycle CycleS and takes its green-wave
+// offset from Root, so plans for different intersections agree without any state shared between them.
+//
+// A group of linked intersections without a Corridor entry is still coordinated, with Root its first member
+// in configuration order and the cycle DefaultCorridorCycle.
+type Corridor struct {
+	ID string `yaml:"id" json:"id"`
+	// Root is the intersection whose coordinated phase starts at offset 0.
+	Root string `yaml:"root" json:"root"`
+	// CycleS is the common cycle in seconds; 0 selects DefaultCorridorCycle. It must fit every member's
+	// cycle range (see Intersection.CycleRange).
+	CycleS float64 `yaml:"cycle_s,omitempty" json:"cycle_s,omitempty"`
 }
 
 // Intersection is one signalised intersection.
@@ -104,9 +121,13 @@ type Timing struct {
 // Link couples an intersection to a neighbour along a corridor.
 type Link struct {
 	Intersection string `yaml:"intersection" json:"intersection"`
-	// TravelTimeS is the platoon travel time from the neighbour to this intersection, used for offsets.
+	// TravelTimeS is the platoon travel time from the neighbour to this intersection, used for offsets; a finite
+	// duration of at most MaxTravelTimeS.
 	TravelTimeS float64 `yaml:"travel_time_s" json:"travel_time_s"`
 }
+
+// MaxTravelTimeS bounds a neighbour link's travel time (a day); longer links cannot coordinate anything.
+const MaxTravelTimeS = 86400
 
 // DefaultWindowS is the event-time window used when an intersection does not set one.
 const DefaultWindowS = 300
@@ -136,6 +157,18 @@ func (in Intersection) CycleOverheadS() float64 {
 		s += p.YellowS + p.AllRedS
 	}
 	return s
+}
+
+// CycleRange returns the cycles, in seconds, for which greens within every phase's bounds exist: from the
+// larger of MinCycleS and Σ(effective min green + yellow + all-red) to the smaller of MaxCycleS and
+// Σ(max green + yellow + all-red). The range is empty (lo > hi) for an infeasible intersection.
+func (in Intersection) CycleRange() (lo, hi float64) {
+	var minSpan, maxSpan float64
+	for _, p := range in.Phases {
+		minSpan += p.EffectiveMinGreenS() + p.YellowS + p.AllRedS
+		maxSpan += p.MaxGreenS + p.YellowS + p.AllRedS
+	}
+	return math.Max(in.Timing.MinCycleS, minSpan), math.Min(in.Timing.MaxCycleS, maxSpan)
 }
 
 // DetectorRef locates a detector in the topology.
@@ -296,7 +329,7 @@ func (t Topology) Validate() error {
 		}
 		served := map[string]bool{}
 		phaseIDs := map[string]bool{}
-		var minCycle float64
+		var minCycle, maxCycle float64
 		for k, ph := range in.Phases {
 			pw := fmt.Sprintf("%s.phases[%d] (%s)", where, k, ph.ID)
 			if ph.ID == "" {
@@ -314,11 +347,14 @@ func (t Topology) Validate() error {
 				}
 				served[a] = true
 			}
-			if !(ph.MinGreenS >= 4) {
-				add("%s: min_green_s %g below 4", pw, ph.MinGreenS)
+			if !(ph.MinGreenS >= 4 && ph.MinGreenS <= 300) {
+				add("%s: min_green_s %g outside 4..300", pw, ph.MinGreenS)
 			}
-			if !(ph.MaxGreenS >= ph.EffectiveMinGreenS()) {
-				add("%s: max_green_s %g below the minimum green %g", pw, ph.MaxGreenS, ph.EffectiveMinGreenS())
+			if !(ph.PedestrianMinS >= 0 && ph.PedestrianMinS <= 300) {
+				add("%s: pedestrian_min_s %g outside 0..300", pw, ph.PedestrianMinS)
+			}
+			if !(ph.MaxGreenS >= ph.EffectiveMinGreenS() && ph.MaxGreenS <= 300) {
+				add("%s: max_green_s %g must lie in the minimum green %g..300", pw, ph.MaxGreenS, ph.EffectiveMinGreenS())
 			}
 			if !(ph.YellowS >= 3 && ph.YellowS <= 6) {
 				add("%s: yellow_s %g outside 3..6", pw, ph.YellowS)
@@ -330,6 +366,7 @@ func (t Topology) Validate() error {
 				add("%s: lost_time_s %g outside 0..10", pw, ph.LostTimeS)
 			}
 			minCycle += ph.EffectiveMinGreenS() + ph.YellowS + ph.AllRedS
+			maxCycle += ph.MaxGreenS + ph.YellowS + ph.AllRedS
 		}
 		for _, a := range in.Approaches {
 			if a.ID != "" && !served[a.ID] {
@@ -346,23 +383,24 @@ func (t Topology) Validate() error {
 		if tm.MaxCycleS < minCycle {
 			add("%s: timing.max_cycle_s %g cannot fit every phase's minimum green, yellow and all-red (%g)", where, tm.MaxCycleS, minCycle)
 		}
-		if tm.MaxCycleChangeS < 0 {
-			add("%s: timing.max_cycle_change_s %g is negative", where, tm.MaxCycleChangeS)
+		if len(in.Phases) > 0 && tm.MinCycleS > maxCycle {
+			add("%s: timing.min_cycle_s %g cannot be reached with every phase at its max green, yellow and all-red (%g)", where, tm.MinCycleS, maxCycle)
 		}
-		for id, g := range in.FixedTime {
-			if !phaseIDs[id] {
-				add("%s: fixed_time names unknown phase %q", where, id)
-			}
-			if math.IsNaN(g) || g < 0 {
-				add("%s: fixed_time[%s] %g is not a valid green", where, id, g)
-			}
+		if !(tm.MaxCycleChangeS >= 0 && tm.MaxCycleChangeS <= 300) {
+			add("%s: timing.max_cycle_change_s %g outside 0..300", where, tm.MaxCycleChangeS)
 		}
+		validateFixedTime(in, where, add)
+		linkedTo := map[string]bool{}
 		for _, l := range in.Neighbours {
 			if l.Intersection == in.ID {
 				add("%s: neighbour link to itself", where)
 			}
-			if !(l.TravelTimeS >= 0) {
-				add("%s: neighbour %q travel_time_s %g is negative", where, l.Intersection, l.TravelTimeS)
+			if linkedTo[l.Intersection] {
+				add("%s: duplicate neighbour link to %q", where, l.Intersection)
+			}
+			linkedTo[l.Intersection] = true
+			if !(l.TravelTimeS >= 0 && l.TravelTimeS <= MaxTravelTimeS) {
+				add("%s: neighbour %q travel_time_s %g is not a duration in 0..%d", where, l.Intersection, l.TravelTimeS, MaxTravelTimeS)
 			}
 		}
 	}
@@ -382,10 +420,50 @@ func (t Topology) Validate() error {
 			}
 		}
 	}
+	validateCorridors(t, add)
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}
 	}
 	return nil
+}
+
+// validateFixedTime checks that a configured fixed-time plan names every phase exactly and is itself a valid
+// plan: each green within the phase's bounds and the cycle they add up to within the cycle bounds. A broken
+// fixed-time plan would only be noticed when predictions fail, which is the worst moment.
+func validateFixedTime(in Intersection, where string, add func(format string, args ...any)) {
+	if len(in.FixedTime) == 0 {
+		return
+	}
+	phaseIDs := map[string]bool{}
+	cycle, complete := 0.0, true
+	for _, ph := range in.Phases {
+		phaseIDs[ph.ID] = true
+		g, ok := in.FixedTime[ph.ID]
+		if !ok {
+			add("%s: fixed_time has no green for phase %q (it must list every phase)", where, ph.ID)
+			complete = false
+			continue
+		}
+		if !(g >= ph.EffectiveMinGreenS() && g <= ph.MaxGreenS) {
+			add("%s: fixed_time[%s] %g outside the phase's green range %g..%g", where, ph.ID, g, ph.EffectiveMinGreenS(), ph.MaxGreenS)
+			complete = false
+		}
+		cycle += g + ph.YellowS + ph.AllRedS
+	}
+	ids := make([]string, 0, len(in.FixedTime))
+	for id := range in.FixedTime {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if !phaseIDs[id] {
+			add("%s: fixed_time names unknown phase %q", where, id)
+			complete = false
+		}
+	}
+	if complete && !(cycle >= in.Timing.MinCycleS && cycle <= in.Timing.MaxCycleS) {
+		add("%s: fixed_time adds up to a cycle of %g, outside timing %g..%g", where, cycle, in.Timing.MinCycleS, in.Timing.MaxCycleS)
+	}
 }
 
 func hasApproach(t Topology, intersection, approach string) bool {

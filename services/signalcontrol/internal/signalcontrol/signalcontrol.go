@@ -1,6 +1,8 @@
 // Package signalcontrol wires the plan decision (pkg/signal) to Kafka and gRPC: predictions in, validated plans
-// out on the plans topic and to WatchPlans subscribers; the last plan per intersection is snapshotted to a
-// compacted changelog so cycle rate limiting survives restarts.
+// out on the plans topic and to WatchPlans subscribers. Per intersection it keeps the last plan (rate limiting),
+// the last planned window (replays) and an hour-of-week flow profile (the time-of-day fallback) in the compacted
+// changelog; operator overrides are authenticated, audited to the overrides topic and read back from it.
+// docs/signal-control.md describes the behaviour for operators.
 package signalcontrol
 
 import (
@@ -10,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -33,10 +37,15 @@ import (
 // Config is signal-control's configuration.
 type Config struct {
 	app.Common
-	PlanHorizon      time.Duration `env:"SIGNAL_PLAN_HORIZON" default:"15m" help:"prediction horizon plans are computed from (the nearest available horizon is used)"`
-	PlanValidity     time.Duration `env:"SIGNAL_PLAN_VALIDITY" default:"15m" help:"how long after its window a plan is valid"`
-	MaxRelInterval   float64       `env:"SIGNAL_MAX_RELATIVE_INTERVAL" default:"0.5" help:"widest prediction interval, relative to approach capacity, that may drive a plan"`
-	SubscriberBuffer int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"distinct intersections a WatchPlans subscriber may lag behind before it is ended"`
+	PlanHorizon        time.Duration `env:"SIGNAL_PLAN_HORIZON" default:"15m" help:"prediction horizon plans are computed from (the nearest available horizon is used)"`
+	PlanValidity       time.Duration `env:"SIGNAL_PLAN_VALIDITY" default:"15m" help:"how long after its window a plan is valid"`
+	MaxRelInterval     float64       `env:"SIGNAL_MAX_RELATIVE_INTERVAL" default:"0.5" help:"widest prediction interval, relative to approach capacity, that may drive a plan"`
+	SubscriberBuffer   int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"distinct intersections a WatchPlans subscriber may lag behind before it is ended"`
+	OperatorTokensFile string        `env:"SIGNAL_OPERATOR_TOKENS_FILE" default:"" help:"YAML file of operators (name, token_sha256, optional intersections) allowed to set overrides; empty disables overrides"`
+	OverrideTick       time.Duration `env:"SIGNAL_OVERRIDE_TICK" default:"1s" help:"how often each partition applies new pinned overrides and expires old ones (processing time)"`
+	ProfileAlpha       float64       `env:"SIGNAL_PROFILE_ALPHA" default:"0.1" help:"weight of a new observation in the hour-of-week flow profile (exponential forgetting), in (0, 1]"`
+	ProfileMinSamples  int           `env:"SIGNAL_PROFILE_MIN_SAMPLES" default:"3" help:"observations every approach needs in an hour-of-week bucket before time-of-day plans use it"`
+	ProfileTimeZone    string        `env:"SIGNAL_PROFILE_TIME_ZONE" default:"UTC" help:"IANA time zone whose local hour of week the flow profile is kept in"`
 }
 
 // Validate reports every problem.
@@ -48,30 +57,126 @@ func (c *Config) Validate() []string {
 	if !(c.MaxRelInterval > 0) {
 		p = append(p, "SIGNAL_MAX_RELATIVE_INTERVAL must be positive")
 	}
+	if c.OverrideTick <= 0 {
+		p = append(p, "SIGNAL_OVERRIDE_TICK must be positive")
+	}
+	if !(c.ProfileAlpha > 0 && c.ProfileAlpha <= 1) {
+		p = append(p, "SIGNAL_PROFILE_ALPHA must lie in (0, 1]")
+	}
+	if c.ProfileMinSamples < 1 {
+		p = append(p, "SIGNAL_PROFILE_MIN_SAMPLES must be at least 1")
+	}
+	if _, err := time.LoadLocation(c.ProfileTimeZone); err != nil {
+		p = append(p, fmt.Sprintf("SIGNAL_PROFILE_TIME_ZONE: %v", err))
+	}
 	return p
 }
 
 type metrics struct {
-	plans    *prometheus.CounterVec
-	replays  prometheus.Counter
-	watchers prometheus.GaugeFunc
+	plans              *prometheus.CounterVec
+	fallbacks          *prometheus.CounterVec
+	validationFailures prometheus.Counter
+	replays            prometheus.Counter
+	overrideEvents     *prometheus.CounterVec
+	overrideRPCs       *prometheus.CounterVec
+	badAudits          prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.SignalPlan], table *overrideTable, now func() time.Time) *metrics {
+	const ns, sub = "greenwave", "signal"
+	m := &metrics{
+		plans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "plans_total",
+			Help: "Signal plans issued, by reason (predictive, time_of_day, fixed_time, override)."}, []string{"reason"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fallbacks_total",
+			Help: "Plans that fell back from predictions, by cause (stale, drift, no_model, wide_interval, no_history, ...)."}, []string{"cause"}),
+		validationFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "validation_failures_total",
+			Help: "Plans that failed the final validation before publishing and were replaced by the fixed-time or minimum plan."}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replays_skipped_total",
+			Help: "Predictions skipped because their window was already planned."}),
+		overrideEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "override_events_total",
+			Help: "Override audit records written by this instance, by action (set, clear, expire)."}, []string{"action"}),
+		overrideRPCs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "override_requests_total",
+			Help: "Override RPCs, by method and gRPC status code (rejected requests included)."}, []string{"method", "code"}),
+		badAudits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "override_records_rejected_total",
+			Help: "Records on the overrides topic that could not be decoded and were ignored."}),
+	}
+	reg.MustRegister(m.plans, m.fallbacks, m.validationFailures, m.replays, m.overrideEvents, m.overrideRPCs, m.badAudits,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "watchers",
+			Help: "Live WatchPlans subscribers."}, func() float64 { return float64(hub.Subscribers()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "overrides_active",
+			Help: "Operator overrides in force."}, func() float64 { return float64(table.countActive(now())) }))
+	return m
+}
+
+func (m *metrics) countRPC(method string, err error) {
+	m.overrideRPCs.WithLabelValues(method, status.Code(err).String()).Inc()
 }
 
 // Planner turns one intersection prediction into a plan. It is pure apart from its inputs and safe to call from
 // one goroutine per partition.
 type Planner struct {
-	topo     *topology.Index
-	revision string
-	horizon  time.Duration
-	validity time.Duration
-	gate     signal.Gate
+	topo       *topology.Index
+	revision   string
+	horizon    time.Duration
+	validity   time.Duration
+	gate       signal.Gate
+	zone       *time.Location
+	minSamples uint32
+	// coordination holds each coordinated intersection's common cycle and offset (see topology.Coordination).
+	coordination map[string]coordination
 }
 
-// Plan computes the plan for prediction p given the previous plan of the intersection (nil if none).
-func (pl *Planner) Plan(p *greenwavev1.IntersectionPrediction, prev *greenwavev1.SignalPlan) (*greenwavev1.SignalPlan, error) {
+type coordination struct {
+	corridor        string
+	cycleS, offsetS float64
+}
+
+// newCoordination computes every corridor's offsets once, from configuration alone: plans for intersections in
+// different partitions (and instances) agree without sharing any state.
+func newCoordination(t topology.Topology) (map[string]coordination, error) {
+	out := map[string]coordination{}
+	byID := map[string]topology.Intersection{}
+	for _, in := range t.Intersections {
+		byID[in.ID] = in
+	}
+	done := map[string]bool{}
+	for id, co := range t.Coordination() {
+		if done[co.Root] {
+			continue
+		}
+		done[co.Root] = true
+		ins := make([]topology.Intersection, 0, len(co.Members))
+		for _, m := range co.Members {
+			ins = append(ins, byID[m])
+		}
+		offsets, err := signal.Offsets(ins, co.Root, co.CycleS)
+		if err != nil {
+			return nil, fmt.Errorf("offsets of the corridor of %s: %w", id, err)
+		}
+		name := co.Corridor
+		if name == "" {
+			name = co.Root
+		}
+		for _, m := range co.Members {
+			out[m] = coordination{corridor: name, cycleS: co.CycleS, offsetS: offsets[m]}
+		}
+	}
+	return out, nil
+}
+
+// planResult is a plan and what the service counts about it.
+type planResult struct {
+	plan   *greenwavev1.SignalPlan
+	causes []signal.Cause
+	// repaired is true when the final validation failed and a fallback replaced the plan.
+	repaired bool
+}
+
+// Plan computes the plan for prediction p given the intersection's state and its active override (nil if none).
+func (pl *Planner) Plan(p *greenwavev1.IntersectionPrediction, st *intersectionState, ov *greenwavev1.Override) (planResult, error) {
 	in, ok := pl.topo.Intersection(p.GetIntersectionId())
 	if !ok {
-		return nil, fmt.Errorf("intersection %q is not in the topology", p.GetIntersectionId())
+		return planResult{}, fmt.Errorf("intersection %q is not in the topology", p.GetIntersectionId())
 	}
 	var fcs []signal.Forecast
 	var inputs []*greenwavev1.PlanInput
@@ -85,20 +190,101 @@ func (pl *Planner) Plan(p *greenwavev1.IntersectionPrediction, prev *greenwavev1
 		inputs = append(inputs, &greenwavev1.PlanInput{ApproachId: ap.GetApproachId(), HorizonS: pr.GetHorizonS(), FlowVph: pr.GetValue(),
 			Lower: pr.GetLower(), Upper: pr.GetUpper(), ModelId: pr.GetModelId(), ModelVersion: pr.GetModelVersion()})
 	}
-	w := p.GetWeather()
-	var prevCycle float64
-	if prev != nil {
-		prevCycle = prev.GetCycleS()
-	}
-	plan, err := signal.Decide(in, signal.DecideInput{
-		Forecasts: fcs, PreviousCycleS: prevCycle, Gate: pl.gate,
-		SaturationFactor: signal.SaturationFactor(w.PrecipitationMmH, w.SnowMmH, w.VisibilityM),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("decide plan for %s: %w", in.ID, err)
-	}
 	from := p.GetWindowEnd().AsTime()
-	return wire.PlanProto(plan, wire.PlanID(in.ID, p.GetWindowStart().AsTime()), from, from.Add(pl.validity), inputs, p.GetEventId(), pl.revision), nil
+	w := p.GetWeather()
+	co := pl.coordination[in.ID]
+	d := signal.DecideInput{
+		Forecasts: fcs, PreviousCycleS: st.Plan.GetCycleS(), Gate: pl.gate, CycleS: co.cycleS, OffsetS: co.offsetS,
+		SaturationFactor: signal.SaturationFactor(w.PrecipitationMmH, w.SnowMmH, w.VisibilityM),
+		TimeOfDayFlows:   st.Profile.Flows(in, signal.ProfileBucket(from.In(pl.zone)), pl.minSamples),
+	}
+	var plan signal.Plan
+	var err error
+	note := ""
+	switch ov.GetMode() {
+	case greenwavev1.PlanMode_PLAN_MODE_PINNED_PLAN:
+		plan, err = pinnedPlan(in, ov)
+		if err != nil {
+			// The topology changed under a stored override: plan normally, loudly.
+			note = fmt.Sprintf("pinned plan of override %s no longer valid (%v); ", ov.GetOverrideId(), err)
+			plan, err = signal.Decide(in, d)
+		}
+	case greenwavev1.PlanMode_PLAN_MODE_TIME_OF_DAY:
+		d.Mode = signal.ModeTimeOfDay
+		plan, err = signal.Decide(in, d)
+	case greenwavev1.PlanMode_PLAN_MODE_FIXED_TIME:
+		d.Mode = signal.ModeFixedTime
+		plan, err = signal.Decide(in, d)
+	default:
+		plan, err = signal.Decide(in, d)
+	}
+	if err != nil {
+		return planResult{}, fmt.Errorf("decide plan for %s: %w", in.ID, err)
+	}
+	if ov != nil {
+		note = fmt.Sprintf("operator override %s (%s by %s) pins %s; ", ov.GetOverrideId(), ov.GetReason(), ov.GetOperator(), modeName(ov.GetMode())) + note
+	}
+	if co.corridor != "" {
+		plan.Detail += fmt.Sprintf("; corridor %s: common cycle %gs, offset %.4gs", co.corridor, co.cycleS, co.offsetS)
+	}
+	plan.Detail = note + plan.Detail
+	out := wire.PlanProto(plan, wire.PlanID(in.ID, p.GetWindowStart().AsTime()), from, from.Add(pl.validity), inputs, p.GetEventId(), pl.revision)
+	out.OverrideId = ov.GetOverrideId()
+	return pl.finalGate(in, out, plan.FallbackCauses)
+}
+
+// overridePlan is the plan issued at once when a pinned plan or fixed-time override arrives, valid from now
+// until the override expires.
+func (pl *Planner) overridePlan(ov *greenwavev1.Override, now time.Time) (planResult, error) {
+	in, ok := pl.topo.Intersection(ov.GetIntersectionId())
+	if !ok {
+		return planResult{}, fmt.Errorf("intersection %q is not in the topology", ov.GetIntersectionId())
+	}
+	var plan signal.Plan
+	var err error
+	var causes []signal.Cause
+	if ov.GetMode() == greenwavev1.PlanMode_PLAN_MODE_PINNED_PLAN {
+		plan, err = pinnedPlan(in, ov)
+	} else {
+		plan, err = signal.Decide(in, signal.DecideInput{Mode: signal.ModeFixedTime})
+		causes = plan.FallbackCauses
+	}
+	if err != nil {
+		return planResult{}, fmt.Errorf("override plan for %s: %w", in.ID, err)
+	}
+	plan.Detail = fmt.Sprintf("operator override %s (%s by %s) pins %s; %s", ov.GetOverrideId(), ov.GetReason(), ov.GetOperator(), modeName(ov.GetMode()), plan.Detail)
+	out := wire.PlanProto(plan, ov.GetOverrideId(), now, ov.GetExpiresAt().AsTime(), nil, "", pl.revision)
+	out.OverrideId = ov.GetOverrideId()
+	return pl.finalGate(in, out, causes)
+}
+
+// finalGate re-validates the plan exactly as it will be published (after conversion to the wire message); a
+// plan that fails is replaced by the fixed-time or minimum plan and counted. Nothing else publishes plans.
+func (pl *Planner) finalGate(in topology.Intersection, out *greenwavev1.SignalPlan, causes []signal.Cause) (planResult, error) {
+	verr := signal.Validate(in, wire.Plan(out))
+	if verr == nil {
+		return planResult{plan: out, causes: causes}, nil
+	}
+	safe, err := signal.Safe(in, signal.Plan{}, fmt.Errorf("final validation: %w", verr))
+	if err != nil {
+		return planResult{}, fmt.Errorf("final validation of %s: %w", in.ID, err)
+	}
+	repl := wire.PlanProto(safe, out.GetPlanId(), out.GetValidFrom().AsTime(), out.GetValidUntil().AsTime(), out.GetInputs(), out.GetSourceEventId(), pl.revision)
+	return planResult{plan: repl, causes: causes, repaired: true}, nil
+}
+
+func pinnedPlan(in topology.Intersection, ov *greenwavev1.Override) (signal.Plan, error) {
+	p := wire.Plan(ov.GetPlan())
+	p.IntersectionID, p.Reason, p.FallbackCauses = in.ID, signal.ReasonOverride, nil
+	if err := signal.Validate(in, p); err != nil {
+		return signal.Plan{}, err
+	}
+	p.Detail = "pinned plan"
+	return p, nil
+}
+
+func modeName(m greenwavev1.PlanMode) string {
+	return strings.ToLower(strings.TrimPrefix(m.String(), "PLAN_MODE_"))
 }
 
 func nearestHorizon(hs []*greenwavev1.Prediction, want time.Duration) *greenwavev1.Prediction {
@@ -112,15 +298,38 @@ func nearestHorizon(hs []*greenwavev1.Prediction, want time.Duration) *greenwave
 	return best
 }
 
-// partition handles one partition's predictions; it remembers each intersection's last plan.
+// service is what every partition handler and the API share.
+type service struct {
+	planner    *Planner
+	names      topics.Names
+	partitions int
+	hub        *broadcast.Hub[*greenwavev1.SignalPlan]
+	metrics    *metrics
+	overrides  *overrideTable
+	operators  *Operators
+	producer   *stream.Producer
+	log        *zap.Logger
+	now        func() time.Time
+	alpha      float64
+}
+
+// partition handles one partition's predictions and overrides; it owns the state of the partition's
+// intersections.
 type partition struct {
-	planner *Planner
-	names   topics.Names
-	hub     *broadcast.Hub[*greenwavev1.SignalPlan]
-	metrics *metrics
-	last    map[string]*greenwavev1.SignalPlan
-	dirty   map[string]bool
-	log     *zap.Logger
+	svc       *service
+	part      int
+	state     map[string]*intersectionState
+	dirty     map[string]bool
+	published map[string]bool // intersections whose plan changed since the last checkpoint
+}
+
+func (p *partition) stateOf(id string) *intersectionState {
+	st := p.state[id]
+	if st == nil {
+		st = &intersectionState{}
+		p.state[id] = st
+	}
+	return st
 }
 
 // Handle implements stream.Handler.
@@ -133,30 +342,116 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
 	}
 	id := pred.GetIntersectionId()
-	prev := p.last[id]
+	in, ok := p.svc.planner.topo.Intersection(id)
+	if !ok {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "intersection %q is not in the topology", id)
+	}
+	if pred.GetWindowEnd() == nil || pred.GetWindowStart() == nil || !pred.GetWindowEnd().AsTime().After(pred.GetWindowStart().AsTime()) {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "prediction %s has no valid window", pred.GetEventId())
+	}
+	st := p.stateOf(id)
+	windowEnd := pred.GetWindowEnd().AsTime()
 	// Replays are harmless: a window not newer than the last planned one was already applied.
-	if prev != nil && !pred.GetWindowEnd().AsTime().After(prev.GetValidFrom().AsTime()) {
-		p.metrics.replays.Inc()
+	if !st.WindowEnd.IsZero() && !windowEnd.After(st.WindowEnd) {
+		p.svc.metrics.replays.Inc()
 		return nil, nil
 	}
-	plan, err := p.planner.Plan(&pred, prev)
+	p.learn(in, &pred, st)
+	ov := p.svc.overrides.active(id, p.svc.now())
+	res, err := p.svc.planner.Plan(&pred, st, ov)
 	if err != nil {
 		if errors.Is(err, signal.ErrNoSafePlan) {
-			p.log.Error("no safe plan exists; the intersection keeps its current plan", zap.String("intersection", id), zap.Error(err))
+			p.svc.log.Error("no safe plan exists; the intersection keeps its current plan", zap.String("intersection", id), zap.Error(err))
 		}
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "%v", err)
 	}
-	if plan.GetReason() != greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE {
-		p.log.Warn("fallback plan issued", zap.String("intersection", id), zap.String("reason", plan.GetReason().String()), zap.String("detail", plan.GetReasonDetail()))
+	st.WindowEnd = windowEnd
+	if ov != nil {
+		st.AppliedOverride = ov.GetOverrideId()
 	}
+	return p.issue(id, st, res)
+}
+
+// learn adds the source window's measured (not imputed) approach flows to the hour-of-week profile, in the
+// bucket of the window's start.
+func (p *partition) learn(in topology.Intersection, pred *greenwavev1.IntersectionPrediction, st *intersectionState) {
+	bucket := signal.ProfileBucket(pred.GetWindowStart().AsTime().In(p.svc.planner.zone))
+	for _, ap := range pred.GetApproaches() {
+		obs := ap.GetObserved()
+		if obs == nil || obs.GetImputed() {
+			continue
+		}
+		if _, ok := in.Approach(ap.GetApproachId()); ok {
+			st.Profile.Observe(ap.GetApproachId(), bucket, obs.GetFlowVph(), p.svc.alpha)
+		}
+	}
+}
+
+// issue records a plan as the intersection's current one and returns the record publishing it.
+func (p *partition) issue(id string, st *intersectionState, res planResult) ([]stream.Output, error) {
+	plan := res.plan
 	b, err := proto.Marshal(plan)
 	if err != nil {
 		return nil, fmt.Errorf("encode plan: %w", err)
 	}
-	p.last[id] = plan
-	p.dirty[id] = true
-	p.metrics.plans.WithLabelValues(reasonLabel(plan.GetReason())).Inc()
-	return []stream.Output{{Topic: p.names.Plans, Key: []byte(id), Value: b, EventID: plan.GetPlanId(), Payload: wire.PayloadPlan}}, nil
+	st.Plan = plan
+	p.dirty[id], p.published[id] = true, true
+	m := p.svc.metrics
+	m.plans.WithLabelValues(reasonLabel(plan.GetReason())).Inc()
+	for _, c := range res.causes {
+		m.fallbacks.WithLabelValues(string(c)).Inc()
+	}
+	if res.repaired {
+		m.validationFailures.Inc()
+		p.svc.log.Error("plan failed final validation; published a fallback", zap.String("intersection", id), zap.String("detail", plan.GetReasonDetail()))
+	} else if plan.GetReason() != greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE {
+		p.svc.log.Warn("fallback plan issued", zap.String("intersection", id), zap.String("reason", plan.GetReason().String()), zap.String("detail", plan.GetReasonDetail()))
+	}
+	return []stream.Output{{Topic: p.svc.names.Plans, Key: []byte(id), Value: b, EventID: plan.GetPlanId(), Payload: wire.PayloadPlan}}, nil
+}
+
+// Tick implements stream.Ticker. On processing time it writes the expiry audit of every override of this
+// partition's intersections that has expired, and issues the plan of a newly pinned plan or fixed-time
+// override at once (other modes take effect with the next prediction).
+//
+// The processor's tick time is not used: expiry follows the service's clock, which tests inject.
+func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
+	now := p.svc.now()
+	var outs []stream.Output
+	for _, ov := range p.svc.overrides.all() {
+		id := ov.GetIntersectionId()
+		if stream.PartitionFor(id, p.svc.partitions) != p.part {
+			continue
+		}
+		st := p.stateOf(id)
+		if !now.Before(ov.GetExpiresAt().AsTime()) {
+			if st.ExpiredOverride != ov.GetOverrideId() {
+				outs = append(outs, auditOutput(p.svc.names.Overrides, ov, actionExpire, "signalcontrol", now))
+				logAudit(p.svc.log, ov, actionExpire, "signalcontrol")
+				p.svc.metrics.overrideEvents.WithLabelValues(actionExpire).Inc()
+				st.ExpiredOverride = ov.GetOverrideId()
+				p.dirty[id] = true
+			}
+			continue
+		}
+		mode := ov.GetMode()
+		if st.AppliedOverride == ov.GetOverrideId() || (mode != greenwavev1.PlanMode_PLAN_MODE_PINNED_PLAN && mode != greenwavev1.PlanMode_PLAN_MODE_FIXED_TIME) {
+			continue
+		}
+		st.AppliedOverride = ov.GetOverrideId()
+		p.dirty[id] = true
+		res, err := p.svc.planner.overridePlan(ov, now)
+		if err != nil {
+			p.svc.log.Error("override cannot be applied now; it applies with the next prediction if still valid", zap.String("override_id", ov.GetOverrideId()), zap.Error(err))
+			continue
+		}
+		o, err := p.issue(id, st, res)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
 }
 
 // Checkpoint implements stream.Handler. Plans reach subscribers only once they are on the topic and the state
@@ -169,27 +464,30 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	sort.Strings(ids)
 	outs := make([]stream.Output, 0, len(ids))
 	for _, id := range ids {
-		b, err := proto.Marshal(p.last[id])
+		b, err := encodeState(p.state[id])
 		if err != nil {
 			return nil, fmt.Errorf("encode state of %s: %w", id, err)
 		}
-		outs = append(outs, stream.Output{Topic: p.names.SignalState, Key: []byte(id), Value: b})
-		p.hub.Publish(id, p.last[id])
+		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b})
+	}
+	for _, id := range ids {
+		if p.published[id] {
+			p.svc.hub.Publish(id, p.state[id].Plan)
+		}
 	}
 	clear(p.dirty)
+	clear(p.published)
 	return outs, nil
 }
 
 func reasonLabel(r greenwavev1.PlanReason) string {
-	return map[greenwavev1.PlanReason]string{
-		greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE: "predictive", greenwavev1.PlanReason_PLAN_REASON_TIME_OF_DAY: "time_of_day",
-		greenwavev1.PlanReason_PLAN_REASON_FIXED_TIME: "fixed_time", greenwavev1.PlanReason_PLAN_REASON_OVERRIDE: "override",
-	}[r]
+	return strings.ToLower(strings.TrimPrefix(r.String(), "PLAN_REASON_"))
 }
 
 // API implements SignalControlService.
 type API struct {
 	greenwavev1.UnimplementedSignalControlServiceServer
+	svc    *service
 	hub    *broadcast.Hub[*greenwavev1.SignalPlan]
 	buffer int
 }
@@ -231,8 +529,19 @@ func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.Sign
 	}
 }
 
+// deps are what tests replace.
+type deps struct {
+	now func() time.Time
+	// listening, if set, receives the server's bound addresses.
+	listening func(server.Addrs)
+}
+
 // Run starts signal-control and processes until ctx ends.
 func Run(ctx context.Context, lookup func(string) (string, bool)) error {
+	return run(ctx, lookup, deps{now: time.Now})
+}
+
+func run(ctx context.Context, lookup func(string) (string, bool), d deps) error {
 	var cfg Config
 	if err := app.Load(&cfg, lookup); err != nil {
 		return err
@@ -242,8 +551,9 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
+	topo := env.Topology.Topology()
 	var infeasible []error
-	for _, in := range env.Topology.Topology().Intersections {
+	for _, in := range topo.Intersections {
 		if err := signal.Feasible(in); err != nil {
 			infeasible = append(infeasible, err)
 		}
@@ -251,51 +561,68 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	if err := errors.Join(infeasible...); err != nil {
 		return fmt.Errorf("topology has intersections no safe plan fits: %w", err)
 	}
-	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Predictions, names.Plans, names.SignalState, names.DeadLetters)
+	coord, err := newCoordination(topo)
+	if err != nil {
+		return fmt.Errorf("coordinate corridors: %w", err)
+	}
+	operators, err := LoadOperators(cfg.OperatorTokensFile)
 	if err != nil {
 		return err
 	}
-	if counts[names.SignalState] != counts[names.Predictions] {
-		return fmt.Errorf("topic %s must be co-partitioned with %s", names.SignalState, names.Predictions)
+	zone, _ := time.LoadLocation(cfg.ProfileTimeZone) // checked by Validate
+	names := cfg.Topics()
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
+	if err != nil {
+		return err
+	}
+	if counts[names.SignalState] != counts[names.Predictions] || counts[names.Overrides] != counts[names.Predictions] {
+		return fmt.Errorf("topics %s and %s must be co-partitioned with %s", names.SignalState, names.Overrides, names.Predictions)
 	}
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()
-	m := &metrics{
-		plans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "signal", Name: "plans_total",
-			Help: "Signal plans issued, by reason (predictive, time_of_day, fixed_time, override)."}, []string{"reason"}),
-		replays: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "signal", Name: "replays_skipped_total",
-			Help: "Predictions skipped because their window was already planned."}),
-		watchers: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "greenwave", Subsystem: "signal", Name: "watchers",
-			Help: "Live WatchPlans subscribers."}, func() float64 { return float64(hub.Subscribers()) }),
-	}
-	env.Registry.MustRegister(m.plans, m.replays, m.watchers)
-	planner := &Planner{topo: env.Topology, revision: env.Topology.Topology().Revision, horizon: cfg.PlanHorizon, validity: cfg.PlanValidity,
-		gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval}}
+	table := newOverrideTable()
 	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{})
 	defer prod.Close()
+	svc := &service{
+		planner: &Planner{topo: env.Topology, revision: topo.Revision, horizon: cfg.PlanHorizon, validity: cfg.PlanValidity,
+			gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval}, zone: zone, minSamples: uint32(cfg.ProfileMinSamples), coordination: coord},
+		names: names, partitions: counts[names.Predictions], hub: hub, metrics: newMetrics(env.Registry, hub, table, d.now),
+		overrides: table, operators: operators, producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
+	}
 	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {
-		p := &partition{planner: planner, names: names, hub: hub, metrics: m, last: map[string]*greenwavev1.SignalPlan{}, dirty: map[string]bool{}, log: env.Log}
+		p := &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}, published: map[string]bool{}}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.SignalState, part, func(msg kafka.Message) error {
-			var plan greenwavev1.SignalPlan
-			if err := proto.Unmarshal(msg.Value, &plan); err != nil {
-				return fmt.Errorf("decode state of %s: %w", msg.Key, err)
+			st, err := decodeState(msg.Value)
+			if err != nil {
+				return fmt.Errorf("state of %s: %w", msg.Key, err)
 			}
-			p.last[string(msg.Key)] = &plan
+			p.state[string(msg.Key)] = st
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("restore signal-control state: %w", err)
 		}
-		for id, plan := range p.last {
-			hub.Publish(id, plan)
+		for id, st := range p.state {
+			if st.Plan != nil {
+				hub.Publish(id, st.Plan)
+			}
 		}
 		return p, nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: cfg.Brokers, GroupID: cfg.Group("signalcontrol"), Topic: names.Predictions, DeadLetterTopic: names.DeadLetters, Service: "signalcontrol",
+		Brokers: cfg.Brokers, GroupID: cfg.Group("signalcontrol"), Topic: names.Predictions, DeadLetterTopic: names.DeadLetters,
+		Service: "signalcontrol", IdleTick: cfg.OverrideTick,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
-	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{hub: hub, buffer: cfg.SubscriberBuffer})
+	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{svc: svc, hub: hub, buffer: cfg.SubscriberBuffer})
+	overridesLoaded := make(chan struct{})
+	env.Server.AddReadiness("overrides", func() error {
+		select {
+		case <-overridesLoaded:
+			return nil
+		default:
+			return errors.New("loading the overrides topic")
+		}
+	})
 	env.Server.AddReadiness("consumer-group", func() error {
 		if !proc.Joined() {
 			return errors.New("joining the consumer group")
@@ -304,6 +631,39 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.Server.Run(ctx) })
-	g.Go(func() error { return proc.Run(ctx) })
+	if d.listening != nil {
+		g.Go(func() error {
+			a, err := env.Server.Addrs(ctx)
+			if err == nil {
+				d.listening(a)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		err := stream.Follow(ctx, cfg.Brokers, names.Overrides, svc.partitions, func(m kafka.Message) error {
+			var a greenwavev1.OverrideAudit
+			if err := proto.Unmarshal(m.Value, &a); err != nil || a.GetOverride().GetIntersectionId() == "" {
+				svc.metrics.badAudits.Inc()
+				env.Log.Warn("ignoring undecodable override record", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+				return nil
+			}
+			table.apply(&a)
+			return nil
+		}, func() { close(overridesLoaded) })
+		if err != nil {
+			return fmt.Errorf("follow overrides: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		// Plan only once every stored override is known, or a restart would briefly ignore a pinned plan.
+		select {
+		case <-overridesLoaded:
+		case <-ctx.Done():
+			return nil
+		}
+		return proc.Run(ctx)
+	})
 	return g.Wait()
 }

@@ -1,0 +1,493 @@
+package signalcontrol
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/server"
+	"github.com/greenwave-city/greenwave/pkg/signal"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+const testTopology = `version: 1
+revision: test-1
+intersections:
+  - id: A
+    approaches:
+      - {id: N, lanes: 2, saturation_flow_vph_per_lane: 1800, detectors: [A-N]}
+      - {id: E, lanes: 1, saturation_flow_vph_per_lane: 1800, detectors: [A-E]}
+    phases:
+      - {id: NS, approaches: [N], min_green_s: 10, max_green_s: 60, yellow_s: 4, all_red_s: 2, lost_time_s: 4}
+      - {id: EW, approaches: [E], min_green_s: 8, max_green_s: 50, yellow_s: 4, all_red_s: 2, lost_time_s: 4}
+    timing: {min_cycle_s: 40, max_cycle_s: 150}
+    fixed_time: {NS: 34, EW: 24}
+`
+
+// testClock is the injected processing-time clock.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// harness is one running signal-control against the test's Kafka.
+type harness struct {
+	t       *testing.T
+	brokers []string
+	names   topics.Names
+	env     map[string]string
+	clock   *testClock
+	cancel  context.CancelFunc
+	done    chan error
+	conn    *grpc.ClientConn
+	client  greenwavev1.SignalControlServiceClient
+}
+
+const goodToken, scopedToken = "s3cret-token", "scoped-token"
+
+func sha(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	brokers, names := kafkatest.Setup(t, 2)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topology.yaml")
+	tokens := filepath.Join(dir, "tokens.yaml")
+	if err := os.WriteFile(topo, []byte(testTopology), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := fmt.Sprintf("operators:\n  - {name: alice, token_sha256: %s}\n  - {name: bob, token_sha256: %s, intersections: [Z]}\n", sha(goodToken), sha(scopedToken))
+	if err := os.WriteFile(tokens, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, brokers: brokers, names: names, clock: &testClock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}, env: map[string]string{
+		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_PREFIX": strings.TrimSuffix(names.Predictions, "greenwave.predictions"),
+		"TOPOLOGY_FILE": topo, "SIGNAL_OPERATOR_TOKENS_FILE": tokens, "GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0",
+		"LOG_LEVEL": "error", "SIGNAL_PROFILE_MIN_SAMPLES": "2", "SIGNAL_OVERRIDE_TICK": "50ms",
+	}}
+	h.start()
+	return h
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan server.Addrs, 1)
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() {
+		h.done <- run(ctx, func(k string) (string, bool) { v, ok := h.env[k]; return v, ok },
+			deps{now: h.clock.now, listening: func(a server.Addrs) { addrs <- a }})
+	}()
+	select {
+	case a := <-addrs:
+		conn, err := grpc.NewClient(a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.conn, h.client = conn, greenwavev1.NewSignalControlServiceClient(conn)
+	case err := <-h.done:
+		h.t.Fatalf("signal-control stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("signal-control did not start listening")
+	}
+	h.t.Cleanup(h.stop)
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.conn.Close()
+	h.cancel()
+	if err := <-h.done; err != nil && !errors.Is(err, context.Canceled) {
+		h.t.Errorf("signal-control: %v", err)
+	}
+	h.cancel = nil
+}
+
+type predOpt func(*greenwavev1.Prediction, *greenwavev1.ApproachPrediction)
+
+var (
+	stale    predOpt = func(p *greenwavev1.Prediction, _ *greenwavev1.ApproachPrediction) { p.Stale = true }
+	drifting predOpt = func(p *greenwavev1.Prediction, _ *greenwavev1.ApproachPrediction) { p.Drifting = true }
+	baseline predOpt = func(p *greenwavev1.Prediction, _ *greenwavev1.ApproachPrediction) { p.Fallback = true }
+	wide     predOpt = func(p *greenwavev1.Prediction, _ *greenwavev1.ApproachPrediction) { p.Lower, p.Upper = 0, 1e5 }
+	imputed  predOpt = func(_ *greenwavev1.Prediction, a *greenwavev1.ApproachPrediction) { a.Observed.Imputed = true }
+)
+
+// windowStart is the start of the test's k-th five-minute window (all in one hour of the week).
+func windowStart(k int) time.Time {
+	return time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC).Add(time.Duration(k) * 5 * time.Minute)
+}
+
+// sendPrediction publishes the prediction for window k of intersection A: 400 veh/h forecast, 300 observed.
+func (h *harness) sendPrediction(k int, opts ...predOpt) {
+	h.t.Helper()
+	start := windowStart(k)
+	pred := &greenwavev1.IntersectionPrediction{SchemaVersion: wire.SchemaVersion, EventId: fmt.Sprintf("A/%d", start.Unix()), IntersectionId: "A",
+		WindowStart: timestamppb.New(start), WindowEnd: timestamppb.New(start.Add(5 * time.Minute)), Weather: &greenwavev1.WeatherContext{Missing: true}}
+	for _, id := range []string{"N", "E"} {
+		p := &greenwavev1.Prediction{HorizonS: 900, Value: 400, Lower: 350, Upper: 450, ModelId: "A/" + id + "/900/flow", ModelVersion: 3}
+		ap := &greenwavev1.ApproachPrediction{ApproachId: id, Horizons: []*greenwavev1.Prediction{p}, Observed: &greenwavev1.ObservedTargets{FlowVph: 300}}
+		for _, o := range opts {
+			o(p, ap)
+		}
+		pred.Approaches = append(pred.Approaches, ap)
+	}
+	b, err := proto.Marshal(pred)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	prod := stream.NewProducer(h.brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	if err := prod.Write(context.Background(), stream.Output{Topic: h.names.Predictions, Key: []byte("A"), Value: b, EventID: pred.EventId, Payload: wire.PayloadPrediction}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// planWhere polls GetPlan until the current plan satisfies ok (a deadline on events, not a sleep).
+func (h *harness) planWhere(what string, ok func(*greenwavev1.SignalPlan) bool) *greenwavev1.SignalPlan {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last *greenwavev1.SignalPlan
+	for time.Now().Before(deadline) {
+		resp, err := h.client.GetPlan(context.Background(), &greenwavev1.GetPlanRequest{IntersectionId: "A"})
+		if err == nil {
+			last = resp.GetPlan()
+			if ok(last) {
+				return last
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation: the loop waits for an event
+	}
+	h.t.Fatalf("no plan %s; last %v", what, last)
+	return nil
+}
+
+func (h *harness) planFor(k int) *greenwavev1.SignalPlan {
+	h.t.Helper()
+	want := wire.PlanID("A", windowStart(k))
+	return h.planWhere("for window "+want, func(p *greenwavev1.SignalPlan) bool { return p.GetPlanId() == want })
+}
+
+func TestFallbackPaths(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	steps := []struct {
+		name       string
+		opts       []predOpt
+		wantReason greenwavev1.PlanReason
+		wantDetail string
+	}{
+		// No history yet: straight to fixed-time. The imputed observation must not count as history.
+		{"no model, no history", []predOpt{baseline, imputed}, greenwavev1.PlanReason_PLAN_REASON_FIXED_TIME, "no trained model yet"},
+		{"stale, one sample", []predOpt{stale}, greenwavev1.PlanReason_PLAN_REASON_FIXED_TIME, "model stale"},
+		// Two measured samples in this hour of the week: the time-of-day plan takes over.
+		{"stale with history", []predOpt{stale}, greenwavev1.PlanReason_PLAN_REASON_TIME_OF_DAY, "model stale"},
+		{"drift", []predOpt{drifting}, greenwavev1.PlanReason_PLAN_REASON_TIME_OF_DAY, "model in drift"},
+		{"wide interval", []predOpt{wide}, greenwavev1.PlanReason_PLAN_REASON_TIME_OF_DAY, "too wide"},
+		{"no model", []predOpt{baseline}, greenwavev1.PlanReason_PLAN_REASON_TIME_OF_DAY, "no trained model yet"},
+		{"trusted", nil, greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE, "predictive Webster plan"},
+	}
+	for k, s := range steps {
+		h.sendPrediction(k, s.opts...)
+		p := h.planFor(k)
+		if p.GetReason() != s.wantReason || !strings.Contains(p.GetReasonDetail(), s.wantDetail) {
+			t.Errorf("%s: reason %s detail %q, want %s containing %q", s.name, p.GetReason(), p.GetReasonDetail(), s.wantReason, s.wantDetail)
+		}
+		if err := signal.Validate(mustIntersection(t, h), wire.Plan(p)); err != nil {
+			t.Errorf("%s: published plan invalid: %v", s.name, err)
+		}
+		if len(p.GetInputs()) != 2 {
+			t.Errorf("%s: plan carries %d inputs, want 2", s.name, len(p.GetInputs()))
+		}
+	}
+	// A replayed window changes nothing.
+	h.sendPrediction(2, stale)
+	h.sendPrediction(len(steps))
+	h.planFor(len(steps))
+}
+
+func mustIntersection(t *testing.T, h *harness) topologyIntersection {
+	t.Helper()
+	topo, err := loadTopology(h.env["TOPOLOGY_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+func withToken(tok string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
+}
+
+func TestOverrideAuth(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	req := &greenwavev1.SetOverrideRequest{IntersectionId: "A", Mode: greenwavev1.PlanMode_PLAN_MODE_FIXED_TIME, Ttl: durationpb.New(time.Hour)}
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want codes.Code
+	}{
+		{"no token", context.Background(), codes.Unauthenticated},
+		{"not bearer", metadata.AppendToOutgoingContext(context.Background(), "authorization", "Basic abc"), codes.Unauthenticated},
+		{"bad token", withToken("wrong"), codes.Unauthenticated},
+		{"operator not allowed here", withToken(scopedToken), codes.PermissionDenied},
+		{"good token", withToken(goodToken), codes.OK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.client.SetOverride(tc.ctx, req)
+			if status.Code(err) != tc.want {
+				t.Errorf("SetOverride = %v, want %s", err, tc.want)
+			}
+			if _, err := h.client.ListOverrides(tc.ctx, &greenwavev1.ListOverridesRequest{}); tc.want == codes.Unauthenticated && status.Code(err) != tc.want {
+				t.Errorf("ListOverrides = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOverrideValidation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := withToken(goodToken)
+	invalid := &greenwavev1.SignalPlan{CycleS: 30, Phases: []*greenwavev1.PhaseTiming{
+		{PhaseId: "NS", GreenS: 5, YellowS: 4, AllRedS: 2}, {PhaseId: "EW", GreenS: 8, YellowS: 3, AllRedS: 2}}}
+	tests := []struct {
+		name   string
+		req    *greenwavev1.SetOverrideRequest
+		fields []string
+	}{
+		{"no ttl", &greenwavev1.SetOverrideRequest{IntersectionId: "A", Mode: greenwavev1.PlanMode_PLAN_MODE_FIXED_TIME}, []string{"ttl"}},
+		{"ttl too long", &greenwavev1.SetOverrideRequest{IntersectionId: "A", Mode: greenwavev1.PlanMode_PLAN_MODE_FIXED_TIME, Ttl: durationpb.New(25 * time.Hour)}, []string{"ttl"}},
+		{"unknown intersection and mode", &greenwavev1.SetOverrideRequest{IntersectionId: "Q", Ttl: durationpb.New(time.Hour)}, []string{"intersection_id", "mode"}},
+		{"pinned without plan", &greenwavev1.SetOverrideRequest{IntersectionId: "A", Mode: greenwavev1.PlanMode_PLAN_MODE_PINNED_PLAN, Ttl: durationpb.New(time.Hour)}, []string{"plan"}},
+		{"invalid pinned plan", &greenwavev1.SetOverrideRequest{IntersectionId: "A", Mode: greenwavev1.PlanMode_PLAN_MODE_PINNED_PLAN, Plan: invalid, Ttl: durationpb.New(time.Hour)},
+			// min green of NS, yellow of EW, the cycle sum and the cycle bounds: every violation listed.
+			[]string{"plan.phases[NS]", "plan.phases[EW]", "plan", "plan"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.client.SetOverride(ctx, tc.req)
+			st := status.Convert(err)
+			if st.Code() != codes.InvalidArgument {
+				t.Fatalf("SetOverride = %v, want INVALID_ARGUMENT", err)
+			}
+			var got []string
+			for _, d := range st.Details() {
+				if br, ok := d.(*errdetails.BadRequest); ok {
+					for _, v := range br.GetFieldViolations() {
+						got = append(got, v.GetField())
+					}
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.fields, ",") {
+				t.Errorf("field violations %v, want %v (%v)", got, tc.fields, err)
+			}
+		})
+	}
+}
+
+func TestOverrideLifecycle(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := withToken(goodToken)
+	h.sendPrediction(0)
+	h.planFor(0)
+
+	pinned := &greenwavev1.SignalPlan{CycleS: 70, Phases: []*greenwavev1.PhaseTiming{
+		{PhaseId: "NS", GreenS: 40, YellowS: 4, AllRedS: 2}, {PhaseId: "EW", GreenS: 18, YellowS: 4, AllRedS: 2}}}
+	resp, err := h.client.SetOverride(ctx, &greenwavev1.SetOverrideRequest{IntersectionId: "A", Mode: greenwavev1.PlanMode_PLAN_MODE_PINNED_PLAN,
+		Plan: pinned, Ttl: durationpb.New(time.Hour), Reason: "roadworks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetOverride().GetOverrideId()
+	// The pinned plan is issued at once, without waiting for a prediction.
+	p := h.planWhere("pinned by the override", func(p *greenwavev1.SignalPlan) bool { return p.GetOverrideId() == id })
+	if p.GetReason() != greenwavev1.PlanReason_PLAN_REASON_OVERRIDE || p.GetCycleS() != 70 {
+		t.Errorf("override plan %v", p)
+	}
+
+	// Restart: the override is restored from the overrides topic, the state from the changelog.
+	h.stop()
+	h.start()
+	waitOverrides(t, h, 1)
+	h.sendPrediction(1)
+	if p := h.planFor(1); p.GetReason() != greenwavev1.PlanReason_PLAN_REASON_OVERRIDE || p.GetOverrideId() != id || p.GetCycleS() != 70 {
+		t.Errorf("after restart: plan %v", p)
+	}
+
+	// Expiry on the injected processing-time clock: an expire audit is written and plans are adaptive again.
+	h.clock.add(time.Hour)
+	waitOverrides(t, h, 0)
+	waitAudit(t, h, id+"/expire")
+	h.sendPrediction(2)
+	if p := h.planFor(2); p.GetReason() != greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE || p.GetOverrideId() != "" {
+		t.Errorf("after expiry: plan %v", p)
+	}
+
+	// A mode override applies to the next prediction; clearing it ends it.
+	if _, err := h.client.SetOverride(ctx, &greenwavev1.SetOverrideRequest{IntersectionId: "A", Mode: greenwavev1.PlanMode_PLAN_MODE_TIME_OF_DAY, Ttl: durationpb.New(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	waitOverrides(t, h, 1)
+	h.sendPrediction(3)
+	if p := h.planFor(3); p.GetReason() == greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE || !strings.Contains(p.GetReasonDetail(), "pins time_of_day") {
+		t.Errorf("time-of-day override: plan %v", p)
+	}
+	cl, err := h.client.ClearOverride(ctx, &greenwavev1.ClearOverrideRequest{IntersectionId: "A"})
+	if err != nil || !cl.GetCleared() {
+		t.Fatalf("ClearOverride = %v, %v", cl, err)
+	}
+	waitOverrides(t, h, 0)
+}
+
+func waitOverrides(t *testing.T, h *harness, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := h.client.ListOverrides(withToken(goodToken), &greenwavev1.ListOverridesRequest{})
+		if err == nil && len(resp.GetOverrides()) == n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	t.Fatalf("ListOverrides never returned %d overrides", n)
+}
+
+// waitAudit reads the overrides topic until the audit with the event id appears.
+func waitAudit(t *testing.T, h *harness, eventID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	found := errors.New("found")
+	err := stream.Follow(ctx, h.brokers, h.names.Overrides, 2, func(m kafka.Message) error {
+		var a greenwavev1.OverrideAudit
+		if proto.Unmarshal(m.Value, &a) == nil && a.GetEventId() == eventID {
+			return found
+		}
+		return nil
+	}, nil)
+	if !errors.Is(err, found) {
+		t.Fatalf("audit %s not found: %v", eventID, err)
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	t.Parallel()
+	var prof signal.Profile
+	prof.Observe("N", 8, 123.456789, 0.1)
+	prof.Observe("N", 8, 1e-300, 0.1)
+	prof.Observe("E", 167, 0, 0.1)
+	tests := []struct {
+		name string
+		st   *intersectionState
+	}{
+		{"empty", &intersectionState{}},
+		{"full", &intersectionState{
+			Plan:      &greenwavev1.SignalPlan{SchemaVersion: 1, PlanId: "A/1", IntersectionId: "A", CycleS: 0.1 + 0.2, ReasonDetail: "x", OverrideId: "o"},
+			WindowEnd: time.Unix(1700000000, 123456789).UTC(), Profile: prof, AppliedOverride: "a", ExpiredOverride: "b",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := encodeState(tc.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeState(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got.Plan, tc.st.Plan) || !got.WindowEnd.Equal(tc.st.WindowEnd) || got.AppliedOverride != tc.st.AppliedOverride ||
+				got.ExpiredOverride != tc.st.ExpiredOverride || fmt.Sprint(got.Profile) != fmt.Sprint(tc.st.Profile) {
+				t.Errorf("round trip: got %+v, want %+v", got, tc.st)
+			}
+			b2, _ := encodeState(got)
+			if string(b2) != string(b) {
+				t.Errorf("re-encoding differs:\n%s\n%s", b, b2)
+			}
+		})
+	}
+	// Changelog values written by the previous version (a bare plan) still restore.
+	legacy, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "A/1", CycleS: 60, ValidFrom: timestamppb.New(time.Unix(100, 0))})
+	st, err := decodeState(legacy)
+	if err != nil || st.Plan.GetCycleS() != 60 || st.WindowEnd.Unix() != 100 {
+		t.Errorf("legacy state: %+v, %v", st, err)
+	}
+}
+
+func FuzzDecodeState(f *testing.F) {
+	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0)})
+	f.Add(b)
+	f.Add([]byte(`{"version":2,"profile":{"cells":{"N":{"3":{"m":1,"n":1}}}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeState(b)
+		if err != nil {
+			return
+		}
+		if _, err := encodeState(st); err != nil {
+			t.Fatalf("decoded state does not encode: %v", err)
+		}
+	})
+}
+
+func FuzzParseOperators(f *testing.F) {
+	f.Add([]byte("operators:\n  - {name: a, token_sha256: " + sha("x") + "}\n"))
+	f.Add([]byte("operators: [{name: a, token_sha256: zz, intersections: [A]}]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ops, err := ParseOperators(b)
+		if err != nil {
+			return
+		}
+		for _, op := range ops.list {
+			if op.Name == "" || len(op.digest) != sha256.Size {
+				t.Fatalf("accepted operator %+v", op)
+			}
+		}
+	})
+}
+
+type topologyIntersection = topology.Intersection
+
+func loadTopology(path string) (topology.Intersection, error) {
+	t, err := topology.Load(path)
+	if err != nil {
+		return topology.Intersection{}, err
+	}
+	return t.Intersections[0], nil
+}
