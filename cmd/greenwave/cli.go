@@ -19,6 +19,7 @@ type command struct {
 // commands is the subcommand table, in the order `greenwave help` lists it.
 var commands = []command{
 	{name: "dev", summary: "run the whole pipeline locally: embedded Kafka, the five services, simulated sensors", run: runDev},
+	{name: "fit", summary: "ordinary least squares on NumPy .npy arrays with an 80/20 split (matches scikit-learn)", run: runFit},
 }
 
 // usageError is a command-line mistake; it exits with status 2 after the message.

@@ -376,7 +376,9 @@ func (s *Intersection) close(res *Result, wl WeatherLookup) {
 			s.st.Next = nk
 			continue
 		}
-		res.Frames = append(res.Frames, s.emit(k, ow, res, wl))
+		fr := s.emit(k, ow, res, wl)
+		res.Frames = append(res.Frames, fr)
+		res.Health = append(res.Health, WindowHealth{WindowStart: fr.WindowStart, WindowEnd: fr.WindowEnd, Detectors: s.DetectorHealth()})
 		s.st.Next = k + 1
 		closed = true
 	}

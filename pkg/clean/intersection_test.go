@@ -714,3 +714,29 @@ func TestDetectorHealth(t *testing.T) {
 		t.Errorf("health %+v", hs)
 	}
 }
+
+func TestResultHealthPerWindow(t *testing.T) {
+	t.Parallel()
+	s := newTestIntersection(t, DefaultConfig())
+	var frames, health int
+	for _, r := range fixture(60, 5) {
+		res := s.Add(r, nil)
+		if len(res.Health) != len(res.Frames) {
+			t.Fatalf("%d health records for %d frames", len(res.Health), len(res.Frames))
+		}
+		for i, h := range res.Health {
+			f := res.Frames[i]
+			if !h.WindowStart.Equal(f.WindowStart) || !h.WindowEnd.Equal(f.WindowEnd) || len(h.Detectors) != 3 {
+				t.Fatalf("health record %d %+v does not match frame %s", i, h, f.WindowStart)
+			}
+		}
+		if n := len(res.Health); n > 0 && !reflect.DeepEqual(res.Health[n-1].Detectors, s.DetectorHealth()) {
+			t.Fatalf("last health record differs from DetectorHealth after the call")
+		}
+		frames += len(res.Frames)
+		health += len(res.Health)
+	}
+	if frames == 0 || health != frames {
+		t.Fatalf("%d frames, %d health records", frames, health)
+	}
+}

@@ -182,6 +182,18 @@ type Result struct {
 	// SkippedWindows counts windows closed without a frame because they lie more than Config.MaxSilence after
 	// the last window with any data.
 	SkippedWindows int
+	// Health holds, for each frame in Frames (same order), every detector's health as of that window's close.
+	// It is a function of the input sequence alone, like the frames, so a restored Intersection reports the
+	// same health as one that never stopped.
+	Health []WindowHealth
+}
+
+// WindowHealth is the health of every detector of the intersection right after one window closed.
+type WindowHealth struct {
+	// WindowStart and WindowEnd bound the window whose close produced the record (UTC).
+	WindowStart, WindowEnd time.Time
+	// Detectors are in topology order, as Intersection.DetectorHealth returns them.
+	Detectors []DetectorHealth
 }
 
 // Physical bounds of a reading.

@@ -88,7 +88,8 @@ type ProducerConfig struct {
 	BatchTimeout time.Duration
 	// BatchSize is the maximum records per batch (default 1000).
 	BatchSize int
-	// BatchBytes is the maximum batch size in bytes (default 4 MiB).
+	// BatchBytes is the maximum batch size in bytes (default 1 000 000: a batch larger than the broker's
+	// message.max.bytes, 1 MiB by default on Apache Kafka and kfake, is refused whole as "Message Size Too Large").
 	BatchBytes int64
 	// WriteTimeout bounds one write round trip (default 30s).
 	WriteTimeout time.Duration
@@ -109,7 +110,7 @@ func NewProducer(brokers []string, cfg ProducerConfig) *Producer {
 		cfg.BatchSize = 1000
 	}
 	if cfg.BatchBytes <= 0 {
-		cfg.BatchBytes = 4 << 20
+		cfg.BatchBytes = 1_000_000
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second

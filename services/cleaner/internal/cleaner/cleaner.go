@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -19,8 +18,6 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/stream"
-	"github.com/greenwave-city/greenwave/pkg/topics"
-	"github.com/greenwave-city/greenwave/pkg/topology"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -34,6 +31,7 @@ type Config struct {
 	Holidays        []string      `env:"CLEANER_HOLIDAYS" default:"" help:"public holidays as YYYY-MM-DD, comma-separated, for the holiday feature"`
 	TimeZone        string        `env:"CLEANER_TIME_ZONE" default:"UTC" help:"IANA time zone of the intersections, for time-of-day and weekday features"`
 	MaxBatch        int           `env:"CLEANER_MAX_BATCH" default:"500" help:"records handled before outputs are flushed and offsets committed"`
+	SessionTimeout  time.Duration `env:"CLEANER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
 }
 
 // cleanConfig builds the core configuration.
@@ -62,6 +60,15 @@ func (c *Config) cleanConfig() (clean.Config, error) {
 // Validate reports every problem.
 func (c *Config) Validate() []string {
 	p := c.Common.Validate()
+	if c.MaxBatch < 1 {
+		p = append(p, fmt.Sprintf("CLEANER_MAX_BATCH %d must be at least 1", c.MaxBatch))
+	}
+	if c.SessionTimeout <= 0 {
+		p = append(p, fmt.Sprintf("CLEANER_SESSION_TIMEOUT %v must be positive", c.SessionTimeout))
+	}
+	if c.IdleTimeout < 0 {
+		p = append(p, fmt.Sprintf("CLEANER_IDLE_TIMEOUT %v is negative", c.IdleTimeout))
+	}
 	if _, err := c.cleanConfig(); err != nil {
 		p = append(p, err.Error())
 	}
@@ -88,11 +95,12 @@ func (w *weatherTable) add(x clean.Weather) *clean.WeatherRejection {
 }
 
 type metrics struct {
-	frames   prometheus.Counter
-	rejected *prometheus.CounterVec
-	dropped  prometheus.Counter
-	weather  *prometheus.CounterVec
-	health   *prometheus.GaugeVec
+	frames      prometheus.Counter
+	rejected    *prometheus.CounterVec
+	dropped     prometheus.Counter
+	redelivered prometheus.Counter
+	weather     *prometheus.CounterVec
+	health      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -103,141 +111,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Readings set aside to the dead-letter topic, by reason."}, []string{"reason"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "replays_dropped_total",
 			Help: "Identical replays of readings already applied, dropped silently."}),
+		redelivered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "redelivered_total",
+			Help: "Input records skipped because the restored state already covered their offset (redelivery after a restart or rebalance)."}),
 		weather: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "weather_total",
 			Help: "Weather observations read, by outcome (accepted or a weather_* reason)."}, []string{"outcome"}),
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "detector_health_score",
-			Help: "Detector health score, 0 (dead) to 1 (healthy)."}, []string{"intersection", "approach", "detector"}),
+			Help: "Detector health score at the last closed window, 0 (dead) to 1 (healthy)."}, []string{"intersection", "approach", "detector"}),
 	}
-	reg.MustRegister(m.frames, m.rejected, m.dropped, m.weather, m.health)
+	reg.MustRegister(m.frames, m.rejected, m.dropped, m.redelivered, m.weather, m.health)
 	return m
-}
-
-// partition is the handler of one assigned partition: the state of every intersection it holds.
-type partition struct {
-	topo    *topology.Index
-	cfg     clean.Config
-	names   topics.Names
-	weather clean.WeatherLookup
-	metrics *metrics
-	states  map[string]*clean.Intersection
-	dirty   map[string]bool
-}
-
-func (p *partition) state(id string) (*clean.Intersection, error) {
-	if s, ok := p.states[id]; ok {
-		return s, nil
-	}
-	in, ok := p.topo.Intersection(id)
-	if !ok {
-		return nil, nil
-	}
-	s, err := clean.NewIntersection(in, p.cfg)
-	if err != nil {
-		return nil, fmt.Errorf("new intersection state %s: %w", id, err)
-	}
-	p.states[id] = s
-	return s, nil
-}
-
-// Handle implements stream.Handler.
-func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
-	var r greenwavev1.TrafficReading
-	if err := proto.Unmarshal(m.Value, &r); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode reading: %v", err)
-	}
-	if err := wire.CheckVersion(r.GetSchemaVersion()); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
-	}
-	st, err := p.state(r.GetIntersectionId())
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		return nil, &stream.RejectError{Reason: greenwavev1.RejectReason_REJECT_REASON_UNKNOWN_DETECTOR, EventID: r.GetReadingId(),
-			Detail: fmt.Sprintf("intersection %q is not in the topology", r.GetIntersectionId())}
-	}
-	res := st.Add(wire.Reading(&r), p.weather)
-	p.dirty[r.GetIntersectionId()] = true
-	return p.outputs(res, m, r.GetReadingId())
-}
-
-// outputs turns a cleaning result into records: frames, and dead letters for rejected readings. A rejection of
-// the current record carries its source offset; deferred rejections of buffered readings carry the reading.
-func (p *partition) outputs(res clean.Result, m kafka.Message, currentID string) ([]stream.Output, error) {
-	var outs []stream.Output
-	p.metrics.dropped.Add(float64(res.Dropped))
-	for _, rej := range res.Rejected {
-		reason := wire.RejectReason(rej.Reason)
-		p.metrics.rejected.WithLabelValues(string(rej.Reason)).Inc()
-		re := &stream.RejectError{Reason: reason, Detail: rej.Detail, EventID: rej.Reading.ID, ObservedAt: rej.Reading.Start}
-		src := m
-		if rej.Reading.ID != currentID || m.Value == nil {
-			b, err := proto.Marshal(wire.ReadingProto(rej.Reading))
-			if err != nil {
-				return nil, fmt.Errorf("encode rejected reading: %w", err)
-			}
-			src = kafka.Message{Topic: p.names.Readings, Partition: m.Partition, Offset: -1, Key: []byte(rej.Reading.IntersectionID), Value: b}
-		}
-		dl := stream.DeadLetter("cleaner", p.names.DeadLetters, src, re)
-		if src.Offset < 0 { // no source offset: make the id unique per reading and reason instead
-			dl.EventID = fmt.Sprintf("%s/%s", rej.Reading.ID, rej.Reason)
-		}
-		outs = append(outs, dl)
-	}
-	for _, f := range res.Frames {
-		b, err := proto.Marshal(wire.FrameProto(f))
-		if err != nil {
-			return nil, fmt.Errorf("encode frame: %w", err)
-		}
-		outs = append(outs, stream.Output{Topic: p.names.Features, Key: []byte(f.IntersectionID), Value: b,
-			EventID: wire.FeaturesEventID(f.IntersectionID, f.WindowStart), Payload: wire.PayloadFeatures})
-		p.metrics.frames.Inc()
-	}
-	return outs, nil
-}
-
-// Tick implements stream.Ticker: the processing-time idle timeout.
-func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, error) {
-	var outs []stream.Output
-	for _, id := range sortedKeys(p.states) {
-		res := p.states[id].CloseIdle(now, p.weather)
-		if len(res.Frames) == 0 && len(res.Rejected) == 0 {
-			continue
-		}
-		p.dirty[id] = true
-		o, err := p.outputs(res, kafka.Message{Partition: -1}, "")
-		if err != nil {
-			return nil, err
-		}
-		outs = append(outs, o...)
-	}
-	return outs, nil
-}
-
-// Checkpoint implements stream.Handler: the state of every intersection changed since the last checkpoint.
-func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
-	var outs []stream.Output
-	for _, id := range sortedKeys(p.dirty) {
-		b, err := p.states[id].MarshalState()
-		if err != nil {
-			return nil, fmt.Errorf("marshal state of %s: %w", id, err)
-		}
-		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b})
-		for _, h := range p.states[id].DetectorHealth() {
-			p.metrics.health.WithLabelValues(id, h.ApproachID, h.DetectorID).Set(h.Score)
-		}
-	}
-	clear(p.dirty)
-	return outs, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // Run starts the cleaner and processes until ctx ends.
@@ -256,7 +138,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState)
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState, names.DetectorHealth)
 	if err != nil {
 		return err
 	}
@@ -278,8 +160,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		p := &partition{topo: env.Topology, cfg: cc, names: names, weather: weather, metrics: m,
-			states: map[string]*clean.Intersection{}, dirty: map[string]bool{}}
+		p := newPartition(part, env.Topology, cc, names, weather, m)
 		raw := map[string][]byte{}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.CleanerState, part, func(msg kafka.Message) error {
 			if msg.Value == nil {
@@ -292,24 +173,21 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		if err != nil {
 			return nil, fmt.Errorf("restore cleaner state: %w", err)
 		}
-		for id, b := range raw {
-			in, ok := env.Topology.Intersection(id)
+		for _, id := range sortedKeys(raw) {
+			ok, err := p.restore(id, raw[id])
+			if err != nil {
+				return nil, err
+			}
 			if !ok {
 				env.Log.Warn("dropping state of an intersection no longer in the topology", zap.String("intersection", id))
-				continue
 			}
-			s, err := clean.RestoreIntersection(in, cc, b)
-			if err != nil {
-				return nil, fmt.Errorf("restore state of %s: %w", id, err)
-			}
-			p.states[id] = s
 		}
 		env.Log.Info("partition state restored", zap.Int("partition", part), zap.Int("intersections", len(p.states)))
 		return p, nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: cfg.Brokers, GroupID: cfg.Group("cleaner"), Topic: names.Readings, DeadLetterTopic: names.DeadLetters,
-		Service: "cleaner", MaxBatch: cfg.MaxBatch, IdleTick: cfg.IdleTimeout,
+		Service: "cleaner", MaxBatch: cfg.MaxBatch, IdleTick: cfg.IdleTimeout, SessionTimeout: cfg.SessionTimeout,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 
 	env.Server.AddReadiness("weather", func() error {

@@ -1,0 +1,45 @@
+package cleaner
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/greenwave-city/greenwave/pkg/app"
+)
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string // substrings of the error; none means valid
+	}{
+		{name: "defaults"},
+		{name: "short session timeout for tests", env: map[string]string{"CLEANER_SESSION_TIMEOUT": "2s"}},
+		{name: "every problem named", env: map[string]string{
+			"CLEANER_SESSION_TIMEOUT": "0s", "CLEANER_MAX_BATCH": "0", "CLEANER_TIME_ZONE": "Mars/Olympus",
+			"CLEANER_HOLIDAYS": "2026-13-01", "CLEANER_IDLE_TIMEOUT": "-1s",
+		}, want: []string{"CLEANER_SESSION_TIMEOUT", "CLEANER_MAX_BATCH", "CLEANER_TIME_ZONE", "CLEANER_IDLE_TIMEOUT"}},
+		{name: "lateness beyond dedup horizon", env: map[string]string{"CLEANER_ALLOWED_LATENESS": "3h"}, want: []string{"DedupHorizon"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var cfg Config
+			err := app.Load(&cfg, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("load: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted %v", tc.env)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+}

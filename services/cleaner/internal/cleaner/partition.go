@@ -1,0 +1,224 @@
+package cleaner
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// partition is the handler of one assigned input partition: the state of every intersection it holds. It is
+// used from the partition's goroutine only.
+type partition struct {
+	id      int
+	topo    *topology.Index
+	cfg     clean.Config
+	names   topics.Names
+	weather clean.WeatherLookup
+	metrics *metrics
+	states  map[string]*clean.Intersection
+	// applied is, per intersection, the offset of the last input record applied to its state (absent: none
+	// recorded). Records at or below it are redeliveries after a restart and are skipped.
+	applied map[string]int64
+	dirty   map[string]bool
+}
+
+func newPartition(id int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
+	return &partition{id: id, topo: topo, cfg: cfg, names: names, weather: weather, metrics: m,
+		states: map[string]*clean.Intersection{}, applied: map[string]int64{}, dirty: map[string]bool{}}
+}
+
+// restore loads one changelog record (the latest for its key). An intersection no longer in the topology is
+// reported as (false, nil) so the caller can log it and go on.
+func (p *partition) restore(id string, value []byte) (bool, error) {
+	in, ok := p.topo.Intersection(id)
+	if !ok {
+		return false, nil
+	}
+	snap, err := decodeSnapshot(value)
+	if err != nil {
+		return false, fmt.Errorf("restore state of %s: %w", id, err)
+	}
+	s, err := clean.RestoreIntersection(in, p.cfg, snap.State)
+	if err != nil {
+		return false, fmt.Errorf("restore state of %s: %w", id, err)
+	}
+	p.states[id] = s
+	if snap.SourceOffset >= 0 && snap.SourcePartition == p.id {
+		p.applied[id] = snap.SourceOffset
+	}
+	return true, nil
+}
+
+func (p *partition) state(id string) (*clean.Intersection, error) {
+	if s, ok := p.states[id]; ok {
+		return s, nil
+	}
+	in, ok := p.topo.Intersection(id)
+	if !ok {
+		return nil, nil
+	}
+	s, err := clean.NewIntersection(in, p.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new intersection state %s: %w", id, err)
+	}
+	p.states[id] = s
+	return s, nil
+}
+
+// Handle implements stream.Handler.
+func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
+	var r greenwavev1.TrafficReading
+	if err := proto.Unmarshal(m.Value, &r); err != nil {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode reading: %v", err)
+	}
+	if err := wire.CheckVersion(r.GetSchemaVersion()); err != nil {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
+	}
+	id := r.GetIntersectionId()
+	if last, ok := p.applied[id]; ok && m.Offset <= last {
+		// The restored state already covers this record: its outputs were published before the state was.
+		p.metrics.redelivered.Inc()
+		return nil, nil
+	}
+	st, err := p.state(id)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, &stream.RejectError{Reason: greenwavev1.RejectReason_REJECT_REASON_UNKNOWN_DETECTOR, EventID: r.GetReadingId(),
+			Detail: fmt.Sprintf("intersection %q is not in the topology", id)}
+	}
+	res := st.Add(wire.Reading(&r), p.weather)
+	p.applied[id] = m.Offset
+	p.dirty[id] = true
+	return p.outputs(id, res, m, r.GetReadingId())
+}
+
+// outputs turns a cleaning result into records: dead letters for rejected readings, frames, and the detector
+// health at each closed window. A rejection of the current record carries its source offset; deferred
+// rejections of buffered readings carry the reading.
+func (p *partition) outputs(id string, res clean.Result, m kafka.Message, currentID string) ([]stream.Output, error) {
+	var outs []stream.Output
+	p.metrics.dropped.Add(float64(res.Dropped))
+	for _, rej := range res.Rejected {
+		reason := wire.RejectReason(rej.Reason)
+		p.metrics.rejected.WithLabelValues(string(rej.Reason)).Inc()
+		re := &stream.RejectError{Reason: reason, Detail: rej.Detail, EventID: rej.Reading.ID, ObservedAt: rej.Reading.Start}
+		src := m
+		if rej.Reading.ID != currentID || m.Value == nil {
+			b, err := proto.Marshal(wire.ReadingProto(rej.Reading))
+			if err != nil {
+				return nil, fmt.Errorf("encode rejected reading %s: %w", rej.Reading.ID, err)
+			}
+			src = kafka.Message{Topic: p.names.Readings, Partition: p.id, Offset: -1, Key: []byte(rej.Reading.IntersectionID), Value: b}
+		}
+		dl := stream.DeadLetter("cleaner", p.names.DeadLetters, src, re)
+		if src.Offset < 0 {
+			// No source offset (a buffered reading rejected when its window closed): the offset-based id
+			// would be the same for all of them, so the id is the reading's and the reason, in the header and
+			// in the payload alike.
+			var err error
+			if dl, err = withEventID(dl, fmt.Sprintf("%s/%s", rej.Reading.ID, rej.Reason)); err != nil {
+				return nil, err
+			}
+		}
+		outs = append(outs, dl)
+	}
+	for _, f := range res.Frames {
+		b, err := proto.Marshal(wire.FrameProto(f))
+		if err != nil {
+			return nil, fmt.Errorf("encode frame %s: %w", wire.FeaturesEventID(f.IntersectionID, f.WindowStart), err)
+		}
+		outs = append(outs, stream.Output{Topic: p.names.Features, Key: []byte(f.IntersectionID), Value: b,
+			EventID: wire.FeaturesEventID(f.IntersectionID, f.WindowStart), Payload: wire.PayloadFeatures})
+		p.metrics.frames.Inc()
+	}
+	for _, wh := range res.Health {
+		for _, h := range healthRecords(id, wh) {
+			b, err := proto.Marshal(h)
+			if err != nil {
+				return nil, fmt.Errorf("encode detector health %s: %w", h.GetEventId(), err)
+			}
+			outs = append(outs, stream.Output{Topic: p.names.DetectorHealth, Key: []byte(id), Value: b,
+				EventID: h.GetEventId(), Payload: wire.PayloadHealth})
+			p.metrics.health.WithLabelValues(id, h.GetApproachId(), h.GetDetectorId()).Set(h.GetScore())
+		}
+	}
+	return outs, nil
+}
+
+// Tick implements stream.Ticker: the processing-time idle timeout.
+func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, error) {
+	var outs []stream.Output
+	for _, id := range sortedKeys(p.states) {
+		res := p.states[id].CloseIdle(now, p.weather)
+		if len(res.Frames) == 0 && len(res.Rejected) == 0 {
+			continue
+		}
+		p.dirty[id] = true
+		o, err := p.outputs(id, res, kafka.Message{Partition: p.id, Offset: -1}, "")
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
+}
+
+// Checkpoint implements stream.Handler: the snapshot of every intersection changed since the last checkpoint,
+// each with the offset of the last record applied to it.
+func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
+	var outs []stream.Output
+	for _, id := range sortedKeys(p.dirty) {
+		st, err := p.states[id].MarshalState()
+		if err != nil {
+			return nil, fmt.Errorf("marshal state of %s: %w", id, err)
+		}
+		off, ok := p.applied[id]
+		if !ok {
+			off = -1
+		}
+		b, err := encodeSnapshot(p.id, off, st)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", id, err)
+		}
+		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b})
+	}
+	clear(p.dirty)
+	return outs, nil
+}
+
+// withEventID gives a dead letter another event id, in its header and its payload.
+func withEventID(dl stream.Output, id string) (stream.Output, error) {
+	var msg greenwavev1.DeadLetter
+	if err := proto.Unmarshal(dl.Value, &msg); err != nil {
+		return dl, fmt.Errorf("re-identify dead letter %s: %w", dl.EventID, err)
+	}
+	msg.EventId = id
+	b, err := proto.Marshal(&msg)
+	if err != nil {
+		return dl, fmt.Errorf("re-identify dead letter %s: %w", id, err)
+	}
+	dl.Value, dl.EventID = b, id
+	return dl, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

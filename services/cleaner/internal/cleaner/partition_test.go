@@ -1,0 +1,257 @@
+package cleaner
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// handle runs one record through p the way stream.Processor does: a *RejectError becomes a dead letter.
+func handle(t *testing.T, p *partition, m kafka.Message) []stream.Output {
+	t.Helper()
+	outs, err := p.Handle(context.Background(), m)
+	var rej *stream.RejectError
+	if errors.As(err, &rej) {
+		return append(outs, stream.DeadLetter("cleaner", p.names.DeadLetters, m, rej))
+	}
+	if err != nil {
+		t.Fatalf("handle offset %d: %v", m.Offset, err)
+	}
+	return outs
+}
+
+func checkpoint(t *testing.T, p *partition) map[string][]byte {
+	t.Helper()
+	outs, err := p.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := map[string][]byte{}
+	for _, o := range outs {
+		if o.Topic != p.names.CleanerState {
+			t.Fatalf("checkpoint wrote to %s", o.Topic)
+		}
+		snaps[string(o.Key)] = o.Value
+	}
+	return snaps
+}
+
+func byTopic(outs []stream.Output) map[string]int {
+	n := map[string]int{}
+	for _, o := range outs {
+		n[o.Topic]++
+	}
+	return n
+}
+
+func TestScriptCoversEveryPath(t *testing.T) {
+	t.Parallel()
+	p := newTestPartition(t, 0)
+	reasons := map[string]int{}
+	var outs []stream.Output
+	for _, m := range messages(0, script(t, p.topo, "I-100", 60)) {
+		outs = append(outs, handle(t, p, m)...)
+	}
+	for _, o := range outs {
+		if o.Topic == p.names.DeadLetters {
+			var dl greenwavev1.DeadLetter
+			if err := proto.Unmarshal(o.Value, &dl); err != nil {
+				t.Fatal(err)
+			}
+			reasons[stream.ReasonLabel(dl.GetReason())]++
+		}
+	}
+	for _, want := range []string{"malformed", "unknown_detector", "conflicting_duplicate", "late", "stuck_detector"} {
+		if reasons[want] == 0 {
+			t.Errorf("no %s dead letter; got %v", want, reasons)
+		}
+	}
+	if n := byTopic(outs); n[p.names.Features] < 10 || n[p.names.DetectorHealth] != 6*n[p.names.Features] {
+		t.Errorf("outputs by topic %v: want ≥10 frames and one health record per detector (6) per frame", n)
+	}
+}
+
+// TestRestoreEqualsUninterrupted checkpoints after record k, restores a new handler from the snapshot and
+// redelivers from an earlier offset j (the committed offset lags the state when a crash lands between the
+// two): the records up to k must produce nothing, and the rest exactly what an uninterrupted run produced.
+func TestRestoreEqualsUninterrupted(t *testing.T) {
+	t.Parallel()
+	topo := loadTopology(t)
+	msgs := messages(0, append(script(t, topo, "I-100", 60), script(t, topo, "I-102", 60)...))
+	p := newTestPartition(t, 0)
+	want := make([][]stream.Output, len(msgs))
+	for i, m := range msgs {
+		want[i] = handle(t, p, m)
+	}
+	for _, tc := range []struct {
+		name string
+		k, j int
+	}{
+		{"no redelivery", 100, 100},
+		{"redeliver one", 100, 99},
+		{"redeliver a batch with a late reading", 250, 150},
+		{"redeliver across intersections", 420, 300},
+		{"from the start", 500, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			first := newTestPartition(t, 0)
+			for _, m := range msgs[:tc.k] {
+				handle(t, first, m)
+			}
+			restored := newTestPartition(t, 0)
+			for id, b := range checkpoint(t, first) {
+				if ok, err := restored.restore(id, b); err != nil || !ok {
+					t.Fatalf("restore %s: %v %v", id, ok, err)
+				}
+			}
+			for i, m := range msgs[tc.j:] {
+				i += tc.j
+				got := handle(t, restored, m)
+				// Records of no intersection (malformed, unknown) carry no state: they are dead-lettered
+				// again, identically, which consumers drop by event id.
+				if i < tc.k && len(got) > 0 && !reflect.DeepEqual(got, want[i]) {
+					t.Fatalf("redelivered offset %d produced %d records that differ from the first delivery", i, len(got))
+				}
+				if i >= tc.k && !reflect.DeepEqual(got, want[i]) {
+					t.Fatalf("offset %d: restored handler produced %v, uninterrupted %v", i, byTopic(got), byTopic(want[i]))
+				}
+			}
+		})
+	}
+}
+
+func TestRedeliverySkippedOnlyForItsPartition(t *testing.T) {
+	t.Parallel()
+	p := newTestPartition(t, 0)
+	msgs := messages(0, script(t, p.topo, "I-100", 10))
+	for _, m := range msgs {
+		handle(t, p, m)
+	}
+	snaps := checkpoint(t, p)
+	other := newTestPartition(t, 1) // a snapshot from another partition must not suppress records here
+	if _, err := other.restore("I-100", snaps["I-100"]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := other.applied["I-100"]; ok {
+		t.Fatal("offset of partition 0 applied to partition 1")
+	}
+	same := newTestPartition(t, 0)
+	if _, err := same.restore("I-100", snaps["I-100"]); err != nil {
+		t.Fatal(err)
+	}
+	if got := same.applied["I-100"]; got != msgs[len(msgs)-1].Offset {
+		t.Fatalf("applied offset %d, want %d", got, msgs[len(msgs)-1].Offset)
+	}
+}
+
+func TestRestoreErrors(t *testing.T) {
+	t.Parallel()
+	p := newTestPartition(t, 0)
+	for _, m := range messages(0, script(t, p.topo, "I-100", 10)) {
+		handle(t, p, m)
+	}
+	good := checkpoint(t, p)["I-100"]
+	for _, tc := range []struct {
+		name, id string
+		b        []byte
+		ok       bool
+		err      string
+	}{
+		{"good", "I-100", good, true, ""},
+		{"not in the topology", "I-999", good, false, ""},
+		{"garbage", "I-100", []byte("{"), false, "bad cleaner snapshot"},
+		{"state of another intersection", "I-101", good, false, "bad cleaner state"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ok, err := newTestPartition(t, 0).restore(tc.id, tc.b)
+			if ok != tc.ok || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("restore = %v, %v; want %v and an error containing %q", ok, err, tc.ok, tc.err)
+			}
+		})
+	}
+}
+
+func TestHealthRecordsPerClosedWindow(t *testing.T) {
+	t.Parallel()
+	p := newTestPartition(t, 0)
+	var frames, health []stream.Output
+	for _, m := range messages(0, script(t, p.topo, "I-100", 60)) {
+		for _, o := range handle(t, p, m) {
+			switch o.Topic {
+			case p.names.Features:
+				frames = append(frames, o)
+			case p.names.DetectorHealth:
+				health = append(health, o)
+			}
+		}
+	}
+	ids := map[string]bool{}
+	var stuck *greenwavev1.DetectorHealth
+	for _, o := range health {
+		var h greenwavev1.DetectorHealth
+		if err := proto.Unmarshal(o.Value, &h); err != nil {
+			t.Fatal(err)
+		}
+		if ids[o.EventID] || o.EventID != h.GetEventId() || o.EventID != HealthEventID("I-100", h.GetDetectorId(), h.GetWindowStart().AsTime()) {
+			t.Fatalf("health event id %q (record %q) duplicate or not deterministic", o.EventID, h.GetEventId())
+		}
+		ids[o.EventID] = true
+		if string(o.Key) != "I-100" || h.GetIntersectionId() != "I-100" || h.GetSchemaVersion() != 1 || h.GetApproachId() == "" {
+			t.Fatalf("health record %v", &h)
+		}
+		for _, s := range []float64{h.GetValidShare(), h.GetFlaggedShare(), h.GetImputedShare(), h.GetLateShare(), h.GetRejectedShare(), h.GetScore()} {
+			if !(s >= 0 && s <= 1) {
+				t.Fatalf("share or score outside 0..1: %v", &h)
+			}
+		}
+		if sum := h.GetValidShare() + h.GetLateShare() + h.GetRejectedShare(); sum != 0 && (sum < 1-1e-9 || sum > 1+1e-9) {
+			t.Fatalf("valid+late+rejected shares sum to %v: %v", sum, &h)
+		}
+		if got := h.GetWindowEnd().AsTime().Sub(h.GetWindowStart().AsTime()); got.Seconds() != 300 {
+			t.Fatalf("health window %v, want the 300 s window", got)
+		}
+		if h.GetDetectorId() == "I-100-W1" {
+			stuck = &h
+		}
+	}
+	if len(frames) == 0 || len(health) != 6*len(frames) {
+		t.Fatalf("%d health records for %d frames of 6 detectors", len(health), len(frames))
+	}
+	if stuck == nil || !(stuck.GetRejectedShare() > 0) || !(stuck.GetScore() < 1) {
+		t.Fatalf("stuck detector's last health record %v: want rejections and a score below 1", stuck)
+	}
+}
+
+func TestDeadLetterIDsMatchPayload(t *testing.T) {
+	t.Parallel()
+	p := newTestPartition(t, 0)
+	ids := map[string]bool{}
+	for _, m := range messages(0, script(t, p.topo, "I-100", 60)) {
+		for _, o := range handle(t, p, m) {
+			if o.Topic != p.names.DeadLetters {
+				continue
+			}
+			var dl greenwavev1.DeadLetter
+			if err := proto.Unmarshal(o.Value, &dl); err != nil {
+				t.Fatal(err)
+			}
+			if dl.GetEventId() != o.EventID || ids[o.EventID] {
+				t.Fatalf("dead letter id %q in the header, %q in the payload, or seen before", o.EventID, dl.GetEventId())
+			}
+			ids[o.EventID] = true
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatal("no dead letters")
+	}
+}
