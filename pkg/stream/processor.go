@@ -36,6 +36,14 @@ type Ticker interface {
 	Tick(ctx context.Context, now time.Time) ([]Output, error)
 }
 
+// CheckpointPolicy is implemented by handlers whose state snapshots are expensive: after a batch's outputs are
+// published, the processor asks whether to write the state and commit now. When it answers false, offsets stay
+// uncommitted and the next checkpoint covers everything since; a crash in between replays those records, which
+// the handler's state must recognise as applied (or not yet applied) — exactly as after any restart.
+type CheckpointPolicy interface {
+	CheckpointDue(handledSinceCheckpoint int, sinceCheckpoint time.Duration) bool
+}
+
 // HandlerFunc adapts a stateless function to Handler.
 type HandlerFunc func(ctx context.Context, m kafka.Message) ([]Output, error)
 
@@ -241,11 +249,14 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 	log.Info("partition started", zap.Int64("offset", a.Offset))
 
 	ticker, _ := h.(Ticker)
+	policy, _ := h.(CheckpointPolicy)
 	var (
-		pending  []Output
-		last     int64 = -1
-		handled  int
-		lastTick = p.now()
+		pending        []Output
+		last           int64 = -1
+		handled        int
+		lastTick       = p.now()
+		lastCheckpoint = p.now()
+		sinceCommit    int
 	)
 	flush := func() error {
 		if handled == 0 && len(pending) == 0 {
@@ -254,6 +265,12 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		began := p.now()
 		if err := p.producer.Write(ctx, pending...); err != nil {
 			return fmt.Errorf("publish outputs of partition %d: %w", a.ID, err)
+		}
+		sinceCommit += handled
+		if policy != nil && !policy.CheckpointDue(sinceCommit, began.Sub(lastCheckpoint)) {
+			p.metrics.observeFlush(p.cfg.Topic, handled, len(pending), p.now().Sub(began))
+			pending, handled = pending[:0], 0 // last stays: the next checkpoint commits it
+			return nil
 		}
 		state, err := h.Checkpoint(ctx)
 		if err != nil {
@@ -268,7 +285,7 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 			}
 		}
 		p.metrics.observeFlush(p.cfg.Topic, handled, len(pending), p.now().Sub(began))
-		pending, handled, last = pending[:0], 0, -1
+		pending, handled, last, sinceCommit, lastCheckpoint = pending[:0], 0, -1, 0, p.now()
 		return nil
 	}
 	tick := func() error {
