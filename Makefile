@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 MOD       := github.com/greenwave-city/greenwave
-MODULES   := proto pkg services/collector services/cleaner services/trainer services/predictor services/signalcontrol cmd/greenwave
+MODULES   := proto pkg services/collector services/cleaner services/trainer services/predictor services/signalcontrol cmd/greenwave deploy/check
 SERVICES  := collector cleaner trainer predictor signalcontrol
 TOOLS     := $(CURDIR)/.tools/bin
 GOTEST    := go test -race -shuffle=on -count=1
@@ -78,6 +78,17 @@ lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck over every module
 	@bad=$$(gofmt -l $(MODULES)); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	go vet work
 	$(TOOLS)/staticcheck work
+
+.PHONY: images
+images: ## Build the container images (needs a Docker engine)
+	@command -v docker >/dev/null || { echo "images: docker not found" >&2; exit 1; }
+	@for s in $(SERVICES); do docker build -f services/$$s/Dockerfile -t greenwave/$$s . || exit 1; done
+	docker build -f cmd/greenwave/Dockerfile -t greenwave/greenwave .
+
+.PHONY: docs
+docs: ## Regenerate docs/configuration.md and the demo readings deploy/demo/sample.csv
+	go run ./deploy/check/cmd/gendocs
+	go run ./deploy/check/cmd/gensample
 
 .PHONY: tidy
 tidy: ## go mod tidy every module
