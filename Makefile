@@ -12,6 +12,8 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 STATICCHECK_VERSION        := v0.8.2
+# Service benchmarks that need a real broker (make bench).
+BENCH_KAFKA_PKGS := $(MOD)/services/collector/internal/collector
 # Packages that talk to Kafka: `make test-kafka` runs them against a real broker.
 KAFKA_PKGS := $(MOD)/pkg/stream/... $(MOD)/services/... $(MOD)/cmd/greenwave/...
 
@@ -38,8 +40,9 @@ test-kafka: ## Run the Kafka integration suite against a real Apache Kafka 4.1 b
 	bash deploy/kafka/kafka.sh test -- $(GOTEST) $(KAFKA_PKGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks (results are recorded in the README)
-	go test -run '^$$' -bench . -benchmem -cpu 1 ./pkg/...
+bench: ## Run the benchmarks: the pure core on one core, then the services against a real Kafka broker
+	go test -run '^$$' -bench . -benchmem -cpu 1 $(MOD)/pkg/...
+	bash deploy/kafka/kafka.sh test -- go test -run '^$$' -bench . -benchtime 5x $(BENCH_KAFKA_PKGS)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target briefly (FUZZTIME=10s per target)
