@@ -2,6 +2,11 @@
 // subscribers without ever blocking the publisher: each subscriber has its own bounded queue that coalesces to
 // the latest value per key under pressure. Subscribing takes the current state and registers atomically, so no
 // update falls between the snapshot and the stream.
+//
+// A subscriber that keeps up receives every update, in publish order. Only when its queue is full (limit
+// entries) are older queued updates of a key dropped in favour of the key's newest one (Item.Coalesced counts
+// them); per-key order is always kept. When the queue is full with one entry per key and a new key arrives, the
+// subscription ends with ErrOverflow.
 package broadcast
 
 import (
@@ -24,7 +29,8 @@ type Item[T any] struct {
 	Value T
 	// Initial marks current-state items sent before live updates.
 	Initial bool
-	// Coalesced counts older updates of this key replaced by this one while the subscriber lagged.
+	// Coalesced counts older updates of this key dropped in favour of this one while the subscriber's queue was
+	// full.
 	Coalesced int
 }
 
@@ -95,15 +101,16 @@ func (h *Hub[T]) Subscribers() int {
 }
 
 // Subscribe registers a subscriber that first receives the current state (filtered), then every update. limit
-// bounds the distinct keys waiting for it (at least the initial state's size is always allowed); beyond it the
-// subscription ends with ErrOverflow. A nil filter accepts everything.
+// bounds the updates waiting for it (at least the initial state's size plus one is always allowed): a full queue
+// coalesces to the newest update per key, and a full queue with one entry per key ends the subscription with
+// ErrOverflow when another key arrives. A nil filter accepts everything.
 func (h *Hub[T]) Subscribe(limit int, filter func(key string, v T) bool) *Subscription[T] {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := &Subscription[T]{hub: h, filter: filter, pending: map[string]int{}, wake: make(chan struct{}, 1)}
+	s := &Subscription[T]{hub: h, filter: filter, newest: map[string]int{}, wake: make(chan struct{}, 1)}
 	s.queue = h.snapshot(filter)
 	for i, it := range s.queue {
-		s.pending[it.Key] = i
+		s.newest[it.Key] = i
 	}
 	s.limit = max(limit, len(s.queue)+1)
 	if h.closed {
@@ -133,10 +140,10 @@ type Subscription[T any] struct {
 	limit  int
 
 	// guarded by hub.mu
-	queue   []Item[T]
-	pending map[string]int // key -> index in queue
-	err     error
-	wake    chan struct{}
+	queue  []Item[T]
+	newest map[string]int // key -> index in queue of the key's newest entry
+	err    error
+	wake   chan struct{}
 }
 
 func (s *Subscription[T]) signal() {
@@ -151,21 +158,46 @@ func (s *Subscription[T]) push(it Item[T]) {
 	if s.err != nil {
 		return
 	}
-	if i, ok := s.pending[it.Key]; ok {
+	if len(s.queue) >= s.limit {
+		s.compact()
+	}
+	if len(s.queue) >= s.limit {
+		// Full with one entry per key: the key's entry takes the newer value, or a new key overflows.
+		i, ok := s.newest[it.Key]
+		if !ok {
+			s.fail(ErrOverflow)
+			delete(s.hub.subs, s)
+			return
+		}
 		it.Coalesced = s.queue[i].Coalesced + 1
-		it.Initial = false
 		s.queue[i] = it
 		s.signal()
 		return
 	}
-	if len(s.queue) >= s.limit {
-		s.fail(ErrOverflow)
-		delete(s.hub.subs, s)
-		return
-	}
-	s.pending[it.Key] = len(s.queue)
+	s.newest[it.Key] = len(s.queue)
 	s.queue = append(s.queue, it)
 	s.signal()
+}
+
+// compact drops every queued entry that has a newer entry of the same key, adding its count to the newer one's
+// Coalesced. Per-key order is kept. It is called with hub.mu held.
+func (s *Subscription[T]) compact() {
+	dropped := map[string]int{}
+	out := s.queue[:0]
+	for i, it := range s.queue {
+		if s.newest[it.Key] != i {
+			dropped[it.Key] += it.Coalesced + 1
+			continue
+		}
+		if n := dropped[it.Key]; n > 0 {
+			it.Coalesced += n
+			it.Initial = false
+		}
+		s.newest[it.Key] = len(out)
+		out = append(out, it)
+	}
+	clear(s.queue[len(out):]) // release dropped values
+	s.queue = out
 }
 
 func (s *Subscription[T]) fail(err error) {
@@ -182,10 +214,14 @@ func (s *Subscription[T]) Next(ctx context.Context) (Item[T], error) {
 		s.hub.mu.Lock()
 		if len(s.queue) > 0 {
 			it := s.queue[0]
+			var zero Item[T]
+			s.queue[0] = zero // release the value
 			s.queue = s.queue[1:]
-			delete(s.pending, it.Key)
-			for k, i := range s.pending {
-				s.pending[k] = i - 1
+			if s.newest[it.Key] == 0 {
+				delete(s.newest, it.Key)
+			}
+			for k, i := range s.newest {
+				s.newest[k] = i - 1
 			}
 			s.hub.mu.Unlock()
 			return it, nil

@@ -28,8 +28,8 @@ func TestSubscribeSnapshotThenUpdates(t *testing.T) {
 	s := h.Subscribe(10, nil)
 	h.Publish("a", 2)
 	h.Publish("c", 1)
-	got := drain(t, s, 3)
-	want := []Item[int]{{Key: "a", Value: 2, Coalesced: 1}, {Key: "b", Value: 1, Initial: true}, {Key: "c", Value: 1}}
+	got := drain(t, s, 4)
+	want := []Item[int]{{Key: "a", Value: 1, Initial: true}, {Key: "b", Value: 1, Initial: true}, {Key: "a", Value: 2}, {Key: "c", Value: 1}}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("item %d = %+v, want %+v", i, got[i], want[i])
@@ -82,9 +82,10 @@ func TestCoalescingKeepsLatest(t *testing.T) {
 	for i := range 1000 {
 		h.Publish("only", i)
 	}
-	it := drain(t, s, 1)[0]
-	if it.Value != 999 || it.Coalesced != 999 {
-		t.Errorf("got %+v, want latest value 999 with 999 coalesced", it)
+	// The queue holds two entries: the older updates are folded into the first, the newest is last.
+	got := drain(t, s, 2)
+	if got[1].Value != 999 || got[0].Coalesced+got[1].Coalesced+2 != 1000 || got[0].Value >= got[1].Value {
+		t.Errorf("got %+v, want the latest value 999 last and every update delivered or counted", got)
 	}
 }
 
@@ -101,5 +102,49 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 	s2 := New[int]().Subscribe(2, nil)
 	if _, err := s2.Next(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Next(cancelled) = %v", err)
+	}
+}
+
+// TestCoalesceOnlyWhenFull: a queue with room keeps every update in order; a full one drops the older updates
+// of a key for its newest, keeping per-key order, and overflows only when every entry is a distinct key.
+func TestCoalesceOnlyWhenFull(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		limit     int
+		publish   []Item[int] // Key, Value
+		want      []Item[int]
+		overflows bool
+	}{
+		{"room for all", 4, []Item[int]{{Key: "a", Value: 1}, {Key: "a", Value: 2}, {Key: "b", Value: 1}, {Key: "a", Value: 3}},
+			[]Item[int]{{Key: "a", Value: 1}, {Key: "a", Value: 2}, {Key: "b", Value: 1}, {Key: "a", Value: 3}}, false},
+		{"full: older of a key dropped", 3, []Item[int]{{Key: "a", Value: 1}, {Key: "b", Value: 1}, {Key: "a", Value: 2}, {Key: "c", Value: 1}},
+			[]Item[int]{{Key: "b", Value: 1}, {Key: "a", Value: 2, Coalesced: 1}, {Key: "c", Value: 1}}, false},
+		{"full of distinct keys: same key replaces", 2, []Item[int]{{Key: "a", Value: 1}, {Key: "b", Value: 1}, {Key: "a", Value: 2}},
+			[]Item[int]{{Key: "a", Value: 2, Coalesced: 1}, {Key: "b", Value: 1}}, false},
+		{"full of distinct keys: new key overflows", 2, []Item[int]{{Key: "a", Value: 1}, {Key: "b", Value: 1}, {Key: "c", Value: 1}},
+			[]Item[int]{{Key: "a", Value: 1}, {Key: "b", Value: 1}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := New[int]()
+			s := h.Subscribe(tt.limit, nil)
+			for _, it := range tt.publish {
+				h.Publish(it.Key, it.Value)
+			}
+			got := drain(t, s, len(tt.want))
+			for i := range tt.want {
+				if got[i] != tt.want[i] {
+					t.Fatalf("item %d = %+v, want %+v (all %+v)", i, got[i], tt.want[i], got)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := s.Next(ctx)
+			if tt.overflows != errors.Is(err, ErrOverflow) {
+				t.Fatalf("after the queue: %v, overflow expected %v", err, tt.overflows)
+			}
+		})
 	}
 }

@@ -12,6 +12,9 @@
 //
 // HCM defines signalised-intersection LOS by control delay; v/c bands are the accepted proxy when only flows are
 // forecast. Thresholds are configurable.
+//
+// Speed and occupancy forecasts have their own documented bands ([SpeedThresholds], [OccupancyThresholds]);
+// [Classifier] picks the right one for a forecast's target.
 package congestion
 
 import (

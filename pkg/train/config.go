@@ -88,13 +88,21 @@ type Config struct {
 	// WindowS is the feature window length in seconds. It must divide one hour, or be a multiple of one hour
 	// that divides one week.
 	WindowS int
+	// IntervalConfidence is the nominal coverage, in (0, 1), of the promoted candidate's prediction interval
+	// that is stored with every pending input and scored against its label (interval coverage). It should equal
+	// the predictor's PREDICTOR_CONFIDENCE, so that the coverage published describes the intervals served.
+	IntervalConfidence float64
 }
+
+// DefaultIntervalConfidence is DefaultConfig's IntervalConfidence, the predictor's default confidence.
+const DefaultIntervalConfidence = 0.9
 
 // DefaultConfig returns the configuration for 5-minute windows: horizons 15, 30 and 60 minutes; eight
 // candidates, λ ∈ {0.99, 0.995, 0.999, 1} × Delta ∈ {10, 1000} (memories of about 100, 200, 1000 windows and
 // unbounded; a moderate and a diffuse prior), the first being λ 0.995, Delta 1000; a recent window of one day
 // (288 windows); a 5 % promotion margin; and a drift detector that tolerates a 2 %-of-capacity rise of the mean
-// absolute error and alarms at a cumulative excess of 3 (for example a rise of 0.1 for 40 windows).
+// absolute error and alarms at a cumulative excess of 3 (for example a rise of 0.1 for 40 windows); and interval
+// coverage tracked at 90 % confidence.
 func DefaultConfig() Config {
 	var cands []CandidateSpec
 	add := func(lambda, delta float64) {
@@ -113,14 +121,15 @@ func DefaultConfig() Config {
 		}
 	}
 	return Config{
-		Horizons:      []time.Duration{15 * time.Minute, 30 * time.Minute, 60 * time.Minute},
-		Candidates:    cands,
-		MaxPending:    64,
-		RecentWindow:  288,
-		PromoteMargin: 0.05,
-		Drift:         regression.PageHinkleyConfig{Delta: 0.02, Threshold: 3, MinSamples: 288},
-		Target:        TargetFlow,
-		WindowS:       300,
+		Horizons:           []time.Duration{15 * time.Minute, 30 * time.Minute, 60 * time.Minute},
+		Candidates:         cands,
+		MaxPending:         64,
+		RecentWindow:       288,
+		PromoteMargin:      0.05,
+		Drift:              regression.PageHinkleyConfig{Delta: 0.02, Threshold: 3, MinSamples: 288},
+		Target:             TargetFlow,
+		WindowS:            300,
+		IntervalConfidence: DefaultIntervalConfidence,
 	}
 }
 
@@ -191,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.Drift.Direction != regression.DetectIncrease {
 		bad("drift direction %v: only increase is supported", c.Drift.Direction)
+	}
+	if !(c.IntervalConfidence > 0 && c.IntervalConfidence < 1) {
+		bad("interval confidence %g not in (0, 1)", c.IntervalConfidence)
 	}
 	if _, err := targetOf(c.Target); err != nil {
 		errs = append(errs, err)

@@ -75,6 +75,15 @@
 // a fresh fit but start from the current coefficients instead of zero. RLSState.resets counts these resets
 // together with the wind-up guard's covariance restarts. Update and DriftState report the detection.
 //
+// # Interval coverage
+//
+// Every pending input also stores the promoted candidate's prediction interval at Config.IntervalConfidence
+// (natural units; none before the candidate has a noise estimate). When its label arrives, before any update,
+// the label is counted as a hit when it lies inside that interval: cumulatively and over the last RecentWindow
+// labels (ModelSnapshot.interval_coverage, read with [CoverageOf]). A well-calibrated model's coverage is close to
+// the confidence; a lower one means the intervals are too narrow (drift, heavy tails). Restoring at another
+// IntervalConfidence starts the counts over and drops the pending intervals rather than mixing confidences.
+//
 // # Snapshot format
 //
 // The v1 ModelSnapshot is the state format. Three pieces of exact state have no field of their own in v1 and are

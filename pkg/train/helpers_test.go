@@ -62,14 +62,15 @@ func tinyConfig(horizons ...time.Duration) Config {
 		horizons = []time.Duration{5 * time.Minute}
 	}
 	return Config{
-		Horizons:      horizons,
-		Candidates:    []CandidateSpec{{Name: "slow", RLS: regression.RLSConfig{Lambda: 1, Delta: 1000}}, {Name: "fast", RLS: regression.RLSConfig{Lambda: 0.9, Delta: 1000}}},
-		MaxPending:    8,
-		RecentWindow:  4,
-		PromoteMargin: 0.05,
-		Drift:         regression.PageHinkleyConfig{Delta: 0.01, Threshold: 5, MinSamples: 10},
-		Target:        TargetFlow,
-		WindowS:       300,
+		Horizons:           horizons,
+		Candidates:         []CandidateSpec{{Name: "slow", RLS: regression.RLSConfig{Lambda: 1, Delta: 1000}}, {Name: "fast", RLS: regression.RLSConfig{Lambda: 0.9, Delta: 1000}}},
+		MaxPending:         8,
+		RecentWindow:       4,
+		PromoteMargin:      0.05,
+		Drift:              regression.PageHinkleyConfig{Delta: 0.01, Threshold: 5, MinSamples: 10},
+		Target:             TargetFlow,
+		WindowS:            300,
+		IntervalConfidence: 0.9,
 	}
 }
 

@@ -49,6 +49,9 @@ type pending struct {
 	x     []float64 // regression input, shared between horizons: never modified
 	// forecasts are indexed like horizonModel.evals (candidates, then baselines), natural units; NaN = none.
 	forecasts []float64
+	// lo and hi are the promoted candidate's prediction interval at Config.IntervalConfidence (natural units),
+	// NaN when it had no noise estimate yet; the label is scored against them (interval coverage).
+	lo, hi float64
 }
 
 // eval is a forecaster's prequential error: cumulative and over the recent window.
@@ -72,6 +75,7 @@ type horizonModel struct {
 	pending    []pending // oldest first
 	promoted   int
 	promotions uint64
+	coverage   coverage
 	drift      *regression.PageHinkley
 	// driftAt is the window of the last detection, valid when detected; drifting is true when the last
 	// applied window raised it.
@@ -260,12 +264,13 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 	for i, m := range l.models {
 		hu := &up.Horizons[i]
 		hu.Horizon = m.h
-		hu.Labelled, hu.Expired, hu.Drift = m.label(start, y, observed, scale)
+		hu.Labelled, hu.Expired, hu.Drift = m.label(start, y, observed, scale, l.cfg.RecentWindow)
 	}
 	l.record(start, y, observed)
 	for i, m := range l.models {
 		hu := &up.Horizons[i]
 		p := pending{start: start, x: x, forecasts: l.forecasts(m, start, x, y, observed, scale)}
+		p.lo, p.hi = interval(m.cands[m.promoted], x, l.cfg.IntervalConfidence, scale)
 		m.pending = append(m.pending, p)
 		if over := len(m.pending) - l.cfg.MaxPending; over > 0 {
 			m.pending = append(m.pending[:0], m.pending[over:]...)
@@ -292,8 +297,9 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 }
 
 // label scores and trains on the pending inputs whose label window is start, and drops those whose label
-// window has passed. y is the window's target (natural units) when observed, scale its fixed divisor.
-func (m *horizonModel) label(start int64, y float64, observed bool, scale float64) (labelled, expired int, drift bool) {
+// window has passed. y is the window's target (natural units) when observed, scale its fixed divisor; recent
+// is the size of the recent windows.
+func (m *horizonModel) label(start int64, y float64, observed bool, scale float64, recent int) (labelled, expired int, drift bool) {
 	n := 0
 	for n < len(m.pending) && m.pending[n].start+m.hs <= start {
 		p := m.pending[n]
@@ -303,11 +309,14 @@ func (m *horizonModel) label(start int64, y float64, observed bool, scale float6
 			continue
 		}
 		labelled++
-		// Test: score every forecast made before any update with this label.
+		// Test: score every forecast made before any update with this label, and the interval issued with them.
 		for k, fc := range p.forecasts {
 			if !math.IsNaN(fc) {
 				m.evals[k].add(y, fc)
 			}
+		}
+		if !math.IsNaN(p.lo) {
+			m.coverage.add(p.lo <= y && y <= p.hi, recent)
 		}
 		if fc := p.forecasts[m.promoted]; !math.IsNaN(fc) {
 			if d, err := m.drift.Add(math.Abs(y-fc) / scale); err == nil && d {

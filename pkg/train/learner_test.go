@@ -429,13 +429,15 @@ func TestRestartEquality(t *testing.T) {
 		fullUpdates = append(fullUpdates, mustApply(t, full, fv[0].(frameT), fv[1].(vectorT)))
 	}
 	want := full.Snapshots()
-	var promos, drifts uint64
+	var promos, drifts, intervals, misses uint64
 	for _, s := range want {
 		promos += s.GetPromotions()
 		drifts += s.GetDrift().GetDetections()
+		intervals += s.GetIntervalCoverage().GetN()
+		misses += s.GetIntervalCoverage().GetN() - s.GetIntervalCoverage().GetHits()
 	}
-	if promos == 0 || drifts == 0 {
-		t.Fatalf("fixture exercises %d promotions and %d drifts, want both", promos, drifts)
+	if promos == 0 || drifts == 0 || intervals == 0 || misses == 0 {
+		t.Fatalf("fixture exercises %d promotions, %d drifts, %d scored intervals (%d misses), want all", promos, drifts, intervals, misses)
 	}
 	for k := 0; k <= len(frames); k++ {
 		l := mustLearner(t, tinyNames, cfg)

@@ -49,6 +49,7 @@ func (l *Learner) Snapshots() []*greenwavev1.ModelSnapshot {
 			Promotions:        m.promotions,
 			Baselines:         make(map[string]*greenwavev1.Evaluation, len(baselineNames)),
 			BaselineState:     appendHorizon(slices.Clone(shared), m),
+			IntervalCoverage:  m.coverage.toProto(l.cfg.IntervalConfidence),
 		}
 		if l.applied {
 			s.LastAppliedWindow, s.UpdatedAt = ts(l.last), ts(l.lastEnd)
@@ -73,6 +74,9 @@ func (l *Learner) Snapshots() []*greenwavev1.ModelSnapshot {
 				if !math.IsNaN(fc) {
 					pi.BaselineForecasts[forecasterName(l.cfg, k)] = fc
 				}
+			}
+			if !math.IsNaN(p.lo) {
+				pi.IntervalLower, pi.IntervalUpper = &p.lo, &p.hi
 			}
 			s.Pending = append(s.Pending, pi)
 		}
@@ -269,7 +273,12 @@ func (l *Learner) restoreHorizon(s *greenwavev1.ModelSnapshot, h time.Duration, 
 			return nil, fmt.Errorf("recent window of %q: %w: %w", forecasterName(cfg, k), ErrInvalidSnapshot, err)
 		}
 	}
-	if m.pending, err = l.restorePending(s.GetPending(), m.hs, ne); err != nil {
+	cov, keepIntervals, err := coverageFromProto(s.GetIntervalCoverage(), cfg.IntervalConfidence, cfg.RecentWindow)
+	if err != nil {
+		return nil, err
+	}
+	m.coverage = cov
+	if m.pending, err = l.restorePending(s.GetPending(), m.hs, ne, keepIntervals); err != nil {
 		return nil, err
 	}
 	d := s.GetDrift()
@@ -287,7 +296,9 @@ func (l *Learner) restoreHorizon(s *greenwavev1.ModelSnapshot, h time.Duration, 
 	return m, nil
 }
 
-func (l *Learner) restorePending(ps []*greenwavev1.PendingInput, hs int64, ne int) ([]pending, error) {
+// restorePending decodes the pending inputs; keepIntervals false drops their intervals (made at another
+// confidence than the configured one).
+func (l *Learner) restorePending(ps []*greenwavev1.PendingInput, hs int64, ne int, keepIntervals bool) ([]pending, error) {
 	if len(ps) > l.cfg.MaxPending {
 		return nil, fmt.Errorf("%d pending inputs, max %d: %w", len(ps), l.cfg.MaxPending, ErrInvalidSnapshot)
 	}
@@ -322,7 +333,17 @@ func (l *Learner) restorePending(ps []*greenwavev1.PendingInput, hs int64, ne in
 			}
 			fc[k] = v
 		}
-		out = append(out, pending{start: start, x: slices.Clone(p.GetValues()), forecasts: fc})
+		pe := pending{start: start, x: slices.Clone(p.GetValues()), forecasts: fc, lo: math.NaN(), hi: math.NaN()}
+		if p.IntervalLower != nil || p.IntervalUpper != nil {
+			lo, hi := sane(p.GetIntervalLower()), sane(p.GetIntervalUpper())
+			if p.IntervalLower == nil || p.IntervalUpper == nil || math.IsNaN(lo) || math.IsNaN(hi) || lo > hi {
+				return nil, fmt.Errorf("pending input %d interval [%v, %v]: %w", i, p.IntervalLower, p.IntervalUpper, ErrInvalidSnapshot)
+			}
+			if keepIntervals {
+				pe.lo, pe.hi = lo, hi
+			}
+		}
+		out = append(out, pe)
 	}
 	return out, nil
 }

@@ -419,8 +419,13 @@ type PendingInput struct {
 	Values      []float64              `protobuf:"fixed64,2,rep,packed,name=values,proto3" json:"values,omitempty"`
 	// baseline forecasts made at the same time, scored when the label arrives.
 	BaselineForecasts map[string]float64 `protobuf:"bytes,3,rep,name=baseline_forecasts,json=baselineForecasts,proto3" json:"baseline_forecasts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// interval_lower and interval_upper are the promoted candidate's prediction interval (natural units, at
+	// IntervalCoverage.confidence) made with the forecasts; absent when the candidate had no noise estimate yet.
+	// The label is scored against them for interval coverage.
+	IntervalLower *float64 `protobuf:"fixed64,4,opt,name=interval_lower,json=intervalLower,proto3,oneof" json:"interval_lower,omitempty"`
+	IntervalUpper *float64 `protobuf:"fixed64,5,opt,name=interval_upper,json=intervalUpper,proto3,oneof" json:"interval_upper,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PendingInput) Reset() {
@@ -474,6 +479,93 @@ func (x *PendingInput) GetBaselineForecasts() map[string]float64 {
 	return nil
 }
 
+func (x *PendingInput) GetIntervalLower() float64 {
+	if x != nil && x.IntervalLower != nil {
+		return *x.IntervalLower
+	}
+	return 0
+}
+
+func (x *PendingInput) GetIntervalUpper() float64 {
+	if x != nil && x.IntervalUpper != nil {
+		return *x.IntervalUpper
+	}
+	return 0
+}
+
+// IntervalCoverage counts how often the labels fell inside the promoted candidate's prediction interval made
+// when the forecast was issued: the empirical coverage to compare with the nominal confidence.
+type IntervalCoverage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// confidence is the nominal coverage of the intervals counted (e.g. 0.9).
+	Confidence float64 `protobuf:"fixed64,1,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// hits counts labels inside [lower, upper] since the model started; n counts labels scored.
+	Hits uint64 `protobuf:"varint,2,opt,name=hits,proto3" json:"hits,omitempty"`
+	N    uint64 `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
+	// recent holds whether each of the most recent labels (at most the recent window, oldest first) was inside.
+	Recent        []bool `protobuf:"varint,4,rep,packed,name=recent,proto3" json:"recent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntervalCoverage) Reset() {
+	*x = IntervalCoverage{}
+	mi := &file_greenwave_v1_models_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntervalCoverage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntervalCoverage) ProtoMessage() {}
+
+func (x *IntervalCoverage) ProtoReflect() protoreflect.Message {
+	mi := &file_greenwave_v1_models_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntervalCoverage.ProtoReflect.Descriptor instead.
+func (*IntervalCoverage) Descriptor() ([]byte, []int) {
+	return file_greenwave_v1_models_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IntervalCoverage) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *IntervalCoverage) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *IntervalCoverage) GetN() uint64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+func (x *IntervalCoverage) GetRecent() []bool {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
 // DriftState is the Page-Hinkley detector's state on the promoted model's error.
 type DriftState struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
@@ -490,7 +582,7 @@ type DriftState struct {
 
 func (x *DriftState) Reset() {
 	*x = DriftState{}
-	mi := &file_greenwave_v1_models_proto_msgTypes[5]
+	mi := &file_greenwave_v1_models_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +594,7 @@ func (x *DriftState) String() string {
 func (*DriftState) ProtoMessage() {}
 
 func (x *DriftState) ProtoReflect() protoreflect.Message {
-	mi := &file_greenwave_v1_models_proto_msgTypes[5]
+	mi := &file_greenwave_v1_models_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +607,7 @@ func (x *DriftState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriftState.ProtoReflect.Descriptor instead.
 func (*DriftState) Descriptor() ([]byte, []int) {
-	return file_greenwave_v1_models_proto_rawDescGZIP(), []int{5}
+	return file_greenwave_v1_models_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DriftState) GetMean() float64 {
@@ -596,13 +688,15 @@ type ModelSnapshot struct {
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// baseline_state is opaque per-baseline history (seasonal values), owned by the trainer.
 	BaselineState []byte `protobuf:"bytes,18,opt,name=baseline_state,json=baselineState,proto3" json:"baseline_state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// interval_coverage tracks the promoted candidate's prediction intervals against the later labels.
+	IntervalCoverage *IntervalCoverage `protobuf:"bytes,19,opt,name=interval_coverage,json=intervalCoverage,proto3" json:"interval_coverage,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ModelSnapshot) Reset() {
 	*x = ModelSnapshot{}
-	mi := &file_greenwave_v1_models_proto_msgTypes[6]
+	mi := &file_greenwave_v1_models_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +708,7 @@ func (x *ModelSnapshot) String() string {
 func (*ModelSnapshot) ProtoMessage() {}
 
 func (x *ModelSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_greenwave_v1_models_proto_msgTypes[6]
+	mi := &file_greenwave_v1_models_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +721,7 @@ func (x *ModelSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelSnapshot.ProtoReflect.Descriptor instead.
 func (*ModelSnapshot) Descriptor() ([]byte, []int) {
-	return file_greenwave_v1_models_proto_rawDescGZIP(), []int{6}
+	return file_greenwave_v1_models_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ModelSnapshot) GetSchemaVersion() uint32 {
@@ -756,6 +850,13 @@ func (x *ModelSnapshot) GetBaselineState() []byte {
 	return nil
 }
 
+func (x *ModelSnapshot) GetIntervalCoverage() *IntervalCoverage {
+	if x != nil {
+		return x.IntervalCoverage
+	}
+	return nil
+}
+
 var File_greenwave_v1_models_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_models_proto_rawDesc = "" +
@@ -797,14 +898,25 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\v2\x16.greenwave.v1.RLSStateR\x05state\x128\n" +
 	"\n" +
 	"evaluation\x18\x03 \x01(\v2\x18.greenwave.v1.EvaluationR\n" +
-	"evaluation\"\x8d\x02\n" +
+	"evaluation\"\x8b\x03\n" +
 	"\fPendingInput\x12=\n" +
 	"\fwindow_start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\x01R\x06values\x12`\n" +
-	"\x12baseline_forecasts\x18\x03 \x03(\v21.greenwave.v1.PendingInput.BaselineForecastsEntryR\x11baselineForecasts\x1aD\n" +
+	"\x12baseline_forecasts\x18\x03 \x03(\v21.greenwave.v1.PendingInput.BaselineForecastsEntryR\x11baselineForecasts\x12*\n" +
+	"\x0einterval_lower\x18\x04 \x01(\x01H\x00R\rintervalLower\x88\x01\x01\x12*\n" +
+	"\x0einterval_upper\x18\x05 \x01(\x01H\x01R\rintervalUpper\x88\x01\x01\x1aD\n" +
 	"\x16BaselineForecastsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xf2\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x11\n" +
+	"\x0f_interval_lowerB\x11\n" +
+	"\x0f_interval_upper\"l\n" +
+	"\x10IntervalCoverage\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x01 \x01(\x01R\n" +
+	"confidence\x12\x12\n" +
+	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\f\n" +
+	"\x01n\x18\x03 \x01(\x04R\x01n\x12\x16\n" +
+	"\x06recent\x18\x04 \x03(\bR\x06recent\"\xf2\x01\n" +
 	"\n" +
 	"DriftState\x12\x12\n" +
 	"\x04mean\x18\x01 \x01(\x01R\x04mean\x12\x1e\n" +
@@ -817,7 +929,7 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"detections\x18\x05 \x01(\x04R\n" +
 	"detections\x12L\n" +
 	"\x14last_detected_window\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x12lastDetectedWindow\x12\x1a\n" +
-	"\bdrifting\x18\a \x01(\bR\bdrifting\"\x80\a\n" +
+	"\bdrifting\x18\a \x01(\bR\bdrifting\"\xcd\a\n" +
 	"\rModelSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12'\n" +
@@ -843,7 +955,8 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"\x05drift\x18\x10 \x01(\v2\x18.greenwave.v1.DriftStateR\x05drift\x129\n" +
 	"\n" +
 	"updated_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12%\n" +
-	"\x0ebaseline_state\x18\x12 \x01(\fR\rbaselineState\x1aV\n" +
+	"\x0ebaseline_state\x18\x12 \x01(\fR\rbaselineState\x12K\n" +
+	"\x11interval_coverage\x18\x13 \x01(\v2\x1e.greenwave.v1.IntervalCoverageR\x10intervalCoverage\x1aV\n" +
 	"\x0eBaselinesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x05value\x18\x02 \x01(\v2\x18.greenwave.v1.EvaluationR\x05value:\x028\x01*Y\n" +
@@ -866,7 +979,7 @@ func file_greenwave_v1_models_proto_rawDescGZIP() []byte {
 }
 
 var file_greenwave_v1_models_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_greenwave_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_greenwave_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_greenwave_v1_models_proto_goTypes = []any{
 	(Target)(0),                   // 0: greenwave.v1.Target
 	(*ErrorStats)(nil),            // 1: greenwave.v1.ErrorStats
@@ -874,33 +987,35 @@ var file_greenwave_v1_models_proto_goTypes = []any{
 	(*RLSState)(nil),              // 3: greenwave.v1.RLSState
 	(*Candidate)(nil),             // 4: greenwave.v1.Candidate
 	(*PendingInput)(nil),          // 5: greenwave.v1.PendingInput
-	(*DriftState)(nil),            // 6: greenwave.v1.DriftState
-	(*ModelSnapshot)(nil),         // 7: greenwave.v1.ModelSnapshot
-	nil,                           // 8: greenwave.v1.PendingInput.BaselineForecastsEntry
-	nil,                           // 9: greenwave.v1.ModelSnapshot.BaselinesEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*IntervalCoverage)(nil),      // 6: greenwave.v1.IntervalCoverage
+	(*DriftState)(nil),            // 7: greenwave.v1.DriftState
+	(*ModelSnapshot)(nil),         // 8: greenwave.v1.ModelSnapshot
+	nil,                           // 9: greenwave.v1.PendingInput.BaselineForecastsEntry
+	nil,                           // 10: greenwave.v1.ModelSnapshot.BaselinesEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_greenwave_v1_models_proto_depIdxs = []int32{
 	1,  // 0: greenwave.v1.Evaluation.cumulative:type_name -> greenwave.v1.ErrorStats
 	1,  // 1: greenwave.v1.Evaluation.recent:type_name -> greenwave.v1.ErrorStats
 	3,  // 2: greenwave.v1.Candidate.state:type_name -> greenwave.v1.RLSState
 	2,  // 3: greenwave.v1.Candidate.evaluation:type_name -> greenwave.v1.Evaluation
-	10, // 4: greenwave.v1.PendingInput.window_start:type_name -> google.protobuf.Timestamp
-	8,  // 5: greenwave.v1.PendingInput.baseline_forecasts:type_name -> greenwave.v1.PendingInput.BaselineForecastsEntry
-	10, // 6: greenwave.v1.DriftState.last_detected_window:type_name -> google.protobuf.Timestamp
+	11, // 4: greenwave.v1.PendingInput.window_start:type_name -> google.protobuf.Timestamp
+	9,  // 5: greenwave.v1.PendingInput.baseline_forecasts:type_name -> greenwave.v1.PendingInput.BaselineForecastsEntry
+	11, // 6: greenwave.v1.DriftState.last_detected_window:type_name -> google.protobuf.Timestamp
 	0,  // 7: greenwave.v1.ModelSnapshot.target:type_name -> greenwave.v1.Target
-	10, // 8: greenwave.v1.ModelSnapshot.last_applied_window:type_name -> google.protobuf.Timestamp
+	11, // 8: greenwave.v1.ModelSnapshot.last_applied_window:type_name -> google.protobuf.Timestamp
 	4,  // 9: greenwave.v1.ModelSnapshot.candidates:type_name -> greenwave.v1.Candidate
-	9,  // 10: greenwave.v1.ModelSnapshot.baselines:type_name -> greenwave.v1.ModelSnapshot.BaselinesEntry
+	10, // 10: greenwave.v1.ModelSnapshot.baselines:type_name -> greenwave.v1.ModelSnapshot.BaselinesEntry
 	5,  // 11: greenwave.v1.ModelSnapshot.pending:type_name -> greenwave.v1.PendingInput
-	6,  // 12: greenwave.v1.ModelSnapshot.drift:type_name -> greenwave.v1.DriftState
-	10, // 13: greenwave.v1.ModelSnapshot.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 14: greenwave.v1.ModelSnapshot.BaselinesEntry.value:type_name -> greenwave.v1.Evaluation
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	7,  // 12: greenwave.v1.ModelSnapshot.drift:type_name -> greenwave.v1.DriftState
+	11, // 13: greenwave.v1.ModelSnapshot.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 14: greenwave.v1.ModelSnapshot.interval_coverage:type_name -> greenwave.v1.IntervalCoverage
+	2,  // 15: greenwave.v1.ModelSnapshot.BaselinesEntry.value:type_name -> greenwave.v1.Evaluation
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_models_proto_init() }
@@ -908,13 +1023,14 @@ func file_greenwave_v1_models_proto_init() {
 	if File_greenwave_v1_models_proto != nil {
 		return
 	}
+	file_greenwave_v1_models_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_greenwave_v1_models_proto_rawDesc), len(file_greenwave_v1_models_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

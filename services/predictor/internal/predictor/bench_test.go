@@ -1,0 +1,267 @@
+package predictor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// benchIntersections is the number of intersections the benchmarks cycle through: enough that a frame's
+// prediction is never coalesced with the next of the same intersection.
+const benchIntersections = 500
+
+// benchStore returns trained models for every bench intersection: the snapshots of "i1", renamed.
+func benchStore(b *testing.B) *models.Store {
+	b.Helper()
+	src := trainedStore(b, 200)
+	store := models.NewStore()
+	snaps, _ := src.List(nil, "", 1<<20)
+	for i := range benchIntersections {
+		in := fmt.Sprint("b", i)
+		for _, s := range snaps {
+			c := proto.CloneOf(s)
+			c.IntersectionId = in
+			c.ModelId = models.ID(in, s.GetApproachId(), time.Duration(s.GetHorizonS())*time.Second, "flow")
+			store.Put(c)
+		}
+	}
+	return store
+}
+
+// BenchmarkPredictionLatency drives the predictor's Kafka loop (consume → predict → publish with acks → hand
+// to subscribers) on kfake at a steady 10 000 feature vectors/s (5 000 two-approach frames/s) and reports the
+// latency from producing a frame to its prediction reaching the hub (after Kafka acknowledged it): p50 and p99
+// in milliseconds, and the vector rate actually achieved. b.N is the number of frames.
+func BenchmarkPredictionLatency(b *testing.B) {
+	const vectorsPerS, approaches, tick = 10_000, 2, 10 * time.Millisecond
+	brokers, names := kafkatest.Setup(b, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pred := newTestPredictor(benchStore(b), time.Hour)
+	svc := newService(serviceConfig{brokers: brokers, names: names, group: "bench-" + names.Features, modelPartitions: 3, buffer: 1 << 20},
+		pred, zap.NewNop(), prometheus.NewRegistry())
+	done := make(chan error, 1)
+	go func() { done <- svc.run(ctx) }()
+	sub := svc.hub.Subscribe(1<<20, nil)
+	defer sub.Close()
+	for !svc.proc.Joined() || svc.ready() != nil {
+		select {
+		case err := <-done:
+			b.Fatalf("service stopped: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+
+	frames := make([]stream.Output, b.N)
+	for i := range frames {
+		f := testFrame(i / benchIntersections)
+		f.IntersectionID = fmt.Sprint("b", i%benchIntersections)
+		v, err := proto.Marshal(wire.FrameProto(f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames[i] = stream.Output{Topic: names.Features, Key: []byte(f.IntersectionID), Value: v,
+			EventID: wire.FeaturesEventID(f.IntersectionID, f.WindowStart), Payload: wire.PayloadFeatures}
+	}
+	sent := make(map[string]time.Time, b.N)
+	var mu sync.Mutex
+	latencies := make([]time.Duration, 0, b.N)
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		for len(latencies) < b.N {
+			it, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			mu.Lock()
+			latencies = append(latencies, now.Sub(sent[it.Value.GetEventId()]))
+			mu.Unlock()
+		}
+	}()
+	perTick := vectorsPerS / approaches * int(tick) / int(time.Second)
+	b.ResetTimer()
+	start := time.Now()
+	ticker := time.NewTicker(tick)
+	for i := 0; i < b.N; i += perTick {
+		batch := frames[i:min(i+perTick, b.N)]
+		now := time.Now()
+		mu.Lock()
+		for _, o := range batch {
+			sent[o.EventID] = now
+		}
+		mu.Unlock()
+		if err := prod.Write(ctx, batch...); err != nil {
+			b.Fatal(err)
+		}
+		<-ticker.C
+	}
+	ticker.Stop()
+	select {
+	case <-received:
+	case err := <-done:
+		b.Fatalf("service stopped: %v", err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(latencies) < b.N {
+		b.Fatalf("%d of %d predictions received", len(latencies), b.N)
+	}
+	slices.Sort(latencies)
+	q := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(b.N*approaches)/elapsed.Seconds(), "vectors/s")
+	b.ReportMetric(0, "ns/op") // per-frame wall time is the pacing, not a cost
+	cancel()
+	<-done
+}
+
+// bareServer is a plain grpc-go server stream: it sends a fixed list of messages to every subscriber, with no
+// hub, queue or filter — the baseline of the fan-out benchmark.
+// It sends the first message, waits for gate to close, then sends the rest.
+type bareServer struct {
+	greenwavev1.UnimplementedPredictionServiceServer
+	msgs []*greenwavev1.SubscribeResponse
+	gate chan struct{}
+}
+
+func (s *bareServer) Subscribe(_ *greenwavev1.SubscribeRequest, st greenwavev1.PredictionService_SubscribeServer) error {
+	for i, m := range s.msgs {
+		if i == 1 {
+			select {
+			case <-s.gate:
+			case <-st.Context().Done():
+				return st.Context().Err()
+			}
+		}
+		if err := st.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func serve(b *testing.B, svc greenwavev1.PredictionServiceServer) greenwavev1.PredictionServiceClient {
+	b.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	greenwavev1.RegisterPredictionServiceServer(srv, svc)
+	go srv.Serve(lis) //nolint:errcheck // ends with Stop
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(); srv.Stop() })
+	return greenwavev1.NewPredictionServiceClient(conn)
+}
+
+// BenchmarkSubscribeFanout sends b.N predictions (full two-approach, three-horizon predictions as Predict makes
+// them) to 100 Subscribe clients over loopback gRPC, once through the predictor's API and hub and once through a
+// bare grpc-go server stream sending the same messages, and reports both delivery rates (messages × clients per
+// second, until every client has the final state: with coalescing the hub may send fewer messages, see
+// hub-sent-share) and their ratio.
+func BenchmarkSubscribeFanout(b *testing.B) {
+	const subscribers = 100
+	base := newTestPredictor(trainedStore(b, 200), time.Hour).Predict(testFrame(200))
+	msgs := make([]*greenwavev1.IntersectionPrediction, b.N)
+	for i := range msgs {
+		p := proto.CloneOf(base)
+		p.IntersectionId = fmt.Sprint("b", i%benchIntersections)
+		p.EventId = fmt.Sprint(p.IntersectionId, "@", i)
+		msgs[i] = p
+	}
+	start := &greenwavev1.IntersectionPrediction{IntersectionId: "start"}
+	end := &greenwavev1.IntersectionPrediction{IntersectionId: "end"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// run opens the streams; every client first receives "start" (for the hub, the initial state: it proves
+	// the subscription is registered), then publish runs, then the clients read until "end".
+	run := func(client greenwavev1.PredictionServiceClient, publish func()) (time.Duration, int64) {
+		var registered, finished sync.WaitGroup
+		var delivered atomic.Int64
+		for range subscribers {
+			st, err := client.Subscribe(ctx, &greenwavev1.SubscribeRequest{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			registered.Add(1)
+			finished.Add(1)
+			go func() {
+				defer finished.Done()
+				first := true
+				for {
+					r, err := st.Recv()
+					if first {
+						registered.Done()
+						first = false
+					}
+					if err != nil || r.GetPrediction().GetIntersectionId() == "end" {
+						return
+					}
+					if r.GetPrediction().GetIntersectionId() != "start" {
+						delivered.Add(1)
+					}
+				}
+			}()
+		}
+		registered.Wait()
+		began := time.Now()
+		publish()
+		finished.Wait()
+		return time.Since(began), delivered.Load()
+	}
+
+	b.ResetTimer()
+	svc := newService(serviceConfig{buffer: 2 * benchIntersections}, newTestPredictor(models.NewStore(), time.Hour), zap.NewNop(), prometheus.NewRegistry())
+	defer svc.hub.Close()
+	svc.hub.Publish("start", start)
+	hubTime, hubDelivered := run(serve(b, svc.api), func() {
+		for _, m := range msgs {
+			svc.hub.Publish(m.GetIntersectionId(), m)
+		}
+		svc.hub.Publish("end", end)
+	})
+	bare := &bareServer{msgs: []*greenwavev1.SubscribeResponse{{Prediction: start, Initial: true}}, gate: make(chan struct{})}
+	for _, m := range msgs {
+		bare.msgs = append(bare.msgs, &greenwavev1.SubscribeResponse{Prediction: m})
+	}
+	bare.msgs = append(bare.msgs, &greenwavev1.SubscribeResponse{Prediction: end})
+	bareTime, _ := run(serve(b, bare), func() { close(bare.gate) })
+	b.StopTimer()
+	hubRate := float64(b.N*subscribers) / hubTime.Seconds()
+	bareRate := float64(b.N*subscribers) / bareTime.Seconds()
+	b.ReportMetric(hubRate, "hub-msgs/s")
+	b.ReportMetric(bareRate, "bare-msgs/s")
+	b.ReportMetric(hubRate/bareRate, "hub/bare")
+	// Under pressure the hub coalesces to the newest prediction per intersection: the share of messages it
+	// actually sent (the bare stream sends all of them).
+	b.ReportMetric(float64(hubDelivered)/float64(b.N*subscribers), "hub-sent-share")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,113 @@
+package predictor
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/app"
+	"github.com/greenwave-city/greenwave/pkg/congestion"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// Config is the predictor's configuration.
+type Config struct {
+	app.Common
+	Horizons         []string      `env:"PREDICTOR_HORIZONS" default:"15m,30m,1h" help:"horizons predicted for every approach (must match the trainer's)"`
+	Targets          []string      `env:"PREDICTOR_TARGETS" default:"flow" help:"targets predicted for every approach and horizon: flow, occupancy, speed (models trained for them must exist; flow alone drives signal control)"`
+	MaxModelAge      time.Duration `env:"PREDICTOR_MAX_MODEL_AGE" default:"2h" help:"event time since a model last learned after which its predictions are marked stale"`
+	Confidence       float64       `env:"PREDICTOR_CONFIDENCE" default:"0.9" help:"coverage of the prediction intervals (keep equal to the trainer's interval confidence, 0.9)"`
+	SubscriberBuffer int           `env:"PREDICTOR_SUBSCRIBER_BUFFER" default:"1024" help:"predictions a Subscribe stream may lag behind; a full queue keeps only the newest per intersection, and a full queue of distinct intersections ends the stream with RESOURCE_EXHAUSTED"`
+	LevelsSaturation []string      `env:"PREDICTOR_LEVELS_SATURATION" default:"0.6,0.7,0.85,1" help:"upper degree-of-saturation (v/c) bounds of the free, light, moderate and heavy levels for flow"`
+	LevelsSpeed      []string      `env:"PREDICTOR_LEVELS_SPEED" default:"0.8,0.67,0.5,0.3" help:"lower speed/free-flow-speed bounds of the free, light, moderate and heavy levels for speed"`
+	LevelsOccupancy  []string      `env:"PREDICTOR_LEVELS_OCCUPANCY" default:"0.1,0.15,0.25,0.35" help:"upper occupancy-ratio bounds of the free, light, moderate and heavy levels for occupancy"`
+	FreeFlowSpeedKMH float64       `env:"PREDICTOR_FREE_FLOW_SPEED_KMH" default:"50" help:"uncongested approach speed in km/h, the divisor of the speed ratio"`
+}
+
+func (c *Config) horizons() ([]time.Duration, error) {
+	var hs []time.Duration
+	for _, s := range c.Horizons {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d%time.Second != 0 {
+			return nil, fmt.Errorf("PREDICTOR_HORIZONS: %q is not a positive whole number of seconds", s)
+		}
+		hs = append(hs, d)
+	}
+	if len(hs) == 0 {
+		return nil, errors.New("PREDICTOR_HORIZONS is empty")
+	}
+	return hs, nil
+}
+
+// target is a predicted quantity: the model id suffix and the proto enum.
+type target struct {
+	name  string
+	proto greenwavev1.Target
+}
+
+func (c *Config) targets() ([]target, error) {
+	known := map[string]greenwavev1.Target{
+		"flow": greenwavev1.Target_TARGET_FLOW, "occupancy": greenwavev1.Target_TARGET_OCCUPANCY, "speed": greenwavev1.Target_TARGET_SPEED,
+	}
+	var ts []target
+	seen := map[string]bool{}
+	for _, s := range c.Targets {
+		p, ok := known[s]
+		if !ok || seen[s] {
+			return nil, fmt.Errorf("PREDICTOR_TARGETS: %q is not flow, occupancy or speed, or is repeated", s)
+		}
+		seen[s] = true
+		ts = append(ts, target{s, p})
+	}
+	if len(ts) == 0 {
+		return nil, errors.New("PREDICTOR_TARGETS is empty")
+	}
+	return ts, nil
+}
+
+func (c *Config) classifier() (congestion.Classifier, []string) {
+	var problems []string
+	cl := congestion.Classifier{FreeFlowSpeedKMH: c.FreeFlowSpeedKMH}
+	parse := func(env string, in []string, dst *[4]float64) {
+		a, b, cc, d, err := congestion.ParseBounds(in)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", env, err))
+		}
+		*dst = [4]float64{a, b, cc, d}
+	}
+	var s, sp, o [4]float64
+	parse("PREDICTOR_LEVELS_SATURATION", c.LevelsSaturation, &s)
+	parse("PREDICTOR_LEVELS_SPEED", c.LevelsSpeed, &sp)
+	parse("PREDICTOR_LEVELS_OCCUPANCY", c.LevelsOccupancy, &o)
+	cl.Saturation = congestion.Thresholds{Free: s[0], Light: s[1], Moderate: s[2], Heavy: s[3]}
+	cl.Speed = congestion.SpeedThresholds{Free: sp[0], Light: sp[1], Moderate: sp[2], Heavy: sp[3]}
+	cl.Occupancy = congestion.OccupancyThresholds{Free: o[0], Light: o[1], Moderate: o[2], Heavy: o[3]}
+	if len(problems) == 0 {
+		for _, err := range cl.Validate() {
+			problems = append(problems, "PREDICTOR_LEVELS_* / PREDICTOR_FREE_FLOW_SPEED_KMH: "+err.Error())
+		}
+	}
+	return cl, problems
+}
+
+// Validate reports every problem.
+func (c *Config) Validate() []string {
+	p := c.Common.Validate()
+	if _, err := c.horizons(); err != nil {
+		p = append(p, err.Error())
+	}
+	if _, err := c.targets(); err != nil {
+		p = append(p, err.Error())
+	}
+	if !(c.Confidence > 0 && c.Confidence < 1) {
+		p = append(p, "PREDICTOR_CONFIDENCE must lie in (0, 1)")
+	}
+	if c.SubscriberBuffer < 1 {
+		p = append(p, "PREDICTOR_SUBSCRIBER_BUFFER must be at least 1")
+	}
+	if c.MaxModelAge <= 0 {
+		p = append(p, "PREDICTOR_MAX_MODEL_AGE must be positive")
+	}
+	_, problems := c.classifier()
+	return append(p, problems...)
+}

@@ -1,0 +1,152 @@
+package predictor
+
+import (
+	"math"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/greenwave-city/greenwave/pkg/congestion"
+	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/train"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// maxContributions bounds the explanation carried per forecast: the largest terms by magnitude.
+const maxContributions = 5
+
+// Predictor computes an intersection's predictions from a frame. Its output is a function of the frame and the
+// models held for it, nothing else (no clock): a replayed frame gives the same prediction, with the same event
+// id, as long as the models have not learned since — see the package documentation. It is safe for concurrent
+// use.
+type Predictor struct {
+	models     *models.Store
+	horizons   []time.Duration
+	targets    []target
+	maxAge     time.Duration
+	confidence float64
+	classify   congestion.Classifier
+}
+
+// Predict returns the prediction record for a frame: every approach × target × horizon, with intervals,
+// staleness, interval coverage, contributions and congestion. Approaches without a usable model get a
+// persistence forecast marked fallback. The intersection level is the worst approach level at the shortest
+// horizon.
+func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPrediction {
+	out := &greenwavev1.IntersectionPrediction{
+		SchemaVersion: wire.SchemaVersion, EventId: wire.FeaturesEventID(f.IntersectionID, f.WindowStart),
+		IntersectionId: f.IntersectionID, WindowStart: timestamppb.New(f.WindowStart), WindowEnd: timestamppb.New(f.WindowEnd),
+		Weather: wire.FrameProto(features.Frame{Weather: f.Weather}).GetWeather(),
+	}
+	shortest := pr.horizons[0]
+	for _, h := range pr.horizons[1:] {
+		shortest = min(shortest, h)
+	}
+	var worst *greenwavev1.Prediction
+	for _, v := range f.Approaches {
+		ap := &greenwavev1.ApproachPrediction{ApproachId: v.ApproachID, CapacityVph: v.CapacityVPH, Observed: wire.ObservedProto(v.Observed)}
+		for _, tg := range pr.targets {
+			for _, h := range pr.horizons {
+				p, ok := pr.predictOne(f, v, tg, h)
+				if !ok {
+					continue
+				}
+				if h == shortest && p.GetLevel() != greenwavev1.CongestionLevel_CONGESTION_LEVEL_UNSPECIFIED &&
+					(worst == nil || p.GetLevel() > worst.GetLevel() ||
+						p.GetLevel() == worst.GetLevel() && p.GetLevelOfService() > worst.GetLevelOfService()) { // "F" > "E"; "" (occupancy) least
+					worst = p
+				}
+				ap.Horizons = append(ap.Horizons, p)
+			}
+		}
+		out.Approaches = append(out.Approaches, ap)
+	}
+	if worst != nil {
+		out.Level, out.LevelOfService = worst.GetLevel(), worst.GetLevelOfService()
+	}
+	return out
+}
+
+// predictOne forecasts one target at one horizon. ok is false when there is neither a usable model nor an
+// observation to persist (speed or occupancy not measured on the approach): no value is invented.
+func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, h time.Duration) (*greenwavev1.Prediction, bool) {
+	id := models.ID(f.IntersectionID, v.ApproachID, h, tg.name)
+	p := &greenwavev1.Prediction{
+		HorizonS: uint32(h / time.Second), Target: tg.proto, TargetTime: timestamppb.New(f.WindowStart.Add(h)),
+		Confidence: pr.confidence, ModelId: id,
+	}
+	snap, ok := pr.models.Get(id)
+	var fc train.Forecast
+	var err error
+	if ok {
+		fc, err = train.Predict(snap, f, v, pr.confidence)
+	}
+	if !ok || err != nil {
+		if !persistence(p, tg, v, pr.classify.FreeFlowSpeedKMH) {
+			return nil, false
+		}
+	} else {
+		p.Value, p.Lower, p.Upper, p.StdError = fc.Value, fc.Lower, fc.Upper, fc.StdErr
+		p.ModelVersion = snap.GetVersion()
+		age := f.WindowEnd.Sub(snap.GetUpdatedAt().AsTime())
+		p.ModelAge = durationpb.New(age)
+		p.Stale = age > pr.maxAge
+		p.Drifting = snap.GetDrift().GetDrifting()
+		p.IntervalCoverage = coverage(snap, pr.confidence)
+		for _, c := range fc.Contributions {
+			if len(p.Contributions) == maxContributions {
+				break
+			}
+			p.Contributions = append(p.Contributions, &greenwavev1.FeatureContribution{Feature: c.Feature, Contribution: c.Value})
+		}
+	}
+	level, los, dos := pr.classify.Classify(tg.proto, p.Value, v.CapacityVPH)
+	p.Level, p.LevelOfService = level, los
+	if !math.IsNaN(dos) {
+		p.DegreeOfSaturation = dos
+	}
+	return p, true
+}
+
+// persistence fills p with the observed value as the forecast, flagged fallback, with an interval as wide as the
+// target's plausible range (so no consumer mistakes it for a confident forecast). It reports false when the
+// target was not observed.
+func persistence(p *greenwavev1.Prediction, tg target, v features.Vector, freeFlowKMH float64) bool {
+	o := v.Observed
+	p.Fallback = true
+	switch tg.proto {
+	case greenwavev1.Target_TARGET_SPEED:
+		if !o.HasSpeed {
+			return false
+		}
+		p.Value, p.Lower, p.Upper, p.StdError = o.SpeedKMH, 0, math.Max(2*freeFlowKMH, o.SpeedKMH), freeFlowKMH
+	case greenwavev1.Target_TARGET_OCCUPANCY:
+		if !o.HasOccupancy {
+			return false
+		}
+		p.Value, p.Lower, p.Upper, p.StdError = o.Occupancy, 0, 1, 0.5
+	default:
+		p.Value, p.Lower, p.Upper, p.StdError = o.FlowVPH, 0, math.Max(v.CapacityVPH, o.FlowVPH), v.CapacityVPH/2
+	}
+	return true
+}
+
+// coverage returns the model's recent interval coverage (the last recent-window labels, one day by default),
+// falling back to the cumulative one, or 0 when no label was scored yet or the trainer counted intervals at
+// another confidence than the one served (the figure would describe other intervals).
+func coverage(s *greenwavev1.ModelSnapshot, confidence float64) float64 {
+	c, ok := train.CoverageOf(s)
+	if !ok || c.Confidence != confidence {
+		return 0
+	}
+	if c.RecentN > 0 {
+		return c.Recent()
+	}
+	if c.N > 0 {
+		return c.Cumulative()
+	}
+	return 0
+}

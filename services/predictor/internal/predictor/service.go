@@ -1,0 +1,226 @@
+// Package predictor wires models (followed from the compacted models topic) and feature frames to predictions on
+// Kafka and to PredictionService subscribers. The maths is pkg/train.Predict; levels are pkg/congestion.
+//
+// Order of effects: a frame is consumed, predicted and published to the predictions topic; only after Kafka
+// acknowledged the batch (the stream.Processor's Checkpoint) are its predictions handed to the hub, so a gRPC
+// subscriber never sees a prediction that a Kafka consumer might not. Both see the same message, event id
+// included.
+//
+// Replays: the prediction of a frame is a pure function of the frame and the model snapshots held, and its event
+// id is the frame's (intersection and window). A replayed frame (restart, rebalance) gives the same id and, if
+// the models have not learned since, the same content. What can differ on a replay is the model in use: a frame
+// replayed after the trainer published newer snapshots is predicted by the newer models (model_version,
+// model_age, values, intervals, interval_coverage, stale, fallback when a model appeared). Consumers that need
+// exactly one prediction per window keep the first per event id, or the newest.
+package predictor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/app"
+	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// partition predicts frames of one partition; the predictor's only state is the shared model store.
+type partition struct {
+	pred    *Predictor
+	names   topics.Names
+	hub     *broadcast.Hub[*greenwavev1.IntersectionPrediction]
+	metrics *metrics
+	now     func() time.Time
+	batch   []*greenwavev1.IntersectionPrediction
+	began   []time.Time
+}
+
+// Handle implements stream.Handler.
+func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
+	began := p.now()
+	var fp greenwavev1.IntersectionFeatures
+	if err := proto.Unmarshal(m.Value, &fp); err != nil {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode features: %v", err)
+	}
+	if err := wire.CheckVersion(fp.GetSchemaVersion()); err != nil {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
+	}
+	if fp.GetIntersectionId() == "" || fp.GetWindowStart() == nil || fp.GetWindowEnd() == nil {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "features without intersection_id, window_start or window_end")
+	}
+	pred := p.pred.Predict(wire.Frame(&fp))
+	b, err := proto.Marshal(pred)
+	if err != nil {
+		return nil, fmt.Errorf("encode prediction %s: %w", pred.GetEventId(), err)
+	}
+	for _, ap := range pred.GetApproaches() {
+		for _, h := range ap.GetHorizons() {
+			if h.GetFallback() {
+				p.metrics.fallbacks.Inc()
+			}
+			if h.GetStale() {
+				p.metrics.stale.Inc()
+			}
+		}
+	}
+	p.batch = append(p.batch, pred)
+	p.began = append(p.began, began)
+	return []stream.Output{{Topic: p.names.Predictions, Key: []byte(pred.GetIntersectionId()), Value: b, EventID: pred.GetEventId(), Payload: wire.PayloadPrediction}}, nil
+}
+
+// Checkpoint implements stream.Handler: the predictions of the batch are on the topic now, so subscribers get
+// them — Kafka and gRPC subscribers see the same content.
+func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
+	now := p.now()
+	for i, pred := range p.batch {
+		p.hub.Publish(pred.GetIntersectionId(), pred)
+		p.metrics.predictions.Inc()
+		p.metrics.latency.Observe(now.Sub(p.began[i]).Seconds())
+	}
+	clear(p.batch) // let the hub own the predictions
+	p.batch, p.began = p.batch[:0], p.began[:0]
+	return nil, nil
+}
+
+// service is the predictor without its server: the models follower, the Kafka loop and the API. Tests and
+// benchmarks build it directly.
+type service struct {
+	cfg          serviceConfig
+	log          *zap.Logger
+	store        *models.Store
+	hub          *broadcast.Hub[*greenwavev1.IntersectionPrediction]
+	metrics      *metrics
+	pred         *Predictor
+	prod         *stream.Producer
+	proc         *stream.Processor
+	api          *API
+	modelsLoaded chan struct{}
+	loadedOnce   sync.Once
+}
+
+// serviceConfig is what newService needs, resolved from Config.
+type serviceConfig struct {
+	brokers         []string
+	names           topics.Names
+	group           string
+	modelPartitions int
+	buffer          int
+}
+
+func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg prometheus.Registerer) *service {
+	s := &service{cfg: sc, log: log, store: pred.models, hub: broadcast.New[*greenwavev1.IntersectionPrediction](), pred: pred, modelsLoaded: make(chan struct{})}
+	s.metrics = newMetrics(reg, s.store, s.hub)
+	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
+	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{})
+	newHandler := func(ctx context.Context, _ int) (stream.Handler, error) {
+		select { // never predict before the models topic was read whole
+		case <-s.modelsLoaded:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &partition{pred: pred, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now}, nil
+	}
+	s.proc = stream.NewProcessor(stream.ProcessorConfig{
+		Brokers: sc.brokers, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
+	}, s.prod, newHandler, log, stream.NewMetrics(reg))
+	return s
+}
+
+// ready reports whether the models topic was read whole.
+func (s *service) ready() error {
+	select {
+	case <-s.modelsLoaded:
+		return nil
+	default:
+		return errors.New("restoring the models topic")
+	}
+}
+
+// run follows the models topic and runs the Kafka loop until ctx ends; it closes the hub and producer on return.
+func (s *service) run(ctx context.Context) error {
+	defer s.prod.Close()
+	defer s.hub.Close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return followModels(ctx, s.cfg.brokers, s.cfg.names.Models, s.cfg.modelPartitions, s.store, s.log, func() {
+			s.loadedOnce.Do(func() { close(s.modelsLoaded) })
+		})
+	})
+	g.Go(func() error { return s.proc.Run(ctx) })
+	return g.Wait()
+}
+
+// followModels keeps store up to date with the compacted models topic. loaded is called once every partition
+// was read up to the end it had when following began — only then does the store hold every model whole, so
+// nothing is predicted (and readiness is not reported) from a partial set of models. Undecodable snapshots are
+// skipped with a warning: the trainer owns the topic and the next snapshot of the model replaces it.
+func followModels(ctx context.Context, brokers []string, topic string, partitions int, store *models.Store, log *zap.Logger, loaded func()) error {
+	err := stream.Follow(ctx, brokers, topic, partitions, func(msg kafka.Message) error {
+		if msg.Value == nil {
+			return nil // a tombstone: compaction removes the model; keep serving the last one until replaced
+		}
+		var s greenwavev1.ModelSnapshot
+		if err := proto.Unmarshal(msg.Value, &s); err != nil || s.GetModelId() == "" {
+			log.Warn("skipping undecodable model snapshot", zap.ByteString("key", msg.Key), zap.Int64("offset", msg.Offset), zap.Error(err))
+			return nil
+		}
+		store.Put(&s)
+		return nil
+	}, func() {
+		log.Info("models restored", zap.Int("models", store.Len()))
+		loaded()
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("follow models topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Run starts the predictor and processes until ctx ends.
+func Run(ctx context.Context, lookup func(string) (string, bool)) error {
+	var cfg Config
+	if err := app.Load(&cfg, lookup); err != nil {
+		return err
+	}
+	horizons, _ := cfg.horizons() // validated by Load
+	targets, _ := cfg.targets()
+	classify, _ := cfg.classifier()
+	env, err := app.Setup("predictor", &cfg.Common)
+	if err != nil {
+		return err
+	}
+	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
+	names := cfg.Topics()
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Features, names.Models, names.Predictions, names.DeadLetters)
+	if err != nil {
+		return err
+	}
+	pred := &Predictor{models: models.NewStore(), horizons: horizons, targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
+	svc := newService(serviceConfig{
+		brokers: cfg.Brokers, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer,
+	}, pred, env.Log, env.Registry)
+	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
+	env.Server.AddReadiness("models", svc.ready)
+	env.Server.AddReadiness("consumer-group", func() error {
+		if !svc.proc.Joined() {
+			return errors.New("joining the consumer group")
+		}
+		return nil
+	})
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return env.Server.Run(ctx) })
+	g.Go(func() error { return svc.run(ctx) })
+	return g.Wait()
+}

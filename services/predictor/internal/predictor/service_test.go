@@ -1,0 +1,121 @@
+package predictor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// TestModelsRestoredWholeBeforeReady writes many versions of many models, a tombstone and garbage to the
+// models topic: when followModels reports loaded, the store already holds the newest version of every model.
+func TestModelsRestoredWholeBeforeReady(t *testing.T) {
+	t.Parallel()
+	const parts, nModels, versions = 3, 30, 4
+	brokers, names := kafkatest.Setup(t, parts)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	var outs []stream.Output
+	for v := 1; v <= versions; v++ {
+		for m := range nModels {
+			s := &greenwavev1.ModelSnapshot{ModelId: fmt.Sprintf("i%d/n/900/flow", m), IntersectionId: fmt.Sprint("i", m), Version: uint64(v)}
+			b, err := proto.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs = append(outs, stream.Output{Topic: names.Models, Key: []byte(s.GetModelId()), Value: b})
+		}
+	}
+	outs = append(outs, stream.Output{Topic: names.Models, Key: []byte("i0/garbage"), Value: []byte{0xff, 0xff}})
+	if err := prod.Write(ctx, outs...); err != nil {
+		t.Fatal(err)
+	}
+	store := models.NewStore()
+	loaded := make(chan int, 1)
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- followModels(fctx, brokers, names.Models, parts, store, zaptest.NewLogger(t), func() {
+			loaded <- store.Len() // what a reader would see the moment readiness flips
+		})
+	}()
+	select {
+	case n := <-loaded:
+		if n != nModels {
+			t.Fatalf("ready with %d of %d models", n, nModels)
+		}
+	case <-ctx.Done():
+		t.Fatal("models never reported loaded")
+	}
+	for m := range nModels {
+		if s, ok := store.Get(fmt.Sprintf("i%d/n/900/flow", m)); !ok || s.GetVersion() != versions {
+			t.Fatalf("model %d: version %d, want %d", m, s.GetVersion(), versions)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("followModels: %v", err)
+	}
+}
+
+// TestHandleRejects: bad feature records are dead-lettered with a reason, never predicted or published.
+func TestHandleRejects(t *testing.T) {
+	t.Parallel()
+	m := newMetrics(prometheus.NewRegistry(), models.NewStore(), nil)
+	p := &partition{pred: newTestPredictor(models.NewStore(), time.Hour), metrics: m, now: time.Now}
+	future, _ := proto.Marshal(&greenwavev1.IntersectionFeatures{SchemaVersion: 99, IntersectionId: "i1"})
+	noID, _ := proto.Marshal(&greenwavev1.IntersectionFeatures{SchemaVersion: 1})
+	tests := []struct {
+		name   string
+		value  []byte
+		reason greenwavev1.RejectReason
+	}{
+		{"not protobuf", []byte{0xff, 0xff, 0xff}, greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
+		{"newer schema", future, greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA},
+		{"no intersection", noID, greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outs, err := p.Handle(context.Background(), kafka.Message{Value: tt.value})
+			var rej *stream.RejectError
+			if !errors.As(err, &rej) || rej.Reason != tt.reason || len(outs) != 0 {
+				t.Fatalf("Handle = %v, %v; want a %v rejection", outs, err, tt.reason)
+			}
+		})
+	}
+	if len(p.batch) != 0 {
+		t.Fatal("a rejected record was queued for subscribers")
+	}
+}
+
+func FuzzHandle(f *testing.F) {
+	ok, _ := proto.Marshal(&greenwavev1.IntersectionFeatures{SchemaVersion: 1, IntersectionId: "i1"})
+	f.Add(ok)
+	f.Add([]byte{0x0a, 0x02, 'i'})
+	m := newMetrics(prometheus.NewRegistry(), models.NewStore(), nil)
+	pred := newTestPredictor(trainedStore(f, 100), time.Hour)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := &partition{pred: pred, metrics: m, now: time.Now}
+		outs, err := p.Handle(context.Background(), kafka.Message{Value: b})
+		var rej *stream.RejectError
+		if err != nil && !errors.As(err, &rej) {
+			t.Fatalf("Handle returned a non-reject error on input: %v", err)
+		}
+		if err == nil && len(outs) != 1 {
+			t.Fatalf("%d outputs for an accepted record", len(outs))
+		}
+	})
+}
