@@ -42,6 +42,7 @@ test-kafka: ## Run the Kafka integration suite against a real Apache Kafka 4.1 b
 .PHONY: bench
 bench: ## Run the benchmarks: the pure core on one core, then the services against a real Kafka broker
 	go test -run '^$$' -bench . -benchmem -cpu 1 $(MOD)/pkg/...
+	go test -run '^$$' -bench . -benchtime 5000x -cpu 2 $(MOD)/services/predictor/internal/predictor
 	bash deploy/kafka/kafka.sh test -- go test -run '^$$' -bench . -benchtime 5x $(BENCH_KAFKA_PKGS)
 
 .PHONY: fuzz
