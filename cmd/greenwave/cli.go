@@ -19,7 +19,14 @@ type command struct {
 // commands is the subcommand table, in the order `greenwave help` lists it.
 var commands = []command{
 	{name: "dev", summary: "run the whole pipeline locally: embedded Kafka, the five services, simulated sensors", run: runDev},
+	{name: "replay", summary: "send a data file (canonical CSV, Metro I-94, SCATS) to a collector, paced on event time", run: runReplay},
+	{name: "topology", summary: "topology import: print the topology YAML for a data set (SCATS, Metro I-94)", run: runTopology},
 	{name: "fit", summary: "ordinary least squares on NumPy .npy arrays with an 80/20 split (matches scikit-learn)", run: runFit},
+	{name: "topics", summary: "create (ensure) or describe the Greenwave Kafka topics", run: runTopics},
+	{name: "tail", summary: "print a topic's records as JSON lines, decoded (never joins a consumer group)", run: runTail},
+	{name: "models", summary: "list or show the trainer's models (gRPC ModelService)", run: runModels},
+	{name: "plans", summary: "watch or get signal plans (gRPC SignalControlService)", run: runPlans},
+	{name: "eval", summary: "score the cleaner and trainer offline on a data file; --signals compares plan delays", run: runEval},
 }
 
 // usageError is a command-line mistake; it exits with status 2 after the message.

@@ -1,0 +1,565 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/greenwave-city/greenwave/pkg/dataset"
+	"github.com/greenwave-city/greenwave/pkg/evaluate"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/train"
+)
+
+const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--horizons 15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
+
+const evalDescription = `
+Runs the cleaner's and the trainer's own code (pkg/clean, pkg/train) over data files and scores the online
+forecasts: records -> per-intersection clean.Intersection (flushed at the end) with a weather table ->
+feature frames -> one train.Learner per approach, exactly as the services run them.
+
+Records are read whole and stable-sorted by event time first (SCATS files list each approach's month in turn).
+Scores count only labels at least --warmup after the start of their series, and only measured (not imputed)
+targets. The model is scored on the learner's own test-then-train forecasts; the baselines (persistence,
+seasonal naive, historical average) on the learner's own evaluation; holdout_ols is batch OLS on the first 80 %
+of (features, label at the first horizon) rows, scored on the last 20 %. docs/evaluation.md has the details.
+
+Topology: --topology FILE, else built in for --format metro (dataset.MetroTopology), scats (imported from the
+same file) and nab (one detector per series). --format csv needs --topology; its weather comes from --weather.
+
+--json prints one object:
+  {"n": N, "horizons": [{"horizon_s": S, "model": {"mae","rmse","mape","n"}, "baselines": {"persistence": {...},
+  "seasonal_naive": {...}, "historical_average": {...}}}], "holdout_ols": {"mae","mse","n"},
+  "cleaning": {"readings", "duplicates", "rejected": {REASON: N}, "imputed"}}
+(undefined metrics are null). --clean-report adds the cleaning figures per reason, and for --format nab the
+flags inside and outside the labelled anomaly windows of --labels (NAB combined_windows.json). --signals replays
+signal-control and compares Webster delays with a fixed-time plan (see greenwave eval --signals in the doc).`
+
+// evalOptions are the parsed flags of greenwave eval.
+type evalOptions struct {
+	format, weather, topology, target, plot, labels string
+	horizons                                        []time.Duration
+	warmup                                          time.Duration
+	warmupSet                                       bool
+	asJSON, cleanReport, signals                    bool
+	files                                           []string
+}
+
+func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", evalSynopsis, evalDescription, stderr)
+	var o evalOptions
+	fs.StringVar(&o.format, "format", dataset.FormatCSV, "input format: csv, metro, scats or nab")
+	fs.StringVar(&o.weather, "weather", "", "canonical weather CSV `FILE` (for --format csv)")
+	fs.StringVar(&o.topology, "topology", "", "topology `FILE` (YAML); default: built in for metro, scats and nab")
+	fs.StringVar(&o.target, "target", train.TargetFlow, "predicted quantity: flow, occupancy or speed")
+	horizons := fs.String("horizons", "15m,30m,1h", "forecast horizons, multiples of the intersection window")
+	fs.DurationVar(&o.warmup, "warmup", evaluate.DefaultWarmup, "score only labels this long after the start of each series (--signals: default 168h)")
+	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")
+	fs.StringVar(&o.plot, "plot", "", "write predicted against observed and error by horizon to `FILE.png`")
+	fs.BoolVar(&o.cleanReport, "clean-report", false, "report what the cleaner flagged, per reason (and per NAB series)")
+	fs.StringVar(&o.labels, "labels", "", "NAB anomaly windows `FILE` (combined_windows.json) for --clean-report")
+	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with a fixed-time plan")
+	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
+	rest := args
+	for {
+		if err := parseFlagsAllowArgs(fs, rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		i := 0
+		for i < fs.NArg() && !strings.HasPrefix(fs.Arg(i), "-") {
+			o.files = append(o.files, fs.Arg(i))
+			i++
+		}
+		rest = fs.Args()[i:]
+		if len(rest) == 0 {
+			break
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "warmup" {
+			o.warmupSet = true
+		}
+	})
+	if len(o.files) == 0 {
+		return usagef("eval: no data FILE given (see greenwave eval --help)")
+	}
+	for _, s := range strings.Split(*horizons, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 {
+			return usagef("eval: --horizons: %q is not a positive duration such as 15m or 1h", s)
+		}
+		o.horizons = append(o.horizons, d)
+	}
+	switch o.format {
+	case dataset.FormatCSV, dataset.FormatMetro, dataset.FormatSCATS, "nab":
+	default:
+		return usagef("eval: --format %q: want csv, metro, scats or nab", o.format)
+	}
+	switch o.target {
+	case train.TargetFlow, train.TargetOccupancy, train.TargetSpeed:
+	default:
+		return usagef("eval: --target %q: want flow, occupancy or speed", o.target)
+	}
+	if o.signals && o.target != train.TargetFlow {
+		return usagef("eval: --signals plans from flow forecasts: drop --target %s", o.target)
+	}
+	if o.format == dataset.FormatCSV && o.topology == "" {
+		return usagef("eval: --format csv needs --topology FILE")
+	}
+	return eval(o, stdout, stderr)
+}
+
+// eval runs one evaluation with parsed options.
+func eval(o evalOptions, stdout, stderr io.Writer) error {
+	in, err := loadEvalInput(o)
+	if err != nil {
+		return err
+	}
+	cfg := evaluate.DefaultConfig()
+	cfg.Clean.Location = in.location
+	cfg.Train.Horizons = o.horizons
+	cfg.Train.Target = o.target
+	cfg.Warmup = o.warmup
+	cfg.Trace = o.plot != ""
+	cfg.Flags = o.cleanReport
+	if o.signals {
+		sc := evaluate.DefaultSignalConfig()
+		sc.Location = in.location
+		if o.warmupSet {
+			sc.Warmup = o.warmup
+		}
+		cfg.Signals = &sc
+	}
+	ev, err := evaluate.New(in.topo, cfg)
+	if err != nil {
+		return err
+	}
+	for _, rec := range in.records {
+		switch {
+		case rec.Weather != nil:
+			ev.Weather(*rec.Weather)
+		case rec.Reading != nil:
+			if err := ev.Reading(*rec.Reading); err != nil {
+				return err
+			}
+		}
+	}
+	rep, err := ev.Finish()
+	if err != nil {
+		return err
+	}
+	for k, n := range in.problems {
+		rep.Cleaning.Rejected["file_"+k] += n
+	}
+	rep.Cleaning.Duplicates += in.merged
+	if o.plot != "" {
+		if err := writePlot(o.plot, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "greenwave eval: wrote %s\n", o.plot)
+	}
+	var nab []evaluate.SeriesFlags
+	if o.cleanReport && o.format == "nab" {
+		var windows map[string][]evaluate.Window
+		if o.labels != "" {
+			f, err := os.Open(o.labels)
+			if err != nil {
+				return err
+			}
+			windows, err = evaluate.ParseNABWindows(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.labels, err)
+			}
+		}
+		nab = evaluate.NABCleanReport(in.nab, windows, rep.Flags)
+	}
+	if o.asJSON {
+		return writeEvalJSON(stdout, rep, o, nab)
+	}
+	return writeEvalText(stdout, rep, o, nab)
+}
+
+// evalInput is everything read from the files.
+type evalInput struct {
+	topo     topology.Topology
+	location *time.Location
+	records  []dataset.Record
+	nab      []evaluate.NABSeries
+	// problems counts rows the file adapters skipped, by reason; merged counts Metro rows merged into an
+	// hour already read (repeated hours).
+	problems map[string]int
+	merged   int
+}
+
+func loadEvalInput(o evalOptions) (*evalInput, error) {
+	in := &evalInput{location: time.UTC, problems: map[string]int{}}
+	var err error
+	switch o.format {
+	case dataset.FormatMetro:
+		in.location, err = time.LoadLocation(dataset.MetroLocation)
+		in.topo = dataset.MetroTopology()
+	case dataset.FormatSCATS:
+		in.location, err = time.LoadLocation(dataset.SCATSLocation)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load time zone: %w", err)
+	}
+	for _, name := range o.files {
+		if err := in.readFile(o.format, name); err != nil {
+			return nil, err
+		}
+	}
+	if o.weather != "" {
+		if err := in.readWeather(o.weather); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case o.topology != "":
+		if in.topo, err = topology.Load(o.topology); err != nil {
+			return nil, err
+		}
+	case o.format == dataset.FormatSCATS:
+		if len(o.files) != 1 {
+			return nil, usagef("eval: --format scats without --topology imports the topology from the one data FILE; give --topology for %d files", len(o.files))
+		}
+		f, err := os.Open(o.files[0])
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if in.topo, err = topology.ImportSCATS(f, topology.SCATSOptions{}); err != nil {
+			return nil, fmt.Errorf("import topology from %s: %w", o.files[0], err)
+		}
+	case o.format == "nab":
+		in.topo = evaluate.NABTopology(in.nab)
+	}
+	// The cleaner needs each intersection's readings in event-time order; files need not list them so.
+	sort.SliceStable(in.records, func(i, j int) bool { return in.records[i].Time().Before(in.records[j].Time()) })
+	return in, nil
+}
+
+func (in *evalInput) readFile(format, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if format == "nab" {
+		s, err := evaluate.ReadNAB(f, name)
+		if err != nil {
+			return err
+		}
+		in.nab = append(in.nab, s)
+		for i := range s.Readings {
+			in.records = append(in.records, dataset.Record{Reading: &s.Readings[i]})
+		}
+		return nil
+	}
+	rd, err := dataset.Open(format, f, name, dataset.Options{})
+	if err != nil {
+		return err
+	}
+	return in.drain(rd)
+}
+
+func (in *evalInput) readWeather(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rd, err := dataset.OpenWeather(f, name, dataset.Options{})
+	if err != nil {
+		return err
+	}
+	return in.drain(rd)
+}
+
+// drain reads every record of rd and its problem counts.
+func (in *evalInput) drain(rd *dataset.Reader) error {
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", rd.Name(), err)
+		}
+		in.records = append(in.records, rec)
+	}
+	st := rd.Stats()
+	for k, n := range st.Problems {
+		in.problems[string(k)] += n
+	}
+	in.merged += st.MergedRows
+	return nil
+}
+
+// jnum is a float that encodes NaN and ±Inf as JSON null.
+type jnum float64
+
+// MarshalJSON implements json.Marshaler.
+func (x jnum) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(x))
+}
+
+type evalMetricsJSON struct {
+	MAE  jnum `json:"mae"`
+	RMSE jnum `json:"rmse"`
+	MAPE jnum `json:"mape"`
+	N    int  `json:"n"`
+}
+
+type evalHorizonJSON struct {
+	HorizonS  int                        `json:"horizon_s"`
+	Model     evalMetricsJSON            `json:"model"`
+	Baselines map[string]evalMetricsJSON `json:"baselines"`
+}
+
+type evalHoldoutJSON struct {
+	MAE jnum `json:"mae"`
+	MSE jnum `json:"mse"`
+	N   int  `json:"n"`
+}
+
+type evalCleaningJSON struct {
+	Readings   int            `json:"readings"`
+	Duplicates int            `json:"duplicates"`
+	Rejected   map[string]int `json:"rejected"`
+	Imputed    int            `json:"imputed"`
+}
+
+// evalJSON is the --json output of greenwave eval; clean_report appears only with --clean-report --format nab.
+type evalJSON struct {
+	N           int                    `json:"n"`
+	Horizons    []evalHorizonJSON      `json:"horizons"`
+	HoldoutOLS  evalHoldoutJSON        `json:"holdout_ols"`
+	Cleaning    evalCleaningJSON       `json:"cleaning"`
+	CleanReport []evaluate.SeriesFlags `json:"clean_report,omitempty"`
+}
+
+func metricsJSON(m evaluate.Metrics) evalMetricsJSON {
+	return evalMetricsJSON{MAE: jnum(m.MAE), RMSE: jnum(m.RMSE), MAPE: jnum(m.MAPE), N: m.N}
+}
+
+func writeEvalJSON(w io.Writer, rep *evaluate.Report, o evalOptions, nab []evaluate.SeriesFlags) error {
+	var out any
+	if o.signals {
+		out = signalsJSON(rep.Signals)
+	} else {
+		ej := evalJSON{N: rep.Vectors, HoldoutOLS: evalHoldoutJSON{MAE: jnum(rep.Holdout.MAE), MSE: jnum(rep.Holdout.MSE), N: rep.Holdout.N},
+			Cleaning: evalCleaningJSON{Readings: rep.Cleaning.Readings, Duplicates: rep.Cleaning.Duplicates, Rejected: rep.Cleaning.Rejected,
+				Imputed: rep.Cleaning.Imputed}, CleanReport: nab, Horizons: []evalHorizonJSON{}}
+		for _, h := range rep.Horizons {
+			hj := evalHorizonJSON{HorizonS: int(h.Horizon / time.Second), Model: metricsJSON(h.Model), Baselines: map[string]evalMetricsJSON{}}
+			for k, m := range h.Baselines {
+				hj.Baselines[k] = metricsJSON(m)
+			}
+			ej.Horizons = append(ej.Horizons, hj)
+		}
+		out = ej
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func writeEvalText(w io.Writer, rep *evaluate.Report, o evalOptions, nab []evaluate.SeriesFlags) error {
+	if o.signals {
+		return writeSignalsText(w, rep.Signals)
+	}
+	c := rep.Cleaning
+	fmt.Fprintf(w, "%d approach windows (%d with a measured target missing: imputed or gap), %d readings, %d weather observations\n",
+		rep.Vectors, c.Imputed, c.Readings, c.Weather)
+	fmt.Fprintf(w, "scores: %s target, labels at least %v after the start of each series, measured targets only\n\n", o.target, o.warmup)
+	fmt.Fprintf(w, "%-9s %-20s %10s %10s %9s %8s\n", "horizon", "forecaster", "MAE", "RMSE", "MAPE %", "n")
+	row := func(h, name string, m evaluate.Metrics) {
+		fmt.Fprintf(w, "%-9s %-20s %10.2f %10.2f %9.2f %8d\n", h, name, m.MAE, m.RMSE, m.MAPE, m.N)
+	}
+	for _, h := range rep.Horizons {
+		hs := h.Horizon.String()
+		row(hs, "model", h.Model)
+		best := math.Inf(1)
+		for _, name := range []string{train.BaselinePersistence, train.BaselineSeasonalNaive, train.BaselineHistoricalAverage} {
+			row("", name, h.Baselines[name])
+			if m := h.Baselines[name].MAE; m < best {
+				best = m
+			}
+		}
+		if !math.IsInf(best, 1) {
+			fmt.Fprintf(w, "%-9s %-20s %10.3f\n", "", "model/best baseline", h.Model.MAE/best)
+		}
+	}
+	ho := rep.Holdout
+	if ho.Err != "" {
+		fmt.Fprintf(w, "\nholdout OLS: not fitted: %s\n", ho.Err)
+	} else {
+		fmt.Fprintf(w, "\nholdout OLS (first horizon, %d training rows, %d test rows): MAE %.2f, MSE %.1f\n", ho.Train, ho.N, ho.MAE, ho.MSE)
+		if len(ho.Dropped) > 0 {
+			fmt.Fprintf(w, "  columns dropped as constant or collinear: %s\n", strings.Join(ho.Dropped, ", "))
+		}
+	}
+	if o.cleanReport {
+		fmt.Fprintf(w, "\ncleaning: %d duplicates dropped, %d readings flagged as outliers (kept), %d gap windows, %d windows skipped after long silences\n",
+			c.Duplicates, c.Flagged, c.Gaps, c.SkippedWindows)
+		keys := make([]string, 0, len(c.Rejected))
+		for k := range c.Rejected {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  rejected %-28s %8d\n", k, c.Rejected[k])
+		}
+		if len(nab) > 0 {
+			fmt.Fprintf(w, "\n%-34s %7s %7s %8s %9s %9s\n", "series", "points", "inside", "windows", "flag in", "flag out")
+			for _, s := range nab {
+				fmt.Fprintf(w, "%-34s %7d %7d %8d %9d %9d\n", s.Name, s.Points, s.PointsInside, s.Windows, s.FlaggedInside, s.FlaggedOutside)
+			}
+		}
+	}
+	return nil
+}
+
+// parseFlagsAllowArgs is parseFlags for a command that takes positional arguments: they are left in fs.Args().
+func parseFlagsAllowArgs(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return err
+	case err != nil:
+		return usagef("%s: %v (see greenwave %s --help)", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+// plotSlice is how much of the end of the data the time-series panel shows: two weeks stay readable at hourly
+// and at 15-minute resolution.
+const plotSlice = 14 * 24 * time.Hour
+
+// writePlot draws two panels into one PNG: the first horizon's forecasts against the observed values over the
+// last plotSlice of the first series, and the model's and the baselines' MAE by horizon.
+func writePlot(path string, rep *evaluate.Report) error {
+	if len(rep.Trace) == 0 {
+		return fmt.Errorf("plot %s: no scored forecast to draw (is the file longer than --warmup?)", path)
+	}
+	first := rep.Trace[0]
+	var pts []evaluate.TracePoint
+	for _, p := range rep.Trace {
+		if p.IntersectionID == first.IntersectionID && p.ApproachID == first.ApproachID {
+			pts = append(pts, p)
+		}
+	}
+	end := pts[len(pts)-1].Target
+	obs, fc := plotter.XYs{}, plotter.XYs{}
+	for _, p := range pts {
+		if p.Target.Before(end.Add(-plotSlice)) {
+			continue
+		}
+		x := float64(p.Target.Unix())
+		obs = append(obs, plotter.XY{X: x, Y: p.Observed})
+		fc = append(fc, plotter.XY{X: x, Y: p.Forecast})
+	}
+	ts := plot.New()
+	ts.Title.Text = fmt.Sprintf("%s/%s: forecast %v ahead vs observed (last %v)", first.IntersectionID, first.ApproachID, rep.Horizons[0].Horizon, plotSlice)
+	ts.X.Tick.Marker = plot.TimeTicks{Format: "Jan 02"}
+	ts.Y.Label.Text = "target (natural unit)"
+	lo, err := plotter.NewLine(obs)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	lo.Color = color.RGBA{A: 255}
+	lf, err := plotter.NewLine(fc)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	lf.Color = color.RGBA{R: 220, G: 40, B: 40, A: 255}
+	lf.Dashes = []vg.Length{vg.Points(3), vg.Points(2)}
+	ts.Add(lo, lf)
+	ts.Legend.Add("observed", lo)
+	ts.Legend.Add("forecast", lf)
+	ts.Legend.Top = true
+
+	eh := plot.New()
+	eh.Title.Text = "MAE by horizon (after warm-up)"
+	eh.X.Label.Text = "horizon (minutes)"
+	eh.Y.Label.Text = "MAE"
+	series := []struct {
+		name string
+		get  func(evaluate.HorizonReport) evaluate.Metrics
+		c    color.RGBA
+	}{
+		{"model", func(h evaluate.HorizonReport) evaluate.Metrics { return h.Model }, color.RGBA{R: 220, G: 40, B: 40, A: 255}},
+		{train.BaselinePersistence, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[train.BaselinePersistence] }, color.RGBA{B: 200, A: 255}},
+		{train.BaselineSeasonalNaive, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[train.BaselineSeasonalNaive] }, color.RGBA{G: 150, A: 255}},
+		{train.BaselineHistoricalAverage, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[train.BaselineHistoricalAverage] }, color.RGBA{R: 120, G: 120, B: 120, A: 255}},
+	}
+	for _, s := range series {
+		xy := plotter.XYs{}
+		for _, h := range rep.Horizons {
+			if m := s.get(h); !math.IsNaN(m.MAE) {
+				xy = append(xy, plotter.XY{X: h.Horizon.Minutes(), Y: m.MAE})
+			}
+		}
+		if len(xy) == 0 {
+			continue
+		}
+		l, p, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", path, err)
+		}
+		l.Color, p.Color = s.c, s.c
+		eh.Add(l, p)
+		eh.Legend.Add(s.name, l, p)
+	}
+	eh.Legend.Top = true
+	eh.Legend.Left = true
+	eh.Y.Min = 0
+
+	const w, h = 12 * vg.Inch, 9 * vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Points(12), PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(12)}
+	canvases := plot.Align([][]*plot.Plot{{ts}, {eh}}, tiles, dc)
+	ts.Draw(canvases[0][0])
+	eh.Draw(canvases[1][0])
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files of the eval tests")
+
+// TestEvalJSONGolden pins the --json schema and figures of `greenwave eval` on a small canonical fixture
+// (testdata/eval, written by gen.py). Regenerate with go test -run TestEvalJSONGolden -update.
+func TestEvalJSONGolden(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"eval", []string{"--horizons", "1h,2h", "--warmup", "48h"}},
+		{"signals", []string{"--horizons", "1h", "--signals", "--warmup", "48h"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"eval", "--format", "csv", "--topology", "testdata/eval/topology.yaml", "--weather", "testdata/eval/weather.csv", "--json"}, tc.args...)
+			args = append(args, "testdata/eval/readings.csv")
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+				t.Fatalf("eval: %v (stderr %s)", err, stderr.String())
+			}
+			if n := strings.Count(strings.TrimSpace(stdout.String()), "\n"); n != 0 {
+				t.Fatalf("output is %d lines, want exactly one JSON object", n+1)
+			}
+			var v map[string]any
+			if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
+				t.Fatalf("output %q: %v", stdout.String(), err)
+			}
+			golden := filepath.Join("testdata", "eval", tc.name+".golden.json")
+			if *updateGolden {
+				if err := os.WriteFile(golden, stdout.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w map[string]any
+			if err := json.Unmarshal(want, &w); err != nil {
+				t.Fatal(err)
+			}
+			if !sameJSON(v, w) {
+				t.Fatalf("output differs from %s (run with -update after checking):\ngot  %s\nwant %s", golden, stdout.Bytes(), want)
+			}
+		})
+	}
+}
+
+// TestEvalCleaningCounts checks the fixture's planted faults land under the right names.
+func TestEvalCleaningCounts(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"eval", "--format", "csv", "--topology", "testdata/eval/topology.yaml", "--weather", "testdata/eval/weather.csv",
+		"--horizons", "1h", "--warmup", "0s", "--json", "testdata/eval/readings.csv"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("eval: %v (%s)", err, stderr.String())
+	}
+	var out evalJSON
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	c := out.Cleaning
+	if c.Readings != 289 || c.Duplicates != 1 || c.Rejected["duplicate_conflict"] != 1 || c.Rejected["out_of_range"] != 1 || c.Rejected["weather_out_of_range"] != 1 || c.Imputed < 2 {
+		t.Fatalf("cleaning %+v", c)
+	}
+}
+
+func TestEvalUsageErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"no file", nil, "no data FILE"},
+		{"csv needs topology", []string{"x.csv"}, "needs --topology"},
+		{"bad format", []string{"--format", "xml", "x"}, `--format "xml"`},
+		{"bad horizon", []string{"--horizons", "1h,soon", "x"}, `"soon"`},
+		{"signals need flow", []string{"--signals", "--target", "speed", "x"}, "--signals plans from flow"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"eval"}, tc.args...), &stdout, &stderr)
+			var ue *usageError
+			if !errorsAs(err, &ue) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err %v, want a usage error containing %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// sameJSON compares decoded JSON values: the same keys and types everywhere, numbers within 1e-9 relative (the
+// figures may differ in the last bits where a platform fuses multiply-adds).
+func sameJSON(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if w, ok := y[k]; !ok || !sameJSON(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameJSON(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case float64:
+		y, ok := b.(float64)
+		return ok && math.Abs(x-y) <= 1e-9*math.Max(math.Abs(x), math.Abs(y))
+	default:
+		return a == b
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/greenwave-city/greenwave/pkg/dataset"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+)
+
+func TestTopologyImport(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		args          []string
+		intersections []string
+		stderr        string
+	}{
+		{name: "metro", args: []string{"--format", "metro"}, intersections: []string{dataset.MetroIntersectionID}},
+		{name: "scats", args: []string{"../../pkg/dataset/testdata/scats_sample.csv", "--format", "scats"}, intersections: []string{"0970"},
+			stderr: "skipped site 4335: only 1 approach"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), append([]string{"topology", "import"}, tc.args...), &stdout, &stderr); err != nil {
+				t.Fatalf("%v\n%s", err, stderr.String())
+			}
+			// The output is a topology dev and the services load as is.
+			topo, err := topology.Parse(stdout.Bytes())
+			if err != nil {
+				t.Fatalf("output does not parse: %v\n%s", err, stdout.String())
+			}
+			var ids []string
+			for _, in := range topo.Intersections {
+				ids = append(ids, in.ID)
+			}
+			if strings.Join(ids, ",") != strings.Join(tc.intersections, ",") || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("intersections %q, stderr %q", ids, stderr.String())
+			}
+		})
+	}
+}
+
+func TestTopologyImportErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no subcommand", []string{"topology"}, 2, "want the subcommand import"},
+		{"no format", []string{"topology", "import"}, 2, "--format scats|metro is required"},
+		{"bad format", []string{"topology", "import", "--format", "csv"}, 2, `--format "csv"`},
+		{"missing file", []string{"topology", "import", "--format", "scats", "/nonexistent.csv"}, 1, "no such file"},
+		{"not a scats file", []string{"topology", "import", "--format", "scats", "../../pkg/dataset/testdata/metro_sample.csv"}, 1, "no header row"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			err := run(context.Background(), tc.args, io.Discard, &stderr)
+			if code := exitCode(err, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,48 @@
+// Package evaluate is the offline pipeline behind `greenwave eval` and `greenwave fit`: it runs the exact code of
+// the cleaner (clean.Intersection, clean.WeatherTable) and of the trainer (train.Learner) over readings and weather
+// read from a file, and scores what they produce. It also replays signal-control's decision (signal.Decide) on
+// the learner's own forecasts to estimate the delay Greenwave's plans would have caused (Signals).
+//
+// The package is pure: no I/O, no clock, no randomness beyond the seeded split of Fit, no goroutines. Callers
+// feed an Evaluator readings and weather in event-time order and call Finish.
+//
+// # What is run, per intersection of the topology
+//
+//  1. Each weather observation goes to one clean.WeatherTable (Config.Clean), exactly as every cleaner instance
+//     reads the weather topic; a rejected observation is counted under its weather_* reason.
+//  2. Each reading goes to its intersection's clean.Intersection.Add (Config.Clean), routed by the reading's
+//     intersection id or, when empty, by the topology's detector index. At the end every intersection is
+//     flushed (clean.Intersection.Flush), as a replay ends.
+//  3. Every frame the cleaner emits is applied, approach by approach, to that approach's train.Learner
+//     (Config.Train with WindowS set to the intersection's window) — what the trainer service does with a frame.
+//
+// # Scoring (Report.Horizons)
+//
+// Model: the learner's own test-then-train forecasts. train.Update.Horizons[i].Forecast, returned by the Apply
+// of the frame at t, is the promoted candidate's forecast of t+h made before any label of t+h was seen. It is
+// paired with the observed target of the frame at t+h, with the learner's pairing rule: only when that frame
+// exists and its target was measured (not a gap, not imputed, present for the target). A forecast the learner
+// could not make (NaN) is not scored.
+//
+// Baselines: the learner's own prequential evaluation of persistence, seasonal naive and historical average
+// (ModelSnapshot.baselines, cumulative). To apply the warm-up, the evaluation is read from a snapshot taken just
+// before the first frame at or after the warm-up boundary and subtracted from the final one, so the baselines
+// are scored on exactly the labels the model is scored on (a baseline without a forecast is not scored, so its
+// n can be smaller).
+//
+// Warm-up: only labels (target times) at least Config.Warmup after the start of their series count; a series
+// is one (intersection, approach) and starts at the first window its intersection emitted.
+//
+// Metrics are in the target's natural unit (veh/h for flow): MAE, RMSE and MAPE in percent over non-zero
+// actuals (regression.ErrorStats).
+//
+// # Hold-out OLS (Report.HoldoutOLS)
+//
+// A batch reference for the online learner: every (feature vector at t, observed target at t+h₁) pair, h₁ the
+// first horizon, with the learner's regression inputs (the frame's features without "bias") and its fixed
+// target scale (÷ capacity for flow, see package train), in time order (ties in topology order). The first
+// TrainRows(n) rows train regression.OLS, the rest are scored in natural units. Columns constant or linearly
+// dependent on earlier columns over the training rows (absent sensors, presence flags that never change) are
+// dropped first, because OLS rejects a rank-deficient design; Report.HoldoutOLS.Dropped names them. No warm-up
+// applies: the test rows are the last 20 % of the file.
+package evaluate

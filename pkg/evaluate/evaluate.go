@@ -1,0 +1,471 @@
+package evaluate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/train"
+)
+
+// DefaultWarmup is Config.Warmup's default: four weeks, so that the seasonal baselines and the week-old lag
+// features have history and the scores describe a model in steady state.
+const DefaultWarmup = 28 * 24 * time.Hour
+
+// Config configures an Evaluator.
+type Config struct {
+	// Clean configures every intersection's cleaner and the weather table.
+	Clean clean.Config
+	// Train configures every approach's learner. WindowS is ignored: each intersection's learners get its
+	// topology window, as the trainer must be configured for the windows the cleaner emits.
+	Train train.Config
+	// Warmup: only labels at least this long after the start of their series are scored (see the package
+	// documentation). 0 scores everything.
+	Warmup time.Duration
+	// Trace keeps every scored pair of the first horizon in Report.Trace (for plots).
+	Trace bool
+	// Flags keeps every rejected reading and every window with outlier-flagged readings in Report.Flags (for
+	// the clean report).
+	Flags bool
+	// Signals, when set, replays signal-control's decisions and scores them (Report.Signals).
+	Signals *SignalConfig
+}
+
+// DefaultConfig returns the services' defaults (clean.DefaultConfig, train.DefaultConfig) and DefaultWarmup.
+func DefaultConfig() Config {
+	return Config{Clean: clean.DefaultConfig(), Train: train.DefaultConfig(), Warmup: DefaultWarmup}
+}
+
+// Evaluator runs the cleaner and the learners over one data set. Feed it in event-time order with Weather and
+// Reading, then call Finish once. Not safe for concurrent use.
+type Evaluator struct {
+	cfg      Config
+	index    *topology.Index
+	weather  *clean.WeatherTable
+	runs     map[string]*run
+	order    []*run // topology order
+	cleaning Cleaning
+	vectors  int
+	holdout  []holdoutRow
+	trace    []TracePoint
+	flags    []Flag
+	finished bool
+}
+
+// run is one intersection's pipeline.
+type run struct {
+	in      topology.Intersection
+	idx     int // position in the topology, for deterministic tie-breaking
+	cl      *clean.Intersection
+	tc      train.Config
+	series  []*series // one per approach, topology order
+	started bool
+	start   time.Time
+	sig     *signalRun
+}
+
+// series is one approach's learner and scores.
+type series struct {
+	ap      topology.Approach
+	learner *train.Learner
+	// pend[i] maps a target time (Unix s) to the forecast of horizon i made for it.
+	pend  []map[int64]float64
+	model []errSums
+	// base0 is the baselines' cumulative evaluation per horizon at the warm-up boundary (nil before it).
+	base0    []map[string]errSums
+	boundary bool
+	// rows holds regression inputs waiting for their hold-out label: label time (Unix s) → input.
+	rows map[int64][]float64
+}
+
+// Cleaning counts what the cleaners did.
+type Cleaning struct {
+	// Readings is the number of readings fed; Weather the number of weather observations.
+	Readings, Weather int
+	// Duplicates counts identical replays the cleaners dropped silently (clean.Result.Dropped).
+	Duplicates int
+	// Rejected counts rejections by clean.Reason, weather reasons (weather_*) included.
+	Rejected map[string]int
+	// Imputed counts approach windows whose target was not fully measured (filled in, or a gap), the windows
+	// the scores skip; Gaps counts those of them that could not be filled at all.
+	Imputed, Gaps int
+	// Flagged counts readings the outlier filter flagged (kept, counted in the frames).
+	Flagged int
+	// Windows counts approach windows emitted; SkippedWindows windows not emitted after a long silence
+	// (clean.Result.SkippedWindows, per intersection).
+	Windows, SkippedWindows int
+}
+
+// Flag is one reading the cleaner set aside, or one window in which it flagged outliers.
+type Flag struct {
+	IntersectionID, ApproachID string
+	// DetectorID is set for rejections (outlier flags are counted per approach window).
+	DetectorID string
+	// Time is the reading's start, or the window start for outliers.
+	Time time.Time
+	// Reason is a clean.Reason, or "outlier".
+	Reason string
+	// Count is 1 for a rejection, the number of flagged readings for an outlier window.
+	Count int
+}
+
+// TracePoint is one scored forecast of the first horizon.
+type TracePoint struct {
+	IntersectionID, ApproachID string
+	// Target is the time the forecast is for (the label window's start).
+	Target             time.Time
+	Observed, Forecast float64
+}
+
+// Metrics are error metrics over N pairs, in the target's natural unit; NaN when undefined (N = 0, or no
+// non-zero actual for MAPE).
+type Metrics struct {
+	MAE, RMSE float64
+	// MAPE is in percent, over the pairs with a non-zero actual.
+	MAPE float64
+	N    int
+}
+
+// HorizonReport scores one horizon over every series.
+type HorizonReport struct {
+	Horizon time.Duration
+	Model   Metrics
+	// Baselines maps train.BaselinePersistence, BaselineSeasonalNaive and BaselineHistoricalAverage to metrics.
+	Baselines map[string]Metrics
+}
+
+// HoldoutReport is the batch OLS reference (see the package documentation).
+type HoldoutReport struct {
+	MAE, MSE float64
+	// N is the number of test rows; Train the number of training rows.
+	N, Train int
+	// Dropped are the feature columns left out as constant or collinear over the training rows.
+	Dropped []string
+	// Err explains why no fit was possible (too few rows, …); empty on success.
+	Err string
+}
+
+// Report is the result of an evaluation.
+type Report struct {
+	// Vectors is the number of approach feature vectors applied to the learners.
+	Vectors  int
+	Horizons []HorizonReport
+	Holdout  HoldoutReport
+	Cleaning Cleaning
+	// Trace and Flags are filled when Config.Trace and Config.Flags are set.
+	Trace []TracePoint
+	Flags []Flag
+	// Signals is set when Config.Signals is.
+	Signals *SignalReport
+}
+
+// New returns an Evaluator for a validated topology. It checks the configuration against every intersection
+// (for example that each horizon is a multiple of the intersection's window) and reports every problem.
+func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
+	if err := cfg.Clean.Validate(); err != nil {
+		return nil, fmt.Errorf("evaluate: cleaner config: %w", err)
+	}
+	if cfg.Warmup < 0 {
+		return nil, fmt.Errorf("evaluate: warm-up %v is negative", cfg.Warmup)
+	}
+	if cfg.Signals != nil {
+		if err := cfg.Signals.validate(); err != nil {
+			return nil, fmt.Errorf("evaluate: %w", err)
+		}
+	}
+	e := &Evaluator{cfg: cfg, index: topology.NewIndex(topo), weather: clean.NewWeatherTable(cfg.Clean),
+		runs: map[string]*run{}, cleaning: Cleaning{Rejected: map[string]int{}}}
+	var errs []error
+	for i, in := range topo.Intersections {
+		cl, err := clean.NewIntersection(in, cfg.Clean)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("intersection %s: %w", in.ID, err))
+			continue
+		}
+		tc := cfg.Train
+		tc.WindowS = in.Window()
+		if err := tc.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("intersection %s (window %d s): %w", in.ID, in.Window(), err))
+			continue
+		}
+		r := &run{in: in, idx: i, cl: cl, tc: tc}
+		for _, a := range in.Approaches {
+			s := &series{ap: a, pend: make([]map[int64]float64, len(tc.Horizons)),
+				model: make([]errSums, len(tc.Horizons)), rows: map[int64][]float64{}}
+			for h := range s.pend {
+				s.pend[h] = map[int64]float64{}
+			}
+			r.series = append(r.series, s)
+		}
+		if cfg.Signals != nil {
+			sr, err := newSignalRun(in, *cfg.Signals, tc.Horizons)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("intersection %s: %w", in.ID, err))
+				continue
+			}
+			r.sig = sr
+		}
+		e.runs[in.ID] = r
+		e.order = append(e.order, r)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("evaluate: %w", errors.Join(errs...))
+	}
+	if len(e.order) == 0 {
+		return nil, errors.New("evaluate: the topology has no intersection")
+	}
+	return e, nil
+}
+
+// Weather adds one weather observation to the weather table; a rejected one is counted by its reason.
+func (e *Evaluator) Weather(w clean.Weather) {
+	e.cleaning.Weather++
+	if rj := e.cleaning.reject(e.weather.Add(w)); rj != "" && e.cfg.Flags {
+		e.flags = append(e.flags, Flag{Time: w.ObservedAt.UTC(), Reason: rj, Count: 1})
+	}
+}
+
+// reject counts a weather rejection and returns its reason ("" for none).
+func (c *Cleaning) reject(rj *clean.WeatherRejection) string {
+	if rj == nil {
+		return ""
+	}
+	c.Rejected[string(rj.Reason)]++
+	return string(rj.Reason)
+}
+
+// Reading feeds one reading to its intersection's cleaner and everything the cleaner emits to the learners.
+// A reading of an intersection or detector the topology does not know is counted as "unknown_detector", as
+// the cleaner service dead-letters it. The error reports a frame a learner refused, which means the cleaner
+// and the trainer disagree: a bug, not bad input.
+func (e *Evaluator) Reading(rd clean.Reading) error {
+	if e.finished {
+		return errors.New("evaluate: Reading after Finish")
+	}
+	e.cleaning.Readings++
+	id := rd.IntersectionID
+	if id == "" {
+		if ref, ok := e.index.Detector(rd.DetectorID); ok {
+			id, rd.IntersectionID = ref.Intersection, ref.Intersection
+		}
+	}
+	r, ok := e.runs[id]
+	if !ok {
+		e.cleaning.Rejected[string(clean.ReasonUnknownDetector)]++
+		if e.cfg.Flags {
+			e.flags = append(e.flags, Flag{IntersectionID: id, DetectorID: rd.DetectorID, Time: rd.Start.UTC(),
+				Reason: string(clean.ReasonUnknownDetector), Count: 1})
+		}
+		return nil
+	}
+	return e.apply(r, r.cl.Add(rd, e.weather))
+}
+
+// apply accounts for one cleaner result and applies its frames.
+func (e *Evaluator) apply(r *run, res clean.Result) error {
+	c := &e.cleaning
+	c.Duplicates += res.Dropped
+	c.SkippedWindows += res.SkippedWindows
+	for _, rj := range res.Rejected {
+		c.Rejected[string(rj.Reason)]++
+		if e.cfg.Flags {
+			e.flags = append(e.flags, Flag{IntersectionID: r.in.ID, ApproachID: rj.Reading.ApproachID, DetectorID: rj.Reading.DetectorID,
+				Time: rj.Reading.Start.UTC(), Reason: string(rj.Reason), Count: 1})
+		}
+	}
+	for _, f := range res.Frames {
+		if err := e.frame(r, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// frame applies one frame to the intersection's learners, scores the labels it carries and, with Signals, plans.
+func (e *Evaluator) frame(r *run, f features.Frame) error {
+	if !r.started {
+		r.started, r.start = true, f.WindowStart
+	}
+	t := f.WindowStart.Unix()
+	counted := !f.WindowStart.Before(r.start.Add(e.cfg.Warmup))
+	for ai, v := range f.Approaches {
+		if ai >= len(r.series) || r.series[ai].ap.ID != v.ApproachID {
+			return fmt.Errorf("evaluate: frame %s approach %d is %q, topology has another order", features.EventID(f.IntersectionID, f.WindowStart), ai, v.ApproachID)
+		}
+		s := r.series[ai]
+		e.vectors++
+		e.count(r, f, v)
+		if s.learner == nil {
+			l, err := train.NewLearner(f.IntersectionID, v.ApproachID, f.Names, f.FeatureSetVersion, r.tc)
+			if err != nil {
+				return fmt.Errorf("evaluate: %w", err)
+			}
+			s.learner = l
+		}
+		if counted && !s.boundary {
+			s.base0, s.boundary = baselineSums(s.learner), true
+		}
+		y, obs := observed(r.tc.Target, v)
+		for i := range s.pend {
+			if fc, ok := s.pend[i][t]; ok && obs && counted && !math.IsNaN(fc) {
+				s.model[i].pair(y, fc)
+				if i == 0 && e.cfg.Trace {
+					e.trace = append(e.trace, TracePoint{IntersectionID: f.IntersectionID, ApproachID: v.ApproachID, Target: f.WindowStart, Observed: y, Forecast: fc})
+				}
+			}
+			for k := range s.pend[i] {
+				if k <= t {
+					delete(s.pend[i], k)
+				}
+			}
+		}
+		e.holdoutLabel(r, s, f, v, t, y, obs)
+		up, err := s.learner.Apply(f, v)
+		if err != nil {
+			return fmt.Errorf("evaluate: %w", err)
+		}
+		for i, hu := range up.Horizons {
+			s.pend[i][t+int64(hu.Horizon/time.Second)] = hu.Forecast
+		}
+		if len(r.tc.Horizons) > 0 {
+			if x, ok := regressionInputs(f, v); ok {
+				s.rows[t+int64(r.tc.Horizons[0]/time.Second)] = x
+			}
+		}
+	}
+	if r.sig != nil {
+		r.sig.frame(f, r)
+	}
+	return nil
+}
+
+// count adds one approach window to the cleaning counts and, with Flags, records its outlier flags.
+func (e *Evaluator) count(r *run, f features.Frame, v features.Vector) {
+	c := &e.cleaning
+	c.Windows++
+	if v.Observed.Imputed || v.Gap {
+		c.Imputed++
+	}
+	if v.Gap {
+		c.Gaps++
+	}
+	c.Flagged += v.FlaggedOutliers
+	if v.FlaggedOutliers > 0 && e.cfg.Flags {
+		e.flags = append(e.flags, Flag{IntersectionID: r.in.ID, ApproachID: v.ApproachID, Time: f.WindowStart, Reason: string(clean.ReasonOutlier), Count: v.FlaggedOutliers})
+	}
+}
+
+// Finish flushes every cleaner (the end of the input closes every open window), applies the last frames and
+// returns the report. The Evaluator cannot be used afterwards.
+func (e *Evaluator) Finish() (*Report, error) {
+	if e.finished {
+		return nil, errors.New("evaluate: Finish called twice")
+	}
+	e.finished = true
+	for _, r := range e.order {
+		if err := e.apply(r, r.cl.Flush(e.weather)); err != nil {
+			return nil, err
+		}
+	}
+	rep := &Report{Vectors: e.vectors, Cleaning: e.cleaning, Trace: e.trace, Flags: e.flags}
+	for i, h := range e.cfg.Train.Horizons {
+		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}}
+		var model errSums
+		base := map[string]errSums{}
+		for _, r := range e.order {
+			for _, s := range r.series {
+				model.add(s.model[i])
+				if s.learner == nil || !s.boundary {
+					continue
+				}
+				end := baselineSums(s.learner)
+				for name, sums := range end[i] {
+					b := base[name]
+					b.add(sums.minus(s.base0[i][name]))
+					base[name] = b
+				}
+			}
+		}
+		hr.Model = model.metrics()
+		for _, name := range []string{train.BaselinePersistence, train.BaselineSeasonalNaive, train.BaselineHistoricalAverage} {
+			hr.Baselines[name] = base[name].metrics()
+		}
+		rep.Horizons = append(rep.Horizons, hr)
+	}
+	rep.Holdout = holdoutOLS(e.holdout, e.featureNames())
+	if e.cfg.Signals != nil {
+		rep.Signals = e.signalReport()
+	}
+	sort.SliceStable(rep.Flags, func(i, j int) bool { return rep.Flags[i].Time.Before(rep.Flags[j].Time) })
+	return rep, nil
+}
+
+// featureNames returns the regression input names of the learners (the frames' names without "bias").
+func (e *Evaluator) featureNames() []string {
+	for _, r := range e.order {
+		for _, s := range r.series {
+			if s.learner != nil {
+				return s.learner.FeatureNames()
+			}
+		}
+	}
+	return nil
+}
+
+// observed returns the target of v and whether it may label or score a forecast — the rule of package train:
+// measured (not a gap, not imputed), present for the target, finite.
+func observed(target string, v features.Vector) (float64, bool) {
+	o := v.Observed
+	if v.Gap || o.Imputed {
+		return 0, false
+	}
+	var y float64
+	switch target {
+	case train.TargetOccupancy:
+		if !o.HasOccupancy {
+			return 0, false
+		}
+		y = o.Occupancy
+	case train.TargetSpeed:
+		if !o.HasSpeed {
+			return 0, false
+		}
+		y = o.SpeedKMH
+	default:
+		y = o.FlowVPH
+	}
+	if math.IsNaN(y) || math.IsInf(y, 0) {
+		return 0, false
+	}
+	return y, true
+}
+
+// scaleOf is the learner's fixed target divisor (see package train, Conditioning).
+func scaleOf(target string, v features.Vector) float64 {
+	switch target {
+	case train.TargetOccupancy:
+		return 1
+	case train.TargetSpeed:
+		return features.SpeedScaleKMH
+	}
+	return v.CapacityVPH
+}
+
+// regressionInputs returns the frame's features without "bias", the learner's regression input.
+func regressionInputs(f features.Frame, v features.Vector) ([]float64, bool) {
+	if len(v.Values) != len(f.Names) {
+		return nil, false
+	}
+	x := make([]float64, 0, len(v.Values))
+	for i, n := range f.Names {
+		if n != "bias" {
+			x = append(x, v.Values[i])
+		}
+	}
+	return x, true
+}

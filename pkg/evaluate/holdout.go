@@ -1,0 +1,151 @@
+package evaluate
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/regression"
+)
+
+// holdoutRow is one (input at t, label at t+h₁) pair of the hold-out OLS reference.
+type holdoutRow struct {
+	t        int64 // input window start, Unix s
+	in, ap   int   // topology positions, for a deterministic order of rows with the same t
+	x        []float64
+	y, scale float64 // label in natural units and the learner's fixed scale of it
+}
+
+// collinearTol is the share of a centred column's norm that must remain after projecting out the columns
+// kept before it; below it the column adds nothing the intercept and those columns do not already carry.
+const collinearTol = 1e-9
+
+// holdoutLabel completes the hold-out row waiting for the label window at t, and forgets rows whose label
+// window has passed.
+func (e *Evaluator) holdoutLabel(r *run, s *series, f features.Frame, v features.Vector, t int64, y float64, obs bool) {
+	h1 := int64(r.tc.Horizons[0].Seconds())
+	if x, ok := s.rows[t]; ok && obs {
+		ai := 0
+		for i := range r.series {
+			if r.series[i] == s {
+				ai = i
+			}
+		}
+		e.holdout = append(e.holdout, holdoutRow{t: t - h1, in: r.idx, ap: ai, x: x, y: y, scale: scaleOf(r.tc.Target, v)})
+	}
+	for k := range s.rows {
+		if k <= t {
+			delete(s.rows, k)
+		}
+	}
+}
+
+// holdoutOLS fits OLS on the first TrainRows(n) rows in time order and scores the rest (see the package
+// documentation). names are the columns of x.
+func holdoutOLS(rows []holdoutRow, names []string) HoldoutReport {
+	nan := math.NaN()
+	rep := HoldoutReport{MAE: nan, MSE: nan}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.t != b.t {
+			return a.t < b.t
+		}
+		if a.in != b.in {
+			return a.in < b.in
+		}
+		return a.ap < b.ap
+	})
+	k := TrainRows(len(rows))
+	if k < 2 || len(rows)-k < 1 {
+		rep.Err = fmt.Sprintf("%d labelled rows: too few for an 80/20 split", len(rows))
+		return rep
+	}
+	keep := independentColumns(rows[:k])
+	for j := range rows[0].x {
+		if !keep[j] && j < len(names) {
+			rep.Dropped = append(rep.Dropped, names[j])
+		}
+	}
+	pick := func(x []float64) []float64 {
+		out := make([]float64, 0, len(x))
+		for j, v := range x {
+			if keep[j] {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	X := make([][]float64, k)
+	y := make([]float64, k)
+	for i, r := range rows[:k] {
+		X[i], y[i] = pick(r.x), r.y/r.scale
+	}
+	coef, err := regression.OLS(X, y)
+	if err != nil {
+		rep.Err = err.Error()
+		return rep
+	}
+	var s errSums
+	for _, r := range rows[k:] {
+		p := coef[0]
+		for j, v := range pick(r.x) {
+			p += coef[j+1] * v
+		}
+		s.pair(r.y, p*r.scale)
+	}
+	m := s.metrics()
+	rep.MAE, rep.MSE, rep.N, rep.Train = m.MAE, m.RMSE*m.RMSE, m.N, k
+	return rep
+}
+
+// independentColumns chooses, in column order, the columns of the rows' inputs that are not constant and not
+// (numerically) a linear combination of the intercept and the columns chosen before them: modified
+// Gram–Schmidt on the centred columns.
+func independentColumns(rows []holdoutRow) []bool {
+	p := len(rows[0].x)
+	keep := make([]bool, p)
+	var basis [][]float64
+	for j := 0; j < p; j++ {
+		c := make([]float64, len(rows))
+		mean := 0.0
+		for i, r := range rows {
+			c[i] = r.x[j]
+			mean += c[i]
+		}
+		mean /= float64(len(rows))
+		for i := range c {
+			c[i] -= mean
+		}
+		norm0 := norm(c)
+		if norm0 == 0 || math.IsNaN(norm0) || math.IsInf(norm0, 0) {
+			continue
+		}
+		for _, q := range basis {
+			d := dot(q, c)
+			for i := range c {
+				c[i] -= d * q[i]
+			}
+		}
+		n := norm(c)
+		if n <= collinearTol*norm0 {
+			continue
+		}
+		for i := range c {
+			c[i] /= n
+		}
+		basis = append(basis, c)
+		keep[j] = true
+	}
+	return keep
+}
+
+func dot(a, b []float64) float64 {
+	s := 0.0
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func norm(a []float64) float64 { return math.Sqrt(dot(a, a)) }
