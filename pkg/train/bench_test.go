@@ -9,8 +9,8 @@ import (
 
 const weekDur = week * time.Second
 
-// BenchmarkLearnerApply measures one Apply with the default configuration: 3 horizons × 8 candidates × 32
-// features (features.Names without "bias"), on the synthetic traffic series.
+// BenchmarkLearnerApply measures one Apply with the default configuration: 3 horizons × 8 candidates × 40
+// inputs (features.Names without "bias", then the seasonal inputs), on the synthetic traffic series.
 func BenchmarkLearnerApply(b *testing.B) {
 	s := newTrafficSeries(7, 1)
 	cfg := DefaultConfig()
@@ -18,8 +18,8 @@ func BenchmarkLearnerApply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if n := len(l.FeatureNames()); n != 32 {
-		b.Fatalf("%d features, want 32", n)
+	if n := len(l.FeatureNames()); n != 32+numSeasonal {
+		b.Fatalf("%d features, want %d", n, 32+numSeasonal)
 	}
 	// Warm up past the horizons so that every Apply labels, trains and forecasts.
 	for _, f := range s.frames[:24] {

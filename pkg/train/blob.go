@@ -9,17 +9,21 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
-// The trainer-owned ModelSnapshot.baseline_state bytes, version 1 (see Snapshot format in the package
+// The trainer-owned ModelSnapshot.baseline_state bytes, version 2 (see Snapshot format in the package
 // documentation). Little-endian float64 bits and unsigned varints, in this order:
 //
-//	"GWT" 0x01
+//	"GWT" 0x02
 //	shared section (identical in every horizon's snapshot of a learner):
-//	  window_s, len(ring), ring values (NaN = absent), bucket_s, len(buckets), bucket sums, bucket counts
+//	  window_s, len(ring), ring values (NaN = absent), bucket_s, len(buckets), bucket sums, bucket counts,
+//	  len(profile), profile means, profile counts
 //	horizon section:
 //	  len(candidates), per candidate: noise sum, noise weight
 //	  len(forecasters), per forecaster (candidates, then baselines): window size, len(pairs), pairs (actual,
 //	  forecast) oldest first
-var blobMagic = []byte{'G', 'W', 'T', 1}
+//
+// Version 1 (before the seasonal inputs) had no profile; it is not read: its models have fewer inputs, and the
+// trainer starts them afresh.
+var blobMagic = []byte{'G', 'W', 'T', 2}
 
 type noiseAcc struct{ sum, weight float64 }
 
@@ -32,23 +36,30 @@ func appendF(b []byte, v float64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 }
 
-// appendShared encodes the learner's shared section.
-func (l *Learner) appendShared(b []byte) []byte {
+// appendShared encodes the history as the shared section.
+func (h *history) appendShared(b []byte) []byte {
 	b = append(b, blobMagic...)
-	b = binary.AppendUvarint(b, uint64(l.windowS))
-	b = binary.AppendUvarint(b, uint64(len(l.ring)))
-	for _, v := range l.ring {
+	b = binary.AppendUvarint(b, uint64(h.windowS))
+	b = binary.AppendUvarint(b, uint64(len(h.ring)))
+	for _, v := range h.ring {
 		if math.IsNaN(v) {
 			v = math.NaN() // one canonical bit pattern
 		}
 		b = appendF(b, v)
 	}
-	b = binary.AppendUvarint(b, uint64(l.bucketS))
-	b = binary.AppendUvarint(b, uint64(len(l.bucketSum)))
-	for _, v := range l.bucketSum {
+	b = binary.AppendUvarint(b, uint64(h.bucketS))
+	b = binary.AppendUvarint(b, uint64(len(h.bucketSum)))
+	for _, v := range h.bucketSum {
 		b = appendF(b, v)
 	}
-	for _, v := range l.bucketN {
+	for _, v := range h.bucketN {
+		b = binary.AppendUvarint(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(h.profMean)))
+	for _, v := range h.profMean {
+		b = appendF(b, v)
+	}
+	for _, v := range h.profN {
 		b = binary.AppendUvarint(b, v)
 	}
 	return b
@@ -123,37 +134,48 @@ func (r *blobReader) count(want int, minBytes int) int {
 	return int(v)
 }
 
-// decodeShared restores the shared section into l (whose ring and buckets are sized by the configuration) and
+// decodeShared restores the shared section into h (whose ring and buckets are sized by the configuration) and
 // returns the offset of the horizon section.
-func (l *Learner) decodeShared(b []byte) (int, error) {
+func (h *history) decodeShared(b []byte) (int, error) {
 	if len(b) < len(blobMagic) || string(b[:len(blobMagic)]) != string(blobMagic) {
-		return 0, fmt.Errorf("baseline state: unknown format: %w", ErrInvalidSnapshot)
+		return 0, fmt.Errorf("baseline state: unknown format (older snapshots are not restored; start a new model): %w", ErrInvalidSnapshot)
 	}
 	r := &blobReader{b: b, off: len(blobMagic)}
-	if ws := r.uvarint(); r.err == nil && ws != uint64(l.windowS) {
-		return 0, fmt.Errorf("baseline state: window %d s, configured %d s: %w", ws, l.windowS, ErrInvalidSnapshot)
+	if ws := r.uvarint(); r.err == nil && ws != uint64(h.windowS) {
+		return 0, fmt.Errorf("baseline state: window %d s, configured %d s: %w", ws, h.windowS, ErrInvalidSnapshot)
 	}
-	n := r.count(len(l.ring), 8)
+	n := r.count(len(h.ring), 8)
 	for i := 0; i < n; i++ {
 		v := r.f64()
 		if math.IsInf(v, 0) || math.Abs(v) > maxAbsValue {
 			r.err = fmt.Errorf("history value %g", v)
 		}
-		l.ring[i] = v
+		h.ring[i] = v
 	}
-	if bs := r.uvarint(); r.err == nil && bs != uint64(l.bucketS) {
-		return 0, fmt.Errorf("baseline state: bucket %d s, configured %d s: %w", bs, l.bucketS, ErrInvalidSnapshot)
+	if bs := r.uvarint(); r.err == nil && bs != uint64(h.bucketS) {
+		return 0, fmt.Errorf("baseline state: bucket %d s, configured %d s: %w", bs, h.bucketS, ErrInvalidSnapshot)
 	}
-	nb := r.count(len(l.bucketSum), 9)
+	nb := r.count(len(h.bucketSum), 9)
 	for i := 0; i < nb; i++ {
 		v := r.f64()
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			r.err = fmt.Errorf("bucket sum %g", v)
 		}
-		l.bucketSum[i] = v
+		h.bucketSum[i] = v
 	}
 	for i := 0; i < nb; i++ {
-		l.bucketN[i] = r.uvarint()
+		h.bucketN[i] = r.uvarint()
+	}
+	np := r.count(len(h.profMean), 9)
+	for i := 0; i < np; i++ {
+		v := r.f64()
+		if !(math.Abs(v) <= maxAbsValue) {
+			r.err = fmt.Errorf("profile mean %g", v)
+		}
+		h.profMean[i] = v
+	}
+	for i := 0; i < np; i++ {
+		h.profN[i] = r.uvarint()
 	}
 	if r.err != nil {
 		return 0, fmt.Errorf("baseline state: shared section: %w: %w", r.err, ErrInvalidSnapshot)

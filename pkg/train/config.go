@@ -211,9 +211,4 @@ func (c Config) Validate() error {
 }
 
 // bucketS returns the time-of-week bucket width of the historical average, in seconds.
-func (c Config) bucketS() int64 {
-	if c.WindowS <= hour {
-		return hour
-	}
-	return int64(c.WindowS)
-}
+func (c Config) bucketS() int64 { return bucketSOf(int64(c.WindowS)) }

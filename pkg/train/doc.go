@@ -58,6 +58,19 @@
 // A forecaster without a forecast for a pending input is not scored on its label, so a baseline's N can be
 // smaller than the candidates'.
 //
+// # Seasonal inputs
+//
+// The frame's features describe the window at t, not the target time t+h. Every horizon's regression input is
+// therefore the frame's features followed by seasonal inputs for t+h, computed from the history (the baselines'
+// state), all divided by the target's fixed scale: ha_target (+ presence) and ha_ramp = HA(t+h) − HA(t) from the
+// historical average; sn_target (+ presence) from the seasonal naive ring; profile_target (+ presence) and
+// profile_ramp from a recent weekly profile per local time-of-week bucket (the local time of week is read from
+// the dow_sin/dow_cos features, so it follows daylight saving; UTC without them), an exponentially weighted mean
+// with a memory of 26 weeks. The model can then learn y(t+h) ≈ y(t) + ramp plus weather and calendar
+// corrections. Absent values are 0 with their presence flag 0. Apply records the window first and then computes
+// them; Predict computes them with the same code from the snapshot's history (recording the frame's window into a
+// copy when the snapshot has not applied it), so there is no training/serving skew.
+//
 // # Promotion
 //
 // Every candidate's absolute errors over the last Config.RecentWindow labels are kept (the "recent" metrics).
@@ -86,7 +99,10 @@
 //
 // # Snapshot format
 //
-// The v1 ModelSnapshot is the state format. Three pieces of exact state have no field of their own in v1 and are
+// The v1 ModelSnapshot is the state format; feature_names lists the frame's features then the seasonal inputs.
+// The baseline_state bytes are at version 2 (with the profile); a snapshot of version 1 or without the seasonal
+// inputs is rejected by RestoreLearner and Predict (ErrInvalidSnapshot), and the trainer starts a fresh model.
+// Three pieces of exact state have no field of their own in v1 and are
 // carried, versioned, in the trainer-owned opaque baseline_state bytes: (a) the baselines' history (the
 // week ring and the time-of-week sums), (b) every forecaster's recent (actual, forecast) window, (c) every
 // candidate's noise-variance accumulators (RLSState.noise_variance holds only their quotient, which cannot be

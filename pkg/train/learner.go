@@ -46,7 +46,7 @@ type HorizonUpdate struct {
 // pending is an input waiting for its label.
 type pending struct {
 	start int64     // window start, Unix seconds
-	x     []float64 // regression input, shared between horizons: never modified
+	x     []float64 // regression input: the frame's features, then the horizon's seasonal inputs; never modified
 	// forecasts are indexed like horizonModel.evals (candidates, then baselines), natural units; NaN = none.
 	forecasts []float64
 	// lo and hi are the promoted candidate's prediction interval at Config.IntervalConfidence (natural units),
@@ -91,10 +91,13 @@ type Learner struct {
 	tgt          target
 	intersection string
 	approach     string
-	featureNames []string // regression inputs: the frame's names without "bias"
+	// featureNames are the regression inputs: the frame's names without "bias" (the first nBase), then
+	// seasonalNames.
+	featureNames []string
+	nBase        int
+	cal          calendar
 	fsv          int
 	windowS      int64
-	bucketS      int64
 
 	models []*horizonModel
 
@@ -103,11 +106,7 @@ type Learner struct {
 	lastEnd int64
 	version uint64
 
-	// ring[slot((start/windowS) mod len)] is the observed target of the window, NaN when absent; it holds
-	// only windows in (last − 1 week, last].
-	ring      []float64
-	bucketSum []float64
-	bucketN   []uint64
+	hist history
 }
 
 // NewLearner returns an empty learner for one approach. featureNames are the frames' names (Frame.Names,
@@ -122,14 +121,19 @@ func NewLearner(intersectionID, approachID string, featureNames []string, featur
 			in = append(in, n)
 		}
 	}
-	if len(in) > regression.MaxFeatures {
+	if len(in)+numSeasonal > regression.MaxFeatures {
 		return nil, fmt.Errorf("new learner %s/%s: %d features: %w", intersectionID, approachID, len(in), ErrInvalidConfig)
+	}
+	for _, n := range seasonalNames {
+		if slices.Contains(in, n) {
+			return nil, fmt.Errorf("new learner %s/%s: feature %q is a seasonal input name: %w", intersectionID, approachID, n, ErrInvalidConfig)
+		}
 	}
 	l := newLearnerShell(intersectionID, approachID, in, featureSetVersion, cfg)
 	for _, h := range cfg.Horizons {
 		m := &horizonModel{h: h, hs: int64(h / time.Second)}
 		for _, cs := range cfg.Candidates {
-			r, err := regression.NewRLS(len(in), cs.RLS)
+			r, err := regression.NewRLS(len(l.featureNames), cs.RLS)
 			if err != nil {
 				return nil, fmt.Errorf("new learner %s/%s: candidate %q: %w", intersectionID, approachID, cs.Name, err)
 			}
@@ -145,29 +149,26 @@ func NewLearner(intersectionID, approachID string, featureNames []string, featur
 	return l, nil
 }
 
-// newLearnerShell returns a learner without models and with an empty history.
-func newLearnerShell(intersectionID, approachID string, featureNames []string, fsv int, cfg Config) *Learner {
+// newLearnerShell returns a learner without models and with an empty history. base are the frame's feature
+// names without "bias".
+func newLearnerShell(intersectionID, approachID string, base []string, fsv int, cfg Config) *Learner {
 	tgt, _ := targetOf(cfg.Target) // validated
-	l := &Learner{
+	return &Learner{
 		cfg:          cfg,
 		tgt:          tgt,
 		intersection: intersectionID,
 		approach:     approachID,
-		featureNames: featureNames,
+		featureNames: append(slices.Clip(base), seasonalNames[:]...),
+		nBase:        len(base),
+		cal:          calendarOf(base),
 		fsv:          fsv,
 		windowS:      int64(cfg.WindowS),
-		bucketS:      cfg.bucketS(),
+		hist:         newHistory(int64(cfg.WindowS), cfg.bucketS()),
 	}
-	l.ring = make([]float64, week/l.windowS)
-	for i := range l.ring {
-		l.ring[i] = math.NaN()
-	}
-	l.bucketSum = make([]float64, week/l.bucketS)
-	l.bucketN = make([]uint64, week/l.bucketS)
-	return l
 }
 
-// FeatureNames returns the regression inputs in coefficient order (the frame's names without "bias").
+// FeatureNames returns the regression inputs in coefficient order: the frame's names without "bias", then the
+// seasonal inputs (InputHATarget …).
 func (l *Learner) FeatureNames() []string { return slices.Clone(l.featureNames) }
 
 // LastApplied returns the start of the last applied window and whether any window was applied.
@@ -238,7 +239,7 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 	if f.IntersectionID != l.intersection || v.ApproachID != l.approach {
 		return Update{}, fmt.Errorf("apply %s/%s to learner %s/%s: %w", f.IntersectionID, v.ApproachID, l.intersection, l.approach, ErrKeyMismatch)
 	}
-	if f.FeatureSetVersion != l.fsv || !checkNames(f.Names, l.featureNames) {
+	if f.FeatureSetVersion != l.fsv || !checkNames(f.Names, l.featureNames[:l.nBase]) {
 		return Update{}, fmt.Errorf("apply %s/%s: frame feature set %d %v, model %d %v: %w",
 			l.intersection, l.approach, f.FeatureSetVersion, f.Names, l.fsv, l.featureNames, ErrFeatureMismatch)
 	}
@@ -249,7 +250,7 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 	if l.applied && start <= l.last {
 		return Update{Window: f.WindowStart, Skipped: true, Version: l.version}, nil
 	}
-	x, err := inputs(f.Names, v, len(l.featureNames))
+	x, err := inputs(f.Names, v, l.nBase)
 	if err != nil {
 		return Update{}, fmt.Errorf("apply %s/%s window %v: %w", l.intersection, l.approach, f.WindowStart, err)
 	}
@@ -266,11 +267,15 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 		hu.Horizon = m.h
 		hu.Labelled, hu.Expired, hu.Drift = m.label(start, y, observed, scale, l.cfg.RecentWindow)
 	}
-	l.record(start, y, observed)
+	tow := l.cal.localTimeOfWeek(start, x)
+	l.hist.record(start, l.last, l.applied, y, observed, tow)
 	for i, m := range l.models {
 		hu := &up.Horizons[i]
-		p := pending{start: start, x: x, forecasts: l.forecasts(m, start, x, y, observed, scale)}
-		p.lo, p.hi = interval(m.cands[m.promoted], x, l.cfg.IntervalConfidence, scale)
+		xh := make([]float64, len(l.featureNames))
+		copy(xh, x)
+		l.hist.seasonalInputs(xh[l.nBase:], start, start, m.hs, tow, scale)
+		p := pending{start: start, x: xh, forecasts: l.forecasts(m, start, xh, y, observed, scale)}
+		p.lo, p.hi = interval(m.cands[m.promoted], xh, l.cfg.IntervalConfidence, scale)
 		m.pending = append(m.pending, p)
 		if over := len(m.pending) - l.cfg.MaxPending; over > 0 {
 			m.pending = append(m.pending[:0], m.pending[over:]...)
@@ -333,29 +338,8 @@ func (m *horizonModel) label(start int64, y float64, observed bool, scale float6
 	return labelled, expired, drift
 }
 
-// record adds the window's target to the baselines' history.
-func (l *Learner) record(start int64, y float64, observed bool) {
-	n := int64(len(l.ring))
-	idx := start / l.windowS
-	if l.applied {
-		// Clear the slots of the windows skipped since the last one (at most a week of them).
-		prev := l.last / l.windowS
-		for k := prev + 1; k < idx && k <= prev+n; k++ {
-			l.ring[mod(k, n)] = math.NaN()
-		}
-	}
-	if observed {
-		l.ring[mod(idx, n)] = y
-		b := mod(start, week) / l.bucketS
-		l.bucketSum[b] += y
-		l.bucketN[b]++
-	} else {
-		l.ring[mod(idx, n)] = math.NaN()
-	}
-}
-
 // forecasts returns every forecaster's forecast of start+h (natural units, NaN when none), in evals order.
-// The history must already hold the window at start.
+// The history must already hold the window at start as its last.
 func (l *Learner) forecasts(m *horizonModel, start int64, x []float64, y float64, observed bool, scale float64) []float64 {
 	nc := len(m.cands)
 	out := make([]float64, nc+len(baselineNames))
@@ -367,13 +351,8 @@ func (l *Learner) forecasts(m *horizonModel, start int64, x []float64, y float64
 		out[nc] = y
 	}
 	at := start + m.hs
-	n := int64(len(l.ring))
-	out[nc+1] = l.ring[mod((at-week)/l.windowS, n)] // within (last − 1 week, last]: see Config.Validate
-	b := mod(at, week) / l.bucketS
-	out[nc+2] = math.NaN()
-	if l.bucketN[b] > 0 {
-		out[nc+2] = l.bucketSum[b] / float64(l.bucketN[b])
-	}
+	out[nc+1] = l.hist.slot(at-week, start)
+	out[nc+2] = l.hist.average(at)
 	return out
 }
 

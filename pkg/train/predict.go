@@ -59,7 +59,11 @@ func predict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vecto
 		return Forecast{}, fmt.Errorf("confidence %g not in (0, 1): %w", confidence, ErrInvalidInput)
 	}
 	names := snap.GetFeatureNames()
-	if uint32(f.FeatureSetVersion) != snap.GetFeatureSetVersion() || f.FeatureSetVersion < 0 || !checkNames(f.Names, names) {
+	base, ok := baseNames(names)
+	if !ok {
+		return Forecast{}, fmt.Errorf("model inputs %v lack the seasonal inputs (older format): %w", names, ErrInvalidSnapshot)
+	}
+	if uint32(f.FeatureSetVersion) != snap.GetFeatureSetVersion() || f.FeatureSetVersion < 0 || !checkNames(f.Names, base) {
 		return Forecast{}, fmt.Errorf("frame feature set %d, model %d: %w", f.FeatureSetVersion, snap.GetFeatureSetVersion(), ErrFeatureMismatch)
 	}
 	tgt, err := targetOfProto(snap.GetTarget())
@@ -72,6 +76,9 @@ func predict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vecto
 	}
 	scale, err := tgt.scale(v)
 	if err != nil {
+		return Forecast{}, err
+	}
+	if x, err = withSeasonal(snap, f, v, tgt, x, base, scale); err != nil {
 		return Forecast{}, err
 	}
 	var st *greenwavev1.RLSState
@@ -128,4 +135,37 @@ func predict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vecto
 		return cmp.Compare(math.Abs(b.Value), math.Abs(a.Value))
 	})
 	return out, nil
+}
+
+// withSeasonal appends the seasonal inputs of the snapshot's horizon to the frame's inputs x, computed from the
+// snapshot's history exactly as Apply computes them. When the snapshot has not applied the frame's window yet
+// (the usual case: the predictor sees a frame before the trainer's snapshot of it), the window's target is first
+// recorded into a copy of the history, as Apply would record it; the inputs are then bit-identical to those the
+// trainer stores for the window, provided the snapshot's last window is the previous one (windows the snapshot
+// lacks in between count as missing). A snapshot newer than the frame is used as it is.
+func withSeasonal(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vector, tgt target, x []float64, base []string, scale float64) ([]float64, error) {
+	h, err := historyFromBlob(snap.GetBaselineState())
+	if err != nil {
+		return nil, err
+	}
+	start, _, err := window(f, h.windowS)
+	if err != nil {
+		return nil, err
+	}
+	hs := int64(snap.GetHorizonS())
+	if hs <= 0 || hs > week || hs%h.windowS != 0 {
+		return nil, fmt.Errorf("horizon %d s with %d s windows: %w", hs, h.windowS, ErrInvalidSnapshot)
+	}
+	tow := calendarOf(base).localTimeOfWeek(start, x)
+	w := snap.GetLastAppliedWindow()
+	last, applied := w.GetSeconds(), w != nil
+	if !applied || last < start {
+		y, observed := tgt.observed(v)
+		h.record(start, last, applied, y, observed, tow)
+		last = start
+	}
+	n := len(x)
+	x = append(x, make([]float64, numSeasonal)...)
+	h.seasonalInputs(x[n:], start, last, hs, tow, scale)
+	return x, nil
 }

@@ -23,17 +23,29 @@ func TestPredict(t *testing.T) {
 		t.Fatalf("fresh model: error %v, want ErrNotReady", err)
 	}
 
-	// Hand-made promoted state: y/capacity = 0.1 + 0.5a − 0.2b, P = diag(1, 2, 3), σ² = 0.01.
+	// Hand-made promoted state: y/capacity = 0.1 + 0.5a − 0.2b + 0·(seasonal inputs), P = diag(1, 2, 3, 1…1),
+	// σ² = 0.01. The snapshot has applied window 0 (flow 100 of capacity 1000), so the seasonal inputs of its
+	// 5-minute-ahead forecast are: ha_target 0.1 (present), ramp 0, no seasonal naive, profile 0.1 (present),
+	// ramp 0; with P 1 on their diagonal they add Σx² = 2.02 to φᵀPφ.
 	st := candidate(snap, snap.GetPromoted()).GetState()
-	st.Coefficients = []float64{0.1, 0.5, -0.2}
-	st.Covariance = []float64{1, 0, 0, 0, 2, 0, 0, 0, 3}
+	nf := len(snap.GetFeatureNames())
+	if nf != 2+numSeasonal {
+		t.Fatalf("feature names %v", snap.GetFeatureNames())
+	}
+	st.Coefficients = make([]float64, nf+1)
+	copy(st.Coefficients, []float64{0.1, 0.5, -0.2})
+	st.Covariance = make([]float64, (nf+1)*(nf+1))
+	for i := range nf + 1 {
+		st.Covariance[i*(nf+1)+i] = 1
+	}
+	st.Covariance[1*(nf+1)+1], st.Covariance[2*(nf+1)+2] = 2, 3
 	st.NoiseVariance = 0.01
 	st.Updates = 100
 	const capacity = 1000
-	value := (0.1 + 0.5*0.4 - 0.2*0.5) * capacity      // 200
-	variance := 0.01 * (1 + 1 + 2*0.4*0.4 + 3*0.5*0.5) // 0.0307
-	z := distuv.UnitNormal.Quantile(0.95)              // 90 % two-sided
-	half := z * math.Sqrt(variance) * capacity         // ≈ 288
+	value := (0.1 + 0.5*0.4 - 0.2*0.5) * capacity             // 200
+	variance := 0.01 * (1 + 1 + 2*0.4*0.4 + 3*0.5*0.5 + 2.02) // 0.0509
+	z := distuv.UnitNormal.Quantile(0.95)                     // 90 % two-sided
+	half := z * math.Sqrt(variance) * capacity
 	got, err := Predict(snap, f, v, 0.9)
 	if err != nil {
 		t.Fatalf("Predict: %v", err)
@@ -43,8 +55,8 @@ func TestPredict(t *testing.T) {
 		t.Fatalf("forecast %+v, want %g ± %g", got, value, half)
 	}
 	wantC := []Contribution{{"a", 200}, {InterceptName, 100}, {"b", -100}}
-	if len(got.Contributions) != len(wantC) {
-		t.Fatalf("contributions %v, want %v", got.Contributions, wantC)
+	if len(got.Contributions) != nf+1 {
+		t.Fatalf("contributions %v, want %v then the zero seasonal terms", got.Contributions, wantC)
 	}
 	for i, c := range wantC {
 		if got.Contributions[i].Feature != c.Feature || !near(got.Contributions[i].Value, c.Value, 1e-12) {

@@ -31,7 +31,7 @@ func ts(unix int64) *timestamppb.Timestamp { return &timestamppb.Timestamp{Secon
 // Snapshots returns the complete state of the learner, one message per horizon in Config order. The messages
 // share nothing with the learner. RestoreLearner on all of them continues exactly like this learner.
 func (l *Learner) Snapshots() []*greenwavev1.ModelSnapshot {
-	shared := l.appendShared(nil)
+	shared := l.hist.appendShared(nil)
 	out := make([]*greenwavev1.ModelSnapshot, 0, len(l.models))
 	nc := len(l.cfg.Candidates)
 	for _, m := range l.models {
@@ -147,10 +147,11 @@ func restore(intersectionID, approachID string, snaps []*greenwavev1.ModelSnapsh
 		return nil, fmt.Errorf("nil snapshot: %w", ErrInvalidSnapshot)
 	}
 	names := slices.Clone(first.GetFeatureNames())
-	if len(names) > regression.MaxFeatures || slices.Contains(names, biasName) {
-		return nil, fmt.Errorf("feature names %v: %w", names, ErrInvalidSnapshot)
+	base, ok := baseNames(names)
+	if !ok || len(names) > regression.MaxFeatures || slices.Contains(names, biasName) {
+		return nil, fmt.Errorf("feature names %v (a model without the seasonal inputs is of an older format; start a new model): %w", names, ErrInvalidSnapshot)
 	}
-	l := newLearnerShell(intersectionID, approachID, names, int(first.GetFeatureSetVersion()), cfg)
+	l := newLearnerShell(intersectionID, approachID, base, int(first.GetFeatureSetVersion()), cfg)
 	l.version = first.GetVersion()
 	if w := first.GetLastAppliedWindow(); w != nil {
 		end := first.GetUpdatedAt()
@@ -161,7 +162,7 @@ func restore(intersectionID, approachID string, snaps []*greenwavev1.ModelSnapsh
 	} else if first.GetUpdatedAt() != nil || l.version != 0 {
 		return nil, fmt.Errorf("version %d without last applied window: %w", l.version, ErrInvalidSnapshot)
 	}
-	off, err := l.decodeShared(first.GetBaselineState())
+	off, err := l.hist.decodeShared(first.GetBaselineState())
 	if err != nil {
 		return nil, err
 	}
