@@ -204,7 +204,8 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 		Brokers:      brokers,
 		TopologyFile: o.topology,
 		BinDir:       binDir,
-		ExtraEnv:     map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true"}},
+		// Development only: anonymous gateways, and no backfill horizon so `greenwave replay` of historical data sets works.
+		ExtraEnv: map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_AGE=876000h"}},
 		Stdout:       logs,
 		LogFormat:    "console",
 		LogLevel:     o.logLevel,

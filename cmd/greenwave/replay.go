@@ -82,7 +82,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&o.tlsKey, "tls-key", "", "client private key (PEM) for mutual TLS, with --tls-cert")
 	fs.Var(&o.speed, "speed", `event-time seconds per wall-clock second (3600: an hour a second), or "max"`)
 	fs.IntVar(&o.batch, "batch", 1000, "most records per batch (the collector allows COLLECTOR_MAX_BATCH, default 5000)")
-	fs.IntVar(&o.window, "window", 1, "most batches awaiting their ack; above 1 the collector may publish batches out of order (see docs/replay.md)")
+	fs.IntVar(&o.window, "window", 8, "most batches awaiting their ack (the collector keeps their order on Kafka)")
 	fs.IntVar(&o.maxRetries, "max-retries", 10, "give up after this many stream failures in a row without an ack")
 	fs.BoolVar(&o.json, "json", false, "print the summary as one JSON object on stdout")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "read and validate the file, print what would be sent, send nothing")

@@ -218,7 +218,10 @@ func (s *Service) rateLimit(api string, gw *gateways.Gateway, n int) *failure {
 // process validates a batch's items, publishes the accepted ones and returns the ack once Kafka acknowledged
 // them all. A failed Kafka write acknowledges nothing (UNAVAILABLE): the gateway resends the same readings,
 // whose ids are stable, so nothing is duplicated downstream.
-func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway, batchID string, items []item, began time.Time) (*greenwavev1.BatchAck, error) {
+// publishFunc writes a batch's accepted records and returns once Kafka acknowledged them.
+type publishFunc func(ctx context.Context, outs ...stream.Output) error
+
+func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway, batchID string, items []item, began time.Time, publish publishFunc) (*greenwavev1.BatchAck, error) {
 	if len(batchID) > ingest.MaxIDLen {
 		return nil, s.invalid(api, "malformed", 400, codes.InvalidArgument, "batch_id", "batch_id is %d bytes long, more than %d", len(batchID), ingest.MaxIDLen)
 	}
@@ -280,7 +283,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 		}
 		return nil, f
 	}
-	if err := s.pub.Write(ctx, outs...); err != nil {
+	if err := publish(ctx, outs...); err != nil {
 		s.metrics.produceErrors.Inc()
 		s.log.Warn("publish batch failed", zap.String("gateway", gw.ID), zap.String("batch", batchID), zap.Error(err))
 		return nil, &failure{code: codes.Unavailable, httpStatus: 503, label: "kafka_unavailable", retryAfter: time.Second,

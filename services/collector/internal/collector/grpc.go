@@ -163,7 +163,7 @@ func (s *Service) PublishReadings(ctx context.Context, req *greenwavev1.PublishR
 		return nil, f
 	}
 	defer release()
-	ack, err := s.process(ctx, "grpc_unary", gw, req.GetBatch().GetBatchId(), itemsOfBatch(req.GetBatch()), began)
+	ack, err := s.process(ctx, "grpc_unary", gw, req.GetBatch().GetBatchId(), itemsOfBatch(req.GetBatch()), began, s.pub.Write)
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +194,10 @@ func (s *Service) StreamReadings(st greenwavev1.CollectorService_StreamReadingsS
 	pending := make(chan chan outcome, s.streamInFlight-1)
 	var recvErr error
 	var workers tracker
+	seq := newSequencer(s.pub)
+	go seq.run(ctx)
 	go func() {
-		recvErr = s.receive(ctx, st, gw, pending, &workers)
+		recvErr = s.receive(ctx, st, gw, pending, &workers, seq)
 		close(pending) // happens-after the recvErr write, so the sender may read it once pending is drained
 	}()
 	sendErr := func() error {
@@ -226,7 +228,9 @@ func (s *Service) StreamReadings(st greenwavev1.CollectorService_StreamReadingsS
 }
 
 // receive reads batches and starts each one's processing, blocking while the window is full.
-func (s *Service) receive(ctx context.Context, st greenwavev1.CollectorService_StreamReadingsServer, gw *gateways.Gateway, pending chan<- chan outcome, workers *tracker) error {
+func (s *Service) receive(ctx context.Context, st greenwavev1.CollectorService_StreamReadingsServer, gw *gateways.Gateway, pending chan<- chan outcome, workers *tracker, seq *sequencer) error {
+	prevTurn := make(chan struct{})
+	close(prevTurn)
 	for {
 		req, err := st.Recv()
 		if err != nil {
@@ -248,9 +252,12 @@ func (s *Service) receive(ctx context.Context, st greenwavev1.CollectorService_S
 			slot <- outcome{err: f}
 			return f
 		}
+		turn := newTurn(prevTurn)
+		prevTurn = turn.done
 		started := workers.start(func() {
 			defer release()
-			ack, err := s.process(ctx, "grpc_stream", gw, req.GetBatch().GetBatchId(), itemsOfBatch(req.GetBatch()), began)
+			defer turn.finish() // a batch that never publishes must not hold back the ones after it
+			ack, err := s.process(ctx, "grpc_stream", gw, req.GetBatch().GetBatchId(), itemsOfBatch(req.GetBatch()), began, seq.publisher(turn))
 			slot <- outcome{ack: ack, err: err}
 		})
 		if !started {

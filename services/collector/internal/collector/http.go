@@ -127,7 +127,7 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 			return
 		}
 		defer release()
-		ack, err := s.process(r.Context(), api, gw, batchID, items, began)
+		ack, err := s.process(r.Context(), api, gw, batchID, items, began, s.pub.Write)
 		if err != nil {
 			var f *failure
 			if !errors.As(err, &f) {
