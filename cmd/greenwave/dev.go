@@ -34,7 +34,7 @@ processes, the built-in gateway simulator feeding the collector, and the signal 
 
 Steps: build the services (go build into the user cache dir; set GREENWAVE_BIN_DIR to use prebuilt binaries
 instead), start the broker and create the topics (3 partitions), start the services (LOG_FORMAT=console,
-COLLECTOR_ALLOW_ANONYMOUS=true), wait until every /readyz answers 200, then feed readings and print plans until
+COLLECTOR_ALLOW_ANONYMOUS=true, COLLECTOR_MAX_AGE large enough for historical replays), wait until every /readyz answers 200, then feed readings and print plans until
 --for elapses (counted from readiness) or Ctrl-C / SIGTERM arrives. Stopping takes at most about 10 s (services
 get SIGTERM, then SIGKILL after 8 s); a second Ctrl-C ends greenwave at once, and the services die with it.
 
@@ -205,7 +205,7 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 		TopologyFile: o.topology,
 		BinDir:       binDir,
 		// Development only: anonymous gateways, and no backfill horizon so `greenwave replay` of historical data sets works.
-		ExtraEnv: map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_AGE=876000h"}},
+		ExtraEnv:     map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_AGE=876000h"}},
 		Stdout:       logs,
 		LogFormat:    "console",
 		LogLevel:     o.logLevel,
