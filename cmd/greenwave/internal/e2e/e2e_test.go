@@ -331,6 +331,24 @@ func TestReadingsBecomePlans(t *testing.T) {
 	for id, pl := range plans {
 		t.Logf("plan %s: cycle %.1fs reason %s (%s)", id, pl.GetCycleS(), pl.GetReason(), pl.GetReasonDetail())
 	}
+	// Every plan a WatchPlans subscriber saw is on the plans topic too, with the same content, keyed by its
+	// intersection; gRPC subscribers only ever see plans Kafka acknowledged.
+	onTopic := map[string]*greenwavev1.SignalPlan{}
+	for _, m := range p.readAll(ctx, p.names.Plans) {
+		var pl greenwavev1.SignalPlan
+		if err := proto.Unmarshal(m.Value, &pl); err != nil {
+			t.Fatalf("decode plan: %v", err)
+		}
+		if string(m.Key) != pl.GetIntersectionId() {
+			t.Errorf("plan %s keyed %q", pl.GetPlanId(), m.Key)
+		}
+		onTopic[pl.GetPlanId()] = &pl
+	}
+	for id, pl := range plans {
+		if got, ok := onTopic[pl.GetPlanId()]; !ok || !proto.Equal(got, pl) {
+			t.Errorf("plan %s of %s seen over WatchPlans is not on the plans topic as sent", pl.GetPlanId(), id)
+		}
+	}
 	p.waitAccounted(ctx, s.accepted-countFlush(p.topo), dataEnd)
 }
 
