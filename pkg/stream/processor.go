@@ -36,12 +36,13 @@ type Ticker interface {
 	Tick(ctx context.Context, now time.Time) ([]Output, error)
 }
 
-// CheckpointPolicy is implemented by handlers whose state snapshots are expensive: after a batch's outputs are
-// published, the processor asks whether to write the state and commit now. When it answers false, offsets stay
-// uncommitted and the next checkpoint covers everything since; a crash in between replays those records, which
-// the handler's state must recognise as applied (or not yet applied) — exactly as after any restart.
+// CheckpointPolicy is implemented by handlers whose state snapshots are expensive: outputs are still published
+// batch by batch, but the state is snapshotted — and the input offsets committed — at most once per
+// CheckpointInterval (and after the partition has been idle that long). A crash in between replays the records
+// since the last checkpoint, which the handler's restored state must recognise as not yet applied, exactly as
+// after any restart; outputs published for them are published again with the same event ids.
 type CheckpointPolicy interface {
-	CheckpointDue(handledSinceCheckpoint int, sinceCheckpoint time.Duration) bool
+	CheckpointInterval() time.Duration
 }
 
 // HandlerFunc adapts a stateless function to Handler.
@@ -249,27 +250,30 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 	log.Info("partition started", zap.Int64("offset", a.Offset))
 
 	ticker, _ := h.(Ticker)
-	policy, _ := h.(CheckpointPolicy)
+	var interval time.Duration
+	if policy, ok := h.(CheckpointPolicy); ok {
+		interval = policy.CheckpointInterval()
+	}
 	var (
 		pending        []Output
 		last           int64 = -1
 		handled        int
 		lastTick       = p.now()
 		lastCheckpoint = p.now()
-		sinceCommit    int
+		deferred       bool // outputs published since the last checkpoint, state not yet snapshotted
 	)
+	checkpointDue := func() bool { return interval <= 0 || p.now().Sub(lastCheckpoint) >= interval }
 	flush := func() error {
-		if handled == 0 && len(pending) == 0 {
+		if handled == 0 && len(pending) == 0 && !(deferred && checkpointDue()) {
 			return nil
 		}
 		began := p.now()
 		if err := p.producer.Write(ctx, pending...); err != nil {
 			return fmt.Errorf("publish outputs of partition %d: %w", a.ID, err)
 		}
-		sinceCommit += handled
-		if policy != nil && !policy.CheckpointDue(sinceCommit, began.Sub(lastCheckpoint)) {
+		if !checkpointDue() {
 			p.metrics.observeFlush(p.cfg.Topic, handled, len(pending), p.now().Sub(began))
-			pending, handled = pending[:0], 0 // last stays: the next checkpoint commits it
+			pending, handled, deferred = pending[:0], 0, true // last stays: the next checkpoint commits it
 			return nil
 		}
 		state, err := h.Checkpoint(ctx)
@@ -285,7 +289,7 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 			}
 		}
 		p.metrics.observeFlush(p.cfg.Topic, handled, len(pending), p.now().Sub(began))
-		pending, handled, last, sinceCommit, lastCheckpoint = pending[:0], 0, -1, 0, p.now()
+		pending, handled, last, deferred, lastCheckpoint = pending[:0], 0, -1, false, p.now()
 		return nil
 	}
 	tick := func() error {
@@ -301,9 +305,20 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		return nil
 	}
 	for {
-		fetchCtx, cancel := ctx, context.CancelFunc(func() {})
+		// Wait for the next record no longer than the next tick or the deferred checkpoint is due.
+		var wait time.Duration
 		if ticker != nil && p.cfg.IdleTick > 0 {
-			fetchCtx, cancel = context.WithTimeout(ctx, p.cfg.IdleTick)
+			wait = p.cfg.IdleTick
+		}
+		if deferred {
+			due := max(time.Millisecond, interval-p.now().Sub(lastCheckpoint))
+			if wait == 0 || due < wait {
+				wait = due
+			}
+		}
+		fetchCtx, cancel := ctx, context.CancelFunc(func() {})
+		if wait > 0 {
+			fetchCtx, cancel = context.WithTimeout(ctx, wait)
 		}
 		m, err := r.FetchMessage(fetchCtx)
 		cancel()
@@ -312,8 +327,10 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 				return nil
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
-				if err := tick(); err != nil {
-					return err
+				if ticker != nil && p.cfg.IdleTick > 0 && p.now().Sub(lastTick) >= p.cfg.IdleTick {
+					if err := tick(); err != nil {
+						return err
+					}
 				}
 				if err := flush(); err != nil {
 					return err

@@ -159,3 +159,74 @@ func TestEnsureTopicsIdempotent(t *testing.T) {
 		t.Fatal("EnsureTopics accepted co-partitioned topics with different partition counts")
 	}
 }
+
+// countingHandler counts records; its state is the count, snapshotted at most once per interval.
+type countingHandler struct {
+	topic    string
+	count    int
+	interval time.Duration
+}
+
+func (h *countingHandler) Handle(context.Context, kafka.Message) ([]stream.Output, error) {
+	h.count++
+	return nil, nil
+}
+
+func (h *countingHandler) Checkpoint(context.Context) ([]stream.Output, error) {
+	return []stream.Output{{Topic: h.topic, Key: []byte("count"), Value: []byte(strconv.Itoa(h.count))}}, nil
+}
+
+func (h *countingHandler) CheckpointInterval() time.Duration { return h.interval }
+
+// TestDeferredCheckpointCommitsWhenIdle: a handler that checkpoints at most every interval still gets its state
+// written and its offsets committed once input stops, and the state covers every committed record.
+func TestDeferredCheckpointCommitsWhenIdle(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	brokers, names := kafkatest.Setup(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	group := kafkatest.Prefix(t) + "group"
+	proc := stream.NewProcessor(stream.ProcessorConfig{
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", MaxBatch: 3,
+		SessionTimeout: 6 * time.Second,
+	}, prod, func(context.Context, int) (stream.Handler, error) {
+		return &countingHandler{topic: names.CleanerState, interval: 200 * time.Millisecond}, nil
+	}, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
+	runCtx, stop := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.Go(func() error { return proc.Run(runCtx) })
+	for i := range n {
+		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	for {
+		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if offs[0] == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("committed %d of %d", offs[0], n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error { last = string(m.Value); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if last != strconv.Itoa(n) {
+		t.Errorf("last state snapshot = %q, want %d: offsets were committed past the state", last, n)
+	}
+}

@@ -140,6 +140,9 @@ func ObservedProto(o features.Observed) *greenwavev1.ObservedTargets {
 // Frame converts a features topic message back to the domain type (what the trainer and predictor use).
 func Frame(p *greenwavev1.IntersectionFeatures) features.Frame {
 	w := p.GetWeather()
+	if w == nil { // a frame without weather context: treat it as missing, never as a zero observation
+		w = &greenwavev1.WeatherContext{Missing: true}
+	}
 	f := features.Frame{
 		IntersectionID: p.GetIntersectionId(), WindowStart: tm(p.GetWindowStart()), WindowEnd: tm(p.GetWindowEnd()),
 		FeatureSetVersion: int(p.GetFeatureSetVersion()), Names: p.GetFeatureNames(), Holiday: p.GetHoliday(),
@@ -153,6 +156,9 @@ func Frame(p *greenwavev1.IntersectionFeatures) features.Frame {
 	}
 	for _, v := range p.GetApproaches() {
 		o := v.GetObserved()
+		if o == nil {
+			o = &greenwavev1.ObservedTargets{}
+		}
 		f.Approaches = append(f.Approaches, features.Vector{
 			ApproachID: v.GetApproachId(), Values: v.GetValues(), ImputedFraction: v.GetImputedFraction(),
 			Readings: int(v.GetReadings()), FlaggedOutliers: int(v.GetFlaggedOutliers()), Gap: v.GetGap(), CapacityVPH: v.GetCapacityVph(),

@@ -1,0 +1,178 @@
+package trainer
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/models"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// Page sizes of ListModels.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// API implements ModelService over the whole models topic (every partition, not only those this instance
+// trains), read into a models.Store; hub carries every stored update to WatchModels subscribers.
+type API struct {
+	greenwavev1.UnimplementedModelServiceServer
+	store    *models.Store
+	hub      *broadcast.Hub[*greenwavev1.ModelSnapshot]
+	buffer   int
+	requests *prometheus.CounterVec
+}
+
+// NewAPI returns ModelService over store and hub. buffer is how many distinct models a WatchModels subscriber
+// may lag behind before its stream is ended; calls are counted in reg by method and status code.
+func NewAPI(store *models.Store, hub *broadcast.Hub[*greenwavev1.ModelSnapshot], buffer int, reg prometheus.Registerer) *API {
+	a := &API{store: store, hub: hub, buffer: buffer,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "trainer", Name: "model_service_requests_total",
+			Help: "ModelService calls, by method and gRPC status code (INVALID_ARGUMENT counts bad requests)."}, []string{"method", "code"})}
+	reg.MustRegister(a.requests)
+	return a
+}
+
+func (a *API) count(method string, err error) {
+	a.requests.WithLabelValues(method, status.Code(err).String()).Inc()
+}
+
+// invalidField is INVALID_ARGUMENT with the offending field named in a BadRequest detail.
+func invalidField(field, desc string) error {
+	st := status.New(codes.InvalidArgument, field+": "+desc)
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: desc}}}); err == nil {
+		return d.Err()
+	}
+	return st.Err()
+}
+
+// summary is s without what only a restore needs (P, pending inputs, baseline history) unless withP: those are
+// most of a snapshot's size.
+func summary(s *greenwavev1.ModelSnapshot, withP bool) *greenwavev1.ModelSnapshot {
+	if withP {
+		return s
+	}
+	c := proto.CloneOf(s)
+	for _, cand := range c.GetCandidates() {
+		if cand.GetState() != nil {
+			cand.State.Covariance = nil
+		}
+	}
+	c.Pending, c.BaselineState = nil, nil
+	return c
+}
+
+// modelID is the id a GetModel request names: model_id, or the parts (target defaults to flow).
+func modelID(req *greenwavev1.GetModelRequest) (string, error) {
+	if id := req.GetModelId(); id != "" {
+		return id, nil
+	}
+	switch {
+	case req.GetIntersectionId() == "":
+		return "", invalidField("intersection_id", "give model_id, or intersection_id, approach_id and horizon_s")
+	case req.GetApproachId() == "":
+		return "", invalidField("approach_id", "required with intersection_id (or give model_id)")
+	case req.GetHorizonS() == 0:
+		return "", invalidField("horizon_s", "required with intersection_id (or give model_id): the horizon in seconds, e.g. 900")
+	}
+	target := "flow"
+	if t := req.GetTarget(); t != greenwavev1.Target_TARGET_UNSPECIFIED {
+		if _, known := greenwavev1.Target_name[int32(t)]; !known {
+			return "", invalidField("target", fmt.Sprintf("unknown target %d", t))
+		}
+		target = strings.ToLower(strings.TrimPrefix(t.String(), "TARGET_"))
+	}
+	return models.ID(req.GetIntersectionId(), req.GetApproachId(), time.Duration(req.GetHorizonS())*time.Second, target), nil
+}
+
+// GetModel returns one model, by model_id or by its parts; the covariance only when asked for.
+func (a *API) GetModel(_ context.Context, req *greenwavev1.GetModelRequest) (resp *greenwavev1.GetModelResponse, err error) {
+	defer func() { a.count("GetModel", err) }()
+	id, err := modelID(req)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := a.store.Get(id)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no model %q", id)
+	}
+	return &greenwavev1.GetModelResponse{Model: summary(s, req.GetIncludeCovariance())}, nil
+}
+
+// pageToken encodes the last model id of a page. Tokens are opaque to clients; they stay valid across restarts
+// because the listing is ordered by id.
+func pageToken(lastID string) string { return base64.RawURLEncoding.EncodeToString([]byte(lastID)) }
+
+// parsePageToken returns the model id a page token continues after.
+func parsePageToken(t string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil || len(b) == 0 {
+		return "", invalidField("page_token", "not a token this service issued: pass next_page_token unchanged")
+	}
+	return string(b), nil
+}
+
+// ListModels pages through the models matching the filter in id order, without covariance, pending inputs or
+// baseline history.
+func (a *API) ListModels(_ context.Context, req *greenwavev1.ListModelsRequest) (resp *greenwavev1.ListModelsResponse, err error) {
+	defer func() { a.count("ListModels", err) }()
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, invalidField("page_size", "must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	after := ""
+	if t := req.GetPageToken(); t != "" {
+		if after, err = parsePageToken(t); err != nil {
+			return nil, err
+		}
+	}
+	list, more := a.store.List(req.GetFilter(), after, size)
+	resp = &greenwavev1.ListModelsResponse{}
+	for _, s := range list {
+		resp.Models = append(resp.Models, summary(s, false))
+	}
+	if more && len(list) > 0 {
+		resp.NextPageToken = pageToken(list[len(list)-1].GetModelId())
+	}
+	return resp, nil
+}
+
+// WatchModels sends the current models matching the filter (Initial set), then every update of a matching
+// model. A subscriber that falls behind by more than the buffer is ended with RESOURCE_EXHAUSTED; it reconnects
+// and gets the current state again.
+func (a *API) WatchModels(req *greenwavev1.WatchModelsRequest, st greenwavev1.ModelService_WatchModelsServer) (err error) {
+	defer func() { a.count("WatchModels", err) }()
+	sub := a.hub.Subscribe(a.buffer, func(_ string, s *greenwavev1.ModelSnapshot) bool { return models.Match(req.GetFilter(), s) })
+	defer sub.Close()
+	for {
+		it, err := sub.Next(st.Context())
+		switch {
+		case errors.Is(err, broadcast.ErrOverflow):
+			return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from the current state")
+		case errors.Is(err, broadcast.ErrClosed):
+			return status.Error(codes.Unavailable, "server shutting down")
+		case err != nil:
+			return status.FromContextError(err).Err()
+		}
+		if err := st.Send(&greenwavev1.WatchModelsResponse{Model: summary(it.Value, false), Initial: it.Initial}); err != nil {
+			return err
+		}
+	}
+}

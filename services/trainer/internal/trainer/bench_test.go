@@ -1,0 +1,145 @@
+package trainer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+)
+
+// Shape of the service benchmark's input: intersections spread over the partitions, four approaches each.
+const (
+	benchPartitions    = 3
+	benchIntersections = 12
+	benchApproaches    = 4
+)
+
+// committedRecords is how many records of topic the group has committed, over every partition.
+func committedRecords(ctx context.Context, brokers []string, group, topic string, partitions int) (int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	parts := make([]int, partitions)
+	for p := range parts {
+		parts[p] = p
+	}
+	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return 0, fmt.Errorf("fetch committed offsets of %s: %w", group, err)
+	}
+	var n int64
+	for _, c := range resp.Topics[topic] {
+		n += max(c.CommittedOffset, 0)
+	}
+	return n, nil
+}
+
+// BenchmarkTrainerService measures the trainer service end to end: b.N feature frames (four approaches each,
+// spread over 12 intersections and 3 partitions) are written to the features topic of a running trainer, and
+// the clock stops when its consumer group has committed them all — that is, when every model snapshot covering
+// them has been acknowledged by Kafka. It runs the service in-process against kfake, or against the real broker
+// when KAFKA_BROKERS is set (make bench). Reported: frames/s and approach-updates/s (one update applies one
+// approach's vector to the models of every horizon).
+func BenchmarkTrainerService(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	brokers, names := kafkatest.Setup(b, benchPartitions)
+	prefix := strings.TrimSuffix(names.Features, topics.DefaultNames("").Features)
+	env := map[string]string{
+		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_PREFIX": prefix, "TOPOLOGY_FILE": "../../../../config/topology.yaml",
+		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error",
+	}
+	waitLeaders(ctx, b, brokers, benchPartitions, names.Features, names.Models)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }) }()
+
+	rng := rand.New(rand.NewPCG(7, 7))
+	batch := func(from, n int) []stream.Output {
+		outs := make([]stream.Output, 0, n)
+		for i := from; i < from+n; i++ {
+			in := fmt.Sprintf("I-%d", i%benchIntersections)
+			f := frame(in, i/benchIntersections, approachIDs(benchApproaches), rng)
+			outs = append(outs, stream.Output{Topic: names.Features, Key: []byte(in), Value: mustMarshal(b, f), EventID: f.GetEventId()})
+		}
+		return outs
+	}
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	group := prefix + "greenwave.trainer"
+	// wait writes outs and polls until the group committed total records.
+	wait := func(outs []stream.Output, total int64) {
+		if err := prod.Write(ctx, outs...); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			n, err := committedRecords(ctx, brokers, group, names.Features, benchPartitions)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n >= total {
+				return
+			}
+			select {
+			case err := <-done:
+				b.Fatalf("trainer stopped: %v", err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	// One window of every intersection first: the clock starts once the service has joined its group and
+	// created its models, so start-up is not measured.
+	wait(batch(0, benchIntersections), benchIntersections)
+	outs := batch(benchIntersections, b.N)
+	b.ResetTimer()
+	wait(outs, int64(benchIntersections+b.N))
+	b.StopTimer()
+	s := b.Elapsed().Seconds()
+	b.ReportMetric(float64(b.N)/s, "frames/s")
+	b.ReportMetric(float64(b.N*benchApproaches)/s, "approach-updates/s")
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatalf("trainer: %v", err)
+	}
+}
+
+// waitLeaders polls until every partition of the topics answers ListOffsets: a real broker elects the leaders of
+// a new topic a moment after creating it, and a service that starts before then fails its restore.
+func waitLeaders(ctx context.Context, b *testing.B, brokers []string, partitions int, topicNames ...string) {
+	b.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, t := range topicNames {
+		for p := range partitions {
+			req.Topics[t] = append(req.Topics[t], kafka.LastOffsetOf(p))
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.ListOffsets(ctx, req)
+		ready := err == nil
+		if ready {
+			for _, ps := range resp.Topics {
+				for _, p := range ps {
+					ready = ready && p.Error == nil
+				}
+			}
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("partitions of %v have no leader after 30s (last error %v)", topicNames, err)
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatal(ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package trainer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/app"
+	"github.com/greenwave-city/greenwave/pkg/train"
+)
+
+// Config is the trainer's configuration, read from the environment (see docs/trainer.md).
+type Config struct {
+	app.Common
+	Horizons         []string      `env:"TRAINER_HORIZONS" default:"15m,30m,1h" help:"forecast horizons, one model per approach and horizon"`
+	MaxBatch         int           `env:"TRAINER_MAX_BATCH" default:"200" help:"frames handled before snapshots are written and offsets committed (a batch also ends when the partition is caught up)"`
+	SessionTimeout   time.Duration `env:"TRAINER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
+	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"0s" help:"snapshot models (and commit input offsets) at most this often; 0 snapshots after every batch. Larger values cut models-topic volume at the cost of a longer replay after a crash (e.g. 15m for thousands of intersections)"`
+	SubscriberBuffer int           `env:"TRAINER_SUBSCRIBER_BUFFER" default:"4096" help:"distinct models a WatchModels subscriber may lag behind before it is ended"`
+}
+
+// trainConfig builds the learners' configuration: the package defaults with the configured horizons.
+func (c *Config) trainConfig() (train.Config, error) {
+	tc := train.DefaultConfig()
+	tc.Horizons = nil
+	for _, s := range c.Horizons {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return tc, fmt.Errorf("TRAINER_HORIZONS: %q is not a positive duration", s)
+		}
+		tc.Horizons = append(tc.Horizons, d)
+	}
+	if err := tc.Validate(); err != nil {
+		return tc, fmt.Errorf("TRAINER_HORIZONS: %w", err)
+	}
+	return tc, nil
+}
+
+// Validate reports every problem.
+func (c *Config) Validate() []string {
+	p := c.Common.Validate()
+	if _, err := c.trainConfig(); err != nil {
+		p = append(p, err.Error())
+	}
+	if c.MaxBatch < 1 {
+		p = append(p, fmt.Sprintf("TRAINER_MAX_BATCH %d must be at least 1", c.MaxBatch))
+	}
+	if c.SessionTimeout <= 0 {
+		p = append(p, fmt.Sprintf("TRAINER_SESSION_TIMEOUT %v must be positive", c.SessionTimeout))
+	}
+	if c.CheckpointEvery < 0 {
+		p = append(p, fmt.Sprintf("TRAINER_CHECKPOINT_INTERVAL %v must not be negative", c.CheckpointEvery))
+	}
+	if c.SubscriberBuffer < 1 {
+		p = append(p, fmt.Sprintf("TRAINER_SUBSCRIBER_BUFFER %d must be at least 1", c.SubscriberBuffer))
+	}
+	return p
+}

@@ -1,0 +1,365 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/train"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// partition trains the models of one features partition's intersections. Its state changes only through
+// applying frames in offset order, and every learner skips windows it has already applied, so restoring the
+// latest snapshots and replaying from the committed offset gives exactly the state of an uninterrupted run.
+type partition struct {
+	id         int
+	partitions int // of the features topic, to check that a frame is in its intersection's partition
+	cfg        train.Config
+	names      topics.Names
+	learners   map[string]*train.Learner // key "intersection/approach"
+	dirty      map[string]bool
+	metrics    *metrics
+	log        *zap.Logger
+	// checkpointEvery bounds how often snapshots are written (stream.CheckpointPolicy); 0: every batch.
+	checkpointEvery time.Duration
+}
+
+// CheckpointInterval implements stream.CheckpointPolicy.
+func (p *partition) CheckpointInterval() time.Duration { return p.checkpointEvery }
+
+func newPartition(id, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) *partition {
+	return &partition{id: id, partitions: partitions, cfg: cfg, names: names, learners: map[string]*train.Learner{},
+		dirty: map[string]bool{}, metrics: m, log: log}
+}
+
+// learnerKey is the partition's key of an approach's learner.
+func learnerKey(intersection, approach string) string { return intersection + "/" + approach }
+
+// Handle implements stream.Handler. A frame is applied approach by approach; the approaches that cannot be
+// applied are named in one dead letter for the frame, and the others are applied all the same: one bad vector
+// must not cost the other approaches their window (the dead letter says which were applied).
+func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
+	var fp greenwavev1.IntersectionFeatures
+	if err := proto.Unmarshal(m.Value, &fp); err != nil {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode features: %v", err)
+	}
+	if err := wire.CheckVersion(fp.GetSchemaVersion()); err != nil {
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
+	}
+	if fp.Weather == nil {
+		// wire.Frame dereferences the weather's optional fields; the trainer does not use weather, and a frame
+		// without it must not panic (found by FuzzHandle).
+		fp.Weather = &greenwavev1.WeatherContext{Missing: true}
+	}
+	f := wire.Frame(&fp)
+	switch {
+	case f.IntersectionID == "":
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame has no intersection_id")
+	case strings.Contains(f.IntersectionID, "/"):
+		// Model ids are "intersection/approach/horizon_s/target" and partitioned by the part before the first '/'.
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "intersection_id %q contains '/'", f.IntersectionID)
+	case len(f.Approaches) == 0:
+		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame %s has no approaches", fp.GetEventId())
+	}
+	// The models of an intersection live in the models partition with the features partition's number; a frame
+	// in another partition would train a model whose snapshots this partition never restores.
+	if p.partitions > 0 {
+		if want := stream.PartitionFor(f.IntersectionID, p.partitions); m.Partition != want {
+			return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT,
+				"frame for intersection %s in partition %d; its records belong in partition %d (key the features topic by intersection id)",
+				f.IntersectionID, m.Partition, want)
+		}
+	}
+	var (
+		failed  []string
+		applied []string
+		reason  = greenwavev1.RejectReason_REJECT_REASON_MALFORMED
+		seen    = make(map[string]bool, len(f.Approaches))
+	)
+	fail := func(approach string, r greenwavev1.RejectReason, err error) {
+		failed = append(failed, fmt.Sprintf("approach %q: %v", approach, err))
+		reason = r
+	}
+	for _, v := range f.Approaches {
+		switch {
+		case v.ApproachID == "" || strings.Contains(v.ApproachID, "/"):
+			fail(v.ApproachID, greenwavev1.RejectReason_REJECT_REASON_MALFORMED, errors.New("approach_id must be non-empty without '/'"))
+			continue
+		case seen[v.ApproachID]:
+			fail(v.ApproachID, greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, errors.New("approach repeated in the frame"))
+			continue
+		}
+		seen[v.ApproachID] = true
+		key := learnerKey(f.IntersectionID, v.ApproachID)
+		l, ok := p.learners[key]
+		if !ok {
+			var err error
+			if l, err = train.NewLearner(f.IntersectionID, v.ApproachID, f.Names, f.FeatureSetVersion, p.cfg); err != nil {
+				fail(v.ApproachID, greenwavev1.RejectReason_REJECT_REASON_MALFORMED, err)
+				continue
+			}
+		}
+		upd, err := l.Apply(f, v)
+		if err != nil {
+			r := greenwavev1.RejectReason_REJECT_REASON_MALFORMED
+			if errors.Is(err, train.ErrFeatureMismatch) || errors.Is(err, train.ErrKeyMismatch) {
+				r = greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT
+			}
+			fail(v.ApproachID, r, err)
+			continue
+		}
+		// A new learner joins the partition only once it applied a window: a learner made from a bad frame
+		// would otherwise pin its feature set on the approach.
+		p.learners[key] = l
+		if upd.Skipped {
+			p.metrics.skipped.Inc()
+			continue
+		}
+		applied = append(applied, v.ApproachID)
+		p.metrics.applied.Inc()
+		p.observe(key, upd)
+		p.dirty[key] = true
+	}
+	if len(failed) > 0 {
+		detail := strings.Join(failed, "; ")
+		if len(applied) > 0 {
+			detail += fmt.Sprintf(" (approaches %s of the frame were applied)", strings.Join(applied, ", "))
+		}
+		rej := stream.Reject(reason, "frame %s: %s", fp.GetEventId(), detail)
+		rej.EventID = fp.GetEventId()
+		return nil, rej
+	}
+	return nil, nil
+}
+
+// observe counts and logs what an applied window did to the models of one approach.
+func (p *partition) observe(key string, upd train.Update) {
+	for _, h := range upd.Horizons {
+		hs := strconv.FormatInt(int64(h.Horizon/time.Second), 10)
+		if h.Promoted {
+			p.metrics.promotions.WithLabelValues(hs).Inc()
+			p.log.Info("candidate promoted", zap.String("model", key), zap.Duration("horizon", h.Horizon),
+				zap.String("from", h.PromotedFrom), zap.String("to", h.PromotedTo), zap.Time("window", upd.Window))
+		}
+		if h.Drift {
+			p.metrics.drifts.WithLabelValues(hs).Inc()
+			p.log.Warn("drift detected; covariance reset", zap.String("model", key), zap.Duration("horizon", h.Horizon),
+				zap.Time("window", upd.Window))
+		}
+	}
+}
+
+// Checkpoint implements stream.Handler: the snapshots of every learner changed since the last checkpoint. They
+// are the trainer's changelog, so the processor commits input offsets only after they are acknowledged.
+func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
+	keys := make([]string, 0, len(p.dirty))
+	for k := range p.dirty {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var outs []stream.Output
+	for _, k := range keys {
+		// A learner's snapshots are written consecutively, horizon after horizon; restore copes with a crash
+		// that acknowledged only some of them (see restoreSet).
+		for _, s := range p.learners[k].Snapshots() {
+			b, err := proto.Marshal(s)
+			if err != nil {
+				return nil, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
+			}
+			outs = append(outs, stream.Output{Topic: p.names.Models, Key: []byte(s.GetModelId()), Value: b,
+				EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: wire.PayloadModel})
+			p.metrics.evals.set(s)
+		}
+	}
+	clear(p.dirty)
+	return outs, nil
+}
+
+// Close implements io.Closer; the processor calls it when the partition is revoked. The models leave this
+// instance's evaluation metrics: the instance that takes the partition over reports them.
+func (p *partition) Close() error {
+	var ids []string
+	for key := range p.learners {
+		in, ap, _ := strings.Cut(key, "/")
+		for _, h := range p.cfg.Horizons {
+			ids = append(ids, train.ModelID(in, ap, h, p.cfg.Target))
+		}
+	}
+	p.metrics.evals.remove(ids)
+	return nil
+}
+
+// horizonVersions are the snapshots of one model (one horizon of a learner) read from the changelog, by version.
+type horizonVersions struct {
+	latest    uint64
+	byVersion map[uint64]*greenwavev1.ModelSnapshot
+}
+
+// restoreSet collects a partition's changelog and picks, per learner, a set of snapshots of one version.
+//
+// A checkpoint writes a learner's horizons as separate records. A crash can acknowledge some of them and not the
+// others (they may straddle produce requests), leaving horizons at different versions; RestoreLearner needs one
+// version for all. Every checkpoint writes all horizons of a learner, so the lowest of the horizons' latest
+// versions was written for every horizon: restoring that version is exact, because the input offsets were
+// committed no further than it covers, and the windows of the newer partial records are replayed. Only the
+// versions from that floor up are kept, which bounds memory to what partial checkpoints left.
+type restoreSet struct {
+	horizons []uint32
+	learners map[string]map[uint32]*horizonVersions // by learner key, then horizon_s
+	ids      map[string]modelRef                    // by model id, for tombstones
+}
+
+// modelRef locates a model in a restoreSet.
+type modelRef struct {
+	key     string
+	horizon uint32
+}
+
+func newRestoreSet(cfg train.Config) *restoreSet {
+	rs := &restoreSet{learners: map[string]map[uint32]*horizonVersions{}, ids: map[string]modelRef{}}
+	for _, h := range cfg.Horizons {
+		rs.horizons = append(rs.horizons, uint32(h/time.Second))
+	}
+	return rs
+}
+
+// add records one snapshot; a tombstone (nil s) removes the model with the given id.
+func (rs *restoreSet) add(id string, s *greenwavev1.ModelSnapshot) {
+	if s == nil {
+		if ref, ok := rs.ids[id]; ok {
+			delete(rs.learners[ref.key], ref.horizon)
+		}
+		return
+	}
+	key := learnerKey(s.GetIntersectionId(), s.GetApproachId())
+	rs.ids[s.GetModelId()] = modelRef{key, s.GetHorizonS()}
+	hs := rs.learners[key]
+	if hs == nil {
+		hs = map[uint32]*horizonVersions{}
+		rs.learners[key] = hs
+	}
+	hv := hs[s.GetHorizonS()]
+	if hv == nil {
+		hv = &horizonVersions{byVersion: map[uint64]*greenwavev1.ModelSnapshot{}}
+		hs[s.GetHorizonS()] = hv
+	}
+	hv.byVersion[s.GetVersion()] = s
+	hv.latest = max(hv.latest, s.GetVersion())
+	if floor, ok := rs.floor(hs); ok {
+		for _, x := range hs {
+			for v := range x.byVersion {
+				if v < floor {
+					delete(x.byVersion, v)
+				}
+			}
+		}
+	}
+}
+
+// floor is the lowest latest version over the configured horizons, when every one of them was seen.
+func (rs *restoreSet) floor(hs map[uint32]*horizonVersions) (uint64, bool) {
+	var floor uint64
+	for i, h := range rs.horizons {
+		hv := hs[h]
+		if hv == nil {
+			return 0, false
+		}
+		if i == 0 || hv.latest < floor {
+			floor = hv.latest
+		}
+	}
+	return floor, true
+}
+
+// pick returns, per learner key, the snapshots of the floor version in configured horizon order, or the reason
+// the learner cannot be restored.
+func (rs *restoreSet) pick(key string) ([]*greenwavev1.ModelSnapshot, error) {
+	hs := rs.learners[key]
+	floor, ok := rs.floor(hs)
+	if !ok {
+		var have []string
+		for h := range hs {
+			have = append(have, strconv.FormatUint(uint64(h), 10))
+		}
+		sort.Strings(have)
+		return nil, fmt.Errorf("snapshots for horizons [%s] s, configured %v s", strings.Join(have, " "), rs.horizons)
+	}
+	out := make([]*greenwavev1.ModelSnapshot, 0, len(rs.horizons))
+	for _, h := range rs.horizons {
+		s := hs[h].byVersion[floor]
+		if s == nil {
+			return nil, fmt.Errorf("no snapshot of horizon %d s at version %d (the newest written for every horizon)", h, floor)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// keys returns the learner keys in order.
+func (rs *restoreSet) keys() []string {
+	out := make([]string, 0, len(rs.learners))
+	for k, hs := range rs.learners {
+		if len(hs) > 0 {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// restorePartition reads a models partition to its end and returns the partition handler with every learner
+// restored. A learner that cannot be restored (configuration changed, undecodable snapshot) restarts from
+// scratch, loudly: it is logged and counted in greenwave_trainer_restore_failures_total.
+func restorePartition(ctx context.Context, brokers []string, part, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) (*partition, error) {
+	rs := newRestoreSet(cfg)
+	err := stream.ReadPartition(ctx, brokers, names.Models, part, func(msg kafka.Message) error {
+		if msg.Value == nil {
+			rs.add(string(msg.Key), nil)
+			return nil
+		}
+		var s greenwavev1.ModelSnapshot
+		if err := proto.Unmarshal(msg.Value, &s); err != nil {
+			// The learner restores from an older complete version or from scratch; crashing here would only
+			// crash-loop on the same record.
+			m.restoreFailures.Inc()
+			log.Error("undecodable model snapshot skipped", zap.ByteString("key", msg.Key), zap.Int64("offset", msg.Offset), zap.Error(err))
+			return nil
+		}
+		rs.add(s.GetModelId(), &s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore models of partition %d: %w", part, err)
+	}
+	p := newPartition(part, partitions, cfg, names, m, log)
+	for _, key := range rs.keys() {
+		snaps, err := rs.pick(key)
+		if err == nil {
+			var l *train.Learner
+			first := snaps[0]
+			if l, err = train.RestoreLearner(first.GetIntersectionId(), first.GetApproachId(), snaps, cfg); err == nil {
+				p.learners[key] = l
+				for _, s := range snaps {
+					m.evals.set(s)
+				}
+				continue
+			}
+		}
+		m.restoreFailures.Inc()
+		log.Error("cannot restore model; it restarts from scratch", zap.String("model", key), zap.Error(err))
+	}
+	log.Info("partition models restored", zap.Int("partition", part), zap.Int("approaches", len(p.learners)))
+	return p, nil
+}
