@@ -12,8 +12,6 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 STATICCHECK_VERSION        := v0.8.2
-# Service benchmarks that need a real broker (make bench).
-BENCH_KAFKA_PKGS := $(MOD)/services/collector/internal/collector
 # Packages that talk to Kafka: `make test-kafka` runs them against a real broker.
 KAFKA_PKGS := $(MOD)/pkg/stream/... $(MOD)/services/... $(MOD)/cmd/greenwave/...
 
@@ -43,7 +41,8 @@ test-kafka: ## Run the Kafka integration suite against a real Apache Kafka 4.1 b
 bench: ## Run the benchmarks: the pure core on one core, then the services against a real Kafka broker
 	go test -run '^$$' -bench . -benchmem -cpu 1 $(MOD)/pkg/...
 	go test -run '^$$' -bench . -benchtime 5000x -cpu 2 $(MOD)/services/predictor/internal/predictor
-	bash deploy/kafka/kafka.sh test -- go test -run '^$$' -bench . -benchtime 5x $(BENCH_KAFKA_PKGS)
+	bash deploy/kafka/kafka.sh test -- bash -c "go test -run '^$$' -bench Ingest -benchtime 5x $(MOD)/services/collector/internal/collector && \
+	  go test -run '^$$' -bench TrainerService -benchtime 2400x $(MOD)/services/trainer/internal/trainer"
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target briefly (FUZZTIME=10s per target)
