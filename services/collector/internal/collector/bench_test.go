@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -56,10 +57,13 @@ func BenchmarkIngest(b *testing.B) {
 	outs := make([]stream.Output, len(readings))
 	for i, r := range readings {
 		r := proto.CloneOf(r)
-		ref, _ := ix.Detector(r.GetDetectorId())
-		r.IntersectionId, r.ApproachId = ref.Intersection, ref.Approach
+		// Exactly what the collector writes: validated and stamped reading, same key, same headers.
+		if v := ingest.Traffic(r, ix, ingest.DefaultLimits(), time.Now()); v != nil {
+			b.Fatalf("bench reading invalid: %v", v.Description)
+		}
+		ingest.Stamp(r, "anonymous", time.Now())
 		v, _ := proto.Marshal(r)
-		outs[i] = stream.Output{Topic: names.Readings, Key: []byte(ref.Intersection), Value: v, EventID: fmt.Sprint(i)}
+		outs[i] = stream.Output{Topic: names.Readings, Key: []byte(r.GetIntersectionId()), Value: v, EventID: r.GetReadingId(), Payload: "greenwave.v1.TrafficReading"}
 	}
 
 	// The collector, served on loopback.
