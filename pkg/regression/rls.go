@@ -25,10 +25,12 @@ type RLSConfig struct {
 	// Large values (1e4..1e8) make the model agree with OLS after a few rows;
 	// see the package documentation for the scaling assumption.
 	Delta float64
-	// MaxTrace bounds trace(P), the covariance wind-up guard (see [RLS]).
-	// Zero selects the default, Delta·(nFeatures+1), i.e. P never holds more
-	// total uncertainty than the prior. +Inf disables the guard. Otherwise it
-	// must be ≥ Delta·(nFeatures+1) so that the initial state satisfies it.
+	// MaxTrace bounds trace(P) and sets the variance cap of the covariance
+	// wind-up guard: no coefficient variance P_ii exceeds MaxTrace/(nFeatures+1)
+	// (see "Wind-up guard" at [RLS]). Zero selects the default,
+	// Delta·(nFeatures+1), i.e. no coefficient is ever more uncertain than
+	// under the prior. +Inf disables the guard. Otherwise it must be
+	// ≥ Delta·(nFeatures+1) so that the initial state satisfies it.
 	MaxTrace float64
 }
 
@@ -70,7 +72,8 @@ func (cfg RLSConfig) validate(nParams int) error {
 //
 //	k = u / d
 //	β ← β + k·e
-//	P ← (P − k·uᵀ) · f,   f = 1/λ normally (see wind-up guard)
+//	P ← (P − k·uᵀ) / λ
+//	P ← cap(P)            (wind-up guard, below)
 //
 // This is the symmetric form of the update (P·φ computed once and used on both
 // sides, no matrix inverse). Only the upper triangle of P is stored and
@@ -86,16 +89,71 @@ func (cfg RLSConfig) validate(nParams int) error {
 // # Wind-up guard
 //
 // When a direction of feature space is not excited (night-time zeros, a dead
-// loop), forgetting multiplies its variance by 1/λ every update and P grows
-// without bound, after which the first excitation produces a huge, noisy jump.
-// RLS bounds trace(P) by MaxTrace: if trace((P − k·uᵀ)/λ) would exceed
-// MaxTrace, the factor f is lowered to MaxTrace / trace(P − k·uᵀ), i.e. the
-// matrix is rescaled to trace MaxTrace. Equivalently the forgetting factor of
-// that update is raised from λ to λeff = trace(P − k·uᵀ)/MaxTrace ∈ [λ, 1]
-// (a constant-trace / variable-forgetting scheme). With sufficient excitation
-// trace(P) is far below the bound and the guard never changes a single bit; in
-// a dead direction P saturates instead of overflowing, at the cost of
-// forgetting less in the excited directions while the bound is active.
+// loop, an input that stays 0 for its first week), forgetting multiplies its
+// variance by 1/λ every update and P grows without bound, after which the
+// first excitation produces a huge, noisy jump. Rescaling the whole of P to a
+// trace bound (a constant-trace scheme, the former guard) stops that, but
+// while the bound binds it also stops forgetting in the excited directions:
+// the model no longer tracks anything.
+//
+// The guard therefore adds information only where the data carry none. With
+// n = nFeatures+1, the variance cap C = MaxTrace/n (Delta by default) and the
+// target τ = C·λ^(n−1), after each update the largest diagonal entry P_ii, if
+// above τ, is brought down to τ by a pseudo-observation of coefficient i at
+// its current value with weight w = 1/τ − 1/P_ii, i.e. P⁻¹ ← P⁻¹ + w·e_i·e_iᵀ,
+// which by Sherman–Morrison is the rank-one update
+//
+//	P ← P − (P_ii − τ)/P_ii² · P e_i e_iᵀ P
+//
+// β does not move (the pseudo-observation agrees with it), so the guard
+// never biases the fit. This is the regularisation of recursive
+// Levenberg–Marquardt added one diagonal element per step to stay O(n²)
+// (L. Ljung and T. Söderström, Theory and Practice of Recursive
+// Identification, MIT Press 1983; S. Gunnarsson, "Combining tracking and
+// regularization in recursive least squares identification", Proc. 35th IEEE
+// CDC 1996), with the weight chosen adaptively so that it acts only above the
+// cap. For a single dead coordinate it settles at w = (1−λ)/τ per update,
+// R_ii ← λ·R_ii + (1−λ)/τ: exactly stabilised forgetting towards a prior of
+// variance τ (R. Kulhavý and M. B. Zarrop, "On a general concept of
+// forgetting", Int. J. Control 58(4), 1993) in that coordinate, and plain
+// exponential forgetting in every other.
+//
+// Properties, each pinned by a test:
+//
+//   - Bounded. Every P_ii grows by at most 1/λ per update and one clamp per
+//     update brings the largest down to τ, so once the m-th largest diagonal
+//     entry is at most τ·λ^−(n−m) for every m it stays so: P_ii ≤ C and
+//     trace(P) ≤ C·(1−λⁿ)/(1−λ) ≤ MaxTrace. From P = Delta·I (a new model, Reset, a drift
+//     reset in the trainer) that regime takes up to about n updates to
+//     establish; should trace(P) exceed MaxTrace meanwhile, further
+//     coordinates are clamped, largest first, until it does not (each
+//     coordinate at most once per update, so at most n clamps). The guard
+//     never rescales the whole of P.
+//   - Tracking unchanged. A clamped coordinate holds information of order
+//     1/τ (that is what the cap means), against ‖φ‖²/(1−λ) that forgetting
+//     keeps in an excited direction: a relative perturbation of about
+//     (1−λ)/(τ‖φ‖²), 10⁻³ or less for O(1) features, Delta ≥ 10, λ ≥ 0.99 and
+//     up to 32 features. There is none at all when no P_ii exceeds τ, which in
+//     a well-excited model holds after the first n updates.
+//     TestRLSForgettingRecoversWithStuckInputs pins it: with 0, 1, 4 or 14
+//     inputs stuck at 0 for 3 000 updates, λ = 0.99 recovers from a regime
+//     change in the same 314 updates.
+//   - Waking up. A coordinate capped at τ grows back by 1/λ per update while
+//     unexcited and is learned like any other once it varies.
+//   - Positive definite. Each clamp adds positive semi-definite information;
+//     the factor (τ/P_ii ≥ λⁿ once bounded) keeps the downdate well
+//     conditioned, and a rounding failure takes the covariance reset above.
+//   - O(n²). A clamp costs a rank-one update of the upper triangle (about as
+//     much as the measurement update) and happens only while some direction
+//     is unexcited; the choice of coordinate is an O(n) scan of the diagonal.
+//   - Stateless. The guard is a function of P and the configuration, so
+//     [RLSState] is unchanged and restores bit-exactly.
+//
+// With λ = 1, P never grows, the guard never acts, and RLS agrees with batch
+// least squares bit for bit as before. MaxTrace = +Inf disables the guard.
+// For λ^(n−1) < 2⁻¹⁰⁰ (λ < 0.966 at 2 000 features, λ < 0.013 at 16) τ is held at
+// C·2⁻¹⁰⁰ so that P stays well scaled; one clamp per update then cannot keep
+// up with the dead directions and the trace bound does more of the work.
 //
 // # Noise variance
 //
@@ -125,12 +183,14 @@ func (cfg RLSConfig) validate(nParams int) error {
 type RLS struct {
 	nParams int
 	cfg     RLSConfig // resolved: MaxTrace > 0
+	capTau  float64   // τ, the clamp target of the wind-up guard; +Inf when the guard is off
 
 	theta []float64
 	p     []float64 // nParams×nParams, row-major; only the upper triangle is used
 	pNext []float64 // scratch: the candidate P of the current update (upper triangle)
 	phi   []float64 // scratch: (1, x)
 	u     []float64 // scratch: P·φ
+	col   []float64 // scratch: column i of P for a clamp
 
 	updates   uint64
 	resets    uint64
@@ -162,12 +222,29 @@ func newRLS(n int, cfg RLSConfig) *RLS {
 	return &RLS{
 		nParams: n,
 		cfg:     cfg,
+		capTau:  clampTarget(cfg, n),
 		theta:   make([]float64, n),
 		p:       make([]float64, n*n),
 		pNext:   make([]float64, n*n),
 		phi:     make([]float64, n),
 		u:       make([]float64, n),
+		col:     make([]float64, n),
 	}
+}
+
+// minTauRatio is the floor of τ/C = λ^(n−1): below it dead variances would be
+// driven so far under the excited ones that P loses its scaling.
+const minTauRatio = 0x1p-100
+
+// clampTarget returns τ = (MaxTrace/n)·λ^(n−1) (see "Wind-up guard" at [RLS])
+// for a resolved configuration. It is derived, never stored, so a restored
+// model computes the same bits.
+func clampTarget(cfg RLSConfig, n int) float64 {
+	c := cfg.MaxTrace / float64(n)
+	if math.IsInf(c, 1) {
+		return c
+	}
+	return c * math.Max(math.Pow(cfg.Lambda, float64(n-1)), minTauRatio)
 }
 
 // initCovariance sets dst to Delta·I.
@@ -302,12 +379,18 @@ func (r *RLS) Update(x []float64, y float64) error {
 	}
 
 	q, st := r.downdate(r.p, r.pNext)
+	if st == stepOK {
+		st = r.capVariance(r.pNext)
+	}
 	covReset := false
 	if st == stepIndefinite {
 		// Rounding made P indefinite: restart the covariance from the prior,
 		// keep the coefficients, and apply the update to the restarted P.
 		r.initCovariance(r.pNext)
 		q, st = r.downdate(r.pNext, r.pNext)
+		if st == stepOK {
+			st = r.capVariance(r.pNext)
+		}
 		covReset = true
 	}
 	if st != stepOK {
@@ -348,8 +431,9 @@ const (
 )
 
 // downdate computes u = src·φ into r.u and writes the updated covariance
-// (src − u·uᵀ/d)·f into dst, reading and writing upper triangles only. dst may
-// be src. It returns q = φᵀ·src·φ.
+// (src − u·uᵀ/d)/λ into dst, reading and writing upper triangles only. dst may
+// be src. It returns q = φᵀ·src·φ. On a status other than stepOK dst may be
+// partly written.
 func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
 	n := r.nParams
 	phi, u := r.phi[:n], r.u[:n]
@@ -380,24 +464,8 @@ func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
 	if q < 0 {
 		return q, stepIndefinite
 	}
-	d := r.cfg.Lambda + q
-	invD := 1 / d
-	// Trace of P − k·uᵀ with exactly the diagonal expression used below.
-	var tr float64
-	for i := 0; i < n; i++ {
-		v := src[i*n+i] - u[i]*invD*u[i]
-		if !(v > 0) {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return q, stepOverflow
-			}
-			return q, stepIndefinite
-		}
-		tr += v
-	}
+	invD := 1 / (r.cfg.Lambda + q)
 	f := 1 / r.cfg.Lambda
-	if tr*f > r.cfg.MaxTrace {
-		f = r.cfg.MaxTrace / tr
-	}
 	var check float64
 	for i := 0; i < n; i++ {
 		ki := u[i] * invD
@@ -406,8 +474,19 @@ func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
 		drow = drow[:len(srow)]
 		uu := u[i:]
 		uu = uu[:len(srow)]
-		for j, sv := range srow {
-			v := (sv - ki*uu[j]) * f
+		// The diagonal is checked before it is written: a non-positive
+		// variance means rounding made P indefinite.
+		dv := (srow[0] - ki*uu[0]) * f
+		if !(dv > 0) {
+			if math.IsNaN(dv) {
+				return q, stepOverflow
+			}
+			return q, stepIndefinite
+		}
+		drow[0] = dv
+		check += dv
+		for j := 1; j < len(srow); j++ {
+			v := (srow[j] - ki*uu[j]) * f
 			drow[j] = v
 			check += v
 		}
@@ -416,6 +495,67 @@ func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
 		return q, stepOverflow
 	}
 	return q, stepOK
+}
+
+// capVariance applies the wind-up guard to p (upper triangle, finite, positive
+// diagonal): it clamps the largest diagonal entry to τ if it is above τ, then,
+// while trace(p) > MaxTrace, the next largest (see "Wind-up guard" at [RLS]).
+// A clamped entry is exactly τ and no entry grows, so no coordinate is
+// clamped twice and the loop ends after at most n clamps.
+func (r *RLS) capVariance(p []float64) stepStatus {
+	if math.IsInf(r.capTau, 1) {
+		return stepOK
+	}
+	n := r.nParams
+	for first := true; ; first = false {
+		imax, pmax, tr := 0, p[0], p[0]
+		for i := 1; i < n; i++ {
+			d := p[i*n+i]
+			tr += d
+			if d > pmax {
+				imax, pmax = i, d
+			}
+		}
+		if !(pmax > r.capTau) || (!first && !(tr > r.cfg.MaxTrace)) {
+			return stepOK
+		}
+		if st := r.clamp(p, imax, pmax); st != stepOK {
+			return st
+		}
+	}
+}
+
+// clamp adds the pseudo-observation "coefficient i equals its current value"
+// with the weight that brings P_ii = pii down to τ: P ← P − s·cᵀc with c the
+// i-th column of P and s = (pii − τ)/pii². On stepIndefinite (a variance
+// rounded to ≤ 0) p is partly written.
+func (r *RLS) clamp(p []float64, i int, pii float64) stepStatus {
+	n := r.nParams
+	col := r.col[:n]
+	for j := 0; j < i; j++ {
+		col[j] = p[j*n+i]
+	}
+	copy(col[i:], p[i*n+i:i*n+n])
+	// Divided twice rather than by pii² so that a large pii cannot overflow.
+	s := (pii - r.capTau) / pii / pii
+	for j := 0; j < n; j++ {
+		sj := s * col[j]
+		row := p[j*n+j : j*n+n]
+		cc := col[j:]
+		cc = cc[:len(row)]
+		dv := row[0] - sj*cc[0]
+		if !(dv > 0) {
+			return stepIndefinite
+		}
+		row[0] = dv
+		for k := 1; k < len(row); k++ {
+			row[k] -= sj * cc[k]
+		}
+	}
+	// Exactly τ, not the rounded pii − s·pii²: the termination argument of
+	// capVariance relies on it.
+	p[i*n+i] = r.capTau
+	return stepOK
 }
 
 // Coefficients returns a copy of (β0, β1, …, βn), intercept first.
@@ -550,7 +690,8 @@ func FromState(s RLSState) (*RLS, error) {
 		}
 		tr += s.Covariance[i*n+i]
 	}
-	// Rescaling to MaxTrace can land a few ulps above it.
+	// Update keeps the trace at or below MaxTrace, but summing the diagonal
+	// in another order can land a few ulps above it.
 	if tr > s.MaxTrace*(1+1e-12) {
 		return nil, fmt.Errorf("rls from state: trace %g exceeds max trace %g: %w", tr, s.MaxTrace, ErrInvalidState)
 	}
