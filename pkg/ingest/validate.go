@@ -205,10 +205,16 @@ func timeViolation(at time.Time, lim Limits, now time.Time) *Violation {
 
 // Stamp sets the processing-time fields the collector adds to an accepted reading.
 func Stamp(m proto.Message, gateway string, now time.Time) {
+	StampAt(m, gateway, timestamppb.New(now))
+}
+
+// StampAt is Stamp with a shared receive time: a batch's readings share one timestamp message, which must not
+// be modified afterwards.
+func StampAt(m proto.Message, gateway string, receivedAt *timestamppb.Timestamp) {
 	switch r := m.(type) {
 	case *greenwavev1.TrafficReading:
-		r.GatewayId, r.ReceivedAt = gateway, timestamppb.New(now)
+		r.GatewayId, r.ReceivedAt = gateway, receivedAt
 	case *greenwavev1.WeatherReading:
-		r.GatewayId, r.ReceivedAt = gateway, timestamppb.New(now)
+		r.GatewayId, r.ReceivedAt = gateway, receivedAt
 	}
 }
