@@ -52,6 +52,7 @@ func FuzzIntersectionAdd(f *testing.F) {
 		cfg := DefaultConfig()
 		cfg.ReplaceOutliers = mode&1 != 0
 		cfg.StuckRun = int(mode>>1) % 5 * 2
+		cfg.HampelSeasonal = mode&32 == 0
 		s := newTestIntersection(t, cfg)
 		wl := testWeather()
 		rs := readingsFromBytes(b)

@@ -54,7 +54,7 @@ type Intersection struct {
 	st state
 
 	// scratch buffers (not state)
-	sortBuf []float64
+	sortBuf, resBuf []float64
 }
 
 type apInfo struct {
@@ -122,16 +122,14 @@ type fingerprint struct {
 }
 
 type detState struct {
-	Hist      []float64 `json:"hist"` // last HampelWindow valid flows, oldest first
-	LastCount float64   `json:"last_count"`
-	HasLast   bool      `json:"has_last"`
-	Run       int       `json:"run"`
-	LastObsW  int64     `json:"last_obs_window"`
-	LastObs   float64   `json:"last_obs_flow"`
-	HasObs    bool      `json:"has_obs"`
-	Profile   []float64 `json:"profile"`   // hoursPerWeek flows, veh/h
-	ProfileN  []int64   `json:"profile_n"` // samples per bucket
-	Health    health    `json:"health"`
+	// Seq is the stuck-detector and outlier-filter state of flow, speed and occupancy (indexed by quantity).
+	Seq      [numQuantities]seqState `json:"seq"`
+	LastObsW int64                   `json:"last_obs_window"`
+	LastObs  float64                 `json:"last_obs_flow"`
+	HasObs   bool                    `json:"has_obs"`
+	Profile  []float64               `json:"profile"`   // hoursPerWeek flows, veh/h
+	ProfileN []int64                 `json:"profile_n"` // samples per bucket
+	Health   health                  `json:"health"`
 }
 
 type health struct {
@@ -474,31 +472,16 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 			}
 			var counts, covered float64
 			for _, p := range list {
-				r := p.r
-				if r.Count > 0 && ds.HasLast && r.Count == ds.LastCount {
-					ds.Run++
-				} else {
-					ds.Run = 1
-				}
-				ds.LastCount, ds.HasLast = r.Count, true
-				if s.cfg.StuckRun > 0 && r.Count > 0 && ds.Run >= s.cfg.StuckRun {
+				r, flagged, stuck := s.sequence(d, p.r)
+				if stuck != nil {
 					ds.Health.Rejected++
-					res.Rejected = append(res.Rejected, Rejection{Reading: r, Reason: ReasonStuckDetector,
-						Detail: fmt.Sprintf("count %s repeated in %d consecutive intervals", ftoa(r.Count), ds.Run)})
+					res.Rejected = append(res.Rejected, *stuck)
 					continue
 				}
 				flow := r.FlowVPH
-				med, flagged := s.hampel(ds.Hist, flow)
-				ds.Hist = append(ds.Hist, flow)
-				if len(ds.Hist) > s.cfg.HampelWindow {
-					ds.Hist = append(ds.Hist[:0], ds.Hist[len(ds.Hist)-s.cfg.HampelWindow:]...)
-				}
 				if flagged {
 					nFlagged++
 					ds.Health.Flagged++
-					if s.cfg.ReplaceOutliers {
-						flow = med
-					}
 				}
 				ds.Health.Valid++
 				nReadings++
@@ -586,23 +569,6 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 		fr.Approaches[ai] = v
 	}
 	return fr
-}
-
-// hampel reports whether x is an outlier against hist (and the median). It needs max(3, HampelWindow/2)
-// previous values.
-func (s *Intersection) hampel(hist []float64, x float64) (float64, bool) {
-	if len(hist) < max(3, s.cfg.HampelWindow/2) {
-		return 0, false
-	}
-	buf := append(s.sortBuf[:0], hist...)
-	med := median(buf)
-	for i, h := range hist {
-		buf[i] = math.Abs(h - med)
-	}
-	mad := median(buf)
-	s.sortBuf = buf
-	thr := s.cfg.HampelK * 1.4826 * math.Max(mad, s.cfg.HampelMinMADVPH)
-	return med, math.Abs(x-med) > thr
 }
 
 // median sorts buf in place and returns its median.

@@ -23,10 +23,13 @@ func TestConfigValidate(t *testing.T) {
 	bad.HampelWindow = 1
 	bad.ProfileAlpha = 0
 	bad.Holidays = []Date{{2026, 2, 30}}
+	bad.HampelMinMADKMH = math.NaN()
+	bad.HampelMinMADFraction = -0.1
+	bad.HampelProfileAlpha = 2
 	err := bad.Validate()
 	var ce *ConfigError
-	if !errors.As(err, &ce) || len(ce.Problems) != 4 {
-		t.Fatalf("Validate() = %v, want 4 problems", err)
+	if !errors.As(err, &ce) || len(ce.Problems) != 7 {
+		t.Fatalf("Validate() = %v, want 7 problems", err)
 	}
 	if _, err := NewIntersection(testTopo(), bad); err == nil {
 		t.Fatal("NewIntersection accepted an invalid config")
@@ -518,6 +521,7 @@ func TestOutliersAndStuck(t *testing.T) {
 	t.Run("hampel flags", func(t *testing.T) {
 		t.Parallel()
 		cfg := DefaultConfig()
+		cfg.HampelSeasonal = false // the raw rolling median; sequence_test.go covers the seasonal mode
 		for _, replace := range []bool{false, true} {
 			cfg.ReplaceOutliers = replace
 			s := newTestIntersection(t, cfg)

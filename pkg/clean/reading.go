@@ -26,7 +26,11 @@
 // Checks that depend on a detector's sequence (stuck detector, Hampel outlier filter) run when the window
 // closes, over the window's readings in event-time order, so that any arrival order within the allowed
 // lateness gives the same result. Their rejections ("stuck_detector") are therefore reported in the Result of
-// the call that closed the window, not of the call that added the reading.
+// the call that closed the window, not of the call that added the reading. Both look at flow, speed and
+// occupancy separately: a reading is stuck when any of them repeats the same non-zero value Config.StuckRun
+// times, and flagged (once) when any of them is an outlier. The outlier filter compares residuals from the
+// detector's own hour-of-week profile of the quantity once the profile covers them (Config.HampelSeasonal),
+// the raw recent values before.
 //
 // # Windows and aggregation
 //
@@ -51,10 +55,12 @@
 // Intersection.MarshalState encodes everything that changes (see StateFormat): a restored Intersection fed the
 // remaining readings gives frames, rejections and drops identical (reflect.DeepEqual, bit-exact floats) to an
 // uninterrupted run. Memory is bounded: open windows span at most AllowedLateness plus one window behind the
-// highest event time; the dedup memory spans DedupHorizon; per detector a Hampel history of HampelWindow values
-// and 168 hour-of-week profile buckets; per approach a 7-day ring of flow ratios (2016 floats at 300 s windows).
-// At 300 s windows a snapshot is about 25 kB per approach (lag ring, profiles) plus about 300 bytes per
-// remembered reading: 165 kB for the benchmark's three one-minute detectors and a 2 h dedup horizon.
+// highest event time; the dedup memory spans DedupHorizon; per detector and quantity (flow, speed, occupancy) a
+// Hampel history of HampelWindow values and 168 hour-of-week profile buckets (the speed and occupancy ones only
+// once the detector reported them), plus the gap-filling flow profile; per approach a 7-day ring of flow ratios
+// (2016 floats at 300 s windows). At 300 s windows a snapshot is about 25 kB per approach (lag ring) plus up to
+// 12 kB per detector (profiles) plus about 300 bytes per remembered reading: 200 kB for the benchmark's three
+// one-minute detectors and a 2 h dedup horizon.
 //
 // The weather join is deterministic given the WeatherLookup's content when a window closes: the latest
 // observation at or before the window end, no older than WeatherMaxAge; otherwise WeatherContext.Missing.

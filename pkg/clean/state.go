@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -13,8 +14,11 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
-// StateFormat is the version of the encoding written by MarshalState.
-const StateFormat = 1
+// StateFormat is the version of the encoding written by MarshalState. RestoreIntersection also reads
+// format 1 (before speed and occupancy had sequence checks): its flow history and stuck run carry over, the
+// new speed and occupancy state starts empty and the flow history has no seasonal baselines (the filter uses
+// raw values until those values have rolled out of the window).
+const StateFormat = 2
 
 // ErrBadState is wrapped by RestoreIntersection when the bytes are not a usable state for the intersection.
 var ErrBadState = errors.New("bad cleaner state")
@@ -39,7 +43,7 @@ type wireState struct {
 	Open  []wireWindow  `json:"open"`
 	ByID  []wireID      `json:"dedup_ids"`
 	ByKey []fingerprint `json:"dedup_keys"`
-	Dets  []detState    `json:"detector_state"`
+	Dets  []wireDet     `json:"detector_state"`
 	Aps   []wireAp      `json:"approach_state"`
 }
 
@@ -58,6 +62,15 @@ type wireID struct {
 	FP fingerprint `json:"fp"`
 }
 
+// wireDet is a detector's state; the legacy fields are format 1's flow sequence state, read and never written.
+type wireDet struct {
+	detState
+	LegacyHist      []float64 `json:"hist,omitempty"`
+	LegacyLastCount float64   `json:"last_count,omitempty"`
+	LegacyHasLast   bool      `json:"has_last,omitempty"`
+	LegacyRun       int       `json:"run,omitempty"`
+}
+
 type wireAp struct {
 	Lag         []byte `json:"lag"`
 	LastWritten int64  `json:"last_written"`
@@ -71,7 +84,10 @@ func (s *Intersection) MarshalState() ([]byte, error) {
 	w := wireState{
 		Format: StateFormat, Intersection: s.in.ID, WindowS: s.winS,
 		Started: s.st.Started, Next: s.st.Next, MaxEvent: s.st.MaxEvent, WM: s.st.WM, LastData: s.st.LastData,
-		Dets: s.st.Dets,
+		Dets: make([]wireDet, len(s.st.Dets)),
+	}
+	for i, ds := range s.st.Dets {
+		w.Dets[i].detState = ds
 	}
 	for _, a := range s.aps {
 		w.Approaches = append(w.Approaches, a.id)
@@ -148,8 +164,8 @@ func RestoreIntersection(in topology.Intersection, cfg Config, b []byte) (*Inter
 }
 
 func (s *Intersection) load(w *wireState) error {
-	if w.Format != StateFormat {
-		return fmt.Errorf("format %d, want %d", w.Format, StateFormat)
+	if w.Format != StateFormat && w.Format != 1 {
+		return fmt.Errorf("format %d, want 1 or %d", w.Format, StateFormat)
 	}
 	if w.Intersection != s.in.ID || w.WindowS != s.winS {
 		return fmt.Errorf("state is for %q with %d s windows, not %q with %d s", w.Intersection, w.WindowS, s.in.ID, s.winS)
@@ -241,12 +257,32 @@ func (s *Intersection) load(w *wireState) error {
 	if len(w.Dets) != len(s.dets) {
 		return errors.New("detector state count differs")
 	}
-	for i, ds := range w.Dets {
-		if len(ds.Hist) > s.cfg.HampelWindow || !allIn(ds.Hist, 0, maxStateFlow) || len(ds.Profile) != hoursPerWeek ||
-			len(ds.ProfileN) != hoursPerWeek || !allIn(ds.Profile, 0, maxStateFlow) ||
-			!allIn([]float64{ds.LastCount, ds.LastObs}, 0, maxStateFlow) ||
-			ds.Run < 0 || ds.Run > 1<<40 || !inWin(ds.LastObsW) {
+	for i, wd := range w.Dets {
+		ds := wd.detState
+		if w.Format == 1 {
+			if !reflect.DeepEqual(ds.Seq, [numQuantities]seqState{}) {
+				return fmt.Errorf("detector %s: format 1 state with sequence state", s.dets[i].id)
+			}
+			fs := &ds.Seq[qFlow]
+			fs.Hist = wd.LegacyHist
+			fs.Base = make([]float64, len(fs.Hist))
+			for j := range fs.Base {
+				fs.Base[j] = -1
+			}
+			if wd.LegacyHasLast {
+				fs.Last, fs.Run = wd.LegacyLastCount, wd.LegacyRun
+			}
+		} else if wd.LegacyHist != nil || wd.LegacyLastCount != 0 || wd.LegacyHasLast || wd.LegacyRun != 0 {
+			return fmt.Errorf("detector %s: format 1 fields in format %d state", s.dets[i].id, w.Format)
+		}
+		if len(ds.Profile) != hoursPerWeek || len(ds.ProfileN) != hoursPerWeek || !allIn(ds.Profile, 0, maxStateFlow) ||
+			!allIn([]float64{ds.LastObs}, 0, maxStateFlow) || !inWin(ds.LastObsW) {
 			return fmt.Errorf("detector %s state invalid", s.dets[i].id)
+		}
+		for q := range numQuantities {
+			if err := s.checkSeq(q, &ds.Seq[q]); err != nil {
+				return fmt.Errorf("detector %s %s: %v", s.dets[i].id, quantityNames[q], err)
+			}
 		}
 		for _, n := range ds.ProfileN {
 			if n < 0 {
@@ -276,6 +312,32 @@ func (s *Intersection) load(w *wireState) error {
 			as.Lag[j] = v
 		}
 		as.LastWritten, as.HasWritten = wa.LastWritten, wa.HasWritten
+	}
+	return nil
+}
+
+// checkSeq validates one quantity's restored sequence state.
+func (s *Intersection) checkSeq(q quantity, sq *seqState) error {
+	hi := [numQuantities]float64{maxStateFlow, MaxSpeedKMH, 1}[q]
+	bases := func(xs []float64) bool {
+		for _, b := range xs {
+			if b != -1 && !(b >= 0 && b <= hi) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case len(sq.Hist) > s.cfg.HampelWindow || len(sq.Base) != len(sq.Hist):
+		return errors.New("history longer than the window or without baselines")
+	case !allIn(sq.Hist, 0, hi) || !bases(sq.Base):
+		return errors.New("history value or baseline out of range")
+	case (sq.Mean == nil) != (sq.Weight == nil) || (sq.Mean != nil && (len(sq.Mean) != hoursPerWeek || len(sq.Weight) != hoursPerWeek)):
+		return errors.New("profile incomplete")
+	case !allIn(sq.Mean, 0, hi) || !allIn(sq.Weight, 0, maxProfileWeight):
+		return errors.New("profile value out of range")
+	case sq.Run < 0 || sq.Run > 1<<40 || !allIn([]float64{sq.Last}, 0, hi):
+		return errors.New("stuck run out of range")
 	}
 	return nil
 }
