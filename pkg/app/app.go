@@ -6,6 +6,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -129,6 +132,37 @@ func CheckTopics(ctx context.Context, brokers []string, names ...string) (map[st
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Main is every service binary's main: it serves --help/--env-json, otherwise runs run with a context cancelled
+// by SIGINT or SIGTERM, and exits non-zero with the error (2 for a bad argument, 1 for a failed run).
+func Main(service, summary string, cfg any, run func(ctx context.Context, lookup func(string) (string, bool)) error) {
+	if handled, err := HandleFlags(os.Args[1:], os.Stdout, service, summary, cfg); handled {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", service, err)
+			os.Exit(2)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.LookupEnv)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", service, err)
+		os.Exit(1)
+	}
+}
+
+// Loaded is a readiness check that fails with "loading WHAT" until done is closed.
+func Loaded(done <-chan struct{}, what string) func() error {
+	return func() error {
+		select {
+		case <-done:
+			return nil
+		default:
+			return fmt.Errorf("loading %s", what)
 		}
 	}
 }

@@ -167,6 +167,14 @@ func NewProcessor(cfg ProcessorConfig, producer *Producer, newHandler func(ctx c
 // Joined reports whether the processor has joined its consumer group at least once (a readiness signal).
 func (p *Processor) Joined() bool { return p.joined.Load() }
 
+// ReadyCheck is a readiness check: it fails until the processor has joined its consumer group.
+func (p *Processor) ReadyCheck() error {
+	if !p.Joined() {
+		return errors.New("joining the consumer group")
+	}
+	return nil
+}
+
 // Run consumes until ctx ends (returning nil) or a partition fails (returning its error).
 func (p *Processor) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{

@@ -4,7 +4,6 @@ package cleaner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -190,20 +189,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		Service: "cleaner", MaxBatch: cfg.MaxBatch, IdleTick: cfg.IdleTimeout, SessionTimeout: cfg.SessionTimeout,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 
-	env.Server.AddReadiness("weather", func() error {
-		select {
-		case <-weatherCaughtUp:
-			return nil
-		default:
-			return errors.New("loading the weather topic")
-		}
-	})
-	env.Server.AddReadiness("consumer-group", func() error {
-		if !proc.Joined() {
-			return errors.New("joining the consumer group")
-		}
-		return nil
-	})
+	env.Server.AddReadiness("weather", app.Loaded(weatherCaughtUp, "the weather topic"))
+	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.Server.Run(ctx) })
 	g.Go(func() error {

@@ -213,12 +213,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
 	env.Server.AddReadiness("models", svc.ready)
-	env.Server.AddReadiness("consumer-group", func() error {
-		if !svc.proc.Joined() {
-			return errors.New("joining the consumer group")
-		}
-		return nil
-	})
+	env.Server.AddReadiness("consumer-group", svc.proc.ReadyCheck)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.Server.Run(ctx) })
 	g.Go(func() error { return svc.run(ctx) })

@@ -615,20 +615,8 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{svc: svc, hub: hub, buffer: cfg.SubscriberBuffer})
 	overridesLoaded := make(chan struct{})
-	env.Server.AddReadiness("overrides", func() error {
-		select {
-		case <-overridesLoaded:
-			return nil
-		default:
-			return errors.New("loading the overrides topic")
-		}
-	})
-	env.Server.AddReadiness("consumer-group", func() error {
-		if !proc.Joined() {
-			return errors.New("joining the consumer group")
-		}
-		return nil
-	})
+	env.Server.AddReadiness("overrides", app.Loaded(overridesLoaded, "the overrides topic"))
+	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.Server.Run(ctx) })
 	if d.listening != nil {

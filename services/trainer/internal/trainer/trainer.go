@@ -4,7 +4,6 @@ package trainer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/segmentio/kafka-go"
@@ -63,20 +62,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry))
 	modelsLoaded := make(chan struct{})
-	env.Server.AddReadiness("consumer-group", func() error {
-		if !proc.Joined() {
-			return errors.New("joining the consumer group")
-		}
-		return nil
-	})
-	env.Server.AddReadiness("models", func() error {
-		select {
-		case <-modelsLoaded:
-			return nil
-		default:
-			return errors.New("loading the models topic for ModelService")
-		}
-	})
+	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
+	env.Server.AddReadiness("models", app.Loaded(modelsLoaded, "the models topic for ModelService"))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.Server.Run(ctx) })
 	g.Go(func() error { return proc.Run(ctx) })
