@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,37 +21,6 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
-
-// cleanerBuild builds the cleaner binary once per test process.
-var cleanerBuild struct {
-	once      sync.Once
-	root, dir string
-	err       error
-}
-
-// cleanerBinary is binaries for the cleaner alone: the restart test runs nothing else, so it neither waits for
-// nor depends on the other services building.
-func cleanerBinary(t *testing.T) (repoRoot, binDir string) {
-	t.Helper()
-	b := &cleanerBuild
-	b.once.Do(func() {
-		wd, err := os.Getwd()
-		if err != nil {
-			b.err = err
-			return
-		}
-		if b.root, b.err = stack.FindRepoRoot(wd); b.err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		b.dir, b.err = stack.Binaries(ctx, b.root, "cleaner")
-	})
-	if b.err != nil {
-		t.Fatalf("build cleaner: %v", b.err)
-	}
-	return b.root, b.dir
-}
 
 // restartT0 is a Monday 06:00 UTC, aligned to every window. The input lies in the past, so nothing depends on
 // the wall clock (the idle timeout is off by default).
@@ -193,7 +160,7 @@ type cleanerRun struct {
 // startCleanerRun creates a namespace, writes the weather and starts the cleaner with extra environment.
 func startCleanerRun(ctx context.Context, t *testing.T, weather func(topics.Names) []stream.Output, env ...string) *cleanerRun {
 	t.Helper()
-	root, bins := cleanerBinary(t)
+	root, bins := serviceBinaries(t, "cleaner")
 	brokers, names := kafkatest.Setup(t, partitions)
 	prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
@@ -360,7 +327,7 @@ func (r *cleanerRun) waitCommitted(ctx context.Context) {
 // publish the same frames, detector health records and dead letters: same event ids, equal content.
 func TestCleanerRestartEquivalence(t *testing.T) {
 	t.Parallel()
-	root, _ := cleanerBinary(t)
+	root, _ := serviceBinaries(t, "cleaner")
 	topo, err := topology.Load(filepath.Join(root, "config", "topology.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,33 +32,45 @@ import (
 
 const partitions = 3
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-	repoRoot  string
-)
+// build is one `go build` of a set of services, shared by every test of the process that needs the same set.
+type build struct {
+	once      sync.Once
+	root, dir string
+	err       error
+}
 
-func binaries(t *testing.T) (string, string) {
+var builds sync.Map // comma-joined service names → *build
+
+// serviceBinaries builds the named services (all five when none are named) once per test process and returns
+// the repository root and the directory holding the binaries. A test that runs one service builds only that
+// one, so it neither waits for nor depends on the others.
+func serviceBinaries(t *testing.T, services ...string) (repoRoot, binDir string) {
 	t.Helper()
-	buildOnce.Do(func() {
+	v, _ := builds.LoadOrStore(strings.Join(services, ","), &build{})
+	b := v.(*build)
+	b.once.Do(func() {
 		wd, err := os.Getwd()
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		repoRoot, buildErr = stack.FindRepoRoot(wd)
-		if buildErr != nil {
+		if b.root, b.err = stack.FindRepoRoot(wd); b.err != nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		binDir, buildErr = stack.Binaries(ctx, repoRoot)
+		b.dir, b.err = stack.Binaries(ctx, b.root, services...)
 	})
-	if buildErr != nil {
-		t.Fatalf("build services: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("build services %v: %v", services, b.err)
 	}
-	return repoRoot, binDir
+	return b.root, b.dir
+}
+
+// binaries builds all five services.
+func binaries(t *testing.T) (string, string) {
+	t.Helper()
+	return serviceBinaries(t)
 }
 
 type pipeline struct {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,36 +24,6 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
-
-// trainerBuild builds the trainer binary once per test process.
-var trainerBuild struct {
-	once      sync.Once
-	root, dir string
-	err       error
-}
-
-// trainerBinary is binaries for the trainer alone: the restart test runs nothing else.
-func trainerBinary(t *testing.T) (repoRoot, binDir string) {
-	t.Helper()
-	b := &trainerBuild
-	b.once.Do(func() {
-		wd, err := os.Getwd()
-		if err != nil {
-			b.err = err
-			return
-		}
-		if b.root, b.err = stack.FindRepoRoot(wd); b.err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		b.dir, b.err = stack.Binaries(ctx, b.root, "trainer")
-	})
-	if b.err != nil {
-		t.Fatalf("build trainer: %v", b.err)
-	}
-	return b.root, b.dir
-}
 
 // Shape of the trainer restart input: enough windows (5 min each, so 400 windows are 33 h) for every horizon's
 // pending inputs to get labels, the recent windows to fill and candidates to be compared.
@@ -171,7 +140,7 @@ type trainerRun struct {
 // extra environment.
 func startTrainerRun(ctx context.Context, t *testing.T, env ...string) *trainerRun {
 	t.Helper()
-	root, bins := trainerBinary(t)
+	root, bins := serviceBinaries(t, "trainer")
 	brokers, names := kafkatest.Setup(t, partitions)
 	prefix := strings.TrimSuffix(names.Features, topics.DefaultNames("").Features)
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
