@@ -12,7 +12,27 @@ import (
 )
 
 // partitionBounds returns the first offset and the high watermark (next offset to be written) of a partition.
+// Right after a topic is created, a broker may answer "not leader" or "leader not available" for a moment:
+// such retriable errors are retried with backoff for up to 30 s.
 func partitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
+	backoff := 50 * time.Millisecond
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		first, end, err = partitionBoundsOnce(ctx, brokers, topic, partition)
+		var kerr kafka.Error
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || time.Now().After(deadline) {
+			return first, end, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func partitionBoundsOnce(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
 	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},

@@ -99,7 +99,8 @@ func (s Spec) config() kafka.TopicConfig {
 	return tc
 }
 
-// Existing maps topic name to partition count for the topics that exist among names.
+// Existing maps topic name to partition count for the topics that exist among names and whose partitions all
+// have a leader (a topic being created is left out until it is usable).
 func Existing(ctx context.Context, client *kafka.Client, names []string) (map[string]int, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
@@ -112,6 +113,15 @@ func Existing(ctx context.Context, client *kafka.Client, names []string) (map[st
 				continue
 			}
 			return nil, fmt.Errorf("metadata for %s: %w", t.Name, t.Error)
+		}
+		leaders := 0
+		for _, p := range t.Partitions {
+			if p.Error == nil && p.Leader.Host != "" {
+				leaders++
+			}
+		}
+		if leaders < len(t.Partitions) {
+			continue // just created: not usable until every partition has a leader
 		}
 		out[t.Name] = len(t.Partitions)
 	}
