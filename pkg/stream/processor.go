@@ -45,6 +45,15 @@ type CheckpointPolicy interface {
 	CheckpointInterval() time.Duration
 }
 
+// AckObserver is implemented by handlers that act once the outputs of the records they handled are acknowledged
+// by Kafka, such as handing results to in-process subscribers, which must never see a record that a Kafka
+// consumer might not. Acknowledged is called from the partition's goroutine after every successful write of a
+// batch's outputs, also when a CheckpointPolicy defers the checkpoint, and before Checkpoint when that is due. An
+// error stops the processor, like a Checkpoint error.
+type AckObserver interface {
+	Acknowledged(ctx context.Context) error
+}
+
 // HandlerFunc adapts a stateless function to Handler.
 type HandlerFunc func(ctx context.Context, m kafka.Message) ([]Output, error)
 
@@ -258,6 +267,7 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 	log.Info("partition started", zap.Int64("offset", a.Offset))
 
 	ticker, _ := h.(Ticker)
+	acked, _ := h.(AckObserver)
 	var interval time.Duration
 	if policy, ok := h.(CheckpointPolicy); ok {
 		interval = policy.CheckpointInterval()
@@ -278,6 +288,11 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		began := p.now()
 		if err := p.producer.Write(ctx, pending...); err != nil {
 			return fmt.Errorf("publish outputs of partition %d: %w", a.ID, err)
+		}
+		if acked != nil {
+			if err := acked.Acknowledged(ctx); err != nil {
+				return fmt.Errorf("acknowledged outputs of partition %d: %w", a.ID, err)
+			}
 		}
 		if !checkpointDue() {
 			p.metrics.observeFlush(p.cfg.Topic, handled, len(pending), p.now().Sub(began))

@@ -22,6 +22,9 @@ type Config struct {
 	LevelsSpeed      []string      `env:"PREDICTOR_LEVELS_SPEED" default:"0.8,0.67,0.5,0.3" help:"lower speed/free-flow-speed bounds of the free, light, moderate and heavy levels for speed"`
 	LevelsOccupancy  []string      `env:"PREDICTOR_LEVELS_OCCUPANCY" default:"0.1,0.15,0.25,0.35" help:"upper occupancy-ratio bounds of the free, light, moderate and heavy levels for occupancy"`
 	FreeFlowSpeedKMH float64       `env:"PREDICTOR_FREE_FLOW_SPEED_KMH" default:"50" help:"uncongested approach speed in km/h, the divisor of the speed ratio"`
+	MaxBatch         int           `env:"PREDICTOR_MAX_BATCH" default:"32" help:"feature frames handled before their predictions are written to Kafka: a frame waits for at most this many others to be predicted"`
+	CommitInterval   time.Duration `env:"PREDICTOR_COMMIT_INTERVAL" default:"1s" help:"how often input offsets are committed (0: after every batch); a crash re-predicts at most this much, with the same event ids"`
+	WriteLinger      time.Duration `env:"PREDICTOR_WRITE_LINGER" default:"10us" help:"how long a write of predictions waits for more records to batch with (kafka-go BatchTimeout); each partition writes its whole batch at once, so waiting only adds latency"`
 }
 
 func (c *Config) horizons() ([]time.Duration, error) {
@@ -104,6 +107,15 @@ func (c *Config) Validate() []string {
 	}
 	if c.SubscriberBuffer < 1 {
 		p = append(p, "PREDICTOR_SUBSCRIBER_BUFFER must be at least 1")
+	}
+	if c.MaxBatch < 1 {
+		p = append(p, fmt.Sprintf("PREDICTOR_MAX_BATCH %d must be at least 1", c.MaxBatch))
+	}
+	if c.CommitInterval < 0 {
+		p = append(p, "PREDICTOR_COMMIT_INTERVAL must not be negative")
+	}
+	if c.WriteLinger <= 0 {
+		p = append(p, "PREDICTOR_WRITE_LINGER must be positive")
 	}
 	if c.MaxModelAge <= 0 {
 		p = append(p, "PREDICTOR_MAX_MODEL_AGE must be positive")

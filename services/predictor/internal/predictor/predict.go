@@ -29,6 +29,9 @@ type Predictor struct {
 	maxAge     time.Duration
 	confidence float64
 	classify   congestion.Classifier
+	// compiled holds the snapshots of models compiled for prediction (decoding one per prediction cost more
+	// than all the rest of a prediction).
+	compiled compiledModels
 }
 
 // Predict returns the prediction record for a frame: every approach × target × horizon, with intervals,
@@ -79,10 +82,17 @@ func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, 
 		Confidence: pr.confidence, ModelId: id,
 	}
 	snap, ok := pr.models.Get(id)
-	var fc train.Forecast
-	var err error
+	var (
+		fc  train.Forecast
+		err error
+		cm  *compiledModel
+	)
 	if ok {
-		fc, err = train.Predict(snap, f, v, pr.confidence)
+		if cm = pr.compiled.get(id, snap, pr.confidence); cm.err != nil {
+			err = cm.err
+		} else {
+			fc, err = cm.model.Predict(f, v, pr.confidence)
+		}
 	}
 	if !ok || err != nil {
 		if !persistence(p, tg, v, pr.classify.FreeFlowSpeedKMH) {
@@ -95,7 +105,7 @@ func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, 
 		p.ModelAge = durationpb.New(age)
 		p.Stale = age > pr.maxAge
 		p.Drifting = snap.GetDrift().GetDrifting()
-		p.IntervalCoverage = coverage(snap, pr.confidence)
+		p.IntervalCoverage = cm.coverage
 		for _, c := range fc.Contributions {
 			if len(p.Contributions) == maxContributions {
 				break

@@ -2,9 +2,10 @@
 // Kafka and to PredictionService subscribers. The maths is pkg/train.Predict; levels are pkg/congestion.
 //
 // Order of effects: a frame is consumed, predicted and published to the predictions topic; only after Kafka
-// acknowledged the batch (the stream.Processor's Checkpoint) are its predictions handed to the hub, so a gRPC
-// subscriber never sees a prediction that a Kafka consumer might not. Both see the same message, event id
-// included.
+// acknowledged the batch (stream.AckObserver) are its predictions handed to the hub, so a gRPC subscriber never
+// sees a prediction that a Kafka consumer might not. Both see the same message, event id included. Input offsets
+// are committed later, at most every PREDICTOR_COMMIT_INTERVAL (stream.CheckpointPolicy): the predictor has no
+// state of its own to snapshot, and a crash re-predicts the frames since the last commit, with the same event ids.
 //
 // Replays: the prediction of a frame is a pure function of the frame and the model snapshots held, and its event
 // id is the frame's (intersection and window). A replayed frame (restart, rebalance) gives the same id and, if
@@ -43,8 +44,12 @@ type partition struct {
 	hub     *broadcast.Hub[*greenwavev1.IntersectionPrediction]
 	metrics *metrics
 	now     func() time.Time
-	batch   []*greenwavev1.IntersectionPrediction
-	began   []time.Time
+	// commitInterval is the CheckpointInterval (0: commit after every batch).
+	commitInterval time.Duration
+	// batch holds the predictions handled but not yet acknowledged by Kafka, began when their frames were
+	// consumed.
+	batch []*greenwavev1.IntersectionPrediction
+	began []time.Time
 }
 
 // Handle implements stream.Handler.
@@ -80,9 +85,10 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 	return []stream.Output{{Topic: p.names.Predictions, Key: []byte(pred.GetIntersectionId()), Value: b, EventID: pred.GetEventId(), Payload: wire.PayloadPrediction}}, nil
 }
 
-// Checkpoint implements stream.Handler: the predictions of the batch are on the topic now, so subscribers get
-// them — Kafka and gRPC subscribers see the same content.
-func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
+// Acknowledged implements stream.AckObserver: the predictions handled since the last call are on the topic now,
+// so subscribers get them — Kafka and gRPC subscribers see the same content. This happens after every write of
+// outputs, independently of the (possibly deferred) offset commit.
+func (p *partition) Acknowledged(context.Context) error {
 	now := p.now()
 	for i, pred := range p.batch {
 		p.hub.Publish(pred.GetIntersectionId(), pred)
@@ -91,8 +97,17 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	}
 	clear(p.batch) // let the hub own the predictions
 	p.batch, p.began = p.batch[:0], p.began[:0]
-	return nil, nil
+	return nil
 }
+
+// Checkpoint implements stream.Handler. The predictor has no state of its own to snapshot (the models come from
+// the models topic), so a checkpoint only commits the input offsets.
+func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) { return nil, nil }
+
+// CheckpointInterval implements stream.CheckpointPolicy: input offsets are committed at most this often rather
+// than after every batch, saving a synchronous round trip per batch. A crash replays the frames since the last
+// commit; their predictions are published again with the same event ids (see the package documentation).
+func (p *partition) CheckpointInterval() time.Duration { return p.commitInterval }
 
 // service is the predictor without its server: the models follower, the Kafka loop and the API. Tests and
 // benchmarks build it directly.
@@ -117,23 +132,27 @@ type serviceConfig struct {
 	group           string
 	modelPartitions int
 	buffer          int
+	maxBatch        int           // stream.ProcessorConfig.MaxBatch (0: the stream default)
+	commitInterval  time.Duration // partition.CheckpointInterval
+	writeLinger     time.Duration // stream.ProducerConfig.BatchTimeout (0: the stream default)
 }
 
 func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg prometheus.Registerer) *service {
 	s := &service{cfg: sc, log: log, store: pred.models, hub: broadcast.New[*greenwavev1.IntersectionPrediction](), pred: pred, modelsLoaded: make(chan struct{})}
 	s.metrics = newMetrics(reg, s.store, s.hub)
 	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
-	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{})
+	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger})
 	newHandler := func(ctx context.Context, _ int) (stream.Handler, error) {
 		select { // never predict before the models topic was read whole
 		case <-s.modelsLoaded:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &partition{pred: pred, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now}, nil
+		return &partition{pred: pred, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval}, nil
 	}
 	s.proc = stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: sc.brokers, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
+		MaxBatch: sc.maxBatch,
 	}, s.prod, newHandler, log, stream.NewMetrics(reg))
 	return s
 }
@@ -210,6 +229,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	pred := &Predictor{models: models.NewStore(), horizons: horizons, targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
 	svc := newService(serviceConfig{
 		brokers: cfg.Brokers, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer,
+		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger,
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
 	env.Server.AddReadiness("models", svc.ready)

@@ -15,6 +15,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -118,4 +119,66 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("%d outputs for an accepted record", len(outs))
 		}
 	})
+}
+
+// TestPredictionsPublishedWithDeferredCommits runs the Kafka loop with small batches and input offsets committed
+// only every hour: every prediction still reaches subscribers as soon as Kafka acknowledged it (the
+// stream.AckObserver hook, not the deferred checkpoint), and each one a subscriber sees is on the predictions
+// topic.
+func TestPredictionsPublishedWithDeferredCommits(t *testing.T) {
+	t.Parallel()
+	const parts, frames = 3, 20
+	brokers, names := kafkatest.Setup(t, parts)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	svc := newService(serviceConfig{brokers: brokers, names: names, group: "g-" + names.Features, modelPartitions: parts, buffer: 1024,
+		maxBatch: 4, commitInterval: time.Hour, writeLinger: 10 * time.Microsecond}, newTestPredictor(trainedStore(t, 100), time.Hour),
+		zaptest.NewLogger(t), prometheus.NewRegistry())
+	sub := svc.hub.Subscribe(1024, nil)
+	defer sub.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.run(runCtx) }()
+
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	var outs []stream.Output
+	for i := range frames {
+		f := testFrame(100)
+		f.IntersectionID = fmt.Sprint("i", i)
+		b, err := proto.Marshal(wire.FrameProto(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, stream.Output{Topic: names.Features, Key: []byte(f.IntersectionID), Value: b})
+	}
+	if err := prod.Write(ctx, outs...); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < frames {
+		it, err := sub.Next(ctx) // ends with the test's deadline if a prediction waited for the commit
+		if err != nil {
+			t.Fatalf("%d of %d predictions reached the subscriber: %v", len(seen), frames, err)
+		}
+		seen[it.Value.GetEventId()] = true
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	onTopic := map[string]bool{}
+	for p := range parts {
+		if err := stream.ReadPartition(ctx, brokers, names.Predictions, p, func(m kafka.Message) error {
+			onTopic[string(stream.Header(m, stream.HeaderEventID))] = true
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := range seen {
+		if !onTopic[id] {
+			t.Fatalf("%s reached a subscriber but is not on the predictions topic", id)
+		}
+	}
 }
