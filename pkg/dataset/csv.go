@@ -135,7 +135,8 @@ type readingsCSV struct {
 	at, inter, appr, det, interval, count, occupancy, speed int
 }
 
-func newReadingsCSV(rd *Reader, r io.Reader) (*readingsCSV, error) {
+// openTable reads a canonical CSV's header and checks that the required columns are there.
+func openTable(rd *Reader, r io.Reader, required []string) (*table, error) {
 	t := newTable(rd, r)
 	rec, line, err := t.row()
 	if errors.Is(err, io.EOF) {
@@ -144,7 +145,15 @@ func newReadingsCSV(rd *Reader, r io.Reader) (*readingsCSV, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.header(rec, line, ReadingRequired); err != nil {
+	if err := t.header(rec, line, required); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func newReadingsCSV(rd *Reader, r io.Reader) (*readingsCSV, error) {
+	t, err := openTable(rd, r, ReadingRequired)
+	if err != nil {
 		return nil, err
 	}
 	return &readingsCSV{t: t, at: t.use("observed_at"), inter: t.use("intersection_id"), appr: t.use("approach_id"),
@@ -243,15 +252,8 @@ type weatherCSV struct {
 }
 
 func newWeatherCSV(rd *Reader, r io.Reader) (*weatherCSV, error) {
-	t := newTable(rd, r)
-	rec, line, err := t.row()
-	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("open %s: %w", rd.name, ErrEmpty)
-	}
+	t, err := openTable(rd, r, WeatherRequired)
 	if err != nil {
-		return nil, err
-	}
-	if err := t.header(rec, line, WeatherRequired); err != nil {
 		return nil, err
 	}
 	return &weatherCSV{t: t, at: t.use("observed_at"), station: t.use("station_id"), temp: t.use("temperature_c"),
