@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack/stacktest"
 )
@@ -28,28 +25,7 @@ import (
 // own directory so they can tell their processes apart.
 var fakeDir string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "greenwave-dev-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := stacktest.BuildFake(dir, stack.Services...); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	fakeDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(stacktest.Main(m, &fakeDir, stack.Services...)) }
 
 // fakeBins returns a fresh directory of fake service binaries.
 func fakeBins(t *testing.T) string {

@@ -10,6 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // BuildFake builds the fake service into dir once per name of names, as dir/NAME (hard links of one binary:
@@ -37,4 +40,29 @@ func BuildFake(dir string, names ...string) error {
 		}
 	}
 	return nil
+}
+
+// Main is the TestMain of packages that run fake services: it builds the fake under every name of names into a
+// temporary directory, stores that directory in *dir, runs the tests, removes it, and fails the run on leaked
+// goroutines. It returns the exit code for os.Exit.
+func Main(m *testing.M, dir *string, names ...string) int {
+	d, err := os.MkdirTemp("", "greenwave-fakesvc-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(d)
+	if err := BuildFake(d, names...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*dir = d
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	return code
 }
