@@ -46,7 +46,7 @@ bench: ## Run the benchmarks: the pure core on one core, then the services again
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target briefly (FUZZTIME=10s per target)
-	@for pkg in $$(go list ./pkg/...); do \
+	@for pkg in $$(go list work); do \
 	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-10s} $$pkg || exit 1; \
 	  done; done
