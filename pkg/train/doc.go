@@ -86,7 +86,7 @@
 // candidate's covariance P is reset to Delta·I while its coefficients and noise estimate are kept: old
 // observations lose their weight at once (a re-weighting, not a restart), so the models re-adapt at the speed of
 // a fresh fit but start from the current coefficients instead of zero. RLSState.resets counts these resets
-// together with the wind-up guard's covariance restarts. Update and DriftState report the detection.
+// together with covariance restarts after rounding failures. Update and DriftState report the detection.
 //
 // # Interval coverage
 //

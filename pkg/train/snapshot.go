@@ -116,7 +116,7 @@ func rlsToProto(st regression.RLSState) *greenwavev1.RLSState {
 		InitialCovariance: st.Delta,
 		Updates:           st.Updates,
 		NoiseVariance:     nv,
-		// Resets are never called; covariance resets (wind-up guard and drift) are the v1 "resets".
+		// Resets are never called; covariance resets (rounding repairs and drift) are the v1 "resets".
 		Resets: st.CovarianceResets + st.Resets,
 	}
 }
