@@ -83,8 +83,19 @@ func newFlagSet(name, synopsis, description string, stderr io.Writer) *flag.Flag
 }
 
 // parseFlags parses args into fs. --help prints the usage and yields flag.ErrHelp; a mistake yields a usage
-// error that points at --help instead of printing the whole usage.
+// error that points at --help instead of printing the whole usage. Positional arguments are refused.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseFlagsAllowArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected arguments %q (see greenwave %s --help)", fs.Name(), fs.Args(), fs.Name())
+	}
+	return nil
+}
+
+// parseFlagsAllowArgs is parseFlags for a command that takes positional arguments: they are left in fs.Args().
+func parseFlagsAllowArgs(fs *flag.FlagSet, args []string) error {
 	usage := fs.Usage
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
@@ -96,8 +107,6 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return err
 	case err != nil:
 		return usagef("%s: %v (see greenwave %s --help)", fs.Name(), err, fs.Name())
-	case fs.NArg() > 0:
-		return usagef("%s: unexpected arguments %q (see greenwave %s --help)", fs.Name(), fs.Args(), fs.Name())
 	}
 	return nil
 }

@@ -446,23 +446,6 @@ func writeEvalText(w io.Writer, rep *evaluate.Report, o evalOptions, nab []evalu
 	return nil
 }
 
-// parseFlagsAllowArgs is parseFlags for a command that takes positional arguments: they are left in fs.Args().
-func parseFlagsAllowArgs(fs *flag.FlagSet, args []string) error {
-	usage := fs.Usage
-	fs.Usage = func() {}
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	fs.Usage = usage
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		usage()
-		return err
-	case err != nil:
-		return usagef("%s: %v (see greenwave %s --help)", fs.Name(), err, fs.Name())
-	}
-	return nil
-}
-
 // plotSlice is how much of the end of the data the time-series panel shows: two weeks stay readable at hourly
 // and at 15-minute resolution.
 const plotSlice = 14 * 24 * time.Hour

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -86,34 +87,7 @@ func (p *printer) plan(resp *greenwavev1.WatchPlansResponse) {
 		p.event(planEvent{Event: "plan", Initial: resp.GetInitial(), Coalesced: resp.GetCoalesced(), Plan: b})
 		return
 	}
-	p.text(formatPlan(resp.GetPlan(), resp.GetInitial()) + "\n")
-}
-
-// formatPlan renders a plan on one line:
-//
-//	plan I-100 @2026-11-26T07:35Z cycle 86s  NS 42s EW 26s  predictive: <reason_detail>
-func formatPlan(pl *greenwavev1.SignalPlan, initial bool) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "plan %s @%s cycle %.0fs ", pl.GetIntersectionId(), pl.GetValidFrom().AsTime().UTC().Format(planTime), pl.GetCycleS())
-	for _, ph := range pl.GetPhases() {
-		fmt.Fprintf(&b, " %s %.0fs", ph.GetPhaseId(), ph.GetGreenS())
-	}
-	fmt.Fprintf(&b, "  %s", reasonName(pl.GetReason()))
-	if pl.GetOversaturated() {
-		b.WriteString(" (oversaturated)")
-	}
-	if d := pl.GetReasonDetail(); d != "" {
-		fmt.Fprintf(&b, ": %s", d)
-	}
-	if initial {
-		b.WriteString("  [initial]")
-	}
-	return b.String()
-}
-
-// reasonName turns PLAN_REASON_FIXED_TIME into fixed_time.
-func reasonName(r greenwavev1.PlanReason) string {
-	return strings.ToLower(strings.TrimPrefix(r.String(), "PLAN_REASON_"))
+	p.text(ops.FormatPlanLine(resp.GetPlan(), resp.GetInitial()) + "\n")
 }
 
 // rejectName turns REJECT_REASON_TOO_OLD into too_old.
@@ -176,7 +150,7 @@ func (s *stats) ack(a *greenwavev1.BatchAck) {
 func (s *stats) plan(r greenwavev1.PlanReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.plans[reasonName(r)]++
+	s.plans[ops.ReasonName(r)]++
 }
 
 // summary is the summary event of --json output.

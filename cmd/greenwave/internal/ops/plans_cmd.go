@@ -83,7 +83,7 @@ func plansWatch(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		if *asJSON {
 			err = writeProtoLine(stdout, resp)
 		} else {
-			_, err = fmt.Fprintln(stdout, formatPlanLine(resp.GetPlan(), resp.GetInitial()))
+			_, err = fmt.Fprintln(stdout, FormatPlanLine(resp.GetPlan(), resp.GetInitial()))
 		}
 		if err != nil {
 			return fmt.Errorf("plans watch: write output: %w", err)
@@ -92,16 +92,16 @@ func plansWatch(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	return nil
 }
 
-// formatPlanLine renders a plan on one line, in the format of `greenwave dev`:
+// FormatPlanLine renders a plan on one line, as `greenwave dev` and `greenwave plans watch` print it:
 //
 //	plan I-100 @2026-11-26T07:35Z cycle 86s  NS 42s EW 26s  predictive: <reason_detail>
-func formatPlanLine(pl *greenwavev1.SignalPlan, initial bool) string {
+func FormatPlanLine(pl *greenwavev1.SignalPlan, initial bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan %s @%s cycle %.0fs ", pl.GetIntersectionId(), formatTime(pl.GetValidFrom().AsTime(), pl.GetValidFrom() != nil), pl.GetCycleS())
 	for _, ph := range pl.GetPhases() {
 		fmt.Fprintf(&b, " %s %.0fs", ph.GetPhaseId(), ph.GetGreenS())
 	}
-	fmt.Fprintf(&b, "  %s", reasonName(pl.GetReason()))
+	fmt.Fprintf(&b, "  %s", ReasonName(pl.GetReason()))
 	if pl.GetOversaturated() {
 		b.WriteString(" (oversaturated)")
 	}
@@ -114,8 +114,8 @@ func formatPlanLine(pl *greenwavev1.SignalPlan, initial bool) string {
 	return b.String()
 }
 
-// reasonName turns PLAN_REASON_FIXED_TIME into fixed_time.
-func reasonName(r greenwavev1.PlanReason) string {
+// ReasonName turns PLAN_REASON_FIXED_TIME into fixed_time.
+func ReasonName(r greenwavev1.PlanReason) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "PLAN_REASON_"))
 }
 
@@ -166,7 +166,7 @@ func printPlan(w io.Writer, pl *greenwavev1.SignalPlan) error {
 	fmt.Fprintf(tw, "valid\t%s .. %s\n", formatTime(pl.GetValidFrom().AsTime(), pl.GetValidFrom() != nil), formatTime(pl.GetValidUntil().AsTime(), pl.GetValidUntil() != nil))
 	fmt.Fprintf(tw, "cycle\t%.1fs  offset %.1fs  lost time %.1fs  Y %.3f  delay %.1fs/veh\n", pl.GetCycleS(), pl.GetOffsetS(), pl.GetLostTimeS(),
 		pl.GetCriticalRatioSum(), pl.GetEstimatedDelayS())
-	reason := reasonName(pl.GetReason())
+	reason := ReasonName(pl.GetReason())
 	if pl.GetReasonDetail() != "" {
 		reason += ": " + pl.GetReasonDetail()
 	}
