@@ -58,11 +58,6 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 	if err := wire.CheckVersion(fp.GetSchemaVersion()); err != nil {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
 	}
-	if fp.Weather == nil {
-		// wire.Frame dereferences the weather's optional fields; the trainer does not use weather, and a frame
-		// without it must not panic (found by FuzzHandle).
-		fp.Weather = &greenwavev1.WeatherContext{Missing: true}
-	}
 	f := wire.Frame(&fp)
 	switch {
 	case f.IntersectionID == "":
