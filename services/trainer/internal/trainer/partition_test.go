@@ -23,38 +23,37 @@ import (
 // approaches of a partly bad frame are applied all the same.
 func TestHandleRejects(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct {
 		name    string
-		value   func() []byte
+		value   func(rng *rand.Rand) []byte
 		reason  greenwavev1.RejectReason
 		detail  string
 		applied int // approach vectors applied
 	}{
-		{name: "not protobuf", value: func() []byte { return []byte{0xff, 0x01} }, reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, detail: "decode features"},
-		{name: "newer schema", value: func() []byte {
+		{name: "not protobuf", value: func(rng *rand.Rand) []byte { return []byte{0xff, 0x01} }, reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, detail: "decode features"},
+		{name: "newer schema", value: func(rng *rand.Rand) []byte {
 			f := frame("I-1", 0, approachIDs(2), rng)
 			f.SchemaVersion = 99
 			return mustMarshal(t, f)
 		}, reason: greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA},
-		{name: "no intersection", value: func() []byte {
+		{name: "no intersection", value: func(rng *rand.Rand) []byte {
 			f := frame("", 0, approachIDs(2), rng)
 			return mustMarshal(t, f)
 		}, reason: greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, detail: "intersection_id"},
-		{name: "slash in intersection", value: func() []byte { return mustMarshal(t, frame("I/1", 0, approachIDs(2), rng)) },
+		{name: "slash in intersection", value: func(rng *rand.Rand) []byte { return mustMarshal(t, frame("I/1", 0, approachIDs(2), rng)) },
 			reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, detail: "contains '/'"},
-		{name: "no approaches", value: func() []byte { return mustMarshal(t, frame("I-1", 0, nil, rng)) },
+		{name: "no approaches", value: func(rng *rand.Rand) []byte { return mustMarshal(t, frame("I-1", 0, nil, rng)) },
 			reason: greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, detail: "no approaches"},
-		{name: "one approach with a NaN feature", value: func() []byte {
+		{name: "one approach with a NaN feature", value: func(rng *rand.Rand) []byte {
 			f := frame("I-1", 0, approachIDs(3), rng)
 			f.Approaches[1].Values[1] = math.NaN()
 			return mustMarshal(t, f)
 		}, reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, detail: `approach "A1"`, applied: 2},
-		{name: "repeated approach", value: func() []byte {
+		{name: "repeated approach", value: func(rng *rand.Rand) []byte {
 			f := frame("I-1", 0, []string{"A0", "A0"}, rng)
 			return mustMarshal(t, f)
 		}, reason: greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, detail: "repeated", applied: 1},
-		{name: "misaligned window", value: func() []byte {
+		{name: "misaligned window", value: func(rng *rand.Rand) []byte {
 			f := frame("I-1", 0, approachIDs(1), rng)
 			f.WindowStart.Seconds += 7
 			return mustMarshal(t, f)
@@ -62,9 +61,11 @@ func TestHandleRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			// Each subtest has its own generator: the subtests run in parallel.
+			rng := rand.New(rand.NewPCG(1, 2))
 			p, m := newTestPartition(topics.DefaultNames("test."))
 			msgs := messages(t, 0, frame("I-1", 0, nil, rng))
-			msgs[0].Value = tc.value()
+			msgs[0].Value = tc.value(rng)
 			_, err := p.Handle(context.Background(), msgs[0])
 			var rej *stream.RejectError
 			if !errors.As(err, &rej) {
