@@ -22,6 +22,8 @@ const (
 	HeaderEventID       = "greenwave-event-id"
 	HeaderSchemaVersion = "greenwave-schema-version"
 	HeaderPayload       = "greenwave-payload"
+	// HeaderPartitionKey, when present, is what IntersectionBalancer hashes instead of the record key.
+	HeaderPartitionKey = "greenwave-partition-key"
 )
 
 // Output is one record to publish.
@@ -33,6 +35,10 @@ type Output struct {
 	EventID string
 	// Payload names the protobuf message type, sent as a header for tools.
 	Payload string
+	// PartitionKey, when set, places the record instead of the key: it is sent as the HeaderPartitionKey
+	// header, which IntersectionBalancer hashes. The cleaner's input and changelog use it to keep a group of
+	// intersections (topology.Topology.PartitionKeys) in one partition while each record keeps its own key.
+	PartitionKey string
 }
 
 // Message converts the output to a kafka-go message with Greenwave's headers.
@@ -44,6 +50,9 @@ func (o Output) Message() kafka.Message {
 	if o.Payload != "" {
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderPayload, Value: []byte(o.Payload)},
 			kafka.Header{Key: HeaderSchemaVersion, Value: []byte("1")})
+	}
+	if o.PartitionKey != "" {
+		m.Headers = append(m.Headers, kafka.Header{Key: HeaderPartitionKey, Value: []byte(o.PartitionKey)})
 	}
 	return m
 }
@@ -60,14 +69,19 @@ func Header(m kafka.Message, key string) []byte {
 
 // IntersectionBalancer partitions by the part of the key before the first '/', hashed with murmur2 exactly like
 // Java's default partitioner. Keys "I-100" and "I-100/N/900/flow" land in the same partition, which is what keeps
-// every record about an intersection — readings, state, models — co-partitioned.
+// every record about an intersection — readings, state, models — co-partitioned. A record with a
+// HeaderPartitionKey header is placed by that header's value instead (hashed whole), so a Java producer that
+// uses the header's value as its key reaches the same partition.
 type IntersectionBalancer struct{}
 
 // Balance implements kafka.Balancer.
 func (IntersectionBalancer) Balance(msg kafka.Message, partitions ...int) int {
-	key := msg.Key
-	if i := bytes.IndexByte(key, '/'); i >= 0 {
-		key = key[:i]
+	key := Header(msg, HeaderPartitionKey)
+	if key == nil {
+		key = msg.Key
+		if i := bytes.IndexByte(key, '/'); i >= 0 {
+			key = key[:i]
+		}
 	}
 	return kafka.Murmur2Balancer{Consistent: true}.Balance(kafka.Message{Key: key}, partitions...)
 }

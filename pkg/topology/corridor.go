@@ -21,23 +21,8 @@ type Coordination struct {
 // linkedGroups returns the groups of intersections connected by neighbour links (either direction), each in
 // configuration order, and the group index of every intersection. Links to unknown intersections are ignored.
 func linkedGroups(t Topology) ([][]int, map[string]int) {
-	index := make(map[string]int, len(t.Intersections))
-	for i, in := range t.Intersections {
-		if _, dup := index[in.ID]; !dup {
-			index[in.ID] = i
-		}
-	}
-	parent := make([]int, len(t.Intersections))
-	for i := range parent {
-		parent[i] = i
-	}
-	find := func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
+	index := intersectionIndex(t)
+	sets := newDisjointSets(len(t.Intersections))
 	linked := make([]bool, len(t.Intersections))
 	for i, in := range t.Intersections {
 		for _, l := range in.Neighbours {
@@ -46,9 +31,7 @@ func linkedGroups(t Topology) ([][]int, map[string]int) {
 				continue
 			}
 			linked[i], linked[j] = true, true
-			if a, b := find(i), find(j); a != b {
-				parent[max(a, b)] = min(a, b)
-			}
+			sets.union(i, j)
 		}
 	}
 	var groups [][]int
@@ -58,7 +41,7 @@ func linkedGroups(t Topology) ([][]int, map[string]int) {
 		if !linked[i] {
 			continue
 		}
-		r := find(i)
+		r := sets.find(i)
 		g, ok := byRoot[r]
 		if !ok {
 			g = len(groups)

@@ -182,11 +182,12 @@ type Index struct {
 	topo          Topology
 	intersections map[string]int
 	detectors     map[string]DetectorRef
+	partitionKeys map[string]string
 }
 
 // NewIndex builds the lookup index. It expects a validated topology.
 func NewIndex(t Topology) *Index {
-	ix := &Index{topo: t, intersections: map[string]int{}, detectors: map[string]DetectorRef{}}
+	ix := &Index{topo: t, intersections: map[string]int{}, detectors: map[string]DetectorRef{}, partitionKeys: t.PartitionKeys()}
 	for i, in := range t.Intersections {
 		ix.intersections[in.ID] = i
 		for _, a := range in.Approaches {
@@ -208,6 +209,15 @@ func (ix *Index) Intersection(id string) (Intersection, bool) {
 		return Intersection{}, false
 	}
 	return ix.topo.Intersections[i], true
+}
+
+// PartitionKey returns the key that places an intersection's readings and cleaner state in a Kafka partition
+// (see Topology.PartitionKeys); an intersection not in the topology is its own key.
+func (ix *Index) PartitionKey(id string) string {
+	if k, ok := ix.partitionKeys[id]; ok {
+		return k
+	}
+	return id
 }
 
 // Detector locates a detector by ID.
@@ -416,6 +426,15 @@ func (t Topology) Validate() error {
 				ui, ua, ok := strings.Cut(up, "/")
 				if !ok || !seenInt[ui] || !hasApproach(t, ui, ua) {
 					add("intersections[%d] (%s): approach %q upstream %q is not a configured intersection/approach", i, in.ID, a.ID, up)
+					continue
+				}
+				// The upstream feature reads the upstream approach's previous window, which must be one of
+				// this intersection's windows.
+				for _, u := range t.Intersections {
+					if u.ID == ui && u.Window() != in.Window() {
+						add("intersections[%d] (%s): approach %q upstream %q has %d s windows, this intersection %d s: upstream approaches need equal windows",
+							i, in.ID, a.ID, up, u.Window(), in.Window())
+					}
 				}
 			}
 		}

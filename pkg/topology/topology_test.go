@@ -92,6 +92,10 @@ func TestValidateRules(t *testing.T) {
 		{"NaN travel time", func(t *Topology) { t.Intersections[0].Neighbours[0].TravelTimeS = math.NaN() }, "travel_time_s NaN"},
 		{"infinite travel time", func(t *Topology) { t.Intersections[0].Neighbours[0].TravelTimeS = math.Inf(1) }, "travel_time_s +Inf"},
 		{"upstream", func(t *Topology) { t.Intersections[0].Approaches[0].Upstream = []string{"B/Q"} }, `upstream "B/Q"`},
+		{"upstream window", func(t *Topology) {
+			t.Intersections[0].Approaches[0].Upstream = []string{"B/N"}
+			t.Intersections[1].WindowS = 900
+		}, `upstream "B/N" has 900 s windows, this intersection 300 s`},
 		{"corridor root unknown", func(t *Topology) { t.Corridors = []Corridor{{ID: "c", Root: "Z"}} }, `root "Z" is not a configured intersection`},
 		{"corridor empty id", func(t *Topology) { t.Corridors = []Corridor{{Root: "A"}} }, "corridors[0] (): id is empty"},
 		{"corridor twice", func(t *Topology) { t.Corridors = []Corridor{{ID: "c", Root: "A"}, {ID: "d", Root: "B"}} }, `linked to corridor "c"`},

@@ -71,9 +71,12 @@ func buildRestartInput(t *testing.T, topo topology.Topology, names topics.Names,
 		return &greenwavev1.TrafficReading{SchemaVersion: 1, ReadingId: fmt.Sprintf("%s@%d", det, at.Unix()),
 			IntersectionId: inter, DetectorId: det, ObservedAt: timestamppb.New(at), IntervalS: 60, Count: count}
 	}
+	// Placed as the collector places them: a feature group (intersections linked by upstream references) in
+	// one partition.
+	ix := topology.NewIndex(topo)
 	out := func(r *greenwavev1.TrafficReading) stream.Output {
 		return stream.Output{Topic: names.Readings, Key: []byte(r.GetIntersectionId()), Value: enc(r),
-			EventID: r.GetReadingId(), Payload: wire.PayloadReading}
+			EventID: r.GetReadingId(), Payload: wire.PayloadReading, PartitionKey: ix.PartitionKey(r.GetIntersectionId())}
 	}
 	type heldReading struct {
 		r      *greenwavev1.TrafficReading

@@ -159,7 +159,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		p := newPartition(part, env.Topology, cc, names, weather, m)
+		p := newPartition(part, counts[names.Readings], env.Topology, cc, names, weather, m)
 		raw := map[string][]byte{}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.CleanerState, part, func(msg kafka.Message) error {
 			if msg.Value == nil {
@@ -173,12 +173,12 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			return nil, fmt.Errorf("restore cleaner state: %w", err)
 		}
 		for _, id := range sortedKeys(raw) {
-			ok, err := p.restore(id, raw[id])
+			skip, err := p.restore(id, raw[id])
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
-				env.Log.Warn("dropping state of an intersection no longer in the topology", zap.String("intersection", id))
+			if skip != "" {
+				env.Log.Warn("dropping restored state", zap.String("intersection", id), zap.Int("partition", part), zap.String("why", skip))
 			}
 		}
 		env.Log.Info("partition state restored", zap.Int("partition", part), zap.Int("intersections", len(p.states)))

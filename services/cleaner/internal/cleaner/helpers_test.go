@@ -33,7 +33,14 @@ func loadTopology(t testing.TB) *topology.Index {
 
 func newTestPartition(t testing.TB, id int) *partition {
 	t.Helper()
-	return newPartition(id, loadTopology(t), clean.DefaultConfig(), topics.DefaultNames("test."), nil, newMetrics(prometheus.NewRegistry()))
+	return newCheckedPartition(t, id, 0)
+}
+
+// newCheckedPartition is a handler for partition id of an input topic with the given partition count, which
+// checks that records are in their feature group's partition (0: unchecked).
+func newCheckedPartition(t testing.TB, id, partitions int) *partition {
+	t.Helper()
+	return newPartition(id, partitions, loadTopology(t), clean.DefaultConfig(), topics.DefaultNames("test."), nil, newMetrics(prometheus.NewRegistry()))
 }
 
 // reading is one minute-long reading of detector det of intersection in, minute minutes after t0.

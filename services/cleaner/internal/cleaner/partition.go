@@ -20,44 +20,63 @@ import (
 // partition is the handler of one assigned input partition: the state of every intersection it holds. It is
 // used from the partition's goroutine only.
 type partition struct {
-	id      int
-	topo    *topology.Index
-	cfg     clean.Config
-	names   topics.Names
-	weather clean.WeatherLookup
-	metrics *metrics
-	states  map[string]*clean.Intersection
+	id int
+	// partitions is the input topic's partition count, to check that a record is in its intersection's
+	// partition (0: unchecked, for tests that drive one handler).
+	partitions int
+	topo       *topology.Index
+	cfg        clean.Config
+	names      topics.Names
+	weather    clean.WeatherLookup
+	metrics    *metrics
+	states     map[string]*clean.Intersection
 	// applied is, per intersection, the offset of the last input record applied to its state (absent: none
 	// recorded). Records at or below it are redeliveries after a restart and are skipped.
 	applied map[string]int64
 	dirty   map[string]bool
 }
 
-func newPartition(id int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
-	return &partition{id: id, topo: topo, cfg: cfg, names: names, weather: weather, metrics: m,
+func newPartition(id, partitions int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
+	return &partition{id: id, partitions: partitions, topo: topo, cfg: cfg, names: names, weather: weather, metrics: m,
 		states: map[string]*clean.Intersection{}, applied: map[string]int64{}, dirty: map[string]bool{}}
 }
 
-// restore loads one changelog record (the latest for its key). An intersection no longer in the topology is
-// reported as (false, nil) so the caller can log it and go on.
-func (p *partition) restore(id string, value []byte) (bool, error) {
+// restore loads one changelog record (the latest for its key). State the partition must not hold — an
+// intersection no longer in the topology, or one whose readings now go to another partition — is reported as
+// a non-empty skip reason so the caller can log it and go on.
+func (p *partition) restore(id string, value []byte) (skip string, err error) {
 	in, ok := p.topo.Intersection(id)
 	if !ok {
-		return false, nil
+		return "the intersection is no longer in the topology", nil
+	}
+	if want, ok := p.home(id); !ok {
+		// Its feature group changed: the state is stale here, and holding it would emit a second stream of
+		// frames for the intersection from this partition.
+		return fmt.Sprintf("the intersection's readings now go to partition %d (its feature group changed)", want), nil
 	}
 	snap, err := decodeSnapshot(value)
 	if err != nil {
-		return false, fmt.Errorf("restore state of %s: %w", id, err)
+		return "", fmt.Errorf("restore state of %s: %w", id, err)
 	}
 	s, err := clean.RestoreIntersection(in, p.cfg, snap.State)
 	if err != nil {
-		return false, fmt.Errorf("restore state of %s: %w", id, err)
+		return "", fmt.Errorf("restore state of %s: %w", id, err)
 	}
 	p.states[id] = s
 	if snap.SourceOffset >= 0 && snap.SourcePartition == p.id {
 		p.applied[id] = snap.SourceOffset
 	}
-	return true, nil
+	return "", nil
+}
+
+// home reports the partition an intersection's readings and state belong to under the topology, and whether
+// it is this one (always true when the partition count is unknown).
+func (p *partition) home(id string) (int, bool) {
+	if p.partitions <= 0 {
+		return p.id, true
+	}
+	want := stream.PartitionFor(p.topo.PartitionKey(id), p.partitions)
+	return want, want == p.id
 }
 
 func (p *partition) state(id string) (*clean.Intersection, error) {
@@ -90,6 +109,15 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		// The restored state already covers this record: its outputs were published before the state was.
 		p.metrics.redelivered.Inc()
 		return nil, nil
+	}
+	if _, known := p.topo.Intersection(id); known {
+		if want, ok := p.home(id); !ok {
+			// Its state (and its feature group's) lives in another partition: applying it here would split
+			// the intersection's windows between two cleaners.
+			return nil, &stream.RejectError{Reason: greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, EventID: r.GetReadingId(),
+				Detail: fmt.Sprintf("reading for intersection %q in partition %d; under this cleaner's topology its feature group %q belongs in partition %d (do the collector and the cleaner run the same topology revision?)",
+					id, p.id, p.topo.PartitionKey(id), want)}
+		}
 	}
 	st, err := p.state(id)
 	if err != nil {
@@ -193,7 +221,11 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", id, err)
 		}
-		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b})
+		out := stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b}
+		if k := p.topo.PartitionKey(id); k != id {
+			out.PartitionKey = k // the changelog is co-partitioned with the readings
+		}
+		outs = append(outs, out)
 	}
 	clear(p.dirty)
 	return outs, nil

@@ -3,6 +3,7 @@ package cleaner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -109,8 +110,8 @@ func TestRestoreEqualsUninterrupted(t *testing.T) {
 			}
 			restored := newTestPartition(t, 0)
 			for id, b := range checkpoint(t, first) {
-				if ok, err := restored.restore(id, b); err != nil || !ok {
-					t.Fatalf("restore %s: %v %v", id, ok, err)
+				if skip, err := restored.restore(id, b); err != nil || skip != "" {
+					t.Fatalf("restore %s: %q %v", id, skip, err)
 				}
 			}
 			for i, m := range msgs[tc.j:] {
@@ -163,19 +164,20 @@ func TestRestoreErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, id string
 		b        []byte
-		ok       bool
+		skip     string
 		err      string
 	}{
-		{"good", "I-100", good, true, ""},
-		{"not in the topology", "I-999", good, false, ""},
-		{"garbage", "I-100", []byte("{"), false, "bad cleaner snapshot"},
-		{"state of another intersection", "I-101", good, false, "bad cleaner state"},
+		{"good", "I-100", good, "", ""},
+		{"not in the topology", "I-999", good, "no longer in the topology", ""},
+		{"garbage", "I-100", []byte("{"), "", "bad cleaner snapshot"},
+		{"state of another intersection", "I-101", good, "", "bad cleaner state"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ok, err := newTestPartition(t, 0).restore(tc.id, tc.b)
-			if ok != tc.ok || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
-				t.Fatalf("restore = %v, %v; want %v and an error containing %q", ok, err, tc.ok, tc.err)
+			skip, err := newTestPartition(t, 0).restore(tc.id, tc.b)
+			if !strings.Contains(skip, tc.skip) || (skip == "") != (tc.skip == "") ||
+				(err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("restore = %q, %v; want a skip containing %q and an error containing %q", skip, err, tc.skip, tc.err)
 			}
 		})
 	}
@@ -253,5 +255,45 @@ func TestDeadLetterIDsMatchPayload(t *testing.T) {
 	}
 	if len(ids) == 0 {
 		t.Fatal("no dead letters")
+	}
+}
+
+// TestFeatureGroupPartition checks that a partition accepts only the readings and changelog state of the
+// feature groups it owns (the example topology is one group keyed I-100), and that its changelog records are
+// placed with the group's readings.
+func TestFeatureGroupPartition(t *testing.T) {
+	t.Parallel()
+	const partitions = 4
+	home := stream.PartitionFor("I-100", partitions)
+	p := newCheckedPartition(t, home, partitions)
+	msgs := messages(home, script(t, p.topo, "I-101", 10))
+	for _, m := range msgs {
+		for _, o := range handle(t, p, m) {
+			var dl greenwavev1.DeadLetter
+			if o.Topic == p.names.DeadLetters && (proto.Unmarshal(o.Value, &dl) != nil || dl.GetReason() == greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT) {
+				t.Fatalf("reading in its group's partition dead-lettered: %v", &dl)
+			}
+		}
+	}
+	outs, err := p.Checkpoint(context.Background())
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("checkpoint: %d records, %v", len(outs), err)
+	}
+	if outs[0].PartitionKey != "I-100" {
+		t.Errorf("changelog record of I-101 has partition key %q, want I-100 (co-partitioned with the readings)", outs[0].PartitionKey)
+	}
+
+	other := newCheckedPartition(t, (home+1)%partitions, partitions)
+	_, err = other.Handle(context.Background(), messages(other.id, script(t, other.topo, "I-101", 1))[0])
+	var rej *stream.RejectError
+	if !errors.As(err, &rej) || rej.Reason != greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT || !strings.Contains(rej.Detail, fmt.Sprintf("belongs in partition %d", home)) {
+		t.Fatalf("reading outside its group's partition: %v, want INCONSISTENT naming partition %d", err, home)
+	}
+	skip, err := other.restore("I-101", outs[0].Value)
+	if err != nil || !strings.Contains(skip, fmt.Sprintf("now go to partition %d", home)) {
+		t.Fatalf("restore outside the group's partition = %q, %v; want it skipped", skip, err)
+	}
+	if len(other.states) != 0 {
+		t.Fatal("state restored outside its partition")
 	}
 }

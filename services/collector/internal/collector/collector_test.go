@@ -481,3 +481,32 @@ func TestOverloadRefusesInsteadOfQueueing(t *testing.T) {
 
 // jsonMarshal re-encodes a decoded JSON body (tests compare through protojson).
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// TestFeatureGroupPlacement checks that a reading of an intersection whose approach names an upstream approach
+// of another intersection lands in that feature group's partition, so one cleaner holds both.
+func TestFeatureGroupPlacement(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		token, detector string
+	}{{tokenA, "D1"}, {tokenB, "X1"}} {
+		batch := &greenwavev1.ReadingBatch{BatchId: tc.detector, Readings: []*greenwavev1.TrafficReading{reading(tc.detector)}}
+		resp, err := f.client.PublishReadings(withToken(testCtx(t), tc.token), &greenwavev1.PublishReadingsRequest{Batch: batch})
+		if err != nil || resp.GetAck().GetAcceptedReadings() != 1 {
+			t.Fatalf("publish %s: %v %v", tc.detector, resp, err)
+		}
+	}
+	want := stream.PartitionFor("I-1", 2) // I-2/N names I-1/N upstream: the group's key is I-1
+	recs := f.records(f.names.Readings, 2)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	for _, m := range recs {
+		if m.Partition != want {
+			t.Errorf("reading keyed %s in partition %d, want the group's partition %d", m.Key, m.Partition, want)
+		}
+		wantHeader := map[string]string{"I-1": "", "I-2": "I-1"}[string(m.Key)]
+		if h := string(stream.Header(m, stream.HeaderPartitionKey)); h != wantHeader {
+			t.Errorf("reading keyed %s has partition key header %q, want %q", m.Key, h, wantHeader)
+		}
+	}
+}

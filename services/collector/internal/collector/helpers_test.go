@@ -46,7 +46,7 @@ intersections:
   - id: I-2
     weather_station: STN-2
     approaches:
-      - {id: N, lanes: 1, saturation_flow_vph_per_lane: 1800, detectors: [X1]}
+      - {id: N, lanes: 1, saturation_flow_vph_per_lane: 1800, detectors: [X1], upstream: [I-1/N]}
       - {id: E, lanes: 1, saturation_flow_vph_per_lane: 1800, detectors: [X2]}
     phases:
       - {id: P1, approaches: [N], min_green_s: 10, max_green_s: 60, yellow_s: 4, all_red_s: 2, lost_time_s: 4}
