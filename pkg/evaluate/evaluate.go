@@ -181,12 +181,16 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 	e := &Evaluator{cfg: cfg, index: topology.NewIndex(topo), weather: clean.NewWeatherTable(cfg.Clean),
 		runs: map[string]*run{}, cleaning: Cleaning{Rejected: map[string]int{}}}
 	var errs []error
+	// Every intersection reads its upstream features from the others, as in one cleaner partition.
+	states := clean.States{}
 	for i, in := range topo.Intersections {
 		cl, err := clean.NewIntersection(in, cfg.Clean)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("intersection %s: %w", in.ID, err))
 			continue
 		}
+		cl.SetUpstream(states)
+		states[in.ID] = cl
 		tc := cfg.Train
 		tc.WindowS = in.Window()
 		if err := tc.Validate(); err != nil {

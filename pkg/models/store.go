@@ -28,7 +28,8 @@ type Store struct {
 func NewStore() *Store { return &Store{models: map[string]*greenwavev1.ModelSnapshot{}} }
 
 // Put stores s unless a newer version of the model is already held (a compacted topic can replay older values),
-// and reports whether it did.
+// and reports whether it did. Only the version decides, not the feature set: the trainer's model for a newer
+// feature set continues the versions of the model it replaces (train.Learner.Upgrade), so it replaces it here.
 func (st *Store) Put(s *greenwavev1.ModelSnapshot) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -9,7 +9,7 @@ import (
 
 const weekDur = week * time.Second
 
-// BenchmarkLearnerApply measures one Apply with the default configuration: 3 horizons × 8 candidates × 40
+// BenchmarkLearnerApply measures one Apply with the default configuration: 3 horizons × 8 candidates × the
 // inputs (features.Names without "bias", then the seasonal inputs), on the synthetic traffic series.
 func BenchmarkLearnerApply(b *testing.B) {
 	s := newTrafficSeries(7, 1)
@@ -18,8 +18,8 @@ func BenchmarkLearnerApply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if n := len(l.FeatureNames()); n != 32+numSeasonal {
-		b.Fatalf("%d features, want %d", n, 32+numSeasonal)
+	if n, want := len(l.FeatureNames()), len(s.names)-1+numSeasonal; n != want {
+		b.Fatalf("%d features, want %d", n, want)
 	}
 	// Warm up past the horizons so that every Apply labels, trains and forecasts.
 	for _, f := range s.frames[:24] {

@@ -16,7 +16,7 @@ var (
 	// ErrKeyMismatch reports a frame or vector of another intersection or approach than the learner's.
 	ErrKeyMismatch = errors.New("intersection or approach mismatch")
 	// ErrFeatureMismatch reports a frame whose feature set version or feature names differ from the model's.
-	// The caller must start a new model (NewLearner) for the new feature set.
+	// A newer feature set replaces the learner (Learner.Upgrade); an older or a different one is rejected.
 	ErrFeatureMismatch = errors.New("feature set mismatch")
 	// ErrInvalidInput reports a frame or vector that cannot be applied (misaligned window, non-finite or huge
 	// features, invalid capacity). The learner is left untouched.

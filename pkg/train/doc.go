@@ -24,8 +24,8 @@
 //  4. Promotion (see below).
 //  5. Drift action (see below).
 //
-// A frame whose WindowStart is not after the last applied window is skipped (Update.Skipped): replays are
-// harmless. The history used by the baselines is updated between steps 2 and 3.
+// A frame whose WindowStart is not after the last applied window is skipped (Update.Skipped), whatever its
+// feature set: replays are harmless. The history used by the baselines is updated between steps 2 and 3.
 //
 // # Conditioning
 //
@@ -45,7 +45,20 @@
 // The feature named "bias" (constant 1 in package features) duplicates the intercept of [regression.RLS] and is
 // dropped from the regression input; ModelSnapshot.feature_names lists the remaining features in coefficient
 // order. A frame whose feature_set_version or feature names (without "bias") differ from the model's is
-// rejected with [ErrFeatureMismatch]: the caller must start a new model for the new feature set.
+// rejected with [ErrFeatureMismatch].
+//
+// # Feature-set upgrades
+//
+// When the cleaner's feature set changes, its frames carry a higher feature_set_version. [Learner.Upgrade]
+// replaces the learner by a successor for the new names that continues the version numbering and the last
+// applied window, and applies the frame: the model id stays, its first new snapshot supersedes the old ones
+// (the newest version wins in the trainer's restore, in package models and in the predictor) and carries the new
+// feature_set_version and feature_names. Everything learned belongs to the old features, so the successor starts
+// like a new model: coefficients, pending inputs, prequential metrics, coverage, drift state and the baselines'
+// history restart, and the model predicts (ErrNotReady) again once its promoted candidate has a noise estimate. A
+// frame with an older version is never used to downgrade a model, and the same version with other names is
+// rejected: both are [ErrFeatureMismatch]. The upgrade is a pure function of the learner and the frame, so
+// restoring an old-feature-set snapshot and replaying the frames that follow upgrades exactly as before.
 //
 // # Baselines
 //

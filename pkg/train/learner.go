@@ -167,6 +167,13 @@ func newLearnerShell(intersectionID, approachID string, base []string, fsv int, 
 	}
 }
 
+// FeatureSetVersion returns the feature set version of the frames the learner applies (Frame.FeatureSetVersion).
+func (l *Learner) FeatureSetVersion() int { return l.fsv }
+
+// Version returns the learner's version: the ModelSnapshot.version of its snapshots, one more with every applied
+// window, continued by Upgrade.
+func (l *Learner) Version() uint64 { return l.version }
+
 // FeatureNames returns the regression inputs in coefficient order: the frame's names without "bias", then the
 // seasonal inputs (InputHATarget …).
 func (l *Learner) FeatureNames() []string { return slices.Clone(l.featureNames) }
@@ -234,21 +241,24 @@ func mod(a, m int64) int64 {
 
 // Apply applies the window of frame f for this learner's approach, whose vector in f is v. See the package
 // documentation for the steps. It returns ErrKeyMismatch, ErrFeatureMismatch or ErrInvalidInput, wrapped,
-// and leaves the learner untouched on every error. A window not newer than the last applied one is skipped.
+// and leaves the learner untouched on every error. A window not newer than the last applied one is skipped,
+// whatever its feature set. On ErrFeatureMismatch, Upgrade tells whether the frame's feature set replaces the learner's.
 func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 	if f.IntersectionID != l.intersection || v.ApproachID != l.approach {
 		return Update{}, fmt.Errorf("apply %s/%s to learner %s/%s: %w", f.IntersectionID, v.ApproachID, l.intersection, l.approach, ErrKeyMismatch)
-	}
-	if f.FeatureSetVersion != l.fsv || !checkNames(f.Names, l.featureNames[:l.nBase]) {
-		return Update{}, fmt.Errorf("apply %s/%s: frame feature set %d %v, model %d %v: %w",
-			l.intersection, l.approach, f.FeatureSetVersion, f.Names, l.fsv, l.featureNames, ErrFeatureMismatch)
 	}
 	start, end, err := window(f, l.windowS)
 	if err != nil {
 		return Update{}, fmt.Errorf("apply %s/%s: %w", l.intersection, l.approach, err)
 	}
+	// A window already applied is skipped whatever its feature set: after a restore, the replayed frames of
+	// an upgraded learner's predecessor carry the old one.
 	if l.applied && start <= l.last {
 		return Update{Window: f.WindowStart, Skipped: true, Version: l.version}, nil
+	}
+	if f.FeatureSetVersion != l.fsv || !checkNames(f.Names, l.featureNames[:l.nBase]) {
+		return Update{}, fmt.Errorf("apply %s/%s: frame feature set %d %v, model %d %v: %w",
+			l.intersection, l.approach, f.FeatureSetVersion, f.Names, l.fsv, l.featureNames, ErrFeatureMismatch)
 	}
 	x, err := inputs(f.Names, v, l.nBase)
 	if err != nil {
@@ -299,6 +309,43 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 	l.version++
 	up.Version = l.version
 	return up, nil
+}
+
+// Upgrade applies vector v of frame f to a successor of l when f's feature set version is newer than l's (the
+// cleaner was upgraded): a new learner for f's feature names, with l's configuration, version and last applied
+// window, so the versions of the model's snapshots keep increasing — the successor's first snapshot supersedes
+// every snapshot of l wherever the newest version wins — and its windows never go back. Nothing else carries
+// over: the coefficients, pending inputs, prequential metrics, coverage, drift state and history of l belong to
+// the old feature set, so the successor starts like a new model. It returns the successor and its Update.
+//
+// A frame whose window is not after l's last applied window is a replay: it is skipped (Update.Skipped) and l
+// itself is returned, so that the successor's first snapshot is always one window newer than l's last. An older
+// feature set version (a cleaner not yet upgraded during a rolling upgrade) never downgrades a model, and the
+// same version with other names is a cleaner bug: both return ErrFeatureMismatch. Upgrade also returns the
+// errors of NewLearner and Apply, wrapped; l is never modified.
+func (l *Learner) Upgrade(f features.Frame, v features.Vector) (*Learner, Update, error) {
+	switch {
+	case f.FeatureSetVersion < l.fsv:
+		return nil, Update{}, fmt.Errorf("upgrade %s/%s: frame feature set %d is older than the model's %d (a cleaner not yet upgraded?); a model is never downgraded: %w",
+			l.intersection, l.approach, f.FeatureSetVersion, l.fsv, ErrFeatureMismatch)
+	case f.FeatureSetVersion == l.fsv:
+		return nil, Update{}, fmt.Errorf("upgrade %s/%s: frame feature set %d %v is the model's version with features %v; a changed feature set needs a new version: %w",
+			l.intersection, l.approach, f.FeatureSetVersion, f.Names, l.featureNames[:l.nBase], ErrFeatureMismatch)
+	}
+	n, err := NewLearner(l.intersection, l.approach, f.Names, f.FeatureSetVersion, l.cfg)
+	if err != nil {
+		return nil, Update{}, fmt.Errorf("upgrade %s/%s to feature set %d: %w", l.intersection, l.approach, f.FeatureSetVersion, err)
+	}
+	n.version = l.version
+	n.applied, n.last, n.lastEnd = l.applied, l.last, l.lastEnd
+	up, err := n.Apply(f, v)
+	if err != nil {
+		return nil, Update{}, fmt.Errorf("upgrade to feature set %d: %w", f.FeatureSetVersion, err)
+	}
+	if up.Skipped {
+		return l, up, nil
+	}
+	return n, up, nil
 }
 
 // label scores and trains on the pending inputs whose label window is start, and drops those whose label

@@ -36,10 +36,10 @@ type Contribution struct {
 // contributions included.
 //
 // It returns ErrFeatureMismatch when the frame's feature set version or names (without "bias") differ from the
-// snapshot's — the trainer will start a new model for the new feature set —, ErrInvalidInput for a bad vector
-// or confidence, ErrInvalidSnapshot for a corrupt snapshot and ErrNotReady when the promoted candidate has seen
-// too few labels for a noise estimate (a snapshot that is corrupt as well as mismatched to the frame reports
-// ErrInvalidSnapshot). Predict only reads its arguments and is safe for concurrent use. It is Compile followed by
+// snapshot's — after a cleaner upgrade, until the trainer publishes the upgraded model (Learner.Upgrade) —,
+// ErrInvalidInput for a bad vector or confidence, ErrInvalidSnapshot for a corrupt snapshot and ErrNotReady when
+// the promoted candidate has seen too few labels for a noise estimate (a snapshot that is corrupt as well as
+// mismatched to the frame reports ErrInvalidSnapshot). Predict only reads its arguments and is safe for concurrent use. It is Compile followed by
 // Model.Predict.
 func Predict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vector, confidence float64) (Forecast, error) {
 	// One code path for both: a snapshot predicts exactly as the Model compiled from it. A server predicting

@@ -46,7 +46,9 @@ func newTrafficSeries(days int, seed uint64) trafficSeries {
 		}
 		s.frames = append(s.frames, features.Frame{
 			IntersectionID: testIntersection, WindowStart: start, WindowEnd: start.Add(5 * time.Minute),
-			FeatureSetVersion: features.SetVersion, Names: s.names, Approaches: []features.Vector{v},
+			// An explicit version, the one the tests' learners are made for: the features package's own
+			// SetVersion may be any.
+			FeatureSetVersion: 1, Names: s.names, Approaches: []features.Vector{v},
 		})
 	}
 	return s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -390,10 +391,35 @@ func TestCleanerRestartEquivalence(t *testing.T) {
 			t.Errorf("uninterrupted run has no %s dead letter (got %v): the input does not exercise it", r, reasons)
 		}
 	}
+	// The example topology names upstream approaches along High St: their features are part of what must
+	// survive the restarts.
+	if n := framesWithUpstream(want.frames); n == 0 {
+		t.Error("no frame of the uninterrupted run has an upstream feature: the input does not exercise them")
+	} else {
+		t.Logf("%d frames carry upstream features", n)
+	}
 	compareByID(t, "frame", want.frames, got.frames)
 	compareByID(t, "detector health", want.health, got.health)
 	compareByID(t, "dead letter", want.dead, got.dead)
 	t.Logf("both runs: %d frames, %d detector health records, %d dead letters %v", len(want.frames), len(want.health), len(want.dead), reasons)
+}
+
+// framesWithUpstream counts the frames in which some approach has upstream_lag1_present set.
+func framesWithUpstream(frames map[string]*greenwavev1.IntersectionFeatures) int {
+	n := 0
+	for _, f := range frames {
+		i := slices.Index(f.GetFeatureNames(), "upstream_lag1_present")
+		if i < 0 {
+			continue
+		}
+		for _, a := range f.GetApproaches() {
+			if v := a.GetValues(); i < len(v) && v[i] == 1 {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // compareByID fails the test unless both maps hold the same ids with equal messages.

@@ -29,7 +29,9 @@ type partition struct {
 	names      topics.Names
 	weather    clean.WeatherLookup
 	metrics    *metrics
-	states     map[string]*clean.Intersection
+	// states are the intersections this partition holds; each reads its upstream features from the others
+	// (a feature group is always in one partition).
+	states clean.States
 	// applied is, per intersection, the offset of the last input record applied to its state (absent: none
 	// recorded). Records at or below it are redeliveries after a restart and are skipped.
 	applied map[string]int64
@@ -38,7 +40,7 @@ type partition struct {
 
 func newPartition(id, partitions int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
 	return &partition{id: id, partitions: partitions, topo: topo, cfg: cfg, names: names, weather: weather, metrics: m,
-		states: map[string]*clean.Intersection{}, applied: map[string]int64{}, dirty: map[string]bool{}}
+		states: clean.States{}, applied: map[string]int64{}, dirty: map[string]bool{}}
 }
 
 // restore loads one changelog record (the latest for its key). State the partition must not hold — an
@@ -62,6 +64,7 @@ func (p *partition) restore(id string, value []byte) (skip string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("restore state of %s: %w", id, err)
 	}
+	s.SetUpstream(p.states)
 	p.states[id] = s
 	if snap.SourceOffset >= 0 && snap.SourcePartition == p.id {
 		p.applied[id] = snap.SourceOffset
@@ -91,6 +94,7 @@ func (p *partition) state(id string) (*clean.Intersection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new intersection state %s: %w", id, err)
 	}
+	s.SetUpstream(p.states)
 	p.states[id] = s
 	return s, nil
 }

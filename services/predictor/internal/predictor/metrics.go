@@ -16,6 +16,7 @@ import (
 type metrics struct {
 	predictions prometheus.Counter
 	fallbacks   prometheus.Counter
+	mismatches  prometheus.Counter
 	stale       prometheus.Counter
 	latency     prometheus.Observer // a Histogram; an Observer so that the benchmark can record every value
 	sends       prometheus.Counter
@@ -32,6 +33,8 @@ func newMetrics(reg prometheus.Registerer, store *models.Store, hub *broadcast.H
 			Help: "Intersection predictions published (acknowledged by Kafka, then handed to subscribers)."}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fallback_forecasts_total",
 			Help: "Approach-horizon forecasts made without a usable trained model (persistence)."}),
+		mismatches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "feature_set_mismatches_total",
+			Help: "Approach-horizon forecasts whose model was not used because its feature set differs from the frame's (a cleaner upgrade the trainer has not caught up with); they fall back to persistence."}),
 		stale: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "stale_forecasts_total",
 			Help: "Approach-horizon forecasts from a model older than PREDICTOR_MAX_MODEL_AGE (marked stale)."}),
 		latency: latency,
@@ -42,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, store *models.Store, hub *broadcast.H
 		overflows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "subscriber_overflows_total",
 			Help: "Subscribe streams ended with RESOURCE_EXHAUSTED because they lagged more than PREDICTOR_SUBSCRIBER_BUFFER intersections."}),
 	}
-	reg.MustRegister(m.predictions, m.fallbacks, m.stale, latency, m.sends, m.coalesced, m.overflows,
+	reg.MustRegister(m.predictions, m.fallbacks, m.mismatches, m.stale, latency, m.sends, m.coalesced, m.overflows,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "subscribers",
 			Help: "Live Subscribe streams."}, func() float64 { return float64(hub.Subscribers()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "models",

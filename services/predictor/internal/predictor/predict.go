@@ -1,9 +1,13 @@
 package predictor
 
 import (
+	"errors"
 	"math"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -32,6 +36,9 @@ type Predictor struct {
 	// compiled holds the snapshots of models compiled for prediction (decoding one per prediction cost more
 	// than all the rest of a prediction).
 	compiled compiledModels
+	// mismatches reports the models not used because their feature set differs from the frame's; nil reports
+	// nothing (tests).
+	mismatches *mismatchReporter
 }
 
 // Predict returns the prediction record for a frame: every approach × target × horizon, with intervals,
@@ -74,7 +81,10 @@ func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPredicti
 }
 
 // predictOne forecasts one target at one horizon. ok is false when there is neither a usable model nor an
-// observation to persist (speed or occupancy not measured on the approach): no value is invented.
+// observation to persist (speed or occupancy not measured on the approach): no value is invented. A model whose
+// feature set differs from the frame's (the cleaner was upgraded and the trainer has not published the upgraded
+// model yet, or a cleaner not yet upgraded feeds an upgraded model) is never applied to the frame: the forecast
+// falls back to persistence, and the mismatch is counted and logged.
 func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, h time.Duration) (*greenwavev1.Prediction, bool) {
 	id := models.ID(f.IntersectionID, v.ApproachID, h, tg.name)
 	p := &greenwavev1.Prediction{
@@ -90,8 +100,8 @@ func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, 
 	if ok {
 		if cm = pr.compiled.get(id, snap, pr.confidence); cm.err != nil {
 			err = cm.err
-		} else {
-			fc, err = cm.model.Predict(f, v, pr.confidence)
+		} else if fc, err = cm.model.Predict(f, v, pr.confidence); errors.Is(err, train.ErrFeatureMismatch) {
+			pr.mismatches.report(id, f.FeatureSetVersion, snap)
 		}
 	}
 	if !ok || err != nil {
@@ -159,4 +169,36 @@ func coverage(s *greenwavev1.ModelSnapshot, confidence float64) float64 {
 		return c.Cumulative()
 	}
 	return 0
+}
+
+// mismatchReporter counts the forecasts that fell back because the model's feature set differs from the frame's,
+// and logs each model once per pair of feature sets: a cleaner upgrade mismatches every model until the trainer
+// publishes its successor, and a line per forecast would flood the log. It is safe for concurrent use; a nil
+// reporter reports nothing.
+type mismatchReporter struct {
+	log   *zap.Logger
+	count prometheus.Counter
+	// logged holds the mismatchKeys already logged. It grows by one entry per model and pair of feature sets
+	// seen, which an upgrade bounds by the number of models.
+	logged sync.Map
+}
+
+// mismatchKey is a model and the feature sets that did not match: the frame's and the model's.
+type mismatchKey struct {
+	model              string
+	frameFSV, modelFSV int
+}
+
+func (r *mismatchReporter) report(id string, frameFSV int, snap *greenwavev1.ModelSnapshot) {
+	if r == nil {
+		return
+	}
+	r.count.Inc()
+	k := mismatchKey{model: id, frameFSV: frameFSV, modelFSV: int(snap.GetFeatureSetVersion())}
+	if _, seen := r.logged.LoadOrStore(k, struct{}{}); seen {
+		return
+	}
+	r.log.Warn("model not used: its feature set differs from the frame's; persistence fallback until a model of the frame's feature set arrives",
+		zap.String("model", id), zap.Int("frame_feature_set", frameFSV), zap.Uint32("model_feature_set", snap.GetFeatureSetVersion()),
+		zap.Uint64("model_version", snap.GetVersion()))
 }

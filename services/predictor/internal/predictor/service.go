@@ -140,6 +140,8 @@ type serviceConfig struct {
 func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg prometheus.Registerer) *service {
 	s := &service{cfg: sc, log: log, store: pred.models, hub: broadcast.New[*greenwavev1.IntersectionPrediction](), pred: pred, modelsLoaded: make(chan struct{})}
 	s.metrics = newMetrics(reg, s.store, s.hub)
+	// Set before any partition predicts; the reporter needs the service's logger and metrics.
+	pred.mismatches = &mismatchReporter{log: log, count: s.metrics.mismatches}
 	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
 	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger})
 	newHandler := func(ctx context.Context, _ int) (stream.Handler, error) {

@@ -29,12 +29,17 @@ const windowS = 300
 // frame returns intersection in's frame of window w with approaches approach ids, its flows following a daily
 // profile with noise from rng. Values use the names and layout of pkg/features.
 func frame(in string, w int, approaches []string, rng *rand.Rand) *greenwavev1.IntersectionFeatures {
-	fn := features.Names()
+	return frameWith(in, w, approaches, rng, features.SetVersion, features.Names())
+}
+
+// frameWith is frame with the given feature set: the features of pkg/features get their usual values, and any
+// other name a value from rng.
+func frameWith(in string, w int, approaches []string, rng *rand.Rand, fsv int, fn []string) *greenwavev1.IntersectionFeatures {
 	start := t0.Add(time.Duration(w*windowS) * time.Second)
 	f := &greenwavev1.IntersectionFeatures{
 		SchemaVersion: wire.SchemaVersion, EventId: wire.FeaturesEventID(in, start), IntersectionId: in,
 		WindowStart: timestamppb.New(start), WindowEnd: timestamppb.New(start.Add(windowS * time.Second)),
-		FeatureSetVersion: features.SetVersion, FeatureNames: fn, Weather: &greenwavev1.WeatherContext{Missing: true},
+		FeatureSetVersion: uint32(fsv), FeatureNames: fn, Weather: &greenwavev1.WeatherContext{Missing: true},
 	}
 	h := float64(start.Hour()) + float64(start.Minute())/60
 	for i, a := range approaches {
@@ -56,6 +61,8 @@ func frame(in string, w int, approaches []string, rng *rand.Rand) *greenwavev1.I
 				v[j] = math.Sin(2 * math.Pi * h / 24)
 			case "tod_cos":
 				v[j] = math.Cos(2 * math.Pi * h / 24)
+			case "extra_a", "extra_b": // the features the upgrade tests append
+				v[j] = rng.Float64()
 			}
 		}
 		f.Approaches = append(f.Approaches, &greenwavev1.FeatureVector{ApproachId: a, Values: v, Readings: 5, CapacityVph: 1800,

@@ -20,6 +20,7 @@ type metrics struct {
 	drifts          *prometheus.CounterVec
 	restoreFailures prometheus.Counter
 	undecodable     prometheus.Counter
+	upgrades        prometheus.Counter
 	evals           *evalBoard
 }
 
@@ -37,9 +38,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Approaches whose snapshots could not be restored and whose models restarted from scratch."}),
 		undecodable: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "trainer", Name: "models_undecodable_total",
 			Help: "Records of the models topic that ModelService could not decode and skipped."}),
+		upgrades: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "trainer", Name: "feature_set_upgrades_total",
+			Help: "Approach learners replaced by a fresh learner for a newer feature set (a cleaner upgrade); their models restart."}),
 		evals: newEvalBoard(),
 	}
-	reg.MustRegister(m.applied, m.skipped, m.promotions, m.drifts, m.restoreFailures, m.undecodable, m.evals)
+	reg.MustRegister(m.applied, m.skipped, m.promotions, m.drifts, m.restoreFailures, m.undecodable, m.upgrades, m.evals)
 	return m
 }
 

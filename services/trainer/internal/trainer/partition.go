@@ -107,6 +107,19 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 			}
 		}
 		upd, err := l.Apply(f, v)
+		if errors.Is(err, train.ErrFeatureMismatch) {
+			// A newer feature set (an upgraded cleaner) replaces the learner; an older or a different one stays
+			// rejected, with Upgrade's reason.
+			from := l.FeatureSetVersion()
+			var next *train.Learner
+			if next, upd, err = l.Upgrade(f, v); err == nil && next != l {
+				l = next
+				p.metrics.upgrades.Inc()
+				p.log.Info("feature set upgraded; the model restarts with the new features", zap.String("model", key),
+					zap.Int("from", from), zap.Int("to", next.FeatureSetVersion()), zap.Uint64("version", upd.Version),
+					zap.Time("window", upd.Window))
+			}
+		}
 		if err != nil {
 			r := greenwavev1.RejectReason_REJECT_REASON_MALFORMED
 			if errors.Is(err, train.ErrFeatureMismatch) || errors.Is(err, train.ErrKeyMismatch) {
@@ -116,7 +129,8 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 			continue
 		}
 		// A new learner joins the partition only once it applied a window: a learner made from a bad frame
-		// would otherwise pin its feature set on the approach.
+		// would otherwise pin its feature set on the approach. The same holds for an upgraded one, whose first
+		// snapshot must be a window newer than its predecessor's last.
 		p.learners[key] = l
 		if upd.Skipped {
 			p.metrics.skipped.Inc()

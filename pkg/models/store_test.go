@@ -1,0 +1,51 @@
+package models
+
+import (
+	"testing"
+
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+func snapshot(version uint64, featureSet uint32) *greenwavev1.ModelSnapshot {
+	return &greenwavev1.ModelSnapshot{ModelId: "i1/n/900/flow", IntersectionId: "i1", ApproachId: "n", HorizonS: 900,
+		Target: greenwavev1.Target_TARGET_FLOW, Version: version, FeatureSetVersion: featureSet}
+}
+
+// TestPutKeepsTheNewestVersion: the version alone decides which snapshot of a model is held, so the model a
+// feature-set upgrade starts (versions continued) replaces the old one, and a replayed old snapshot does not
+// come back.
+func TestPutKeepsTheNewestVersion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		held, put   *greenwavev1.ModelSnapshot
+		wantStored  bool
+		wantVersion uint64
+	}{
+		{"first snapshot", nil, snapshot(3, 1), true, 3},
+		{"newer version", snapshot(3, 1), snapshot(4, 1), true, 4},
+		{"same version delivered again", snapshot(3, 1), snapshot(3, 1), true, 3},
+		{"older version replayed", snapshot(4, 1), snapshot(3, 1), false, 4},
+		{"newer feature set, newer version", snapshot(10, 1), snapshot(11, 2), true, 11},
+		{"old feature set replayed after an upgrade", snapshot(11, 2), snapshot(10, 1), false, 11},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := NewStore()
+			if tc.held != nil {
+				st.Put(tc.held)
+			}
+			if got := st.Put(tc.put); got != tc.wantStored {
+				t.Errorf("Put = %v, want %v", got, tc.wantStored)
+			}
+			got, ok := st.Get(tc.put.GetModelId())
+			if !ok || got.GetVersion() != tc.wantVersion || st.Len() != 1 {
+				t.Errorf("holds version %d (%v, %d models), want %d", got.GetVersion(), ok, st.Len(), tc.wantVersion)
+			}
+			if tc.wantStored && got != tc.put {
+				t.Error("the stored snapshot is not the one put")
+			}
+		})
+	}
+}
