@@ -54,6 +54,7 @@ func FuzzIntersectionAdd(f *testing.F) {
 		cfg.StuckRun = int(mode>>1) % 5 * 2
 		cfg.HampelSeasonal = mode&32 == 0
 		s := newTestIntersection(t, cfg)
+		s.SetUpstream(States{"I-1": s}) // N reads E's history through the lookup
 		wl := testWeather()
 		rs := readingsFromBytes(b)
 		frames, _, _ := run(s, rs, wl)
@@ -68,6 +69,7 @@ func FuzzIntersectionAdd(f *testing.F) {
 		if err != nil {
 			t.Fatalf("restore own state: %v", err)
 		}
+		s2.SetUpstream(States{"I-1": s2})
 		frames = append(frames, s.Flush(wl).Frames...)
 		frames = append(frames, s2.Flush(wl).Frames...)
 		checkFinite(t, frames)

@@ -20,7 +20,8 @@ func testTopo() topology.Intersection {
 		WeatherStation: "STN-1",
 		WindowS:        300,
 		Approaches: []topology.Approach{
-			{ID: "N", Lanes: 2, SaturationFlowVPHPerLane: 1800, Detectors: []string{"N1", "N2"}},
+			// The upstream entries only matter where a test attaches a lookup (SetUpstream): I-2 is never held.
+			{ID: "N", Lanes: 2, SaturationFlowVPHPerLane: 1800, Detectors: []string{"N1", "N2"}, Upstream: []string{"I-1/E", "I-2/N"}},
 			{ID: "E", Lanes: 1, SaturationFlowVPHPerLane: 1800, Detectors: []string{"E1"}},
 		},
 	}

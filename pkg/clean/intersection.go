@@ -43,6 +43,7 @@ type Intersection struct {
 	aps      []apInfo
 	dets     []detInfo
 	detIndex map[string]int
+	apIndex  map[string]int
 	// derived constants
 	silentWindows int64
 	interpWindows int64
@@ -53,6 +54,9 @@ type Intersection struct {
 
 	st state
 
+	// ul answers the upstream features; attached by the owner (SetUpstream), not state.
+	ul UpstreamLookup
+
 	// scratch buffers (not state)
 	sortBuf, resBuf []float64
 }
@@ -61,6 +65,8 @@ type apInfo struct {
 	id          string
 	capacityVPH float64
 	first, n    int // detectors dets[first : first+n]
+	// upstream are the approach's distinct upstream approaches, in configuration order.
+	upstream []upstreamRef
 }
 
 type detInfo struct {
@@ -152,7 +158,8 @@ func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Intersection{in: in, cfg: cfg, loc: cfg.location(), names: features.Names(), detIndex: map[string]int{}}
+	s := &Intersection{in: in, cfg: cfg, loc: cfg.location(), names: features.Names(), detIndex: map[string]int{},
+		apIndex: map[string]int{}}
 	w := int64(in.Window())
 	var problems []string
 	if w < MinWindowS || w > MaxWindowS || 86400%w != 0 {
@@ -173,7 +180,14 @@ func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error
 			problems = append(problems, fmt.Sprintf("approach %q has no detectors", a.ID))
 		}
 		ai := len(s.aps)
-		s.aps = append(s.aps, apInfo{id: a.ID, capacityVPH: capVPH, first: len(s.dets), n: len(a.Detectors)})
+		ups, err := parseUpstream(a.Upstream)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("approach %q: %v", a.ID, err))
+		}
+		s.aps = append(s.aps, apInfo{id: a.ID, capacityVPH: capVPH, first: len(s.dets), n: len(a.Detectors), upstream: ups})
+		if _, dup := s.apIndex[a.ID]; !dup {
+			s.apIndex[a.ID] = ai
+		}
 		nd := float64(max(1, len(a.Detectors)))
 		for _, d := range a.Detectors {
 			if _, dup := s.detIndex[d]; dup || d == "" {
@@ -441,6 +455,7 @@ func (s *Intersection) decayHealth(f float64) {
 func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLookup) features.Frame {
 	start := time.Unix(k*s.winS, 0).UTC()
 	end := time.Unix((k+1)*s.winS, 0).UTC()
+	prevStart := time.Unix((k-1)*s.winS, 0).UTC()
 	local := start.In(s.loc)
 	how := ((int(local.Weekday())+6)%7)*24 + local.Hour()
 	fr := features.Frame{
@@ -557,7 +572,8 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 			ImputedFraction: v.ImputedFraction, Gap: v.Gap,
 			Lag1: s.lag(as, k-1), Lag2: s.lag(as, k-2), Lag3: s.lag(as, k-3),
 			Yesterday: s.lag(as, k-s.dayWindows), LastWeek: s.lag(as, k-s.ringLen),
-			Holiday: fr.Holiday, Weather: fr.Weather,
+			Upstream: s.upstreamLag(ap, prevStart),
+			Holiday:  fr.Holiday, Weather: fr.Weather,
 		}
 		v.Values = values[ai*features.NumFeatures : (ai+1)*features.NumFeatures : (ai+1)*features.NumFeatures]
 		features.BuildInto(v.Values, in)

@@ -64,7 +64,26 @@
 //
 // The weather join is deterministic given the WeatherLookup's content when a window closes: the latest
 // observation at or before the window end, no older than WeatherMaxAge; otherwise WeatherContext.Missing.
-// Upstream/neighbour features are not built here: other intersections live in other partitions.
+//
+// # Upstream features
+//
+// An approach whose topology names upstream approaches ("intersection/approach", parsed once by
+// NewIntersection; duplicates count once) gets, when its window t closes, the mean flow_ratio of those upstream
+// approaches in window t-1 (the window ending where t starts), over the ones whose window t-1 is known: emitted
+// and not a gap. The values come from an UpstreamLookup attached with Intersection.SetUpstream; the owner holds
+// every intersection of the partition in a States, which reads each member's lag history (Intersection.FlowRatio),
+// and attaches it to every member. Without a lookup, or when none is known, the features are absent. An approach
+// may name its own intersection's approaches, itself included: the lookup then reads this history at t-1, which
+// the close of window t does not change.
+//
+// Determinism: intersections linked by upstream references are keyed to one partition and fed in its order. An
+// upstream intersection's state at a given input offset is a function of its own readings up to that offset
+// (its frames are, and so is its lag history), so the value read when this window closes, and with it the frame,
+// is a deterministic function of the partition's input sequence. A restored partition resumes with every member
+// equal to the uninterrupted run's at the same offset, so restart equivalence holds as long as the owner restores
+// every member before feeding readings (a member absent from States and a member without state both answer
+// "unknown") and calls Flush and CloseIdle on the members in a fixed order (States.IDs). Upstream window t, not
+// t-1, would usually still be open when window t closes here, so only lag 1 is used.
 package clean
 
 import (

@@ -79,7 +79,9 @@ type wireAp struct {
 
 // MarshalState encodes the complete state (open windows, watermark, next window, dedup memory, Hampel
 // histories, stuck counters, last observations, profiles, health, lag history) deterministically. Restore it
-// with RestoreIntersection and the same topology and Config.
+// with RestoreIntersection and the same topology and Config. The UpstreamLookup is not state: attach it again
+// (SetUpstream). Nothing in the state depends on the feature set, so a state written under feature set 1
+// restores unchanged and continues with the version 2 features.
 func (s *Intersection) MarshalState() ([]byte, error) {
 	w := wireState{
 		Format: StateFormat, Intersection: s.in.ID, WindowS: s.winS,

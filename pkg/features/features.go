@@ -4,50 +4,62 @@
 // The package is pure: no I/O, no clocks, no randomness. The trainer and the predictor read the same frames, so
 // there is no training/serving skew; SetVersion changes whenever Names change meaning or order.
 //
-// # Feature set version 1
+// # Feature set version 2
+//
+// Version 2 is version 1 (indices 0..32, unchanged) plus upstream_flow_ratio_lag1 and upstream_lag1_present
+// appended at 33 and 34, so a consumer of version 1 that reads by index keeps its meaning for the first 33.
 //
 // Every value is finite. Absent inputs are 0 with a presence indicator beside them, so "missing" is never
 // confused with "zero". Flows are scaled by the approach's capacity (topology.Approach.CapacityVPH, a fixed rule,
 // never running statistics), so a coefficient keeps its meaning as traffic changes.
 //
-//	index  name                  definition
-//	 0     bias                  1
-//	 1     flow_ratio            window flow (veh/h, observed or filled) / capacity_vph; 0 when gap
-//	 2     gap                   1 when the approach had no usable or fillable data (Vector.Gap), else 0
-//	 3     imputed_fraction      share of the window's detector-time that was filled in, 0..1
-//	 4     occupancy             time-weighted occupancy ratio 0..1; 0 when absent
-//	 5     occupancy_present     1 when occupancy was measured in the window
-//	 6     speed_ratio           flow-weighted mean speed km/h / 100; 0 when absent
-//	 7     speed_present         1 when speed was measured (with vehicles) in the window
-//	 8     flow_ratio_lag1       flow_ratio of the previous window (t-1); 0 when absent
-//	 9     lag1_present          1 when flow_ratio_lag1 is known
-//	10     flow_ratio_lag2       flow_ratio at t-2; 0 when absent
+//	index  name                      definition
+//	 0     bias                      1
+//	 1     flow_ratio                window flow (veh/h, observed or filled) / capacity_vph; 0 when gap
+//	 2     gap                       1 when the approach had no usable or fillable data (Vector.Gap), else 0
+//	 3     imputed_fraction          share of the window's detector-time that was filled in, 0..1
+//	 4     occupancy                 time-weighted occupancy ratio 0..1; 0 when absent
+//	 5     occupancy_present         1 when occupancy was measured in the window
+//	 6     speed_ratio               flow-weighted mean speed km/h / 100; 0 when absent
+//	 7     speed_present             1 when speed was measured (with vehicles) in the window
+//	 8     flow_ratio_lag1           flow_ratio of the previous window (t-1); 0 when absent
+//	 9     lag1_present              1 when flow_ratio_lag1 is known
+//	10     flow_ratio_lag2           flow_ratio at t-2; 0 when absent
 //	11     lag2_present
-//	12     flow_ratio_lag3       flow_ratio at t-3; 0 when absent
+//	12     flow_ratio_lag3           flow_ratio at t-3; 0 when absent
 //	13     lag3_present
-//	14     flow_ratio_yesterday  flow_ratio of the same window 24 h earlier (t - 86400 s); 0 when absent
+//	14     flow_ratio_yesterday      flow_ratio of the same window 24 h earlier (t - 86400 s); 0 when absent
 //	15     yesterday_present
-//	16     flow_ratio_last_week  flow_ratio of the same window 7 days earlier; 0 when absent
+//	16     flow_ratio_last_week      flow_ratio of the same window 7 days earlier; 0 when absent
 //	17     last_week_present
-//	18     tod_sin               sin(2π·s/86400), s = seconds since local midnight at the window start
-//	19     tod_cos               cos(2π·s/86400)
-//	20     dow_sin               sin(2π·(d + s/86400)/7), d = local weekday, Monday = 0 (continuous time of week)
-//	21     dow_cos               cos(2π·(d + s/86400)/7)
-//	22     weekend               1 on local Saturday and Sunday
-//	23     holiday               1 on a configured public holiday (local date of the window start)
-//	24     precip_log1p          ln(1 + precipitation mm/h); 0 when absent
+//	18     tod_sin                   sin(2π·s/86400), s = seconds since local midnight at the window start
+//	19     tod_cos                   cos(2π·s/86400)
+//	20     dow_sin                   sin(2π·(d + s/86400)/7), d = local weekday, Monday = 0 (continuous time of week)
+//	21     dow_cos                   cos(2π·(d + s/86400)/7)
+//	22     weekend                   1 on local Saturday and Sunday
+//	23     holiday                   1 on a configured public holiday (local date of the window start)
+//	24     precip_log1p              ln(1 + precipitation mm/h); 0 when absent
 //	25     precip_present
-//	26     snow_log1p            ln(1 + snow mm/h); 0 when absent
+//	26     snow_log1p                ln(1 + snow mm/h); 0 when absent
 //	27     snow_present
-//	28     temperature_scaled    temperature °C / 40; 0 when absent
+//	28     temperature_scaled        temperature °C / 40; 0 when absent
 //	29     temperature_present
-//	30     visibility_ratio      min(visibility m, 10000) / 10000; 0 when absent
+//	30     visibility_ratio          min(visibility m, 10000) / 10000; 0 when absent
 //	31     visibility_present
-//	32     weather_missing       1 when no weather observation young enough was found (WeatherContext.Missing)
+//	32     weather_missing           1 when no weather observation young enough was found (WeatherContext.Missing)
+//	33     upstream_flow_ratio_lag1  mean flow_ratio at t-1 of the approach's upstream approaches (topology
+//	                                 Approach.Upstream) whose window t-1 is known; 0 when none is known or configured
+//	34     upstream_lag1_present     1 when at least one upstream approach's window t-1 is known
 //
 // Lags come from the approach's own emitted history: a lag is absent when that window was a gap, was never
-// emitted, or lies before the history the cleaner keeps (7 days). There are no upstream/neighbour features:
-// other intersections live in other partitions and other cleaner instances.
+// emitted, or lies before the history the cleaner keeps (7 days).
+//
+// The upstream features are read from the upstream intersection's emitted history (the history its own lags
+// come from), which the same cleaner partition holds: intersections linked by upstream references are keyed to
+// one partition. An upstream window is known when it was emitted and was not a gap. Only lag 1 is used: when
+// this intersection's window t closes, the upstream window t may not be closed yet (each intersection's
+// watermark follows its own readings), while window t-1 closes deterministically earlier in normal operation.
+// Either way the value is a function of the partition's input sequence (see package clean).
 package features
 
 import (
@@ -56,7 +68,7 @@ import (
 )
 
 // SetVersion is the version of the feature set produced by Build; it changes whenever Names change.
-const SetVersion = 1
+const SetVersion = 2
 
 // names is the feature set of SetVersion, in vector order. Keep in sync with the package documentation.
 var names = [...]string{
@@ -75,6 +87,7 @@ var names = [...]string{
 	"temperature_scaled", "temperature_present",
 	"visibility_ratio", "visibility_present",
 	"weather_missing",
+	"upstream_flow_ratio_lag1", "upstream_lag1_present",
 }
 
 // NumFeatures is the length of every vector of SetVersion.
@@ -180,8 +193,11 @@ type Input struct {
 	Gap             bool
 	// Lag1..Lag3 are the previous three windows; Yesterday and LastWeek the same window 1 and 7 days earlier.
 	Lag1, Lag2, Lag3, Yesterday, LastWeek Lag
-	Holiday                               bool
-	Weather                               WeatherContext
+	// Upstream is the mean flow ratio at t-1 of the approach's upstream approaches whose window t-1 is known,
+	// absent when none is (or none is configured).
+	Upstream Lag
+	Holiday  bool
+	Weather  WeatherContext
 }
 
 // Build returns the feature values of SetVersion for in, in the order of Names. Given finite inputs and a
@@ -239,6 +255,9 @@ func BuildInto(v []float64, in Input) {
 		}
 	}
 	v[32] = b2f(w.Missing)
+	if in.Upstream.OK {
+		v[33], v[34] = in.Upstream.FlowRatio, 1
+	}
 }
 
 func b2f(b bool) float64 {

@@ -20,6 +20,10 @@ func TestNames(t *testing.T) {
 		}
 		seen[s] = true
 	}
+	// Version 2 appends to version 1: the first 33 keep their index, the upstream pair comes last.
+	if NumFeatures != 35 || n[32] != "weather_missing" || n[33] != "upstream_flow_ratio_lag1" || n[34] != "upstream_lag1_present" {
+		t.Errorf("feature set %d: %d names, last %q", SetVersion, NumFeatures, n[len(n)-3:])
+	}
 	n[0] = "changed"
 	if Names()[0] != "bias" {
 		t.Fatal("Names returned the package's own slice")
@@ -38,7 +42,8 @@ func TestBuild(t *testing.T) {
 		Observed:        Observed{FlowVPH: 1800, Occupancy: 0.2, HasOccupancy: true, SpeedKMH: 50, HasSpeed: true},
 		ImputedFraction: 0.25,
 		Lag1:            Lag{0.4, true}, Lag3: Lag{0.3, true}, LastWeek: Lag{0.45, true},
-		Holiday: true,
+		Upstream: Lag{0.35, true},
+		Holiday:  true,
 		Weather: WeatherContext{PrecipitationMMH: math.E - 1, HasPrecipitation: true, TemperatureC: -20, HasTemperature: true,
 			VisibilityM: 5000, HasVisibility: true},
 	}
@@ -54,8 +59,14 @@ func TestBuild(t *testing.T) {
 			"flow_ratio_last_week": 0.45, "last_week_present": 1, "tod_sin": math.Sin(2 * math.Pi / 3),
 			"tod_cos": math.Cos(2 * math.Pi / 3), "weekend": 0, "holiday": 1, "precip_log1p": 1, "precip_present": 1,
 			"snow_present": 0, "temperature_scaled": -0.5, "temperature_present": 1, "visibility_ratio": 0.5,
-			"visibility_present": 1, "weather_missing": 0,
+			"visibility_present": 1, "weather_missing": 0, "upstream_flow_ratio_lag1": 0.35, "upstream_lag1_present": 1,
 		}},
+		{"upstream absent", Input{LocalStart: monday8, CapacityVPH: 3600, Upstream: Lag{FlowRatio: 0.7}},
+			map[string]float64{"upstream_flow_ratio_lag1": 0, "upstream_lag1_present": 0}},
+		{"upstream known as zero", Input{LocalStart: monday8, CapacityVPH: 3600, Upstream: Lag{OK: true}},
+			map[string]float64{"upstream_flow_ratio_lag1": 0, "upstream_lag1_present": 1}},
+		{"upstream beside a gap", Input{LocalStart: monday8, CapacityVPH: 3600, Gap: true, Upstream: Lag{0.2, true}},
+			map[string]float64{"flow_ratio": 0, "gap": 1, "upstream_flow_ratio_lag1": 0.2, "upstream_lag1_present": 1}},
 		{"gap and missing weather", Input{LocalStart: monday8.Add(5 * 24 * time.Hour), CapacityVPH: 3600, Gap: true,
 			Observed: Observed{FlowVPH: 999, HasOccupancy: true, Occupancy: 0.5}, Weather: WeatherContext{Missing: true, HasTemperature: true, TemperatureC: 30}},
 			map[string]float64{"flow_ratio": 0, "gap": 1, "occupancy": 0, "occupancy_present": 0, "weekend": 1,
@@ -81,7 +92,7 @@ func TestBuild(t *testing.T) {
 		t.Parallel()
 		v := Build(full)
 		BuildInto(v, Input{LocalStart: monday8, CapacityVPH: 1, Weather: WeatherContext{Missing: true}})
-		if v[idx["flow_ratio_lag1"]] != 0 || v[idx["holiday"]] != 0 {
+		if v[idx["flow_ratio_lag1"]] != 0 || v[idx["holiday"]] != 0 || v[idx["upstream_lag1_present"]] != 0 {
 			t.Fatal("stale values left behind")
 		}
 	})
