@@ -330,7 +330,7 @@ func (r *cleanerRun) waitCommitted(ctx context.Context) {
 // uninterrupted, once with small batches and SIGKILLed after the 1st, 3rd and 7th frame appeared. Both must
 // publish the same frames, detector health records and dead letters: same event ids, equal content.
 func TestCleanerRestartEquivalence(t *testing.T) {
-	t.Parallel()
+	parallelStack(t)
 	root, _ := serviceBinaries(t, "cleaner")
 	topo, err := topology.Load(filepath.Join(root, "config", "topology.yaml"))
 	if err != nil {
@@ -340,10 +340,9 @@ func TestCleanerRestartEquivalence(t *testing.T) {
 	defer cancel()
 	chunkEnds := []int{12, 24, 40}
 	killAfterFrames := []int{1, 3, 7} // before writing chunk 2, 3 and 4
-	// A SIGKILLed member keeps its partitions until its session times out: keep that short, but not so short
-	// that a member starved of CPU on a loaded machine misses it and the group churns. Real Kafka refuses
+	// A SIGKILLed member keeps its partitions until its session times out: keep that short. Real Kafka refuses
 	// session timeouts under group.min.session.timeout.ms (6 s by default).
-	session := "CLEANER_SESSION_TIMEOUT=3s"
+	session := "CLEANER_SESSION_TIMEOUT=1s"
 	if kafkatest.Real() {
 		session = "CLEANER_SESSION_TIMEOUT=6s"
 	}

@@ -21,7 +21,7 @@ import (
 // TestOperatorCLI runs the operator commands in-process against a live pipeline: `topics describe`, `tail`,
 // `models list|show` and `plans watch`, and checks what they print against the topology and the topics.
 func TestOperatorCLI(t *testing.T) {
-	t.Parallel()
+	parallelStack(t)
 	p := startPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

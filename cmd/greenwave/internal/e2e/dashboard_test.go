@@ -23,7 +23,7 @@ var metricRef = regexp.MustCompile(`\b(?:greenwave|go|process)_[A-Za-z0-9_:]*`)
 // (deploy/grafana/dashboards) and the Prometheus rules (deploy/prometheus/rules.yml) query is one a service
 // registers, as GET /debug/metrics lists them (labelled metrics included before they have a series).
 func TestDashboardMetricsAreExported(t *testing.T) {
-	t.Parallel()
+	parallelStack(t)
 	p := startPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -329,7 +330,7 @@ func (p *pipeline) waitPlans(ctx context.Context) map[string]*greenwavev1.Signal
 }
 
 func TestReadingsBecomePlans(t *testing.T) {
-	t.Parallel()
+	parallelStack(t)
 	p := startPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -366,7 +367,7 @@ func TestReadingsBecomePlans(t *testing.T) {
 }
 
 func TestCleanerKilledLosesNoReading(t *testing.T) {
-	t.Parallel()
+	parallelStack(t)
 	p := startPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -402,7 +403,7 @@ func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t)
 // collector accepts the resend again (it cannot know), but the readings keep their ids, so the cleaner drops the
 // replays and every reading is counted downstream exactly once.
 func TestResendAfterLostAckCreatesNoDuplicate(t *testing.T) {
-	t.Parallel()
+	parallelStack(t)
 	p := startPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -419,4 +420,17 @@ func TestResendAfterLostAckCreatesNoDuplicate(t *testing.T) {
 	}
 	p.waitPlans(ctx)
 	p.waitAccounted(ctx, firstAccepted, dataEnd)
+}
+
+// stackSlots bounds how many tests run service stacks at once: a stack is several race-instrumented service
+// processes around an in-process kfake, and on a two-core machine eight of them at once starve each other past
+// their deadlines (heartbeats missed, groups churning). Larger machines keep running several at a time.
+var stackSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// parallelStack marks the test parallel and waits for a stack slot, which it holds until the test ends.
+// Tests call it first, before creating their deadline contexts, so waiting does not eat into a deadline.
+func parallelStack(t *testing.T) {
+	t.Parallel()
+	stackSlots <- struct{}{}
+	t.Cleanup(func() { <-stackSlots })
 }

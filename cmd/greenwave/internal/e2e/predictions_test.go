@@ -32,7 +32,7 @@ func (w *predictionWatcher) snapshot() (map[string]*greenwavev1.IntersectionPred
 // and a consumer of the predictions topic receive the same predictions — same event ids, proto.Equal content —
 // each covering every approach of its intersection at every horizon.
 func TestPredictionsKafkaAndGRPCAgree(t *testing.T) {
-	t.Parallel()
+	parallelStack(t)
 	p := startPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
