@@ -373,6 +373,12 @@ func TestCleanerRestartEquivalence(t *testing.T) {
 		if err := killed.stack.Restart(ctx, "cleaner"); err != nil {
 			t.Fatalf("restart cleaner: %v", err)
 		}
+		// The next kill waits until the new instance owns its partitions: with kfake, killing a member in the
+		// middle of its join was seen to leave the survivor of the next generation without the dead member's
+		// partitions for good, which is a broker quirk, not what these tests are about.
+		if err := killed.stack.WaitReady(ctx); err != nil {
+			t.Fatalf("cleaner not ready after restart: %v", err)
+		}
 		t.Logf("cleaner SIGKILLed after %d frames and restarted", killed.countFrames(ctx))
 	}
 	killed.waitCommitted(ctx)

@@ -290,6 +290,12 @@ func TestTrainerRestartEquivalence(t *testing.T) {
 		if err := killed.stack.Restart(ctx, "trainer"); err != nil {
 			t.Fatalf("restart trainer: %v", err)
 		}
+		// The next kill waits until the new instance owns its partitions: with kfake, killing a member in the
+		// middle of its join was seen to leave the survivor of the next generation without the dead member's
+		// partitions for good, which is a broker quirk, not what these tests are about.
+		if err := killed.stack.WaitReady(ctx); err != nil {
+			t.Fatalf("trainer not ready after restart: %v", err)
+		}
 		t.Logf("trainer (%s) SIGKILLed at %d of %d committed records (kill point %d) and restarted", batch, done, total, p)
 	}
 	killed.waitCommitted(ctx, -1)
