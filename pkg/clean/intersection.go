@@ -56,6 +56,9 @@ type Intersection struct {
 
 	// ul answers the upstream features; attached by the owner (SetUpstream), not state.
 	ul UpstreamLookup
+	// pos is the input position of what is applied now (SetPosition), not state: it stamps the windows this
+	// intersection emits and bounds what its upstream lookups may see.
+	pos int64
 
 	// scratch buffers (not state)
 	sortBuf, resBuf []float64
@@ -148,9 +151,11 @@ type health struct {
 }
 
 type apState struct {
-	Lag         []float64 `json:"-"` // ring of flow ratios, NaN = absent
-	LastWritten int64     `json:"last_written"`
-	HasWritten  bool      `json:"has_written"`
+	Lag []float64 `json:"-"` // ring of flow ratios, NaN = absent
+	// Emitted is the ring of input positions at which the windows in Lag were emitted (see SetPosition).
+	Emitted     []int64 `json:"-"`
+	LastWritten int64   `json:"last_written"`
+	HasWritten  bool    `json:"has_written"`
 }
 
 // NewIntersection returns the empty state machine for one intersection. cfg must be valid.
@@ -227,10 +232,12 @@ func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error
 
 func newApState(n int64) apState {
 	lag := make([]float64, n)
+	emitted := make([]int64, n)
 	for i := range lag {
 		lag[i] = math.NaN()
+		emitted[i] = beforeAnyPosition
 	}
-	return apState{Lag: lag}
+	return apState{Lag: lag, Emitted: emitted}
 }
 
 // Watermark returns the current watermark (zero time before any reading).
@@ -616,6 +623,7 @@ func (s *Intersection) writeLag(as *apState, k int64, v float64) {
 		}
 	}
 	as.Lag[k%s.ringLen] = v
+	as.Emitted[k%s.ringLen] = s.pos
 	as.LastWritten, as.HasWritten = k, true
 }
 

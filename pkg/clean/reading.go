@@ -79,10 +79,15 @@
 // Determinism: intersections linked by upstream references are keyed to one partition and fed in its order. An
 // upstream intersection's state at a given input offset is a function of its own readings up to that offset
 // (its frames are, and so is its lag history), so the value read when this window closes, and with it the frame,
-// is a deterministic function of the partition's input sequence. A restored partition resumes with every member
-// equal to the uninterrupted run's at the same offset, so restart equivalence holds as long as the owner restores
-// every member before feeding readings (a member absent from States and a member without state both answer
-// "unknown") and calls Flush and CloseIdle on the members in a fixed order (States.IDs). Upstream window t, not
+// is a deterministic function of the partition's input sequence. A restore may bring the members back from
+// different checkpoints (each member's state is its own changelog record, and a crash can land some of them and
+// not others), so an upstream member can return knowing windows that, at the offsets being replayed, it had not
+// emitted yet. Every emitted window is therefore stamped with the input position that emitted it
+// (Intersection.SetPosition, the Kafka offset in the cleaner), and a lookup sees only windows stamped at or
+// before the reader's position: the replay reads exactly what the uninterrupted run read. Restart equivalence
+// holds as long as the owner restores every member before feeding readings (a member absent from States and a
+// member without state both answer "unknown"), sets each reading's position, and calls Flush and CloseIdle on
+// the members in a fixed order (States.IDs gives one). Upstream window t, not
 // t-1, would usually still be open when window t closes here, so only lag 1 is used.
 package clean
 

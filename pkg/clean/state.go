@@ -18,7 +18,10 @@ import (
 // format 1 (before speed and occupancy had sequence checks): its flow history and stuck run carry over, the
 // new speed and occupancy state starts empty and the flow history has no seasonal baselines (the filter uses
 // raw values until those values have rolled out of the window).
-const StateFormat = 2
+//
+// Format 3 adds the input position at which each window of the lag history was emitted (SetPosition); a format
+// 1 or 2 state restores with every window counted as emitted before anything applied after the restore.
+const StateFormat = 3
 
 // ErrBadState is wrapped by RestoreIntersection when the bytes are not a usable state for the intersection.
 var ErrBadState = errors.New("bad cleaner state")
@@ -72,7 +75,9 @@ type wireDet struct {
 }
 
 type wireAp struct {
-	Lag         []byte `json:"lag"`
+	Lag []byte `json:"lag"`
+	// Emitted holds apState.Emitted (format 3 on; absent before: every window counts as emitted before now).
+	Emitted     []byte `json:"emitted,omitempty"`
 	LastWritten int64  `json:"last_written"`
 	HasWritten  bool   `json:"has_written"`
 }
@@ -128,7 +133,11 @@ func (s *Intersection) MarshalState() ([]byte, error) {
 		for i, v := range a.Lag {
 			binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
 		}
-		w.Aps = append(w.Aps, wireAp{Lag: b, LastWritten: a.LastWritten, HasWritten: a.HasWritten})
+		e := make([]byte, 8*len(a.Emitted))
+		for i, v := range a.Emitted {
+			binary.LittleEndian.PutUint64(e[8*i:], uint64(v))
+		}
+		w.Aps = append(w.Aps, wireAp{Lag: b, Emitted: e, LastWritten: a.LastWritten, HasWritten: a.HasWritten})
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -166,8 +175,8 @@ func RestoreIntersection(in topology.Intersection, cfg Config, b []byte) (*Inter
 }
 
 func (s *Intersection) load(w *wireState) error {
-	if w.Format != StateFormat && w.Format != 1 {
-		return fmt.Errorf("format %d, want 1 or %d", w.Format, StateFormat)
+	if w.Format < 1 || w.Format > StateFormat {
+		return fmt.Errorf("format %d, want 1 to %d", w.Format, StateFormat)
 	}
 	if w.Intersection != s.in.ID || w.WindowS != s.winS {
 		return fmt.Errorf("state is for %q with %d s windows, not %q with %d s", w.Intersection, w.WindowS, s.in.ID, s.winS)
@@ -312,6 +321,16 @@ func (s *Intersection) load(w *wireState) error {
 				return fmt.Errorf("approach %s lag history invalid", s.aps[i].id)
 			}
 			as.Lag[j] = v
+		}
+		switch {
+		case w.Format < 3 && len(wa.Emitted) == 0:
+			// Stamps came with format 3; the restored windows count as emitted before now (newApState's value).
+		case int64(len(wa.Emitted)) != 8*s.ringLen:
+			return fmt.Errorf("approach %s emission positions invalid", s.aps[i].id)
+		default:
+			for j := range as.Emitted {
+				as.Emitted[j] = int64(binary.LittleEndian.Uint64(wa.Emitted[8*j:]))
+			}
 		}
 		as.LastWritten, as.HasWritten = wa.LastWritten, wa.HasWritten
 	}

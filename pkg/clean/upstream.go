@@ -3,6 +3,7 @@ package clean
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +18,8 @@ type UpstreamLookup interface {
 	// UpstreamFlowRatio returns the flow_ratio of the approach's emitted window starting at windowStart, false
 	// when that is unknown: intersection not held, window not emitted yet, a gap, outside the history kept, or
 	// windowStart not a window start of that intersection.
-	UpstreamFlowRatio(intersectionID, approachID string, windowStart time.Time) (float64, bool)
+	// Only windows emitted at an input position at or before asOf count (see Intersection.SetPosition).
+	UpstreamFlowRatio(intersectionID, approachID string, windowStart time.Time, asOf int64) (float64, bool)
 }
 
 // upstreamRef is one parsed topology.Approach.Upstream entry.
@@ -41,22 +43,43 @@ func parseUpstream(entries []string) ([]upstreamRef, error) {
 	return out, nil
 }
 
+// beforeAnyPosition stamps windows whose emission position is unknown (restored from a state format without
+// stamps): they count as emitted before anything that is applied now.
+const beforeAnyPosition = math.MinInt64
+
+// SetPosition records the input position (in the cleaner, the Kafka offset) of what is applied next: the windows
+// the intersection emits are stamped with it, and its upstream lookups see only windows stamped at or before
+// it. Positions must not decrease across the members of one States; 0 everywhere (never set) disables the bound.
+//
+// Why: a checkpoint writes each member's state as its own changelog record, and a crash can leave some of them
+// acknowledged and others not, so a restore may bring an upstream member back at a later checkpoint than the
+// members that read it. Replaying the input from the committed offset, a reader would then see upstream
+// windows that in the uninterrupted run were emitted only later; the stamp hides them, so the replayed frames
+// equal the uninterrupted run's.
+func (s *Intersection) SetPosition(pos int64) { s.pos = pos }
+
 // SetUpstream attaches the lookup the upstream features are read from; nil (the default) means no upstream data,
 // so those features are absent. The lookup is not part of the marshalled state: owners attach it again after
 // NewIntersection and RestoreIntersection, before the next Add, CloseIdle or Flush.
 func (s *Intersection) SetUpstream(ul UpstreamLookup) { s.ul = ul }
 
-// FlowRatio returns approach approachID's flow_ratio in this intersection's emitted window starting at
-// windowStart, from the lag history. It is false for an unknown approach, a windowStart that is not one of this
-// intersection's window starts, a window not emitted yet, a gap, or a window older than the 7 days kept.
-func (s *Intersection) FlowRatio(approachID string, windowStart time.Time) (float64, bool) {
+// FlowRatio returns approach approachID's flow_ratio in this intersection's window starting at windowStart,
+// emitted at an input position at or before asOf, from the lag history. It is false for an unknown approach, a
+// windowStart that is not one of this intersection's window starts, a window not emitted yet (or emitted after
+// asOf), a gap, or a window older than the 7 days kept.
+func (s *Intersection) FlowRatio(approachID string, windowStart time.Time, asOf int64) (float64, bool) {
 	ai, ok := s.apIndex[approachID]
 	sec := windowStart.Unix()
 	if !ok || windowStart.Nanosecond() != 0 || sec < 0 || sec%s.winS != 0 {
 		return 0, false
 	}
-	l := s.lag(&s.st.Aps[ai], sec/s.winS)
-	return l.FlowRatio, l.OK
+	as := &s.st.Aps[ai]
+	idx := sec / s.winS
+	l := s.lag(as, idx)
+	if !l.OK || as.Emitted[idx%s.ringLen] > asOf {
+		return 0, false
+	}
+	return l.FlowRatio, true
 }
 
 // upstreamLag is the mean flow ratio, in the window starting at prev, of ap's upstream approaches that the
@@ -69,7 +92,7 @@ func (s *Intersection) upstreamLag(ap apInfo, prev time.Time) features.Lag {
 	n := 0
 	for _, u := range ap.upstream {
 		// A foreign lookup could answer NaN or ±Inf; features must stay finite, so such a value counts as unknown.
-		if r, ok := s.ul.UpstreamFlowRatio(u.intersection, u.approach, prev); ok && finite(r) {
+		if r, ok := s.ul.UpstreamFlowRatio(u.intersection, u.approach, prev, s.pos); ok && finite(r) {
 			sum += r
 			n++
 		}
@@ -86,17 +109,18 @@ func (s *Intersection) upstreamLag(ap apInfo, prev time.Time) features.Lag {
 type States map[string]*Intersection
 
 // UpstreamFlowRatio implements UpstreamLookup with the named member's FlowRatio (false when it is not held).
-func (st States) UpstreamFlowRatio(intersectionID, approachID string, windowStart time.Time) (float64, bool) {
+func (st States) UpstreamFlowRatio(intersectionID, approachID string, windowStart time.Time, asOf int64) (float64, bool) {
 	s := st[intersectionID]
 	if s == nil {
 		return 0, false
 	}
-	return s.FlowRatio(approachID, windowStart)
+	return s.FlowRatio(approachID, windowStart, asOf)
 }
 
-// IDs returns the members' IDs in byte order. Call Flush and CloseIdle on the members in this order: a window
-// they close reads its upstream intersections as the earlier calls left them, so a fixed order keeps the
-// frames a function of the input rather than of map iteration.
+// IDs returns the members' IDs in byte order. Call Flush and CloseIdle on the members in a fixed order, such
+// as this one (the offline evaluator uses topology order): a window they close reads its upstream
+// intersections as the earlier calls left them, so a fixed order keeps the frames a function of the input
+// rather than of map iteration.
 func (st States) IDs() []string {
 	return slices.Sorted(maps.Keys(st))
 }

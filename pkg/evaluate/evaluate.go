@@ -267,6 +267,8 @@ func (e *Evaluator) Reading(rd clean.Reading) error {
 		}
 		return nil
 	}
+	// The reading's position in the input orders upstream lookups as the cleaner's offsets do.
+	r.cl.SetPosition(int64(e.cleaning.Readings))
 	return e.apply(r, r.cl.Add(rd, e.weather))
 }
 
@@ -372,6 +374,7 @@ func (e *Evaluator) Finish() (*Report, error) {
 	}
 	e.finished = true
 	for _, r := range e.order {
+		r.cl.SetPosition(int64(e.cleaning.Readings) + 1) // after every reading
 		if err := e.apply(r, r.cl.Flush(e.weather)); err != nil {
 			return nil, err
 		}

@@ -36,6 +36,8 @@ type partition struct {
 	// recorded). Records at or below it are redeliveries after a restart and are skipped.
 	applied map[string]int64
 	dirty   map[string]bool
+	// position is the highest input offset handled, the position of idle-timeout closes.
+	position int64
 }
 
 func newPartition(id, partitions int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
@@ -131,6 +133,10 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		return nil, &stream.RejectError{Reason: greenwavev1.RejectReason_REJECT_REASON_UNKNOWN_DETECTOR, EventID: r.GetReadingId(),
 			Detail: fmt.Sprintf("intersection %q is not in the topology", id)}
 	}
+	// The offset stamps the windows this reading closes and bounds the upstream windows they may read, so a
+	// restore that brought group members back from different checkpoints replays exactly (clean.SetPosition).
+	st.SetPosition(m.Offset)
+	p.position = max(p.position, m.Offset)
 	res := st.Add(wire.Reading(&r), p.weather)
 	p.applied[id] = m.Offset
 	p.dirty[id] = true
@@ -194,6 +200,7 @@ func (p *partition) outputs(id string, res clean.Result, m kafka.Message, curren
 func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, error) {
 	var outs []stream.Output
 	for _, id := range sortedKeys(p.states) {
+		p.states[id].SetPosition(p.position)
 		res := p.states[id].CloseIdle(now, p.weather)
 		if len(res.Frames) == 0 && len(res.Rejected) == 0 {
 			continue
