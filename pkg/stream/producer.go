@@ -36,7 +36,8 @@ type Output struct {
 	// Payload names the protobuf message type, sent as a header for tools.
 	Payload string
 	// PartitionKey, when set, places the record instead of the key: it is sent as the HeaderPartitionKey
-	// header, which IntersectionBalancer hashes. The cleaner's input and changelog use it to keep a group of
+	// header (omitted when it equals the key's intersection part, which places the record the same way),
+	// which IntersectionBalancer hashes. The cleaner's input and changelog use it to keep a group of
 	// intersections (topology.Topology.PartitionKeys) in one partition while each record keeps its own key.
 	PartitionKey string
 }
@@ -51,7 +52,8 @@ func (o Output) Message() kafka.Message {
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderPayload, Value: []byte(o.Payload)},
 			kafka.Header{Key: HeaderSchemaVersion, Value: []byte("1")})
 	}
-	if o.PartitionKey != "" {
+	// The header is sent only when it changes the placement, which keeps the common record small.
+	if o.PartitionKey != "" && o.PartitionKey != string(intersectionPart(o.Key)) {
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderPartitionKey, Value: []byte(o.PartitionKey)})
 	}
 	return m
@@ -78,12 +80,17 @@ type IntersectionBalancer struct{}
 func (IntersectionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 	key := Header(msg, HeaderPartitionKey)
 	if key == nil {
-		key = msg.Key
-		if i := bytes.IndexByte(key, '/'); i >= 0 {
-			key = key[:i]
-		}
+		key = intersectionPart(msg.Key)
 	}
 	return kafka.Murmur2Balancer{Consistent: true}.Balance(kafka.Message{Key: key}, partitions...)
+}
+
+// intersectionPart is the part of a record key before the first '/': the intersection of compound keys.
+func intersectionPart(key []byte) []byte {
+	if i := bytes.IndexByte(key, '/'); i >= 0 {
+		return key[:i]
+	}
+	return key
 }
 
 // PartitionFor returns the partition an intersection's records go to, for n partitions.

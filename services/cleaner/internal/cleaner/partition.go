@@ -232,11 +232,8 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", id, err)
 		}
-		out := stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b}
-		if k := p.topo.PartitionKey(id); k != id {
-			out.PartitionKey = k // the changelog is co-partitioned with the readings
-		}
-		outs = append(outs, out)
+		// The changelog is co-partitioned with the readings, by feature group.
+		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id)})
 	}
 	clear(p.dirty)
 	return outs, nil

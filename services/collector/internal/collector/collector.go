@@ -310,13 +310,9 @@ func (s *Service) traffic(gw *gateways.Gateway, r *greenwavev1.TrafficReading, n
 	if err != nil {
 		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: fmt.Sprintf("encode reading: %v", err)}
 	}
-	out := stream.Output{Topic: s.names.Readings, Key: []byte(r.GetIntersectionId()), Value: value, EventID: r.GetReadingId(), Payload: "greenwave.v1.TrafficReading"}
-	// Intersections linked by upstream references share a partition (the cleaner joins them); the header is
-	// sent only when it changes the placement, to keep the common record small.
-	if k := s.topo.PartitionKey(r.GetIntersectionId()); k != r.GetIntersectionId() {
-		out.PartitionKey = k
-	}
-	return out, nil
+	// Intersections linked by upstream references share a partition: the cleaner joins them.
+	return stream.Output{Topic: s.names.Readings, Key: []byte(r.GetIntersectionId()), Value: value, EventID: r.GetReadingId(),
+		Payload: "greenwave.v1.TrafficReading", PartitionKey: s.topo.PartitionKey(r.GetIntersectionId())}, nil
 }
 
 func (s *Service) weather(gw *gateways.Gateway, w *greenwavev1.WeatherReading, now time.Time, enc *batchEncoder) (stream.Output, *ingest.Violation) {

@@ -1,10 +1,9 @@
 package trainer
 
 import (
-	"strings"
 	"testing"
 
-	"github.com/greenwave-city/greenwave/pkg/app"
+	"github.com/greenwave-city/greenwave/pkg/app/apptest"
 )
 
 func TestConfig(t *testing.T) {
@@ -24,21 +23,7 @@ func TestConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var cfg Config
-			err := app.Load(&cfg, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("load: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("accepted %v", tc.env)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not name %s", err, w)
-				}
-			}
+			apptest.CheckLoad(t, &cfg, tc.env, tc.want...)
 		})
 	}
 }
