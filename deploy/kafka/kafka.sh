@@ -237,6 +237,11 @@ cmd_test() {
   addr="$(cmd_start)"
   export KAFKA_BROKERS="$addr"
   "$@" || status=$?
+  if [[ "$status" -ne 0 && -f "$RUN/logs/server.log" ]]; then
+    # The broker's own account of a failure (e.g. an UNKNOWN_SERVER_ERROR answer) is gone once .run/ is deleted.
+    log "---- errors and warnings in $RUN/logs/server.log (last 40) ----"
+    grep -E " (ERROR|WARN|FATAL) |^Caused by:|Exception" "$RUN/logs/server.log" | tail -n 40 >&2 || true
+  fi
   exit "$status"
 }
 

@@ -11,43 +11,62 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// partitionBounds returns the first offset and the high watermark (next offset to be written) of a partition.
-// Right after a topic is created, a broker may answer "not leader" or "leader not available" for a moment:
-// such retriable errors are retried with backoff for up to 30 s.
-func partitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
+// ListOffsets asks the brokers for the offsets in req and returns them per topic, failing if any partition
+// answered with an error. Right after a topic is created, a broker may answer "not leader" or "leader not
+// available" for a moment, and a loaded Apache Kafka 4.1 was seen to answer UNKNOWN_SERVER_ERROR for a partition
+// of a topic created moments before. Such errors are retried with backoff for up to 30 s, as the Java consumer
+// retries every per-partition ListOffsets error it does not know.
+func ListOffsets(ctx context.Context, client *kafka.Client, req map[string][]kafka.OffsetRequest) (map[string][]kafka.PartitionOffsets, error) {
 	backoff := 50 * time.Millisecond
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		first, end, err = partitionBoundsOnce(ctx, brokers, topic, partition)
-		var kerr kafka.Error
-		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || time.Now().After(deadline) {
-			return first, end, err
+		offsets, err := listOffsetsOnce(ctx, client, req)
+		if err == nil || !retriableListOffsets(err) || time.Now().After(deadline) {
+			return offsets, err
 		}
 		select {
 		case <-ctx.Done():
-			return 0, 0, ctx.Err()
+			return nil, fmt.Errorf("%w (while retrying: %w)", ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
 	}
 }
 
-func partitionBoundsOnce(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
-	}})
+// retriableListOffsets reports whether a ListOffsets failure may go away by asking again.
+func retriableListOffsets(err error) bool {
+	var kerr kafka.Error
+	return errors.As(err, &kerr) && (kerr.Temporary() || kerr == kafka.Unknown)
+}
+
+func listOffsetsOnce(ctx context.Context, client *kafka.Client, req map[string][]kafka.OffsetRequest) (map[string][]kafka.PartitionOffsets, error) {
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
 	if err != nil {
-		return 0, 0, fmt.Errorf("list offsets of %s[%d]: %w", topic, partition, err)
+		return nil, fmt.Errorf("list offsets: %w", err)
 	}
-	for _, po := range resp.Topics[topic] {
-		if po.Partition != partition {
-			continue
+	for topic, parts := range resp.Topics {
+		for _, po := range parts {
+			if po.Error != nil {
+				return nil, fmt.Errorf("list offsets of %s[%d]: %w", topic, po.Partition, po.Error)
+			}
 		}
-		if po.Error != nil {
-			return 0, 0, fmt.Errorf("list offsets of %s[%d]: %w", topic, partition, po.Error)
+	}
+	return resp.Topics, nil
+}
+
+// partitionBounds returns the first offset and the high watermark (next offset to be written) of a partition.
+func partitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	offsets, err := ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{
+		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, po := range offsets[topic] {
+		if po.Partition == partition {
+			return po.FirstOffset, po.LastOffset, nil
 		}
-		return po.FirstOffset, po.LastOffset, nil
 	}
 	return 0, 0, fmt.Errorf("list offsets of %s[%d]: partition missing from response", topic, partition)
 }

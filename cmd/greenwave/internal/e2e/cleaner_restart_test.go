@@ -297,7 +297,7 @@ func (r *cleanerRun) waitCommitted(ctx context.Context) {
 	}
 	group := r.prefix + "greenwave.cleaner"
 	for {
-		ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{r.names.Readings: reqs}})
+		ends, err := stream.ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{r.names.Readings: reqs})
 		if err != nil {
 			r.t.Fatalf("list offsets: %v", err)
 		}
@@ -306,7 +306,7 @@ func (r *cleanerRun) waitCommitted(ctx context.Context) {
 			r.t.Fatalf("fetch committed offsets: %v", err)
 		}
 		done := 0
-		for _, e := range ends.Topics[r.names.Readings] {
+		for _, e := range ends[r.names.Readings] {
 			for _, c := range committed.Topics[r.names.Readings] {
 				if c.Partition == e.Partition && (e.LastOffset == 0 || c.CommittedOffset >= e.LastOffset) {
 					done++

@@ -175,7 +175,7 @@ func (r *trainerRun) committed(ctx context.Context) (done, total int64) {
 		parts[p] = p
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{r.names.Features: reqs}})
+	ends, err := stream.ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{r.names.Features: reqs})
 	if err != nil {
 		r.t.Fatalf("list offsets: %v", err)
 	}
@@ -183,7 +183,7 @@ func (r *trainerRun) committed(ctx context.Context) (done, total int64) {
 	if err != nil {
 		r.t.Fatalf("fetch committed offsets: %v", err)
 	}
-	for _, e := range ends.Topics[r.names.Features] {
+	for _, e := range ends[r.names.Features] {
 		total += e.LastOffset
 		for _, c := range got.Topics[r.names.Features] {
 			if c.Partition == e.Partition && c.CommittedOffset > 0 {

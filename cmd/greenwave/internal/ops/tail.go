@@ -221,15 +221,12 @@ func startOffsets(ctx context.Context, brokers []string, o tailOptions) ([]parti
 	for _, p := range parts {
 		req = append(req, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{o.spec.Name: req}})
+	offsets, err := stream.ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{o.spec.Name: req})
 	if err != nil {
-		return nil, fmt.Errorf("tail %s: list offsets: %w", o.spec.Name, err)
+		return nil, fmt.Errorf("tail %s: %w", o.spec.Name, err)
 	}
 	var out []partitionStart
-	for _, po := range resp.Topics[o.spec.Name] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("tail %s: list offsets of partition %d: %w", o.spec.Name, po.Partition, po.Error)
-		}
+	for _, po := range offsets[o.spec.Name] {
 		ps := partitionStart{partition: po.Partition, start: po.LastOffset, end: po.LastOffset}
 		if o.fromBeginning {
 			ps.start = po.FirstOffset

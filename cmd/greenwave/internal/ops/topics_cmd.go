@@ -15,6 +15,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 )
 
@@ -258,11 +259,10 @@ func describeTopics(ctx context.Context, brokers []string, prefix string, timeou
 	}
 	offsets := map[string][]kafka.PartitionOffsets{}
 	if len(offsetReq) > 0 {
-		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: offsetReq})
-		if err != nil {
-			return nil, nil, fmt.Errorf("list offsets: %w", err)
+		var err error
+		if offsets, err = stream.ListOffsets(ctx, client, offsetReq); err != nil {
+			return nil, nil, err
 		}
-		offsets = resp.Topics
 	}
 	configs := map[string]*brokerInfo{}
 	if len(configReq) > 0 {
@@ -280,9 +280,6 @@ func describeTopics(ctx context.Context, brokers []string, prefix string, timeou
 		in.Partitions, in.Exists = have[s.Name]
 		in.Broker = configs[s.Name]
 		for _, po := range offsets[s.Name] {
-			if po.Error != nil {
-				return nil, nil, fmt.Errorf("list offsets of %s[%d]: %w", s.Name, po.Partition, po.Error)
-			}
 			in.Offsets = append(in.Offsets, partRange{Partition: po.Partition, First: po.FirstOffset, End: po.LastOffset})
 			in.Records += po.LastOffset - po.FirstOffset
 		}
