@@ -56,6 +56,21 @@ func (t *table) row() ([]string, int, error) {
 	}
 }
 
+// dataRow returns the next data row and its line, counting it and skipping (and reporting) rows too short for
+// the columns in use; a short row stands for skipped records.
+func (t *table) dataRow(skipped int) ([]string, int, error) {
+	for {
+		rec, line, err := t.row()
+		if err != nil {
+			return nil, 0, err
+		}
+		t.rd.stats.Rows++
+		if !t.short(rec, line, skipped) {
+			return rec, line, nil
+		}
+	}
+}
+
 // header indexes a header row and checks that it names every required column. Names are trimmed; a duplicated
 // name is an error (which column would win is a guess).
 func (t *table) header(rec []string, line int, required []string) error {
@@ -170,13 +185,9 @@ func cell(rec []string, i int) string {
 
 func (d *readingsCSV) next() (Record, error) {
 	for {
-		rec, line, err := d.t.row()
+		rec, line, err := d.t.dataRow(1)
 		if err != nil {
 			return Record{}, err
-		}
-		d.t.rd.stats.Rows++
-		if d.t.short(rec, line, 1) {
-			continue
 		}
 		if r, ok := d.parse(rec, line); ok {
 			return Record{Reading: &r, Line: line}, nil
@@ -263,13 +274,9 @@ func newWeatherCSV(rd *Reader, r io.Reader) (*weatherCSV, error) {
 
 func (d *weatherCSV) next() (Record, error) {
 	for {
-		rec, line, err := d.t.row()
+		rec, line, err := d.t.dataRow(1)
 		if err != nil {
 			return Record{}, err
-		}
-		d.t.rd.stats.Rows++
-		if d.t.short(rec, line, 1) {
-			continue
 		}
 		if w, ok := d.parse(rec, line); ok {
 			return Record{Weather: &w, Line: line}, nil

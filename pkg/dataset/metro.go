@@ -103,7 +103,7 @@ func (d *metro) next() (Record, error) {
 		if d.eof {
 			return Record{}, io.EOF
 		}
-		rec, line, err := d.t.row()
+		rec, line, err := d.t.dataRow(2)
 		if errors.Is(err, io.EOF) {
 			d.eof = true
 			d.flush()
@@ -111,10 +111,6 @@ func (d *metro) next() (Record, error) {
 		}
 		if err != nil {
 			return Record{}, err
-		}
-		d.t.rd.stats.Rows++
-		if d.t.short(rec, line, 2) {
-			continue
 		}
 		d.add(rec, line)
 	}

@@ -175,16 +175,12 @@ func (d *scats) next() (Record, error) {
 // within a date).
 func (d *scats) load() error {
 	for {
-		rec, line, err := d.t.row()
+		rec, line, err := d.t.dataRow(SCATSSlots)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return err
-		}
-		d.t.rd.stats.Rows++
-		if d.t.short(rec, line, SCATSSlots) {
-			continue
 		}
 		d.melt(rec, line)
 	}

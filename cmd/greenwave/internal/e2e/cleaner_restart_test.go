@@ -164,7 +164,6 @@ type cleanerRun struct {
 // startCleanerRun creates a namespace, writes the weather and starts the cleaner with extra environment.
 func startCleanerRun(ctx context.Context, t *testing.T, weather func(topics.Names) []stream.Output, env ...string) *cleanerRun {
 	t.Helper()
-	root, bins := serviceBinaries(t, "cleaner")
 	brokers, names := kafkatest.Setup(t, partitions)
 	prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
@@ -174,19 +173,7 @@ func startCleanerRun(ctx context.Context, t *testing.T, weather func(topics.Name
 	if err := prod.Write(ctx, weather(names)...); err != nil {
 		t.Fatalf("write weather: %v", err)
 	}
-	st, err := stack.Start(ctx, stack.Config{
-		Brokers: brokers, TopicPrefix: prefix, TopologyFile: filepath.Join(root, "config", "topology.yaml"), BinDir: bins,
-		Services: []string{"cleaner"}, Dir: t.TempDir(), Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
-		ExtraEnv: map[string][]string{"cleaner": env},
-	})
-	if err != nil {
-		t.Fatalf("start cleaner: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := st.Stop(); err != nil {
-			t.Errorf("stop cleaner: %v", err)
-		}
-	})
+	st := startService(ctx, t, "cleaner", brokers, prefix, env)
 	if err := st.WaitReady(ctx); err != nil {
 		t.Fatalf("cleaner not ready: %v", err)
 	}

@@ -68,6 +68,27 @@ func serviceBinaries(t *testing.T, services ...string) (repoRoot, binDir string)
 	return b.root, b.dir
 }
 
+// startService runs one service, built from this checkout, against the test's brokers and topics with the
+// example topology and extra environment; it is stopped when the test ends.
+func startService(ctx context.Context, t *testing.T, service string, brokers []string, prefix string, env []string) *stack.Stack {
+	t.Helper()
+	root, bins := serviceBinaries(t, service)
+	st, err := stack.Start(ctx, stack.Config{
+		Brokers: brokers, TopicPrefix: prefix, TopologyFile: filepath.Join(root, "config", "topology.yaml"), BinDir: bins,
+		Services: []string{service}, Dir: t.TempDir(), Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
+		ExtraEnv: map[string][]string{service: env},
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", service, err)
+	}
+	t.Cleanup(func() {
+		if err := st.Stop(); err != nil {
+			t.Errorf("stop %s: %v", service, err)
+		}
+	})
+	return st
+}
+
 // binaries builds all five services.
 func binaries(t *testing.T) (string, string) {
 	t.Helper()

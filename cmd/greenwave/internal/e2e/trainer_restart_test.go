@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,7 +139,6 @@ type trainerRun struct {
 // extra environment.
 func startTrainerRun(ctx context.Context, t *testing.T, env ...string) *trainerRun {
 	t.Helper()
-	root, bins := serviceBinaries(t, "trainer")
 	brokers, names := kafkatest.Setup(t, partitions)
 	prefix := strings.TrimSuffix(names.Features, topics.DefaultNames("").Features)
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
@@ -148,19 +146,7 @@ func startTrainerRun(ctx context.Context, t *testing.T, env ...string) *trainerR
 	if err := prod.Write(ctx, trainerFrames(t, names)...); err != nil {
 		t.Fatalf("write features: %v", err)
 	}
-	st, err := stack.Start(ctx, stack.Config{
-		Brokers: brokers, TopicPrefix: prefix, TopologyFile: filepath.Join(root, "config", "topology.yaml"), BinDir: bins,
-		Services: []string{"trainer"}, Dir: t.TempDir(), Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
-		ExtraEnv: map[string][]string{"trainer": env},
-	})
-	if err != nil {
-		t.Fatalf("start trainer: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := st.Stop(); err != nil {
-			t.Errorf("stop trainer: %v", err)
-		}
-	})
+	st := startService(ctx, t, "trainer", brokers, prefix, env)
 	return &trainerRun{t: t, brokers: brokers, names: names, prefix: prefix, stack: st}
 }
 
