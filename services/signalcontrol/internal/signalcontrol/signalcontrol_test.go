@@ -176,23 +176,26 @@ func (h *harness) sendPrediction(k int, opts ...predOpt) {
 	}
 }
 
-// planWhere polls GetPlan until the current plan satisfies ok (a deadline on events, not a sleep).
+// planWhere watches intersection A's plans until one satisfies ok. WatchPlans sends the current plan first, so a
+// plan published before the call is seen too.
 func (h *harness) planWhere(what string, ok func(*greenwavev1.SignalPlan) bool) *greenwavev1.SignalPlan {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var last *greenwavev1.SignalPlan
-	for time.Now().Before(deadline) {
-		resp, err := h.client.GetPlan(context.Background(), &greenwavev1.GetPlanRequest{IntersectionId: "A"})
-		if err == nil {
-			last = resp.GetPlan()
-			if ok(last) {
-				return last
-			}
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation: the loop waits for an event
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watch, err := h.client.WatchPlans(ctx, &greenwavev1.WatchPlansRequest{IntersectionIds: []string{"A"}})
+	if err != nil {
+		h.t.Fatalf("watch plans: %v", err)
 	}
-	h.t.Fatalf("no plan %s; last %v", what, last)
-	return nil
+	var last *greenwavev1.SignalPlan
+	for {
+		resp, err := watch.Recv()
+		if err != nil {
+			h.t.Fatalf("no plan %s (%v); last %v", what, err, last)
+		}
+		if last = resp.GetPlan(); ok(last) {
+			return last
+		}
+	}
 }
 
 func (h *harness) planFor(k int) *greenwavev1.SignalPlan {
