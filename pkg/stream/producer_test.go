@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 )
 
@@ -51,4 +53,60 @@ func TestIntersectionBalancer(t *testing.T) {
 	if moved == 0 {
 		t.Error("a partition key never changed a record's partition")
 	}
+}
+
+func TestProducerCountsAcknowledgedBytesPerTopic(t *testing.T) {
+	brokers, names := kafkatest.Setup(t, 1)
+	reg := prometheus.NewRegistry()
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{Registerer: reg})
+	t.Cleanup(func() { prod.Close() })
+	outs := []stream.Output{
+		{Topic: names.Features, Key: []byte("I-1"), Value: []byte("abc"), EventID: "e1", Payload: "p"},
+		{Topic: names.Features, Key: []byte("I-2"), Value: []byte("defgh")},
+		{Topic: names.CleanerState, Key: []byte("I-1"), Value: make([]byte, 100)},
+	}
+	if err := prod.Write(t.Context(), outs...); err != nil {
+		t.Fatal(err)
+	}
+	wantBytes := map[string]int{}
+	wantRecords := map[string]int{}
+	for _, o := range outs {
+		wantBytes[o.Topic] += stream.MessageBytes(o.Message())
+		wantRecords[o.Topic]++
+	}
+	for topic, want := range wantBytes {
+		if got := produced(t, reg, "greenwave_produced_bytes_total", topic); got != float64(want) {
+			t.Errorf("%s: %v bytes counted, want %d", topic, got, want)
+		}
+		if got := produced(t, reg, "greenwave_produced_records_total", topic); got != float64(wantRecords[topic]) {
+			t.Errorf("%s: %v records counted, want %d", topic, got, wantRecords[topic])
+		}
+	}
+	// Key 3 + value 3 + the three headers' keys and values.
+	if got, want := stream.MessageBytes(outs[0].Message()), 3+3+len(stream.HeaderEventID)+2+len(stream.HeaderPayload)+1+len(stream.HeaderSchemaVersion)+1; got != want {
+		t.Errorf("MessageBytes = %d, want %d", got, want)
+	}
+}
+
+// produced returns the value of one topic's counter among the registry's gathered metrics.
+func produced(t *testing.T, reg *prometheus.Registry, name, topic string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && l.GetValue() == topic {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s for topic %s", name, topic)
+	return 0
 }

@@ -149,7 +149,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	weather := &weatherTable{t: clean.NewWeatherTable(cc)}
 	var weatherReady sync.Once
 	weatherCaughtUp := make(chan struct{})
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 
 	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {

@@ -40,7 +40,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	if _, err := app.CheckTopics(ctx, cfg.Brokers, names.Readings, names.Weather); err != nil {
 		return err
 	}
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 	lim := ingest.DefaultLimits()
 	lim.MaxFutureSkew, lim.MaxAge = cfg.MaxFutureSkew, cfg.MaxAge

@@ -143,7 +143,7 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 	// Set before any partition predicts; the reporter needs the service's logger and metrics.
 	pred.mismatches = &mismatchReporter{log: log, count: s.metrics.mismatches}
 	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
-	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger})
+	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger, Registerer: reg})
 	newHandler := func(ctx context.Context, _ int) (stream.Handler, error) {
 		select { // never predict before the models topic was read whole
 		case <-s.modelsLoaded:

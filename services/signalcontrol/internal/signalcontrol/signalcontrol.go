@@ -581,7 +581,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()
 	table := newOverrideTable()
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 	svc := &service{
 		planner: &Planner{topo: env.Topology, revision: topo.Revision, horizon: cfg.PlanHorizon, validity: cfg.PlanValidity,

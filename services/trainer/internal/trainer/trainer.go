@@ -46,7 +46,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	store := models.NewStore()
 	hub := broadcast.New[*greenwavev1.ModelSnapshot]()
 	defer hub.Close()
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 	parts := counts[names.Features]
 	proc := stream.NewProcessor(stream.ProcessorConfig{
