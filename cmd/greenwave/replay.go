@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -74,7 +75,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("replay", replaySynopsis, replayDescription, stderr)
 	fs.StringVar(&o.format, "format", dataset.FormatCSV, "file format: "+strings.Join(dataset.Formats(), ", "))
 	fs.StringVar(&o.weather, "weather", "", "canonical weather CSV to send with the readings, merged by event time")
-	fs.StringVar(&o.collector, "collector", "", "collector gRPC address HOST:PORT (required unless --dry-run)")
+	fs.StringVar(&o.collector, "collector", "", "collector gRPC address HOST:PORT (default: a running `greenwave dev`'s collector; required otherwise, unless --dry-run)")
 	fs.StringVar(&o.token, "token", "", "gateway token sent as \"authorization: Bearer\" (prefer --token-file: flags show in ps)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the gateway token")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA certificate (PEM) to verify the collector; any --tls-* flag turns TLS on")
@@ -98,6 +99,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	file := files[0]
 	o.file = file
+	if o.collector == "" && !o.dryRun {
+		o.collector = devstate.Load(os.LookupEnv).GRPC("collector", "")
+	}
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -141,7 +145,7 @@ func (o *replayOptions) validate() error {
 	case o.dryRun:
 		return nil
 	case o.collector == "":
-		return usagef("replay: --collector HOST:PORT is required (or --dry-run)")
+		return usagef("replay: --collector HOST:PORT is required (or --dry-run), unless `greenwave dev` is running")
 	case o.token != "" && o.tokenFile != "":
 		return usagef("replay: give --token or --token-file, not both")
 	case (o.tlsCert == "") != (o.tlsKey == ""):
