@@ -284,7 +284,9 @@ func TestDevStopsOnInterrupt(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	stateFile := filepath.Join(t.TempDir(), "dev.json")
-	go func() { done <- run(ctx, devArgs(t, "--json", "--logs", "--state-file", stateFile), stdout, io.Discard) }()
+	go func() {
+		done <- run(ctx, devArgs(t, "--json", "--logs", "--state-file", stateFile), stdout, io.Discard)
+	}()
 	select {
 	case <-stdout.seen:
 	case err := <-done:

@@ -366,8 +366,9 @@ func replay(ctx context.Context, o replayOptions, stdout, stderr io.Writer) erro
 		err = replayDryRun(in, o, sum)
 	} else {
 		err = replaySend(ctx, in, o, sum, stderr, pp)
+		sum.DurationS = time.Since(started).Seconds()
 		if err == nil && o.wait {
-			sum.SendS = time.Since(started).Seconds()
+			sum.SendS = sum.DurationS
 			err = replayWait(ctx, o, stderr)
 			if err == nil {
 				sum.PipelineS = time.Since(started).Seconds()
@@ -376,7 +377,9 @@ func replay(ctx context.Context, o replayOptions, stdout, stderr io.Writer) erro
 	}
 	pp.finish()
 	sum.fromReaders(in.readers)
-	sum.DurationS = time.Since(started).Seconds()
+	if sum.DurationS == 0 {
+		sum.DurationS = time.Since(started).Seconds()
+	}
 	if sum.DurationS > 0 {
 		sum.RatePerS = float64(sum.ReadingsAccepted+sum.WeatherAccepted+sum.ReadingsRejected+sum.WeatherRejected) / sum.DurationS
 	}
