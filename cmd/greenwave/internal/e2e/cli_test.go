@@ -154,6 +154,32 @@ func TestOperatorCLI(t *testing.T) {
 			t.Errorf("plans watch text %q", text)
 		}
 	})
+
+	t.Run("status", func(t *testing.T) {
+		args := []string{"--json", "--interval", "10ms"}
+		for _, name := range p.stack.Services() {
+			args = append(args, "--http", name+"="+p.stack.Addrs(name).HTTP)
+		}
+		out := runOps(ctx, t, ops.Status, args...)
+		got := map[string]map[string]any{}
+		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+			var s map[string]any
+			if err := json.Unmarshal([]byte(l), &s); err != nil {
+				t.Fatalf("status line %q: %v", l, err)
+			}
+			got[s["service"].(string)] = s
+		}
+		for _, name := range p.stack.Services() {
+			s := got[name]
+			if s["state"] != "ready" || s["in_per_s"] == nil {
+				t.Errorf("status of %s = %v, want ready with rates", name, s)
+			}
+			// Every consuming service reports the lag of the partitions it is assigned; the collector has none.
+			if _, hasLag := s["lag_records"]; hasLag != (name != "collector") {
+				t.Errorf("status of %s = %v: lag_records present %v", name, s, hasLag)
+			}
+		}
+	})
 }
 
 // runOps runs an operator command in-process and returns its stdout, failing the test on an error.
