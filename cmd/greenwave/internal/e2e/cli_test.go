@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
@@ -178,6 +181,25 @@ func TestOperatorCLI(t *testing.T) {
 			if _, hasLag := s["lag_records"]; hasLag != (name != "collector") {
 				t.Errorf("status of %s = %v: lag_records present %v", name, s, hasLag)
 			}
+		}
+	})
+
+	t.Run("grpc health by service name", func(t *testing.T) {
+		for name, service := range map[string]string{
+			"collector": "greenwave.v1.CollectorService", "trainer": "greenwave.v1.ModelService",
+			"predictor": "greenwave.v1.PredictionService", "signalcontrol": "greenwave.v1.SignalControlService",
+		} {
+			conn, err := grpc.NewClient(p.stack.Addrs(name).GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, svc := range []string{"", service} {
+				resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+				if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+					t.Errorf("%s: health of %q = %v, %v; want SERVING", name, svc, resp.GetStatus(), err)
+				}
+			}
+			conn.Close()
 		}
 	})
 }
