@@ -26,6 +26,7 @@ var commands = []command{
 	{name: "tail", summary: "print a topic's records as JSON lines, decoded (never joins a consumer group)", run: runTail},
 	{name: "models", summary: "list or show the trainer's models (gRPC ModelService)", run: runModels},
 	{name: "plans", summary: "watch or get signal plans (gRPC SignalControlService)", run: runPlans},
+	{name: "status", summary: "one line per service: readiness, consumer lag and rates (HTTP /readyz and /metrics)", run: runStatus},
 	{name: "eval", summary: "score the cleaner and trainer offline on a data file; --signals compares plan delays", run: runEval},
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/server"
@@ -37,6 +38,11 @@ instead), start the broker and create the topics (3 partitions), start the servi
 COLLECTOR_ALLOW_ANONYMOUS=true, COLLECTOR_MAX_AGE large enough for historical replays), wait until every /readyz answers 200, then feed readings and print plans until
 --for elapses (counted from readiness) or Ctrl-C / SIGTERM arrives. Stopping takes at most about 10 s (services
 get SIGTERM, then SIGKILL after 8 s); a second Ctrl-C ends greenwave at once, and the services die with it.
+
+Addresses. Once ready, dev writes the broker and every service's gRPC and HTTP address to --state-file
+(default <user cache dir>/greenwave/dev.json, or $GREENWAVE_DEV_FILE) and removes it on exit. models, plans,
+tail, topics, status and replay use them when no flag or environment variable names an address, so they work
+against the running dev stack as they are.
 
 Simulated time. The simulator starts --backfill before now (truncated to the hour) and runs --speed times faster
 than the wall clock, one batch per simulated minute (IntervalS 60), over one CollectorService.StreamReadings
@@ -78,6 +84,7 @@ type devOptions struct {
 	logLevel     string
 	summaryEvery time.Duration
 	readyTimeout time.Duration
+	stateFile    string
 }
 
 // speedFlag is a positive speed-up factor, or "max" (stored as 0) for as fast as the collector acks.
@@ -119,6 +126,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.logLevel, "log-level", "info", "LOG_LEVEL of the services")
 	fs.DurationVar(&o.summaryEvery, "summary", 10*time.Second, "interval of the summary line (0: none but the final one)")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long the services may take to become ready")
+	fs.StringVar(&o.stateFile, "state-file", devstate.Path(os.LookupEnv), "where the addresses are written for the other commands while dev runs (\"\": nowhere; default $"+devstate.EnvFile+", else the user cache dir)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -227,6 +235,14 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 	addrs := map[string]server.Addrs{}
 	for _, n := range st.Services() {
 		addrs[n] = st.Addrs(n)
+	}
+	if stateFile := o.stateFile; stateFile != "" {
+		if err := writeDevState(stateFile, brokers, addrs, o.logFile); err != nil {
+			progress("%v (other commands will need --brokers/--addr)", err)
+		} else {
+			defer func() { _ = devstate.Remove(stateFile, os.Getpid()) }()
+			progress("addresses written to %s for the other greenwave commands", stateFile)
+		}
 	}
 	out.ready(brokers[0], st.Services(), addrs, o.logFile, time.Since(started))
 	ready := time.Now()
@@ -344,4 +360,13 @@ func describeExit(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w; its last output:\n    %s", err, strings.Join(ee.Tail, "\n    "))
+}
+
+// writeDevState publishes the stack's addresses for the other commands (internal/devstate).
+func writeDevState(path string, brokers []string, addrs map[string]server.Addrs, logFile string) error {
+	st := devstate.State{PID: os.Getpid(), Started: time.Now().UTC(), Brokers: brokers, Services: map[string]devstate.Addrs{}, LogFile: logFile}
+	for name, a := range addrs {
+		st.Services[name] = devstate.Addrs{GRPC: a.GRPC, HTTP: a.HTTP}
+	}
+	return devstate.Write(path, st)
 }

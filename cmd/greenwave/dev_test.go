@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack/stacktest"
 )
@@ -25,7 +26,11 @@ import (
 // own directory so they can tell their processes apart.
 var fakeDir string
 
-func TestMain(m *testing.M) { os.Exit(stacktest.Main(m, &fakeDir, stack.Services...)) }
+func TestMain(m *testing.M) {
+	// Never pick up the addresses of a `greenwave dev` someone runs on this machine.
+	os.Setenv(devstate.EnvFile, "off")
+	os.Exit(stacktest.Main(m, &fakeDir, stack.Services...))
+}
 
 // fakeBins returns a fresh directory of fake service binaries.
 func fakeBins(t *testing.T) string {
@@ -105,7 +110,9 @@ func (w *lineWriter) String() string {
 }
 
 func devArgs(t *testing.T, extra ...string) []string {
-	return append([]string{"dev", "--log-file", filepath.Join(t.TempDir(), "dev.log"), "--speed", "max", "--backfill", "2h"}, extra...)
+	// --state-file in a temporary directory: a test never touches the user's real dev state file.
+	return append([]string{"dev", "--log-file", filepath.Join(t.TempDir(), "dev.log"), "--state-file", filepath.Join(t.TempDir(), "dev.json"),
+		"--speed", "max", "--backfill", "2h"}, extra...)
 }
 
 func TestRunDispatch(t *testing.T) {
@@ -276,13 +283,22 @@ func TestDevStopsOnInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, devArgs(t, "--json", "--logs"), stdout, io.Discard) }()
+	stateFile := filepath.Join(t.TempDir(), "dev.json")
+	go func() {
+		done <- run(ctx, devArgs(t, "--json", "--logs", "--state-file", stateFile), stdout, io.Discard)
+	}()
 	select {
 	case <-stdout.seen:
 	case err := <-done:
 		t.Fatalf("dev ended before ready: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("dev not ready within 60s")
+	}
+	// While dev runs, its addresses are where the other commands look for them.
+	lookup := func(k string) (string, bool) { return stateFile, k == devstate.EnvFile }
+	st := devstate.Load(lookup)
+	if st == nil || len(st.Brokers) == 0 || len(st.Services) != len(stack.Services) || st.GRPC("trainer", "") == "" || st.HTTP("collector", "") == "" {
+		t.Fatalf("dev state while running = %+v", st)
 	}
 	cancel()
 	select {
@@ -294,6 +310,9 @@ func TestDevStopsOnInterrupt(t *testing.T) {
 		t.Fatal("dev did not stop within 10s of the interrupt")
 	}
 	requireNoneRunning(t, bins)
+	if _, err := os.Stat(stateFile); !os.IsNotExist(err) {
+		t.Errorf("dev state file left behind after exit (%v)", err)
+	}
 }
 
 func TestDevReportsCrashedService(t *testing.T) {

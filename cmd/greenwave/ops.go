@@ -27,6 +27,10 @@ func runPlans(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return opsErr(ops.Plans(ctx, args, stdout, stderr))
 }
 
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return opsErr(ops.Status(ctx, args, stdout, stderr))
+}
+
 // opsErr turns an *ops.UsageError into this package's usage error, so a command-line mistake exits with
 // status 2; every other error (and flag.ErrHelp) passes through.
 func opsErr(err error) error {

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -53,6 +54,13 @@ problems, then a summary: sent, accepted, rejected by reason, retried batches, d
 the summary as one JSON object on stdout. --dry-run reads and validates the file and prints what would be sent,
 without a collector.
 
+Waiting. --wait, after the last ack, waits until the pipeline has processed everything sent: the cleaner's
+consumer group has committed the readings topic up to its end offsets as they were after the last ack, then the
+trainer's and predictor's groups the features topic up to its ends as they were at that point, then
+signal-control's the predictions topic; it prints the end-to-end time. Windows the cleaner still holds open by
+event time (the last ones of the file) are not waited for. It needs the broker: --brokers (default
+$KAFKA_BROKERS, else a running greenwave dev's).
+
 Exit status: 0 when every record sent was acknowledged (accepted or rejected with a reason); 1 when anything
 sent was neither (the collector failed, gave up, or Ctrl-C); 2 for a usage error.`
 
@@ -67,6 +75,11 @@ type replayOptions struct {
 	batch, window         int
 	maxRetries            int
 	json, dryRun          bool
+	// wait: after the last ack, wait until the pipeline has processed everything (replay_wait.go).
+	wait        bool
+	waitTimeout time.Duration
+	brokers     string
+	topicPrefix string
 }
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -74,7 +87,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("replay", replaySynopsis, replayDescription, stderr)
 	fs.StringVar(&o.format, "format", dataset.FormatCSV, "file format: "+strings.Join(dataset.Formats(), ", "))
 	fs.StringVar(&o.weather, "weather", "", "canonical weather CSV to send with the readings, merged by event time")
-	fs.StringVar(&o.collector, "collector", "", "collector gRPC address HOST:PORT (required unless --dry-run)")
+	fs.StringVar(&o.collector, "collector", "", "collector gRPC address HOST:PORT (default: a running `greenwave dev`'s collector; required otherwise, unless --dry-run)")
 	fs.StringVar(&o.token, "token", "", "gateway token sent as \"authorization: Bearer\" (prefer --token-file: flags show in ps)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the gateway token")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA certificate (PEM) to verify the collector; any --tls-* flag turns TLS on")
@@ -86,7 +99,15 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&o.maxRetries, "max-retries", 10, "give up after this many stream failures in a row without an ack")
 	fs.BoolVar(&o.json, "json", false, "print the summary as one JSON object on stdout")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "read and validate the file, print what would be sent, send nothing")
-	flagArgs, files := separateFileArgs(args, "json", "dry-run")
+	fs.BoolVar(&o.wait, "wait", false, "after the last ack, wait until every consumer group down to signal-control has committed what was sent, and print the end-to-end time")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 30*time.Minute, "give up --wait after this long (exit 1)")
+	defBrokers := envOr("KAFKA_BROKERS", "127.0.0.1:9092")
+	if dev := devstate.Load(os.LookupEnv); dev != nil && os.Getenv("KAFKA_BROKERS") == "" && len(dev.Brokers) > 0 {
+		defBrokers = strings.Join(dev.Brokers, ",")
+	}
+	fs.StringVar(&o.brokers, "brokers", defBrokers, "Kafka brokers for --wait, comma-separated; $KAFKA_BROKERS, else a running `greenwave dev`'s")
+	fs.StringVar(&o.topicPrefix, "topic-prefix", os.Getenv("TOPIC_PREFIX"), "the services' TOPIC_PREFIX, for --wait; $TOPIC_PREFIX when set")
+	flagArgs, files := separateFileArgs(args, "json", "dry-run", "wait")
 	if err := parseFlags(fs, flagArgs); err != nil {
 		return err
 	}
@@ -98,6 +119,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	file := files[0]
 	o.file = file
+	if o.collector == "" && !o.dryRun {
+		o.collector = devstate.Load(os.LookupEnv).GRPC("collector", "")
+	}
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -138,10 +162,14 @@ func (o *replayOptions) validate() error {
 		return usagef("replay: --window %d: want 1..1024", o.window)
 	case o.maxRetries < 0:
 		return usagef("replay: --max-retries must not be negative")
+	case o.wait && o.dryRun:
+		return usagef("replay: --wait sends nothing with --dry-run: give one of them")
+	case o.wait && (o.waitTimeout <= 0 || strings.TrimSpace(o.brokers) == ""):
+		return usagef("replay: --wait needs --brokers and a positive --wait-timeout")
 	case o.dryRun:
 		return nil
 	case o.collector == "":
-		return usagef("replay: --collector HOST:PORT is required (or --dry-run)")
+		return usagef("replay: --collector HOST:PORT is required (or --dry-run), unless `greenwave dev` is running")
 	case o.token != "" && o.tokenFile != "":
 		return usagef("replay: give --token or --token-file, not both")
 	case (o.tlsCert == "") != (o.tlsKey == ""):
@@ -251,7 +279,11 @@ type replaySummary struct {
 	DurationS      float64 `json:"duration_s"`
 	// RatePerS is acknowledged records (accepted plus rejected) per second of wall-clock time.
 	RatePerS float64 `json:"rate_per_s"`
-	Error    string  `json:"error,omitempty"`
+	// SendS and PipelineS are set by --wait: seconds from the start to the last ack, and to the pipeline having
+	// processed everything down to the plans (the end-to-end time).
+	SendS     float64 `json:"send_s,omitempty"`
+	PipelineS float64 `json:"pipeline_s,omitempty"`
+	Error     string  `json:"error,omitempty"`
 }
 
 func newReplaySummary(o replayOptions) *replaySummary {
@@ -334,10 +366,20 @@ func replay(ctx context.Context, o replayOptions, stdout, stderr io.Writer) erro
 		err = replayDryRun(in, o, sum)
 	} else {
 		err = replaySend(ctx, in, o, sum, stderr, pp)
+		sum.DurationS = time.Since(started).Seconds()
+		if err == nil && o.wait {
+			sum.SendS = sum.DurationS
+			err = replayWait(ctx, o, stderr)
+			if err == nil {
+				sum.PipelineS = time.Since(started).Seconds()
+			}
+		}
 	}
 	pp.finish()
 	sum.fromReaders(in.readers)
-	sum.DurationS = time.Since(started).Seconds()
+	if sum.DurationS == 0 {
+		sum.DurationS = time.Since(started).Seconds()
+	}
 	if sum.DurationS > 0 {
 		sum.RatePerS = float64(sum.ReadingsAccepted+sum.WeatherAccepted+sum.ReadingsRejected+sum.WeatherRejected) / sum.DurationS
 	}
@@ -418,6 +460,10 @@ func printReplaySummary(w io.Writer, s *replaySummary) {
 		fmt.Fprintf(w, "  UNACCOUNTED: %d records sent without an ack\n", s.Unaccounted)
 	}
 	fmt.Fprintf(w, "  took %.1fs, %.0f records/s acknowledged\n", s.DurationS, s.RatePerS)
+	if s.PipelineS > 0 {
+		fmt.Fprintf(w, "  processed down to the plans %.1fs after the start (sent and acked in %.1fs, pipeline drained %.1fs later)\n",
+			s.PipelineS, s.SendS, s.PipelineS-s.SendS)
+	}
 }
 
 func replayCounts(m map[string]int) string {

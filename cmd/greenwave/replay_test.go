@@ -264,6 +264,8 @@ func TestReplayUsage(t *testing.T) {
 		{"bad format", []string{"--format", "xml", "--dry-run", "x.csv"}, `--format "xml"`},
 		{"bad speed", []string{"--speed", "-1", "--dry-run", "x.csv"}, "invalid value"},
 		{"cert without key", []string{"--collector", "h:1", "--tls-cert", "c.pem", "x.csv"}, "go together"},
+		{"wait with dry run", []string{"--dry-run", "--wait", "x.csv"}, "--wait sends nothing with --dry-run"},
+		{"wait without time", []string{"--collector", "h:1", "--wait", "--wait-timeout", "0s", "x.csv"}, "positive --wait-timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
-// Package server runs a service's gRPC and HTTP endpoints: the service's own APIs, grpc.health.v1 and
-// reflection on gRPC; /healthz (alive), /readyz (ready to serve) and /metrics on HTTP. Listeners bind first —
-// port 0 picks a free port, which tests and `greenwave dev` rely on — and shutdown is bounded.
+// Package server runs a service's gRPC and HTTP endpoints: the service's own APIs, grpc.health.v1 (for "" and
+// for each gRPC service's full name, following readiness) and reflection on gRPC; /healthz (alive), /readyz
+// (ready to serve) and /metrics on HTTP, where a wrong method answers 405 as JSON with Allow. Listeners bind
+// first — port 0 picks a free port, which tests and `greenwave dev` rely on — and shutdown is bounded.
 package server
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,6 +175,18 @@ func (s *Server) Addrs(ctx context.Context) (Addrs, error) {
 
 // Run binds, serves until ctx ends, then stops within ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
+	// grpc.health.v1 answers for the whole server ("") and for each of its gRPC services by full name
+	// (greenwave.v1.CollectorService), as load balancers and grpc_health_probe -service ask; all follow readiness.
+	healthNames := []string{""}
+	for name := range s.grpc.GetServiceInfo() {
+		if !strings.HasPrefix(name, "grpc.") { // health and reflection themselves
+			healthNames = append(healthNames, name)
+		}
+	}
+	sort.Strings(healthNames)
+	for _, name := range healthNames {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	var lc net.ListenConfig
 	gl, err := lc.Listen(ctx, "tcp", s.cfg.GRPCAddr)
 	if err != nil {
@@ -199,7 +213,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("serving", zap.String("grpc", s.addrs.GRPC), zap.String("http", s.addrs.HTTP), zap.Bool("tls", s.tls != nil))
 
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.grpc.Serve(gl); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -223,7 +237,9 @@ func (s *Server) Run(ctx context.Context) error {
 				status = healthpb.HealthCheckResponse_NOT_SERVING
 			}
 			if status != last {
-				s.health.SetServingStatus("", status)
+				for _, name := range healthNames {
+					s.health.SetServingStatus(name, status)
+				}
 				last = status
 			}
 			select {
@@ -252,6 +268,54 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// probeMethods are the methods a 405 answer may list in Allow.
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// serveHTTP is the mux, except that a path served for other methods answers 405 as JSON, in the body shape of
+// the HTTP APIs ({"error":{"code","message"}}), with the Allow header listing them — http.ServeMux would answer
+// text/plain.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		if allowed := s.allowedMethods(r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{
+				Code:    "UNIMPLEMENTED",
+				Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")),
+			}})
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// allowedMethods lists the methods the mux serves r's path with.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var out []string
+	for _, m := range probeMethods {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ErrorBody is the JSON body of an HTTP refusal, shared by the server's own answers and the services' APIs.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is what went wrong.
+type ErrorDetail struct {
+	// Code is the gRPC code name the same refusal has on the gRPC API ("INVALID_ARGUMENT").
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 func writeAddrFile(path string, a Addrs) error {

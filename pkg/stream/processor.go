@@ -241,6 +241,8 @@ func (p *Processor) Run(ctx context.Context) error {
 
 func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment) error {
 	log := p.log.With(zap.String("topic", p.cfg.Topic), zap.Int("partition", a.ID))
+	lag := p.metrics.partitionLag(ctx, p.cfg, a, log)
+	defer lag.done()
 	h, err := p.newHandler(ctx, a.ID)
 	if err != nil {
 		return fmt.Errorf("restore partition %d: %w", a.ID, err)
@@ -369,6 +371,7 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		pending = append(pending, outs...)
 		last = m.Offset
 		handled++
+		lag.set(r.Lag())
 		if handled >= p.cfg.MaxBatch || r.Lag() <= 0 {
 			if p.cfg.IdleTick > 0 && p.now().Sub(lastTick) >= p.cfg.IdleTick {
 				if err := tick(); err != nil {
@@ -414,6 +417,7 @@ type Metrics struct {
 	rejected *prometheus.CounterVec
 	outputs  *prometheus.CounterVec
 	flush    *prometheus.HistogramVec
+	lag      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the stream metrics in reg.
@@ -437,7 +441,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"topic"}),
 	}
-	reg.MustRegister(m.records, m.rejected, m.outputs, m.flush)
+	m.lag = newLagGauge()
+	reg.MustRegister(m.records, m.rejected, m.outputs, m.flush, m.lag)
 	return m
 }
 

@@ -230,3 +230,111 @@ func TestDeferredCheckpointCommitsWhenIdle(t *testing.T) {
 		t.Errorf("last state snapshot = %q, want %d: offsets were committed past the state", last, n)
 	}
 }
+
+// lagOf reads greenwave_consumer_lag_records for one partition from reg; ok is false when there is no series.
+func lagOf(t *testing.T, reg *prometheus.Registry, group, topic, partition string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != stream.LagMetric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["group"] == group && labels["topic"] == topic && labels["partition"] == partition {
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// TestProcessorReportsLag: the lag gauge shows the backlog of an assigned partition as soon as it is assigned
+// (before the first record is handled), falls to 0 once everything is handled, and is removed when the
+// processor stops.
+func TestProcessorReportsLag(t *testing.T) {
+	t.Parallel()
+	const n = 10
+	brokers, names := kafkatest.Setup(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	for i := range n {
+		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := kafkatest.Prefix(t) + "group"
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	reg := prometheus.NewRegistry()
+	proc := stream.NewProcessor(stream.ProcessorConfig{
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test",
+		SessionTimeout: 6 * time.Second,
+	}, prod, func(context.Context, int) (stream.Handler, error) {
+		return stream.HandlerFunc(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+			once.Do(func() { close(started) })
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		}), nil
+	}, zaptest.NewLogger(t), stream.NewMetrics(reg))
+	runCtx, stop := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.Go(func() error { return proc.Run(runCtx) })
+
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("no record handled")
+	}
+	if lag, ok := lagOf(t, reg, group, names.Readings, "0"); !ok || lag != n {
+		t.Fatalf("lag while the first record is handled = %v (series %v), want %d", lag, ok, n)
+	}
+	close(release)
+	for {
+		if lag, ok := lagOf(t, reg, group, names.Readings, "0"); ok && lag == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			lag, _ := lagOf(t, reg, group, names.Readings, "0")
+			t.Fatalf("lag = %v after every record was handled, want 0", lag)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if lag, ok := lagOf(t, reg, group, names.Readings, "0"); ok {
+		t.Errorf("lag series still exported (%v) after the processor stopped", lag)
+	}
+}
+
+func TestInitialLag(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		committed, first, end, want int64
+	}{
+		{-1, 0, 10, 10}, // nothing committed: from the first offset
+		{-1, 4, 10, 6},  // retention deleted the head
+		{7, 0, 10, 3},   // committed
+		{2, 5, 10, 5},   // committed offset deleted by retention
+		{10, 0, 10, 0},  // caught up
+		{-2, 0, 0, 0},   // empty partition
+	} {
+		if got := stream.InitialLag(tt.committed, tt.first, tt.end); got != tt.want {
+			t.Errorf("InitialLag(%d, %d, %d) = %d, want %d", tt.committed, tt.first, tt.end, got, tt.want)
+		}
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
@@ -152,6 +155,51 @@ func TestOperatorCLI(t *testing.T) {
 		text := runOps(ctx, t, ops.Plans, append([]string{"watch", "--max", "1", "--intersection", intersections[0]}, signal...)...)
 		if !strings.HasPrefix(text, "plan "+intersections[0]+" @") || !strings.Contains(text, "[initial]") {
 			t.Errorf("plans watch text %q", text)
+		}
+	})
+
+	t.Run("status", func(t *testing.T) {
+		args := []string{"--json", "--interval", "10ms"}
+		for _, name := range p.stack.Services() {
+			args = append(args, "--http", name+"="+p.stack.Addrs(name).HTTP)
+		}
+		out := runOps(ctx, t, ops.Status, args...)
+		got := map[string]map[string]any{}
+		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+			var s map[string]any
+			if err := json.Unmarshal([]byte(l), &s); err != nil {
+				t.Fatalf("status line %q: %v", l, err)
+			}
+			got[s["service"].(string)] = s
+		}
+		for _, name := range p.stack.Services() {
+			s := got[name]
+			if s["state"] != "ready" || s["in_per_s"] == nil {
+				t.Errorf("status of %s = %v, want ready with rates", name, s)
+			}
+			// Every consuming service reports the lag of the partitions it is assigned; the collector has none.
+			if _, hasLag := s["lag_records"]; hasLag != (name != "collector") {
+				t.Errorf("status of %s = %v: lag_records present %v", name, s, hasLag)
+			}
+		}
+	})
+
+	t.Run("grpc health by service name", func(t *testing.T) {
+		for name, service := range map[string]string{
+			"collector": "greenwave.v1.CollectorService", "trainer": "greenwave.v1.ModelService",
+			"predictor": "greenwave.v1.PredictionService", "signalcontrol": "greenwave.v1.SignalControlService",
+		} {
+			conn, err := grpc.NewClient(p.stack.Addrs(name).GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, svc := range []string{"", service} {
+				resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+				if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+					t.Errorf("%s: health of %q = %v, %v; want SERVING", name, svc, resp.GetStatus(), err)
+				}
+			}
+			conn.Close()
 		}
 	})
 }

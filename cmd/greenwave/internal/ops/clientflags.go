@@ -8,6 +8,8 @@
 // the operation failed (exit status 1). Ctrl-C (ctx ending) stops the streaming commands normally: nil.
 //
 // The flags that reach a broker or a service are the same on every command (see addKafkaFlags, addGRPCFlags).
+// Their defaults, in order: the flag, the environment ($KAFKA_BROKERS), a running `greenwave dev`'s addresses
+// (internal/devstate), the ports docker-compose.yml publishes.
 package ops
 
 import (
@@ -31,6 +33,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 )
 
 // Environment variables the flags take their defaults from.
@@ -181,7 +185,11 @@ type kafkaFlags struct {
 
 func addKafkaFlags(fs *flag.FlagSet, lookup lookupFunc) *kafkaFlags {
 	k := &kafkaFlags{}
-	fs.StringVar(&k.brokers, "brokers", envOr(lookup, EnvBrokers, defaultBrokers), "Kafka bootstrap brokers, comma-separated host:port; $"+EnvBrokers+" when set")
+	brokers := defaultBrokers
+	if dev := devstate.Load(devstate.Lookup(lookup)); dev != nil && len(dev.Brokers) > 0 {
+		brokers = strings.Join(dev.Brokers, ",")
+	}
+	fs.StringVar(&k.brokers, "brokers", envOr(lookup, EnvBrokers, brokers), "Kafka bootstrap brokers, comma-separated host:port; $"+EnvBrokers+" when set, else a running `greenwave dev`'s broker")
 	fs.StringVar(&k.prefix, "topic-prefix", envOr(lookup, EnvTopicPrefix, ""), "prefix of every topic name, as the services' TOPIC_PREFIX; $"+EnvTopicPrefix+" when set")
 	fs.DurationVar(&k.timeout, "timeout", defaultTimeout, "how long each request to the brokers may take")
 	return k
@@ -250,9 +258,12 @@ type grpcFlags struct {
 	lookup    lookupFunc
 }
 
+// addGRPCFlags adds the flags of a command calling service (its display name, "signal-control"). --addr defaults
+// to the service's address in a running `greenwave dev` (internal/devstate), else to defaultAddr (compose).
 func addGRPCFlags(fs *flag.FlagSet, service, defaultAddr string, lookup lookupFunc) *grpcFlags {
 	g := &grpcFlags{lookup: lookup}
-	fs.StringVar(&g.addr, "addr", defaultAddr, service+" gRPC address, host:port")
+	addr := devstate.Load(devstate.Lookup(lookup)).GRPC(strings.ReplaceAll(service, "-", ""), defaultAddr)
+	fs.StringVar(&g.addr, "addr", addr, service+" gRPC address, host:port (default: a running `greenwave dev`'s, else the compose port)")
 	fs.StringVar(&g.token, "token", "", "bearer token, sent as the header \"authorization: Bearer TOKEN\" (visible in the process list: prefer --token-file or $"+EnvToken+")")
 	fs.StringVar(&g.tokenFile, "token-file", "", "file holding the bearer token (surrounding whitespace ignored)")
 	fs.BoolVar(&g.tls, "tls", false, "use TLS, verifying the server with the system roots (implied by the other --tls-* flags)")

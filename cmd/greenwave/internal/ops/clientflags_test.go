@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"flag"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"io"
 	"os"
 	"path/filepath"
@@ -229,5 +230,55 @@ func TestFormatRetention(t *testing.T) {
 		if got := formatRetention(d); got != want {
 			t.Errorf("formatRetention(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestDevStateDefaults: with a running `greenwave dev` (its state file, this process standing in for it), the
+// broker and gRPC addresses default to the dev stack's; the environment and the flags still win.
+func TestDevStateDefaults(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "dev.json")
+	err := devstate.Write(path, devstate.State{PID: os.Getpid(), Brokers: []string{"127.0.0.1:40001"},
+		Services: map[string]devstate.Addrs{"trainer": {GRPC: "127.0.0.1:40002"}, "signalcontrol": {GRPC: "127.0.0.1:40003"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                 string
+		env                  env
+		args                 []string
+		service, def         string
+		wantBrokers, wantAdr string
+	}{
+		{name: "dev state", env: env{devstate.EnvFile: path}, service: "trainer", def: defaultTrainerAddr, wantBrokers: "127.0.0.1:40001", wantAdr: "127.0.0.1:40002"},
+		{name: "display name", env: env{devstate.EnvFile: path}, service: "signal-control", def: defaultSignalControlAddr, wantBrokers: "127.0.0.1:40001", wantAdr: "127.0.0.1:40003"},
+		{name: "environment wins", env: env{devstate.EnvFile: path, EnvBrokers: "k:1"}, service: "trainer", def: defaultTrainerAddr, wantBrokers: "k:1", wantAdr: "127.0.0.1:40002"},
+		{name: "flags win", env: env{devstate.EnvFile: path}, args: []string{"--brokers", "f:1", "--addr", "f:2"}, service: "trainer", def: defaultTrainerAddr, wantBrokers: "f:1", wantAdr: "f:2"},
+		{name: "no dev running", env: env{devstate.EnvFile: filepath.Join(t.TempDir(), "none.json")}, service: "trainer", def: defaultTrainerAddr, wantBrokers: defaultBrokers, wantAdr: defaultTrainerAddr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			kfs, gfs := newFlagSet("k", "", "", io.Discard), newFlagSet("g", "", "", io.Discard)
+			kf := addKafkaFlags(kfs, tt.env.lookup)
+			gf := addGRPCFlags(gfs, tt.service, tt.def, tt.env.lookup)
+			var kargs, gargs []string
+			for i := 0; i+1 < len(tt.args); i += 2 {
+				if tt.args[i] == "--brokers" {
+					kargs = append(kargs, tt.args[i:i+2]...)
+				} else {
+					gargs = append(gargs, tt.args[i:i+2]...)
+				}
+			}
+			if _, err := parseArgs(kfs, kargs); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := parseArgs(gfs, gargs); err != nil {
+				t.Fatal(err)
+			}
+			if kf.brokers != tt.wantBrokers || gf.addr != tt.wantAdr {
+				t.Errorf("brokers %q addr %q, want %q and %q", kf.brokers, gf.addr, tt.wantBrokers, tt.wantAdr)
+			}
+		})
 	}
 }

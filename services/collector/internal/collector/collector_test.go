@@ -174,7 +174,8 @@ func TestWhollyInvalidRequests(t *testing.T) {
 		field                         string
 	}{
 		{"malformed", "/v1/readings", "application/json", `{"readings": [`, 400, "body"},
-		{"unknown field", "/v1/readings", "application/json", `{"readings": [{"speed_kph": 3}]}`, 400, "body"},
+		{"unknown field", "/v1/readings", "application/json", `{"readings": [{"speed_kph": 3}]}`, 400, "readings[0].speed_kph"},
+		{"wrong type", "/v1/readings", "application/json", `{"readings": [{"detector_id": "D1"}, {"speed_kmh": "fast"}]}`, 400, "readings[1].speed_kmh"},
 		{"empty", "/v1/readings", "application/json", `{}`, 400, "readings"},
 		{"too many readings", "/v1/readings", "application/json", string(manyJSON), 413, "readings"},
 		{"body too large", "/v1/readings", "application/json", `{"batch_id": "` + strings.Repeat("x", 20000) + `"}`, 413, "body"},
@@ -185,9 +186,12 @@ func TestWhollyInvalidRequests(t *testing.T) {
 	}
 	for _, c := range httpCases {
 		t.Run("http/"+c.name, func(t *testing.T) {
-			code, _, out := f.postJSON(c.path, c.contentType, tokenA, []byte(c.body))
+			code, header, out := f.postJSON(c.path, c.contentType, tokenA, []byte(c.body))
 			if code != c.code {
 				t.Fatalf("status %d, want %d: %v", code, c.code, out)
+			}
+			if code == http.StatusUnsupportedMediaType && !strings.Contains(header.Get("Accept-Post"), "application/json") {
+				t.Errorf("415 without Accept-Post naming application/json: %q", header.Get("Accept-Post"))
 			}
 			e, _ := out["error"].(map[string]any)
 			fv, _ := e["field_violations"].([]any)
@@ -507,6 +511,39 @@ func TestFeatureGroupPlacement(t *testing.T) {
 		wantHeader := map[string]string{"I-1": "", "I-2": "I-1"}[string(m.Key)]
 		if h := string(stream.Header(m, stream.HeaderPartitionKey)); h != wantHeader {
 			t.Errorf("reading keyed %s has partition key header %q, want %q", m.Key, h, wantHeader)
+		}
+	}
+}
+
+// TestHTTPAllRejected: a well-formed batch whose every reading is rejected answers 422 with the ack listing each
+// rejection (207 is for a batch with some readings accepted).
+func TestHTTPAllRejected(t *testing.T) {
+	f := newFixture(t)
+	bad := reading("D1")
+	bad.DetectorId = ""
+	body, _ := protojson.Marshal(&greenwavev1.ReadingBatch{BatchId: "all-bad", Readings: []*greenwavev1.TrafficReading{bad, bad}})
+	code, _, out := f.postJSON("/v1/readings", "application/json", tokenA, body)
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422: %v", code, out)
+	}
+	if rej, _ := out["rejected"].([]any); len(rej) != 2 || out["accepted_readings"] != 0.0 || out["batch_id"] != "all-bad" {
+		t.Errorf("ack %v, want both readings listed as rejected", out)
+	}
+}
+
+// TestHTTPMethodNotAllowed: a wrong method on an ingestion route answers 405 as JSON, with Allow.
+func TestHTTPMethodNotAllowed(t *testing.T) {
+	f := newFixture(t)
+	for _, path := range []string{"/v1/readings", "/ngsi-ld/v1/entityOperations/upsert"} {
+		resp, err := http.Get("http://" + f.addrs.HTTP + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]map[string]any
+		decodeErr := json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" || decodeErr != nil || out["error"]["code"] == "" {
+			t.Errorf("GET %s: %d Allow %q body %v (%v), want 405, Allow POST and a JSON error", path, resp.StatusCode, resp.Header.Get("Allow"), out, decodeErr)
 		}
 	}
 }

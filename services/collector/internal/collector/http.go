@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 
@@ -90,8 +91,9 @@ func grpcCodeName(c codes.Code) string {
 }
 
 // httpHandler serves one JSON ingestion route: authenticate, check the content type, read the body within
-// COLLECTOR_MAX_MESSAGE_BYTES, decode, admit, process. It answers 200 when every reading was accepted and 207
-// when the ack lists rejected readings; refusals of the whole request carry an errorBody.
+// COLLECTOR_MAX_MESSAGE_BYTES, decode, admit, process. It answers 200 when every reading was accepted, 207 when
+// the ack lists rejected readings next to accepted ones and 422 when it lists only rejected ones; refusals of the
+// whole request carry an errorBody.
 func (s *Service) httpHandler(api string, contentTypes []string, decode decoder) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := s.now()
@@ -101,6 +103,7 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 			return
 		}
 		if !acceptable(r.Header.Get("Content-Type"), contentTypes) {
+			w.Header().Set("Accept-Post", strings.Join(contentTypes, ", ")) // what to send instead (RFC 9110 15.5.16)
 			writeFailure(w, s.invalid(api, "unsupported_media_type", http.StatusUnsupportedMediaType, codes.InvalidArgument, "Content-Type",
 				"Content-Type %q is not accepted; send %v", r.Header.Get("Content-Type"), contentTypes))
 			return
@@ -118,7 +121,11 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 		}
 		batchID, items, err := decode(r, body)
 		if err != nil {
-			writeFailure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, "body", "%v", err))
+			field := "body"
+			if fe, ok := errors.AsType[*ingest.FieldError](err); ok && fe.Path != "" {
+				field = fe.Path // "readings[3].speed_kmh"
+			}
+			writeFailure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, field, "%v", err))
 			return
 		}
 		release, f := s.admit(api)
@@ -142,7 +149,13 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 			return
 		}
 		code := http.StatusOK
-		if len(ack.GetRejected()) > 0 {
+		switch {
+		case len(ack.GetRejected()) == 0:
+		case ack.GetAcceptedReadings()+ack.GetAcceptedWeather() == 0:
+			// Nothing accepted: the request as a whole failed, though it was well-formed. 422, so that clients
+			// and proxies that look only at the status see a failure; the ack still lists every rejection.
+			code = http.StatusUnprocessableEntity
+		default:
 			code = http.StatusMultiStatus
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -66,9 +66,9 @@ func TestNGSIUpsert(t *testing.T) {
 	if len(weather) != 1 || proto.Unmarshal(weather[0].Value, &w) != nil || math.Abs(w.GetTemperatureC()+2) > 1e-9 || w.GetStationId() != "STN-1" {
 		t.Errorf("weather %v: want STN-1 at -2 °C from 271.15 K", &w)
 	}
-	// Every entity refused: still an ack (207), listing each.
+	// Every entity refused: 422, still with the ack listing each.
 	code, _, out = f.postJSON("/ngsi-ld/v1/entityOperations/upsert", "application/json", tokenA, []byte(`[{"id":"D1","type":"TrafficFlowObserved"}]`))
-	if b, _ := json.Marshal(out); code != http.StatusMultiStatus || out["accepted_readings"] != 0.0 {
+	if b, _ := json.Marshal(out); code != http.StatusUnprocessableEntity || out["accepted_readings"] != 0.0 {
 		t.Errorf("all rejected: %d %s", code, b)
 	}
 }
