@@ -316,11 +316,14 @@ type service struct {
 // partition handles one partition's predictions and overrides; it owns the state of the partition's
 // intersections.
 type partition struct {
-	svc       *service
-	part      int
-	state     map[string]*intersectionState
-	dirty     map[string]bool
-	published map[string]bool // intersections whose plan changed since the last checkpoint
+	svc   *service
+	part  int
+	state map[string]*intersectionState
+	dirty map[string]bool
+	// issued holds every plan issued since the last checkpoint, in issue order: all of them go to WatchPlans
+	// subscribers, not only the last one per intersection (a subscriber that keeps up sees every plan the
+	// plans topic carries; only the hub coalesces, and only under back-pressure, saying so).
+	issued []*greenwavev1.SignalPlan
 }
 
 func (p *partition) stateOf(id string) *intersectionState {
@@ -395,7 +398,8 @@ func (p *partition) issue(id string, st *intersectionState, res planResult) ([]s
 		return nil, fmt.Errorf("encode plan: %w", err)
 	}
 	st.Plan = plan
-	p.dirty[id], p.published[id] = true, true
+	p.dirty[id] = true
+	p.issued = append(p.issued, plan)
 	m := p.svc.metrics
 	m.plans.WithLabelValues(reasonLabel(plan.GetReason())).Inc()
 	for _, c := range res.causes {
@@ -455,7 +459,8 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 }
 
 // Checkpoint implements stream.Handler. Plans reach subscribers only once they are on the topic and the state
-// covering them is about to be committed, so gRPC and Kafka subscribers see the same plans.
+// covering them is about to be committed, so gRPC and Kafka subscribers see the same plans: every plan issued
+// since the last checkpoint, in the order it was issued (per intersection, the topic's order).
 func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	ids := make([]string, 0, len(p.dirty))
 	for id := range p.dirty {
@@ -470,13 +475,12 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		}
 		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b})
 	}
-	for _, id := range ids {
-		if p.published[id] {
-			p.svc.hub.Publish(id, p.state[id].Plan)
-		}
+	for _, plan := range p.issued {
+		p.svc.hub.Publish(plan.GetIntersectionId(), plan)
 	}
 	clear(p.dirty)
-	clear(p.published)
+	clear(p.issued) // let the hub own the plans
+	p.issued = p.issued[:0]
 	return outs, nil
 }
 
@@ -504,8 +508,12 @@ func (a *API) GetPlan(_ context.Context, req *greenwavev1.GetPlanRequest) (*gree
 	return &greenwavev1.GetPlanResponse{Plan: p}, nil
 }
 
-// WatchPlans sends the current plans, then every new one. A subscriber that falls too far behind receives the
-// latest plan per intersection (older ones coalesced) and is ended with RESOURCE_EXHAUSTED only past its buffer.
+// WatchPlans sends the current plans (initial), then every new plan in the order it was issued per
+// intersection. A subscriber that keeps up receives every plan the plans topic carries, with coalesced 0. Only
+// when its queue of SIGNAL_SUBSCRIBER_BUFFER plans is full are an intersection's queued plans merged into its
+// newest one, whose coalesced field counts the plans merged (delivered plus coalesced always accounts for every
+// plan); a subscriber lagging by more intersections than the buffer is ended with RESOURCE_EXHAUSTED and resumes
+// by watching again (current plans first). The Kafka loop never waits for a subscriber.
 func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.SignalControlService_WatchPlansServer) error {
 	var filter func(string, *greenwavev1.SignalPlan) bool
 	if ids := req.GetIntersectionIds(); len(ids) > 0 {
@@ -534,6 +542,8 @@ type deps struct {
 	now func() time.Time
 	// listening, if set, receives the server's bound addresses.
 	listening func(server.Addrs)
+	// hub, if set, receives the plans hub before any plan is published (tests subscribe to it directly).
+	hub func(*broadcast.Hub[*greenwavev1.SignalPlan])
 }
 
 // Run starts signal-control and processes until ctx ends.
@@ -580,6 +590,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	}
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()
+	if d.hub != nil {
+		d.hub(hub)
+	}
 	table := newOverrideTable()
 	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{})
 	defer prod.Close()
@@ -590,7 +603,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		overrides: table, operators: operators, producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
 	}
 	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {
-		p := &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}, published: map[string]bool{}}
+		p := &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.SignalState, part, func(msg kafka.Message) error {
 			st, err := decodeState(msg.Value)
 			if err != nil {
@@ -602,9 +615,17 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		if err != nil {
 			return nil, fmt.Errorf("restore signal-control state: %w", err)
 		}
-		for id, st := range p.state {
-			if st.Plan != nil {
-				hub.Publish(id, st.Plan)
+		// The restored plans become the current ones. On a reassignment the hub usually has them already: they
+		// are not sent to subscribers a second time.
+		ids := make([]string, 0, len(p.state))
+		for id := range p.state {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			plan := p.state[id].Plan
+			if cur, ok := hub.Latest(id); plan != nil && (!ok || !proto.Equal(cur, plan)) {
+				hub.Publish(id, plan)
 			}
 		}
 		return p, nil
