@@ -225,7 +225,8 @@ func (pl *Planner) Plan(p *greenwavev1.IntersectionPrediction, st *intersectionS
 		note = fmt.Sprintf("operator override %s (%s by %s) pins %s; ", ov.GetOverrideId(), ov.GetReason(), ov.GetOperator(), modeName(ov.GetMode())) + note
 	}
 	if co.corridor != "" {
-		plan.Detail += fmt.Sprintf("; corridor %s: common cycle %gs, offset %.4gs", co.corridor, co.cycleS, co.offsetS)
+		// Describe the plan as applied: a fallback or a rate-limited plan may not run the corridor's timing.
+		plan.Detail += "; " + signal.CoordinationNote(plan, co.corridor, co.cycleS, co.offsetS)
 	}
 	plan.Detail = note + plan.Detail
 	out := wire.PlanProto(plan, wire.PlanID(in.ID, p.GetWindowStart().AsTime()), from, from.Add(pl.validity), inputs, p.GetEventId(), pl.revision)
