@@ -40,7 +40,7 @@ type Config struct {
 	PlanHorizon        time.Duration `env:"SIGNAL_PLAN_HORIZON" default:"15m" help:"prediction horizon plans are computed from (the nearest available horizon is used)"`
 	PlanValidity       time.Duration `env:"SIGNAL_PLAN_VALIDITY" default:"15m" help:"how long after its window a plan is valid"`
 	MaxRelInterval     float64       `env:"SIGNAL_MAX_RELATIVE_INTERVAL" default:"0.5" help:"widest prediction interval, relative to approach capacity, that may drive a plan"`
-	SubscriberBuffer   int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"distinct intersections a WatchPlans subscriber may lag behind before it is ended"`
+	SubscriberBuffer   int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"plans a WatchPlans stream may lag behind; a full queue keeps only the newest per intersection (counted in coalesced), and a full queue of distinct intersections ends the stream with RESOURCE_EXHAUSTED"`
 	OperatorTokensFile string        `env:"SIGNAL_OPERATOR_TOKENS_FILE" default:"" help:"YAML file of operators (name, token_sha256, optional intersections) allowed to set overrides; empty disables overrides"`
 	OverrideTick       time.Duration `env:"SIGNAL_OVERRIDE_TICK" default:"1s" help:"how often each partition applies new pinned overrides and expires old ones (processing time)"`
 	ProfileAlpha       float64       `env:"SIGNAL_PROFILE_ALPHA" default:"0.1" help:"weight of a new observation in the hour-of-week flow profile (exponential forgetting), in (0, 1]"`
