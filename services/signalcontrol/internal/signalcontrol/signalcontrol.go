@@ -80,6 +80,8 @@ type metrics struct {
 	overrideEvents     *prometheus.CounterVec
 	overrideRPCs       *prometheus.CounterVec
 	badAudits          prometheus.Counter
+	// WatchPlans: plans sent, plans merged into a newer one under back-pressure, streams ended for lagging.
+	watchSends, watchCoalesced, watchOverflows prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.SignalPlan], table *overrideTable, now func() time.Time) *metrics {
@@ -99,8 +101,15 @@ func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.Signa
 			Help: "Override RPCs, by method and gRPC status code (rejected requests included)."}, []string{"method", "code"}),
 		badAudits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "override_records_rejected_total",
 			Help: "Records on the overrides topic that could not be decoded and were ignored."}),
+		watchSends: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_sends_total",
+			Help: "Plans sent to WatchPlans subscribers."}),
+		watchCoalesced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_coalesced_total",
+			Help: "Plans not sent to a WatchPlans subscriber because a newer plan of the same intersection replaced them while its queue was full (the coalesced field)."}),
+		watchOverflows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_overflows_total",
+			Help: "WatchPlans streams ended with RESOURCE_EXHAUSTED because they lagged by more intersections than SIGNAL_SUBSCRIBER_BUFFER."}),
 	}
 	reg.MustRegister(m.plans, m.fallbacks, m.validationFailures, m.replays, m.overrideEvents, m.overrideRPCs, m.badAudits,
+		m.watchSends, m.watchCoalesced, m.watchOverflows,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "watchers",
 			Help: "Live WatchPlans subscribers."}, func() float64 { return float64(hub.Subscribers()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "overrides_active",
@@ -526,6 +535,7 @@ func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.Sign
 		it, err := sub.Next(st.Context())
 		switch {
 		case errors.Is(err, broadcast.ErrOverflow):
+			a.svc.metrics.watchOverflows.Inc()
 			return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from the current plans")
 		case errors.Is(err, broadcast.ErrClosed):
 			return status.Error(codes.Unavailable, "server shutting down")
@@ -535,6 +545,8 @@ func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.Sign
 		if err := st.Send(&greenwavev1.WatchPlansResponse{Plan: it.Value, Initial: it.Initial, Coalesced: uint32(it.Coalesced)}); err != nil {
 			return err
 		}
+		a.svc.metrics.watchSends.Inc()
+		a.svc.metrics.watchCoalesced.Add(float64(it.Coalesced))
 	}
 }
 
