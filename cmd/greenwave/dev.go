@@ -62,7 +62,9 @@ greenwave's own lines:
     {"event":"summary","final":false,"uptime_s":…,"sim_time":"…","batches_sent":…,"batches_acked":…,
         "readings_sent":…,"readings_accepted":…,"weather_sent":…,"weather_accepted":…,
         "rejected":{"<reason>":n},"plans":{"<reason>":n}}  every --summary, and once more with
-        "final":true when stopping.
+        "final":true when stopping. Plan counts are read from the plans topic (every plan published,
+        once), not from the plan lines, which come from WatchPlans (current plans first, and a stream that
+        may coalesce behind a slow terminal).
   Progress and errors go to stderr as text.
 
 Exit status: 0 after --for or a signal with every service stopping cleanly; 1 when a service exits unexpectedly
@@ -250,7 +252,13 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	stats := newStats()
-	failed := make(chan error, 2)
+	failed := make(chan error, 3)
+	// Plan counts come from the plans topic; the plan lines from the WatchPlans stream.
+	stopCounting, err := startPlanCounter(ctx, brokers, topics.DefaultNames("").Plans, stats, failed, progress)
+	if err != nil {
+		return interrupted(fmt.Errorf("dev: %w", err))
+	}
+	defer stopCounting(false)
 	finished := make(chan struct{}, 2)
 	workers := 0
 
@@ -299,7 +307,7 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 	workers++
 	go func() {
 		defer func() { finished <- struct{}{} }()
-		if err := watchPlans(runCtx, greenwavev1.NewSignalControlServiceClient(cc), out, stats); err != nil {
+		if err := watchPlans(runCtx, greenwavev1.NewSignalControlServiceClient(cc), out); err != nil {
 			failed <- fmt.Errorf("dev: %w", err)
 		}
 	}()
@@ -349,6 +357,7 @@ loop:
 	for range workers {
 		<-finished
 	}
+	stopCounting(true)
 	out.summary(stats.snapshot(time.Since(ready)), true)
 	return runErr
 }

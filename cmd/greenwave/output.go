@@ -95,8 +95,9 @@ func rejectName(r greenwavev1.RejectReason) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "REJECT_REASON_"))
 }
 
-// watchPlans prints every plan signal-control issues until ctx ends (nil) or the stream fails.
-func watchPlans(ctx context.Context, client greenwavev1.SignalControlServiceClient, out *printer, st *stats) error {
+// watchPlans prints every plan signal-control issues until ctx ends (nil) or the stream fails. It does not
+// count them: the counts come from the plans topic (planCounter).
+func watchPlans(ctx context.Context, client greenwavev1.SignalControlServiceClient, out *printer) error {
 	stream, err := client.WatchPlans(ctx, &greenwavev1.WatchPlansRequest{})
 	if err != nil {
 		return fmt.Errorf("watch plans: %w", err)
@@ -112,7 +113,6 @@ func watchPlans(ctx context.Context, client greenwavev1.SignalControlServiceClie
 			}
 			return fmt.Errorf("watch plans: %w", err)
 		}
-		st.plan(resp.GetPlan().GetReason())
 		out.plan(resp)
 	}
 }
@@ -147,6 +147,7 @@ func (s *stats) ack(a *greenwavev1.BatchAck) {
 	}
 }
 
+// plan counts one plan on the plans topic.
 func (s *stats) plan(r greenwavev1.PlanReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -146,5 +147,126 @@ func TestCoalesceOnlyWhenFull(t *testing.T) {
 				t.Fatalf("after the queue: %v, overflow expected %v", err, tt.overflows)
 			}
 		})
+	}
+}
+
+// seqItem is a published update: its key and its number among the key's updates (0, 1, …).
+type seqItem struct {
+	key string
+	seq int
+}
+
+// TestEveryUpdateOrCounted is the completeness property, over seeded random schedules of publishing and
+// reading: per key, a subscriber receives increasing updates ending with the key's last, each one's Coalesced
+// counting exactly the updates of the key it skipped, so delivered plus coalesced is everything published; a
+// subscriber whose queue never fills (limit at least the number of updates) receives every update in publish
+// order with Coalesced 0. Limits are at least the number of keys, so no subscription overflows.
+func TestEveryUpdateOrCounted(t *testing.T) {
+	t.Parallel()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		keys, n := 1+rng.IntN(6), 1+rng.IntN(200)
+		h := New[seqItem]()
+		limits := []int{n, keys + rng.IntN(2*keys), keys} // keeps up, lags, stalls at the tightest limit
+		subs := make([]*Subscription[seqItem], len(limits))
+		for i, l := range limits {
+			subs[i] = h.Subscribe(l, nil)
+		}
+		// readP is each subscriber's chance to read after an update: the first one reads everything queued.
+		readP := []float64{1, rng.Float64(), 0}
+		published := map[string]int{}
+		var order []seqItem
+		got := make([][]Item[seqItem], len(subs))
+		read := func(i int, all bool) {
+			for all || rng.Float64() < 0.5 {
+				it, err := subs[i].Next(done)
+				if err != nil {
+					return
+				}
+				got[i] = append(got[i], it)
+			}
+		}
+		for range n {
+			k := fmt.Sprint("k", rng.IntN(keys))
+			v := seqItem{k, published[k]}
+			published[k]++
+			order = append(order, v)
+			h.Publish(k, v)
+			for i := range subs {
+				if rng.Float64() < readP[i] {
+					read(i, i == 0)
+				}
+			}
+		}
+		for i := range subs {
+			read(i, true)
+		}
+		for i, items := range got {
+			last := map[string]int{}
+			total := 0
+			for _, it := range items {
+				prev, ok := last[it.Key]
+				if !ok {
+					prev = -1
+				}
+				if it.Value.key != it.Key || it.Value.seq <= prev || it.Coalesced != it.Value.seq-prev-1 || it.Initial {
+					t.Fatalf("seed %d subscriber %d (limit %d): %+v after seq %d", seed, i, limits[i], it, prev)
+				}
+				last[it.Key] = it.Value.seq
+				total += 1 + it.Coalesced
+			}
+			for k, c := range published {
+				if last[k] != c-1 {
+					t.Fatalf("seed %d subscriber %d: last %s delivered is %d, want %d", seed, i, k, last[k], c-1)
+				}
+			}
+			if total != n {
+				t.Fatalf("seed %d subscriber %d: delivered + coalesced = %d, want %d", seed, i, total, n)
+			}
+		}
+		if len(got[0]) != n {
+			t.Fatalf("seed %d: the subscriber that kept up received %d of %d", seed, len(got[0]), n)
+		}
+		for j, it := range got[0] {
+			if it.Value != order[j] || it.Coalesced != 0 {
+				t.Fatalf("seed %d: kept-up update %d is %+v, want %+v uncoalesced", seed, j, it, order[j])
+			}
+		}
+	}
+}
+
+// TestStalledSubscriberGetsLatest: N updates of several keys to a subscriber that reads nothing until the end
+// (queue of 4) and one that keeps up. The first receives each key's latest update with Coalesced the number it
+// replaced; the second receives all N in order, none coalesced.
+func TestStalledSubscriberGetsLatest(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	h := New[int]()
+	stalled, keeping := h.Subscribe(4, nil), h.Subscribe(4, nil)
+	keys := []string{"a", "b", "c"}
+	for i := range n {
+		h.Publish(keys[i%len(keys)], i)
+		if it := drain(t, keeping, 1)[0]; it.Value != i || it.Coalesced != 0 {
+			t.Fatalf("keeping-up subscriber got %+v, want %d uncoalesced", it, i)
+		}
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	total, latest := 0, map[string]int{}
+	for {
+		it, err := stalled.Next(done)
+		if err != nil {
+			break
+		}
+		if prev, ok := latest[it.Key]; ok && it.Value <= prev {
+			t.Fatalf("stalled subscriber: %+v after %d", it, latest[it.Key])
+		}
+		total += 1 + it.Coalesced
+		latest[it.Key] = it.Value
+	}
+	if total != n || latest["a"] != n-1 || latest["b"] != n-3 || latest["c"] != n-2 {
+		t.Errorf("stalled subscriber: delivered + coalesced = %d (want %d), latest %v", total, n, latest)
 	}
 }

@@ -49,9 +49,10 @@ func coverageFromProto(p *greenwavev1.IntervalCoverage, confidence float64, size
 	return coverage{hits: p.GetHits(), n: p.GetN(), recent: slices.Clone(p.GetRecent())}, true, nil
 }
 
-// interval returns the candidate's prediction interval at x in natural units (scaled by scale), or NaN, NaN
-// when the candidate has no noise estimate yet or the bounds are not sane.
-func interval(c *regression.RLS, x []float64, confidence, scale float64) (lo, hi float64) {
+// interval returns the candidate's prediction interval at x in natural units (scaled by scale) and truncated to
+// the target's physical range (target.physical), or NaN, NaN when the candidate has no noise estimate yet or
+// the bounds are not sane.
+func interval(c *regression.RLS, x []float64, confidence, scale float64, tgt target) (lo, hi float64) {
 	l, h, err := c.Interval(x, confidence)
 	if err != nil {
 		return math.NaN(), math.NaN()
@@ -60,7 +61,7 @@ func interval(c *regression.RLS, x []float64, confidence, scale float64) (lo, hi
 	if math.IsNaN(lo) || math.IsNaN(hi) {
 		return math.NaN(), math.NaN()
 	}
-	return lo, hi
+	return tgt.physical(lo), tgt.physical(hi)
 }
 
 // Coverage is a model's empirical interval coverage: the share of labels that fell inside the prediction

@@ -38,8 +38,8 @@ type HorizonUpdate struct {
 	PromotedFrom, PromotedTo string
 	// Drift is true when Page-Hinkley fired and every candidate's covariance was reset.
 	Drift bool
-	// Forecast is the promoted candidate's forecast of Window+Horizon in the target's natural unit, NaN when
-	// it could not be made.
+	// Forecast is the promoted candidate's forecast of Window+Horizon in the target's natural unit, within its
+	// physical range as Model.Predict serves it, NaN when it could not be made.
 	Forecast float64
 }
 
@@ -285,7 +285,7 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 		copy(xh, x)
 		l.hist.seasonalInputs(xh[l.nBase:], start, start, m.hs, tow, scale)
 		p := pending{start: start, x: xh, forecasts: l.forecasts(m, start, xh, y, observed, scale)}
-		p.lo, p.hi = interval(m.cands[m.promoted], xh, l.cfg.IntervalConfidence, scale)
+		p.lo, p.hi = interval(m.cands[m.promoted], xh, l.cfg.IntervalConfidence, scale, l.tgt)
 		m.pending = append(m.pending, p)
 		if over := len(m.pending) - l.cfg.MaxPending; over > 0 {
 			m.pending = append(m.pending[:0], m.pending[over:]...)
@@ -385,8 +385,9 @@ func (m *horizonModel) label(start int64, y float64, observed bool, scale float6
 	return labelled, expired, drift
 }
 
-// forecasts returns every forecaster's forecast of start+h (natural units, NaN when none), in evals order.
-// The history must already hold the window at start as its last.
+// forecasts returns every forecaster's forecast of start+h (natural units, within the target's physical range,
+// NaN when none), in evals order: what is scored is what the predictor would serve. The history must already
+// hold the window at start as its last.
 func (l *Learner) forecasts(m *horizonModel, start int64, x []float64, y float64, observed bool, scale float64) []float64 {
 	nc := len(m.cands)
 	out := make([]float64, nc+len(baselineNames))
@@ -400,6 +401,9 @@ func (l *Learner) forecasts(m *horizonModel, start int64, x []float64, y float64
 	at := start + m.hs
 	out[nc+1] = l.hist.slot(at-week, start)
 	out[nc+2] = l.hist.average(at)
+	for i, v := range out {
+		out[i] = l.tgt.physical(v)
+	}
 	return out
 }
 

@@ -171,6 +171,8 @@ func (m *Model) predict(f features.Frame, v features.Vector, confidence float64)
 	if math.IsNaN(sane(out.Value)) || math.IsInf(out.Lower, 0) || math.IsInf(out.Upper, 0) {
 		return Forecast{}, fmt.Errorf("forecast %g [%g, %g] not finite: %w", out.Value, out.Lower, out.Upper, ErrInvalidInput)
 	}
+	out.Linear = out.Value
+	out.Value, out.Lower, out.Upper = m.tgt.physical(out.Value), m.tgt.physical(out.Lower), m.tgt.physical(out.Upper)
 	beta := m.beta
 	out.Contributions = make([]Contribution, 0, len(beta))
 	out.Contributions = append(out.Contributions, Contribution{InterceptName, beta[0] * scale})

@@ -94,6 +94,9 @@ func referencePredict(snap *greenwavev1.ModelSnapshot, f features.Frame, v featu
 	if math.IsNaN(sane(out.Value)) || math.IsInf(out.Lower, 0) || math.IsInf(out.Upper, 0) {
 		return Forecast{}, fmt.Errorf("forecast %g [%g, %g] not finite: %w", out.Value, out.Lower, out.Upper, ErrInvalidInput)
 	}
+	// Since physical forecasts: the served values lie in the target's range.
+	out.Linear = out.Value
+	out.Value, out.Lower, out.Upper = tgt.physical(out.Value), tgt.physical(out.Lower), tgt.physical(out.Upper)
 	beta := st.GetCoefficients()
 	out.Contributions = make([]Contribution, 0, n)
 	out.Contributions = append(out.Contributions, Contribution{InterceptName, beta[0] * scale})
@@ -256,7 +259,7 @@ func badFrames(f frameT) map[string]frameT {
 // sameForecast reports whether a and b are identical, bit for bit.
 func sameForecast(a, b Forecast) bool {
 	same := func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) }
-	if !same(a.Value, b.Value) || !same(a.Lower, b.Lower) || !same(a.Upper, b.Upper) || !same(a.StdErr, b.StdErr) ||
+	if !same(a.Value, b.Value) || !same(a.Lower, b.Lower) || !same(a.Upper, b.Upper) || !same(a.StdErr, b.StdErr) || !same(a.Linear, b.Linear) ||
 		len(a.Contributions) != len(b.Contributions) {
 		return false
 	}

@@ -12,15 +12,21 @@ import (
 const InterceptName = "intercept"
 
 // Forecast is a prediction of the target at the snapshot's horizon after the vector's window, in the target's
-// natural unit (veh/h for flow, ratio for occupancy, km/h for speed). It is the linear model's value, not
-// clamped to the target's physical range.
+// natural unit (veh/h for flow, ratio for occupancy, km/h for speed). Value, Lower and Upper lie in the target's
+// physical range — flow and speed at least 0, occupancy in [0, 1] —: the linear model's value and interval
+// clamped to it (see docs/model.md, "Physical forecasts"), which is what the predictor serves and what the
+// trainer's test-then-train metrics score.
 type Forecast struct {
 	Value float64
-	// Lower and Upper bound the two-sided prediction interval at the requested confidence; StdErr is the
-	// predictive standard deviation (noise plus coefficient uncertainty).
+	// Lower and Upper bound the two-sided prediction interval at the requested confidence, truncated to the
+	// physical range; StdErr is the linear model's predictive standard deviation (noise plus coefficient
+	// uncertainty), not truncated.
 	Lower, Upper, StdErr float64
+	// Linear is the linear model's value before clamping; it differs from Value only when that left the
+	// physical range.
+	Linear float64
 	// Contributions are the intercept and every coefficient × feature value, in natural units (they sum to
-	// Value up to rounding), sorted by |Value| descending (ties in coefficient order).
+	// Linear up to rounding), sorted by |Value| descending (ties in coefficient order).
 	Contributions []Contribution
 }
 

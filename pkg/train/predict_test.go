@@ -50,9 +50,10 @@ func TestPredict(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Predict: %v", err)
 	}
-	if !near(got.Value, value, 1e-12) || !near(got.StdErr, math.Sqrt(variance)*capacity, 1e-12) ||
-		!near(got.Lower, value-half, 1e-12) || !near(got.Upper, value+half, 1e-12) {
-		t.Fatalf("forecast %+v, want %g ± %g", got, value, half)
+	// The interval's lower end, 200 − 371 veh/h, is truncated at 0: a flow is never negative.
+	if !near(got.Value, value, 1e-12) || !near(got.StdErr, math.Sqrt(variance)*capacity, 1e-12) || got.Linear != got.Value ||
+		got.Lower != 0 || value-half >= 0 || !near(got.Upper, value+half, 1e-12) {
+		t.Fatalf("forecast %+v, want %g ± %g truncated at 0", got, value, half)
 	}
 	wantC := []Contribution{{"a", 200}, {InterceptName, 100}, {"b", -100}}
 	if len(got.Contributions) != nf+1 {

@@ -56,6 +56,25 @@ func (t target) scale(v features.Vector) (float64, error) {
 	return c, nil
 }
 
+// physical returns v within the target's physical range: flow and speed are never negative, occupancy lies in
+// [0, 1]. NaN stays NaN (it means "no forecast" and is handled by the caller). It is applied once, where
+// forecasts and interval bounds are formed — Model.Predict, and the learner's test-then-train forecasts and
+// intervals —, so the predictor, the trainer's metrics and `greenwave eval` all see the same, served, values.
+//
+// Clamping is monotone, so a clamped point forecast and interval are exactly the median and the quantiles of
+// the model's predictive distribution censored at the range's bounds (the median of a normal is its mean): a
+// label inside the linear interval is inside the clamped one, and coverage never goes down. The point error never
+// goes up either, as every label lies in the range: |y − clamp(f)| ≤ |y − f|.
+func (t target) physical(v float64) float64 {
+	switch {
+	case v > 1 && t.name == TargetOccupancy:
+		return 1
+	case v > 0, math.IsNaN(v):
+		return v
+	}
+	return 0 // also -0 and -Inf
+}
+
 // observed returns the target in natural units and whether it may label or score a forecast: measured, not
 // imputed, not a gap, finite and of sane magnitude.
 func (t target) observed(v features.Vector) (float64, bool) {

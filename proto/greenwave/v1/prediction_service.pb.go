@@ -188,7 +188,8 @@ type SubscribeResponse struct {
 	Prediction *IntersectionPrediction `protobuf:"bytes,1,opt,name=prediction,proto3" json:"prediction,omitempty"`
 	// initial is true for current-state messages sent before updates.
 	Initial bool `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
-	// coalesced counts older updates for this intersection that were replaced by this one under backpressure.
+	// coalesced counts older updates for this intersection that were replaced by this one (not sent) because the
+	// subscriber's queue was full; 0 for a subscriber that keeps up.
 	Coalesced     uint32 `protobuf:"varint,3,opt,name=coalesced,proto3" json:"coalesced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

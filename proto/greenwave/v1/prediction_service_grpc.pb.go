@@ -31,8 +31,9 @@ const (
 type PredictionServiceClient interface {
 	// GetLatestPrediction returns the newest prediction for an intersection (optionally one approach only).
 	GetLatestPrediction(ctx context.Context, in *GetLatestPredictionRequest, opts ...grpc.CallOption) (*GetLatestPredictionResponse, error)
-	// Subscribe sends the current state matching the filter, then every update. A subscriber that cannot keep
-	// up receives the latest value per intersection (older ones coalesced), or is ended with RESOURCE_EXHAUSTED.
+	// Subscribe sends the current state matching the filter, then every update in order per intersection. A
+	// subscriber that keeps up receives every prediction; one whose queue is full receives the latest value per
+	// intersection (older ones coalesced and counted), or is ended with RESOURCE_EXHAUSTED.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
 }
 
@@ -81,8 +82,9 @@ type PredictionService_SubscribeClient = grpc.ServerStreamingClient[SubscribeRes
 type PredictionServiceServer interface {
 	// GetLatestPrediction returns the newest prediction for an intersection (optionally one approach only).
 	GetLatestPrediction(context.Context, *GetLatestPredictionRequest) (*GetLatestPredictionResponse, error)
-	// Subscribe sends the current state matching the filter, then every update. A subscriber that cannot keep
-	// up receives the latest value per intersection (older ones coalesced), or is ended with RESOURCE_EXHAUSTED.
+	// Subscribe sends the current state matching the filter, then every update in order per intersection. A
+	// subscriber that keeps up receives every prediction; one whose queue is full receives the latest value per
+	// intersection (older ones coalesced and counted), or is ended with RESOURCE_EXHAUSTED.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
 	mustEmbedUnimplementedPredictionServiceServer()
 }

@@ -162,7 +162,9 @@ type WatchPlansResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Plan  *SignalPlan            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
 	// initial is true for current plans sent before updates.
-	Initial       bool   `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
+	Initial bool `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
+	// coalesced counts this intersection's plans merged into this one (not sent) because the watcher's queue was
+	// full; 0 for a watcher that keeps up.
 	Coalesced     uint32 `protobuf:"varint,3,opt,name=coalesced,proto3" json:"coalesced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -34,7 +34,9 @@ const (
 type SignalControlServiceClient interface {
 	// GetPlan returns the current plan for an intersection.
 	GetPlan(ctx context.Context, in *GetPlanRequest, opts ...grpc.CallOption) (*GetPlanResponse, error)
-	// WatchPlans sends the current plan of every matching intersection, then every new plan.
+	// WatchPlans sends the current plan of every matching intersection, then every new plan in order per
+	// intersection. A watcher that keeps up receives every plan; one whose queue is full receives an
+	// intersection's newest plan with coalesced counting the plans it replaced, or is ended with RESOURCE_EXHAUSTED.
 	WatchPlans(ctx context.Context, in *WatchPlansRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPlansResponse], error)
 	// SetOverride pins a plan or a mode for an intersection until it expires (operator token required).
 	SetOverride(ctx context.Context, in *SetOverrideRequest, opts ...grpc.CallOption) (*SetOverrideResponse, error)
@@ -119,7 +121,9 @@ func (c *signalControlServiceClient) ListOverrides(ctx context.Context, in *List
 type SignalControlServiceServer interface {
 	// GetPlan returns the current plan for an intersection.
 	GetPlan(context.Context, *GetPlanRequest) (*GetPlanResponse, error)
-	// WatchPlans sends the current plan of every matching intersection, then every new plan.
+	// WatchPlans sends the current plan of every matching intersection, then every new plan in order per
+	// intersection. A watcher that keeps up receives every plan; one whose queue is full receives an
+	// intersection's newest plan with coalesced counting the plans it replaced, or is ended with RESOURCE_EXHAUSTED.
 	WatchPlans(*WatchPlansRequest, grpc.ServerStreamingServer[WatchPlansResponse]) error
 	// SetOverride pins a plan or a mode for an intersection until it expires (operator token required).
 	SetOverride(context.Context, *SetOverrideRequest) (*SetOverrideResponse, error)

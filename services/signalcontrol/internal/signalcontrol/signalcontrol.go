@@ -40,7 +40,7 @@ type Config struct {
 	PlanHorizon        time.Duration `env:"SIGNAL_PLAN_HORIZON" default:"15m" help:"prediction horizon plans are computed from (the nearest available horizon is used)"`
 	PlanValidity       time.Duration `env:"SIGNAL_PLAN_VALIDITY" default:"15m" help:"how long after its window a plan is valid"`
 	MaxRelInterval     float64       `env:"SIGNAL_MAX_RELATIVE_INTERVAL" default:"0.5" help:"widest prediction interval, relative to approach capacity, that may drive a plan"`
-	SubscriberBuffer   int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"distinct intersections a WatchPlans subscriber may lag behind before it is ended"`
+	SubscriberBuffer   int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"plans a WatchPlans stream may lag behind; a full queue keeps only the newest per intersection (counted in coalesced), and a full queue of distinct intersections ends the stream with RESOURCE_EXHAUSTED"`
 	OperatorTokensFile string        `env:"SIGNAL_OPERATOR_TOKENS_FILE" default:"" help:"YAML file of operators (name, token_sha256, optional intersections) allowed to set overrides; empty disables overrides"`
 	OverrideTick       time.Duration `env:"SIGNAL_OVERRIDE_TICK" default:"1s" help:"how often each partition applies new pinned overrides and expires old ones (processing time)"`
 	ProfileAlpha       float64       `env:"SIGNAL_PROFILE_ALPHA" default:"0.1" help:"weight of a new observation in the hour-of-week flow profile (exponential forgetting), in (0, 1]"`
@@ -80,6 +80,8 @@ type metrics struct {
 	overrideEvents     *prometheus.CounterVec
 	overrideRPCs       *prometheus.CounterVec
 	badAudits          prometheus.Counter
+	// WatchPlans: plans sent, plans merged into a newer one under back-pressure, streams ended for lagging.
+	watchSends, watchCoalesced, watchOverflows prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.SignalPlan], table *overrideTable, now func() time.Time) *metrics {
@@ -99,8 +101,15 @@ func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.Signa
 			Help: "Override RPCs, by method and gRPC status code (rejected requests included)."}, []string{"method", "code"}),
 		badAudits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "override_records_rejected_total",
 			Help: "Records on the overrides topic that could not be decoded and were ignored."}),
+		watchSends: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_sends_total",
+			Help: "Plans sent to WatchPlans subscribers."}),
+		watchCoalesced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_coalesced_total",
+			Help: "Plans not sent to a WatchPlans subscriber because a newer plan of the same intersection replaced them while its queue was full (the coalesced field)."}),
+		watchOverflows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_overflows_total",
+			Help: "WatchPlans streams ended with RESOURCE_EXHAUSTED because they lagged by more intersections than SIGNAL_SUBSCRIBER_BUFFER."}),
 	}
 	reg.MustRegister(m.plans, m.fallbacks, m.validationFailures, m.replays, m.overrideEvents, m.overrideRPCs, m.badAudits,
+		m.watchSends, m.watchCoalesced, m.watchOverflows,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "watchers",
 			Help: "Live WatchPlans subscribers."}, func() float64 { return float64(hub.Subscribers()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "overrides_active",
@@ -225,7 +234,8 @@ func (pl *Planner) Plan(p *greenwavev1.IntersectionPrediction, st *intersectionS
 		note = fmt.Sprintf("operator override %s (%s by %s) pins %s; ", ov.GetOverrideId(), ov.GetReason(), ov.GetOperator(), modeName(ov.GetMode())) + note
 	}
 	if co.corridor != "" {
-		plan.Detail += fmt.Sprintf("; corridor %s: common cycle %gs, offset %.4gs", co.corridor, co.cycleS, co.offsetS)
+		// Describe the plan as applied: a fallback or a rate-limited plan may not run the corridor's timing.
+		plan.Detail += "; " + signal.CoordinationNote(plan, co.corridor, co.cycleS, co.offsetS)
 	}
 	plan.Detail = note + plan.Detail
 	out := wire.PlanProto(plan, wire.PlanID(in.ID, p.GetWindowStart().AsTime()), from, from.Add(pl.validity), inputs, p.GetEventId(), pl.revision)
@@ -316,11 +326,14 @@ type service struct {
 // partition handles one partition's predictions and overrides; it owns the state of the partition's
 // intersections.
 type partition struct {
-	svc       *service
-	part      int
-	state     map[string]*intersectionState
-	dirty     map[string]bool
-	published map[string]bool // intersections whose plan changed since the last checkpoint
+	svc   *service
+	part  int
+	state map[string]*intersectionState
+	dirty map[string]bool
+	// issued holds every plan issued since the last checkpoint, in issue order: all of them go to WatchPlans
+	// subscribers, not only the last one per intersection (a subscriber that keeps up sees every plan the
+	// plans topic carries; only the hub coalesces, and only under back-pressure, saying so).
+	issued []*greenwavev1.SignalPlan
 }
 
 func (p *partition) stateOf(id string) *intersectionState {
@@ -395,7 +408,8 @@ func (p *partition) issue(id string, st *intersectionState, res planResult) ([]s
 		return nil, fmt.Errorf("encode plan: %w", err)
 	}
 	st.Plan = plan
-	p.dirty[id], p.published[id] = true, true
+	p.dirty[id] = true
+	p.issued = append(p.issued, plan)
 	m := p.svc.metrics
 	m.plans.WithLabelValues(reasonLabel(plan.GetReason())).Inc()
 	for _, c := range res.causes {
@@ -455,7 +469,8 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 }
 
 // Checkpoint implements stream.Handler. Plans reach subscribers only once they are on the topic and the state
-// covering them is about to be committed, so gRPC and Kafka subscribers see the same plans.
+// covering them is about to be committed, so gRPC and Kafka subscribers see the same plans: every plan issued
+// since the last checkpoint, in the order it was issued (per intersection, the topic's order).
 func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	ids := make([]string, 0, len(p.dirty))
 	for id := range p.dirty {
@@ -470,13 +485,12 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		}
 		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b})
 	}
-	for _, id := range ids {
-		if p.published[id] {
-			p.svc.hub.Publish(id, p.state[id].Plan)
-		}
+	for _, plan := range p.issued {
+		p.svc.hub.Publish(plan.GetIntersectionId(), plan)
 	}
 	clear(p.dirty)
-	clear(p.published)
+	clear(p.issued) // let the hub own the plans
+	p.issued = p.issued[:0]
 	return outs, nil
 }
 
@@ -504,8 +518,12 @@ func (a *API) GetPlan(_ context.Context, req *greenwavev1.GetPlanRequest) (*gree
 	return &greenwavev1.GetPlanResponse{Plan: p}, nil
 }
 
-// WatchPlans sends the current plans, then every new one. A subscriber that falls too far behind receives the
-// latest plan per intersection (older ones coalesced) and is ended with RESOURCE_EXHAUSTED only past its buffer.
+// WatchPlans sends the current plans (initial), then every new plan in the order it was issued per
+// intersection. A subscriber that keeps up receives every plan the plans topic carries, with coalesced 0. Only
+// when its queue of SIGNAL_SUBSCRIBER_BUFFER plans is full are an intersection's queued plans merged into its
+// newest one, whose coalesced field counts the plans merged (delivered plus coalesced always accounts for every
+// plan); a subscriber lagging by more intersections than the buffer is ended with RESOURCE_EXHAUSTED and resumes
+// by watching again (current plans first). The Kafka loop never waits for a subscriber.
 func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.SignalControlService_WatchPlansServer) error {
 	var filter func(string, *greenwavev1.SignalPlan) bool
 	if ids := req.GetIntersectionIds(); len(ids) > 0 {
@@ -517,6 +535,7 @@ func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.Sign
 		it, err := sub.Next(st.Context())
 		switch {
 		case errors.Is(err, broadcast.ErrOverflow):
+			a.svc.metrics.watchOverflows.Inc()
 			return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from the current plans")
 		case errors.Is(err, broadcast.ErrClosed):
 			return status.Error(codes.Unavailable, "server shutting down")
@@ -526,6 +545,8 @@ func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.Sign
 		if err := st.Send(&greenwavev1.WatchPlansResponse{Plan: it.Value, Initial: it.Initial, Coalesced: uint32(it.Coalesced)}); err != nil {
 			return err
 		}
+		a.svc.metrics.watchSends.Inc()
+		a.svc.metrics.watchCoalesced.Add(float64(it.Coalesced))
 	}
 }
 
@@ -534,6 +555,8 @@ type deps struct {
 	now func() time.Time
 	// listening, if set, receives the server's bound addresses.
 	listening func(server.Addrs)
+	// hub, if set, receives the plans hub before any plan is published (tests subscribe to it directly).
+	hub func(*broadcast.Hub[*greenwavev1.SignalPlan])
 }
 
 // Run starts signal-control and processes until ctx ends.
@@ -580,6 +603,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	}
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()
+	if d.hub != nil {
+		d.hub(hub)
+	}
 	table := newOverrideTable()
 	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
@@ -590,7 +616,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		overrides: table, operators: operators, producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
 	}
 	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {
-		p := &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}, published: map[string]bool{}}
+		p := &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.SignalState, part, func(msg kafka.Message) error {
 			st, err := decodeState(msg.Value)
 			if err != nil {
@@ -602,9 +628,17 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		if err != nil {
 			return nil, fmt.Errorf("restore signal-control state: %w", err)
 		}
-		for id, st := range p.state {
-			if st.Plan != nil {
-				hub.Publish(id, st.Plan)
+		// The restored plans become the current ones. On a reassignment the hub usually has them already: they
+		// are not sent to subscribers a second time.
+		ids := make([]string, 0, len(p.state))
+		for id := range p.state {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			plan := p.state[id].Plan
+			if cur, ok := hub.Latest(id); plan != nil && (!ok || !proto.Equal(cur, plan)) {
+				hub.Publish(id, plan)
 			}
 		}
 		return p, nil

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/signal"
@@ -68,23 +69,28 @@ type harness struct {
 	names   topics.Names
 	env     map[string]string
 	clock   *testClock
-	cancel  context.CancelFunc
-	done    chan error
-	conn    *grpc.ClientConn
-	client  greenwavev1.SignalControlServiceClient
+	// hub is the running service's plans hub.
+	hub    *broadcast.Hub[*greenwavev1.SignalPlan]
+	cancel context.CancelFunc
+	done   chan error
+	conn   *grpc.ClientConn
+	client greenwavev1.SignalControlServiceClient
 }
 
 const goodToken, scopedToken = "s3cret-token", "scoped-token"
 
 func sha(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessWith(t, testTopology) }
+
+// newHarnessWith runs signal-control with the given topology.
+func newHarnessWith(t *testing.T, topology string) *harness {
 	t.Helper()
 	brokers, names := kafkatest.Setup(t, 2)
 	dir := t.TempDir()
 	topo := filepath.Join(dir, "topology.yaml")
 	tokens := filepath.Join(dir, "tokens.yaml")
-	if err := os.WriteFile(topo, []byte(testTopology), 0o600); err != nil {
+	if err := os.WriteFile(topo, []byte(topology), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tok := fmt.Sprintf("operators:\n  - {name: alice, token_sha256: %s}\n  - {name: bob, token_sha256: %s, intersections: [Z]}\n", sha(goodToken), sha(scopedToken))
@@ -104,11 +110,17 @@ func (h *harness) start() {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan server.Addrs, 1)
+	hubs := make(chan *broadcast.Hub[*greenwavev1.SignalPlan], 1)
 	h.cancel, h.done = cancel, make(chan error, 1)
 	go func() {
 		h.done <- run(ctx, func(k string) (string, bool) { v, ok := h.env[k]; return v, ok },
-			deps{now: h.clock.now, listening: func(a server.Addrs) { addrs <- a }})
+			deps{now: h.clock.now, listening: func(a server.Addrs) { addrs <- a }, hub: func(hb *broadcast.Hub[*greenwavev1.SignalPlan]) { hubs <- hb }})
 	}()
+	select {
+	case h.hub = <-hubs:
+	case err := <-h.done:
+		h.t.Fatalf("signal-control stopped: %v", err)
+	}
 	select {
 	case a := <-addrs:
 		conn, err := grpc.NewClient(a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -154,26 +166,32 @@ func windowStart(k int) time.Time {
 // sendPrediction publishes the prediction for window k of intersection A: 400 veh/h forecast, 300 observed.
 func (h *harness) sendPrediction(k int, opts ...predOpt) {
 	h.t.Helper()
+	prod := stream.NewProducer(h.brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	if err := prod.Write(context.Background(), h.prediction("A", k, opts...)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// prediction returns the record of the prediction for window k of an intersection with approaches N and E.
+func (h *harness) prediction(id string, k int, opts ...predOpt) stream.Output {
+	h.t.Helper()
 	start := windowStart(k)
-	pred := &greenwavev1.IntersectionPrediction{SchemaVersion: wire.SchemaVersion, EventId: fmt.Sprintf("A/%d", start.Unix()), IntersectionId: "A",
+	pred := &greenwavev1.IntersectionPrediction{SchemaVersion: wire.SchemaVersion, EventId: fmt.Sprintf("%s/%d", id, start.Unix()), IntersectionId: id,
 		WindowStart: timestamppb.New(start), WindowEnd: timestamppb.New(start.Add(5 * time.Minute)), Weather: &greenwavev1.WeatherContext{Missing: true}}
-	for _, id := range []string{"N", "E"} {
-		p := &greenwavev1.Prediction{HorizonS: 900, Value: 400, Lower: 350, Upper: 450, ModelId: "A/" + id + "/900/flow", ModelVersion: 3}
-		ap := &greenwavev1.ApproachPrediction{ApproachId: id, Horizons: []*greenwavev1.Prediction{p}, Observed: &greenwavev1.ObservedTargets{FlowVph: 300}}
+	for _, ap := range []string{"N", "E"} {
+		p := &greenwavev1.Prediction{HorizonS: 900, Value: 400, Lower: 350, Upper: 450, ModelId: id + "/" + ap + "/900/flow", ModelVersion: 3}
+		a := &greenwavev1.ApproachPrediction{ApproachId: ap, Horizons: []*greenwavev1.Prediction{p}, Observed: &greenwavev1.ObservedTargets{FlowVph: 300}}
 		for _, o := range opts {
-			o(p, ap)
+			o(p, a)
 		}
-		pred.Approaches = append(pred.Approaches, ap)
+		pred.Approaches = append(pred.Approaches, a)
 	}
 	b, err := proto.Marshal(pred)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	prod := stream.NewProducer(h.brokers, stream.ProducerConfig{})
-	defer prod.Close()
-	if err := prod.Write(context.Background(), stream.Output{Topic: h.names.Predictions, Key: []byte("A"), Value: b, EventID: pred.EventId, Payload: wire.PayloadPrediction}); err != nil {
-		h.t.Fatal(err)
-	}
+	return stream.Output{Topic: h.names.Predictions, Key: []byte(id), Value: b, EventID: pred.EventId, Payload: wire.PayloadPrediction}
 }
 
 // planWhere watches intersection A's plans until one satisfies ok. WatchPlans sends the current plan first, so a

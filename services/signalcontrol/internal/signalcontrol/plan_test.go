@@ -1,0 +1,67 @@
+package signalcontrol
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/greenwave-city/greenwave/pkg/signal"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// TestPlanTextDescribesAppliedPlan: on the example corridor (High St, common cycle 90 s), a predictive plan's
+// text states the common cycle and its offset, and a fixed-time fallback's text — a 70-s cycle at offset 0 —
+// says it is not coordinated instead of claiming the corridor's timing.
+func TestPlanTextDescribesAppliedPlan(t *testing.T) {
+	t.Parallel()
+	topo, err := topology.Load("../../../../config/topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, err := newCoordination(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &Planner{topo: topology.NewIndex(topo), revision: topo.Revision, horizon: 15 * time.Minute, validity: 15 * time.Minute,
+		gate: signal.DefaultGate(), zone: time.UTC, minSamples: 3, coordination: coord}
+	const id = "I-101"
+	in, _ := pl.topo.Intersection(id)
+	co := coord[id]
+	prediction := func(stale bool) *greenwavev1.IntersectionPrediction {
+		start := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+		p := &greenwavev1.IntersectionPrediction{SchemaVersion: wire.SchemaVersion, EventId: "e", IntersectionId: id,
+			WindowStart: timestamppb.New(start), WindowEnd: timestamppb.New(start.Add(5 * time.Minute)), Weather: &greenwavev1.WeatherContext{Missing: true}}
+		for _, a := range in.Approaches {
+			p.Approaches = append(p.Approaches, &greenwavev1.ApproachPrediction{ApproachId: a.ID,
+				Horizons: []*greenwavev1.Prediction{{HorizonS: 900, Value: 400, Lower: 350, Upper: 450, Stale: stale}}})
+		}
+		return p
+	}
+	running := &intersectionState{Plan: &greenwavev1.SignalPlan{CycleS: co.cycleS}} // no rate limit in the way
+	tests := []struct {
+		name   string
+		stale  bool
+		reason greenwavev1.PlanReason
+		want   string
+	}{
+		{"predictive", false, greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE, "corridor high-st: common cycle 90s, offset 40s"},
+		{"fixed-time fallback", true, greenwavev1.PlanReason_PLAN_REASON_FIXED_TIME, "corridor high-st: not coordinated, this plan runs cycle 70s at offset 0"},
+	}
+	for _, tt := range tests {
+		res, err := pl.Plan(prediction(tt.stale), running, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := res.plan
+		if p.GetReason() != tt.reason || !strings.Contains(p.GetReasonDetail(), tt.want) {
+			t.Errorf("%s: %s plan, cycle %g offset %g: %q, want %s and %q", tt.name, p.GetReason(), p.GetCycleS(), p.GetOffsetS(), p.GetReasonDetail(), tt.reason, tt.want)
+		}
+		if tt.stale && strings.Contains(p.GetReasonDetail(), "common cycle 90s, offset") {
+			t.Errorf("%s: text claims the corridor's timing: %q", tt.name, p.GetReasonDetail())
+		}
+	}
+}
