@@ -145,6 +145,9 @@ const (
 	ReasonStuckDetector Reason = "stuck_detector"
 	// ReasonLate: the reading's window was already closed by the watermark.
 	ReasonLate Reason = "late"
+	// ReasonClockJump: the reading started far ahead of the intersection's event time and no majority of its
+	// active detectors confirmed the new time (a wrong clock).
+	ReasonClockJump Reason = "clock_jump"
 	// ReasonOutlier is reserved for the proto mapping: the Hampel filter flags (and optionally replaces)
 	// outliers, it never rejects them, so Intersection never produces this reason.
 	ReasonOutlier Reason = "outlier"
@@ -166,6 +169,7 @@ var protoNames = map[Reason]string{
 	ReasonOverCapacity:             "REJECT_REASON_OVER_CAPACITY",
 	ReasonStuckDetector:            "REJECT_REASON_STUCK_DETECTOR",
 	ReasonLate:                     "REJECT_REASON_LATE",
+	ReasonClockJump:                "REJECT_REASON_CLOCK_JUMP",
 	ReasonOutlier:                  "REJECT_REASON_OUTLIER",
 	ReasonWeatherMissingField:      "REJECT_REASON_MISSING_FIELD",
 	ReasonWeatherOutOfRange:        "REJECT_REASON_OUT_OF_RANGE",
@@ -176,7 +180,7 @@ var protoNames = map[Reason]string{
 func Reasons() []Reason {
 	return []Reason{
 		ReasonMissingField, ReasonOutOfRange, ReasonUnknownDetector, ReasonInconsistent, ReasonDuplicateConflict,
-		ReasonImplausible, ReasonOverCapacity, ReasonStuckDetector, ReasonLate, ReasonOutlier,
+		ReasonImplausible, ReasonOverCapacity, ReasonStuckDetector, ReasonLate, ReasonClockJump, ReasonOutlier,
 		ReasonWeatherMissingField, ReasonWeatherOutOfRange, ReasonWeatherDuplicateConflict,
 	}
 }
