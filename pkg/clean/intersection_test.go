@@ -1,6 +1,8 @@
 package clean
 
 import (
+	"bytes"
+	"compress/flate"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -440,16 +442,21 @@ func TestRestoreRejects(t *testing.T) {
 // tamper decodes a state, changes it and encodes it again.
 func tamper(t testing.TB, b []byte, f func(*greenwavev1.CleanerIntersectionState)) []byte {
 	t.Helper()
-	var m greenwavev1.CleanerIntersectionState
-	if err := proto.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	f(&m)
-	out, err := proto.Marshal(&m)
+	m, err := DecodeState(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	f(m)
+	raw, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	if _, err := w.Write(raw); err != nil || w.Close() != nil {
+		t.Fatal("compress", err)
+	}
+	return buf.Bytes()
 }
 
 func TestGapFilling(t *testing.T) {

@@ -2,7 +2,9 @@ package clean
 
 import (
 	"bytes"
+	"compress/flate"
 	"errors"
+	"io"
 	"fmt"
 	"math"
 	"slices"
@@ -27,18 +29,51 @@ const StateFormat = 4
 var ErrBadState = errors.New("bad cleaner state")
 
 // MarshalState encodes the complete state (open and held readings, event time, outlier and stuck state,
-// profiles, health, lag history, recent emission positions) as protobuf. Restore it with RestoreIntersection
-// and the same topology and Config. The UpstreamLookup is not state: attach it again (SetUpstream).
+// profiles, health, lag history, recent emission positions) as a greenwave.v1.CleanerIntersectionState,
+// deflate-compressed (RFC 1951): the profiles and the lag history compress to about half. Restore it with
+// RestoreIntersection and the same topology and Config. The UpstreamLookup is not state: attach it again
+// (SetUpstream).
 func (s *Intersection) MarshalState() ([]byte, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s.StateMessage())
 	if err != nil {
 		return nil, fmt.Errorf("marshal cleaner state of %s: %w", s.in.ID, err)
 	}
-	return b, nil
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, flate.DefaultCompression)
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compress cleaner state of %s: %w", s.in.ID, err)
+	}
+	return buf.Bytes(), nil
 }
 
-// StateMessage is the state as a protobuf message (what MarshalState encodes), for owners that embed it in
-// their own records.
+// maxStateBytes bounds a decompressed state: far above what any topology needs (an intersection of 64
+// detectors at 60 s windows is under 2 MB), and a limit on what a corrupt or hostile record can allocate.
+const maxStateBytes = 16 << 20
+
+// DecodeState decompresses and decodes MarshalState's bytes without restoring them (for tools that show a
+// state). It fails with an error wrapping ErrBadState.
+func DecodeState(b []byte) (*greenwavev1.CleanerIntersectionState, error) {
+	raw, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), maxStateBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: decompress: %v", ErrBadState, err)
+	}
+	if len(raw) > maxStateBytes {
+		return nil, fmt.Errorf("%w: larger than %d bytes decompressed", ErrBadState, maxStateBytes)
+	}
+	var m greenwavev1.CleanerIntersectionState
+	if err := proto.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%w: decode: %v", ErrBadState, err)
+	}
+	return &m, nil
+}
+
+// StateMessage is the state as a protobuf message (what MarshalState encodes).
 func (s *Intersection) StateMessage() *greenwavev1.CleanerIntersectionState {
 	m := &greenwavev1.CleanerIntersectionState{
 		Format: StateFormat, IntersectionId: s.in.ID, WindowS: s.winS,
@@ -168,11 +203,11 @@ func RestoreIntersection(in topology.Intersection, cfg Config, b []byte) (*Inter
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
 		return restoreLegacy(in, cfg, b)
 	}
-	var m greenwavev1.CleanerIntersectionState
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: decode: %v", ErrBadState, err)
+	m, err := DecodeState(b)
+	if err != nil {
+		return nil, err
 	}
-	return RestoreIntersectionMessage(in, cfg, &m)
+	return RestoreIntersectionMessage(in, cfg, m)
 }
 
 // RestoreIntersectionMessage is RestoreIntersection from the decoded message (StateMessage's).

@@ -30,11 +30,13 @@ type CleanerSnapshot struct {
 	SchemaVersion uint32 `protobuf:"varint,1,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
 	// source_partition and source_offset: the input partition and the offset of the last record of this
 	// intersection applied to the state (-1: none recorded). Records at or below it are skipped on restore.
-	SourcePartition int32                     `protobuf:"varint,2,opt,name=source_partition,json=sourcePartition,proto3" json:"source_partition,omitempty"`
-	SourceOffset    int64                     `protobuf:"varint,3,opt,name=source_offset,json=sourceOffset,proto3" json:"source_offset,omitempty"`
-	State           *CleanerIntersectionState `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	SourcePartition int32 `protobuf:"varint,2,opt,name=source_partition,json=sourcePartition,proto3" json:"source_partition,omitempty"`
+	SourceOffset    int64 `protobuf:"varint,3,opt,name=source_offset,json=sourceOffset,proto3" json:"source_offset,omitempty"`
+	// state is a CleanerIntersectionState, deflate-compressed (RFC 1951) as clean.MarshalState writes it: its
+	// profiles and lag history compress to about half.
+	State         []byte `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CleanerSnapshot) Reset() {
@@ -88,14 +90,15 @@ func (x *CleanerSnapshot) GetSourceOffset() int64 {
 	return 0
 }
 
-func (x *CleanerSnapshot) GetState() *CleanerIntersectionState {
+func (x *CleanerSnapshot) GetState() []byte {
 	if x != nil {
 		return x.State
 	}
 	return nil
 }
 
-// CleanerIntersectionState is pkg/clean's Intersection state (clean.StateFormat).
+// CleanerIntersectionState is pkg/clean's Intersection state (clean.StateFormat), stored deflate-compressed in
+// CleanerSnapshot.state.
 type CleanerIntersectionState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// format is clean.StateFormat of the writer (4 for this message; 1..3 were JSON).
@@ -776,12 +779,12 @@ var File_greenwave_v1_cleaner_state_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_cleaner_state_proto_rawDesc = "" +
 	"\n" +
-	" greenwave/v1/cleaner_state.proto\x12\fgreenwave.v1\"\xc6\x01\n" +
+	" greenwave/v1/cleaner_state.proto\x12\fgreenwave.v1\"\x9e\x01\n" +
 	"\x0fCleanerSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12)\n" +
 	"\x10source_partition\x18\x02 \x01(\x05R\x0fsourcePartition\x12#\n" +
-	"\rsource_offset\x18\x03 \x01(\x03R\fsourceOffset\x12<\n" +
-	"\x05state\x18\x04 \x01(\v2&.greenwave.v1.CleanerIntersectionStateR\x05state\"\x8d\x05\n" +
+	"\rsource_offset\x18\x03 \x01(\x03R\fsourceOffset\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\fR\x05state\"\x8d\x05\n" +
 	"\x18CleanerIntersectionState\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12'\n" +
 	"\x0fintersection_id\x18\x02 \x01(\tR\x0eintersectionId\x12\x19\n" +
@@ -877,19 +880,18 @@ var file_greenwave_v1_cleaner_state_proto_goTypes = []any{
 	(*CleanerEmission)(nil),          // 7: greenwave.v1.CleanerEmission
 }
 var file_greenwave_v1_cleaner_state_proto_depIdxs = []int32{
-	1, // 0: greenwave.v1.CleanerSnapshot.state:type_name -> greenwave.v1.CleanerIntersectionState
-	2, // 1: greenwave.v1.CleanerIntersectionState.open:type_name -> greenwave.v1.CleanerReading
-	2, // 2: greenwave.v1.CleanerIntersectionState.held:type_name -> greenwave.v1.CleanerReading
-	3, // 3: greenwave.v1.CleanerIntersectionState.detectors:type_name -> greenwave.v1.CleanerDetectorState
-	6, // 4: greenwave.v1.CleanerIntersectionState.approaches:type_name -> greenwave.v1.CleanerApproachState
-	7, // 5: greenwave.v1.CleanerIntersectionState.emissions:type_name -> greenwave.v1.CleanerEmission
-	4, // 6: greenwave.v1.CleanerDetectorState.sequences:type_name -> greenwave.v1.CleanerSequence
-	5, // 7: greenwave.v1.CleanerDetectorState.health:type_name -> greenwave.v1.CleanerHealth
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	2, // 0: greenwave.v1.CleanerIntersectionState.open:type_name -> greenwave.v1.CleanerReading
+	2, // 1: greenwave.v1.CleanerIntersectionState.held:type_name -> greenwave.v1.CleanerReading
+	3, // 2: greenwave.v1.CleanerIntersectionState.detectors:type_name -> greenwave.v1.CleanerDetectorState
+	6, // 3: greenwave.v1.CleanerIntersectionState.approaches:type_name -> greenwave.v1.CleanerApproachState
+	7, // 4: greenwave.v1.CleanerIntersectionState.emissions:type_name -> greenwave.v1.CleanerEmission
+	4, // 5: greenwave.v1.CleanerDetectorState.sequences:type_name -> greenwave.v1.CleanerSequence
+	5, // 6: greenwave.v1.CleanerDetectorState.health:type_name -> greenwave.v1.CleanerHealth
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_cleaner_state_proto_init() }

@@ -73,12 +73,7 @@ func (p *partition) restore(id string, value []byte) (skip string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("restore state of %s: %w", id, err)
 	}
-	var s *clean.Intersection
-	if snap.State != nil {
-		s, err = clean.RestoreIntersectionMessage(in, p.cfg, snap.State)
-	} else {
-		s, err = clean.RestoreIntersection(in, p.cfg, snap.Legacy)
-	}
+	s, err := clean.RestoreIntersection(in, p.cfg, snap.State)
 	if err != nil {
 		return "", fmt.Errorf("restore state of %s: %w", id, err)
 	}
@@ -251,7 +246,11 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		if !ok {
 			off = -1
 		}
-		b, err := encodeSnapshot(p.id, off, p.states[id].StateMessage())
+		st, err := p.states[id].MarshalState()
+		if err != nil {
+			return nil, fmt.Errorf("marshal state of %s: %w", id, err)
+		}
+		b, err := encodeSnapshot(p.id, off, st)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", id, err)
 		}

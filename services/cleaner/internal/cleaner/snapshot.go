@@ -34,13 +34,14 @@ type snapshot struct {
 	// intersection applied to State (-1: none recorded).
 	SourcePartition int
 	SourceOffset    int64
-	// State is the intersection's state; Legacy holds a JSON state (envelope version 1 or none) instead.
-	State  *greenwavev1.CleanerIntersectionState
-	Legacy []byte
+	// State is the intersection's clean.MarshalState bytes, or a JSON state from an older cleaner (envelope
+	// version 1 or none); clean.RestoreIntersection reads both.
+	State []byte
 }
 
-// encodeSnapshot builds the changelog value of an intersection's state and the input position it covers.
-func encodeSnapshot(partition int, offset int64, state *greenwavev1.CleanerIntersectionState) ([]byte, error) {
+// encodeSnapshot builds the changelog value of an intersection's MarshalState bytes and the input position
+// they cover.
+func encodeSnapshot(partition int, offset int64, state []byte) ([]byte, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&greenwavev1.CleanerSnapshot{
 		SchemaVersion: snapshotVersion, SourcePartition: int32(partition), SourceOffset: offset, State: state})
 	if err != nil {
@@ -66,7 +67,7 @@ func decodeSnapshot(b []byte) (snapshot, error) {
 	if s.SourceOffset < -1 || s.SourcePartition < 0 {
 		return s, fmt.Errorf("%w: source position %d@%d out of range", ErrBadSnapshot, s.SourcePartition, s.SourceOffset)
 	}
-	if s.State == nil {
+	if len(s.State) == 0 {
 		return s, fmt.Errorf("%w: no state", ErrBadSnapshot)
 	}
 	return s, nil
@@ -86,9 +87,9 @@ func decodeJSONSnapshot(b []byte) (snapshot, error) {
 		return snapshot{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
 	if j.Version == 0 && j.State == nil {
-		return snapshot{Version: 0, SourcePartition: -1, SourceOffset: -1, Legacy: b}, nil
+		return snapshot{Version: 0, SourcePartition: -1, SourceOffset: -1, State: b}, nil
 	}
-	s := snapshot{Version: j.Version, SourcePartition: j.SourcePartition, SourceOffset: j.SourceOffset, Legacy: j.State}
+	s := snapshot{Version: j.Version, SourcePartition: j.SourcePartition, SourceOffset: j.SourceOffset, State: j.State}
 	if j.Version != 1 {
 		return s, fmt.Errorf("%w: JSON envelope version %d, want 1", ErrBadSnapshot, j.Version)
 	}

@@ -10,14 +10,13 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 func TestDecodeSnapshot(t *testing.T) {
 	t.Parallel()
-	state := &greenwavev1.CleanerIntersectionState{Format: clean.StateFormat, IntersectionId: "I-1"}
+	state := []byte("compressed state")
 	good, err := encodeSnapshot(2, 41, state)
 	if err != nil {
 		t.Fatal(err)
@@ -31,18 +30,17 @@ func TestDecodeSnapshot(t *testing.T) {
 	}
 	jsonState := []byte(`{"format":1,"intersection":"I-1"}`)
 	for _, tc := range []struct {
-		name       string
-		b          []byte
-		part       int
-		off        int64
-		wantState  bool
-		wantLegacy []byte
-		bad        bool
+		name      string
+		b         []byte
+		part      int
+		off       int64
+		wantState []byte
+		bad       bool
 	}{
-		{name: "envelope", b: good, part: 2, off: 41, wantState: true},
+		{name: "envelope", b: good, part: 2, off: 41, wantState: state},
 		{name: "JSON envelope (version 1)", b: []byte(`{"snapshot_version":1,"source_partition":3,"source_offset":7,"state":{"format":1,"intersection":"I-1"}}`),
-			part: 3, off: 7, wantLegacy: jsonState},
-		{name: "bare JSON state from before the envelope", b: jsonState, part: -1, off: -1, wantLegacy: jsonState},
+			part: 3, off: 7, wantState: jsonState},
+		{name: "bare JSON state from before the envelope", b: jsonState, part: -1, off: -1, wantState: jsonState},
 		{name: "not a snapshot", b: []byte("\x00\x01"), bad: true},
 		{name: "empty", b: nil, bad: true},
 		{name: "future version", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 3, State: state}), bad: true},
@@ -62,12 +60,8 @@ func TestDecodeSnapshot(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || s.SourcePartition != tc.part || s.SourceOffset != tc.off || (s.State != nil) != tc.wantState ||
-				!bytes.Equal(s.Legacy, tc.wantLegacy) {
+			if err != nil || s.SourcePartition != tc.part || s.SourceOffset != tc.off || !bytes.Equal(s.State, tc.wantState) {
 				t.Fatalf("got %+v, %v", s, err)
-			}
-			if tc.wantState && !proto.Equal(s.State, state) {
-				t.Fatalf("state %v, want %v", s.State, state)
 			}
 		})
 	}
@@ -111,7 +105,7 @@ func TestRestoreJSONSnapshot(t *testing.T) {
 	}
 	b := checkpoint(t, p)["I-100"]
 	s, err := decodeSnapshot(b)
-	if err != nil || s.State == nil || s.Version != snapshotVersion {
+	if err != nil || s.Version != snapshotVersion {
 		t.Fatalf("next snapshot: %+v %v", s, err)
 	}
 	t.Logf("I-100 snapshot: %d bytes as JSON, %d as protobuf", len(old), len(b))
