@@ -378,23 +378,24 @@ func (s *Intersection) quorum() int {
 }
 
 // hold keeps a clock-jump candidate back. When the held readings within the tolerance of it come from a
-// quorum of detectors (and are at least two), the jump is real — the intersection's sources came back after
-// an outage, or their clock was corrected — and they are applied in arrival order. When the buffer
-// overflows, the oldest held reading is rejected.
+// quorum of detectors and from at least two interval starts (time goes on at the new clock, so a single bad
+// batch does not confirm itself), the jump is real — the intersection's sources came back after an outage, or
+// their clock was corrected — and they are applied in arrival order. When the buffer overflows, the oldest
+// held reading is rejected.
 func (s *Intersection) hold(p pending, wl WeatherLookup, res *Result) {
 	s.st.Held = append(s.st.Held, heldReading{pending: p, at: s.progress()})
-	n, dets := 0, make([]bool, len(s.dets))
-	distinct := 0
+	dets := make([]bool, len(s.dets))
+	distinct, later := 0, false
 	for _, h := range s.st.Held {
 		if absDiff(h.startNs, p.startNs) <= s.jumpNs {
-			n++
+			later = later || h.startNs != p.startNs
 			if !dets[h.det] {
 				dets[h.det] = true
 				distinct++
 			}
 		}
 	}
-	if n >= 2 && distinct >= s.quorum() {
+	if later && distinct >= s.quorum() {
 		held := s.st.Held
 		s.st.Held = nil
 		var rest []heldReading

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -357,6 +358,8 @@ func TestMarshalRestoreAtEveryStep(t *testing.T) {
 	conflict := rs[len(rs)-3]
 	conflict.Count++
 	rs = append(rs, conflict, rd("N1", 0, 60, 3))
+	// A reading of a clock 3 days ahead, held back until it is rejected as a clock jump.
+	rs = slices.Insert(rs, 40, shifted(rs[40], threeDays))
 	cfg := DefaultConfig()
 	cfg.ReplaceOutliers = true
 	cfg.StuckRun = 4
@@ -424,7 +427,9 @@ func TestRestoreRejects(t *testing.T) {
 		{"tampered watermark", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.WatermarkNs = -1 })},
 		{"future format", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Format++ })},
 		{"short lag history", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Approaches[0].Lag = m.Approaches[0].Lag[2:] })},
-		{"short profile", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Detectors[0].ProfileVph = m.Detectors[0].ProfileVph[1:] })},
+		{"short profile", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) {
+			m.Detectors[0].ProfileVph = m.Detectors[0].ProfileVph[1:]
+		})},
 		{"negative profile", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Detectors[0].ProfileVph[3] = -1 })},
 		{"open reading in a closed window", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Open[0].StartNs = t0.UnixNano() })},
 		{"unknown detector", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Open[0].Detector = 9 })},
