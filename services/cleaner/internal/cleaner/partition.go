@@ -17,6 +17,9 @@ import (
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
+// payloadSnapshot is the greenwave-payload header of a changelog record.
+const payloadSnapshot = "greenwave.v1.CleanerSnapshot"
+
 // partition is the handler of one assigned input partition: the state of every intersection it holds. It is
 // used from the partition's goroutine only.
 type partition struct {
@@ -255,7 +258,9 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 			return nil, fmt.Errorf("snapshot %s: %w", id, err)
 		}
 		// The changelog is co-partitioned with the readings, by feature group.
-		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id)})
+		// The payload header lets tools (greenwave tail) decode the envelope.
+		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id),
+			Payload: payloadSnapshot})
 	}
 	clear(p.dirty)
 	return outs, nil
