@@ -93,6 +93,22 @@ func TestClockJump(t *testing.T) {
 			}(),
 		},
 		{
+			name: "hourly readings in 300 s windows: each waits for the next, none is a jump",
+			input: func() []Reading {
+				var out []Reading
+				for h := range 48 {
+					for _, d := range []string{"N1", "N2", "E1"} {
+						out = append(out, rd(d, time.Duration(h)*time.Hour, 60, float64(5+h%7)))
+					}
+				}
+				return out
+			}(),
+		},
+		{
+			name:  "one detector, the last reading after a 2-hour gap is applied at the end",
+			input: []Reading{rd("N1", 0, 60, 5), rd("N1", 5*time.Minute, 60, 6), rd("N1", 2*time.Hour, 60, 5)},
+		},
+		{
 			name: "the whole intersection back after a 6-hour outage is confirmed",
 			input: without(fixture(8*60, 5), func(r Reading) bool {
 				return r.Start.After(t0.Add(60*time.Minute)) && r.Start.Before(t0.Add(7*time.Hour))

@@ -377,44 +377,59 @@ func (s *Intersection) quorum() int {
 	return active/2 + 1
 }
 
-// hold keeps a clock-jump candidate back. When the held readings within the tolerance of it come from a
-// quorum of detectors and from at least two interval starts (time goes on at the new clock, so a single bad
-// batch does not confirm itself), the jump is real — the intersection's sources came back after an outage, or
-// their clock was corrected — and they are applied in arrival order. When the buffer overflows, the oldest
-// held reading is rejected.
+// hold keeps a clock-jump candidate back and applies the held readings whose new time is confirmed (confirm).
+// When the buffer overflows, the oldest held reading is rejected.
 func (s *Intersection) hold(p pending, wl WeatherLookup, res *Result) {
 	s.st.Held = append(s.st.Held, heldReading{pending: p, at: s.progress()})
-	dets := make([]bool, len(s.dets))
-	distinct, later := 0, false
-	for _, h := range s.st.Held {
-		if absDiff(h.startNs, p.startNs) <= s.jumpNs {
-			later = later || h.startNs != p.startNs
-			if !dets[h.det] {
-				dets[h.det] = true
-				distinct++
-			}
-		}
-	}
-	if later && distinct >= s.quorum() {
-		held := s.st.Held
-		s.st.Held = nil
-		var rest []heldReading
-		for _, h := range held {
-			if absDiff(h.startNs, p.startNs) <= s.jumpNs {
-				s.add(h.r, wl, res, true)
-			} else {
-				rest = append(rest, h)
-			}
-		}
-		// What the jump did not confirm is judged again against the new time (and may be held again).
-		for _, h := range rest {
-			s.add(h.r, wl, res, false)
-		}
+	if s.confirm(wl, res, false) {
 		return
 	}
 	if len(s.st.Held) > s.maxHeld {
 		s.rejectHeld(0, res, "more readings ahead than can be held")
 	}
+}
+
+// confirm looks, in arrival order, for a held reading whose time the others confirm: the held readings that
+// start no earlier than the tolerance before it come from a quorum of detectors and from at least two interval
+// starts (time goes on at the new clock, so a single bad batch does not confirm itself; at the end of a finite
+// input, atEnd, nothing more can come and the quorum suffices). Then the jump is real — the intersection's
+// sources came back after an outage, or their clock was corrected — and the held readings within the tolerance
+// of it are applied in arrival order, as if they had never been held; the others are judged again against the
+// new time (and may be held again). It reports whether it applied anything.
+func (s *Intersection) confirm(wl WeatherLookup, res *Result, atEnd bool) bool {
+	q := s.quorum()
+	dets := make([]bool, len(s.dets))
+	for _, c := range s.st.Held {
+		clear(dets)
+		distinct, later := 0, false
+		for _, h := range s.st.Held {
+			if h.startNs >= c.startNs-s.jumpNs {
+				later = later || h.startNs != c.startNs
+				if !dets[h.det] {
+					dets[h.det] = true
+					distinct++
+				}
+			}
+		}
+		if (!later && !atEnd) || distinct < q {
+			continue
+		}
+		held := s.st.Held
+		s.st.Held = nil
+		var rest []heldReading
+		for _, h := range held {
+			if absDiff(h.startNs, c.startNs) <= s.jumpNs {
+				s.add(h.r, wl, res, true)
+			} else {
+				rest = append(rest, h)
+			}
+		}
+		for _, h := range rest {
+			s.add(h.r, wl, res, false)
+		}
+		return true
+	}
+	return false
 }
 
 // expire rejects the held readings that the event time has moved past by more than the tolerance without a
@@ -472,10 +487,13 @@ func (s *Intersection) CloseIdle(now time.Time, wl WeatherLookup) Result {
 
 // Flush is for the end of a finite input (replay files, offline evaluation): it advances the watermark to the
 // end of the latest window holding data and closes every open window. Readings for those windows that arrive
-// afterwards are "late". Readings still held back by the clock-jump rule are rejected ("clock_jump"): nothing
-// is left to confirm them.
+// afterwards are "late". Readings still held back by the clock-jump rule are applied when a majority of the
+// active detectors holds readings at their time (nothing more can come to show that time goes on: the last
+// readings of a series after a gap), otherwise rejected ("clock_jump").
 func (s *Intersection) Flush(wl WeatherLookup) Result {
 	var res Result
+	for s.confirm(wl, &res, true) {
+	}
 	s.expire(&res, true)
 	last := int64(math.MinInt64)
 	for k := range s.st.Open {
