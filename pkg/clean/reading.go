@@ -35,12 +35,12 @@
 // clock can only make its own intersection's readings late. Within an intersection, a reading that starts more
 // than the tolerance ahead of the progress is a clock-jump candidate: it is held back (at most max(8, 2 ×
 // detectors) readings, part of the state). It is applied — with the other held readings near its time, in
-// arrival order, exactly as if they had never been held — once the held readings within the tolerance of it
-// come from a majority of the intersection's active detectors (those with an accepted reading within
-// Config.MaxSilence of the progress; at least one) and from at least two interval starts: the sources came back
-// after an outage, or their clock was corrected, and time goes on at the new clock. Otherwise it is rejected as
-// "clock_jump" once the progress moved on by more than the tolerance since it was held, when the held readings
-// overflow (oldest first), or at Flush. A detector coming back after an outage resumes at the current event
+// arrival order, exactly as if they had never been held — once the held readings at its time or later (down to
+// the tolerance before it) come from a majority of the intersection's active detectors (those with an accepted
+// reading within Config.MaxSilence of the progress; at least one) and from at least two interval starts: the
+// sources came back after an outage, or their clock was corrected, and time goes on at the new clock. Otherwise
+// it is rejected as "clock_jump" once the progress moved on by more than the tolerance since it was held, or
+// when the held readings overflow (oldest first). Flush applies what a majority holds and rejects the rest. A detector coming back after an outage resumes at the current event
 // time and is no candidate at all. The rule is a function of the input order only, so replays and live runs
 // agree.
 //
