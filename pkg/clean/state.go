@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
-	"io"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -85,7 +86,7 @@ func (s *Intersection) StateMessage() *greenwavev1.CleanerIntersectionState {
 	for _, d := range s.dets {
 		m.DetectorIds = append(m.DetectorIds, d.id)
 	}
-	for _, k := range slices.Sorted(mapsKeys(s.st.Open)) {
+	for _, k := range slices.Sorted(maps.Keys(s.st.Open)) {
 		for _, list := range s.st.Open[k].dets {
 			for _, p := range list {
 				m.Open = append(m.Open, s.readingMessage(p, 0))
@@ -151,16 +152,6 @@ func derivedID(det string, startNs int64) string {
 		return ""
 	}
 	return det + "@" + strconv.FormatInt(startNs/int64(time.Second), 10)
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func toF32(xs []float64) []float32 {
@@ -415,14 +406,4 @@ func allIn(xs []float64, lo, hi float64) bool {
 		}
 	}
 	return true
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
