@@ -73,10 +73,11 @@ type Config struct {
 	// ProfileAlpha is the exponential update weight of the hour-of-week profile. Default 0.1.
 	ProfileAlpha float64
 
-	// DedupHorizon is how long (in event time, behind the highest reading start) reading ids and
-	// (detector, interval start) pairs are remembered for deduplication. It must be at least AllowedLateness.
-	// Default 2 h.
-	DedupHorizon time.Duration
+	// ClockJumpTolerance is how far ahead of the intersection's event time (its highest accepted reading start)
+	// a reading may start before it is held back as a possible clock jump; at least three windows are allowed
+	// whatever the setting. A held reading is applied once a majority of the intersection's active detectors
+	// confirm the new time, and rejected as "clock_jump" otherwise. Default 30 min.
+	ClockJumpTolerance time.Duration
 	// MaxSilence bounds how many empty frames follow the last window that had any data: windows more than
 	// MaxSilence after it with no data at all are skipped (counted in Result.SkippedWindows) rather than
 	// emitted as gaps, so a long outage or a clock jump cannot emit an unbounded burst. Default 24 h.
@@ -144,7 +145,7 @@ func DefaultConfig() Config {
 		InterpolateMaxGap:     15 * time.Minute,
 		ProfileFillMaxGap:     3 * time.Hour,
 		ProfileAlpha:          0.1,
-		DedupHorizon:          2 * time.Hour,
+		ClockJumpTolerance:    30 * time.Minute,
 		MaxSilence:            24 * time.Hour,
 		WeatherMaxAge:         2 * time.Hour,
 		WeatherRetention:      48 * time.Hour,
@@ -212,8 +213,8 @@ func (c Config) Validate() error {
 	if !(c.ProfileAlpha > 0 && c.ProfileAlpha <= 1) {
 		add("ProfileAlpha %g must lie in (0, 1]", c.ProfileAlpha)
 	}
-	if c.DedupHorizon < c.AllowedLateness {
-		add("DedupHorizon %v is shorter than AllowedLateness %v", c.DedupHorizon, c.AllowedLateness)
+	if c.ClockJumpTolerance <= 0 {
+		add("ClockJumpTolerance %v must be positive", c.ClockJumpTolerance)
 	}
 	if c.MaxSilence < 0 {
 		add("MaxSilence %v is negative", c.MaxSilence)

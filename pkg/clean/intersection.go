@@ -51,6 +51,10 @@ type Intersection struct {
 	ringLen       int64
 	dayWindows    int64
 	healthDecay   float64
+	jumpNs        int64 // clock-jump tolerance (Config.ClockJumpTolerance, at least three windows)
+	maxHeld       int   // bound of the held-back readings
+	// forgotten is the position through which emissions are no longer stamped (ForgetEmissionsThrough).
+	forgotten int64
 
 	st state
 
@@ -81,20 +85,32 @@ type detInfo struct {
 
 // state is everything that changes; MarshalState encodes exactly this.
 type state struct {
-	Started  bool  `json:"started"`
-	Next     int64 `json:"next"`      // next window index to emit (valid when Started)
-	MaxEvent int64 `json:"max_event"` // highest accepted reading start, Unix ns (0: none yet)
-	WM       int64 `json:"watermark"` // Unix ns
-	LastData int64 `json:"last_data"` // last emitted window index that had data (valid when Started)
-	// Open windows, keyed by window index.
-	Open map[int64]*openWindow `json:"-"`
-	// Dedup memory.
-	ByID  map[string]fingerprint   `json:"-"`
-	ByKey map[dedupKey]fingerprint `json:"-"`
-	// byWindow indexes ByID and ByKey by window index for pruning; derived, rebuilt on restore.
-	byWindow map[int64][]dedupRef
-	Dets     []detState `json:"detectors"`
-	Aps      []apState  `json:"approaches"`
+	Started  bool
+	Next     int64 // next window index to emit (valid when Started)
+	MaxEvent int64 // highest accepted reading start, Unix ns (0: none yet)
+	WM       int64 // Unix ns
+	LastData int64 // last emitted window index that had data (valid when Started)
+	// Open windows, keyed by window index. They are the dedup memory too: a reading's identity is its detector
+	// and interval start, and a reading for a closed window is late whether or not it was seen before.
+	Open map[int64]*openWindow
+	// Held are readings far ahead of the event time, waiting for confirmation (clock-jump rule), in arrival
+	// order; at most maxHeld.
+	Held []heldReading
+	// Marks are the input positions of the windows emitted since the last ForgetEmissionsThrough, by window.
+	Marks []emission
+	Dets  []detState
+	Aps   []apState
+}
+
+// heldReading is a reading held back by the clock-jump rule; at is the event-time progress when it was held.
+type heldReading struct {
+	pending
+	at int64
+}
+
+// emission is the input position at which a window was emitted.
+type emission struct {
+	window, pos int64
 }
 
 type openWindow struct {
@@ -107,38 +123,20 @@ type pending struct {
 	det     int
 }
 
-type dedupRef struct {
-	id  string
-	key dedupKey
-}
-
-type dedupKey struct {
-	det   int
-	start int64
-}
-
-// fingerprint is a normalized reading's content, compared for exact equality.
-type fingerprint struct {
-	Det       int     `json:"det"`
-	Start     int64   `json:"start"`
-	IntervalS int     `json:"interval_s"`
-	Count     float64 `json:"count"`
-	FlowVPH   float64 `json:"flow_vph"`
-	Occ       float64 `json:"occ"`
-	Speed     float64 `json:"speed"`
-	HasOcc    bool    `json:"has_occ"`
-	HasSpeed  bool    `json:"has_speed"`
-}
-
 type detState struct {
 	// Seq is the stuck-detector and outlier-filter state of flow, speed and occupancy (indexed by quantity).
 	Seq      [numQuantities]seqState `json:"seq"`
 	LastObsW int64                   `json:"last_obs_window"`
 	LastObs  float64                 `json:"last_obs_flow"`
 	HasObs   bool                    `json:"has_obs"`
-	Profile  []float64               `json:"profile"`   // hoursPerWeek flows, veh/h
-	ProfileN []int64                 `json:"profile_n"` // samples per bucket
-	Health   health                  `json:"health"`
+	// Profile holds hoursPerWeek flows (veh/h) for gap filling, each a float32 value (the update rounds to
+	// float32 so that the state stays small: 4 bytes a bucket); ProfileSeen marks the buckets that hold one.
+	Profile     []float64 `json:"profile"`
+	ProfileSeen []bool    `json:"-"`
+	Health      health    `json:"health"`
+	// LastStart is the start of the detector's last accepted reading, Unix ns (0: none): who is active, for
+	// the clock-jump rule.
+	LastStart int64 `json:"-"`
 }
 
 type health struct {
@@ -151,11 +149,11 @@ type health struct {
 }
 
 type apState struct {
-	Lag []float64 `json:"-"` // ring of flow ratios, NaN = absent
-	// Emitted is the ring of input positions at which the windows in Lag were emitted (see SetPosition).
-	Emitted     []int64 `json:"-"`
-	LastWritten int64   `json:"last_written"`
-	HasWritten  bool    `json:"has_written"`
+	// Lag is the ring of flow ratios (NaN = absent), each quantised to 1/10000 (lagQuantum) so that the state
+	// holds two bytes a window.
+	Lag         []float64
+	LastWritten int64
+	HasWritten  bool
 }
 
 // NewIntersection returns the empty state machine for one intersection. cfg must be valid.
@@ -213,15 +211,16 @@ func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error
 	s.dayWindows = 86400 / w
 	s.ringLen = 7 * s.dayWindows
 	s.healthDecay = math.Exp2(-float64(s.winNs) / float64(cfg.HealthHalfLife))
+	s.jumpNs = max(int64(cfg.ClockJumpTolerance), 3*s.winNs)
+	s.maxHeld = max(8, 2*len(s.dets))
 	s.holidays = map[Date]bool{}
 	for _, d := range cfg.Holidays {
 		s.holidays[d] = true
 	}
-	s.st = state{Open: map[int64]*openWindow{}, ByID: map[string]fingerprint{}, ByKey: map[dedupKey]fingerprint{},
-		byWindow: map[int64][]dedupRef{}}
+	s.st = state{Open: map[int64]*openWindow{}}
 	s.st.Dets = make([]detState, len(s.dets))
 	for i := range s.st.Dets {
-		s.st.Dets[i] = detState{Profile: make([]float64, hoursPerWeek), ProfileN: make([]int64, hoursPerWeek)}
+		s.st.Dets[i] = detState{Profile: make([]float64, hoursPerWeek), ProfileSeen: make([]bool, hoursPerWeek)}
 	}
 	s.st.Aps = make([]apState, len(s.aps))
 	for i := range s.st.Aps {
@@ -232,12 +231,10 @@ func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error
 
 func newApState(n int64) apState {
 	lag := make([]float64, n)
-	emitted := make([]int64, n)
 	for i := range lag {
 		lag[i] = math.NaN()
-		emitted[i] = beforeAnyPosition
 	}
-	return apState{Lag: lag, Emitted: emitted}
+	return apState{Lag: lag}
 }
 
 // Watermark returns the current watermark (zero time before any reading).
@@ -246,8 +243,18 @@ func (s *Intersection) Watermark() time.Time { return time.Unix(0, s.st.WM).UTC(
 // Add applies one reading and returns what it caused: its rejection or silent drop, and the frames of every
 // window the advancing watermark closed (with the deferred rejections of those windows). wl is asked for the
 // weather at each closing window's end (nil: weather missing).
+//
+// A reading far ahead of the intersection's event time (see Config.ClockJumpTolerance) is held back until a
+// majority of the intersection's active detectors confirm the new time; unconfirmed, it is rejected as
+// "clock_jump" (see the package documentation, "Clock jumps").
 func (s *Intersection) Add(r Reading, wl WeatherLookup) Result {
 	var res Result
+	s.add(r, wl, &res, false)
+	return res
+}
+
+// add applies one reading; release is set for held readings that a majority confirmed (no clock-jump check).
+func (s *Intersection) add(r Reading, wl WeatherLookup, res *Result, release bool) {
 	r.Start = r.Start.UTC()
 	det, rj := s.check(&r)
 	if rj != nil {
@@ -255,73 +262,205 @@ func (s *Intersection) Add(r Reading, wl WeatherLookup) Result {
 			s.st.Dets[det].Health.Rejected++
 		}
 		res.Rejected = append(res.Rejected, *rj)
-		return res
+		return
 	}
 	startNs := r.Start.UnixNano()
-	fp := fingerprint{Det: det, Start: startNs, IntervalS: r.IntervalS, Count: r.Count, FlowVPH: r.FlowVPH,
-		Occ: r.Occupancy, Speed: r.SpeedKMH, HasOcc: r.HasOccupancy, HasSpeed: r.HasSpeed}
-	reject := func(reason Reason, format string, args ...any) Result {
+	reject := func(reason Reason, format string, args ...any) {
 		if reason == ReasonLate {
 			s.st.Dets[det].Health.Late++
 		} else {
 			s.st.Dets[det].Health.Rejected++
 		}
 		res.Rejected = append(res.Rejected, Rejection{Reading: r, Reason: reason, Detail: fmt.Sprintf(format, args...)})
-		return res
 	}
-	key := dedupKey{det: det, start: startNs}
-	if r.ID != "" {
-		if old, ok := s.st.ByID[r.ID]; ok {
-			if old == fp {
-				res.Dropped++
-				return res
-			}
-			return reject(ReasonDuplicateConflict, "reading id %q was seen with different values", r.ID)
-		}
-	}
-	if old, ok := s.st.ByKey[key]; ok {
-		if old == fp {
+	// Deduplication: a reading's identity is its detector and interval start. The open windows and the
+	// held-back readings hold every accepted reading that is not closed yet; a reading for a closed window is
+	// late, whether it is new or a resend of one applied before (which is then already in a frame).
+	same := func(p *pending) bool {
+		if sameValues(&p.r, &r) {
 			res.Dropped++
-			return res
+		} else {
+			reject(ReasonDuplicateConflict, "detector %s interval at %s was seen with different values", r.DetectorID, r.Start.Format(time.RFC3339Nano))
 		}
-		return reject(ReasonDuplicateConflict, "detector %s interval at %s was seen with different values", r.DetectorID, r.Start.Format(time.RFC3339Nano))
+		return true
+	}
+	for i := range s.st.Held {
+		if h := &s.st.Held[i]; h.det == det && h.startNs == startNs && same(&h.pending) {
+			return
+		}
 	}
 	k := startNs / s.winNs
 	if (k+1)*s.winNs <= s.st.WM {
-		return reject(ReasonLate, "window ending %s already closed (watermark %s)",
+		reject(ReasonLate, "window ending %s already closed (watermark %s)",
 			time.Unix(0, (k+1)*s.winNs).UTC().Format(time.RFC3339), s.Watermark().Format(time.RFC3339Nano))
+		return
+	}
+	ow := s.st.Open[k]
+	var list []pending
+	if ow != nil {
+		list = ow.dets[det]
+	}
+	i := sort.Search(len(list), func(i int) bool { return list[i].startNs >= startNs })
+	if i < len(list) && list[i].startNs == startNs && same(&list[i]) {
+		return
+	}
+	if !release && s.ahead(startNs) {
+		s.hold(pending{r: r, startNs: startNs, det: det}, wl, res)
+		return
 	}
 	d := s.dets[det]
 	if lim := s.cfg.MaxCapacityMultiple * d.capacityVPH; r.FlowVPH > lim {
-		return reject(ReasonOverCapacity, "flow %s veh/h above %s × detector capacity %s veh/h", ftoa(r.FlowVPH), ftoa(s.cfg.MaxCapacityMultiple), ftoa(d.capacityVPH))
+		reject(ReasonOverCapacity, "flow %s veh/h above %s × detector capacity %s veh/h", ftoa(r.FlowVPH), ftoa(s.cfg.MaxCapacityMultiple), ftoa(d.capacityVPH))
+		return
 	}
 	if r.HasOccupancy && r.HasSpeed {
 		if r.FlowVPH >= s.cfg.ImplausibleMinFlowVPH && r.Occupancy == 0 && r.SpeedKMH == 0 {
-			return reject(ReasonImplausible, "flow %s veh/h with zero occupancy and zero speed", ftoa(r.FlowVPH))
+			reject(ReasonImplausible, "flow %s veh/h with zero occupancy and zero speed", ftoa(r.FlowVPH))
+			return
 		}
 		if r.Occupancy >= s.cfg.JamOccupancy && r.SpeedKMH >= s.cfg.JamMaxSpeedKMH {
-			return reject(ReasonImplausible, "occupancy %s with speed %s km/h", ftoa(r.Occupancy), ftoa(r.SpeedKMH))
+			reject(ReasonImplausible, "occupancy %s with speed %s km/h", ftoa(r.Occupancy), ftoa(r.SpeedKMH))
+			return
 		}
 	}
-	ow := s.st.Open[k]
+	endNs := startNs + int64(r.IntervalS)*int64(time.Second)
+	if (i > 0 && list[i-1].startNs+int64(list[i-1].r.IntervalS)*int64(time.Second) > startNs) || (i < len(list) && list[i].startNs < endNs) {
+		reject(ReasonDuplicateConflict, "interval overlaps an accepted interval of detector %s", r.DetectorID)
+		return
+	}
 	if ow == nil {
 		ow = &openWindow{dets: make([][]pending, len(s.dets))}
 		s.st.Open[k] = ow
 	}
-	list := ow.dets[det]
-	endNs := startNs + int64(r.IntervalS)*int64(time.Second)
-	i := sort.Search(len(list), func(i int) bool { return list[i].startNs >= startNs })
-	if (i > 0 && list[i-1].startNs+int64(list[i-1].r.IntervalS)*int64(time.Second) > startNs) || (i < len(list) && list[i].startNs < endNs) {
-		return reject(ReasonDuplicateConflict, "interval overlaps an accepted interval of detector %s", r.DetectorID)
-	}
 	ow.dets[det] = slices.Insert(list, i, pending{r: r, startNs: startNs, det: det})
-	s.remember(r.ID, fp)
+	s.st.Dets[det].LastStart = max(s.st.Dets[det].LastStart, startNs)
 	if startNs > s.st.MaxEvent {
 		s.st.MaxEvent = startNs
 		s.advance(startNs - int64(s.cfg.AllowedLateness))
 	}
-	s.close(&res, wl)
-	return res
+	s.close(res, wl)
+	s.expire(res, false)
+}
+
+// sameValues reports whether two normalized readings of one detector and start carry the same values.
+func sameValues(a, b *Reading) bool {
+	return a.IntervalS == b.IntervalS && a.Count == b.Count && a.FlowVPH == b.FlowVPH && a.HasOccupancy == b.HasOccupancy &&
+		a.Occupancy == b.Occupancy && a.HasSpeed == b.HasSpeed && a.SpeedKMH == b.SpeedKMH
+}
+
+// progress is the intersection's event-time progress: the highest accepted reading start, or the watermark
+// plus the allowed lateness when CloseIdle or Flush moved it further. 0 before anything happened.
+func (s *Intersection) progress() int64 {
+	if s.st.WM == 0 {
+		return s.st.MaxEvent
+	}
+	return max(s.st.MaxEvent, s.st.WM+int64(s.cfg.AllowedLateness))
+}
+
+// ahead reports whether a reading starting at startNs is a clock-jump candidate: more than the tolerance
+// ahead of the event-time progress. Before the first reading nothing is (there is no time to compare with).
+func (s *Intersection) ahead(startNs int64) bool {
+	p := s.progress()
+	return p != 0 && startNs-p > s.jumpNs
+}
+
+// quorum is how many distinct detectors must confirm a jump: a majority of the active detectors (those with
+// an accepted reading within Config.MaxSilence of the progress), at least one.
+func (s *Intersection) quorum() int {
+	p := s.progress()
+	active := 0
+	for i := range s.st.Dets {
+		if ls := s.st.Dets[i].LastStart; ls != 0 && p-ls <= int64(s.cfg.MaxSilence) {
+			active++
+		}
+	}
+	return active/2 + 1
+}
+
+// hold keeps a clock-jump candidate back and applies the held readings whose new time is confirmed (confirm).
+// When the buffer overflows, the oldest held reading is rejected.
+func (s *Intersection) hold(p pending, wl WeatherLookup, res *Result) {
+	s.st.Held = append(s.st.Held, heldReading{pending: p, at: s.progress()})
+	if s.confirm(wl, res, false) {
+		return
+	}
+	if len(s.st.Held) > s.maxHeld {
+		s.rejectHeld(0, res, "more readings ahead than can be held")
+	}
+}
+
+// confirm looks, in arrival order, for a held reading whose time the others confirm: the held readings that
+// start no earlier than the tolerance before it come from a quorum of detectors and from at least two interval
+// starts (time goes on at the new clock, so a single bad batch does not confirm itself; at the end of a finite
+// input, atEnd, nothing more can come and the quorum suffices). Then the jump is real — the intersection's
+// sources came back after an outage, or their clock was corrected — and the held readings within the tolerance
+// of it are applied in arrival order, as if they had never been held; the others are judged again against the
+// new time (and may be held again). It reports whether it applied anything.
+func (s *Intersection) confirm(wl WeatherLookup, res *Result, atEnd bool) bool {
+	q := s.quorum()
+	dets := make([]bool, len(s.dets))
+	for _, c := range s.st.Held {
+		clear(dets)
+		distinct, later := 0, false
+		for _, h := range s.st.Held {
+			if h.startNs >= c.startNs-s.jumpNs {
+				later = later || h.startNs != c.startNs
+				if !dets[h.det] {
+					dets[h.det] = true
+					distinct++
+				}
+			}
+		}
+		if (!later && !atEnd) || distinct < q {
+			continue
+		}
+		held := s.st.Held
+		s.st.Held = nil
+		var rest []heldReading
+		for _, h := range held {
+			if absDiff(h.startNs, c.startNs) <= s.jumpNs {
+				s.add(h.r, wl, res, true)
+			} else {
+				rest = append(rest, h)
+			}
+		}
+		for _, h := range rest {
+			s.add(h.r, wl, res, false)
+		}
+		return true
+	}
+	return false
+}
+
+// expire rejects the held readings that the event time has moved past by more than the tolerance without a
+// confirmation (all of them when all is set: the end of a finite input).
+func (s *Intersection) expire(res *Result, all bool) {
+	p := s.progress()
+	for i := 0; i < len(s.st.Held); {
+		if all || p-s.st.Held[i].at > s.jumpNs {
+			s.rejectHeld(i, res, "the intersection's event time moved on without them")
+			continue
+		}
+		i++
+	}
+}
+
+// rejectHeld rejects held reading i as a clock jump.
+func (s *Intersection) rejectHeld(i int, res *Result, why string) {
+	h := s.st.Held[i]
+	s.st.Held = slices.Delete(s.st.Held, i, i+1)
+	s.st.Dets[h.det].Health.Rejected++
+	res.Rejected = append(res.Rejected, Rejection{Reading: h.r, Reason: ReasonClockJump, Detail: fmt.Sprintf(
+		"start %s is %s ahead of intersection %s's event time %s and no majority of its active detectors confirmed it (%s; tolerance %s)",
+		h.r.Start.Format(time.RFC3339), time.Duration(h.startNs-h.at), s.in.ID, time.Unix(0, h.at).UTC().Format(time.RFC3339),
+		why, time.Duration(s.jumpNs))})
+}
+
+func absDiff(a, b int64) int64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }
 
 // CloseIdle is the processing-time idle timeout. It advances the watermark to now − Config.AllowedLateness (if
@@ -342,14 +481,20 @@ func (s *Intersection) CloseIdle(now time.Time, wl WeatherLookup) Result {
 	}
 	s.advance(ns - int64(s.cfg.AllowedLateness))
 	s.close(&res, wl)
+	s.expire(&res, false)
 	return res
 }
 
 // Flush is for the end of a finite input (replay files, offline evaluation): it advances the watermark to the
 // end of the latest window holding data and closes every open window. Readings for those windows that arrive
-// afterwards are "late".
+// afterwards are "late". Readings still held back by the clock-jump rule are applied when a majority of the
+// active detectors holds readings at their time (nothing more can come to show that time goes on: the last
+// readings of a series after a gap), otherwise rejected ("clock_jump").
 func (s *Intersection) Flush(wl WeatherLookup) Result {
 	var res Result
+	for s.confirm(wl, &res, true) {
+	}
+	s.expire(&res, true)
 	last := int64(math.MinInt64)
 	for k := range s.st.Open {
 		last = max(last, k)
@@ -380,7 +525,6 @@ func (s *Intersection) close(res *Result, wl WeatherLookup) {
 		}
 		s.st.Started, s.st.Next, s.st.LastData = true, first, first
 	}
-	closed := false
 	for s.st.Next <= last {
 		k := s.st.Next
 		ow, ok := s.st.Open[k]
@@ -399,10 +543,6 @@ func (s *Intersection) close(res *Result, wl WeatherLookup) {
 		res.Frames = append(res.Frames, fr)
 		res.Health = append(res.Health, WindowHealth{WindowStart: fr.WindowStart, WindowEnd: fr.WindowEnd, Detectors: s.DetectorHealth()})
 		s.st.Next = k + 1
-		closed = true
-	}
-	if closed {
-		s.prune()
 	}
 }
 
@@ -415,34 +555,6 @@ func (s *Intersection) minOpen(after int64) int64 {
 		}
 	}
 	return m
-}
-
-// remember records an accepted reading in the dedup memory.
-func (s *Intersection) remember(id string, fp fingerprint) {
-	key := dedupKey{det: fp.Det, start: fp.Start}
-	if id != "" {
-		s.st.ByID[id] = fp
-	}
-	s.st.ByKey[key] = fp
-	k := fp.Start / s.winNs
-	s.st.byWindow[k] = append(s.st.byWindow[k], dedupRef{id: id, key: key})
-}
-
-// prune forgets the dedup entries of windows that are closed and lie wholly before the dedup horizon.
-func (s *Intersection) prune() {
-	cut := min(s.st.MaxEvent-int64(s.cfg.DedupHorizon), s.st.WM-s.winNs)
-	for k, refs := range s.st.byWindow {
-		if (k+1)*s.winNs > cut {
-			continue
-		}
-		for _, ref := range refs {
-			if ref.id != "" {
-				delete(s.st.ByID, ref.id)
-			}
-			delete(s.st.ByKey, ref.key)
-		}
-		delete(s.st.byWindow, k)
-	}
 }
 
 func (s *Intersection) decayHealth(f float64) {
@@ -524,14 +636,12 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 				imputed += 1 - math.Min(1, covered/float64(s.winS))
 				ds.LastObsW, ds.LastObs, ds.HasObs = k, f, true
 				if covered >= float64(s.winS) {
-					if ds.ProfileN[how] == 0 {
-						ds.Profile[how] = f
+					if !ds.ProfileSeen[how] {
+						ds.Profile[how] = f32(f)
 					} else {
-						ds.Profile[how] += s.cfg.ProfileAlpha * (f - ds.Profile[how])
+						ds.Profile[how] = f32(ds.Profile[how] + s.cfg.ProfileAlpha*(f-ds.Profile[how]))
 					}
-					if ds.ProfileN[how] < math.MaxInt32 {
-						ds.ProfileN[how]++
-					}
+					ds.ProfileSeen[how] = true
 				}
 				flowSum += f
 				known++
@@ -546,7 +656,7 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 			switch {
 			case gap <= s.interpWindows:
 				flowSum += ds.LastObs
-			case gap <= s.profWindows && ds.ProfileN[how] > 0:
+			case gap <= s.profWindows && ds.ProfileSeen[how]:
 				flowSum += ds.Profile[how]
 			default:
 				unknown++
@@ -591,6 +701,7 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 		s.writeLag(as, k, ratio)
 		fr.Approaches[ai] = v
 	}
+	s.mark(k)
 	return fr
 }
 
@@ -622,9 +733,46 @@ func (s *Intersection) writeLag(as *apState, k int64, v float64) {
 			as.Lag[i%s.ringLen] = math.NaN()
 		}
 	}
-	as.Lag[k%s.ringLen] = v
-	as.Emitted[k%s.ringLen] = s.pos
+	as.Lag[k%s.ringLen] = quantizeLag(v)
 	as.LastWritten, as.HasWritten = k, true
+}
+
+// lagQuantum is the resolution of the lag history's flow ratios: 1/10000 of the approach capacity (0.36 veh/h
+// at 3600 veh/h), far below what a detector can tell apart, so that a window costs two bytes of state (7 days
+// at 300 s windows: 4 KB per approach instead of 16 KB).
+const lagQuantum = 1e4
+
+// maxLagUnits is the largest stored ratio in lagQuantum units; 0xFFFF is "absent".
+const maxLagUnits = 0xFFFE
+
+// quantizeLag rounds a flow ratio to the lag history's resolution (NaN stays NaN).
+func quantizeLag(v float64) float64 {
+	if math.IsNaN(v) {
+		return v
+	}
+	return float64(lagUnits(v)) / lagQuantum
+}
+
+// lagUnits is a non-NaN ratio in lagQuantum units, clamped to 0..maxLagUnits.
+func lagUnits(v float64) uint16 {
+	return uint16(math.Min(math.Max(math.Round(v*lagQuantum), 0), maxLagUnits))
+}
+
+// f32 rounds to float32 precision: the profiles are kept in float32 so that the state holds 4 bytes a bucket.
+func f32(x float64) float64 { return float64(float32(x)) }
+
+// mark records the input position at which window k was emitted (see SetPosition), for the windows whose
+// position a lookup may still be too early for; older marks than the lag history reaches are dropped.
+func (s *Intersection) mark(k int64) {
+	if s.pos <= s.forgotten {
+		return
+	}
+	m := s.st.Marks
+	cut := 0
+	for cut < len(m) && m[cut].window <= k-s.ringLen {
+		cut++
+	}
+	s.st.Marks = append(m[cut:], emission{window: k, pos: s.pos})
 }
 
 func (s *Intersection) weather(end time.Time, wl WeatherLookup) features.WeatherContext {

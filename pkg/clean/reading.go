@@ -15,13 +15,34 @@
 //     0..200 km/h, every number finite. Count and FlowVPH must agree within 1 % ("inconsistent"); when only one
 //     is given (the other 0) the other is derived. A reading whose interval straddles a window boundary is
 //     "inconsistent" (windows are aligned to the Unix epoch; configure the intersection's window to the data).
-//  3. Deduplication within Config.DedupHorizon: the same reading id, or the same detector and interval start,
-//     with identical values is dropped silently (Result.Dropped); with different values it is
+//  3. Deduplication: a reading's identity is its detector and interval start (the collector's reading id,
+//     "<detector>@<start>", says the same). The same detector and start as a reading held back or buffered in
+//     an open window, with identical values, is dropped silently (Result.Dropped); with different values it is
 //     "duplicate_conflict". A reading that overlaps an accepted interval of the same detector is
-//     "duplicate_conflict" too.
-//  4. Lateness: a reading whose window already ended at or before the watermark is "late".
-//  5. Capacity and the fundamental diagram: see Config.MaxCapacityMultiple, ImplausibleMinFlowVPH, JamOccupancy.
-//  6. The reading is buffered in its open window; the watermark advances and closes windows.
+//     "duplicate_conflict" too. No separate memory of ids is kept: the open windows are it.
+//  4. Lateness: a reading whose window already ended at or before the watermark is "late" — also the resend of
+//     a reading already applied, which is then in the window's frame: nothing is lost.
+//  5. Clock jumps: a reading starting more than Config.ClockJumpTolerance (at least three windows) ahead of the
+//     intersection's event time is held back (see "Clock jumps").
+//  6. Capacity and the fundamental diagram: see Config.MaxCapacityMultiple, ImplausibleMinFlowVPH, JamOccupancy.
+//  7. The reading is buffered in its open window; the watermark advances and closes windows.
+//
+// # Event time and clock jumps
+//
+// Each Intersection has its own event time: its progress is the highest accepted reading start (or the
+// watermark plus the allowed lateness once CloseIdle or Flush moved it further), its watermark that minus
+// Config.AllowedLateness. A window closes when its own intersection's watermark passes its end, so one gateway's
+// clock can only make its own intersection's readings late. Within an intersection, a reading that starts more
+// than the tolerance ahead of the progress is a clock-jump candidate: it is held back (at most max(8, 2 ×
+// detectors) readings, part of the state). It is applied — with the other held readings near its time, in
+// arrival order, exactly as if they had never been held — once the held readings at its time or later (down to
+// the tolerance before it) come from a majority of the intersection's active detectors (those with an accepted
+// reading within Config.MaxSilence of the progress; at least one) and from at least two interval starts: the
+// sources came back after an outage, or their clock was corrected, and time goes on at the new clock. Otherwise
+// it is rejected as "clock_jump" once the progress moved on by more than the tolerance since it was held, or
+// when the held readings overflow (oldest first). Flush applies what a majority holds and rejects the rest. A detector coming back after an outage resumes at the current event
+// time and is no candidate at all. The rule is a function of the input order only, so replays and live runs
+// agree.
 //
 // Checks that depend on a detector's sequence (stuck detector, Hampel outlier filter) run when the window
 // closes, over the window's readings in event-time order, so that any arrival order within the allowed
@@ -55,12 +76,12 @@
 // Intersection.MarshalState encodes everything that changes (see StateFormat): a restored Intersection fed the
 // remaining readings gives frames, rejections and drops identical (reflect.DeepEqual, bit-exact floats) to an
 // uninterrupted run. Memory is bounded: open windows span at most AllowedLateness plus one window behind the
-// highest event time; the dedup memory spans DedupHorizon; per detector and quantity (flow, speed, occupancy) a
-// Hampel history of HampelWindow values and 168 hour-of-week profile buckets (the speed and occupancy ones only
-// once the detector reported them), plus the gap-filling flow profile; per approach a 7-day ring of flow ratios
-// (2016 floats at 300 s windows). At 300 s windows a snapshot is about 25 kB per approach (lag ring) plus up to
-// 12 kB per detector (profiles) plus about 300 bytes per remembered reading: 200 kB for the benchmark's three
-// one-minute detectors and a 2 h dedup horizon.
+// highest event time (they are the dedup memory too); at most max(8, 2 × detectors) held-back readings; per
+// detector and quantity (flow, speed, occupancy) a Hampel history of HampelWindow values and 168 hour-of-week
+// profile buckets in float32 (the speed and occupancy ones only once the detector reported them), plus the
+// gap-filling flow profile; per approach a 7-day ring of flow ratios in 1/10000 steps (2 bytes a window); the
+// input positions of the windows emitted since the last checkpoint. The encoding is deflate-compressed
+// protobuf: an eight-approach intersection with one-minute detectors stays under 36 KB (TestStateSize).
 //
 // The weather join is deterministic given the WeatherLookup's content when a window closes: the latest
 // observation at or before the window end, no older than WeatherMaxAge; otherwise WeatherContext.Missing.
@@ -145,6 +166,9 @@ const (
 	ReasonStuckDetector Reason = "stuck_detector"
 	// ReasonLate: the reading's window was already closed by the watermark.
 	ReasonLate Reason = "late"
+	// ReasonClockJump: the reading started far ahead of the intersection's event time and no majority of its
+	// active detectors confirmed the new time (a wrong clock).
+	ReasonClockJump Reason = "clock_jump"
 	// ReasonOutlier is reserved for the proto mapping: the Hampel filter flags (and optionally replaces)
 	// outliers, it never rejects them, so Intersection never produces this reason.
 	ReasonOutlier Reason = "outlier"
@@ -166,6 +190,7 @@ var protoNames = map[Reason]string{
 	ReasonOverCapacity:             "REJECT_REASON_OVER_CAPACITY",
 	ReasonStuckDetector:            "REJECT_REASON_STUCK_DETECTOR",
 	ReasonLate:                     "REJECT_REASON_LATE",
+	ReasonClockJump:                "REJECT_REASON_CLOCK_JUMP",
 	ReasonOutlier:                  "REJECT_REASON_OUTLIER",
 	ReasonWeatherMissingField:      "REJECT_REASON_MISSING_FIELD",
 	ReasonWeatherOutOfRange:        "REJECT_REASON_OUT_OF_RANGE",
@@ -176,7 +201,7 @@ var protoNames = map[Reason]string{
 func Reasons() []Reason {
 	return []Reason{
 		ReasonMissingField, ReasonOutOfRange, ReasonUnknownDetector, ReasonInconsistent, ReasonDuplicateConflict,
-		ReasonImplausible, ReasonOverCapacity, ReasonStuckDetector, ReasonLate, ReasonOutlier,
+		ReasonImplausible, ReasonOverCapacity, ReasonStuckDetector, ReasonLate, ReasonClockJump, ReasonOutlier,
 		ReasonWeatherMissingField, ReasonWeatherOutOfRange, ReasonWeatherDuplicateConflict,
 	}
 }

@@ -33,7 +33,8 @@ type seqState struct {
 	Base []float64 `json:"base,omitempty"`
 	// Mean and Weight are the seasonal profile of Config.HampelSeasonal: hoursPerWeek bucket means, each an
 	// exponentially forgetting kernel average of the unflagged values near the bucket's centre, and the kernel
-	// weight each bucket has received (capped at maxProfileWeight). Both nil until the first value.
+	// weight each bucket has received (capped at 1/HampelProfileAlpha, past which it no longer matters). Both
+	// are float32 values (rounded at every update) and nil until the first value.
 	Mean   []float64 `json:"mean,omitempty"`
 	Weight []float64 `json:"weight,omitempty"`
 	// Last is the value of the current run of equal values (the count for flow), Run its length; Run is 0
@@ -95,9 +96,11 @@ func (q *seqState) learn(sl slot, x, alpha float64) {
 		if bk.k <= 0 {
 			continue
 		}
-		w := math.Min(q.Weight[bk.b]+bk.k, maxProfileWeight)
+		// float32 by design (4 bytes a bucket in the state); a weight past 1/alpha no longer matters, so it
+		// stops there.
+		w := f32(math.Min(q.Weight[bk.b]+bk.k, math.Min(maxProfileWeight, math.Max(minProfileWeight, 1/alpha))))
 		q.Weight[bk.b] = w
-		q.Mean[bk.b] += bk.k * math.Max(1/w, alpha) * (x - q.Mean[bk.b])
+		q.Mean[bk.b] = f32(q.Mean[bk.b] + bk.k*math.Max(1/w, alpha)*(x-q.Mean[bk.b]))
 	}
 }
 

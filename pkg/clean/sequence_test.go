@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -289,9 +290,12 @@ func TestProfileSlot(t *testing.T) {
 func TestRestoreFormat1(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
-	s := newTestIntersection(t, cfg)
-	run(s, fixture(30, 8), nil)
-	b, err := s.MarshalState()
+	// The committed format 3 state (JSON, written by the cleaner before format 4) turned into format 1.
+	b, err := os.ReadFile("testdata/state-format3.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := RestoreIntersection(testTopo(), cfg, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +332,10 @@ func TestRestoreFormat1(t *testing.T) {
 			t.Fatalf("detector %d: speed state after migration %+v", i, sp)
 		}
 	}
-	frames, _, _ := run(r, fixture(60, 8)[90:], nil)
+	frames, _, _ := run(r, after(fixture(120, 3), 90*time.Minute), nil)
+	if len(frames) == 0 {
+		t.Fatal("no frames after the migration")
+	}
 	checkFinite(t, frames)
 
 	t.Run("format 2 with legacy fields is refused", func(t *testing.T) {
@@ -348,4 +355,66 @@ func TestRestoreFormat1(t *testing.T) {
 			t.Fatalf("got %v, want ErrBadState", err)
 		}
 	})
+}
+
+// after returns the readings starting at or after t0+d.
+func after(rs []Reading, d time.Duration) []Reading {
+	var out []Reading
+	for _, r := range rs {
+		if !r.Start.Before(t0.Add(d)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestMigrateJSONState restores the committed format 3 state (JSON, fixture(90, 3) with weather, written by the
+// cleaner before the protobuf state) and continues it: the event time and open windows carry over exactly, the
+// frames observe exactly what a never-stopped cleaner of this version observes, and the features that come from
+// the migrated history (rounded to float32 and 1/10000) agree to 1e-3.
+func TestMigrateJSONState(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/state-format3.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	migrated, err := RestoreIntersection(testTopo(), cfg, b)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	all := fixture(150, 3)
+	fresh := newTestIntersection(t, cfg)
+	run(fresh, all[:len(fixture(90, 3))], testWeather())
+	if migrated.st.WM != fresh.st.WM || migrated.st.MaxEvent != fresh.st.MaxEvent || migrated.st.Next != fresh.st.Next ||
+		!reflect.DeepEqual(migrated.st.Open, fresh.st.Open) {
+		t.Fatal("event time or open windows differ after the migration")
+	}
+	// Once migrated, the state is format 4 and round-trips exactly.
+	b4, err := migrated.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RestoreIntersection(testTopo(), cfg, b4); err != nil {
+		t.Fatalf("restore the migrated state: %v", err)
+	}
+	rest := after(all, 90*time.Minute)
+	got, _, _ := run(migrated, rest, testWeather())
+	want, _, _ := run(fresh, rest, testWeather())
+	if len(got) == 0 || len(got) != len(want) {
+		t.Fatalf("%d frames after the migration, want %d", len(got), len(want))
+	}
+	for i := range got {
+		for a := range got[i].Approaches {
+			g, w := got[i].Approaches[a], want[i].Approaches[a]
+			if g.Observed != w.Observed || g.Readings != w.Readings {
+				t.Fatalf("frame %d approach %s: observed %+v, want %+v", i, g.ApproachID, g.Observed, w.Observed)
+			}
+			for j := range g.Values {
+				if math.Abs(g.Values[j]-w.Values[j]) > 1e-3 {
+					t.Errorf("frame %d approach %s %s = %v, want %v", i, g.ApproachID, got[i].Names[j], g.Values[j], w.Values[j])
+				}
+			}
+		}
+	}
 }

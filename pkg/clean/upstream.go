@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -76,10 +77,37 @@ func (s *Intersection) FlowRatio(approachID string, windowStart time.Time, asOf 
 	as := &s.st.Aps[ai]
 	idx := sec / s.winS
 	l := s.lag(as, idx)
-	if !l.OK || as.Emitted[idx%s.ringLen] > asOf {
+	if !l.OK || s.emittedAt(idx) > asOf {
 		return 0, false
 	}
 	return l.FlowRatio, true
+}
+
+// emittedAt is the input position at which window idx was emitted, beforeAnyPosition when no mark is kept
+// (emitted at or before the position ForgetEmissionsThrough was given, or with no position set).
+func (s *Intersection) emittedAt(idx int64) int64 {
+	m := s.st.Marks
+	i := sort.Search(len(m), func(i int) bool { return m[i].window >= idx })
+	if i < len(m) && m[i].window == idx {
+		return m[i].pos
+	}
+	return beforeAnyPosition
+}
+
+// ForgetEmissionsThrough drops the emission positions at or before pos and stops recording them: pos must be a
+// position that every later lookup (SetPosition) and every later restore's replay is past, such as the last
+// offset of a checkpoint that is complete and committed. Lookups then answer exactly as before, and the state
+// keeps only the windows emitted since (the cleaner calls it at each checkpoint with the previous one's).
+func (s *Intersection) ForgetEmissionsThrough(pos int64) {
+	s.forgotten = max(s.forgotten, pos)
+	m := s.st.Marks
+	keep := m[:0]
+	for _, e := range m {
+		if e.pos > pos {
+			keep = append(keep, e)
+		}
+	}
+	s.st.Marks = keep
 }
 
 // upstreamLag is the mean flow ratio, in the window starting at prev, of ap's upstream approaches that the

@@ -149,7 +149,7 @@ func TestUpstreamFeatures(t *testing.T) {
 						continue
 					}
 					seen = append(seen, up)
-					sum += upCount(det, k-1) / 150
+					sum += quantizeLag(upCount(det, k-1) / 150) // the lag history holds 1/10000 steps
 					n++
 				}
 				if (n == 0) != (k == 0 || slices.Contains(tc.absent, k)) {
@@ -219,9 +219,9 @@ func TestFlowRatio(t *testing.T) {
 		want         float64
 		ok           bool
 	}{
-		{"emitted", "U", "S", w(3), upCount("S1", 3) / 150, true},
-		{"emitted, other approach", "U", "T", w(4), upCount("T1", 4) / 150, true},
-		{"emitted, in another zone", "U", "S", w(3).In(time.FixedZone("x", 3600)), upCount("S1", 3) / 150, true},
+		{"emitted", "U", "S", w(3), quantizeLag(upCount("S1", 3) / 150), true},
+		{"emitted, other approach", "U", "T", w(4), quantizeLag(upCount("T1", 4) / 150), true},
+		{"emitted, in another zone", "U", "S", w(3).In(time.FixedZone("x", 3600)), quantizeLag(upCount("S1", 3) / 150), true},
 		{"gap", "U", "S", w(4), 0, false},
 		{"not emitted yet", "U", "S", w(12), 0, false},
 		{"before the first window", "U", "S", w(-1), 0, false},

@@ -99,6 +99,9 @@ const (
 	RejectReason_REJECT_REASON_OUTLIER RejectReason = 15
 	// INCONSISTENT: fields contradict each other (e.g. the detector belongs to another intersection).
 	RejectReason_REJECT_REASON_INCONSISTENT RejectReason = 16
+	// A reading far ahead of its intersection's event time that no majority of the intersection's detectors
+	// confirmed: a wrong clock (cleaner, docs/cleaner.md "Clock jumps").
+	RejectReason_REJECT_REASON_CLOCK_JUMP RejectReason = 17
 )
 
 // Enum value maps for RejectReason.
@@ -121,6 +124,7 @@ var (
 		14: "REJECT_REASON_LATE",
 		15: "REJECT_REASON_OUTLIER",
 		16: "REJECT_REASON_INCONSISTENT",
+		17: "REJECT_REASON_CLOCK_JUMP",
 	}
 	RejectReason_value = map[string]int32{
 		"REJECT_REASON_UNSPECIFIED":           0,
@@ -140,6 +144,7 @@ var (
 		"REJECT_REASON_LATE":                  14,
 		"REJECT_REASON_OUTLIER":               15,
 		"REJECT_REASON_INCONSISTENT":          16,
+		"REJECT_REASON_CLOCK_JUMP":            17,
 	}
 )
 
@@ -764,7 +769,7 @@ const file_greenwave_v1_readings_proto_rawDesc = "" +
 	"\vReadingKind\x12\x1c\n" +
 	"\x18READING_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14READING_KIND_TRAFFIC\x10\x01\x12\x18\n" +
-	"\x14READING_KIND_WEATHER\x10\x02*\xbb\x04\n" +
+	"\x14READING_KIND_WEATHER\x10\x02*\xd9\x04\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17REJECT_REASON_MALFORMED\x10\x01\x12\x1f\n" +
@@ -783,7 +788,8 @@ const file_greenwave_v1_readings_proto_rawDesc = "" +
 	"\x1cREJECT_REASON_STUCK_DETECTOR\x10\r\x12\x16\n" +
 	"\x12REJECT_REASON_LATE\x10\x0e\x12\x19\n" +
 	"\x15REJECT_REASON_OUTLIER\x10\x0f\x12\x1e\n" +
-	"\x1aREJECT_REASON_INCONSISTENT\x10\x10BDZBgithub.com/greenwave-city/greenwave/proto/greenwave/v1;greenwavev1b\x06proto3"
+	"\x1aREJECT_REASON_INCONSISTENT\x10\x10\x12\x1c\n" +
+	"\x18REJECT_REASON_CLOCK_JUMP\x10\x11BDZBgithub.com/greenwave-city/greenwave/proto/greenwave/v1;greenwavev1b\x06proto3"
 
 var (
 	file_greenwave_v1_readings_proto_rawDescOnce sync.Once

@@ -336,14 +336,16 @@ func TestCleanerRestartEquivalence(t *testing.T) {
 	input := func(names topics.Names) restartInput { return buildRestartInput(t, topo, names, chunkEnds) }
 	weather := func(names topics.Names) []stream.Output { return input(names).weather }
 
-	whole := startCleanerRun(ctx, t, weather, session)
+	// Snapshots (and commits) are deferred by the checkpoint interval, so a kill loses up to an interval of
+	// state and the restart replays it: both runs must still publish the same records.
+	whole := startCleanerRun(ctx, t, weather, session, "CLEANER_CHECKPOINT_INTERVAL=1s")
 	for _, c := range input(whole.names).chunks {
 		whole.write(ctx, c)
 	}
 	whole.waitCommitted(ctx)
 	want := whole.collect(ctx)
 
-	killed := startCleanerRun(ctx, t, weather, session, "CLEANER_MAX_BATCH=3")
+	killed := startCleanerRun(ctx, t, weather, session, "CLEANER_MAX_BATCH=3", "CLEANER_CHECKPOINT_INTERVAL=300ms")
 	chunks := input(killed.names).chunks
 	if len(chunks) != len(killAfterFrames)+1 {
 		t.Fatalf("%d chunks for %d kills", len(chunks), len(killAfterFrames))

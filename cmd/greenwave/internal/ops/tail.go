@@ -42,7 +42,9 @@ Prints the records of a Greenwave topic as JSON lines, one object per record:
 
 "value" is the payload in protojson with proto field names; its type is the record's greenwave-payload header
 when that names a greenwave.v1 message, otherwise the topic's payload in pkg/topics. The internal state topics
-(cleaner.state, signal-control.state) hold JSON private to their service: it is printed as is, with a "note".
+(cleaner.state, signal-control.state) are private to their service: a record whose header names its message
+(cleaner.state: greenwave.v1.CleanerSnapshot, the state inside it compressed) is decoded like any other, JSON
+is printed as is, with a "note".
 A key that is not UTF-8 is printed as "key_base64"; a value that cannot be decoded as "value_base64" beside an
 "error" (and counted on stderr at the end); a tombstone has "value":null.
 

@@ -30,6 +30,7 @@ type Config struct {
 	Holidays        []string      `env:"CLEANER_HOLIDAYS" default:"" help:"public holidays as YYYY-MM-DD, comma-separated, for the holiday feature"`
 	TimeZone        string        `env:"CLEANER_TIME_ZONE" default:"UTC" help:"IANA time zone of the intersections, for time-of-day and weekday features"`
 	MaxBatch        int           `env:"CLEANER_MAX_BATCH" default:"500" help:"records handled before outputs are flushed and offsets committed"`
+	CheckpointEvery time.Duration `env:"CLEANER_CHECKPOINT_INTERVAL" default:"30s" help:"snapshot the changed intersections' state (and commit input offsets) at most this often; 0 snapshots after every batch. A restart replays the input since the last snapshot, so restores stay exact; larger values cut cleaner.state volume"`
 	SessionTimeout  time.Duration `env:"CLEANER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
 }
 
@@ -64,6 +65,9 @@ func (c *Config) Validate() []string {
 	}
 	if c.SessionTimeout <= 0 {
 		p = append(p, fmt.Sprintf("CLEANER_SESSION_TIMEOUT %v must be positive", c.SessionTimeout))
+	}
+	if c.CheckpointEvery < 0 {
+		p = append(p, fmt.Sprintf("CLEANER_CHECKPOINT_INTERVAL %v must not be negative", c.CheckpointEvery))
 	}
 	if c.IdleTimeout < 0 {
 		p = append(p, fmt.Sprintf("CLEANER_IDLE_TIMEOUT %v is negative", c.IdleTimeout))
@@ -160,6 +164,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			return nil, ctx.Err()
 		}
 		p := newPartition(part, counts[names.Readings], env.Topology, cc, names, weather, m)
+		p.checkpointEvery = cfg.CheckpointEvery
 		raw := map[string][]byte{}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.CleanerState, part, func(msg kafka.Message) error {
 			if msg.Value == nil {

@@ -17,6 +17,9 @@ import (
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
+// payloadSnapshot is the greenwave-payload header of a changelog record.
+const payloadSnapshot = "greenwave.v1.CleanerSnapshot"
+
 // partition is the handler of one assigned input partition: the state of every intersection it holds. It is
 // used from the partition's goroutine only.
 type partition struct {
@@ -38,7 +41,18 @@ type partition struct {
 	dirty   map[string]bool
 	// position is the highest input offset handled, the position of idle-timeout closes.
 	position int64
+	// settled is the offset through which a complete checkpoint covers the input (every later lookup and
+	// every later restore's replay is past it), so emission positions at or below it need not be kept;
+	// unsettled until the first record is handled.
+	settled    int64
+	hasSettled bool
+	// checkpointEvery is the stream.CheckpointPolicy interval (0: every batch).
+	checkpointEvery time.Duration
 }
+
+// CheckpointInterval implements stream.CheckpointPolicy: state is snapshotted (and input offsets committed) at
+// most this often; a restart replays the input since the last snapshot.
+func (p *partition) CheckpointInterval() time.Duration { return p.checkpointEvery }
 
 func newPartition(id, partitions int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
 	return &partition{id: id, partitions: partitions, topo: topo, cfg: cfg, names: names, weather: weather, metrics: m,
@@ -137,6 +151,10 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 	// restore that brought group members back from different checkpoints replays exactly (clean.SetPosition).
 	st.SetPosition(m.Offset)
 	p.position = max(p.position, m.Offset)
+	if !p.hasSettled {
+		// The first record of this assignment is the committed offset: everything before it is covered.
+		p.settled, p.hasSettled = m.Offset-1, true
+	}
 	res := st.Add(wire.Reading(&r), p.weather)
 	p.applied[id] = m.Offset
 	p.dirty[id] = true
@@ -219,21 +237,30 @@ func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, err
 // each with the offset of the last record applied to it.
 func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	var outs []stream.Output
-	for _, id := range sortedKeys(p.dirty) {
-		st, err := p.states[id].MarshalState()
-		if err != nil {
-			return nil, fmt.Errorf("marshal state of %s: %w", id, err)
+	if p.hasSettled {
+		// Called again, so the previous checkpoint (and its commit) completed: what it covered is settled.
+		for _, id := range sortedKeys(p.states) {
+			p.states[id].ForgetEmissionsThrough(p.settled)
 		}
+		p.settled = p.position
+	}
+	for _, id := range sortedKeys(p.dirty) {
 		off, ok := p.applied[id]
 		if !ok {
 			off = -1
+		}
+		st, err := p.states[id].MarshalState()
+		if err != nil {
+			return nil, fmt.Errorf("marshal state of %s: %w", id, err)
 		}
 		b, err := encodeSnapshot(p.id, off, st)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", id, err)
 		}
 		// The changelog is co-partitioned with the readings, by feature group.
-		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id)})
+		// The payload header lets tools (greenwave tail) decode the envelope.
+		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id),
+			Payload: payloadSnapshot})
 	}
 	clear(p.dirty)
 	return outs, nil

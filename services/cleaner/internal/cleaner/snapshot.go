@@ -5,10 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
-// snapshotVersion is the version of the changelog envelope written by encodeSnapshot.
-const snapshotVersion = 1
+// snapshotVersion is the version of the changelog envelope written by encodeSnapshot: a
+// greenwave.v1.CleanerSnapshot. Version 1 was JSON; decodeSnapshot still reads it (and the bare JSON state from
+// before the envelope) so that an upgrade restores its state once.
+const snapshotVersion = 2
 
 // ErrBadSnapshot is wrapped by decodeSnapshot when changelog bytes are not a usable snapshot envelope.
 var ErrBadSnapshot = errors.New("bad cleaner snapshot")
@@ -18,45 +24,79 @@ var ErrBadSnapshot = errors.New("bad cleaner snapshot")
 //
 // Why the position: the state and the committed input offset are published in two steps (state first), so a
 // crash between them restarts from an offset the state has already applied. pkg/clean drops an accepted
-// reading's identical replay, but a rejected reading is not remembered and would be judged again against the
-// newer state — a "late" verdict's detail names the watermark, and a dedup entry pruned in between turns a
-// replay into a spurious rejection. Skipping every record at or below SourceOffset makes the continuation
-// apply exactly the records the state has not seen, so it equals an uninterrupted run.
+// reading's identical replay while its window is open, but a rejected reading is not remembered and would be
+// judged again against the newer state — a "late" verdict's detail names the watermark. Skipping every record
+// at or below SourceOffset makes the continuation apply exactly the records the state has not seen, so it
+// equals an uninterrupted run.
 type snapshot struct {
-	Version int `json:"snapshot_version"`
+	Version int
 	// SourcePartition and SourceOffset are the input partition and the offset of the last record of this
 	// intersection applied to State (-1: none recorded).
-	SourcePartition int             `json:"source_partition"`
-	SourceOffset    int64           `json:"source_offset"`
-	State           json.RawMessage `json:"state"`
+	SourcePartition int
+	SourceOffset    int64
+	// State is the intersection's clean.MarshalState bytes, or a JSON state from an older cleaner (envelope
+	// version 1 or none); clean.RestoreIntersection reads both.
+	State []byte
 }
 
-// encodeSnapshot wraps an intersection's MarshalState bytes (JSON) with the input position they cover.
+// encodeSnapshot builds the changelog value of an intersection's MarshalState bytes and the input position
+// they cover.
 func encodeSnapshot(partition int, offset int64, state []byte) ([]byte, error) {
-	b, err := json.Marshal(snapshot{Version: snapshotVersion, SourcePartition: partition, SourceOffset: offset, State: state})
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&greenwavev1.CleanerSnapshot{
+		SchemaVersion: snapshotVersion, SourcePartition: int32(partition), SourceOffset: offset, State: state})
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
 	return b, nil
 }
 
-// decodeSnapshot reads a changelog value. A bare clean state (written before the envelope existed) is
-// accepted with offset -1, so an upgrade restores its state and merely loses the replay skip once.
+// decodeSnapshot reads a changelog value: the protobuf envelope, or a JSON one (version 1) or a bare JSON state
+// written by older cleaners (offset -1: an upgrade restores its state and merely loses the replay skip once).
 func decodeSnapshot(b []byte) (snapshot, error) {
-	var s snapshot
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		return decodeJSONSnapshot(b)
 	}
-	if s.Version == 0 && s.State == nil {
-		return snapshot{SourcePartition: -1, SourceOffset: -1, State: b}, nil
+	var m greenwavev1.CleanerSnapshot
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return snapshot{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
+	s := snapshot{Version: int(m.GetSchemaVersion()), SourcePartition: int(m.GetSourcePartition()), SourceOffset: m.GetSourceOffset(), State: m.GetState()}
 	if s.Version != snapshotVersion {
 		return s, fmt.Errorf("%w: envelope version %d, want %d", ErrBadSnapshot, s.Version, snapshotVersion)
 	}
 	if s.SourceOffset < -1 || s.SourcePartition < 0 {
 		return s, fmt.Errorf("%w: source position %d@%d out of range", ErrBadSnapshot, s.SourcePartition, s.SourceOffset)
 	}
-	if len(bytes.TrimSpace(s.State)) == 0 || bytes.Equal(s.State, []byte("null")) {
+	if len(s.State) == 0 {
+		return s, fmt.Errorf("%w: no state", ErrBadSnapshot)
+	}
+	return s, nil
+}
+
+// jsonSnapshot is envelope version 1.
+type jsonSnapshot struct {
+	Version         int             `json:"snapshot_version"`
+	SourcePartition int             `json:"source_partition"`
+	SourceOffset    int64           `json:"source_offset"`
+	State           json.RawMessage `json:"state"`
+}
+
+func decodeJSONSnapshot(b []byte) (snapshot, error) {
+	var j jsonSnapshot
+	if err := json.Unmarshal(b, &j); err != nil {
+		return snapshot{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	if j.Version == 0 && j.State == nil {
+		return snapshot{Version: 0, SourcePartition: -1, SourceOffset: -1, State: b}, nil
+	}
+	s := snapshot{Version: j.Version, SourcePartition: j.SourcePartition, SourceOffset: j.SourceOffset, State: j.State}
+	if j.Version != 1 {
+		return s, fmt.Errorf("%w: JSON envelope version %d, want 1", ErrBadSnapshot, j.Version)
+	}
+	if s.SourceOffset < -1 || s.SourcePartition < 0 {
+		return s, fmt.Errorf("%w: source position %d@%d out of range", ErrBadSnapshot, s.SourcePartition, s.SourceOffset)
+	}
+	if len(bytes.TrimSpace(j.State)) == 0 || bytes.Equal(j.State, []byte("null")) {
 		return s, fmt.Errorf("%w: no state", ErrBadSnapshot)
 	}
 	return s, nil

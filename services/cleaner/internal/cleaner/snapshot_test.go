@@ -4,20 +4,31 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 func TestDecodeSnapshot(t *testing.T) {
 	t.Parallel()
-	state := []byte(`{"format":1,"intersection":"I-1"}`)
+	state := []byte("compressed state")
 	good, err := encodeSnapshot(2, 41, state)
 	if err != nil {
 		t.Fatal(err)
 	}
+	envelope := func(m *greenwavev1.CleanerSnapshot) []byte {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	jsonState := []byte(`{"format":1,"intersection":"I-1"}`)
 	for _, tc := range []struct {
 		name      string
 		b         []byte
@@ -27,13 +38,18 @@ func TestDecodeSnapshot(t *testing.T) {
 		bad       bool
 	}{
 		{name: "envelope", b: good, part: 2, off: 41, wantState: state},
-		{name: "bare state from before the envelope", b: state, part: -1, off: -1, wantState: state},
-		{name: "not json", b: []byte("\x00\x01"), bad: true},
-		{name: "future version", b: []byte(`{"snapshot_version":2,"source_partition":0,"source_offset":1,"state":{}}`), bad: true},
-		{name: "negative offset", b: []byte(`{"snapshot_version":1,"source_partition":0,"source_offset":-7,"state":{}}`), bad: true},
-		{name: "negative partition", b: []byte(`{"snapshot_version":1,"source_partition":-1,"source_offset":3,"state":{}}`), bad: true},
-		{name: "no state", b: []byte(`{"snapshot_version":1,"source_partition":0,"source_offset":3}`), bad: true},
-		{name: "null state", b: []byte(`{"snapshot_version":1,"source_partition":0,"source_offset":3,"state":null}`), bad: true},
+		{name: "JSON envelope (version 1)", b: []byte(`{"snapshot_version":1,"source_partition":3,"source_offset":7,"state":{"format":1,"intersection":"I-1"}}`),
+			part: 3, off: 7, wantState: jsonState},
+		{name: "bare JSON state from before the envelope", b: jsonState, part: -1, off: -1, wantState: jsonState},
+		{name: "not a snapshot", b: []byte("\x00\x01"), bad: true},
+		{name: "empty", b: nil, bad: true},
+		{name: "future version", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 3, State: state}), bad: true},
+		{name: "negative offset", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 2, SourceOffset: -7, State: state}), bad: true},
+		{name: "negative partition", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 2, SourcePartition: -1, State: state}), bad: true},
+		{name: "no state", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 2, SourceOffset: 3}), bad: true},
+		{name: "future JSON version", b: []byte(`{"snapshot_version":2,"source_partition":0,"source_offset":1,"state":{}}`), bad: true},
+		{name: "JSON negative offset", b: []byte(`{"snapshot_version":1,"source_partition":0,"source_offset":-7,"state":{}}`), bad: true},
+		{name: "JSON null state", b: []byte(`{"snapshot_version":1,"source_partition":0,"source_offset":3,"state":null}`), bad: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -51,12 +67,73 @@ func TestDecodeSnapshot(t *testing.T) {
 	}
 }
 
+// TestRestoreJSONSnapshot restores a changelog record written by the cleaner before the protobuf state (JSON
+// envelope version 1 around a format 3 JSON state; testdata/snapshot-v1-I-100.json is the I-100 record after
+// script(I-100, 40) at offsets from 0): the state and the replay skip carry over, the cleaner goes on, and its
+// next snapshot is protobuf and a fraction of the size.
+func TestRestoreJSONSnapshot(t *testing.T) {
+	t.Parallel()
+	old, err := os.ReadFile("testdata/snapshot-v1-I-100.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := loadTopology(t)
+	msgs := messages(0, script(t, topo, "I-100", 60))
+	ref := newTestPartition(t, 0)
+	n := len(script(t, topo, "I-100", 40))
+	for _, m := range msgs[:n] {
+		handle(t, ref, m)
+	}
+	p := newTestPartition(t, 0)
+	if skip, err := p.restore("I-100", old); err != nil || skip != "" {
+		t.Fatalf("restore: %q %v", skip, err)
+	}
+	if p.applied["I-100"] != ref.applied["I-100"] || !p.states["I-100"].Watermark().Equal(ref.states["I-100"].Watermark()) {
+		t.Fatalf("restored offset %d watermark %s, want %d %s", p.applied["I-100"], p.states["I-100"].Watermark(),
+			ref.applied["I-100"], ref.states["I-100"].Watermark())
+	}
+	frames := 0
+	for _, m := range msgs[n:] {
+		for _, o := range handle(t, p, m) {
+			if o.Topic == p.names.Features {
+				frames++
+			}
+		}
+	}
+	if frames == 0 {
+		t.Fatal("no frame after the restore")
+	}
+	b := checkpoint(t, p)["I-100"]
+	s, err := decodeSnapshot(b)
+	if err != nil || s.Version != snapshotVersion {
+		t.Fatalf("next snapshot: %+v %v", s, err)
+	}
+	t.Logf("I-100 snapshot: %d bytes as JSON, %d as protobuf", len(old), len(b))
+	if len(b)*4 > len(old) {
+		t.Errorf("protobuf snapshot %d bytes, JSON %d: want a fraction", len(b), len(old))
+	}
+}
+
 func FuzzDecodeSnapshot(f *testing.F) {
-	good, _ := encodeSnapshot(0, 5, []byte(`{"format":1}`))
-	f.Add(good)
+	p := newTestPartition(f, 0)
+	for _, m := range messages(0, script(f, p.topo, "I-100", 12)) {
+		if _, err := p.Handle(context.Background(), m); err != nil {
+			var rej *stream.RejectError
+			if !errors.As(err, &rej) {
+				f.Fatal(err)
+			}
+		}
+	}
+	outs, err := p.Checkpoint(context.Background())
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, o := range outs {
+		f.Add(o.Value)
+	}
 	f.Add([]byte(`{"format":1}`))
 	f.Add([]byte(`{"snapshot_version":1,"source_partition":0,"source_offset":-1,"state":[]}`))
-	p := newTestPartition(f, 0)
+	fresh := newTestPartition(f, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := decodeSnapshot(b)
 		if err != nil {
@@ -69,7 +146,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("accepted offset %d", s.SourceOffset)
 		}
 		// Whatever decodes must restore or fail cleanly, never panic.
-		_, _ = p.restore("I-100", b)
+		_, _ = fresh.restore("I-100", b)
 	})
 }
 
