@@ -60,10 +60,10 @@ type evalOptions struct {
 	horizons                                        []time.Duration // nil: auto
 	warmup                                          time.Duration
 	// progressEvery is how often a long run reports progress on stderr (0: progressInterval).
-	progressEvery time.Duration
-	warmupSet                                       bool
-	asJSON, cleanReport, signals                    bool
-	files                                           []string
+	progressEvery                time.Duration
+	warmupSet                    bool
+	asJSON, cleanReport, signals bool
+	files                        []string
 }
 
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
