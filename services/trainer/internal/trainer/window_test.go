@@ -201,3 +201,28 @@ func TestRestoreFitsEachWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestListModelsReportsTrainingStatus: the first page of ListModels carries the training status of the
+// filtered intersections; later pages do not repeat it.
+func TestListModelsReportsTrainingStatus(t *testing.T) {
+	t.Parallel()
+	board := newStatusBoard()
+	board.applied(0, "I-1", t0, train.DefaultConfig(), []string{"N"})
+	board.reject(0, "I-2", t0, &rejection{cause: causeHorizons, detail: "TRAINER_HORIZONS=15m does not fit"})
+	api := NewAPI(modelsStoreWith(), nil, 8, testRegistry()).WithStatus(board)
+	resp, err := api.ListModels(context.Background(), &greenwavev1.ListModelsRequest{PageSize: 2, Filter: &greenwavev1.ModelFilter{IntersectionIds: []string{"I-2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := resp.GetTraining(); len(st) != 1 || st[0].GetIntersectionId() != "I-2" || st[0].GetRejected() != 1 || st[0].GetLastRejectionCause() != causeHorizons {
+		t.Fatalf("training %v", st)
+	}
+	all, err := api.ListModels(context.Background(), &greenwavev1.ListModelsRequest{PageSize: 2})
+	if err != nil || len(all.GetTraining()) != 2 || all.GetNextPageToken() == "" {
+		t.Fatalf("training %v, next %q, %v", all.GetTraining(), all.GetNextPageToken(), err)
+	}
+	next, err := api.ListModels(context.Background(), &greenwavev1.ListModelsRequest{PageSize: 2, PageToken: all.GetNextPageToken()})
+	if err != nil || len(next.GetTraining()) != 0 {
+		t.Fatalf("second page training %v, %v", next.GetTraining(), err)
+	}
+}
