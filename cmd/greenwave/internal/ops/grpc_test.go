@@ -240,9 +240,12 @@ func TestModelsListSaysWhyModelsAreMissing(t *testing.T) {
 			LastRejection: "TRAINER_HORIZONS=10m does not fit intersection 9001's 900 s window"},
 	}}
 	addr := serve(t, f, nil)
-	out, _, err := runCmd(t, modelsCmd, "list", "--addr", addr)
+	table, out, err := runCmd(t, modelsCmd, "list", "--addr", addr)
 	if err != nil {
 		t.Fatalf("models list: %v", err)
+	}
+	if strings.Contains(table, "why models") {
+		t.Errorf("the notes are on stdout, with the table:\n%s", table)
 	}
 	for _, want := range []string{
 		"why models are missing or not predicting:",

@@ -49,7 +49,7 @@ The filters combine (AND); a repeated filter flag, or a comma-separated value, m
 Without --all one page is printed and, when there are more, the next page's token goes to stderr.
 --json prints each model as one line of protojson (proto field names; covariance omitted).
 
-After the table, "why models are missing or not predicting" lists what the trainer reports about the
+After the table, on stderr, "why models are missing or not predicting" lists what the trainer reports about the
 intersections it trains: frames it dead-lettered, with the cause and the setting to fix (for example
 TRAINER_HORIZONS that do not fit an intersection's window), and models still warming up (the predictor falls
 back to persistence until a model has scored enough labels). With several trainer instances, the one answering
@@ -128,7 +128,8 @@ func modelsList(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if *asJSON {
 		return nil
 	}
-	return writeWhyMissing(stdout, training, warming)
+	// Notes go to stderr, like the paging hint: stdout stays the table, one model per line, for scripts.
+	return writeWhyMissing(stderr, training, warming)
 }
 
 // warmingUp says why a listed model does not predict yet: its promoted candidate has fewer updates (labels)
