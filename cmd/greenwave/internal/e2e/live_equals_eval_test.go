@@ -348,7 +348,10 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 		tc.name, len(liveFrames), len(live), predicted, fallbacks, checked)
 }
 
-// equivalenceChunks is how many parts TestLiveEqualsEval sends its input in, waiting for the models of each.
+// equivalenceChunks is how many parts TestLiveEqualsEval sends its input in, waiting for the models of each. A
+// part's weather is sent whole before its readings, so a part must span less than the weather table's retention
+// (clean.Config.WeatherRetention, 48 h) or the table would evict the part's first observations (the Metro slice's
+// parts are about 20 h).
 const equivalenceChunks = 4
 
 // feed gives records to an evaluator, without finishing it: the live cleaner keeps the last windows open too.
