@@ -26,7 +26,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
-const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--horizons 15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
+const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
 
 const evalDescription = `
 Runs the cleaner's and the trainer's own code (pkg/clean, pkg/train) over data files and scores the online
@@ -34,6 +34,10 @@ forecasts: records -> per-intersection clean.Intersection (flushed at the end) w
 feature frames -> one train.Learner per approach, exactly as the services run them.
 
 Records are read whole and stable-sorted by event time first (SCATS files list each approach's month in turn).
+Horizons: --horizons auto (the default) chooses, per intersection, those of 15m, 30m and 1h that are multiples of
+its window (1h for hourly Metro data), else one window — the rule of the trainer and the predictor
+(train.ConfigFor), so the figures describe the models the services train with their default settings. A run that
+lasts more than a few seconds prints its progress to stderr.
 Scores count only labels at least --warmup after the start of their series, and only measured (not imputed)
 targets. The model is scored on the learner's own test-then-train forecasts; the baselines (persistence,
 seasonal naive, historical average) on the learner's own evaluation; holdout_ols is batch OLS on the first 80 %
@@ -53,11 +57,13 @@ signal-control and compares Webster delays with a fixed-time plan (see greenwave
 // evalOptions are the parsed flags of greenwave eval.
 type evalOptions struct {
 	format, weather, topology, target, plot, labels string
-	horizons                                        []time.Duration
+	horizons                                        []time.Duration // nil: auto
 	warmup                                          time.Duration
-	warmupSet                                       bool
-	asJSON, cleanReport, signals                    bool
-	files                                           []string
+	// progressEvery is how often a long run reports progress on stderr (0: progressInterval).
+	progressEvery                time.Duration
+	warmupSet                    bool
+	asJSON, cleanReport, signals bool
+	files                        []string
 }
 
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,7 +73,7 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.weather, "weather", "", "canonical weather CSV `FILE` (for --format csv)")
 	fs.StringVar(&o.topology, "topology", "", "topology `FILE` (YAML); default: built in for metro, scats and nab")
 	fs.StringVar(&o.target, "target", train.TargetFlow, "predicted quantity: flow, occupancy or speed")
-	horizons := fs.String("horizons", "15m,30m,1h", "forecast horizons, multiples of the intersection window")
+	horizons := fs.String("horizons", "auto", "forecast horizons, multiples of every intersection's window; auto: those of 15m,30m,1h fitting each window (as the trainer)")
 	fs.DurationVar(&o.warmup, "warmup", evaluate.DefaultWarmup, "score only labels this long after the start of each series (--signals: default 168h)")
 	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")
 	fs.StringVar(&o.plot, "plot", "", "write predicted against observed and error by horizon to `FILE.png`")
@@ -101,13 +107,11 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(o.files) == 0 {
 		return usagef("eval: no data FILE given (see greenwave eval --help)")
 	}
-	for _, s := range strings.Split(*horizons, ",") {
-		d, err := time.ParseDuration(strings.TrimSpace(s))
-		if err != nil || d <= 0 {
-			return usagef("eval: --horizons: %q is not a positive duration such as 15m or 1h", s)
-		}
-		o.horizons = append(o.horizons, d)
+	hs, err := train.ParseHorizons("--horizons", strings.Split(*horizons, ","))
+	if err != nil {
+		return usagef("eval: %v", err)
 	}
+	o.horizons = hs
 	switch o.format {
 	case dataset.FormatCSV, dataset.FormatMetro, dataset.FormatSCATS, "nab":
 	default:
@@ -150,9 +154,14 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 	}
 	ev, err := evaluate.New(in.topo, cfg)
 	if err != nil {
+		if len(o.horizons) > 0 {
+			return fmt.Errorf("--horizons %s: %w (give multiples of every intersection's window, or auto)", train.FormatHorizons(o.horizons), err)
+		}
 		return err
 	}
-	for _, rec := range in.records {
+	prog := newProgress(stderr, len(in.records), o.progressEvery)
+	for i, rec := range in.records {
+		prog.tick(i)
 		switch {
 		case rec.Weather != nil:
 			ev.Weather(*rec.Weather)
@@ -166,6 +175,7 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	prog.done()
 	for k, n := range in.problems {
 		rep.Cleaning.Rejected["file_"+k] += n
 	}
@@ -545,4 +555,48 @@ func writePlot(path string, rep *evaluate.Report) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// progressInterval is how often greenwave eval reports progress: a run shorter than this prints nothing.
+const progressInterval = 5 * time.Second
+
+// progress reports on stderr how far a long evaluation is, every interval of wall time.
+type progress struct {
+	w        io.Writer
+	total    int
+	every    time.Duration
+	start    time.Time
+	last     time.Time
+	reported bool
+}
+
+func newProgress(w io.Writer, total int, every time.Duration) *progress {
+	if every <= 0 {
+		every = progressInterval
+	}
+	now := time.Now()
+	return &progress{w: w, total: total, every: every, start: now, last: now}
+}
+
+// tick is called before record i; it looks at the clock only every 4096 records.
+func (p *progress) tick(i int) {
+	if i%4096 != 0 || i == 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.last) < p.every {
+		return
+	}
+	p.last, p.reported = now, true
+	el := now.Sub(p.start)
+	eta := time.Duration(float64(el) * float64(p.total-i) / float64(i))
+	fmt.Fprintf(p.w, "greenwave eval: %d of %d records (%.0f %%), %v elapsed, about %v left\n",
+		i, p.total, 100*float64(i)/float64(p.total), el.Round(time.Second), eta.Round(time.Second))
+}
+
+// done reports the end of a run that reported progress.
+func (p *progress) done() {
+	if p.reported {
+		fmt.Fprintf(p.w, "greenwave eval: %d records in %v\n", p.total, time.Since(p.start).Round(time.Second))
+	}
 }

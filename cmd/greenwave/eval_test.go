@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files of the eval tests")
@@ -138,5 +139,54 @@ func sameJSON(a, b any) bool {
 		return ok && math.Abs(x-y) <= 1e-9*math.Max(math.Abs(x), math.Abs(y))
 	default:
 		return a == b
+	}
+}
+
+// TestEvalHorizonsFitTheWindow: without --horizons, eval picks the horizons the trainer would for the data's
+// window (1h for the fixture's hourly windows); given horizons that do not fit fail naming --horizons.
+func TestEvalHorizonsFitTheWindow(t *testing.T) {
+	t.Parallel()
+	base := []string{"eval", "--format", "csv", "--topology", "testdata/eval/topology.yaml", "--weather", "testdata/eval/weather.csv", "--warmup", "0s", "--json"}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), append(base, "testdata/eval/readings.csv"), &stdout, &stderr); err != nil {
+		t.Fatalf("eval: %v (%s)", err, stderr.String())
+	}
+	var out evalJSON
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Horizons) != 1 || out.Horizons[0].HorizonS != 3600 || out.Horizons[0].Model.N == 0 {
+		t.Fatalf("auto horizons on hourly data: %+v, want one scored 3600 s horizon", out.Horizons)
+	}
+	if stderr.Len() != 0 {
+		t.Fatalf("a short run printed %q on stderr", stderr.String())
+	}
+	stdout.Reset()
+	err := run(context.Background(), append(base, "--horizons", "15m,1h", "testdata/eval/readings.csv"), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--horizons 15m,1h") || !strings.Contains(err.Error(), "3600 s window") {
+		t.Fatalf("err %v, want one naming --horizons and the 3600 s window", err)
+	}
+}
+
+func TestEvalProgress(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	p := newProgress(&buf, 3*4096, time.Nanosecond)
+	p.tick(0)
+	p.tick(1)
+	if buf.Len() != 0 {
+		t.Fatalf("progress before any work: %q", buf.String())
+	}
+	p.tick(4096)
+	p.done()
+	if got := buf.String(); !strings.Contains(got, "4096 of 12288 records (33 %)") || !strings.Contains(got, "12288 records in") {
+		t.Fatalf("progress %q", got)
+	}
+	var quiet bytes.Buffer
+	q := newProgress(&quiet, 3*4096, time.Hour)
+	q.tick(4096)
+	q.done()
+	if quiet.Len() != 0 {
+		t.Fatalf("a run shorter than the interval printed %q", quiet.String())
 	}
 }

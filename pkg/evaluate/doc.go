@@ -14,7 +14,7 @@
 //     intersection id or, when empty, by the topology's detector index. At the end every intersection is
 //     flushed (clean.Intersection.Flush), as a replay ends.
 //  3. Every frame the cleaner emits is applied, approach by approach, to that approach's train.Learner
-//     (Config.Train with WindowS set to the intersection's window) — what the trainer service does with a frame.
+//     (train.ConfigFor(Config.Train, the intersection's window), the trainer service's rule) — what the trainer service does with a frame.
 //
 // # Scoring (Report.Horizons)
 //

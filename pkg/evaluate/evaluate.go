@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -21,8 +22,9 @@ const DefaultWarmup = 28 * 24 * time.Hour
 type Config struct {
 	// Clean configures every intersection's cleaner and the weather table.
 	Clean clean.Config
-	// Train configures every approach's learner. WindowS is ignored: each intersection's learners get its
-	// topology window, as the trainer must be configured for the windows the cleaner emits.
+	// Train is the learners' base configuration. Each intersection's learners get train.ConfigFor(Train, its
+	// topology window) — the trainer service's rule for the windows the cleaner emits — so WindowS is ignored,
+	// and empty Horizons choose train.AutoHorizons of the window.
 	Train train.Config
 	// Warmup: only labels at least this long after the start of their series are scored (see the package
 	// documentation). 0 scores everything.
@@ -34,11 +36,15 @@ type Config struct {
 	Flags bool
 	// Signals, when set, replays signal-control's decisions and scores them (Report.Signals).
 	Signals *SignalConfig
+	// Observe, when set, is called after every vector a learner applied, with the learner (do not modify it)
+	// and its Update: for checks that the live services compute exactly what the evaluation does.
+	Observe func(f features.Frame, v features.Vector, l *train.Learner, up train.Update)
 }
 
-// DefaultConfig returns the services' defaults (clean.DefaultConfig, train.DefaultConfig) and DefaultWarmup.
+// DefaultConfig returns the services' defaults (clean.DefaultConfig, train.BaseConfig: horizons fitted to each
+// intersection's window) and DefaultWarmup.
 func DefaultConfig() Config {
-	return Config{Clean: clean.DefaultConfig(), Train: train.DefaultConfig(), Warmup: DefaultWarmup}
+	return Config{Clean: clean.DefaultConfig(), Train: train.BaseConfig(), Warmup: DefaultWarmup}
 }
 
 // Evaluator runs the cleaner and the learners over one data set. Feed it in event-time order with Weather and
@@ -191,9 +197,8 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 		}
 		cl.SetUpstream(states)
 		states[in.ID] = cl
-		tc := cfg.Train
-		tc.WindowS = in.Window()
-		if err := tc.Validate(); err != nil {
+		tc, err := train.ConfigFor(cfg.Train, in.Window())
+		if err != nil {
 			errs = append(errs, fmt.Errorf("intersection %s (window %d s): %w", in.ID, in.Window(), err))
 			continue
 		}
@@ -335,6 +340,9 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 		if err != nil {
 			return fmt.Errorf("evaluate: %w", err)
 		}
+		if e.cfg.Observe != nil {
+			e.cfg.Observe(f, v, s.learner, up)
+		}
 		for i, hu := range up.Horizons {
 			s.pend[i][t+int64(hu.Horizon/time.Second)] = hu.Forecast
 		}
@@ -380,11 +388,15 @@ func (e *Evaluator) Finish() (*Report, error) {
 		}
 	}
 	rep := &Report{Vectors: e.vectors, Cleaning: e.cleaning, Trace: e.trace, Flags: e.flags}
-	for i, h := range e.cfg.Train.Horizons {
+	for _, h := range e.Horizons() {
 		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}}
 		var model errSums
 		base := map[string]errSums{}
 		for _, r := range e.order {
+			i := slices.Index(r.tc.Horizons, h)
+			if i < 0 {
+				continue
+			}
 			for _, s := range r.series {
 				model.add(s.model[i])
 				if s.learner == nil || !s.boundary {
@@ -410,6 +422,21 @@ func (e *Evaluator) Finish() (*Report, error) {
 	}
 	sort.SliceStable(rep.Flags, func(i, j int) bool { return rep.Flags[i].Time.Before(rep.Flags[j].Time) })
 	return rep, nil
+}
+
+// Horizons returns every horizon some intersection's learners run, in increasing order: the configured ones, or
+// those train.AutoHorizons chose for each window.
+func (e *Evaluator) Horizons() []time.Duration {
+	var out []time.Duration
+	for _, r := range e.order {
+		for _, h := range r.tc.Horizons {
+			if !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // featureNames returns the regression input names of the learners (the frames' names without "bias").

@@ -8,6 +8,14 @@
 // [RestoreLearner]) and replaying the following frames gives snapshots that are proto.Equal, bit for bit, to an
 // uninterrupted run.
 //
+// # Configuration: one rule for every window
+//
+// [ConfigFor] fits a base configuration ([BaseConfig] plus the operator's horizons) to an intersection's window:
+// the trainer service applies it to each intersection's frames, the predictor uses its horizons, and greenwave
+// eval applies it to the topology's window, so a live model equals the offline one. Without configured horizons it
+// chooses [AutoHorizons]: those of [DefaultHorizons] (15, 30, 60 minutes) that are multiples of the window, else
+// one window. [DefaultConfig] is that rule's result for 300-s windows.
+//
 // # Delayed labels (test-then-train)
 //
 // Frames arrive in event-time order, one per window of Config.WindowS seconds. Apply(frame at t):

@@ -38,8 +38,9 @@ type HorizonUpdate struct {
 	PromotedFrom, PromotedTo string
 	// Drift is true when Page-Hinkley fired and every candidate's covariance was reset.
 	Drift bool
-	// Forecast is the promoted candidate's forecast of Window+Horizon in the target's natural unit, within its
-	// physical range as Model.Predict serves it, NaN when it could not be made.
+	// Forecast is the forecast of Window+Horizon, in the target's natural unit and within its physical range, by
+	// the candidate promoted after this window (the one the learner's snapshots serve: Model.Predict gives the
+	// same value), NaN when it could not be made.
 	Forecast float64
 }
 
@@ -291,7 +292,6 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 			m.pending = append(m.pending[:0], m.pending[over:]...)
 			hu.Expired += over
 		}
-		hu.Forecast = p.forecasts[m.promoted]
 		if hu.Labelled > 0 {
 			from := m.promoted
 			if m.promote(l.cfg) {
@@ -304,6 +304,14 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 			m.detected, m.driftAt = true, start
 			m.resetCovariances()
 		}
+		// The forecast and interval of this window are those of the model as it now stands — the candidate
+		// promoted after this window's labels, with its covariance after any drift reset — which is what a
+		// snapshot taken now serves (Predict): the evaluation scores exactly the forecasts the predictor makes.
+		last := &m.pending[len(m.pending)-1]
+		if hu.Promoted || hu.Drift {
+			last.lo, last.hi = interval(m.cands[m.promoted], last.x, l.cfg.IntervalConfidence, scale, l.tgt)
+		}
+		hu.Forecast = last.forecasts[m.promoted]
 	}
 	l.applied, l.last, l.lastEnd = true, start, end
 	l.version++

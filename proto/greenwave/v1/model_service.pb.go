@@ -288,6 +288,10 @@ type ListModelsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Models        []*ModelSnapshot       `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// training is, on the first page only, the training status of the intersections of the filter (all when it
+	// names none) that the answering trainer instance trains (its partitions: every intersection when one instance
+	// runs). It says why a model is missing: frames rejected (with the setting to fix), or no frame applied yet.
+	Training      []*IntersectionTrainingStatus `protobuf:"bytes,3,rep,name=training,proto3" json:"training,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -334,6 +338,13 @@ func (x *ListModelsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListModelsResponse) GetTraining() []*IntersectionTrainingStatus {
+	if x != nil {
+		return x.Training
+	}
+	return nil
 }
 
 // WatchModelsRequest filters the watched models.
@@ -439,7 +450,7 @@ var File_greenwave_v1_model_service_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_model_service_proto_rawDesc = "" +
 	"\n" +
-	" greenwave/v1/model_service.proto\x12\fgreenwave.v1\x1a\x19greenwave/v1/models.proto\"\xf0\x01\n" +
+	" greenwave/v1/model_service.proto\x12\fgreenwave.v1\x1a\x19greenwave/v1/models.proto\x1a!greenwave/v1/trainer_status.proto\"\xf0\x01\n" +
 	"\x0fGetModelRequest\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12'\n" +
 	"\x0fintersection_id\x18\x02 \x01(\tR\x0eintersectionId\x12\x1f\n" +
@@ -460,10 +471,11 @@ const file_greenwave_v1_model_service_proto_rawDesc = "" +
 	"\x06filter\x18\x01 \x01(\v2\x19.greenwave.v1.ModelFilterR\x06filter\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"q\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xb7\x01\n" +
 	"\x12ListModelsResponse\x123\n" +
 	"\x06models\x18\x01 \x03(\v2\x1b.greenwave.v1.ModelSnapshotR\x06models\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"G\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12D\n" +
+	"\btraining\x18\x03 \x03(\v2(.greenwave.v1.IntersectionTrainingStatusR\btraining\"G\n" +
 	"\x12WatchModelsRequest\x121\n" +
 	"\x06filter\x18\x01 \x01(\v2\x19.greenwave.v1.ModelFilterR\x06filter\"b\n" +
 	"\x13WatchModelsResponse\x121\n" +
@@ -489,15 +501,16 @@ func file_greenwave_v1_model_service_proto_rawDescGZIP() []byte {
 
 var file_greenwave_v1_model_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_greenwave_v1_model_service_proto_goTypes = []any{
-	(*GetModelRequest)(nil),     // 0: greenwave.v1.GetModelRequest
-	(*GetModelResponse)(nil),    // 1: greenwave.v1.GetModelResponse
-	(*ModelFilter)(nil),         // 2: greenwave.v1.ModelFilter
-	(*ListModelsRequest)(nil),   // 3: greenwave.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),  // 4: greenwave.v1.ListModelsResponse
-	(*WatchModelsRequest)(nil),  // 5: greenwave.v1.WatchModelsRequest
-	(*WatchModelsResponse)(nil), // 6: greenwave.v1.WatchModelsResponse
-	(Target)(0),                 // 7: greenwave.v1.Target
-	(*ModelSnapshot)(nil),       // 8: greenwave.v1.ModelSnapshot
+	(*GetModelRequest)(nil),            // 0: greenwave.v1.GetModelRequest
+	(*GetModelResponse)(nil),           // 1: greenwave.v1.GetModelResponse
+	(*ModelFilter)(nil),                // 2: greenwave.v1.ModelFilter
+	(*ListModelsRequest)(nil),          // 3: greenwave.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),         // 4: greenwave.v1.ListModelsResponse
+	(*WatchModelsRequest)(nil),         // 5: greenwave.v1.WatchModelsRequest
+	(*WatchModelsResponse)(nil),        // 6: greenwave.v1.WatchModelsResponse
+	(Target)(0),                        // 7: greenwave.v1.Target
+	(*ModelSnapshot)(nil),              // 8: greenwave.v1.ModelSnapshot
+	(*IntersectionTrainingStatus)(nil), // 9: greenwave.v1.IntersectionTrainingStatus
 }
 var file_greenwave_v1_model_service_proto_depIdxs = []int32{
 	7,  // 0: greenwave.v1.GetModelRequest.target:type_name -> greenwave.v1.Target
@@ -505,19 +518,20 @@ var file_greenwave_v1_model_service_proto_depIdxs = []int32{
 	7,  // 2: greenwave.v1.ModelFilter.target:type_name -> greenwave.v1.Target
 	2,  // 3: greenwave.v1.ListModelsRequest.filter:type_name -> greenwave.v1.ModelFilter
 	8,  // 4: greenwave.v1.ListModelsResponse.models:type_name -> greenwave.v1.ModelSnapshot
-	2,  // 5: greenwave.v1.WatchModelsRequest.filter:type_name -> greenwave.v1.ModelFilter
-	8,  // 6: greenwave.v1.WatchModelsResponse.model:type_name -> greenwave.v1.ModelSnapshot
-	0,  // 7: greenwave.v1.ModelService.GetModel:input_type -> greenwave.v1.GetModelRequest
-	3,  // 8: greenwave.v1.ModelService.ListModels:input_type -> greenwave.v1.ListModelsRequest
-	5,  // 9: greenwave.v1.ModelService.WatchModels:input_type -> greenwave.v1.WatchModelsRequest
-	1,  // 10: greenwave.v1.ModelService.GetModel:output_type -> greenwave.v1.GetModelResponse
-	4,  // 11: greenwave.v1.ModelService.ListModels:output_type -> greenwave.v1.ListModelsResponse
-	6,  // 12: greenwave.v1.ModelService.WatchModels:output_type -> greenwave.v1.WatchModelsResponse
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	9,  // 5: greenwave.v1.ListModelsResponse.training:type_name -> greenwave.v1.IntersectionTrainingStatus
+	2,  // 6: greenwave.v1.WatchModelsRequest.filter:type_name -> greenwave.v1.ModelFilter
+	8,  // 7: greenwave.v1.WatchModelsResponse.model:type_name -> greenwave.v1.ModelSnapshot
+	0,  // 8: greenwave.v1.ModelService.GetModel:input_type -> greenwave.v1.GetModelRequest
+	3,  // 9: greenwave.v1.ModelService.ListModels:input_type -> greenwave.v1.ListModelsRequest
+	5,  // 10: greenwave.v1.ModelService.WatchModels:input_type -> greenwave.v1.WatchModelsRequest
+	1,  // 11: greenwave.v1.ModelService.GetModel:output_type -> greenwave.v1.GetModelResponse
+	4,  // 12: greenwave.v1.ModelService.ListModels:output_type -> greenwave.v1.ListModelsResponse
+	6,  // 13: greenwave.v1.ModelService.WatchModels:output_type -> greenwave.v1.WatchModelsResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_model_service_proto_init() }
@@ -526,6 +540,7 @@ func file_greenwave_v1_model_service_proto_init() {
 		return
 	}
 	file_greenwave_v1_models_proto_init()
+	file_greenwave_v1_trainer_status_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

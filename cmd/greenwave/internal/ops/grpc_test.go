@@ -41,6 +41,8 @@ type fakeServices struct {
 	greenwavev1.UnimplementedSignalControlServiceServer
 	models []*greenwavev1.ModelSnapshot // in model id order
 	plans  []*greenwavev1.SignalPlan
+	// training is the training status ListModels returns on the first page.
+	training []*greenwavev1.IntersectionTrainingStatus
 
 	mu      sync.Mutex
 	auth    []string
@@ -69,6 +71,9 @@ func (f *fakeServices) ListModels(ctx context.Context, req *greenwavev1.ListMode
 	}
 	end := min(start+int(req.GetPageSize()), len(f.models))
 	resp := &greenwavev1.ListModelsResponse{Models: f.models[start:end]}
+	if req.GetPageToken() == "" {
+		resp.Training = f.training
+	}
 	if end < len(f.models) {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(f.models[end-1].GetModelId()))
 	}
@@ -220,6 +225,39 @@ func TestModelsList(t *testing.T) {
 				t.Errorf("stderr %q, want %q", stderr, tt.wantStderr)
 			}
 		})
+	}
+}
+
+// TestModelsListSaysWhyModelsAreMissing: the trainer's rejections (cause and the setting to fix) and the models
+// still warming up follow the table.
+func TestModelsListSaysWhyModelsAreMissing(t *testing.T) {
+	t.Parallel()
+	warm := testModel("I-100/N/900/flow", 2)
+	warm.Candidates[0].State.Updates = 1
+	f := &fakeServices{models: []*greenwavev1.ModelSnapshot{testModel("I-100/E/900/flow", 7), warm}, training: []*greenwavev1.IntersectionTrainingStatus{
+		{IntersectionId: "I-100", WindowS: 300, HorizonsS: []uint32{900}, VectorsApplied: 14},
+		{IntersectionId: "9001", Rejected: 96, LastRejectionCause: "horizons_do_not_fit_window", LastRejectedWindow: timestamppb.New(time.Date(2006, 10, 1, 0, 0, 0, 0, time.UTC)),
+			LastRejection: "TRAINER_HORIZONS=10m does not fit intersection 9001's 900 s window"},
+	}}
+	addr := serve(t, f, nil)
+	table, out, err := runCmd(t, modelsCmd, "list", "--addr", addr)
+	if err != nil {
+		t.Fatalf("models list: %v", err)
+	}
+	if strings.Contains(table, "why models") {
+		t.Errorf("the notes are on stdout, with the table:\n%s", table)
+	}
+	for _, want := range []string{
+		"why models are missing or not predicting:",
+		"9001: no model: every frame rejected (96, last 2006-10-01T00:00Z, cause horizons_do_not_fit_window): TRAINER_HORIZONS=10m does not fit",
+		"I-100/N/900/flow: warming up: 1 of 4 labels before it predicts",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "I-100/E/900/flow: warming") || strings.Contains(out, "I-100: ") {
+		t.Errorf("a healthy model or intersection is reported:\n%s", out)
 	}
 }
 

@@ -47,7 +47,13 @@ test-then-train MAE and RMSE, the number of labels it was scored on, the empiric
 intervals against their nominal confidence, whether drift is detected, and the last feature window applied.
 The filters combine (AND); a repeated filter flag, or a comma-separated value, matches any of its values.
 Without --all one page is printed and, when there are more, the next page's token goes to stderr.
---json prints each model as one line of protojson (proto field names; covariance omitted).`
+--json prints each model as one line of protojson (proto field names; covariance omitted).
+
+After the table, on stderr, "why models are missing or not predicting" lists what the trainer reports about the
+intersections it trains: frames it dead-lettered, with the cause and the setting to fix (for example
+TRAINER_HORIZONS that do not fit an intersection's window), and models still warming up (the predictor falls
+back to persistence until a model has scored enough labels). With several trainer instances, the one answering
+reports only the partitions it owns.`
 
 func modelsList(ctx context.Context, args []string, stdout, stderr io.Writer, lookup lookupFunc) error {
 	fs := newFlagSet("models list", "[flags]", listDescription, stderr)
@@ -84,6 +90,8 @@ func modelsList(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		PageSize: int32(*pageSize), PageToken: *pageToken,
 	}
 	out := newModelPrinter(stdout, *asJSON)
+	var training []*greenwavev1.IntersectionTrainingStatus
+	var warming []string
 	for {
 		resp, err := callWithTimeout(ctx, gf.timeout, func(ctx context.Context) (*greenwavev1.ListModelsResponse, error) {
 			return client.ListModels(ctx, req)
@@ -93,7 +101,11 @@ func modelsList(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		}
 		for _, m := range resp.GetModels() {
 			out.add(m)
+			if w := warmingUp(m); w != "" {
+				warming = append(warming, w)
+			}
 		}
+		training = append(training, resp.GetTraining()...)
 		next := resp.GetNextPageToken()
 		if next == "" {
 			break
@@ -110,7 +122,62 @@ func modelsList(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if out.count() == 0 && !*asJSON {
 		fmt.Fprintln(stderr, "greenwave: models list: no models match (the trainer publishes a model after its first feature window)")
 	}
-	return out.flush()
+	if err := out.flush(); err != nil {
+		return err
+	}
+	if *asJSON {
+		return nil
+	}
+	// Notes go to stderr, like the paging hint: stdout stays the table, one model per line, for scripts.
+	return writeWhyMissing(stderr, training, warming)
+}
+
+// warmingUp says why a listed model does not predict yet: its promoted candidate has fewer updates (labels)
+// than the predictor needs for a noise estimate (the number of regression inputs plus two). "" when it predicts.
+func warmingUp(m *greenwavev1.ModelSnapshot) string {
+	need := uint64(len(m.GetFeatureNames()) + 2)
+	got := promotedCandidate(m).GetState().GetUpdates()
+	if got >= need {
+		return ""
+	}
+	return fmt.Sprintf("%s: warming up: %d of %d labels before it predicts (a label comes one horizon after its window); predictions fall back to persistence until then",
+		m.GetModelId(), got, need)
+}
+
+// writeWhyMissing prints the trainer's rejections and the models warming up, if any.
+func writeWhyMissing(w io.Writer, training []*greenwavev1.IntersectionTrainingStatus, warming []string) error {
+	var lines []string
+	for _, st := range training {
+		if st.GetRejected() == 0 {
+			continue
+		}
+		what := "some frames rejected"
+		if st.GetVectorsApplied() == 0 {
+			what = "no model: every frame rejected"
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s (%d, last %s, cause %s): %s", st.GetIntersectionId(), what, st.GetRejected(),
+			formatTime(st.GetLastRejectedWindow().AsTime(), st.GetLastRejectedWindow() != nil), st.GetLastRejectionCause(), st.GetLastRejection()))
+	}
+	const maxWarming = 20
+	for i, l := range warming {
+		if i == maxWarming {
+			lines = append(lines, fmt.Sprintf("… and %d more models warming up", len(warming)-maxWarming))
+			break
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w, "\nwhy models are missing or not predicting:"); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintf(w, "  %s\n", l); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	}
+	return nil
 }
 
 // callWithTimeout runs one unary call under --timeout.

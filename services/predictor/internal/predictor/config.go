@@ -7,13 +7,14 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/congestion"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // Config is the predictor's configuration.
 type Config struct {
 	app.Common
-	Horizons         []string      `env:"PREDICTOR_HORIZONS" default:"15m,30m,1h" help:"horizons predicted for every approach (must match the trainer's)"`
+	Horizons         []string      `env:"PREDICTOR_HORIZONS" default:"auto" help:"horizons predicted for every approach, each a multiple of every intersection's window; auto: the trainer's rule (those of 15m, 30m, 1h that are multiples of the window, else one window). Must equal TRAINER_HORIZONS"`
 	Targets          []string      `env:"PREDICTOR_TARGETS" default:"flow" help:"targets predicted for every approach and horizon: flow, occupancy, speed (models trained for them must exist; flow alone drives signal control)"`
 	MaxModelAge      time.Duration `env:"PREDICTOR_MAX_MODEL_AGE" default:"2h" help:"event time since a model last learned after which its predictions are marked stale"`
 	Confidence       float64       `env:"PREDICTOR_CONFIDENCE" default:"0.9" help:"coverage of the prediction intervals (keep equal to the trainer's interval confidence, 0.9)"`
@@ -27,17 +28,16 @@ type Config struct {
 	WriteLinger      time.Duration `env:"PREDICTOR_WRITE_LINGER" default:"10us" help:"how long a write of predictions waits for more records to batch with (kafka-go BatchTimeout); each partition writes its whole batch at once, so waiting only adds latency"`
 }
 
+// horizons returns the configured horizons, nil for auto (train.ParseHorizons).
 func (c *Config) horizons() ([]time.Duration, error) {
-	var hs []time.Duration
-	for _, s := range c.Horizons {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 || d%time.Second != 0 {
-			return nil, fmt.Errorf("PREDICTOR_HORIZONS: %q is not a positive whole number of seconds", s)
-		}
-		hs = append(hs, d)
+	hs, err := train.ParseHorizons("PREDICTOR_HORIZONS", c.Horizons)
+	if err != nil {
+		return nil, err
 	}
-	if len(hs) == 0 {
-		return nil, errors.New("PREDICTOR_HORIZONS is empty")
+	base := train.BaseConfig()
+	base.Horizons = hs
+	if err := base.ValidateBase(); err != nil {
+		return nil, fmt.Errorf("PREDICTOR_HORIZONS: %s", train.OneLine(err))
 	}
 	return hs, nil
 }

@@ -27,8 +27,9 @@ const maxContributions = 5
 // id, as long as the models have not learned since — see the package documentation. It is safe for concurrent
 // use.
 type Predictor struct {
-	models     *models.Store
-	horizons   []time.Duration
+	models *models.Store
+	// horizons chooses each frame's horizons from its window, as the trainer does (nil: testHorizons' fixed set).
+	horizons   *horizonRule
 	targets    []target
 	maxAge     time.Duration
 	confidence float64
@@ -51,15 +52,19 @@ func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPredicti
 		IntersectionId: f.IntersectionID, WindowStart: timestamppb.New(f.WindowStart), WindowEnd: timestamppb.New(f.WindowEnd),
 		Weather: wire.FrameProto(features.Frame{Weather: f.Weather}).GetWeather(),
 	}
-	shortest := pr.horizons[0]
-	for _, h := range pr.horizons[1:] {
+	horizons, _ := pr.horizons.of(f) // a frame whose window fits no horizon gets no forecast (Handle dead-letters it)
+	if len(horizons) == 0 {
+		return out
+	}
+	shortest := horizons[0]
+	for _, h := range horizons[1:] {
 		shortest = min(shortest, h)
 	}
 	var worst *greenwavev1.Prediction
 	for _, v := range f.Approaches {
 		ap := &greenwavev1.ApproachPrediction{ApproachId: v.ApproachID, CapacityVph: v.CapacityVPH, Observed: wire.ObservedProto(v.Observed)}
 		for _, tg := range pr.targets {
-			for _, h := range pr.horizons {
+			for _, h := range horizons {
 				p, ok := pr.predictOne(f, v, tg, h)
 				if !ok {
 					continue

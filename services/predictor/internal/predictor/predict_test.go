@@ -63,7 +63,7 @@ func trainedStore(t testing.TB, n int) *models.Store {
 }
 
 func newTestPredictor(store *models.Store, maxAge time.Duration) *Predictor {
-	return &Predictor{models: store, horizons: testHorizons, targets: []target{flowTarget}, maxAge: maxAge, confidence: 0.9, classify: congestion.DefaultClassifier()}
+	return &Predictor{models: store, horizons: newHorizonRule(testHorizons), targets: []target{flowTarget}, maxAge: maxAge, confidence: 0.9, classify: congestion.DefaultClassifier()}
 }
 
 func TestPredictModelAge(t *testing.T) {

@@ -33,17 +33,19 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // partition predicts frames of one partition; the predictor's only state is the shared model store.
 type partition struct {
-	pred    *Predictor
-	names   topics.Names
-	hub     *broadcast.Hub[*greenwavev1.IntersectionPrediction]
-	metrics *metrics
-	now     func() time.Time
+	pred       *Predictor
+	rejections *rejections // nil: not counted (tests)
+	names      topics.Names
+	hub        *broadcast.Hub[*greenwavev1.IntersectionPrediction]
+	metrics    *metrics
+	now        func() time.Time
 	// commitInterval is the CheckpointInterval (0: commit after every batch).
 	commitInterval time.Duration
 	// batch holds the predictions handled but not yet acknowledged by Kafka, began when their frames were
@@ -65,7 +67,18 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 	if fp.GetIntersectionId() == "" || fp.GetWindowStart() == nil || fp.GetWindowEnd() == nil {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "features without intersection_id, window_start or window_end")
 	}
-	pred := p.pred.Predict(wire.Frame(&fp))
+	f := wire.Frame(&fp)
+	if _, err := p.pred.horizons.of(f); err != nil {
+		cause, key := causeBadWindow, ""
+		if ws := f.WindowEnd.Sub(f.WindowStart); train.CheckWindow(int(ws/time.Second)) == nil {
+			cause, key = causeHorizons, ws.String()
+		}
+		p.rejections.add(cause, key, f.IntersectionID, err.Error())
+		rej := stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "frame %s: %v", fp.GetEventId(), err)
+		rej.EventID = fp.GetEventId()
+		return nil, rej
+	}
+	pred := p.pred.Predict(f)
 	b, err := proto.Marshal(pred)
 	if err != nil {
 		return nil, fmt.Errorf("encode prediction %s: %w", pred.GetEventId(), err)
@@ -142,6 +155,10 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 	s.metrics = newMetrics(reg, s.store, s.hub)
 	// Set before any partition predicts; the reporter needs the service's logger and metrics.
 	pred.mismatches = &mismatchReporter{log: log, count: s.metrics.mismatches}
+	if pred.horizons == nil {
+		pred.horizons = newHorizonRule(nil)
+	}
+	rejected := newRejections(reg, log)
 	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
 	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger, Registerer: reg})
 	newHandler := func(ctx context.Context, _ int) (stream.Handler, error) {
@@ -150,7 +167,7 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &partition{pred: pred, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval}, nil
+		return &partition{pred: pred, rejections: rejected, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval}, nil
 	}
 	s.proc = stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: sc.brokers, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
@@ -228,7 +245,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	if err != nil {
 		return err
 	}
-	pred := &Predictor{models: models.NewStore(), horizons: horizons, targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
+	pred := &Predictor{models: models.NewStore(), horizons: newHorizonRule(horizons), targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
 	svc := newService(serviceConfig{
 		brokers: cfg.Brokers, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer,
 		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger,

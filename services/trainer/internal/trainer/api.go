@@ -33,6 +33,13 @@ type API struct {
 	hub      *broadcast.Hub[*greenwavev1.ModelSnapshot]
 	buffer   int
 	requests *prometheus.CounterVec
+	status   *statusBoard // nil: no training status in ListModels
+}
+
+// WithStatus makes ListModels report the training status this instance keeps (see IntersectionTrainingStatus).
+func (a *API) WithStatus(b *statusBoard) *API {
+	a.status = b
+	return a
 }
 
 // NewAPI returns ModelService over store and hub. buffer is how many distinct models a WatchModels subscriber
@@ -150,6 +157,9 @@ func (a *API) ListModels(_ context.Context, req *greenwavev1.ListModelsRequest) 
 	}
 	if more && len(list) > 0 {
 		resp.NextPageToken = pageToken(list[len(list)-1].GetModelId())
+	}
+	if req.GetPageToken() == "" {
+		resp.Training = a.status.list(req.GetFilter().GetIntersectionIds())
 	}
 	return resp, nil
 }

@@ -11,25 +11,24 @@ import (
 // Config is the trainer's configuration, read from the environment (see docs/trainer.md).
 type Config struct {
 	app.Common
-	Horizons         []string      `env:"TRAINER_HORIZONS" default:"15m,30m,1h" help:"forecast horizons, one model per approach and horizon"`
+	Horizons         []string      `env:"TRAINER_HORIZONS" default:"auto" help:"forecast horizons, one model per approach and horizon, each a multiple of every intersection's window (topology window_s); auto: those of 15m, 30m, 1h that are multiples of the intersection's window, else one window (train.AutoHorizons; keep PREDICTOR_HORIZONS equal)"`
 	MaxBatch         int           `env:"TRAINER_MAX_BATCH" default:"200" help:"frames handled before snapshots are written and offsets committed (a batch also ends when the partition is caught up)"`
 	SessionTimeout   time.Duration `env:"TRAINER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
 	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"0s" help:"snapshot models (and commit input offsets) at most this often; 0 snapshots after every batch. Larger values cut models-topic volume at the cost of a longer replay after a crash (e.g. 15m for thousands of intersections)"`
 	SubscriberBuffer int           `env:"TRAINER_SUBSCRIBER_BUFFER" default:"4096" help:"distinct models a WatchModels subscriber may lag behind before it is ended"`
 }
 
-// trainConfig builds the learners' configuration: the package defaults with the configured horizons.
+// trainConfig builds the learners' base configuration: train.BaseConfig with the configured horizons (none for
+// auto). Each intersection's learners get train.ConfigFor(base, its frames' window), the rule greenwave eval
+// applies to the topology's window, so a live model equals the offline one.
 func (c *Config) trainConfig() (train.Config, error) {
-	tc := train.DefaultConfig()
-	tc.Horizons = nil
-	for _, s := range c.Horizons {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return tc, fmt.Errorf("TRAINER_HORIZONS: %q is not a positive duration", s)
-		}
-		tc.Horizons = append(tc.Horizons, d)
+	tc := train.BaseConfig()
+	hs, err := train.ParseHorizons("TRAINER_HORIZONS", c.Horizons)
+	if err != nil {
+		return tc, err
 	}
-	if err := tc.Validate(); err != nil {
+	tc.Horizons = hs
+	if err := tc.ValidateBase(); err != nil {
 		return tc, fmt.Errorf("TRAINER_HORIZONS: %w", err)
 	}
 	return tc, nil

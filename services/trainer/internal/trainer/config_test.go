@@ -18,7 +18,12 @@ func TestConfig(t *testing.T) {
 		{name: "every problem named", env: map[string]string{
 			"TRAINER_SESSION_TIMEOUT": "0s", "TRAINER_MAX_BATCH": "0", "TRAINER_SUBSCRIBER_BUFFER": "0", "TRAINER_HORIZONS": "15m,soon",
 		}, want: []string{"TRAINER_SESSION_TIMEOUT", "TRAINER_MAX_BATCH", "TRAINER_SUBSCRIBER_BUFFER", "TRAINER_HORIZONS"}},
-		{name: "horizon not a multiple of the window", env: map[string]string{"TRAINER_HORIZONS": "7m"}, want: []string{"TRAINER_HORIZONS"}},
+		// Whether a horizon fits is a question for each intersection's window, answered per frame (configFor).
+		{name: "horizon fitting some windows", env: map[string]string{"TRAINER_HORIZONS": "7m"}},
+		{name: "auto", env: map[string]string{"TRAINER_HORIZONS": "auto"}},
+		{name: "auto mixed with horizons", env: map[string]string{"TRAINER_HORIZONS": "auto,15m"}, want: []string{"TRAINER_HORIZONS"}},
+		{name: "horizon repeated", env: map[string]string{"TRAINER_HORIZONS": "15m,15m"}, want: []string{"TRAINER_HORIZONS", "repeated"}},
+		{name: "horizon beyond a week", env: map[string]string{"TRAINER_HORIZONS": "200h"}, want: []string{"TRAINER_HORIZONS"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

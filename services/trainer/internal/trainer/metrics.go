@@ -21,6 +21,7 @@ type metrics struct {
 	restoreFailures prometheus.Counter
 	undecodable     prometheus.Counter
 	upgrades        prometheus.Counter
+	rejected        *prometheus.CounterVec
 	evals           *evalBoard
 }
 
@@ -40,9 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Records of the models topic that ModelService could not decode and skipped."}),
 		upgrades: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "trainer", Name: "feature_set_upgrades_total",
 			Help: "Approach learners replaced by a fresh learner for a newer feature set (a cleaner upgrade); their models restart."}),
-		evals: newEvalBoard(),
+		rejected: newRejectedCounter(),
+		evals:    newEvalBoard(),
 	}
-	reg.MustRegister(m.applied, m.skipped, m.promotions, m.drifts, m.restoreFailures, m.undecodable, m.upgrades, m.evals)
+	reg.MustRegister(m.applied, m.skipped, m.promotions, m.drifts, m.restoreFailures, m.undecodable, m.upgrades, m.rejected, m.evals)
 	return m
 }
 

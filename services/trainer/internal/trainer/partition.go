@@ -26,12 +26,16 @@ import (
 type partition struct {
 	id         int
 	partitions int // of the features topic, to check that a frame is in its intersection's partition
-	cfg        train.Config
-	names      topics.Names
-	learners   map[string]*train.Learner // key "intersection/approach"
-	dirty      map[string]bool
-	metrics    *metrics
-	log        *zap.Logger
+	// cfg is the base configuration: each intersection's learners run configFor(frame), fitted to its window.
+	cfg      train.Config
+	configs  map[int]windowConfig // by window length in seconds
+	status   *statusBoard         // nil: not reported (tests)
+	logged   map[string]bool      // rejection causes already logged
+	names    topics.Names
+	learners map[string]*train.Learner // key "intersection/approach"
+	dirty    map[string]bool
+	metrics  *metrics
+	log      *zap.Logger
 	// checkpointEvery bounds how often snapshots are written (stream.CheckpointPolicy); 0: every batch.
 	checkpointEvery time.Duration
 }
@@ -41,7 +45,7 @@ func (p *partition) CheckpointInterval() time.Duration { return p.checkpointEver
 
 func newPartition(id, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) *partition {
 	return &partition{id: id, partitions: partitions, cfg: cfg, names: names, learners: map[string]*train.Learner{},
-		dirty: map[string]bool{}, metrics: m, log: log}
+		dirty: map[string]bool{}, metrics: m, log: log, configs: map[int]windowConfig{}, logged: map[string]bool{}}
 }
 
 // learnerKey is the partition's key of an approach's learner.
@@ -49,43 +53,66 @@ func learnerKey(intersection, approach string) string { return intersection + "/
 
 // Handle implements stream.Handler. A frame is applied approach by approach; the approaches that cannot be
 // applied are named in one dead letter for the frame, and the others are applied all the same: one bad vector
-// must not cost the other approaches their window (the dead letter says which were applied).
+// must not cost the other approaches their window (the dead letter says which were applied). Every rejection is
+// counted by cause, logged once per cause and kept in the intersection's training status (ListModels).
 func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
 	var fp greenwavev1.IntersectionFeatures
+	frameRejected := func(reason greenwavev1.RejectReason, format string, args ...any) error {
+		r := &rejection{cause: causeFrame, reason: reason, detail: fmt.Sprintf(format, args...)}
+		var window time.Time
+		if fp.GetWindowStart() != nil {
+			window = fp.GetWindowStart().AsTime()
+		}
+		p.rejected(fp.GetIntersectionId(), window, r)
+		return r.reject(fp.GetEventId())
+	}
 	if err := proto.Unmarshal(m.Value, &fp); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode features: %v", err)
+		fp.Reset()
+		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode features: %v", err)
 	}
 	if err := wire.CheckVersion(fp.GetSchemaVersion()); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
+		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
 	}
 	f := wire.Frame(&fp)
 	switch {
 	case f.IntersectionID == "":
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame has no intersection_id")
+		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame has no intersection_id")
 	case strings.Contains(f.IntersectionID, "/"):
 		// Model ids are "intersection/approach/horizon_s/target" and partitioned by the part before the first '/'.
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "intersection_id %q contains '/'", f.IntersectionID)
+		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "intersection_id %q contains '/'", f.IntersectionID)
 	case len(f.Approaches) == 0:
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame %s has no approaches", fp.GetEventId())
+		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame %s has no approaches", fp.GetEventId())
 	}
 	// The models of an intersection live in the models partition with the features partition's number; a frame
 	// in another partition would train a model whose snapshots this partition never restores.
 	if p.partitions > 0 {
 		if want := stream.PartitionFor(f.IntersectionID, p.partitions); m.Partition != want {
-			return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT,
+			return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT,
 				"frame for intersection %s in partition %d; its records belong in partition %d (key the features topic by intersection id)",
 				f.IntersectionID, m.Partition, want)
 		}
+	}
+	cfg, rj := p.configFor(f)
+	if rj != nil {
+		p.rejected(f.IntersectionID, f.WindowStart, rj)
+		return nil, rj.reject(fp.GetEventId())
 	}
 	var (
 		failed  []string
 		applied []string
 		reason  = greenwavev1.RejectReason_REJECT_REASON_MALFORMED
+		cause   = causeVector
 		seen    = make(map[string]bool, len(f.Approaches))
 	)
 	fail := func(approach string, r greenwavev1.RejectReason, err error) {
 		failed = append(failed, fmt.Sprintf("approach %q: %v", approach, err))
 		reason = r
+		switch {
+		case errors.Is(err, train.ErrFeatureMismatch):
+			cause = causeFeatureSet
+		case errors.Is(err, errWindowChanged):
+			cause = causeWindowChanged
+		}
 	}
 	for _, v := range f.Approaches {
 		switch {
@@ -101,10 +128,15 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		l, ok := p.learners[key]
 		if !ok {
 			var err error
-			if l, err = train.NewLearner(f.IntersectionID, v.ApproachID, f.Names, f.FeatureSetVersion, p.cfg); err != nil {
+			if l, err = train.NewLearner(f.IntersectionID, v.ApproachID, f.Names, f.FeatureSetVersion, cfg); err != nil {
 				fail(v.ApproachID, greenwavev1.RejectReason_REJECT_REASON_MALFORMED, err)
 				continue
 			}
+		} else if was := l.Config().WindowS; was != cfg.WindowS {
+			fail(v.ApproachID, greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, fmt.Errorf(
+				"the intersection's window is now %d s (topology window_s) but its models learnt %d s windows: restore window_s, or delete the models (tombstone their ids in the models topic) to restart them: %w",
+				cfg.WindowS, was, errWindowChanged))
+			continue
 		}
 		upd, err := l.Apply(f, v)
 		if errors.Is(err, train.ErrFeatureMismatch) {
@@ -141,14 +173,17 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		p.observe(key, upd)
 		p.dirty[key] = true
 	}
+	if len(applied) > 0 {
+		p.status.applied(p.id, f.IntersectionID, f.WindowStart, cfg, applied)
+	}
 	if len(failed) > 0 {
 		detail := strings.Join(failed, "; ")
 		if len(applied) > 0 {
 			detail += fmt.Sprintf(" (approaches %s of the frame were applied)", strings.Join(applied, ", "))
 		}
-		rej := stream.Reject(reason, "frame %s: %s", fp.GetEventId(), detail)
-		rej.EventID = fp.GetEventId()
-		return nil, rej
+		r := &rejection{cause: cause, reason: reason, detail: fmt.Sprintf("frame %s: %s", fp.GetEventId(), detail)}
+		p.rejected(f.IntersectionID, f.WindowStart, r)
+		return nil, r.reject(fp.GetEventId())
 	}
 	return nil, nil
 }
@@ -200,13 +235,15 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 // instance's evaluation metrics: the instance that takes the partition over reports them.
 func (p *partition) Close() error {
 	var ids []string
-	for key := range p.learners {
+	for key, l := range p.learners {
 		in, ap, _ := strings.Cut(key, "/")
-		for _, h := range p.cfg.Horizons {
-			ids = append(ids, train.ModelID(in, ap, h, p.cfg.Target))
+		cfg := l.Config()
+		for _, h := range cfg.Horizons {
+			ids = append(ids, train.ModelID(in, ap, h, cfg.Target))
 		}
 	}
 	p.metrics.evals.remove(ids)
+	p.status.forget(p.id)
 	return nil
 }
 
@@ -225,9 +262,11 @@ type horizonVersions struct {
 // committed no further than it covers, and the windows of the newer partial records are replayed. Only the
 // versions from that floor up are kept, which bounds memory to what partial checkpoints left.
 type restoreSet struct {
-	horizons []uint32
+	base     train.Config
 	learners map[string]map[uint32]*horizonVersions // by learner key, then horizon_s
 	ids      map[string]modelRef                    // by model id, for tombstones
+	// configs are the learners' configurations, fitted (train.ConfigFor) to the window their snapshots record.
+	configs map[string]windowConfig
 }
 
 // modelRef locates a model in a restoreSet.
@@ -236,12 +275,35 @@ type modelRef struct {
 	horizon uint32
 }
 
-func newRestoreSet(cfg train.Config) *restoreSet {
-	rs := &restoreSet{learners: map[string]map[uint32]*horizonVersions{}, ids: map[string]modelRef{}}
-	for _, h := range cfg.Horizons {
-		rs.horizons = append(rs.horizons, uint32(h/time.Second))
+func newRestoreSet(base train.Config) *restoreSet {
+	return &restoreSet{base: base, learners: map[string]map[uint32]*horizonVersions{}, ids: map[string]modelRef{},
+		configs: map[string]windowConfig{}}
+}
+
+// snapshotWindow is the window length a snapshot was trained on: its updated_at (the last applied window's
+// end) minus its last applied window's start.
+func snapshotWindow(s *greenwavev1.ModelSnapshot) (int, error) {
+	w, end := s.GetLastAppliedWindow(), s.GetUpdatedAt()
+	if w == nil || end == nil || end.GetSeconds() <= w.GetSeconds() {
+		return 0, fmt.Errorf("snapshot %q records no window (last applied %v, updated at %v)", s.GetModelId(), w, end)
 	}
-	return rs
+	return int(end.GetSeconds() - w.GetSeconds()), nil
+}
+
+// horizons returns the horizons of learner key's configuration, or why it has none.
+func (rs *restoreSet) horizons(key string) ([]uint32, error) {
+	wc, ok := rs.configs[key]
+	if !ok {
+		return nil, errors.New("no snapshot records the window")
+	}
+	if wc.err != nil {
+		return nil, wc.err
+	}
+	out := make([]uint32, len(wc.cfg.Horizons))
+	for i, h := range wc.cfg.Horizons {
+		out[i] = uint32(h / time.Second)
+	}
+	return out, nil
 }
 
 // add records one snapshot; a tombstone (nil s) removes the model with the given id.
@@ -254,6 +316,15 @@ func (rs *restoreSet) add(id string, s *greenwavev1.ModelSnapshot) {
 	}
 	key := learnerKey(s.GetIntersectionId(), s.GetApproachId())
 	rs.ids[s.GetModelId()] = modelRef{key, s.GetHorizonS()}
+	if ws, err := snapshotWindow(s); err == nil {
+		if wc, ok := rs.configs[key]; !ok || wc.err != nil || wc.cfg.WindowS != ws {
+			wc.cfg, wc.err = train.ConfigFor(rs.base, ws)
+			if wc.err != nil {
+				wc.err = fmt.Errorf("TRAINER_HORIZONS=%s does not fit the models' %d s window: %w", train.FormatHorizons(rs.base.Horizons), ws, wc.err)
+			}
+			rs.configs[key] = wc
+		}
+	}
 	hs := rs.learners[key]
 	if hs == nil {
 		hs = map[uint32]*horizonVersions{}
@@ -266,7 +337,7 @@ func (rs *restoreSet) add(id string, s *greenwavev1.ModelSnapshot) {
 	}
 	hv.byVersion[s.GetVersion()] = s
 	hv.latest = max(hv.latest, s.GetVersion())
-	if floor, ok := rs.floor(hs); ok {
+	if floor, ok := rs.floor(key, hs); ok {
 		for _, x := range hs {
 			for v := range x.byVersion {
 				if v < floor {
@@ -278,9 +349,13 @@ func (rs *restoreSet) add(id string, s *greenwavev1.ModelSnapshot) {
 }
 
 // floor is the lowest latest version over the configured horizons, when every one of them was seen.
-func (rs *restoreSet) floor(hs map[uint32]*horizonVersions) (uint64, bool) {
+func (rs *restoreSet) floor(key string, hs map[uint32]*horizonVersions) (uint64, bool) {
+	horizons, err := rs.horizons(key)
+	if err != nil {
+		return 0, false
+	}
 	var floor uint64
-	for i, h := range rs.horizons {
+	for i, h := range horizons {
 		hv := hs[h]
 		if hv == nil {
 			return 0, false
@@ -292,28 +367,32 @@ func (rs *restoreSet) floor(hs map[uint32]*horizonVersions) (uint64, bool) {
 	return floor, true
 }
 
-// pick returns, per learner key, the snapshots of the floor version in configured horizon order, or the reason
-// the learner cannot be restored.
-func (rs *restoreSet) pick(key string) ([]*greenwavev1.ModelSnapshot, error) {
+// pick returns, per learner key, the snapshots of the floor version in configured horizon order and the
+// learner's configuration, or the reason the learner cannot be restored.
+func (rs *restoreSet) pick(key string) ([]*greenwavev1.ModelSnapshot, train.Config, error) {
 	hs := rs.learners[key]
-	floor, ok := rs.floor(hs)
+	horizons, err := rs.horizons(key)
+	if err != nil {
+		return nil, train.Config{}, err
+	}
+	floor, ok := rs.floor(key, hs)
 	if !ok {
 		var have []string
 		for h := range hs {
 			have = append(have, strconv.FormatUint(uint64(h), 10))
 		}
 		sort.Strings(have)
-		return nil, fmt.Errorf("snapshots for horizons [%s] s, configured %v s", strings.Join(have, " "), rs.horizons)
+		return nil, train.Config{}, fmt.Errorf("snapshots for horizons [%s] s, configured %v s", strings.Join(have, " "), horizons)
 	}
-	out := make([]*greenwavev1.ModelSnapshot, 0, len(rs.horizons))
-	for _, h := range rs.horizons {
+	out := make([]*greenwavev1.ModelSnapshot, 0, len(horizons))
+	for _, h := range horizons {
 		s := hs[h].byVersion[floor]
 		if s == nil {
-			return nil, fmt.Errorf("no snapshot of horizon %d s at version %d (the newest written for every horizon)", h, floor)
+			return nil, train.Config{}, fmt.Errorf("no snapshot of horizon %d s at version %d (the newest written for every horizon)", h, floor)
 		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, rs.configs[key].cfg, nil
 }
 
 // keys returns the learner keys in order.
@@ -354,11 +433,11 @@ func restorePartition(ctx context.Context, brokers []string, part, partitions in
 	}
 	p := newPartition(part, partitions, cfg, names, m, log)
 	for _, key := range rs.keys() {
-		snaps, err := rs.pick(key)
+		snaps, lcfg, err := rs.pick(key)
 		if err == nil {
 			var l *train.Learner
 			first := snaps[0]
-			if l, err = train.RestoreLearner(first.GetIntersectionId(), first.GetApproachId(), snaps, cfg); err == nil {
+			if l, err = train.RestoreLearner(first.GetIntersectionId(), first.GetApproachId(), snaps, lcfg); err == nil {
 				p.learners[key] = l
 				for _, s := range snaps {
 					m.evals.set(s)

@@ -43,6 +43,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			names.Models, counts[names.Models], names.Features, counts[names.Features])
 	}
 	m := newMetrics(env.Registry)
+	status := newStatusBoard()
 	store := models.NewStore()
 	hub := broadcast.New[*greenwavev1.ModelSnapshot]()
 	defer hub.Close()
@@ -58,9 +59,10 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			return nil, err
 		}
 		p.checkpointEvery = cfg.CheckpointEvery
+		p.status = status
 		return p, nil
 	}, env.Log, stream.NewMetrics(env.Registry))
-	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry))
+	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry).WithStatus(status))
 	modelsLoaded := make(chan struct{})
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
 	env.Server.AddReadiness("models", app.Loaded(modelsLoaded, "the models topic for ModelService"))
