@@ -57,7 +57,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		if err != nil {
 			return nil, err
 		}
-		p.checkpointEvery = cfg.CheckpointEvery
+		p.checkpointEvery, p.checkpointIdle = cfg.CheckpointEvery, cfg.CheckpointIdle
 		return p, nil
 	}, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry))
