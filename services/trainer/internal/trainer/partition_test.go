@@ -289,7 +289,7 @@ func TestCheckpointDue(t *testing.T) {
 		{"replay idle", 24 * time.Hour, 10 * time.Second, 10*day + 7200, 10*day + 300, 10 * time.Second, true},
 		{"replay not idle long enough", 24 * time.Hour, 10 * time.Second, 10*day + 7200, 10*day + 300, 9 * time.Second, false},
 		{"replay idle, idle checkpoints off", 24 * time.Hour, 0, 10*day + 7200, 10*day + 300, time.Hour, false},
-		{"live idle", 24 * time.Hour, 10 * time.Second, 100 * day, 100*day - 300, time.Hour, false},
+		{"live idle", 24 * time.Hour, 10 * time.Second, 100*day + 1800, 100*day + 300, time.Hour, false},
 	}
 	for _, tc := range tests {
 		p := &partition{checkpointEvery: tc.every, checkpointIdle: tc.idleAfter, eventTime: tc.eventTime, checkpointed: tc.checkpointed}
