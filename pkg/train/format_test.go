@@ -117,15 +117,15 @@ func forecastsIdentical(a, b Forecast) bool {
 		slices.EqualFunc(a.Contributions, b.Contributions, func(x, y Contribution) bool { return x.Feature == y.Feature && same(x.Value, y.Value) })
 }
 
-// TestSnapshotRoundTripDefault runs a learner of the default configuration with the real feature set for two
-// weeks of 5-minute windows, encodes its snapshots, restores a learner from the bytes and checks that both
-// make the same forecasts, bit for bit, for another day of windows — and that the predictor's Compile of the
+// TestSnapshotRoundTripDefault runs a learner of the default configuration with the real feature set for eight
+// days of 5-minute windows, encodes its snapshots, restores a learner from the bytes and checks that both
+// make the same forecasts, bit for bit, for four more hours of windows — and that the predictor's Compile of the
 // restored learner's snapshots serves the same forecasts as the original's. It also prints the record sizes.
 func TestSnapshotRoundTripDefault(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	names := features.Names()
-	const windows, more = 2 * 2016, 288
+	const windows, more = 2016 + 288, 48 // past a week, so every seasonal input is present
 	rng := newRand(7)
 	frameAt := func(i int) (frameT, vectorT) {
 		x := make([]float64, len(names)-1)
@@ -165,9 +165,10 @@ func TestSnapshotRoundTripDefault(t *testing.T) {
 	}
 	for i := windows; i < windows+more; i++ {
 		f, v := frameAt(i)
+		restored := r.Snapshots()
 		for k, s := range l.Snapshots() {
 			a, errA := Predict(s, f, v, 0.9)
-			b, errB := Predict(r.Snapshots()[k], f, v, 0.9)
+			b, errB := Predict(restored[k], f, v, 0.9)
 			if (errA == nil) != (errB == nil) || !forecastsIdentical(a, b) {
 				t.Fatalf("window %d horizon %d: served %+v (%v) and %+v (%v)", i, k, a, errA, b, errB)
 			}
