@@ -12,7 +12,7 @@ import (
 type Config struct {
 	app.Common
 	Horizons         []string      `env:"TRAINER_HORIZONS" default:"15m,30m,1h" help:"forecast horizons, one model per approach and horizon"`
-	MaxBatch         int           `env:"TRAINER_MAX_BATCH" default:"200" help:"frames handled before snapshots are written and offsets committed (a batch also ends when the partition is caught up)"`
+	MaxBatch         int           `env:"TRAINER_MAX_BATCH" default:"200" help:"frames handled per batch (a batch also ends when the partition is caught up); a checkpoint, when due (TRAINER_CHECKPOINT_INTERVAL), follows a batch"`
 	SessionTimeout   time.Duration `env:"TRAINER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
 	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"12h" help:"event time between model snapshots (input offsets are committed with them): a partition is checkpointed when its newest applied window crosses a multiple of this interval (UTC-aligned); 0 snapshots after every batch. Restarts replay the features since the last checkpoint (exact either way); the predictor serves coefficients up to this much event time old. See docs/trainer.md for the cost"`
 	CheckpointIdle   time.Duration `env:"TRAINER_CHECKPOINT_IDLE" default:"10s" help:"processing time after which a quiet partition whose event time is more than TRAINER_CHECKPOINT_INTERVAL behind the wall clock (a finished replay) is checkpointed, so its last windows are published and committed; 0 never"`
