@@ -223,7 +223,7 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 				return nil, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
 			}
 			outs = append(outs, stream.Output{Topic: p.names.Models, Key: []byte(s.GetModelId()), Value: b,
-				EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: wire.PayloadModel})
+				EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: wire.PayloadModel, SchemaVersion: s.GetSchemaVersion()})
 			p.metrics.evals.set(s)
 		}
 	}
