@@ -45,6 +45,18 @@ type CheckpointPolicy interface {
 	CheckpointInterval() time.Duration
 }
 
+// CheckpointDecider is implemented by handlers that decide from their own state when it is snapshotted, for
+// example on event time, so that the cost of the changelog follows the input rather than the wall clock or the
+// batching. CheckpointDue is asked at the end of every batch (idle 0) and, while handled records are not yet
+// covered by a snapshot, whenever the partition has had no record for the CheckpointPolicy interval (idle is
+// then the time since the last record; without a CheckpointPolicy, or with interval 0, it is never asked while
+// idle). Offsets are committed only with a checkpoint, so a crash replays the records since the last one, exactly
+// as with CheckpointPolicy. A CheckpointDecider takes precedence over the interval of CheckpointPolicy, which
+// then only paces the idle question.
+type CheckpointDecider interface {
+	CheckpointDue(now time.Time, idle time.Duration) bool
+}
+
 // AckObserver is implemented by handlers that act once the outputs of the records they handled are acknowledged
 // by Kafka, such as handing results to in-process subscribers, which must never see a record that a Kafka
 // consumer might not. Acknowledged is called from the partition's goroutine after every successful write of a
@@ -270,6 +282,7 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 
 	ticker, _ := h.(Ticker)
 	acked, _ := h.(AckObserver)
+	decider, _ := h.(CheckpointDecider)
 	var interval time.Duration
 	if policy, ok := h.(CheckpointPolicy); ok {
 		interval = policy.CheckpointInterval()
@@ -281,8 +294,21 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		lastTick       = p.now()
 		lastCheckpoint = p.now()
 		deferred       bool // outputs published since the last checkpoint, state not yet snapshotted
+		lastRecord     = p.now()
+		lastIdleAsk    time.Time // when the decider was last asked while idle
+		idle           bool      // the flush follows a fetch that timed out
 	)
-	checkpointDue := func() bool { return interval <= 0 || p.now().Sub(lastCheckpoint) >= interval }
+	checkpointDue := func() bool {
+		if decider != nil {
+			var d time.Duration
+			if idle {
+				lastIdleAsk = p.now()
+				d = lastIdleAsk.Sub(lastRecord)
+			}
+			return decider.CheckpointDue(p.now(), d)
+		}
+		return interval <= 0 || p.now().Sub(lastCheckpoint) >= interval
+	}
 	flush := func() error {
 		if handled == 0 && len(pending) == 0 && !(deferred && checkpointDue()) {
 			return nil
@@ -335,8 +361,16 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		if ticker != nil && p.cfg.IdleTick > 0 {
 			wait = p.cfg.IdleTick
 		}
-		if deferred {
-			due := max(time.Millisecond, interval-p.now().Sub(lastCheckpoint))
+		if deferred && (decider == nil || interval > 0) {
+			since := lastCheckpoint
+			if decider != nil {
+				// A decider is asked after interval of silence, and again every interval while it declines.
+				since = lastRecord
+				if lastIdleAsk.After(since) {
+					since = lastIdleAsk
+				}
+			}
+			due := max(time.Millisecond, interval-p.now().Sub(since))
 			if wait == 0 || due < wait {
 				wait = due
 			}
@@ -357,13 +391,17 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 						return err
 					}
 				}
-				if err := flush(); err != nil {
+				idle = true
+				err := flush()
+				idle = false
+				if err != nil {
 					return err
 				}
 				continue
 			}
 			return fmt.Errorf("fetch partition %d: %w", a.ID, err)
 		}
+		lastRecord = p.now()
 		outs, err := p.handle(ctx, h, m, log)
 		if err != nil {
 			return err

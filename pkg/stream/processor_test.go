@@ -338,3 +338,83 @@ func TestInitialLag(t *testing.T) {
 		}
 	}
 }
+
+// decidingHandler counts records and checkpoints when the count passes a multiple of every (its "event time"),
+// or after idle of silence.
+type decidingHandler struct {
+	countingHandler
+	every, done int
+	idle        time.Duration
+}
+
+func (h *decidingHandler) CheckpointDue(_ time.Time, idle time.Duration) bool {
+	return h.count/h.every > h.done/h.every || (idle > 0 && idle >= h.idle)
+}
+
+func (h *decidingHandler) Checkpoint(ctx context.Context) ([]stream.Output, error) {
+	h.done = h.count
+	return h.countingHandler.Checkpoint(ctx)
+}
+
+// TestCheckpointDecider: a handler that decides its checkpoints (here every 10 records, as the trainer does on
+// event time) gets at most one snapshot per decision plus one once input stops, never commits past its state,
+// and ends with every record committed and covered.
+func TestCheckpointDecider(t *testing.T) {
+	t.Parallel()
+	const n, every = 45, 10
+	brokers, names := kafkatest.Setup(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	group := kafkatest.Prefix(t) + "group"
+	proc := stream.NewProcessor(stream.ProcessorConfig{
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", MaxBatch: 3,
+		SessionTimeout: 6 * time.Second,
+	}, prod, func(context.Context, int) (stream.Handler, error) {
+		return &decidingHandler{countingHandler: countingHandler{topic: names.CleanerState, interval: 50 * time.Millisecond}, every: every, idle: 200 * time.Millisecond}, nil
+	}, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
+	runCtx, stop := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.Go(func() error { return proc.Run(runCtx) })
+	for i := range n {
+		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	for {
+		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if offs[0] == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("committed %d of %d", offs[0], n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var states []int
+	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error {
+		v, err := strconv.Atoi(string(m.Value))
+		states = append(states, v)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(states) == 0 || states[len(states)-1] != n || len(states) > n/every+1 {
+		t.Fatalf("state snapshots %v: want at most one per %d records and the last covering all %d", states, every, n)
+	}
+	for i := 1; i < len(states); i++ {
+		if states[i]/every <= states[i-1]/every && states[i] != n {
+			t.Fatalf("state snapshots %v: a checkpoint the handler did not ask for", states)
+		}
+	}
+}

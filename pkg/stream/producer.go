@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ type Output struct {
 	EventID string
 	// Payload names the protobuf message type, sent as a header for tools.
 	Payload string
+	// SchemaVersion is the payload's schema_version, sent with Payload as the HeaderSchemaVersion header; 0
+	// means 1.
+	SchemaVersion uint32
 	// PartitionKey, when set, places the record instead of the key: it is sent as the HeaderPartitionKey
 	// header (omitted when it equals the key's intersection part, which places the record the same way),
 	// which IntersectionBalancer hashes. The cleaner's input and changelog use it to keep a group of
@@ -50,8 +54,9 @@ func (o Output) Message() kafka.Message {
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderEventID, Value: []byte(o.EventID)})
 	}
 	if o.Payload != "" {
+		v := max(o.SchemaVersion, 1)
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderPayload, Value: []byte(o.Payload)},
-			kafka.Header{Key: HeaderSchemaVersion, Value: []byte("1")})
+			kafka.Header{Key: HeaderSchemaVersion, Value: strconv.AppendUint(nil, uint64(v), 10)})
 	}
 	// The header is sent only when it changes the placement, which keeps the common record small.
 	if o.PartitionKey != "" && o.PartitionKey != string(intersectionPart(o.Key)) {

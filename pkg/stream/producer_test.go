@@ -110,3 +110,17 @@ func produced(t *testing.T, reg *prometheus.Registry, name, topic string) float6
 	t.Fatalf("no %s for topic %s", name, topic)
 	return 0
 }
+
+// TestOutputSchemaVersionHeader: the schema-version header carries the payload's version, 1 when unset.
+func TestOutputSchemaVersionHeader(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		version uint32
+		want    string
+	}{{0, "1"}, {1, "1"}, {2, "2"}} {
+		m := stream.Output{Topic: "t", Key: []byte("k"), Payload: "greenwave.v1.ModelSnapshot", SchemaVersion: tc.version}.Message()
+		if got := string(stream.Header(m, stream.HeaderSchemaVersion)); got != tc.want {
+			t.Errorf("schema version %d: header %q, want %q", tc.version, got, tc.want)
+		}
+	}
+}

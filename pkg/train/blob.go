@@ -9,8 +9,9 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
-// The trainer-owned ModelSnapshot.baseline_state bytes, version 2 (see Snapshot format in the package
-// documentation). Little-endian float64 bits and unsigned varints, in this order:
+// The trainer-owned ModelSnapshot.baseline_state bytes of schema version 1 snapshots, format 2 (see Snapshot
+// format in the package documentation). Only read: schema version 2 carries the same state in typed fields.
+// Little-endian float64 bits and unsigned varints, in this order:
 //
 //	"GWT" 0x02
 //	shared section (identical in every horizon's snapshot of a learner):
@@ -30,60 +31,6 @@ type noiseAcc struct{ sum, weight float64 }
 type blobHorizon struct {
 	noise  []noiseAcc
 	recent []regression.WindowStatsState
-}
-
-func appendF(b []byte, v float64) []byte {
-	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
-}
-
-// appendShared encodes the history as the shared section.
-func (h *history) appendShared(b []byte) []byte {
-	b = append(b, blobMagic...)
-	b = binary.AppendUvarint(b, uint64(h.windowS))
-	b = binary.AppendUvarint(b, uint64(len(h.ring)))
-	for _, v := range h.ring {
-		if math.IsNaN(v) {
-			v = math.NaN() // one canonical bit pattern
-		}
-		b = appendF(b, v)
-	}
-	b = binary.AppendUvarint(b, uint64(h.bucketS))
-	b = binary.AppendUvarint(b, uint64(len(h.bucketSum)))
-	for _, v := range h.bucketSum {
-		b = appendF(b, v)
-	}
-	for _, v := range h.bucketN {
-		b = binary.AppendUvarint(b, v)
-	}
-	b = binary.AppendUvarint(b, uint64(len(h.profMean)))
-	for _, v := range h.profMean {
-		b = appendF(b, v)
-	}
-	for _, v := range h.profN {
-		b = binary.AppendUvarint(b, v)
-	}
-	return b
-}
-
-// appendHorizon encodes m's horizon section.
-func appendHorizon(b []byte, m *horizonModel) []byte {
-	b = binary.AppendUvarint(b, uint64(len(m.cands)))
-	for _, c := range m.cands {
-		st := c.State()
-		b = appendF(b, st.NoiseSum)
-		b = appendF(b, st.NoiseWeight)
-	}
-	b = binary.AppendUvarint(b, uint64(len(m.evals)))
-	for _, e := range m.evals {
-		st := e.recent.State()
-		b = binary.AppendUvarint(b, uint64(st.Size))
-		b = binary.AppendUvarint(b, uint64(len(st.Actual)))
-		for i := range st.Actual {
-			b = appendF(b, st.Actual[i])
-			b = appendF(b, st.Predicted[i])
-		}
-	}
-	return b
 }
 
 // blobReader decodes with bounds checks; the first error sticks.

@@ -120,17 +120,22 @@
 //
 // # Snapshot format
 //
-// The v1 ModelSnapshot is the state format; feature_names lists the frame's features then the seasonal inputs.
-// The baseline_state bytes are at version 2 (with the profile); a snapshot of version 1 or without the seasonal
-// inputs is rejected by RestoreLearner and Predict (ErrInvalidSnapshot), and the trainer starts a fresh model.
-// Three pieces of exact state have no field of their own in v1 and are
-// carried, versioned, in the trainer-owned opaque baseline_state bytes: (a) the baselines' history (the
-// week ring and the time-of-week sums), (b) every forecaster's recent (actual, forecast) window, (c) every
-// candidate's noise-variance accumulators (RLSState.noise_variance holds only their quotient, which cannot be
-// split back bit-exactly). The candidates' forecasts stored in a pending input share
-// PendingInput.baseline_forecasts with the baselines', keyed by forecaster name (candidate names may not
-// collide with baseline names). The candidates' MaxTrace is not stored: it comes from the configuration, which
-// [RestoreLearner] checks against the snapshot.
+// [Learner.Snapshots] writes ModelSnapshot schema version 2 ([SchemaVersion]): feature_names lists the frame's
+// features then the seasonal inputs; every candidate's RLSState carries P as its upper triangle
+// (covariance_upper: P is exactly symmetric, so this restores it bit for bit at half the bytes) and the
+// noise-variance accumulators (noise_sum, noise_weight; noise_variance alone, their quotient, cannot be split back
+// bit-exactly); history is the seasonal history (the baselines' week ring, time-of-week sums and weekly profile,
+// identical in every horizon's snapshot of a learner); recent holds every forecaster's recent (label, forecast)
+// window, the labels stored once for forecasters scored on the same ones (actual_as); a pending input's forecasts
+// are a packed list in forecaster order (candidates, then baselines; NaN = none). The candidates' MaxTrace is not
+// stored: it comes from the configuration, which [RestoreLearner] checks against the snapshot.
+//
+// [RestoreLearner] and [Compile] also read schema version 1 ([SchemaVersion1]), in which P was stored in full,
+// the history, recent windows and noise accumulators were trainer-owned opaque baseline_state bytes (format 2,
+// with the profile; see blob.go) and the pending forecasts a map keyed by forecaster name: a trainer upgraded
+// from it restores its models exactly and writes them at version 2 from its next checkpoint. A snapshot without
+// the seasonal inputs, or with baseline_state of format 1, is rejected (ErrInvalidSnapshot) and the trainer
+// starts a fresh model.
 //
 // # Concurrency
 //

@@ -146,3 +146,20 @@ type (
 )
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)) }
+
+// pendingForecasts returns pending input i's forecasts by forecaster name, without the absent (NaN) ones: what
+// schema 1 kept in PendingInput.baseline_forecasts.
+func pendingForecasts(s *snapT, i int) map[string]float64 {
+	var names []string
+	for _, c := range s.GetCandidates() {
+		names = append(names, c.GetName())
+	}
+	names = append(names, baselineNames[:]...)
+	out := map[string]float64{}
+	for k, v := range s.GetPending()[i].GetForecasts() {
+		if !math.IsNaN(v) {
+			out[names[k]] = v
+		}
+	}
+	return out
+}

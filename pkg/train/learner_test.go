@@ -211,7 +211,7 @@ func TestTestThenTrain(t *testing.T) {
 	if u0.Horizons[0].Forecast != 0 {
 		t.Fatalf("initial forecast %g, want 0", u0.Horizons[0].Forecast)
 	}
-	if fc := l.Snapshots()[0].GetPending()[0].GetBaselineForecasts()["slow"]; fc != 0 {
+	if fc := pendingForecasts(l.Snapshots()[0], 0)["slow"]; fc != 0 {
 		t.Fatalf("stored forecast %g, want 0", fc)
 	}
 	applyAt(t, l, 1, x, obs{flow: 400})
@@ -227,7 +227,7 @@ func TestTestThenTrain(t *testing.T) {
 	}
 	// The new pending forecast comes from the updated model: close to 400 (scaled 0.4 × 1000), not exactly, as the
 	// seasonal inputs of window 1 differ from window 0's (the history now holds both).
-	if fc := snap.GetPending()[0].GetBaselineForecasts()["slow"]; math.Abs(fc-400) > 10 {
+	if fc := pendingForecasts(snap, 0)["slow"]; math.Abs(fc-400) > 10 {
 		t.Fatalf("forecast after one update %g, want ≈ 400", fc)
 	}
 }
@@ -281,7 +281,7 @@ func TestBaselines(t *testing.T) {
 	for i := range 2*slots + 10 {
 		f, v := frame(3600, i, tinyNames, x, obs{flow: flow(i), missing: i == 5}, 1000)
 		mustApply(t, l, f, v)
-		fc := l.Snapshots()[0].GetPending()[0].GetBaselineForecasts()
+		fc := pendingForecasts(l.Snapshots()[0], 0)
 		// Persistence: the current observation.
 		if p, ok := fc[BaselinePersistence]; ok != (i != 5) || (ok && p != flow(i)) {
 			t.Fatalf("window %d: persistence %g (%v)", i, p, ok)
@@ -309,12 +309,12 @@ func TestBaselines(t *testing.T) {
 	// exists, while a forecast whose source window fell in the gap is absent after another week.
 	f, v := frame(3600, 406, tinyNames, x, obs{flow: 7}, 1000)
 	mustApply(t, l, f, v)
-	if s := l.Snapshots()[0].GetPending()[0].GetBaselineForecasts()[BaselineSeasonalNaive]; s != flow(239) {
+	if s := pendingForecasts(l.Snapshots()[0], 0)[BaselineSeasonalNaive]; s != flow(239) {
 		t.Fatalf("seasonal naive after a gap %g, want %g", s, flow(239))
 	}
 	f, v = frame(3600, 406+slots-4, tinyNames, x, obs{flow: 7}, 1000) // target 571 ← source 403, in the gap
 	mustApply(t, l, f, v)
-	if s, ok := l.Snapshots()[0].GetPending()[0].GetBaselineForecasts()[BaselineSeasonalNaive]; ok {
+	if s, ok := pendingForecasts(l.Snapshots()[0], 0)[BaselineSeasonalNaive]; ok {
 		t.Fatalf("seasonal naive from a gap window: %g", s)
 	}
 }
@@ -386,8 +386,8 @@ func TestDriftResets(t *testing.T) {
 			if !s.GetDrift().GetDrifting() || s.GetDrift().GetLastDetectedWindow().GetSeconds() != base.Unix()+int64(i*300) {
 				t.Fatalf("window %d: drift state %v", i, s.GetDrift())
 			}
-			if st.GetCovariance()[0] != 1000 || st.GetCovariance()[1] != 0 || st.GetResets() == 0 {
-				t.Fatalf("window %d: covariance not reset: P[0,0] %g P[0,1] %g resets %d", i, st.GetCovariance()[0], st.GetCovariance()[1], st.GetResets())
+			if Covariance(st)[0] != 1000 || Covariance(st)[1] != 0 || st.GetResets() == 0 {
+				t.Fatalf("window %d: covariance not reset: P[0,0] %g P[0,1] %g resets %d", i, Covariance(st)[0], Covariance(st)[1], st.GetResets())
 			}
 		}
 	}
@@ -501,13 +501,36 @@ func TestRestoreRejects(t *testing.T) {
 		{"recent window changed", func(c *Config, s []*snapT) []*snapT { c.RecentWindow = 7; return s }},
 		{"target changed", func(c *Config, s []*snapT) []*snapT { c.Target = TargetSpeed; return s }},
 		{"versions differ", func(_ *Config, s []*snapT) []*snapT { s[1].Version++; return s }},
-		{"truncated state", func(_ *Config, s []*snapT) []*snapT { s[0].BaselineState = s[0].BaselineState[:100]; return s }},
-		{"unknown forecaster", func(_ *Config, s []*snapT) []*snapT {
-			s[0].Pending[0].BaselineForecasts["ghost"] = 1
+		{"truncated history", func(_ *Config, s []*snapT) []*snapT { s[0].History.Ring = s[0].History.Ring[:100]; return s }},
+		{"histories differ", func(_ *Config, s []*snapT) []*snapT { s[1].History.BucketCount[0]++; return s }},
+		{"history missing", func(_ *Config, s []*snapT) []*snapT { s[0].History = nil; return s }},
+		{"schema 1 state in schema 2", func(_ *Config, s []*snapT) []*snapT { s[1].BaselineState = []byte("GWT\x02"); return s }},
+		{"schema versions differ", func(_ *Config, s []*snapT) []*snapT { s[1].SchemaVersion = SchemaVersion1; return s }},
+		{"unknown schema", func(_ *Config, s []*snapT) []*snapT { s[0].SchemaVersion = 3; return s }},
+		{"recent window missing", func(_ *Config, s []*snapT) []*snapT { s[0].Recent = s[0].Recent[1:]; return s }},
+		{"recent labels of a later window", func(_ *Config, s []*snapT) []*snapT { s[0].Recent[0].ActualAs = 2; return s }},
+		{"recent window too long", func(_ *Config, s []*snapT) []*snapT { s[0].Recent[0].Size = 1; return s }},
+		{"pending forecasts missing", func(_ *Config, s []*snapT) []*snapT {
+			s[0].Pending[0].Forecasts = s[0].Pending[0].Forecasts[1:]
 			return s
 		}},
-		{"asymmetric covariance", func(_ *Config, s []*snapT) []*snapT {
-			s[0].Candidates[0].State.Covariance[1] += 1
+		{"pending forecast huge", func(_ *Config, s []*snapT) []*snapT { s[0].Pending[0].Forecasts[0] = math.Inf(1); return s }},
+		{"pending forecasts by name", func(_ *Config, s []*snapT) []*snapT {
+			s[0].Pending[0].BaselineForecasts = map[string]float64{"slow": 1}
+			return s
+		}},
+		{"covariance short", func(_ *Config, s []*snapT) []*snapT {
+			st := s[0].Candidates[0].State
+			st.CovarianceUpper = st.CovarianceUpper[1:]
+			return s
+		}},
+		{"covariance twice", func(_ *Config, s []*snapT) []*snapT {
+			st := s[0].Candidates[0].State
+			st.Covariance = Covariance(st)
+			return s
+		}},
+		{"covariance diagonal", func(_ *Config, s []*snapT) []*snapT {
+			s[0].Candidates[0].State.CovarianceUpper[0] = -1
 			return s
 		}},
 	}

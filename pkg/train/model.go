@@ -85,10 +85,14 @@ func compile(snap *greenwavev1.ModelSnapshot) (*Model, error) {
 		return nil, fmt.Errorf("promoted candidate %q not in snapshot: %w", snap.GetPromoted(), ErrInvalidSnapshot)
 	}
 	n := len(names) + 1
+	p, err := fullCovariance(st, len(names))
+	if err != nil {
+		return nil, fmt.Errorf("promoted candidate %q: %w", snap.GetPromoted(), err)
+	}
 	rs := regression.RLSState{
 		Features: len(names), Lambda: st.GetForgettingFactor(), Delta: st.GetInitialCovariance(),
 		MaxTrace:     math.Inf(1), // the wind-up guard plays no part in prediction
-		Coefficients: st.GetCoefficients(), Covariance: st.GetCovariance(), Updates: st.GetUpdates(),
+		Coefficients: st.GetCoefficients(), Covariance: p, Updates: st.GetUpdates(),
 	}
 	// The noise estimate exists after n+1 updates (see regression.RLS); noise_variance carries it.
 	ready := st.GetUpdates() >= uint64(n+1)
@@ -107,7 +111,18 @@ func compile(snap *greenwavev1.ModelSnapshot) (*Model, error) {
 // seasonalModel returns the part of a Model that computes the seasonal inputs (Model.seasonal): the snapshot's
 // history, horizon and last applied window.
 func seasonalModel(snap *greenwavev1.ModelSnapshot, tgt target, base []string) (*Model, error) {
-	h, err := historyFromBlob(snap.GetBaselineState())
+	var (
+		h   history
+		err error
+	)
+	switch snap.GetSchemaVersion() {
+	case SchemaVersion:
+		h, err = historyFromProto(snap.GetHistory())
+	case SchemaVersion1:
+		h, err = historyFromBlob(snap.GetBaselineState())
+	default:
+		err = fmt.Errorf("schema version %d, want %d (or %d): %w", snap.GetSchemaVersion(), SchemaVersion, SchemaVersion1, ErrInvalidSnapshot)
+	}
 	if err != nil {
 		return nil, err
 	}

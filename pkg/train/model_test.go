@@ -64,7 +64,7 @@ func referencePredict(snap *greenwavev1.ModelSnapshot, f features.Frame, v featu
 	rs := regression.RLSState{
 		Features: len(names), Lambda: st.GetForgettingFactor(), Delta: st.GetInitialCovariance(),
 		MaxTrace:     math.Inf(1), // the wind-up guard plays no part in prediction
-		Coefficients: st.GetCoefficients(), Covariance: st.GetCovariance(), Updates: st.GetUpdates(),
+		Coefficients: st.GetCoefficients(), Covariance: Covariance(st), Updates: st.GetUpdates(),
 	}
 	// The noise estimate exists after n+1 updates (see regression.RLS); noise_variance carries it.
 	ready := st.GetUpdates() >= uint64(n+1)
@@ -116,7 +116,7 @@ func referencePredict(snap *greenwavev1.ModelSnapshot, f features.Frame, v featu
 // trainer stores for the window, provided the snapshot's last window is the previous one (windows the snapshot
 // lacks in between count as missing). A snapshot newer than the frame is used as it is.
 func referenceSeasonal(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vector, tgt target, x []float64, base []string, scale float64) ([]float64, error) {
-	h, err := historyFromBlob(snap.GetBaselineState())
+	h, err := historyFromProto(snap.GetHistory())
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,7 @@ func TestModelPredictMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(m.hist.appendShared(nil)) != string(fresh.hist.appendShared(nil)) {
+		if !proto.Equal(m.hist.toProto(), fresh.hist.toProto()) {
 			t.Fatalf("%s: predicting changed the compiled history", tc.name)
 		}
 	}
@@ -389,12 +389,15 @@ func TestCompileErrors(t *testing.T) {
 	}{
 		{"no seasonal inputs", func(s *snapT) { s.FeatureNames = s.FeatureNames[:2] }},
 		{"target", func(s *snapT) { s.Target = greenwavev1.Target_TARGET_UNSPECIFIED }},
-		{"history", func(s *snapT) { s.BaselineState = s.BaselineState[:100] }},
-		{"history format", func(s *snapT) { s.BaselineState = nil }},
+		{"history", func(s *snapT) { s.History.Ring = s.History.Ring[:100] }},
+		{"history missing", func(s *snapT) { s.History = nil }},
+		{"history window", func(s *snapT) { s.History.WindowS = 7 }},
+		{"schema version", func(s *snapT) { s.SchemaVersion = 3 }},
 		{"horizon", func(s *snapT) { s.HorizonS = 301 }},
 		{"horizon over a week", func(s *snapT) { s.HorizonS = week + 300 }},
 		{"promoted", func(s *snapT) { s.Promoted = "nobody" }},
-		{"covariance", func(s *snapT) { candidate(s, s.GetPromoted()).State.Covariance[1] = 1 }},
+		{"covariance", func(s *snapT) { candidate(s, s.GetPromoted()).State.CovarianceUpper[0] = -1 }},
+		{"covariance length", func(s *snapT) { st := candidate(s, s.GetPromoted()).State; st.CovarianceUpper = st.CovarianceUpper[1:] }},
 		{"coefficients", func(s *snapT) { candidate(s, s.GetPromoted()).State.Coefficients = nil }},
 	}
 	for _, tc := range tests {

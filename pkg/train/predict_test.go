@@ -34,6 +34,7 @@ func TestPredict(t *testing.T) {
 	}
 	st.Coefficients = make([]float64, nf+1)
 	copy(st.Coefficients, []float64{0.1, 0.5, -0.2})
+	st.CovarianceUpper = nil // a full P, as schema 1 wrote it, serves as well
 	st.Covariance = make([]float64, (nf+1)*(nf+1))
 	for i := range nf + 1 {
 		st.Covariance[i*(nf+1)+i] = 1

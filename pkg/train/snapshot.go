@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -15,8 +16,14 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
-// SchemaVersion is the ModelSnapshot.schema_version this package writes and reads.
-const SchemaVersion = 1
+// SchemaVersion is the ModelSnapshot.schema_version this package writes. RestoreLearner and Compile also read
+// SchemaVersion1 records, so that a trainer upgraded from the code before version 2 restores its models once
+// (the next checkpoint rewrites them at version 2).
+const SchemaVersion = 2
+
+// SchemaVersion1 is the first snapshot format: P in full, the exact state beyond the v1 fields in the opaque
+// baseline_state bytes, and the pending inputs' forecasts in a map keyed by forecaster name.
+const SchemaVersion1 = 1
 
 // ModelID returns the snapshot key "intersection/approach/horizon_s/target".
 func ModelID(intersectionID, approachID string, horizon time.Duration, target string) string {
@@ -28,10 +35,10 @@ func ModelID(intersectionID, approachID string, horizon time.Duration, target st
 
 func ts(unix int64) *timestamppb.Timestamp { return &timestamppb.Timestamp{Seconds: unix} }
 
-// Snapshots returns the complete state of the learner, one message per horizon in Config order. The messages
-// share nothing with the learner. RestoreLearner on all of them continues exactly like this learner.
+// Snapshots returns the complete state of the learner, one message per horizon in Config order, at
+// SchemaVersion. The messages share nothing with the learner or with each other. RestoreLearner on all of them
+// continues exactly like this learner.
 func (l *Learner) Snapshots() []*greenwavev1.ModelSnapshot {
-	shared := l.hist.appendShared(nil)
 	out := make([]*greenwavev1.ModelSnapshot, 0, len(l.models))
 	nc := len(l.cfg.Candidates)
 	for _, m := range l.models {
@@ -48,8 +55,9 @@ func (l *Learner) Snapshots() []*greenwavev1.ModelSnapshot {
 			Promoted:          l.cfg.Candidates[m.promoted].Name,
 			Promotions:        m.promotions,
 			Baselines:         make(map[string]*greenwavev1.Evaluation, len(baselineNames)),
-			BaselineState:     appendHorizon(slices.Clone(shared), m),
 			IntervalCoverage:  m.coverage.toProto(l.cfg.IntervalConfidence),
+			History:           l.hist.toProto(),
+			Recent:            recentToProto(m.evals),
 		}
 		if l.applied {
 			s.LastAppliedWindow, s.UpdatedAt = ts(l.last), ts(l.lastEnd)
@@ -66,14 +74,15 @@ func (l *Learner) Snapshots() []*greenwavev1.ModelSnapshot {
 		}
 		for _, p := range m.pending {
 			pi := &greenwavev1.PendingInput{
-				WindowStart:       ts(p.start),
-				Values:            slices.Clone(p.x),
-				BaselineForecasts: map[string]float64{},
+				WindowStart: ts(p.start),
+				Values:      slices.Clone(p.x),
+				Forecasts:   make([]float64, len(p.forecasts)),
 			}
 			for k, fc := range p.forecasts {
-				if !math.IsNaN(fc) {
-					pi.BaselineForecasts[forecasterName(l.cfg, k)] = fc
+				if math.IsNaN(fc) {
+					fc = math.NaN() // one canonical bit pattern
 				}
+				pi.Forecasts[k] = fc
 			}
 			if !math.IsNaN(p.lo) {
 				pi.IntervalLower, pi.IntervalUpper = &p.lo, &p.hi
@@ -111,13 +120,15 @@ func rlsToProto(st regression.RLSState) *greenwavev1.RLSState {
 	}
 	return &greenwavev1.RLSState{
 		Coefficients:      st.Coefficients,
-		Covariance:        st.Covariance,
+		CovarianceUpper:   upperTriangle(st.Covariance, st.Features+1),
 		ForgettingFactor:  st.Lambda,
 		InitialCovariance: st.Delta,
 		Updates:           st.Updates,
 		NoiseVariance:     nv,
 		// Resets are never called; covariance resets (rounding repairs and drift) are the v1 "resets".
-		Resets: st.CovarianceResets + st.Resets,
+		Resets:      st.CovarianceResets + st.Resets,
+		NoiseSum:    st.NoiseSum,
+		NoiseWeight: st.NoiseWeight,
 	}
 }
 
@@ -162,11 +173,25 @@ func restore(intersectionID, approachID string, snaps []*greenwavev1.ModelSnapsh
 	} else if first.GetUpdatedAt() != nil || l.version != 0 {
 		return nil, fmt.Errorf("version %d without last applied window: %w", l.version, ErrInvalidSnapshot)
 	}
-	off, err := l.hist.decodeShared(first.GetBaselineState())
-	if err != nil {
-		return nil, err
+	version := first.GetSchemaVersion()
+	var (
+		off    int    // schema 1: the offset of the horizon section in baseline_state
+		shared []byte // schema 1: the shared section, identical in every horizon's baseline_state
+	)
+	switch version {
+	case SchemaVersion1:
+		var err error
+		if off, err = l.hist.decodeShared(first.GetBaselineState()); err != nil {
+			return nil, err
+		}
+		shared = first.GetBaselineState()[:off]
+	case SchemaVersion:
+		if err := l.hist.fromProto(first.GetHistory()); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("snapshot %q schema version %d, want %d (or %d): %w", first.GetModelId(), version, SchemaVersion, SchemaVersion1, ErrInvalidSnapshot)
 	}
-	shared := first.GetBaselineState()[:off]
 
 	byHorizon := map[uint32]*greenwavev1.ModelSnapshot{}
 	for i, s := range snaps {
@@ -174,8 +199,8 @@ func restore(intersectionID, approachID string, snaps []*greenwavev1.ModelSnapsh
 			return nil, fmt.Errorf("snapshot %d is nil: %w", i, ErrInvalidSnapshot)
 		}
 		switch {
-		case s.GetSchemaVersion() != SchemaVersion:
-			return nil, fmt.Errorf("snapshot %q schema version %d, want %d: %w", s.GetModelId(), s.GetSchemaVersion(), SchemaVersion, ErrInvalidSnapshot)
+		case s.GetSchemaVersion() != version:
+			return nil, fmt.Errorf("snapshot %q schema version %d, %q %d: %w", s.GetModelId(), s.GetSchemaVersion(), first.GetModelId(), version, ErrInvalidSnapshot)
 		case s.GetIntersectionId() != intersectionID || s.GetApproachId() != approachID:
 			return nil, fmt.Errorf("snapshot %q is for %s/%s: %w", s.GetModelId(), s.GetIntersectionId(), s.GetApproachId(), ErrKeyMismatch)
 		case s.GetTarget() != tgt.proto:
@@ -185,7 +210,8 @@ func restore(intersectionID, approachID string, snaps []*greenwavev1.ModelSnapsh
 		case s.GetVersion() != l.version || !s.GetLastAppliedWindow().AsTime().Equal(first.GetLastAppliedWindow().AsTime()) ||
 			!s.GetUpdatedAt().AsTime().Equal(first.GetUpdatedAt().AsTime()):
 			return nil, fmt.Errorf("snapshot %q at version %d, %q at %d: %w", s.GetModelId(), s.GetVersion(), first.GetModelId(), l.version, ErrInvalidSnapshot)
-		case !bytes.HasPrefix(s.GetBaselineState(), shared):
+		case version == SchemaVersion1 && !bytes.HasPrefix(s.GetBaselineState(), shared),
+			version == SchemaVersion && !proto.Equal(s.GetHistory(), first.GetHistory()):
 			return nil, fmt.Errorf("snapshot %q history differs from %q: %w", s.GetModelId(), first.GetModelId(), ErrInvalidSnapshot)
 		case byHorizon[s.GetHorizonS()] != nil:
 			return nil, fmt.Errorf("horizon %d s repeated: %w", s.GetHorizonS(), ErrInvalidSnapshot)
@@ -214,9 +240,27 @@ func (l *Learner) restoreHorizon(s *greenwavev1.ModelSnapshot, h time.Duration, 
 	nc := len(cfg.Candidates)
 	ne := nc + len(baselineNames)
 	m := &horizonModel{h: h, hs: int64(h / time.Second), promoted: -1, promotions: s.GetPromotions()}
-	bh, err := decodeHorizon(s.GetBaselineState(), off, nc, ne)
-	if err != nil {
-		return nil, err
+	v1 := s.GetSchemaVersion() == SchemaVersion1
+	var (
+		bh  blobHorizon
+		err error
+	)
+	if v1 {
+		if bh, err = decodeHorizon(s.GetBaselineState(), off, nc, ne); err != nil {
+			return nil, err
+		}
+	} else {
+		if len(s.GetBaselineState()) > 0 {
+			return nil, fmt.Errorf("schema %d snapshot with schema 1 baseline state: %w", SchemaVersion, ErrInvalidSnapshot)
+		}
+		recent, err := recentFromProto(s.GetRecent(), ne)
+		if err != nil {
+			return nil, err
+		}
+		bh.recent = recent
+		for _, c := range s.GetCandidates() {
+			bh.noise = append(bh.noise, noiseAcc{c.GetState().GetNoiseSum(), c.GetState().GetNoiseWeight()})
+		}
 	}
 	if len(s.GetCandidates()) != nc {
 		return nil, fmt.Errorf("%d candidates, configured %d: %w", len(s.GetCandidates()), nc, ErrInvalidSnapshot)
@@ -234,9 +278,13 @@ func (l *Learner) restoreHorizon(s *greenwavev1.ModelSnapshot, h time.Duration, 
 		if maxTrace == 0 {
 			maxTrace = spec.RLS.Delta * float64(nf+1)
 		}
+		p, err := fullCovariance(st, nf)
+		if err != nil {
+			return nil, fmt.Errorf("candidate %q: %w", spec.Name, err)
+		}
 		r, err := regression.FromState(regression.RLSState{
 			Features: nf, Lambda: spec.RLS.Lambda, Delta: spec.RLS.Delta, MaxTrace: maxTrace,
-			Coefficients: slices.Clone(st.GetCoefficients()), Covariance: slices.Clone(st.GetCovariance()),
+			Coefficients: slices.Clone(st.GetCoefficients()), Covariance: p,
 			Updates: st.GetUpdates(), CovarianceResets: st.GetResets(),
 			NoiseSum: bh.noise[i].sum, NoiseWeight: bh.noise[i].weight,
 		})
@@ -279,7 +327,7 @@ func (l *Learner) restoreHorizon(s *greenwavev1.ModelSnapshot, h time.Duration, 
 		return nil, err
 	}
 	m.coverage = cov
-	if m.pending, err = l.restorePending(s.GetPending(), m.hs, ne, keepIntervals); err != nil {
+	if m.pending, err = l.restorePending(s.GetPending(), m.hs, ne, keepIntervals, v1); err != nil {
 		return nil, err
 	}
 	d := s.GetDrift()
@@ -298,12 +346,12 @@ func (l *Learner) restoreHorizon(s *greenwavev1.ModelSnapshot, h time.Duration, 
 }
 
 // restorePending decodes the pending inputs; keepIntervals false drops their intervals (made at another
-// confidence than the configured one).
-func (l *Learner) restorePending(ps []*greenwavev1.PendingInput, hs int64, ne int, keepIntervals bool) ([]pending, error) {
+// confidence than the configured one). v1 reads the forecasts from schema 1's baseline_forecasts map.
+func (l *Learner) restorePending(ps []*greenwavev1.PendingInput, hs int64, ne int, keepIntervals, v1 bool) ([]pending, error) {
 	if len(ps) > l.cfg.MaxPending {
 		return nil, fmt.Errorf("%d pending inputs, max %d: %w", len(ps), l.cfg.MaxPending, ErrInvalidSnapshot)
 	}
-	index := map[string]int{}
+	index := make(map[string]int, ne)
 	for k := 0; k < ne; k++ {
 		index[forecasterName(l.cfg, k)] = k
 	}
@@ -324,15 +372,28 @@ func (l *Learner) restorePending(ps []*greenwavev1.PendingInput, hs int64, ne in
 			}
 		}
 		fc := make([]float64, ne)
-		for k := range fc {
-			fc[k] = math.NaN()
-		}
-		for name, v := range p.GetBaselineForecasts() {
-			k, ok := index[name]
-			if !ok || math.IsNaN(sane(v)) {
-				return nil, fmt.Errorf("pending input %d forecast %q = %g: %w", i, name, v, ErrInvalidSnapshot)
+		if v1 {
+			for k := range fc {
+				fc[k] = math.NaN()
 			}
-			fc[k] = v
+			for name, v := range p.GetBaselineForecasts() {
+				k, ok := index[name]
+				if !ok || math.IsNaN(sane(v)) {
+					return nil, fmt.Errorf("pending input %d forecast %q = %g: %w", i, name, v, ErrInvalidSnapshot)
+				}
+				fc[k] = v
+			}
+		} else {
+			if len(p.GetForecasts()) != ne || len(p.GetBaselineForecasts()) > 0 {
+				return nil, fmt.Errorf("pending input %d has %d forecasts (and %d by name) for %d forecasters: %w",
+					i, len(p.GetForecasts()), len(p.GetBaselineForecasts()), ne, ErrInvalidSnapshot)
+			}
+			for k, v := range p.GetForecasts() {
+				if !math.IsNaN(v) && math.IsNaN(sane(v)) {
+					return nil, fmt.Errorf("pending input %d forecast of %q = %g: %w", i, forecasterName(l.cfg, k), v, ErrInvalidSnapshot)
+				}
+				fc[k] = v
+			}
 		}
 		pe := pending{start: start, x: slices.Clone(p.GetValues()), forecasts: fc, lo: math.NaN(), hi: math.NaN()}
 		if p.IntervalLower != nil || p.IntervalUpper != nil {

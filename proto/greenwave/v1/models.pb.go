@@ -267,7 +267,15 @@ type RLSState struct {
 	// noise_variance is the running estimate of the residual variance, for prediction intervals.
 	NoiseVariance float64 `protobuf:"fixed64,6,opt,name=noise_variance,json=noiseVariance,proto3" json:"noise_variance,omitempty"`
 	// resets counts covariance resets by the wind-up guard or the drift detector.
-	Resets        uint64 `protobuf:"varint,7,opt,name=resets,proto3" json:"resets,omitempty"`
+	Resets uint64 `protobuf:"varint,7,opt,name=resets,proto3" json:"resets,omitempty"`
+	// covariance_upper is P's upper triangle, row by row ((n+1)(n+2)/2 values: P[0][0..n], P[1][1..n], …); P is
+	// exactly symmetric, so it restores P bit for bit at about half the bytes of covariance. Schema version 2
+	// writes it instead of covariance.
+	CovarianceUpper []float64 `protobuf:"fixed64,8,rep,packed,name=covariance_upper,json=covarianceUpper,proto3" json:"covariance_upper,omitempty"`
+	// noise_sum and noise_weight are the accumulators whose quotient is noise_variance (schema version 2; in
+	// version 1 they were in ModelSnapshot.baseline_state).
+	NoiseSum      float64 `protobuf:"fixed64,9,opt,name=noise_sum,json=noiseSum,proto3" json:"noise_sum,omitempty"`
+	NoiseWeight   float64 `protobuf:"fixed64,10,opt,name=noise_weight,json=noiseWeight,proto3" json:"noise_weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -351,6 +359,27 @@ func (x *RLSState) GetResets() uint64 {
 	return 0
 }
 
+func (x *RLSState) GetCovarianceUpper() []float64 {
+	if x != nil {
+		return x.CovarianceUpper
+	}
+	return nil
+}
+
+func (x *RLSState) GetNoiseSum() float64 {
+	if x != nil {
+		return x.NoiseSum
+	}
+	return 0
+}
+
+func (x *RLSState) GetNoiseWeight() float64 {
+	if x != nil {
+		return x.NoiseWeight
+	}
+	return 0
+}
+
 // Candidate is one hyper-parameter setting run in shadow.
 type Candidate struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -424,6 +453,10 @@ type PendingInput struct {
 	// The label is scored against them for interval coverage.
 	IntervalLower *float64 `protobuf:"fixed64,4,opt,name=interval_lower,json=intervalLower,proto3,oneof" json:"interval_lower,omitempty"`
 	IntervalUpper *float64 `protobuf:"fixed64,5,opt,name=interval_upper,json=intervalUpper,proto3,oneof" json:"interval_upper,omitempty"`
+	// forecasts are every forecaster's forecast made with the input, indexed like ModelSnapshot.recent (the
+	// candidates in ModelSnapshot.candidates order, then persistence, seasonal_naive, historical_average); NaN
+	// when there was none. Schema version 2 writes them instead of baseline_forecasts.
+	Forecasts     []float64 `protobuf:"fixed64,6,rep,packed,name=forecasts,proto3" json:"forecasts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -491,6 +524,13 @@ func (x *PendingInput) GetIntervalUpper() float64 {
 		return *x.IntervalUpper
 	}
 	return 0
+}
+
+func (x *PendingInput) GetForecasts() []float64 {
+	if x != nil {
+		return x.Forecasts
+	}
+	return nil
 }
 
 // IntervalCoverage counts how often the labels fell inside the promoted candidate's prediction interval made
@@ -686,12 +726,19 @@ type ModelSnapshot struct {
 	Drift      *DriftState            `protobuf:"bytes,16,opt,name=drift,proto3" json:"drift,omitempty"`
 	// updated_at is the event time of the last applied window's end.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	// baseline_state is opaque per-baseline history (seasonal values), owned by the trainer.
+	// baseline_state is opaque per-baseline history (seasonal values), owned by the trainer. Schema version 1 only;
+	// version 2 has history, recent and the RLSState noise accumulators instead.
 	BaselineState []byte `protobuf:"bytes,18,opt,name=baseline_state,json=baselineState,proto3" json:"baseline_state,omitempty"`
 	// interval_coverage tracks the promoted candidate's prediction intervals against the later labels.
 	IntervalCoverage *IntervalCoverage `protobuf:"bytes,19,opt,name=interval_coverage,json=intervalCoverage,proto3" json:"interval_coverage,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// history is the approach's seasonal history, from which the baselines forecast and the seasonal inputs are
+	// computed (schema version 2).
+	History *SeasonalHistory `protobuf:"bytes,20,opt,name=history,proto3" json:"history,omitempty"`
+	// recent holds every forecaster's recent (actual, forecast) window: the candidates in candidates order, then
+	// persistence, seasonal_naive, historical_average (schema version 2).
+	Recent        []*RecentErrors `protobuf:"bytes,21,rep,name=recent,proto3" json:"recent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelSnapshot) Reset() {
@@ -857,11 +904,25 @@ func (x *ModelSnapshot) GetIntervalCoverage() *IntervalCoverage {
 	return nil
 }
 
+func (x *ModelSnapshot) GetHistory() *SeasonalHistory {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *ModelSnapshot) GetRecent() []*RecentErrors {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
 var File_greenwave_v1_models_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_models_proto_rawDesc = "" +
 	"\n" +
-	"\x19greenwave/v1/models.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x02\n" +
+	"\x19greenwave/v1/models.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egreenwave/v1/model_state.proto\"\xc1\x02\n" +
 	"\n" +
 	"ErrorStats\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x04R\x01n\x12\"\n" +
@@ -882,7 +943,7 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"\n" +
 	"cumulative\x18\x01 \x01(\v2\x18.greenwave.v1.ErrorStatsR\n" +
 	"cumulative\x120\n" +
-	"\x06recent\x18\x02 \x01(\v2\x18.greenwave.v1.ErrorStatsR\x06recent\"\x83\x02\n" +
+	"\x06recent\x18\x02 \x01(\v2\x18.greenwave.v1.ErrorStatsR\x06recent\"\xee\x02\n" +
 	"\bRLSState\x12\"\n" +
 	"\fcoefficients\x18\x01 \x03(\x01R\fcoefficients\x12\x1e\n" +
 	"\n" +
@@ -892,19 +953,24 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"\x12initial_covariance\x18\x04 \x01(\x01R\x11initialCovariance\x12\x18\n" +
 	"\aupdates\x18\x05 \x01(\x04R\aupdates\x12%\n" +
 	"\x0enoise_variance\x18\x06 \x01(\x01R\rnoiseVariance\x12\x16\n" +
-	"\x06resets\x18\a \x01(\x04R\x06resets\"\x87\x01\n" +
+	"\x06resets\x18\a \x01(\x04R\x06resets\x12)\n" +
+	"\x10covariance_upper\x18\b \x03(\x01R\x0fcovarianceUpper\x12\x1b\n" +
+	"\tnoise_sum\x18\t \x01(\x01R\bnoiseSum\x12!\n" +
+	"\fnoise_weight\x18\n" +
+	" \x01(\x01R\vnoiseWeight\"\x87\x01\n" +
 	"\tCandidate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05state\x18\x02 \x01(\v2\x16.greenwave.v1.RLSStateR\x05state\x128\n" +
 	"\n" +
 	"evaluation\x18\x03 \x01(\v2\x18.greenwave.v1.EvaluationR\n" +
-	"evaluation\"\x8b\x03\n" +
+	"evaluation\"\xa9\x03\n" +
 	"\fPendingInput\x12=\n" +
 	"\fwindow_start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\x01R\x06values\x12`\n" +
 	"\x12baseline_forecasts\x18\x03 \x03(\v21.greenwave.v1.PendingInput.BaselineForecastsEntryR\x11baselineForecasts\x12*\n" +
 	"\x0einterval_lower\x18\x04 \x01(\x01H\x00R\rintervalLower\x88\x01\x01\x12*\n" +
-	"\x0einterval_upper\x18\x05 \x01(\x01H\x01R\rintervalUpper\x88\x01\x01\x1aD\n" +
+	"\x0einterval_upper\x18\x05 \x01(\x01H\x01R\rintervalUpper\x88\x01\x01\x12\x1c\n" +
+	"\tforecasts\x18\x06 \x03(\x01R\tforecasts\x1aD\n" +
 	"\x16BaselineForecastsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x11\n" +
@@ -929,7 +995,7 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"detections\x18\x05 \x01(\x04R\n" +
 	"detections\x12L\n" +
 	"\x14last_detected_window\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x12lastDetectedWindow\x12\x1a\n" +
-	"\bdrifting\x18\a \x01(\bR\bdrifting\"\xcd\a\n" +
+	"\bdrifting\x18\a \x01(\bR\bdrifting\"\xba\b\n" +
 	"\rModelSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12'\n" +
@@ -956,7 +1022,9 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12%\n" +
 	"\x0ebaseline_state\x18\x12 \x01(\fR\rbaselineState\x12K\n" +
-	"\x11interval_coverage\x18\x13 \x01(\v2\x1e.greenwave.v1.IntervalCoverageR\x10intervalCoverage\x1aV\n" +
+	"\x11interval_coverage\x18\x13 \x01(\v2\x1e.greenwave.v1.IntervalCoverageR\x10intervalCoverage\x127\n" +
+	"\ahistory\x18\x14 \x01(\v2\x1d.greenwave.v1.SeasonalHistoryR\ahistory\x122\n" +
+	"\x06recent\x18\x15 \x03(\v2\x1a.greenwave.v1.RecentErrorsR\x06recent\x1aV\n" +
 	"\x0eBaselinesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x05value\x18\x02 \x01(\v2\x18.greenwave.v1.EvaluationR\x05value:\x028\x01*Y\n" +
@@ -993,6 +1061,8 @@ var file_greenwave_v1_models_proto_goTypes = []any{
 	nil,                           // 9: greenwave.v1.PendingInput.BaselineForecastsEntry
 	nil,                           // 10: greenwave.v1.ModelSnapshot.BaselinesEntry
 	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*SeasonalHistory)(nil),       // 12: greenwave.v1.SeasonalHistory
+	(*RecentErrors)(nil),          // 13: greenwave.v1.RecentErrors
 }
 var file_greenwave_v1_models_proto_depIdxs = []int32{
 	1,  // 0: greenwave.v1.Evaluation.cumulative:type_name -> greenwave.v1.ErrorStats
@@ -1010,12 +1080,14 @@ var file_greenwave_v1_models_proto_depIdxs = []int32{
 	7,  // 12: greenwave.v1.ModelSnapshot.drift:type_name -> greenwave.v1.DriftState
 	11, // 13: greenwave.v1.ModelSnapshot.updated_at:type_name -> google.protobuf.Timestamp
 	6,  // 14: greenwave.v1.ModelSnapshot.interval_coverage:type_name -> greenwave.v1.IntervalCoverage
-	2,  // 15: greenwave.v1.ModelSnapshot.BaselinesEntry.value:type_name -> greenwave.v1.Evaluation
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	12, // 15: greenwave.v1.ModelSnapshot.history:type_name -> greenwave.v1.SeasonalHistory
+	13, // 16: greenwave.v1.ModelSnapshot.recent:type_name -> greenwave.v1.RecentErrors
+	2,  // 17: greenwave.v1.ModelSnapshot.BaselinesEntry.value:type_name -> greenwave.v1.Evaluation
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_models_proto_init() }
@@ -1023,6 +1095,7 @@ func file_greenwave_v1_models_proto_init() {
 	if File_greenwave_v1_models_proto != nil {
 		return
 	}
+	file_greenwave_v1_model_state_proto_init()
 	file_greenwave_v1_models_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -246,15 +246,17 @@ func TestTrainerRestartEquivalence(t *testing.T) {
 	t.Logf("kill points seeded with TRAINER_RESTART_SEED=%d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	whole := startTrainerRun(ctx, t, session)
+	whole := startTrainerRun(ctx, t, session, "TRAINER_CHECKPOINT_IDLE=1s")
 	whole.waitCommitted(ctx, -1)
 	want := whole.finalModels(ctx)
 
-	// Small batches mean many checkpoints, and every checkpoint writes each touched learner's snapshots (about
-	// half a megabyte each): below 20 the models topic grows past what kfake under the race detector moves
-	// through in the test's deadline on a two-core machine.
+	// The uninterrupted run checkpoints at the default event-time cadence (and once the input is consumed); the
+	// killed one at a seeded cadence, down to every batch: small batches then mean many checkpoints, and every
+	// checkpoint writes each touched learner's snapshots (about 370 KB each): below 20 the models topic grows
+	// past what kfake under the race detector moves through in the test's deadline on a two-core machine.
 	batch := fmt.Sprintf("TRAINER_MAX_BATCH=%d", 20+rng.IntN(40))
-	killed := startTrainerRun(ctx, t, session, batch)
+	interval := "TRAINER_CHECKPOINT_INTERVAL=" + []string{"0s", "1h", "6h"}[rng.IntN(3)]
+	killed := startTrainerRun(ctx, t, session, batch, interval, "TRAINER_CHECKPOINT_IDLE=1s")
 	_, total := killed.committed(ctx)
 	points := make([]int64, kills)
 	for i := range points {
@@ -282,7 +284,7 @@ func TestTrainerRestartEquivalence(t *testing.T) {
 		if err := killed.stack.WaitReady(ctx); err != nil {
 			t.Fatalf("trainer not ready after restart: %v", err)
 		}
-		t.Logf("trainer (%s) SIGKILLed at %d of %d committed records (kill point %d) and restarted", batch, done, total, p)
+		t.Logf("trainer (%s, %s) SIGKILLed at %d of %d committed records (kill point %d) and restarted", batch, interval, done, total, p)
 	}
 	killed.waitCommitted(ctx, -1)
 	got := killed.finalModels(ctx)

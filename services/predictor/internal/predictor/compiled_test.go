@@ -60,7 +60,7 @@ func TestPredictCompiledModels(t *testing.T) {
 	good, _ := store.Get(models.ID("i1", "n", testHorizons[0], "flow"))
 	bad := proto.CloneOf(good)
 	bad.Version++
-	bad.BaselineState = bad.BaselineState[:10]
+	bad.History.Ring = bad.History.Ring[:10]
 	store.Put(bad)
 	p := pr.Predict(testFrame(111))
 	for _, ap := range p.GetApproaches() {

@@ -483,7 +483,7 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode state of %s: %w", id, err)
 		}
-		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b})
+		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b, Payload: statePayload})
 	}
 	for _, plan := range p.issued {
 		p.svc.hub.Publish(plan.GetIntersectionId(), plan)
@@ -618,7 +618,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {
 		p := &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.SignalState, part, func(msg kafka.Message) error {
-			st, err := decodeState(msg.Value)
+			st, err := decodeStateRecord(string(stream.Header(msg, stream.HeaderPayload)), msg.Value)
 			if err != nil {
 				return fmt.Errorf("state of %s: %w", msg.Key, err)
 			}

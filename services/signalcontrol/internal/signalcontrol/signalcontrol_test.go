@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -450,7 +451,7 @@ func TestStateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeState(b)
+			got, err := decodeStateRecord(statePayload, b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -464,7 +465,19 @@ func TestStateRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	// Changelog values written by the previous version (a bare plan) still restore.
+	// The JSON value of the previous release still restores, with everything in it.
+	full := tests[1].st
+	planBytes, _ := proto.Marshal(full.Plan)
+	js, _ := json.Marshal(stateRecord{Version: stateVersion, Plan: planBytes, WindowEndUnixNano: full.WindowEnd.UnixNano(),
+		Profile: full.Profile, AppliedOverride: full.AppliedOverride, ExpiredOverride: full.ExpiredOverride})
+	if got, err := decodeStateRecord("", js); err != nil || !proto.Equal(got.Plan, full.Plan) || !got.WindowEnd.Equal(full.WindowEnd) ||
+		fmt.Sprint(got.Profile) != fmt.Sprint(full.Profile) || got.AppliedOverride != "a" || got.ExpiredOverride != "b" {
+		t.Errorf("JSON state of the previous release: %+v, %v", got, err)
+	}
+	if pb, _ := encodeState(full); len(pb) >= len(js) {
+		t.Errorf("protobuf state %d bytes, JSON %d: want smaller", len(pb), len(js))
+	}
+	// Changelog values written by the version before (a bare plan) still restore.
 	legacy, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "A/1", CycleS: 60, ValidFrom: timestamppb.New(time.Unix(100, 0))})
 	st, err := decodeState(legacy)
 	if err != nil || st.Plan.GetCycleS() != 60 || st.WindowEnd.Unix() != 100 {
@@ -472,8 +485,34 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 }
 
+// FuzzDecodeStateRecord: changelog values of the current format decode or fail cleanly, and what decodes
+// re-encodes to the same bytes.
+func FuzzDecodeStateRecord(f *testing.F) {
+	var prof signal.Profile
+	prof.Observe("N", 3, 120, 0.1)
+	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0), Profile: prof})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeStateRecord(statePayload, b)
+		if err != nil {
+			return
+		}
+		b2, err := encodeState(st)
+		if err != nil {
+			t.Fatalf("decoded state does not encode: %v", err)
+		}
+		st2, err := decodeStateRecord(statePayload, b2)
+		if err != nil {
+			t.Fatalf("re-encoded state does not decode: %v", err)
+		}
+		if b3, _ := encodeState(st2); string(b3) != string(b2) {
+			t.Fatal("encoding not stable")
+		}
+	})
+}
+
 func FuzzDecodeState(f *testing.F) {
-	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0)})
+	b, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "x"})
 	f.Add(b)
 	f.Add([]byte(`{"version":2,"profile":{"cells":{"N":{"3":{"m":1,"n":1}}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -4,15 +4,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
-// stateVersion is the version of the changelog value written by encodeState.
+// statePayload is the greenwave-payload header of the changelog values encodeState writes: a
+// greenwave.v1.SignalControlState. Values without it were written by earlier versions (JSON, or a bare plan).
+const statePayload = "greenwave.v1.SignalControlState"
+
+// stateSchemaVersion is SignalControlState.schema_version.
+const stateSchemaVersion = 1
+
+// stateVersion is the version of the JSON changelog value the previous release wrote (still read).
 const stateVersion = 2
 
 // intersectionState is what signal-control remembers per intersection, snapshotted to the compacted
@@ -30,8 +39,8 @@ type intersectionState struct {
 	ExpiredOverride string
 }
 
-// stateRecord is the JSON form of intersectionState. JSON keeps the value readable with standard tools
-// (kcat | jq); the plan stays binary protobuf inside it. Times are Unix nanoseconds so they round-trip exactly.
+// stateRecord is the JSON form of intersectionState that the previous release wrote (version 2): read once
+// after an upgrade, never written.
 type stateRecord struct {
 	Version           int            `json:"version"`
 	Plan              []byte         `json:"plan,omitempty"`
@@ -41,22 +50,99 @@ type stateRecord struct {
 	ExpiredOverride   string         `json:"expired_override,omitempty"`
 }
 
+// encodeState returns the changelog value of st: a SignalControlState (binary protobuf, with the profile as
+// packed per-approach arrays: about a third of the JSON's bytes), deterministic for a given state.
 func encodeState(st *intersectionState) ([]byte, error) {
-	rec := stateRecord{Version: stateVersion, Profile: st.Profile, AppliedOverride: st.AppliedOverride, ExpiredOverride: st.ExpiredOverride}
+	m := &greenwavev1.SignalControlState{SchemaVersion: stateSchemaVersion, Plan: st.Plan,
+		AppliedOverride: st.AppliedOverride, ExpiredOverride: st.ExpiredOverride}
 	if !st.WindowEnd.IsZero() {
-		rec.WindowEndUnixNano = st.WindowEnd.UnixNano()
+		m.WindowEnd = timestamppb.New(st.WindowEnd)
 	}
-	if st.Plan != nil {
-		b, err := proto.Marshal(st.Plan)
-		if err != nil {
-			return nil, fmt.Errorf("encode plan: %w", err)
+	approaches := make([]string, 0, len(st.Profile.Cells))
+	for a, cells := range st.Profile.Cells {
+		if len(cells) > 0 {
+			approaches = append(approaches, a)
 		}
-		rec.Plan = b
 	}
-	return json.Marshal(rec)
+	sort.Strings(approaches)
+	for _, a := range approaches {
+		cells := st.Profile.Cells[a]
+		buckets := make([]int, 0, len(cells))
+		for b := range cells {
+			buckets = append(buckets, b)
+		}
+		sort.Ints(buckets)
+		ap := &greenwavev1.ApproachFlowProfile{ApproachId: a}
+		for _, b := range buckets {
+			if b < 0 || b >= signal.ProfileBuckets {
+				return nil, fmt.Errorf("encode state: profile bucket %d of approach %s", b, a)
+			}
+			ap.Bucket = append(ap.Bucket, uint32(b))
+			ap.MeanVph = append(ap.MeanVph, cells[b].MeanVPH)
+			ap.Samples = append(ap.Samples, cells[b].Samples)
+		}
+		m.Profile = append(m.Profile, ap)
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	return b, nil
 }
 
-// decodeState reads a changelog value: the JSON record, or — written by earlier versions — a bare SignalPlan
+// decodeProtoState reads a SignalControlState value.
+func decodeProtoState(b []byte) (*intersectionState, error) {
+	var m greenwavev1.SignalControlState
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	if m.GetSchemaVersion() != stateSchemaVersion {
+		return nil, fmt.Errorf("decode state: schema version %d, want %d", m.GetSchemaVersion(), stateSchemaVersion)
+	}
+	st := &intersectionState{Plan: m.GetPlan(), AppliedOverride: m.GetAppliedOverride(), ExpiredOverride: m.GetExpiredOverride()}
+	if w := m.GetWindowEnd(); w != nil {
+		if err := w.CheckValid(); err != nil {
+			return nil, fmt.Errorf("decode state: window end: %w", err)
+		}
+		st.WindowEnd = w.AsTime()
+	}
+	for _, ap := range m.GetProfile() {
+		n := len(ap.GetBucket())
+		if len(ap.GetMeanVph()) != n || len(ap.GetSamples()) != n || n == 0 {
+			return nil, fmt.Errorf("decode state: profile of approach %s has %d buckets, %d means and %d counts", ap.GetApproachId(),
+				n, len(ap.GetMeanVph()), len(ap.GetSamples()))
+		}
+		if st.Profile.Cells[ap.GetApproachId()] != nil {
+			return nil, fmt.Errorf("decode state: profile of approach %s repeated", ap.GetApproachId())
+		}
+		cells := make(map[int]signal.ProfileCell, n)
+		for i, b := range ap.GetBucket() {
+			if (i > 0 && b <= ap.GetBucket()[i-1]) || b >= signal.ProfileBuckets {
+				return nil, fmt.Errorf("decode state: profile of approach %s: bucket %d out of order or range", ap.GetApproachId(), b)
+			}
+			cells[int(b)] = signal.ProfileCell{MeanVPH: ap.GetMeanVph()[i], Samples: ap.GetSamples()[i]}
+		}
+		if st.Profile.Cells == nil {
+			st.Profile.Cells = map[string]map[int]signal.ProfileCell{}
+		}
+		st.Profile.Cells[ap.GetApproachId()] = cells
+	}
+	if err := checkProfile(st.Profile); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	return st, nil
+}
+
+// decodeStateRecord reads a changelog record: a SignalControlState when its payload header says so, else a value
+// of an earlier release (see decodeState).
+func decodeStateRecord(payload string, b []byte) (*intersectionState, error) {
+	if payload == statePayload {
+		return decodeProtoState(b)
+	}
+	return decodeState(b)
+}
+
+// decodeState reads a changelog value of an earlier release: the JSON record, or a bare SignalPlan
 // (whose valid_from was the end of the window it planned). A protobuf encoding never starts with '{' (that
 // would be field 15 with the deprecated group wire type), so the two cannot be confused.
 func decodeState(b []byte) (*intersectionState, error) {

@@ -65,8 +65,8 @@ func invalidField(field, desc string) error {
 	return st.Err()
 }
 
-// summary is s without what only a restore needs (P, pending inputs, baseline history) unless withP: those are
-// most of a snapshot's size.
+// summary is s without what only a restore needs (P, pending inputs, seasonal history, recent windows) unless
+// withP: those are most of a snapshot's size.
 func summary(s *greenwavev1.ModelSnapshot, withP bool) *greenwavev1.ModelSnapshot {
 	if withP {
 		return s
@@ -74,10 +74,10 @@ func summary(s *greenwavev1.ModelSnapshot, withP bool) *greenwavev1.ModelSnapsho
 	c := proto.CloneOf(s)
 	for _, cand := range c.GetCandidates() {
 		if cand.GetState() != nil {
-			cand.State.Covariance = nil
+			cand.State.Covariance, cand.State.CovarianceUpper = nil, nil
 		}
 	}
-	c.Pending, c.BaselineState = nil, nil
+	c.Pending, c.BaselineState, c.History, c.Recent = nil, nil, nil, nil
 	return c
 }
 

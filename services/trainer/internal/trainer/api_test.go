@@ -18,6 +18,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -80,8 +81,9 @@ func snap(in, ap string, horizonS uint32, target greenwavev1.Target, version uin
 	name := map[greenwavev1.Target]string{greenwavev1.Target_TARGET_FLOW: "flow", greenwavev1.Target_TARGET_SPEED: "speed"}[target]
 	return &greenwavev1.ModelSnapshot{SchemaVersion: 1, ModelId: fmt.Sprintf("%s/%s/%d/%s", in, ap, horizonS, name),
 		IntersectionId: in, ApproachId: ap, HorizonS: horizonS, Target: target, Version: version, Promoted: "c",
-		Candidates: []*greenwavev1.Candidate{{Name: "c", State: &greenwavev1.RLSState{Coefficients: []float64{1, 2}, Covariance: []float64{1, 0, 0, 1}}}},
-		Pending:    []*greenwavev1.PendingInput{{Values: []float64{0.5}}}, BaselineState: []byte{1, 2, 3}}
+		Candidates: []*greenwavev1.Candidate{{Name: "c", State: &greenwavev1.RLSState{Coefficients: []float64{1, 2}, CovarianceUpper: []float64{1, 0, 1}}}},
+		Pending:    []*greenwavev1.PendingInput{{Values: []float64{0.5}}}, History: &greenwavev1.SeasonalHistory{WindowS: 300},
+		Recent: []*greenwavev1.RecentErrors{{Size: 1}}}
 }
 
 // waitModels polls ListModels until it holds n models.
@@ -160,11 +162,11 @@ func TestGetModel(t *testing.T) {
 			if m.GetModelId() != tc.id || m.GetVersion() != tc.version {
 				t.Errorf("got %s version %d, want %s version %d", m.GetModelId(), m.GetVersion(), tc.id, tc.version)
 			}
-			if hasP := len(m.GetCandidates()[0].GetState().GetCovariance()) > 0; hasP != tc.withP {
+			if hasP := len(train.Covariance(m.GetCandidates()[0].GetState())) > 0; hasP != tc.withP {
 				t.Errorf("covariance present %v, want %v", hasP, tc.withP)
 			}
-			if !tc.withP && (len(m.GetPending()) > 0 || len(m.GetBaselineState()) > 0) {
-				t.Error("summary carries pending inputs or baseline state")
+			if !tc.withP && (len(m.GetPending()) > 0 || len(m.GetBaselineState()) > 0 || m.GetHistory() != nil || len(m.GetRecent()) > 0) {
+				t.Error("summary carries pending inputs, history or recent windows")
 			}
 		})
 	}
@@ -199,7 +201,7 @@ func TestListModels(t *testing.T) {
 				t.Fatalf("page of %d for page size %d", len(resp.GetModels()), size)
 			}
 			for _, m := range resp.GetModels() {
-				if len(m.GetCandidates()[0].GetState().GetCovariance()) > 0 || len(m.GetPending()) > 0 {
+				if len(train.Covariance(m.GetCandidates()[0].GetState())) > 0 || len(m.GetPending()) > 0 {
 					t.Fatalf("listed %s with covariance or pending inputs", m.GetModelId())
 				}
 				ids = append(ids, m.GetModelId())
@@ -287,7 +289,7 @@ func TestWatchModels(t *testing.T) {
 		if err != nil {
 			t.Fatalf("recv: %v", err)
 		}
-		if len(r.GetModel().GetPending()) > 0 || len(r.GetModel().GetCandidates()[0].GetState().GetCovariance()) > 0 {
+		if len(r.GetModel().GetPending()) > 0 || len(train.Covariance(r.GetModel().GetCandidates()[0].GetState())) > 0 {
 			t.Errorf("watched %s with covariance or pending inputs", r.GetModel().GetModelId())
 		}
 		return r

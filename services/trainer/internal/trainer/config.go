@@ -12,9 +12,10 @@ import (
 type Config struct {
 	app.Common
 	Horizons         []string      `env:"TRAINER_HORIZONS" default:"auto" help:"forecast horizons, one model per approach and horizon, each a multiple of every intersection's window (topology window_s); auto: those of 15m, 30m, 1h that are multiples of the intersection's window, else one window (train.AutoHorizons; keep PREDICTOR_HORIZONS equal)"`
-	MaxBatch         int           `env:"TRAINER_MAX_BATCH" default:"200" help:"frames handled before snapshots are written and offsets committed (a batch also ends when the partition is caught up)"`
+	MaxBatch         int           `env:"TRAINER_MAX_BATCH" default:"200" help:"frames handled per batch (a batch also ends when the partition is caught up); a checkpoint, when due (TRAINER_CHECKPOINT_INTERVAL), follows a batch"`
 	SessionTimeout   time.Duration `env:"TRAINER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
-	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"0s" help:"snapshot models (and commit input offsets) at most this often; 0 snapshots after every batch. Larger values cut models-topic volume at the cost of a longer replay after a crash (e.g. 15m for thousands of intersections)"`
+	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"12h" help:"event time between model snapshots (input offsets are committed with them): a partition is checkpointed when its newest applied window crosses a multiple of this interval (UTC-aligned); 0 snapshots after every batch. Restarts replay the features since the last checkpoint (exact either way); the predictor serves coefficients up to this much event time old. See docs/trainer.md for the cost"`
+	CheckpointIdle   time.Duration `env:"TRAINER_CHECKPOINT_IDLE" default:"10s" help:"processing time after which a quiet partition whose event time is more than TRAINER_CHECKPOINT_INTERVAL behind the wall clock (a finished replay) is checkpointed, so its last windows are published and committed; 0 never"`
 	SubscriberBuffer int           `env:"TRAINER_SUBSCRIBER_BUFFER" default:"4096" help:"distinct models a WatchModels subscriber may lag behind before it is ended"`
 }
 
@@ -46,8 +47,11 @@ func (c *Config) Validate() []string {
 	if c.SessionTimeout <= 0 {
 		p = append(p, fmt.Sprintf("TRAINER_SESSION_TIMEOUT %v must be positive", c.SessionTimeout))
 	}
-	if c.CheckpointEvery < 0 {
-		p = append(p, fmt.Sprintf("TRAINER_CHECKPOINT_INTERVAL %v must not be negative", c.CheckpointEvery))
+	if c.CheckpointEvery < 0 || c.CheckpointEvery%time.Second != 0 {
+		p = append(p, fmt.Sprintf("TRAINER_CHECKPOINT_INTERVAL %v must be a whole number of seconds, not negative", c.CheckpointEvery))
+	}
+	if c.CheckpointIdle < 0 {
+		p = append(p, fmt.Sprintf("TRAINER_CHECKPOINT_IDLE %v must not be negative", c.CheckpointIdle))
 	}
 	if c.SubscriberBuffer < 1 {
 		p = append(p, fmt.Sprintf("TRAINER_SUBSCRIBER_BUFFER %d must be at least 1", c.SubscriberBuffer))

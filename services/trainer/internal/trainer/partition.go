@@ -36,12 +36,46 @@ type partition struct {
 	dirty    map[string]bool
 	metrics  *metrics
 	log      *zap.Logger
-	// checkpointEvery bounds how often snapshots are written (stream.CheckpointPolicy); 0: every batch.
+	// checkpointEvery is the event time between checkpoints (see CheckpointDue); 0: every batch.
 	checkpointEvery time.Duration
+	// checkpointIdle is the silence after which a partition of historical input is checkpointed; 0: never.
+	checkpointIdle time.Duration
+	// eventTime is the newest window end applied (Unix seconds, 0 before any); checkpointed is eventTime at the
+	// last checkpoint (or restore).
+	eventTime, checkpointed int64
 }
 
-// CheckpointInterval implements stream.CheckpointPolicy.
-func (p *partition) CheckpointInterval() time.Duration { return p.checkpointEvery }
+// CheckpointInterval implements stream.CheckpointPolicy: how often a quiet partition asks CheckpointDue.
+func (p *partition) CheckpointInterval() time.Duration { return p.checkpointIdle }
+
+// CheckpointDue implements stream.CheckpointDecider. Snapshots are taken on event time, so that what they cost
+// follows the input, not the wall clock or the speed of a replay: when the newest applied window end has crossed
+// a multiple of checkpointEvery (UTC-aligned, so restarts keep the schedule) since the last checkpoint. Offsets
+// are committed only with a checkpoint, so a restart replays the frames since the last one and stays exact.
+//
+// A partition of historical input that goes quiet (a replay that ended; event time more than checkpointEvery
+// behind now) is checkpointed after checkpointIdle of silence, so that its last windows are published and its
+// offsets committed. Live input is not: its next event-time boundary comes within checkpointEvery anyway, and
+// checkpointing every quiet spell between windows would write every learner once per window.
+func (p *partition) CheckpointDue(now time.Time, idle time.Duration) bool {
+	every := int64(p.checkpointEvery / time.Second)
+	if every <= 0 {
+		return true
+	}
+	if floorDiv(p.eventTime, every) > floorDiv(p.checkpointed, every) {
+		return true
+	}
+	return p.checkpointIdle > 0 && idle >= p.checkpointIdle && p.eventTime < now.Unix()-every
+}
+
+// floorDiv returns ⌊a/b⌋ for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
 
 func newPartition(id, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) *partition {
 	return &partition{id: id, partitions: partitions, cfg: cfg, names: names, learners: map[string]*train.Learner{},
@@ -169,6 +203,7 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 			continue
 		}
 		applied = append(applied, v.ApproachID)
+		p.eventTime = max(p.eventTime, f.WindowEnd.Unix())
 		p.metrics.applied.Inc()
 		p.observe(key, upd)
 		p.dirty[key] = true
@@ -223,11 +258,12 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 				return nil, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
 			}
 			outs = append(outs, stream.Output{Topic: p.names.Models, Key: []byte(s.GetModelId()), Value: b,
-				EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: wire.PayloadModel})
+				EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: wire.PayloadModel, SchemaVersion: s.GetSchemaVersion()})
 			p.metrics.evals.set(s)
 		}
 	}
 	clear(p.dirty)
+	p.checkpointed = p.eventTime
 	return outs, nil
 }
 
@@ -439,6 +475,7 @@ func restorePartition(ctx context.Context, brokers []string, part, partitions in
 			first := snaps[0]
 			if l, err = train.RestoreLearner(first.GetIntersectionId(), first.GetApproachId(), snaps, lcfg); err == nil {
 				p.learners[key] = l
+				p.eventTime = max(p.eventTime, first.GetUpdatedAt().GetSeconds())
 				for _, s := range snaps {
 					m.evals.set(s)
 				}
@@ -448,6 +485,7 @@ func restorePartition(ctx context.Context, brokers []string, part, partitions in
 		m.restoreFailures.Inc()
 		log.Error("cannot restore model; it restarts from scratch", zap.String("model", key), zap.Error(err))
 	}
+	p.checkpointed = p.eventTime
 	log.Info("partition models restored", zap.Int("partition", part), zap.Int("approaches", len(p.learners)))
 	return p, nil
 }

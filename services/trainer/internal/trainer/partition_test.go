@@ -268,3 +268,33 @@ func TestRestoreSkipsWhatItCannotRead(t *testing.T) {
 		t.Errorf("%v restore failures counted, want 2 (the garbage record and I-1/A1)", n)
 	}
 }
+
+// TestCheckpointDue: checkpoints follow event time (UTC-aligned multiples of the interval); a quiet partition
+// is checkpointed only when its input is historical.
+func TestCheckpointDue(t *testing.T) {
+	t.Parallel()
+	day := int64(24 * 3600)
+	now := time.Unix(100*day+3600, 0)
+	tests := []struct {
+		name                    string
+		every, idleAfter        time.Duration
+		eventTime, checkpointed int64
+		idle                    time.Duration
+		want                    bool
+	}{
+		{"every batch", 0, 0, 5, 5, 0, true},
+		{"first window", 24 * time.Hour, 0, 10*day + 300, 0, 0, true},
+		{"same day", 24 * time.Hour, 0, 10*day + 7200, 10*day + 300, 0, false},
+		{"midnight crossed", 24 * time.Hour, 0, 11 * day, 10*day + 300, 0, true},
+		{"replay idle", 24 * time.Hour, 10 * time.Second, 10*day + 7200, 10*day + 300, 10 * time.Second, true},
+		{"replay not idle long enough", 24 * time.Hour, 10 * time.Second, 10*day + 7200, 10*day + 300, 9 * time.Second, false},
+		{"replay idle, idle checkpoints off", 24 * time.Hour, 0, 10*day + 7200, 10*day + 300, time.Hour, false},
+		{"live idle", 24 * time.Hour, 10 * time.Second, 100*day + 1800, 100*day + 300, time.Hour, false},
+	}
+	for _, tc := range tests {
+		p := &partition{checkpointEvery: tc.every, checkpointIdle: tc.idleAfter, eventTime: tc.eventTime, checkpointed: tc.checkpointed}
+		if got := p.CheckpointDue(now, tc.idle); got != tc.want {
+			t.Errorf("%s: CheckpointDue = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

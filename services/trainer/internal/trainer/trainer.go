@@ -58,7 +58,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		if err != nil {
 			return nil, err
 		}
-		p.checkpointEvery = cfg.CheckpointEvery
+		p.checkpointEvery, p.checkpointIdle = cfg.CheckpointEvery, cfg.CheckpointIdle
 		p.status = status
 		return p, nil
 	}, env.Log, stream.NewMetrics(env.Registry))

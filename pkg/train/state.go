@@ -1,0 +1,186 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+
+	"github.com/greenwave-city/greenwave/pkg/regression"
+)
+
+// The typed exact state of schema version 2 (see Snapshot format in the package documentation): the seasonal
+// history, the recent windows and the noise accumulators as protobuf fields instead of schema 1's opaque
+// baseline_state bytes, P as its upper triangle, and the pending inputs' forecasts as a packed list.
+
+// historyToProto returns the history as a SeasonalHistory message (which shares nothing with h).
+func (h *history) toProto() *greenwavev1.SeasonalHistory {
+	ring := slices.Clone(h.ring)
+	for i, v := range ring {
+		if math.IsNaN(v) {
+			ring[i] = math.NaN() // one canonical bit pattern
+		}
+	}
+	return &greenwavev1.SeasonalHistory{
+		WindowS: uint32(h.windowS), Ring: ring,
+		BucketS: uint32(h.bucketS), BucketSum: slices.Clone(h.bucketSum), BucketCount: slices.Clone(h.bucketN),
+		ProfileMean: slices.Clone(h.profMean), ProfileCount: slices.Clone(h.profN),
+	}
+}
+
+// fromProto restores a SeasonalHistory into h, whose ring and buckets are sized by the configuration.
+func (h *history) fromProto(p *greenwavev1.SeasonalHistory) error {
+	switch {
+	case p == nil:
+		return fmt.Errorf("no seasonal history: %w", ErrInvalidSnapshot)
+	case int64(p.GetWindowS()) != h.windowS:
+		return fmt.Errorf("seasonal history of %d s windows, configured %d s: %w", p.GetWindowS(), h.windowS, ErrInvalidSnapshot)
+	case int64(p.GetBucketS()) != h.bucketS:
+		return fmt.Errorf("seasonal history buckets of %d s, configured %d s: %w", p.GetBucketS(), h.bucketS, ErrInvalidSnapshot)
+	case len(p.GetRing()) != len(h.ring):
+		return fmt.Errorf("seasonal history of %d windows, want %d: %w", len(p.GetRing()), len(h.ring), ErrInvalidSnapshot)
+	case len(p.GetBucketSum()) != len(h.bucketSum) || len(p.GetBucketCount()) != len(h.bucketN) ||
+		len(p.GetProfileMean()) != len(h.profMean) || len(p.GetProfileCount()) != len(h.profN):
+		return fmt.Errorf("seasonal history with %d/%d bucket sums/counts and %d/%d profile means/counts, want %d each: %w",
+			len(p.GetBucketSum()), len(p.GetBucketCount()), len(p.GetProfileMean()), len(p.GetProfileCount()), len(h.bucketN), ErrInvalidSnapshot)
+	}
+	for _, v := range p.GetRing() {
+		if math.IsInf(v, 0) || math.Abs(v) > maxAbsValue {
+			return fmt.Errorf("seasonal history value %g: %w", v, ErrInvalidSnapshot)
+		}
+	}
+	for _, v := range p.GetBucketSum() {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("seasonal history bucket sum %g: %w", v, ErrInvalidSnapshot)
+		}
+	}
+	for _, v := range p.GetProfileMean() {
+		if !(math.Abs(v) <= maxAbsValue) {
+			return fmt.Errorf("seasonal history profile mean %g: %w", v, ErrInvalidSnapshot)
+		}
+	}
+	copy(h.ring, p.GetRing())
+	copy(h.bucketSum, p.GetBucketSum())
+	copy(h.bucketN, p.GetBucketCount())
+	copy(h.profMean, p.GetProfileMean())
+	copy(h.profN, p.GetProfileCount())
+	return nil
+}
+
+// historyFromProto decodes a SeasonalHistory sized by the window it records (the predictor has no trainer
+// configuration).
+func historyFromProto(p *greenwavev1.SeasonalHistory) (history, error) {
+	ws := int64(p.GetWindowS())
+	if !validWindow(ws) || len(p.GetRing()) != int(week/ws) {
+		// Checked before sizing the ring so that a corrupt record cannot ask for a huge allocation.
+		return history{}, fmt.Errorf("seasonal history: window %d s with %d slots: %w", ws, len(p.GetRing()), ErrInvalidSnapshot)
+	}
+	h := newHistory(ws, bucketSOf(ws))
+	if err := h.fromProto(p); err != nil {
+		return history{}, err
+	}
+	return h, nil
+}
+
+// upperTriangle returns the upper triangle of the n×n row-major matrix p, row by row.
+func upperTriangle(p []float64, n int) []float64 {
+	out := make([]float64, 0, n*(n+1)/2)
+	for i := 0; i < n; i++ {
+		out = append(out, p[i*n+i:i*n+n]...)
+	}
+	return out
+}
+
+// fullCovariance returns the row-major P of an RLSState message, from covariance_upper (schema 2) or covariance
+// (schema 1), for nf features. A message with both, neither, or the wrong length is invalid.
+func fullCovariance(st *greenwavev1.RLSState, nf int) ([]float64, error) {
+	n := nf + 1
+	up, full := st.GetCovarianceUpper(), st.GetCovariance()
+	switch {
+	case len(up) > 0 && len(full) > 0:
+		return nil, fmt.Errorf("covariance given both in full and as upper triangle: %w", ErrInvalidSnapshot)
+	case len(full) > 0:
+		if len(full) != n*n {
+			return nil, fmt.Errorf("%d covariance values for %d features: %w", len(full), nf, ErrInvalidSnapshot)
+		}
+		return slices.Clone(full), nil
+	case len(up) != n*(n+1)/2:
+		return nil, fmt.Errorf("%d upper-triangle covariance values for %d features: %w", len(up), nf, ErrInvalidSnapshot)
+	}
+	p := make([]float64, n*n)
+	k := 0
+	for i := 0; i < n; i++ {
+		for j := i; j < n; j++ {
+			p[i*n+j], p[j*n+i] = up[k], up[k]
+			k++
+		}
+	}
+	return p, nil
+}
+
+// Covariance returns the full row-major P (n+1)×(n+1) of an RLSState message of either schema version:
+// covariance as it is, or covariance_upper mirrored. It returns nil when the message holds no covariance (the
+// ModelService omits it unless asked) or a covariance of no square size.
+func Covariance(st *greenwavev1.RLSState) []float64 {
+	if full := st.GetCovariance(); len(full) > 0 {
+		return slices.Clone(full)
+	}
+	m := len(st.GetCovarianceUpper())
+	n := int((math.Sqrt(float64(8*m+1)) - 1) / 2)
+	if m == 0 || n*(n+1)/2 != m {
+		return nil
+	}
+	p, _ := fullCovariance(st, n-1)
+	return p
+}
+
+// recentToProto encodes the recent windows of evals; a forecaster whose labels equal an earlier one's refers to
+// it instead of repeating them (the candidates are nearly always scored on the same labels).
+func recentToProto(evals []eval) []*greenwavev1.RecentErrors {
+	out := make([]*greenwavev1.RecentErrors, len(evals))
+	states := make([]regression.WindowStatsState, len(evals))
+	for k, e := range evals {
+		st := e.recent.State()
+		states[k] = st
+		r := &greenwavev1.RecentErrors{Size: uint32(st.Size), Forecast: st.Predicted}
+		for j := 0; j < k; j++ {
+			if out[j].GetActualAs() == 0 && len(st.Actual) > 0 && bitsEqual(states[j].Actual, st.Actual) {
+				r.ActualAs = uint32(j + 1)
+				break
+			}
+		}
+		if r.ActualAs == 0 {
+			r.Actual = st.Actual
+		}
+		out[k] = r
+	}
+	return out
+}
+
+// bitsEqual reports whether a and b hold the same float64 bit patterns.
+func bitsEqual(a, b []float64) bool {
+	return slices.EqualFunc(a, b, func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) })
+}
+
+// recentFromProto decodes the recent windows of ne forecasters.
+func recentFromProto(rs []*greenwavev1.RecentErrors, ne int) ([]regression.WindowStatsState, error) {
+	if len(rs) != ne {
+		return nil, fmt.Errorf("%d recent windows for %d forecasters: %w", len(rs), ne, ErrInvalidSnapshot)
+	}
+	out := make([]regression.WindowStatsState, ne)
+	for k, r := range rs {
+		actual := r.GetActual()
+		if a := r.GetActualAs(); a > 0 {
+			if int(a) > k || len(actual) > 0 || rs[a-1].GetActualAs() != 0 {
+				return nil, fmt.Errorf("recent window %d refers to the labels of window %d: %w", k, a, ErrInvalidSnapshot)
+			}
+			actual = rs[a-1].GetActual()
+		}
+		if r.GetSize() > maxRecentLimit || len(actual) != len(r.GetForecast()) || len(actual) > int(r.GetSize()) {
+			return nil, fmt.Errorf("recent window %d of %d labels and %d forecasts, size %d: %w", k, len(actual), len(r.GetForecast()), r.GetSize(), ErrInvalidSnapshot)
+		}
+		out[k] = regression.WindowStatsState{Size: int(r.GetSize()), Actual: slices.Clone(actual), Predicted: slices.Clone(r.GetForecast())}
+	}
+	return out, nil
+}
