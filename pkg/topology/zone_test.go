@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -112,3 +113,30 @@ func TestCheckZoneSetting(t *testing.T) {
 
 // yamlOf encodes a topology as the YAML Parse reads.
 func yamlOf(t Topology) ([]byte, error) { return yaml.Marshal(t) }
+
+// FuzzParse: no input panics Parse, and an accepted topology has a loadable time zone that survives a YAML
+// round trip (the services load the zone of whatever Parse accepted, and greenwave topology import writes YAML).
+func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile("../../config/topology.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("version: 1\ntime_zone: Local\nintersections: []\n"))
+	f.Add([]byte("version: 1\ntime_zone: Australia/Melbourne\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		topo, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if _, err := topo.Location(); err != nil {
+			t.Fatalf("accepted time_zone %q does not load: %v", topo.TimeZone, err)
+		}
+		out, err := yaml.Marshal(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(out)
+		if err != nil || again.Zone() != topo.Zone() {
+			t.Fatalf("round trip: zone %q, %v; want %q", again.Zone(), err, topo.Zone())
+		}
+	})
+}
