@@ -45,6 +45,8 @@ of (features, label at the first horizon) rows, scored on the last 20 %. docs/ev
 
 Topology: --topology FILE, else built in for --format metro (dataset.MetroTopology), scats (imported from the
 same file) and nab (one detector per series). --format csv needs --topology; its weather comes from --weather.
+Calendar features (and --signals' hour-of-week buckets) are computed in the topology's time_zone, as in the
+services: America/Chicago for the built-in metro topology, Australia/Melbourne for scats, UTC when unset.
 
 --json prints one object:
   {"n": N, "horizons": [{"horizon_s": S, "model": {"mae","rmse","mape","n"}, "baselines": {"persistence": {...},
@@ -137,8 +139,14 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if in.dataZone != "" && in.topo.Zone() != in.dataZone {
+		// Not an error: the topology may be right and the file's zone a convention of its format, but the
+		// calendar features then follow the topology, as the live cleaner's do.
+		fmt.Fprintf(stderr, "greenwave eval: note: the topology's time zone %s differs from the %s data's %s; calendar features use %s, as the services do (set time_zone in the topology to change it)\n",
+			in.topo.Zone(), o.format, in.dataZone, in.topo.Zone())
+	}
+	// Every time zone comes from the topology (evaluate.DefaultConfig leaves them nil), as in the services.
 	cfg := evaluate.DefaultConfig()
-	cfg.Clean.Location = in.location
 	cfg.Train.Horizons = o.horizons
 	cfg.Train.Target = o.target
 	cfg.Warmup = o.warmup
@@ -146,7 +154,6 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 	cfg.Flags = o.cleanReport
 	if o.signals {
 		sc := evaluate.DefaultSignalConfig()
-		sc.Location = in.location
 		if o.warmupSet {
 			sc.Warmup = o.warmup
 		}
@@ -210,8 +217,9 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 
 // evalInput is everything read from the files.
 type evalInput struct {
-	topo     topology.Topology
-	location *time.Location
+	topo topology.Topology
+	// dataZone is the zone the format's local times are read in ("" for formats whose times carry offsets).
+	dataZone string
 	records  []dataset.Record
 	nab      []evaluate.NABSeries
 	// problems counts rows the file adapters skipped, by reason; merged counts Metro rows merged into an
@@ -221,17 +229,14 @@ type evalInput struct {
 }
 
 func loadEvalInput(o evalOptions) (*evalInput, error) {
-	in := &evalInput{location: time.UTC, problems: map[string]int{}}
+	in := &evalInput{problems: map[string]int{}}
 	var err error
 	switch o.format {
 	case dataset.FormatMetro:
-		in.location, err = time.LoadLocation(dataset.MetroLocation)
+		in.dataZone = dataset.MetroLocation
 		in.topo = dataset.MetroTopology()
 	case dataset.FormatSCATS:
-		in.location, err = time.LoadLocation(dataset.SCATSLocation)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load time zone: %w", err)
+		in.dataZone = dataset.SCATSLocation
 	}
 	for _, name := range o.files {
 		if err := in.readFile(o.format, name); err != nil {

@@ -190,3 +190,71 @@ func TestEvalProgress(t *testing.T) {
 		t.Fatalf("a run shorter than the interval printed %q", quiet.String())
 	}
 }
+
+// TestEvalTimeZoneFromTopology: eval computes the calendar features in the topology's time_zone, for csv with
+// --topology (a zone changes the figures) and for metro and scats, whose built-in or imported topologies carry
+// the data's zone; a --topology whose zone differs from the data's is used, with a note on stderr.
+func TestEvalTimeZoneFromTopology(t *testing.T) {
+	t.Parallel()
+	evalJSONOut := func(t *testing.T, args ...string) (string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), append([]string{"eval", "--json", "--warmup", "0s"}, args...), &stdout, &stderr); err != nil {
+			t.Fatalf("eval %q: %v (stderr %s)", args, err, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	withZone := func(t *testing.T, src, zone string) string {
+		t.Helper()
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "topology.yaml")
+		if err := os.WriteFile(file, append([]byte("time_zone: "+zone+"\n"), b...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	t.Run("csv", func(t *testing.T) {
+		t.Parallel()
+		args := []string{"--format", "csv", "--weather", "testdata/eval/weather.csv", "--horizons", "1h", "testdata/eval/readings.csv"}
+		utc, _ := evalJSONOut(t, append([]string{"--topology", withZone(t, "testdata/eval/topology.yaml", "UTC")}, args...)...)
+		unset, _ := evalJSONOut(t, append([]string{"--topology", "testdata/eval/topology.yaml"}, args...)...)
+		kolkata, note := evalJSONOut(t, append([]string{"--topology", withZone(t, "testdata/eval/topology.yaml", "Asia/Kolkata")}, args...)...)
+		if utc != unset {
+			t.Error("a topology without time_zone is not evaluated in UTC")
+		}
+		if kolkata == utc {
+			t.Error("the topology's time_zone Asia/Kolkata changed nothing")
+		}
+		if strings.Contains(note, "note") {
+			t.Errorf("csv times carry their offsets, yet eval noted a zone: %s", note)
+		}
+	})
+	t.Run("metro", func(t *testing.T) {
+		t.Parallel()
+		metro := "../../pkg/dataset/testdata/metro_sample.csv"
+		var topo bytes.Buffer
+		if err := run(context.Background(), []string{"topology", "import", "--format", "metro"}, &topo, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		imported := filepath.Join(t.TempDir(), "metro.yaml")
+		if err := os.WriteFile(imported, topo.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		builtIn, note := evalJSONOut(t, "--format", "metro", metro)
+		fromFile, _ := evalJSONOut(t, "--format", "metro", "--topology", imported, metro)
+		if builtIn != fromFile || note != "" {
+			t.Errorf("the built-in and the imported metro topology disagree (stderr %q)", note)
+		}
+		utc := filepath.Join(t.TempDir(), "metro-utc.yaml")
+		if err := os.WriteFile(utc, bytes.Replace(topo.Bytes(), []byte("time_zone: America/Chicago"), []byte("time_zone: UTC"), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, note = evalJSONOut(t, "--format", "metro", "--topology", utc, metro)
+		if !strings.Contains(note, "the topology's time zone UTC differs from the metro data's America/Chicago") {
+			t.Errorf("no note of the differing zone; stderr %q", note)
+		}
+	})
+}

@@ -18,10 +18,12 @@ func TestTopologyImport(t *testing.T) {
 		args          []string
 		intersections []string
 		stderr        string
+		// zone is the data's time zone, which the topology must carry for the services' calendar features.
+		zone string
 	}{
-		{name: "metro", args: []string{"--format", "metro"}, intersections: []string{dataset.MetroIntersectionID}},
+		{name: "metro", args: []string{"--format", "metro"}, intersections: []string{dataset.MetroIntersectionID}, zone: "America/Chicago"},
 		{name: "scats", args: []string{"../../pkg/dataset/testdata/scats_sample.csv", "--format", "scats"}, intersections: []string{"0970"},
-			stderr: "skipped site 4335: only 1 approach"},
+			stderr: "skipped site 4335: only 1 approach", zone: "Australia/Melbourne"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,6 +43,9 @@ func TestTopologyImport(t *testing.T) {
 			}
 			if strings.Join(ids, ",") != strings.Join(tc.intersections, ",") || !strings.Contains(stderr.String(), tc.stderr) {
 				t.Errorf("intersections %q, stderr %q", ids, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "\ntime_zone: "+tc.zone+"\n") || topo.Zone() != tc.zone {
+				t.Errorf("time zone %q, want time_zone: %s written", topo.Zone(), tc.zone)
 			}
 		})
 	}

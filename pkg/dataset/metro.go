@@ -239,7 +239,9 @@ func (d *metro) parseWeather(rec []string, line int, at time.Time) (clean.Weathe
 //   - approach CROSS: a nominal one-lane cross street with detector MetroCrossDetectorID, which no data feed:
 //     topology validation requires two phases and every phase must serve an approach, so the cross phase needs
 //     one. Its flow is always a gap in the features, and plans for the site are not meaningful timing advice;
-//   - phases THROUGH (WB) and CROSS, window 3600 s (the volumes are hourly), weather station MetroStationID.
+//   - phases THROUGH (WB) and CROSS, window 3600 s (the volumes are hourly), weather station MetroStationID;
+//   - time_zone MetroLocation, the zone of the file's local times, so the services' calendar features are
+//     Minneapolis local time as greenwave eval's are.
 func MetroTopology() topology.Topology {
 	phase := func(id, approach string, minG, maxG float64) topology.Phase {
 		return topology.Phase{ID: id, Approaches: []string{approach}, MinGreenS: minG, MaxGreenS: maxG,
@@ -248,6 +250,7 @@ func MetroTopology() topology.Topology {
 	return topology.Topology{
 		Version:  topology.SchemaVersion,
 		Revision: "metro-i94-atr301",
+		TimeZone: MetroLocation,
 		Intersections: []topology.Intersection{{
 			ID:             MetroIntersectionID,
 			Name:           "I-94 westbound at MnDOT ATR 301 (Minneapolis-St Paul)",

@@ -21,7 +21,7 @@ const (
 	SCATSSlots = 96
 	// SCATSLocation is the time zone of the Date column and the slots: the Boroondara controllers count on
 	// Melbourne wall-clock time.
-	SCATSLocation = "Australia/Melbourne"
+	SCATSLocation = topology.SCATSTimeZone
 	// SCATSDateLayout is the Date column's layout (d/mm/yyyy; one- or two-digit day and month).
 	SCATSDateLayout = "2/1/2006"
 )

@@ -20,7 +20,9 @@ const DefaultWarmup = 28 * 24 * time.Hour
 
 // Config configures an Evaluator.
 type Config struct {
-	// Clean configures every intersection's cleaner and the weather table.
+	// Clean configures every intersection's cleaner and the weather table. A nil Clean.Location (the default)
+	// means the topology's time_zone (topology.Topology.Location), which is where the cleaner service takes it
+	// from: the calendar features agree with the live ones without any setting.
 	Clean clean.Config
 	// Train is the learners' base configuration. Each intersection's learners get train.ConfigFor(Train, its
 	// topology window) — the trainer service's rule for the windows the cleaner emits — so WindowS is ignored,
@@ -173,6 +175,9 @@ type Report struct {
 // New returns an Evaluator for a validated topology. It checks the configuration against every intersection
 // (for example that each horizon is a multiple of the intersection's window) and reports every problem.
 func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
+	if err := cfg.zones(topo); err != nil {
+		return nil, err
+	}
 	if err := cfg.Clean.Validate(); err != nil {
 		return nil, fmt.Errorf("evaluate: cleaner config: %w", err)
 	}
@@ -229,6 +234,31 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 		return nil, errors.New("evaluate: the topology has no intersection")
 	}
 	return e, nil
+}
+
+// zones fills the time zones left nil with the topology's, the services' one source of local time.
+func (cfg *Config) zones(topo topology.Topology) error {
+	if cfg.Clean.Location != nil && (cfg.Signals == nil || (cfg.Signals.ProfileZone != nil && cfg.Signals.Location != nil)) {
+		return nil
+	}
+	loc, err := topo.Location()
+	if err != nil {
+		return fmt.Errorf("evaluate: topology time_zone: %w", err)
+	}
+	if cfg.Clean.Location == nil {
+		cfg.Clean.Location = loc
+	}
+	if cfg.Signals != nil {
+		sc := *cfg.Signals
+		if sc.ProfileZone == nil {
+			sc.ProfileZone = loc
+		}
+		if sc.Location == nil {
+			sc.Location = loc
+		}
+		cfg.Signals = &sc
+	}
+	return nil
 }
 
 // Weather adds one weather observation to the weather table; a rejected one is counted by its reason.

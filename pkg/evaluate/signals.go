@@ -44,13 +44,13 @@ type SignalConfig struct {
 	Confidence float64
 	// Gate is signal-control's confidence gate (SIGNAL_MAX_RELATIVE_INTERVAL). Default signal.DefaultGate().
 	Gate signal.Gate
-	// ProfileAlpha, ProfileMinSamples and ProfileZone are SIGNAL_PROFILE_ALPHA, _MIN_SAMPLES and _TIME_ZONE.
-	// Defaults 0.1, 3 and UTC.
+	// ProfileAlpha, ProfileMinSamples and ProfileZone are SIGNAL_PROFILE_ALPHA, _MIN_SAMPLES and the zone of the
+	// hour-of-week buckets. Defaults 0.1, 3 and nil: the topology's time_zone, as signal-control.
 	ProfileAlpha      float64
 	ProfileMinSamples uint32
 	ProfileZone       *time.Location
 	// Location is the local time zone of the data, for the weekday peak hour of the fixed-time reference.
-	// nil means UTC.
+	// nil (the default) means the topology's time_zone.
 	Location *time.Location
 	// Warmup: only windows at least this long after the start of their intersection are scored. Default 7
 	// days: the profile has three samples per hour of week only after three weeks of 15-minute windows, but
@@ -61,7 +61,7 @@ type SignalConfig struct {
 // DefaultSignalConfig returns the services' defaults and a 7-day warm-up.
 func DefaultSignalConfig() SignalConfig {
 	return SignalConfig{PlanHorizon: 15 * time.Minute, Confidence: 0.9, Gate: signal.DefaultGate(),
-		ProfileAlpha: 0.1, ProfileMinSamples: 3, ProfileZone: time.UTC, Location: time.UTC, Warmup: 7 * 24 * time.Hour}
+		ProfileAlpha: 0.1, ProfileMinSamples: 3, Warmup: 7 * 24 * time.Hour}
 }
 
 func (c SignalConfig) validate() error {

@@ -34,6 +34,8 @@ const (
 type SCATSOptions struct {
 	// Revision is written to Topology.Revision (default "scats-import").
 	Revision string
+	// TimeZone is written to Topology.TimeZone (default SCATSTimeZone, the zone the Boroondara counts are in).
+	TimeZone string
 	// WeatherStation is set on every intersection ("" for none).
 	WeatherStation string
 	// Lanes and SaturationFlowVPHPerLane apply to every approach (defaults 2 and 1800).
@@ -154,7 +156,8 @@ const maxSCATSProblems = 50
 //     approach instead, named after it;
 //   - the SCATSDefault* timings, cycle bounds SCATSDefaultMinCycleS..SCATSDefaultMaxCycleS, and a fixed-time
 //     plan with equal greens spread over SCATSDefaultFixedCycleS (clamped to each phase's green range);
-//   - no neighbour links: the file's coordinates say where a detector is, not which approaches platoons travel.
+//   - no neighbour links: the file's coordinates say where a detector is, not which approaches platoons travel;
+//   - time_zone opts.TimeZone (default SCATSTimeZone), the zone of the counts' dates and slots.
 //
 // Only the columns "SCATS Number" and "Location" are needed; volumes are ignored. Sites with fewer than two
 // approaches are skipped (reported through opts.OnSkip). Every bad row is reported with its line number in a
@@ -162,6 +165,9 @@ const maxSCATSProblems = 50
 func ImportSCATS(r io.Reader, opts SCATSOptions) (Topology, error) {
 	if opts.Revision == "" {
 		opts.Revision = "scats-import"
+	}
+	if opts.TimeZone == "" {
+		opts.TimeZone = SCATSTimeZone
 	}
 	if opts.Lanes == 0 {
 		opts.Lanes = SCATSDefaultLanes
@@ -269,7 +275,7 @@ func ImportSCATS(r io.Reader, opts SCATSOptions) (Topology, error) {
 	if len(problems) > 0 {
 		return Topology{}, &SCATSImportError{Problems: problems}
 	}
-	t := Topology{Version: SchemaVersion, Revision: opts.Revision}
+	t := Topology{Version: SchemaVersion, Revision: opts.Revision, TimeZone: opts.TimeZone}
 	for _, s := range sites {
 		if len(s.order) < 2 {
 			if opts.OnSkip != nil {

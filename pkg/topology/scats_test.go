@@ -59,6 +59,15 @@ func TestImportSCATS(t *testing.T) {
 	if len(skipped) != 1 || skipped[0] != "2825" {
 		t.Errorf("skipped %v, want [2825]", skipped)
 	}
+	if topo.TimeZone != SCATSTimeZone {
+		t.Errorf("time_zone %q, want %q", topo.TimeZone, SCATSTimeZone)
+	}
+	if other, err := ImportSCATS(strings.NewReader(scatsFixture), SCATSOptions{TimeZone: "Europe/London"}); err != nil || other.TimeZone != "Europe/London" {
+		t.Errorf("SCATSOptions.TimeZone: time_zone %q, %v", other.TimeZone, err)
+	}
+	if _, err := ImportSCATS(strings.NewReader(scatsFixture), SCATSOptions{TimeZone: "Nowhere/City"}); err == nil || !strings.Contains(err.Error(), "time_zone") {
+		t.Errorf("an unknown SCATSOptions.TimeZone imported: %v", err)
+	}
 	if err := topo.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,8 @@
 // the timing constraints of each intersection. One versioned file is shared by the collector (which detectors
 // exist), the cleaner (windows, capacities, weather stations) and signal-control (phases and hard constraints).
 //
-// The package is pure: Parse and Validate do no I/O beyond the bytes they are given.
+// The package is pure: Parse and Validate do no I/O beyond the bytes they are given (and the time zone database
+// that validating time_zone reads, embedded in the binary as a fallback).
 package topology
 
 import (
@@ -27,6 +28,10 @@ type Topology struct {
 	// Revision identifies this revision of the content (operators bump it on change); it is logged and
 	// carried into plans so a plan can be traced back to the configuration that produced it.
 	Revision string `yaml:"revision" json:"revision"`
+	// TimeZone is the IANA time zone of the intersections (for example "Australia/Melbourne"), in which every
+	// service and greenwave eval compute local calendar features; empty means DefaultTimeZone (UTC). See
+	// Location.
+	TimeZone string `yaml:"time_zone,omitempty" json:"time_zone,omitempty"`
 	// Intersections are the signalised intersections, each with a unique ID.
 	Intersections []Intersection `yaml:"intersections" json:"intersections"`
 	// Corridors set the common cycle of groups of coordinated intersections (see Corridor). Optional.
@@ -279,6 +284,11 @@ func (t Topology) Validate() error {
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	if t.Version != SchemaVersion {
 		add("version: got %d, want %d", t.Version, SchemaVersion)
+	}
+	if t.TimeZone != "" {
+		if _, err := loadZone(t.TimeZone); err != nil {
+			add("time_zone: %v", err)
+		}
 	}
 	if len(t.Intersections) == 0 {
 		add("intersections: none configured")

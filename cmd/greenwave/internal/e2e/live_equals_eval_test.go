@@ -39,7 +39,8 @@ type equivalenceCase struct {
 	name, format, file string
 	// topology returns the slice's topology: built in (Metro), imported from the file (SCATS) or a fixture.
 	topology func(t *testing.T) topology.Topology
-	// timeZone is greenwave eval's zone for the format, given to the cleaner as CLEANER_TIME_ZONE.
+	// timeZone is the zone the slice's topology must carry (the data's own); neither eval nor the services are
+	// given it any other way.
 	timeZone string
 }
 
@@ -73,7 +74,7 @@ func equivalenceCases() []equivalenceCase {
 				return topo
 			}},
 		{name: "csv_60s", format: dataset.FormatCSV, file: filepath.Join(dir, "csv60.csv"), timeZone: "UTC", topology: fixture("topology-csv60.yaml")},
-		{name: "csv_300s", format: dataset.FormatCSV, file: filepath.Join(dir, "csv300.csv"), timeZone: "UTC", topology: fixture("topology-csv300.yaml")},
+		{name: "csv_300s", format: dataset.FormatCSV, file: filepath.Join(dir, "csv300.csv"), timeZone: "Asia/Kolkata", topology: fixture("topology-csv300.yaml")},
 	}
 }
 
@@ -101,15 +102,15 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 	topo := tc.topology(t)
 	records := readRecords(t, tc.format, tc.file)
 	chunks := splitRecords(records, equivalenceChunks)
-	loc, err := time.LoadLocation(tc.timeZone)
-	if err != nil {
-		t.Fatal(err)
+	// The topology alone carries the data's zone: the built-in and imported ones are checked, since a wrong
+	// zone there would make eval and the services agree on the wrong calendar.
+	if topo.Zone() != tc.timeZone {
+		t.Fatalf("topology time zone %q, want the data's %q", topo.Zone(), tc.timeZone)
 	}
 
 	// Offline, first pass: the model versions the evaluation reaches after each chunk of the input, and its
-	// frames. greenwave eval's defaults: evaluate.DefaultConfig in the data's time zone.
+	// frames. greenwave eval's defaults: evaluate.DefaultConfig, which takes the time zone from the topology.
 	cfg := evaluate.DefaultConfig()
-	cfg.Clean.Location = loc
 	cfg.Warmup = 0
 	frames := map[string]features.Frame{}
 	versions := map[string]uint64{}
@@ -134,7 +135,8 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 		t.Fatal("the slice trained no model")
 	}
 
-	// Live: the five services with default settings but for the data's time zone and age, on one partition.
+	// Live: the five services with default settings but for the data's age, on one partition: the time zone
+	// comes from the topology file alone (no CLEANER_TIME_ZONE or SIGNAL_PROFILE_TIME_ZONE).
 	_, bins := binaries(t)
 	brokers, names := kafkatest.Setup(t, 1)
 	prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
@@ -154,7 +156,6 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "error",
 		ExtraEnv: map[string][]string{
 			"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_AGE=1000000h"},
-			"cleaner":   {"CLEANER_TIME_ZONE=" + tc.timeZone},
 		},
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topology"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -28,22 +29,17 @@ type Config struct {
 	AllowedLateness time.Duration `env:"CLEANER_ALLOWED_LATENESS" default:"5m" help:"how far behind the newest event time a reading may arrive and still count"`
 	WeatherMaxAge   time.Duration `env:"CLEANER_WEATHER_MAX_AGE" default:"2h" help:"oldest weather observation joined to a window"`
 	Holidays        []string      `env:"CLEANER_HOLIDAYS" default:"" help:"public holidays as YYYY-MM-DD, comma-separated, for the holiday feature"`
-	TimeZone        string        `env:"CLEANER_TIME_ZONE" default:"UTC" help:"IANA time zone of the intersections, for time-of-day and weekday features"`
+	TimeZone        string        `env:"CLEANER_TIME_ZONE" default:"" help:"optional guard: the IANA time zone the operator expects the intersections in; the calendar features use the topology's time_zone, and a different value here stops the cleaner with an error naming both"`
 	MaxBatch        int           `env:"CLEANER_MAX_BATCH" default:"500" help:"records handled before outputs are flushed and offsets committed"`
 	CheckpointEvery time.Duration `env:"CLEANER_CHECKPOINT_INTERVAL" default:"30s" help:"snapshot the changed intersections' state (and commit input offsets) at most this often; 0 snapshots after every batch. A restart replays the input since the last snapshot, so restores stay exact; larger values cut cleaner.state volume"`
 	SessionTimeout  time.Duration `env:"CLEANER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
 }
 
-// cleanConfig builds the core configuration.
-func (c *Config) cleanConfig() (clean.Config, error) {
+// coreConfig builds the core configuration but for its time zone, which comes from the topology (cleanConfig).
+func (c *Config) coreConfig() (clean.Config, error) {
 	cc := clean.DefaultConfig()
 	cc.AllowedLateness = c.AllowedLateness
 	cc.WeatherMaxAge = c.WeatherMaxAge
-	loc, err := time.LoadLocation(c.TimeZone)
-	if err != nil {
-		return cc, fmt.Errorf("CLEANER_TIME_ZONE: %w", err)
-	}
-	cc.Location = loc
 	for _, s := range c.Holidays {
 		d, err := clean.ParseDate(s)
 		if err != nil {
@@ -54,6 +50,22 @@ func (c *Config) cleanConfig() (clean.Config, error) {
 	if err := cc.Validate(); err != nil {
 		return cc, err
 	}
+	return cc, nil
+}
+
+// cleanConfig builds the core configuration for topo: its calendar features are in the topology's time zone
+// (topology.Topology.LocationWith, the one rule every service and greenwave eval follow), and a
+// CLEANER_TIME_ZONE that disagrees with it is an error rather than a second, silently different, source.
+func (c *Config) cleanConfig(topo topology.Topology) (clean.Config, error) {
+	cc, err := c.coreConfig()
+	if err != nil {
+		return cc, err
+	}
+	loc, err := topo.LocationWith("CLEANER_TIME_ZONE", c.TimeZone)
+	if err != nil {
+		return cc, err
+	}
+	cc.Location = loc
 	return cc, nil
 }
 
@@ -72,7 +84,10 @@ func (c *Config) Validate() []string {
 	if c.IdleTimeout < 0 {
 		p = append(p, fmt.Sprintf("CLEANER_IDLE_TIMEOUT %v is negative", c.IdleTimeout))
 	}
-	if _, err := c.cleanConfig(); err != nil {
+	if err := topology.CheckZoneSetting("CLEANER_TIME_ZONE", c.TimeZone); err != nil {
+		p = append(p, err.Error())
+	}
+	if _, err := c.coreConfig(); err != nil {
 		p = append(p, err.Error())
 	}
 	return p
@@ -131,15 +146,16 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	if err := app.Load(&cfg, lookup); err != nil {
 		return err
 	}
-	cc, err := cfg.cleanConfig()
-	if err != nil {
-		return err
-	}
 	env, err := app.Setup("cleaner", &cfg.Common)
 	if err != nil {
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
+	cc, err := cfg.cleanConfig(env.Topology.Topology())
+	if err != nil {
+		return fmt.Errorf("cleaner time zone: %w", err)
+	}
+	env.Log.Info("calendar features in the topology's time zone", zap.String("time_zone", cc.Location.String()))
 	names := cfg.Topics()
 	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState, names.DetectorHealth)
 	if err != nil {

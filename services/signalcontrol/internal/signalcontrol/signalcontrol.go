@@ -45,7 +45,7 @@ type Config struct {
 	OverrideTick       time.Duration `env:"SIGNAL_OVERRIDE_TICK" default:"1s" help:"how often each partition applies new pinned overrides and expires old ones (processing time)"`
 	ProfileAlpha       float64       `env:"SIGNAL_PROFILE_ALPHA" default:"0.1" help:"weight of a new observation in the hour-of-week flow profile (exponential forgetting), in (0, 1]"`
 	ProfileMinSamples  int           `env:"SIGNAL_PROFILE_MIN_SAMPLES" default:"3" help:"observations every approach needs in an hour-of-week bucket before time-of-day plans use it"`
-	ProfileTimeZone    string        `env:"SIGNAL_PROFILE_TIME_ZONE" default:"UTC" help:"IANA time zone whose local hour of week the flow profile is kept in"`
+	ProfileTimeZone    string        `env:"SIGNAL_PROFILE_TIME_ZONE" default:"" help:"optional guard: the IANA time zone the operator expects the intersections in; the hour-of-week flow profile uses the topology's time_zone, and a different value here stops signal-control with an error naming both"`
 }
 
 // Validate reports every problem.
@@ -66,10 +66,16 @@ func (c *Config) Validate() []string {
 	if c.ProfileMinSamples < 1 {
 		p = append(p, "SIGNAL_PROFILE_MIN_SAMPLES must be at least 1")
 	}
-	if _, err := time.LoadLocation(c.ProfileTimeZone); err != nil {
-		p = append(p, fmt.Sprintf("SIGNAL_PROFILE_TIME_ZONE: %v", err))
+	if err := topology.CheckZoneSetting("SIGNAL_PROFILE_TIME_ZONE", c.ProfileTimeZone); err != nil {
+		p = append(p, err.Error())
 	}
 	return p
+}
+
+// profileZone is the zone of the time-of-day profile's hours of week: the topology's (the rule every service and
+// greenwave eval --signals follow), SIGNAL_PROFILE_TIME_ZONE being only a guard that must agree with it.
+func (c *Config) profileZone(topo topology.Topology) (*time.Location, error) {
+	return topo.LocationWith("SIGNAL_PROFILE_TIME_ZONE", c.ProfileTimeZone)
 }
 
 type metrics struct {
@@ -592,7 +598,11 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	if err != nil {
 		return err
 	}
-	zone, _ := time.LoadLocation(cfg.ProfileTimeZone) // checked by Validate
+	zone, err := cfg.profileZone(topo)
+	if err != nil {
+		return fmt.Errorf("signal-control time zone: %w", err)
+	}
+	env.Log.Info("time-of-day profile in the topology's time zone", zap.String("time_zone", zone.String()))
 	names := cfg.Topics()
 	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
 	if err != nil {
