@@ -29,7 +29,11 @@ import (
 //     restarts the bound, as new data restarts Kafka Streams' idle time: a trainer that keeps publishing is
 //     behind, not dead, and its next snapshots will make the frame fresh.
 //   - On timeout the still-stale models are given up (per partition) until a newer snapshot of them arrives:
-//     their frames are predicted at once, marked stale, so a dead trainer costs one wait per intersection.
+//     their frames are predicted at once, marked stale. And since the trainer showed no progress for a whole
+//     wait, no frame of any intersection waits again until some snapshot arrives (the trainer is quiet): a
+//     partition holds 1/P of the city's intersections, and a dead trainer must not cost a wait for each of
+//     them in turn. So a dead trainer costs about one PREDICTOR_MODEL_WAIT per partition (concurrently), and
+//     a model the trainer no longer learns (its approach went dark) one wait, ever.
 //   - ctx ending (shutdown, rebalance) ends the wait with ctx's error: the frame is not predicted, its offset
 //     is not committed, and whoever owns the partition next predicts it.
 //
@@ -42,6 +46,10 @@ type modelWaiter struct {
 	fresh, timeout, canceled prometheus.Counter
 	waited                   prometheus.Counter
 	log                      *zap.Logger
+	// quietMu guards quiet: the store's Changed channel taken at the last timeout, nil before any. While it is
+	// open, no snapshot arrived since a wait ran out — the trainer is quiet — and frames do not wait.
+	quietMu sync.Mutex
+	quiet   <-chan struct{}
 	// logged holds the intersections whose timeout was logged (one line per intersection, not per frame); it
 	// grows to the number of intersections at most.
 	logged sync.Map
@@ -72,6 +80,9 @@ func (w *modelWaiter) await(ctx context.Context, pr *Predictor, f features.Frame
 	if len(w.staleOf(pr, f, horizons, gaveUp, nil)) == 0 { // the common case, without the store's write lock
 		return nil
 	}
+	if w.trainerQuiet() {
+		return nil
+	}
 	changed := w.store.Changed() // taken before looking again, so no snapshot stored after the look is missed
 	waiting := w.staleOf(pr, f, horizons, gaveUp, nil)
 	if len(waiting) == 0 {
@@ -93,6 +104,9 @@ func (w *modelWaiter) await(ctx context.Context, pr *Predictor, f features.Frame
 			for id, updated := range waiting {
 				gaveUp[id] = updated
 			}
+			w.quietMu.Lock()
+			w.quiet = w.store.Changed()
+			w.quietMu.Unlock()
 			w.timeout.Inc()
 			if _, seen := w.logged.LoadOrStore(f.IntersectionID, struct{}{}); !seen {
 				w.log.Warn("models still stale after waiting for the trainer; predicting with them (marked stale), and not waiting for them again until newer snapshots arrive",
@@ -112,6 +126,22 @@ func (w *modelWaiter) await(ctx context.Context, pr *Predictor, f features.Frame
 			}
 			waiting = still
 		}
+	}
+}
+
+// trainerQuiet reports whether no snapshot arrived since the last wait ran out.
+func (w *modelWaiter) trainerQuiet() bool {
+	w.quietMu.Lock()
+	defer w.quietMu.Unlock()
+	if w.quiet == nil {
+		return false
+	}
+	select {
+	case <-w.quiet:
+		w.quiet = nil // the trainer published since: frames wait again
+		return false
+	default:
+		return true
 	}
 }
 

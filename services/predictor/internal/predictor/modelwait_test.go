@@ -109,7 +109,7 @@ func TestStaleFrameWaitsForFreshModel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	svc, names, prod, started, next := startSyncRig(ctx, t, 60, time.Hour) // models learned up to window 59
-	publishFrames(ctx, t, prod, names, 100)                                  // 3 h 25 min after: stale
+	publishFrames(ctx, t, prod, names, 100)                                // 3 h 25 min after: stale
 	select {
 	case f := <-started:
 		if f.WindowStart != testFrame(100).WindowStart {
@@ -225,6 +225,43 @@ func TestWhichFramesWait(t *testing.T) {
 	})
 }
 
+// TestQuietTrainerCostsOneWait: once a wait ran out without any snapshot arriving, frames of other
+// intersections do not wait either (a dead trainer must not cost a wait per intersection of the partition),
+// until the trainer publishes again.
+func TestQuietTrainerCostsOneWait(t *testing.T) {
+	t.Parallel()
+	store := trainedStore(t, 60)
+	put := func(from *models.Store) {
+		snaps, _ := from.List(&greenwavev1.ModelFilter{}, "", 100)
+		for _, s := range snaps {
+			store.Put(s)
+		}
+	}
+	put(trainedStoreOf(t, "i2", 60))
+	p, started := waitingPartition(t, store, time.Millisecond)
+	steps := []struct {
+		intersection string
+		window       int
+		before       func()
+		wantWaits    int
+	}{
+		{"i1", 100, nil, 1}, // times out: the trainer is quiet
+		{"i2", 100, nil, 1}, // stale too, but nothing arrived since
+		{"i2", 101, func() { put(trainedStoreOf(t, "i2", 70)) }, 2}, // the trainer published: waits again
+	}
+	for i, st := range steps {
+		if st.before != nil {
+			st.before()
+		}
+		if _, err := p.Handle(context.Background(), frameMessageOf(t, st.intersection, st.window)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(started); n != st.wantWaits {
+			t.Fatalf("step %d (%s window %d): %d waits, want %d", i, st.intersection, st.window, n, st.wantWaits)
+		}
+	}
+}
+
 // TestWaitEndsWithContext: cancelling the partition's context (shutdown, rebalance) ends a wait at once; the
 // frame is neither predicted nor queued, so the partition's next owner predicts it.
 func TestWaitEndsWithContext(t *testing.T) {
@@ -262,7 +299,15 @@ func waitingPartition(t *testing.T, store *models.Store, wait time.Duration) (*p
 
 func frameMessage(t *testing.T, window int) kafka.Message {
 	t.Helper()
-	b, err := proto.Marshal(wire.FrameProto(testFrame(window)))
+	return frameMessageOf(t, "i1", window)
+}
+
+// frameMessageOf is testFrame(window) of another intersection, encoded.
+func frameMessageOf(t *testing.T, intersection string, window int) kafka.Message {
+	t.Helper()
+	f := testFrame(window)
+	f.IntersectionID = intersection
+	b, err := proto.Marshal(wire.FrameProto(f))
 	if err != nil {
 		t.Fatal(err)
 	}
