@@ -13,6 +13,10 @@
 // replayed after the trainer published newer snapshots is predicted by the newer models (model_version,
 // model_age, values, intervals, interval_coverage, stale, fallback when a model appeared). Consumers that need
 // exactly one prediction per window keep the first per event id, or the newest.
+//
+// Synchronisation with the trainer: a frame whose model is stale is held until the trainer's snapshot makes it
+// fresh, for at most PREDICTOR_MODEL_WAIT without progress (modelWaiter), so a fast replay or a backlog is
+// predicted with models of its own event time rather than marked stale.
 package predictor
 
 import (
