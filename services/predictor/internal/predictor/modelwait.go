@@ -77,14 +77,14 @@ func (w *modelWaiter) await(ctx context.Context, pr *Predictor, f features.Frame
 	if w == nil || w.wait <= 0 {
 		return nil
 	}
-	if len(w.staleOf(pr, f, horizons, gaveUp, nil)) == 0 { // the common case, without the store's write lock
+	if len(w.staleOf(pr, f, horizons, gaveUp)) == 0 { // the common case, without the store's write lock
 		return nil
 	}
 	if w.trainerQuiet() {
 		return nil
 	}
 	changed := w.store.Changed() // taken before looking again, so no snapshot stored after the look is missed
-	waiting := w.staleOf(pr, f, horizons, gaveUp, nil)
+	waiting := w.staleOf(pr, f, horizons, gaveUp)
 	if len(waiting) == 0 {
 		return nil
 	}
@@ -146,9 +146,10 @@ func (w *modelWaiter) trainerQuiet() bool {
 }
 
 // staleOf returns the frame's held models that are stale and not given up, with the UpdatedAt of their
-// snapshots (into dst, allocated when nil and needed). A given-up model whose snapshot is newer than the one
+// snapshots (nil when there are none). A given-up model whose snapshot is newer than the one
 // given up is waited for again.
-func (w *modelWaiter) staleOf(pr *Predictor, f features.Frame, horizons []time.Duration, gaveUp map[string]time.Time, dst map[string]time.Time) map[string]time.Time {
+func (w *modelWaiter) staleOf(pr *Predictor, f features.Frame, horizons []time.Duration, gaveUp map[string]time.Time) map[string]time.Time {
+	var stale map[string]time.Time
 	for _, v := range f.Approaches {
 		for _, tg := range pr.targets {
 			for _, h := range horizons {
@@ -165,15 +166,15 @@ func (w *modelWaiter) staleOf(pr *Predictor, f features.Frame, horizons []time.D
 					delete(gaveUp, id) // the trainer moved on: worth waiting for again
 				}
 				if pr.isStale(f, updated) {
-					if dst == nil {
-						dst = map[string]time.Time{}
+					if stale == nil {
+						stale = map[string]time.Time{}
 					}
-					dst[id] = updated
+					stale[id] = updated
 				}
 			}
 		}
 	}
-	return dst
+	return stale
 }
 
 // stillStale returns those of waiting that are still stale, with their current UpdatedAt.
