@@ -22,6 +22,9 @@ func ID(intersection, approach string, horizon time.Duration, target string) str
 type Store struct {
 	mu     sync.RWMutex
 	models map[string]*greenwavev1.ModelSnapshot
+	// changed is closed by the next Put that stores a snapshot, then forgotten; nil while nobody waits, so a
+	// store nobody watches (the trainer's) allocates nothing per Put.
+	changed chan struct{}
 }
 
 // NewStore returns an empty store.
@@ -37,7 +40,24 @@ func (st *Store) Put(s *greenwavev1.ModelSnapshot) bool {
 		return false
 	}
 	st.models[s.GetModelId()] = s
+	if st.changed != nil {
+		close(st.changed)
+		st.changed = nil
+	}
 	return true
+}
+
+// Changed returns a channel that is closed the next time Put stores a snapshot. It lets a reader wait for a
+// model without polling: take the channel first, then look at the store, then wait on the channel — a Put
+// between the look and the wait has already closed it, so no change is missed. Every waiter of one change
+// shares the channel (a broadcast); after it fires, call Changed again for the next change.
+func (st *Store) Changed() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.changed == nil {
+		st.changed = make(chan struct{})
+	}
+	return st.changed
 }
 
 // Get returns a model by id.

@@ -49,3 +49,33 @@ func TestPutKeepsTheNewestVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestChangedFiresOnStoredPuts: the channel taken before a Put is closed by a Put that stores a snapshot, and
+// only by one that stores (an older version replayed changes nothing); a new channel waits for the next change.
+func TestChangedFiresOnStoredPuts(t *testing.T) {
+	t.Parallel()
+	st := NewStore()
+	ch := st.Changed()
+	if st.Changed() != ch {
+		t.Fatal("two waiters of one change got different channels")
+	}
+	st.Put(snapshot(2, 1))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("storing a snapshot did not close the channel")
+	}
+	ch = st.Changed()
+	st.Put(snapshot(1, 1)) // older: not stored
+	select {
+	case <-ch:
+		t.Fatal("a Put that stored nothing closed the channel")
+	default:
+	}
+	st.Put(snapshot(3, 1))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("the next stored snapshot did not close the channel")
+	}
+}

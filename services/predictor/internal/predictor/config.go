@@ -17,6 +17,7 @@ type Config struct {
 	Horizons         []string      `env:"PREDICTOR_HORIZONS" default:"auto" help:"horizons predicted for every approach, each a multiple of every intersection's window; auto: the trainer's rule (those of 15m, 30m, 1h that are multiples of the window, else one window). Must equal TRAINER_HORIZONS"`
 	Targets          []string      `env:"PREDICTOR_TARGETS" default:"flow" help:"targets predicted for every approach and horizon: flow, occupancy, speed (models trained for them must exist; flow alone drives signal control)"`
 	MaxModelAge      time.Duration `env:"PREDICTOR_MAX_MODEL_AGE" default:"13h" help:"event time since a model last learned after which its predictions are marked stale; keep it above TRAINER_CHECKPOINT_INTERVAL (12h), the event time between the model snapshots the predictor receives"`
+	ModelWait        time.Duration `env:"PREDICTOR_MODEL_WAIT" default:"30s" help:"how long a frame whose model is stale waits for the trainer's next snapshot, in processing time without progress (the trainer is behind in a fast replay or a backlog); then it is predicted stale, that model is not waited for again until a newer snapshot of it arrives, and no frame waits until some snapshot arrives. Frames without any model never wait. 0: never wait"`
 	Confidence       float64       `env:"PREDICTOR_CONFIDENCE" default:"0.9" help:"coverage of the prediction intervals (keep equal to the trainer's interval confidence, 0.9)"`
 	SubscriberBuffer int           `env:"PREDICTOR_SUBSCRIBER_BUFFER" default:"1024" help:"predictions a Subscribe stream may lag behind; a full queue keeps only the newest per intersection, and a full queue of distinct intersections ends the stream with RESOURCE_EXHAUSTED"`
 	LevelsSaturation []string      `env:"PREDICTOR_LEVELS_SATURATION" default:"0.6,0.7,0.85,1" help:"upper degree-of-saturation (v/c) bounds of the free, light, moderate and heavy levels for flow"`
@@ -116,6 +117,9 @@ func (c *Config) Validate() []string {
 	}
 	if c.WriteLinger <= 0 {
 		p = append(p, "PREDICTOR_WRITE_LINGER must be positive")
+	}
+	if c.ModelWait < 0 {
+		p = append(p, "PREDICTOR_MODEL_WAIT must not be negative")
 	}
 	if c.MaxModelAge <= 0 {
 		p = append(p, "PREDICTOR_MAX_MODEL_AGE must be positive")

@@ -116,9 +116,9 @@ func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, 
 	} else {
 		p.Value, p.Lower, p.Upper, p.StdError = fc.Value, fc.Lower, fc.Upper, fc.StdErr
 		p.ModelVersion = snap.GetVersion()
-		age := f.WindowEnd.Sub(snap.GetUpdatedAt().AsTime())
-		p.ModelAge = durationpb.New(age)
-		p.Stale = age > pr.maxAge
+		updated := snap.GetUpdatedAt().AsTime()
+		p.ModelAge = durationpb.New(f.WindowEnd.Sub(updated))
+		p.Stale = pr.isStale(f, updated)
 		p.Drifting = snap.GetDrift().GetDrifting()
 		p.IntervalCoverage = cm.coverage
 		for _, c := range fc.Contributions {
@@ -134,6 +134,12 @@ func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, 
 		p.DegreeOfSaturation = dos
 	}
 	return p, true
+}
+
+// isStale reports whether a model that last learned at updated is stale for the frame: more than maxAge of
+// event time before the frame's window end.
+func (pr *Predictor) isStale(f features.Frame, updated time.Time) bool {
+	return f.WindowEnd.Sub(updated) > pr.maxAge
 }
 
 // persistence fills p with the observed value as the forecast, flagged fallback, with an interval as wide as the

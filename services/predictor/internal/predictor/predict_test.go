@@ -37,16 +37,23 @@ func testFrame(i int) features.Frame {
 // trainedStore returns a store with the snapshots of learners of both approaches after windows [0, n).
 func trainedStore(t testing.TB, n int) *models.Store {
 	t.Helper()
+	return trainedStoreOf(t, "i1", n)
+}
+
+// trainedStoreOf is trainedStore for the models of another intersection (learned from testFrame's data).
+func trainedStoreOf(t testing.TB, intersection string, n int) *models.Store {
+	t.Helper()
 	cfg := train.DefaultConfig()
 	cfg.Candidates = cfg.Candidates[:2]
 	store := models.NewStore()
 	for _, ap := range []string{"n", "s"} {
-		l, err := train.NewLearner("i1", ap, testNames, 1, cfg)
+		l, err := train.NewLearner(intersection, ap, testNames, 1, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range n {
 			f := testFrame(i)
+			f.IntersectionID = intersection
 			for _, v := range f.Approaches {
 				if v.ApproachID == ap {
 					if _, err := l.Apply(f, v); err != nil {

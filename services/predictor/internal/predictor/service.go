@@ -13,6 +13,10 @@
 // replayed after the trainer published newer snapshots is predicted by the newer models (model_version,
 // model_age, values, intervals, interval_coverage, stale, fallback when a model appeared). Consumers that need
 // exactly one prediction per window keep the first per event id, or the newest.
+//
+// Synchronisation with the trainer: a frame whose model is stale is held until the trainer's snapshot makes it
+// fresh, for at most PREDICTOR_MODEL_WAIT without progress (modelWaiter), so a fast replay or a backlog is
+// predicted with models of its own event time rather than marked stale.
 package predictor
 
 import (
@@ -48,6 +52,10 @@ type partition struct {
 	now        func() time.Time
 	// commitInterval is the CheckpointInterval (0: commit after every batch).
 	commitInterval time.Duration
+	// waiter holds frames whose models are stale until the trainer catches up (nil: never wait); gaveUp is
+	// this partition's given-up models (modelWaiter.await).
+	waiter *modelWaiter
+	gaveUp map[string]time.Time
 	// batch holds the predictions handled but not yet acknowledged by Kafka, began when their frames were
 	// consumed.
 	batch []*greenwavev1.IntersectionPrediction
@@ -55,7 +63,7 @@ type partition struct {
 }
 
 // Handle implements stream.Handler.
-func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
+func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
 	began := p.now()
 	var fp greenwavev1.IntersectionFeatures
 	if err := proto.Unmarshal(m.Value, &fp); err != nil {
@@ -68,7 +76,8 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "features without intersection_id, window_start or window_end")
 	}
 	f := wire.Frame(&fp)
-	if _, err := p.pred.horizons.of(f); err != nil {
+	horizons, err := p.pred.horizons.of(f)
+	if err != nil {
 		cause, key := causeBadWindow, ""
 		if ws := f.WindowEnd.Sub(f.WindowStart); train.CheckWindow(int(ws/time.Second)) == nil {
 			cause, key = causeHorizons, ws.String()
@@ -77,6 +86,11 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		rej := stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "frame %s: %v", fp.GetEventId(), err)
 		rej.EventID = fp.GetEventId()
 		return nil, rej
+	}
+	// Hold the frame while the trainer is behind it (a blocked partition goroutine: kafka-go heartbeats the
+	// group on a goroutine of its own, and ctx ends the wait on shutdown or rebalance).
+	if err := p.waiter.await(ctx, p.pred, f, horizons, p.gaveUp); err != nil {
+		return nil, err
 	}
 	pred := p.pred.Predict(f)
 	b, err := proto.Marshal(pred)
@@ -131,6 +145,7 @@ type service struct {
 	hub          *broadcast.Hub[*greenwavev1.IntersectionPrediction]
 	metrics      *metrics
 	pred         *Predictor
+	waiter       *modelWaiter
 	prod         *stream.Producer
 	proc         *stream.Processor
 	api          *API
@@ -147,6 +162,7 @@ type serviceConfig struct {
 	buffer          int
 	maxBatch        int           // stream.ProcessorConfig.MaxBatch (0: the stream default)
 	commitInterval  time.Duration // partition.CheckpointInterval
+	modelWait       time.Duration // PREDICTOR_MODEL_WAIT (0: never wait for fresh models)
 	writeLinger     time.Duration // stream.ProducerConfig.BatchTimeout (0: the stream default)
 }
 
@@ -159,6 +175,7 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 		pred.horizons = newHorizonRule(nil)
 	}
 	rejected := newRejections(reg, log)
+	s.waiter = newModelWaiter(s.store, sc.modelWait, log, reg)
 	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
 	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger, Registerer: reg})
 	newHandler := func(ctx context.Context, _ int) (stream.Handler, error) {
@@ -167,7 +184,8 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &partition{pred: pred, rejections: rejected, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval}, nil
+		return &partition{pred: pred, rejections: rejected, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval,
+			waiter: s.waiter, gaveUp: map[string]time.Time{}}, nil
 	}
 	s.proc = stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: sc.brokers, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
@@ -248,7 +266,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	pred := &Predictor{models: models.NewStore(), horizons: newHorizonRule(horizons), targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
 	svc := newService(serviceConfig{
 		brokers: cfg.Brokers, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer,
-		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger,
+		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger, modelWait: cfg.ModelWait,
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
 	env.Server.AddReadiness("models", svc.ready)
