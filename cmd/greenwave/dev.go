@@ -12,12 +12,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
-	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/sim"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -179,15 +177,16 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 		return interrupted(fmt.Errorf("dev: %w", err))
 	}
 
-	var kopts []kfake.Opt
-	if o.brokerPort != 0 {
-		kopts = append(kopts, kfake.Ports(o.brokerPort))
-	}
-	cluster, brokers, err := kafkatest.NewCluster(kopts...)
+	broker, err := stack.StartBroker(stack.BrokerConfig{Port: o.brokerPort})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	defer cluster.Close()
+	defer func() {
+		if closeErr := broker.Close(); closeErr != nil && err == nil {
+			err = fmt.Errorf("dev: %w", closeErr)
+		}
+	}()
+	brokers := broker.Addrs()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = topics.EnsureTopics(tctx, brokers, topics.Specs(topics.DefaultNames(""), 3))
 	cancel()
