@@ -31,7 +31,9 @@ services (collector, cleaner, trainer, predictor, signalcontrol) built from this
 processes, the built-in gateway simulator feeding the collector, and the signal plans as they are issued.
 
 Steps: build the services (go build into the user cache dir; set GREENWAVE_BIN_DIR to use prebuilt binaries
-instead), start the broker and create the topics (3 partitions), start the services (LOG_FORMAT=console,
+instead), start the broker and create the topics (3 partitions; the broker keeps its log in a fresh directory
+under ~/.cache/greenwave/dev-broker, removed on exit, and applies the topics' retention and compaction every 10 s,
+so its memory stays flat), start the services (LOG_FORMAT=console,
 COLLECTOR_ALLOW_ANONYMOUS=true, COLLECTOR_MAX_AGE large enough for historical replays), wait until every /readyz answers 200, then feed readings and print plans until
 --for elapses (counted from readiness) or Ctrl-C / SIGTERM arrives. Stopping takes at most about 10 s (services
 get SIGTERM, then SIGKILL after 8 s); a second Ctrl-C ends greenwave at once, and the services die with it.
@@ -59,7 +61,9 @@ greenwave's own lines:
 
 Exit status: 0 after --for or a signal with every service stopping cleanly; 1 when a service exits unexpectedly
 (the message names it and quotes its last output), fails to become ready, or does not stop on SIGTERM; 2 for a
-usage error.`
+usage error. Run from make or go run on a terminal, dev moves into a process group of its own and takes the
+terminal's foreground, so Ctrl-C reaches only it and "make run" exits with its status (0) rather than being
+killed by the same SIGINT; Ctrl-Z is ignored meanwhile.`
 
 // devOptions are the flags of `greenwave dev`.
 type devOptions struct {

@@ -37,7 +37,7 @@ type BrokerConfig struct {
 // it runs. Records live in the OS page cache, not in the process: a replay of a whole data set costs disk, not
 // resident memory.
 //
-// What kfake does, and a real broker differs in (see docs/dev.md): compaction keeps the partition's last batch
+// What kfake does, and a real broker differs in (README, Decisions): compaction keeps the partition's last batch
 // and otherwise every key's latest record, ignoring min.compaction.lag.ms; time retention drops batches whose
 // largest timestamp is older than retention.ms, including on compacted topics (pkg/topics sets retention.ms=-1
 // there, as Kafka ignores it for compact-only topics).
