@@ -183,6 +183,7 @@ func TestDueAt(t *testing.T) {
 func TestDevJSON(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	err := run(context.Background(), devArgs(t, "--json", "--for", "2s", "--summary", "500ms"), &stdout, &stderr)
@@ -249,6 +250,7 @@ func TestDevJSON(t *testing.T) {
 func TestDevHuman(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), devArgs(t, "--for", "1s"), &stdout, &stderr); err != nil {
 		t.Fatalf("dev: %v\nstderr:\n%s", err, stderr.String())
@@ -275,6 +277,7 @@ func TestDevHuman(t *testing.T) {
 func TestDevStopsOnInterrupt(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
 	stdout := newLineWriter(`"event":"ready"`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -302,6 +305,7 @@ func TestDevStopsOnInterrupt(t *testing.T) {
 func TestDevReportsCrashedService(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
 	t.Setenv("FAKE_EXIT_AFTER", "1s") // every fake exits; the first one is reported
 	err := run(context.Background(), devArgs(t, "--json"), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "exited unexpectedly: exit status 3") ||
@@ -314,6 +318,7 @@ func TestDevReportsCrashedService(t *testing.T) {
 func TestDevNotReady(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
 	t.Setenv("FAKE_NEVER_READY", "1")
 	var stdout bytes.Buffer
 	err := run(context.Background(), devArgs(t, "--json", "--ready-timeout", "500ms"), &stdout, io.Discard)
@@ -346,7 +351,7 @@ func TestBinarySignals(t *testing.T) {
 			t.Parallel()
 			bins := fakeBins(t)
 			cmd := exec.Command(exe, devArgs(t, "--json")...)
-			cmd.Env = append(os.Environ(), stack.EnvBinDir+"="+bins)
+			cmd.Env = append(os.Environ(), stack.EnvBinDir+"="+bins, "XDG_CACHE_HOME="+t.TempDir())
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			pipe, err := cmd.StdoutPipe()
@@ -405,7 +410,7 @@ func TestMakeRunCtrlC(t *testing.T) {
 
 	bins := fakeBins(t)
 	cmd := exec.Command(makePath, "-f", makefile, "run", "GW="+exe, "LOG="+filepath.Join(dir, "dev.log"))
-	cmd.Env = append(os.Environ(), stack.EnvBinDir+"="+bins)
+	cmd.Env = append(os.Environ(), stack.EnvBinDir+"="+bins, "XDG_CACHE_HOME="+t.TempDir())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	// A session of its own with the terminal as its controlling terminal, as a login shell gives make.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
