@@ -249,3 +249,48 @@ func TestBrokerDirectories(t *testing.T) {
 		t.Errorf("log directory left after Close: %v", err)
 	}
 }
+
+// BenchmarkBrokerClean measures one cleaner run over a compacted topic shaped like the full SCATS replay's models
+// topic (139 approaches × 3 horizons = 417 keys, one partition) after every key was written again: the broker
+// answers no request while it runs.
+func BenchmarkBrokerClean(b *testing.B) {
+	for _, size := range []int{16 << 10, 175 << 10} {
+		b.Run(fmt.Sprintf("value=%dKB", size>>10), func(b *testing.B) {
+			br, err := stack.StartBroker(stack.BrokerConfig{ParentDir: b.TempDir(), CleanerInterval: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeIdle()
+			defer br.Close()
+			names := topics.DefaultNames("")
+			ctx := context.Background()
+			if err := topics.EnsureTopics(ctx, br.Addrs(), topics.Specs(names, 1)); err != nil {
+				b.Fatal(err)
+			}
+			per := max(1, (900<<10)/size) // records per produce request, under the broker's 1 MB batch limit
+			w := &kafka.Writer{Addr: kafka.TCP(br.Addrs()...), Topic: names.Models, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: per}
+			defer w.Close()
+			value := make([]byte, size)
+			msgs := make([]kafka.Message, 417)
+			for i := range msgs {
+				msgs[i] = kafka.Message{Key: []byte(fmt.Sprintf("I-%d/A/%d/flow", i/3, i%3)), Value: value}
+			}
+			write := func() {
+				for i := 0; i < len(msgs); i += per {
+					if err := w.WriteMessages(ctx, msgs[i:min(i+per, len(msgs))]...); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			write()
+			b.SetBytes(int64(2 * len(msgs) * size))
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				write()
+				b.StartTimer()
+				br.Clean()
+			}
+		})
+	}
+}
