@@ -179,11 +179,12 @@ func TestDueAt(t *testing.T) {
 	}
 }
 
-// Not parallel: the dev tests set GREENWAVE_BIN_DIR.
+// Not parallel: the dev tests set GREENWAVE_BIN_DIR, and XDG_CACHE_HOME, under which the embedded broker keeps its
+// log.
 func TestDevJSON(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	err := run(context.Background(), devArgs(t, "--json", "--for", "2s", "--summary", "500ms"), &stdout, &stderr)
@@ -250,7 +251,7 @@ func TestDevJSON(t *testing.T) {
 func TestDevHuman(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), devArgs(t, "--for", "1s"), &stdout, &stderr); err != nil {
 		t.Fatalf("dev: %v\nstderr:\n%s", err, stderr.String())
@@ -277,7 +278,7 @@ func TestDevHuman(t *testing.T) {
 func TestDevStopsOnInterrupt(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	stdout := newLineWriter(`"event":"ready"`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -305,7 +306,7 @@ func TestDevStopsOnInterrupt(t *testing.T) {
 func TestDevReportsCrashedService(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("FAKE_EXIT_AFTER", "1s") // every fake exits; the first one is reported
 	err := run(context.Background(), devArgs(t, "--json"), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "exited unexpectedly: exit status 3") ||
@@ -318,7 +319,7 @@ func TestDevReportsCrashedService(t *testing.T) {
 func TestDevNotReady(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the broker's log directory goes there
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("FAKE_NEVER_READY", "1")
 	var stdout bytes.Buffer
 	err := run(context.Background(), devArgs(t, "--json", "--ready-timeout", "500ms"), &stdout, io.Discard)
