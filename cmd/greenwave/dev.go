@@ -201,7 +201,7 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 	if err != nil {
 		return interrupted(fmt.Errorf("dev: %w", err))
 	}
-	progress("broker %s up, topics created; starting services (logs: %s)", brokers[0], o.logFile)
+	progress("broker %s up (its log in %s), topics created; starting services (logs: %s)", brokers[0], broker.Dir(), o.logFile)
 
 	st, err := stack.Start(ctx, stack.Config{
 		Brokers:      brokers,
