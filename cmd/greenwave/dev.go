@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
-	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/sim"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -34,7 +32,9 @@ services (collector, cleaner, trainer, predictor, signalcontrol) built from this
 processes, the built-in gateway simulator feeding the collector, and the signal plans as they are issued.
 
 Steps: build the services (go build into the user cache dir; set GREENWAVE_BIN_DIR to use prebuilt binaries
-instead), start the broker and create the topics (3 partitions), start the services (LOG_FORMAT=console,
+instead), start the broker and create the topics (3 partitions; the broker keeps its log in a fresh directory
+under ~/.cache/greenwave/dev-broker, removed on exit, and applies the topics' retention and compaction every 10 s,
+so its memory stays flat), start the services (LOG_FORMAT=console,
 COLLECTOR_ALLOW_ANONYMOUS=true, COLLECTOR_MAX_AGE large enough for historical replays), wait until every /readyz answers 200, then feed readings and print plans until
 --for elapses (counted from readiness) or Ctrl-C / SIGTERM arrives. Stopping takes at most about 10 s (services
 get SIGTERM, then SIGKILL after 8 s); a second Ctrl-C ends greenwave at once, and the services die with it.
@@ -69,7 +69,9 @@ greenwave's own lines:
 
 Exit status: 0 after --for or a signal with every service stopping cleanly; 1 when a service exits unexpectedly
 (the message names it and quotes its last output), fails to become ready, or does not stop on SIGTERM; 2 for a
-usage error.`
+usage error. Run from make or go run on a terminal, dev moves into a process group of its own and takes the
+terminal's foreground, so Ctrl-C reaches only it and "make run" exits with its status (0) rather than being
+killed by the same SIGINT; Ctrl-Z is ignored meanwhile.`
 
 // devOptions are the flags of `greenwave dev`.
 type devOptions struct {
@@ -189,15 +191,16 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 		return interrupted(fmt.Errorf("dev: %w", err))
 	}
 
-	var kopts []kfake.Opt
-	if o.brokerPort != 0 {
-		kopts = append(kopts, kfake.Ports(o.brokerPort))
-	}
-	cluster, brokers, err := kafkatest.NewCluster(kopts...)
+	broker, err := stack.StartBroker(stack.BrokerConfig{Port: o.brokerPort})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	defer cluster.Close()
+	defer func() {
+		if closeErr := broker.Close(); closeErr != nil && err == nil {
+			err = fmt.Errorf("dev: %w", closeErr)
+		}
+	}()
+	brokers := broker.Addrs()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = topics.EnsureTopics(tctx, brokers, topics.Specs(topics.DefaultNames(""), 3))
 	cancel()
@@ -208,7 +211,7 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (err error
 	if err != nil {
 		return interrupted(fmt.Errorf("dev: %w", err))
 	}
-	progress("broker %s up, topics created; starting services (logs: %s)", brokers[0], o.logFile)
+	progress("broker %s up (its log in %s), topics created; starting services (logs: %s)", brokers[0], broker.Dir(), o.logFile)
 
 	st, err := stack.Start(ctx, stack.Config{
 		Brokers:      brokers,

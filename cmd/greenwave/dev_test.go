@@ -11,11 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
@@ -183,10 +186,12 @@ func TestDueAt(t *testing.T) {
 	}
 }
 
-// Not parallel: the dev tests set GREENWAVE_BIN_DIR.
+// Not parallel: the dev tests set GREENWAVE_BIN_DIR, and XDG_CACHE_HOME, under which the embedded broker keeps its
+// log.
 func TestDevJSON(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	err := run(context.Background(), devArgs(t, "--json", "--for", "2s", "--summary", "500ms"), &stdout, &stderr)
@@ -253,6 +258,7 @@ func TestDevJSON(t *testing.T) {
 func TestDevHuman(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), devArgs(t, "--for", "1s"), &stdout, &stderr); err != nil {
 		t.Fatalf("dev: %v\nstderr:\n%s", err, stderr.String())
@@ -279,6 +285,7 @@ func TestDevHuman(t *testing.T) {
 func TestDevStopsOnInterrupt(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	stdout := newLineWriter(`"event":"ready"`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -318,6 +325,7 @@ func TestDevStopsOnInterrupt(t *testing.T) {
 func TestDevReportsCrashedService(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("FAKE_EXIT_AFTER", "1s") // every fake exits; the first one is reported
 	err := run(context.Background(), devArgs(t, "--json"), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "exited unexpectedly: exit status 3") ||
@@ -330,6 +338,7 @@ func TestDevReportsCrashedService(t *testing.T) {
 func TestDevNotReady(t *testing.T) {
 	bins := fakeBins(t)
 	t.Setenv(stack.EnvBinDir, bins)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("FAKE_NEVER_READY", "1")
 	var stdout bytes.Buffer
 	err := run(context.Background(), devArgs(t, "--json", "--ready-timeout", "500ms"), &stdout, io.Discard)
@@ -362,7 +371,7 @@ func TestBinarySignals(t *testing.T) {
 			t.Parallel()
 			bins := fakeBins(t)
 			cmd := exec.Command(exe, devArgs(t, "--json")...)
-			cmd.Env = append(os.Environ(), stack.EnvBinDir+"="+bins)
+			cmd.Env = append(os.Environ(), stack.EnvBinDir+"="+bins, "XDG_CACHE_HOME="+t.TempDir())
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			pipe, err := cmd.StdoutPipe()
@@ -395,4 +404,98 @@ func TestBinarySignals(t *testing.T) {
 			requireNoneRunning(t, bins)
 		})
 	}
+}
+
+// TestMakeRunCtrlC runs `make run`'s recipe shape (make → greenwave dev) on a pseudo-terminal and presses Ctrl-C:
+// greenwave takes the terminal's foreground (takeTerminal), so only it gets the SIGINT, and make exits 0 instead
+// of killing itself with the signal.
+func TestMakeRunCtrlC(t *testing.T) {
+	t.Parallel()
+	makePath, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make not installed")
+	}
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "greenwave")
+	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build greenwave: %v\n%s", err, out)
+	}
+	makefile := filepath.Join(dir, "Makefile")
+	recipe := "run:\n\t$(GW) dev --json --speed max --backfill 2h --log-file $(LOG)\n"
+	if err := os.WriteFile(makefile, []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	master, slave := openPTY(t)
+	defer master.Close()
+
+	bins := fakeBins(t)
+	cmd := exec.Command(makePath, "-f", makefile, "run", "GW="+exe, "LOG="+filepath.Join(dir, "dev.log"))
+	cmd.Env = append(os.Environ(), stack.EnvBinDir+"="+bins, "XDG_CACHE_HOME="+t.TempDir())
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	// A session of its own with the terminal as its controlling terminal, as a login shell gives make.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	out := newLineWriter(`"event":"ready"`)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(out, master) // ends with EIO once every process holding the terminal has exited
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("dev not ready within 60s; terminal:\n%s", out.String())
+	}
+	if _, err := master.Write([]byte{0x03}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("make run after Ctrl-C: %v, want exit status 0; terminal:\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("make run did not end within 20s of Ctrl-C; terminal:\n%s", out.String())
+	}
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+		t.Error("terminal still held open 10s after make exited")
+	}
+	if s := out.String(); !strings.Contains(s, "stopping on signal") || strings.Contains(s, "Interrupt") {
+		t.Errorf("terminal output:\n%s", s)
+	}
+	requireNoneRunning(t, bins)
+}
+
+// openPTY opens a pseudo-terminal pair: the master end to type into and read from, and the slave end for the
+// child's stdio.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		t.Fatalf("pty number: %v", err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		t.Fatalf("open pty slave: %v", err)
+	}
+	return m, s
 }

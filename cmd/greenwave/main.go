@@ -16,7 +16,12 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	restore := func() {}
+	if len(os.Args) > 1 && os.Args[1] == "dev" {
+		restore = takeTerminal() // so `make run` stopped with Ctrl-C exits 0: see takeTerminal
+	}
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	restore()
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }

@@ -58,7 +58,7 @@ type Spec struct {
 	CoPartitioned bool
 	// Compact selects log compaction (latest value per key) instead of time-based deletion.
 	Compact bool
-	// Retention applies to deleting topics; zero keeps the broker default.
+	// Retention applies to deleting topics; zero keeps the broker default. Compacted topics never expire by time.
 	Retention time.Duration
 	// Payload names the protobuf message carried, for tools that decode topics.
 	Payload string
@@ -86,9 +86,13 @@ func Specs(n Names, partitions int) []Spec {
 func (s Spec) config() kafka.TopicConfig {
 	tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: -1}
 	if s.Compact {
+		// retention.ms=-1 says what Kafka does for a compact-only topic anyway (the latest record per key is kept
+		// for good) to brokers that would otherwise also expire compacted topics by time, such as the embedded
+		// kfake broker of `greenwave dev`.
 		tc.ConfigEntries = append(tc.ConfigEntries,
 			kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"},
-			kafka.ConfigEntry{ConfigName: "min.compaction.lag.ms", ConfigValue: "60000"})
+			kafka.ConfigEntry{ConfigName: "min.compaction.lag.ms", ConfigValue: "60000"},
+			kafka.ConfigEntry{ConfigName: "retention.ms", ConfigValue: "-1"})
 	} else {
 		tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "delete"})
 		if s.Retention > 0 {
