@@ -106,7 +106,8 @@ type DecideInput struct {
 // Decide chooses the plan for an intersection: Webster on the forecasts when they pass the confidence gate,
 // otherwise Webster on time-of-day flows, otherwise the fixed-time plan — and, whatever path was taken, only a
 // plan that passes Validate (Safe). d.Mode can skip the first paths. The plan's Reason and Detail say which
-// path and why, and FallbackCauses lists the causes of every fallback taken (nil for a predictive plan).
+// path and why, and FallbackCauses lists the causes of every fallback taken (nil for a predictive plan, but for
+// CauseDetectorRecall).
 //
 // An approach whose detector failed (Forecast.NoData) does not stop either path: it is held at its recall
 // demand (Gate.RecallVPH) and the others are planned on their forecasts (or history). The plan says so in its
@@ -152,8 +153,12 @@ func Decide(in topology.Intersection, d DecideInput) (Plan, error) {
 			return p, err
 		}
 		p.FallbackCauses = uniqueCauses(causes)
-		if p.Reason == ReasonPredictive && !slices.Equal(p.FallbackCauses, []Cause{CauseDetectorRecall}) {
-			p.FallbackCauses = nil
+		if p.Reason == ReasonPredictive {
+			// The plan did not fall back: only a recall (a partial fallback, for one approach) is worth counting.
+			p.FallbackCauses = slices.DeleteFunc(p.FallbackCauses, func(c Cause) bool { return c != CauseDetectorRecall })
+			if len(p.FallbackCauses) == 0 {
+				p.FallbackCauses = nil
+			}
 		}
 		return p, nil
 	}
