@@ -225,8 +225,10 @@ func (s *signalRun) frame(f features.Frame, r *run) {
 
 // forecast is the predictor's flow forecast for one approach at the plan horizon (see SignalConfig).
 func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vector) signal.Forecast {
+	// Without a usable model, a gap window marks a failed detector, as the predictor's no_data does (the
+	// evaluation has no model staleness): signal-control holds the approach at recall.
 	fallback := signal.Forecast{ApproachID: v.ApproachID, Baseline: true, FlowVPH: v.Observed.FlowVPH,
-		LowerVPH: 0, UpperVPH: math.Max(v.CapacityVPH, v.Observed.FlowVPH)}
+		LowerVPH: 0, UpperVPH: math.Max(v.CapacityVPH, v.Observed.FlowVPH), NoData: v.Gap}
 	if l == nil {
 		return fallback
 	}

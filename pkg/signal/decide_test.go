@@ -3,6 +3,7 @@ package signal_test
 import (
 	"fmt"
 	"github.com/greenwave-city/greenwave/pkg/signal"
+	"github.com/greenwave-city/greenwave/pkg/topology"
 	"math"
 	"strings"
 	"testing"
@@ -177,5 +178,129 @@ func TestProfile(t *testing.T) {
 				t.Error("another bucket has no history")
 			}
 		})
+	}
+}
+
+// metroLike is a two-phase intersection like the Metro topology: MAIN has one measured approach, CROSS is the
+// nominal cross street whose detector never reports.
+func metroLike() topology.Intersection {
+	return topology.Intersection{
+		ID:         "M",
+		Approaches: approaches("WB", "CROSS"),
+		Phases: []topology.Phase{
+			phase("MAIN", []string{"WB"}, 10, 90, 4, 1, 5),
+			phase("SIDE", []string{"CROSS"}, 7, 60, 4, 1, 5),
+		},
+		Timing: topology.Timing{MinCycleS: 30, MaxCycleS: 150},
+	}
+}
+
+// TestDecideDetectorRecall is the failed-detector practice: an approach whose detectors report nothing
+// (Forecast.NoData) is held at the recall demand, the others are planned on their forecasts.
+func TestDecideDetectorRecall(t *testing.T) {
+	t.Parallel()
+	ok := func(id string, q float64) signal.Forecast {
+		return signal.Forecast{ApproachID: id, FlowVPH: q, LowerVPH: q - 50, UpperVPH: q + 50}
+	}
+	dead := func(id string) signal.Forecast {
+		// What the predictor sends for a detector that never reported: a baseline of nothing, flagged no_data.
+		return signal.Forecast{ApproachID: id, FlowVPH: 0, LowerVPH: 0, UpperVPH: 1800, Baseline: true, NoData: true}
+	}
+	tests := []struct {
+		name       string
+		in         topology.Intersection
+		d          signal.DecideInput
+		wantReason signal.Reason
+		wantCauses []signal.Cause
+		wantDetail []string
+		// wantMinGreen names phases that must run exactly their minimum green.
+		wantMinGreen []string
+	}{
+		{name: "one approach failed: predictive, held at minimum green", in: metroLike(),
+			d:          signal.DecideInput{Forecasts: []signal.Forecast{ok("WB", 900), dead("CROSS")}},
+			wantReason: signal.ReasonPredictive, wantCauses: []signal.Cause{signal.CauseDetectorRecall},
+			wantDetail:   []string{"predictive Webster plan", "CROSS: detector reports nothing, held at minimum green (recall)"},
+			wantMinGreen: []string{"SIDE"}},
+		{name: "configured recall demand", in: metroLike(),
+			d:          signal.DecideInput{Forecasts: []signal.Forecast{ok("WB", 900), dead("CROSS")}, Gate: signal.Gate{RecallVPH: 300}},
+			wantReason: signal.ReasonPredictive, wantCauses: []signal.Cause{signal.CauseDetectorRecall},
+			wantDetail: []string{"CROSS: detector reports nothing, held at recall demand 300 veh/h"}},
+		{name: "all failed: not predictive", in: metroLike(),
+			d:          signal.DecideInput{Forecasts: []signal.Forecast{dead("WB"), dead("CROSS")}},
+			wantReason: signal.ReasonFixedTime, wantCauses: []signal.Cause{signal.CauseNoDetectorData, signal.CauseNoHistory},
+			wantDetail: []string{"no approach has detector data"}},
+		{name: "all failed, history of all: time of day", in: metroLike(),
+			d: signal.DecideInput{Forecasts: []signal.Forecast{dead("WB"), dead("CROSS")},
+				TimeOfDayFlows: map[string]float64{"WB": 800, "CROSS": 100}},
+			wantReason: signal.ReasonTimeOfDay, wantCauses: []signal.Cause{signal.CauseNoDetectorData},
+			wantDetail: []string{"time-of-day plan"}},
+		{name: "failed approach sharing a phase with a healthy one", in: twoPhase(),
+			d:          signal.DecideInput{Forecasts: []signal.Forecast{ok("N", 600), dead("S"), ok("E", 300), ok("W", 300)}},
+			wantReason: signal.ReasonPredictive, wantCauses: []signal.Cause{signal.CauseDetectorRecall},
+			wantDetail: []string{"S: detector reports nothing, held at minimum recall (0 veh/h); its phase is timed by N"}},
+		{name: "baseline with data still refuses", in: metroLike(),
+			d: signal.DecideInput{Forecasts: []signal.Forecast{ok("WB", 900),
+				{ApproachID: "CROSS", FlowVPH: 100, LowerVPH: 0, UpperVPH: 1800, Baseline: true}}},
+			wantReason: signal.ReasonFixedTime, wantCauses: []signal.Cause{signal.CauseNoHistory, signal.CauseNoModel},
+			wantDetail: []string{"CROSS: no trained model yet"}},
+		{name: "failed approach plus a stale one: time of day holds the failed one at recall", in: twoPhase(),
+			d: signal.DecideInput{Forecasts: []signal.Forecast{{ApproachID: "N", FlowVPH: 600, LowerVPH: 550, UpperVPH: 650, Stale: true},
+				dead("S"), ok("E", 300), ok("W", 300)},
+				TimeOfDayFlows: map[string]float64{"N": 500, "E": 200, "W": 200}},
+			wantReason: signal.ReasonTimeOfDay, wantCauses: []signal.Cause{signal.CauseDetectorRecall, signal.CauseStale},
+			wantDetail: []string{"N: model stale", "S: detector reports nothing, held at minimum recall"}},
+		{name: "time-of-day history missing for a healthy approach still fails", in: twoPhase(),
+			d: signal.DecideInput{Forecasts: []signal.Forecast{{ApproachID: "N", FlowVPH: 600, LowerVPH: 550, UpperVPH: 650, Stale: true},
+				dead("S"), ok("E", 300), ok("W", 300)},
+				TimeOfDayFlows: map[string]float64{"N": 500, "E": 200}},
+			wantReason: signal.ReasonFixedTime, wantCauses: []signal.Cause{signal.CauseNoHistory, signal.CauseStale}},
+		{name: "operator-pinned time of day holds a failed detector at recall", in: metroLike(),
+			d: signal.DecideInput{Mode: signal.ModeTimeOfDay, Forecasts: []signal.Forecast{ok("WB", 900), dead("CROSS")},
+				TimeOfDayFlows: map[string]float64{"WB": 800}},
+			wantReason: signal.ReasonTimeOfDay, wantCauses: []signal.Cause{signal.CauseDetectorRecall, signal.CauseOperatorPinned},
+			wantMinGreen: []string{"SIDE"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := signal.Decide(tc.in, tc.d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := signal.Validate(tc.in, p); err != nil {
+				t.Fatalf("invalid plan: %v", err)
+			}
+			if p.Reason != tc.wantReason || fmt.Sprint(p.FallbackCauses) != fmt.Sprint(tc.wantCauses) {
+				t.Errorf("reason %s causes %v, want %s %v (%s)", p.Reason, p.FallbackCauses, tc.wantReason, tc.wantCauses, p.Detail)
+			}
+			for _, w := range tc.wantDetail {
+				if !strings.Contains(p.Detail, w) {
+					t.Errorf("detail %q does not mention %q", p.Detail, w)
+				}
+			}
+			for _, id := range tc.wantMinGreen {
+				for i, pt := range p.Phases {
+					if pt.PhaseID == id && pt.GreenS != tc.in.Phases[i].EffectiveMinGreenS() {
+						t.Errorf("phase %s green %g, want its minimum %g (%s)", id, pt.GreenS, tc.in.Phases[i].EffectiveMinGreenS(), p.Detail)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestProfileFlowsPartial: Flows returns the approaches with enough history and leaves out the others (Decide
+// decides whether a partial profile is usable), nil when none has.
+func TestProfileFlowsPartial(t *testing.T) {
+	t.Parallel()
+	in := metroLike()
+	var p signal.Profile
+	if p.Flows(in, 0, 1) != nil {
+		t.Fatal("empty profile has flows")
+	}
+	p.Observe("WB", 0, 700, 0.1)
+	got := p.Flows(in, 0, 1)
+	if len(got) != 1 || got["WB"] != 700 {
+		t.Errorf("Flows = %v, want only WB 700", got)
 	}
 }

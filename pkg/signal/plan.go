@@ -104,7 +104,8 @@ type Plan struct {
 	// EstimatedDelayS is Webster's average delay per vehicle under this plan (see DelayWebster); 0 for plans
 	// computed without flows.
 	EstimatedDelayS float64
-	// FallbackCauses are why Decide fell back from predictions (sorted, distinct); nil otherwise.
+	// FallbackCauses are why Decide fell back from predictions (sorted, distinct), and CauseDetectorRecall when it
+	// held an approach with a failed detector at recall (on a predictive plan too); nil otherwise.
 	FallbackCauses []Cause
 }
 

@@ -59,17 +59,22 @@ func (p *Profile) Observe(approach string, bucket int, flowVPH, alpha float64) b
 	return true
 }
 
-// Flows returns the learned flow of every approach of in for a bucket, for DecideInput.TimeOfDayFlows, or nil
-// unless every approach has at least minSamples samples there (a plan from a partial profile would be a guess).
+// Flows returns the learned flow of every approach of in that has at least minSamples samples in a bucket, for
+// DecideInput.TimeOfDayFlows, or nil when none has. An approach with fewer samples is absent: Decide plans from
+// a partial profile only when the absent approaches' detectors failed (held at recall); otherwise a plan from
+// it would be a guess, and the time-of-day path fails.
 func (p Profile) Flows(in topology.Intersection, bucket int, minSamples uint32) map[string]float64 {
 	if minSamples == 0 {
 		minSamples = 1
 	}
-	out := make(map[string]float64, len(in.Approaches))
+	var out map[string]float64
 	for _, a := range in.Approaches {
 		c, ok := p.Cells[a.ID][bucket]
 		if !ok || c.Samples < minSamples {
-			return nil
+			continue
+		}
+		if out == nil {
+			out = make(map[string]float64, len(in.Approaches))
 		}
 		out[a.ID] = c.MeanVPH
 	}

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -269,7 +271,8 @@ func propertyCase(r *rand.Rand, i int, flows map[string]float64) error {
 func decideCase(r *rand.Rand, in topology.Intersection, flows map[string]float64, opts signal.Options) error {
 	d := signal.DecideInput{
 		Mode: signal.Mode(r.IntN(4)), PreviousCycleS: opts.PreviousCycleS, SaturationFactor: opts.SaturationFactor,
-		OffsetS: opts.OffsetS, CycleS: opts.CycleS, Gate: signal.Gate{MaxRelativeInterval: []float64{0, 0.1, 0.5, 5, math.NaN()}[r.IntN(5)]},
+		OffsetS: opts.OffsetS, CycleS: opts.CycleS, Gate: signal.Gate{MaxRelativeInterval: []float64{0, 0.1, 0.5, 5, math.NaN()}[r.IntN(5)],
+			RecallVPH: []float64{0, 0, 0, 100, 1e300, math.NaN(), -1, math.Inf(1)}[r.IntN(8)]},
 	}
 	for _, a := range in.Approaches {
 		if r.IntN(20) == 0 {
@@ -278,10 +281,15 @@ func decideCase(r *rand.Rand, in topology.Intersection, flows map[string]float64
 		q, _, _ := randomFlow(r, a.CapacityVPH(), r.IntN(4) == 0)
 		half := []float64{0, 1, 50, a.CapacityVPH(), math.NaN(), -10, math.Inf(1), 1e300}[r.IntN(8)]
 		d.Forecasts = append(d.Forecasts, signal.Forecast{ApproachID: a.ID, FlowVPH: q, LowerVPH: q - half, UpperVPH: q + half,
-			Stale: r.IntN(10) == 0, Drifting: r.IntN(10) == 0, Baseline: r.IntN(10) == 0})
+			Stale: r.IntN(10) == 0, Drifting: r.IntN(10) == 0, Baseline: r.IntN(10) == 0, NoData: r.IntN(6) == 0})
 	}
 	if r.IntN(3) > 0 {
-		d.TimeOfDayFlows = flows
+		d.TimeOfDayFlows = maps.Clone(flows)
+		for id := range d.TimeOfDayFlows {
+			if r.IntN(8) == 0 {
+				delete(d.TimeOfDayFlows, id) // partial history
+			}
+		}
 	}
 	p, err := signal.Decide(in, d)
 	if err != nil {
@@ -290,9 +298,22 @@ func decideCase(r *rand.Rand, in topology.Intersection, flows map[string]float64
 	if verr := signal.Validate(in, p); verr != nil {
 		return fmt.Errorf("Decide returned an invalid plan: %w\ninput %+v\nplan %+v", verr, d, p)
 	}
+	withData, noData := 0, 0
+	for _, f := range d.Forecasts {
+		if f.NoData {
+			noData++
+		} else {
+			withData++
+		}
+	}
+	recall := slices.Equal(p.FallbackCauses, []signal.Cause{signal.CauseDetectorRecall})
 	switch {
-	case p.Reason == signal.ReasonPredictive && (len(p.FallbackCauses) > 0 || d.Mode != signal.ModeAdaptive && d.Mode != 3):
+	case p.Reason == signal.ReasonPredictive && (len(p.FallbackCauses) > 0 && !recall || d.Mode != signal.ModeAdaptive && d.Mode != 3):
 		return fmt.Errorf("predictive plan with causes %v in mode %d", p.FallbackCauses, d.Mode)
+	case p.Reason == signal.ReasonPredictive && withData == 0:
+		return fmt.Errorf("predictive plan without any approach with data: %s", p.Detail)
+	case p.Reason == signal.ReasonPredictive && recall != (noData > 0):
+		return fmt.Errorf("predictive plan with causes %v and %d failed detectors: %s", p.FallbackCauses, noData, p.Detail)
 	case p.Reason != signal.ReasonPredictive && len(p.FallbackCauses) == 0:
 		return fmt.Errorf("%s plan without a fallback cause: %s", p.Reason, p.Detail)
 	}

@@ -339,7 +339,14 @@ type ApproachPrediction struct {
 	Horizons    []*Prediction          `protobuf:"bytes,2,rep,name=horizons,proto3" json:"horizons,omitempty"`
 	CapacityVph float64                `protobuf:"fixed64,3,opt,name=capacity_vph,json=capacityVph,proto3" json:"capacity_vph,omitempty"`
 	// observed is what the source window measured on this approach (time-of-day history, coverage tracking).
-	Observed      *ObservedTargets `protobuf:"bytes,4,opt,name=observed,proto3" json:"observed,omitempty"`
+	Observed *ObservedTargets `protobuf:"bytes,4,opt,name=observed,proto3" json:"observed,omitempty"`
+	// no_data is true when the approach's detectors delivered nothing usable in the source window (the feature
+	// vector is a gap: nothing measured and nothing the cleaner could fill) AND no fresh trained model forecasts
+	// its flow (none was ever trained, or the newest is older than the predictor's maximum age because the
+	// detectors have been silent that long). It marks a failed detector: the flow forecasts above are baselines of
+	// nothing, and signal-control holds the approach at its detector-recall demand instead of refusing to plan the
+	// intersection on the other approaches' forecasts (docs/signal-control.md, "Failed detectors: recall").
+	NoData        bool `protobuf:"varint,5,opt,name=no_data,json=noData,proto3" json:"no_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +407,13 @@ func (x *ApproachPrediction) GetObserved() *ObservedTargets {
 		return x.Observed
 	}
 	return nil
+}
+
+func (x *ApproachPrediction) GetNoData() bool {
+	if x != nil {
+		return x.NoData
+	}
+	return false
 }
 
 // IntersectionPrediction is everything predicted from one IntersectionFeatures record.
@@ -548,13 +562,14 @@ const file_greenwave_v1_predictions_proto_rawDesc = "" +
 	"\x05level\x18\x10 \x01(\x0e2\x1d.greenwave.v1.CongestionLevelR\x05level\x12(\n" +
 	"\x10level_of_service\x18\x11 \x01(\tR\x0elevelOfService\x12+\n" +
 	"\x11interval_coverage\x18\x12 \x01(\x01R\x10intervalCoverage\x12\x1a\n" +
-	"\bfallback\x18\x13 \x01(\bR\bfallback\"\xc9\x01\n" +
+	"\bfallback\x18\x13 \x01(\bR\bfallback\"\xe2\x01\n" +
 	"\x12ApproachPrediction\x12\x1f\n" +
 	"\vapproach_id\x18\x01 \x01(\tR\n" +
 	"approachId\x124\n" +
 	"\bhorizons\x18\x02 \x03(\v2\x18.greenwave.v1.PredictionR\bhorizons\x12!\n" +
 	"\fcapacity_vph\x18\x03 \x01(\x01R\vcapacityVph\x129\n" +
-	"\bobserved\x18\x04 \x01(\v2\x1d.greenwave.v1.ObservedTargetsR\bobserved\"\xd6\x03\n" +
+	"\bobserved\x18\x04 \x01(\v2\x1d.greenwave.v1.ObservedTargetsR\bobserved\x12\x17\n" +
+	"\ano_data\x18\x05 \x01(\bR\x06noData\"\xd6\x03\n" +
 	"\x16IntersectionPrediction\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12'\n" +

@@ -44,7 +44,8 @@ type Predictor struct {
 
 // Predict returns the prediction record for a frame: every approach × target × horizon, with intervals,
 // staleness, interval coverage, contributions and congestion. Approaches without a usable model get a
-// persistence forecast marked fallback. The intersection level is the worst approach level at the shortest
+// persistence forecast marked fallback; an approach whose detectors delivered nothing and that no fresh model
+// forecasts is marked no_data (a failed detector, see noData). The intersection level is the worst approach level at the shortest
 // horizon.
 func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPrediction {
 	out := &greenwavev1.IntersectionPrediction{
@@ -63,6 +64,7 @@ func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPredicti
 	var worst *greenwavev1.Prediction
 	for _, v := range f.Approaches {
 		ap := &greenwavev1.ApproachPrediction{ApproachId: v.ApproachID, CapacityVph: v.CapacityVPH, Observed: wire.ObservedProto(v.Observed)}
+		modelled := false // a fresh trained model forecast the approach's flow
 		for _, tg := range pr.targets {
 			for _, h := range horizons {
 				p, ok := pr.predictOne(f, v, tg, h)
@@ -74,15 +76,29 @@ func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPredicti
 						p.GetLevel() == worst.GetLevel() && p.GetLevelOfService() > worst.GetLevelOfService()) { // "F" > "E"; "" (occupancy) least
 					worst = p
 				}
+				if tg.proto == greenwavev1.Target_TARGET_FLOW && !p.GetFallback() && !p.GetStale() {
+					modelled = true
+				}
 				ap.Horizons = append(ap.Horizons, p)
 			}
 		}
+		ap.NoData = noData(v, modelled)
 		out.Approaches = append(out.Approaches, ap)
 	}
 	if worst != nil {
 		out.Level, out.LevelOfService = worst.GetLevel(), worst.GetLevelOfService()
 	}
 	return out
+}
+
+// noData reports whether an approach's detectors have failed as far as this frame can tell: nothing measured
+// or fillable in the window (a gap: the cleaner fills a silent detector from its last value and then its profile
+// for ProfileFillMaxGap, 3 h by default, before giving up) and no fresh trained model of its flow — never one,
+// because the detectors never reported, or only stale ones, because they have been silent for longer than the
+// maximum model age (the trainer learns only from measured windows). An approach with a fresh model, or with any
+// measured or filled data, is not flagged: its forecasts go through signal-control's confidence gate as before.
+func noData(v features.Vector, modelled bool) bool {
+	return v.Gap && !modelled
 }
 
 // predictOne forecasts one target at one horizon. ok is false when there is neither a usable model nor an

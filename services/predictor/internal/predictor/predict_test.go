@@ -219,3 +219,59 @@ func TestReplayIdempotent(t *testing.T) {
 		t.Fatal("NaN forecast")
 	}
 }
+
+// TestPredictNoData checks that an approach is flagged no_data (a failed detector) only when its window is a gap
+// and no fresh trained model forecasts its flow: measured or filled data, or a fresh model, clear the flag.
+func TestPredictNoData(t *testing.T) {
+	t.Parallel()
+	trained := trainedStore(t, 60) // fresh at window 60, stale from window 84 with a 2 h maximum age
+	gap := func(f features.Frame, id string) features.Frame {
+		for i := range f.Approaches {
+			if f.Approaches[i].ApproachID == id {
+				f.Approaches[i].Gap = true
+				f.Approaches[i].Observed = features.Observed{Imputed: true}
+				f.Approaches[i].ImputedFraction = 0
+			}
+		}
+		return f
+	}
+	imputed := func(f features.Frame, id string) features.Frame {
+		for i := range f.Approaches {
+			if f.Approaches[i].ApproachID == id {
+				f.Approaches[i].Observed.Imputed = true
+				f.Approaches[i].ImputedFraction = 1
+			}
+		}
+		return f
+	}
+	tests := []struct {
+		name   string
+		store  *models.Store
+		frame  features.Frame
+		wantND map[string]bool
+	}{
+		{"measured, no model", models.NewStore(), testFrame(3), map[string]bool{"n": false, "s": false}},
+		{"gap, no model (never reported)", models.NewStore(), gap(testFrame(3), "s"), map[string]bool{"n": false, "s": true}},
+		{"filled (imputed, not a gap), no model", models.NewStore(), imputed(testFrame(3), "s"), map[string]bool{"n": false, "s": false}},
+		{"gap, fresh model", trained, gap(testFrame(60), "s"), map[string]bool{"n": false, "s": false}},
+		{"gap, stale model (silent longer than the maximum age)", trained, gap(testFrame(84), "s"), map[string]bool{"n": false, "s": true}},
+		{"both gaps, no model", models.NewStore(), gap(gap(testFrame(3), "n"), "s"), map[string]bool{"n": true, "s": true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newTestPredictor(tt.store, 2*time.Hour).Predict(tt.frame)
+			if len(p.GetApproaches()) != len(tt.wantND) {
+				t.Fatalf("%d approaches, want %d", len(p.GetApproaches()), len(tt.wantND))
+			}
+			for _, ap := range p.GetApproaches() {
+				if got, want := ap.GetNoData(), tt.wantND[ap.GetApproachId()]; got != want {
+					t.Errorf("%s: no_data %v, want %v", ap.GetApproachId(), got, want)
+				}
+				if len(ap.GetHorizons()) == 0 {
+					t.Errorf("%s: no flow forecast; a failed detector still gets its (baseline) forecasts", ap.GetApproachId())
+				}
+			}
+		})
+	}
+}

@@ -40,6 +40,7 @@ type Config struct {
 	PlanHorizon        time.Duration `env:"SIGNAL_PLAN_HORIZON" default:"15m" help:"prediction horizon plans are computed from (the nearest available horizon is used)"`
 	PlanValidity       time.Duration `env:"SIGNAL_PLAN_VALIDITY" default:"15m" help:"how long after its window a plan is valid"`
 	MaxRelInterval     float64       `env:"SIGNAL_MAX_RELATIVE_INTERVAL" default:"0.5" help:"widest prediction interval, relative to approach capacity, that may drive a plan"`
+	RecallVPH          float64       `env:"SIGNAL_RECALL_VPH" default:"0" help:"demand (veh/h) an approach whose detectors report nothing (prediction no_data) is held at — detector recall; 0 is minimum recall: its phase gets its minimum green unless it serves other approaches"`
 	SubscriberBuffer   int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"plans a WatchPlans stream may lag behind; a full queue keeps only the newest per intersection (counted in coalesced), and a full queue of distinct intersections ends the stream with RESOURCE_EXHAUSTED"`
 	OperatorTokensFile string        `env:"SIGNAL_OPERATOR_TOKENS_FILE" default:"" help:"YAML file of operators (name, token_sha256, optional intersections) allowed to set overrides; empty disables overrides"`
 	OverrideTick       time.Duration `env:"SIGNAL_OVERRIDE_TICK" default:"1s" help:"how often each partition applies new pinned overrides and expires old ones (processing time)"`
@@ -56,6 +57,9 @@ func (c *Config) Validate() []string {
 	}
 	if !(c.MaxRelInterval > 0) {
 		p = append(p, "SIGNAL_MAX_RELATIVE_INTERVAL must be positive")
+	}
+	if !(c.RecallVPH >= 0) || math.IsInf(c.RecallVPH, 1) {
+		p = append(p, "SIGNAL_RECALL_VPH must be a finite flow of at least 0")
 	}
 	if c.OverrideTick <= 0 {
 		p = append(p, "SIGNAL_OVERRIDE_TICK must be positive")
@@ -96,7 +100,7 @@ func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.Signa
 		plans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "plans_total",
 			Help: "Signal plans issued, by reason (predictive, time_of_day, fixed_time, override)."}, []string{"reason"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fallbacks_total",
-			Help: "Plans that fell back from predictions, by cause (stale, drift, no_model, wide_interval, no_history, ...)."}, []string{"cause"}),
+			Help: "Plans that fell back from predictions, by cause (stale, drift, no_model, wide_interval, no_history, ...); detector_recall counts plans, predictive ones too, that held a failed-detector approach at recall."}, []string{"cause"}),
 		validationFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "validation_failures_total",
 			Help: "Plans that failed the final validation before publishing and were replaced by the fixed-time or minimum plan."}),
 		replays: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replays_skipped_total",
@@ -201,7 +205,7 @@ func (pl *Planner) Plan(p *greenwavev1.IntersectionPrediction, st *intersectionS
 			continue
 		}
 		fcs = append(fcs, signal.Forecast{ApproachID: ap.GetApproachId(), FlowVPH: pr.GetValue(), LowerVPH: pr.GetLower(), UpperVPH: pr.GetUpper(),
-			Stale: pr.GetStale(), Drifting: pr.GetDrifting(), Baseline: pr.GetFallback()})
+			Stale: pr.GetStale(), Drifting: pr.GetDrifting(), Baseline: pr.GetFallback(), NoData: ap.GetNoData()})
 		inputs = append(inputs, &greenwavev1.PlanInput{ApproachId: ap.GetApproachId(), HorizonS: pr.GetHorizonS(), FlowVph: pr.GetValue(),
 			Lower: pr.GetLower(), Upper: pr.GetUpper(), ModelId: pr.GetModelId(), ModelVersion: pr.GetModelVersion()})
 	}
@@ -621,7 +625,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	defer prod.Close()
 	svc := &service{
 		planner: &Planner{topo: env.Topology, revision: topo.Revision, horizon: cfg.PlanHorizon, validity: cfg.PlanValidity,
-			gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval}, zone: zone, minSamples: uint32(cfg.ProfileMinSamples), coordination: coord},
+			gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval, RecallVPH: cfg.RecallVPH}, zone: zone, minSamples: uint32(cfg.ProfileMinSamples), coordination: coord},
 		names: names, partitions: counts[names.Predictions], hub: hub, metrics: newMetrics(env.Registry, hub, table, d.now),
 		overrides: table, operators: operators, producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
 	}

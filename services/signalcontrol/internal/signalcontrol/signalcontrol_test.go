@@ -261,6 +261,61 @@ func TestFallbackPaths(t *testing.T) {
 	h.planFor(len(steps))
 }
 
+// deadDetector is what the predictor sends for an approach whose detectors report nothing: a persistence
+// baseline of nothing, the observation imputed (a gap), no_data set.
+var deadDetector predOpt = func(p *greenwavev1.Prediction, a *greenwavev1.ApproachPrediction) {
+	p.Fallback, p.Value, p.Lower, p.Upper = true, 0, 0, 1800
+	a.Observed = &greenwavev1.ObservedTargets{Imputed: true}
+	a.NoData = true
+}
+
+// only applies opt to one approach.
+func only(approach string, opt predOpt) predOpt {
+	return func(p *greenwavev1.Prediction, a *greenwavev1.ApproachPrediction) {
+		if a.GetApproachId() == approach {
+			opt(p, a)
+		}
+	}
+}
+
+// TestDetectorRecall: an approach whose detectors report nothing (no_data) is held at recall and the others are
+// planned on their forecasts; with no approach reporting the plan is not predictive.
+func TestDetectorRecall(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	steps := []struct {
+		name       string
+		opts       []predOpt
+		wantReason greenwavev1.PlanReason
+		wantDetail string
+	}{
+		{"E failed, N trusted", []predOpt{only("E", deadDetector)}, greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE,
+			"E: detector reports nothing, held at minimum green (recall)"},
+		{"every detector failed", []predOpt{deadDetector}, greenwavev1.PlanReason_PLAN_REASON_FIXED_TIME, "no approach has detector data"},
+		// N has two measured samples now (steps 1 and 3), E none: the time-of-day plan holds E at recall.
+		{"E failed, N stale", []predOpt{only("E", deadDetector), only("N", stale)}, greenwavev1.PlanReason_PLAN_REASON_TIME_OF_DAY,
+			"E: detector reports nothing, held at minimum green (recall)"},
+	}
+	in := mustIntersection(t, h)
+	for k, s := range steps {
+		h.sendPrediction(k, s.opts...)
+		p := h.planFor(k)
+		if p.GetReason() != s.wantReason || !strings.Contains(p.GetReasonDetail(), s.wantDetail) {
+			t.Errorf("%s: reason %s detail %q, want %s containing %q", s.name, p.GetReason(), p.GetReasonDetail(), s.wantReason, s.wantDetail)
+		}
+		if err := signal.Validate(in, wire.Plan(p)); err != nil {
+			t.Errorf("%s: published plan invalid: %v", s.name, err)
+		}
+		if s.wantReason != greenwavev1.PlanReason_PLAN_REASON_FIXED_TIME {
+			for i, ph := range p.GetPhases() {
+				if ph.GetPhaseId() == "EW" && ph.GetGreenS() != in.Phases[i].EffectiveMinGreenS() {
+					t.Errorf("%s: phase EW green %g, want its minimum %g", s.name, ph.GetGreenS(), in.Phases[i].EffectiveMinGreenS())
+				}
+			}
+		}
+	}
+}
+
 func mustIntersection(t *testing.T, h *harness) topologyIntersection {
 	t.Helper()
 	topo, err := loadTopology(h.env["TOPOLOGY_FILE"])
