@@ -83,9 +83,9 @@ type syncTarget struct {
 	first, end map[int]int64
 }
 
-// wait blocks until the follower has consumed up to target, limit elapses or ctx ends, and returns the
+// wait blocks until the follower has consumed up to target, the deadline passes or ctx ends, and returns the
 // outcome ("" when the follower was not behind: nothing waited).
-func (w *weatherSync) wait(ctx context.Context, target syncTarget) string {
+func (w *weatherSync) wait(ctx context.Context, target syncTarget, deadline time.Time) string {
 	late, advanced := w.behind(target)
 	if !late {
 		return ""
@@ -93,7 +93,7 @@ func (w *weatherSync) wait(ctx context.Context, target syncTarget) string {
 	if w.onWait != nil {
 		w.onWait()
 	}
-	timer := time.NewTimer(w.limit)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for {
 		select {
@@ -173,8 +173,12 @@ func (l *syncedLookup) Lookup(station string, at time.Time) (clean.Weather, bool
 // read at full speed asks once per fetched batch, not once per window.
 func (p *partition) syncWeather(ctx context.Context, m kafka.Message) string {
 	s := p.wsync
+	// One processing-time limit bounds the request and the wait together.
+	deadline := time.Now().Add(s.limit)
 	if m.Offset >= p.syncCovers || p.syncTarget.end == nil {
-		first, end, err := s.ends(ctx)
+		ectx, cancel := context.WithDeadline(ctx, deadline)
+		first, end, err := s.ends(ectx)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				s.waits.WithLabelValues(waitCanceled).Inc()
@@ -187,7 +191,7 @@ func (p *partition) syncWeather(ctx context.Context, m kafka.Message) string {
 		p.syncTarget = syncTarget{first: first, end: end}
 		p.syncCovers = max(m.HighWaterMark, m.Offset+1)
 	}
-	outcome := s.wait(ctx, p.syncTarget)
+	outcome := s.wait(ctx, p.syncTarget, deadline)
 	if outcome == waitTimedOut {
 		// Do not wait again for the records this target covers: the next refresh (a record past syncCovers)
 		// tries afresh, so a stuck follower costs at most one limit per fetched batch.
