@@ -86,9 +86,11 @@ func equivalenceCases() []equivalenceCase {
 // version the prediction names. The offline run also checks that train.Predict on a learner's snapshot gives
 // the very forecast the evaluation scores, so the live predictions are eval's forecasts.
 //
-// The weather of a slice is sent before its readings, and the cleaner has read it before the first reading:
-// the cleaner joins weather from a table that a separate goroutine fills, so weather sent beside the readings
-// could reach a frame after it was built (see docs/evaluation.md, "Live equals offline").
+// The records go as one stream in file (event-time) order, weather interleaved with the readings, as fast as the
+// collector takes them; each run of weather records is a batch of its own, since the collector writes one
+// batch's records to their topics concurrently. The cleaner joins weather from a table that a separate goroutine
+// fills; it waits for that goroutine to reach the weather topic's end offset before it emits a window
+// (CLEANER_WEATHER_WAIT), so its frames join what eval joins (docs/evaluation.md, "Live equals offline").
 func TestLiveEqualsEval(t *testing.T) {
 	parallelStack(t)
 	for _, tc := range equivalenceCases() {
@@ -170,30 +172,29 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 		t.Fatalf("stack not ready: %v", err)
 	}
 	s := newSender(ctx, t, st.Addrs("collector").GRPC)
-	// Chunk by chunk: the chunk's weather, read by the cleaner before the chunk's readings are sent (see the
-	// test's comment), then its readings; the next chunk goes once the trainer published the models of this
-	// one, so that later frames are predicted with trained models.
-	weatherSent := 0
+	// Chunk by chunk, each in batches of replayBatch records in file order, weather and readings mixed as
+	// greenwave replay batches them; the next chunk goes once the trainer published the models of this one, so
+	// that later frames are predicted with trained models.
 	var live map[string]*greenwavev1.ModelSnapshot
 	for k, chunk := range chunks {
-		var weather []*greenwavev1.WeatherReading
-		var readings []*greenwavev1.TrafficReading
-		for _, rec := range chunk {
-			if rec.Weather != nil {
-				weather = append(weather, wire.WeatherProto(*rec.Weather))
-			} else {
-				readings = append(readings, wire.ReadingProto(*rec.Reading))
+		for len(chunk) > 0 {
+			// A batch is a run of records of one kind: the collector writes a batch's records to their topics
+			// concurrently, so only a batch boundary (the ack) orders an observation before the readings after it.
+			n := 1
+			for n < len(chunk) && n < replayBatch && (chunk[n].Weather != nil) == (chunk[0].Weather != nil) {
+				n++
 			}
-		}
-		if len(weather) > 0 {
-			s.send(t, nil, weather)
-			weatherSent += len(weather)
-			waitWeatherRead(ctx, t, st.Addrs("cleaner").HTTP, weatherSent)
-		}
-		for len(readings) > 0 {
-			n := min(len(readings), 500)
-			s.send(t, readings[:n], nil)
-			readings = readings[n:]
+			var weather []*greenwavev1.WeatherReading
+			var readings []*greenwavev1.TrafficReading
+			for _, rec := range chunk[:n] {
+				if rec.Weather != nil {
+					weather = append(weather, wire.WeatherProto(*rec.Weather))
+				} else {
+					readings = append(readings, wire.ReadingProto(*rec.Reading))
+				}
+			}
+			s.send(t, readings, weather)
+			chunk = chunk[n:]
 		}
 		for {
 			live = newestModels(ctx, t, brokers, names.Models)
@@ -345,15 +346,25 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 	if predicted == 0 || checked == 0 {
 		t.Errorf("%d model-based live forecasts and %d offline ones to compare: the slice is too short", predicted, checked)
 	}
-	t.Logf("%s: %d frames, %d models equal to the evaluation's; %d model-based live forecasts equal (%d fallbacks); %d scored offline forecasts equal to train.Predict",
-		tc.name, len(liveFrames), len(live), predicted, fallbacks, checked)
+	// How often a partition found the weather follower behind and waited for it (a figure, not a condition:
+	// whether it is ever behind depends on scheduling).
+	waits := map[string]float64{}
+	for _, outcome := range []string{"caught_up", "timed_out"} {
+		n, err := metricSum(ctx, st.Addrs("cleaner").HTTP, `greenwave_cleaner_weather_waits_total{outcome="`+outcome+`"}`)
+		if err != nil {
+			t.Errorf("cleaner weather waits: %v", err)
+		}
+		waits[outcome] = n
+	}
+	t.Logf("%s: %d frames, %d models equal to the evaluation's; %d model-based live forecasts equal (%d fallbacks); %d scored offline forecasts equal to train.Predict; cleaner weather waits %v",
+		tc.name, len(liveFrames), len(live), predicted, fallbacks, checked, waits)
 }
 
-// equivalenceChunks is how many parts TestLiveEqualsEval sends its input in, waiting for the models of each. A
-// part's weather is sent whole before its readings, so a part must span less than the weather table's retention
-// (clean.Config.WeatherRetention, 48 h) or the table would evict the part's first observations (the Metro slice's
-// parts are about 20 h).
+// equivalenceChunks is how many parts TestLiveEqualsEval sends its input in, waiting for the models of each.
 const equivalenceChunks = 4
+
+// replayBatch is the most records TestLiveEqualsEval sends per batch: greenwave replay's default -batch.
+const replayBatch = 1000
 
 // feed gives records to an evaluator, without finishing it: the live cleaner keeps the last windows open too.
 func feed(t *testing.T, ev *evaluate.Evaluator, records []dataset.Record) {
@@ -455,23 +466,6 @@ func readByEventID[M proto.Message](ctx context.Context, t *testing.T, brokers [
 		t.Fatalf("read %s: %v", topic, err)
 	}
 	return out
-}
-
-// waitWeatherRead waits until the cleaner has read n weather observations (accepted or rejected), from its
-// greenwave_cleaner_weather_total.
-func waitWeatherRead(ctx context.Context, t *testing.T, httpAddr string, n int) {
-	t.Helper()
-	for {
-		got, err := metricSum(ctx, httpAddr, "greenwave_cleaner_weather_total")
-		if err == nil && got >= float64(n) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the cleaner read %v of %d weather observations (%v)", got, n, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // metricSum adds every series of a metric on a service's /metrics.

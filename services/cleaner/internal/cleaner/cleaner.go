@@ -28,6 +28,7 @@ type Config struct {
 	IdleTimeout     time.Duration `env:"CLEANER_IDLE_TIMEOUT" default:"0s" help:"processing-time idle timeout after which a quiet partition's windows are closed (0 disables; enabling it trades replay determinism for liveness with sparse detectors)"`
 	AllowedLateness time.Duration `env:"CLEANER_ALLOWED_LATENESS" default:"5m" help:"how far behind the newest event time a reading may arrive and still count"`
 	WeatherMaxAge   time.Duration `env:"CLEANER_WEATHER_MAX_AGE" default:"2h" help:"oldest weather observation joined to a window"`
+	WeatherWait     time.Duration `env:"CLEANER_WEATHER_WAIT" default:"10s" help:"before emitting a window, wait at most this long (processing time) for the weather follower to reach the weather topic's end offset, so a replay at full speed joins the weather published before the readings as greenwave eval does (0 disables; a timeout closes the window with the weather read so far)"`
 	Holidays        []string      `env:"CLEANER_HOLIDAYS" default:"" help:"public holidays as YYYY-MM-DD, comma-separated, for the holiday feature"`
 	TimeZone        string        `env:"CLEANER_TIME_ZONE" default:"" help:"optional guard: the IANA time zone the operator expects the intersections in; the calendar features use the topology's time_zone, and a different value here stops the cleaner with an error naming both"`
 	MaxBatch        int           `env:"CLEANER_MAX_BATCH" default:"500" help:"records handled before outputs are flushed and offsets committed"`
@@ -81,6 +82,9 @@ func (c *Config) Validate() []string {
 	if c.CheckpointEvery < 0 {
 		p = append(p, fmt.Sprintf("CLEANER_CHECKPOINT_INTERVAL %v must not be negative", c.CheckpointEvery))
 	}
+	if c.WeatherWait < 0 {
+		p = append(p, fmt.Sprintf("CLEANER_WEATHER_WAIT %v is negative", c.WeatherWait))
+	}
 	if c.IdleTimeout < 0 {
 		p = append(p, fmt.Sprintf("CLEANER_IDLE_TIMEOUT %v is negative", c.IdleTimeout))
 	}
@@ -118,6 +122,7 @@ type metrics struct {
 	dropped     prometheus.Counter
 	redelivered prometheus.Counter
 	weather     *prometheus.CounterVec
+	waits       *prometheus.CounterVec
 	health      *prometheus.GaugeVec
 }
 
@@ -133,10 +138,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Input records skipped because the restored state already covered their offset (redelivery after a restart or rebalance)."}),
 		weather: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "weather_total",
 			Help: "Weather observations read, by outcome (accepted or a weather_* reason)."}, []string{"outcome"}),
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "weather_waits_total",
+			Help: "Waits of a partition for the weather follower before emitting a window, by outcome (caught_up, timed_out, canceled, end_unknown)."}, []string{"outcome"}),
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "detector_health_score",
 			Help: "Detector health score at the last closed window, 0 (dead) to 1 (healthy)."}, []string{"intersection", "approach", "detector"}),
 	}
-	reg.MustRegister(m.frames, m.rejected, m.dropped, m.redelivered, m.weather, m.health)
+	reg.MustRegister(m.frames, m.rejected, m.dropped, m.redelivered, m.weather, m.waits, m.health)
 	return m
 }
 
@@ -167,6 +174,10 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	m := newMetrics(env.Registry)
 	weather := &weatherTable{t: clean.NewWeatherTable(cc)}
+	var wsync *weatherSync
+	if cfg.WeatherWait > 0 {
+		wsync = newWeatherSync(kafkaWeatherEnds(cfg.Brokers, names.Weather, counts[names.Weather]), cfg.WeatherWait, m.waits, env.Log)
+	}
 	var weatherReady sync.Once
 	weatherCaughtUp := make(chan struct{})
 	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
@@ -181,6 +192,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		}
 		p := newPartition(part, counts[names.Readings], env.Topology, cc, names, weather, m)
 		p.checkpointEvery = cfg.CheckpointEvery
+		p.wsync = wsync
 		raw := map[string][]byte{}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.CleanerState, part, func(msg kafka.Message) error {
 			if msg.Value == nil {
@@ -216,16 +228,10 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	g.Go(func() error { return env.Server.Run(ctx) })
 	g.Go(func() error {
 		return stream.Follow(ctx, cfg.Brokers, names.Weather, counts[names.Weather], func(msg kafka.Message) error {
-			var w greenwavev1.WeatherReading
-			if err := proto.Unmarshal(msg.Value, &w); err != nil {
-				m.weather.WithLabelValues("malformed").Inc()
-				return nil
+			applyWeather(weather, m, msg)
+			if wsync != nil {
+				wsync.consumed(msg.Partition, msg.Offset)
 			}
-			if rej := weather.add(wire.Weather(&w)); rej != nil {
-				m.weather.WithLabelValues(string(rej.Reason)).Inc()
-				return nil
-			}
-			m.weather.WithLabelValues("accepted").Inc()
 			return nil
 		}, func() { weatherReady.Do(func() { close(weatherCaughtUp) }) })
 	})
@@ -233,4 +239,18 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		return proc.Run(ctx)
 	})
 	return g.Wait()
+}
+
+// applyWeather adds one record of the weather topic to the table, counting its outcome.
+func applyWeather(weather *weatherTable, m *metrics, msg kafka.Message) {
+	var w greenwavev1.WeatherReading
+	if err := proto.Unmarshal(msg.Value, &w); err != nil {
+		m.weather.WithLabelValues("malformed").Inc()
+		return
+	}
+	if rej := weather.add(wire.Weather(&w)); rej != nil {
+		m.weather.WithLabelValues(string(rej.Reason)).Inc()
+		return
+	}
+	m.weather.WithLabelValues("accepted").Inc()
 }

@@ -48,6 +48,11 @@ type partition struct {
 	hasSettled bool
 	// checkpointEvery is the stream.CheckpointPolicy interval (0: every batch).
 	checkpointEvery time.Duration
+	// wsync, if not nil, synchronises window emission with the weather follower (weathersync.go); syncTarget
+	// is the weather topic's offsets last observed, which cover the input records below syncCovers.
+	wsync      *weatherSync
+	syncTarget syncTarget
+	syncCovers int64
 }
 
 // CheckpointInterval implements stream.CheckpointPolicy: state is snapshotted (and input offsets committed) at
@@ -116,7 +121,7 @@ func (p *partition) state(id string) (*clean.Intersection, error) {
 }
 
 // Handle implements stream.Handler.
-func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
+func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
 	var r greenwavev1.TrafficReading
 	if err := proto.Unmarshal(m.Value, &r); err != nil {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode reading: %v", err)
@@ -155,7 +160,18 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		// The first record of this assignment is the committed offset: everything before it is covered.
 		p.settled, p.hasSettled = m.Offset-1, true
 	}
-	res := st.Add(wire.Reading(&r), p.weather)
+	var res clean.Result
+	if p.wsync != nil {
+		wl := &syncedLookup{p: p, ctx: ctx, m: m}
+		res = st.Add(wire.Reading(&r), wl)
+		if wl.canceled {
+			// Stopping mid-wait: the processor discards this handler and its unpublished outputs, and the
+			// record is handled again after a restart.
+			return nil, fmt.Errorf("wait for the weather follower: %w", ctx.Err())
+		}
+	} else {
+		res = st.Add(wire.Reading(&r), p.weather)
+	}
 	p.applied[id] = m.Offset
 	p.dirty[id] = true
 	return p.outputs(id, res, m, r.GetReadingId())
