@@ -689,9 +689,37 @@ func TestWeatherJoin(t *testing.T) {
 		if _, ok := wt.Lookup("S", t0.Add(2*time.Hour+time.Second)); ok {
 			t.Error("observation older than max age found")
 		}
+		wt.Advance(t0.Add(72 * time.Hour))
 		wt.Add(Weather{StationID: "S", ObservedAt: t0.Add(72 * time.Hour)})
 		if _, ok := wt.Lookup("S", t0.Add(time.Hour)); ok {
 			t.Error("observation older than the retention kept")
+		}
+	})
+	t.Run("a follower ahead of the readings loses nothing they will join", func(t *testing.T) {
+		t.Parallel()
+		cfg := DefaultConfig()
+		wt := NewWeatherTable(cfg)
+		const days = 30
+		for h := range days * 24 {
+			if rj := wt.Add(Weather{StationID: "S", ObservedAt: t0.Add(time.Duration(h) * time.Hour), TemperatureC: float64(h % 40), HasTemperature: true}); rj != nil {
+				t.Fatal(rj)
+			}
+		}
+		// The readings replay the month after the weather was read: every hour joins its own observation, and
+		// what lies more than the retention behind them is dropped as they advance.
+		for h := range days * 24 {
+			at := t0.Add(time.Duration(h) * time.Hour)
+			wt.Advance(at)
+			got, ok := wt.Lookup("S", at)
+			if !ok || !got.ObservedAt.Equal(at) {
+				t.Fatalf("hour %d: joined %v (%v), want the observation at %v", h, got.ObservedAt, ok, at)
+			}
+			if n, max := len(wt.stations["S"]), int((cfg.WeatherRetention+time.Duration(days*24)*time.Hour-at.Sub(t0))/time.Hour)+1; n > max {
+				t.Fatalf("hour %d: %d observations kept, want at most %d", h, n, max)
+			}
+		}
+		if _, ok := wt.Lookup("S", t0); ok {
+			t.Error("an observation older than the retention behind the horizon was kept")
 		}
 	})
 	t.Run("frame weather", func(t *testing.T) {

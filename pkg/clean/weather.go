@@ -39,11 +39,43 @@ const (
 
 // WeatherTable holds the recent observations of every station: every cleaner instance reads the whole weather
 // topic into one table. It keeps, per station, the observations no older than Config.WeatherRetention behind
-// the station's newest one. It is rebuilt from the topic on start and is not part of an Intersection's state.
-// Not safe for concurrent use.
+// the earlier of the station's newest observation and the table's horizon (Advance: how far the readings that
+// look weather up have progressed). Until a horizon is set it keeps every observation: a weather follower that
+// runs ahead of the readings — a replay of history reads the whole weather topic before the readings catch up —
+// must not drop observations the readings will still join. It is rebuilt from the topic on start and is not part
+// of an Intersection's state. Not safe for concurrent use.
 type WeatherTable struct {
 	maxAge, retention time.Duration
 	stations          map[string][]Weather // sorted by ObservedAt, unique times
+	horizon           time.Time            // the newest event time looked up; zero: none yet
+}
+
+// Advance records that readings have progressed to event time at, and drops the observations that no lookup at
+// or after at − (Config.WeatherRetention − Config.WeatherMaxAge) can join any more.
+func (t *WeatherTable) Advance(at time.Time) {
+	if !at.After(t.horizon) {
+		return
+	}
+	t.horizon = at
+	for st, obs := range t.stations {
+		t.stations[st] = t.prune(obs)
+	}
+}
+
+// prune drops the observations older than the retention behind the earlier of the newest one and the horizon.
+func (t *WeatherTable) prune(obs []Weather) []Weather {
+	if t.horizon.IsZero() || len(obs) == 0 {
+		return obs
+	}
+	ref := obs[len(obs)-1].ObservedAt
+	if t.horizon.Before(ref) {
+		ref = t.horizon
+	}
+	cut := sort.Search(len(obs), func(i int) bool { return !obs[i].ObservedAt.Before(ref.Add(-t.retention)) })
+	if cut > 0 {
+		obs = slices.Delete(obs, 0, cut)
+	}
+	return obs
 }
 
 // NewWeatherTable returns an empty table using cfg.WeatherMaxAge and cfg.WeatherRetention.
@@ -52,8 +84,8 @@ func NewWeatherTable(cfg Config) *WeatherTable {
 }
 
 // Add validates and stores an observation. It returns nil when the observation was stored or was an identical
-// replay, else the rejection. Observations older than the retention behind the station's newest one are
-// accepted but not kept (they could never be joined).
+// replay, else the rejection. Observations older than the retention (see WeatherTable) are accepted but not kept
+// (they could never be joined).
 func (t *WeatherTable) Add(w Weather) *WeatherRejection {
 	w.ObservedAt = w.ObservedAt.UTC()
 	if rj := checkWeather(w); rj != nil {
@@ -70,13 +102,7 @@ func (t *WeatherTable) Add(w Weather) *WeatherRejection {
 		return &WeatherRejection{Weather: w, Reason: ReasonWeatherDuplicateConflict,
 			Detail: fmt.Sprintf("station %s at %s already has a different observation", w.StationID, w.ObservedAt.Format(time.RFC3339))}
 	}
-	obs = slices.Insert(obs, i, w)
-	newest := obs[len(obs)-1].ObservedAt
-	cut := sort.Search(len(obs), func(i int) bool { return !obs[i].ObservedAt.Before(newest.Add(-t.retention)) })
-	if cut > 0 {
-		obs = slices.Delete(obs, 0, cut)
-	}
-	t.stations[w.StationID] = obs
+	t.stations[w.StationID] = t.prune(slices.Insert(obs, i, w))
 	return nil
 }
 

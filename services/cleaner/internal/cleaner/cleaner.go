@@ -100,13 +100,16 @@ func (c *Config) Validate() []string {
 // weatherTable guards the shared global weather table: one goroutine follows the weather topic, the partition
 // goroutines look it up.
 type weatherTable struct {
-	mu sync.RWMutex
+	mu sync.Mutex
 	t  *clean.WeatherTable
 }
 
+// Lookup joins the station's observation at event time at; a lookup also advances the table's horizon to at
+// (clean.WeatherTable.Advance), which is what lets it drop old observations.
 func (w *weatherTable) Lookup(station string, at time.Time) (clean.Weather, bool) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Advance(at)
 	return w.t.Lookup(station, at)
 }
 

@@ -91,7 +91,7 @@ func New(o Options) (*Service, error) {
 		o.Limits = ingest.DefaultLimits()
 	}
 	s := &Service{
-		pub: o.Publisher, topo: o.Topology, names: o.Names, gateways: o.Gateways, allowAnonymous: o.AllowAnonymous,
+		pub: weatherFirst{pub: o.Publisher, weather: o.Names.Weather}, topo: o.Topology, names: o.Names, gateways: o.Gateways, allowAnonymous: o.AllowAnonymous,
 		limits: o.Limits, maxBatch: def(o.MaxBatch, 5000), maxBytes: def(o.MaxMessageBytes, 4<<20),
 		streamInFlight: def(o.StreamInFlight, 8), now: o.Now, log: o.Log,
 		limiters: map[string]*rate.Limiter{}, inflight: make(chan struct{}, def(o.MaxInFlight, 256)),
