@@ -186,42 +186,9 @@ func TestDeferredCheckpointCommitsWhenIdle(t *testing.T) {
 	brokers, names := kafkatest.Setup(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
-	defer prod.Close()
-	group := kafkatest.Prefix(t) + "group"
-	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", MaxBatch: 3,
-		SessionTimeout: 6 * time.Second,
-	}, prod, func(context.Context, int) (stream.Handler, error) {
-		return &countingHandler{topic: names.CleanerState, interval: 200 * time.Millisecond}, nil
-	}, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
-	runCtx, stop := context.WithCancel(ctx)
-	var g errgroup.Group
-	g.Go(func() error { return proc.Run(runCtx) })
-	for i := range n {
-		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	for {
-		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if offs[0] == n {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("committed %d of %d", offs[0], n)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	stop()
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	runUntilCommitted(ctx, t, brokers, names, n, func() stream.Handler {
+		return &countingHandler{topic: names.CleanerState, interval: 200 * time.Millisecond}
+	})
 	var last string
 	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error { last = string(m.Value); return nil }); err != nil {
 		t.Fatal(err)
@@ -365,42 +332,9 @@ func TestCheckpointDecider(t *testing.T) {
 	brokers, names := kafkatest.Setup(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
-	defer prod.Close()
-	group := kafkatest.Prefix(t) + "group"
-	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", MaxBatch: 3,
-		SessionTimeout: 6 * time.Second,
-	}, prod, func(context.Context, int) (stream.Handler, error) {
-		return &decidingHandler{countingHandler: countingHandler{topic: names.CleanerState, interval: 50 * time.Millisecond}, every: every, idle: 200 * time.Millisecond}, nil
-	}, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
-	runCtx, stop := context.WithCancel(ctx)
-	var g errgroup.Group
-	g.Go(func() error { return proc.Run(runCtx) })
-	for i := range n {
-		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	for {
-		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if offs[0] == n {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("committed %d of %d", offs[0], n)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	stop()
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	runUntilCommitted(ctx, t, brokers, names, n, func() stream.Handler {
+		return &decidingHandler{countingHandler: countingHandler{topic: names.CleanerState, interval: 50 * time.Millisecond}, every: every, idle: 200 * time.Millisecond}
+	})
 	var states []int
 	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error {
 		v, err := strconv.Atoi(string(m.Value))
@@ -416,5 +350,47 @@ func TestCheckpointDecider(t *testing.T) {
 		if states[i]/every <= states[i-1]/every && states[i] != n {
 			t.Fatalf("state snapshots %v: a checkpoint the handler did not ask for", states)
 		}
+	}
+}
+
+// runUntilCommitted runs a processor over names.Readings with handlers from newHandler (batches of 3), writes n
+// records, and stops it once the group has committed all n.
+func runUntilCommitted(ctx context.Context, t *testing.T, brokers []string, names topics.Names, n int, newHandler func() stream.Handler) {
+	t.Helper()
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	group := kafkatest.Prefix(t) + "group"
+	proc := stream.NewProcessor(stream.ProcessorConfig{
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", MaxBatch: 3,
+		SessionTimeout: 6 * time.Second,
+	}, prod, func(context.Context, int) (stream.Handler, error) {
+		return newHandler(), nil
+	}, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
+	runCtx, stop := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.Go(func() error { return proc.Run(runCtx) })
+	for i := range n {
+		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	for {
+		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if offs[0] == int64(n) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("committed %d of %d", offs[0], n)
+		case <-time.After(20 * time.Millisecond): // polling a deadline, not synchronisation
+		}
+	}
+	stop()
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
