@@ -45,6 +45,9 @@ type Output struct {
 	// which IntersectionBalancer hashes. The cleaner's input and changelog use it to keep a group of
 	// intersections (topology.Topology.PartitionKeys) in one partition while each record keeps its own key.
 	PartitionKey string
+	// ContentEncoding, when set (EncodingDeflate), says how Value is compressed; it is sent as the
+	// HeaderContentEncoding header.
+	ContentEncoding string
 }
 
 // Message converts the output to a kafka-go message with Greenwave's headers.
@@ -57,6 +60,9 @@ func (o Output) Message() kafka.Message {
 		v := max(o.SchemaVersion, 1)
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderPayload, Value: []byte(o.Payload)},
 			kafka.Header{Key: HeaderSchemaVersion, Value: strconv.AppendUint(nil, uint64(v), 10)})
+	}
+	if o.ContentEncoding != "" {
+		m.Headers = append(m.Headers, kafka.Header{Key: HeaderContentEncoding, Value: []byte(o.ContentEncoding)})
 	}
 	// The header is sent only when it changes the placement, which keeps the common record small.
 	if o.PartitionKey != "" && o.PartitionKey != string(intersectionPart(o.Key)) {

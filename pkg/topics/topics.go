@@ -30,6 +30,7 @@ type Names struct {
 	Overrides      string
 	CleanerState   string
 	SignalState    string
+	TrainerState   string
 }
 
 // DefaultNames returns the standard names ("greenwave.readings.raw", ...), each prefixed by prefix.
@@ -46,6 +47,7 @@ func DefaultNames(prefix string) Names {
 		Overrides:      prefix + "greenwave.overrides",
 		CleanerState:   prefix + "greenwave.cleaner.state",
 		SignalState:    prefix + "greenwave.signal-control.state",
+		TrainerState:   prefix + "greenwave.trainer.state",
 	}
 }
 
@@ -80,6 +82,9 @@ func Specs(n Names, partitions int) []Spec {
 		{Name: n.Overrides, Partitions: partitions, CoPartitioned: true, Retention: 365 * day, Payload: "greenwave.v1.OverrideAudit"},
 		{Name: n.CleanerState, Partitions: partitions, CoPartitioned: true, Compact: true, Payload: "cleaner state (internal)"},
 		{Name: n.SignalState, Partitions: partitions, CoPartitioned: true, Compact: true, Payload: "signal-control state (internal)"},
+		// The trainer's changelog: complete model snapshots (greenwave.v1.ModelSnapshot, deflated), from which it
+		// restores; greenwave.models carries their served form.
+		{Name: n.TrainerState, Partitions: partitions, CoPartitioned: true, Compact: true, Payload: "trainer state (internal)"},
 	}
 }
 

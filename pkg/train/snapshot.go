@@ -101,6 +101,24 @@ func (l *Learner) Snapshots() []*greenwavev1.ModelSnapshot {
 	return out
 }
 
+// Served returns the serving form of s, a snapshot Snapshots made: what the predictor applies and ModelService
+// lists, marked served. It keeps the promoted candidate's estimator whole and, of the other candidates, their
+// settings, counts and evaluations without coefficients or covariance; it drops the recent errors and the
+// pending inputs, which only training needs. Compile gives the same Model for s and Served(s); RestoreLearner
+// refuses the served form. s is not modified.
+func Served(s *greenwavev1.ModelSnapshot) *greenwavev1.ModelSnapshot {
+	out := proto.CloneOf(s)
+	out.Served, out.Recent, out.Pending, out.BaselineState = true, nil, nil, nil
+	for _, c := range out.GetCandidates() {
+		if c.GetName() == out.GetPromoted() || c.GetState() == nil {
+			continue
+		}
+		st := c.State
+		st.Coefficients, st.Covariance, st.CovarianceUpper = nil, nil, nil
+	}
+	return out
+}
+
 func (e *eval) toProto() *greenwavev1.Evaluation {
 	return &greenwavev1.Evaluation{Cumulative: e.cum.toProto(), Recent: windowProto(e.recent)}
 }
@@ -156,6 +174,12 @@ func restore(intersectionID, approachID string, snaps []*greenwavev1.ModelSnapsh
 	first := snaps[0]
 	if first == nil {
 		return nil, fmt.Errorf("nil snapshot: %w", ErrInvalidSnapshot)
+	}
+	for _, s := range snaps {
+		if s.GetServed() {
+			return nil, fmt.Errorf("snapshot %s v%d is the served form, without the state a restore needs (restore from the trainer's changelog): %w",
+				s.GetModelId(), s.GetVersion(), ErrInvalidSnapshot)
+		}
 	}
 	names := slices.Clone(first.GetFeatureNames())
 	base, ok := baseNames(names)

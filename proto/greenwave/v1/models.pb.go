@@ -699,9 +699,10 @@ func (x *DriftState) GetDrifting() bool {
 	return false
 }
 
-// ModelSnapshot is the full state of the model for one (intersection, approach, horizon, target): what the
-// trainer restores from and what the predictor applies. Payload of the compacted greenwave.models topic,
-// keyed by model_id and partitioned by intersection_id.
+// ModelSnapshot is the state of the model for one (intersection, approach, horizon, target), in one of two
+// forms: complete, what the trainer restores from (the compacted greenwave.trainer.state changelog), and served
+// (served = true), what the predictor applies (the compacted greenwave.models topic). Both are keyed by model_id
+// and partitioned by intersection_id.
 type ModelSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SchemaVersion uint32                 `protobuf:"varint,1,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
@@ -736,7 +737,12 @@ type ModelSnapshot struct {
 	History *SeasonalHistory `protobuf:"bytes,20,opt,name=history,proto3" json:"history,omitempty"`
 	// recent holds every forecaster's recent (actual, forecast) window: the candidates in candidates order, then
 	// persistence, seasonal_naive, historical_average (schema version 2).
-	Recent        []*RecentErrors `protobuf:"bytes,21,rep,name=recent,proto3" json:"recent,omitempty"`
+	Recent []*RecentErrors `protobuf:"bytes,21,rep,name=recent,proto3" json:"recent,omitempty"`
+	// served marks the serving form published on greenwave.models: only the promoted candidate carries its
+	// estimator state (the others keep their name and evaluation), and recent and pending are empty. It is what
+	// the predictor applies and ModelService lists. The complete state a trainer restores from is the same message
+	// without this mark, on the trainer's own changelog (greenwave.trainer.state).
+	Served        bool `protobuf:"varint,22,opt,name=served,proto3" json:"served,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -918,6 +924,13 @@ func (x *ModelSnapshot) GetRecent() []*RecentErrors {
 	return nil
 }
 
+func (x *ModelSnapshot) GetServed() bool {
+	if x != nil {
+		return x.Served
+	}
+	return false
+}
+
 var File_greenwave_v1_models_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_models_proto_rawDesc = "" +
@@ -995,7 +1008,7 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"detections\x18\x05 \x01(\x04R\n" +
 	"detections\x12L\n" +
 	"\x14last_detected_window\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x12lastDetectedWindow\x12\x1a\n" +
-	"\bdrifting\x18\a \x01(\bR\bdrifting\"\xba\b\n" +
+	"\bdrifting\x18\a \x01(\bR\bdrifting\"\xd2\b\n" +
 	"\rModelSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12'\n" +
@@ -1024,7 +1037,8 @@ const file_greenwave_v1_models_proto_rawDesc = "" +
 	"\x0ebaseline_state\x18\x12 \x01(\fR\rbaselineState\x12K\n" +
 	"\x11interval_coverage\x18\x13 \x01(\v2\x1e.greenwave.v1.IntervalCoverageR\x10intervalCoverage\x127\n" +
 	"\ahistory\x18\x14 \x01(\v2\x1d.greenwave.v1.SeasonalHistoryR\ahistory\x122\n" +
-	"\x06recent\x18\x15 \x03(\v2\x1a.greenwave.v1.RecentErrorsR\x06recent\x1aV\n" +
+	"\x06recent\x18\x15 \x03(\v2\x1a.greenwave.v1.RecentErrorsR\x06recent\x12\x16\n" +
+	"\x06served\x18\x16 \x01(\bR\x06served\x1aV\n" +
 	"\x0eBaselinesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x05value\x18\x02 \x01(\v2\x18.greenwave.v1.EvaluationR\x05value:\x028\x01*Y\n" +

@@ -246,6 +246,10 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 	for id, snap := range live {
 		need[modelVersion{id, snap.GetVersion()}] = true
 	}
+	checkpointed := newestModels(ctx, t, brokers, names.TrainerState)
+	for id, snap := range checkpointed {
+		need[modelVersion{id, snap.GetVersion()}] = true
+	}
 	for _, p := range preds {
 		for _, ap := range p.GetApproaches() {
 			for _, h := range ap.GetHorizons() {
@@ -303,8 +307,19 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 			t.Errorf("live model %s at v%d, the evaluation at v%d", id, snap.GetVersion(), final[id])
 		case !ok:
 			t.Errorf("live model %s v%d: the evaluation has no such version", id, snap.GetVersion())
+		case !proto.Equal(snap, train.Served(want)):
+			t.Errorf("served model %s v%d differs from the evaluation's", id, snap.GetVersion())
+		}
+	}
+	// The trainer's changelog holds the complete snapshots a restore reads: each equals the evaluation's at its
+	// version.
+	for id, snap := range checkpointed {
+		want, ok := offline[modelVersion{id, snap.GetVersion()}]
+		switch {
+		case !ok:
+			t.Errorf("checkpointed model %s v%d: the evaluation has no such version", id, snap.GetVersion())
 		case !proto.Equal(snap, want):
-			t.Errorf("model %s v%d differs from the evaluation's", id, snap.GetVersion())
+			t.Errorf("checkpointed model %s v%d differs from the evaluation's", id, snap.GetVersion())
 		}
 	}
 	predicted, fallbacks := 0, 0
@@ -437,12 +452,12 @@ func newestModels(ctx context.Context, t *testing.T, brokers []string, topic str
 	t.Helper()
 	out := map[string]*greenwavev1.ModelSnapshot{}
 	if err := stream.ReadPartition(ctx, brokers, topic, 0, func(m kafka.Message) error {
-		var s greenwavev1.ModelSnapshot
-		if err := proto.Unmarshal(m.Value, &s); err != nil {
+		s, err := wire.DecodeModel(m)
+		if err != nil {
 			return fmt.Errorf("decode %s@%d: %w", m.Key, m.Offset, err)
 		}
 		if s.GetVersion() >= out[s.GetModelId()].GetVersion() {
-			out[s.GetModelId()] = &s
+			out[s.GetModelId()] = s
 		}
 		return nil
 	}); err != nil {

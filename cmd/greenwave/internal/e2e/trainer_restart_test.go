@@ -199,21 +199,21 @@ func (r *trainerRun) waitCommitted(ctx context.Context, n int64) {
 	}
 }
 
-// finalModels reads the models topic and returns the newest snapshot of every model id (the last record of the
-// key: keys are partitioned by intersection, so a key's records are in offset order).
+// finalModels reads the trainer's changelog and returns the newest complete snapshot of every model id (the last
+// record of the key: keys are partitioned by intersection, so a key's records are in offset order).
 func (r *trainerRun) finalModels(ctx context.Context) map[string]*greenwavev1.ModelSnapshot {
 	r.t.Helper()
 	out := map[string]*greenwavev1.ModelSnapshot{}
 	for part := range partitions {
-		if err := stream.ReadPartition(ctx, r.brokers, r.names.Models, part, func(m kafka.Message) error {
-			var s greenwavev1.ModelSnapshot
-			if err := proto.Unmarshal(m.Value, &s); err != nil {
+		if err := stream.ReadPartition(ctx, r.brokers, r.names.TrainerState, part, func(m kafka.Message) error {
+			s, err := wire.DecodeModel(m)
+			if err != nil {
 				return fmt.Errorf("decode %s@%d: %w", m.Key, m.Offset, err)
 			}
 			if string(m.Key) != s.GetModelId() {
 				return fmt.Errorf("record key %q holds model %q", m.Key, s.GetModelId())
 			}
-			out[s.GetModelId()] = &s
+			out[s.GetModelId()] = s
 			return nil
 		}); err != nil {
 			r.t.Fatalf("read models[%d]: %v", part, err)

@@ -42,14 +42,15 @@ Prints the records of a Greenwave topic as JSON lines, one object per record:
 
 "value" is the payload in protojson with proto field names; its type is the record's greenwave-payload header
 when that names a greenwave.v1 message, otherwise the topic's payload in pkg/topics. The internal state topics
-(cleaner.state, signal-control.state) are private to their service: a record whose header names its message
-(cleaner.state: greenwave.v1.CleanerSnapshot, the state inside it compressed) is decoded like any other, JSON
-is printed as is, with a "note".
+(cleaner.state, signal-control.state, trainer.state) are private to their service: a record whose header names
+its message (cleaner.state: greenwave.v1.CleanerSnapshot, the state inside it compressed; trainer.state:
+greenwave.v1.ModelSnapshot) is decoded like any other, JSON is printed as is, with a "note". A value compressed
+as a whole (header greenwave-content-encoding: deflate, as on models and trainer.state) is decompressed first.
 A key that is not UTF-8 is printed as "key_base64"; a value that cannot be decoded as "value_base64" beside an
 "error" (and counted on stderr at the end); a tombstone has "value":null.
 
 TOPIC is a short name (readings.raw, weather.raw, features, readings.dlq, models, predictions, signal-plans,
-detector-health, overrides, cleaner.state, signal-control.state), the standard name (greenwave.features) or the
+detector-health, overrides, cleaner.state, signal-control.state, trainer.state), the standard name (greenwave.features) or the
 full name including --topic-prefix.
 
 tail reads the partitions directly: it never joins a consumer group and never commits offsets, so it cannot
@@ -323,6 +324,13 @@ func decodeRecord(m kafka.Message, spec topics.Spec) tailRecord {
 		rec.Note = "tombstone: deletes the key from a compacted topic"
 		return rec
 	}
+	value, verr := stream.Value(m, maxTailValue)
+	if verr != nil {
+		rec.Error = verr.Error()
+		rec.Value = json.RawMessage("null")
+		rec.ValueBase64 = base64.StdEncoding.EncodeToString(m.Value)
+		return rec
+	}
 	mt, err := payloadType(m, spec)
 	switch {
 	case err != nil:
@@ -330,13 +338,13 @@ func decodeRecord(m kafka.Message, spec topics.Spec) tailRecord {
 	case mt == nil:
 		// An internal state topic: JSON private to its service.
 		rec.Note = "internal state of its service; the format is private and may change between versions"
-		if json.Valid(m.Value) {
-			rec.Value = json.RawMessage(m.Value)
+		if json.Valid(value) {
+			rec.Value = json.RawMessage(value)
 			return rec
 		}
 	default:
 		msg := mt.New().Interface()
-		if err := proto.Unmarshal(m.Value, msg); err != nil {
+		if err := proto.Unmarshal(value, msg); err != nil {
 			rec.Error = fmt.Sprintf("decode %s: %v", mt.Descriptor().FullName(), err)
 			break
 		}
@@ -352,6 +360,9 @@ func decodeRecord(m kafka.Message, spec topics.Spec) tailRecord {
 	rec.ValueBase64 = base64.StdEncoding.EncodeToString(m.Value)
 	return rec
 }
+
+// maxTailValue bounds a decompressed value tail prints (a model snapshot is about 100 KB).
+const maxTailValue = 64 << 20
 
 // payloadType finds the message type of m: its greenwave-payload header when that names a greenwave.v1
 // message, otherwise the spec's payload. It returns nil for internal state topics, whose payload is no message.

@@ -227,12 +227,12 @@ func followModels(ctx context.Context, brokers []string, topic string, partition
 		if msg.Value == nil {
 			return nil // a tombstone: compaction removes the model; keep serving the last one until replaced
 		}
-		var s greenwavev1.ModelSnapshot
-		if err := proto.Unmarshal(msg.Value, &s); err != nil || s.GetModelId() == "" {
+		s, err := wire.DecodeModel(msg)
+		if err != nil {
 			log.Warn("skipping undecodable model snapshot", zap.ByteString("key", msg.Key), zap.Int64("offset", msg.Offset), zap.Error(err))
 			return nil
 		}
-		store.Put(&s)
+		store.Put(s)
 		return nil
 	}, func() {
 		log.Info("models restored", zap.Int("models", store.Len()))

@@ -14,8 +14,9 @@ type Config struct {
 	Horizons         []string      `env:"TRAINER_HORIZONS" default:"auto" help:"forecast horizons, one model per approach and horizon, each a multiple of every intersection's window (topology window_s); auto: those of 15m, 30m, 1h that are multiples of the intersection's window, else one window (train.AutoHorizons; keep PREDICTOR_HORIZONS equal)"`
 	MaxBatch         int           `env:"TRAINER_MAX_BATCH" default:"200" help:"frames handled per batch (a batch also ends when the partition is caught up); a checkpoint, when due (TRAINER_CHECKPOINT_INTERVAL), follows a batch"`
 	SessionTimeout   time.Duration `env:"TRAINER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
-	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"12h" help:"event time between model snapshots (input offsets are committed with them): a partition is checkpointed when its newest applied window crosses a multiple of this interval (UTC-aligned); 0 snapshots after every batch. Restarts replay the features since the last checkpoint (exact either way); the predictor serves coefficients up to this much event time old. See docs/trainer.md for the cost"`
-	CheckpointIdle   time.Duration `env:"TRAINER_CHECKPOINT_IDLE" default:"10s" help:"processing time after which a quiet partition whose event time is more than TRAINER_CHECKPOINT_INTERVAL behind the wall clock (a finished replay) is checkpointed, so its last windows are published and committed; 0 never"`
+	PublishEvery     time.Duration `env:"TRAINER_PUBLISH_INTERVAL" default:"12h" help:"event time between the served snapshots of a model on the models topic (what the predictor applies): a model is published with its first window, when it can first forecast, and when its newest applied window crosses a multiple of this interval (UTC-aligned); 0 publishes every window. The predictor serves coefficients up to this much event time old (keep PREDICTOR_MAX_MODEL_AGE above it). See docs/trainer.md for the cost"`
+	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"72h" help:"event time between the complete snapshots on the trainer's changelog (greenwave.trainer.state), with which input offsets are committed: a partition is checkpointed when its newest applied window crosses a multiple of this interval (UTC-aligned); 0 after every batch. A restart replays the features since the last checkpoint (exact either way), so keep it well below the features topic's retention (7 days). See docs/trainer.md for the cost"`
+	CheckpointIdle   time.Duration `env:"TRAINER_CHECKPOINT_IDLE" default:"10s" help:"processing time after which a quiet partition whose event time is more than TRAINER_CHECKPOINT_INTERVAL behind the wall clock (a finished replay) is checkpointed and its models published, so its last windows are served and committed; 0 never"`
 	SubscriberBuffer int           `env:"TRAINER_SUBSCRIBER_BUFFER" default:"4096" help:"distinct models a WatchModels subscriber may lag behind before it is ended"`
 }
 
@@ -49,6 +50,9 @@ func (c *Config) Validate() []string {
 	}
 	if c.CheckpointEvery < 0 || c.CheckpointEvery%time.Second != 0 {
 		p = append(p, fmt.Sprintf("TRAINER_CHECKPOINT_INTERVAL %v must be a whole number of seconds, not negative", c.CheckpointEvery))
+	}
+	if c.PublishEvery < 0 || c.PublishEvery%time.Second != 0 {
+		p = append(p, fmt.Sprintf("TRAINER_PUBLISH_INTERVAL %v must be a whole number of seconds, not negative", c.PublishEvery))
 	}
 	if c.CheckpointIdle < 0 {
 		p = append(p, fmt.Sprintf("TRAINER_CHECKPOINT_IDLE %v must not be negative", c.CheckpointIdle))

@@ -23,6 +23,8 @@ func TestConfig(t *testing.T) {
 		{name: "auto", env: map[string]string{"TRAINER_HORIZONS": "auto"}},
 		{name: "auto mixed with horizons", env: map[string]string{"TRAINER_HORIZONS": "auto,15m"}, want: []string{"TRAINER_HORIZONS"}},
 		{name: "horizon repeated", env: map[string]string{"TRAINER_HORIZONS": "15m,15m"}, want: []string{"TRAINER_HORIZONS", "repeated"}},
+		{name: "publish interval not whole seconds", env: map[string]string{"TRAINER_PUBLISH_INTERVAL": "1500ms"}, want: []string{"TRAINER_PUBLISH_INTERVAL"}},
+		{name: "publish every window", env: map[string]string{"TRAINER_PUBLISH_INTERVAL": "0s"}},
 		{name: "horizon beyond a week", env: map[string]string{"TRAINER_HORIZONS": "200h"}, want: []string{"TRAINER_HORIZONS"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,7 +25,14 @@ import (
 
 // partition trains the models of one features partition's intersections. Its state changes only through
 // applying frames in offset order, and every learner skips windows it has already applied, so restoring the
-// latest snapshots and replaying from the committed offset gives exactly the state of an uninterrupted run.
+// latest complete snapshots and replaying from the committed offset gives exactly the state of an uninterrupted
+// run.
+//
+// It writes two records per model, at two cadences: the served form (train.Served) on the models topic, what the
+// predictor applies, at least every publishEvery of event time; and the complete snapshot on the trainer's
+// changelog, what a restore needs, every checkpointEvery. The complete snapshot is several times larger (every
+// candidate's covariance, the recent errors, the pending inputs), and only restores read it, so it is written
+// rarely; the served form is small and keeps the predictor's coefficients fresh.
 type partition struct {
 	id         int
 	partitions int // of the features topic, to check that a frame is in its intersection's partition
@@ -33,16 +43,29 @@ type partition struct {
 	logged   map[string]bool      // rejection causes already logged
 	names    topics.Names
 	learners map[string]*train.Learner // key "intersection/approach"
-	dirty    map[string]bool
+	// dirty holds the learners changed since the last checkpoint (complete snapshots to write).
+	dirty map[string]bool
+	// served holds, per learner, what its last served publication was; unserved the learners changed since.
+	served   map[string]servedMark
+	unserved map[string]bool
 	metrics  *metrics
 	log      *zap.Logger
 	// checkpointEvery is the event time between checkpoints (see CheckpointDue); 0: every batch.
 	checkpointEvery time.Duration
+	// publishEvery is the event time between a model's served snapshots (see publishDue); 0: every window.
+	publishEvery time.Duration
 	// checkpointIdle is the silence after which a partition of historical input is checkpointed; 0: never.
 	checkpointIdle time.Duration
 	// eventTime is the newest window end applied (Unix seconds, 0 before any); checkpointed is eventTime at the
 	// last checkpoint (or restore).
 	eventTime, checkpointed int64
+}
+
+// servedMark is what a learner's last served publication was: the end of its newest window (Unix seconds) and
+// whether every horizon could forecast.
+type servedMark struct {
+	end   int64
+	ready bool
 }
 
 // CheckpointInterval implements stream.CheckpointPolicy: how often a quiet partition asks CheckpointDue.
@@ -79,7 +102,8 @@ func floorDiv(a, b int64) int64 {
 
 func newPartition(id, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) *partition {
 	return &partition{id: id, partitions: partitions, cfg: cfg, names: names, learners: map[string]*train.Learner{},
-		dirty: map[string]bool{}, metrics: m, log: log, configs: map[int]windowConfig{}, logged: map[string]bool{}}
+		dirty: map[string]bool{}, served: map[string]servedMark{}, unserved: map[string]bool{}, metrics: m, log: log,
+		configs: map[int]windowConfig{}, logged: map[string]bool{}}
 }
 
 // learnerKey is the partition's key of an approach's learner.
@@ -132,11 +156,12 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		return nil, rj.reject(fp.GetEventId())
 	}
 	var (
-		failed  []string
-		applied []string
-		reason  = greenwavev1.RejectReason_REJECT_REASON_MALFORMED
-		cause   = causeVector
-		seen    = make(map[string]bool, len(f.Approaches))
+		failed    []string
+		applied   []string
+		published []stream.Output
+		reason    = greenwavev1.RejectReason_REJECT_REASON_MALFORMED
+		cause     = causeVector
+		seen      = make(map[string]bool, len(f.Approaches))
 	)
 	fail := func(approach string, r greenwavev1.RejectReason, err error) {
 		failed = append(failed, fmt.Sprintf("approach %q: %v", approach, err))
@@ -206,7 +231,14 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		p.eventTime = max(p.eventTime, f.WindowEnd.Unix())
 		p.metrics.applied.Inc()
 		p.observe(key, upd)
-		p.dirty[key] = true
+		p.dirty[key], p.unserved[key] = true, true
+		if p.publishDue(key, f.WindowEnd.Unix(), upd) {
+			outs, err := p.publish(key)
+			if err != nil {
+				return nil, err
+			}
+			published = append(published, outs...)
+		}
 	}
 	if len(applied) > 0 {
 		p.status.applied(p.id, f.IntersectionID, f.WindowStart, cfg, applied)
@@ -218,9 +250,68 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		}
 		r := &rejection{cause: cause, reason: reason, detail: fmt.Sprintf("frame %s: %s", fp.GetEventId(), detail)}
 		p.rejected(f.IntersectionID, f.WindowStart, r)
-		return nil, r.reject(fp.GetEventId())
+		return published, r.reject(fp.GetEventId())
 	}
-	return nil, nil
+	return published, nil
+}
+
+// publishDue reports whether the learner key, which has just applied the window ending at end, publishes its
+// served snapshots now: with its first window (the predictor learns the model exists), with the first window
+// after which every horizon can forecast (so warm-up ends as soon as the model can serve), and when end crosses a
+// multiple of publishEvery (UTC-aligned) since the last publication. The rule depends only on the learner's own
+// windows, so a replay publishes the same versions.
+func (p *partition) publishDue(key string, end int64, upd train.Update) bool {
+	last, ok := p.served[key]
+	if !ok {
+		return true
+	}
+	if !last.ready && canForecast(upd) {
+		return true
+	}
+	every := int64(p.publishEvery / time.Second)
+	return every <= 0 || floorDiv(end, every) > floorDiv(last.end, every)
+}
+
+// canForecast reports whether every horizon of an applied window made a forecast.
+func canForecast(upd train.Update) bool {
+	for _, h := range upd.Horizons {
+		if math.IsNaN(h.Forecast) {
+			return false
+		}
+	}
+	return len(upd.Horizons) > 0
+}
+
+// publish returns the served snapshots of learner key for the models topic and records the publication.
+func (p *partition) publish(key string) ([]stream.Output, error) {
+	l := p.learners[key]
+	snaps := l.Snapshots()
+	outs := make([]stream.Output, 0, len(snaps))
+	mark := servedMark{ready: len(snaps) > 0}
+	for _, s := range snaps {
+		served := train.Served(s)
+		o, err := wire.EncodeModel(p.names.Models, served)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o)
+		p.metrics.evals.set(served)
+		mark.end, mark.ready = s.GetUpdatedAt().GetSeconds(), mark.ready && servable(s)
+	}
+	p.served[key] = mark
+	delete(p.unserved, key)
+	return outs, nil
+}
+
+// servable reports whether the promoted candidate of a snapshot has its noise estimate, so that the model
+// forecasts with an interval (train.Compile's readiness).
+func servable(s *greenwavev1.ModelSnapshot) bool {
+	for _, c := range s.GetCandidates() {
+		if c.GetName() == s.GetPromoted() {
+			return c.GetState().GetUpdates() >= uint64(len(s.GetFeatureNames())+2)
+		}
+	}
+	return false
 }
 
 // observe counts and logs what an applied window did to the models of one approach.
@@ -240,26 +331,28 @@ func (p *partition) observe(key string, upd train.Update) {
 	}
 }
 
-// Checkpoint implements stream.Handler: the snapshots of every learner changed since the last checkpoint. They
-// are the trainer's changelog, so the processor commits input offsets only after they are acknowledged.
+// Checkpoint implements stream.Handler: the complete snapshots of every learner changed since the last
+// checkpoint, for the trainer's changelog — the processor commits input offsets only after they are
+// acknowledged — and the served snapshots of those changed since their last publication, so that what a
+// checkpoint covers is also served (a finished replay's last windows reach the predictor).
 func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
-	keys := make([]string, 0, len(p.dirty))
-	for k := range p.dirty {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var outs []stream.Output
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.unserved)) {
+		o, err := p.publish(k)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.dirty)) {
 		// A learner's snapshots are written consecutively, horizon after horizon; restore copes with a crash
 		// that acknowledged only some of them (see restoreSet).
 		for _, s := range p.learners[k].Snapshots() {
-			b, err := proto.Marshal(s)
+			o, err := wire.EncodeModel(p.names.TrainerState, s)
 			if err != nil {
-				return nil, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
+				return nil, err
 			}
-			outs = append(outs, stream.Output{Topic: p.names.Models, Key: []byte(s.GetModelId()), Value: b,
-				EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: wire.PayloadModel, SchemaVersion: s.GetSchemaVersion()})
-			p.metrics.evals.set(s)
+			outs = append(outs, o)
 		}
 	}
 	clear(p.dirty)
@@ -443,29 +536,37 @@ func (rs *restoreSet) keys() []string {
 	return out
 }
 
-// restorePartition reads a models partition to its end and returns the partition handler with every learner
-// restored. A learner that cannot be restored (configuration changed, undecodable snapshot) restarts from
-// scratch, loudly: it is logged and counted in greenwave_trainer_restore_failures_total.
+// restorePartition reads the partition of the trainer's changelog to its end and returns the partition handler
+// with every learner restored. It reads the models topic's partition first: before the changelog existed, the
+// models topic held the complete snapshots, and a trainer upgraded from that code restores them once (served
+// snapshots there are skipped; the changelog's newer versions win). A learner that cannot be restored
+// (configuration changed, undecodable snapshot) restarts from scratch, loudly: it is logged and counted in
+// greenwave_trainer_restore_failures_total.
 func restorePartition(ctx context.Context, brokers []string, part, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) (*partition, error) {
 	rs := newRestoreSet(cfg)
-	err := stream.ReadPartition(ctx, brokers, names.Models, part, func(msg kafka.Message) error {
-		if msg.Value == nil {
-			rs.add(string(msg.Key), nil)
+	for _, topic := range []string{names.Models, names.TrainerState} {
+		err := stream.ReadPartition(ctx, brokers, topic, part, func(msg kafka.Message) error {
+			if msg.Value == nil {
+				rs.add(string(msg.Key), nil)
+				return nil
+			}
+			s, err := wire.DecodeModel(msg)
+			if err != nil {
+				// The learner restores from an older complete version or from scratch; crashing here would only
+				// crash-loop on the same record.
+				m.restoreFailures.Inc()
+				log.Error("undecodable model snapshot skipped", zap.String("topic", topic), zap.ByteString("key", msg.Key),
+					zap.Int64("offset", msg.Offset), zap.Error(err))
+				return nil
+			}
+			if !s.GetServed() {
+				rs.add(s.GetModelId(), s)
+			}
 			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("restore models of partition %d from %s: %w", part, topic, err)
 		}
-		var s greenwavev1.ModelSnapshot
-		if err := proto.Unmarshal(msg.Value, &s); err != nil {
-			// The learner restores from an older complete version or from scratch; crashing here would only
-			// crash-loop on the same record.
-			m.restoreFailures.Inc()
-			log.Error("undecodable model snapshot skipped", zap.ByteString("key", msg.Key), zap.Int64("offset", msg.Offset), zap.Error(err))
-			return nil
-		}
-		rs.add(s.GetModelId(), &s)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("restore models of partition %d: %w", part, err)
 	}
 	p := newPartition(part, partitions, cfg, names, m, log)
 	for _, key := range rs.keys() {
@@ -475,6 +576,7 @@ func restorePartition(ctx context.Context, brokers []string, part, partitions in
 			first := snaps[0]
 			if l, err = train.RestoreLearner(first.GetIntersectionId(), first.GetApproachId(), snaps, lcfg); err == nil {
 				p.learners[key] = l
+				p.served[key] = servedMark{end: first.GetUpdatedAt().GetSeconds(), ready: servable(first)}
 				p.eventTime = max(p.eventTime, first.GetUpdatedAt().GetSeconds())
 				for _, s := range snaps {
 					m.evals.set(s)

@@ -1,5 +1,7 @@
-// Package trainer wires the online learning core (pkg/train) to Kafka and gRPC: feature frames in, model
-// snapshots out on the compacted models topic — which is also the trainer's own changelog — and ModelService.
+// Package trainer wires the online learning core (pkg/train) to Kafka and gRPC: feature frames in; the served
+// form of the models out on the compacted models topic (what the predictor applies, every
+// TRAINER_PUBLISH_INTERVAL of event time) and their complete snapshots on the trainer's own changelog (what a
+// restart restores from, every TRAINER_CHECKPOINT_INTERVAL); and ModelService.
 package trainer
 
 import (
@@ -9,12 +11,12 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -34,13 +36,15 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Features, names.Models, names.DeadLetters)
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Features, names.Models, names.TrainerState, names.DeadLetters)
 	if err != nil {
 		return err
 	}
-	if counts[names.Models] != counts[names.Features] {
-		return fmt.Errorf("topic %s has %d partitions but %s has %d: the models changelog must be co-partitioned with its input",
-			names.Models, counts[names.Models], names.Features, counts[names.Features])
+	for _, t := range []string{names.Models, names.TrainerState} {
+		if counts[t] != counts[names.Features] {
+			return fmt.Errorf("topic %s has %d partitions but %s has %d: the models and the trainer's changelog must be co-partitioned with its input",
+				t, counts[t], names.Features, counts[names.Features])
+		}
 	}
 	m := newMetrics(env.Registry)
 	status := newStatusBoard()
@@ -58,7 +62,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		if err != nil {
 			return nil, err
 		}
-		p.checkpointEvery, p.checkpointIdle = cfg.CheckpointEvery, cfg.CheckpointIdle
+		p.checkpointEvery, p.checkpointIdle, p.publishEvery = cfg.CheckpointEvery, cfg.CheckpointIdle, cfg.PublishEvery
 		p.status = status
 		return p, nil
 	}, env.Log, stream.NewMetrics(env.Registry))
@@ -83,15 +87,15 @@ func followModels(ctx context.Context, brokers []string, topic string, partition
 		if msg.Value == nil {
 			return nil
 		}
-		var s greenwavev1.ModelSnapshot
-		if err := proto.Unmarshal(msg.Value, &s); err != nil {
+		s, err := wire.DecodeModel(msg)
+		if err != nil {
 			m.undecodable.Inc()
 			log.Error("undecodable model snapshot skipped", zap.ByteString("key", msg.Key), zap.Int("partition", msg.Partition),
 				zap.Int64("offset", msg.Offset), zap.Error(err))
 			return nil
 		}
-		if store.Put(&s) {
-			hub.Publish(s.GetModelId(), &s)
+		if store.Put(s) {
+			hub.Publish(s.GetModelId(), s)
 		}
 		return nil
 	}, caughtUp)

@@ -12,12 +12,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -53,8 +53,11 @@ func TestHandleFeatureSetUpgrade(t *testing.T) {
 		}
 		var snaps []*greenwavev1.ModelSnapshot
 		for _, o := range outs {
-			s := &greenwavev1.ModelSnapshot{}
-			if err := proto.Unmarshal(o.Value, s); err != nil {
+			if o.Topic != p.names.TrainerState {
+				continue // the served forms
+			}
+			s, err := wire.DecodeModel(o.Message())
+			if err != nil {
 				t.Fatal(err)
 			}
 			snaps = append(snaps, s)

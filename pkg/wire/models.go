@@ -1,0 +1,47 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// MaxModelBytes bounds a decompressed model snapshot: far above any model (a complete snapshot of 64 inputs at
+// one-minute windows is under 1 MB), and a limit on what a corrupt record can allocate.
+const MaxModelBytes = 32 << 20
+
+// EncodeModel returns the record of a model snapshot for topic (greenwave.models or the trainer's changelog):
+// keyed by model id, with the event id "model_id@version", and the value deflated (a snapshot's history and
+// covariances compress to about half).
+func EncodeModel(topic string, s *greenwavev1.ModelSnapshot) (stream.Output, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	if err != nil {
+		return stream.Output{}, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
+	}
+	if b, err = stream.Deflate(b); err != nil {
+		return stream.Output{}, fmt.Errorf("compress snapshot %s: %w", s.GetModelId(), err)
+	}
+	return stream.Output{Topic: topic, Key: []byte(s.GetModelId()), Value: b, ContentEncoding: stream.EncodingDeflate,
+		EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: PayloadModel, SchemaVersion: s.GetSchemaVersion()}, nil
+}
+
+// DecodeModel decodes a record EncodeModel made, or a plain one written before snapshots were compressed. A
+// tombstone is an error; check m.Value first.
+func DecodeModel(m kafka.Message) (*greenwavev1.ModelSnapshot, error) {
+	b, err := stream.Value(m, MaxModelBytes)
+	if err != nil {
+		return nil, fmt.Errorf("model record %q: %w", m.Key, err)
+	}
+	var s greenwavev1.ModelSnapshot
+	if err := proto.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("model record %q: decode %s: %w", m.Key, PayloadModel, err)
+	}
+	if s.GetModelId() == "" {
+		return nil, fmt.Errorf("model record %q: no model_id", m.Key)
+	}
+	return &s, nil
+}
