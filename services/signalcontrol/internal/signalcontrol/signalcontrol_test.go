@@ -500,21 +500,25 @@ func TestStateRoundTrip(t *testing.T) {
 			WindowEnd: time.Unix(1700000000, 123456789).UTC(), Profile: prof, AppliedOverride: "a", ExpiredOverride: "b",
 		}},
 	}
+	mark := checkpointMark{plansOffset: 1234, seq: 7, records: 3}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := encodeState(tc.st)
+			b, err := encodeState(tc.st, mark)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeStateRecord(statePayload, b)
+			got, gotMark, err := decodeStateRecord(statePayload, b)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if gotMark != mark {
+				t.Errorf("checkpoint mark: got %+v, want %+v", gotMark, mark)
 			}
 			if !proto.Equal(got.Plan, tc.st.Plan) || !got.WindowEnd.Equal(tc.st.WindowEnd) || got.AppliedOverride != tc.st.AppliedOverride ||
 				got.ExpiredOverride != tc.st.ExpiredOverride || fmt.Sprint(got.Profile) != fmt.Sprint(tc.st.Profile) {
 				t.Errorf("round trip: got %+v, want %+v", got, tc.st)
 			}
-			b2, _ := encodeState(got)
+			b2, _ := encodeState(got, gotMark)
 			if string(b2) != string(b) {
 				t.Errorf("re-encoding differs:\n%s\n%s", b, b2)
 			}
@@ -525,11 +529,11 @@ func TestStateRoundTrip(t *testing.T) {
 	planBytes, _ := proto.Marshal(full.Plan)
 	js, _ := json.Marshal(stateRecord{Version: stateVersion, Plan: planBytes, WindowEndUnixNano: full.WindowEnd.UnixNano(),
 		Profile: full.Profile, AppliedOverride: full.AppliedOverride, ExpiredOverride: full.ExpiredOverride})
-	if got, err := decodeStateRecord("", js); err != nil || !proto.Equal(got.Plan, full.Plan) || !got.WindowEnd.Equal(full.WindowEnd) ||
+	if got, m, err := decodeStateRecord("", js); m != (checkpointMark{}) || err != nil || !proto.Equal(got.Plan, full.Plan) || !got.WindowEnd.Equal(full.WindowEnd) ||
 		fmt.Sprint(got.Profile) != fmt.Sprint(full.Profile) || got.AppliedOverride != "a" || got.ExpiredOverride != "b" {
 		t.Errorf("JSON state of the previous release: %+v, %v", got, err)
 	}
-	if pb, _ := encodeState(full); len(pb) >= len(js) {
+	if pb, _ := encodeState(full, mark); len(pb) >= len(js) {
 		t.Errorf("protobuf state %d bytes, JSON %d: want smaller", len(pb), len(js))
 	}
 	// Changelog values written by the version before (a bare plan) still restore.
@@ -545,22 +549,23 @@ func TestStateRoundTrip(t *testing.T) {
 func FuzzDecodeStateRecord(f *testing.F) {
 	var prof signal.Profile
 	prof.Observe("N", 3, 120, 0.1)
-	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0), Profile: prof})
+	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0), Profile: prof},
+		checkpointMark{plansOffset: 9, seq: 2, records: 1})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := decodeStateRecord(statePayload, b)
+		st, mark, err := decodeStateRecord(statePayload, b)
 		if err != nil {
 			return
 		}
-		b2, err := encodeState(st)
+		b2, err := encodeState(st, mark)
 		if err != nil {
 			t.Fatalf("decoded state does not encode: %v", err)
 		}
-		st2, err := decodeStateRecord(statePayload, b2)
-		if err != nil {
-			t.Fatalf("re-encoded state does not decode: %v", err)
+		st2, mark2, err := decodeStateRecord(statePayload, b2)
+		if err != nil || mark2 != mark {
+			t.Fatalf("re-encoded state does not decode: %v (mark %+v, want %+v)", err, mark2, mark)
 		}
-		if b3, _ := encodeState(st2); string(b3) != string(b2) {
+		if b3, _ := encodeState(st2, mark2); string(b3) != string(b2) {
 			t.Fatal("encoding not stable")
 		}
 	})
@@ -575,7 +580,7 @@ func FuzzDecodeState(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := encodeState(st); err != nil {
+		if _, err := encodeState(st, checkpointMark{}); err != nil {
 			t.Fatalf("decoded state does not encode: %v", err)
 		}
 	})
