@@ -85,7 +85,7 @@ func sha(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToSt
 func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessWith(t, testTopology) }
 
 // newHarnessWith runs signal-control with the given topology.
-func newHarnessWith(t *testing.T, topology string) *harness {
+func newHarnessWith(t *testing.T, topology string, extraEnv ...map[string]string) *harness {
 	t.Helper()
 	brokers, names := kafkatest.Setup(t, 2)
 	dir := t.TempDir()
@@ -103,6 +103,11 @@ func newHarnessWith(t *testing.T, topology string) *harness {
 		"TOPOLOGY_FILE": topo, "SIGNAL_OPERATOR_TOKENS_FILE": tokens, "GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0",
 		"LOG_LEVEL": "error", "SIGNAL_PROFILE_MIN_SAMPLES": "2", "SIGNAL_OVERRIDE_TICK": "50ms",
 	}}
+	for _, e := range extraEnv {
+		for k, v := range e {
+			h.env[k] = v
+		}
+	}
 	h.start()
 	return h
 }
