@@ -201,7 +201,7 @@ func TestRestartEquivalence(t *testing.T) {
 
 // TestPlansFrom: a restore reads the plans topic from the newest checkpoint's offset when all of that
 // checkpoint's records are there, and from the oldest record's offset when the process ended halfway through
-// writing it (or the records predate checkpoint numbers).
+// writing it; records of an earlier release (no checkpoint numbers) read the partition whole.
 func TestPlansFrom(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -212,7 +212,9 @@ func TestPlansFrom(t *testing.T) {
 		{"no state", nil, 0},
 		{"complete newest", map[string]checkpointMark{"A": {plansOffset: 40, seq: 3, records: 2}, "B": {plansOffset: 40, seq: 3, records: 2}, "C": {plansOffset: 5, seq: 1, records: 3}}, 40},
 		{"incomplete newest", map[string]checkpointMark{"A": {plansOffset: 40, seq: 3, records: 2}, "B": {plansOffset: 20, seq: 2, records: 2}, "C": {plansOffset: 5, seq: 1, records: 3}}, 5},
-		{"earlier release", map[string]checkpointMark{"A": {}, "B": {plansOffset: 9, seq: 1, records: 1}}, 0},
+		{"earlier release", map[string]checkpointMark{"A": {}, "B": {}}, 0},
+		// A's record of the earlier release covers its plans: it would be in checkpoint 1 had it issued any since.
+		{"first checkpoint after an upgrade", map[string]checkpointMark{"A": {}, "B": {plansOffset: 9, seq: 1, records: 1}}, 9},
 	}
 	for _, tc := range tests {
 		if got := plansFrom(tc.marks); got != tc.want {
