@@ -51,8 +51,13 @@ type SignalControlState struct {
 	// newest checkpoint is complete and reads the plans topic from its plans_offset (else from the smallest).
 	Checkpoint        uint64 `protobuf:"varint,8,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
 	CheckpointRecords uint32 `protobuf:"varint,9,opt,name=checkpoint_records,json=checkpointRecords,proto3" json:"checkpoint_records,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// planned_through is the window end of the newest prediction whose plan was issued (the plans topic holds it):
+	// a replayed window after window_end and up to it is learned into the profile, not planned again. Absent before
+	// the first plan; a checkpoint written while a restore is
+	// still replaying windows it had planned carries it, so a second restart does not plan them again either.
+	PlannedThrough *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=planned_through,json=plannedThrough,proto3" json:"planned_through,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SignalControlState) Reset() {
@@ -148,6 +153,13 @@ func (x *SignalControlState) GetCheckpointRecords() uint32 {
 	return 0
 }
 
+func (x *SignalControlState) GetPlannedThrough() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlannedThrough
+	}
+	return nil
+}
+
 // ApproachFlowProfile is one approach's hour-of-week flow profile, the buckets with data only: bucket[i] (0 =
 // Monday 00:00–01:00 local, ascending) has the mean mean_vph[i] of samples[i] (> 0) observations.
 type ApproachFlowProfile struct {
@@ -222,7 +234,7 @@ var File_greenwave_v1_signal_state_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_signal_state_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgreenwave/v1/signal_state.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18greenwave/v1/plans.proto\"\xa9\x03\n" +
+	"\x1fgreenwave/v1/signal_state.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18greenwave/v1/plans.proto\"\xee\x03\n" +
 	"\x12SignalControlState\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x04plan\x18\x02 \x01(\v2\x18.greenwave.v1.SignalPlanR\x04plan\x129\n" +
@@ -235,7 +247,9 @@ const file_greenwave_v1_signal_state_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\b \x01(\x04R\n" +
 	"checkpoint\x12-\n" +
-	"\x12checkpoint_records\x18\t \x01(\rR\x11checkpointRecords\"\x83\x01\n" +
+	"\x12checkpoint_records\x18\t \x01(\rR\x11checkpointRecords\x12C\n" +
+	"\x0fplanned_through\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0eplannedThrough\"\x83\x01\n" +
 	"\x13ApproachFlowProfile\x12\x1f\n" +
 	"\vapproach_id\x18\x01 \x01(\tR\n" +
 	"approachId\x12\x16\n" +
@@ -266,11 +280,12 @@ var file_greenwave_v1_signal_state_proto_depIdxs = []int32{
 	2, // 0: greenwave.v1.SignalControlState.plan:type_name -> greenwave.v1.SignalPlan
 	3, // 1: greenwave.v1.SignalControlState.window_end:type_name -> google.protobuf.Timestamp
 	1, // 2: greenwave.v1.SignalControlState.profile:type_name -> greenwave.v1.ApproachFlowProfile
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 3: greenwave.v1.SignalControlState.planned_through:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_signal_state_proto_init() }

@@ -9,10 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/topology"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -168,7 +174,7 @@ func TestRestartEquivalence(t *testing.T) {
 
 			for _, id := range watchIntersections {
 				w, g := wantState[id], gotState[id]
-				if !proto.Equal(w.Plan, g.Plan) || !w.WindowEnd.Equal(g.WindowEnd) || !reflect.DeepEqual(w.Profile, g.Profile) ||
+				if !proto.Equal(w.Plan, g.Plan) || !w.WindowEnd.Equal(g.WindowEnd) || !w.PlannedThrough.Equal(g.PlannedThrough) || !reflect.DeepEqual(w.Profile, g.Profile) ||
 					w.AppliedOverride != g.AppliedOverride || w.ExpiredOverride != g.ExpiredOverride {
 					t.Errorf("%s: state after restarts differs:\n got %+v\nwant %+v", id, g, w)
 				}
@@ -250,5 +256,102 @@ func TestCheckpointDue(t *testing.T) {
 		if got := p.CheckpointDue(now, tc.idle); got != tc.want {
 			t.Errorf("%s: CheckpointDue = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRelearnSurvivesSecondRestart: a checkpoint taken while a restored partition is still replaying windows it
+// had planned before the restart carries how far it had planned (planned_through), so a second restart from that
+// checkpoint does not plan those windows again either. The partition is driven directly, its state passed through
+// the changelog encoding as a restore would read it.
+func TestRelearnSurvivesSecondRestart(t *testing.T) {
+	t.Parallel()
+	topo, err := topology.Parse([]byte(testTopology))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := broadcast.New[*greenwavev1.SignalPlan]()
+	defer hub.Close()
+	table := newOverrideTable()
+	now := func() time.Time { return time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC) }
+	svc := &service{
+		planner: &Planner{topo: topology.NewIndex(topo), revision: topo.Revision, horizon: 15 * time.Minute, validity: 15 * time.Minute,
+			gate: signal.Gate{MaxRelativeInterval: 0.5}, zone: time.UTC, minSamples: 2, coordination: map[string]coordination{}},
+		names: topics.DefaultNames(""), partitions: 1, hub: hub, metrics: newMetrics(prometheus.NewRegistry(), hub, table, now),
+		overrides: table, log: zap.NewNop(), now: now, alpha: 0.1,
+	}
+	h := &harness{t: t}
+	handle := func(p *partition, k int) []stream.Output {
+		t.Helper()
+		o := h.restartPrediction("A", k)
+		outs, err := p.Handle(context.Background(), kafka.Message{Key: o.Key, Value: o.Value})
+		if err != nil {
+			t.Fatalf("window %d: %v", k, err)
+		}
+		return outs
+	}
+	// through passes a partition's state of A through the changelog encoding into a new partition.
+	through := func(p *partition) *partition {
+		t.Helper()
+		b, err := encodeState(p.state["A"], checkpointMark{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := decodeStateRecord(statePayload, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := newPartition(svc, 0)
+		q.state["A"] = st
+		return q
+	}
+
+	// The uninterrupted run: windows 0..20, a plan each.
+	whole := newPartition(svc, 0)
+	var plans []*greenwavev1.SignalPlan
+	for k := range 21 {
+		outs := handle(whole, k)
+		if len(outs) != 1 {
+			t.Fatalf("window %d: %d outputs", k, len(outs))
+		}
+		var p greenwavev1.SignalPlan
+		if err := proto.Unmarshal(outs[0].Value, &p); err != nil {
+			t.Fatal(err)
+		}
+		plans = append(plans, &p)
+	}
+
+	// Checkpointed after window 5, plans issued through window 14, then the process ended. The restore finds
+	// plans 6..14 on the topic.
+	run := newPartition(svc, 0)
+	for k := range 6 {
+		handle(run, k)
+	}
+	run = through(run)
+	st := run.state["A"]
+	st.Plan, st.PlannedThrough = plans[14], plans[14].GetValidFrom().AsTime()
+	// Replays 6..9 (learned only), is checkpointed there, and ends again.
+	for k := 6; k < 10; k++ {
+		if outs := handle(run, k); len(outs) != 0 {
+			t.Fatalf("window %d planned again after the first restart", k)
+		}
+	}
+	// The second restore finds no plan after that checkpoint: planned_through in the record is what remains.
+	run = through(run)
+	for k := 10; k < 21; k++ {
+		outs := handle(run, k)
+		if k <= 14 {
+			if len(outs) != 0 {
+				t.Fatalf("window %d planned again after the second restart", k)
+			}
+			continue
+		}
+		var p greenwavev1.SignalPlan
+		if len(outs) != 1 || proto.Unmarshal(outs[0].Value, &p) != nil || !proto.Equal(&p, plans[k]) {
+			t.Fatalf("window %d after the restarts: %v, want plan %s", k, outs, plans[k].GetPlanId())
+		}
+	}
+	w, g := whole.state["A"], run.state["A"]
+	if !proto.Equal(w.Plan, g.Plan) || !w.WindowEnd.Equal(g.WindowEnd) || !w.PlannedThrough.Equal(g.PlannedThrough) || !reflect.DeepEqual(w.Profile, g.Profile) {
+		t.Errorf("state after the restarts differs:\n got %+v\nwant %+v", g, w)
 	}
 }

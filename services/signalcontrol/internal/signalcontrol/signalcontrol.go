@@ -406,16 +406,14 @@ func (s *service) readPlans(ctx context.Context, part int, from int64, fn func(k
 //
 // Its state is snapshotted at an event-time cadence (CheckpointDue), not per batch, so a restart replays the
 // predictions since the last checkpoint. It stays exact and issues nothing twice because a restore also reads the
-// plans issued since that checkpoint back from the plans topic (restorePartition): planned holds, per
-// intersection, the window end of the newest such plan, and a replayed prediction up to it only updates the
-// profile (the state the uninterrupted run had after it), while the plan it led to is already on the topic.
+// plans issued since that checkpoint back from the plans topic (restorePartition): an intersection's
+// PlannedThrough becomes the window end of the newest such plan, and a replayed prediction up to it only updates
+// the profile (the state the uninterrupted run had after it), while the plan it led to is already on the topic.
 type partition struct {
 	svc   *service
 	part  int
 	state map[string]*intersectionState
 	dirty map[string]bool
-	// planned is, per intersection, the window end of the newest plan issued after the restored checkpoint.
-	planned map[string]time.Time
 	// issued holds every plan issued since they were last acknowledged, in issue order: all of them go to
 	// WatchPlans subscribers, not only the last one per intersection (a subscriber that keeps up sees every plan
 	// the plans topic carries; only the hub coalesces, and only under back-pressure, saying so).
@@ -431,7 +429,7 @@ type partition struct {
 }
 
 func newPartition(svc *service, part int) *partition {
-	return &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}, planned: map[string]time.Time{}}
+	return &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}}
 }
 
 func (p *partition) stateOf(id string) *intersectionState {
@@ -500,13 +498,10 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 	st.WindowEnd = windowEnd
 	p.dirty[id] = true
 	p.eventTime = max(p.eventTime, windowEnd.Unix())
-	if planned, ok := p.planned[id]; ok {
-		if !windowEnd.After(planned) {
-			// Planned before the restart: the plan is on the plans topic (and is the restored one if newest).
-			p.svc.metrics.relearned.Inc()
-			return nil, nil
-		}
-		delete(p.planned, id)
+	if !windowEnd.After(st.PlannedThrough) {
+		// Planned before the restart: the plan is on the plans topic (and is the restored one if newest).
+		p.svc.metrics.relearned.Inc()
+		return nil, nil
 	}
 	ov := p.svc.overrides.active(id, p.svc.now())
 	res, err := p.svc.planner.Plan(&pred, st, ov)
@@ -520,6 +515,7 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		st.AppliedOverride = ov.GetOverrideId()
 		p.markers = true
 	}
+	st.PlannedThrough = windowEnd
 	return p.issue(id, st, res)
 }
 
@@ -701,8 +697,8 @@ func restorePartition(ctx context.Context, svc *service, part int) (*partition, 
 		if plan.GetPlanId() != plan.GetOverrideId() {
 			// A prediction's plan (an override's immediate plan is named after the override): valid from the end
 			// of the window it planned.
-			if vf := plan.GetValidFrom().AsTime(); vf.After(p.planned[id]) {
-				p.planned[id] = vf
+			if vf := plan.GetValidFrom().AsTime(); vf.After(st.PlannedThrough) {
+				st.PlannedThrough = vf
 			}
 		}
 		p.dirty[id] = true
@@ -712,6 +708,7 @@ func restorePartition(ctx context.Context, svc *service, part int) (*partition, 
 		return nil, fmt.Errorf("restore plans issued since the last checkpoint: %w", err)
 	}
 	svc.metrics.restoreReads.Add(float64(n))
+	relearn := 0
 	for id, st := range p.state {
 		if e := svc.overrides.expiredOf(id); e != "" && st.ExpiredOverride != e {
 			st.ExpiredOverride = e
@@ -720,13 +717,13 @@ func restorePartition(ctx context.Context, svc *service, part int) (*partition, 
 		if !st.WindowEnd.IsZero() {
 			p.eventTime = max(p.eventTime, st.WindowEnd.Unix())
 		}
-		if w, ok := p.planned[id]; ok && !w.After(st.WindowEnd) {
-			delete(p.planned, id) // nothing newer than the record was planned
+		if st.PlannedThrough.After(st.WindowEnd) {
+			relearn++
 		}
 	}
 	p.checkpointed = p.eventTime
 	svc.log.Info("partition state restored", zap.Int("partition", part), zap.Int("intersections", len(p.state)),
-		zap.Int64("plans_from_offset", from), zap.Int("plans_read", n), zap.Int("intersections_with_plans_to_relearn", len(p.planned)))
+		zap.Int64("plans_from_offset", from), zap.Int("plans_read", n), zap.Int("intersections_with_windows_to_relearn", relearn))
 	return p, nil
 }
 

@@ -502,7 +502,7 @@ func TestStateRoundTrip(t *testing.T) {
 		{"empty", &intersectionState{}},
 		{"full", &intersectionState{
 			Plan:      &greenwavev1.SignalPlan{SchemaVersion: 1, PlanId: "A/1", IntersectionId: "A", CycleS: 0.1 + 0.2, ReasonDetail: "x", OverrideId: "o"},
-			WindowEnd: time.Unix(1700000000, 123456789).UTC(), Profile: prof, AppliedOverride: "a", ExpiredOverride: "b",
+			WindowEnd: time.Unix(1700000000, 123456789).UTC(), PlannedThrough: time.Unix(1700000900, 0).UTC(), Profile: prof, AppliedOverride: "a", ExpiredOverride: "b",
 		}},
 	}
 	mark := checkpointMark{plansOffset: 1234, seq: 7, records: 3}
@@ -519,7 +519,7 @@ func TestStateRoundTrip(t *testing.T) {
 			if gotMark != mark {
 				t.Errorf("checkpoint mark: got %+v, want %+v", gotMark, mark)
 			}
-			if !proto.Equal(got.Plan, tc.st.Plan) || !got.WindowEnd.Equal(tc.st.WindowEnd) || got.AppliedOverride != tc.st.AppliedOverride ||
+			if !proto.Equal(got.Plan, tc.st.Plan) || !got.WindowEnd.Equal(tc.st.WindowEnd) || !got.PlannedThrough.Equal(tc.st.PlannedThrough) || got.AppliedOverride != tc.st.AppliedOverride ||
 				got.ExpiredOverride != tc.st.ExpiredOverride || fmt.Sprint(got.Profile) != fmt.Sprint(tc.st.Profile) {
 				t.Errorf("round trip: got %+v, want %+v", got, tc.st)
 			}

@@ -30,8 +30,13 @@ const stateVersion = 2
 type intersectionState struct {
 	// Plan is the last plan issued (rate limiting, GetPlan, WatchPlans after a restart); nil before the first.
 	Plan *greenwavev1.SignalPlan
-	// WindowEnd is the end of the last prediction window planned: a window not after it is a replay.
+	// WindowEnd is the end of the last prediction window applied (planned, or rejected): a window not after it is
+	// a replay.
 	WindowEnd time.Time
+	// PlannedThrough is the window end of the newest prediction whose plan was issued, zero before the first.
+	// After a restore it can be later than WindowEnd: the windows in between were planned before the restart and
+	// are only learned when replayed (see partition).
+	PlannedThrough time.Time
 	// Profile is the learned hour-of-week flow profile the time-of-day fallback plans from.
 	Profile signal.Profile
 	// AppliedOverride is the override whose plan was last issued immediately (so it is issued once).
@@ -68,6 +73,9 @@ func encodeState(st *intersectionState, mark checkpointMark) ([]byte, error) {
 		PlansOffset: mark.plansOffset, Checkpoint: mark.seq, CheckpointRecords: mark.records}
 	if !st.WindowEnd.IsZero() {
 		m.WindowEnd = timestamppb.New(st.WindowEnd)
+	}
+	if !st.PlannedThrough.IsZero() {
+		m.PlannedThrough = timestamppb.New(st.PlannedThrough)
 	}
 	approaches := make([]string, 0, len(st.Profile.Cells))
 	for a, cells := range st.Profile.Cells {
@@ -129,6 +137,12 @@ func stateFromProto(m *greenwavev1.SignalControlState) (*intersectionState, erro
 			return nil, fmt.Errorf("decode state: window end: %w", err)
 		}
 		st.WindowEnd = w.AsTime()
+	}
+	if w := m.GetPlannedThrough(); w != nil {
+		if err := w.CheckValid(); err != nil {
+			return nil, fmt.Errorf("decode state: planned through: %w", err)
+		}
+		st.PlannedThrough = w.AsTime()
 	}
 	for _, ap := range m.GetProfile() {
 		n := len(ap.GetBucket())
