@@ -25,6 +25,8 @@ const (
 // SignalControlState is what signal-control remembers of one intersection: the value of the compacted
 // greenwave.signal-control.state changelog, keyed by intersection id, with the record header
 // greenwave-payload = greenwave.v1.SignalControlState (earlier values, without it, are JSON or a bare SignalPlan).
+// It is written at an event-time cadence (SIGNAL_CHECKPOINT_INTERVAL), not per plan: a restore reads the plans
+// topic from plans_offset to learn which later windows were already planned (docs/signal-control.md, "State").
 type SignalControlState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// schema_version is 1.
@@ -40,8 +42,22 @@ type SignalControlState struct {
 	AppliedOverride string `protobuf:"bytes,5,opt,name=applied_override,json=appliedOverride,proto3" json:"applied_override,omitempty"`
 	// expired_override is the override whose expiry audit was last written (so it is written once).
 	ExpiredOverride string `protobuf:"bytes,6,opt,name=expired_override,json=expiredOverride,proto3" json:"expired_override,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// plans_offset is the end offset (high watermark) of the intersection's greenwave.signal-plans partition when
+	// this record was written: every plan below it is reflected here, plans at or after it are read on restore.
+	// 0 (records of earlier versions) reads the partition from its start.
+	PlansOffset int64 `protobuf:"varint,7,opt,name=plans_offset,json=plansOffset,proto3" json:"plans_offset,omitempty"`
+	// checkpoint numbers the partition's checkpoint that wrote this record (increasing per partition), and
+	// checkpoint_records is how many records that checkpoint wrote: a restore that finds them all knows the
+	// newest checkpoint is complete and reads the plans topic from its plans_offset (else from the smallest).
+	Checkpoint        uint64 `protobuf:"varint,8,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	CheckpointRecords uint32 `protobuf:"varint,9,opt,name=checkpoint_records,json=checkpointRecords,proto3" json:"checkpoint_records,omitempty"`
+	// planned_through is the window end of the newest prediction whose plan was issued (the plans topic holds it):
+	// a replayed window after window_end and up to it is learned into the profile, not planned again. Absent before
+	// the first plan; a checkpoint written while a restore is
+	// still replaying windows it had planned carries it, so a second restart does not plan them again either.
+	PlannedThrough *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=planned_through,json=plannedThrough,proto3" json:"planned_through,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SignalControlState) Reset() {
@@ -114,6 +130,34 @@ func (x *SignalControlState) GetExpiredOverride() string {
 		return x.ExpiredOverride
 	}
 	return ""
+}
+
+func (x *SignalControlState) GetPlansOffset() int64 {
+	if x != nil {
+		return x.PlansOffset
+	}
+	return 0
+}
+
+func (x *SignalControlState) GetCheckpoint() uint64 {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return 0
+}
+
+func (x *SignalControlState) GetCheckpointRecords() uint32 {
+	if x != nil {
+		return x.CheckpointRecords
+	}
+	return 0
+}
+
+func (x *SignalControlState) GetPlannedThrough() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlannedThrough
+	}
+	return nil
 }
 
 // ApproachFlowProfile is one approach's hour-of-week flow profile, the buckets with data only: bucket[i] (0 =
@@ -190,7 +234,7 @@ var File_greenwave_v1_signal_state_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_signal_state_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgreenwave/v1/signal_state.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18greenwave/v1/plans.proto\"\xb7\x02\n" +
+	"\x1fgreenwave/v1/signal_state.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18greenwave/v1/plans.proto\"\xee\x03\n" +
 	"\x12SignalControlState\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x04plan\x18\x02 \x01(\v2\x18.greenwave.v1.SignalPlanR\x04plan\x129\n" +
@@ -198,7 +242,14 @@ const file_greenwave_v1_signal_state_proto_rawDesc = "" +
 	"window_end\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x12;\n" +
 	"\aprofile\x18\x04 \x03(\v2!.greenwave.v1.ApproachFlowProfileR\aprofile\x12)\n" +
 	"\x10applied_override\x18\x05 \x01(\tR\x0fappliedOverride\x12)\n" +
-	"\x10expired_override\x18\x06 \x01(\tR\x0fexpiredOverride\"\x83\x01\n" +
+	"\x10expired_override\x18\x06 \x01(\tR\x0fexpiredOverride\x12!\n" +
+	"\fplans_offset\x18\a \x01(\x03R\vplansOffset\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\b \x01(\x04R\n" +
+	"checkpoint\x12-\n" +
+	"\x12checkpoint_records\x18\t \x01(\rR\x11checkpointRecords\x12C\n" +
+	"\x0fplanned_through\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0eplannedThrough\"\x83\x01\n" +
 	"\x13ApproachFlowProfile\x12\x1f\n" +
 	"\vapproach_id\x18\x01 \x01(\tR\n" +
 	"approachId\x12\x16\n" +
@@ -229,11 +280,12 @@ var file_greenwave_v1_signal_state_proto_depIdxs = []int32{
 	2, // 0: greenwave.v1.SignalControlState.plan:type_name -> greenwave.v1.SignalPlan
 	3, // 1: greenwave.v1.SignalControlState.window_end:type_name -> google.protobuf.Timestamp
 	1, // 2: greenwave.v1.SignalControlState.profile:type_name -> greenwave.v1.ApproachFlowProfile
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 3: greenwave.v1.SignalControlState.planned_through:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_greenwave_v1_signal_state_proto_init() }

@@ -38,10 +38,20 @@ const payloadOverrideAudit = "greenwave.v1.OverrideAudit"
 type overrideTable struct {
 	mu sync.Mutex
 	by map[string]*greenwavev1.Override // intersection → override (possibly past its expiry)
+	// expired is, per intersection, the override of the newest expiry audit: a restored partition's
+	// ExpiredOverride marker (the audit may be newer than the partition's last state checkpoint).
+	expired map[string]string
 }
 
 func newOverrideTable() *overrideTable {
-	return &overrideTable{by: map[string]*greenwavev1.Override{}}
+	return &overrideTable{by: map[string]*greenwavev1.Override{}, expired: map[string]string{}}
+}
+
+// expiredOf returns the override of the intersection's newest expiry audit, or "".
+func (t *overrideTable) expiredOf(intersection string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.expired[intersection]
 }
 
 // apply applies one audit record: set replaces the intersection's override, clear and expire remove it if it
@@ -55,6 +65,9 @@ func (t *overrideTable) apply(a *greenwavev1.OverrideAudit) {
 	case actionSet:
 		t.by[id] = ov
 	case actionClear, actionExpire:
+		if a.GetAction() == actionExpire {
+			t.expired[id] = ov.GetOverrideId()
+		}
 		if cur := t.by[id]; cur != nil && cur.GetOverrideId() == ov.GetOverrideId() {
 			delete(t.by, id)
 		}

@@ -47,7 +47,13 @@ type Config struct {
 	ProfileAlpha       float64       `env:"SIGNAL_PROFILE_ALPHA" default:"0.1" help:"weight of a new observation in the hour-of-week flow profile (exponential forgetting), in (0, 1]"`
 	ProfileMinSamples  int           `env:"SIGNAL_PROFILE_MIN_SAMPLES" default:"3" help:"observations every approach needs in an hour-of-week bucket before time-of-day plans use it"`
 	ProfileTimeZone    string        `env:"SIGNAL_PROFILE_TIME_ZONE" default:"" help:"optional guard: the IANA time zone the operator expects the intersections in; the hour-of-week flow profile uses the topology's time_zone, and a different value here stops signal-control with an error naming both"`
+	CheckpointEvery    time.Duration `env:"SIGNAL_CHECKPOINT_INTERVAL" default:"12h" help:"event time between state snapshots (input offsets are committed with them): a partition is checkpointed when its newest planned window crosses a multiple of this interval (UTC-aligned), at most 24h (predictions are kept 2 days); 0 snapshots after every batch. A restart replays the predictions since the last checkpoint without issuing their plans again (the plans topic says which were issued); see docs/signal-control.md for the cost"`
+	CheckpointIdle     time.Duration `env:"SIGNAL_CHECKPOINT_IDLE" default:"10s" help:"processing time after which a quiet partition whose event time is more than SIGNAL_CHECKPOINT_INTERVAL behind the wall clock (a finished replay) is checkpointed, so its offsets are committed; 0 never"`
 }
+
+// maxCheckpointEvery bounds SIGNAL_CHECKPOINT_INTERVAL well below the predictions topic's 2-day retention: a
+// restore replays the predictions since the last checkpoint, which must still be there.
+const maxCheckpointEvery = 24 * time.Hour
 
 // Validate reports every problem.
 func (c *Config) Validate() []string {
@@ -73,6 +79,12 @@ func (c *Config) Validate() []string {
 	if err := topology.CheckZoneSetting("SIGNAL_PROFILE_TIME_ZONE", c.ProfileTimeZone); err != nil {
 		p = append(p, err.Error())
 	}
+	if c.CheckpointEvery < 0 || c.CheckpointEvery > maxCheckpointEvery || c.CheckpointEvery%time.Second != 0 {
+		p = append(p, fmt.Sprintf("SIGNAL_CHECKPOINT_INTERVAL %v must be whole seconds between 0 and %v (the predictions a restore replays are kept 2 days)", c.CheckpointEvery, maxCheckpointEvery))
+	}
+	if c.CheckpointIdle < 0 {
+		p = append(p, fmt.Sprintf("SIGNAL_CHECKPOINT_IDLE %v must not be negative", c.CheckpointIdle))
+	}
 	return p
 }
 
@@ -87,6 +99,8 @@ type metrics struct {
 	fallbacks          *prometheus.CounterVec
 	validationFailures prometheus.Counter
 	replays            prometheus.Counter
+	relearned          prometheus.Counter
+	restoreReads       prometheus.Counter
 	overrideEvents     *prometheus.CounterVec
 	overrideRPCs       *prometheus.CounterVec
 	badAudits          prometheus.Counter
@@ -104,7 +118,11 @@ func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.Signa
 		validationFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "validation_failures_total",
 			Help: "Plans that failed the final validation before publishing and were replaced by the fixed-time or minimum plan."}),
 		replays: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replays_skipped_total",
-			Help: "Predictions skipped because their window was already planned."}),
+			Help: "Predictions skipped because their window was already planned and is in the restored state."}),
+		relearned: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replays_relearned_total",
+			Help: "Predictions replayed after a restore whose plan was already on the plans topic: their flows were learned into the profile again, and no plan was issued."}),
+		restoreReads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "restore_plans_read_total",
+			Help: "Plans read back from the plans topic when restoring partitions (the plans issued since the last state checkpoint)."}),
 		overrideEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "override_events_total",
 			Help: "Override audit records written by this instance, by action (set, clear, expire)."}, []string{"action"}),
 		overrideRPCs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "override_requests_total",
@@ -118,7 +136,7 @@ func newMetrics(reg prometheus.Registerer, hub *broadcast.Hub[*greenwavev1.Signa
 		watchOverflows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_overflows_total",
 			Help: "WatchPlans streams ended with RESOURCE_EXHAUSTED because they lagged by more intersections than SIGNAL_SUBSCRIBER_BUFFER."}),
 	}
-	reg.MustRegister(m.plans, m.fallbacks, m.validationFailures, m.replays, m.overrideEvents, m.overrideRPCs, m.badAudits,
+	reg.MustRegister(m.plans, m.fallbacks, m.validationFailures, m.replays, m.relearned, m.restoreReads, m.overrideEvents, m.overrideRPCs, m.badAudits,
 		m.watchSends, m.watchCoalesced, m.watchOverflows,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "watchers",
 			Help: "Live WatchPlans subscribers."}, func() float64 { return float64(hub.Subscribers()) }),
@@ -331,19 +349,87 @@ type service struct {
 	log        *zap.Logger
 	now        func() time.Time
 	alpha      float64
+	brokers    []string
+	client     *kafka.Client
+	// checkpointEvery and checkpointIdle are SIGNAL_CHECKPOINT_INTERVAL and SIGNAL_CHECKPOINT_IDLE.
+	checkpointEvery, checkpointIdle time.Duration
+}
+
+// plansBounds returns the first offset and the high watermark of a plans partition.
+func (s *service) plansBounds(ctx context.Context, part int) (first, end int64, err error) {
+	offsets, err := stream.ListOffsets(ctx, s.client, map[string][]kafka.OffsetRequest{
+		s.names.Plans: {kafka.FirstOffsetOf(part), kafka.LastOffsetOf(part)},
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, po := range offsets[s.names.Plans] {
+		if po.Partition == part {
+			return po.FirstOffset, po.LastOffset, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("list offsets of %s[%d]: partition missing from response", s.names.Plans, part)
+}
+
+// readPlans calls fn for every record of a plans partition from offset from (or its first, if later) up to
+// its high watermark at the time of the call, in order.
+func (s *service) readPlans(ctx context.Context, part int, from int64, fn func(kafka.Message) error) error {
+	first, end, err := s.plansBounds(ctx, part)
+	if err != nil {
+		return err
+	}
+	from = max(from, first)
+	if end <= from {
+		return nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.brokers, Topic: s.names.Plans, Partition: part, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return fmt.Errorf("seek %s[%d]: %w", s.names.Plans, part, err)
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s[%d]: %w", s.names.Plans, part, err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		if m.Offset >= end-1 {
+			return nil
+		}
+	}
 }
 
 // partition handles one partition's predictions and overrides; it owns the state of the partition's
 // intersections.
+//
+// Its state is snapshotted at an event-time cadence (CheckpointDue), not per batch, so a restart replays the
+// predictions since the last checkpoint. It stays exact and issues nothing twice because a restore also reads the
+// plans issued since that checkpoint back from the plans topic (restorePartition): an intersection's
+// PlannedThrough becomes the window end of the newest such plan, and a replayed prediction up to it only updates
+// the profile (the state the uninterrupted run had after it), while the plan it led to is already on the topic.
 type partition struct {
 	svc   *service
 	part  int
 	state map[string]*intersectionState
 	dirty map[string]bool
-	// issued holds every plan issued since the last checkpoint, in issue order: all of them go to WatchPlans
-	// subscribers, not only the last one per intersection (a subscriber that keeps up sees every plan the
-	// plans topic carries; only the hub coalesces, and only under back-pressure, saying so).
+	// issued holds every plan issued since they were last acknowledged, in issue order: all of them go to
+	// WatchPlans subscribers, not only the last one per intersection (a subscriber that keeps up sees every plan
+	// the plans topic carries; only the hub coalesces, and only under back-pressure, saying so).
 	issued []*greenwavev1.SignalPlan
+	// eventTime is the newest window end applied (Unix seconds, 0 before any); checkpointed is eventTime at the
+	// last checkpoint (or restore).
+	eventTime, checkpointed int64
+	// seq numbers the partition's checkpoints (the newest restored, then one more per checkpoint written).
+	seq uint64
+	// markers is set when an override marker changed since the last checkpoint: overrides are rare, and a
+	// checkpoint right away keeps the markers exact however the process ends.
+	markers bool
+}
+
+func newPartition(svc *service, part int) *partition {
+	return &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}}
 }
 
 func (p *partition) stateOf(id string) *intersectionState {
@@ -353,6 +439,33 @@ func (p *partition) stateOf(id string) *intersectionState {
 		p.state[id] = st
 	}
 	return st
+}
+
+// CheckpointInterval implements stream.CheckpointPolicy: how often a quiet partition asks CheckpointDue.
+func (p *partition) CheckpointInterval() time.Duration { return p.svc.checkpointIdle }
+
+// CheckpointDue implements stream.CheckpointDecider, with the trainer's rule: a checkpoint when the newest
+// applied window end has crossed a multiple of SIGNAL_CHECKPOINT_INTERVAL (UTC-aligned, so restarts keep the
+// schedule) since the last one, when an override marker changed, or when a partition of historical input (event
+// time more than the interval behind now: a replay that ended) has been quiet for SIGNAL_CHECKPOINT_IDLE.
+func (p *partition) CheckpointDue(now time.Time, idle time.Duration) bool {
+	every := int64(p.svc.checkpointEvery / time.Second)
+	if every <= 0 || p.markers {
+		return true
+	}
+	if floorDiv(p.eventTime, every) > floorDiv(p.checkpointed, every) {
+		return true
+	}
+	return p.svc.checkpointIdle > 0 && idle >= p.svc.checkpointIdle && p.eventTime < now.Unix()-every
+}
+
+// floorDiv returns ⌊a/b⌋ for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 // Handle implements stream.Handler.
@@ -374,12 +487,22 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 	}
 	st := p.stateOf(id)
 	windowEnd := pred.GetWindowEnd().AsTime()
-	// Replays are harmless: a window not newer than the last planned one was already applied.
+	// Replays are harmless: a window not newer than the last applied one is in the state already.
 	if !st.WindowEnd.IsZero() && !windowEnd.After(st.WindowEnd) {
 		p.svc.metrics.replays.Inc()
 		return nil, nil
 	}
+	// The window is applied whatever the plan's fate: its flows are learned once, and a prediction no plan can
+	// be made from is dead-lettered once (not again by a replay).
 	p.learn(in, &pred, st)
+	st.WindowEnd = windowEnd
+	p.dirty[id] = true
+	p.eventTime = max(p.eventTime, windowEnd.Unix())
+	if !windowEnd.After(st.PlannedThrough) {
+		// Planned before the restart: the plan is on the plans topic (and is the restored one if newest).
+		p.svc.metrics.relearned.Inc()
+		return nil, nil
+	}
 	ov := p.svc.overrides.active(id, p.svc.now())
 	res, err := p.svc.planner.Plan(&pred, st, ov)
 	if err != nil {
@@ -388,10 +511,11 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		}
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "%v", err)
 	}
-	st.WindowEnd = windowEnd
-	if ov != nil {
+	if ov != nil && st.AppliedOverride != ov.GetOverrideId() {
 		st.AppliedOverride = ov.GetOverrideId()
+		p.markers = true
 	}
+	st.PlannedThrough = windowEnd
 	return p.issue(id, st, res)
 }
 
@@ -455,6 +579,7 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 				p.svc.metrics.overrideEvents.WithLabelValues(actionExpire).Inc()
 				st.ExpiredOverride = ov.GetOverrideId()
 				p.dirty[id] = true
+				p.markers = true
 			}
 			continue
 		}
@@ -464,6 +589,7 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 		}
 		st.AppliedOverride = ov.GetOverrideId()
 		p.dirty[id] = true
+		p.markers = true
 		res, err := p.svc.planner.overridePlan(ov, now)
 		if err != nil {
 			p.svc.log.Error("override cannot be applied now; it applies with the next prediction if still valid", zap.String("override_id", ov.GetOverrideId()), zap.Error(err))
@@ -478,30 +604,163 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 	return outs, nil
 }
 
-// Checkpoint implements stream.Handler. Plans reach subscribers only once they are on the topic and the state
-// covering them is about to be committed, so gRPC and Kafka subscribers see the same plans: every plan issued
-// since the last checkpoint, in the order it was issued (per intersection, the topic's order).
-func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
+// Acknowledged implements stream.AckObserver. Plans reach subscribers once they are on the plans topic, batch by
+// batch (the state checkpoint may come hours of event time later), so gRPC and Kafka subscribers see the same
+// plans: every plan issued, in the order it was issued (per intersection, the topic's order).
+func (p *partition) Acknowledged(context.Context) error {
+	for _, plan := range p.issued {
+		p.svc.hub.Publish(plan.GetIntersectionId(), plan)
+	}
+	clear(p.issued) // let the hub own the plans
+	p.issued = p.issued[:0]
+	return nil
+}
+
+// Checkpoint implements stream.Handler: the state of every intersection changed since the last checkpoint, each
+// record marked with the plans partition's end offset (the plans issued so far are all acknowledged) and with the
+// checkpoint's number and size, which is what restorePartition needs to know where to read the plans topic from.
+func (p *partition) Checkpoint(ctx context.Context) ([]stream.Output, error) {
+	p.checkpointed, p.markers = p.eventTime, false
+	if len(p.dirty) == 0 {
+		return nil, nil
+	}
 	ids := make([]string, 0, len(p.dirty))
 	for id := range p.dirty {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	_, end, err := p.svc.plansBounds(ctx, p.part)
+	if err != nil {
+		return nil, fmt.Errorf("end offset of the plans partition: %w", err)
+	}
+	p.seq++
+	mark := checkpointMark{plansOffset: end, seq: p.seq, records: uint32(len(ids))}
 	outs := make([]stream.Output, 0, len(ids))
 	for _, id := range ids {
-		b, err := encodeState(p.state[id])
+		b, err := encodeState(p.state[id], mark)
 		if err != nil {
 			return nil, fmt.Errorf("encode state of %s: %w", id, err)
 		}
 		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b, Payload: statePayload})
 	}
-	for _, plan := range p.issued {
-		p.svc.hub.Publish(plan.GetIntersectionId(), plan)
-	}
 	clear(p.dirty)
-	clear(p.issued) // let the hub own the plans
-	p.issued = p.issued[:0]
 	return outs, nil
+}
+
+// restorePartition rebuilds a partition's state: the newest changelog record of each intersection, then the
+// plans issued since those records, read back from the plans topic (co-partitioned with the predictions). A
+// plan read back becomes the intersection's current plan, its window the end of what is planned (replays up to
+// it only learn, see partition), and its override the applied one; the overrides table gives the last expiry
+// audit written. The result is the state of an uninterrupted run once the predictions since the last
+// checkpoint (the committed offset) are replayed.
+func restorePartition(ctx context.Context, svc *service, part int) (*partition, error) {
+	p := newPartition(svc, part)
+	marks := map[string]checkpointMark{}
+	err := stream.ReadPartition(ctx, svc.brokers, svc.names.SignalState, part, func(msg kafka.Message) error {
+		st, mark, err := decodeStateRecord(string(stream.Header(msg, stream.HeaderPayload)), msg.Value)
+		if err != nil {
+			return fmt.Errorf("state of %s: %w", msg.Key, err)
+		}
+		p.state[string(msg.Key)] = st
+		marks[string(msg.Key)] = mark
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore signal-control state: %w", err)
+	}
+	from := plansFrom(marks)
+	if n := len(marks); n > 0 && from != marks[newestMarked(marks)].plansOffset {
+		svc.log.Warn("the newest state checkpoint is incomplete (the process ended while writing it): reading the plans topic from the oldest record's offset",
+			zap.Int("partition", part), zap.Int64("from", from))
+	}
+	for _, mark := range marks {
+		p.seq = max(p.seq, mark.seq)
+	}
+	n := 0
+	err = svc.readPlans(ctx, part, from, func(msg kafka.Message) error {
+		id := string(msg.Key)
+		if msg.Offset < marks[id].plansOffset {
+			return nil // already in the intersection's record
+		}
+		var plan greenwavev1.SignalPlan
+		if err := proto.Unmarshal(msg.Value, &plan); err != nil || plan.GetIntersectionId() != id {
+			// Not a plan this service wrote; it cannot have changed the state.
+			svc.log.Warn("ignoring an undecodable record on the plans topic", zap.Int("partition", part), zap.Int64("offset", msg.Offset), zap.Error(err))
+			return nil
+		}
+		n++
+		st := p.stateOf(id)
+		st.Plan = &plan
+		if plan.GetOverrideId() != "" {
+			st.AppliedOverride = plan.GetOverrideId()
+		}
+		if plan.GetPlanId() != plan.GetOverrideId() {
+			// A prediction's plan (an override's immediate plan is named after the override): valid from the end
+			// of the window it planned.
+			if vf := plan.GetValidFrom().AsTime(); vf.After(st.PlannedThrough) {
+				st.PlannedThrough = vf
+			}
+		}
+		p.dirty[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore plans issued since the last checkpoint: %w", err)
+	}
+	svc.metrics.restoreReads.Add(float64(n))
+	relearn := 0
+	for id, st := range p.state {
+		if e := svc.overrides.expiredOf(id); e != "" && st.ExpiredOverride != e {
+			st.ExpiredOverride = e
+			p.dirty[id] = true
+		}
+		if !st.WindowEnd.IsZero() {
+			p.eventTime = max(p.eventTime, st.WindowEnd.Unix())
+		}
+		if st.PlannedThrough.After(st.WindowEnd) {
+			relearn++
+		}
+	}
+	p.checkpointed = p.eventTime
+	svc.log.Info("partition state restored", zap.Int("partition", part), zap.Int("intersections", len(p.state)),
+		zap.Int64("plans_from_offset", from), zap.Int("plans_read", n), zap.Int("intersections_with_windows_to_relearn", relearn))
+	return p, nil
+}
+
+// newestMarked returns the intersection whose record has the newest checkpoint number.
+func newestMarked(marks map[string]checkpointMark) string {
+	best, bestSeq := "", uint64(0)
+	for id, m := range marks {
+		if best == "" || m.seq > bestSeq || (m.seq == bestSeq && id < best) {
+			best, bestSeq = id, m.seq
+		}
+	}
+	return best
+}
+
+// plansFrom returns the plans offset a restore reads from. Every record covers the plans below its own
+// plansOffset, and an intersection missing from a checkpoint issued no plan between its record and that
+// checkpoint; so when the newest checkpoint is complete (all of its records are there: a checkpoint is written
+// whole before offsets are committed, but a process may end halfway), its offset covers every intersection.
+// Otherwise the oldest record's offset does. No record (a first start, or a changelog from before any
+// checkpoint) reads the partition from its start.
+func plansFrom(marks map[string]checkpointMark) int64 {
+	if len(marks) == 0 {
+		return 0
+	}
+	newest := marks[newestMarked(marks)]
+	n := uint32(0)
+	oldest := newest.plansOffset
+	for _, m := range marks {
+		if m.seq == newest.seq {
+			n++
+		}
+		oldest = min(oldest, m.plansOffset)
+	}
+	if newest.seq > 0 && n == newest.records {
+		return newest.plansOffset
+	}
+	return oldest
 }
 
 func reasonLabel(r greenwavev1.PlanReason) string {
@@ -612,8 +871,8 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	if err != nil {
 		return err
 	}
-	if counts[names.SignalState] != counts[names.Predictions] || counts[names.Overrides] != counts[names.Predictions] {
-		return fmt.Errorf("topics %s and %s must be co-partitioned with %s", names.SignalState, names.Overrides, names.Predictions)
+	if counts[names.SignalState] != counts[names.Predictions] || counts[names.Overrides] != counts[names.Predictions] || counts[names.Plans] != counts[names.Predictions] {
+		return fmt.Errorf("topics %s, %s and %s must be co-partitioned with %s", names.SignalState, names.Overrides, names.Plans, names.Predictions)
 	}
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()
@@ -628,19 +887,13 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 			gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval, RecallVPH: cfg.RecallVPH}, zone: zone, minSamples: uint32(cfg.ProfileMinSamples), coordination: coord},
 		names: names, partitions: counts[names.Predictions], hub: hub, metrics: newMetrics(env.Registry, hub, table, d.now),
 		overrides: table, operators: operators, producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
+		brokers: cfg.Brokers, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second},
+		checkpointEvery: cfg.CheckpointEvery, checkpointIdle: cfg.CheckpointIdle,
 	}
 	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {
-		p := &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}}
-		err := stream.ReadPartition(ctx, cfg.Brokers, names.SignalState, part, func(msg kafka.Message) error {
-			st, err := decodeStateRecord(string(stream.Header(msg, stream.HeaderPayload)), msg.Value)
-			if err != nil {
-				return fmt.Errorf("state of %s: %w", msg.Key, err)
-			}
-			p.state[string(msg.Key)] = st
-			return nil
-		})
+		p, err := restorePartition(ctx, svc, part)
 		if err != nil {
-			return nil, fmt.Errorf("restore signal-control state: %w", err)
+			return nil, err
 		}
 		// The restored plans become the current ones. On a reassignment the hub usually has them already: they
 		// are not sent to subscribers a second time.

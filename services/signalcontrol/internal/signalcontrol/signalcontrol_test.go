@@ -85,7 +85,7 @@ func sha(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToSt
 func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessWith(t, testTopology) }
 
 // newHarnessWith runs signal-control with the given topology.
-func newHarnessWith(t *testing.T, topology string) *harness {
+func newHarnessWith(t *testing.T, topology string, extraEnv ...map[string]string) *harness {
 	t.Helper()
 	brokers, names := kafkatest.Setup(t, 2)
 	dir := t.TempDir()
@@ -103,6 +103,11 @@ func newHarnessWith(t *testing.T, topology string) *harness {
 		"TOPOLOGY_FILE": topo, "SIGNAL_OPERATOR_TOKENS_FILE": tokens, "GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0",
 		"LOG_LEVEL": "error", "SIGNAL_PROFILE_MIN_SAMPLES": "2", "SIGNAL_OVERRIDE_TICK": "50ms",
 	}}
+	for _, e := range extraEnv {
+		for k, v := range e {
+			h.env[k] = v
+		}
+	}
 	h.start()
 	return h
 }
@@ -497,24 +502,28 @@ func TestStateRoundTrip(t *testing.T) {
 		{"empty", &intersectionState{}},
 		{"full", &intersectionState{
 			Plan:      &greenwavev1.SignalPlan{SchemaVersion: 1, PlanId: "A/1", IntersectionId: "A", CycleS: 0.1 + 0.2, ReasonDetail: "x", OverrideId: "o"},
-			WindowEnd: time.Unix(1700000000, 123456789).UTC(), Profile: prof, AppliedOverride: "a", ExpiredOverride: "b",
+			WindowEnd: time.Unix(1700000000, 123456789).UTC(), PlannedThrough: time.Unix(1700000900, 0).UTC(), Profile: prof, AppliedOverride: "a", ExpiredOverride: "b",
 		}},
 	}
+	mark := checkpointMark{plansOffset: 1234, seq: 7, records: 3}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := encodeState(tc.st)
+			b, err := encodeState(tc.st, mark)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeStateRecord(statePayload, b)
+			got, gotMark, err := decodeStateRecord(statePayload, b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !proto.Equal(got.Plan, tc.st.Plan) || !got.WindowEnd.Equal(tc.st.WindowEnd) || got.AppliedOverride != tc.st.AppliedOverride ||
+			if gotMark != mark {
+				t.Errorf("checkpoint mark: got %+v, want %+v", gotMark, mark)
+			}
+			if !proto.Equal(got.Plan, tc.st.Plan) || !got.WindowEnd.Equal(tc.st.WindowEnd) || !got.PlannedThrough.Equal(tc.st.PlannedThrough) || got.AppliedOverride != tc.st.AppliedOverride ||
 				got.ExpiredOverride != tc.st.ExpiredOverride || fmt.Sprint(got.Profile) != fmt.Sprint(tc.st.Profile) {
 				t.Errorf("round trip: got %+v, want %+v", got, tc.st)
 			}
-			b2, _ := encodeState(got)
+			b2, _ := encodeState(got, gotMark)
 			if string(b2) != string(b) {
 				t.Errorf("re-encoding differs:\n%s\n%s", b, b2)
 			}
@@ -525,11 +534,11 @@ func TestStateRoundTrip(t *testing.T) {
 	planBytes, _ := proto.Marshal(full.Plan)
 	js, _ := json.Marshal(stateRecord{Version: stateVersion, Plan: planBytes, WindowEndUnixNano: full.WindowEnd.UnixNano(),
 		Profile: full.Profile, AppliedOverride: full.AppliedOverride, ExpiredOverride: full.ExpiredOverride})
-	if got, err := decodeStateRecord("", js); err != nil || !proto.Equal(got.Plan, full.Plan) || !got.WindowEnd.Equal(full.WindowEnd) ||
+	if got, m, err := decodeStateRecord("", js); m != (checkpointMark{}) || err != nil || !proto.Equal(got.Plan, full.Plan) || !got.WindowEnd.Equal(full.WindowEnd) ||
 		fmt.Sprint(got.Profile) != fmt.Sprint(full.Profile) || got.AppliedOverride != "a" || got.ExpiredOverride != "b" {
 		t.Errorf("JSON state of the previous release: %+v, %v", got, err)
 	}
-	if pb, _ := encodeState(full); len(pb) >= len(js) {
+	if pb, _ := encodeState(full, mark); len(pb) >= len(js) {
 		t.Errorf("protobuf state %d bytes, JSON %d: want smaller", len(pb), len(js))
 	}
 	// Changelog values written by the version before (a bare plan) still restore.
@@ -545,22 +554,23 @@ func TestStateRoundTrip(t *testing.T) {
 func FuzzDecodeStateRecord(f *testing.F) {
 	var prof signal.Profile
 	prof.Observe("N", 3, 120, 0.1)
-	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0), Profile: prof})
+	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0), Profile: prof},
+		checkpointMark{plansOffset: 9, seq: 2, records: 1})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := decodeStateRecord(statePayload, b)
+		st, mark, err := decodeStateRecord(statePayload, b)
 		if err != nil {
 			return
 		}
-		b2, err := encodeState(st)
+		b2, err := encodeState(st, mark)
 		if err != nil {
 			t.Fatalf("decoded state does not encode: %v", err)
 		}
-		st2, err := decodeStateRecord(statePayload, b2)
-		if err != nil {
-			t.Fatalf("re-encoded state does not decode: %v", err)
+		st2, mark2, err := decodeStateRecord(statePayload, b2)
+		if err != nil || mark2 != mark {
+			t.Fatalf("re-encoded state does not decode: %v (mark %+v, want %+v)", err, mark2, mark)
 		}
-		if b3, _ := encodeState(st2); string(b3) != string(b2) {
+		if b3, _ := encodeState(st2, mark2); string(b3) != string(b2) {
 			t.Fatal("encoding not stable")
 		}
 	})
@@ -575,7 +585,7 @@ func FuzzDecodeState(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := encodeState(st); err != nil {
+		if _, err := encodeState(st, checkpointMark{}); err != nil {
 			t.Fatalf("decoded state does not encode: %v", err)
 		}
 	})

@@ -25,18 +25,33 @@ const stateSchemaVersion = 1
 const stateVersion = 2
 
 // intersectionState is what signal-control remembers per intersection, snapshotted to the compacted
-// greenwave.signal-control.state changelog (keyed by intersection) after every batch.
+// greenwave.signal-control.state changelog (keyed by intersection) at the event-time checkpoint cadence
+// (SIGNAL_CHECKPOINT_INTERVAL); the plans topic holds what was issued since.
 type intersectionState struct {
 	// Plan is the last plan issued (rate limiting, GetPlan, WatchPlans after a restart); nil before the first.
 	Plan *greenwavev1.SignalPlan
-	// WindowEnd is the end of the last prediction window planned: a window not after it is a replay.
+	// WindowEnd is the end of the last prediction window applied (planned, or rejected): a window not after it is
+	// a replay.
 	WindowEnd time.Time
+	// PlannedThrough is the window end of the newest prediction whose plan was issued, zero before the first.
+	// After a restore it can be later than WindowEnd: the windows in between were planned before the restart and
+	// are only learned when replayed (see partition).
+	PlannedThrough time.Time
 	// Profile is the learned hour-of-week flow profile the time-of-day fallback plans from.
 	Profile signal.Profile
 	// AppliedOverride is the override whose plan was last issued immediately (so it is issued once).
 	AppliedOverride string
 	// ExpiredOverride is the override whose expiry audit was last written (so it is written once).
 	ExpiredOverride string
+}
+
+// checkpointMark is what a changelog record says about the checkpoint that wrote it (see SignalControlState).
+type checkpointMark struct {
+	// plansOffset is the end offset of the plans partition at the checkpoint: plans below it are in the record.
+	plansOffset int64
+	// seq numbers the partition's checkpoints; records is how many records checkpoint seq wrote.
+	seq     uint64
+	records uint32
 }
 
 // stateRecord is the JSON form of intersectionState that the previous release wrote (version 2): read once
@@ -52,11 +67,15 @@ type stateRecord struct {
 
 // encodeState returns the changelog value of st: a SignalControlState (binary protobuf, with the profile as
 // packed per-approach arrays: about a third of the JSON's bytes), deterministic for a given state.
-func encodeState(st *intersectionState) ([]byte, error) {
+func encodeState(st *intersectionState, mark checkpointMark) ([]byte, error) {
 	m := &greenwavev1.SignalControlState{SchemaVersion: stateSchemaVersion, Plan: st.Plan,
-		AppliedOverride: st.AppliedOverride, ExpiredOverride: st.ExpiredOverride}
+		AppliedOverride: st.AppliedOverride, ExpiredOverride: st.ExpiredOverride,
+		PlansOffset: mark.plansOffset, Checkpoint: mark.seq, CheckpointRecords: mark.records}
 	if !st.WindowEnd.IsZero() {
 		m.WindowEnd = timestamppb.New(st.WindowEnd)
+	}
+	if !st.PlannedThrough.IsZero() {
+		m.PlannedThrough = timestamppb.New(st.PlannedThrough)
 	}
 	approaches := make([]string, 0, len(st.Profile.Cells))
 	for a, cells := range st.Profile.Cells {
@@ -91,20 +110,39 @@ func encodeState(st *intersectionState) ([]byte, error) {
 }
 
 // decodeProtoState reads a SignalControlState value.
-func decodeProtoState(b []byte) (*intersectionState, error) {
+func decodeProtoState(b []byte) (*intersectionState, checkpointMark, error) {
 	var m greenwavev1.SignalControlState
 	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decode state: %w", err)
+		return nil, checkpointMark{}, fmt.Errorf("decode state: %w", err)
 	}
 	if m.GetSchemaVersion() != stateSchemaVersion {
-		return nil, fmt.Errorf("decode state: schema version %d, want %d", m.GetSchemaVersion(), stateSchemaVersion)
+		return nil, checkpointMark{}, fmt.Errorf("decode state: schema version %d, want %d", m.GetSchemaVersion(), stateSchemaVersion)
 	}
+	if m.GetPlansOffset() < 0 {
+		return nil, checkpointMark{}, fmt.Errorf("decode state: plans offset %d", m.GetPlansOffset())
+	}
+	mark := checkpointMark{plansOffset: m.GetPlansOffset(), seq: m.GetCheckpoint(), records: m.GetCheckpointRecords()}
+	st, err := stateFromProto(&m)
+	if err != nil {
+		return nil, checkpointMark{}, err
+	}
+	return st, mark, nil
+}
+
+// stateFromProto converts a decoded SignalControlState, checking what a decoder must.
+func stateFromProto(m *greenwavev1.SignalControlState) (*intersectionState, error) {
 	st := &intersectionState{Plan: m.GetPlan(), AppliedOverride: m.GetAppliedOverride(), ExpiredOverride: m.GetExpiredOverride()}
 	if w := m.GetWindowEnd(); w != nil {
 		if err := w.CheckValid(); err != nil {
 			return nil, fmt.Errorf("decode state: window end: %w", err)
 		}
 		st.WindowEnd = w.AsTime()
+	}
+	if w := m.GetPlannedThrough(); w != nil {
+		if err := w.CheckValid(); err != nil {
+			return nil, fmt.Errorf("decode state: planned through: %w", err)
+		}
+		st.PlannedThrough = w.AsTime()
 	}
 	for _, ap := range m.GetProfile() {
 		n := len(ap.GetBucket())
@@ -134,12 +172,13 @@ func decodeProtoState(b []byte) (*intersectionState, error) {
 }
 
 // decodeStateRecord reads a changelog record: a SignalControlState when its payload header says so, else a value
-// of an earlier release (see decodeState).
-func decodeStateRecord(payload string, b []byte) (*intersectionState, error) {
+// of an earlier release (see decodeState), whose zero mark makes the restore read the plans partition whole.
+func decodeStateRecord(payload string, b []byte) (*intersectionState, checkpointMark, error) {
 	if payload == statePayload {
 		return decodeProtoState(b)
 	}
-	return decodeState(b)
+	st, err := decodeState(b)
+	return st, checkpointMark{}, err
 }
 
 // decodeState reads a changelog value of an earlier release: the JSON record, or a bare SignalPlan
