@@ -793,7 +793,9 @@ func TestWeatherJoinRule(t *testing.T) {
 // anyWeather is a WeatherLookup that answers its observation whatever the time asked (a careless lookup).
 type anyWeather struct{ w Weather }
 
-func (a anyWeather) Lookup(station string, _ time.Time) (Weather, bool) { return a.w, station == a.w.StationID }
+func (a anyWeather) Lookup(station string, _ time.Time) (Weather, bool) {
+	return a.w, station == a.w.StationID
+}
 
 // TestWeatherJoinTies feeds the same readings and weather twice in event-time order, once with every weather
 // observation before the readings stamped at the same instant and once after them, with no allowed lateness,
