@@ -781,7 +781,9 @@ func (s *Intersection) weather(end time.Time, wl WeatherLookup) features.Weather
 		return features.WeatherContext{StationID: station, Missing: true}
 	}
 	w, ok := wl.Lookup(station, end)
-	if !ok || checkWeather(w) != nil || w.ObservedAt.After(end) || end.Sub(w.ObservedAt) > s.cfg.WeatherMaxAge {
+	// The lookup is trusted for nothing: the rule (strictly before the end, within the maximum age) is
+	// enforced here too, so every WeatherLookup gives the same frames.
+	if !ok || checkWeather(w) != nil || !w.ObservedAt.Before(end) || end.Sub(w.ObservedAt) > s.cfg.WeatherMaxAge {
 		return features.WeatherContext{StationID: station, Missing: true}
 	}
 	return features.WeatherContext{

@@ -683,6 +683,12 @@ func TestWeatherJoin(t *testing.T) {
 		if _, ok := wt.Lookup("S", t0.Add(-time.Second)); ok {
 			t.Error("found an observation from the future")
 		}
+		if _, ok := wt.Lookup("S", t0); ok {
+			t.Error("an observation stamped at the window end joined it")
+		}
+		if got, ok := wt.Lookup("S", t0.Add(time.Nanosecond)); !ok || got.TemperatureC != 10 {
+			t.Error("observation just before the window end not found")
+		}
 		if got, ok := wt.Lookup("S", t0.Add(2*time.Hour)); !ok || got.TemperatureC != 10 {
 			t.Error("observation at max age not found")
 		}
@@ -705,14 +711,15 @@ func TestWeatherJoin(t *testing.T) {
 				t.Fatal(rj)
 			}
 		}
-		// The readings replay the month after the weather was read: every hour joins its own observation, and
-		// what lies more than the retention behind them is dropped as they advance.
+		// The readings replay the month after the weather was read: every hour's window (looked up at its end)
+		// joins the observation of its start, and what lies more than the retention behind them is dropped as
+		// they advance.
 		for h := range days * 24 {
-			at := t0.Add(time.Duration(h) * time.Hour)
+			start, at := t0.Add(time.Duration(h)*time.Hour), t0.Add(time.Duration(h+1)*time.Hour)
 			wt.Advance(at)
 			got, ok := wt.Lookup("S", at)
-			if !ok || !got.ObservedAt.Equal(at) {
-				t.Fatalf("hour %d: joined %v (%v), want the observation at %v", h, got.ObservedAt, ok, at)
+			if !ok || !got.ObservedAt.Equal(start) {
+				t.Fatalf("hour %d: joined %v (%v), want the observation at %v", h, got.ObservedAt, ok, start)
 			}
 			if n, max := len(wt.stations["S"]), int((cfg.WeatherRetention+time.Duration(days*24)*time.Hour-at.Sub(t0))/time.Hour)+1; n > max {
 				t.Fatalf("hour %d: %d observations kept, want at most %d", h, n, max)
@@ -741,6 +748,146 @@ func TestWeatherJoin(t *testing.T) {
 			t.Fatal("stale weather joined")
 		}
 	})
+}
+
+// TestWeatherJoinRule pins which observation a window joins: the latest stamped strictly before its end, at
+// most WeatherMaxAge before it. The lookup is the real WeatherTable, and a stub that also offers observations the
+// rule excludes, since the intersection enforces the rule whatever the lookup answers.
+func TestWeatherJoinRule(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	end := t0.Add(5 * time.Minute) // the window [t0, t0+5m) of the test topology's 300-s windows
+	cases := []struct {
+		name string
+		at   time.Time // the one observation's time
+		join bool
+	}{
+		{"at the window start", t0, true},
+		{"inside the window", t0.Add(2 * time.Minute), true},
+		{"a nanosecond before the end", end.Add(-time.Nanosecond), true},
+		{"exactly at the end: the next window's", end, false},
+		{"after the end", end.Add(time.Second), false},
+		{"before the window, at the maximum age", end.Add(-cfg.WeatherMaxAge), true},
+		{"older than the maximum age", end.Add(-cfg.WeatherMaxAge - time.Nanosecond), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := Weather{StationID: "STN-1", ObservedAt: tc.at, TemperatureC: 7, HasTemperature: true}
+			wt := NewWeatherTable(cfg)
+			if rj := wt.Add(w); rj != nil {
+				t.Fatal(rj)
+			}
+			for _, wl := range []WeatherLookup{wt, stubWeather{w}, anyWeather{w}} {
+				s := newTestIntersection(t, cfg)
+				s.Add(rd("N1", 0, 300, 10), wl)
+				f := s.Flush(wl).Frames[0]
+				if got := !f.Weather.Missing; got != tc.join || (got && !f.Weather.ObservedAt.Equal(tc.at)) {
+					t.Fatalf("%T: window ending %v joined %v (missing %v), want joined %v", wl, end, f.Weather.ObservedAt, f.Weather.Missing, tc.join)
+				}
+			}
+		})
+	}
+}
+
+// anyWeather is a WeatherLookup that answers its observation whatever the time asked (a careless lookup).
+type anyWeather struct{ w Weather }
+
+func (a anyWeather) Lookup(station string, _ time.Time) (Weather, bool) {
+	return a.w, station == a.w.StationID
+}
+
+// TestWeatherJoinTies feeds the same readings and weather twice in event-time order, once with every weather
+// observation before the readings stamped at the same instant and once after them, with no allowed lateness,
+// so that a window closes on a reading starting exactly at its end, where an observation is stamped too. The
+// input has a gap longer than the clock-jump tolerance (the readings after it are held back and then
+// confirmed) and an hour with weather but no readings. The frames must not depend on the tie order, and each
+// joins the latest observation before its end.
+func TestWeatherJoinTies(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.AllowedLateness = 0
+	type event struct {
+		at time.Time
+		r  *Reading
+		w  *Weather
+	}
+	var events []event
+	for m := 0; m < 240; m += 5 {
+		off := time.Duration(m) * time.Minute
+		if m >= 60 && m < 150 { // a 90-minute outage of every detector (weather goes on)
+			if m%15 == 0 {
+				events = append(events, event{at: t0.Add(off), w: &Weather{StationID: "STN-1", ObservedAt: t0.Add(off), TemperatureC: float64(m % 40), HasTemperature: true}})
+			}
+			continue
+		}
+		for _, det := range []string{"N1", "N2", "E1"} {
+			r := rd(det, off, 300, float64(10+m%7))
+			events = append(events, event{at: r.Start, r: &r})
+		}
+		// Observations every 10 minutes, each stamped at the end of a window (and the start of the next).
+		if m%10 == 0 {
+			events = append(events, event{at: t0.Add(off), w: &Weather{StationID: "STN-1", ObservedAt: t0.Add(off), TemperatureC: float64(m % 40), HasTemperature: true}})
+		}
+	}
+	feed := func(weatherFirst bool) []features.Frame {
+		// rank orders the records of one instant: weather then readings, or the other way round.
+		rank := func(e event) int {
+			if (e.w != nil) == weatherFirst {
+				return 0
+			}
+			return 1
+		}
+		evs := slices.Clone(events)
+		slices.SortStableFunc(evs, func(a, b event) int {
+			if c := a.at.Compare(b.at); c != 0 {
+				return c
+			}
+			return rank(a) - rank(b)
+		})
+		s := newTestIntersection(t, cfg)
+		wt := NewWeatherTable(cfg)
+		var frames []features.Frame
+		for _, e := range evs {
+			if e.w != nil {
+				if rj := wt.Add(*e.w); rj != nil {
+					t.Fatal(rj)
+				}
+				continue
+			}
+			res := s.Add(*e.r, wt)
+			if len(res.Rejected) > 0 {
+				t.Fatalf("rejected %+v", res.Rejected)
+			}
+			frames = append(frames, res.Frames...)
+		}
+		return append(frames, s.Flush(wt).Frames...)
+	}
+	first, last := feed(true), feed(false)
+	if len(first) != 48 {
+		t.Fatalf("%d frames, want 48", len(first))
+	}
+	if !reflect.DeepEqual(first, last) {
+		for i := range first {
+			if i < len(last) && !reflect.DeepEqual(first[i], last[i]) {
+				t.Errorf("window %v: weather first joined %v, readings first %v", first[i].WindowStart, first[i].Weather.ObservedAt, last[i].Weather.ObservedAt)
+			}
+		}
+		t.Fatal("the frames depend on the order of ties at the window end")
+	}
+	for _, f := range first {
+		// The latest observation before the end: every 10 minutes while the detectors report, every 15 during
+		// the outage.
+		var want time.Time
+		for _, e := range events {
+			if e.w != nil && e.at.Before(f.WindowEnd) {
+				want = e.at
+			}
+		}
+		if f.Weather.Missing || !f.Weather.ObservedAt.Equal(want) {
+			t.Errorf("window %v–%v joined %v (missing %v), want %v", f.WindowStart, f.WindowEnd, f.Weather.ObservedAt, f.Weather.Missing, want)
+		}
+	}
 }
 
 func TestCalendarFeatures(t *testing.T) {

@@ -83,8 +83,25 @@
 // input positions of the windows emitted since the last checkpoint. The encoding is deflate-compressed
 // protobuf: an eight-approach intersection with one-minute detectors stays under 36 KB (TestStateSize).
 //
-// The weather join is deterministic given the WeatherLookup's content when a window closes: the latest
-// observation at or before the window end, no older than WeatherMaxAge; otherwise WeatherContext.Missing.
+// # Weather join
+//
+// A window [start, end) joins its intersection's station's latest observation stamped strictly before end and
+// no more than WeatherMaxAge before it (end − observed_at ≤ WeatherMaxAge); otherwise WeatherContext.Missing.
+// The window is half-open for weather as for readings: an observation made during the window, or the latest one
+// before it, describes it; one stamped exactly at end belongs to the next window, like a reading starting there.
+// For hourly data with the weather in the same rows (Metro I-94) the window of hour h joins hour h's own row.
+//
+// The rule is what makes the join independent of arrival order. A window closes only when a reading starting at
+// or after its end is applied (the watermark is a reading start minus a non-negative lateness), or at Flush and
+// CloseIdle; every observation it may join is stamped strictly before that reading. So when the observations
+// are delivered in event-time order with the readings — greenwave eval sorts its input by event time, gateways
+// and greenwave replay publish in event-time order and the cleaner waits for its weather follower to read what
+// was published before the closing reading — the frame is the same whichever way ties at the window end fall:
+// an observation and the reading that closes the window, both stamped at its end. With "at or before end",
+// the tie decided the frame when CLEANER_ALLOWED_LATENESS is 0 (the closing reading starts at the end itself).
+// Both the cleaner service and pkg/evaluate call the same WeatherTable.Lookup through Intersection, so the rule
+// has one implementation. Observations published after their window closed (a station that reports late) are
+// not in that frame; see docs/cleaner.md, "Weather determinism".
 //
 // # Upstream features
 //
@@ -220,8 +237,9 @@ type Rejection struct {
 	Detail  string
 }
 
-// WeatherLookup finds the latest weather observation of a station at or before an instant. *WeatherTable
-// implements it; the intersection calls it with each closing window's end.
+// WeatherLookup finds the latest weather observation of a station strictly before an instant. *WeatherTable
+// implements it; the intersection calls it with each closing window's end (and ignores an answer stamped at or
+// after the end, or older than Config.WeatherMaxAge).
 type WeatherLookup interface {
 	Lookup(station string, at time.Time) (Weather, bool)
 }

@@ -106,10 +106,16 @@ func (t *WeatherTable) Add(w Weather) *WeatherRejection {
 	return nil
 }
 
-// Lookup returns the station's latest observation at or before at, if it is no older than the maximum age.
+// Lookup returns the station's latest observation strictly before at, if it is no older than the maximum age
+// (at − ObservedAt ≤ Config.WeatherMaxAge). The intersection calls it with a window's end, so a window joins the
+// latest observation made before the window ended: within [start, end) like the window's readings, or earlier.
+// An observation stamped exactly at the end belongs to the next window, as a reading starting there does; this
+// is what makes the join independent of arrival order — the window closes on a reading starting at or after its
+// end, and every observation it may join is stamped strictly before that reading (see the package
+// documentation, "Weather join").
 func (t *WeatherTable) Lookup(station string, at time.Time) (Weather, bool) {
 	obs := t.stations[station]
-	i := sort.Search(len(obs), func(i int) bool { return obs[i].ObservedAt.After(at) })
+	i := sort.Search(len(obs), func(i int) bool { return !obs[i].ObservedAt.Before(at) })
 	if i == 0 {
 		return Weather{}, false
 	}

@@ -25,11 +25,14 @@ const (
 // weatherEnds reports, per weather partition, the first offset and the end offset (next to be written).
 type weatherEnds func(ctx context.Context) (first, end map[int]int64, err error)
 
-// weatherSync synchronises the two inputs of the cleaner in event time. The weather of an hour is published
-// before the readings that close its windows (greenwave replay interleaves the two streams in event-time order,
-// gateways publish an observation when it is made), so a window whose closing reading is handled after the
+// weatherSync synchronises the two inputs of the cleaner in event time. A window joins only observations stamped
+// strictly before its end (clean.WeatherTable.Lookup), and it closes on a reading starting at or after its end,
+// so every observation it may join is older than that reading and, published in event-time order (greenwave
+// replay interleaves the two streams by time, the collector publishes a write's weather first, gateways publish
+// an observation when it is made), is in the log before it. A window whose closing reading is handled after the
 // weather follower has consumed the weather topic up to the end offset it had when that reading was fetched
-// joins exactly what greenwave eval, which applies records in file order, joins. A partition about to emit a
+// therefore joins exactly what greenwave eval, which applies records in event-time order, joins — whichever way
+// an observation stamped at the window end itself falls against that reading. A partition about to emit a
 // window asks for that end offset and, only when the follower is behind it, waits for the follower — in
 // processing time, bounded by limit, without changing any state, so restarts stay exact.
 type weatherSync struct {
