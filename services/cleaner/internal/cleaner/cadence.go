@@ -42,8 +42,17 @@ type cadenceState struct {
 	eventTime time.Time
 }
 
-// due reports whether a checkpoint is due at now; idle is the processing time since the partition's last record
-// when asked while idle, 0 when asked at the end of a batch. In order:
+// Why a checkpoint is due: the rule of cadence.due that fired, the label of greenwave_cleaner_checkpoints_total.
+const (
+	dueEveryBatch = "every_batch"
+	dueBytes      = "bytes"
+	dueMaxDelay   = "max_delay"
+	dueReplayIdle = "replay_idle"
+)
+
+// due reports whether a checkpoint is due at now, and which rule says so ("" when none does); idle is the
+// processing time since the partition's last record when asked while idle, 0 when asked at the end of a batch.
+// In order:
 //
 //  1. minInterval 0: every batch.
 //  2. Nothing pending: no.
@@ -56,18 +65,20 @@ type cadenceState struct {
 //  6. Idle for minInterval after historical input (the partition's event time is more than maxDelay behind now):
 //     yes, so a finished replay or backfill is covered promptly. A live feed is not: its quiet spells between
 //     readings would otherwise checkpoint it after every reading interval.
-func (c cadence) due(s cadenceState, now time.Time, idle time.Duration) bool {
+func (c cadence) due(s cadenceState, now time.Time, idle time.Duration) (bool, string) {
 	switch {
 	case c.minInterval <= 0:
-		return true
+		return true, dueEveryBatch
 	case !s.pending:
-		return false
+		return false, ""
 	case !s.last.IsZero() && now.Sub(s.last) < c.minInterval:
-		return false
+		return false, ""
 	case !s.since.IsZero() && now.Sub(s.since) >= c.maxDelay:
-		return true
+		return true, dueMaxDelay
 	case c.ratio*float64(s.input) >= float64(s.estimate):
-		return true
+		return true, dueBytes
+	case idle >= c.minInterval && !s.eventTime.IsZero() && now.Sub(s.eventTime) > c.maxDelay:
+		return true, dueReplayIdle
 	}
-	return idle >= c.minInterval && !s.eventTime.IsZero() && now.Sub(s.eventTime) > c.maxDelay
+	return false, ""
 }

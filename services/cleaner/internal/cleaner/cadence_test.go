@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
@@ -25,49 +26,50 @@ func TestCadenceDue(t *testing.T) {
 		c    cadence
 		s    cadenceState
 		idle time.Duration
-		want bool
+		want string // the rule that fires, "" none
 	}{
-		{name: "interval 0 checkpoints every batch", c: cadence{}, s: cadenceState{}, want: true},
-		{name: "nothing pending", c: c, s: with(func(s *cadenceState) { s.pending = false; s.input = 1 << 20 }), want: false},
-		{name: "input pays for the state", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 20_000, 10_000 }), want: true},
-		{name: "input short of paying for the state", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 19_999, 10_000 }), want: false},
+		{name: "interval 0 checkpoints every batch", c: cadence{}, s: cadenceState{}, want: dueEveryBatch},
+		{name: "nothing pending", c: c, s: with(func(s *cadenceState) { s.pending = false; s.input = 1 << 20 }), want: ""},
+		{name: "input pays for the state", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 20_000, 10_000 }), want: dueBytes},
+		{name: "input short of paying for the state", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 19_999, 10_000 }), want: ""},
 		{name: "paid for, but within the minimum interval", c: c,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.last = 1<<20, 10_000, now.Add(-29*time.Second) }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.last = 1<<20, 10_000, now.Add(-29*time.Second) }), want: ""},
 		{name: "paid for, the minimum interval just over", c: c,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.last = 20_000, 10_000, now.Add(-30*time.Second) }), want: true},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.last = 20_000, 10_000, now.Add(-30*time.Second) }), want: dueBytes},
 		{name: "first checkpoint of an assignment: no interval to wait", c: c,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.last = 20_000, 10_000, time.Time{} }), want: true},
-		{name: "nothing written yet costs nothing", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 1, 0 }), want: true},
-		{name: "redeliveries only: no bytes, no state", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 0, 0 }), want: true},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.last = 20_000, 10_000, time.Time{} }), want: dueBytes},
+		{name: "nothing written yet costs nothing", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 1, 0 }), want: dueBytes},
+		{name: "redeliveries only: no bytes, no state", c: c, s: with(func(s *cadenceState) { s.input, s.estimate = 0, 0 }), want: dueBytes},
 		{name: "pending for the maximum delay", c: c,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.since = 100, 10_000, now.Add(-time.Hour) }), want: true},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.since = 100, 10_000, now.Add(-time.Hour) }), want: dueMaxDelay},
 		{name: "pending just under the maximum delay", c: c,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.since = 100, 10_000, now.Add(-time.Hour+time.Second) }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.since = 100, 10_000, now.Add(-time.Hour+time.Second) }), want: ""},
 		{name: "maximum delay, but within the minimum interval", c: c,
 			s: with(func(s *cadenceState) {
 				s.input, s.estimate, s.since, s.last = 100, 10_000, now.Add(-2*time.Hour), now.Add(-10*time.Second)
-			}), want: false},
+			}), want: ""},
 		{name: "idle after a replay", c: c, idle: 30 * time.Second,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, replay }), want: true},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, replay }), want: dueReplayIdle},
 		{name: "idle after a replay, not long enough", c: c, idle: 29 * time.Second,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, replay }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, replay }), want: ""},
 		{name: "end of a batch of a replay, short of paying", c: c, idle: 0,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, replay }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, replay }), want: ""},
 		{name: "idle in a live feed waits for the bytes", c: c, idle: 50 * time.Second,
-			s: with(func(s *cadenceState) { s.input, s.estimate = 100, 10_000 }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate = 100, 10_000 }), want: ""},
 		{name: "idle, event time just within the maximum delay: live", c: c, idle: time.Minute,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, now.Add(-time.Hour) }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, now.Add(-time.Hour) }), want: ""},
 		{name: "idle, no event time yet (every reading rejected)", c: c, idle: time.Minute,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, time.Time{} }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, time.Time{} }), want: ""},
 		{name: "a wrong clock ahead looks live", c: c, idle: time.Minute,
-			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, now.Add(72*time.Hour) }), want: false},
+			s: with(func(s *cadenceState) { s.input, s.estimate, s.eventTime = 100, 10_000, now.Add(72*time.Hour) }), want: ""},
 		{name: "a large ratio is the old every-interval cadence", c: cadence{minInterval: 30 * time.Second, ratio: 1e9, maxDelay: time.Hour},
-			s: with(func(s *cadenceState) { s.input, s.estimate = 1, 1<<20 }), want: true},
+			s: with(func(s *cadenceState) { s.input, s.estimate = 1, 1<<20 }), want: dueBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := tc.c.due(tc.s, now, tc.idle); got != tc.want {
-				t.Errorf("due(%+v, idle %v) = %v, want %v", tc.s, tc.idle, got, tc.want)
+			due, why := tc.c.due(tc.s, now, tc.idle)
+			if why != tc.want || due != (tc.want != "") {
+				t.Errorf("due(%+v, idle %v) = %v %q, want %q", tc.s, tc.idle, due, why, tc.want)
 			}
 		})
 	}
@@ -153,10 +155,11 @@ func TestCheckpointCadenceLiveFeed(t *testing.T) {
 		name  string
 		cad   cadence
 		ratio float64 // the bound on state / input (after the first checkpoint)
+		rule  string  // the rule of every checkpoint
 	}{
-		{name: "default", cad: cadence{minInterval: 30 * time.Second, ratio: 0.5, maxDelay: time.Hour}, ratio: 0.5},
-		{name: "tight ratio: the maximum delay decides", cad: cadence{minInterval: 30 * time.Second, ratio: 0.01, maxDelay: 20 * time.Minute}},
-		{name: "generous ratio", cad: cadence{minInterval: 30 * time.Second, ratio: 5, maxDelay: time.Hour}, ratio: 5},
+		{name: "default", cad: cadence{minInterval: 30 * time.Second, ratio: 0.5, maxDelay: time.Hour}, ratio: 0.5, rule: dueBytes},
+		{name: "tight ratio: the maximum delay decides", cad: cadence{minInterval: 30 * time.Second, ratio: 0.01, maxDelay: 20 * time.Minute}, rule: dueMaxDelay},
+		{name: "generous ratio", cad: cadence{minInterval: 30 * time.Second, ratio: 5, maxDelay: time.Hour}, ratio: 5, rule: dueBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -177,6 +180,13 @@ func TestCheckpointCadenceLiveFeed(t *testing.T) {
 				len(run.checkpoints), run.records, run.state, run.input, float64(run.state)/float64(run.input), after/float64(run.input))
 			if tc.ratio > 0 && after > tc.ratio*float64(run.input) {
 				t.Errorf("state after the first checkpoint %.0f bytes > %.2f × %d reading bytes", after, tc.ratio, run.input)
+			}
+			// The first checkpoint is paid by anything (no size known yet); every later one by its rule.
+			if got := testutil.ToFloat64(p.metrics.checkpoints.WithLabelValues(tc.rule)); int(got) < len(run.checkpoints)-1 {
+				t.Errorf("%v checkpoints by rule %s, want at least %d of %d", got, tc.rule, len(run.checkpoints)-1, len(run.checkpoints))
+			}
+			if got := testutil.ToFloat64(p.metrics.checkpoints.WithLabelValues(dueReplayIdle)); got != 0 {
+				t.Errorf("%v checkpoints of a live feed by rule %s", got, dueReplayIdle)
 			}
 		})
 	}

@@ -141,6 +141,7 @@ type metrics struct {
 	weather     *prometheus.CounterVec
 	waits       *prometheus.CounterVec
 	health      *prometheus.GaugeVec
+	checkpoints *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -159,8 +160,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Waits of a partition for the weather follower before emitting a window, by outcome (caught_up, timed_out, canceled, end_unknown)."}, []string{"outcome"}),
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "detector_health_score",
 			Help: "Detector health score at the last closed window, 0 (dead) to 1 (healthy)."}, []string{"intersection", "approach", "detector"}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "checkpoints_total",
+			Help: "Partition checkpoints (state snapshots with their offset commits), by the rule that made them due: bytes, max_delay, replay_idle or every_batch."}, []string{"rule"}),
 	}
-	reg.MustRegister(m.frames, m.rejected, m.dropped, m.redelivered, m.weather, m.waits, m.health)
+	reg.MustRegister(m.frames, m.rejected, m.dropped, m.redelivered, m.weather, m.waits, m.health, m.checkpoints)
 	return m
 }
 

@@ -52,8 +52,10 @@ type partition struct {
 	// stateBytes is, per intersection, the size (stream.MessageBytes) of its last changelog record written or
 	// restored: the estimate of what its next one costs.
 	stateBytes map[string]int64
-	// asked is the processing time of the last CheckpointDue question: the time of the checkpoint that follows.
+	// asked is the processing time of the last CheckpointDue question, the time of the checkpoint that follows,
+	// and why is the rule that made it due ("" if none did).
 	asked time.Time
+	why   string
 	// wsync, if not nil, synchronises window emission with the weather follower (weathersync.go); syncTarget
 	// is the weather topic's offsets last observed, which cover the input records below syncCovers.
 	wsync      *weatherSync
@@ -80,7 +82,9 @@ func (p *partition) CheckpointDue(now time.Time, idle time.Duration) bool {
 	for id := range p.dirty {
 		s.estimate += p.stateBytes[id]
 	}
-	return p.cad.due(s, now, idle)
+	due, why := p.cad.due(s, now, idle)
+	p.why = why
+	return due
 }
 
 // setStateBytes records the size of an intersection's last changelog record (restored or written).
@@ -317,8 +321,12 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		outs = append(outs, out)
 	}
 	clear(p.dirty)
-	// The processor asked CheckpointDue just before: that is when this checkpoint was taken.
+	// The processor asked CheckpointDue just before: that is when this checkpoint was taken, and why.
 	p.ck = cadenceState{last: p.asked, eventTime: p.ck.eventTime}
+	if p.why != "" {
+		p.metrics.checkpoints.WithLabelValues(p.why).Inc()
+		p.why = ""
+	}
 	return outs, nil
 }
 
