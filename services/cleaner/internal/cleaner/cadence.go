@@ -17,8 +17,8 @@ type cadence struct {
 	// (CLEANER_CHECKPOINT_STATE_RATIO).
 	ratio float64
 	// maxDelay bounds the processing time a change may stay uncovered by a checkpoint, whatever the bytes
-	// (CLEANER_CHECKPOINT_MAX_DELAY). It also tells a replay from a live feed: a partition whose event time
-	// is more than maxDelay behind now is replaying history.
+	// (CLEANER_CHECKPOINT_MAX_DELAY). It also tells a replay from a live feed: an intersection whose event
+	// time is more than maxDelay behind now is replaying history.
 	maxDelay time.Duration
 }
 
@@ -36,9 +36,10 @@ type cadenceState struct {
 	since time.Time
 	// last is when the last checkpoint was taken (zero: none since the partition was assigned).
 	last time.Time
-	// eventTime is the newest watermark of the partition's intersections after a reading handled since the
-	// partition was assigned (zero: none). The watermark, not the readings' own times, so that one reading
-	// with a wrong clock (held back or rejected by pkg/clean) does not make a replay look live.
+	// eventTime is the oldest watermark among the intersections changed since the last checkpoint (zero: none
+	// has one). The watermark, not the readings' own times, so that one reading with a wrong clock (held back
+	// or rejected by pkg/clean) does not make a replay look live; the oldest, so that a replay into a partition
+	// that also carries a live feed is still committed when it ends.
 	eventTime time.Time
 }
 
@@ -62,8 +63,8 @@ const (
 //     committed offsets look).
 //  5. ratio × input ≥ estimate: yes, so the state written is at most ratio × the readings that caused it (as far
 //     as the last sizes predict the next).
-//  6. Idle for minInterval after historical input (the partition's event time is more than maxDelay behind now):
-//     yes, so a finished replay or backfill is covered promptly. A live feed is not: its quiet spells between
+//  6. Idle for minInterval while an intersection changed since the last checkpoint has its event time more than
+//     maxDelay behind now (historical input): yes, so a finished replay or backfill is covered promptly. A live feed is not: its quiet spells between
 //     readings would otherwise checkpoint it after every reading interval.
 func (c cadence) due(s cadenceState, now time.Time, idle time.Duration) (bool, string) {
 	switch {

@@ -232,3 +232,41 @@ func TestCheckpointCadenceReplay(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointCadenceReplayBesideLiveFeed: a replay into a partition that also carries a live feed is committed
+// once it ends (an intersection changed since the last checkpoint is days behind), and then the live feed alone
+// is left to its bytes again.
+func TestCheckpointCadenceReplayBesideLiveFeed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newTestPartition(t, 0)
+	p.cad = cadence{minInterval: 30 * time.Second, ratio: 0.5, maxDelay: time.Hour}
+	feed(t, p, "I-100", 30, 0) // live: processing time is the readings' time
+	handle := func(in, det string, minute int, off int64) {
+		b, err := proto.Marshal(reading(in, det, minute, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Handle(ctx, kafka.Message{Key: []byte(in), Value: b, Offset: off}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := t0.Add(31*time.Minute + time.Second)
+	p.ck.last = now.Add(-time.Minute)
+	handle("I-100", "I-100-N1", 30, 1_000)     // the live feed's next minute
+	handle("I-101", "I-101-N1", -72*60, 1_001) // and a replayed reading three days old
+	if p.CheckpointDue(now, 0) {
+		t.Fatal("two readings paid for a snapshot")
+	}
+	if !p.CheckpointDue(now.Add(30*time.Second), 30*time.Second) || p.why != dueReplayIdle {
+		t.Fatalf("replay beside a live feed not checkpointed after 30 s of silence (rule %q)", p.why)
+	}
+	if _, err := p.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	handle("I-100", "I-100-N1", 31, 1_002)
+	if p.CheckpointDue(now, 0) || p.CheckpointDue(now.Add(30*time.Second), 30*time.Second) {
+		t.Errorf("the live feed alone checkpointed by rule %q after one reading", p.why)
+	}
+}

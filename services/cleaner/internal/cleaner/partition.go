@@ -81,6 +81,9 @@ func (p *partition) CheckpointDue(now time.Time, idle time.Duration) bool {
 	}
 	for id := range p.dirty {
 		s.estimate += p.stateBytes[id]
+		if wm := p.states[id].Watermark(); wm.Unix() != 0 && (s.eventTime.IsZero() || wm.Before(s.eventTime)) {
+			s.eventTime = wm
+		}
 	}
 	due, why := p.cad.due(s, now, idle)
 	p.why = why
@@ -210,9 +213,6 @@ func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Outpu
 	}
 	p.applied[id] = m.Offset
 	p.dirty[id] = true
-	if wm := st.Watermark(); wm.Unix() != 0 && wm.After(p.ck.eventTime) {
-		p.ck.eventTime = wm
-	}
 	return p.outputs(id, res, m, r.GetReadingId())
 }
 
@@ -322,7 +322,7 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	}
 	clear(p.dirty)
 	// The processor asked CheckpointDue just before: that is when this checkpoint was taken, and why.
-	p.ck = cadenceState{last: p.asked, eventTime: p.ck.eventTime}
+	p.ck = cadenceState{last: p.asked}
 	if p.why != "" {
 		p.metrics.checkpoints.WithLabelValues(p.why).Inc()
 		p.why = ""
