@@ -5,6 +5,7 @@ package cleaner
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -32,8 +33,15 @@ type Config struct {
 	Holidays        []string      `env:"CLEANER_HOLIDAYS" default:"" help:"public holidays as YYYY-MM-DD, comma-separated, for the holiday feature"`
 	TimeZone        string        `env:"CLEANER_TIME_ZONE" default:"" help:"optional guard: the IANA time zone the operator expects the intersections in; the calendar features use the topology's time_zone, and a different value here stops the cleaner with an error naming both"`
 	MaxBatch        int           `env:"CLEANER_MAX_BATCH" default:"500" help:"records handled before outputs are flushed and offsets committed"`
-	CheckpointEvery time.Duration `env:"CLEANER_CHECKPOINT_INTERVAL" default:"30s" help:"snapshot the changed intersections' state (and commit input offsets) at most this often; 0 snapshots after every batch. A restart replays the input since the last snapshot, so restores stay exact; larger values cut cleaner.state volume"`
+	CheckpointEvery time.Duration `env:"CLEANER_CHECKPOINT_INTERVAL" default:"30s" help:"snapshot a partition's changed intersections (and commit its input offsets) at most this often, and after this much silence once its input is historical (a finished replay or backfill); 0 snapshots after every batch and ignores CLEANER_CHECKPOINT_STATE_RATIO and CLEANER_CHECKPOINT_MAX_DELAY. A restart replays the input since the last snapshot, so restores stay exact"`
+	CheckpointRatio float64       `env:"CLEANER_CHECKPOINT_STATE_RATIO" default:"0.5" help:"state bytes a checkpoint may write per byte of readings handled since the previous one: a partition is snapshotted once its readings' bytes reach 1/ratio of its changed intersections' last snapshot sizes (see docs/cleaner.md, Checkpoint cadence)"`
+	CheckpointDelay time.Duration `env:"CLEANER_CHECKPOINT_MAX_DELAY" default:"1h" help:"longest processing time a handled reading stays uncovered by a snapshot whatever its bytes (what a restart replays at most); also the event-time lag behind the wall clock past which a partition's input counts as a replay. At least CLEANER_CHECKPOINT_INTERVAL"`
 	SessionTimeout  time.Duration `env:"CLEANER_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
+}
+
+// cadence is the checkpoint rule the settings describe.
+func (c *Config) cadence() cadence {
+	return cadence{minInterval: c.CheckpointEvery, ratio: c.CheckpointRatio, maxDelay: c.CheckpointDelay}
 }
 
 // coreConfig builds the core configuration but for its time zone, which comes from the topology (cleanConfig).
@@ -82,6 +90,12 @@ func (c *Config) Validate() []string {
 	if c.CheckpointEvery < 0 {
 		p = append(p, fmt.Sprintf("CLEANER_CHECKPOINT_INTERVAL %v must not be negative", c.CheckpointEvery))
 	}
+	if !(c.CheckpointRatio > 0) || math.IsInf(c.CheckpointRatio, 0) {
+		p = append(p, fmt.Sprintf("CLEANER_CHECKPOINT_STATE_RATIO %v must be a positive number (state bytes per reading byte, e.g. 0.5)", c.CheckpointRatio))
+	}
+	if c.CheckpointDelay <= 0 || c.CheckpointDelay < c.CheckpointEvery {
+		p = append(p, fmt.Sprintf("CLEANER_CHECKPOINT_MAX_DELAY %v must be positive and at least CLEANER_CHECKPOINT_INTERVAL (%v)", c.CheckpointDelay, c.CheckpointEvery))
+	}
 	if c.WeatherWait < 0 {
 		p = append(p, fmt.Sprintf("CLEANER_WEATHER_WAIT %v is negative", c.WeatherWait))
 	}
@@ -127,6 +141,7 @@ type metrics struct {
 	weather     *prometheus.CounterVec
 	waits       *prometheus.CounterVec
 	health      *prometheus.GaugeVec
+	checkpoints *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -145,8 +160,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Waits of a partition for the weather follower before emitting a window, by outcome (caught_up, timed_out, canceled, end_unknown)."}, []string{"outcome"}),
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "detector_health_score",
 			Help: "Detector health score at the last closed window, 0 (dead) to 1 (healthy)."}, []string{"intersection", "approach", "detector"}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "checkpoints_total",
+			Help: "Partition checkpoints (state snapshots with their offset commits), by the rule that made them due: bytes, max_delay, replay_idle or every_batch."}, []string{"rule"}),
 	}
-	reg.MustRegister(m.frames, m.rejected, m.dropped, m.redelivered, m.weather, m.waits, m.health)
+	reg.MustRegister(m.frames, m.rejected, m.dropped, m.redelivered, m.weather, m.waits, m.health, m.checkpoints)
 	return m
 }
 
@@ -194,14 +211,14 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			return nil, ctx.Err()
 		}
 		p := newPartition(part, counts[names.Readings], env.Topology, cc, names, weather, m)
-		p.checkpointEvery = cfg.CheckpointEvery
+		p.cad = cfg.cadence()
 		p.wsync = wsync
-		raw := map[string][]byte{}
+		raw, size := map[string][]byte{}, map[string]int{}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.CleanerState, part, func(msg kafka.Message) error {
 			if msg.Value == nil {
 				delete(raw, string(msg.Key))
 			} else {
-				raw[string(msg.Key)] = msg.Value
+				raw[string(msg.Key)], size[string(msg.Key)] = msg.Value, stream.MessageBytes(msg)
 			}
 			return nil
 		})
@@ -215,7 +232,9 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			}
 			if skip != "" {
 				env.Log.Warn("dropping restored state", zap.String("intersection", id), zap.Int("partition", part), zap.String("why", skip))
+				continue
 			}
+			p.setStateBytes(id, size[id])
 		}
 		env.Log.Info("partition state restored", zap.Int("partition", part), zap.Int("intersections", len(p.states)))
 		return p, nil

@@ -27,6 +27,14 @@ func TestConfig(t *testing.T) {
 			"CLEANER_HOLIDAYS": "2026-13-01", "CLEANER_IDLE_TIMEOUT": "-1s", "CLEANER_CHECKPOINT_INTERVAL": "-1s",
 		}, want: []string{"CLEANER_SESSION_TIMEOUT", "CLEANER_MAX_BATCH", "CLEANER_TIME_ZONE", "CLEANER_IDLE_TIMEOUT", "CLEANER_CHECKPOINT_INTERVAL"}},
 		{name: "snapshot after every batch", env: map[string]string{"CLEANER_CHECKPOINT_INTERVAL": "0s"}},
+		{name: "cadence settings", env: map[string]string{"CLEANER_CHECKPOINT_STATE_RATIO": "0.1", "CLEANER_CHECKPOINT_MAX_DELAY": "15m"}},
+		{name: "ratio zero", env: map[string]string{"CLEANER_CHECKPOINT_STATE_RATIO": "0"}, want: []string{"CLEANER_CHECKPOINT_STATE_RATIO"}},
+		{name: "ratio negative", env: map[string]string{"CLEANER_CHECKPOINT_STATE_RATIO": "-1"}, want: []string{"CLEANER_CHECKPOINT_STATE_RATIO"}},
+		{name: "ratio NaN", env: map[string]string{"CLEANER_CHECKPOINT_STATE_RATIO": "NaN"}, want: []string{"CLEANER_CHECKPOINT_STATE_RATIO"}},
+		{name: "ratio infinite", env: map[string]string{"CLEANER_CHECKPOINT_STATE_RATIO": "+Inf"}, want: []string{"CLEANER_CHECKPOINT_STATE_RATIO"}},
+		{name: "max delay zero", env: map[string]string{"CLEANER_CHECKPOINT_MAX_DELAY": "0s"}, want: []string{"CLEANER_CHECKPOINT_MAX_DELAY"}},
+		{name: "max delay under the interval", env: map[string]string{"CLEANER_CHECKPOINT_INTERVAL": "10m", "CLEANER_CHECKPOINT_MAX_DELAY": "5m"},
+			want: []string{"CLEANER_CHECKPOINT_MAX_DELAY 5m0s must be positive and at least CLEANER_CHECKPOINT_INTERVAL (10m0s)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

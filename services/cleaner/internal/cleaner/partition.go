@@ -46,8 +46,16 @@ type partition struct {
 	// unsettled until the first record is handled.
 	settled    int64
 	hasSettled bool
-	// checkpointEvery is the stream.CheckpointPolicy interval (0: every batch).
-	checkpointEvery time.Duration
+	// cad is the checkpoint rule (CheckpointDue) and ck what it knows of the partition since the last checkpoint.
+	cad cadence
+	ck  cadenceState
+	// stateBytes is, per intersection, the size (stream.MessageBytes) of its last changelog record written or
+	// restored: the estimate of what its next one costs.
+	stateBytes map[string]int64
+	// asked is the processing time of the last CheckpointDue question, the time of the checkpoint that follows,
+	// and why is the rule that made it due ("" if none did).
+	asked time.Time
+	why   string
 	// wsync, if not nil, synchronises window emission with the weather follower (weathersync.go); syncTarget
 	// is the weather topic's offsets last observed, which cover the input records below syncCovers.
 	wsync      *weatherSync
@@ -55,13 +63,39 @@ type partition struct {
 	syncCovers int64
 }
 
-// CheckpointInterval implements stream.CheckpointPolicy: state is snapshotted (and input offsets committed) at
-// most this often; a restart replays the input since the last snapshot.
-func (p *partition) CheckpointInterval() time.Duration { return p.checkpointEvery }
+// CheckpointInterval implements stream.CheckpointPolicy: the least processing time between checkpoints, and how
+// often a quiet partition with uncovered input asks CheckpointDue.
+func (p *partition) CheckpointInterval() time.Duration { return p.cad.minInterval }
+
+// CheckpointDue implements stream.CheckpointDecider with the cadence rule (cadence.due): the state of a
+// partition is snapshotted, and its input offsets committed, once the bytes of the readings it handled since
+// the last checkpoint reach 1/ratio of what the snapshot will write, no more often than the minimum interval
+// and no later than the maximum delay; a finished replay is checkpointed after the minimum interval of silence.
+// A restart replays the input since the last checkpoint, so restores stay exact whatever the cadence.
+func (p *partition) CheckpointDue(now time.Time, idle time.Duration) bool {
+	p.asked = now
+	s := p.ck
+	s.pending = s.pending || len(p.dirty) > 0
+	if s.pending && s.since.IsZero() {
+		p.ck.since, s.since = now, now
+	}
+	for id := range p.dirty {
+		s.estimate += p.stateBytes[id]
+		if wm := p.states[id].Watermark(); wm.Unix() != 0 && (s.eventTime.IsZero() || wm.Before(s.eventTime)) {
+			s.eventTime = wm
+		}
+	}
+	due, why := p.cad.due(s, now, idle)
+	p.why = why
+	return due
+}
+
+// setStateBytes records the size of an intersection's last changelog record (restored or written).
+func (p *partition) setStateBytes(id string, n int) { p.stateBytes[id] = int64(n) }
 
 func newPartition(id, partitions int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
 	return &partition{id: id, partitions: partitions, topo: topo, cfg: cfg, names: names, weather: weather, metrics: m,
-		states: clean.States{}, applied: map[string]int64{}, dirty: map[string]bool{}}
+		states: clean.States{}, applied: map[string]int64{}, dirty: map[string]bool{}, stateBytes: map[string]int64{}}
 }
 
 // restore loads one changelog record (the latest for its key). State the partition must not hold — an
@@ -122,6 +156,9 @@ func (p *partition) state(id string) (*clean.Intersection, error) {
 
 // Handle implements stream.Handler.
 func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+	size := int64(stream.MessageBytes(m))
+	p.ck.input += size
+	p.ck.pending = true
 	var r greenwavev1.TrafficReading
 	if err := proto.Unmarshal(m.Value, &r); err != nil {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode reading: %v", err)
@@ -132,7 +169,9 @@ func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Outpu
 	id := r.GetIntersectionId()
 	if last, ok := p.applied[id]; ok && m.Offset <= last {
 		// The restored state already covers this record: its outputs were published before the state was.
+		// It caused no state, so its bytes do not pay for any (its offset still waits for a checkpoint).
 		p.metrics.redelivered.Inc()
+		p.ck.input -= size
 		return nil, nil
 	}
 	if _, known := p.topo.Intersection(id); known {
@@ -240,6 +279,7 @@ func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, err
 			continue
 		}
 		p.dirty[id] = true
+		p.ck.pending = true
 		o, err := p.outputs(id, res, kafka.Message{Partition: p.id, Offset: -1}, "")
 		if err != nil {
 			return nil, err
@@ -275,10 +315,18 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		}
 		// The changelog is co-partitioned with the readings, by feature group.
 		// The payload header lets tools (greenwave tail) decode the envelope.
-		outs = append(outs, stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id),
-			Payload: payloadSnapshot})
+		out := stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id),
+			Payload: payloadSnapshot}
+		p.setStateBytes(id, stream.MessageBytes(out.Message()))
+		outs = append(outs, out)
 	}
 	clear(p.dirty)
+	// The processor asked CheckpointDue just before: that is when this checkpoint was taken, and why.
+	p.ck = cadenceState{last: p.asked}
+	if p.why != "" {
+		p.metrics.checkpoints.WithLabelValues(p.why).Inc()
+		p.why = ""
+	}
 	return outs, nil
 }
 
