@@ -48,6 +48,8 @@ type partition struct {
 	// served holds, per learner, what its last served publication was; unserved the learners changed since.
 	served   map[string]servedMark
 	unserved map[string]bool
+	// forecasting holds, per learner, whether its last applied window forecast on every horizon.
+	forecasting map[string]bool
 	metrics  *metrics
 	log      *zap.Logger
 	// checkpointEvery is the event time between checkpoints (see CheckpointDue); 0: every batch.
@@ -102,7 +104,8 @@ func floorDiv(a, b int64) int64 {
 
 func newPartition(id, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) *partition {
 	return &partition{id: id, partitions: partitions, cfg: cfg, names: names, learners: map[string]*train.Learner{},
-		dirty: map[string]bool{}, served: map[string]servedMark{}, unserved: map[string]bool{}, metrics: m, log: log,
+		dirty: map[string]bool{}, served: map[string]servedMark{}, unserved: map[string]bool{}, forecasting: map[string]bool{},
+		metrics: m, log: log,
 		configs: map[int]windowConfig{}, logged: map[string]bool{}}
 }
 
@@ -193,7 +196,7 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 			}
 		} else if was := l.Config().WindowS; was != cfg.WindowS {
 			fail(v.ApproachID, greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, fmt.Errorf(
-				"the intersection's window is now %d s (topology window_s) but its models learnt %d s windows: restore window_s, or delete the models (tombstone their ids in the models topic) to restart them: %w",
+				"the intersection's window is now %d s (topology window_s) but its models learnt %d s windows: restore window_s, or delete the models (tombstone their ids in the models topic and the trainer state topic) to restart them: %w",
 				cfg.WindowS, was, errWindowChanged))
 			continue
 		}
@@ -232,7 +235,9 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		p.metrics.applied.Inc()
 		p.observe(key, upd)
 		p.dirty[key], p.unserved[key] = true, true
-		if p.publishDue(key, f.WindowEnd.Unix(), upd) {
+		due := p.publishDue(key, f.WindowEnd.Unix(), upd)
+		p.forecasting[key] = canForecast(upd)
+		if due {
 			outs, err := p.publish(key)
 			if err != nil {
 				return nil, err
@@ -287,7 +292,10 @@ func (p *partition) publish(key string) ([]stream.Output, error) {
 	l := p.learners[key]
 	snaps := l.Snapshots()
 	outs := make([]stream.Output, 0, len(snaps))
-	mark := servedMark{ready: len(snaps) > 0}
+	// ready is the trigger's own notion (canForecast), not the snapshot's: a covariance reset by the drift
+	// detector restarts the promoted candidate's update count, and a second notion would publish every window
+	// until it recovered.
+	mark := servedMark{ready: p.forecasting[key]}
 	for _, s := range snaps {
 		served := train.Served(s)
 		o, err := wire.EncodeModel(p.names.Models, served)
@@ -296,7 +304,7 @@ func (p *partition) publish(key string) ([]stream.Output, error) {
 		}
 		outs = append(outs, o)
 		p.metrics.evals.set(served)
-		mark.end, mark.ready = s.GetUpdatedAt().GetSeconds(), mark.ready && servable(s)
+		mark.end = s.GetUpdatedAt().GetSeconds()
 	}
 	p.served[key] = mark
 	delete(p.unserved, key)
@@ -577,6 +585,7 @@ func restorePartition(ctx context.Context, brokers []string, part, partitions in
 			if l, err = train.RestoreLearner(first.GetIntersectionId(), first.GetApproachId(), snaps, lcfg); err == nil {
 				p.learners[key] = l
 				p.served[key] = servedMark{end: first.GetUpdatedAt().GetSeconds(), ready: servable(first)}
+				p.forecasting[key] = servable(first)
 				p.eventTime = max(p.eventTime, first.GetUpdatedAt().GetSeconds())
 				for _, s := range snaps {
 					m.evals.set(s)

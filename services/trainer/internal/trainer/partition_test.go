@@ -17,6 +17,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -295,6 +296,40 @@ func TestCheckpointDue(t *testing.T) {
 		p := &partition{checkpointEvery: tc.every, checkpointIdle: tc.idleAfter, eventTime: tc.eventTime, checkpointed: tc.checkpointed}
 		if got := p.CheckpointDue(now, tc.idle); got != tc.want {
 			t.Errorf("%s: CheckpointDue = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestPublishDue: a learner's served snapshots follow its own event time — its first window, the first window
+// it can forecast after one it could not, and each UTC-aligned multiple of the interval.
+func TestPublishDue(t *testing.T) {
+	t.Parallel()
+	day := int64(24 * 3600)
+	forecast := train.Update{Horizons: []train.HorizonUpdate{{Forecast: 1}, {Forecast: 2}}}
+	warming := train.Update{Horizons: []train.HorizonUpdate{{Forecast: 1}, {Forecast: math.NaN()}}}
+	tests := []struct {
+		name  string
+		every time.Duration
+		last  *servedMark // nil: never published
+		end   int64
+		upd   train.Update
+		want  bool
+	}{
+		{"first window", 12 * time.Hour, nil, 10*day + 900, warming, true},
+		{"same half day, warming up", 12 * time.Hour, &servedMark{end: 10 * day, ready: false}, 10*day + 900, warming, false},
+		{"first forecast", 12 * time.Hour, &servedMark{end: 10 * day, ready: false}, 10*day + 900, forecast, true},
+		{"same half day, forecasting", 12 * time.Hour, &servedMark{end: 10*day + 900, ready: true}, 10*day + 1800, forecast, false},
+		{"noon crossed", 12 * time.Hour, &servedMark{end: 10*day + 900, ready: true}, 10*day + day/2, forecast, true},
+		{"no forecast after a reset does not publish", 12 * time.Hour, &servedMark{end: 10*day + 900, ready: true}, 10*day + 1800, warming, false},
+		{"every window", 0, &servedMark{end: 10*day + 900, ready: true}, 10*day + 1800, forecast, true},
+	}
+	for _, tc := range tests {
+		p := &partition{publishEvery: tc.every, served: map[string]servedMark{}}
+		if tc.last != nil {
+			p.served["I-1/A0"] = *tc.last
+		}
+		if got := p.publishDue("I-1/A0", tc.end, tc.upd); got != tc.want {
+			t.Errorf("%s: publishDue = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
