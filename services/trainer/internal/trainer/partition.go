@@ -50,8 +50,8 @@ type partition struct {
 	unserved map[string]bool
 	// forecasting holds, per learner, whether its last applied window forecast on every horizon.
 	forecasting map[string]bool
-	metrics  *metrics
-	log      *zap.Logger
+	metrics     *metrics
+	log         *zap.Logger
 	// checkpointEvery is the event time between checkpoints (see CheckpointDue); 0: every batch.
 	checkpointEvery time.Duration
 	// publishEvery is the event time between a model's served snapshots (see publishDue); 0: every window.
