@@ -41,7 +41,7 @@ func pipelineStages(prefix string) []pipelineStage {
 // commits the batch's input offsets, so once a group has committed everything up to the ends measured before,
 // every record derived from that input is on the next topic, below the ends measured now. What it cannot see:
 // output a service holds back by design — event-time windows still open (they close as later readings arrive,
-// or after the cleaner's idle timeout) — and offsets a CheckpointPolicy commits only at its interval (so the wait
+// or after the cleaner's idle timeout) — and offsets a stream.WithCheckpointInterval commits only at its interval (so the wait
 // includes, for example, PREDICTOR_COMMIT_INTERVAL). waiting is called when a group starts being waited for.
 func waitPipeline(ctx context.Context, client *kafka.Client, stages []pipelineStage, poll time.Duration, waiting func(group, topic string, behind int64)) error {
 	for _, st := range stages {

@@ -18,7 +18,7 @@ const LagMetric = "greenwave_consumer_lag_records"
 // The lag is measured by the processor itself rather than by a separate ListOffsets/OffsetFetch poller: after
 // every handled record it is the partition's high watermark, as of the fetch that returned the record, minus the
 // next offset to handle (kafka-go's Reader.Lag). It is the *processed* lag — what the service still has to
-// read — and it costs no request. Committed offsets can trail it by one batch, or by a CheckpointPolicy's
+// read — and it costs no request. Committed offsets can trail it by one batch, or by a stream.WithCheckpointInterval's
 // interval; `greenwave replay --wait` and Kafka exporters read committed offsets from the broker instead. Each
 // instance reports only the partitions it is assigned (the series is removed when a partition is revoked),
 // so `sum by (group, topic)` over instances is the group's lag. A partition is measured once with ListOffsets

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -12,68 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
-
-// Handler processes the records of one assigned partition, in offset order, from one goroutine. A new Handler
-// is built (and its state restored) every time the partition is assigned.
-type Handler interface {
-	// Handle processes one record and returns the records to publish for it. A *RejectError dead-letters the
-	// record and processing continues; any other error stops the processor (the record is retried after a
-	// restart, from the last committed offset).
-	Handle(ctx context.Context, m kafka.Message) ([]Output, error)
-	// Checkpoint returns the state records (changelog snapshots) that cover everything handled so far. They are
-	// published after the outputs are acknowledged and before the input offsets are committed.
-	Checkpoint(ctx context.Context) ([]Output, error)
-}
-
-// Ticker is implemented by handlers that act on processing time, such as closing the windows of a partition
-// that went quiet. Tick is called from the partition's goroutine.
-type Ticker interface {
-	Tick(ctx context.Context, now time.Time) ([]Output, error)
-}
-
-// CheckpointPolicy is implemented by handlers whose state snapshots are expensive: outputs are still published
-// batch by batch, but the state is snapshotted — and the input offsets committed — at most once per
-// CheckpointInterval (and after the partition has been idle that long). A crash in between replays the records
-// since the last checkpoint, which the handler's restored state must recognise as not yet applied, exactly as
-// after any restart; outputs published for them are published again with the same event ids.
-type CheckpointPolicy interface {
-	CheckpointInterval() time.Duration
-}
-
-// CheckpointDecider is implemented by handlers that decide from their own state when it is snapshotted, for
-// example on event time, so that the cost of the changelog follows the input rather than the wall clock or the
-// batching. CheckpointDue is asked at the end of every batch (idle 0) and, while handled records are not yet
-// covered by a snapshot, whenever the partition has had no record for the CheckpointPolicy interval (idle is
-// then the time since the last record; without a CheckpointPolicy, or with interval 0, it is never asked while
-// idle). Offsets are committed only with a checkpoint, so a crash replays the records since the last one, exactly
-// as with CheckpointPolicy. A CheckpointDecider takes precedence over the interval of CheckpointPolicy, which
-// then only paces the idle question.
-type CheckpointDecider interface {
-	CheckpointDue(now time.Time, idle time.Duration) bool
-}
-
-// AckObserver is implemented by handlers that act once the outputs of the records they handled are acknowledged
-// by Kafka, such as handing results to in-process subscribers, which must never see a record that a Kafka
-// consumer might not. Acknowledged is called from the partition's goroutine after every successful write of a
-// batch's outputs, also when a CheckpointPolicy defers the checkpoint, and before Checkpoint when that is due. An
-// error stops the processor, like a Checkpoint error.
-type AckObserver interface {
-	Acknowledged(ctx context.Context) error
-}
-
-// HandlerFunc adapts a stateless function to Handler.
-type HandlerFunc func(ctx context.Context, m kafka.Message) ([]Output, error)
-
-// Handle implements Handler.
-func (f HandlerFunc) Handle(ctx context.Context, m kafka.Message) ([]Output, error) { return f(ctx, m) }
-
-// Checkpoint implements Handler; a stateless handler has nothing to snapshot.
-func (f HandlerFunc) Checkpoint(context.Context) ([]Output, error) { return nil, nil }
 
 // RejectError marks a record as bad input: it goes to the dead-letter topic with the reason.
 type RejectError struct {
@@ -110,31 +50,9 @@ func ReasonLabel(r greenwavev1.RejectReason) string {
 	return string(b)
 }
 
-// DeadLetter builds the dead-letter record for m. Its event id is deterministic, so a replayed rejection
-// produces the same dead letter.
-func DeadLetter(service, dlqTopic string, m kafka.Message, rej *RejectError) Output {
-	dl := &greenwavev1.DeadLetter{
-		SchemaVersion:   1,
-		EventId:         fmt.Sprintf("%s/%d/%d/%s", m.Topic, m.Partition, m.Offset, ReasonLabel(rej.Reason)),
-		Service:         service,
-		SourceTopic:     m.Topic,
-		SourcePartition: int32(m.Partition),
-		SourceOffset:    m.Offset,
-		Key:             m.Key,
-		Payload:         m.Value,
-		Reason:          rej.Reason,
-		Detail:          rej.Detail,
-		SourceEventId:   rej.EventID,
-	}
-	if rej.EventID == "" {
-		dl.SourceEventId = string(Header(m, HeaderEventID))
-	}
-	if !rej.ObservedAt.IsZero() {
-		dl.ObservedAt = timestamppb.New(rej.ObservedAt)
-	}
-	b, _ := proto.Marshal(dl) // a DeadLetter built from valid fields always marshals
-	return Output{Topic: dlqTopic, Key: m.Key, Value: b, EventID: dl.EventId, Payload: "greenwave.v1.DeadLetter"}
-}
+// DeadLetterFunc builds the dead-letter record of an input record m that service rejected, for dlqTopic
+// (pkg/wire's DeadLetter).
+type DeadLetterFunc func(service, dlqTopic string, m kafka.Message, rej *RejectError) Output
 
 // ProcessorConfig configures a Processor.
 type ProcessorConfig struct {
@@ -147,12 +65,14 @@ type ProcessorConfig struct {
 	DeadLetterTopic string
 	// Service names the service in dead letters and metrics.
 	Service string
+	// DeadLetter builds the dead letters of rejected records (required).
+	DeadLetter DeadLetterFunc
 	// MaxBatch bounds how many records are handled before outputs are flushed and offsets committed
 	// (default 500). A batch also ends whenever the partition has no more records ready.
 	MaxBatch int
 	// MaxWait bounds a fetch's wait for new data (default 250ms; kafka-go's default is 10s).
 	MaxWait time.Duration
-	// IdleTick is the processing-time interval at which Ticker handlers are ticked (0 disables ticks).
+	// IdleTick is the processing-time interval at which handlers with WithTick are ticked (0 disables ticks).
 	IdleTick time.Duration
 	// SessionTimeout is how long the group waits for a silent member before rebalancing (default 10s).
 	SessionTimeout time.Duration
@@ -163,7 +83,7 @@ type ProcessorConfig struct {
 type Processor struct {
 	cfg        ProcessorConfig
 	producer   *Producer
-	newHandler func(ctx context.Context, partition int) (Handler, error)
+	newHandler func(ctx context.Context, partition int) (*Handler, error)
 	log        *zap.Logger
 	metrics    *Metrics
 	joined     atomic.Bool
@@ -172,7 +92,7 @@ type Processor struct {
 
 // NewProcessor returns a Processor. newHandler is called on every assignment of a partition and must restore
 // that partition's state before returning.
-func NewProcessor(cfg ProcessorConfig, producer *Producer, newHandler func(ctx context.Context, partition int) (Handler, error), log *zap.Logger, metrics *Metrics) *Processor {
+func NewProcessor(cfg ProcessorConfig, producer *Producer, newHandler func(ctx context.Context, partition int) (*Handler, error), log *zap.Logger, metrics *Metrics) *Processor {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
 	}
@@ -198,6 +118,9 @@ func (p *Processor) ReadyCheck() error {
 
 // Run consumes until ctx ends (returning nil) or a partition fails (returning its error).
 func (p *Processor) Run(ctx context.Context) error {
+	if p.cfg.DeadLetter == nil {
+		return fmt.Errorf("run processor of %s: no DeadLetter in the config", p.cfg.Topic)
+	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                p.cfg.GroupID,
 		Brokers:           p.cfg.Brokers,
@@ -259,8 +182,8 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 	if err != nil {
 		return fmt.Errorf("restore partition %d: %w", a.ID, err)
 	}
-	if c, ok := h.(io.Closer); ok {
-		defer c.Close()
+	if h.close != nil {
+		defer h.close()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   p.cfg.Brokers,
@@ -279,174 +202,217 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		return fmt.Errorf("seek partition %d to %d: %w", a.ID, start, err)
 	}
 	log.Info("partition started", zap.Int64("offset", a.Offset))
+	now := p.now()
+	l := &partitionLoop{p: p, gen: gen, id: a.ID, h: h, handle: p.middleware(h.handle, log), r: r, lag: lag,
+		last: -1, lastTick: now, lastCheckpoint: now, lastRecord: now}
+	return l.run(ctx)
+}
 
-	ticker, _ := h.(Ticker)
-	acked, _ := h.(AckObserver)
-	decider, _ := h.(CheckpointDecider)
-	var interval time.Duration
-	if policy, ok := h.(CheckpointPolicy); ok {
-		interval = policy.CheckpointInterval()
-	}
-	var (
-		pending        []Output
-		last           int64 = -1
-		handled        int
-		lastTick       = p.now()
-		lastCheckpoint = p.now()
-		deferred       bool // outputs published since the last checkpoint, state not yet snapshotted
-		lastRecord     = p.now()
-		lastIdleAsk    time.Time // when the decider was last asked while idle
-		idle           bool      // the flush follows a fetch that timed out
-	)
-	checkpointDue := func() bool {
-		if decider != nil {
-			var d time.Duration
-			if idle {
-				lastIdleAsk = p.now()
-				d = lastIdleAsk.Sub(lastRecord)
-			}
-			return decider.CheckpointDue(p.now(), d)
-		}
-		return interval <= 0 || p.now().Sub(lastCheckpoint) >= interval
-	}
-	flush := func() error {
-		if handled == 0 && len(pending) == 0 && !(deferred && checkpointDue()) {
-			return nil
-		}
-		began := p.now()
-		if err := p.producer.Write(ctx, pending...); err != nil {
-			return fmt.Errorf("publish outputs of partition %d: %w", a.ID, err)
-		}
-		if acked != nil {
-			if err := acked.Acknowledged(ctx); err != nil {
-				return fmt.Errorf("acknowledged outputs of partition %d: %w", a.ID, err)
-			}
-		}
-		if !checkpointDue() {
-			p.metrics.observeFlush(p.cfg.Topic, handled, len(pending), p.now().Sub(began))
-			pending, handled, deferred = pending[:0], 0, true // last stays: the next checkpoint commits it
-			return nil
-		}
-		state, err := h.Checkpoint(ctx)
-		if err != nil {
-			return fmt.Errorf("checkpoint partition %d: %w", a.ID, err)
-		}
-		if err := p.producer.Write(ctx, state...); err != nil {
-			return fmt.Errorf("publish state of partition %d: %w", a.ID, err)
-		}
-		if last >= 0 {
-			if err := gen.CommitOffsets(map[string]map[int]int64{p.cfg.Topic: {a.ID: last + 1}}); err != nil {
-				return fmt.Errorf("commit offset %d of partition %d: %w", last+1, a.ID, err)
-			}
-		}
-		p.metrics.observeFlush(p.cfg.Topic, handled, len(pending), p.now().Sub(began))
-		pending, handled, last, deferred, lastCheckpoint = pending[:0], 0, -1, false, p.now()
-		return nil
-	}
-	tick := func() error {
-		if ticker == nil {
-			return nil
-		}
-		lastTick = p.now()
-		outs, err := ticker.Tick(ctx, lastTick)
-		if err != nil {
-			return fmt.Errorf("tick partition %d: %w", a.ID, err)
-		}
-		pending = append(pending, outs...)
-		return nil
-	}
+// partitionLoop is the consume → handle → flush loop of one assigned partition, run from its goroutine.
+type partitionLoop struct {
+	p      *Processor
+	gen    *kafka.Generation
+	id     int
+	h      *Handler
+	handle HandleFunc
+	r      *kafka.Reader
+	lag    *lagSeries
+
+	pending        []Output
+	last           int64 // offset of the last record handled and not yet committed (-1: none)
+	handled        int
+	lastTick       time.Time
+	lastCheckpoint time.Time
+	deferred       bool // outputs published since the last checkpoint, state not yet snapshotted
+	lastRecord     time.Time
+	lastIdleAsk    time.Time // when the decider was last asked while idle
+	idle           bool      // the flush follows a fetch that timed out
+}
+
+func (l *partitionLoop) run(ctx context.Context) error {
 	for {
-		// Wait for the next record no longer than the next tick or the deferred checkpoint is due.
-		var wait time.Duration
-		if ticker != nil && p.cfg.IdleTick > 0 {
-			wait = p.cfg.IdleTick
-		}
-		if deferred && (decider == nil || interval > 0) {
-			since := lastCheckpoint
-			if decider != nil {
-				// A decider is asked after interval of silence, and again every interval while it declines.
-				since = lastRecord
-				if lastIdleAsk.After(since) {
-					since = lastIdleAsk
-				}
-			}
-			due := max(time.Millisecond, interval-p.now().Sub(since))
-			if wait == 0 || due < wait {
-				wait = due
-			}
-		}
 		fetchCtx, cancel := ctx, context.CancelFunc(func() {})
-		if wait > 0 {
+		if wait := l.wait(); wait > 0 {
 			fetchCtx, cancel = context.WithTimeout(ctx, wait)
 		}
-		m, err := r.FetchMessage(fetchCtx)
+		m, err := l.r.FetchMessage(fetchCtx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
-				if ticker != nil && p.cfg.IdleTick > 0 && p.now().Sub(lastTick) >= p.cfg.IdleTick {
-					if err := tick(); err != nil {
-						return err
-					}
-				}
-				idle = true
-				err := flush()
-				idle = false
-				if err != nil {
+				if err := l.idleFlush(ctx); err != nil {
 					return err
 				}
 				continue
 			}
-			return fmt.Errorf("fetch partition %d: %w", a.ID, err)
+			return fmt.Errorf("fetch partition %d: %w", l.id, err)
 		}
-		lastRecord = p.now()
-		outs, err := p.handle(ctx, h, m, log)
+		l.lastRecord = l.p.now()
+		outs, err := l.handle(ctx, m)
 		if err != nil {
 			return err
 		}
-		pending = append(pending, outs...)
-		last = m.Offset
-		handled++
-		lag.set(r.Lag())
-		if handled >= p.cfg.MaxBatch || r.Lag() <= 0 {
-			if p.cfg.IdleTick > 0 && p.now().Sub(lastTick) >= p.cfg.IdleTick {
-				if err := tick(); err != nil {
+		l.pending = append(l.pending, outs...)
+		l.last = m.Offset
+		l.handled++
+		l.lag.set(l.r.Lag())
+		if l.handled >= l.p.cfg.MaxBatch || l.r.Lag() <= 0 {
+			if l.p.cfg.IdleTick > 0 && l.p.now().Sub(l.lastTick) >= l.p.cfg.IdleTick {
+				if err := l.tick(ctx); err != nil {
 					return err
 				}
 			}
-			if err := flush(); err != nil {
+			if err := l.flush(ctx); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// handle runs the handler with panic recovery: a record that makes the handler panic is dead-lettered rather
-// than crash-looping the service on the same offset forever.
-func (p *Processor) handle(ctx context.Context, h Handler, m kafka.Message, log *zap.Logger) (outs []Output, err error) {
-	defer func() {
-		if rec := recover(); rec != nil {
-			log.Error("handler panicked; dead-lettering record", zap.Int64("offset", m.Offset), zap.Any("panic", rec), zap.ByteString("stack", debug.Stack()))
-			outs, err = p.reject(m, &RejectError{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Detail: fmt.Sprintf("handler panic: %v", rec)}), nil
+// wait is how long to wait for the next record: no longer than the next tick or the deferred checkpoint is
+// due (0: no bound).
+func (l *partitionLoop) wait() time.Duration {
+	var wait time.Duration
+	if l.h.tick != nil && l.p.cfg.IdleTick > 0 {
+		wait = l.p.cfg.IdleTick
+	}
+	if l.deferred && (l.h.due == nil || l.h.interval > 0) {
+		since := l.lastCheckpoint
+		if l.h.due != nil {
+			// A decider is asked after interval of silence, and again every interval while it declines.
+			since = l.lastRecord
+			if l.lastIdleAsk.After(since) {
+				since = l.lastIdleAsk
+			}
 		}
-	}()
-	outs, err = h.Handle(ctx, m)
-	p.metrics.records.WithLabelValues(p.cfg.Topic).Inc()
-	var rej *RejectError
-	if errors.As(err, &rej) {
-		return append(outs, p.reject(m, rej)...), nil
+		due := max(time.Millisecond, l.h.interval-l.p.now().Sub(since))
+		if wait == 0 || due < wait {
+			wait = due
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("handle %s[%d]@%d: %w", m.Topic, m.Partition, m.Offset, err)
-	}
-	return outs, nil
+	return wait
 }
 
-func (p *Processor) reject(m kafka.Message, rej *RejectError) []Output {
-	p.metrics.rejected.WithLabelValues(p.cfg.Topic, ReasonLabel(rej.Reason)).Inc()
-	return []Output{DeadLetter(p.cfg.Service, p.cfg.DeadLetterTopic, m, rej)}
+// idleFlush ticks when a tick is due and flushes after a fetch that timed out.
+func (l *partitionLoop) idleFlush(ctx context.Context) error {
+	if l.h.tick != nil && l.p.cfg.IdleTick > 0 && l.p.now().Sub(l.lastTick) >= l.p.cfg.IdleTick {
+		if err := l.tick(ctx); err != nil {
+			return err
+		}
+	}
+	l.idle = true
+	defer func() { l.idle = false }()
+	return l.flush(ctx)
+}
+
+func (l *partitionLoop) checkpointDue() bool {
+	if l.h.due != nil {
+		var d time.Duration
+		if l.idle {
+			l.lastIdleAsk = l.p.now()
+			d = l.lastIdleAsk.Sub(l.lastRecord)
+		}
+		return l.h.due(l.p.now(), d)
+	}
+	return l.h.interval <= 0 || l.p.now().Sub(l.lastCheckpoint) >= l.h.interval
+}
+
+// flush publishes the pending outputs and, when a checkpoint is due, the state, then commits the offsets.
+func (l *partitionLoop) flush(ctx context.Context) error {
+	if l.handled == 0 && len(l.pending) == 0 && !(l.deferred && l.checkpointDue()) {
+		return nil
+	}
+	began := l.p.now()
+	if err := l.p.producer.Write(ctx, l.pending...); err != nil {
+		return fmt.Errorf("publish outputs of partition %d: %w", l.id, err)
+	}
+	if l.h.acked != nil {
+		if err := l.h.acked(ctx); err != nil {
+			return fmt.Errorf("acknowledged outputs of partition %d: %w", l.id, err)
+		}
+	}
+	if !l.checkpointDue() {
+		l.p.metrics.observeFlush(l.p.cfg.Topic, l.handled, len(l.pending), l.p.now().Sub(began))
+		l.pending, l.handled, l.deferred = l.pending[:0], 0, true // last stays: the next checkpoint commits it
+		return nil
+	}
+	if l.h.checkpoint != nil {
+		state, err := l.h.checkpoint(ctx)
+		if err != nil {
+			return fmt.Errorf("checkpoint partition %d: %w", l.id, err)
+		}
+		if err := l.p.producer.Write(ctx, state...); err != nil {
+			return fmt.Errorf("publish state of partition %d: %w", l.id, err)
+		}
+	}
+	if l.last >= 0 {
+		if err := l.gen.CommitOffsets(map[string]map[int]int64{l.p.cfg.Topic: {l.id: l.last + 1}}); err != nil {
+			return fmt.Errorf("commit offset %d of partition %d: %w", l.last+1, l.id, err)
+		}
+	}
+	l.p.metrics.observeFlush(l.p.cfg.Topic, l.handled, len(l.pending), l.p.now().Sub(began))
+	l.pending, l.handled, l.last, l.deferred, l.lastCheckpoint = l.pending[:0], 0, -1, false, l.p.now()
+	return nil
+}
+
+func (l *partitionLoop) tick(ctx context.Context) error {
+	if l.h.tick == nil {
+		return nil
+	}
+	l.lastTick = l.p.now()
+	outs, err := l.h.tick(ctx, l.lastTick)
+	if err != nil {
+		return fmt.Errorf("tick partition %d: %w", l.id, err)
+	}
+	l.pending = append(l.pending, outs...)
+	return nil
+}
+
+// middleware wraps a partition's HandleFunc: rejected records become dead letters, and a record that makes
+// the handler panic is dead-lettered rather than crash-looping the service on the same offset forever.
+func (p *Processor) middleware(h HandleFunc, log *zap.Logger) HandleFunc {
+	return p.deadLetters(p.recoverPanics(p.countRecords(h), log))
+}
+
+// countRecords counts the records handled (not those that made the handler panic).
+func (p *Processor) countRecords(next HandleFunc) HandleFunc {
+	return func(ctx context.Context, m kafka.Message) ([]Output, error) {
+		outs, err := next(ctx, m)
+		p.metrics.records.WithLabelValues(p.cfg.Topic).Inc()
+		return outs, err
+	}
+}
+
+// recoverPanics turns a panic of the handler into a rejection of the record, whose outputs are dropped.
+func (p *Processor) recoverPanics(next HandleFunc, log *zap.Logger) HandleFunc {
+	return func(ctx context.Context, m kafka.Message) (outs []Output, err error) {
+		defer func() {
+			if rec := recover(); rec != nil {
+				log.Error("handler panicked; dead-lettering record", zap.Int64("offset", m.Offset), zap.Any("panic", rec), zap.ByteString("stack", debug.Stack()))
+				outs, err = nil, &RejectError{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Detail: fmt.Sprintf("handler panic: %v", rec)}
+			}
+		}()
+		return next(ctx, m)
+	}
+}
+
+// deadLetters appends the dead letter of a rejected record to its outputs and wraps every other error with the
+// record's position.
+func (p *Processor) deadLetters(next HandleFunc) HandleFunc {
+	return func(ctx context.Context, m kafka.Message) ([]Output, error) {
+		outs, err := next(ctx, m)
+		var rej *RejectError
+		if errors.As(err, &rej) {
+			p.metrics.rejected.WithLabelValues(p.cfg.Topic, ReasonLabel(rej.Reason)).Inc()
+			return append(outs, p.cfg.DeadLetter(p.cfg.Service, p.cfg.DeadLetterTopic, m, rej)), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("handle %s[%d]@%d: %w", m.Topic, m.Partition, m.Offset, err)
+		}
+		return outs, nil
+	}
 }
 
 // Metrics are the processor's Prometheus metrics.

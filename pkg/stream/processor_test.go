@@ -17,6 +17,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -72,8 +73,8 @@ func TestProcessorPublishesThenCommits(t *testing.T) {
 	}
 
 	group := kafkatest.Prefix(t) + "group"
-	newHandler := func(ctx context.Context, partition int) (stream.Handler, error) {
-		return stream.HandlerFunc(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+	newHandler := func(ctx context.Context, partition int) (*stream.Handler, error) {
+		return stream.NewHandler(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
 			if _, err := strconv.Atoi(string(m.Value)); err != nil {
 				return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "not a number: %q", m.Value)
 			}
@@ -81,7 +82,7 @@ func TestProcessorPublishesThenCommits(t *testing.T) {
 		}), nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test",
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter,
 		SessionTimeout: 6 * time.Second,
 	}, prod, newHandler, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
 
@@ -176,7 +177,10 @@ func (h *countingHandler) Checkpoint(context.Context) ([]stream.Output, error) {
 	return []stream.Output{{Topic: h.topic, Key: []byte("count"), Value: []byte(strconv.Itoa(h.count))}}, nil
 }
 
-func (h *countingHandler) CheckpointInterval() time.Duration { return h.interval }
+// handler is the stream handler of h: its checkpoint at most once per interval.
+func (h *countingHandler) handler() *stream.Handler {
+	return stream.NewHandler(h.Handle, stream.WithCheckpoint(h.Checkpoint), stream.WithCheckpointInterval(h.interval))
+}
 
 // TestDeferredCheckpointCommitsWhenIdle: a handler that checkpoints at most every interval still gets its state
 // written and its offsets committed once input stops, and the state covers every committed record.
@@ -186,8 +190,9 @@ func TestDeferredCheckpointCommitsWhenIdle(t *testing.T) {
 	brokers, names := kafkatest.Setup(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	runUntilCommitted(ctx, t, brokers, names, n, func() stream.Handler {
-		return &countingHandler{topic: names.CleanerState, interval: 200 * time.Millisecond}
+	runUntilCommitted(ctx, t, brokers, names, n, func() *stream.Handler {
+		h := &countingHandler{topic: names.CleanerState, interval: 200 * time.Millisecond}
+		return h.handler()
 	})
 	var last string
 	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error { last = string(m.Value); return nil }); err != nil {
@@ -243,10 +248,10 @@ func TestProcessorReportsLag(t *testing.T) {
 	var once sync.Once
 	reg := prometheus.NewRegistry()
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test",
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter,
 		SessionTimeout: 6 * time.Second,
-	}, prod, func(context.Context, int) (stream.Handler, error) {
-		return stream.HandlerFunc(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+	}, prod, func(context.Context, int) (*stream.Handler, error) {
+		return stream.NewHandler(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
 			once.Do(func() { close(started) })
 			select {
 			case <-release:
@@ -332,8 +337,9 @@ func TestCheckpointDecider(t *testing.T) {
 	brokers, names := kafkatest.Setup(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	runUntilCommitted(ctx, t, brokers, names, n, func() stream.Handler {
-		return &decidingHandler{countingHandler: countingHandler{topic: names.CleanerState, interval: 50 * time.Millisecond}, every: every, idle: 200 * time.Millisecond}
+	runUntilCommitted(ctx, t, brokers, names, n, func() *stream.Handler {
+		h := &decidingHandler{countingHandler: countingHandler{topic: names.CleanerState, interval: 50 * time.Millisecond}, every: every, idle: 200 * time.Millisecond}
+		return stream.NewHandler(h.Handle, stream.WithCheckpoint(h.Checkpoint), stream.WithCheckpointInterval(h.interval), stream.WithCheckpointDue(h.CheckpointDue))
 	})
 	var states []int
 	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error {
@@ -355,15 +361,15 @@ func TestCheckpointDecider(t *testing.T) {
 
 // runUntilCommitted runs a processor over names.Readings with handlers from newHandler (batches of 3), writes n
 // records, and stops it once the group has committed all n.
-func runUntilCommitted(ctx context.Context, t *testing.T, brokers []string, names topics.Names, n int, newHandler func() stream.Handler) {
+func runUntilCommitted(ctx context.Context, t *testing.T, brokers []string, names topics.Names, n int, newHandler func() *stream.Handler) {
 	t.Helper()
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
 	defer prod.Close()
 	group := kafkatest.Prefix(t) + "group"
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", MaxBatch: 3,
+		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter, MaxBatch: 3,
 		SessionTimeout: 6 * time.Second,
-	}, prod, func(context.Context, int) (stream.Handler, error) {
+	}, prod, func(context.Context, int) (*stream.Handler, error) {
 		return newHandler(), nil
 	}, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
 	runCtx, stop := context.WithCancel(ctx)

@@ -114,6 +114,16 @@ func PartitionFor(intersection string, n int) int {
 	return IntersectionBalancer{}.Balance(kafka.Message{Key: []byte(intersection)}, ps...)
 }
 
+// Home returns the partition, out of n, that records of partition key key belong in, and whether that is
+// partition: whether the instance that holds partition owns the key. With n unknown (0), every key is owned.
+func Home(key string, partition, n int) (int, bool) {
+	if n <= 0 {
+		return partition, true
+	}
+	want := PartitionFor(key, n)
+	return want, want == partition
+}
+
 // ProducerConfig tunes a Producer; zero values take the defaults noted.
 type ProducerConfig struct {
 	// BatchTimeout bounds how long a write waits for more records to batch with (default 2ms; kafka-go's own

@@ -62,7 +62,8 @@ type Spec struct {
 	Compact bool
 	// Retention applies to deleting topics; zero keeps the broker default. Compacted topics never expire by time.
 	Retention time.Duration
-	// Payload names the protobuf message carried, for tools that decode topics.
+	// Payload describes what an internal state topic carries. The payloads of the other topics are declared
+	// with their protobuf messages in pkg/wire, whose Specs fills them in for tools that decode topics.
 	Payload string
 }
 
@@ -70,16 +71,16 @@ type Spec struct {
 func Specs(n Names, partitions int) []Spec {
 	const day = 24 * time.Hour
 	return []Spec{
-		{Name: n.Readings, Partitions: partitions, CoPartitioned: true, Retention: 7 * day, Payload: "greenwave.v1.TrafficReading"},
+		{Name: n.Readings, Partitions: partitions, CoPartitioned: true, Retention: 7 * day},
 		// Weather is read whole by every cleaner instance (a global table), so its partitioning is free.
-		{Name: n.Weather, Partitions: 1, Retention: 7 * day, Payload: "greenwave.v1.WeatherReading"},
-		{Name: n.Features, Partitions: partitions, CoPartitioned: true, Retention: 7 * day, Payload: "greenwave.v1.IntersectionFeatures"},
-		{Name: n.DeadLetters, Partitions: partitions, CoPartitioned: true, Retention: 30 * day, Payload: "greenwave.v1.DeadLetter"},
-		{Name: n.Models, Partitions: partitions, CoPartitioned: true, Compact: true, Payload: "greenwave.v1.ModelSnapshot"},
-		{Name: n.Predictions, Partitions: partitions, CoPartitioned: true, Retention: 2 * day, Payload: "greenwave.v1.IntersectionPrediction"},
-		{Name: n.Plans, Partitions: partitions, CoPartitioned: true, Retention: 30 * day, Payload: "greenwave.v1.SignalPlan"},
-		{Name: n.DetectorHealth, Partitions: partitions, CoPartitioned: true, Retention: 7 * day, Payload: "greenwave.v1.DetectorHealth"},
-		{Name: n.Overrides, Partitions: partitions, CoPartitioned: true, Retention: 365 * day, Payload: "greenwave.v1.OverrideAudit"},
+		{Name: n.Weather, Partitions: 1, Retention: 7 * day},
+		{Name: n.Features, Partitions: partitions, CoPartitioned: true, Retention: 7 * day},
+		{Name: n.DeadLetters, Partitions: partitions, CoPartitioned: true, Retention: 30 * day},
+		{Name: n.Models, Partitions: partitions, CoPartitioned: true, Compact: true},
+		{Name: n.Predictions, Partitions: partitions, CoPartitioned: true, Retention: 2 * day},
+		{Name: n.Plans, Partitions: partitions, CoPartitioned: true, Retention: 30 * day},
+		{Name: n.DetectorHealth, Partitions: partitions, CoPartitioned: true, Retention: 7 * day},
+		{Name: n.Overrides, Partitions: partitions, CoPartitioned: true, Retention: 365 * day},
 		{Name: n.CleanerState, Partitions: partitions, CoPartitioned: true, Compact: true, Payload: "cleaner state (internal)"},
 		{Name: n.SignalState, Partitions: partitions, CoPartitioned: true, Compact: true, Payload: "signal-control state (internal)"},
 		// The trainer's changelog: complete model snapshots (greenwave.v1.ModelSnapshot, deflated), from which it
@@ -170,7 +171,6 @@ func EnsureTopics(ctx context.Context, brokers []string, specs []Spec) error {
 		}
 	}
 	// Metadata can lag creation; wait until every topic is visible with its leaders, or writes fail at once.
-	var problems []string
 	for attempt := 0; ; attempt++ {
 		have, err = Existing(ctx, client, names)
 		if err == nil && len(have) == len(specs) {
@@ -185,21 +185,32 @@ func EnsureTopics(ctx context.Context, brokers []string, specs []Spec) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	copart := map[int][]string{}
-	for _, s := range specs {
-		if s.CoPartitioned {
-			copart[have[s.Name]] = append(copart[have[s.Name]], s.Name)
-		}
-	}
-	if len(copart) > 1 {
-		for n, ts := range copart {
-			sort.Strings(ts)
-			problems = append(problems, fmt.Sprintf("%d partitions: %v", n, ts))
-		}
-		sort.Strings(problems)
-		return fmt.Errorf("ensure topics: co-partitioned topics disagree on partition count: %v", problems)
+	if err := CheckCoPartitioned(specs, have); err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
 	}
 	return nil
+}
+
+// CheckCoPartitioned returns an error when the co-partitioned topics among specs that counts holds (topic name →
+// partition count) disagree on their partition count: the state a service keeps for an intersection would then
+// live in another partition than its input.
+func CheckCoPartitioned(specs []Spec, counts map[string]int) error {
+	copart := map[int][]string{}
+	for _, s := range specs {
+		if n, ok := counts[s.Name]; ok && s.CoPartitioned {
+			copart[n] = append(copart[n], s.Name)
+		}
+	}
+	if len(copart) <= 1 {
+		return nil
+	}
+	var problems []string
+	for n, ts := range copart {
+		sort.Strings(ts)
+		problems = append(problems, fmt.Sprintf("%d partitions: %v", n, ts))
+	}
+	sort.Strings(problems)
+	return fmt.Errorf("co-partitioned topics disagree on partition count: %v", problems)
 }
 
 // controllerAddr finds the controller, which must receive CreateTopics on older brokers; any broker otherwise.

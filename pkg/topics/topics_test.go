@@ -32,3 +32,23 @@ func TestSpecConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckCoPartitioned(t *testing.T) {
+	t.Parallel()
+	n := DefaultNames("")
+	specs := Specs(n, 0)
+	for _, tt := range []struct {
+		name    string
+		counts  map[string]int
+		wantErr bool
+	}{
+		{"agree", map[string]int{n.Readings: 3, n.CleanerState: 3, n.Features: 3}, false},
+		{"weather is free", map[string]int{n.Readings: 3, n.Weather: 1}, false},
+		{"changelog differs", map[string]int{n.Readings: 3, n.CleanerState: 2}, true},
+		{"unknown topics ignored", map[string]int{n.Readings: 3, "other": 2}, false},
+	} {
+		if err := CheckCoPartitioned(specs, tt.counts); (err != nil) != tt.wantErr {
+			t.Errorf("%s: CheckCoPartitioned = %v, want error %v", tt.name, err, tt.wantErr)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/segmentio/kafka-go"
@@ -10,23 +11,15 @@ import (
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
-// MaxModelBytes bounds a decompressed model snapshot: far above any model (a complete snapshot of 64 inputs at
-// one-minute windows is under 1 MB), and a limit on what a corrupt record can allocate.
-const MaxModelBytes = 32 << 20
-
 // EncodeModel returns the record of a model snapshot for topic (greenwave.models or the trainer's changelog):
 // keyed by model id, with the event id "model_id@version", and the value deflated (a snapshot's history and
 // covariances compress to about half).
 func EncodeModel(topic string, s *greenwavev1.ModelSnapshot) (stream.Output, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	out, err := TopicModels.EncodeTo(topic, s)
 	if err != nil {
 		return stream.Output{}, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
 	}
-	if b, err = stream.Deflate(b); err != nil {
-		return stream.Output{}, fmt.Errorf("compress snapshot %s: %w", s.GetModelId(), err)
-	}
-	return stream.Output{Topic: topic, Key: []byte(s.GetModelId()), Value: b, ContentEncoding: stream.EncodingDeflate,
-		EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: PayloadModel, SchemaVersion: s.GetSchemaVersion()}, nil
+	return out, nil
 }
 
 // DecodeModel decodes a record EncodeModel made, or a plain one written before snapshots were compressed. A
@@ -38,10 +31,42 @@ func DecodeModel(m kafka.Message) (*greenwavev1.ModelSnapshot, error) {
 	}
 	var s greenwavev1.ModelSnapshot
 	if err := proto.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("model record %q: decode %s: %w", m.Key, PayloadModel, err)
+		return nil, fmt.Errorf("model record %q: decode %s: %w", m.Key, TopicModels.Payload(), err)
 	}
 	if s.GetModelId() == "" {
 		return nil, fmt.Errorf("model record %q: no model_id", m.Key)
 	}
 	return &s, nil
+}
+
+// ModelFollower is what FollowModels does with the models topic's records.
+type ModelFollower struct {
+	// Put receives every decoded snapshot, from one goroutine per partition.
+	Put func(*greenwavev1.ModelSnapshot)
+	// Undecodable, if not nil, is told of a record that is skipped because it does not decode: the trainer owns
+	// the topic and the model's next snapshot replaces it.
+	Undecodable func(m kafka.Message, err error)
+	// CaughtUp, if not nil, is called once every partition was read up to the end it had when following began:
+	// only then does a store hold every model whole.
+	CaughtUp func()
+}
+
+// FollowModels reads the whole compacted models topic (partitions partitions), from the beginning and then as it
+// grows, until ctx ends. Tombstones are skipped: compaction removes the model, and the last one is kept until
+// replaced.
+func FollowModels(ctx context.Context, brokers []string, topic string, partitions int, f ModelFollower) error {
+	return stream.Follow(ctx, brokers, topic, partitions, func(msg kafka.Message) error {
+		if msg.Value == nil {
+			return nil
+		}
+		s, err := DecodeModel(msg)
+		if err != nil {
+			if f.Undecodable != nil {
+				f.Undecodable(msg, err)
+			}
+			return nil
+		}
+		f.Put(s)
+		return nil
+	}, f.CaughtUp)
 }

@@ -14,31 +14,6 @@ import (
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
-// SchemaVersion is the version of every message Greenwave writes to a topic.
-const SchemaVersion = 1
-
-// Payload type names carried in the record header.
-const (
-	PayloadReading      = "greenwave.v1.TrafficReading"
-	PayloadWeather      = "greenwave.v1.WeatherReading"
-	PayloadFeatures     = "greenwave.v1.IntersectionFeatures"
-	PayloadModel        = "greenwave.v1.ModelSnapshot"
-	PayloadPrediction   = "greenwave.v1.IntersectionPrediction"
-	PayloadPlan         = "greenwave.v1.SignalPlan"
-	PayloadHealth       = "greenwave.v1.DetectorHealth"
-	PayloadOverrideLog  = "greenwave.v1.OverrideAudit"
-	PayloadDeadLetter   = "greenwave.v1.DeadLetter"
-	maxSupportedVersion = SchemaVersion
-)
-
-// CheckVersion rejects messages of a schema version newer than this build understands.
-func CheckVersion(v uint32) error {
-	if v > maxSupportedVersion {
-		return fmt.Errorf("schema version %d is newer than supported %d", v, maxSupportedVersion)
-	}
-	return nil
-}
-
 func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil

@@ -64,7 +64,7 @@ func buildRestartInput(t *testing.T, topo topology.Topology, names topics.Names,
 				ObservedAt: timestamppb.New(at), TemperatureC: proto.Float64(float64(m)/10 + 5),
 				PrecipitationMmH: proto.Float64(float64((m+60)%40) / 10), VisibilityM: proto.Float64(8000)}
 			in.weather = append(in.weather, stream.Output{Topic: names.Weather, Key: []byte(st), Value: enc(w),
-				EventID: w.GetReadingId(), Payload: wire.PayloadWeather})
+				EventID: w.GetReadingId(), Payload: wire.TopicWeather.Payload()})
 		}
 	}
 	reading := func(inter, det string, m int, count float64) *greenwavev1.TrafficReading {
@@ -77,7 +77,7 @@ func buildRestartInput(t *testing.T, topo topology.Topology, names topics.Names,
 	ix := topology.NewIndex(topo)
 	out := func(r *greenwavev1.TrafficReading) stream.Output {
 		return stream.Output{Topic: names.Readings, Key: []byte(r.GetIntersectionId()), Value: enc(r),
-			EventID: r.GetReadingId(), Payload: wire.PayloadReading, PartitionKey: ix.PartitionKey(r.GetIntersectionId())}
+			EventID: r.GetReadingId(), Payload: wire.TopicReadings.Payload(), PartitionKey: ix.PartitionKey(r.GetIntersectionId())}
 	}
 	type heldReading struct {
 		r      *greenwavev1.TrafficReading

@@ -50,7 +50,7 @@ func TestCleanerClockJump(t *testing.T) {
 				t.Fatal(err)
 			}
 			outs = append(outs, stream.Output{Topic: names.Readings, Key: []byte("I-101"), Value: b, EventID: r.GetReadingId(),
-				Payload: wire.PayloadReading, PartitionKey: ix.PartitionKey("I-101")})
+				Payload: wire.TopicReadings.Payload(), PartitionKey: ix.PartitionKey("I-101")})
 		}
 		add("I-101-N1", 5)
 		for m := 10; m < 20; m++ {

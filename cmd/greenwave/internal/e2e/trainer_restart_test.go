@@ -120,7 +120,7 @@ func trainerFrames(t *testing.T, names topics.Names) []stream.Output {
 			if err != nil {
 				t.Fatal(err)
 			}
-			outs = append(outs, stream.Output{Topic: names.Features, Key: []byte(id), Value: b, EventID: f.GetEventId(), Payload: wire.PayloadFeatures})
+			outs = append(outs, stream.Output{Topic: names.Features, Key: []byte(id), Value: b, EventID: f.GetEventId(), Payload: wire.TopicFeatures.Payload()})
 		}
 	}
 	return outs

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -383,7 +384,7 @@ func printModel(w io.Writer, m *greenwavev1.ModelSnapshot, withP bool) error {
 		}
 		row(name, fmt.Sprint(c.GetState().GetUpdates()), c.GetEvaluation())
 	}
-	for _, name := range sortedKeys(m.GetBaselines()) {
+	for _, name := range slices.Sorted(maps.Keys(m.GetBaselines())) {
 		row("baseline "+name, "-", m.GetBaselines()[name])
 	}
 	if err := tw.Flush(); err != nil {
@@ -423,15 +424,6 @@ func coefficientName(m *greenwavev1.ModelSnapshot, i int) string {
 		return m.GetFeatureNames()[i-1]
 	}
 	return fmt.Sprintf("coefficient %d", i)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // targetFlag parses --target.

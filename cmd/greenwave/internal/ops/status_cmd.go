@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -286,7 +287,7 @@ func (s *serviceStatus) line() string {
 	}
 	if len(s.Failing) > 0 {
 		var parts []string
-		for _, k := range sortedKeys(s.Failing) {
+		for _, k := range slices.Sorted(maps.Keys(s.Failing)) {
 			parts = append(parts, k+": "+s.Failing[k])
 		}
 		fmt.Fprintf(&b, "  failing: %s", strings.Join(parts, "; "))

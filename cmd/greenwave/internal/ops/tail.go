@@ -20,6 +20,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	// The greenwave.v1 messages register themselves with protoregistry.GlobalTypes, where tail finds them by
 	// the name in the topic spec or the greenwave-payload header.
 	_ "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -115,7 +116,7 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 
 // resolveTopic maps a TOPIC argument to the spec of a Greenwave topic under prefix.
 func resolveTopic(arg, prefix string) (topics.Spec, error) {
-	specs := topics.Specs(topics.DefaultNames(prefix), defaultPartitions)
+	specs := wire.Specs(topics.DefaultNames(prefix), defaultPartitions)
 	shorts := make([]string, len(specs))
 	for i, s := range specs {
 		short := strings.TrimPrefix(s.Name, prefix+standardPrefix)

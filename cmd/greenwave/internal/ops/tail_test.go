@@ -19,6 +19,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -264,7 +265,7 @@ func TestDecodeRecord(t *testing.T) {
 	t.Parallel()
 	names := topics.DefaultNames("")
 	specs := map[string]topics.Spec{}
-	for _, s := range topics.Specs(names, 1) {
+	for _, s := range wire.Specs(names, 1) {
 		specs[s.Name] = s
 	}
 	plan, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "p1"})
@@ -323,7 +324,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(9, []byte{0xff}, []byte(`{"a":1}`), "")
 	f.Add(4, []byte(nil), []byte(nil), "greenwave.v1.ModelSnapshot")
 	f.Add(2, []byte("k"), []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}, "greenwave.v1.IntersectionFeatures")
-	specs := topics.Specs(topics.DefaultNames(""), 1)
+	specs := wire.Specs(topics.DefaultNames(""), 1)
 	f.Fuzz(func(t *testing.T, topic int, key, value []byte, payloadHeader string) {
 		if topic < 0 {
 			topic = -topic

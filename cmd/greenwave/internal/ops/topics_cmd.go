@@ -17,6 +17,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 )
 
 // defaultPartitions is the co-partitioned partition count `topics ensure` creates, the same as `greenwave dev`.
@@ -237,7 +238,7 @@ func topicsDescribe(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // describeTopics gathers metadata, offsets and (best effort: configErr) the broker's configs of every topic.
 func describeTopics(ctx context.Context, brokers []string, prefix string, timeout time.Duration) (infos []topicInfo, configErr, err error) {
-	specs := topics.Specs(topics.DefaultNames(prefix), defaultPartitions)
+	specs := wire.Specs(topics.DefaultNames(prefix), defaultPartitions)
 	client := newKafkaClient(brokers, timeout)
 	defer closeClient(client)
 	have, err := topics.Existing(ctx, client, specNames(specs))

@@ -4,8 +4,11 @@ package cleaner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,14 +16,13 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 	"github.com/greenwave-city/greenwave/pkg/wire"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // Config is the cleaner's configuration.
@@ -155,7 +157,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "redelivered_total",
 			Help: "Input records skipped because the restored state already covered their offset (redelivery after a restart or rebalance)."}),
 		weather: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "weather_total",
-			Help: "Weather observations read, by outcome (accepted or a weather_* reason)."}, []string{"outcome"}),
+			Help: "Weather observations read, by outcome (accepted, malformed, unsupported_schema or a weather_* reason)."}, []string{"outcome"}),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "weather_waits_total",
 			Help: "Waits of a partition for the weather follower before emitting a window, by outcome (caught_up, timed_out, canceled, end_unknown)."}, []string{"outcome"}),
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "greenwave", Subsystem: "cleaner", Name: "detector_health_score",
@@ -188,9 +190,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	if err != nil {
 		return err
 	}
-	if counts[names.CleanerState] != counts[names.Readings] {
-		return fmt.Errorf("topic %s has %d partitions but %s has %d: a changelog must be co-partitioned with its input",
-			names.CleanerState, counts[names.CleanerState], names.Readings, counts[names.Readings])
+	if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
+		return fmt.Errorf("check topics: %w", err)
 	}
 	m := newMetrics(env.Registry)
 	weather := &weatherTable{t: clean.NewWeatherTable(cc)}
@@ -203,7 +204,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 
-	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {
+	newHandler := func(ctx context.Context, part int) (*stream.Handler, error) {
 		// Frames join weather, so wait until the global weather table is loaded before handling readings.
 		select {
 		case <-weatherCaughtUp:
@@ -225,7 +226,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		if err != nil {
 			return nil, fmt.Errorf("restore cleaner state: %w", err)
 		}
-		for _, id := range sortedKeys(raw) {
+		for _, id := range slices.Sorted(maps.Keys(raw)) {
 			skip, err := p.restore(id, raw[id])
 			if err != nil {
 				return nil, err
@@ -237,11 +238,11 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			p.setStateBytes(id, size[id])
 		}
 		env.Log.Info("partition state restored", zap.Int("partition", part), zap.Int("intersections", len(p.states)))
-		return p, nil
+		return p.handler(), nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: cfg.Brokers, GroupID: cfg.Group("cleaner"), Topic: names.Readings, DeadLetterTopic: names.DeadLetters,
-		Service: "cleaner", MaxBatch: cfg.MaxBatch, IdleTick: cfg.IdleTimeout, SessionTimeout: cfg.SessionTimeout,
+		Service: "cleaner", DeadLetter: wire.DeadLetter, MaxBatch: cfg.MaxBatch, IdleTick: cfg.IdleTimeout, SessionTimeout: cfg.SessionTimeout,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 
 	env.Server.AddReadiness("weather", app.Loaded(weatherCaughtUp, "the weather topic"))
@@ -265,12 +266,13 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 
 // applyWeather adds one record of the weather topic to the table, counting its outcome.
 func applyWeather(weather *weatherTable, m *metrics, msg kafka.Message) {
-	var w greenwavev1.WeatherReading
-	if err := proto.Unmarshal(msg.Value, &w); err != nil {
-		m.weather.WithLabelValues("malformed").Inc()
+	w, err := wire.TopicWeather.Decode(msg)
+	var bad *stream.RejectError
+	if errors.As(err, &bad) {
+		m.weather.WithLabelValues(stream.ReasonLabel(bad.Reason)).Inc()
 		return
 	}
-	if rej := weather.add(wire.Weather(&w)); rej != nil {
+	if rej := weather.add(wire.Weather(w)); rej != nil {
 		m.weather.WithLabelValues(string(rej.Reason)).Inc()
 		return
 	}

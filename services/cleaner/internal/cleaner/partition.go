@@ -3,7 +3,8 @@ package cleaner
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -63,11 +64,15 @@ type partition struct {
 	syncCovers int64
 }
 
-// CheckpointInterval implements stream.CheckpointPolicy: the least processing time between checkpoints, and how
-// often a quiet partition with uncovered input asks CheckpointDue.
-func (p *partition) CheckpointInterval() time.Duration { return p.cad.minInterval }
+// handler is the stream handler of the partition: records are decoded by the readings topic's declaration,
+// ticks close idle windows, and the checkpoint follows CheckpointDue, asked at most every minimum interval
+// (the least processing time between checkpoints) while a quiet partition has uncovered input.
+func (p *partition) handler() *stream.Handler {
+	return stream.NewHandler(p.Handle, stream.WithCheckpoint(p.Checkpoint), stream.WithTick(p.Tick),
+		stream.WithCheckpointInterval(p.cad.minInterval), stream.WithCheckpointDue(p.CheckpointDue))
+}
 
-// CheckpointDue implements stream.CheckpointDecider with the cadence rule (cadence.due): the state of a
+// CheckpointDue is the stream.WithCheckpointDue decision with the cadence rule (cadence.due): the state of a
 // partition is snapshotted, and its input offsets committed, once the bytes of the readings it handled since
 // the last checkpoint reach 1/ratio of what the snapshot will write, no more often than the minimum interval
 // and no later than the maximum delay; a finished replay is checkpointed after the minimum interval of silence.
@@ -130,11 +135,7 @@ func (p *partition) restore(id string, value []byte) (skip string, err error) {
 // home reports the partition an intersection's readings and state belong to under the topology, and whether
 // it is this one (always true when the partition count is unknown).
 func (p *partition) home(id string) (int, bool) {
-	if p.partitions <= 0 {
-		return p.id, true
-	}
-	want := stream.PartitionFor(p.topo.PartitionKey(id), p.partitions)
-	return want, want == p.id
+	return stream.Home(p.topo.PartitionKey(id), p.id, p.partitions)
 }
 
 func (p *partition) state(id string) (*clean.Intersection, error) {
@@ -154,18 +155,17 @@ func (p *partition) state(id string) (*clean.Intersection, error) {
 	return s, nil
 }
 
-// Handle implements stream.Handler.
+// Handle is the partition's stream.HandleFunc: every record's bytes count towards the checkpoint cadence, the
+// ones rejected by the decoding too.
 func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
-	size := int64(stream.MessageBytes(m))
-	p.ck.input += size
+	p.ck.input += int64(stream.MessageBytes(m))
 	p.ck.pending = true
-	var r greenwavev1.TrafficReading
-	if err := proto.Unmarshal(m.Value, &r); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode reading: %v", err)
-	}
-	if err := wire.CheckVersion(r.GetSchemaVersion()); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
-	}
+	return stream.Decoded(wire.TopicReadings, p.handleReading)(ctx, m)
+}
+
+// handleReading applies one decoded reading.
+func (p *partition) handleReading(ctx context.Context, m kafka.Message, r *greenwavev1.TrafficReading) ([]stream.Output, error) {
+	size := int64(stream.MessageBytes(m))
 	id := r.GetIntersectionId()
 	if last, ok := p.applied[id]; ok && m.Offset <= last {
 		// The restored state already covers this record: its outputs were published before the state was.
@@ -202,14 +202,14 @@ func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Outpu
 	var res clean.Result
 	if p.wsync != nil {
 		wl := &syncedLookup{p: p, ctx: ctx, m: m}
-		res = st.Add(wire.Reading(&r), wl)
+		res = st.Add(wire.Reading(r), wl)
 		if wl.canceled {
 			// Stopping mid-wait: the processor discards this handler and its unpublished outputs, and the
 			// record is handled again after a restart.
 			return nil, fmt.Errorf("wait for the weather follower: %w", ctx.Err())
 		}
 	} else {
-		res = st.Add(wire.Reading(&r), p.weather)
+		res = st.Add(wire.Reading(r), p.weather)
 	}
 	p.applied[id] = m.Offset
 	p.dirty[id] = true
@@ -226,7 +226,7 @@ func (p *partition) outputs(id string, res clean.Result, m kafka.Message, curren
 		reason := wire.RejectReason(rej.Reason)
 		p.metrics.rejected.WithLabelValues(string(rej.Reason)).Inc()
 		re := &stream.RejectError{Reason: reason, Detail: rej.Detail, EventID: rej.Reading.ID, ObservedAt: rej.Reading.Start}
-		src := m
+		src, dlID := m, ""
 		if rej.Reading.ID != currentID || m.Value == nil {
 			b, err := proto.Marshal(wire.ReadingProto(rej.Reading))
 			if err != nil {
@@ -234,45 +234,39 @@ func (p *partition) outputs(id string, res clean.Result, m kafka.Message, curren
 			}
 			src = kafka.Message{Topic: p.names.Readings, Partition: p.id, Offset: -1, Key: []byte(rej.Reading.IntersectionID), Value: b}
 		}
-		dl := stream.DeadLetter("cleaner", p.names.DeadLetters, src, re)
 		if src.Offset < 0 {
 			// No source offset (a buffered reading rejected when its window closed): the offset-based id
 			// would be the same for all of them, so the id is the reading's and the reason, in the header and
 			// in the payload alike.
-			var err error
-			if dl, err = withEventID(dl, fmt.Sprintf("%s/%s", rej.Reading.ID, rej.Reason)); err != nil {
-				return nil, err
-			}
+			dlID = fmt.Sprintf("%s/%s", rej.Reading.ID, rej.Reason)
 		}
-		outs = append(outs, dl)
+		outs = append(outs, wire.DeadLetterWithID("cleaner", p.names.DeadLetters, src, re, dlID))
 	}
 	for _, f := range res.Frames {
-		b, err := proto.Marshal(wire.FrameProto(f))
+		o, err := wire.TopicFeatures.Encode(p.names, wire.FrameProto(f))
 		if err != nil {
-			return nil, fmt.Errorf("encode frame %s: %w", wire.FeaturesEventID(f.IntersectionID, f.WindowStart), err)
+			return nil, err
 		}
-		outs = append(outs, stream.Output{Topic: p.names.Features, Key: []byte(f.IntersectionID), Value: b,
-			EventID: wire.FeaturesEventID(f.IntersectionID, f.WindowStart), Payload: wire.PayloadFeatures})
+		outs = append(outs, o)
 		p.metrics.frames.Inc()
 	}
 	for _, wh := range res.Health {
 		for _, h := range healthRecords(id, wh) {
-			b, err := proto.Marshal(h)
+			o, err := wire.TopicDetectorHealth.Encode(p.names, h)
 			if err != nil {
-				return nil, fmt.Errorf("encode detector health %s: %w", h.GetEventId(), err)
+				return nil, err
 			}
-			outs = append(outs, stream.Output{Topic: p.names.DetectorHealth, Key: []byte(id), Value: b,
-				EventID: h.GetEventId(), Payload: wire.PayloadHealth})
+			outs = append(outs, o)
 			p.metrics.health.WithLabelValues(id, h.GetApproachId(), h.GetDetectorId()).Set(h.GetScore())
 		}
 	}
 	return outs, nil
 }
 
-// Tick implements stream.Ticker: the processing-time idle timeout.
+// Tick is the stream.WithTick of the partition: the processing-time idle timeout.
 func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, error) {
 	var outs []stream.Output
-	for _, id := range sortedKeys(p.states) {
+	for _, id := range slices.Sorted(maps.Keys(p.states)) {
 		p.states[id].SetPosition(p.position)
 		res := p.states[id].CloseIdle(now, p.weather)
 		if len(res.Frames) == 0 && len(res.Rejected) == 0 {
@@ -289,18 +283,18 @@ func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, err
 	return outs, nil
 }
 
-// Checkpoint implements stream.Handler: the snapshot of every intersection changed since the last checkpoint,
+// Checkpoint is the stream.WithCheckpoint of the partition: the snapshot of every intersection changed since the last checkpoint,
 // each with the offset of the last record applied to it.
 func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	var outs []stream.Output
 	if p.hasSettled {
 		// Called again, so the previous checkpoint (and its commit) completed: what it covered is settled.
-		for _, id := range sortedKeys(p.states) {
+		for _, id := range slices.Sorted(maps.Keys(p.states)) {
 			p.states[id].ForgetEmissionsThrough(p.settled)
 		}
 		p.settled = p.position
 	}
-	for _, id := range sortedKeys(p.dirty) {
+	for _, id := range slices.Sorted(maps.Keys(p.dirty)) {
 		off, ok := p.applied[id]
 		if !ok {
 			off = -1
@@ -328,28 +322,4 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		p.why = ""
 	}
 	return outs, nil
-}
-
-// withEventID gives a dead letter another event id, in its header and its payload.
-func withEventID(dl stream.Output, id string) (stream.Output, error) {
-	var msg greenwavev1.DeadLetter
-	if err := proto.Unmarshal(dl.Value, &msg); err != nil {
-		return dl, fmt.Errorf("re-identify dead letter %s: %w", dl.EventID, err)
-	}
-	msg.EventId = id
-	b, err := proto.Marshal(&msg)
-	if err != nil {
-		return dl, fmt.Errorf("re-identify dead letter %s: %w", id, err)
-	}
-	dl.Value, dl.EventID = b, id
-	return dl, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -22,7 +23,7 @@ func handle(t *testing.T, p *partition, m kafka.Message) []stream.Output {
 	outs, err := p.Handle(context.Background(), m)
 	var rej *stream.RejectError
 	if errors.As(err, &rej) {
-		return append(outs, stream.DeadLetter("cleaner", p.names.DeadLetters, m, rej))
+		return append(outs, wire.DeadLetter("cleaner", p.names.DeadLetters, m, rej))
 	}
 	if err != nil {
 		t.Fatalf("handle offset %d: %v", m.Offset, err)

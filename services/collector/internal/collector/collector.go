@@ -19,6 +19,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -312,7 +313,7 @@ func (s *Service) traffic(gw *gateways.Gateway, r *greenwavev1.TrafficReading, n
 	}
 	// Intersections linked by upstream references share a partition: the cleaner joins them.
 	return stream.Output{Topic: s.names.Readings, Key: []byte(r.GetIntersectionId()), Value: value, EventID: r.GetReadingId(),
-		Payload: "greenwave.v1.TrafficReading", PartitionKey: s.topo.PartitionKey(r.GetIntersectionId())}, nil
+		Payload: wire.TopicReadings.Payload(), PartitionKey: s.topo.PartitionKey(r.GetIntersectionId())}, nil
 }
 
 func (s *Service) weather(gw *gateways.Gateway, w *greenwavev1.WeatherReading, now time.Time, enc *batchEncoder) (stream.Output, *ingest.Violation) {
@@ -327,7 +328,7 @@ func (s *Service) weather(gw *gateways.Gateway, w *greenwavev1.WeatherReading, n
 	if err != nil {
 		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: fmt.Sprintf("encode weather: %v", err)}
 	}
-	return stream.Output{Topic: s.names.Weather, Key: []byte(w.GetStationId()), Value: value, EventID: w.GetReadingId(), Payload: "greenwave.v1.WeatherReading"}, nil
+	return stream.Output{Topic: s.names.Weather, Key: []byte(w.GetStationId()), Value: value, EventID: w.GetReadingId(), Payload: wire.TopicWeather.Payload()}, nil
 }
 
 func kindLabel(k greenwavev1.ReadingKind) string {

@@ -97,7 +97,7 @@ func BenchmarkPredictionLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 		frames[i] = stream.Output{Topic: names.Features, Key: []byte(f.IntersectionID), Value: v,
-			EventID: wire.FeaturesEventID(f.IntersectionID, f.WindowStart), Payload: wire.PayloadFeatures}
+			EventID: wire.FeaturesEventID(f.IntersectionID, f.WindowStart), Payload: wire.TopicFeatures.Payload()}
 	}
 	sent := make(map[string]time.Time, b.N)
 	var mu sync.Mutex

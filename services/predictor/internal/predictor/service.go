@@ -2,9 +2,9 @@
 // Kafka and to PredictionService subscribers. The maths is pkg/train.Predict; levels are pkg/congestion.
 //
 // Order of effects: a frame is consumed, predicted and published to the predictions topic; only after Kafka
-// acknowledged the batch (stream.AckObserver) are its predictions handed to the hub, so a gRPC subscriber never
+// acknowledged the batch (stream.WithAcknowledged) are its predictions handed to the hub, so a gRPC subscriber never
 // sees a prediction that a Kafka consumer might not. Both see the same message, event id included. Input offsets
-// are committed later, at most every PREDICTOR_COMMIT_INTERVAL (stream.CheckpointPolicy): the predictor has no
+// are committed later, at most every PREDICTOR_COMMIT_INTERVAL (stream.WithCheckpointInterval): the predictor has no
 // state of its own to snapshot, and a crash re-predicts the frames since the last commit, with the same event ids.
 //
 // Replays: the prediction of a frame is a pure function of the frame and the model snapshots held, and its event
@@ -30,7 +30,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
@@ -50,7 +49,7 @@ type partition struct {
 	hub        *broadcast.Hub[*greenwavev1.IntersectionPrediction]
 	metrics    *metrics
 	now        func() time.Time
-	// commitInterval is the CheckpointInterval (0: commit after every batch).
+	// commitInterval is the stream.WithCheckpointInterval (0: commit after every batch).
 	commitInterval time.Duration
 	// waiter holds frames whose models are stale until the trainer catches up (nil: never wait); gaveUp is
 	// this partition's given-up models (modelWaiter.await).
@@ -62,20 +61,29 @@ type partition struct {
 	began []time.Time
 }
 
-// Handle implements stream.Handler.
+// handler is the stream handler of the partition: frames decoded by the features topic's declaration,
+// predictions handed to subscribers once acknowledged, and input offsets committed at most every
+// commitInterval rather than after every batch, saving a synchronous round trip per batch. The predictor has no
+// state of its own to snapshot (the models come from the models topic), so a checkpoint only commits the input
+// offsets. A crash replays the frames since the last commit; their predictions are published again with the
+// same event ids (see the package documentation).
+func (p *partition) handler() *stream.Handler {
+	return stream.NewHandler(p.Handle, stream.WithAcknowledged(p.Acknowledged),
+		stream.WithCheckpointInterval(p.commitInterval))
+}
+
+// Handle is the partition's stream.HandleFunc: frames decoded by the features topic's declaration.
 func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+	return stream.Decoded(wire.TopicFeatures, p.predict)(ctx, m)
+}
+
+// predict predicts one decoded frame.
+func (p *partition) predict(ctx context.Context, _ kafka.Message, fp *greenwavev1.IntersectionFeatures) ([]stream.Output, error) {
 	began := p.now()
-	var fp greenwavev1.IntersectionFeatures
-	if err := proto.Unmarshal(m.Value, &fp); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode features: %v", err)
-	}
-	if err := wire.CheckVersion(fp.GetSchemaVersion()); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
-	}
 	if fp.GetIntersectionId() == "" || fp.GetWindowStart() == nil || fp.GetWindowEnd() == nil {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "features without intersection_id, window_start or window_end")
 	}
-	f := wire.Frame(&fp)
+	f := wire.Frame(fp)
 	horizons, err := p.pred.horizons.of(f)
 	if err != nil {
 		cause, key := causeBadWindow, ""
@@ -93,9 +101,9 @@ func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Outpu
 		return nil, err
 	}
 	pred := p.pred.Predict(f)
-	b, err := proto.Marshal(pred)
+	out, err := wire.TopicPredictions.Encode(p.names, pred)
 	if err != nil {
-		return nil, fmt.Errorf("encode prediction %s: %w", pred.GetEventId(), err)
+		return nil, err
 	}
 	for _, ap := range pred.GetApproaches() {
 		for _, h := range ap.GetHorizons() {
@@ -109,10 +117,10 @@ func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Outpu
 	}
 	p.batch = append(p.batch, pred)
 	p.began = append(p.began, began)
-	return []stream.Output{{Topic: p.names.Predictions, Key: []byte(pred.GetIntersectionId()), Value: b, EventID: pred.GetEventId(), Payload: wire.PayloadPrediction}}, nil
+	return []stream.Output{out}, nil
 }
 
-// Acknowledged implements stream.AckObserver: the predictions handled since the last call are on the topic now,
+// Acknowledged is the partition's stream.WithAcknowledged: the predictions handled since the last call are on the topic now,
 // so subscribers get them — Kafka and gRPC subscribers see the same content. This happens after every write of
 // outputs, independently of the (possibly deferred) offset commit.
 func (p *partition) Acknowledged(context.Context) error {
@@ -126,15 +134,6 @@ func (p *partition) Acknowledged(context.Context) error {
 	p.batch, p.began = p.batch[:0], p.began[:0]
 	return nil
 }
-
-// Checkpoint implements stream.Handler. The predictor has no state of its own to snapshot (the models come from
-// the models topic), so a checkpoint only commits the input offsets.
-func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) { return nil, nil }
-
-// CheckpointInterval implements stream.CheckpointPolicy: input offsets are committed at most this often rather
-// than after every batch, saving a synchronous round trip per batch. A crash replays the frames since the last
-// commit; their predictions are published again with the same event ids (see the package documentation).
-func (p *partition) CheckpointInterval() time.Duration { return p.commitInterval }
 
 // service is the predictor without its server: the models follower, the Kafka loop and the API. Tests and
 // benchmarks build it directly.
@@ -161,7 +160,7 @@ type serviceConfig struct {
 	modelPartitions int
 	buffer          int
 	maxBatch        int           // stream.ProcessorConfig.MaxBatch (0: the stream default)
-	commitInterval  time.Duration // partition.CheckpointInterval
+	commitInterval  time.Duration // partition.commitInterval
 	modelWait       time.Duration // PREDICTOR_MODEL_WAIT (0: never wait for fresh models)
 	writeLinger     time.Duration // stream.ProducerConfig.BatchTimeout (0: the stream default)
 }
@@ -178,18 +177,19 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 	s.waiter = newModelWaiter(s.store, sc.modelWait, log, reg)
 	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
 	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger, Registerer: reg})
-	newHandler := func(ctx context.Context, _ int) (stream.Handler, error) {
+	newHandler := func(ctx context.Context, _ int) (*stream.Handler, error) {
 		select { // never predict before the models topic was read whole
 		case <-s.modelsLoaded:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &partition{pred: pred, rejections: rejected, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval,
-			waiter: s.waiter, gaveUp: map[string]time.Time{}}, nil
+		p := &partition{pred: pred, rejections: rejected, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval,
+			waiter: s.waiter, gaveUp: map[string]time.Time{}}
+		return p.handler(), nil
 	}
 	s.proc = stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: sc.brokers, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
-		MaxBatch: sc.maxBatch,
+		DeadLetter: wire.DeadLetter, MaxBatch: sc.maxBatch,
 	}, s.prod, newHandler, log, stream.NewMetrics(reg))
 	return s
 }
@@ -223,20 +223,15 @@ func (s *service) run(ctx context.Context) error {
 // nothing is predicted (and readiness is not reported) from a partial set of models. Undecodable snapshots are
 // skipped with a warning: the trainer owns the topic and the next snapshot of the model replaces it.
 func followModels(ctx context.Context, brokers []string, topic string, partitions int, store *models.Store, log *zap.Logger, loaded func()) error {
-	err := stream.Follow(ctx, brokers, topic, partitions, func(msg kafka.Message) error {
-		if msg.Value == nil {
-			return nil // a tombstone: compaction removes the model; keep serving the last one until replaced
-		}
-		s, err := wire.DecodeModel(msg)
-		if err != nil {
+	err := wire.FollowModels(ctx, brokers, topic, partitions, wire.ModelFollower{
+		Put: func(s *greenwavev1.ModelSnapshot) { store.Put(s) },
+		Undecodable: func(msg kafka.Message, err error) {
 			log.Warn("skipping undecodable model snapshot", zap.ByteString("key", msg.Key), zap.Int64("offset", msg.Offset), zap.Error(err))
-			return nil
-		}
-		store.Put(s)
-		return nil
-	}, func() {
-		log.Info("models restored", zap.Int("models", store.Len()))
-		loaded()
+		},
+		CaughtUp: func() {
+			log.Info("models restored", zap.Int("models", store.Len()))
+			loaded()
+		},
 	})
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("follow models topic %s: %w", topic, err)

@@ -123,7 +123,7 @@ func FuzzHandle(f *testing.F) {
 
 // TestPredictionsPublishedWithDeferredCommits runs the Kafka loop with small batches and input offsets committed
 // only every hour: every prediction still reaches subscribers as soon as Kafka acknowledged it (the
-// stream.AckObserver hook, not the deferred checkpoint), and each one a subscriber sees is on the predictions
+// stream.WithAcknowledged hook, not the deferred checkpoint), and each one a subscriber sees is on the predictions
 // topic.
 func TestPredictionsPublishedWithDeferredCommits(t *testing.T) {
 	t.Parallel()

@@ -30,8 +30,6 @@ const (
 	actionExpire = "expire"
 )
 
-const payloadOverrideAudit = "greenwave.v1.OverrideAudit"
-
 // overrideTable is every instance's copy of the active overrides, built by following the whole overrides topic
 // (a global table, like the cleaner's weather). The topic is the override's only durable store: a restarted
 // instance rebuilds the table from it before it plans. Safe for concurrent use.
@@ -113,8 +111,8 @@ func (t *overrideTable) countActive(now time.Time) int {
 func auditOutput(topic string, ov *greenwavev1.Override, action, actor string, at time.Time) stream.Output {
 	a := &greenwavev1.OverrideAudit{SchemaVersion: wire.SchemaVersion, EventId: ov.GetOverrideId() + "/" + action,
 		Override: ov, Action: action, Actor: actor, At: timestamppb.New(at)}
-	b, _ := proto.Marshal(a) // an audit of a valid override always marshals
-	return stream.Output{Topic: topic, Key: []byte(ov.GetIntersectionId()), Value: b, EventID: a.EventId, Payload: payloadOverrideAudit}
+	out, _ := wire.TopicOverrides.EncodeTo(topic, a) // an audit of a valid override always marshals
+	return out
 }
 
 func logAudit(log *zap.Logger, ov *greenwavev1.Override, action, actor string) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -441,10 +442,15 @@ func (p *partition) stateOf(id string) *intersectionState {
 	return st
 }
 
-// CheckpointInterval implements stream.CheckpointPolicy: how often a quiet partition asks CheckpointDue.
-func (p *partition) CheckpointInterval() time.Duration { return p.svc.checkpointIdle }
+// handler is the stream handler of the partition: predictions decoded by the predictions topic's declaration,
+// override expiry on ticks, plans handed to subscribers once acknowledged, and the checkpoint following CheckpointDue, which a quiet partition asks every
+// SIGNAL_CHECKPOINT_IDLE.
+func (p *partition) handler() *stream.Handler {
+	return stream.NewHandler(p.Handle, stream.WithCheckpoint(p.Checkpoint), stream.WithTick(p.Tick), stream.WithAcknowledged(p.Acknowledged),
+		stream.WithCheckpointInterval(p.svc.checkpointIdle), stream.WithCheckpointDue(p.CheckpointDue))
+}
 
-// CheckpointDue implements stream.CheckpointDecider, with the trainer's rule: a checkpoint when the newest
+// CheckpointDue is the partition's stream.WithCheckpointDue decision, with the trainer's rule: a checkpoint when the newest
 // applied window end has crossed a multiple of SIGNAL_CHECKPOINT_INTERVAL (UTC-aligned, so restarts keep the
 // schedule) since the last one, when an override marker changed, or when a partition of historical input (event
 // time more than the interval behind now: a replay that ended) has been quiet for SIGNAL_CHECKPOINT_IDLE.
@@ -468,15 +474,13 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// Handle implements stream.Handler.
-func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
-	var pred greenwavev1.IntersectionPrediction
-	if err := proto.Unmarshal(m.Value, &pred); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode prediction: %v", err)
-	}
-	if err := wire.CheckVersion(pred.GetSchemaVersion()); err != nil {
-		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
-	}
+// Handle is the partition's stream.HandleFunc: predictions decoded by the predictions topic's declaration.
+func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+	return stream.Decoded(wire.TopicPredictions, p.handlePrediction)(ctx, m)
+}
+
+// handlePrediction learns from one decoded prediction and plans its intersection.
+func (p *partition) handlePrediction(_ context.Context, _ kafka.Message, pred *greenwavev1.IntersectionPrediction) ([]stream.Output, error) {
 	id := pred.GetIntersectionId()
 	in, ok := p.svc.planner.topo.Intersection(id)
 	if !ok {
@@ -494,7 +498,7 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 	}
 	// The window is applied whatever the plan's fate: its flows are learned once, and a prediction no plan can
 	// be made from is dead-lettered once (not again by a replay).
-	p.learn(in, &pred, st)
+	p.learn(in, pred, st)
 	st.WindowEnd = windowEnd
 	p.dirty[id] = true
 	p.eventTime = max(p.eventTime, windowEnd.Unix())
@@ -504,7 +508,7 @@ func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output,
 		return nil, nil
 	}
 	ov := p.svc.overrides.active(id, p.svc.now())
-	res, err := p.svc.planner.Plan(&pred, st, ov)
+	res, err := p.svc.planner.Plan(pred, st, ov)
 	if err != nil {
 		if errors.Is(err, signal.ErrNoSafePlan) {
 			p.svc.log.Error("no safe plan exists; the intersection keeps its current plan", zap.String("intersection", id), zap.Error(err))
@@ -537,9 +541,9 @@ func (p *partition) learn(in topology.Intersection, pred *greenwavev1.Intersecti
 // issue records a plan as the intersection's current one and returns the record publishing it.
 func (p *partition) issue(id string, st *intersectionState, res planResult) ([]stream.Output, error) {
 	plan := res.plan
-	b, err := proto.Marshal(plan)
+	out, err := wire.TopicPlans.Encode(p.svc.names, plan)
 	if err != nil {
-		return nil, fmt.Errorf("encode plan: %w", err)
+		return nil, err
 	}
 	st.Plan = plan
 	p.dirty[id] = true
@@ -555,10 +559,11 @@ func (p *partition) issue(id string, st *intersectionState, res planResult) ([]s
 	} else if plan.GetReason() != greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE {
 		p.svc.log.Warn("fallback plan issued", zap.String("intersection", id), zap.String("reason", plan.GetReason().String()), zap.String("detail", plan.GetReasonDetail()))
 	}
-	return []stream.Output{{Topic: p.svc.names.Plans, Key: []byte(id), Value: b, EventID: plan.GetPlanId(), Payload: wire.PayloadPlan}}, nil
+	out.Key = []byte(id) // the intersection planned, whatever a pinned plan names
+	return []stream.Output{out}, nil
 }
 
-// Tick implements stream.Ticker. On processing time it writes the expiry audit of every override of this
+// Tick is the partition's stream.WithTick. On processing time it writes the expiry audit of every override of this
 // partition's intersections that has expired, and issues the plan of a newly pinned plan or fixed-time
 // override at once (other modes take effect with the next prediction).
 //
@@ -568,7 +573,7 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 	var outs []stream.Output
 	for _, ov := range p.svc.overrides.all() {
 		id := ov.GetIntersectionId()
-		if stream.PartitionFor(id, p.svc.partitions) != p.part {
+		if _, ok := stream.Home(id, p.part, p.svc.partitions); !ok {
 			continue
 		}
 		st := p.stateOf(id)
@@ -604,7 +609,7 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 	return outs, nil
 }
 
-// Acknowledged implements stream.AckObserver. Plans reach subscribers once they are on the plans topic, batch by
+// Acknowledged is the partition's stream.WithAcknowledged. Plans reach subscribers once they are on the plans topic, batch by
 // batch (the state checkpoint may come hours of event time later), so gRPC and Kafka subscribers see the same
 // plans: every plan issued, in the order it was issued (per intersection, the topic's order).
 func (p *partition) Acknowledged(context.Context) error {
@@ -616,7 +621,7 @@ func (p *partition) Acknowledged(context.Context) error {
 	return nil
 }
 
-// Checkpoint implements stream.Handler: the state of every intersection changed since the last checkpoint, each
+// Checkpoint is the partition's stream.WithCheckpoint: the state of every intersection changed since the last checkpoint, each
 // record marked with the plans partition's end offset (the plans issued so far are all acknowledged) and with the
 // checkpoint's number and size, which is what restorePartition needs to know where to read the plans topic from.
 func (p *partition) Checkpoint(ctx context.Context) ([]stream.Output, error) {
@@ -682,15 +687,15 @@ func restorePartition(ctx context.Context, svc *service, part int) (*partition, 
 		if msg.Offset < marks[id].plansOffset {
 			return nil // already in the intersection's record
 		}
-		var plan greenwavev1.SignalPlan
-		if err := proto.Unmarshal(msg.Value, &plan); err != nil || plan.GetIntersectionId() != id {
+		plan, err := wire.TopicPlans.Decode(msg)
+		if err != nil || plan.GetIntersectionId() != id {
 			// Not a plan this service wrote; it cannot have changed the state.
 			svc.log.Warn("ignoring an undecodable record on the plans topic", zap.Int("partition", part), zap.Int64("offset", msg.Offset), zap.Error(err))
 			return nil
 		}
 		n++
 		st := p.stateOf(id)
-		st.Plan = &plan
+		st.Plan = plan
 		if plan.GetOverrideId() != "" {
 			st.AppliedOverride = plan.GetOverrideId()
 		}
@@ -871,8 +876,8 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	if err != nil {
 		return err
 	}
-	if counts[names.SignalState] != counts[names.Predictions] || counts[names.Overrides] != counts[names.Predictions] || counts[names.Plans] != counts[names.Predictions] {
-		return fmt.Errorf("topics %s, %s and %s must be co-partitioned with %s", names.SignalState, names.Overrides, names.Plans, names.Predictions)
+	if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
+		return fmt.Errorf("check topics: %w", err)
 	}
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()
@@ -890,29 +895,24 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		brokers: cfg.Brokers, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second},
 		checkpointEvery: cfg.CheckpointEvery, checkpointIdle: cfg.CheckpointIdle,
 	}
-	newHandler := func(ctx context.Context, part int) (stream.Handler, error) {
+	newHandler := func(ctx context.Context, part int) (*stream.Handler, error) {
 		p, err := restorePartition(ctx, svc, part)
 		if err != nil {
 			return nil, err
 		}
 		// The restored plans become the current ones. On a reassignment the hub usually has them already: they
 		// are not sent to subscribers a second time.
-		ids := make([]string, 0, len(p.state))
-		for id := range p.state {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
+		for _, id := range slices.Sorted(maps.Keys(p.state)) {
 			plan := p.state[id].Plan
 			if cur, ok := hub.Latest(id); plan != nil && (!ok || !proto.Equal(cur, plan)) {
 				hub.Publish(id, plan)
 			}
 		}
-		return p, nil
+		return p.handler(), nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: cfg.Brokers, GroupID: cfg.Group("signalcontrol"), Topic: names.Predictions, DeadLetterTopic: names.DeadLetters,
-		Service: "signalcontrol", IdleTick: cfg.OverrideTick,
+		Service: "signalcontrol", DeadLetter: wire.DeadLetter, IdleTick: cfg.OverrideTick,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{svc: svc, hub: hub, buffer: cfg.SubscriberBuffer})
 	overridesLoaded := make(chan struct{})
@@ -931,13 +931,13 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	}
 	g.Go(func() error {
 		err := stream.Follow(ctx, cfg.Brokers, names.Overrides, svc.partitions, func(m kafka.Message) error {
-			var a greenwavev1.OverrideAudit
-			if err := proto.Unmarshal(m.Value, &a); err != nil || a.GetOverride().GetIntersectionId() == "" {
+			a, err := wire.TopicOverrides.Decode(m)
+			if err != nil || a.GetOverride().GetIntersectionId() == "" {
 				svc.metrics.badAudits.Inc()
 				env.Log.Warn("ignoring undecodable override record", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 				return nil
 			}
-			table.apply(&a)
+			table.apply(a)
 			return nil
 		}, func() { close(overridesLoaded) })
 		if err != nil {

@@ -197,7 +197,7 @@ func (h *harness) prediction(id string, k int, opts ...predOpt) stream.Output {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return stream.Output{Topic: h.names.Predictions, Key: []byte(id), Value: b, EventID: pred.EventId, Payload: wire.PayloadPrediction}
+	return stream.Output{Topic: h.names.Predictions, Key: []byte(id), Value: b, EventID: pred.EventId, Payload: wire.TopicPredictions.Payload()}
 }
 
 // planWhere watches intersection A's plans until one satisfies ok. WatchPlans sends the current plan first, so a

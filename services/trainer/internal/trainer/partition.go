@@ -14,7 +14,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -70,10 +69,14 @@ type servedMark struct {
 	ready bool
 }
 
-// CheckpointInterval implements stream.CheckpointPolicy: how often a quiet partition asks CheckpointDue.
-func (p *partition) CheckpointInterval() time.Duration { return p.checkpointIdle }
+// handler is the stream handler of the partition: its checkpoint follows CheckpointDue, which a quiet partition
+// asks every checkpointIdle, and Close runs when the partition is revoked.
+func (p *partition) handler() *stream.Handler {
+	return stream.NewHandler(p.Handle, stream.WithCheckpoint(p.Checkpoint), stream.WithCheckpointInterval(p.checkpointIdle),
+		stream.WithCheckpointDue(p.CheckpointDue), stream.WithClose(p.Close))
+}
 
-// CheckpointDue implements stream.CheckpointDecider. Snapshots are taken on event time, so that what they cost
+// CheckpointDue is the partition's stream.WithCheckpointDue decision. Snapshots are taken on event time, so that what they cost
 // follows the input, not the wall clock or the speed of a replay: when the newest applied window end has crossed
 // a multiple of checkpointEvery (UTC-aligned, so restarts keep the schedule) since the last checkpoint. Offsets
 // are committed only with a checkpoint, so a restart replays the frames since the last one and stays exact.
@@ -112,46 +115,54 @@ func newPartition(id, partitions int, cfg train.Config, names topics.Names, m *m
 // learnerKey is the partition's key of an approach's learner.
 func learnerKey(intersection, approach string) string { return intersection + "/" + approach }
 
-// Handle implements stream.Handler. A frame is applied approach by approach; the approaches that cannot be
+// Handle is the partition's stream.HandleFunc: frames decoded by the features topic's declaration (decode).
+func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+	return stream.Decoded(stream.DecoderFunc[*greenwavev1.IntersectionFeatures](p.decode), p.handleFrame)(ctx, m)
+}
+
+// decode decodes a frame with the features topic's declaration; a frame it rejects is counted and recorded
+// like every other rejection of the partition.
+func (p *partition) decode(m kafka.Message) (*greenwavev1.IntersectionFeatures, error) {
+	fp, err := wire.TopicFeatures.Decode(m)
+	var rej *stream.RejectError
+	if errors.As(err, &rej) {
+		return nil, p.frameRejected(fp, rej.Reason, "%s", rej.Detail)
+	}
+	return fp, err
+}
+
+// frameRejected counts and records the rejection of a whole frame and returns it for the dead-letter topic.
+func (p *partition) frameRejected(fp *greenwavev1.IntersectionFeatures, reason greenwavev1.RejectReason, format string, args ...any) error {
+	r := &rejection{cause: causeFrame, reason: reason, detail: fmt.Sprintf(format, args...)}
+	var window time.Time
+	if fp.GetWindowStart() != nil {
+		window = fp.GetWindowStart().AsTime()
+	}
+	p.rejected(fp.GetIntersectionId(), window, r)
+	return r.reject(fp.GetEventId())
+}
+
+// handleFrame handles one decoded frame. A frame is applied approach by approach; the approaches that cannot be
 // applied are named in one dead letter for the frame, and the others are applied all the same: one bad vector
 // must not cost the other approaches their window (the dead letter says which were applied). Every rejection is
 // counted by cause, logged once per cause and kept in the intersection's training status (ListModels).
-func (p *partition) Handle(_ context.Context, m kafka.Message) ([]stream.Output, error) {
-	var fp greenwavev1.IntersectionFeatures
-	frameRejected := func(reason greenwavev1.RejectReason, format string, args ...any) error {
-		r := &rejection{cause: causeFrame, reason: reason, detail: fmt.Sprintf(format, args...)}
-		var window time.Time
-		if fp.GetWindowStart() != nil {
-			window = fp.GetWindowStart().AsTime()
-		}
-		p.rejected(fp.GetIntersectionId(), window, r)
-		return r.reject(fp.GetEventId())
-	}
-	if err := proto.Unmarshal(m.Value, &fp); err != nil {
-		fp.Reset()
-		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "decode features: %v", err)
-	}
-	if err := wire.CheckVersion(fp.GetSchemaVersion()); err != nil {
-		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "%v", err)
-	}
-	f := wire.Frame(&fp)
+func (p *partition) handleFrame(_ context.Context, m kafka.Message, fp *greenwavev1.IntersectionFeatures) ([]stream.Output, error) {
+	f := wire.Frame(fp)
 	switch {
 	case f.IntersectionID == "":
-		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame has no intersection_id")
+		return nil, p.frameRejected(fp, greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame has no intersection_id")
 	case strings.Contains(f.IntersectionID, "/"):
 		// Model ids are "intersection/approach/horizon_s/target" and partitioned by the part before the first '/'.
-		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "intersection_id %q contains '/'", f.IntersectionID)
+		return nil, p.frameRejected(fp, greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "intersection_id %q contains '/'", f.IntersectionID)
 	case len(f.Approaches) == 0:
-		return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame %s has no approaches", fp.GetEventId())
+		return nil, p.frameRejected(fp, greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "frame %s has no approaches", fp.GetEventId())
 	}
 	// The models of an intersection live in the models partition with the features partition's number; a frame
 	// in another partition would train a model whose snapshots this partition never restores.
-	if p.partitions > 0 {
-		if want := stream.PartitionFor(f.IntersectionID, p.partitions); m.Partition != want {
-			return nil, frameRejected(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT,
-				"frame for intersection %s in partition %d; its records belong in partition %d (key the features topic by intersection id)",
-				f.IntersectionID, m.Partition, want)
-		}
+	if want, ok := stream.Home(f.IntersectionID, m.Partition, p.partitions); !ok {
+		return nil, p.frameRejected(fp, greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT,
+			"frame for intersection %s in partition %d; its records belong in partition %d (key the features topic by intersection id)",
+			f.IntersectionID, m.Partition, want)
 	}
 	cfg, rj := p.configFor(f)
 	if rj != nil {
@@ -339,7 +350,7 @@ func (p *partition) observe(key string, upd train.Update) {
 	}
 }
 
-// Checkpoint implements stream.Handler: the complete snapshots of every learner changed since the last
+// Checkpoint is the partition's stream.WithCheckpoint: the complete snapshots of every learner changed since the last
 // checkpoint, for the trainer's changelog — the processor commits input offsets only after they are
 // acknowledged — and the served snapshots of those changed since their last publication, so that what a
 // checkpoint covers is also served (a finished replay's last windows reach the predictor).
@@ -368,7 +379,7 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	return outs, nil
 }
 
-// Close implements io.Closer; the processor calls it when the partition is revoked. The models leave this
+// Close is the partition's stream.WithClose, called when the partition is revoked. The models leave this
 // instance's evaluation metrics: the instance that takes the partition over reports them.
 func (p *partition) Close() error {
 	var ids []string

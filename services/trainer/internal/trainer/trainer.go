@@ -16,6 +16,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -40,11 +41,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range []string{names.Models, names.TrainerState} {
-		if counts[t] != counts[names.Features] {
-			return fmt.Errorf("topic %s has %d partitions but %s has %d: the models and the trainer's changelog must be co-partitioned with its input",
-				t, counts[t], names.Features, counts[names.Features])
-		}
+	if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
+		return fmt.Errorf("check topics: %w", err)
 	}
 	m := newMetrics(env.Registry)
 	status := newStatusBoard()
@@ -56,15 +54,15 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	parts := counts[names.Features]
 	proc := stream.NewProcessor(stream.ProcessorConfig{
 		Brokers: cfg.Brokers, GroupID: cfg.Group("trainer"), Topic: names.Features, DeadLetterTopic: names.DeadLetters,
-		Service: "trainer", MaxBatch: cfg.MaxBatch, SessionTimeout: cfg.SessionTimeout,
-	}, prod, func(ctx context.Context, part int) (stream.Handler, error) {
+		Service: "trainer", DeadLetter: wire.DeadLetter, MaxBatch: cfg.MaxBatch, SessionTimeout: cfg.SessionTimeout,
+	}, prod, func(ctx context.Context, part int) (*stream.Handler, error) {
 		p, err := restorePartition(ctx, cfg.Brokers, part, parts, tc, names, m, env.Log)
 		if err != nil {
 			return nil, err
 		}
 		p.checkpointEvery, p.checkpointIdle, p.publishEvery = cfg.CheckpointEvery, cfg.CheckpointIdle, cfg.PublishEvery
 		p.status = status
-		return p, nil
+		return p.handler(), nil
 	}, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry).WithStatus(status))
 	modelsLoaded := make(chan struct{})
@@ -83,20 +81,17 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 // every stored update to hub; caughtUp is called once the topic's end at start-up is reached.
 func followModels(ctx context.Context, brokers []string, topic string, partitions int, store *models.Store,
 	hub *broadcast.Hub[*greenwavev1.ModelSnapshot], m *metrics, log *zap.Logger, caughtUp func()) error {
-	return stream.Follow(ctx, brokers, topic, partitions, func(msg kafka.Message) error {
-		if msg.Value == nil {
-			return nil
-		}
-		s, err := wire.DecodeModel(msg)
-		if err != nil {
+	return wire.FollowModels(ctx, brokers, topic, partitions, wire.ModelFollower{
+		Put: func(s *greenwavev1.ModelSnapshot) {
+			if store.Put(s) {
+				hub.Publish(s.GetModelId(), s)
+			}
+		},
+		Undecodable: func(msg kafka.Message, err error) {
 			m.undecodable.Inc()
 			log.Error("undecodable model snapshot skipped", zap.ByteString("key", msg.Key), zap.Int("partition", msg.Partition),
 				zap.Int64("offset", msg.Offset), zap.Error(err))
-			return nil
-		}
-		if store.Put(s) {
-			hub.Publish(s.GetModelId(), s)
-		}
-		return nil
-	}, caughtUp)
+		},
+		CaughtUp: caughtUp,
+	})
 }
