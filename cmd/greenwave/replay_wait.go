@@ -38,10 +38,10 @@ func pipelineStages(prefix string) []pipelineStage {
 // topic had when the previous stage finished (the first stage: when called, after the replay's last ack).
 //
 // Stage by stage is what makes it exact: a service publishes a batch's outputs and waits for their acks before it
-// commits the batch's input offsets, so once a group has committed everything up to the ends measured before,
-// every record derived from that input is on the next topic, below the ends measured now. What it cannot see:
-// output a service holds back by design — event-time windows still open (they close as later readings arrive,
-// or after the cleaner's idle timeout) — and offsets a stream.WithCheckpointInterval commits only at its interval (so the wait
+// commits the batch's input offsets, so once a group has committed everything up to the ends measured before, every
+// record derived from that input is on the next topic, below the ends measured now. What it cannot see: output a
+// service holds back by design — event-time windows still open (they close as later readings arrive, or after the
+// cleaner's idle timeout) — and offsets a stream.WithCheckpointInterval commits only at its interval (so the wait
 // includes, for example, PREDICTOR_COMMIT_INTERVAL). waiting is called when a group starts being waited for.
 func waitPipeline(ctx context.Context, client *kafka.Client, stages []pipelineStage, poll time.Duration, waiting func(group, topic string, behind int64)) error {
 	for _, st := range stages {

@@ -283,8 +283,8 @@ func (p *partition) Tick(_ context.Context, now time.Time) ([]stream.Output, err
 	return outs, nil
 }
 
-// Checkpoint is the stream.WithCheckpoint of the partition: the snapshot of every intersection changed since the last checkpoint,
-// each with the offset of the last record applied to it.
+// Checkpoint is the stream.WithCheckpoint of the partition: the snapshot of every intersection changed since the last
+// checkpoint, each with the offset of the last record applied to it.
 func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	var outs []stream.Output
 	if p.hasSettled {

@@ -120,9 +120,9 @@ func (p *partition) predict(ctx context.Context, _ kafka.Message, fp *greenwavev
 	return []stream.Output{out}, nil
 }
 
-// Acknowledged is the partition's stream.WithAcknowledged: the predictions handled since the last call are on the topic now,
-// so subscribers get them — Kafka and gRPC subscribers see the same content. This happens after every write of
-// outputs, independently of the (possibly deferred) offset commit.
+// Acknowledged is the partition's stream.WithAcknowledged: the predictions handled since the last call are on the
+// topic now, so subscribers get them — Kafka and gRPC subscribers see the same content. This happens after every write
+// of outputs, independently of the (possibly deferred) offset commit.
 func (p *partition) Acknowledged(context.Context) error {
 	now := p.now()
 	for i, pred := range p.batch {

@@ -442,18 +442,18 @@ func (p *partition) stateOf(id string) *intersectionState {
 	return st
 }
 
-// handler is the stream handler of the partition: predictions decoded by the predictions topic's declaration,
-// override expiry on ticks, plans handed to subscribers once acknowledged, and the checkpoint following CheckpointDue, which a quiet partition asks every
-// SIGNAL_CHECKPOINT_IDLE.
+// handler is the stream handler of the partition: predictions decoded by the predictions topic's declaration, override
+// expiry on ticks, plans handed to subscribers once acknowledged, and the checkpoint following CheckpointDue, which a
+// quiet partition asks every SIGNAL_CHECKPOINT_IDLE.
 func (p *partition) handler() *stream.Handler {
 	return stream.NewHandler(p.Handle, stream.WithCheckpoint(p.Checkpoint), stream.WithTick(p.Tick), stream.WithAcknowledged(p.Acknowledged),
 		stream.WithCheckpointInterval(p.svc.checkpointIdle), stream.WithCheckpointDue(p.CheckpointDue))
 }
 
-// CheckpointDue is the partition's stream.WithCheckpointDue decision, with the trainer's rule: a checkpoint when the newest
-// applied window end has crossed a multiple of SIGNAL_CHECKPOINT_INTERVAL (UTC-aligned, so restarts keep the
-// schedule) since the last one, when an override marker changed, or when a partition of historical input (event
-// time more than the interval behind now: a replay that ended) has been quiet for SIGNAL_CHECKPOINT_IDLE.
+// CheckpointDue is the partition's stream.WithCheckpointDue decision, with the trainer's rule: a checkpoint when the
+// newest applied window end has crossed a multiple of SIGNAL_CHECKPOINT_INTERVAL (UTC-aligned, so restarts keep the
+// schedule) since the last one, when an override marker changed, or when a partition of historical input (event time
+// more than the interval behind now: a replay that ended) has been quiet for SIGNAL_CHECKPOINT_IDLE.
 func (p *partition) CheckpointDue(now time.Time, idle time.Duration) bool {
 	every := int64(p.svc.checkpointEvery / time.Second)
 	if every <= 0 || p.markers {
@@ -609,8 +609,8 @@ func (p *partition) Tick(context.Context, time.Time) ([]stream.Output, error) {
 	return outs, nil
 }
 
-// Acknowledged is the partition's stream.WithAcknowledged. Plans reach subscribers once they are on the plans topic, batch by
-// batch (the state checkpoint may come hours of event time later), so gRPC and Kafka subscribers see the same
+// Acknowledged is the partition's stream.WithAcknowledged. Plans reach subscribers once they are on the plans topic,
+// batch by batch (the state checkpoint may come hours of event time later), so gRPC and Kafka subscribers see the same
 // plans: every plan issued, in the order it was issued (per intersection, the topic's order).
 func (p *partition) Acknowledged(context.Context) error {
 	for _, plan := range p.issued {
@@ -621,9 +621,10 @@ func (p *partition) Acknowledged(context.Context) error {
 	return nil
 }
 
-// Checkpoint is the partition's stream.WithCheckpoint: the state of every intersection changed since the last checkpoint, each
-// record marked with the plans partition's end offset (the plans issued so far are all acknowledged) and with the
-// checkpoint's number and size, which is what restorePartition needs to know where to read the plans topic from.
+// Checkpoint is the partition's stream.WithCheckpoint: the state of every intersection changed since the last
+// checkpoint, each record marked with the plans partition's end offset (the plans issued so far are all acknowledged)
+// and with the checkpoint's number and size, which is what restorePartition needs to know where to read the plans
+// topic from.
 func (p *partition) Checkpoint(ctx context.Context) ([]stream.Output, error) {
 	p.checkpointed, p.markers = p.eventTime, false
 	if len(p.dirty) == 0 {

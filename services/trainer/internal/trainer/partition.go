@@ -76,10 +76,10 @@ func (p *partition) handler() *stream.Handler {
 		stream.WithCheckpointDue(p.CheckpointDue), stream.WithClose(p.Close))
 }
 
-// CheckpointDue is the partition's stream.WithCheckpointDue decision. Snapshots are taken on event time, so that what they cost
-// follows the input, not the wall clock or the speed of a replay: when the newest applied window end has crossed
-// a multiple of checkpointEvery (UTC-aligned, so restarts keep the schedule) since the last checkpoint. Offsets
-// are committed only with a checkpoint, so a restart replays the frames since the last one and stays exact.
+// CheckpointDue is the partition's stream.WithCheckpointDue decision. Snapshots are taken on event time, so that what
+// they cost follows the input, not the wall clock or the speed of a replay: when the newest applied window end has
+// crossed a multiple of checkpointEvery (UTC-aligned, so restarts keep the schedule) since the last checkpoint.
+// Offsets are committed only with a checkpoint, so a restart replays the frames since the last one and stays exact.
 //
 // A partition of historical input that goes quiet (a replay that ended; event time more than checkpointEvery
 // behind now) is checkpointed after checkpointIdle of silence, so that its last windows are published and its
