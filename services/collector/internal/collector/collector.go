@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,7 +184,7 @@ func (s *Service) admit(api string) (release func(), f *failure) {
 		return func() { <-s.inflight }, nil
 	default:
 		s.metrics.overloaded.WithLabelValues(api).Inc()
-		return nil, &failure{code: codes.ResourceExhausted, httpStatus: 503, label: "overloaded", retryAfter: time.Second,
+		return nil, &failure{code: codes.ResourceExhausted, httpStatus: http.StatusServiceUnavailable, label: "overloaded", retryAfter: time.Second,
 			message: fmt.Sprintf("the collector has %d batches in flight, its maximum; retry shortly", cap(s.inflight))}
 	}
 }
@@ -210,7 +211,7 @@ func (s *Service) rateLimit(api string, gw *gateways.Gateway, n int) *failure {
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		s.metrics.rateLimited.WithLabelValues(gw.ID).Inc()
-		return &failure{code: codes.ResourceExhausted, httpStatus: 429, label: "rate_limited", retryAfter: d,
+		return &failure{code: codes.ResourceExhausted, httpStatus: http.StatusTooManyRequests, label: "rate_limited", retryAfter: d,
 			message: fmt.Sprintf("gateway %q is over its rate limit of %g readings/s; retry after %s", gw.ID, float64(lim.Limit()), d.Round(time.Millisecond))}
 	}
 	return nil
@@ -278,7 +279,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	if denied == len(items) {
 		// Nothing in the batch is the gateway's to publish: that is a credentials problem, not bad data.
 		s.metrics.authDenied.WithLabelValues(gw.ID, "forbidden").Inc()
-		f := &failure{code: codes.PermissionDenied, httpStatus: 403, label: "forbidden",
+		f := &failure{code: codes.PermissionDenied, httpStatus: http.StatusForbidden, label: "forbidden",
 			message: fmt.Sprintf("gateway %q may publish none of the %d readings of the batch", gw.ID, len(items))}
 		for _, r := range ack.Rejected {
 			f.fields = append(f.fields, fieldViolation{Field: r.GetField(), Description: r.GetDescription()})
@@ -288,7 +289,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	if err := publish(ctx, outs...); err != nil {
 		s.metrics.produceErrors.Inc()
 		s.log.Warn("publish batch failed", zap.String("gateway", gw.ID), zap.String("batch", batchID), zap.Error(err))
-		return nil, &failure{code: codes.Unavailable, httpStatus: 503, label: "kafka_unavailable", retryAfter: time.Second,
+		return nil, &failure{code: codes.Unavailable, httpStatus: http.StatusServiceUnavailable, label: "kafka_unavailable", retryAfter: time.Second,
 			message: fmt.Sprintf("publish batch %q to Kafka: %v (nothing was acknowledged; resend the batch)", batchID, err)}
 	}
 	s.metrics.accepted.WithLabelValues("traffic", gw.ID).Add(float64(ack.AcceptedReadings))
