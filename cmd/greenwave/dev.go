@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/pkg/server"
@@ -79,7 +79,7 @@ type devOptions struct {
 	brokerPort   int
 	json         bool
 	sample       bool
-	speed        speedFlag
+	speed        cli.Speed
 	backfill     time.Duration
 	seed         uint64
 	forDur       time.Duration
@@ -91,32 +91,9 @@ type devOptions struct {
 	stateFile    string
 }
 
-// speedFlag is a positive speed-up factor, or "max" (stored as 0) for as fast as the collector acks.
-type speedFlag float64
-
-func (s *speedFlag) String() string {
-	if *s == 0 {
-		return "max"
-	}
-	return strconv.FormatFloat(float64(*s), 'g', -1, 64)
-}
-
-func (s *speedFlag) Set(v string) error {
-	if v == "max" {
-		*s = 0
-		return nil
-	}
-	f, err := strconv.ParseFloat(strings.TrimSuffix(v, "x"), 64)
-	if err != nil || f <= 0 || f > 1e9 {
-		return errors.New(`want a positive factor such as 600, or "max"`)
-	}
-	*s = speedFlag(f)
-	return nil
-}
-
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := devOptions{speed: 600}
-	fs := newFlagSet("dev", devSynopsis, devDescription, stderr)
+	fs := cli.NewFlagSet("dev", devSynopsis, devDescription, stderr)
 	fs.StringVar(&o.topology, "topology", "", "intersection topology file (default config/topology.yaml in the repository root)")
 	fs.IntVar(&o.brokerPort, "broker-port", 0, "port of the embedded Kafka broker on 127.0.0.1 (0 picks a free one)")
 	fs.BoolVar(&o.json, "json", false, "print JSON lines on stdout instead of text (see Output)")
@@ -131,7 +108,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&o.summaryEvery, "summary", 10*time.Second, "interval of the summary line (0: none but the final one)")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long the services may take to become ready")
 	fs.StringVar(&o.stateFile, "state-file", devstate.Path(os.LookupEnv), "where the addresses are written for the other commands while dev runs (\"\": nowhere; default $"+devstate.EnvFile+", else the user cache dir)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if o.backfill < 0 || o.forDur < 0 || o.summaryEvery < 0 || o.readyTimeout <= 0 {

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -71,7 +72,7 @@ type replayOptions struct {
 	token, tokenFile      string
 	tlsCA, tlsCert        string
 	tlsKey                string
-	speed                 speedFlag
+	speed                 cli.Speed
 	batch, window         int
 	maxRetries            int
 	json, dryRun          bool
@@ -84,7 +85,7 @@ type replayOptions struct {
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := replayOptions{speed: 0}
-	fs := newFlagSet("replay", replaySynopsis, replayDescription, stderr)
+	fs := cli.NewFlagSet("replay", replaySynopsis, replayDescription, stderr)
 	fs.StringVar(&o.format, "format", dataset.FormatCSV, "file format: "+strings.Join(dataset.Formats(), ", "))
 	fs.StringVar(&o.weather, "weather", "", "canonical weather CSV to send with the readings, merged by event time")
 	fs.StringVar(&o.collector, "collector", "", "collector gRPC address HOST:PORT (default: a running `greenwave dev`'s collector; required otherwise, unless --dry-run)")
@@ -107,8 +108,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fs.StringVar(&o.brokers, "brokers", defBrokers, "Kafka brokers for --wait, comma-separated; $KAFKA_BROKERS, else a running `greenwave dev`'s")
 	fs.StringVar(&o.topicPrefix, "topic-prefix", os.Getenv("TOPIC_PREFIX"), "the services' TOPIC_PREFIX, for --wait; $TOPIC_PREFIX when set")
-	flagArgs, files := separateFileArgs(args, "json", "dry-run", "wait")
-	if err := parseFlags(fs, flagArgs); err != nil {
+	flagArgs, files := cli.SeparateFileArgs(args, "json", "dry-run", "wait")
+	if err := cli.ParseFlags(fs, flagArgs); err != nil {
 		return err
 	}
 	switch {
@@ -126,30 +127,6 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	return replay(ctx, o, stdout, stderr)
-}
-
-// separateFileArgs splits args into flags and positional arguments, so that FILE may come before, between or
-// after the flags (the flag package stops at the first positional argument). A flag is assumed to take a
-// separate value ("--speed max") unless written --flag=value or named in boolFlags; everything after "--" is
-// positional.
-func separateFileArgs(args []string, boolFlags ...string) (flags, files []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return flags, append(files, args[i+1:]...)
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			files = append(files, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if !strings.Contains(name, "=") && !slices.Contains(boolFlags, name) && name != "h" && name != "help" && i+1 < len(args) {
-			i++
-			flags = append(flags, args[i])
-		}
-	}
-	return flags, files
 }
 
 func (o *replayOptions) validate() error {

@@ -288,11 +288,3 @@ func TestReplayUsage(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr.String())
 	}
 }
-
-func TestSeparateFileArgs(t *testing.T) {
-	t.Parallel()
-	flags, files := separateFileArgs([]string{"f.csv", "--speed", "max", "--json", "--batch=5", "--", "-odd.csv"}, "json")
-	if strings.Join(flags, " ") != "--speed max --json --batch=5" || strings.Join(files, " ") != "f.csv -odd.csv" {
-		t.Errorf("flags %q files %q", flags, files)
-	}
-}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 )
 
 // TestMain fails the package when a command leaves a goroutine behind (a reader, a connection, a gRPC stream).
@@ -49,7 +51,7 @@ func runCmd(t *testing.T, cmd command, args ...string) (string, string, error) {
 
 // exitStatus maps an error to the status the CLI exits with (cli.go's exitCode, for the errors ops returns).
 func exitStatus(err error) int {
-	var ue *UsageError
+	var ue *cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
