@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/replay"
 )
 
 // command is one subcommand. To add one, write its function and add a row to commands.
@@ -22,7 +21,7 @@ type command struct {
 // internal/ops so that the end-to-end tests can run them in-process.
 var commands = []command{
 	{name: "dev", summary: "run the whole pipeline locally: embedded Kafka, the five services, simulated sensors", run: runDev},
-	{name: "replay", summary: "send a data file (canonical CSV, Metro I-94, SCATS) to a collector, paced on event time", run: runReplay},
+	{name: "replay", summary: "send a data file (canonical CSV, Metro I-94, SCATS) to a collector, paced on event time", run: replay.Run},
 	{name: "topology", summary: "topology import: print the topology YAML for a data set (SCATS, Metro I-94)", run: runTopology},
 	{name: "fit", summary: "ordinary least squares on NumPy .npy arrays with an 80/20 split (matches scikit-learn)", run: runFit},
 	{name: "topics", summary: "create (ensure) or describe the Greenwave Kafka topics", run: ops.Topics},
@@ -67,20 +66,4 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun `greenwave COMMAND --help` for a command's flags.\n")
-}
-
-// exitCode reports err on stderr and maps it to the process exit status: 0 for success and --help, 2 for a
-// usage error, 1 otherwise.
-func exitCode(err error, stderr io.Writer) int {
-	var ue *cli.UsageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "greenwave: %v\n", err)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "greenwave: %v\n", err)
-		return 1
-	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack/stacktest"
@@ -141,7 +142,7 @@ func TestRunDispatch(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tc.args, &stdout, &stderr)
-			if code := exitCode(err, &stderr); code != tc.wantCode {
+			if code := cli.ExitCode(err, &stderr); code != tc.wantCode {
 				t.Errorf("exit code %d, want %d (err %v)", code, tc.wantCode, err)
 			}
 			if !strings.Contains(stdout.String(), tc.wantStdout) {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,20 @@ func (e *UsageError) Error() string { return e.Msg }
 // Usagef returns a *UsageError with a formatted message.
 func Usagef(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// ExitCode reports err on stderr and maps it to the process exit status: 0 for success and --help, 2 for a
+// *UsageError, 1 otherwise.
+func ExitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	}
+	fmt.Fprintf(stderr, "greenwave: %v\n", err)
+	if _, ok := errors.AsType[*UsageError](err); ok {
+		return 2
+	}
+	return 1
 }
 
 // NewFlagSet returns a FlagSet for a command whose --help prints "Usage: greenwave NAME SYNOPSIS", the
@@ -116,4 +131,20 @@ func (s *Speed) Set(v string) error {
 	}
 	*s = Speed(f)
 	return nil
+}
+
+// Counts renders counts by name as "a 3, b 1": largest first, then by name.
+func Counts(m map[string]int) string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return m[b] - m[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }

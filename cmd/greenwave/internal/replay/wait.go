@@ -1,4 +1,4 @@
-package main
+package replay
 
 import (
 	"context"
@@ -138,8 +138,8 @@ func envOr(key, def string) string {
 	return def
 }
 
-// replayWait runs waitPipeline for `replay --wait`, reporting on stderr which group it waits for.
-func replayWait(ctx context.Context, o replayOptions, stderr io.Writer) error {
+// waitForPipeline runs waitPipeline for `replay --wait`, reporting on stderr which group it waits for.
+func waitForPipeline(ctx context.Context, o options, stderr io.Writer) error {
 	var brokers []string
 	for b := range strings.SplitSeq(o.brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
