@@ -60,8 +60,6 @@ func (f *feeder) run(ctx context.Context) error {
 
 	wallStart := f.now()
 	var simStart time.Time
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	for seq := 0; ; seq++ {
 		tick := f.sim.Next()
 		if seq == 0 {
@@ -77,19 +75,13 @@ func (f *feeder) run(ctx context.Context) error {
 			if wait <= 0 && st.Room() {
 				break
 			}
-			var timerC <-chan time.Time
-			if wait > 0 {
-				timer.Reset(wait)
-				timerC = timer.C
-			}
-			select {
-			case <-ctx.Done():
+			switch ev, ack := st.Await(ctx, max(wait, 0)); ev {
+			case gateway.Cancelled:
 				return stop()
-			case <-st.Done():
+			case gateway.Ended:
 				return fmt.Errorf("collector closed the stream: %v", orEOF(st.Ended(f.ack)))
-			case ack := <-st.Acks():
+			case gateway.Acked:
 				_ = f.ack(ack)
-			case <-timerC:
 			}
 		}
 		batch := &greenwavev1.ReadingBatch{

@@ -113,24 +113,60 @@ func (s *Stream) Ended(onAck func(*greenwavev1.BatchAck) error) error {
 	}
 }
 
-// Drain waits until the stream ends, handing the acks to onAck, and returns what Ended returns; ErrStillOpen
-// when it has not ended within timeout (0: no limit).
-func (s *Stream) Drain(timeout time.Duration, onAck func(*greenwavev1.BatchAck) error) error {
+// Event is what Await returned on.
+type Event int
+
+// The events of Await.
+const (
+	// Acked: an ack arrived.
+	Acked Event = iota
+	// Ended: the stream ended (Done is closed); Ended says why.
+	Ended
+	// Cancelled: the context ended.
+	Cancelled
+	// TimedOut: the time to wait passed.
+	TimedOut
+)
+
+// Await waits up to d (d <= 0: no limit) for an ack, which it returns, the end of the stream, or the end of ctx.
+func (s *Stream) Await(ctx context.Context, d time.Duration) (Event, *greenwavev1.BatchAck) {
 	var expired <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
+	if d > 0 {
+		t := time.NewTimer(d)
 		defer t.Stop()
 		expired = t.C
 	}
+	select {
+	case ack := <-s.acks:
+		return Acked, ack
+	case <-s.done:
+		return Ended, nil
+	case <-ctx.Done():
+		return Cancelled, nil
+	case <-expired:
+		return TimedOut, nil
+	}
+}
+
+// Drain waits until the stream ends, handing the acks to onAck, and returns what Ended returns; ErrStillOpen
+// when it has not ended within timeout (0: no limit).
+func (s *Stream) Drain(timeout time.Duration, onAck func(*greenwavev1.BatchAck) error) error {
+	deadline := time.Now().Add(timeout)
 	for {
-		select {
-		case ack := <-s.acks:
+		var d time.Duration
+		if timeout > 0 {
+			if d = time.Until(deadline); d <= 0 {
+				return ErrStillOpen
+			}
+		}
+		switch ev, ack := s.Await(context.Background(), d); ev {
+		case Acked:
 			if err := onAck(ack); err != nil {
 				return err
 			}
-		case <-s.done:
+		case Ended:
 			return s.Ended(onAck)
-		case <-expired:
+		default:
 			return ErrStillOpen
 		}
 	}

@@ -184,9 +184,6 @@ func (r *sender) serve(ctx context.Context, c *gateway.Stream, failures *int) er
 		}
 		r.sum.RetriedBatches++
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
 	for {
 		// Send while the window has room and a record is due.
 		var wait time.Duration
@@ -209,44 +206,40 @@ func (r *sender) serve(ctx context.Context, c *gateway.Stream, failures *int) er
 			c.CloseSend()
 			return nil
 		}
-		var timerC <-chan time.Time
-		if wait > 0 {
-			timer.Reset(wait)
-			timerC = timer.C
-		}
-		select {
-		case <-ctx.Done():
+		switch ev, ack := c.Await(ctx, wait); ev {
+		case gateway.Cancelled:
 			// Stop sending; give the batches in flight a bounded time to be acknowledged.
 			c.CloseSend()
 			return r.drainAcks(c)
-		case ack := <-c.Acks():
+		case gateway.Acked:
 			if err := r.acked(ack); err != nil {
 				return err
 			}
 			*failures = 0
-		case <-c.Done():
+		case gateway.Ended:
 			return r.ended(c.Ended(r.acked))
-		case <-timerC:
 		}
-		timer.Stop()
 	}
 }
 
 // drainAcks waits up to r.drain for the acks of the batches in flight after an interrupt.
 func (r *sender) drainAcks(c *gateway.Stream) error {
-	deadline := time.NewTimer(r.drain)
-	defer deadline.Stop()
+	deadline := time.Now().Add(r.drain)
 	for len(r.unacked) > 0 {
-		select {
-		case ack := <-c.Acks():
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return fmt.Errorf("%d batches unacknowledged after waiting %s", len(r.unacked), r.drain)
+		}
+		switch ev, ack := c.Await(context.Background(), wait); ev {
+		case gateway.Acked:
 			if err := r.acked(ack); err != nil {
 				return err
 			}
-		case <-c.Done():
+		case gateway.Ended:
 			if err := r.ended(c.Ended(r.acked)); len(r.unacked) > 0 {
 				return fmt.Errorf("%d batches unacknowledged when the stream ended: %v", len(r.unacked), err)
 			}
-		case <-deadline.C:
+		default:
 			return fmt.Errorf("%d batches unacknowledged after waiting %s", len(r.unacked), r.drain)
 		}
 	}
