@@ -1,31 +1,15 @@
 package dev
 
 import (
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-	"go.uber.org/goleak"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/leaktest"
 )
 
 // TestMain fails the package when a test leaves a goroutine behind.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	// pkg/kafkatest uses kafka-go's process-wide default transport, which keeps its connections until told
-	// otherwise.
-	if t, ok := kafka.DefaultTransport.(*kafka.Transport); ok {
-		t.CloseIdleConnections()
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(leaktest.Main(m)) }
 
 func TestDueAt(t *testing.T) {
 	t.Parallel()

@@ -170,6 +170,18 @@ func addKafkaFlags(fs *flag.FlagSet, lookup lookupFunc) *kafkaFlags {
 	return k
 }
 
+// parse parses the arguments of a Kafka command that takes no positional arguments and returns the brokers.
+func (k *kafkaFlags) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return nil, err
+	}
+	return k.brokerList(fs.Name())
+}
+
 // brokerList validates --brokers and --timeout and returns the broker addresses.
 func (k *kafkaFlags) brokerList(cmd string) ([]string, error) {
 	if k.timeout <= 0 {

@@ -5,33 +5,16 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
-	"go.uber.org/goleak"
-
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/leaktest"
 )
 
 // TestMain fails the package when a command leaves a goroutine behind (a reader, a connection, a gRPC stream).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	// pkg/topics and pkg/kafkatest use kafka-go's process-wide default transport, which keeps its connections
-	// until told otherwise; the commands' own clients must have closed theirs.
-	if t, ok := kafka.DefaultTransport.(*kafka.Transport); ok {
-		t.CloseIdleConnections()
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(leaktest.Main(m)) }
 
 // command is the signature of every operator command with its environment lookup.
 type command func(ctx context.Context, args []string, stdout, stderr io.Writer, lookup lookupFunc) error
