@@ -60,7 +60,7 @@ type Options struct {
 	StateFile string
 }
 
-// errStop is how the worker that watches for the end of the run stops the others: not a failure.
+// errStop is how the worker that waits for the end of the run (a signal, --for) stops the others: not a failure.
 var errStop = errors.New("stop")
 
 // Run runs the embedded stack until ctx ends or o.For elapses. An interrupt (ctx ending) is a normal way to stop
@@ -227,9 +227,10 @@ type session struct {
 	plans    greenwavev1.SignalControlServiceClient
 }
 
-// run runs the workers until ctx ends, --for elapses, a service exits or a worker fails, then prints the final
-// summary. The plan counter outlives the other workers, so that it counts the plans published until they
-// stopped.
+// run runs the workers — the end of the run, the services, the feed, the plan lines, the summaries — until ctx
+// ends, --for elapses, a service exits or a worker fails (the first of these stops the others), then prints the
+// final summary. The plan counter, in an outer group, outlives them and catches up with the plans topic before
+// that summary. The embedded broker has no worker: it is closed after the services stop.
 func (s *session) run(ctx context.Context) error {
 	countCtx, stopCounting := context.WithCancel(context.Background())
 	defer stopCounting()
@@ -239,10 +240,15 @@ func (s *session) run(ctx context.Context) error {
 	g.Go(func() error {
 		defer stopCounting()
 		w, wctx := errgroup.WithContext(gctx)
+		w.Go(func() error { return s.stopWhen(ctx, wctx) })
 		w.Go(func() error {
-			err := s.watchEnd(ctx, wctx)
-			serviceFailed = err != nil && !errors.Is(err, errStop)
-			return err
+			select {
+			case <-s.stack.Done():
+				serviceFailed = true
+				return fmt.Errorf("dev: %w", describeExit(s.stack.Err()))
+			case <-wctx.Done():
+				return nil
+			}
 		})
 		if s.feeder != nil {
 			w.Go(func() error {
@@ -284,9 +290,9 @@ func (s *session) run(ctx context.Context) error {
 	return err
 }
 
-// watchEnd returns errStop when the run is to stop (ctx ends or --for elapses), a service's exit as an error,
-// or nil when wctx ends first.
-func (s *session) watchEnd(ctx, wctx context.Context) error {
+// stopWhen returns errStop, which stops the other workers, when ctx ends or --for elapses; nil when wctx ends
+// first.
+func (s *session) stopWhen(ctx, wctx context.Context) error {
 	var forC <-chan time.Time
 	if s.o.For > 0 {
 		t := time.NewTimer(s.o.For)
@@ -300,8 +306,6 @@ func (s *session) watchEnd(ctx, wctx context.Context) error {
 	case <-forC:
 		s.progress("stopping after %s", s.o.For)
 		return errStop
-	case <-s.stack.Done():
-		return fmt.Errorf("dev: %w", describeExit(s.stack.Err()))
 	case <-wctx.Done():
 		return nil
 	}
@@ -316,6 +320,9 @@ func (s *session) summaries(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if ctx.Err() != nil {
+				return nil // stopping: the final summary follows
+			}
 			s.out.summary(s.stats.snapshot(time.Since(s.ready)), false)
 		}
 	}
