@@ -213,46 +213,10 @@ func dryRun(in *input, o options, sum *Summary) error {
 	return nil
 }
 
-// observe widens the event-time range.
-func (s *Summary) observe(rec dataset.Record) {
-	t := rec.Time()
-	if s.EventStart == nil || t.Before(*s.EventStart) {
-		s.EventStart = &t
+// envOr returns the environment variable key, or def when it is unset or empty.
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
 	}
-	if s.EventEnd == nil || t.After(*s.EventEnd) {
-		s.EventEnd = &t
-	}
-}
-
-func printSummary(w io.Writer, s *Summary) {
-	fmt.Fprintf(w, "%s (%s): %d rows, %d readings and %d weather observations read", strings.Join(s.Files, " + "), s.Format,
-		s.Rows, s.ReadingsRead, s.WeatherRead)
-	if s.EventStart != nil {
-		fmt.Fprintf(w, ", event time %s … %s", s.EventStart.Format(time.RFC3339), s.EventEnd.Format(time.RFC3339))
-	}
-	fmt.Fprintln(w)
-	if len(s.Problems) > 0 {
-		fmt.Fprintf(w, "  skipped: %d records (%s)\n", s.SkippedRecords, cli.Counts(s.Problems))
-	}
-	if s.DryRun {
-		fmt.Fprintf(w, "  would send %d readings of %d detectors and %d weather observations of %d stations in %d batches\n",
-			s.ReadingsRead, s.Detectors, s.WeatherRead, s.Stations, s.BatchesSent)
-		return
-	}
-	fmt.Fprintf(w, "  sent:     %d readings, %d weather in %d batches (%d acknowledged; %d batches resent over %d reconnects)\n",
-		s.ReadingsSent, s.WeatherSent, s.BatchesSent, s.BatchesAcked, s.RetriedBatches, s.Reconnects)
-	fmt.Fprintf(w, "  accepted: %d readings, %d weather\n", s.ReadingsAccepted, s.WeatherAccepted)
-	fmt.Fprintf(w, "  rejected: %d readings, %d weather", s.ReadingsRejected, s.WeatherRejected)
-	if len(s.Rejected) > 0 {
-		fmt.Fprintf(w, " (%s)", cli.Counts(s.Rejected))
-	}
-	fmt.Fprintln(w)
-	if s.Unaccounted > 0 {
-		fmt.Fprintf(w, "  UNACCOUNTED: %d records sent without an ack\n", s.Unaccounted)
-	}
-	fmt.Fprintf(w, "  took %.1fs, %.0f records/s acknowledged\n", s.DurationS, s.RatePerS)
-	if s.PipelineS > 0 {
-		fmt.Fprintf(w, "  processed down to the plans %.1fs after the start (sent and acked in %.1fs, pipeline drained %.1fs later)\n",
-			s.PipelineS, s.SendS, s.PipelineS-s.SendS)
-	}
+	return def
 }

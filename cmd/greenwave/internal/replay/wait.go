@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -128,14 +127,6 @@ func groupBehind(ctx context.Context, client *kafka.Client, group, topic string,
 		behind += max(0, end-c)
 	}
 	return behind, nil
-}
-
-// envOr returns the environment variable key, or def when it is unset or empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 // waitForPipeline runs waitPipeline for `replay --wait`, reporting on stderr which group it waits for.
