@@ -9,13 +9,18 @@ import (
 	"go.uber.org/goleak"
 )
 
-// VerifyTestMain runs a package's tests and then fails them if any goroutine outlives them. Call it from
-// TestMain in every package whose code starts goroutines.
+// VerifyTestMain runs a package's tests and exits, failing them if any goroutine outlives them: see [Main].
+func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
+	os.Exit(Main(m, opts...))
+}
+
+// Main runs a package's tests and returns the exit code for os.Exit: 1 when a goroutine outlived them. Call it
+// (or [VerifyTestMain]) from TestMain in every package whose code starts goroutines.
 //
 // kafka-go's shared DefaultTransport (used by every kafka.Client and Writer without a Transport of their own)
 // keeps its idle broker connections, each with a goroutine, for reuse; they belong to the process, not to the
 // test that dialled them, so they are closed before the check rather than ignored by name.
-func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
+func Main(m *testing.M, opts ...goleak.Option) int {
 	code := m.Run()
 	if code == 0 {
 		CloseIdleConnections()
@@ -24,7 +29,7 @@ func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // CloseIdleConnections closes the idle connections of kafka-go's DefaultTransport.

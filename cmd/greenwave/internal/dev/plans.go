@@ -1,4 +1,4 @@
-package main
+package dev
 
 import (
 	"context"
@@ -95,41 +95,17 @@ func (c *planCounter) catchUp(ctx context.Context) error {
 	}
 }
 
-// startPlanCounter starts counting the plans on topic into st; a failure to read it is sent to failed. The
-// returned stop ends counting; with catchUp it first waits (at most a few seconds) until the plans on the topic
-// by then are counted, so that the final summary includes the last plans, and reports through progress a count
-// it could not complete. Only the first call of stop has an effect.
-func startPlanCounter(ctx context.Context, brokers []string, topic string, st *stats, failed chan<- error, progress func(string, ...any)) (stop func(catchUp bool), err error) {
-	c, err := newPlanCounter(ctx, brokers, topic, st)
-	if err != nil {
-		return nil, err
+// catchUpTimeout bounds how long the final count waits for the plans on the topic.
+const catchUpTimeout = 5 * time.Second
+
+// finish waits (at most catchUpTimeout) until the plans on the topic by now are counted, so that the final
+// summary includes the last plans, and reports through progress a count it could not complete.
+func (c *planCounter) finish(progress func(string, ...any)) {
+	ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
+	defer cancel()
+	if err := c.catchUp(ctx); err != nil {
+		progress("plan counts may miss the last plans: %v", err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := c.run(runCtx); err != nil {
-			select {
-			case failed <- err:
-			default: // the run is ending for another reason already
-			}
-		}
-	}()
-	var once sync.Once
-	return func(catchUp bool) {
-		once.Do(func() {
-			if catchUp {
-				wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := c.catchUp(wctx); err != nil {
-					progress("plan counts may miss the last plans: %v", err)
-				}
-				wcancel()
-			}
-			cancel()
-			<-done
-			closeDefaultTransport()
-		})
-	}, nil
 }
 
 // closeDefaultTransport closes the idle connections of kafka-go's default transport, which the partition

@@ -1,11 +1,10 @@
-package main
+package replay
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -130,16 +129,8 @@ func groupBehind(ctx context.Context, client *kafka.Client, group, topic string,
 	return behind, nil
 }
 
-// envOr returns the environment variable key, or def when it is unset or empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// replayWait runs waitPipeline for `replay --wait`, reporting on stderr which group it waits for.
-func replayWait(ctx context.Context, o replayOptions, stderr io.Writer) error {
+// waitForPipeline runs waitPipeline for `replay --wait`, reporting on stderr which group it waits for.
+func waitForPipeline(ctx context.Context, o options, stderr io.Writer) error {
 	var brokers []string
 	for b := range strings.SplitSeq(o.brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {

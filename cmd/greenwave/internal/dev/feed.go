@@ -1,4 +1,4 @@
-package main
+package dev
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/gateway"
 	"github.com/greenwave-city/greenwave/pkg/sim"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -46,88 +47,66 @@ func (f *feeder) dueAt(wallStart, simStart, simAt time.Time) time.Time {
 // fails (returning why).
 func (f *feeder) run(ctx context.Context) error {
 	// The stream outlives ctx by the drain: cancelling it at once would lose the acks of batches in flight.
-	sctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stream, err := f.client.StreamReadings(sctx)
+	st, err := gateway.Open(ctx, f.client, "", maxInFlight)
 	if err != nil {
 		return fmt.Errorf("open StreamReadings: %w", err)
 	}
-	window := make(chan struct{}, maxInFlight)
-	acksDone := make(chan error, 1)
-	go func() {
-		for {
-			resp, err := stream.Recv()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					err = nil
-				}
-				acksDone <- err
-				return
-			}
-			f.stats.ack(resp.GetAck())
-			select {
-			case <-window:
-			default: // an ack we did not wait for; count it and carry on
-			}
-		}
-	}()
+	defer st.Close(f.ack)
 	stop := func() error {
-		_ = stream.CloseSend()
-		select {
-		case err := <-acksDone:
-			if err != nil && ctx.Err() == nil {
-				return fmt.Errorf("receive acks: %w", err)
-			}
-		case <-time.After(drainTimeout):
-		}
+		st.CloseSend()
+		_ = st.Drain(drainTimeout, f.ack)
 		return nil
 	}
 
 	wallStart := f.now()
 	var simStart time.Time
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	for seq := 0; ; seq++ {
 		tick := f.sim.Next()
 		if seq == 0 {
 			simStart = tick.At
 		}
-		if wait := f.dueAt(wallStart, simStart, tick.At).Sub(f.now()); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
+		due := f.dueAt(wallStart, simStart, tick.At)
+		// Wait until the tick is due and the window has room, taking the acks meanwhile.
+		for {
+			if ctx.Err() != nil {
 				return stop()
-			case err := <-acksDone:
-				return fmt.Errorf("collector closed the stream: %v", orEOF(err))
-			case <-timer.C:
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return stop()
-		case err := <-acksDone:
-			return fmt.Errorf("collector closed the stream: %v", orEOF(err))
-		case window <- struct{}{}:
+			wait := due.Sub(f.now())
+			if wait <= 0 && st.Room() {
+				break
+			}
+			switch ev, ack := st.Await(ctx, max(wait, 0)); ev {
+			case gateway.Cancelled:
+				return stop()
+			case gateway.Ended:
+				return fmt.Errorf("collector closed the stream: %v", orEOF(st.Ended(f.ack)))
+			case gateway.Acked:
+				_ = f.ack(ack)
+			}
 		}
 		batch := &greenwavev1.ReadingBatch{
 			BatchId:  fmt.Sprintf("dev-%d-%s", seq, tick.At.UTC().Format("20060102T1504Z")),
 			Readings: tick.Readings,
 			Weather:  tick.Weather,
 		}
-		if err := stream.Send(&greenwavev1.StreamReadingsRequest{Batch: batch}); err != nil {
+		if err := st.Send(batch); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			// Send reports io.EOF when the stream broke; the receiver has the real status.
-			select {
-			case rerr := <-acksDone:
+			if rerr := st.Drain(drainTimeout, f.ack); !errors.Is(rerr, gateway.ErrStillOpen) {
 				return fmt.Errorf("send batch: %v", orEOF(rerr))
-			case <-time.After(drainTimeout):
-				return fmt.Errorf("send batch: %w", err)
 			}
+			return fmt.Errorf("send batch: %w", err)
 		}
 		f.stats.sent(len(tick.Readings), len(tick.Weather), tick.At)
 	}
+}
+
+// ack counts an ack; an ack the feed did not wait for is counted too.
+func (f *feeder) ack(a *greenwavev1.BatchAck) error {
+	f.stats.ack(a)
+	return nil
 }
 
 func orEOF(err error) error {

@@ -1,4 +1,4 @@
-package main
+package dev
 
 import (
 	"context"
@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
 	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/gateway"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -90,11 +92,6 @@ func (p *printer) plan(resp *greenwavev1.WatchPlansResponse) {
 	p.text(ops.FormatPlanLine(resp.GetPlan(), resp.GetInitial()) + "\n")
 }
 
-// rejectName turns REJECT_REASON_TOO_OLD into too_old.
-func rejectName(r greenwavev1.RejectReason) string {
-	return strings.ToLower(strings.TrimPrefix(r.String(), "REJECT_REASON_"))
-}
-
 // watchPlans prints every plan signal-control issues until ctx ends (nil) or the stream fails. It does not
 // count them: the counts come from the plans topic (planCounter).
 func watchPlans(ctx context.Context, client greenwavev1.SignalControlServiceClient, out *printer) error {
@@ -143,7 +140,7 @@ func (s *stats) ack(a *greenwavev1.BatchAck) {
 	s.s.ReadingsAccepted += int(a.GetAcceptedReadings())
 	s.s.WeatherAccepted += int(a.GetAcceptedWeather())
 	for _, r := range a.GetRejected() {
-		s.rejected[rejectName(r.GetReason())]++
+		s.rejected[gateway.RejectName(r.GetReason())]++
 	}
 }
 
@@ -176,16 +173,8 @@ func (s *stats) snapshot(uptime time.Duration) summary {
 	out := s.s
 	out.Event = "summary"
 	out.UptimeS = uptime.Round(time.Millisecond).Seconds()
-	out.Rejected = copyMap(s.rejected)
-	out.Plans = copyMap(s.plans)
-	return out
-}
-
-func copyMap(m map[string]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
+	out.Rejected = maps.Clone(s.rejected)
+	out.Plans = maps.Clone(s.plans)
 	return out
 }
 
@@ -221,19 +210,5 @@ func counts(m map[string]int) string {
 	if len(m) == 0 {
 		return ""
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if m[keys[i]] != m[keys[j]] {
-			return m[keys[i]] > m[keys[j]]
-		}
-		return keys[i] < keys[j]
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
+	return " (" + cli.Counts(m) + ")"
 }

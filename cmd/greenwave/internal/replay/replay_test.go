@@ -1,4 +1,4 @@
-package main
+package replay
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -130,11 +131,11 @@ func retryInfo(code codes.Code, delay time.Duration) error {
 	return st.Err()
 }
 
-func runReplayJSON(t *testing.T, args ...string) (replaySummary, string, error) {
+func runReplayJSON(t *testing.T, args ...string) (Summary, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), append([]string{"replay", "--json"}, args...), &stdout, &stderr)
-	var sum replaySummary
+	err := Run(context.Background(), append([]string{"--json"}, args...), &stdout, &stderr)
+	var sum Summary
 	if jerr := json.Unmarshal(stdout.Bytes(), &sum); jerr != nil {
 		t.Fatalf("summary is not JSON (%v): %q; stderr %s", jerr, stdout.String(), stderr.String())
 	}
@@ -220,7 +221,7 @@ func TestReplayFailures(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(sum.Error, tc.want) {
 				t.Fatalf("err %v (summary error %q), want %q", err, sum.Error, tc.want)
 			}
-			if code := exitCode(err, io.Discard); code != 1 {
+			if code := cli.ExitCode(err, io.Discard); code != 1 {
 				t.Errorf("exit code %d", code)
 			}
 			acked := sum.ReadingsAccepted + sum.ReadingsRejected
@@ -271,8 +272,8 @@ func TestReplayUsage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var stderr bytes.Buffer
-			err := run(context.Background(), append([]string{"replay"}, tc.args...), io.Discard, &stderr)
-			if code := exitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			err := Run(context.Background(), tc.args, io.Discard, &stderr)
+			if code := cli.ExitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
 				t.Errorf("exit %d, stderr %q, want 2 and %q", code, stderr.String(), tc.want)
 			}
 		})
@@ -283,16 +284,8 @@ func TestReplayUsage(t *testing.T) {
 	if err := os.WriteFile(path, []byte("observed_at,detector_id,interval_s,count\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := run(context.Background(), []string{"replay", "--format", "metro", "--dry-run", path}, io.Discard, &stderr)
-	if code := exitCode(err, &stderr); code != 1 || !strings.Contains(stderr.String(), "metro.csv:1: header lacks column(s)") {
+	err := Run(context.Background(), []string{"--format", "metro", "--dry-run", path}, io.Discard, &stderr)
+	if code := cli.ExitCode(err, &stderr); code != 1 || !strings.Contains(stderr.String(), "metro.csv:1: header lacks column(s)") {
 		t.Errorf("exit %d: %s", code, stderr.String())
-	}
-}
-
-func TestSeparateFileArgs(t *testing.T) {
-	t.Parallel()
-	flags, files := separateFileArgs([]string{"f.csv", "--speed", "max", "--json", "--batch=5", "--", "-odd.csv"}, "json")
-	if strings.Join(flags, " ") != "--speed max --json --batch=5" || strings.Join(files, " ") != "f.csv -odd.csv" {
-		t.Errorf("flags %q files %q", flags, files)
 	}
 }
