@@ -86,7 +86,7 @@ func golden(t *testing.T, name string, got []byte) {
 // state moved out of pkg/clean (and the migration of a JSON format 3 state gives the same format 4 bytes).
 func TestCleanerStateGolden(t *testing.T) {
 	t.Parallel()
-	b, err := stateFixture(t).MarshalState()
+	b, err := MarshalCleaner(stateFixture(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +96,11 @@ func TestCleanerStateGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := clean.RestoreIntersection(stateTopo(), clean.DefaultConfig(), legacy)
+	s, err := RestoreCleaner(stateTopo(), clean.DefaultConfig(), legacy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err = s.MarshalState(); err != nil {
+	if b, err = MarshalCleaner(s); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "cleaner-state-format3.golden", b)

@@ -170,8 +170,3 @@ func Frame(p *greenwavev1.IntersectionFeatures) features.Frame {
 	}
 	return f
 }
-
-// RejectReason maps a cleaner reason to the proto enum.
-func RejectReason(r clean.Reason) greenwavev1.RejectReason {
-	return greenwavev1.RejectReason(greenwavev1.RejectReason_value[r.ProtoName()])
-}
