@@ -80,7 +80,7 @@ type WeatherReading struct {
 	ReadingID, StationID string
 	ObservedAt           Instant
 	// The quantities are valid when their Has flag is set.
-	TemperatureC, PrecipitationMMH, SnowMMH, CloudCoverRatio, VisibilityM float64
+	TemperatureC, PrecipitationMMH, SnowMMH, CloudCoverRatio, VisibilityM   float64
 	HasTemperature, HasPrecipitation, HasSnow, HasCloudCover, HasVisibility bool
 	Condition                                                               string
 }
