@@ -6,9 +6,10 @@ import (
 	"os"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/wire"
-	"github.com/segmentio/kafka-go"
 )
 
 // TestRestoreJSONSnapshot restores a changelog record written by the cleaner before the protobuf state (JSON
