@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/greenwave-city/greenwave/pkg/sim"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -109,11 +110,7 @@ func (f *feeder) run(ctx context.Context) error {
 			return fmt.Errorf("collector closed the stream: %v", orEOF(err))
 		case window <- struct{}{}:
 		}
-		batch := &greenwavev1.ReadingBatch{
-			BatchId:  fmt.Sprintf("dev-%d-%s", seq, tick.At.UTC().Format("20060102T1504Z")),
-			Readings: tick.Readings,
-			Weather:  tick.Weather,
-		}
+		batch := wire.SimBatch(fmt.Sprintf("dev-%d-%s", seq, tick.At.UTC().Format("20060102T1504Z")), tick)
 		if err := stream.Send(&greenwavev1.StreamReadingsRequest{Batch: batch}); err != nil {
 			if ctx.Err() != nil {
 				return nil
