@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -30,18 +31,10 @@ func EncodeCleanerState(st clean.IntersectionState) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal cleaner state of %s: %w", st.IntersectionID, err)
 	}
-	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.DefaultCompression)
-	if err == nil {
-		_, err = w.Write(b)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
+	if b, err = stream.Deflate(b); err != nil {
 		return nil, fmt.Errorf("compress cleaner state of %s: %w", st.IntersectionID, err)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // RestoreCleaner rebuilds an intersection from EncodeCleanerState's bytes, or from a JSON state of formats 1

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -95,25 +96,21 @@ func IngestTrafficProto(r ingest.TrafficReading) *greenwavev1.TrafficReading {
 
 // IngestWeather converts an observation a gateway sent to the domain type that ingest.Weather validates.
 func IngestWeather(w *greenwavev1.WeatherReading) ingest.WeatherReading {
-	return ingest.WeatherReading{
-		ReadingID: w.GetReadingId(), StationID: w.GetStationId(), ObservedAt: instant(w.GetObservedAt()),
-		TemperatureC: w.GetTemperatureC(), HasTemperature: w.TemperatureC != nil,
-		PrecipitationMMH: w.GetPrecipitationMmH(), HasPrecipitation: w.PrecipitationMmH != nil,
-		SnowMMH: w.GetSnowMmH(), HasSnow: w.SnowMmH != nil,
-		CloudCoverRatio: w.GetCloudCoverRatio(), HasCloudCover: w.CloudCoverRatio != nil,
-		VisibilityM: w.GetVisibilityM(), HasVisibility: w.VisibilityM != nil,
-		Condition: w.GetCondition(),
-	}
+	c := Weather(w)
+	return ingest.WeatherReading{ReadingID: c.ID, StationID: c.StationID, ObservedAt: instant(w.GetObservedAt()),
+		TemperatureC: c.TemperatureC, PrecipitationMMH: c.PrecipitationMMH, SnowMMH: c.SnowMMH, CloudCoverRatio: c.CloudCoverRatio,
+		VisibilityM: c.VisibilityM, HasTemperature: c.HasTemperature, HasPrecipitation: c.HasPrecipitation, HasSnow: c.HasSnow,
+		HasCloudCover: c.HasCloudCover, HasVisibility: c.HasVisibility, Condition: c.Condition}
 }
 
 // IngestWeatherProto converts a domain observation to the message gateways send, stamped with SchemaVersion.
 func IngestWeatherProto(w ingest.WeatherReading) *greenwavev1.WeatherReading {
-	return &greenwavev1.WeatherReading{
-		SchemaVersion: SchemaVersion, ReadingId: w.ReadingID, StationId: w.StationID, ObservedAt: instantProto(w.ObservedAt),
-		TemperatureC: opt(w.HasTemperature, w.TemperatureC), PrecipitationMmH: opt(w.HasPrecipitation, w.PrecipitationMMH),
-		SnowMmH: opt(w.HasSnow, w.SnowMMH), CloudCoverRatio: opt(w.HasCloudCover, w.CloudCoverRatio),
-		VisibilityM: opt(w.HasVisibility, w.VisibilityM), Condition: w.Condition,
-	}
+	m := WeatherProto(clean.Weather{ID: w.ReadingID, StationID: w.StationID,
+		TemperatureC: w.TemperatureC, PrecipitationMMH: w.PrecipitationMMH, SnowMMH: w.SnowMMH, CloudCoverRatio: w.CloudCoverRatio,
+		VisibilityM: w.VisibilityM, HasTemperature: w.HasTemperature, HasPrecipitation: w.HasPrecipitation, HasSnow: w.HasSnow,
+		HasCloudCover: w.HasCloudCover, HasVisibility: w.HasVisibility, Condition: w.Condition})
+	m.ObservedAt = instantProto(w.ObservedAt)
+	return m
 }
 
 // schemaViolation refuses a message of a schema version newer than this build writes.
