@@ -73,7 +73,7 @@
 //
 // # State, restarts and memory
 //
-// Intersection.MarshalState encodes everything that changes (see StateFormat): a restored Intersection fed the
+// Intersection.State is everything that changes (see StateFormat): a restored Intersection fed the
 // remaining readings gives frames, rejections and drops identical (reflect.DeepEqual, bit-exact floats) to an
 // uninterrupted run. Memory is bounded: open windows span at most AllowedLateness plus one window behind the
 // highest event time (they are the dedup memory too); at most max(8, 2 × detectors) held-back readings; per

@@ -28,8 +28,8 @@ type Reading struct {
 	HasOccupancy, HasSpeed bool
 }
 
-// Reason is why a reading was set aside. The set is fixed; each maps to one proto RejectReason (ProtoName),
-// the weather_* reasons with the weather reading kind.
+// Reason is why a reading was set aside. The set is fixed (Reasons); pkg/wire maps each to one proto
+// RejectReason, the weather_* reasons with the weather reading kind.
 type Reason string
 
 // The reasons. Weather reasons carry the "weather_" prefix.
@@ -68,23 +68,6 @@ const (
 	ReasonWeatherDuplicateConflict Reason = "weather_duplicate_conflict"
 )
 
-var protoNames = map[Reason]string{
-	ReasonMissingField:             "REJECT_REASON_MISSING_FIELD",
-	ReasonOutOfRange:               "REJECT_REASON_OUT_OF_RANGE",
-	ReasonUnknownDetector:          "REJECT_REASON_UNKNOWN_DETECTOR",
-	ReasonInconsistent:             "REJECT_REASON_INCONSISTENT",
-	ReasonDuplicateConflict:        "REJECT_REASON_CONFLICTING_DUPLICATE",
-	ReasonImplausible:              "REJECT_REASON_IMPLAUSIBLE",
-	ReasonOverCapacity:             "REJECT_REASON_OVER_CAPACITY",
-	ReasonStuckDetector:            "REJECT_REASON_STUCK_DETECTOR",
-	ReasonLate:                     "REJECT_REASON_LATE",
-	ReasonClockJump:                "REJECT_REASON_CLOCK_JUMP",
-	ReasonOutlier:                  "REJECT_REASON_OUTLIER",
-	ReasonWeatherMissingField:      "REJECT_REASON_MISSING_FIELD",
-	ReasonWeatherOutOfRange:        "REJECT_REASON_OUT_OF_RANGE",
-	ReasonWeatherDuplicateConflict: "REJECT_REASON_CONFLICTING_DUPLICATE",
-}
-
 // Reasons returns every reason, traffic reasons first.
 func Reasons() []Reason {
 	return []Reason{
@@ -93,10 +76,6 @@ func Reasons() []Reason {
 		ReasonWeatherMissingField, ReasonWeatherOutOfRange, ReasonWeatherDuplicateConflict,
 	}
 }
-
-// ProtoName is the name of the greenwave.v1.RejectReason enum value for r ("" for an unknown reason). Together
-// with IsWeather (READING_KIND_WEATHER, else READING_KIND_TRAFFIC) the mapping is one to one.
-func (r Reason) ProtoName() string { return protoNames[r] }
 
 // IsWeather reports whether r is about a weather observation.
 func (r Reason) IsWeather() bool { return len(r) > 8 && r[:8] == "weather_" }

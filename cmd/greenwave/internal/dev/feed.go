@@ -9,6 +9,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/gateway"
 	"github.com/greenwave-city/greenwave/pkg/sim"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -84,11 +85,7 @@ func (f *feeder) run(ctx context.Context) error {
 				_ = f.ack(ack)
 			}
 		}
-		batch := &greenwavev1.ReadingBatch{
-			BatchId:  fmt.Sprintf("dev-%d-%s", seq, tick.At.UTC().Format("20060102T1504Z")),
-			Readings: tick.Readings,
-			Weather:  tick.Weather,
-		}
+		batch := wire.SimBatch(fmt.Sprintf("dev-%d-%s", seq, tick.At.UTC().Format("20060102T1504Z")), tick)
 		if err := st.Send(batch); err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -1,4 +1,4 @@
-package ingest
+package wire
 
 import (
 	"encoding/json"
@@ -45,18 +45,6 @@ func TestEncodeAckJSON(t *testing.T) {
 	// protojson varies whitespace on purpose; compare the decoded fields.
 	if len(got) != 4 || got["batch_id"] != "b" || got["accepted_readings"] != 0.0 || got["accepted_weather"] != 0.0 {
 		t.Errorf("ack JSON %s", b)
-	}
-}
-
-func TestFlowVPH(t *testing.T) {
-	for _, c := range []struct {
-		count    float64
-		interval uint32
-		want     float64
-	}{{10, 60, 600}, {25, 300, 300}, {0, 900, 0}, {1, 3600, 1}} {
-		if got := FlowVPH(c.count, c.interval); got != c.want {
-			t.Errorf("FlowVPH(%v, %d) = %v, want %v", c.count, c.interval, got, c.want)
-		}
 	}
 }
 

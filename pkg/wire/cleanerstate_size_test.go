@@ -1,4 +1,4 @@
-package clean
+package wire
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
@@ -30,10 +31,11 @@ func TestStateSize(t *testing.T) {
 		t.Skip("two weeks of readings")
 	}
 	in := eightApproaches()
-	s, err := NewIntersection(in, DefaultConfig())
+	s, err := clean.NewIntersection(in, clean.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // a Monday
 	rng := rand.New(rand.NewPCG(11, 12))
 	const limit = 64 << 10
 	largest, frames := 0, 0
@@ -46,7 +48,7 @@ func TestStateSize(t *testing.T) {
 				continue // missing readings and a 400-minute outage
 			}
 			c := math.Round(level * (10 + 3*float64(ai%3)) * (0.8 + 0.4*rng.Float64()))
-			r := Reading{ID: fmt.Sprintf("%s@%d", a.Detectors[0], at.Unix()), IntersectionID: in.ID, DetectorID: a.Detectors[0],
+			r := clean.Reading{ID: fmt.Sprintf("%s@%d", a.Detectors[0], at.Unix()), IntersectionID: in.ID, DetectorID: a.Detectors[0],
 				Start: at, IntervalS: 60, Count: c,
 				Occupancy: math.Min(1, c/60), HasOccupancy: true, SpeedKMH: math.Max(5, 60-c), HasSpeed: true}
 			res := s.Add(r, nil)
@@ -56,7 +58,7 @@ func TestStateSize(t *testing.T) {
 		if m%997 == 0 || m == 14*24*60-1 {
 			// The cleaner forgets settled emission positions at each checkpoint.
 			s.ForgetEmissionsThrough(int64(m) - 1)
-			b, err := s.MarshalState()
+			b, err := MarshalCleaner(s)
 			if err != nil {
 				t.Fatal(err)
 			}
