@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"flag"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -97,7 +96,7 @@ func marshalDet(t *testing.T, m proto.Message) []byte {
 func goldenForms(t *testing.T) []*greenwavev1.ModelSnapshot {
 	var out []*greenwavev1.ModelSnapshot
 	for _, s := range goldenLearner(t).Snapshots() {
-		out = append(out, s, train.Served(s))
+		out = append(out, SnapshotProto(s), SnapshotProto(train.Served(s)))
 	}
 	return out
 }
@@ -128,6 +127,56 @@ func TestSnapshotGolden(t *testing.T) {
 		if !bytes.Equal(marshalDet(t, got[i]), marshalDet(t, want[i])) {
 			t.Errorf("snapshot %d (%s) encodes to other bytes than golden", i, want[i].GetModelId())
 		}
+		// proto -> domain -> proto loses nothing.
+		if back := SnapshotProto(Snapshot(want[i])); !proto.Equal(back, want[i]) || !bytes.Equal(marshalDet(t, back), marshalDet(t, want[i])) {
+			t.Errorf("snapshot %d (%s) changes through the domain type", i, want[i].GetModelId())
+		}
 	}
-	_ = math.NaN
+}
+
+// TestSnapshotGoldenRestores: the decoded golden complete forms restore a learner that snapshots to them again,
+// and a decoded served form compiles to the model of its complete form.
+func TestSnapshotGoldenRestores(t *testing.T) {
+	t.Parallel()
+	want := readGolden(t)
+	var complete []*train.Snapshot
+	for i := 0; i < len(want); i += 2 {
+		complete = append(complete, Snapshot(want[i]))
+	}
+	cfg := goldenLearner(t).Config()
+	l, err := train.RestoreLearner("i1", "north", complete, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range l.Snapshots() {
+		if !proto.Equal(SnapshotProto(s), want[2*i]) {
+			t.Errorf("restored snapshot %s differs from golden", s.ModelID)
+		}
+		m, err := train.Compile(Snapshot(want[2*i+1]))
+		if err != nil || m.ID() != s.ModelID {
+			t.Errorf("Compile(served %s) = %v, %v", s.ModelID, m, err)
+		}
+	}
+}
+
+// TestTargetTable fails when a target is added to the proto enum or to pkg/train without the other.
+func TestTargetTable(t *testing.T) {
+	t.Parallel()
+	vals := greenwavev1.Target_TARGET_UNSPECIFIED.Descriptor().Values()
+	for i := range vals.Len() {
+		v := greenwavev1.Target(vals.Get(i).Number())
+		name, ok := Target(v)
+		if !ok || TargetProto(name) != v {
+			t.Errorf("proto target %v has no domain target", v)
+		}
+	}
+	domain := append([]string{""}, train.Targets()...)
+	for _, name := range domain {
+		if _, ok := targets[name]; !ok {
+			t.Errorf("domain target %q has no proto enum", name)
+		}
+	}
+	if len(targets) != len(domain) || len(targets) != vals.Len() {
+		t.Errorf("table %v, domain %q, proto %d values", targetNames(), domain, vals.Len())
+	}
 }
