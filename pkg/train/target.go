@@ -69,6 +69,11 @@ func (t target) physical(v float64) float64 {
 	return 0 // also -0 and -Inf
 }
 
+// Observed returns the target (a Config.Target name; anything but occupancy and speed reads the flow) of vector v
+// in natural units, and whether it may label or score a forecast: measured, not imputed, not a gap, finite and of
+// sane magnitude. It is the one rule the learner, the predictor and `greenwave eval` share.
+func Observed(name string, v features.Vector) (float64, bool) { return target{name}.observed(v) }
+
 // observed returns the target in natural units and whether it may label or score a forecast: measured, not
 // imputed, not a gap, finite and of sane magnitude.
 func (t target) observed(v features.Vector) (float64, bool) {
