@@ -169,3 +169,11 @@ func (s *Snapshot) id() string {
 	}
 	return s.ModelID
 }
+
+// Unix returns t's Unix seconds, 0 for nil.
+func (t *Time) Unix() int64 {
+	if t == nil {
+		return 0
+	}
+	return t.Seconds
+}

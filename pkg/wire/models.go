@@ -6,6 +6,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/train"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -45,4 +46,18 @@ func DecodeModel(m kafka.Message) (*train.Snapshot, error) {
 		return nil, fmt.Errorf("model record %q: no model_id", m.Key)
 	}
 	return Snapshot(&s), nil
+}
+
+// ModelFilter converts a ModelService filter (nil matches every model). A target this build does not know
+// matches no model.
+func ModelFilter(f *greenwavev1.ModelFilter) models.Filter {
+	out := models.Filter{IntersectionIDs: f.GetIntersectionIds(), ApproachIDs: f.GetApproachIds(), HorizonsS: f.GetHorizonsS()}
+	if t := f.GetTarget(); t != greenwavev1.Target_TARGET_UNSPECIFIED {
+		name, ok := Target(t)
+		if !ok {
+			name = t.String() // never a train target name
+		}
+		out.Target = name
+	}
+	return out
 }
