@@ -49,8 +49,8 @@ type Time struct {
 	Nanos   int32
 }
 
-// time returns t as a time.Time, the Unix epoch for nil.
-func (t *Time) time() time.Time {
+// Time returns t as a time.Time, the Unix epoch for nil (as the message's AsTime does).
+func (t *Time) Time() time.Time {
 	if t == nil {
 		return time.Unix(0, 0).UTC()
 	}

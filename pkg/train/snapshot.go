@@ -229,8 +229,8 @@ func restore(intersectionID, approachID string, snaps []*Snapshot, cfg Config) (
 			return nil, fmt.Errorf("snapshot %q target %v, configured %q: %w", s.ModelID, s.Target, tgt.name, ErrInvalidSnapshot)
 		case s.FeatureSetVersion != first.FeatureSetVersion || !slices.Equal(s.FeatureNames, names):
 			return nil, fmt.Errorf("snapshot %q feature set differs from %q: %w", s.ModelID, first.ModelID, ErrInvalidSnapshot)
-		case s.Version != l.version || !s.LastAppliedWindow.time().Equal(first.LastAppliedWindow.time()) ||
-			!s.UpdatedAt.time().Equal(first.UpdatedAt.time()):
+		case s.Version != l.version || !s.LastAppliedWindow.Time().Equal(first.LastAppliedWindow.Time()) ||
+			!s.UpdatedAt.Time().Equal(first.UpdatedAt.Time()):
 			return nil, fmt.Errorf("snapshot %q at version %d, %q at %d: %w", s.ModelID, s.Version, first.ModelID, l.version, ErrInvalidSnapshot)
 		case version == SchemaVersion1 && !bytes.HasPrefix(s.BaselineState, shared),
 			version == SchemaVersion && !s.History.equal(first.History):

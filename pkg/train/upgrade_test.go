@@ -68,8 +68,8 @@ func TestUpgrade(t *testing.T) {
 			t.Errorf("%s: version %d not above the old model's %d", s.ModelID, s.Version, oldSnaps[i].Version)
 		case s.FeatureSetVersion != 2 || !slices.Equal(s.FeatureNames, wantNames):
 			t.Errorf("%s: feature set %d %v, want 2 %v", s.ModelID, s.FeatureSetVersion, s.FeatureNames, wantNames)
-		case !s.LastAppliedWindow.time().Equal(f.WindowStart):
-			t.Errorf("%s: last applied %v, want %v", s.ModelID, s.LastAppliedWindow.time(), f.WindowStart)
+		case !s.LastAppliedWindow.Time().Equal(f.WindowStart):
+			t.Errorf("%s: last applied %v, want %v", s.ModelID, s.LastAppliedWindow.Time(), f.WindowStart)
 		case len(s.Pending) != 1 || len(s.Pending[0].Values) != len(wantNames):
 			t.Errorf("%s: pending %v, want the upgrade frame's input only", s.ModelID, s.Pending)
 		}
