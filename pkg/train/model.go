@@ -11,7 +11,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
-// Model is a ModelSnapshot compiled for serving: the promoted candidate restored as an RLS and the seasonal
+// Model is a Snapshot compiled for serving: the promoted candidate restored as an RLS and the seasonal
 // history decoded, once. Predict on a snapshot decodes both on every call (the history alone is a week of
 // windows, about 16 KB); a server that predicts many frames with one snapshot compiles it once and calls
 // Model.Predict. Predict(snap, …) is Compile(snap) followed by Model.Predict, so both give identical results.
