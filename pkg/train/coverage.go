@@ -28,15 +28,15 @@ func (c *coverage) add(hit bool, size int) {
 	c.recent = append(c.recent, hit)
 }
 
-func (c *coverage) toProto(confidence float64) *IntervalCoverage {
+func (c *coverage) state(confidence float64) *IntervalCoverage {
 	return &IntervalCoverage{Confidence: confidence, Hits: c.hits, N: c.n, Recent: slices.Clone(c.recent)}
 }
 
-// coverageFromProto restores the counts. A snapshot without them (written before coverage was tracked) starts
+// restoreCoverage restores the counts. A snapshot without them (written before coverage was tracked) starts
 // from zero; so does one counted at another confidence, whose pending intervals the caller then drops: the counts
 // must describe intervals at the configured confidence, and starting over keeps the model (a mismatch of the
 // other settings restarts the learner, which would be a high price for a changed reporting setting).
-func coverageFromProto(p *IntervalCoverage, confidence float64, size int) (c coverage, keepPending bool, err error) {
+func restoreCoverage(p *IntervalCoverage, confidence float64, size int) (c coverage, keepPending bool, err error) {
 	if p == nil || p.Confidence != confidence {
 		return coverage{}, p == nil, nil
 	}

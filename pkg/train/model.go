@@ -115,7 +115,7 @@ func seasonalModel(snap *Snapshot, tgt target, base []string) (*Model, error) {
 	)
 	switch snap.SchemaVersion {
 	case SchemaVersion:
-		h, err = historyFromProto(snap.History)
+		h, err = historyOf(snap.History)
 	case SchemaVersion1:
 		h, err = historyFromBlob(snap.BaselineState)
 	default:

@@ -113,7 +113,7 @@ func referencePredict(snap *Snapshot, f features.Frame, v features.Vector, confi
 // trainer stores for the window, provided the snapshot's last window is the previous one (windows the snapshot
 // lacks in between count as missing). A snapshot newer than the frame is used as it is.
 func referenceSeasonal(snap *Snapshot, f features.Frame, v features.Vector, tgt target, x []float64, base []string, scale float64) ([]float64, error) {
-	h, err := historyFromProto(snap.History)
+	h, err := historyOf(snap.History)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +328,7 @@ func TestModelPredictMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !m.hist.toProto().equal(fresh.hist.toProto()) {
+		if !m.hist.state().equal(fresh.hist.state()) {
 			t.Fatalf("%s: predicting changed the compiled history", tc.name)
 		}
 	}

@@ -30,8 +30,8 @@ func ModelID(intersectionID, approachID string, horizon time.Duration, target st
 	return intersectionID + "/" + approachID + "/" + strconv.FormatInt(int64(horizon/time.Second), 10) + "/" + target
 }
 
-// Snapshots returns the complete state of the learner, one message per horizon in Config order, at
-// SchemaVersion. The messages share nothing with the learner or with each other. RestoreLearner on all of them
+// Snapshots returns the complete state of the learner, one snapshot per horizon in Config order, at
+// SchemaVersion. The snapshots share nothing with the learner or with each other. RestoreLearner on all of them
 // continues exactly like this learner.
 func (l *Learner) Snapshots() []*Snapshot {
 	out := make([]*Snapshot, 0, len(l.models))
@@ -50,9 +50,9 @@ func (l *Learner) Snapshots() []*Snapshot {
 			Promoted:          l.cfg.Candidates[m.promoted].Name,
 			Promotions:        m.promotions,
 			Baselines:         make(map[string]*Evaluation, len(baselineNames)),
-			IntervalCoverage:  m.coverage.toProto(l.cfg.IntervalConfidence),
-			History:           l.hist.toProto(),
-			Recent:            recentToProto(m.evals),
+			IntervalCoverage:  m.coverage.state(l.cfg.IntervalConfidence),
+			History:           l.hist.state(),
+			Recent:            recentErrors(m.evals),
 		}
 		if l.applied {
 			s.LastAppliedWindow, s.UpdatedAt = unixTime(l.last), unixTime(l.lastEnd)
@@ -60,12 +60,12 @@ func (l *Learner) Snapshots() []*Snapshot {
 		for i, c := range m.cands {
 			s.Candidates = append(s.Candidates, Candidate{
 				Name:       l.cfg.Candidates[i].Name,
-				State:      rlsToProto(c.State()),
-				Evaluation: m.evals[i].toProto(),
+				State:      rlsState(c.State()),
+				Evaluation: m.evals[i].evaluation(),
 			})
 		}
 		for j, name := range baselineNames {
-			s.Baselines[name] = m.evals[nc+j].toProto()
+			s.Baselines[name] = m.evals[nc+j].evaluation()
 		}
 		for _, p := range m.pending {
 			pi := PendingInput{
@@ -117,8 +117,8 @@ func Served(s *Snapshot) *Snapshot {
 	return &out
 }
 
-func (e *eval) toProto() *Evaluation {
-	return &Evaluation{Cumulative: e.cum.toProto(), Recent: windowProto(e.recent)}
+func (e *eval) evaluation() *Evaluation {
+	return &Evaluation{Cumulative: e.cum.stats(), Recent: windowStats(e.recent)}
 }
 
 // forecasterName returns the name of evals index k: a candidate's, then a baseline's.
@@ -129,7 +129,7 @@ func forecasterName(cfg Config, k int) string {
 	return baselineNames[k-len(cfg.Candidates)]
 }
 
-func rlsToProto(st regression.RLSState) *RLSState {
+func rlsState(st regression.RLSState) *RLSState {
 	nv := 0.0
 	if st.NoiseWeight > 0 {
 		nv = st.NoiseSum / st.NoiseWeight
@@ -208,7 +208,7 @@ func restore(intersectionID, approachID string, snaps []*Snapshot, cfg Config) (
 		}
 		shared = first.BaselineState[:off]
 	case SchemaVersion:
-		if err := l.hist.fromProto(first.History); err != nil {
+		if err := l.hist.setState(first.History); err != nil {
 			return nil, err
 		}
 	default:
@@ -275,7 +275,7 @@ func (l *Learner) restoreHorizon(s *Snapshot, h time.Duration, off int) (*horizo
 		if len(s.BaselineState) > 0 {
 			return nil, fmt.Errorf("schema %d snapshot with schema 1 baseline state: %w", SchemaVersion, ErrInvalidSnapshot)
 		}
-		recent, err := recentFromProto(s.Recent, ne)
+		recent, err := recentWindows(s.Recent, ne)
 		if err != nil {
 			return nil, err
 		}
@@ -317,7 +317,7 @@ func (l *Learner) restoreHorizon(s *Snapshot, h time.Duration, off int) (*horizo
 		if c.Name == s.Promoted {
 			m.promoted = i
 		}
-		if m.evals[i].cum, err = errAccFromProto(deref(c.Evaluation).Cumulative); err != nil {
+		if m.evals[i].cum, err = errAccOf(deref(c.Evaluation).Cumulative); err != nil {
 			return nil, fmt.Errorf("candidate %q: %w", spec.Name, err)
 		}
 	}
@@ -332,7 +332,7 @@ func (l *Learner) restoreHorizon(s *Snapshot, h time.Duration, off int) (*horizo
 		if !ok {
 			return nil, fmt.Errorf("baseline %q missing: %w", name, ErrInvalidSnapshot)
 		}
-		if m.evals[nc+j].cum, err = errAccFromProto(deref(ev).Cumulative); err != nil {
+		if m.evals[nc+j].cum, err = errAccOf(deref(ev).Cumulative); err != nil {
 			return nil, fmt.Errorf("baseline %q: %w", name, err)
 		}
 	}
@@ -344,7 +344,7 @@ func (l *Learner) restoreHorizon(s *Snapshot, h time.Duration, off int) (*horizo
 			return nil, fmt.Errorf("recent window of %q: %w: %w", forecasterName(cfg, k), ErrInvalidSnapshot, err)
 		}
 	}
-	cov, keepIntervals, err := coverageFromProto(s.IntervalCoverage, cfg.IntervalConfidence, cfg.RecentWindow)
+	cov, keepIntervals, err := restoreCoverage(s.IntervalCoverage, cfg.IntervalConfidence, cfg.RecentWindow)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,8 @@ import (
 // history, the recent windows and the noise accumulators as protobuf fields instead of schema 1's opaque
 // baseline_state bytes, P as its upper triangle, and the pending inputs' forecasts as a packed list.
 
-// toProto returns the history as a SeasonalHistory (which shares nothing with h).
-func (h *history) toProto() *SeasonalHistory {
+// state returns the history as a SeasonalHistory (which shares nothing with h).
+func (h *history) state() *SeasonalHistory {
 	ring := slices.Clone(h.ring)
 	for i, v := range ring {
 		if math.IsNaN(v) {
@@ -27,8 +27,8 @@ func (h *history) toProto() *SeasonalHistory {
 	}
 }
 
-// fromProto restores a SeasonalHistory into h, whose ring and buckets are sized by the configuration.
-func (h *history) fromProto(p *SeasonalHistory) error {
+// setState restores a SeasonalHistory into h, whose ring and buckets are sized by the configuration.
+func (h *history) setState(p *SeasonalHistory) error {
 	switch {
 	case p == nil:
 		return fmt.Errorf("no seasonal history: %w", ErrInvalidSnapshot)
@@ -66,9 +66,9 @@ func (h *history) fromProto(p *SeasonalHistory) error {
 	return nil
 }
 
-// historyFromProto decodes a SeasonalHistory sized by the window it records (the predictor has no trainer
+// historyOf decodes a SeasonalHistory sized by the window it records (the predictor has no trainer
 // configuration).
-func historyFromProto(p *SeasonalHistory) (history, error) {
+func historyOf(p *SeasonalHistory) (history, error) {
 	if p == nil {
 		p = &SeasonalHistory{} // fails the window check below
 	}
@@ -78,7 +78,7 @@ func historyFromProto(p *SeasonalHistory) (history, error) {
 		return history{}, fmt.Errorf("seasonal history: window %d s with %d slots: %w", ws, len(p.Ring), ErrInvalidSnapshot)
 	}
 	h := newHistory(ws, bucketSOf(ws))
-	if err := h.fromProto(p); err != nil {
+	if err := h.setState(p); err != nil {
 		return history{}, err
 	}
 	return h, nil
@@ -94,7 +94,7 @@ func upperTriangle(p []float64, n int) []float64 {
 }
 
 // fullCovariance returns the row-major P of an RLSState, from covariance_upper (schema 2) or covariance
-// (schema 1), for nf features. A message with both, neither, or the wrong length is invalid.
+// (schema 1), for nf features. A state with both, neither, or the wrong length is invalid.
 func fullCovariance(st RLSState, nf int) ([]float64, error) {
 	n := nf + 1
 	up, full := st.CovarianceUpper, st.Covariance
@@ -120,8 +120,8 @@ func fullCovariance(st RLSState, nf int) ([]float64, error) {
 	return p, nil
 }
 
-// Covariance returns the full row-major P (n+1)×(n+1) of an RLSState of either schema version:
-// covariance as it is, or covariance_upper mirrored. It returns nil when the message holds no covariance (the
+// Covariance returns the full row-major P (n+1)×(n+1) of an RLSState of either schema version (nil allowed):
+// covariance as it is, or covariance_upper mirrored. It returns nil when st holds no covariance (the
 // ModelService omits it unless asked) or a covariance of no square size.
 func Covariance(st *RLSState) []float64 {
 	if full := deref(st).Covariance; len(full) > 0 {
@@ -136,9 +136,9 @@ func Covariance(st *RLSState) []float64 {
 	return p
 }
 
-// recentToProto encodes the recent windows of evals; a forecaster whose labels equal an earlier one's refers to
+// recentErrors encodes the recent windows of evals; a forecaster whose labels equal an earlier one's refers to
 // it instead of repeating them (the candidates are nearly always scored on the same labels).
-func recentToProto(evals []eval) []RecentErrors {
+func recentErrors(evals []eval) []RecentErrors {
 	out := make([]RecentErrors, len(evals))
 	states := make([]regression.WindowStatsState, len(evals))
 	for k, e := range evals {
@@ -164,8 +164,8 @@ func bitsEqual(a, b []float64) bool {
 	return slices.EqualFunc(a, b, func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) })
 }
 
-// recentFromProto decodes the recent windows of ne forecasters.
-func recentFromProto(rs []RecentErrors, ne int) ([]regression.WindowStatsState, error) {
+// recentWindows decodes the recent windows of ne forecasters.
+func recentWindows(rs []RecentErrors, ne int) ([]regression.WindowStatsState, error) {
 	if len(rs) != ne {
 		return nil, fmt.Errorf("%d recent windows for %d forecasters: %w", len(rs), ne, ErrInvalidSnapshot)
 	}

@@ -30,9 +30,9 @@ func (a *errAcc) add(actual, forecast float64) {
 	a.sumAct2 += actual * actual
 }
 
-// toProto returns the stats with the derived metrics filled in; an undefined metric is NaN (all of them when
+// stats returns the stats with the derived metrics filled in; an undefined metric is NaN (all of them when
 // n is 0, MAPE when no actual was non-zero, R² when the actuals are constant).
-func (a errAcc) toProto() *ErrorStats {
+func (a errAcc) stats() *ErrorStats {
 	nan := math.NaN()
 	out := &ErrorStats{
 		N: a.n, SumAbsError: a.sumAbs, SumSquaredError: a.sumSq, NPct: a.nPct, SumAbsPctError: a.sumPct,
@@ -53,7 +53,7 @@ func (a errAcc) toProto() *ErrorStats {
 	return out
 }
 
-func errAccFromProto(s *ErrorStats) (errAcc, error) {
+func errAccOf(s *ErrorStats) (errAcc, error) {
 	if s == nil {
 		return errAcc{}, nil
 	}
@@ -74,15 +74,15 @@ func errAccFromProto(s *ErrorStats) (errAcc, error) {
 	}, nil
 }
 
-// windowProto returns the recent-window metrics as an ErrorStats message: sums over the retained pairs (oldest
+// windowStats returns the recent-window metrics as ErrorStats: sums over the retained pairs (oldest
 // first) and the derived metrics of regression.WindowStats.
-func windowProto(w *regression.WindowStats) *ErrorStats {
+func windowStats(w *regression.WindowStats) *ErrorStats {
 	st := w.State()
 	var a errAcc
 	for i := range st.Actual {
 		a.add(st.Actual[i], st.Predicted[i])
 	}
-	out := a.toProto()
+	out := a.stats()
 	s := w.Summary()
 	out.MAE, out.RMSE, out.MAPE, out.R2 = s.MAE, s.RMSE, s.MAPE, s.R2
 	return out
