@@ -6,7 +6,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -17,21 +19,21 @@ const MaxModelBytes = 32 << 20
 // EncodeModel returns the record of a model snapshot for topic (greenwave.models or the trainer's changelog):
 // keyed by model id, with the event id "model_id@version", and the value deflated (a snapshot's history and
 // covariances compress to about half).
-func EncodeModel(topic string, s *greenwavev1.ModelSnapshot) (stream.Output, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+func EncodeModel(topic string, s *train.Snapshot) (stream.Output, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(SnapshotProto(s))
 	if err != nil {
-		return stream.Output{}, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
+		return stream.Output{}, fmt.Errorf("encode snapshot %s: %w", s.ModelID, err)
 	}
 	if b, err = stream.Deflate(b); err != nil {
-		return stream.Output{}, fmt.Errorf("compress snapshot %s: %w", s.GetModelId(), err)
+		return stream.Output{}, fmt.Errorf("compress snapshot %s: %w", s.ModelID, err)
 	}
-	return stream.Output{Topic: topic, Key: []byte(s.GetModelId()), Value: b, ContentEncoding: stream.EncodingDeflate,
-		EventID: fmt.Sprintf("%s@%d", s.GetModelId(), s.GetVersion()), Payload: PayloadModel, SchemaVersion: s.GetSchemaVersion()}, nil
+	return stream.Output{Topic: topic, Key: []byte(s.ModelID), Value: b, ContentEncoding: stream.EncodingDeflate,
+		EventID: fmt.Sprintf("%s@%d", s.ModelID, s.Version), Payload: PayloadModel, SchemaVersion: s.SchemaVersion}, nil
 }
 
 // DecodeModel decodes a record EncodeModel made, or a plain one written before snapshots were compressed. A
 // tombstone is an error; check m.Value first.
-func DecodeModel(m kafka.Message) (*greenwavev1.ModelSnapshot, error) {
+func DecodeModel(m kafka.Message) (*train.Snapshot, error) {
 	b, err := stream.Value(m, MaxModelBytes)
 	if err != nil {
 		return nil, fmt.Errorf("model record %q: %w", m.Key, err)
@@ -43,5 +45,19 @@ func DecodeModel(m kafka.Message) (*greenwavev1.ModelSnapshot, error) {
 	if s.GetModelId() == "" {
 		return nil, fmt.Errorf("model record %q: no model_id", m.Key)
 	}
-	return &s, nil
+	return Snapshot(&s), nil
+}
+
+// ModelFilter converts a ModelService filter (nil matches every model). A target this build does not know
+// matches no model.
+func ModelFilter(f *greenwavev1.ModelFilter) models.Filter {
+	out := models.Filter{IntersectionIDs: f.GetIntersectionIds(), ApproachIDs: f.GetApproachIds(), HorizonsS: f.GetHorizonsS()}
+	if t := f.GetTarget(); t != greenwavev1.Target_TARGET_UNSPECIFIED {
+		name, ok := Target(t)
+		if !ok {
+			name = t.String() // never a train target name
+		}
+		out.Target = name
+	}
+	return out
 }
