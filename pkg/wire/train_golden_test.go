@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"flag"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,8 +16,6 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/train"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // goldenSnapshots holds, length-delimited, the complete then the served form of every horizon's snapshot of
 // goldenLearner, as the code wrote them before the snapshot became a domain type (pkg/train imported protobuf).
@@ -105,7 +102,7 @@ func goldenForms(t *testing.T) []*greenwavev1.ModelSnapshot {
 // refactor (complete and served forms), and a decoded golden snapshot converts back to an equal message.
 func TestSnapshotGolden(t *testing.T) {
 	got := goldenForms(t)
-	if *updateGolden {
+	if *update {
 		var buf bytes.Buffer
 		for _, s := range got {
 			if _, err := (protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}).MarshalTo(&buf, s); err != nil {
