@@ -283,12 +283,16 @@ func (s *session) run(ctx context.Context) error {
 			if exitErr := s.stack.Err(); exitErr != nil {
 				err = fmt.Errorf("dev: %w (%v)", describeExit(exitErr), err)
 			}
-		case <-time.After(time.Second):
+		case <-time.After(serviceExitGrace):
 		}
 	}
 	s.out.summary(s.stats.snapshot(time.Since(s.ready)), true)
 	return err
 }
+
+// serviceExitGrace bounds how long a broken stream waits for its service's exit to be seen, so that the error
+// names the service. The exit is normally seen within milliseconds; a loaded machine can take a second or more.
+const serviceExitGrace = 5 * time.Second
 
 // stopWhen returns errStop, which stops the other workers, when ctx ends or --for elapses; nil when wctx ends
 // first.
