@@ -85,7 +85,7 @@ lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck over every module
 .PHONY: images
 images: ## Build the container images (needs a Docker engine)
 	@command -v docker >/dev/null || { echo "images: docker not found" >&2; exit 1; }
-	@for s in $(SERVICES); do docker build -f services/$$s/Dockerfile -t greenwave/$$s . || exit 1; done
+	@for s in $(SERVICES); do docker build -f services/Dockerfile --build-arg SERVICE=$$s -t greenwave/$$s . || exit 1; done
 	docker build -f cmd/greenwave/Dockerfile -t greenwave/greenwave .
 
 .PHONY: docs

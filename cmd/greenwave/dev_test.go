@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack/stacktest"
@@ -141,7 +142,7 @@ func TestRunDispatch(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tc.args, &stdout, &stderr)
-			if code := exitCode(err, &stderr); code != tc.wantCode {
+			if code := cli.ExitCode(err, &stderr); code != tc.wantCode {
 				t.Errorf("exit code %d, want %d (err %v)", code, tc.wantCode, err)
 			}
 			if !strings.Contains(stdout.String(), tc.wantStdout) {
@@ -154,35 +155,6 @@ func TestRunDispatch(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"dev", "-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("dev -h = %v, want flag.ErrHelp", err)
-	}
-}
-
-func TestDueAt(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 29, 12, 0, 30, 0, time.UTC)
-	simStart := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		name      string
-		speed     float64
-		wallStart time.Time
-		at        time.Time
-		want      time.Time
-	}{
-		{"first tick at once", 600, now, simStart, now},
-		{"ten simulated minutes a second", 600, now, simStart.Add(10 * time.Minute), now.Add(time.Second)},
-		// 72 h at 600x take 7m12s; then the interval that started 30 s ago may go 30 s from now.
-		{"real time once caught up", 600, now.Add(-7*time.Minute - 12*time.Second), now.Add(-30 * time.Second), now.Add(30 * time.Second)},
-		{"never before the interval is over", 1e6, now, now, now.Add(time.Minute)},
-		{"max speed in the past", 0, now, simStart.Add(24 * time.Hour), now},
-		{"max speed at now", 0, now, now, now.Add(time.Minute)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := &feeder{speed: tc.speed, interval: time.Minute}
-			if got := f.dueAt(tc.wallStart, simStart, tc.at); !got.Equal(tc.want) {
-				t.Errorf("dueAt = %v, want %v", got, tc.want)
-			}
-		})
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/evaluate"
 	"github.com/greenwave-city/greenwave/pkg/topology"
@@ -69,7 +70,7 @@ type evalOptions struct {
 }
 
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval", evalSynopsis, evalDescription, stderr)
+	fs := cli.NewFlagSet("eval", evalSynopsis, evalDescription, stderr)
 	var o evalOptions
 	fs.StringVar(&o.format, "format", dataset.FormatCSV, "input format: csv, metro, scats or nab")
 	fs.StringVar(&o.weather, "weather", "", "canonical weather CSV `FILE` (for --format csv)")
@@ -85,7 +86,7 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
 	rest := args
 	for {
-		if err := parseFlagsAllowArgs(fs, rest); err != nil {
+		if err := cli.ParseFlagsAllowArgs(fs, rest); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {

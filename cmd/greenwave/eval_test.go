@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files of the eval tests")
@@ -100,7 +102,7 @@ func TestEvalUsageErrors(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), append([]string{"eval"}, tc.args...), &stdout, &stderr)
-			var ue *usageError
+			var ue *cli.UsageError
 			if !errorsAs(err, &ue) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err %v, want a usage error containing %q", err, tc.msg)
 			}

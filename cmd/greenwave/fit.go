@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/pkg/evaluate"
 	"github.com/greenwave-city/greenwave/pkg/npy"
 )
@@ -35,13 +36,13 @@ type fitOutput struct {
 }
 
 func runFit(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("fit", fitSynopsis, fitDescription, stderr)
+	fs := cli.NewFlagSet("fit", fitSynopsis, fitDescription, stderr)
 	xPath := fs.String("x", "", "feature matrix `X.npy` (float64, shape (rows, features))")
 	yPath := fs.String("y", "", "target vector `y.npy` (float64, shape (rows,) or (rows, 1))")
 	split := fs.String("split", evaluate.SplitTail, "test rows: tail (the last 20 %) or random (seeded permutation)")
 	seed := fs.Uint64("seed", 0, "seed of --split random")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *xPath == "" || *yPath == "" {

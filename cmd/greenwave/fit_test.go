@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 )
 
 // TestFitMatchesScikitLearn checks `greenwave fit --json` against scikit-learn's LinearRegression on the same
@@ -112,7 +114,7 @@ func TestFitErrors(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), append([]string{"fit"}, tc.args...), &stdout, &stderr)
-			var ue *usageError
+			var ue *cli.UsageError
 			if err == nil || !strings.Contains(err.Error(), tc.msg) || (tc.usage != (errorsAs(err, &ue))) {
 				t.Fatalf("err %v (usage %v), want one containing %q (usage %v)", err, errorsAs(err, &ue), tc.msg, tc.usage)
 			}
@@ -120,4 +122,4 @@ func TestFitErrors(t *testing.T) {
 	}
 }
 
-func errorsAs(err error, target **usageError) bool { return errors.As(err, target) }
+func errorsAs(err error, target **cli.UsageError) bool { return errors.As(err, target) }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 )
 
 func main() {
@@ -23,5 +25,5 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	restore()
 	stop()
-	os.Exit(exitCode(err, os.Stderr))
+	os.Exit(cli.ExitCode(err, os.Stderr))
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 )
 
 // TestOpsExitStatus checks that the operator commands' outcomes map to the documented exit statuses through
@@ -28,7 +30,7 @@ func TestOpsExitStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			got := exitCode(run(t.Context(), tt.args, &stdout, &stderr), &stderr)
+			got := cli.ExitCode(run(t.Context(), tt.args, &stdout, &stderr), &stderr)
 			if got != tt.want || !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", got, stderr.String(), tt.want, tt.wantStderr)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
@@ -32,15 +33,15 @@ The output is validated before it is printed; a file that cannot be imported is 
 func runTopology(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "import" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-			newFlagSet("topology", topologySynopsis, topologyDescription, stderr).Usage()
+			cli.NewFlagSet("topology", topologySynopsis, topologyDescription, stderr).Usage()
 			return nil
 		}
 		return usagef("topology: want the subcommand import (see greenwave topology --help)")
 	}
-	fs := newFlagSet("topology import", "--format scats|metro [FILE]", topologyDescription, stderr)
+	fs := cli.NewFlagSet("topology import", "--format scats|metro [FILE]", topologyDescription, stderr)
 	format := fs.String("format", "", "data set format: scats or metro (required)")
-	flagArgs, files := separateFileArgs(args[1:])
-	if err := parseFlags(fs, flagArgs); err != nil {
+	flagArgs, files := cli.SeparateFileArgs(args[1:])
+	if err := cli.ParseFlags(fs, flagArgs); err != nil {
 		return err
 	}
 	if len(files) > 1 {

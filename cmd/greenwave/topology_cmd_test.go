@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
@@ -70,7 +71,7 @@ func TestTopologyImportErrors(t *testing.T) {
 			t.Parallel()
 			var stderr bytes.Buffer
 			err := run(context.Background(), tc.args, io.Discard, &stderr)
-			if code := exitCode(err, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			if code := cli.ExitCode(err, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.want)
 			}
 		})

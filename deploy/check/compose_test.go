@@ -155,8 +155,9 @@ func TestComposeImagesAndConfig(t *testing.T) {
 		if !strings.HasPrefix(s.Image, "greenwave/"+name+":") {
 			t.Errorf("%s: image %q, want greenwave/%s:<tag>", name, s.Image, name)
 		}
-		if s.Build == nil || s.Build.Dockerfile != "services/"+name+"/Dockerfile" || s.Build.Context != repoRoot {
-			t.Errorf("%s: build %+v, want context . and services/%s/Dockerfile", name, s.Build, name)
+		if s.Build == nil || s.Build.Dockerfile != "services/Dockerfile" || s.Build.Context != repoRoot ||
+			s.Build.Args["SERVICE"] == nil || *s.Build.Args["SERVICE"] != name {
+			t.Errorf("%s: build %+v, want context ., services/Dockerfile and build argument SERVICE=%s", name, s.Build, name)
 		}
 		topo := false
 		for _, v := range s.Volumes {

@@ -1,8 +1,8 @@
 package check
 
 import (
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -34,17 +34,22 @@ func parseDockerfile(data string) []instruction {
 	return out
 }
 
+// TestDockerfiles checks the two image recipes: the CLI's and the one shared by the five services (build argument
+// SERVICE), each a static binary on distroless, non-root, with the services probing their own /readyz.
 func TestDockerfiles(t *testing.T) {
 	t.Parallel()
-	images := map[string]string{"greenwave": "cmd/greenwave"}
-	for _, s := range Services() {
-		images[s] = "services/" + s
+	images := []struct {
+		file, bin, pkg string
+		services       []string // the services the image can be built for; none for the CLI
+	}{
+		{file: "cmd/greenwave/Dockerfile", bin: "greenwave", pkg: "cmd/greenwave"},
+		{file: "services/Dockerfile", bin: "service", pkg: "services/${SERVICE}", services: Services()},
 	}
 	buildFlags := regexp.MustCompile(`go build -trimpath [^&]*?-o /out/(\S+) \./(\S+)`)
-	for bin, dir := range images {
-		t.Run(bin, func(t *testing.T) {
+	for _, img := range images {
+		t.Run(img.bin, func(t *testing.T) {
 			t.Parallel()
-			ins := parseDockerfile(string(readRepoFile(t, filepath.Join(dir, "Dockerfile"))))
+			ins := parseDockerfile(string(readRepoFile(t, img.file)))
 			var froms []string
 			var built = map[string]string{}
 			got := map[string]string{}
@@ -55,6 +60,9 @@ func TestDockerfiles(t *testing.T) {
 				case "RUN":
 					for _, m := range buildFlags.FindAllStringSubmatch(in.Args, -1) {
 						built[m[1]] = m[2]
+					}
+					if strings.HasPrefix(in.Args, "case ") {
+						got["guard"] = in.Args
 					}
 				case "ENV":
 					if strings.Contains(in.Args, "CGO_ENABLED=0") {
@@ -70,20 +78,25 @@ func TestDockerfiles(t *testing.T) {
 			if got["cgo"] != "off" {
 				t.Error("CGO_ENABLED=0 not set: the distroless static image has no libc")
 			}
-			if built[bin] != dir {
-				t.Errorf("builds %v, want /out/%s from ./%s with -trimpath", built, bin, dir)
+			if built[img.bin] != img.pkg {
+				t.Errorf("builds %v, want /out/%s from ./%s with -trimpath", built, img.bin, img.pkg)
 			}
 			if got["USER"] != "nonroot:nonroot" {
 				t.Errorf("USER %q, want nonroot:nonroot", got["USER"])
 			}
-			if want := `["/usr/local/bin/` + bin + `"]`; got["ENTRYPOINT"] != want {
+			if want := `["/usr/local/bin/` + img.bin + `"]`; got["ENTRYPOINT"] != want {
 				t.Errorf("ENTRYPOINT %s, want %s", got["ENTRYPOINT"], want)
 			}
-			if bin == "greenwave" {
+			if img.services == nil {
 				if got["HEALTHCHECK"] != "NONE" {
 					t.Errorf("the CLI image runs one-shot commands: HEALTHCHECK %q, want NONE", got["HEALTHCHECK"])
 				}
 				return
+			}
+			// The guard names exactly the services there are, so a new service is not silently unbuildable.
+			guarded := regexp.MustCompile(`case "\$\{SERVICE\}" in ([a-z|]+)\)`).FindStringSubmatch(got["guard"])
+			if guarded == nil || !slices.Equal(slices.Sorted(slices.Values(strings.Split(guarded[1], "|"))), slices.Sorted(slices.Values(img.services))) {
+				t.Errorf("SERVICE guard %q, want exactly %v", got["guard"], img.services)
 			}
 			if built["healthprobe"] != "deploy/check/cmd/healthprobe" {
 				t.Error("the health probe is not built into the image")
@@ -96,8 +109,10 @@ func TestDockerfiles(t *testing.T) {
 					t.Errorf("the image does not set %s", env)
 				}
 				name, _, _ := strings.Cut(env, "=")
-				if !Names(serviceVars[bin])[name] {
-					t.Errorf("the image sets %s, which %s does not read", name, bin)
+				for _, svc := range img.services {
+					if !Names(serviceVars[svc])[name] {
+						t.Errorf("the image sets %s, which %s does not read", name, svc)
+					}
 				}
 			}
 		})

@@ -2,15 +2,9 @@ package clean
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
-	"os"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // readingsFromBytes decodes fuzz input into readings: 12 bytes each.
@@ -67,11 +61,7 @@ func FuzzIntersectionAdd(f *testing.F) {
 		if mode&16 != 0 {
 			frames = append(frames, s.CloseIdle(t0.Add(time.Duration(mode)*time.Hour), wl).Frames...)
 		}
-		state, err := s.MarshalState()
-		if err != nil {
-			t.Fatalf("marshal: %v", err)
-		}
-		s2, err := RestoreIntersection(testTopo(), cfg, state)
+		s2, err := RestoreIntersection(testTopo(), cfg, s.State())
 		if err != nil {
 			t.Fatalf("restore own state: %v", err)
 		}
@@ -84,86 +74,5 @@ func FuzzIntersectionAdd(f *testing.F) {
 				t.Fatalf("health score %v", h.Score)
 			}
 		}
-	})
-}
-
-func FuzzRestore(f *testing.F) {
-	s, err := NewIntersection(testTopo(), DefaultConfig())
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, r := range fixture(12, 5) {
-		s.Add(r, nil)
-	}
-	good, err := s.MarshalState()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(good)
-	f.Add([]byte("{}"))
-	f.Add([]byte(`{"format":1,"intersection":"I-1","window_s":300}`))
-	if legacy, err := os.ReadFile("testdata/state-format3.json"); err == nil {
-		f.Add(legacy)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := RestoreIntersection(testTopo(), DefaultConfig(), b)
-		if err != nil {
-			if !errors.Is(err, ErrBadState) {
-				t.Fatalf("error %v does not wrap ErrBadState", err)
-			}
-			return
-		}
-		frames, _, _ := run(s, fixture(12, 6), nil)
-		frames = append(frames, s.Flush(nil).Frames...)
-		checkFinite(t, frames)
-	})
-}
-
-// FuzzRestoreState fuzzes the decoded protobuf state (FuzzRestore's inputs are compressed, which mutations
-// rarely keep valid): whatever RestoreIntersectionMessage accepts must continue without panics or non-finite
-// features, and marshal and restore again to the same state.
-func FuzzRestoreState(f *testing.F) {
-	s, err := NewIntersection(testTopo(), DefaultConfig())
-	if err != nil {
-		f.Fatal(err)
-	}
-	rs := fixture(40, 5)
-	rs = append(rs[:60:60], append([]Reading{shifted(rs[60], threeDays)}, rs[60:]...)...) // one held reading
-	for i, r := range rs {
-		s.SetPosition(int64(i + 1))
-		s.Add(r, nil)
-	}
-	good, err := proto.Marshal(s.StateMessage())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(good)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var m greenwavev1.CleanerIntersectionState
-		if proto.Unmarshal(b, &m) != nil {
-			return
-		}
-		s, err := RestoreIntersectionMessage(testTopo(), DefaultConfig(), &m)
-		if err != nil {
-			if !errors.Is(err, ErrBadState) {
-				t.Fatalf("error %v does not wrap ErrBadState", err)
-			}
-			return
-		}
-		enc, err := s.MarshalState()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s2, err := RestoreIntersection(testTopo(), DefaultConfig(), enc)
-		if err != nil {
-			t.Fatalf("an accepted state does not restore again: %v", err)
-		}
-		if !proto.Equal(s.StateMessage(), s2.StateMessage()) {
-			t.Fatal("state changed across marshal and restore")
-		}
-		frames, _, _ := run(s, fixture(12, 6), nil)
-		frames = append(frames, s.Flush(nil).Frames...)
-		checkFinite(t, frames)
 	})
 }

@@ -83,7 +83,7 @@ type detInfo struct {
 	maxFlowVPH  float64 // physical bound: MaxFlowVPHPerLane × lanes covered (at least one lane)
 }
 
-// state is everything that changes; MarshalState encodes exactly this.
+// state is everything that changes; State returns exactly this.
 type state struct {
 	Started  bool
 	Next     int64 // next window index to emit (valid when Started)

@@ -1,22 +1,16 @@
 package clean
 
 import (
-	"bytes"
-	"compress/flate"
 	"errors"
 	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/topology"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -44,25 +38,6 @@ func TestConfigValidate(t *testing.T) {
 	topo.WindowS = 7
 	if _, err := NewIntersection(topo, DefaultConfig()); !errors.Is(err, ErrInvalidIntersection) {
 		t.Fatalf("NewIntersection with a 7 s window: %v", err)
-	}
-}
-
-func TestReasons(t *testing.T) {
-	t.Parallel()
-	seen := map[string]bool{}
-	for _, r := range Reasons() {
-		name := r.ProtoName()
-		if !strings.HasPrefix(name, "REJECT_REASON_") {
-			t.Errorf("%s has no proto name", r)
-		}
-		key := name
-		if r.IsWeather() {
-			key = "weather/" + name
-		}
-		if seen[key] {
-			t.Errorf("%s: (kind, proto) %s used twice", r, key)
-		}
-		seen[key] = true
 	}
 }
 
@@ -385,17 +360,13 @@ func TestMarshalRestoreAtEveryStep(t *testing.T) {
 	for k := 0; k <= len(rs); k++ {
 		s := newTestIntersection(t, cfg)
 		f1, r1, d1 := run(s, rs[:k], wl)
-		b, err := s.MarshalState()
-		if err != nil {
-			t.Fatalf("k=%d: marshal: %v", k, err)
-		}
-		s2, err := RestoreIntersection(testTopo(), cfg, b)
+		st := s.State()
+		s2, err := RestoreIntersection(testTopo(), cfg, st)
 		if err != nil {
 			t.Fatalf("k=%d: restore: %v", k, err)
 		}
-		b2, err := s2.MarshalState()
-		if err != nil || string(b2) != string(b) {
-			t.Fatalf("k=%d: re-marshalled state differs (%v)", k, err)
+		if !reflect.DeepEqual(s2.State(), st) {
+			t.Fatalf("k=%d: the restored state differs", k)
 		}
 		rest := full(s2, rs[k:])
 		got := out{append(f1, rest.frames...), append(r1, rest.rej...), d1 + rest.dropped, rest.health}
@@ -409,59 +380,46 @@ func TestRestoreRejects(t *testing.T) {
 	t.Parallel()
 	s := newTestIntersection(t, DefaultConfig())
 	run(s, fixture(12, 3), nil)
-	good, err := s.MarshalState()
-	if err != nil {
-		t.Fatal(err)
-	}
 	other := testTopo()
 	other.Approaches[1].Detectors = []string{"E9"}
+	// tamper changes a fresh copy of the state (State shares no memory with s).
+	tamper := func(f func(*IntersectionState)) IntersectionState {
+		st := s.State()
+		f(&st)
+		return st
+	}
 	cases := []struct {
 		name string
 		topo topology.Intersection
-		b    []byte
+		st   IntersectionState
 	}{
-		{"garbage", testTopo(), []byte("not a state")},
-		{"empty", testTopo(), nil},
-		{"empty JSON object", testTopo(), []byte("{}")},
-		{"other topology", other, good},
-		{"tampered watermark", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.WatermarkNs = -1 })},
-		{"future format", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Format++ })},
-		{"short lag history", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Approaches[0].Lag = m.Approaches[0].Lag[2:] })},
-		{"short profile", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) {
-			m.Detectors[0].ProfileVph = m.Detectors[0].ProfileVph[1:]
+		{"empty", testTopo(), IntersectionState{}},
+		{"other topology", other, s.State()},
+		{"tampered watermark", testTopo(), tamper(func(m *IntersectionState) { m.WatermarkNs = -1 })},
+		{"future format", testTopo(), tamper(func(m *IntersectionState) { m.Format++ })},
+		{"short lag history", testTopo(), tamper(func(m *IntersectionState) { m.Approaches[0].Lag = m.Approaches[0].Lag[1:] })},
+		{"short profile", testTopo(), tamper(func(m *IntersectionState) {
+			m.Detectors[0].ProfileVPH = m.Detectors[0].ProfileVPH[1:]
 		})},
-		{"negative profile", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Detectors[0].ProfileVph[3] = -1 })},
-		{"open reading in a closed window", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Open[0].StartNs = t0.UnixNano() })},
-		{"unknown detector", testTopo(), tamper(t, good, func(m *greenwavev1.CleanerIntersectionState) { m.Open[0].Detector = 9 })},
+		{"short profile bitmap", testTopo(), tamper(func(m *IntersectionState) { m.Detectors[0].ProfileSeen = m.Detectors[0].ProfileSeen[8:] })},
+		{"negative profile", testTopo(), tamper(func(m *IntersectionState) { m.Detectors[0].ProfileVPH[3] = -1 })},
+		{"open reading in a closed window", testTopo(), tamper(func(m *IntersectionState) { m.Open[0].StartNs = t0.UnixNano() })},
+		{"unknown detector", testTopo(), tamper(func(m *IntersectionState) { m.Open[0].Detector = 9 })},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := RestoreIntersection(tc.topo, DefaultConfig(), tc.b); !errors.Is(err, ErrBadState) {
+			if _, err := RestoreIntersection(tc.topo, DefaultConfig(), tc.st); !errors.Is(err, ErrBadState) {
 				t.Fatalf("got %v, want ErrBadState", err)
 			}
 		})
 	}
-}
-
-// tamper decodes a state, changes it and encodes it again.
-func tamper(t testing.TB, b []byte, f func(*greenwavev1.CleanerIntersectionState)) []byte {
-	t.Helper()
-	m, err := DecodeState(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f(m)
-	raw, err := proto.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
-	if _, err := w.Write(raw); err != nil || w.Close() != nil {
-		t.Fatal("compress", err)
-	}
-	return buf.Bytes()
+	t.Run("empty JSON object", func(t *testing.T) {
+		t.Parallel()
+		if _, err := RestoreLegacyIntersection(testTopo(), DefaultConfig(), []byte("{}")); !errors.Is(err, ErrBadState) {
+			t.Fatalf("got %v, want ErrBadState", err)
+		}
+	})
 }
 
 func TestGapFilling(t *testing.T) {

@@ -243,11 +243,7 @@ func TestSeasonalFilterOnHourlyData(t *testing.T) {
 		for _, k := range []int{0, 5, 7*24 + 3, 16*24 + 8, 16*24 + 9, len(hit)} {
 			s, _ := NewIntersection(hourlyTopo(), cfg)
 			f1, r1, _ := run(s, hit[:k], nil)
-			b, err := s.MarshalState()
-			if err != nil {
-				t.Fatal(err)
-			}
-			s2, err := RestoreIntersection(hourlyTopo(), cfg, b)
+			s2, err := RestoreIntersection(hourlyTopo(), cfg, s.State())
 			if err != nil {
 				t.Fatalf("k=%d: restore: %v", k, err)
 			}
@@ -295,7 +291,7 @@ func TestRestoreFormat1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := RestoreIntersection(testTopo(), cfg, b)
+	s, err := RestoreLegacyIntersection(testTopo(), cfg, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +310,7 @@ func TestRestoreFormat1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := RestoreIntersection(testTopo(), cfg, old)
+	r, err := RestoreLegacyIntersection(testTopo(), cfg, old)
 	if err != nil {
 		t.Fatalf("restore format 1: %v", err)
 	}
@@ -341,7 +337,7 @@ func TestRestoreFormat1(t *testing.T) {
 	t.Run("format 2 with legacy fields is refused", func(t *testing.T) {
 		t.Parallel()
 		bad := strings.Replace(string(b), `"detector_state":[{`, `"detector_state":[{"hist":[1,2,3],`, 1)
-		if _, err := RestoreIntersection(testTopo(), cfg, []byte(bad)); !errors.Is(err, ErrBadState) {
+		if _, err := RestoreLegacyIntersection(testTopo(), cfg, []byte(bad)); !errors.Is(err, ErrBadState) {
 			t.Fatalf("got %v, want ErrBadState", err)
 		}
 	})
@@ -351,7 +347,7 @@ func TestRestoreFormat1(t *testing.T) {
 		if bad == string(b) {
 			t.Fatal("fixture state has no baselines")
 		}
-		if _, err := RestoreIntersection(testTopo(), cfg, []byte(bad)); !errors.Is(err, ErrBadState) {
+		if _, err := RestoreLegacyIntersection(testTopo(), cfg, []byte(bad)); !errors.Is(err, ErrBadState) {
 			t.Fatalf("got %v, want ErrBadState", err)
 		}
 	})
@@ -379,7 +375,7 @@ func TestMigrateJSONState(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	migrated, err := RestoreIntersection(testTopo(), cfg, b)
+	migrated, err := RestoreLegacyIntersection(testTopo(), cfg, b)
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}
@@ -391,11 +387,7 @@ func TestMigrateJSONState(t *testing.T) {
 		t.Fatal("event time or open windows differ after the migration")
 	}
 	// Once migrated, the state is format 4 and round-trips exactly.
-	b4, err := migrated.MarshalState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := RestoreIntersection(testTopo(), cfg, b4); err != nil {
+	if _, err := RestoreIntersection(testTopo(), cfg, migrated.State()); err != nil {
 		t.Fatalf("restore the migrated state: %v", err)
 	}
 	rest := after(all, 90*time.Minute)

@@ -1,147 +1,192 @@
 package clean
 
 import (
-	"bytes"
-	"compress/flate"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/greenwave-city/greenwave/pkg/topology"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
-// StateFormat is the version of the state written by MarshalState: a greenwave.v1.CleanerIntersectionState
-// (proto/greenwave/v1/cleaner_state.proto). Formats 1 to 3 were JSON; RestoreIntersection still reads them once
-// and migrates them (see restoreLegacy).
+// StateFormat is the version of the state State returns: pkg/wire stores it as a
+// greenwave.v1.CleanerIntersectionState (proto/greenwave/v1/cleaner_state.proto). Formats 1 to 3 were JSON;
+// RestoreLegacyIntersection still reads them once and migrates them.
 //
 // Format 4 holds what a restore needs and no more: no dedup memory (the open windows are it), the profiles in
 // float32, the lag history in 1/10000 steps, and only the emission positions newer than the last checkpoint.
 const StateFormat = 4
 
-// ErrBadState is wrapped by RestoreIntersection when the bytes are not a usable state for the intersection.
+// ErrBadState is wrapped by RestoreIntersection (and by pkg/wire's decoders) when a state is not usable for
+// the intersection.
 var ErrBadState = errors.New("bad cleaner state")
 
-// MarshalState encodes the complete state (open and held readings, event time, outlier and stuck state,
-// profiles, health, lag history, recent emission positions) as a greenwave.v1.CleanerIntersectionState,
-// deflate-compressed (RFC 1951): the profiles and the lag history compress to about half. Restore it with
-// RestoreIntersection and the same topology and Config. The UpstreamLookup is not state: attach it again
-// (SetUpstream).
-func (s *Intersection) MarshalState() ([]byte, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s.StateMessage())
-	if err != nil {
-		return nil, fmt.Errorf("marshal cleaner state of %s: %w", s.in.ID, err)
-	}
-	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.DefaultCompression)
-	if err == nil {
-		_, err = w.Write(b)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("compress cleaner state of %s: %w", s.in.ID, err)
-	}
-	return buf.Bytes(), nil
+// IntersectionState is an Intersection's complete state (open and held readings, event time, outlier and stuck
+// state, profiles, health, lag history, recent emission positions) in the form of StateFormat. pkg/wire encodes
+// it; restore it with RestoreIntersection and the same topology and Config. The UpstreamLookup is not state:
+// attach it again (SetUpstream).
+type IntersectionState struct {
+	// Format is StateFormat of the writer.
+	Format uint32
+	// The topology the state belongs to: a state is refused when they changed.
+	IntersectionID string
+	WindowS        int64
+	ApproachIDs    []string
+	DetectorIDs    []string
+	// Event time: whether a window was emitted yet, the next window to emit (index = start / WindowS), the
+	// highest accepted reading start, the watermark (Unix ns) and the last emitted window that had data.
+	Started        bool
+	NextWindow     int64
+	MaxEventNs     int64
+	WatermarkNs    int64
+	LastDataWindow int64
+	// Open are the readings of the open windows, by window then detector then start; Held the readings held by
+	// the clock-jump rule, in arrival order.
+	Open, Held []BufferedReading
+	// One per detector and approach, in topology order.
+	Detectors  []DetectorState
+	Approaches []ApproachState
+	// Emissions are the input positions of the windows emitted since the last ForgetEmissionsThrough.
+	Emissions []Emission
 }
 
-// maxStateBytes bounds a decompressed state: far above what any topology needs (an intersection of 64
-// detectors at 60 s windows is under 2 MB), and a limit on what a corrupt or hostile record can allocate.
-const maxStateBytes = 16 << 20
-
-// DecodeState decompresses and decodes MarshalState's bytes without restoring them (for tools that show a
-// state). It fails with an error wrapping ErrBadState.
-func DecodeState(b []byte) (*greenwavev1.CleanerIntersectionState, error) {
-	raw, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), maxStateBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: decompress: %v", ErrBadState, err)
-	}
-	if len(raw) > maxStateBytes {
-		return nil, fmt.Errorf("%w: larger than %d bytes decompressed", ErrBadState, maxStateBytes)
-	}
-	var m greenwavev1.CleanerIntersectionState
-	if err := proto.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%w: decode: %v", ErrBadState, err)
-	}
-	return &m, nil
+// BufferedReading is a validated, normalised reading an Intersection holds.
+type BufferedReading struct {
+	// Detector is the index of the detector in IntersectionState.DetectorIDs.
+	Detector       uint32
+	StartNs        int64
+	IntervalS      int32
+	Count, FlowVPH float64
+	// Occupancy and SpeedKMH are valid when HasOccupancy and HasSpeed.
+	Occupancy, SpeedKMH    float64
+	HasOccupancy, HasSpeed bool
+	// ID is valid when HasID: only when it differs from the derived "<detector>@<start Unix seconds>".
+	ID    string
+	HasID bool
+	// HeldAtNs is, for a held reading, the intersection's event-time progress when it was held.
+	HeldAtNs int64
 }
 
-// StateMessage is the state as a protobuf message (what MarshalState encodes).
-func (s *Intersection) StateMessage() *greenwavev1.CleanerIntersectionState {
-	m := &greenwavev1.CleanerIntersectionState{
-		Format: StateFormat, IntersectionId: s.in.ID, WindowS: s.winS,
+// DetectorState is one detector's history: stuck and outlier state per quantity, gap filling, health.
+type DetectorState struct {
+	// Sequences are the flow, speed and occupancy state, in that order.
+	Sequences      []SequenceState
+	LastObsWindow  int64
+	LastObsFlowVPH float64
+	HasObs         bool
+	// ProfileVPH holds the 168 hour-of-week flows used for gap filling; ProfileSeen marks those that hold one.
+	ProfileVPH  []float32
+	ProfileSeen []bool
+	Health      HealthState
+	// LastStartNs is the start of the detector's last accepted reading.
+	LastStartNs int64
+}
+
+// SequenceState is one quantity's outlier and stuck-detector state.
+type SequenceState struct {
+	// History and Baselines are the last HampelWindow values and their seasonal baselines (-1: none).
+	History, Baselines []float64
+	// ProfileMean and ProfileWeight are the 168-bucket seasonal profile; empty until the first value.
+	ProfileMean, ProfileWeight []float32
+	// Last and Run are the current run of equal values.
+	Last float64
+	Run  int64
+}
+
+// HealthState holds a detector's exponentially decayed health counters.
+type HealthState struct {
+	Valid, Flagged, Imputed, Late, Rejected, Windows float64
+}
+
+// ApproachState is an approach's lag history.
+type ApproachState struct {
+	// Lag holds 7 days of flow ratios in ring order (index = window mod ring length), in units of 1/10000;
+	// LagAbsent marks a window without one.
+	Lag         []uint16
+	LastWritten int64
+	HasWritten  bool
+}
+
+// LagAbsent is the ApproachState.Lag value of a window without a flow ratio.
+const LagAbsent = 0xFFFF
+
+// Emission is the input position at which a window was emitted.
+type Emission struct {
+	Window, Position int64
+}
+
+// State returns the state (what pkg/wire encodes). It shares no memory with s.
+func (s *Intersection) State() IntersectionState {
+	m := IntersectionState{
+		Format: StateFormat, IntersectionID: s.in.ID, WindowS: s.winS,
 		Started: s.st.Started, NextWindow: s.st.Next, MaxEventNs: s.st.MaxEvent, WatermarkNs: s.st.WM, LastDataWindow: s.st.LastData,
 	}
 	for _, a := range s.aps {
-		m.ApproachIds = append(m.ApproachIds, a.id)
+		m.ApproachIDs = append(m.ApproachIDs, a.id)
 	}
 	for _, d := range s.dets {
-		m.DetectorIds = append(m.DetectorIds, d.id)
+		m.DetectorIDs = append(m.DetectorIDs, d.id)
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.st.Open)) {
 		for _, list := range s.st.Open[k].dets {
 			for _, p := range list {
-				m.Open = append(m.Open, s.readingMessage(p, 0))
+				m.Open = append(m.Open, s.bufferedReading(p, 0))
 			}
 		}
 	}
 	for _, h := range s.st.Held {
-		m.Held = append(m.Held, s.readingMessage(h.pending, h.at))
+		m.Held = append(m.Held, s.bufferedReading(h.pending, h.at))
 	}
 	for _, e := range s.st.Marks {
-		m.Emissions = append(m.Emissions, &greenwavev1.CleanerEmission{Window: e.window, Position: e.pos})
+		m.Emissions = append(m.Emissions, Emission{Window: e.window, Position: e.pos})
 	}
 	for i := range s.st.Dets {
 		ds := &s.st.Dets[i]
-		dm := &greenwavev1.CleanerDetectorState{
-			LastObsWindow: ds.LastObsW, LastObsFlowVph: ds.LastObs, HasObs: ds.HasObs, LastStartNs: ds.LastStart,
-			ProfileVph: toF32(ds.Profile), ProfileSeen: packBits(ds.ProfileSeen),
-			Health: &greenwavev1.CleanerHealth{Valid: ds.Health.Valid, Flagged: ds.Health.Flagged, Imputed: ds.Health.Imputed,
-				Late: ds.Health.Late, Rejected: ds.Health.Rejected, Windows: ds.Health.Windows},
+		dm := DetectorState{
+			LastObsWindow: ds.LastObsW, LastObsFlowVPH: ds.LastObs, HasObs: ds.HasObs, LastStartNs: ds.LastStart,
+			ProfileVPH: toF32(ds.Profile), ProfileSeen: slices.Clone(ds.ProfileSeen), Health: HealthState(ds.Health),
 		}
 		for q := range numQuantities {
-			sq := &ds.Seq[q]
-			dm.Sequences = append(dm.Sequences, &greenwavev1.CleanerSequence{History: sq.Hist, Baselines: sq.Base,
-				ProfileMean: toF32(sq.Mean), ProfileWeight: toF32(sq.Weight), Last: sq.Last, Run: int64(sq.Run)})
+			dm.Sequences = append(dm.Sequences, seqStateOf(ds.Seq[q]))
 		}
 		m.Detectors = append(m.Detectors, dm)
 	}
 	for i := range s.st.Aps {
 		as := &s.st.Aps[i]
-		lag := make([]byte, 2*len(as.Lag))
+		lag := make([]uint16, len(as.Lag))
 		for j, v := range as.Lag {
-			u := uint16(0xFFFF)
+			lag[j] = LagAbsent
 			if !math.IsNaN(v) {
-				u = lagUnits(v)
+				lag[j] = lagUnits(v)
 			}
-			lag[2*j], lag[2*j+1] = byte(u), byte(u>>8)
 		}
-		m.Approaches = append(m.Approaches, &greenwavev1.CleanerApproachState{Lag: lag, LastWritten: as.LastWritten, HasWritten: as.HasWritten})
+		m.Approaches = append(m.Approaches, ApproachState{Lag: lag, LastWritten: as.LastWritten, HasWritten: as.HasWritten})
 	}
 	return m
 }
 
-// readingMessage encodes a buffered reading; the id only when it is not the derived one.
-func (s *Intersection) readingMessage(p pending, heldAt int64) *greenwavev1.CleanerReading {
+// seqStateOf converts one quantity's in-memory sequence state (a copy).
+func seqStateOf(sq seqState) SequenceState {
+	return SequenceState{History: slices.Clone(sq.Hist), Baselines: slices.Clone(sq.Base), ProfileMean: toF32(sq.Mean),
+		ProfileWeight: toF32(sq.Weight), Last: sq.Last, Run: int64(sq.Run)}
+}
+
+// bufferedReading converts a buffered reading; the id only when it is not the derived one.
+func (s *Intersection) bufferedReading(p pending, heldAt int64) BufferedReading {
 	r := &p.r
-	m := &greenwavev1.CleanerReading{Detector: uint32(p.det), StartNs: p.startNs, IntervalS: int32(r.IntervalS), Count: r.Count,
-		FlowVph: r.FlowVPH, HeldAtNs: heldAt}
-	if r.HasOccupancy {
-		m.OccupancyRatio = &r.Occupancy
+	m := BufferedReading{Detector: uint32(p.det), StartNs: p.startNs, IntervalS: int32(r.IntervalS), Count: r.Count,
+		FlowVPH: r.FlowVPH, HeldAtNs: heldAt, Occupancy: r.Occupancy, HasOccupancy: r.HasOccupancy, SpeedKMH: r.SpeedKMH, HasSpeed: r.HasSpeed}
+	if !r.HasOccupancy {
+		m.Occupancy = 0
 	}
-	if r.HasSpeed {
-		m.SpeedKmh = &r.SpeedKMH
+	if !r.HasSpeed {
+		m.SpeedKMH = 0
 	}
 	if r.ID != derivedID(r.DetectorID, p.startNs) {
-		m.ReadingId = &r.ID
+		m.ID, m.HasID = r.ID, true
 	}
 	return m
 }
@@ -176,77 +221,55 @@ func fromF32(xs []float32) []float64 {
 	return out
 }
 
-func packBits(bs []bool) []byte {
-	out := make([]byte, (len(bs)+7)/8)
-	for i, b := range bs {
-		if b {
-			out[i/8] |= 1 << (i % 8)
-		}
-	}
-	return out
-}
-
-// RestoreIntersection rebuilds an Intersection from MarshalState's bytes, or from a JSON state of formats 1 to
-// 3 (migrated). The topology of the intersection (id, window, approaches and detectors in order) must be the one
-// the state was written with; cfg should be too. Any bytes are safe: a state that is malformed or inconsistent
-// gives an error wrapping ErrBadState.
-func RestoreIntersection(in topology.Intersection, cfg Config, b []byte) (*Intersection, error) {
-	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
-		return restoreLegacy(in, cfg, b)
-	}
-	m, err := DecodeState(b)
-	if err != nil {
-		return nil, err
-	}
-	return RestoreIntersectionMessage(in, cfg, m)
-}
-
-// RestoreIntersectionMessage is RestoreIntersection from the decoded message (StateMessage's).
-func RestoreIntersectionMessage(in topology.Intersection, cfg Config, m *greenwavev1.CleanerIntersectionState) (*Intersection, error) {
+// RestoreIntersection rebuilds an Intersection from its State. The topology of the intersection (id, window,
+// approaches and detectors in order) must be the one the state was written with; cfg should be too. Any state
+// is safe: one that is malformed or inconsistent gives an error wrapping ErrBadState. The Intersection shares no
+// memory with st.
+func RestoreIntersection(in topology.Intersection, cfg Config, st IntersectionState) (*Intersection, error) {
 	s, err := NewIntersection(in, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if m.GetFormat() != StateFormat {
-		return nil, fmt.Errorf("%w: intersection %s: format %d, want %d", ErrBadState, in.ID, m.GetFormat(), StateFormat)
+	if st.Format != StateFormat {
+		return nil, fmt.Errorf("%w: intersection %s: format %d, want %d", ErrBadState, in.ID, st.Format, StateFormat)
 	}
-	if err := s.load(m); err != nil {
+	if err := s.load(&st); err != nil {
 		return nil, fmt.Errorf("%w: intersection %s: %v", ErrBadState, in.ID, err)
 	}
 	return s, nil
 }
 
-func (s *Intersection) load(m *greenwavev1.CleanerIntersectionState) error {
-	if m.GetIntersectionId() != s.in.ID || m.GetWindowS() != s.winS {
-		return fmt.Errorf("state is for %q with %d s windows, not %q with %d s", m.GetIntersectionId(), m.GetWindowS(), s.in.ID, s.winS)
+func (s *Intersection) load(m *IntersectionState) error {
+	if m.IntersectionID != s.in.ID || m.WindowS != s.winS {
+		return fmt.Errorf("state is for %q with %d s windows, not %q with %d s", m.IntersectionID, m.WindowS, s.in.ID, s.winS)
 	}
-	if len(m.GetApproachIds()) != len(s.aps) || len(m.GetDetectorIds()) != len(s.dets) {
+	if len(m.ApproachIDs) != len(s.aps) || len(m.DetectorIDs) != len(s.dets) {
 		return errors.New("topology changed: approach or detector count differs")
 	}
 	for i, a := range s.aps {
-		if m.GetApproachIds()[i] != a.id {
-			return fmt.Errorf("topology changed: approach %d is %q, state has %q", i, a.id, m.GetApproachIds()[i])
+		if m.ApproachIDs[i] != a.id {
+			return fmt.Errorf("topology changed: approach %d is %q, state has %q", i, a.id, m.ApproachIDs[i])
 		}
 	}
 	for i, d := range s.dets {
-		if m.GetDetectorIds()[i] != d.id {
-			return fmt.Errorf("topology changed: detector %d is %q, state has %q", i, d.id, m.GetDetectorIds()[i])
+		if m.DetectorIDs[i] != d.id {
+			return fmt.Errorf("topology changed: detector %d is %q, state has %q", i, d.id, m.DetectorIDs[i])
 		}
 	}
 	maxWin := maxStart/s.winNs + 2
 	inWin := func(k int64) bool { return k >= 0 && k <= maxWin }
 	inTime := func(ns int64) bool { return ns >= 0 && ns <= maxStart }
-	if !inTime(m.GetMaxEventNs()) || !inTime(m.GetWatermarkNs()) {
+	if !inTime(m.MaxEventNs) || !inTime(m.WatermarkNs) {
 		return errors.New("event time or watermark out of range")
 	}
-	if !inWin(m.GetNextWindow()) || !inWin(m.GetLastDataWindow()) || m.GetLastDataWindow() > m.GetNextWindow() {
+	if !inWin(m.NextWindow) || !inWin(m.LastDataWindow) || m.LastDataWindow > m.NextWindow {
 		return errors.New("window indices out of range")
 	}
 	st := &s.st
-	st.Started, st.Next, st.MaxEvent, st.WM, st.LastData = m.GetStarted(), m.GetNextWindow(), m.GetMaxEventNs(), m.GetWatermarkNs(), m.GetLastDataWindow()
+	st.Started, st.Next, st.MaxEvent, st.WM, st.LastData = m.Started, m.NextWindow, m.MaxEventNs, m.WatermarkNs, m.LastDataWindow
 
-	for _, rm := range m.GetOpen() {
-		p, err := s.loadReading(rm)
+	for _, rm := range m.Open {
+		p, err := s.loadReading(&rm)
 		if err != nil {
 			return fmt.Errorf("open reading: %v", err)
 		}
@@ -265,78 +288,73 @@ func (s *Intersection) load(m *greenwavev1.CleanerIntersectionState) error {
 		}
 		ow.dets[p.det] = append(list, p)
 	}
-	if len(m.GetHeld()) > s.maxHeld {
-		return fmt.Errorf("%d held readings, at most %d", len(m.GetHeld()), s.maxHeld)
+	if len(m.Held) > s.maxHeld {
+		return fmt.Errorf("%d held readings, at most %d", len(m.Held), s.maxHeld)
 	}
-	for _, rm := range m.GetHeld() {
-		p, err := s.loadReading(rm)
+	for _, rm := range m.Held {
+		p, err := s.loadReading(&rm)
 		if err != nil {
 			return fmt.Errorf("held reading: %v", err)
 		}
-		if !inTime(rm.GetHeldAtNs()) {
+		if !inTime(rm.HeldAtNs) {
 			return errors.New("held reading: hold time out of range")
 		}
-		st.Held = append(st.Held, heldReading{pending: p, at: rm.GetHeldAtNs()})
+		st.Held = append(st.Held, heldReading{pending: p, at: rm.HeldAtNs})
 	}
-	for i, e := range m.GetEmissions() {
-		if !inWin(e.GetWindow()) || (i > 0 && e.GetWindow() <= m.GetEmissions()[i-1].GetWindow()) {
+	for i, e := range m.Emissions {
+		if !inWin(e.Window) || (i > 0 && e.Window <= m.Emissions[i-1].Window) {
 			return errors.New("emissions out of range or unsorted")
 		}
-		st.Marks = append(st.Marks, emission{window: e.GetWindow(), pos: e.GetPosition()})
+		st.Marks = append(st.Marks, emission{window: e.Window, pos: e.Position})
 	}
 	if int64(len(st.Marks)) > s.ringLen {
 		return errors.New("more emissions than the lag history holds")
 	}
 
-	if len(m.GetDetectors()) != len(s.dets) {
+	if len(m.Detectors) != len(s.dets) {
 		return errors.New("detector state count differs")
 	}
-	for i, dm := range m.GetDetectors() {
+	for i, dm := range m.Detectors {
 		name := s.dets[i].id
-		ds := detState{LastObsW: dm.GetLastObsWindow(), LastObs: dm.GetLastObsFlowVph(), HasObs: dm.GetHasObs(), LastStart: dm.GetLastStartNs(),
-			Profile: fromF32(dm.GetProfileVph()), ProfileSeen: make([]bool, hoursPerWeek)}
-		if len(ds.Profile) != hoursPerWeek || len(dm.GetProfileSeen()) != (hoursPerWeek+7)/8 || !allIn(ds.Profile, 0, maxStateFlow) ||
+		ds := detState{LastObsW: dm.LastObsWindow, LastObs: dm.LastObsFlowVPH, HasObs: dm.HasObs, LastStart: dm.LastStartNs,
+			Profile: fromF32(dm.ProfileVPH), ProfileSeen: make([]bool, hoursPerWeek)}
+		if len(ds.Profile) != hoursPerWeek || len(dm.ProfileSeen) != hoursPerWeek || !allIn(ds.Profile, 0, maxStateFlow) ||
 			!allIn([]float64{ds.LastObs}, 0, maxStateFlow) || !inWin(ds.LastObsW) || !inTime(ds.LastStart) {
 			return fmt.Errorf("detector %s state invalid", name)
 		}
-		for j := range ds.ProfileSeen {
-			ds.ProfileSeen[j] = dm.GetProfileSeen()[j/8]&(1<<(j%8)) != 0
-		}
-		if len(dm.GetSequences()) != int(numQuantities) {
-			return fmt.Errorf("detector %s: %d sequences, want %d", name, len(dm.GetSequences()), numQuantities)
+		copy(ds.ProfileSeen, dm.ProfileSeen)
+		if len(dm.Sequences) != int(numQuantities) {
+			return fmt.Errorf("detector %s: %d sequences, want %d", name, len(dm.Sequences), numQuantities)
 		}
 		for q := range numQuantities {
-			sm := dm.GetSequences()[q]
-			ds.Seq[q] = seqState{Hist: sm.GetHistory(), Base: sm.GetBaselines(), Mean: fromF32(sm.GetProfileMean()),
-				Weight: fromF32(sm.GetProfileWeight()), Last: sm.GetLast(), Run: int(sm.GetRun())}
-			if sm.GetRun() < 0 || sm.GetRun() > 1<<40 {
+			sm := dm.Sequences[q]
+			ds.Seq[q] = seqState{Hist: slices.Clone(sm.History), Base: slices.Clone(sm.Baselines), Mean: fromF32(sm.ProfileMean),
+				Weight: fromF32(sm.ProfileWeight), Last: sm.Last, Run: int(sm.Run)}
+			if sm.Run < 0 || sm.Run > 1<<40 {
 				return fmt.Errorf("detector %s %s: stuck run out of range", name, quantityNames[q])
 			}
 			if err := s.checkSeq(q, &ds.Seq[q]); err != nil {
 				return fmt.Errorf("detector %s %s: %v", name, quantityNames[q], err)
 			}
 		}
-		h := dm.GetHealth()
-		ds.Health = health{Valid: h.GetValid(), Flagged: h.GetFlagged(), Imputed: h.GetImputed(), Late: h.GetLate(),
-			Rejected: h.GetRejected(), Windows: h.GetWindows()}
+		ds.Health = health(dm.Health)
 		if !allIn([]float64{ds.Health.Valid, ds.Health.Flagged, ds.Health.Imputed, ds.Health.Late, ds.Health.Rejected, ds.Health.Windows}, 0, math.MaxFloat64) {
 			return fmt.Errorf("detector %s health invalid", name)
 		}
 		st.Dets[i] = ds
 	}
-	if len(m.GetApproaches()) != len(s.aps) {
+	if len(m.Approaches) != len(s.aps) {
 		return errors.New("approach state count differs")
 	}
-	for i, am := range m.GetApproaches() {
-		lag := am.GetLag()
-		if int64(len(lag)) != 2*s.ringLen || !inWin(am.GetLastWritten()) {
+	for i, am := range m.Approaches {
+		lag := am.Lag
+		if int64(len(lag)) != s.ringLen || !inWin(am.LastWritten) {
 			return fmt.Errorf("approach %s lag history invalid", s.aps[i].id)
 		}
 		as := &st.Aps[i]
 		for j := range as.Lag {
-			u := uint16(lag[2*j]) | uint16(lag[2*j+1])<<8
-			switch {
-			case u == 0xFFFF:
+			switch u := lag[j]; {
+			case u == LagAbsent:
 				as.Lag[j] = math.NaN()
 			case u > maxLagUnits:
 				return fmt.Errorf("approach %s lag history invalid", s.aps[i].id)
@@ -344,29 +362,35 @@ func (s *Intersection) load(m *greenwavev1.CleanerIntersectionState) error {
 				as.Lag[j] = float64(u) / lagQuantum
 			}
 		}
-		as.LastWritten, as.HasWritten = am.GetLastWritten(), am.GetHasWritten()
+		as.LastWritten, as.HasWritten = am.LastWritten, am.HasWritten
 	}
 	return nil
 }
 
 // loadReading validates one buffered reading the way Add does.
-func (s *Intersection) loadReading(rm *greenwavev1.CleanerReading) (pending, error) {
-	det := int(rm.GetDetector())
-	if rm.GetDetector() >= uint32(len(s.dets)) || rm.GetStartNs() < minStart || rm.GetStartNs() >= maxStart {
+func (s *Intersection) loadReading(rm *BufferedReading) (pending, error) {
+	det := int(rm.Detector)
+	if rm.Detector >= uint32(len(s.dets)) || rm.StartNs < minStart || rm.StartNs >= maxStart {
 		return pending{}, errors.New("bad detector or start")
 	}
 	d := s.dets[det]
-	r := Reading{ID: rm.GetReadingId(), IntersectionID: s.in.ID, ApproachID: s.aps[d.approach].id, DetectorID: d.id,
-		Start: time.Unix(0, rm.GetStartNs()).UTC(), IntervalS: int(rm.GetIntervalS()), Count: rm.GetCount(), FlowVPH: rm.GetFlowVph(),
-		Occupancy: rm.GetOccupancyRatio(), SpeedKMH: rm.GetSpeedKmh(), HasOccupancy: rm.OccupancyRatio != nil, HasSpeed: rm.SpeedKmh != nil}
-	if rm.ReadingId == nil {
-		r.ID = derivedID(d.id, rm.GetStartNs())
+	r := Reading{ID: rm.ID, IntersectionID: s.in.ID, ApproachID: s.aps[d.approach].id, DetectorID: d.id,
+		Start: time.Unix(0, rm.StartNs).UTC(), IntervalS: int(rm.IntervalS), Count: rm.Count, FlowVPH: rm.FlowVPH,
+		HasOccupancy: rm.HasOccupancy, HasSpeed: rm.HasSpeed}
+	if rm.HasOccupancy {
+		r.Occupancy = rm.Occupancy
+	}
+	if rm.HasSpeed {
+		r.SpeedKMH = rm.SpeedKMH
+	}
+	if !rm.HasID {
+		r.ID = derivedID(d.id, rm.StartNs)
 	}
 	orig := r
 	if _, rj := s.check(&r); rj != nil || r != orig {
 		return pending{}, fmt.Errorf("reading %q of detector %s invalid", r.ID, d.id)
 	}
-	return pending{r: r, startNs: rm.GetStartNs(), det: det}, nil
+	return pending{r: r, startNs: rm.StartNs, det: det}, nil
 }
 
 // checkSeq validates one quantity's restored sequence state.

@@ -9,11 +9,10 @@ import (
 	"reflect"
 
 	"github.com/greenwave-city/greenwave/pkg/topology"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // The JSON state of formats 1 to 3, written by cleaners before the protobuf state. It is read, never written:
-// restoreLegacy converts it into format 4 once. What changes on the way: the dedup memory is dropped (format 4
+// RestoreLegacyIntersection converts it into format 4 once. What changes on the way: the dedup memory is dropped (format 4
 // derives it from the open windows), the profiles are rounded to float32 and the lag history to 1/10000, and
 // the emission positions become marks. A migrated intersection therefore continues almost, not bit-exactly,
 // like a never-stopped one of the old version; from then on restarts are exact again.
@@ -89,8 +88,8 @@ type legacyAp struct {
 	HasWritten  bool   `json:"has_written"`
 }
 
-// restoreLegacy migrates a JSON state of formats 1 to 3.
-func restoreLegacy(in topology.Intersection, cfg Config, b []byte) (*Intersection, error) {
+// RestoreLegacyIntersection migrates a JSON state of formats 1 to 3 (see legacyState), like RestoreIntersection.
+func RestoreLegacyIntersection(in topology.Intersection, cfg Config, b []byte) (*Intersection, error) {
 	s, err := NewIntersection(in, cfg)
 	if err != nil {
 		return nil, err
@@ -109,13 +108,13 @@ func restoreLegacy(in topology.Intersection, cfg Config, b []byte) (*Intersectio
 	return s, nil
 }
 
-// migrate converts a legacy state into the format 4 message; load validates the result.
-func (s *Intersection) migrate(w *legacyState) (*greenwavev1.CleanerIntersectionState, error) {
+// migrate converts a legacy state into format 4; load validates the result.
+func (s *Intersection) migrate(w *legacyState) (*IntersectionState, error) {
 	if w.Format < 1 || w.Format > 3 {
 		return nil, fmt.Errorf("format %d, want 1 to 3", w.Format)
 	}
-	m := &greenwavev1.CleanerIntersectionState{Format: StateFormat, IntersectionId: w.Intersection, WindowS: w.WindowS,
-		ApproachIds: w.Approaches, DetectorIds: w.Detectors, Started: w.Started, NextWindow: w.Next, MaxEventNs: w.MaxEvent,
+	m := &IntersectionState{Format: StateFormat, IntersectionID: w.Intersection, WindowS: w.WindowS,
+		ApproachIDs: w.Approaches, DetectorIDs: w.Detectors, Started: w.Started, NextWindow: w.Next, MaxEventNs: w.MaxEvent,
 		WatermarkNs: w.WM, LastDataWindow: w.LastData}
 	lastStart := make([]int64, len(w.Dets))
 	for _, ow := range w.Open {
@@ -124,16 +123,16 @@ func (s *Intersection) migrate(w *legacyState) (*greenwavev1.CleanerIntersection
 			if fp.Det < 0 || fp.Det >= len(s.dets) || fp.Start/s.winNs != ow.Window || fp.IntervalS < 0 || fp.IntervalS > MaxIntervalS {
 				return nil, errors.New("open reading: bad detector, start or interval")
 			}
-			rm := &greenwavev1.CleanerReading{Detector: uint32(fp.Det), StartNs: fp.Start, IntervalS: int32(fp.IntervalS),
-				Count: fp.Count, FlowVph: fp.FlowVPH}
+			rm := BufferedReading{Detector: uint32(fp.Det), StartNs: fp.Start, IntervalS: int32(fp.IntervalS),
+				Count: fp.Count, FlowVPH: fp.FlowVPH}
 			if fp.HasOcc {
-				rm.OccupancyRatio = &fp.Occ
+				rm.Occupancy, rm.HasOccupancy = fp.Occ, true
 			}
 			if fp.HasSpeed {
-				rm.SpeedKmh = &fp.Speed
+				rm.SpeedKMH, rm.HasSpeed = fp.Speed, true
 			}
 			if id := r.ID; id != derivedID(s.dets[fp.Det].id, fp.Start) {
-				rm.ReadingId = &id
+				rm.ID, rm.HasID = id, true
 			}
 			m.Open = append(m.Open, rm)
 			if fp.Det < len(lastStart) {
@@ -170,13 +169,11 @@ func (s *Intersection) migrate(w *legacyState) (*greenwavev1.CleanerIntersection
 		if wd.HasObs && wd.LastObsW > 0 && wd.LastObsW < maxStart/s.winNs {
 			ls = max(ls, wd.LastObsW*s.winNs)
 		}
-		dm := &greenwavev1.CleanerDetectorState{LastObsWindow: wd.LastObsW, LastObsFlowVph: wd.LastObs, HasObs: wd.HasObs,
-			ProfileVph: toF32(wd.Profile), ProfileSeen: packBits(seen), LastStartNs: ls,
-			Health: &greenwavev1.CleanerHealth{Valid: wd.Health.Valid, Flagged: wd.Health.Flagged, Imputed: wd.Health.Imputed,
-				Late: wd.Health.Late, Rejected: wd.Health.Rejected, Windows: wd.Health.Windows}}
+		dm := DetectorState{LastObsWindow: wd.LastObsW, LastObsFlowVPH: wd.LastObs, HasObs: wd.HasObs,
+			ProfileVPH: toF32(wd.Profile), ProfileSeen: seen, LastStartNs: ls, Health: HealthState(wd.Health)}
 		for q := range numQuantities {
 			sq := seq[q]
-			dm.Sequences = append(dm.Sequences, &greenwavev1.CleanerSequence{History: sq.Hist, Baselines: sq.Base,
+			dm.Sequences = append(dm.Sequences, SequenceState{History: sq.Hist, Baselines: sq.Base,
 				ProfileMean: toF32(sq.Mean), ProfileWeight: toF32(sq.Weight), Last: sq.Last, Run: int64(sq.Run)})
 		}
 		m.Detectors = append(m.Detectors, dm)
@@ -185,24 +182,23 @@ func (s *Intersection) migrate(w *legacyState) (*greenwavev1.CleanerIntersection
 		if int64(len(wa.Lag)) != 8*s.ringLen {
 			return nil, fmt.Errorf("approach %d lag history invalid", i)
 		}
-		lag := make([]byte, 2*s.ringLen)
+		lag := make([]uint16, s.ringLen)
 		for j := range s.ringLen {
 			v := math.Float64frombits(binary.LittleEndian.Uint64(wa.Lag[8*j:]))
-			u := uint16(0xFFFF)
+			lag[j] = LagAbsent
 			if !math.IsNaN(v) {
 				if !(v >= 0 && v <= maxStateFlow) {
 					return nil, fmt.Errorf("approach %d lag history invalid", i)
 				}
-				u = lagUnits(v)
+				lag[j] = lagUnits(v)
 			}
-			binary.LittleEndian.PutUint16(lag[2*j:], u)
 		}
-		m.Approaches = append(m.Approaches, &greenwavev1.CleanerApproachState{Lag: lag, LastWritten: wa.LastWritten, HasWritten: wa.HasWritten})
+		m.Approaches = append(m.Approaches, ApproachState{Lag: lag, LastWritten: wa.LastWritten, HasWritten: wa.HasWritten})
 		// Every approach was stamped at the same emissions: the first one's stamps become the marks.
 		if i == 0 && int64(len(wa.Emitted)) == 8*s.ringLen && wa.HasWritten {
 			for k := max(0, wa.LastWritten-s.ringLen+1); k <= wa.LastWritten; k++ {
 				if pos := int64(binary.LittleEndian.Uint64(wa.Emitted[8*(k%s.ringLen):])); pos > 0 {
-					m.Emissions = append(m.Emissions, &greenwavev1.CleanerEmission{Window: k, Position: pos})
+					m.Emissions = append(m.Emissions, Emission{Window: k, Position: pos})
 				}
 			}
 		} else if len(wa.Emitted) != 0 && int64(len(wa.Emitted)) != 8*s.ringLen {

@@ -185,11 +185,8 @@ func TestUpstreamRestore(t *testing.T) {
 		got := upRun(t, st, rs[:cut], false)
 		restored := States{}
 		for _, id := range st.IDs() {
-			b, err := st[id].MarshalState()
-			if err != nil {
-				t.Fatalf("cut %d: marshal %s: %v", cut, id, err)
-			}
-			if restored[id], err = RestoreIntersection(topos[id], upConfig(), b); err != nil {
+			var err error
+			if restored[id], err = RestoreIntersection(topos[id], upConfig(), st[id].State()); err != nil {
 				t.Fatalf("cut %d: restore %s: %v", cut, id, err)
 			}
 		}
@@ -326,16 +323,12 @@ func TestUpstreamRestoreAtDifferentPositions(t *testing.T) {
 		pos    int
 		frames []features.Frame
 	}
-	run := func(st States, from int, skip map[string]int, snapshotAt map[string]int) (map[string][]emitted, map[string][]byte) {
-		out, snaps := map[string][]emitted{}, map[string][]byte{}
+	run := func(st States, from int, skip map[string]int, snapshotAt map[string]int) (map[string][]emitted, map[string]IntersectionState) {
+		out, snaps := map[string][]emitted{}, map[string]IntersectionState{}
 		for i := from; i <= len(rs); i++ {
 			for id, at := range snapshotAt {
 				if at == i {
-					b, err := st[id].MarshalState()
-					if err != nil {
-						t.Fatalf("marshal %s: %v", id, err)
-					}
-					snaps[id] = b
+					snaps[id] = st[id].State()
 				}
 			}
 			if i == len(rs) {

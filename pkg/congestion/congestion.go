@@ -20,9 +20,44 @@ package congestion
 import (
 	"fmt"
 	"math"
-
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
+
+// Level is a congestion level, from free to severe; LevelUnspecified when a value cannot be classified.
+type Level int
+
+// The levels, in increasing congestion.
+const (
+	LevelUnspecified Level = iota
+	LevelFree
+	LevelLight
+	LevelModerate
+	LevelHeavy
+	LevelSevere
+)
+
+// Levels returns every level, LevelUnspecified first.
+func Levels() []Level {
+	return []Level{LevelUnspecified, LevelFree, LevelLight, LevelModerate, LevelHeavy, LevelSevere}
+}
+
+// String returns the level's name ("free", …; "unspecified").
+func (l Level) String() string {
+	switch l {
+	case LevelFree:
+		return "free"
+	case LevelLight:
+		return "light"
+	case LevelModerate:
+		return "moderate"
+	case LevelHeavy:
+		return "heavy"
+	case LevelSevere:
+		return "severe"
+	case LevelUnspecified:
+		return "unspecified"
+	}
+	return fmt.Sprintf("Level(%d)", int(l))
+}
 
 // Thresholds are the upper v/c bounds of the free, light, moderate and heavy levels; above Heavy is severe.
 type Thresholds struct {
@@ -43,20 +78,20 @@ func (t Thresholds) Validate() error {
 }
 
 // Level maps a degree of saturation to a congestion level; NaN gives UNSPECIFIED.
-func (t Thresholds) Level(dos float64) greenwavev1.CongestionLevel {
+func (t Thresholds) Level(dos float64) Level {
 	switch {
 	case math.IsNaN(dos):
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_UNSPECIFIED
+		return LevelUnspecified
 	case dos < t.Free:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_FREE
+		return LevelFree
 	case dos < t.Light:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_LIGHT
+		return LevelLight
 	case dos < t.Moderate:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_MODERATE
+		return LevelModerate
 	case dos < t.Heavy:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_HEAVY
+		return LevelHeavy
 	default:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_SEVERE
+		return LevelSevere
 	}
 }
 

@@ -3,8 +3,6 @@ package congestion
 import (
 	"math"
 	"testing"
-
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 func TestLevels(t *testing.T) {
@@ -12,18 +10,18 @@ func TestLevels(t *testing.T) {
 	th := DefaultThresholds()
 	tests := []struct {
 		dos   float64
-		level greenwavev1.CongestionLevel
+		level Level
 		los   string
 	}{
-		{0, greenwavev1.CongestionLevel_CONGESTION_LEVEL_FREE, "A"},
-		{0.6, greenwavev1.CongestionLevel_CONGESTION_LEVEL_LIGHT, "A"},
-		{0.65, greenwavev1.CongestionLevel_CONGESTION_LEVEL_LIGHT, "B"},
-		{0.75, greenwavev1.CongestionLevel_CONGESTION_LEVEL_MODERATE, "C"},
-		{0.84, greenwavev1.CongestionLevel_CONGESTION_LEVEL_MODERATE, "D"},
-		{0.95, greenwavev1.CongestionLevel_CONGESTION_LEVEL_HEAVY, "E"},
-		{1.0, greenwavev1.CongestionLevel_CONGESTION_LEVEL_SEVERE, "E"},
-		{1.3, greenwavev1.CongestionLevel_CONGESTION_LEVEL_SEVERE, "F"},
-		{math.NaN(), greenwavev1.CongestionLevel_CONGESTION_LEVEL_UNSPECIFIED, ""},
+		{0, LevelFree, "A"},
+		{0.6, LevelLight, "A"},
+		{0.65, LevelLight, "B"},
+		{0.75, LevelModerate, "C"},
+		{0.84, LevelModerate, "D"},
+		{0.95, LevelHeavy, "E"},
+		{1.0, LevelSevere, "E"},
+		{1.3, LevelSevere, "F"},
+		{math.NaN(), LevelUnspecified, ""},
 	}
 	for _, tt := range tests {
 		if got := th.Level(tt.dos); got != tt.level {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
 // SpeedThresholds are the lower bounds of the speed ratio (predicted speed over the approach's free-flow
@@ -40,20 +40,20 @@ func (t SpeedThresholds) Validate() error {
 }
 
 // Level maps a speed ratio (speed / free-flow speed) to a congestion level; NaN gives UNSPECIFIED.
-func (t SpeedThresholds) Level(ratio float64) greenwavev1.CongestionLevel {
+func (t SpeedThresholds) Level(ratio float64) Level {
 	switch {
 	case math.IsNaN(ratio):
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_UNSPECIFIED
+		return LevelUnspecified
 	case ratio >= t.Free:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_FREE
+		return LevelFree
 	case ratio >= t.Light:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_LIGHT
+		return LevelLight
 	case ratio >= t.Moderate:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_MODERATE
+		return LevelModerate
 	case ratio >= t.Heavy:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_HEAVY
+		return LevelHeavy
 	default:
-		return greenwavev1.CongestionLevel_CONGESTION_LEVEL_SEVERE
+		return LevelSevere
 	}
 }
 
@@ -108,7 +108,7 @@ func (t OccupancyThresholds) Validate() error {
 }
 
 // Level maps an occupancy ratio to a congestion level; NaN gives UNSPECIFIED.
-func (t OccupancyThresholds) Level(occ float64) greenwavev1.CongestionLevel {
+func (t OccupancyThresholds) Level(occ float64) Level {
 	return Thresholds(t).Level(occ) // same shape: increasing upper bounds
 }
 
@@ -164,20 +164,21 @@ func (c Classifier) Validate() []error {
 
 // Classify returns the level and level of service of a forecast value of the target, in the target's natural
 // unit (veh/h, ratio, km/h), and the degree of saturation for flow (NaN otherwise or without a capacity).
-// A value that cannot be classified (NaN, flow without capacity, unknown target) gives UNSPECIFIED and "".
-func (c Classifier) Classify(target greenwavev1.Target, value, capacityVPH float64) (level greenwavev1.CongestionLevel, los string, dos float64) {
+// target is a train target name (train.TargetFlow, …). A value that cannot be classified (NaN, flow without
+// capacity, unknown target) gives LevelUnspecified and "".
+func (c Classifier) Classify(target string, value, capacityVPH float64) (level Level, los string, dos float64) {
 	dos = math.NaN()
 	switch target {
-	case greenwavev1.Target_TARGET_FLOW:
+	case train.TargetFlow:
 		if capacityVPH > 0 && !math.IsInf(capacityVPH, 0) {
 			dos = value / capacityVPH
 		}
 		return c.Saturation.Level(dos), LevelOfService(dos), dos
-	case greenwavev1.Target_TARGET_SPEED:
+	case train.TargetSpeed:
 		r := value / c.FreeFlowSpeedKMH
 		return c.Speed.Level(r), SpeedLevelOfService(r), dos
-	case greenwavev1.Target_TARGET_OCCUPANCY:
+	case train.TargetOccupancy:
 		return c.Occupancy.Level(value), "", dos
 	}
-	return greenwavev1.CongestionLevel_CONGESTION_LEVEL_UNSPECIFIED, "", dos
+	return LevelUnspecified, "", dos
 }

@@ -5,16 +5,16 @@ import (
 	"strings"
 	"testing"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
 const (
-	free     = greenwavev1.CongestionLevel_CONGESTION_LEVEL_FREE
-	light    = greenwavev1.CongestionLevel_CONGESTION_LEVEL_LIGHT
-	moderate = greenwavev1.CongestionLevel_CONGESTION_LEVEL_MODERATE
-	heavy    = greenwavev1.CongestionLevel_CONGESTION_LEVEL_HEAVY
-	severe   = greenwavev1.CongestionLevel_CONGESTION_LEVEL_SEVERE
-	unknown  = greenwavev1.CongestionLevel_CONGESTION_LEVEL_UNSPECIFIED
+	free     = LevelFree
+	light    = LevelLight
+	moderate = LevelModerate
+	heavy    = LevelHeavy
+	severe   = LevelSevere
+	unknown  = LevelUnspecified
 )
 
 func TestClassify(t *testing.T) {
@@ -23,13 +23,13 @@ func TestClassify(t *testing.T) {
 	if errs := c.Validate(); len(errs) > 0 {
 		t.Fatalf("defaults invalid: %v", errs)
 	}
-	flow, speed, occ := greenwavev1.Target_TARGET_FLOW, greenwavev1.Target_TARGET_SPEED, greenwavev1.Target_TARGET_OCCUPANCY
+	flow, speed, occ := train.TargetFlow, train.TargetSpeed, train.TargetOccupancy
 	tests := []struct {
 		name     string
-		target   greenwavev1.Target
+		target   string
 		value    float64
 		capacity float64
-		level    greenwavev1.CongestionLevel
+		level    Level
 		los      string
 		dos      float64
 	}{
@@ -50,7 +50,7 @@ func TestClassify(t *testing.T) {
 		{"occupancy 20 %", occ, 0.20, 0, moderate, "", math.NaN()},
 		{"occupancy 30 %", occ, 0.30, 0, heavy, "", math.NaN()},
 		{"occupancy queued", occ, 0.50, 0, severe, "", math.NaN()},
-		{"unknown target", greenwavev1.Target_TARGET_UNSPECIFIED, 1, 1, unknown, "", math.NaN()},
+		{"unknown target", "", 1, 1, unknown, "", math.NaN()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

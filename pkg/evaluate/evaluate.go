@@ -351,7 +351,7 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 		if counted && !s.boundary {
 			s.base0, s.boundary = baselineSums(s.learner), true
 		}
-		y, obs := observed(r.tc.Target, v)
+		y, obs := train.Observed(r.tc.Target, v)
 		for i := range s.pend {
 			if fc, ok := s.pend[i][t]; ok && obs && counted && !math.IsNaN(fc) {
 				s.model[i].pair(y, fc)
@@ -479,34 +479,6 @@ func (e *Evaluator) featureNames() []string {
 		}
 	}
 	return nil
-}
-
-// observed returns the target of v and whether it may label or score a forecast — the rule of package train:
-// measured (not a gap, not imputed), present for the target, finite.
-func observed(target string, v features.Vector) (float64, bool) {
-	o := v.Observed
-	if v.Gap || o.Imputed {
-		return 0, false
-	}
-	var y float64
-	switch target {
-	case train.TargetOccupancy:
-		if !o.HasOccupancy {
-			return 0, false
-		}
-		y = o.Occupancy
-	case train.TargetSpeed:
-		if !o.HasSpeed {
-			return 0, false
-		}
-		y = o.SpeedKMH
-	default:
-		y = o.FlowVPH
-	}
-	if math.IsNaN(y) || math.IsInf(y, 0) {
-		return 0, false
-	}
-	return y, true
 }
 
 // scaleOf is the learner's fixed target divisor (see package train, Conditioning).

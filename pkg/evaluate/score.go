@@ -58,9 +58,9 @@ func baselineSums(l *train.Learner) []map[string]errSums {
 	out := make([]map[string]errSums, len(snaps))
 	for i, s := range snaps {
 		out[i] = map[string]errSums{}
-		for name, ev := range s.GetBaselines() {
-			c := ev.GetCumulative()
-			out[i][name] = errSums{n: c.GetN(), nPct: c.GetNPct(), sumAbs: c.GetSumAbsError(), sumSq: c.GetSumSquaredError(), sumPct: c.GetSumAbsPctError()}
+		for name, ev := range s.Baselines {
+			c := ev.Cumulative // a learner's snapshot always has it
+			out[i][name] = errSums{n: c.N, nPct: c.NPct, sumAbs: c.SumAbsError, sumSq: c.SumSquaredError, sumPct: c.SumAbsPctError}
 		}
 	}
 	return out

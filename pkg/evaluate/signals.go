@@ -239,7 +239,7 @@ func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vect
 		return fallback
 	}
 	return signal.Forecast{ApproachID: v.ApproachID, FlowVPH: fc.Value, LowerVPH: fc.Lower, UpperVPH: fc.Upper,
-		Drifting: snap.GetDrift().GetDrifting()}
+		Drifting: snap.Drift.Drifting}
 }
 
 // fixedPlan returns the fixed-time reference plan and its peak hour, false when the intersection has no fully

@@ -10,15 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/greenwave-city/greenwave/pkg/topology"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
-
-// SchemaVersion is the reading schema version the collector writes.
-const SchemaVersion = 1
 
 // Limits are the validation bounds.
 type Limits struct {
@@ -39,81 +32,85 @@ func DefaultLimits() Limits {
 
 // Violation is one field-level problem with a reading.
 type Violation struct {
-	Reason greenwavev1.RejectReason
+	Reason Reason
 	// Field is the offending field's name within the reading, e.g. "speed_kmh".
 	Field       string
 	Description string
 }
 
+// bad is a Violation with a formatted description.
+func bad(reason Reason, field, format string, args ...any) *Violation {
+	return &Violation{Reason: reason, Field: field, Description: fmt.Sprintf(format, args...)}
+}
+
 // Traffic validates r in place: it fills the intersection and approach from the topology, derives a missing
-// reading id from detector and interval, computes flow_vph from count and stamps the schema version. It returns
-// the first violation found (a reading is accepted or refused as a whole), or nil.
-func Traffic(r *greenwavev1.TrafficReading, topo *topology.Index, lim Limits, now time.Time) *Violation {
-	bad := func(reason greenwavev1.RejectReason, field, format string, args ...any) *Violation {
-		return &Violation{Reason: reason, Field: field, Description: fmt.Sprintf(format, args...)}
-	}
-	if r.GetSchemaVersion() > SchemaVersion {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "schema_version", "schema version %d is newer than %d", r.GetSchemaVersion(), SchemaVersion)
-	}
-	if v := idViolation("reading_id", r.GetReadingId()); v != nil {
+// reading id from detector and interval and computes flow_vph from count. It returns the first violation found
+// (a reading is accepted or refused as a whole), or nil. Field names are those of the proto message
+// ("speed_kmh"); the schema version is pkg/wire's to check.
+func Traffic(r *TrafficReading, topo *topology.Index, lim Limits, now time.Time) *Violation {
+	if v := idViolation("reading_id", r.ReadingID); v != nil {
 		return v
 	}
-	if r.GetDetectorId() == "" {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "detector_id", "detector_id is required")
+	if r.DetectorID == "" {
+		return bad(ReasonMissingField, "detector_id", "detector_id is required")
 	}
-	ref, ok := topo.Detector(r.GetDetectorId())
+	ref, ok := topo.Detector(r.DetectorID)
 	if !ok {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_UNKNOWN_DETECTOR, "detector_id", "detector %q is not in the topology", r.GetDetectorId())
+		return bad(ReasonUnknownDetector, "detector_id", "detector %q is not in the topology", r.DetectorID)
 	}
-	if id := r.GetIntersectionId(); id != "" && id != ref.Intersection {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "intersection_id", "detector %q belongs to intersection %q, not %q", r.GetDetectorId(), ref.Intersection, id)
+	if id := r.IntersectionID; id != "" && id != ref.Intersection {
+		return bad(ReasonInconsistent, "intersection_id", "detector %q belongs to intersection %q, not %q", r.DetectorID, ref.Intersection, id)
 	}
-	if id := r.GetApproachId(); id != "" && id != ref.Approach {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "approach_id", "detector %q belongs to approach %q, not %q", r.GetDetectorId(), ref.Approach, id)
+	if id := r.ApproachID; id != "" && id != ref.Approach {
+		return bad(ReasonInconsistent, "approach_id", "detector %q belongs to approach %q, not %q", r.DetectorID, ref.Approach, id)
 	}
-	if r.GetObservedAt() == nil {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "observed_at", "observed_at is required")
-	}
-	if err := r.GetObservedAt().CheckValid(); err != nil {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "observed_at", "observed_at is not a valid time: %v", err)
-	}
-	at := r.GetObservedAt().AsTime()
-	if v := timeViolation(at, lim, now); v != nil {
+	at, v := observedAt(r.ObservedAt, lim, now)
+	if v != nil {
 		return v
 	}
-	if r.GetIntervalS() == 0 {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "interval_s", "interval_s is required")
+	if r.IntervalS == 0 {
+		return bad(ReasonMissingField, "interval_s", "interval_s is required")
 	}
-	if r.GetIntervalS() > 3600 {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "interval_s", "interval_s %d exceeds 3600", r.GetIntervalS())
+	if r.IntervalS > 3600 {
+		return bad(ReasonOutOfRange, "interval_s", "interval_s %d exceeds 3600", r.IntervalS)
 	}
-	if c := r.GetCount(); math.IsNaN(c) || math.IsInf(c, 0) || c < 0 {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "count", "count %v must be a finite number ≥ 0", c)
+	if c := r.Count; math.IsNaN(c) || math.IsInf(c, 0) || c < 0 {
+		return bad(ReasonOutOfRange, "count", "count %v must be a finite number ≥ 0", c)
 	}
-	flow := FlowVPH(r.GetCount(), r.GetIntervalS())
+	flow := FlowVPH(r.Count, r.IntervalS)
 	in, _ := topo.Intersection(ref.Intersection)
 	ap, _ := in.Approach(ref.Approach)
 	lanes := float64(ap.Lanes) / float64(len(ap.Detectors))
 	if maxFlow := lim.MaxFlowVPHPerLane * math.Max(1, lanes); flow > maxFlow {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "count", "count %g in %ds is %.0f veh/h, above the physical maximum %.0f for the detector", r.GetCount(), r.GetIntervalS(), flow, maxFlow)
+		return bad(ReasonOutOfRange, "count", "count %g in %ds is %.0f veh/h, above the physical maximum %.0f for the detector", r.Count, r.IntervalS, flow, maxFlow)
 	}
-	if r.OccupancyRatio != nil {
-		if o := r.GetOccupancyRatio(); !(o >= 0 && o <= 1) {
-			return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "occupancy_ratio", "occupancy_ratio %v outside 0..1", o)
+	if r.HasOccupancy {
+		if o := r.OccupancyRatio; !(o >= 0 && o <= 1) {
+			return bad(ReasonOutOfRange, "occupancy_ratio", "occupancy_ratio %v outside 0..1", o)
 		}
 	}
-	if r.SpeedKmh != nil {
-		if s := r.GetSpeedKmh(); !(s >= 0 && s <= lim.MaxSpeedKMH) {
-			return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "speed_kmh", "speed_kmh %v outside 0..%g", s, lim.MaxSpeedKMH)
+	if r.HasSpeed {
+		if s := r.SpeedKMH; !(s >= 0 && s <= lim.MaxSpeedKMH) {
+			return bad(ReasonOutOfRange, "speed_kmh", "speed_kmh %v outside 0..%g", s, lim.MaxSpeedKMH)
 		}
 	}
-	r.IntersectionId, r.ApproachId = ref.Intersection, ref.Approach
-	r.FlowVph = flow
-	r.SchemaVersion = SchemaVersion
-	if r.GetReadingId() == "" {
-		r.ReadingId = TrafficID(r.GetDetectorId(), at)
+	r.IntersectionID, r.ApproachID = ref.Intersection, ref.Approach
+	r.FlowVPH = flow
+	if r.ReadingID == "" {
+		r.ReadingID = TrafficID(r.DetectorID, at)
 	}
 	return nil
+}
+
+// observedAt checks an observation time: present, valid and within the accepted horizon.
+func observedAt(t Instant, lim Limits, now time.Time) (time.Time, *Violation) {
+	if !t.Set {
+		return time.Time{}, bad(ReasonMissingField, "observed_at", "observed_at is required")
+	}
+	if t.Invalid != "" {
+		return time.Time{}, bad(ReasonOutOfRange, "observed_at", "observed_at is not a valid time: %s", t.Invalid)
+	}
+	return t.Time, timeViolation(t.Time, lim, now)
 }
 
 // FlowVPH converts a count of vehicles over an interval of intervalS seconds to a flow in vehicles per hour.
@@ -127,11 +124,11 @@ const MaxIDLen = 128
 // idViolation checks a client-supplied id ("" is fine: the collector derives one).
 func idViolation(field, id string) *Violation {
 	if len(id) > MaxIDLen {
-		return &Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, Field: field, Description: fmt.Sprintf("%s is %d bytes long, more than %d", field, len(id), MaxIDLen)}
+		return &Violation{Reason: ReasonOutOfRange, Field: field, Description: fmt.Sprintf("%s is %d bytes long, more than %d", field, len(id), MaxIDLen)}
 	}
 	for _, c := range id {
 		if c < 0x20 || c == 0x7f || c == utf8.RuneError {
-			return &Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Field: field, Description: fmt.Sprintf("%s %q holds a control character or invalid UTF-8", field, id)}
+			return &Violation{Reason: ReasonMalformed, Field: field, Description: fmt.Sprintf("%s %q holds a control character or invalid UTF-8", field, id)}
 		}
 	}
 	return nil
@@ -144,27 +141,15 @@ func TrafficID(detector string, start time.Time) string {
 }
 
 // Weather validates w in place, like Traffic.
-func Weather(w *greenwavev1.WeatherReading, lim Limits, now time.Time) *Violation {
-	bad := func(reason greenwavev1.RejectReason, field, format string, args ...any) *Violation {
-		return &Violation{Reason: reason, Field: field, Description: fmt.Sprintf(format, args...)}
-	}
-	if w.GetSchemaVersion() > SchemaVersion {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "schema_version", "schema version %d is newer than %d", w.GetSchemaVersion(), SchemaVersion)
-	}
-	if v := idViolation("reading_id", w.GetReadingId()); v != nil {
+func Weather(w *WeatherReading, lim Limits, now time.Time) *Violation {
+	if v := idViolation("reading_id", w.ReadingID); v != nil {
 		return v
 	}
-	if w.GetStationId() == "" {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "station_id", "station_id is required")
+	if w.StationID == "" {
+		return bad(ReasonMissingField, "station_id", "station_id is required")
 	}
-	if w.GetObservedAt() == nil {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "observed_at", "observed_at is required")
-	}
-	if err := w.GetObservedAt().CheckValid(); err != nil {
-		return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "observed_at", "observed_at is not a valid time: %v", err)
-	}
-	at := w.GetObservedAt().AsTime()
-	if v := timeViolation(at, lim, now); v != nil {
+	at, v := observedAt(w.ObservedAt, lim, now)
+	if v != nil {
 		return v
 	}
 	ranges := []struct {
@@ -173,48 +158,31 @@ func Weather(w *greenwavev1.WeatherReading, lim Limits, now time.Time) *Violatio
 		v        float64
 		min, max float64
 	}{
-		{"temperature_c", w.TemperatureC != nil, w.GetTemperatureC(), -80, 60},
-		{"precipitation_mm_h", w.PrecipitationMmH != nil, w.GetPrecipitationMmH(), 0, 500},
-		{"snow_mm_h", w.SnowMmH != nil, w.GetSnowMmH(), 0, 500},
-		{"cloud_cover_ratio", w.CloudCoverRatio != nil, w.GetCloudCoverRatio(), 0, 1},
-		{"visibility_m", w.VisibilityM != nil, w.GetVisibilityM(), 0, 100000},
+		{"temperature_c", w.HasTemperature, w.TemperatureC, -80, 60},
+		{"precipitation_mm_h", w.HasPrecipitation, w.PrecipitationMMH, 0, 500},
+		{"snow_mm_h", w.HasSnow, w.SnowMMH, 0, 500},
+		{"cloud_cover_ratio", w.HasCloudCover, w.CloudCoverRatio, 0, 1},
+		{"visibility_m", w.HasVisibility, w.VisibilityM, 0, 100000},
 	}
 	for _, r := range ranges {
 		if r.has && !(r.v >= r.min && r.v <= r.max) {
-			return bad(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, r.field, "%s %v outside %g..%g", r.field, r.v, r.min, r.max)
+			return bad(ReasonOutOfRange, r.field, "%s %v outside %g..%g", r.field, r.v, r.min, r.max)
 		}
 	}
-	w.SchemaVersion = SchemaVersion
-	if w.GetReadingId() == "" {
-		w.ReadingId = w.GetStationId() + "@" + strconv.FormatInt(at.Unix(), 10)
+	if w.ReadingID == "" {
+		w.ReadingID = w.StationID + "@" + strconv.FormatInt(at.Unix(), 10)
 	}
 	return nil
 }
 
 func timeViolation(at time.Time, lim Limits, now time.Time) *Violation {
 	if at.After(now.Add(lim.MaxFutureSkew)) {
-		return &Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_FUTURE_TIMESTAMP, Field: "observed_at",
+		return &Violation{Reason: ReasonFutureTimestamp, Field: "observed_at",
 			Description: fmt.Sprintf("observed_at %s is %s ahead of the collector's clock (allowed skew %s)", at.Format(time.RFC3339), at.Sub(now).Round(time.Second), lim.MaxFutureSkew)}
 	}
 	if at.Before(now.Add(-lim.MaxAge)) {
-		return &Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_TOO_OLD, Field: "observed_at",
+		return &Violation{Reason: ReasonTooOld, Field: "observed_at",
 			Description: fmt.Sprintf("observed_at %s is older than the accepted horizon of %s", at.Format(time.RFC3339), lim.MaxAge)}
 	}
 	return nil
-}
-
-// Stamp sets the processing-time fields the collector adds to an accepted reading.
-func Stamp(m proto.Message, gateway string, now time.Time) {
-	StampAt(m, gateway, timestamppb.New(now))
-}
-
-// StampAt is Stamp with a shared receive time: a batch's readings share one timestamp message, which must not
-// be modified afterwards.
-func StampAt(m proto.Message, gateway string, receivedAt *timestamppb.Timestamp) {
-	switch r := m.(type) {
-	case *greenwavev1.TrafficReading:
-		r.GatewayId, r.ReceivedAt = gateway, receivedAt
-	case *greenwavev1.WeatherReading:
-		r.GatewayId, r.ReceivedAt = gateway, receivedAt
-	}
 }

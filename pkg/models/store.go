@@ -3,43 +3,35 @@
 package models
 
 import (
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
-	"time"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
-
-// ID is the model id for an approach, horizon and target: "intersection/approach/horizon_s/target". The key
-// starts with the intersection id, so the models topic stays co-partitioned with the other topics.
-func ID(intersection, approach string, horizon time.Duration, target string) string {
-	return intersection + "/" + approach + "/" + strconv.Itoa(int(horizon.Seconds())) + "/" + target
-}
 
 // Store holds the newest snapshot per model id. It is safe for concurrent use.
 type Store struct {
 	mu     sync.RWMutex
-	models map[string]*greenwavev1.ModelSnapshot
+	models map[string]*train.Snapshot
 	// changed is closed by the next Put that stores a snapshot, then forgotten; nil while nobody waits, so a
 	// store nobody watches (the trainer's) allocates nothing per Put.
 	changed chan struct{}
 }
 
 // NewStore returns an empty store.
-func NewStore() *Store { return &Store{models: map[string]*greenwavev1.ModelSnapshot{}} }
+func NewStore() *Store { return &Store{models: map[string]*train.Snapshot{}} }
 
-// Put stores s unless a newer version of the model is already held (a compacted topic can replay older values),
+// Put stores s, which it keeps and callers must not modify, unless a newer version of the model is already held (a compacted topic can replay older values),
 // and reports whether it did. Only the version decides, not the feature set: the trainer's model for a newer
 // feature set continues the versions of the model it replaces (train.Learner.Upgrade), so it replaces it here.
-func (st *Store) Put(s *greenwavev1.ModelSnapshot) bool {
+func (st *Store) Put(s *train.Snapshot) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if cur, ok := st.models[s.GetModelId()]; ok && cur.GetVersion() > s.GetVersion() {
+	if cur, ok := st.models[s.ModelID]; ok && cur.Version > s.Version {
 		return false
 	}
-	st.models[s.GetModelId()] = s
+	st.models[s.ModelID] = s
 	if st.changed != nil {
 		close(st.changed)
 		st.changed = nil
@@ -61,7 +53,7 @@ func (st *Store) Changed() <-chan struct{} {
 }
 
 // Get returns a model by id.
-func (st *Store) Get(id string) (*greenwavev1.ModelSnapshot, bool) {
+func (st *Store) Get(id string) (*train.Snapshot, bool) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	s, ok := st.models[id]
@@ -75,36 +67,28 @@ func (st *Store) Len() int {
 	return len(st.models)
 }
 
-// Match reports whether a model passes a filter (empty filter fields match everything).
-func Match(f *greenwavev1.ModelFilter, s *greenwavev1.ModelSnapshot) bool {
-	in := func(list []string, v string) bool {
-		if len(list) == 0 {
-			return true
-		}
-		for _, x := range list {
-			if x == v {
-				return true
-			}
-		}
+// Filter selects models; an empty field matches every model.
+type Filter struct {
+	IntersectionIDs, ApproachIDs []string
+	HorizonsS                    []uint32
+	// Target is a train target name (train.TargetFlow, …); "" matches every target.
+	Target string
+}
+
+// Match reports whether a model passes a filter.
+func Match(f Filter, s *train.Snapshot) bool {
+	in := func(list []string, v string) bool { return len(list) == 0 || slices.Contains(list, v) }
+	if !in(f.IntersectionIDs, s.IntersectionID) || !in(f.ApproachIDs, s.ApproachID) {
 		return false
 	}
-	if !in(f.GetIntersectionIds(), s.GetIntersectionId()) || !in(f.GetApproachIds(), s.GetApproachId()) {
+	if len(f.HorizonsS) > 0 && !slices.Contains(f.HorizonsS, s.HorizonS) {
 		return false
 	}
-	if hs := f.GetHorizonsS(); len(hs) > 0 {
-		ok := false
-		for _, h := range hs {
-			ok = ok || h == s.GetHorizonS()
-		}
-		if !ok {
-			return false
-		}
-	}
-	return f.GetTarget() == greenwavev1.Target_TARGET_UNSPECIFIED || f.GetTarget() == s.GetTarget()
+	return f.Target == "" || f.Target == s.Target
 }
 
 // List returns up to limit models matching f with ids after `after`, ordered by id, and whether more follow.
-func (st *Store) List(f *greenwavev1.ModelFilter, after string, limit int) ([]*greenwavev1.ModelSnapshot, bool) {
+func (st *Store) List(f Filter, after string, limit int) ([]*train.Snapshot, bool) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	ids := make([]string, 0, len(st.models))
@@ -113,12 +97,12 @@ func (st *Store) List(f *greenwavev1.ModelFilter, after string, limit int) ([]*g
 			ids = append(ids, id)
 		}
 	}
-	sort.Strings(ids)
+	slices.Sort(ids)
 	more := len(ids) > limit
 	if more {
 		ids = ids[:limit]
 	}
-	out := make([]*greenwavev1.ModelSnapshot, len(ids))
+	out := make([]*train.Snapshot, len(ids))
 	for i, id := range ids {
 		out[i] = st.models[id]
 	}

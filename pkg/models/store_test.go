@@ -3,12 +3,12 @@ package models
 import (
 	"testing"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
-func snapshot(version uint64, featureSet uint32) *greenwavev1.ModelSnapshot {
-	return &greenwavev1.ModelSnapshot{ModelId: "i1/n/900/flow", IntersectionId: "i1", ApproachId: "n", HorizonS: 900,
-		Target: greenwavev1.Target_TARGET_FLOW, Version: version, FeatureSetVersion: featureSet}
+func snapshot(version uint64, featureSet uint32) *train.Snapshot {
+	return &train.Snapshot{ModelID: "i1/n/900/flow", IntersectionID: "i1", ApproachID: "n", HorizonS: 900,
+		Target: train.TargetFlow, Version: version, FeatureSetVersion: featureSet}
 }
 
 // TestPutKeepsTheNewestVersion: the version alone decides which snapshot of a model is held, so the model a
@@ -18,7 +18,7 @@ func TestPutKeepsTheNewestVersion(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name        string
-		held, put   *greenwavev1.ModelSnapshot
+		held, put   *train.Snapshot
 		wantStored  bool
 		wantVersion uint64
 	}{
@@ -39,9 +39,9 @@ func TestPutKeepsTheNewestVersion(t *testing.T) {
 			if got := st.Put(tc.put); got != tc.wantStored {
 				t.Errorf("Put = %v, want %v", got, tc.wantStored)
 			}
-			got, ok := st.Get(tc.put.GetModelId())
-			if !ok || got.GetVersion() != tc.wantVersion || st.Len() != 1 {
-				t.Errorf("holds version %d (%v, %d models), want %d", got.GetVersion(), ok, st.Len(), tc.wantVersion)
+			got, ok := st.Get(tc.put.ModelID)
+			if !ok || got.Version != tc.wantVersion || st.Len() != 1 {
+				t.Errorf("holds version %d (%v, %d models), want %d", got.Version, ok, st.Len(), tc.wantVersion)
 			}
 			if tc.wantStored && got != tc.put {
 				t.Error("the stored snapshot is not the one put")
@@ -77,5 +77,32 @@ func TestChangedFiresOnStoredPuts(t *testing.T) {
 	case <-ch:
 	default:
 		t.Fatal("the next stored snapshot did not close the channel")
+	}
+}
+
+func TestMatch(t *testing.T) {
+	t.Parallel()
+	s := snapshot(1, 1)
+	tests := []struct {
+		name string
+		f    Filter
+		want bool
+	}{
+		{"empty", Filter{}, true},
+		{"intersection", Filter{IntersectionIDs: []string{"i2", "i1"}}, true},
+		{"other intersection", Filter{IntersectionIDs: []string{"i2"}}, false},
+		{"other approach", Filter{ApproachIDs: []string{"s"}}, false},
+		{"horizon", Filter{HorizonsS: []uint32{300, 900}}, true},
+		{"other horizon", Filter{HorizonsS: []uint32{300}}, false},
+		{"target", Filter{Target: train.TargetFlow}, true},
+		{"other target", Filter{Target: train.TargetSpeed}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Match(tc.f, s); got != tc.want {
+				t.Errorf("Match(%+v) = %v, want %v", tc.f, got, tc.want)
+			}
+		})
 	}
 }

@@ -65,121 +65,16 @@ func (cfg RLSConfig) validate(nParams int) error {
 // forgetting. β0, the intercept, is the first coefficient; callers pass the
 // features x without the leading 1.
 //
-// # Algorithm
+// Only the upper triangle of the covariance P is kept, so P is exactly
+// symmetric; a wind-up guard bounds P per coefficient where the data carry no
+// information, without biasing β or slowing forgetting elsewhere; the noise
+// variance is estimated from standardised a priori residuals. The algorithm,
+// the guard's properties and the tests that pin them are in docs/model.md
+// ("Recursive least squares").
 //
-// With φ = (1, x), a priori error e = y − βᵀφ, u = Pφ, q = φᵀu and d = λ + q,
-// each update is
-//
-//	k = u / d
-//	β ← β + k·e
-//	P ← (P − k·uᵀ) / λ
-//	P ← cap(P)            (wind-up guard, below)
-//
-// This is the symmetric form of the update (P·φ computed once and used on both
-// sides, no matrix inverse). Only the upper triangle of P is stored and
-// updated (P·φ is a symmetric matrix-vector product over it), and every copy
-// handed out is mirrored from it, so P is exactly symmetric by construction —
-// a stronger form of "symmetrise after each update" at half the memory
-// traffic. An update cannot make P
-// indefinite in exact arithmetic; if rounding ever does (q < 0, or a
-// non-positive diagonal), the covariance is reset to Delta·I, the coefficients
-// are kept, CovarianceResets is incremented and the update is applied to the
-// reset covariance.
-//
-// # Wind-up guard
-//
-// When a direction of feature space is not excited (night-time zeros, a dead
-// loop, an input that stays 0 for its first week), forgetting multiplies its
-// variance by 1/λ every update and P grows without bound, after which the
-// first excitation produces a huge, noisy jump. Rescaling the whole of P to a
-// trace bound (a constant-trace scheme, the former guard) stops that, but
-// while the bound binds it also stops forgetting in the excited directions:
-// the model no longer tracks anything.
-//
-// The guard therefore adds information only where the data carry none. With
-// n = nFeatures+1, the variance cap C = MaxTrace/n (Delta by default) and the
-// target τ = C·λ^(n−1), after each update the largest diagonal entry P_ii, if
-// above τ, is brought down to τ by a pseudo-observation of coefficient i at
-// its current value with weight w = 1/τ − 1/P_ii, i.e. P⁻¹ ← P⁻¹ + w·e_i·e_iᵀ,
-// which by Sherman–Morrison is the rank-one update
-//
-//	P ← P − (P_ii − τ)/P_ii² · P e_i e_iᵀ P
-//
-// β does not move (the pseudo-observation agrees with it), so the guard
-// never biases the fit. This is the regularisation of recursive
-// Levenberg–Marquardt added one diagonal element per step to stay O(n²)
-// (L. Ljung and T. Söderström, Theory and Practice of Recursive
-// Identification, MIT Press 1983; S. Gunnarsson, "Combining tracking and
-// regularization in recursive least squares identification", Proc. 35th IEEE
-// CDC 1996), with the weight chosen adaptively so that it acts only above the
-// cap. For a single dead coordinate it settles at w = (1−λ)/τ per update,
-// R_ii ← λ·R_ii + (1−λ)/τ: exactly stabilised forgetting towards a prior of
-// variance τ (R. Kulhavý and M. B. Zarrop, "On a general concept of
-// forgetting", Int. J. Control 58(4), 1993) in that coordinate, and plain
-// exponential forgetting in every other.
-//
-// Properties, each pinned by a test:
-//
-//   - Bounded. Every P_ii grows by at most 1/λ per update and one clamp per
-//     update brings the largest down to τ, so once the m-th largest diagonal
-//     entry is at most τ·λ^−(n−m) for every m it stays so: P_ii ≤ C and
-//     trace(P) ≤ C·(1−λⁿ)/(1−λ) ≤ MaxTrace. From P = Delta·I (a new model, Reset, a drift
-//     reset in the trainer) that regime takes up to about n updates to
-//     establish; should trace(P) exceed MaxTrace meanwhile, further
-//     coordinates are clamped, largest first, until it does not (each
-//     coordinate at most once per update, so at most n clamps). The guard
-//     never rescales the whole of P.
-//   - Tracking unchanged. A clamped coordinate holds information of order
-//     1/τ (that is what the cap means), against ‖φ‖²/(1−λ) that forgetting
-//     keeps in an excited direction: a relative perturbation of about
-//     (1−λ)/(τ‖φ‖²), 10⁻³ or less for O(1) features, Delta ≥ 10, λ ≥ 0.99 and
-//     up to 32 features. There is none at all when no P_ii exceeds τ, which in
-//     a well-excited model holds after the first n updates.
-//     TestRLSForgettingRecoversWithStuckInputs pins it: with 0, 1, 4 or 14
-//     inputs stuck at 0 for 3 000 updates, λ = 0.99 recovers from a regime
-//     change in the same 314 updates.
-//   - Waking up. A coordinate capped at τ grows back by 1/λ per update while
-//     unexcited and is learned like any other once it varies.
-//   - Positive definite. Each clamp adds positive semi-definite information;
-//     the factor (τ/P_ii ≥ λⁿ once bounded) keeps the downdate well
-//     conditioned, and a rounding failure takes the covariance reset above.
-//   - O(n²). A clamp costs a rank-one update of the upper triangle (about as
-//     much as the measurement update) and happens only while some direction
-//     is unexcited; the choice of coordinate is an O(n) scan of the diagonal.
-//   - Stateless. The guard is a function of P and the configuration, so
-//     [RLSState] is unchanged and restores bit-exactly.
-//
-// With λ = 1, P never grows, the guard never acts, and RLS agrees with batch
-// least squares bit for bit as before. MaxTrace = +Inf disables the guard.
-// For λ^(n−1) < 2⁻¹⁰⁰ (λ < 0.966 at 2 000 features, λ < 0.013 at 16) τ is held at
-// C·2⁻¹⁰⁰ so that P stays well scaled; one clamp per update then cannot keep
-// up with the dead directions and the trace bound does more of the work.
-//
-// # Noise variance
-//
-// The noise variance σ² is estimated from standardised a priori residuals:
-// r = e² / (1 + q) has expectation σ² under the model, because the a priori
-// error has variance σ²(1 + φᵀPφ). The estimate is an exponentially weighted
-// mean with the model's λ, σ² = S/W with S ← λS + r, W ← λW + 1, started after
-// the first nFeatures+1 updates (whose standardised residuals are ≈ 0 under a
-// diffuse prior and would bias the estimate low). For λ = 1 and a diffuse
-// prior, S is the residual sum of squares of the fit on all rows and W = N − p,
-// the classical unbiased estimator RSS/(N − p).
-//
-// # Tracking
-//
-// After an abrupt change of the true coefficients the weight of the old
-// regime decays like λ^k, so the error returns to the noise level after about
-// ln(σ/‖Δβ‖)/ln λ updates. TestRLSForgettingRecovers pins this: with λ = 0.99,
-// σ = 0.1 and ‖Δβ‖ ≈ 4.7 the 25-step RMSE is back below 2σ within 400 updates
-// (315 measured), while λ = 1 is still above 10σ at that point.
-//
-// # Concurrency and allocation
-//
-// Update and Reset mutate the model and need exclusive access. Predict,
-// PredictiveVariance, Interval and the accessors only read it and may run
-// concurrently with each other. Update, Predict and PredictiveVariance do not
-// allocate on success.
+// Update and Reset need exclusive access; Predict, PredictiveVariance,
+// Interval and the accessors only read and may run concurrently. Update,
+// Predict and PredictiveVariance do not allocate on success.
 type RLS struct {
 	nParams int
 	cfg     RLSConfig // resolved: MaxTrace > 0

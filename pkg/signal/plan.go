@@ -32,10 +32,10 @@ import (
 	"strings"
 )
 
-// Reason says which path produced a plan. The values match greenwave.v1.PlanReason.
+// Reason says which path produced a plan (pkg/wire maps it to greenwave.v1.PlanReason).
 type Reason int
 
-// Reasons, numbered like greenwave.v1.PlanReason.
+// Reasons; Reasons lists them all.
 const (
 	// ReasonUnspecified is the zero value; Webster records it as ReasonPredictive.
 	ReasonUnspecified Reason = iota
@@ -48,6 +48,11 @@ const (
 	// ReasonOverride: an operator's pinned plan.
 	ReasonOverride
 )
+
+// Reasons returns every reason, ReasonUnspecified first.
+func Reasons() []Reason {
+	return []Reason{ReasonUnspecified, ReasonPredictive, ReasonTimeOfDay, ReasonFixedTime, ReasonOverride}
+}
 
 // String returns the reason's lower-case name.
 func (r Reason) String() string {

@@ -1,6 +1,6 @@
 // Package sim is the built-in gateway simulator behind `greenwave dev`: it produces detector readings and weather
 // observations for every detector and weather station of a topology, as a gateway would publish them after the
-// collector's unit conversion (canonical units, schema version 1).
+// collector's unit conversion (canonical units), as domain values: wire.SimBatch makes the messages a gateway sends.
 //
 // The model, per counting interval of IntervalS seconds:
 //
@@ -47,15 +47,9 @@ import (
 	"strconv"
 	"time"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
-
-// SchemaVersion is the schema_version of every reading the simulator emits.
-const SchemaVersion = 1
 
 // Defaults applied by New to zero Config fields.
 const (
@@ -97,9 +91,9 @@ type Tick struct {
 	At time.Time
 	// Readings holds one reading per detector in topology order, then any re-sent duplicates of the previous
 	// tick's readings.
-	Readings []*greenwavev1.TrafficReading
+	Readings []ingest.TrafficReading
 	// Weather holds the station observations that fall within [At, At+IntervalS), by time then station id.
-	Weather []*greenwavev1.WeatherReading
+	Weather []ingest.WeatherReading
 }
 
 // Simulator generates ticks. It is not safe for concurrent use: one goroutine drives it by calling Next.
@@ -112,7 +106,7 @@ type Simulator struct {
 	approaches []*approach
 	detectors  []*detector
 	dupRNG     *rand.Rand
-	pending    []*greenwavev1.TrafficReading
+	pending    []ingest.TrafficReading
 }
 
 // New validates the topology and the configuration and returns a simulator positioned at Start.
@@ -219,7 +213,7 @@ func (c Config) withDefaults() (Config, error) {
 // Next returns the readings of the current interval and advances the simulator by IntervalS.
 func (s *Simulator) Next() Tick {
 	end := s.at.Add(time.Duration(s.cfg.IntervalS) * time.Second)
-	tick := Tick{At: s.at, Readings: make([]*greenwavev1.TrafficReading, 0, len(s.detectors)+len(s.pending))}
+	tick := Tick{At: s.at, Readings: make([]ingest.TrafficReading, 0, len(s.detectors)+len(s.pending))}
 
 	// Weather first, so that traffic in this interval sees the weather observed in it.
 	for s.nextWx.Before(end) {
@@ -235,7 +229,7 @@ func (s *Simulator) Next() Tick {
 	for _, a := range s.approaches {
 		a.advance(decay)
 	}
-	observed := timestamppb.New(s.at)
+	observed := ingest.At(s.at)
 	unix := strconv.FormatInt(s.at.Unix(), 10)
 	for _, d := range s.detectors {
 		factor := 1.0
@@ -243,12 +237,11 @@ func (s *Simulator) Next() Tick {
 			factor = s.stations[d.station].demandFactor()
 		}
 		r := d.reading(s.at, s.cfg.IntervalS, profile*factor)
-		r.SchemaVersion = SchemaVersion
-		r.ReadingId = d.id + "@" + unix
-		r.IntersectionId = d.intersection
-		r.ApproachId = d.approach
-		r.DetectorId = d.id
-		r.LaneId = d.lane
+		r.ReadingID = d.id + "@" + unix
+		r.IntersectionID = d.intersection
+		r.ApproachID = d.approach
+		r.DetectorID = d.id
+		r.LaneID = d.lane
 		r.ObservedAt = observed
 		r.IntervalS = uint32(s.cfg.IntervalS)
 		tick.Readings = append(tick.Readings, r)
@@ -259,7 +252,7 @@ func (s *Simulator) Next() Tick {
 	if s.cfg.DuplicateRate > 0 {
 		for _, r := range tick.Readings[:len(s.detectors)] {
 			if s.dupRNG.Float64() < s.cfg.DuplicateRate {
-				s.pending = append(s.pending, proto.CloneOf(r))
+				s.pending = append(s.pending, r)
 			}
 		}
 	}

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-	"google.golang.org/protobuf/proto"
-
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
@@ -97,8 +95,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func sameReadings(a, b Tick) bool {
-	return slices.EqualFunc(a.Readings, b.Readings, func(x, y *greenwavev1.TrafficReading) bool { return proto.Equal(x, y) }) &&
-		slices.EqualFunc(a.Weather, b.Weather, func(x, y *greenwavev1.WeatherReading) bool { return proto.Equal(x, y) })
+	return slices.Equal(a.Readings, b.Readings) && slices.Equal(a.Weather, b.Weather)
 }
 
 func TestEveryDetectorEveryTick(t *testing.T) {
@@ -120,19 +117,19 @@ func TestEveryDetectorEveryTick(t *testing.T) {
 		}
 		var got []string
 		for _, r := range tick.Readings {
-			ref, ok := ix.Detector(r.DetectorId)
+			ref, ok := ix.Detector(r.DetectorID)
 			switch {
 			case !ok:
-				t.Fatalf("tick %d: unknown detector %q", i, r.DetectorId)
-			case ref.Intersection != r.IntersectionId || ref.Approach != r.ApproachId:
-				t.Fatalf("tick %d: %s in %s/%s, topology says %s/%s", i, r.DetectorId, r.IntersectionId, r.ApproachId, ref.Intersection, ref.Approach)
-			case r.SchemaVersion != 1 || r.IntervalS != 60:
-				t.Fatalf("tick %d: %s schema_version %d interval_s %d", i, r.DetectorId, r.SchemaVersion, r.IntervalS)
-			case r.ReadingId != r.DetectorId+"@"+strconv.FormatInt(r.ObservedAt.AsTime().Unix(), 10):
-				t.Fatalf("tick %d: reading_id %q", i, r.ReadingId)
+				t.Fatalf("tick %d: unknown detector %q", i, r.DetectorID)
+			case ref.Intersection != r.IntersectionID || ref.Approach != r.ApproachID:
+				t.Fatalf("tick %d: %s in %s/%s, topology says %s/%s", i, r.DetectorID, r.IntersectionID, r.ApproachID, ref.Intersection, ref.Approach)
+			case r.IntervalS != 60:
+				t.Fatalf("tick %d: %s interval_s %d", i, r.DetectorID, r.IntervalS)
+			case r.ReadingID != r.DetectorID+"@"+strconv.FormatInt(r.ObservedAt.Time.Unix(), 10):
+				t.Fatalf("tick %d: reading_id %q", i, r.ReadingID)
 			}
-			if r.ObservedAt.AsTime().Equal(tick.At) {
-				got = append(got, r.DetectorId)
+			if r.ObservedAt.Time.Equal(tick.At) {
+				got = append(got, r.DetectorID)
 			}
 		}
 		if !slices.Equal(got, want) {
@@ -159,12 +156,12 @@ func TestWeatherSchedule(t *testing.T) {
 			for _, tick := range run(s, 2*86400/tc.intervalS) {
 				end := tick.At.Add(time.Duration(tc.intervalS) * time.Second)
 				for _, w := range tick.Weather {
-					at := w.ObservedAt.AsTime()
-					if w.StationId != "WX-1" || at.Before(tick.At) || !at.Before(end) || at.Unix()%int64(tc.weatherS) != 0 {
-						t.Fatalf("weather %s at %v in tick %v", w.StationId, at, tick.At)
+					at := w.ObservedAt.Time
+					if w.StationID != "WX-1" || at.Before(tick.At) || !at.Before(end) || at.Unix()%int64(tc.weatherS) != 0 {
+						t.Fatalf("weather %s at %v in tick %v", w.StationID, at, tick.At)
 					}
-					if w.ReadingId != "WX-1@"+strconv.FormatInt(at.Unix(), 10) || w.SchemaVersion != 1 {
-						t.Fatalf("weather reading_id %q schema_version %d", w.ReadingId, w.SchemaVersion)
+					if w.ReadingID != "WX-1@"+strconv.FormatInt(at.Unix(), 10) {
+						t.Fatalf("weather reading_id %q", w.ReadingID)
 					}
 					times = append(times, at)
 				}
@@ -251,7 +248,7 @@ func TestDemandFollowsProfile(t *testing.T) {
 	for _, tick := range run(s, 24*60) {
 		var sum float64
 		for _, r := range tick.Readings {
-			sum += r.FlowVph
+			sum += r.FlowVPH
 		}
 		switch h := tick.At.Hour(); {
 		case h >= 2 && h < 4:
@@ -268,29 +265,29 @@ func TestDemandFollowsProfile(t *testing.T) {
 // faultRuns returns, per detector, the longest run of identical non-zero readings and of zero readings.
 func faultRuns(ticks []Tick) (stuck, dead map[string]int) {
 	stuck, dead = map[string]int{}, map[string]int{}
-	prev := map[string]*greenwavev1.TrafficReading{}
+	prev := map[string]*ingest.TrafficReading{}
 	runS, runD := map[string]int{}, map[string]int{}
 	for _, tick := range ticks {
 		for _, r := range tick.Readings {
-			if !r.ObservedAt.AsTime().Equal(tick.At) {
+			if !r.ObservedAt.Time.Equal(tick.At) {
 				continue // a duplicate
 			}
-			id := r.DetectorId
+			id := r.DetectorID
 			p := prev[id]
-			same := p != nil && r.Count > 0 && p.Count == r.Count && p.GetOccupancyRatio() == r.GetOccupancyRatio() &&
-				p.GetSpeedKmh() == r.GetSpeedKmh()
+			same := p != nil && r.Count > 0 && p.Count == r.Count && p.OccupancyRatio == r.OccupancyRatio &&
+				p.SpeedKMH == r.SpeedKMH
 			if same {
 				runS[id]++
 			} else {
 				runS[id] = 1
 			}
-			if r.Count == 0 && r.GetOccupancyRatio() == 0 {
+			if r.Count == 0 && r.OccupancyRatio == 0 {
 				runD[id]++
 			} else {
 				runD[id] = 0
 			}
 			stuck[id], dead[id] = max(stuck[id], runS[id]), max(dead[id], runD[id])
-			prev[id] = r
+			prev[id] = &r
 		}
 	}
 	return stuck, dead
@@ -337,9 +334,9 @@ func TestFaults(t *testing.T) {
 			counts := map[string][]float64{}
 			for _, tick := range ticks {
 				for _, r := range tick.Readings {
-					counts[r.DetectorId] = append(counts[r.DetectorId], r.Count)
-					if occ := r.GetOccupancyRatio(); occ < 0 || occ > 1 || r.GetSpeedKmh() < 0 {
-						impossible[r.DetectorId]++
+					counts[r.DetectorID] = append(counts[r.DetectorID], r.Count)
+					if occ := r.OccupancyRatio; occ < 0 || occ > 1 || r.SpeedKMH < 0 {
+						impossible[r.DetectorID]++
 					}
 				}
 			}
@@ -406,54 +403,54 @@ func TestPhysicalBounds(t *testing.T) {
 			conditions := map[string]int{}
 			for _, tick := range run(s, 21*288) {
 				for _, r := range tick.Readings {
-					if r.FlowVph != r.Count*3600/300 {
-						t.Fatalf("%s: flow %g for count %g", r.ReadingId, r.FlowVph, r.Count)
+					if r.FlowVPH != r.Count*3600/300 {
+						t.Fatalf("%s: flow %g for count %g", r.ReadingID, r.FlowVPH, r.Count)
 					}
-					if spiky[r.DetectorId] {
+					if spiky[r.DetectorID] {
 						continue
 					}
-					occ := r.GetOccupancyRatio()
+					occ := r.OccupancyRatio
 					switch {
 					case r.Count < 0 || r.Count != math.Trunc(r.Count):
-						t.Fatalf("%s: count %g", r.ReadingId, r.Count)
-					case r.FlowVph/lanes[r.DetectorId] > 2400:
-						t.Fatalf("%s: %g veh/h per lane", r.ReadingId, r.FlowVph/lanes[r.DetectorId])
-					case r.OccupancyRatio == nil || occ < 0 || occ > 1:
-						t.Fatalf("%s: occupancy %v", r.ReadingId, r.OccupancyRatio)
-					case r.Count == 0 && (occ != 0 || r.SpeedKmh != nil):
-						t.Fatalf("%s: no vehicles but occupancy %g, speed %v", r.ReadingId, occ, r.SpeedKmh)
-					case r.Count > 0 && (r.SpeedKmh == nil || r.GetSpeedKmh() <= 0 || r.GetSpeedKmh() > 90):
-						t.Fatalf("%s: speed %v", r.ReadingId, r.SpeedKmh)
+						t.Fatalf("%s: count %g", r.ReadingID, r.Count)
+					case r.FlowVPH/lanes[r.DetectorID] > 2400:
+						t.Fatalf("%s: %g veh/h per lane", r.ReadingID, r.FlowVPH/lanes[r.DetectorID])
+					case !r.HasOccupancy || occ < 0 || occ > 1:
+						t.Fatalf("%s: occupancy %v", r.ReadingID, r.OccupancyRatio)
+					case r.Count == 0 && (occ != 0 || r.HasSpeed):
+						t.Fatalf("%s: no vehicles but occupancy %g, speed %v", r.ReadingID, occ, r.SpeedKMH)
+					case r.Count > 0 && (!r.HasSpeed || r.SpeedKMH <= 0 || r.SpeedKMH > 90):
+						t.Fatalf("%s: speed %v", r.ReadingID, r.SpeedKMH)
 					}
 				}
 				for _, w := range tick.Weather {
-					temp, rate, snow := w.GetTemperatureC(), w.GetPrecipitationMmH(), w.GetSnowMmH()
+					temp, rate, snow := w.TemperatureC, w.PrecipitationMMH, w.SnowMMH
 					conditions[w.Condition]++
 					switch {
 					case temp < -45 || temp > 45:
-						t.Fatalf("%s: temperature %g", w.ReadingId, temp)
+						t.Fatalf("%s: temperature %g", w.ReadingID, temp)
 					case rate < 0 || rate > 50 || snow < 0 || snow > rate:
-						t.Fatalf("%s: precipitation %g, snow %g", w.ReadingId, rate, snow)
-					case w.GetCloudCoverRatio() < 0 || w.GetCloudCoverRatio() > 1:
-						t.Fatalf("%s: cloud cover %g", w.ReadingId, w.GetCloudCoverRatio())
-					case w.GetVisibilityM() <= 0 || w.GetVisibilityM() > 10000:
-						t.Fatalf("%s: visibility %g", w.ReadingId, w.GetVisibilityM())
+						t.Fatalf("%s: precipitation %g, snow %g", w.ReadingID, rate, snow)
+					case w.CloudCoverRatio < 0 || w.CloudCoverRatio > 1:
+						t.Fatalf("%s: cloud cover %g", w.ReadingID, w.CloudCoverRatio)
+					case w.VisibilityM <= 0 || w.VisibilityM > 10000:
+						t.Fatalf("%s: visibility %g", w.ReadingID, w.VisibilityM)
 					}
 					switch w.Condition {
 					case "Clear", "Clouds":
 						if rate != 0 {
-							t.Fatalf("%s: %s with precipitation %g", w.ReadingId, w.Condition, rate)
+							t.Fatalf("%s: %s with precipitation %g", w.ReadingID, w.Condition, rate)
 						}
 					case "Rain":
 						if rate <= 0 || snow != 0 || temp < 0 {
-							t.Fatalf("%s: rain at %g mm/h, snow %g, %g °C", w.ReadingId, rate, snow, temp)
+							t.Fatalf("%s: rain at %g mm/h, snow %g, %g °C", w.ReadingID, rate, snow, temp)
 						}
 					case "Snow":
 						if snow <= 0 || temp >= 0 {
-							t.Fatalf("%s: snow at %g mm/h, %g °C", w.ReadingId, snow, temp)
+							t.Fatalf("%s: snow at %g mm/h, %g °C", w.ReadingID, snow, temp)
 						}
 					default:
-						t.Fatalf("%s: condition %q", w.ReadingId, w.Condition)
+						t.Fatalf("%s: condition %q", w.ReadingID, w.Condition)
 					}
 				}
 			}
@@ -476,12 +473,12 @@ func TestDuplicates(t *testing.T) {
 	dups := 0
 	for i, tick := range ticks {
 		for _, r := range tick.Readings {
-			if r.ObservedAt.AsTime().Equal(tick.At) {
+			if r.ObservedAt.Time.Equal(tick.At) {
 				continue
 			}
 			dups++
-			if i == 0 || !slices.ContainsFunc(ticks[i-1].Readings, func(p *greenwavev1.TrafficReading) bool { return proto.Equal(p, r) }) {
-				t.Fatalf("tick %d: duplicate %s is not a reading of the previous tick", i, r.ReadingId)
+			if i == 0 || !slices.ContainsFunc(ticks[i-1].Readings, func(p ingest.TrafficReading) bool { return p == r }) {
+				t.Fatalf("tick %d: duplicate %s is not a reading of the previous tick", i, r.ReadingID)
 			}
 		}
 	}

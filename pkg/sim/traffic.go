@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
@@ -73,7 +73,7 @@ type measurement struct {
 
 // reading generates the detector's reading for the interval starting at at; demand is the profile value times
 // the weather factor. Only the measured fields are set.
-func (d *detector) reading(at time.Time, intervalS int, demand float64) *greenwavev1.TrafficReading {
+func (d *detector) reading(at time.Time, intervalS int, demand float64) ingest.TrafficReading {
 	mean := d.app.peakVPH * d.share * demand * d.app.factor() * float64(intervalS) / 3600
 	if d.fault == FaultStuck || d.fault == FaultDead {
 		d.updateSpell(at)
@@ -93,7 +93,7 @@ func (d *detector) reading(at time.Time, intervalS int, demand float64) *greenwa
 		m = measurement{}
 	}
 
-	r := &greenwavev1.TrafficReading{Count: m.count}
+	r := ingest.TrafficReading{Count: m.count}
 	occ, speed := m.occupancy, m.speed
 	if d.fault == FaultSpiky {
 		switch u := d.rng.Float64(); {
@@ -105,10 +105,10 @@ func (d *detector) reading(at time.Time, intervalS int, demand float64) *greenwa
 			r.Count *= 5
 		}
 	}
-	r.FlowVph = r.Count * 3600 / float64(intervalS)
-	r.OccupancyRatio = &occ
+	r.FlowVPH = r.Count * 3600 / float64(intervalS)
+	r.OccupancyRatio, r.HasOccupancy = occ, true
 	if speed != 0 {
-		r.SpeedKmh = &speed
+		r.SpeedKMH, r.HasSpeed = speed, true
 	}
 	return r
 }

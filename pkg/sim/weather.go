@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 )
 
 // precip is the precipitation state of a station's Markov process.
@@ -106,7 +105,7 @@ func (st *station) demandFactor() float64 {
 }
 
 // step advances the station by dtS seconds to t and returns its observation at t.
-func (st *station) step(t time.Time, dtS int) *greenwavev1.WeatherReading {
+func (st *station) step(t time.Time, dtS int) ingest.WeatherReading {
 	dt := float64(dtS)
 	rates := transitionPerHour[st.precip]
 	var total float64
@@ -168,17 +167,11 @@ func (st *station) step(t time.Time, dtS int) *greenwavev1.WeatherReading {
 	temp = math.Round(temp*10) / 10
 	cloud = math.Round(cloud*100) / 100
 	visibility = math.Round(visibility/100) * 100
-	return &greenwavev1.WeatherReading{
-		SchemaVersion:    SchemaVersion,
-		ReadingId:        st.id + "@" + strconv.FormatInt(t.Unix(), 10),
-		StationId:        st.id,
-		ObservedAt:       timestamppb.New(t),
-		TemperatureC:     &temp,
-		PrecipitationMmH: &rate,
-		SnowMmH:          &snow,
-		CloudCoverRatio:  &cloud,
-		VisibilityM:      &visibility,
-		Condition:        condition,
+	return ingest.WeatherReading{
+		ReadingID: st.id + "@" + strconv.FormatInt(t.Unix(), 10), StationID: st.id, ObservedAt: ingest.At(t),
+		TemperatureC: temp, PrecipitationMMH: rate, SnowMMH: snow, CloudCoverRatio: cloud, VisibilityM: visibility,
+		HasTemperature: true, HasPrecipitation: true, HasSnow: true, HasCloudCover: true, HasVisibility: true,
+		Condition: condition,
 	}
 }
 

@@ -3,8 +3,6 @@ package train
 import (
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 )
 
 const weekDur = week * time.Second
@@ -40,31 +38,4 @@ func BenchmarkLearnerApply(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
-}
-
-// BenchmarkSnapshots measures Snapshots (3 horizons, default configuration) plus proto.Marshal.
-func BenchmarkSnapshots(b *testing.B) {
-	s := newTrafficSeries(7, 1)
-	l, err := NewLearner(testIntersection, testApproach, s.names, 1, DefaultConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, f := range s.frames {
-		if _, err := l.Apply(f, f.Approaches[0]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var size int
-	b.ReportAllocs()
-	for b.Loop() {
-		size = 0
-		for _, sn := range l.Snapshots() {
-			buf, err := proto.Marshal(sn)
-			if err != nil {
-				b.Fatal(err)
-			}
-			size += len(buf)
-		}
-	}
-	b.ReportMetric(float64(size), "bytes/learner")
 }

@@ -35,6 +35,9 @@ const (
 	TargetSpeed     = "speed"
 )
 
+// Targets returns every target a model can predict, in the order of the constants.
+func Targets() []string { return []string{TargetFlow, TargetOccupancy, TargetSpeed} }
+
 // Baseline forecaster names, as used in ModelSnapshot.baselines and PendingInput.baseline_forecasts.
 const (
 	BaselinePersistence       = "persistence"

@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
@@ -30,23 +28,23 @@ func (c *coverage) add(hit bool, size int) {
 	c.recent = append(c.recent, hit)
 }
 
-func (c *coverage) toProto(confidence float64) *greenwavev1.IntervalCoverage {
-	return &greenwavev1.IntervalCoverage{Confidence: confidence, Hits: c.hits, N: c.n, Recent: slices.Clone(c.recent)}
+func (c *coverage) state(confidence float64) *IntervalCoverage {
+	return &IntervalCoverage{Confidence: confidence, Hits: c.hits, N: c.n, Recent: slices.Clone(c.recent)}
 }
 
-// coverageFromProto restores the counts. A snapshot without them (written before coverage was tracked) starts
+// restoreCoverage restores the counts. A snapshot without them (written before coverage was tracked) starts
 // from zero; so does one counted at another confidence, whose pending intervals the caller then drops: the counts
 // must describe intervals at the configured confidence, and starting over keeps the model (a mismatch of the
 // other settings restarts the learner, which would be a high price for a changed reporting setting).
-func coverageFromProto(p *greenwavev1.IntervalCoverage, confidence float64, size int) (c coverage, keepPending bool, err error) {
-	if p == nil || p.GetConfidence() != confidence {
+func restoreCoverage(p *IntervalCoverage, confidence float64, size int) (c coverage, keepPending bool, err error) {
+	if p == nil || p.Confidence != confidence {
 		return coverage{}, p == nil, nil
 	}
-	if p.GetHits() > p.GetN() || len(p.GetRecent()) > size || uint64(len(p.GetRecent())) > p.GetN() {
+	if p.Hits > p.N || len(p.Recent) > size || uint64(len(p.Recent)) > p.N {
 		return coverage{}, false, fmt.Errorf("interval coverage %d hits of %d with %d recent (window %d): %w",
-			p.GetHits(), p.GetN(), len(p.GetRecent()), size, ErrInvalidSnapshot)
+			p.Hits, p.N, len(p.Recent), size, ErrInvalidSnapshot)
 	}
-	return coverage{hits: p.GetHits(), n: p.GetN(), recent: slices.Clone(p.GetRecent())}, true, nil
+	return coverage{hits: p.Hits, n: p.N, recent: slices.Clone(p.Recent)}, true, nil
 }
 
 // interval returns the candidate's prediction interval at x in natural units (scaled by scale) and truncated to
@@ -89,13 +87,13 @@ func ratio(a, b uint64) float64 {
 }
 
 // CoverageOf reads a snapshot's interval coverage; ok is false when the snapshot has none.
-func CoverageOf(s *greenwavev1.ModelSnapshot) (c Coverage, ok bool) {
-	p := s.GetIntervalCoverage()
+func CoverageOf(s *Snapshot) (c Coverage, ok bool) {
+	p := s.IntervalCoverage
 	if p == nil {
 		return Coverage{}, false
 	}
-	c = Coverage{Confidence: p.GetConfidence(), Hits: p.GetHits(), N: p.GetN(), RecentN: len(p.GetRecent())}
-	for _, h := range p.GetRecent() {
+	c = Coverage{Confidence: p.Confidence, Hits: p.Hits, N: p.N, RecentN: len(p.Recent)}
+	for _, h := range p.Recent {
 		if h {
 			c.RecentHits++
 		}

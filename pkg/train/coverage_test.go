@@ -34,16 +34,16 @@ func TestIntervalCoverageCounts(t *testing.T) {
 			}
 		}
 		s := l.Snapshots()[0]
-		cov := s.GetIntervalCoverage()
-		if cov.GetConfidence() != 0.9 || cov.GetHits() != wantHits || cov.GetN() != wantN || len(cov.GetRecent()) != len(recent) {
+		cov := s.IntervalCoverage
+		if cov.Confidence != 0.9 || cov.Hits != wantHits || cov.N != wantN || len(cov.Recent) != len(recent) {
 			t.Fatalf("window %d: coverage %v, want %d of %d with %d recent", i, cov, wantHits, wantN, len(recent))
 		}
 		for k := range recent {
-			if cov.GetRecent()[k] != recent[k] {
-				t.Fatalf("window %d: recent %v, want %v", i, cov.GetRecent(), recent)
+			if cov.Recent[k] != recent[k] {
+				t.Fatalf("window %d: recent %v, want %v", i, cov.Recent, recent)
 			}
 		}
-		p := s.GetPending()[len(s.GetPending())-1]
+		p := s.Pending[len(s.Pending)-1]
 		lo, hi = p.IntervalLower, p.IntervalUpper
 		if (lo == nil) != (hi == nil) || (lo != nil && !(*lo < *hi)) {
 			t.Fatalf("window %d: pending interval [%v, %v]", i, lo, hi)
@@ -68,7 +68,7 @@ func TestIntervalCoverageRestore(t *testing.T) {
 	for _, fv := range frames[:40] {
 		mustApply(t, l, fv[0].(frameT), fv[1].(vectorT))
 	}
-	if l.Snapshots()[0].GetIntervalCoverage().GetN() == 0 {
+	if l.Snapshots()[0].IntervalCoverage.N == 0 {
 		t.Fatal("fixture scores no interval")
 	}
 	t.Run("other confidence starts over", func(t *testing.T) {
@@ -80,12 +80,13 @@ func TestIntervalCoverageRestore(t *testing.T) {
 			t.Fatalf("restore: %v", err)
 		}
 		for _, s := range r.Snapshots() {
-			if cov := s.GetIntervalCoverage(); cov.GetConfidence() != 0.8 || cov.GetN() != 0 || len(cov.GetRecent()) != 0 {
-				t.Fatalf("%s: coverage %v, want empty at 0.8", s.GetModelId(), cov)
+			if cov := s.IntervalCoverage; cov.Confidence != 0.8 || cov.N != 0 || len(cov.Recent) != 0 {
+				t.Fatalf("%s: coverage %v, want empty at 0.8", s.ModelID, cov)
 			}
-			for _, p := range s.GetPending() {
+			for i := range s.Pending {
+				p := &s.Pending[i]
 				if p.IntervalLower != nil {
-					t.Fatalf("%s: pending interval at the old confidence kept", s.GetModelId())
+					t.Fatalf("%s: pending interval at the old confidence kept", s.ModelID)
 				}
 			}
 		}
@@ -100,7 +101,7 @@ func TestIntervalCoverageRestore(t *testing.T) {
 		if err != nil {
 			t.Fatalf("restore: %v", err)
 		}
-		if cov := r.Snapshots()[0].GetIntervalCoverage(); cov.GetN() != 0 {
+		if cov := r.Snapshots()[0].IntervalCoverage; cov.N != 0 {
 			t.Fatalf("coverage %v, want empty", cov)
 		}
 	})
@@ -114,18 +115,21 @@ func TestIntervalCoverageRestore(t *testing.T) {
 			s[0].IntervalCoverage.N += uint64(cfg.RecentWindow + 1)
 		}},
 		{"half an interval", func(s []*snapT) {
-			for _, p := range s[0].Pending {
+			for i := range s[0].Pending {
+				p := &s[0].Pending[i]
 				p.IntervalUpper = nil
 			}
 		}},
 		{"inverted interval", func(s []*snapT) {
-			for _, p := range s[0].Pending {
+			for i := range s[0].Pending {
+				p := &s[0].Pending[i]
 				lo, hi := 2.0, 1.0
 				p.IntervalLower, p.IntervalUpper = &lo, &hi
 			}
 		}},
 		{"NaN bound", func(s []*snapT) {
-			for _, p := range s[0].Pending {
+			for i := range s[0].Pending {
+				p := &s[0].Pending[i]
 				lo, hi := math.NaN(), 1.0
 				p.IntervalLower, p.IntervalUpper = &lo, &hi
 			}

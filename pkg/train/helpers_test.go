@@ -3,12 +3,9 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 
 	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/regression"
@@ -92,49 +89,114 @@ func mustApply(t testing.TB, l *Learner, f features.Frame, v features.Vector) Up
 	return u
 }
 
-func pendingStarts(s *greenwavev1.ModelSnapshot) []int64 {
+func pendingStarts(s *Snapshot) []int64 {
 	var out []int64
-	for _, p := range s.GetPending() {
-		out = append(out, (p.GetWindowStart().GetSeconds()-base.Unix())/300)
+	for i := range s.Pending {
+		p := &s.Pending[i]
+		out = append(out, (p.WindowStart.Seconds-base.Unix())/300)
 	}
 	return out
 }
 
-func candidate(s *greenwavev1.ModelSnapshot, name string) *greenwavev1.Candidate {
-	for _, c := range s.GetCandidates() {
-		if c.GetName() == name {
-			return c
+func candidate(s *Snapshot, name string) *Candidate {
+	for i := range s.Candidates {
+		if s.Candidates[i].Name == name {
+			return &s.Candidates[i]
 		}
 	}
 	return nil
 }
 
-func snapshotsEqual(a, b []*greenwavev1.ModelSnapshot) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !proto.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
+// snapshotsEqual compares snapshots as proto.Equal compares their messages: NaN equals NaN, an empty list or
+// map equals an absent one, an absent sub-message differs from an empty one.
+func snapshotsEqual(a, b []*Snapshot) bool {
+	return len(a) == len(b) && valuesEqual(reflect.ValueOf(a), reflect.ValueOf(b))
 }
 
-func roundTrip(t testing.TB, snaps []*greenwavev1.ModelSnapshot) []*greenwavev1.ModelSnapshot {
-	t.Helper()
-	out := make([]*greenwavev1.ModelSnapshot, len(snaps))
-	for i, s := range snaps {
-		b, err := proto.Marshal(s)
-		if err != nil {
-			t.Fatalf("marshal: %v", err)
+func valuesEqual(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Pointer:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
 		}
-		out[i] = &greenwavev1.ModelSnapshot{}
-		if err := proto.Unmarshal(b, out[i]); err != nil {
-			t.Fatalf("unmarshal: %v", err)
+		return valuesEqual(a.Elem(), b.Elem())
+	case reflect.Slice:
+		if a.Len() != b.Len() {
+			return false
 		}
+		for i := range a.Len() {
+			if !valuesEqual(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Map:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for _, k := range a.MapKeys() {
+			v := b.MapIndex(k)
+			if !v.IsValid() || !valuesEqual(a.MapIndex(k), v) {
+				return false
+			}
+		}
+		return true
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !valuesEqual(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Float64:
+		x, y := a.Float(), b.Float()
+		return x == y || (math.IsNaN(x) && math.IsNaN(y))
 	}
-	return out
+	return a.Equal(b)
+}
+
+// roundTrip returns deep copies of snaps: what a restore reads back from a topic, sharing nothing with the
+// snapshots given (the encoding itself is tested in pkg/wire).
+func roundTrip(t testing.TB, snaps []*Snapshot) []*Snapshot {
+	t.Helper()
+	return deepCopy(reflect.ValueOf(snaps)).Interface().([]*Snapshot)
+}
+
+func deepCopy(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.New(v.Type().Elem())
+		out.Elem().Set(deepCopy(v.Elem()))
+		return out
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			out.Index(i).Set(deepCopy(v.Index(i)))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for _, k := range v.MapKeys() {
+			out.SetMapIndex(k, deepCopy(v.MapIndex(k)))
+		}
+		return out
+	case reflect.Struct:
+		out := reflect.New(v.Type()).Elem()
+		for i := range v.NumField() {
+			out.Field(i).Set(deepCopy(v.Field(i)))
+		}
+		return out
+	}
+	return v
 }
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(1, math.Abs(b)) }
@@ -142,7 +204,7 @@ func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(1, math
 type (
 	frameT  = features.Frame
 	vectorT = features.Vector
-	snapT   = greenwavev1.ModelSnapshot
+	snapT   = Snapshot
 )
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)) }
@@ -151,12 +213,13 @@ func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x9e377
 // schema 1 kept in PendingInput.baseline_forecasts.
 func pendingForecasts(s *snapT, i int) map[string]float64 {
 	var names []string
-	for _, c := range s.GetCandidates() {
-		names = append(names, c.GetName())
+	for i := range s.Candidates {
+		c := &s.Candidates[i]
+		names = append(names, c.Name)
 	}
 	names = append(names, baselineNames[:]...)
 	out := map[string]float64{}
-	for k, v := range s.GetPending()[i].GetForecasts() {
+	for k, v := range s.Pending[i].Forecasts {
 		if !math.IsNaN(v) {
 			out[names[k]] = v
 		}

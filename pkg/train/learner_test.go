@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
@@ -109,9 +107,10 @@ func TestDelayedLabels(t *testing.T) {
 					t.Fatalf("window %d: pending %v, want %v", s.i, got, s.pending)
 				}
 				updates += uint64(s.labelled)
-				for _, c := range snap.GetCandidates() {
-					if c.GetState().GetUpdates() != updates {
-						t.Fatalf("window %d: candidate %s has %d updates, want %d", s.i, c.GetName(), c.GetState().GetUpdates(), updates)
+				for i := range snap.Candidates {
+					c := &snap.Candidates[i]
+					if c.State.Updates != updates {
+						t.Fatalf("window %d: candidate %s has %d updates, want %d", s.i, c.Name, c.State.Updates, updates)
 					}
 				}
 			}
@@ -138,7 +137,7 @@ func TestMaxPending(t *testing.T) {
 	x := []float64{0.1, 0.2}
 	for i := range 5 {
 		applyAt(t, l, i, x, obs{flow: 1})
-		if n := len(l.Snapshots()[0].GetPending()); n > 2 {
+		if n := len(l.Snapshots()[0].Pending); n > 2 {
 			t.Fatalf("window %d: %d pending, max 2", i, n)
 		}
 	}
@@ -218,11 +217,11 @@ func TestTestThenTrain(t *testing.T) {
 	snap := l.Snapshots()[0]
 	for _, name := range []string{"slow", "fast"} {
 		c := candidate(snap, name)
-		if got := c.GetEvaluation().GetCumulative().GetSumAbsError(); got != 400 {
+		if got := c.Evaluation.Cumulative.SumAbsError; got != 400 {
 			t.Fatalf("%s scored |error| %g, want 400 (forecast made before the update)", name, got)
 		}
-		if c.GetState().GetUpdates() != 1 {
-			t.Fatalf("%s updates %d, want 1", name, c.GetState().GetUpdates())
+		if c.State.Updates != 1 {
+			t.Fatalf("%s updates %d, want 1", name, c.State.Updates)
 		}
 	}
 	// The new pending forecast comes from the updated model: close to 400 (scaled 0.4 × 1000), not exactly, as the
@@ -244,28 +243,22 @@ func TestMetricsHandComputed(t *testing.T) {
 	mean := (110.0 + 90 + 120) / 3
 	sst := (110-mean)*(110-mean) + (90-mean)*(90-mean) + (120-mean)*(120-mean)
 	want := struct{ n, mae, rmse, mape, r2 float64 }{3, 20, math.Sqrt(1400.0 / 3), mape, 1 - 1400/sst}
-	ev := l.Snapshots()[0].GetBaselines()[BaselinePersistence]
-	for name, s := range map[string]interface {
-		GetN() uint64
-		GetMae() float64
-		GetRmse() float64
-		GetMape() float64
-		GetR2() float64
-	}{"cumulative": ev.GetCumulative(), "recent": ev.GetRecent()} {
-		if float64(s.GetN()) != want.n || !near(s.GetMae(), want.mae, 1e-12) || !near(s.GetRmse(), want.rmse, 1e-12) ||
-			!near(s.GetMape(), want.mape, 1e-12) || !near(s.GetR2(), want.r2, 1e-9) {
+	ev := l.Snapshots()[0].Baselines[BaselinePersistence]
+	for name, s := range map[string]*ErrorStats{"cumulative": ev.Cumulative, "recent": ev.Recent} {
+		if float64(s.N) != want.n || !near(s.MAE, want.mae, 1e-12) || !near(s.RMSE, want.rmse, 1e-12) ||
+			!near(s.MAPE, want.mape, 1e-12) || !near(s.R2, want.r2, 1e-9) {
 			t.Fatalf("%s persistence metrics %v, want %+v", name, s, want)
 		}
 	}
-	c := ev.GetCumulative()
-	if c.GetSumAbsError() != 60 || c.GetSumSquaredError() != 1400 || c.GetSumActual() != 320 || c.GetSumActualSquared() != 110*110+90*90+120*120 {
+	c := ev.Cumulative
+	if c.SumAbsError != 60 || c.SumSquaredError != 1400 || c.SumActual != 320 || c.SumActualSquared != 110*110+90*90+120*120 {
 		t.Fatalf("cumulative sums %v", c)
 	}
 	// After one more window the recent window (size 4) still has all pairs; after two, the oldest leaves.
 	applyAt(t, l, 4, x, obs{flow: 120})
 	applyAt(t, l, 5, x, obs{flow: 120})
-	r := l.Snapshots()[0].GetBaselines()[BaselinePersistence].GetRecent()
-	if r.GetN() != 4 || r.GetSumAbsError() != 20+30+0+0 {
+	r := l.Snapshots()[0].Baselines[BaselinePersistence].Recent
+	if r.N != 4 || r.SumAbsError != 20+30+0+0 {
 		t.Fatalf("recent after eviction %v, want n 4, Σ|e| 50", r)
 	}
 }
@@ -355,9 +348,9 @@ func TestPromotion(t *testing.T) {
 		}
 	}
 	s := l.Snapshots()[0]
-	if s.GetPromoted() != "lambda0.99" || s.GetPromotions() != 1 || promotedAt < 1000 {
+	if s.Promoted != "lambda0.99" || s.Promotions != 1 || promotedAt < 1000 {
 		t.Fatalf("promoted %q after %d promotions (first at %d), want lambda0.99 once after the change at 1000",
-			s.GetPromoted(), s.GetPromotions(), promotedAt)
+			s.Promoted, s.Promotions, promotedAt)
 	}
 	t.Logf("λ=0.99 promoted at window %d (regime change at 1000)", promotedAt)
 }
@@ -382,12 +375,12 @@ func TestDriftResets(t *testing.T) {
 				detectedAt = i
 			}
 			s := l.Snapshots()[0]
-			st := s.GetCandidates()[0].GetState()
-			if !s.GetDrift().GetDrifting() || s.GetDrift().GetLastDetectedWindow().GetSeconds() != base.Unix()+int64(i*300) {
-				t.Fatalf("window %d: drift state %v", i, s.GetDrift())
+			st := s.Candidates[0].State
+			if !s.Drift.Drifting || s.Drift.LastDetectedWindow.Seconds != base.Unix()+int64(i*300) {
+				t.Fatalf("window %d: drift state %v", i, s.Drift)
 			}
-			if Covariance(st)[0] != 1000 || Covariance(st)[1] != 0 || st.GetResets() == 0 {
-				t.Fatalf("window %d: covariance not reset: P[0,0] %g P[0,1] %g resets %d", i, Covariance(st)[0], Covariance(st)[1], st.GetResets())
+			if Covariance(st)[0] != 1000 || Covariance(st)[1] != 0 || st.Resets == 0 {
+				t.Fatalf("window %d: covariance not reset: P[0,0] %g P[0,1] %g resets %d", i, Covariance(st)[0], Covariance(st)[1], st.Resets)
 			}
 		}
 	}
@@ -395,10 +388,10 @@ func TestDriftResets(t *testing.T) {
 		t.Fatalf("drift first detected at window %d, want soon after the change at 300", detectedAt)
 	}
 	s := l.Snapshots()[0]
-	if s.GetDrift().GetDetections() == 0 || s.GetCandidates()[0].GetState().GetResets() != s.GetDrift().GetDetections() {
-		t.Fatalf("detections %d, resets %d", s.GetDrift().GetDetections(), s.GetCandidates()[0].GetState().GetResets())
+	if s.Drift.Detections == 0 || s.Candidates[0].State.Resets != s.Drift.Detections {
+		t.Fatalf("detections %d, resets %d", s.Drift.Detections, s.Candidates[0].State.Resets)
 	}
-	t.Logf("drift detected at window %d (change at 300), %d detections", detectedAt, s.GetDrift().GetDetections())
+	t.Logf("drift detected at window %d (change at 300), %d detections", detectedAt, s.Drift.Detections)
 }
 
 // restartFixture returns a small series exercising labels, expiry, gaps, replays, promotion and drift.
@@ -438,10 +431,10 @@ func TestRestartEquality(t *testing.T) {
 	want := full.Snapshots()
 	var promos, drifts, intervals, misses uint64
 	for _, s := range want {
-		promos += s.GetPromotions()
-		drifts += s.GetDrift().GetDetections()
-		intervals += s.GetIntervalCoverage().GetN()
-		misses += s.GetIntervalCoverage().GetN() - s.GetIntervalCoverage().GetHits()
+		promos += s.Promotions
+		drifts += s.Drift.Detections
+		intervals += s.IntervalCoverage.N
+		misses += s.IntervalCoverage.N - s.IntervalCoverage.Hits
 	}
 	if promos == 0 || drifts == 0 || intervals == 0 || misses == 0 {
 		t.Fatalf("fixture exercises %d promotions, %d drifts, %d scored intervals (%d misses), want all", promos, drifts, intervals, misses)
@@ -466,8 +459,8 @@ func TestRestartEquality(t *testing.T) {
 		}
 		if got := r.Snapshots(); !snapshotsEqual(got, want) {
 			for i := range got {
-				if !proto.Equal(got[i], want[i]) {
-					t.Fatalf("k=%d: snapshot %s differs from the uninterrupted run", k, want[i].GetModelId())
+				if !snapshotsEqual(got[i:i+1], want[i:i+1]) {
+					t.Fatalf("k=%d: snapshot %s differs from the uninterrupted run", k, want[i].ModelID)
 				}
 			}
 		}
@@ -569,14 +562,14 @@ func TestSeasonalInputsNoSkew(t *testing.T) {
 		}
 		after := l.Snapshots()
 		for hi, s := range after {
-			stored := s.GetPending()[len(s.GetPending())-1].GetValues()
+			stored := s.Pending[len(s.Pending)-1].Values
 			for _, snap := range []*snapT{before[hi], after[hi]} {
 				x, err := inputs(f.Names, v, len(stored))
 				if err != nil {
 					t.Fatal(err)
 				}
 				scale, _ := tgt.scale(v)
-				base, _ := baseNames(snap.GetFeatureNames())
+				base, _ := baseNames(snap.FeatureNames)
 				got, err := withSeasonal(snap, f, v, tgt, x, base, scale)
 				if err != nil {
 					t.Fatalf("frame %d: %v", i, err)

@@ -7,13 +7,11 @@ import (
 	"slices"
 	"sync"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-
 	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
-// Model is a ModelSnapshot compiled for serving: the promoted candidate restored as an RLS and the seasonal
+// Model is a Snapshot compiled for serving: the promoted candidate restored as an RLS and the seasonal
 // history decoded, once. Predict on a snapshot decodes both on every call (the history alone is a week of
 // windows, about 16 KB); a server that predicts many frames with one snapshot compiles it once and calls
 // Model.Predict. Predict(snap, …) is Compile(snap) followed by Model.Predict, so both give identical results.
@@ -49,24 +47,24 @@ type Model struct {
 // nil or corrupt snapshot (unknown inputs, target, history or horizon, missing or invalid promoted candidate).
 // A snapshot whose promoted candidate has too few labels for a noise estimate compiles; its Predict returns
 // ErrNotReady. Compile only reads the snapshot.
-func Compile(snap *greenwavev1.ModelSnapshot) (*Model, error) {
+func Compile(snap *Snapshot) (*Model, error) {
 	m, err := compile(snap)
 	if err != nil {
-		return nil, fmt.Errorf("compile model %s: %w", snap.GetModelId(), err)
+		return nil, fmt.Errorf("compile model %s: %w", snap.id(), err)
 	}
 	return m, nil
 }
 
-func compile(snap *greenwavev1.ModelSnapshot) (*Model, error) {
+func compile(snap *Snapshot) (*Model, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("nil snapshot: %w", ErrInvalidSnapshot)
 	}
-	names := slices.Clone(snap.GetFeatureNames())
+	names := slices.Clone(snap.FeatureNames)
 	base, ok := baseNames(names)
 	if !ok {
 		return nil, fmt.Errorf("model inputs %v lack the seasonal inputs (older format): %w", names, ErrInvalidSnapshot)
 	}
-	tgt, err := targetOfProto(snap.GetTarget())
+	tgt, err := targetOfSnapshot(snap.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -74,64 +72,64 @@ func compile(snap *greenwavev1.ModelSnapshot) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st *greenwavev1.RLSState
-	for _, c := range snap.GetCandidates() {
-		if c.GetName() == snap.GetPromoted() {
-			st = c.GetState()
+	var st *RLSState
+	for _, c := range snap.Candidates {
+		if c.Name == snap.Promoted {
+			st = c.State
 			break
 		}
 	}
 	if st == nil {
-		return nil, fmt.Errorf("promoted candidate %q not in snapshot: %w", snap.GetPromoted(), ErrInvalidSnapshot)
+		return nil, fmt.Errorf("promoted candidate %q not in snapshot: %w", snap.Promoted, ErrInvalidSnapshot)
 	}
 	n := len(names) + 1
-	p, err := fullCovariance(st, len(names))
+	p, err := fullCovariance(*st, len(names))
 	if err != nil {
-		return nil, fmt.Errorf("promoted candidate %q: %w", snap.GetPromoted(), err)
+		return nil, fmt.Errorf("promoted candidate %q: %w", snap.Promoted, err)
 	}
 	rs := regression.RLSState{
-		Features: len(names), Lambda: st.GetForgettingFactor(), Delta: st.GetInitialCovariance(),
+		Features: len(names), Lambda: st.ForgettingFactor, Delta: st.InitialCovariance,
 		MaxTrace:     math.Inf(1), // the wind-up guard plays no part in prediction
-		Coefficients: st.GetCoefficients(), Covariance: p, Updates: st.GetUpdates(),
+		Coefficients: st.Coefficients, Covariance: p, Updates: st.Updates,
 	}
 	// The noise estimate exists after n+1 updates (see regression.RLS); noise_variance carries it.
-	ready := st.GetUpdates() >= uint64(n+1)
+	ready := st.Updates >= uint64(n+1)
 	if ready {
-		rs.NoiseSum, rs.NoiseWeight = st.GetNoiseVariance(), 1
+		rs.NoiseSum, rs.NoiseWeight = st.NoiseVariance, 1
 	}
 	r, err := regression.FromState(rs) // validates and copies: the Model does not alias the snapshot
 	if err != nil {
-		return nil, fmt.Errorf("promoted candidate %q: %w: %w", snap.GetPromoted(), ErrInvalidSnapshot, err)
+		return nil, fmt.Errorf("promoted candidate %q: %w: %w", snap.Promoted, ErrInvalidSnapshot, err)
 	}
-	m.id, m.names, m.base, m.fsv = snap.GetModelId(), names, base, snap.GetFeatureSetVersion()
-	m.promoted, m.updates, m.ready, m.rls, m.beta = snap.GetPromoted(), st.GetUpdates(), ready, r, r.Coefficients()
+	m.id, m.names, m.base, m.fsv = snap.ModelID, names, base, snap.FeatureSetVersion
+	m.promoted, m.updates, m.ready, m.rls, m.beta = snap.Promoted, st.Updates, ready, r, r.Coefficients()
 	return m, nil
 }
 
 // seasonalModel returns the part of a Model that computes the seasonal inputs (Model.seasonal): the snapshot's
 // history, horizon and last applied window.
-func seasonalModel(snap *greenwavev1.ModelSnapshot, tgt target, base []string) (*Model, error) {
+func seasonalModel(snap *Snapshot, tgt target, base []string) (*Model, error) {
 	var (
 		h   history
 		err error
 	)
-	switch snap.GetSchemaVersion() {
+	switch snap.SchemaVersion {
 	case SchemaVersion:
-		h, err = historyFromProto(snap.GetHistory())
+		h, err = historyOf(snap.History)
 	case SchemaVersion1:
-		h, err = historyFromBlob(snap.GetBaselineState())
+		h, err = historyFromBlob(snap.BaselineState)
 	default:
-		err = fmt.Errorf("schema version %d, want %d (or %d): %w", snap.GetSchemaVersion(), SchemaVersion, SchemaVersion1, ErrInvalidSnapshot)
+		err = fmt.Errorf("schema version %d, want %d (or %d): %w", snap.SchemaVersion, SchemaVersion, SchemaVersion1, ErrInvalidSnapshot)
 	}
 	if err != nil {
 		return nil, err
 	}
-	hs := int64(snap.GetHorizonS())
+	hs := int64(snap.HorizonS)
 	if hs <= 0 || hs > week || hs%h.windowS != 0 {
 		return nil, fmt.Errorf("horizon %d s with %d s windows: %w", hs, h.windowS, ErrInvalidSnapshot)
 	}
-	w := snap.GetLastAppliedWindow()
-	return &Model{tgt: tgt, cal: calendarOf(base), horizonS: hs, last: w.GetSeconds(), applied: w != nil, hist: h}, nil
+	w := snap.LastAppliedWindow
+	return &Model{tgt: tgt, cal: calendarOf(base), horizonS: hs, last: deref(w).Seconds, applied: w != nil, hist: h}, nil
 }
 
 // ID returns the model id of the compiled snapshot.

@@ -10,32 +10,28 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-
 	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
 // referencePredict is Predict as it was before Compile (each call decodes the history into a fresh copy and
 // restores the candidate), kept verbatim as the reference that Model.Predict must match bit for bit.
-func referencePredict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vector, confidence float64) (Forecast, error) {
+func referencePredict(snap *Snapshot, f features.Frame, v features.Vector, confidence float64) (Forecast, error) {
 	if snap == nil {
 		return Forecast{}, fmt.Errorf("nil snapshot: %w", ErrInvalidSnapshot)
 	}
 	if !(confidence > 0 && confidence < 1) {
 		return Forecast{}, fmt.Errorf("confidence %g not in (0, 1): %w", confidence, ErrInvalidInput)
 	}
-	names := snap.GetFeatureNames()
+	names := snap.FeatureNames
 	base, ok := baseNames(names)
 	if !ok {
 		return Forecast{}, fmt.Errorf("model inputs %v lack the seasonal inputs (older format): %w", names, ErrInvalidSnapshot)
 	}
-	if uint32(f.FeatureSetVersion) != snap.GetFeatureSetVersion() || f.FeatureSetVersion < 0 || !checkNames(f.Names, base) {
-		return Forecast{}, fmt.Errorf("frame feature set %d, model %d: %w", f.FeatureSetVersion, snap.GetFeatureSetVersion(), ErrFeatureMismatch)
+	if uint32(f.FeatureSetVersion) != snap.FeatureSetVersion || f.FeatureSetVersion < 0 || !checkNames(f.Names, base) {
+		return Forecast{}, fmt.Errorf("frame feature set %d, model %d: %w", f.FeatureSetVersion, snap.FeatureSetVersion, ErrFeatureMismatch)
 	}
-	tgt, err := targetOfProto(snap.GetTarget())
+	tgt, err := targetOfSnapshot(snap.Target)
 	if err != nil {
 		return Forecast{}, err
 	}
@@ -50,33 +46,34 @@ func referencePredict(snap *greenwavev1.ModelSnapshot, f features.Frame, v featu
 	if x, err = referenceSeasonal(snap, f, v, tgt, x, base, scale); err != nil {
 		return Forecast{}, err
 	}
-	var st *greenwavev1.RLSState
-	for _, c := range snap.GetCandidates() {
-		if c.GetName() == snap.GetPromoted() {
-			st = c.GetState()
+	var st *RLSState
+	for i := range snap.Candidates {
+		c := &snap.Candidates[i]
+		if c.Name == snap.Promoted {
+			st = c.State
 			break
 		}
 	}
 	if st == nil {
-		return Forecast{}, fmt.Errorf("promoted candidate %q not in snapshot: %w", snap.GetPromoted(), ErrInvalidSnapshot)
+		return Forecast{}, fmt.Errorf("promoted candidate %q not in snapshot: %w", snap.Promoted, ErrInvalidSnapshot)
 	}
 	n := len(names) + 1
 	rs := regression.RLSState{
-		Features: len(names), Lambda: st.GetForgettingFactor(), Delta: st.GetInitialCovariance(),
+		Features: len(names), Lambda: st.ForgettingFactor, Delta: st.InitialCovariance,
 		MaxTrace:     math.Inf(1), // the wind-up guard plays no part in prediction
-		Coefficients: st.GetCoefficients(), Covariance: Covariance(st), Updates: st.GetUpdates(),
+		Coefficients: st.Coefficients, Covariance: Covariance(st), Updates: st.Updates,
 	}
 	// The noise estimate exists after n+1 updates (see regression.RLS); noise_variance carries it.
-	ready := st.GetUpdates() >= uint64(n+1)
+	ready := st.Updates >= uint64(n+1)
 	if ready {
-		rs.NoiseSum, rs.NoiseWeight = st.GetNoiseVariance(), 1
+		rs.NoiseSum, rs.NoiseWeight = st.NoiseVariance, 1
 	}
 	r, err := regression.FromState(rs)
 	if err != nil {
-		return Forecast{}, fmt.Errorf("promoted candidate %q: %w: %w", snap.GetPromoted(), ErrInvalidSnapshot, err)
+		return Forecast{}, fmt.Errorf("promoted candidate %q: %w: %w", snap.Promoted, ErrInvalidSnapshot, err)
 	}
 	if !ready {
-		return Forecast{}, fmt.Errorf("promoted candidate %q after %d updates, needs %d: %w", snap.GetPromoted(), st.GetUpdates(), n+1, ErrNotReady)
+		return Forecast{}, fmt.Errorf("promoted candidate %q after %d updates, needs %d: %w", snap.Promoted, st.Updates, n+1, ErrNotReady)
 	}
 	y, err := r.Predict(x)
 	if err != nil {
@@ -97,7 +94,7 @@ func referencePredict(snap *greenwavev1.ModelSnapshot, f features.Frame, v featu
 	// Since physical forecasts: the served values lie in the target's range.
 	out.Linear = out.Value
 	out.Value, out.Lower, out.Upper = tgt.physical(out.Value), tgt.physical(out.Lower), tgt.physical(out.Upper)
-	beta := st.GetCoefficients()
+	beta := st.Coefficients
 	out.Contributions = make([]Contribution, 0, n)
 	out.Contributions = append(out.Contributions, Contribution{InterceptName, beta[0] * scale})
 	for i, name := range names {
@@ -115,8 +112,8 @@ func referencePredict(snap *greenwavev1.ModelSnapshot, f features.Frame, v featu
 // recorded into a copy of the history, as Apply would record it; the inputs are then bit-identical to those the
 // trainer stores for the window, provided the snapshot's last window is the previous one (windows the snapshot
 // lacks in between count as missing). A snapshot newer than the frame is used as it is.
-func referenceSeasonal(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vector, tgt target, x []float64, base []string, scale float64) ([]float64, error) {
-	h, err := historyFromProto(snap.GetHistory())
+func referenceSeasonal(snap *Snapshot, f features.Frame, v features.Vector, tgt target, x []float64, base []string, scale float64) ([]float64, error) {
+	h, err := historyOf(snap.History)
 	if err != nil {
 		return nil, err
 	}
@@ -124,13 +121,13 @@ func referenceSeasonal(snap *greenwavev1.ModelSnapshot, f features.Frame, v feat
 	if err != nil {
 		return nil, err
 	}
-	hs := int64(snap.GetHorizonS())
+	hs := int64(snap.HorizonS)
 	if hs <= 0 || hs > week || hs%h.windowS != 0 {
 		return nil, fmt.Errorf("horizon %d s with %d s windows: %w", hs, h.windowS, ErrInvalidSnapshot)
 	}
 	tow := calendarOf(base).localTimeOfWeek(start, x)
-	w := snap.GetLastAppliedWindow()
-	last, applied := w.GetSeconds(), w != nil
+	w := snap.LastAppliedWindow
+	last, applied := deref(w).Seconds, w != nil
 	if !applied || last < start {
 		y, observed := tgt.observed(v)
 		h.record(start, last, applied, y, observed, tow)
@@ -211,7 +208,7 @@ func modelCases(t testing.TB, learnerNames ...string) []predictCase {
 						frames = append(frames, g)
 					}
 				}
-				out = append(out, predictCase{fmt.Sprintf("%s/%d/%ds", lc.name, last, sn.GetHorizonS()), sn, frames})
+				out = append(out, predictCase{fmt.Sprintf("%s/%d/%ds", lc.name, last, sn.HorizonS), sn, frames})
 			}
 		}
 		for i := range lc.n {
@@ -277,7 +274,7 @@ func checkSame(t *testing.T, snap *snapT, f frameT, confidence float64, got Fore
 	t.Helper()
 	want, wantErr := referencePredict(snap, f, f.Approaches[0], confidence)
 	if wantErr != nil {
-		wantErr = fmt.Errorf("predict %s: %w", snap.GetModelId(), wantErr)
+		wantErr = fmt.Errorf("predict %s: %w", snap.ModelID, wantErr)
 	}
 	switch {
 	case (gotErr == nil) != (wantErr == nil):
@@ -331,7 +328,7 @@ func TestModelPredictMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !proto.Equal(m.hist.toProto(), fresh.hist.toProto()) {
+		if !m.hist.state().equal(fresh.hist.state()) {
 			t.Fatalf("%s: predicting changed the compiled history", tc.name)
 		}
 	}
@@ -388,7 +385,7 @@ func TestCompileErrors(t *testing.T) {
 		mutate func(s *snapT)
 	}{
 		{"no seasonal inputs", func(s *snapT) { s.FeatureNames = s.FeatureNames[:2] }},
-		{"target", func(s *snapT) { s.Target = greenwavev1.Target_TARGET_UNSPECIFIED }},
+		{"target", func(s *snapT) { s.Target = "" }},
 		{"history", func(s *snapT) { s.History.Ring = s.History.Ring[:100] }},
 		{"history missing", func(s *snapT) { s.History = nil }},
 		{"history window", func(s *snapT) { s.History.WindowS = 7 }},
@@ -396,14 +393,14 @@ func TestCompileErrors(t *testing.T) {
 		{"horizon", func(s *snapT) { s.HorizonS = 301 }},
 		{"horizon over a week", func(s *snapT) { s.HorizonS = week + 300 }},
 		{"promoted", func(s *snapT) { s.Promoted = "nobody" }},
-		{"covariance", func(s *snapT) { candidate(s, s.GetPromoted()).State.CovarianceUpper[0] = -1 }},
-		{"covariance length", func(s *snapT) { st := candidate(s, s.GetPromoted()).State; st.CovarianceUpper = st.CovarianceUpper[1:] }},
-		{"coefficients", func(s *snapT) { candidate(s, s.GetPromoted()).State.Coefficients = nil }},
+		{"covariance", func(s *snapT) { candidate(s, s.Promoted).State.CovarianceUpper[0] = -1 }},
+		{"covariance length", func(s *snapT) { st := candidate(s, s.Promoted).State; st.CovarianceUpper = st.CovarianceUpper[1:] }},
+		{"coefficients", func(s *snapT) { candidate(s, s.Promoted).State.Coefficients = nil }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := proto.CloneOf(good)
+			s := roundTrip(t, []*Snapshot{good})[0]
 			tc.mutate(s)
 			if _, err := Compile(s); !errors.Is(err, ErrInvalidSnapshot) {
 				t.Fatalf("Compile: %v, want ErrInvalidSnapshot", err)
@@ -423,45 +420,4 @@ func TestCompileErrors(t *testing.T) {
 	if _, err := m.Predict(f, v, 0.9); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("fresh model: %v, want ErrNotReady", err)
 	}
-}
-
-// FuzzCompile decodes arbitrary snapshot bytes (the models topic is outside input for the predictor): Compile
-// never panics and fails only with ErrInvalidSnapshot, and a compiled model predicts exactly what the reference
-// implementation predicts from the same snapshot.
-func FuzzCompile(f *testing.F) {
-	cfg := tinyConfig(5*time.Minute, time.Hour)
-	cfg.MaxPending = 12
-	l := mustLearner(f, tinyNames, cfg)
-	for i := range 30 {
-		fr, v := frame(300, i, tinyNames, []float64{float64(i%7) / 7, float64(i%5) / 5}, obs{flow: 300 + float64(i)}, 1000)
-		mustApply(f, l, fr, v)
-	}
-	for _, s := range l.Snapshots() {
-		b, err := proto.Marshal(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b, int64(30))
-		f.Add(b[:len(b)/2], int64(29))
-	}
-	f.Add([]byte{}, int64(0))
-	f.Fuzz(func(t *testing.T, b []byte, window int64) {
-		var s greenwavev1.ModelSnapshot
-		if err := proto.Unmarshal(b, &s); err != nil {
-			return
-		}
-		m, err := Compile(&s)
-		if err != nil {
-			if !errors.Is(err, ErrInvalidSnapshot) {
-				t.Fatalf("Compile: %v does not wrap ErrInvalidSnapshot", err)
-			}
-			if _, err := referencePredict(&s, frameT{}, vectorT{}, 0.9); err == nil {
-				t.Fatal("the reference predicts from a snapshot that does not compile")
-			}
-			return
-		}
-		fr, v := frame(300, int(window%(4*2016)), tinyNames, []float64{0.25, 0.5}, obs{flow: 400}, 1000)
-		got, err := m.Predict(fr, v, 0.9)
-		checkSame(t, &s, fr, 0.9, got, err)
-	})
 }

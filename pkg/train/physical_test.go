@@ -159,3 +159,33 @@ func TestPhysical(t *testing.T) {
 		t.Errorf("physical(NaN) = %g, want NaN", got)
 	}
 }
+
+// TestObserved: the target rule the predictor and `greenwave eval` share with the learner.
+func TestObserved(t *testing.T) {
+	t.Parallel()
+	measured := features.Vector{Observed: features.Observed{FlowVPH: 600, Occupancy: 0.2, HasOccupancy: true}}
+	tests := []struct {
+		name   string
+		target string
+		v      features.Vector
+		want   float64
+		ok     bool
+	}{
+		{"flow", TargetFlow, measured, 600, true},
+		{"default is flow", "", measured, 600, true},
+		{"occupancy", TargetOccupancy, measured, 0.2, true},
+		{"speed absent", TargetSpeed, measured, 0, false},
+		{"imputed", TargetFlow, features.Vector{Observed: features.Observed{FlowVPH: 600, Imputed: true}}, 0, false},
+		{"gap", TargetFlow, features.Vector{Gap: true, Observed: features.Observed{FlowVPH: 600}}, 0, false},
+		{"NaN", TargetFlow, features.Vector{Observed: features.Observed{FlowVPH: math.NaN()}}, 0, false},
+		{"beyond the sane magnitude", TargetFlow, features.Vector{Observed: features.Observed{FlowVPH: 2 * maxAbsValue}}, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got, ok := Observed(tc.target, tc.v); got != tc.want || ok != tc.ok {
+				t.Errorf("Observed = %g, %v, want %g, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -3,8 +3,6 @@ package train
 import (
 	"fmt"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-
 	"github.com/greenwave-city/greenwave/pkg/features"
 )
 
@@ -47,12 +45,12 @@ type Contribution struct {
 // the promoted candidate has seen too few labels for a noise estimate (a snapshot that is corrupt as well as
 // mismatched to the frame reports ErrInvalidSnapshot). Predict only reads its arguments and is safe for concurrent use. It is Compile followed by
 // Model.Predict.
-func Predict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vector, confidence float64) (Forecast, error) {
+func Predict(snap *Snapshot, f features.Frame, v features.Vector, confidence float64) (Forecast, error) {
 	// One code path for both: a snapshot predicts exactly as the Model compiled from it. A server predicting
 	// many frames with one snapshot should Compile it once instead (this decodes the week of history each call).
 	m, err := compile(snap)
 	if err != nil {
-		return Forecast{}, fmt.Errorf("predict %s: %w", snap.GetModelId(), err)
+		return Forecast{}, fmt.Errorf("predict %s: %w", snap.id(), err)
 	}
 	return m.Predict(f, v, confidence)
 }
@@ -60,7 +58,7 @@ func Predict(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vecto
 // withSeasonal appends the seasonal inputs of the snapshot's horizon to the frame's inputs x, as Model.Predict
 // does (see Model.seasonal), without restoring the snapshot's candidates. Tests compare it with the inputs Apply
 // stores, which is what guarantees that serving sees the inputs training saw.
-func withSeasonal(snap *greenwavev1.ModelSnapshot, f features.Frame, v features.Vector, tgt target, x []float64, base []string, scale float64) ([]float64, error) {
+func withSeasonal(snap *Snapshot, f features.Frame, v features.Vector, tgt target, x []float64, base []string, scale float64) ([]float64, error) {
 	m, err := seasonalModel(snap, tgt, base)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/stat/distuv"
-	"google.golang.org/protobuf/proto"
 )
 
 func TestPredict(t *testing.T) {
@@ -27,10 +26,10 @@ func TestPredict(t *testing.T) {
 	// σ² = 0.01. The snapshot has applied window 0 (flow 100 of capacity 1000), so the seasonal inputs of its
 	// 5-minute-ahead forecast are: ha_target 0.1 (present), ramp 0, no seasonal naive, profile 0.1 (present),
 	// ramp 0; with P 1 on their diagonal they add Σx² = 2.02 to φᵀPφ.
-	st := candidate(snap, snap.GetPromoted()).GetState()
-	nf := len(snap.GetFeatureNames())
+	st := candidate(snap, snap.Promoted).State
+	nf := len(snap.FeatureNames)
 	if nf != 2+numSeasonal {
-		t.Fatalf("feature names %v", snap.GetFeatureNames())
+		t.Fatalf("feature names %v", snap.FeatureNames)
 	}
 	st.Coefficients = make([]float64, nf+1)
 	copy(st.Coefficients, []float64{0.1, 0.5, -0.2})
@@ -83,7 +82,7 @@ func TestPredict(t *testing.T) {
 			f, v := tc2(0, x, obs{flow: 100})
 			conf := 0.9
 			tc.mutate(&f, &v, &conf)
-			if _, err := Predict(proto.Clone(snap).(*snapT), f, v, conf); !errors.Is(err, tc.want) {
+			if _, err := Predict(roundTrip(t, []*snapT{snap})[0], f, v, conf); !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
 		})

@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
@@ -14,70 +12,73 @@ import (
 // history, the recent windows and the noise accumulators as protobuf fields instead of schema 1's opaque
 // baseline_state bytes, P as its upper triangle, and the pending inputs' forecasts as a packed list.
 
-// historyToProto returns the history as a SeasonalHistory message (which shares nothing with h).
-func (h *history) toProto() *greenwavev1.SeasonalHistory {
+// state returns the history as a SeasonalHistory (which shares nothing with h).
+func (h *history) state() *SeasonalHistory {
 	ring := slices.Clone(h.ring)
 	for i, v := range ring {
 		if math.IsNaN(v) {
 			ring[i] = math.NaN() // one canonical bit pattern
 		}
 	}
-	return &greenwavev1.SeasonalHistory{
+	return &SeasonalHistory{
 		WindowS: uint32(h.windowS), Ring: ring,
 		BucketS: uint32(h.bucketS), BucketSum: slices.Clone(h.bucketSum), BucketCount: slices.Clone(h.bucketN),
 		ProfileMean: slices.Clone(h.profMean), ProfileCount: slices.Clone(h.profN),
 	}
 }
 
-// fromProto restores a SeasonalHistory into h, whose ring and buckets are sized by the configuration.
-func (h *history) fromProto(p *greenwavev1.SeasonalHistory) error {
+// setState restores a SeasonalHistory into h, whose ring and buckets are sized by the configuration.
+func (h *history) setState(p *SeasonalHistory) error {
 	switch {
 	case p == nil:
 		return fmt.Errorf("no seasonal history: %w", ErrInvalidSnapshot)
-	case int64(p.GetWindowS()) != h.windowS:
-		return fmt.Errorf("seasonal history of %d s windows, configured %d s: %w", p.GetWindowS(), h.windowS, ErrInvalidSnapshot)
-	case int64(p.GetBucketS()) != h.bucketS:
-		return fmt.Errorf("seasonal history buckets of %d s, configured %d s: %w", p.GetBucketS(), h.bucketS, ErrInvalidSnapshot)
-	case len(p.GetRing()) != len(h.ring):
-		return fmt.Errorf("seasonal history of %d windows, want %d: %w", len(p.GetRing()), len(h.ring), ErrInvalidSnapshot)
-	case len(p.GetBucketSum()) != len(h.bucketSum) || len(p.GetBucketCount()) != len(h.bucketN) ||
-		len(p.GetProfileMean()) != len(h.profMean) || len(p.GetProfileCount()) != len(h.profN):
+	case int64(p.WindowS) != h.windowS:
+		return fmt.Errorf("seasonal history of %d s windows, configured %d s: %w", p.WindowS, h.windowS, ErrInvalidSnapshot)
+	case int64(p.BucketS) != h.bucketS:
+		return fmt.Errorf("seasonal history buckets of %d s, configured %d s: %w", p.BucketS, h.bucketS, ErrInvalidSnapshot)
+	case len(p.Ring) != len(h.ring):
+		return fmt.Errorf("seasonal history of %d windows, want %d: %w", len(p.Ring), len(h.ring), ErrInvalidSnapshot)
+	case len(p.BucketSum) != len(h.bucketSum) || len(p.BucketCount) != len(h.bucketN) ||
+		len(p.ProfileMean) != len(h.profMean) || len(p.ProfileCount) != len(h.profN):
 		return fmt.Errorf("seasonal history with %d/%d bucket sums/counts and %d/%d profile means/counts, want %d each: %w",
-			len(p.GetBucketSum()), len(p.GetBucketCount()), len(p.GetProfileMean()), len(p.GetProfileCount()), len(h.bucketN), ErrInvalidSnapshot)
+			len(p.BucketSum), len(p.BucketCount), len(p.ProfileMean), len(p.ProfileCount), len(h.bucketN), ErrInvalidSnapshot)
 	}
-	for _, v := range p.GetRing() {
+	for _, v := range p.Ring {
 		if math.IsInf(v, 0) || math.Abs(v) > maxAbsValue {
 			return fmt.Errorf("seasonal history value %g: %w", v, ErrInvalidSnapshot)
 		}
 	}
-	for _, v := range p.GetBucketSum() {
+	for _, v := range p.BucketSum {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("seasonal history bucket sum %g: %w", v, ErrInvalidSnapshot)
 		}
 	}
-	for _, v := range p.GetProfileMean() {
+	for _, v := range p.ProfileMean {
 		if !(math.Abs(v) <= maxAbsValue) {
 			return fmt.Errorf("seasonal history profile mean %g: %w", v, ErrInvalidSnapshot)
 		}
 	}
-	copy(h.ring, p.GetRing())
-	copy(h.bucketSum, p.GetBucketSum())
-	copy(h.bucketN, p.GetBucketCount())
-	copy(h.profMean, p.GetProfileMean())
-	copy(h.profN, p.GetProfileCount())
+	copy(h.ring, p.Ring)
+	copy(h.bucketSum, p.BucketSum)
+	copy(h.bucketN, p.BucketCount)
+	copy(h.profMean, p.ProfileMean)
+	copy(h.profN, p.ProfileCount)
 	return nil
 }
 
-// historyFromProto decodes a SeasonalHistory sized by the window it records (the predictor has no trainer
+// historyOf decodes a SeasonalHistory sized by the window it records (the predictor has no trainer
 // configuration).
-func historyFromProto(p *greenwavev1.SeasonalHistory) (history, error) {
-	ws := int64(p.GetWindowS())
-	if !validWindow(ws) || len(p.GetRing()) != int(week/ws) {
+func historyOf(p *SeasonalHistory) (history, error) {
+	if p == nil {
+		p = &SeasonalHistory{} // fails the window check below
+	}
+	ws := int64(p.WindowS)
+	if !validWindow(ws) || len(p.Ring) != int(week/ws) {
 		// Checked before sizing the ring so that a corrupt record cannot ask for a huge allocation.
-		return history{}, fmt.Errorf("seasonal history: window %d s with %d slots: %w", ws, len(p.GetRing()), ErrInvalidSnapshot)
+		return history{}, fmt.Errorf("seasonal history: window %d s with %d slots: %w", ws, len(p.Ring), ErrInvalidSnapshot)
 	}
 	h := newHistory(ws, bucketSOf(ws))
-	if err := h.fromProto(p); err != nil {
+	if err := h.setState(p); err != nil {
 		return history{}, err
 	}
 	return h, nil
@@ -92,11 +93,11 @@ func upperTriangle(p []float64, n int) []float64 {
 	return out
 }
 
-// fullCovariance returns the row-major P of an RLSState message, from covariance_upper (schema 2) or covariance
-// (schema 1), for nf features. A message with both, neither, or the wrong length is invalid.
-func fullCovariance(st *greenwavev1.RLSState, nf int) ([]float64, error) {
+// fullCovariance returns the row-major P of an RLSState, from covariance_upper (schema 2) or covariance
+// (schema 1), for nf features. A state with both, neither, or the wrong length is invalid.
+func fullCovariance(st RLSState, nf int) ([]float64, error) {
 	n := nf + 1
-	up, full := st.GetCovarianceUpper(), st.GetCovariance()
+	up, full := st.CovarianceUpper, st.Covariance
 	switch {
 	case len(up) > 0 && len(full) > 0:
 		return nil, fmt.Errorf("covariance given both in full and as upper triangle: %w", ErrInvalidSnapshot)
@@ -119,33 +120,33 @@ func fullCovariance(st *greenwavev1.RLSState, nf int) ([]float64, error) {
 	return p, nil
 }
 
-// Covariance returns the full row-major P (n+1)×(n+1) of an RLSState message of either schema version:
-// covariance as it is, or covariance_upper mirrored. It returns nil when the message holds no covariance (the
+// Covariance returns the full row-major P (n+1)×(n+1) of an RLSState of either schema version (nil allowed):
+// covariance as it is, or covariance_upper mirrored. It returns nil when st holds no covariance (the
 // ModelService omits it unless asked) or a covariance of no square size.
-func Covariance(st *greenwavev1.RLSState) []float64 {
-	if full := st.GetCovariance(); len(full) > 0 {
+func Covariance(st *RLSState) []float64 {
+	if full := deref(st).Covariance; len(full) > 0 {
 		return slices.Clone(full)
 	}
-	m := len(st.GetCovarianceUpper())
+	m := len(deref(st).CovarianceUpper)
 	n := int((math.Sqrt(float64(8*m+1)) - 1) / 2)
 	if m == 0 || n*(n+1)/2 != m {
 		return nil
 	}
-	p, _ := fullCovariance(st, n-1)
+	p, _ := fullCovariance(*st, n-1)
 	return p
 }
 
-// recentToProto encodes the recent windows of evals; a forecaster whose labels equal an earlier one's refers to
+// recentErrors encodes the recent windows of evals; a forecaster whose labels equal an earlier one's refers to
 // it instead of repeating them (the candidates are nearly always scored on the same labels).
-func recentToProto(evals []eval) []*greenwavev1.RecentErrors {
-	out := make([]*greenwavev1.RecentErrors, len(evals))
+func recentErrors(evals []eval) []RecentErrors {
+	out := make([]RecentErrors, len(evals))
 	states := make([]regression.WindowStatsState, len(evals))
 	for k, e := range evals {
 		st := e.recent.State()
 		states[k] = st
-		r := &greenwavev1.RecentErrors{Size: uint32(st.Size), Forecast: st.Predicted}
+		r := RecentErrors{Size: uint32(st.Size), Forecast: st.Predicted}
 		for j := 0; j < k; j++ {
-			if out[j].GetActualAs() == 0 && len(st.Actual) > 0 && bitsEqual(states[j].Actual, st.Actual) {
+			if out[j].ActualAs == 0 && len(st.Actual) > 0 && bitsEqual(states[j].Actual, st.Actual) {
 				r.ActualAs = uint32(j + 1)
 				break
 			}
@@ -163,24 +164,24 @@ func bitsEqual(a, b []float64) bool {
 	return slices.EqualFunc(a, b, func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) })
 }
 
-// recentFromProto decodes the recent windows of ne forecasters.
-func recentFromProto(rs []*greenwavev1.RecentErrors, ne int) ([]regression.WindowStatsState, error) {
+// recentWindows decodes the recent windows of ne forecasters.
+func recentWindows(rs []RecentErrors, ne int) ([]regression.WindowStatsState, error) {
 	if len(rs) != ne {
 		return nil, fmt.Errorf("%d recent windows for %d forecasters: %w", len(rs), ne, ErrInvalidSnapshot)
 	}
 	out := make([]regression.WindowStatsState, ne)
 	for k, r := range rs {
-		actual := r.GetActual()
-		if a := r.GetActualAs(); a > 0 {
-			if int(a) > k || len(actual) > 0 || rs[a-1].GetActualAs() != 0 {
+		actual := r.Actual
+		if a := r.ActualAs; a > 0 {
+			if int(a) > k || len(actual) > 0 || rs[a-1].ActualAs != 0 {
 				return nil, fmt.Errorf("recent window %d refers to the labels of window %d: %w", k, a, ErrInvalidSnapshot)
 			}
-			actual = rs[a-1].GetActual()
+			actual = rs[a-1].Actual
 		}
-		if r.GetSize() > maxRecentLimit || len(actual) != len(r.GetForecast()) || len(actual) > int(r.GetSize()) {
-			return nil, fmt.Errorf("recent window %d of %d labels and %d forecasts, size %d: %w", k, len(actual), len(r.GetForecast()), r.GetSize(), ErrInvalidSnapshot)
+		if r.Size > maxRecentLimit || len(actual) != len(r.Forecast) || len(actual) > int(r.Size) {
+			return nil, fmt.Errorf("recent window %d of %d labels and %d forecasts, size %d: %w", k, len(actual), len(r.Forecast), r.Size, ErrInvalidSnapshot)
 		}
-		out[k] = regression.WindowStatsState{Size: int(r.GetSize()), Actual: slices.Clone(actual), Predicted: slices.Clone(r.GetForecast())}
+		out[k] = regression.WindowStatsState{Size: int(r.Size), Actual: slices.Clone(actual), Predicted: slices.Clone(r.Forecast)}
 	}
 	return out, nil
 }

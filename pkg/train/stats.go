@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-
 	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
@@ -32,22 +30,22 @@ func (a *errAcc) add(actual, forecast float64) {
 	a.sumAct2 += actual * actual
 }
 
-// toProto returns the message with the derived metrics filled in; an undefined metric is NaN (all of them when
+// stats returns the stats with the derived metrics filled in; an undefined metric is NaN (all of them when
 // n is 0, MAPE when no actual was non-zero, R² when the actuals are constant).
-func (a errAcc) toProto() *greenwavev1.ErrorStats {
+func (a errAcc) stats() *ErrorStats {
 	nan := math.NaN()
-	out := &greenwavev1.ErrorStats{
+	out := &ErrorStats{
 		N: a.n, SumAbsError: a.sumAbs, SumSquaredError: a.sumSq, NPct: a.nPct, SumAbsPctError: a.sumPct,
-		SumActual: a.sumAct, SumActualSquared: a.sumAct2, Mae: nan, Rmse: nan, Mape: nan, R2: nan,
+		SumActual: a.sumAct, SumActualSquared: a.sumAct2, MAE: nan, RMSE: nan, MAPE: nan, R2: nan,
 	}
 	if a.n == 0 {
 		return out
 	}
 	n := float64(a.n)
-	out.Mae = a.sumAbs / n
-	out.Rmse = math.Sqrt(a.sumSq / n)
+	out.MAE = a.sumAbs / n
+	out.RMSE = math.Sqrt(a.sumSq / n)
 	if a.nPct > 0 {
-		out.Mape = a.sumPct / float64(a.nPct)
+		out.MAPE = a.sumPct / float64(a.nPct)
 	}
 	if sst := a.sumAct2 - a.sumAct*a.sumAct/n; sst > 0 {
 		out.R2 = 1 - a.sumSq/sst
@@ -55,37 +53,37 @@ func (a errAcc) toProto() *greenwavev1.ErrorStats {
 	return out
 }
 
-func errAccFromProto(s *greenwavev1.ErrorStats) (errAcc, error) {
+func errAccOf(s *ErrorStats) (errAcc, error) {
 	if s == nil {
 		return errAcc{}, nil
 	}
-	for _, v := range []float64{s.GetSumAbsError(), s.GetSumSquaredError(), s.GetSumAbsPctError(), s.GetSumActualSquared()} {
+	for _, v := range []float64{s.SumAbsError, s.SumSquaredError, s.SumAbsPctError, s.SumActualSquared} {
 		if !(v >= 0) || math.IsInf(v, 1) {
 			return errAcc{}, fmt.Errorf("error stats sum %g not finite and ≥ 0: %w", v, ErrInvalidSnapshot)
 		}
 	}
-	if v := s.GetSumActual(); math.IsNaN(v) || math.IsInf(v, 0) {
+	if v := s.SumActual; math.IsNaN(v) || math.IsInf(v, 0) {
 		return errAcc{}, fmt.Errorf("error stats sum of actuals %g: %w", v, ErrInvalidSnapshot)
 	}
-	if s.GetNPct() > s.GetN() {
-		return errAcc{}, fmt.Errorf("error stats percent count %d > count %d: %w", s.GetNPct(), s.GetN(), ErrInvalidSnapshot)
+	if s.NPct > s.N {
+		return errAcc{}, fmt.Errorf("error stats percent count %d > count %d: %w", s.NPct, s.N, ErrInvalidSnapshot)
 	}
 	return errAcc{
-		n: s.GetN(), nPct: s.GetNPct(), sumAbs: s.GetSumAbsError(), sumSq: s.GetSumSquaredError(),
-		sumPct: s.GetSumAbsPctError(), sumAct: s.GetSumActual(), sumAct2: s.GetSumActualSquared(),
+		n: s.N, nPct: s.NPct, sumAbs: s.SumAbsError, sumSq: s.SumSquaredError,
+		sumPct: s.SumAbsPctError, sumAct: s.SumActual, sumAct2: s.SumActualSquared,
 	}, nil
 }
 
-// windowProto returns the recent-window metrics as an ErrorStats message: sums over the retained pairs (oldest
+// windowStats returns the recent-window metrics as ErrorStats: sums over the retained pairs (oldest
 // first) and the derived metrics of regression.WindowStats.
-func windowProto(w *regression.WindowStats) *greenwavev1.ErrorStats {
+func windowStats(w *regression.WindowStats) *ErrorStats {
 	st := w.State()
 	var a errAcc
 	for i := range st.Actual {
 		a.add(st.Actual[i], st.Predicted[i])
 	}
-	out := a.toProto()
+	out := a.stats()
 	s := w.Summary()
-	out.Mae, out.Rmse, out.Mape, out.R2 = s.MAE, s.RMSE, s.MAPE, s.R2
+	out.MAE, out.RMSE, out.MAPE, out.R2 = s.MAE, s.RMSE, s.MAPE, s.R2
 	return out
 }

@@ -83,15 +83,15 @@ func TestSyntheticTrafficBeatsBaselines(t *testing.T) {
 	end := l.Snapshots()[hi]
 	best, bestName := math.Inf(1), ""
 	for _, name := range baselineNames {
-		a, b := atWarmup.GetBaselines()[name].GetCumulative(), end.GetBaselines()[name].GetCumulative()
-		mae := (b.GetSumAbsError() - a.GetSumAbsError()) / float64(b.GetN()-a.GetN())
-		t.Logf("%s 1 h MAE %.1f veh/h over %d labels", name, mae, b.GetN()-a.GetN())
+		a, b := atWarmup.Baselines[name].Cumulative, end.Baselines[name].Cumulative
+		mae := (b.SumAbsError - a.SumAbsError) / float64(b.N-a.N)
+		t.Logf("%s 1 h MAE %.1f veh/h over %d labels", name, mae, b.N-a.N)
 		if mae < best {
 			best, bestName = mae, name
 		}
 	}
 	t.Logf("model (promoted %s, %d promotions, %d drift resets) 1 h MAE %.1f veh/h over %d labels; best baseline %s %.1f; ratio %.3f",
-		end.GetPromoted(), end.GetPromotions(), end.GetDrift().GetDetections(), model, n, bestName, best, model/best)
+		end.Promoted, end.Promotions, end.Drift.Detections, model, n, bestName, best, model/best)
 	if !(model < best) {
 		t.Fatalf("model 1 h MAE %.1f does not beat the best baseline %s %.1f", model, bestName, best)
 	}

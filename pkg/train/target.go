@@ -4,40 +4,34 @@ import (
 	"fmt"
 	"math"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
-
 	"github.com/greenwave-city/greenwave/pkg/features"
 )
 
 // target is a predicted quantity: how to read it from a vector and its fixed scale (see Conditioning in the
 // package documentation).
 type target struct {
-	name  string
-	proto greenwavev1.Target
+	name string
 }
 
 func targetOf(name string) (target, error) {
 	switch name {
 	case "", TargetFlow:
-		return target{TargetFlow, greenwavev1.Target_TARGET_FLOW}, nil
+		return target{TargetFlow}, nil
 	case TargetOccupancy:
-		return target{TargetOccupancy, greenwavev1.Target_TARGET_OCCUPANCY}, nil
+		return target{TargetOccupancy}, nil
 	case TargetSpeed:
-		return target{TargetSpeed, greenwavev1.Target_TARGET_SPEED}, nil
+		return target{TargetSpeed}, nil
 	}
 	return target{}, fmt.Errorf("target %q not flow, occupancy or speed: %w", name, ErrInvalidConfig)
 }
 
-func targetOfProto(t greenwavev1.Target) (target, error) {
-	switch t {
-	case greenwavev1.Target_TARGET_FLOW:
-		return targetOf(TargetFlow)
-	case greenwavev1.Target_TARGET_OCCUPANCY:
-		return targetOf(TargetOccupancy)
-	case greenwavev1.Target_TARGET_SPEED:
-		return targetOf(TargetSpeed)
+// targetOfSnapshot returns a snapshot's target, which must be named (no default).
+func targetOfSnapshot(name string) (target, error) {
+	switch name {
+	case TargetFlow, TargetOccupancy, TargetSpeed:
+		return targetOf(name)
 	}
-	return target{}, fmt.Errorf("target %v: %w", t, ErrInvalidSnapshot)
+	return target{}, fmt.Errorf("target %q: %w", name, ErrInvalidSnapshot)
 }
 
 // scale returns the fixed divisor of the target for vector v: the capacity for flow, 1 for occupancy, 100 km/h
@@ -74,6 +68,11 @@ func (t target) physical(v float64) float64 {
 	}
 	return 0 // also -0 and -Inf
 }
+
+// Observed returns the target (a Config.Target name; anything but occupancy and speed reads the flow) of vector v
+// in natural units, and whether it may label or score a forecast: measured, not imputed, not a gap, finite and of
+// sane magnitude. It is the one rule the learner, the predictor and `greenwave eval` share.
+func Observed(name string, v features.Vector) (float64, bool) { return target{name}.observed(v) }
 
 // observed returns the target in natural units and whether it may label or score a forecast: measured, not
 // imputed, not a gap, finite and of sane magnitude.

@@ -62,22 +62,23 @@ func TestUpgrade(t *testing.T) {
 	snaps := next.Snapshots()
 	for i, s := range snaps {
 		switch {
-		case s.GetModelId() != oldSnaps[i].GetModelId():
-			t.Errorf("model id %q, was %q", s.GetModelId(), oldSnaps[i].GetModelId())
-		case s.GetVersion() <= oldSnaps[i].GetVersion():
-			t.Errorf("%s: version %d not above the old model's %d", s.GetModelId(), s.GetVersion(), oldSnaps[i].GetVersion())
-		case s.GetFeatureSetVersion() != 2 || !slices.Equal(s.GetFeatureNames(), wantNames):
-			t.Errorf("%s: feature set %d %v, want 2 %v", s.GetModelId(), s.GetFeatureSetVersion(), s.GetFeatureNames(), wantNames)
-		case !s.GetLastAppliedWindow().AsTime().Equal(f.WindowStart):
-			t.Errorf("%s: last applied %v, want %v", s.GetModelId(), s.GetLastAppliedWindow().AsTime(), f.WindowStart)
-		case len(s.GetPending()) != 1 || len(s.GetPending()[0].GetValues()) != len(wantNames):
-			t.Errorf("%s: pending %v, want the upgrade frame's input only", s.GetModelId(), s.GetPending())
+		case s.ModelID != oldSnaps[i].ModelID:
+			t.Errorf("model id %q, was %q", s.ModelID, oldSnaps[i].ModelID)
+		case s.Version <= oldSnaps[i].Version:
+			t.Errorf("%s: version %d not above the old model's %d", s.ModelID, s.Version, oldSnaps[i].Version)
+		case s.FeatureSetVersion != 2 || !slices.Equal(s.FeatureNames, wantNames):
+			t.Errorf("%s: feature set %d %v, want 2 %v", s.ModelID, s.FeatureSetVersion, s.FeatureNames, wantNames)
+		case !s.LastAppliedWindow.Time().Equal(f.WindowStart):
+			t.Errorf("%s: last applied %v, want %v", s.ModelID, s.LastAppliedWindow.Time(), f.WindowStart)
+		case len(s.Pending) != 1 || len(s.Pending[0].Values) != len(wantNames):
+			t.Errorf("%s: pending %v, want the upgrade frame's input only", s.ModelID, s.Pending)
 		}
 		// The prequential metrics restart: nothing was scored yet.
-		for _, c := range s.GetCandidates() {
-			if c.GetEvaluation().GetCumulative().GetN() != 0 || c.GetState().GetUpdates() != 0 {
-				t.Errorf("%s: candidate %q starts with %d scored labels, %d updates", s.GetModelId(), c.GetName(),
-					c.GetEvaluation().GetCumulative().GetN(), c.GetState().GetUpdates())
+		for i := range s.Candidates {
+			c := &s.Candidates[i]
+			if c.Evaluation.Cumulative.N != 0 || c.State.Updates != 0 {
+				t.Errorf("%s: candidate %q starts with %d scored labels, %d updates", s.ModelID, c.Name,
+					c.Evaluation.Cumulative.N, c.State.Updates)
 			}
 		}
 	}
@@ -210,8 +211,8 @@ func TestUpgradeRestartEquality(t *testing.T) {
 	}
 	full := run(mustLearner(t, namesV1, cfg), frames)
 	want := full.Snapshots()
-	if full.FeatureSetVersion() != 2 || want[0].GetVersion() != 50 {
-		t.Fatalf("uninterrupted run ends at feature set %d, version %d; want 2, 50", full.FeatureSetVersion(), want[0].GetVersion())
+	if full.FeatureSetVersion() != 2 || want[0].Version != 50 {
+		t.Fatalf("uninterrupted run ends at feature set %d, version %d; want 2, 50", full.FeatureSetVersion(), want[0].Version)
 	}
 	for k := 1; k <= len(frames); k++ {
 		l := run(mustLearner(t, namesV1, cfg), frames[:k])
@@ -222,7 +223,7 @@ func TestUpgradeRestartEquality(t *testing.T) {
 		r = run(r, frames[max(0, k-4):])
 		if got := r.Snapshots(); !snapshotsEqual(got, want) {
 			t.Fatalf("k=%d: snapshots after restore and replay differ from the uninterrupted run (version %d, want %d)",
-				k, got[0].GetVersion(), want[0].GetVersion())
+				k, got[0].Version, want[0].Version)
 		}
 	}
 }

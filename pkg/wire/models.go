@@ -7,24 +7,22 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // EncodeModel returns the record of a model snapshot for topic (greenwave.models or the trainer's changelog):
 // keyed by model id, with the event id "model_id@version", and the value deflated (a snapshot's history and
 // covariances compress to about half).
-func EncodeModel(topic string, s *greenwavev1.ModelSnapshot) (stream.Output, error) {
-	out, err := TopicModels.EncodeTo(topic, s)
-	if err != nil {
-		return stream.Output{}, fmt.Errorf("encode snapshot %s: %w", s.GetModelId(), err)
-	}
-	return out, nil
+func EncodeModel(topic string, s *train.Snapshot) (stream.Output, error) {
+	return TopicModels.EncodeTo(topic, SnapshotProto(s))
 }
 
 // DecodeModel decodes a record EncodeModel made, or a plain one written before snapshots were compressed. A
 // tombstone is an error; check m.Value first.
-func DecodeModel(m kafka.Message) (*greenwavev1.ModelSnapshot, error) {
+func DecodeModel(m kafka.Message) (*train.Snapshot, error) {
 	b, err := stream.Value(m, MaxModelBytes)
 	if err != nil {
 		return nil, fmt.Errorf("model record %q: %w", m.Key, err)
@@ -36,13 +34,27 @@ func DecodeModel(m kafka.Message) (*greenwavev1.ModelSnapshot, error) {
 	if s.GetModelId() == "" {
 		return nil, fmt.Errorf("model record %q: no model_id", m.Key)
 	}
-	return &s, nil
+	return Snapshot(&s), nil
+}
+
+// ModelFilter converts a ModelService filter (nil matches every model). A target this build does not know
+// matches no model.
+func ModelFilter(f *greenwavev1.ModelFilter) models.Filter {
+	out := models.Filter{IntersectionIDs: f.GetIntersectionIds(), ApproachIDs: f.GetApproachIds(), HorizonsS: f.GetHorizonsS()}
+	if t := f.GetTarget(); t != greenwavev1.Target_TARGET_UNSPECIFIED {
+		name, ok := Target(t)
+		if !ok {
+			name = t.String() // never a train target name
+		}
+		out.Target = name
+	}
+	return out
 }
 
 // ModelFollower is what FollowModels does with the models topic's records.
 type ModelFollower struct {
 	// Put receives every decoded snapshot, from one goroutine per partition.
-	Put func(*greenwavev1.ModelSnapshot)
+	Put func(*train.Snapshot)
 	// Undecodable, if not nil, is told of a record that is skipped because it does not decode: the trainer owns
 	// the topic and the model's next snapshot replaces it.
 	Undecodable func(m kafka.Message, err error)

@@ -104,14 +104,14 @@ func TestEncode(t *testing.T) {
 	}
 
 	snap := &greenwavev1.ModelSnapshot{SchemaVersion: 2, ModelId: "I-1/N/300/flow", Version: 7}
-	mo, err := EncodeModel(n.TrainerState, snap)
+	mo, err := EncodeModel(n.TrainerState, Snapshot(snap))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if mo.EventID != "I-1/N/300/flow@7" || mo.ContentEncoding != stream.EncodingDeflate || mo.SchemaVersion != 2 || string(mo.Key) != snap.GetModelId() {
 		t.Errorf("model record %+v", mo)
 	}
-	if got, err := DecodeModel(mo.Message()); err != nil || !proto.Equal(got, snap) {
+	if got, err := DecodeModel(mo.Message()); err != nil || !proto.Equal(SnapshotProto(got), snap) {
 		t.Errorf("DecodeModel = %v, %v; want %v", got, err, snap)
 	}
 }

@@ -1,5 +1,6 @@
-// Package wire converts between the protobuf contracts on Kafka topics and the pure domain types of pkg/clean
-// and pkg/features, so services stay thin and every service converts the same way.
+// Package wire converts between the protobuf contracts (Kafka topics, changelogs, the collector's APIs) and the
+// pure domain types of pkg/clean, pkg/features, pkg/ingest and pkg/sim, so services stay thin and every service
+// converts the same way.
 package wire
 
 import (
@@ -144,9 +145,4 @@ func Frame(p *greenwavev1.IntersectionFeatures) features.Frame {
 		})
 	}
 	return f
-}
-
-// RejectReason maps a cleaner reason to the proto enum.
-func RejectReason(r clean.Reason) greenwavev1.RejectReason {
-	return greenwavev1.RejectReason(greenwavev1.RejectReason_value[r.ProtoName()])
 }

@@ -17,10 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/greenwave-city/greenwave/pkg/ingest"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // Entity types this package converts.
@@ -40,21 +37,21 @@ type Entity struct {
 	// ID and Type are the entity's id and type as sent (empty when missing).
 	ID, Type string
 	// Traffic or Weather is the converted reading, not yet validated (see ingest.Traffic and ingest.Weather).
-	Traffic *greenwavev1.TrafficReading
-	Weather *greenwavev1.WeatherReading
+	Traffic *ingest.TrafficReading
+	Weather *ingest.WeatherReading
 	// Violation is why the entity could not be converted; its Field is the entity attribute ("occupancy").
 	Violation *ingest.Violation
 }
 
 // Kind returns the reading kind of the entity's type.
-func (e Entity) Kind() greenwavev1.ReadingKind {
+func (e Entity) Kind() ingest.Kind {
 	switch e.Type {
 	case TypeTrafficFlowObserved:
-		return greenwavev1.ReadingKind_READING_KIND_TRAFFIC
+		return ingest.KindTraffic
 	case TypeWeatherObserved:
-		return greenwavev1.ReadingKind_READING_KIND_WEATHER
+		return ingest.KindWeather
 	}
-	return greenwavev1.ReadingKind_READING_KIND_UNSPECIFIED
+	return ingest.KindUnspecified
 }
 
 // ErrNotArray is returned when the body is not a JSON array of entities.
@@ -80,7 +77,7 @@ func Decode(body []byte) ([]Entity, error) {
 
 // AttributeOf maps a canonical reading field (as named in ingest.Violation) to the entity attribute it came
 // from, so errors about a converted entity name what the gateway sent.
-func AttributeOf(kind greenwavev1.ReadingKind, field string) string {
+func AttributeOf(kind ingest.Kind, field string) string {
 	traffic := map[string]string{
 		"detector_id": "id", "observed_at": "dateObserved", "interval_s": "dateObservedTo",
 		"count": "intensity", "occupancy_ratio": "occupancy", "speed_kmh": "averageVehicleSpeed",
@@ -91,7 +88,7 @@ func AttributeOf(kind greenwavev1.ReadingKind, field string) string {
 		"precipitation_mm_h": "precipitation", "visibility_m": "visibility", "reading_id": "id",
 	}
 	m := traffic
-	if kind == greenwavev1.ReadingKind_READING_KIND_WEATHER {
+	if kind == ingest.KindWeather {
 		m = weather
 	}
 	if a, ok := m[field]; ok {
@@ -235,10 +232,10 @@ func clip(raw json.RawMessage) string {
 }
 
 func malformed(field, format string, args ...any) *ingest.Violation {
-	return &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Field: field, Description: fmt.Sprintf(format, args...)}
+	return &ingest.Violation{Reason: ingest.ReasonMalformed, Field: field, Description: fmt.Sprintf(format, args...)}
 }
 
-func violation(reason greenwavev1.RejectReason, field, format string, args ...any) *ingest.Violation {
+func violation(reason ingest.Reason, field, format string, args ...any) *ingest.Violation {
 	return &ingest.Violation{Reason: reason, Field: field, Description: fmt.Sprintf(format, args...)}
 }
 
@@ -257,7 +254,7 @@ func decodeEntity(i int, raw json.RawMessage) Entity {
 	case TypeWeatherObserved:
 		out.Weather, out.Violation = weather(e, out.ID)
 	case "":
-		out.Violation = violation(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "type", "type is required (%s or %s)", TypeTrafficFlowObserved, TypeWeatherObserved)
+		out.Violation = violation(ingest.ReasonMissingField, "type", "type is required (%s or %s)", TypeTrafficFlowObserved, TypeWeatherObserved)
 	default:
 		out.Violation = malformed("type", "entity type %q is not accepted (%s or %s)", out.Type, TypeTrafficFlowObserved, TypeWeatherObserved)
 	}
@@ -300,17 +297,24 @@ func optional(e entity, name string, sentinel func(float64) bool, convert func(f
 		return nil, viol
 	}
 	if !finite(v) {
-		return nil, violation(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, name, "%s must be finite", name)
+		return nil, violation(ingest.ReasonOutOfRange, name, "%s must be finite", name)
 	}
 	c, err := convert(v, unit)
 	if err != nil {
-		return nil, violation(greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_UNIT, name, "%s: %v", name, err)
+		return nil, violation(ingest.ReasonUnsupportedUnit, name, "%s: %v", name, err)
 	}
 	return &c, nil
 }
 
-func traffic(e entity, id string) (*greenwavev1.TrafficReading, *ingest.Violation) {
-	r := &greenwavev1.TrafficReading{}
+// setOptional stores an optional quantity and whether it is present.
+func setOptional(v *float64, has *bool, x *float64) {
+	if x != nil {
+		*v, *has = *x, true
+	}
+}
+
+func traffic(e entity, id string) (*ingest.TrafficReading, *ingest.Violation) {
+	r := &ingest.TrafficReading{}
 	det, _, viol := firstText(e, "detectorId", "refDevice")
 	if viol != nil {
 		return nil, viol
@@ -319,20 +323,20 @@ func traffic(e entity, id string) (*greenwavev1.TrafficReading, *ingest.Violatio
 		det = id
 	}
 	if det = LocalID(det); det == "" {
-		return nil, violation(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "id", "the detector is named by detectorId, refDevice or the entity id; none is set")
+		return nil, violation(ingest.ReasonMissingField, "id", "the detector is named by detectorId, refDevice or the entity id; none is set")
 	}
-	r.DetectorId = det
+	r.DetectorID = det
 	lane, viol := e.text("laneId")
 	if viol != nil {
 		return nil, viol
 	}
-	r.LaneId = lane
+	r.LaneID = lane
 
 	start, end, viol := observedInterval(e)
 	if viol != nil {
 		return nil, viol
 	}
-	r.ObservedAt = timestamppb.New(start)
+	r.ObservedAt = ingest.At(start)
 	r.IntervalS = uint32(end.Sub(start) / time.Second)
 
 	count, _, ok, viol := e.number("intensity")
@@ -340,19 +344,19 @@ func traffic(e entity, id string) (*greenwavev1.TrafficReading, *ingest.Violatio
 		return nil, viol
 	}
 	if !ok || IsSentinel(count) {
-		return nil, violation(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "intensity", "intensity (vehicles counted in the interval) is required; got none or a no-data code")
+		return nil, violation(ingest.ReasonMissingField, "intensity", "intensity (vehicles counted in the interval) is required; got none or a no-data code")
 	}
 	r.Count = count
 	occ, viol := optional(e, "occupancy", IsSentinel, OccupancyRatio)
 	if viol != nil {
 		return nil, viol
 	}
-	r.OccupancyRatio = occ
+	setOptional(&r.OccupancyRatio, &r.HasOccupancy, occ)
 	speed, viol := optional(e, "averageVehicleSpeed", IsSentinel, SpeedKMH)
 	if viol != nil {
 		return nil, viol
 	}
-	r.SpeedKmh = speed
+	setOptional(&r.SpeedKMH, &r.HasSpeed, speed)
 	return r, nil
 }
 
@@ -383,7 +387,7 @@ func observedInterval(e entity) (start, end time.Time, viol *ingest.Violation) {
 		start, end, field = obsStart, obsEnd, "dateObserved"
 	case hasInterval && (hasObs || hasTo || hasFrom):
 		if !(intervalS > 0 && intervalS <= MaxInterval.Seconds()) || intervalS != math.Trunc(intervalS) {
-			return start, end, violation(greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "intervalS", "intervalS %v must be a whole number of seconds in 1..%d", intervalS, int(MaxInterval.Seconds()))
+			return start, end, violation(ingest.ReasonOutOfRange, "intervalS", "intervalS %v must be a whole number of seconds in 1..%d", intervalS, int(MaxInterval.Seconds()))
 		}
 		d := time.Duration(intervalS) * time.Second
 		switch {
@@ -395,21 +399,21 @@ func observedInterval(e entity) (start, end time.Time, viol *ingest.Violation) {
 			start, end = obsStart.Add(-d), obsStart
 		}
 	default:
-		return start, end, violation(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "dateObservedFrom",
+		return start, end, violation(ingest.ReasonMissingField, "dateObservedFrom",
 			"the counting interval is required: dateObservedFrom and dateObservedTo, an interval \"start/end\" in dateObserved, or dateObserved (its end) with intervalS")
 	}
 	d := end.Sub(start)
 	if d <= 0 || d > MaxInterval {
-		return start, end, violation(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, field, "the counting interval %s–%s must be positive and at most %s", start.Format(time.RFC3339), end.Format(time.RFC3339), MaxInterval)
+		return start, end, violation(ingest.ReasonInconsistent, field, "the counting interval %s–%s must be positive and at most %s", start.Format(time.RFC3339), end.Format(time.RFC3339), MaxInterval)
 	}
 	if d%time.Second != 0 {
-		return start, end, violation(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, field, "the counting interval %s is not a whole number of seconds", d)
+		return start, end, violation(ingest.ReasonInconsistent, field, "the counting interval %s is not a whole number of seconds", d)
 	}
 	return start, end, nil
 }
 
-func weather(e entity, id string) (*greenwavev1.WeatherReading, *ingest.Violation) {
-	w := &greenwavev1.WeatherReading{}
+func weather(e entity, id string) (*ingest.WeatherReading, *ingest.Violation) {
+	w := &ingest.WeatherReading{}
 	station, _, viol := firstText(e, "stationCode", "refPointOfInterest", "refDevice")
 	if viol != nil {
 		return nil, viol
@@ -418,29 +422,35 @@ func weather(e entity, id string) (*greenwavev1.WeatherReading, *ingest.Violatio
 		station = id
 	}
 	if station = LocalID(station); station == "" {
-		return nil, violation(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "id", "the station is named by stationCode, refPointOfInterest, refDevice or the entity id; none is set")
+		return nil, violation(ingest.ReasonMissingField, "id", "the station is named by stationCode, refPointOfInterest, refDevice or the entity id; none is set")
 	}
-	w.StationId = station
+	w.StationID = station
 	at, _, ok, viol := e.date("dateObserved")
 	if viol != nil {
 		return nil, viol
 	}
 	if !ok {
-		return nil, violation(greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "dateObserved", "dateObserved is required")
+		return nil, violation(ingest.ReasonMissingField, "dateObserved", "dateObserved is required")
 	}
-	w.ObservedAt = timestamppb.New(at)
-	if w.TemperatureC, viol = optional(e, "temperature", IsTemperatureSentinel, TemperatureC); viol != nil {
+	w.ObservedAt = ingest.At(at)
+	t, viol := optional(e, "temperature", IsTemperatureSentinel, TemperatureC)
+	if viol != nil {
 		return nil, viol
 	}
-	if w.PrecipitationMmH, viol = optional(e, "precipitation", IsSentinel, PrecipitationMMH); viol != nil {
+	setOptional(&w.TemperatureC, &w.HasTemperature, t)
+	p, viol := optional(e, "precipitation", IsSentinel, PrecipitationMMH)
+	if viol != nil {
 		return nil, viol
 	}
+	setOptional(&w.PrecipitationMMH, &w.HasPrecipitation, p)
 	// visibility is a number in metres in WeatherObserved, but older models use words ("good", "poor"),
 	// which Greenwave cannot turn into a distance: those are ignored rather than guessed.
 	if a, err := e.attr("visibility"); err == nil && a.value != nil && bytes.TrimSpace(a.value)[0] != '"' {
-		if w.VisibilityM, viol = optional(e, "visibility", IsSentinel, VisibilityM); viol != nil {
+		v, viol := optional(e, "visibility", IsSentinel, VisibilityM)
+		if viol != nil {
 			return nil, viol
 		}
+		setOptional(&w.VisibilityM, &w.HasVisibility, v)
 	}
 	cond, viol := e.text("weatherType")
 	if viol != nil {

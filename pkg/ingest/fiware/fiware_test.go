@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 )
 
 func TestUnitConversions(t *testing.T) {
@@ -66,7 +66,7 @@ func TestSentinels(t *testing.T) {
 
 func TestDecode(t *testing.T) {
 	start := time.Date(2026, 11, 30, 7, 0, 0, 0, time.UTC)
-	traffic := func(t *testing.T, e Entity) *greenwavev1.TrafficReading {
+	traffic := func(t *testing.T, e Entity) *ingest.TrafficReading {
 		t.Helper()
 		if e.Violation != nil || e.Traffic == nil {
 			t.Fatalf("entity %+v: violation %v", e, e.Violation)
@@ -81,34 +81,34 @@ func TestDecode(t *testing.T) {
 		{"key-values with interval attributes", `[{"id":"urn:ngsi-ld:TrafficFlowObserved:D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:00:00Z","dateObservedTo":"2026-11-30T07:05:00Z","intensity":25,"occupancy":12,"averageVehicleSpeed":48,"laneId":1}]`,
 			func(t *testing.T, e Entity) {
 				r := traffic(t, e)
-				if r.GetDetectorId() != "D1" || r.GetIntervalS() != 300 || !r.GetObservedAt().AsTime().Equal(start) || r.GetCount() != 25 || r.GetOccupancyRatio() != 0.12 || r.GetSpeedKmh() != 48 || r.GetLaneId() != "1" {
+				if r.DetectorID != "D1" || r.IntervalS != 300 || !r.ObservedAt.Time.Equal(start) || r.Count != 25 || r.OccupancyRatio != 0.12 || r.SpeedKMH != 48 || r.LaneID != "1" {
 					t.Errorf("reading %v", r)
 				}
 			}},
 		{"normalised with units and refDevice", `[{"id":"tfo-1","type":"TrafficFlowObserved","refDevice":{"type":"Relationship","object":"urn:ngsi-ld:Device:D2"},"dateObserved":{"type":"Property","value":{"@type":"DateTime","@value":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z"}},"intensity":{"type":"Property","value":3},"occupancy":{"type":"Property","value":40,"unitCode":"P1"},"averageVehicleSpeed":{"type":"Property","value":10,"unitCode":"MTS"}}]`,
 			func(t *testing.T, e Entity) {
 				r := traffic(t, e)
-				if r.GetDetectorId() != "D2" || r.GetIntervalS() != 60 || r.GetOccupancyRatio() != 0.4 || r.GetSpeedKmh() != 36 {
+				if r.DetectorID != "D2" || r.IntervalS != 60 || r.OccupancyRatio != 0.4 || r.SpeedKMH != 36 {
 					t.Errorf("reading %v", r)
 				}
 			}},
 		{"instant with intervalS and sentinels", `[{"id":"D3","detectorId":"D4","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:05:00Z","intervalS":300,"intensity":7,"occupancy":-1,"averageVehicleSpeed":-999}]`,
 			func(t *testing.T, e Entity) {
 				r := traffic(t, e)
-				if r.GetDetectorId() != "D4" || !r.GetObservedAt().AsTime().Equal(start) || r.OccupancyRatio != nil || r.SpeedKmh != nil {
+				if r.DetectorID != "D4" || !r.ObservedAt.Time.Equal(start) || r.HasOccupancy || r.HasSpeed {
 					t.Errorf("reading %v", r)
 				}
 			}},
 		{"weather kelvin", `[{"id":"urn:ngsi-ld:WeatherObserved:STN-1","type":"WeatherObserved","dateObserved":"2026-11-30T07:00:00Z","temperature":{"type":"Property","value":274.15,"unitCode":"KEL"},"precipitation":2,"visibility":{"value":3,"unitCode":"KMT"},"weatherType":"rain"}]`,
 			func(t *testing.T, e Entity) {
 				w := e.Weather
-				if e.Violation != nil || w.GetStationId() != "STN-1" || math.Abs(w.GetTemperatureC()-1) > 1e-9 || w.GetPrecipitationMmH() != 2 || w.GetVisibilityM() != 3000 || w.GetCondition() != "rain" {
+				if e.Violation != nil || w.StationID != "STN-1" || math.Abs(w.TemperatureC-1) > 1e-9 || w.PrecipitationMMH != 2 || w.VisibilityM != 3000 || w.Condition != "rain" {
 					t.Errorf("weather %v, violation %v", w, e.Violation)
 				}
 			}},
 		{"weather station from refPointOfInterest, temperature -1 is real", `[{"id":"w","type":"WeatherObserved","refPointOfInterest":{"type":"Relationship","object":"STN-2"},"dateObserved":"2026-11-30T07:00:00Z","temperature":-1,"visibility":"good"}]`,
 			func(t *testing.T, e Entity) {
-				if e.Weather.GetStationId() != "STN-2" || e.Weather.GetTemperatureC() != -1 || e.Weather.VisibilityM != nil {
+				if e.Weather.StationID != "STN-2" || e.Weather.TemperatureC != -1 || e.Weather.HasVisibility {
 					t.Errorf("weather %v", e.Weather)
 				}
 			}},
@@ -127,18 +127,18 @@ func TestDecode(t *testing.T) {
 func TestDecodeViolations(t *testing.T) {
 	cases := []struct {
 		name, body, field string
-		reason            greenwavev1.RejectReason
+		reason            ingest.Reason
 	}{
-		{"not an object", `[3]`, "", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
-		{"no type", `[{"id":"D1"}]`, "type", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
-		{"other type", `[{"id":"D1","type":"Vehicle"}]`, "type", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
-		{"no interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedFrom", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
-		{"reversed interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00Z","dateObservedTo":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedTo", greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT},
-		{"no zone", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00","dateObservedTo":"2026-11-30T07:06:00Z","intensity":1}]`, "dateObservedFrom", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
-		{"intensity sentinel", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":-1}]`, "intensity", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
-		{"intensity string", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":"5"}]`, "intensity", greenwavev1.RejectReason_REJECT_REASON_MALFORMED},
-		{"speed unit", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":5,"averageVehicleSpeed":{"value":3,"unitCode":"KNT"}}]`, "averageVehicleSpeed", greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_UNIT},
-		{"weather no date", `[{"id":"STN-1","type":"WeatherObserved"}]`, "dateObserved", greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD},
+		{"not an object", `[3]`, "", ingest.ReasonMalformed},
+		{"no type", `[{"id":"D1"}]`, "type", ingest.ReasonMissingField},
+		{"other type", `[{"id":"D1","type":"Vehicle"}]`, "type", ingest.ReasonMalformed},
+		{"no interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedFrom", ingest.ReasonMissingField},
+		{"reversed interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00Z","dateObservedTo":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedTo", ingest.ReasonInconsistent},
+		{"no zone", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00","dateObservedTo":"2026-11-30T07:06:00Z","intensity":1}]`, "dateObservedFrom", ingest.ReasonMalformed},
+		{"intensity sentinel", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":-1}]`, "intensity", ingest.ReasonMissingField},
+		{"intensity string", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":"5"}]`, "intensity", ingest.ReasonMalformed},
+		{"speed unit", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":5,"averageVehicleSpeed":{"value":3,"unitCode":"KNT"}}]`, "averageVehicleSpeed", ingest.ReasonUnsupportedUnit},
+		{"weather no date", `[{"id":"STN-1","type":"WeatherObserved"}]`, "dateObserved", ingest.ReasonMissingField},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -32,7 +32,7 @@ type CleanerSnapshot struct {
 	// intersection applied to the state (-1: none recorded). Records at or below it are skipped on restore.
 	SourcePartition int32 `protobuf:"varint,2,opt,name=source_partition,json=sourcePartition,proto3" json:"source_partition,omitempty"`
 	SourceOffset    int64 `protobuf:"varint,3,opt,name=source_offset,json=sourceOffset,proto3" json:"source_offset,omitempty"`
-	// state is a CleanerIntersectionState, deflate-compressed (RFC 1951) as clean.MarshalState writes it: its
+	// state is a CleanerIntersectionState, deflate-compressed (RFC 1951) as wire.MarshalCleaner writes it: its
 	// profiles and lag history compress to about half.
 	State         []byte `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields

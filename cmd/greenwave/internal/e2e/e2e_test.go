@@ -28,6 +28,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -226,7 +227,8 @@ func (p *pipeline) feedWith(_ context.Context, s *sender, ticks int, between fun
 			between(i)
 		}
 		tick = sm.Next()
-		s.send(p.t, tick.Readings, tick.Weather)
+		b := wire.SimBatch("", tick)
+		s.send(p.t, b.Readings, b.Weather)
 		if after != nil {
 			after(tick)
 		}
@@ -432,7 +434,8 @@ func TestResendAfterLostAckCreatesNoDuplicate(t *testing.T) {
 	firstAccepted := 0
 	dataEnd := p.feedWith(ctx, s, 40, nil, func(tick sim.Tick) {
 		before := s.accepted
-		s.send(t, tick.Readings, tick.Weather) // the resend
+		b := wire.SimBatch("", tick)
+		s.send(t, b.Readings, b.Weather) // the resend
 		firstAccepted += s.accepted - before
 	})
 	p.flush(s, dataEnd)

@@ -284,18 +284,18 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 	checked := 0
 	cfg.Observe = func(f features.Frame, v features.Vector, l *train.Learner, up train.Update) {
 		for i, snap := range l.Snapshots() {
-			if mv := (modelVersion{snap.GetModelId(), snap.GetVersion()}); need[mv] {
-				offline[mv] = snap
+			if mv := (modelVersion{snap.ModelID, snap.Version}); need[mv] {
+				offline[mv] = wire.SnapshotProto(snap)
 			}
 			fc, err := train.Predict(snap, f, v, train.DefaultIntervalConfidence)
 			if errors.Is(err, train.ErrNotReady) {
 				continue
 			}
 			if err != nil {
-				t.Fatalf("predict %s v%d: %v", snap.GetModelId(), snap.GetVersion(), err)
+				t.Fatalf("predict %s v%d: %v", snap.ModelID, snap.Version, err)
 			}
 			if want := up.Horizons[i].Forecast; fc.Value != want {
-				t.Fatalf("%s v%d: train.Predict gives %v, the evaluation scores the forecast %v", snap.GetModelId(), snap.GetVersion(), fc.Value, want)
+				t.Fatalf("%s v%d: train.Predict gives %v, the evaluation scores the forecast %v", snap.ModelID, snap.Version, fc.Value, want)
 			}
 			checked++
 		}
@@ -328,7 +328,7 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 			t.Errorf("live model %s at v%d, the evaluation at v%d", id, snap.GetVersion(), final[id])
 		case !ok:
 			t.Errorf("live model %s v%d: the evaluation has no such version", id, snap.GetVersion())
-		case !proto.Equal(snap, train.Served(want)):
+		case !proto.Equal(snap, wire.SnapshotProto(train.Served(wire.Snapshot(want)))):
 			t.Errorf("served model %s v%d differs from the evaluation's", id, snap.GetVersion())
 		}
 	}
@@ -366,7 +366,7 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 					t.Errorf("prediction %s used %s v%d, which the evaluation never had", id, h.GetModelId(), h.GetModelVersion())
 					continue
 				}
-				fc, err := train.Predict(snap, f, v, h.GetConfidence())
+				fc, err := train.Predict(wire.Snapshot(snap), f, v, h.GetConfidence())
 				if err != nil {
 					t.Errorf("prediction %s %s: offline %v", id, h.GetModelId(), err)
 					continue
@@ -491,10 +491,11 @@ func newestModels(ctx context.Context, t *testing.T, brokers []string, topic str
 	t.Helper()
 	out := map[string]*greenwavev1.ModelSnapshot{}
 	if err := stream.ReadPartition(ctx, brokers, topic, 0, func(m kafka.Message) error {
-		s, err := wire.DecodeModel(m)
+		d, err := wire.DecodeModel(m)
 		if err != nil {
 			return fmt.Errorf("decode %s@%d: %w", m.Key, m.Offset, err)
 		}
+		s := wire.SnapshotProto(d)
 		if s.GetVersion() >= out[s.GetModelId()].GetVersion() {
 			out[s.GetModelId()] = s
 		}

@@ -206,10 +206,11 @@ func (r *trainerRun) finalModels(ctx context.Context) map[string]*greenwavev1.Mo
 	out := map[string]*greenwavev1.ModelSnapshot{}
 	for part := range partitions {
 		if err := stream.ReadPartition(ctx, r.brokers, r.names.TrainerState, part, func(m kafka.Message) error {
-			s, err := wire.DecodeModel(m)
+			d, err := wire.DecodeModel(m)
 			if err != nil {
 				return fmt.Errorf("decode %s@%d: %w", m.Key, m.Offset, err)
 			}
+			s := wire.SnapshotProto(d)
 			if string(m.Key) != s.GetModelId() {
 				return fmt.Errorf("record key %q holds model %q", m.Key, s.GetModelId())
 			}

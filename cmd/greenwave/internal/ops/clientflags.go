@@ -4,7 +4,7 @@
 //
 // Every command has the signature of the CLI's dispatch table, func(ctx, args, stdout, stderr) error, so the
 // CLI registers it and tests call it in-process with a buffer. A command returns nil on success, flag.ErrHelp
-// after printing its help, a *UsageError for a command-line mistake (exit status 2) and any other error when
+// after printing its help, a *cli.UsageError for a command-line mistake (exit status 2) and any other error when
 // the operation failed (exit status 1). Ctrl-C (ctx ending) stops the streaming commands normally: nil.
 //
 // The flags that reach a broker or a service are the same on every command (see addKafkaFlags, addGRPCFlags).
@@ -14,8 +14,6 @@ package ops
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,10 +28,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 )
 
@@ -60,13 +57,8 @@ const (
 // defaultTimeout bounds each request to a broker or service.
 const defaultTimeout = 10 * time.Second
 
-// UsageError is a command-line mistake: the command did not run. The CLI prints it and exits with status 2.
-type UsageError struct{ Msg string }
-
-// Error implements error.
-func (e *UsageError) Error() string { return e.Msg }
-
-func usagef(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
+// usagef is cli.Usagef, short for the many call sites.
+func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
 
 // lookupFunc reads an environment variable; tests inject one instead of os.LookupEnv.
 type lookupFunc func(string) (string, bool)
@@ -82,38 +74,21 @@ func envOr(lookup lookupFunc, key, def string) string {
 const exitStatusHelp = `Exit status: 0 on success (and when stopped with Ctrl-C), 1 when the operation failed (broker or service
 unreachable, not found, refused), 2 for a usage error (bad flag or argument, unreadable --token-file or TLS file).`
 
-// newFlagSet returns a FlagSet whose --help prints "Usage: greenwave NAME SYNOPSIS", the description and the
-// flags to stderr, in the format of the CLI's other commands.
+// newFlagSet returns a FlagSet whose --help prints "Usage: greenwave NAME SYNOPSIS", the description, the exit
+// statuses and the flags to stderr, in the format of the CLI's other commands.
 func newFlagSet(name, synopsis, description string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: greenwave %s %s\n\n%s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(description), exitStatusHelp)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
-	return fs
+	return cli.NewFlagSet(name, synopsis, strings.TrimSpace(description)+"\n\n"+exitStatusHelp, stderr)
 }
 
 // parseArgs parses flags and positional arguments in any order ("tail features --max 3" as well as "tail --max 3
 // features"): the standard flag package stops at the first positional argument. Everything after "--" is
 // positional. It returns the positional arguments; --help prints the usage and yields flag.ErrHelp; a mistake
-// yields a *UsageError pointing at --help.
+// yields a *cli.UsageError pointing at --help.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	// flag prints the usage itself on -help and on mistakes; print it only for -help, once.
-	usage := fs.Usage
-	fs.Usage = func() {}
-	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
-		err := fs.Parse(args)
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			usage()
+		if err := cli.ParseFlagsAllowArgs(fs, args); err != nil {
 			return nil, err
-		case err != nil:
-			return nil, usagef("%s: %v (see greenwave %s --help)", fs.Name(), err, fs.Name())
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
@@ -193,6 +168,18 @@ func addKafkaFlags(fs *flag.FlagSet, lookup lookupFunc) *kafkaFlags {
 	fs.StringVar(&k.prefix, "topic-prefix", envOr(lookup, EnvTopicPrefix, ""), "prefix of every topic name, as the services' TOPIC_PREFIX; $"+EnvTopicPrefix+" when set")
 	fs.DurationVar(&k.timeout, "timeout", defaultTimeout, "how long each request to the brokers may take")
 	return k
+}
+
+// parse parses the arguments of a Kafka command that takes no positional arguments and returns the brokers.
+func (k *kafkaFlags) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return nil, err
+	}
+	return k.brokerList(fs.Name())
 }
 
 // brokerList validates --brokers and --timeout and returns the broker addresses.
@@ -275,7 +262,7 @@ func addGRPCFlags(fs *flag.FlagSet, service, defaultAddr string, lookup lookupFu
 }
 
 // dialOptions validates the flags, reads the token and TLS files they name, and returns the dial options.
-// Every problem is a *UsageError naming the flag and the file.
+// Every problem is a *cli.UsageError naming the flag and the file.
 func (g *grpcFlags) dialOptions(cmd string) ([]grpc.DialOption, error) {
 	if err := checkHostPort(g.addr); err != nil {
 		return nil, usagef("%s: --addr: %v", cmd, err)
@@ -287,7 +274,7 @@ func (g *grpcFlags) dialOptions(cmd string) ([]grpc.DialOption, error) {
 	if err != nil {
 		return nil, usagef("%s: %v", cmd, err)
 	}
-	creds, err := g.transport()
+	creds, err := cli.TLS{On: g.tls, CA: g.tlsCA, Cert: g.tlsCert, Key: g.tlsKey}.Credentials()
 	if err != nil {
 		return nil, usagef("%s: %v", cmd, err)
 	}
@@ -324,36 +311,6 @@ func (g *grpcFlags) bearerToken() (string, error) {
 		}
 	}
 	return token, nil
-}
-
-// transport returns TLS credentials when any --tls* flag is set, plaintext otherwise.
-func (g *grpcFlags) transport() (credentials.TransportCredentials, error) {
-	if (g.tlsCert == "") != (g.tlsKey == "") {
-		return nil, errors.New("--tls-cert and --tls-key must be given together")
-	}
-	if !g.tls && g.tlsCA == "" && g.tlsCert == "" {
-		return insecure.NewCredentials(), nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if g.tlsCA != "" {
-		pem, err := os.ReadFile(g.tlsCA)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", g.tlsCA)
-		}
-		tc.RootCAs = pool
-	}
-	if g.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(g.tlsCert, g.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert %s / --tls-key %s: %w", g.tlsCert, g.tlsKey, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return credentials.NewTLS(tc), nil
 }
 
 // dial validates the flags and returns a client connection to --addr; the caller closes it. gRPC connects

@@ -5,31 +5,16 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
-	"go.uber.org/goleak"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 )
 
 // TestMain fails the package when a command leaves a goroutine behind (a reader, a connection, a gRPC stream).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	// pkg/topics and pkg/kafkatest use kafka-go's process-wide default transport, which keeps its connections
-	// until told otherwise; the commands' own clients must have closed theirs.
-	if t, ok := kafka.DefaultTransport.(*kafka.Transport); ok {
-		t.CloseIdleConnections()
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kafkatest.Main(m)) }
 
 // command is the signature of every operator command with its environment lookup.
 type command func(ctx context.Context, args []string, stdout, stderr io.Writer, lookup lookupFunc) error
@@ -49,7 +34,7 @@ func runCmd(t *testing.T, cmd command, args ...string) (string, string, error) {
 
 // exitStatus maps an error to the status the CLI exits with (cli.go's exitCode, for the errors ops returns).
 func exitStatus(err error) int {
-	var ue *UsageError
+	var ue *cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0

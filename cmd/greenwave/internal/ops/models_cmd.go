@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/train"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -393,7 +394,7 @@ func printModel(w io.Writer, m *greenwavev1.ModelSnapshot, withP bool) error {
 
 	if withP {
 		n := len(st.GetCoefficients())
-		p := train.Covariance(st) // full, or the upper triangle schema 2 snapshots carry
+		p := train.Covariance(wire.RLSState(st)) // full, or the upper triangle schema 2 snapshots carry
 		fmt.Fprintf(w, "\ncovariance P of %s (%dx%d, rows and columns in coefficient order)\n", orDash(m.GetPromoted()), n, n)
 		if n == 0 || len(p) != n*n {
 			fmt.Fprintf(w, "  (not available: %d values for %d coefficients)\n", len(p), n)

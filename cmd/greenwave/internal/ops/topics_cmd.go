@@ -53,14 +53,7 @@ func topicsEnsure(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs := newFlagSet("topics ensure", "[flags]", ensureDescription, stderr)
 	kf := addKafkaFlags(fs, lookup)
 	partitions := fs.Int("partitions", defaultPartitions, "partition count of the co-partitioned topics created (weather always has 1)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	brokers, err := kf.brokerList(fs.Name())
+	brokers, err := kf.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -194,14 +187,7 @@ func topicsDescribe(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs := newFlagSet("topics describe", "[flags]", describeDescription, stderr)
 	kf := addKafkaFlags(fs, lookup)
 	asJSON := fs.Bool("json", false, "print one JSON object per topic instead of a table")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	brokers, err := kf.brokerList(fs.Name())
+	brokers, err := kf.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -116,11 +116,11 @@ func (p *partition) restore(id string, value []byte) (skip string, err error) {
 		// frames for the intersection from this partition.
 		return fmt.Sprintf("the intersection's readings now go to partition %d (its feature group changed)", want), nil
 	}
-	snap, err := decodeSnapshot(value)
+	snap, err := wire.DecodeCleanerSnapshot(value)
 	if err != nil {
 		return "", fmt.Errorf("restore state of %s: %w", id, err)
 	}
-	s, err := clean.RestoreIntersection(in, p.cfg, snap.State)
+	s, err := wire.RestoreCleaner(in, p.cfg, snap.State)
 	if err != nil {
 		return "", fmt.Errorf("restore state of %s: %w", id, err)
 	}
@@ -299,11 +299,11 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		if !ok {
 			off = -1
 		}
-		st, err := p.states[id].MarshalState()
+		st, err := wire.MarshalCleaner(p.states[id])
 		if err != nil {
 			return nil, fmt.Errorf("marshal state of %s: %w", id, err)
 		}
-		b, err := encodeSnapshot(p.id, off, st)
+		b, err := wire.EncodeCleanerSnapshot(p.id, off, st)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", id, err)
 		}

@@ -1,71 +1,16 @@
 package cleaner
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 )
-
-func TestDecodeSnapshot(t *testing.T) {
-	t.Parallel()
-	state := []byte("compressed state")
-	good, err := encodeSnapshot(2, 41, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	envelope := func(m *greenwavev1.CleanerSnapshot) []byte {
-		b, err := proto.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	jsonState := []byte(`{"format":1,"intersection":"I-1"}`)
-	for _, tc := range []struct {
-		name      string
-		b         []byte
-		part      int
-		off       int64
-		wantState []byte
-		bad       bool
-	}{
-		{name: "envelope", b: good, part: 2, off: 41, wantState: state},
-		{name: "JSON envelope (version 1)", b: []byte(`{"snapshot_version":1,"source_partition":3,"source_offset":7,"state":{"format":1,"intersection":"I-1"}}`),
-			part: 3, off: 7, wantState: jsonState},
-		{name: "bare JSON state from before the envelope", b: jsonState, part: -1, off: -1, wantState: jsonState},
-		{name: "not a snapshot", b: []byte("\x00\x01"), bad: true},
-		{name: "empty", b: nil, bad: true},
-		{name: "future version", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 3, State: state}), bad: true},
-		{name: "negative offset", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 2, SourceOffset: -7, State: state}), bad: true},
-		{name: "negative partition", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 2, SourcePartition: -1, State: state}), bad: true},
-		{name: "no state", b: envelope(&greenwavev1.CleanerSnapshot{SchemaVersion: 2, SourceOffset: 3}), bad: true},
-		{name: "future JSON version", b: []byte(`{"snapshot_version":2,"source_partition":0,"source_offset":1,"state":{}}`), bad: true},
-		{name: "JSON negative offset", b: []byte(`{"snapshot_version":1,"source_partition":0,"source_offset":-7,"state":{}}`), bad: true},
-		{name: "JSON null state", b: []byte(`{"snapshot_version":1,"source_partition":0,"source_offset":3,"state":null}`), bad: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s, err := decodeSnapshot(tc.b)
-			if tc.bad {
-				if !errors.Is(err, ErrBadSnapshot) {
-					t.Fatalf("got %v, want ErrBadSnapshot", err)
-				}
-				return
-			}
-			if err != nil || s.SourcePartition != tc.part || s.SourceOffset != tc.off || !bytes.Equal(s.State, tc.wantState) {
-				t.Fatalf("got %+v, %v", s, err)
-			}
-		})
-	}
-}
 
 // TestRestoreJSONSnapshot restores a changelog record written by the cleaner before the protobuf state (JSON
 // envelope version 1 around a format 3 JSON state; testdata/snapshot-v1-I-100.json is the I-100 record after
@@ -104,8 +49,8 @@ func TestRestoreJSONSnapshot(t *testing.T) {
 		t.Fatal("no frame after the restore")
 	}
 	b := checkpoint(t, p)["I-100"]
-	s, err := decodeSnapshot(b)
-	if err != nil || s.Version != snapshotVersion {
+	s, err := wire.DecodeCleanerSnapshot(b)
+	if err != nil || s.Version != wire.CleanerSnapshotVersion {
 		t.Fatalf("next snapshot: %+v %v", s, err)
 	}
 	t.Logf("I-100 snapshot: %d bytes as JSON, %d as protobuf", len(old), len(b))
@@ -135,10 +80,10 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add([]byte(`{"snapshot_version":1,"source_partition":0,"source_offset":-1,"state":[]}`))
 	fresh := newTestPartition(f, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := decodeSnapshot(b)
+		s, err := wire.DecodeCleanerSnapshot(b)
 		if err != nil {
-			if !errors.Is(err, ErrBadSnapshot) {
-				t.Fatalf("error %v does not wrap ErrBadSnapshot", err)
+			if !errors.Is(err, wire.ErrBadCleanerSnapshot) {
+				t.Fatalf("error %v does not wrap ErrBadCleanerSnapshot", err)
 			}
 			return
 		}

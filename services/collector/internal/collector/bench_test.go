@@ -18,6 +18,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -58,10 +59,10 @@ func BenchmarkIngest(b *testing.B) {
 	for i, r := range readings {
 		r := proto.CloneOf(r)
 		// Exactly what the collector writes: validated and stamped reading, same key, same headers.
-		if v := ingest.Traffic(r, ix, ingest.DefaultLimits(), time.Now()); v != nil {
+		if v := wire.ValidateTraffic(r, ix, ingest.DefaultLimits(), time.Now()); v != nil {
 			b.Fatalf("bench reading invalid: %v", v.Description)
 		}
-		ingest.Stamp(r, "anonymous", time.Now())
+		wire.Stamp(r, "anonymous", time.Now())
 		v, _ := proto.Marshal(r)
 		outs[i] = stream.Output{Topic: names.Readings, Key: []byte(r.GetIntersectionId()), Value: v, EventID: r.GetReadingId(), Payload: "greenwave.v1.TrafficReading"}
 	}

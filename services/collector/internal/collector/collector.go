@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,7 +148,7 @@ type item struct {
 
 func (it item) field(f string) string {
 	if it.ngsi {
-		f = fiware.AttributeOf(it.kind, f)
+		f = fiware.AttributeOf(wire.IngestKind(it.kind), f)
 	}
 	if f == "" {
 		return it.path
@@ -171,7 +172,13 @@ func itemsOfBatch(b *greenwavev1.ReadingBatch) []item {
 func itemsOfEntities(es []fiware.Entity) []item {
 	items := make([]item, len(es))
 	for i, e := range es {
-		items[i] = item{kind: e.Kind(), index: e.Index, path: fmt.Sprintf("[%d]", e.Index), ngsi: true, id: e.ID, traffic: e.Traffic, weather: e.Weather, pre: e.Violation}
+		items[i] = item{kind: wire.ReadingKind(e.Kind()), index: e.Index, path: fmt.Sprintf("[%d]", e.Index), ngsi: true, id: e.ID, pre: e.Violation}
+		if e.Traffic != nil {
+			items[i].traffic = wire.IngestTrafficProto(*e.Traffic)
+		}
+		if e.Weather != nil {
+			items[i].weather = wire.IngestWeatherProto(*e.Weather)
+		}
 	}
 	return items
 }
@@ -184,7 +191,7 @@ func (s *Service) admit(api string) (release func(), f *failure) {
 		return func() { <-s.inflight }, nil
 	default:
 		s.metrics.overloaded.WithLabelValues(api).Inc()
-		return nil, &failure{code: codes.ResourceExhausted, httpStatus: 503, label: "overloaded", retryAfter: time.Second,
+		return nil, &failure{code: codes.ResourceExhausted, httpStatus: http.StatusServiceUnavailable, label: "overloaded", retryAfter: time.Second,
 			message: fmt.Sprintf("the collector has %d batches in flight, its maximum; retry shortly", cap(s.inflight))}
 	}
 }
@@ -211,7 +218,7 @@ func (s *Service) rateLimit(api string, gw *gateways.Gateway, n int) *failure {
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		s.metrics.rateLimited.WithLabelValues(gw.ID).Inc()
-		return &failure{code: codes.ResourceExhausted, httpStatus: 429, label: "rate_limited", retryAfter: d,
+		return &failure{code: codes.ResourceExhausted, httpStatus: http.StatusTooManyRequests, label: "rate_limited", retryAfter: d,
 			message: fmt.Sprintf("gateway %q is over its rate limit of %g readings/s; retry after %s", gw.ID, float64(lim.Limit()), d.Round(time.Millisecond))}
 	}
 	return nil
@@ -242,11 +249,12 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	outs := make([]stream.Output, 0, len(items))
 	denied := 0
 	reject := func(it item, v *ingest.Violation) {
+		reason := wire.IngestRejectReason(v.Reason)
 		ack.Rejected = append(ack.Rejected, &greenwavev1.RejectedReading{
-			Kind: it.kind, Index: uint32(it.index), ReadingId: it.id, Reason: v.Reason, Field: it.field(v.Field), Description: v.Description,
+			Kind: it.kind, Index: uint32(it.index), ReadingId: it.id, Reason: reason, Field: it.field(v.Field), Description: v.Description,
 		})
-		s.metrics.rejected.WithLabelValues(kindLabel(it.kind), stream.ReasonLabel(v.Reason), gw.ID).Inc()
-		if v.Reason == greenwavev1.RejectReason_REJECT_REASON_PERMISSION_DENIED {
+		s.metrics.rejected.WithLabelValues(kindLabel(it.kind), stream.ReasonLabel(reason), gw.ID).Inc()
+		if v.Reason == ingest.ReasonPermissionDenied {
 			denied++
 		}
 	}
@@ -263,7 +271,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 		case it.weather != nil:
 			out, v = s.weather(gw, it.weather, now, enc)
 		default:
-			v = &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: "empty reading"}
+			v = &ingest.Violation{Reason: ingest.ReasonMalformed, Description: "empty reading"}
 		}
 		if v != nil {
 			reject(it, v)
@@ -279,7 +287,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	if denied == len(items) {
 		// Nothing in the batch is the gateway's to publish: that is a credentials problem, not bad data.
 		s.metrics.authDenied.WithLabelValues(gw.ID, "forbidden").Inc()
-		f := &failure{code: codes.PermissionDenied, httpStatus: 403, label: "forbidden",
+		f := &failure{code: codes.PermissionDenied, httpStatus: http.StatusForbidden, label: "forbidden",
 			message: fmt.Sprintf("gateway %q may publish none of the %d readings of the batch", gw.ID, len(items))}
 		for _, r := range ack.Rejected {
 			f.fields = append(f.fields, fieldViolation{Field: r.GetField(), Description: r.GetDescription()})
@@ -289,7 +297,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	if err := publish(ctx, outs...); err != nil {
 		s.metrics.produceErrors.Inc()
 		s.log.Warn("publish batch failed", zap.String("gateway", gw.ID), zap.String("batch", batchID), zap.Error(err))
-		return nil, &failure{code: codes.Unavailable, httpStatus: 503, label: "kafka_unavailable", retryAfter: time.Second,
+		return nil, &failure{code: codes.Unavailable, httpStatus: http.StatusServiceUnavailable, label: "kafka_unavailable", retryAfter: time.Second,
 			message: fmt.Sprintf("publish batch %q to Kafka: %v (nothing was acknowledged; resend the batch)", batchID, err)}
 	}
 	s.metrics.accepted.WithLabelValues("traffic", gw.ID).Add(float64(ack.AcceptedReadings))
@@ -301,15 +309,15 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 func (s *Service) traffic(gw *gateways.Gateway, r *greenwavev1.TrafficReading, now time.Time, enc *batchEncoder) (stream.Output, *ingest.Violation) {
 	// The permission check comes first so a gateway learns nothing about readings it may not publish.
 	if ref, ok := s.topo.Detector(r.GetDetectorId()); ok && !gw.AllowsTraffic(r.GetDetectorId(), ref.Intersection) {
-		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_PERMISSION_DENIED, Field: "detector_id",
+		return stream.Output{}, &ingest.Violation{Reason: ingest.ReasonPermissionDenied, Field: "detector_id",
 			Description: fmt.Sprintf("gateway %q may not publish for detector %q (intersection %q)", gw.ID, r.GetDetectorId(), ref.Intersection)}
 	}
-	if v := ingest.Traffic(r, s.topo, s.limits, now); v != nil {
+	if v := wire.ValidateTraffic(r, s.topo, s.limits, now); v != nil {
 		return stream.Output{}, v
 	}
 	value, err := enc.encode(r, gw.ID)
 	if err != nil {
-		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: fmt.Sprintf("encode reading: %v", err)}
+		return stream.Output{}, &ingest.Violation{Reason: ingest.ReasonMalformed, Description: fmt.Sprintf("encode reading: %v", err)}
 	}
 	// Intersections linked by upstream references share a partition: the cleaner joins them.
 	return stream.Output{Topic: s.names.Readings, Key: []byte(r.GetIntersectionId()), Value: value, EventID: r.GetReadingId(),
@@ -318,15 +326,15 @@ func (s *Service) traffic(gw *gateways.Gateway, r *greenwavev1.TrafficReading, n
 
 func (s *Service) weather(gw *gateways.Gateway, w *greenwavev1.WeatherReading, now time.Time, enc *batchEncoder) (stream.Output, *ingest.Violation) {
 	if st := w.GetStationId(); st != "" && !gw.AllowsStation(st) {
-		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_PERMISSION_DENIED, Field: "station_id",
+		return stream.Output{}, &ingest.Violation{Reason: ingest.ReasonPermissionDenied, Field: "station_id",
 			Description: fmt.Sprintf("gateway %q may not publish for weather station %q", gw.ID, st)}
 	}
-	if v := ingest.Weather(w, s.limits, now); v != nil {
+	if v := wire.ValidateWeather(w, s.limits, now); v != nil {
 		return stream.Output{}, v
 	}
 	value, err := enc.encode(w, gw.ID)
 	if err != nil {
-		return stream.Output{}, &ingest.Violation{Reason: greenwavev1.RejectReason_REJECT_REASON_MALFORMED, Description: fmt.Sprintf("encode weather: %v", err)}
+		return stream.Output{}, &ingest.Violation{Reason: ingest.ReasonMalformed, Description: fmt.Sprintf("encode weather: %v", err)}
 	}
 	return stream.Output{Topic: s.names.Weather, Key: []byte(w.GetStationId()), Value: value, EventID: w.GetReadingId(), Payload: wire.TopicWeather.Payload()}, nil
 }
@@ -354,7 +362,7 @@ func newBatchEncoder(now time.Time, n int) *batchEncoder {
 
 // encode stamps m and returns its encoding; the slice stays valid (and unchanged) after later calls.
 func (e *batchEncoder) encode(m proto.Message, gateway string) ([]byte, error) {
-	ingest.StampAt(m, gateway, e.received)
+	wire.StampAt(m, gateway, e.received)
 	start := len(e.buf)
 	buf, err := proto.MarshalOptions{}.MarshalAppend(e.buf, m)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 
@@ -58,7 +59,7 @@ func gatewayOf(ctx context.Context) *gateways.Gateway {
 func (s *Service) authenticate(header string) (*gateways.Gateway, *failure) {
 	deny := func(gateway, reason, msg string) *failure {
 		s.metrics.authDenied.WithLabelValues(gateway, reason).Inc()
-		return &failure{code: codes.Unauthenticated, httpStatus: 401, label: reason, message: msg}
+		return &failure{code: codes.Unauthenticated, httpStatus: http.StatusUnauthorized, label: reason, message: msg}
 	}
 	token, err := gateways.BearerToken(header)
 	if errors.Is(err, gateways.ErrNoToken) {

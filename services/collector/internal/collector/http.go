@@ -11,9 +11,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/ingest/fiware"
 	"github.com/greenwave-city/greenwave/pkg/server"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -35,7 +35,7 @@ func (s *Service) Register(srv *server.Server) {
 type decoder func(r *http.Request, body []byte) (batchID string, items []item, err error)
 
 func decodeCanonical(_ *http.Request, body []byte) (string, []item, error) {
-	b, err := ingest.DecodeBatchJSON(body)
+	b, err := wire.DecodeBatchJSON(body)
 	if err != nil {
 		return "", nil, err
 	}
@@ -122,7 +122,7 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 		batchID, items, err := decode(r, body)
 		if err != nil {
 			field := "body"
-			if fe, ok := errors.AsType[*ingest.FieldError](err); ok && fe.Path != "" {
+			if fe, ok := errors.AsType[*wire.FieldError](err); ok && fe.Path != "" {
 				field = fe.Path // "readings[3].speed_kmh"
 			}
 			writeFailure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, field, "%v", err))
@@ -143,7 +143,7 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 			writeFailure(w, f)
 			return
 		}
-		out, err := ingest.EncodeAckJSON(ack)
+		out, err := wire.EncodeAckJSON(ack)
 		if err != nil {
 			writeFailure(w, &failure{code: codes.Internal, httpStatus: http.StatusInternalServerError, message: err.Error()})
 			return

@@ -23,6 +23,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -36,14 +37,14 @@ func benchStore(b *testing.B) *models.Store {
 	b.Helper()
 	src := trainedStore(b, 200)
 	store := models.NewStore()
-	snaps, _ := src.List(nil, "", 1<<20)
+	snaps, _ := src.List(models.Filter{}, "", 1<<20)
 	for i := range benchIntersections {
 		in := fmt.Sprint("b", i)
 		for _, s := range snaps {
-			c := proto.CloneOf(s)
-			c.IntersectionId = in
-			c.ModelId = models.ID(in, s.GetApproachId(), time.Duration(s.GetHorizonS())*time.Second, "flow")
-			store.Put(c)
+			c := *s // shares the rest, which nothing modifies
+			c.IntersectionID = in
+			c.ModelID = train.ModelID(in, s.ApproachID, time.Duration(s.HorizonS)*time.Second, "flow")
+			store.Put(&c)
 		}
 	}
 	return store

@@ -4,14 +4,13 @@ import (
 	"sync"
 
 	"github.com/greenwave-city/greenwave/pkg/train"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // compiledModel is a snapshot prepared for prediction: the compiled model (or why it does not compile) and its
 // interval coverage at the served confidence. Both are functions of the snapshot alone, so they are computed
 // once per snapshot instead of once per prediction.
 type compiledModel struct {
-	snap     *greenwavev1.ModelSnapshot
+	snap     *train.Snapshot
 	model    *train.Model // nil when err is set
 	err      error
 	coverage float64
@@ -27,7 +26,7 @@ type compiledModels struct {
 }
 
 // get returns the compiled form of snap, the store's current snapshot of model id, compiling it on first use.
-func (c *compiledModels) get(id string, snap *greenwavev1.ModelSnapshot, confidence float64) *compiledModel {
+func (c *compiledModels) get(id string, snap *train.Snapshot, confidence float64) *compiledModel {
 	if e, ok := c.m.Load(id); ok {
 		if cm := e.(*compiledModel); cm.snap == snap {
 			return cm

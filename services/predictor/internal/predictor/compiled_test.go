@@ -18,7 +18,7 @@ func TestPredictCompiledModels(t *testing.T) {
 	older, newer := trainedStore(t, 100), trainedStore(t, 110)
 	store := models.NewStore()
 	copyAll := func(src *models.Store) {
-		snaps, _ := src.List(nil, "", 1<<20)
+		snaps, _ := src.List(models.Filter{}, "", 1<<20)
 		for _, s := range snaps {
 			store.Put(s)
 		}
@@ -45,9 +45,9 @@ func TestPredictCompiledModels(t *testing.T) {
 					}
 					continue
 				}
-				if h.GetFallback() || h.GetModelVersion() != snap.GetVersion() || h.GetValue() != want.Value ||
+				if h.GetFallback() || h.GetModelVersion() != snap.Version || h.GetValue() != want.Value ||
 					h.GetLower() != want.Lower || h.GetUpper() != want.Upper || h.GetStdError() != want.StdErr {
-					t.Fatalf("%s: %s: %v, want version %d %+v", name, h.GetModelId(), h, snap.GetVersion(), want)
+					t.Fatalf("%s: %s: %v, want version %d %+v", name, h.GetModelId(), h, snap.Version, want)
 				}
 			}
 		}
@@ -57,21 +57,22 @@ func TestPredictCompiledModels(t *testing.T) {
 	check("newer models", 110)
 
 	// A corrupt snapshot of one model: fallback for it, the others unaffected; then a good one again.
-	good, _ := store.Get(models.ID("i1", "n", testHorizons[0], "flow"))
-	bad := proto.CloneOf(good)
+	good, _ := store.Get(train.ModelID("i1", "n", testHorizons[0], "flow"))
+	bad, hist := *good, *good.History // copies of what is changed: the store keeps good
 	bad.Version++
-	bad.History.Ring = bad.History.Ring[:10]
-	store.Put(bad)
+	hist.Ring = hist.Ring[:10]
+	bad.History = &hist
+	store.Put(&bad)
 	p := pr.Predict(testFrame(111))
 	for _, ap := range p.GetApproaches() {
 		for _, h := range ap.GetHorizons() {
-			if h.GetFallback() != (h.GetModelId() == bad.GetModelId()) {
-				t.Fatalf("corrupt %s: %s fallback %v", bad.GetModelId(), h.GetModelId(), h.GetFallback())
+			if h.GetFallback() != (h.GetModelId() == bad.ModelID) {
+				t.Fatalf("corrupt %s: %s fallback %v", bad.ModelID, h.GetModelId(), h.GetFallback())
 			}
 		}
 	}
-	fixed := proto.CloneOf(good)
+	fixed := *good
 	fixed.Version = bad.Version + 1
-	store.Put(fixed)
+	store.Put(&fixed)
 	check("repaired model", 111)
 }

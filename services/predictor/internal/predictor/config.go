@@ -3,11 +3,13 @@ package predictor
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/congestion"
 	"github.com/greenwave-city/greenwave/pkg/train"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -43,25 +45,21 @@ func (c *Config) horizons() ([]time.Duration, error) {
 	return hs, nil
 }
 
-// target is a predicted quantity: the model id suffix and the proto enum.
+// target is a predicted quantity: its train name (the model id suffix) and the proto enum.
 type target struct {
 	name  string
 	proto greenwavev1.Target
 }
 
 func (c *Config) targets() ([]target, error) {
-	known := map[string]greenwavev1.Target{
-		"flow": greenwavev1.Target_TARGET_FLOW, "occupancy": greenwavev1.Target_TARGET_OCCUPANCY, "speed": greenwavev1.Target_TARGET_SPEED,
-	}
 	var ts []target
 	seen := map[string]bool{}
 	for _, s := range c.Targets {
-		p, ok := known[s]
-		if !ok || seen[s] {
+		if !slices.Contains(train.Targets(), s) || seen[s] {
 			return nil, fmt.Errorf("PREDICTOR_TARGETS: %q is not flow, occupancy or speed, or is repeated", s)
 		}
 		seen[s] = true
-		ts = append(ts, target{s, p})
+		ts = append(ts, target{s, wire.TargetProto(s)})
 	}
 	if len(ts) == 0 {
 		return nil, errors.New("PREDICTOR_TARGETS is empty")

@@ -78,18 +78,18 @@ func (c *coverageCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *coverageCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct {
-		target  greenwavev1.Target
+		target  string
 		horizon uint32
 	}
 	type acc struct{ hits, n, rhits, rn uint64 }
 	sums := map[key]*acc{}
-	snaps, _ := c.store.List(nil, "", math.MaxInt32)
+	snaps, _ := c.store.List(models.Filter{}, "", math.MaxInt32)
 	for _, s := range snaps {
 		cov, ok := train.CoverageOf(s)
 		if !ok {
 			continue
 		}
-		k := key{s.GetTarget(), s.GetHorizonS()}
+		k := key{s.Target, s.HorizonS}
 		a := sums[k]
 		if a == nil {
 			a = &acc{}
@@ -111,14 +111,10 @@ func (c *coverageCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func targetLabel(t greenwavev1.Target) string {
-	switch t {
-	case greenwavev1.Target_TARGET_FLOW:
-		return "flow"
-	case greenwavev1.Target_TARGET_OCCUPANCY:
-		return "occupancy"
-	case greenwavev1.Target_TARGET_SPEED:
-		return "speed"
+// targetLabel is the label of a snapshot's target ("unspecified" for none this build knows).
+func targetLabel(t string) string {
+	if t == "" {
+		return "unspecified"
 	}
-	return "unspecified"
+	return t
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
 // modelWaiter synchronises the predictor's two inputs in event time, the way Kafka Streams synchronises a
@@ -153,12 +154,12 @@ func (w *modelWaiter) staleOf(pr *Predictor, f features.Frame, horizons []time.D
 	for _, v := range f.Approaches {
 		for _, tg := range pr.targets {
 			for _, h := range horizons {
-				id := models.ID(f.IntersectionID, v.ApproachID, h, tg.name)
+				id := train.ModelID(f.IntersectionID, v.ApproachID, h, tg.name)
 				snap, ok := w.store.Get(id)
 				if !ok {
 					continue
 				}
-				updated := snap.GetUpdatedAt().AsTime()
+				updated := snap.UpdatedAt.Time()
 				if given, ok := gaveUp[id]; ok {
 					if !updated.After(given) {
 						continue
@@ -182,7 +183,7 @@ func (w *modelWaiter) stillStale(pr *Predictor, f features.Frame, waiting map[st
 	still := map[string]time.Time{}
 	for id := range waiting {
 		if snap, ok := w.store.Get(id); ok {
-			if updated := snap.GetUpdatedAt().AsTime(); pr.isStale(f, updated) {
+			if updated := snap.UpdatedAt.Time(); pr.isStale(f, updated) {
 				still[id] = updated
 			}
 		}

@@ -24,14 +24,14 @@ import (
 // publishModels writes every snapshot of store to the models topic, keyed by model id, as the trainer does.
 func publishModels(ctx context.Context, t *testing.T, prod *stream.Producer, names topics.Names, store *models.Store) {
 	t.Helper()
-	snaps, _ := store.List(&greenwavev1.ModelFilter{}, "", 1<<20)
+	snaps, _ := store.List(models.Filter{}, "", 1<<20)
 	var outs []stream.Output
 	for _, s := range snaps {
-		b, err := proto.Marshal(s)
+		b, err := proto.Marshal(wire.SnapshotProto(s))
 		if err != nil {
 			t.Fatal(err)
 		}
-		outs = append(outs, stream.Output{Topic: names.Models, Key: []byte(s.GetModelId()), Value: b})
+		outs = append(outs, stream.Output{Topic: names.Models, Key: []byte(s.ModelID), Value: b})
 	}
 	if err := prod.Write(ctx, outs...); err != nil {
 		t.Fatal(err)
@@ -127,8 +127,8 @@ func TestStaleFrameWaitsForFreshModel(t *testing.T) {
 	}
 	for _, fc := range fs {
 		want, _ := fresh.Get(fc.GetModelId())
-		if fc.GetStale() || fc.GetFallback() || fc.GetModelVersion() != want.GetVersion() {
-			t.Errorf("%s: stale %v fallback %v version %d, want a fresh forecast of version %d", fc.GetModelId(), fc.GetStale(), fc.GetFallback(), fc.GetModelVersion(), want.GetVersion())
+		if fc.GetStale() || fc.GetFallback() || fc.GetModelVersion() != want.Version {
+			t.Errorf("%s: stale %v fallback %v version %d, want a fresh forecast of version %d", fc.GetModelId(), fc.GetStale(), fc.GetFallback(), fc.GetModelVersion(), want.Version)
 		}
 	}
 	if got := testutil.ToFloat64(svc.waiter.fresh); got != 1 {
@@ -212,7 +212,7 @@ func TestWhichFramesWait(t *testing.T) {
 		if n := len(started); n != 1 {
 			t.Fatalf("%d waits before a newer snapshot, want 1", n)
 		}
-		newer, _ := trainedStore(t, 70).List(&greenwavev1.ModelFilter{}, "", 100) // newer, still stale at window 102
+		newer, _ := trainedStore(t, 70).List(models.Filter{}, "", 100) // newer, still stale at window 102
 		for _, s := range newer {
 			store.Put(s)
 		}
@@ -232,7 +232,7 @@ func TestQuietTrainerCostsOneWait(t *testing.T) {
 	t.Parallel()
 	store := trainedStore(t, 60)
 	put := func(from *models.Store) {
-		snaps, _ := from.List(&greenwavev1.ModelFilter{}, "", 100)
+		snaps, _ := from.List(models.Filter{}, "", 100)
 		for _, s := range snaps {
 			store.Put(s)
 		}

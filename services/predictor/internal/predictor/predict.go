@@ -107,7 +107,7 @@ func noData(v features.Vector, modelled bool) bool {
 // model yet, or a cleaner not yet upgraded feeds an upgraded model) is never applied to the frame: the forecast
 // falls back to persistence, and the mismatch is counted and logged.
 func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, h time.Duration) (*greenwavev1.Prediction, bool) {
-	id := models.ID(f.IntersectionID, v.ApproachID, h, tg.name)
+	id := train.ModelID(f.IntersectionID, v.ApproachID, h, tg.name)
 	p := &greenwavev1.Prediction{
 		HorizonS: uint32(h / time.Second), Target: tg.proto, TargetTime: timestamppb.New(f.WindowStart.Add(h)),
 		Confidence: pr.confidence, ModelId: id,
@@ -131,11 +131,11 @@ func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, 
 		}
 	} else {
 		p.Value, p.Lower, p.Upper, p.StdError = fc.Value, fc.Lower, fc.Upper, fc.StdErr
-		p.ModelVersion = snap.GetVersion()
-		updated := snap.GetUpdatedAt().AsTime()
+		p.ModelVersion = snap.Version
+		updated := snap.UpdatedAt.Time()
 		p.ModelAge = durationpb.New(f.WindowEnd.Sub(updated))
 		p.Stale = pr.isStale(f, updated)
-		p.Drifting = snap.GetDrift().GetDrifting()
+		p.Drifting = snap.Drift != nil && snap.Drift.Drifting
 		p.IntervalCoverage = cm.coverage
 		for _, c := range fc.Contributions {
 			if len(p.Contributions) == maxContributions {
@@ -144,8 +144,8 @@ func (pr *Predictor) predictOne(f features.Frame, v features.Vector, tg target, 
 			p.Contributions = append(p.Contributions, &greenwavev1.FeatureContribution{Feature: c.Feature, Contribution: c.Value})
 		}
 	}
-	level, los, dos := pr.classify.Classify(tg.proto, p.Value, v.CapacityVPH)
-	p.Level, p.LevelOfService = level, los
+	level, los, dos := pr.classify.Classify(tg.name, p.Value, v.CapacityVPH)
+	p.Level, p.LevelOfService = wire.LevelProto(level), los
 	if !math.IsNaN(dos) {
 		p.DegreeOfSaturation = dos
 	}
@@ -184,7 +184,7 @@ func persistence(p *greenwavev1.Prediction, tg target, v features.Vector, freeFl
 // coverage returns the model's recent interval coverage (the last recent-window labels, one day by default),
 // falling back to the cumulative one, or 0 when no label was scored yet or the trainer counted intervals at
 // another confidence than the one served (the figure would describe other intervals).
-func coverage(s *greenwavev1.ModelSnapshot, confidence float64) float64 {
+func coverage(s *train.Snapshot, confidence float64) float64 {
 	c, ok := train.CoverageOf(s)
 	if !ok || c.Confidence != confidence {
 		return 0
@@ -216,16 +216,16 @@ type mismatchKey struct {
 	frameFSV, modelFSV int
 }
 
-func (r *mismatchReporter) report(id string, frameFSV int, snap *greenwavev1.ModelSnapshot) {
+func (r *mismatchReporter) report(id string, frameFSV int, snap *train.Snapshot) {
 	if r == nil {
 		return
 	}
 	r.count.Inc()
-	k := mismatchKey{model: id, frameFSV: frameFSV, modelFSV: int(snap.GetFeatureSetVersion())}
+	k := mismatchKey{model: id, frameFSV: frameFSV, modelFSV: int(snap.FeatureSetVersion)}
 	if _, seen := r.logged.LoadOrStore(k, struct{}{}); seen {
 		return
 	}
 	r.log.Warn("model not used: its feature set differs from the frame's; persistence fallback until a model of the frame's feature set arrives",
-		zap.String("model", id), zap.Int("frame_feature_set", frameFSV), zap.Uint32("model_feature_set", snap.GetFeatureSetVersion()),
-		zap.Uint64("model_version", snap.GetVersion()))
+		zap.String("model", id), zap.Int("frame_feature_set", frameFSV), zap.Uint32("model_feature_set", snap.FeatureSetVersion),
+		zap.Uint64("model_version", snap.Version))
 }

@@ -134,8 +134,8 @@ func TestPredictFallbackAndCoverage(t *testing.T) {
 			for _, h := range ap.GetHorizons() {
 				snap, _ := store.Get(h.GetModelId())
 				c, _ := train.CoverageOf(snap)
-				if c.RecentN == 0 || h.GetIntervalCoverage() != c.Recent() || h.GetModelVersion() != snap.GetVersion() {
-					t.Errorf("%s: coverage %g version %d, model %+v version %d", h.GetModelId(), h.GetIntervalCoverage(), h.GetModelVersion(), c, snap.GetVersion())
+				if c.RecentN == 0 || h.GetIntervalCoverage() != c.Recent() || h.GetModelVersion() != snap.Version {
+					t.Errorf("%s: coverage %g version %d, model %+v version %d", h.GetModelId(), h.GetIntervalCoverage(), h.GetModelVersion(), c, snap.Version)
 				}
 				if !(h.GetLower() <= h.GetValue() && h.GetValue() <= h.GetUpper()) || len(h.GetContributions()) == 0 {
 					t.Errorf("%s: %v lacks an interval around the value or contributions", h.GetModelId(), h)

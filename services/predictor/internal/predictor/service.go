@@ -224,7 +224,7 @@ func (s *service) run(ctx context.Context) error {
 // skipped with a warning: the trainer owns the topic and the next snapshot of the model replaces it.
 func followModels(ctx context.Context, brokers []string, topic string, partitions int, store *models.Store, log *zap.Logger, loaded func()) error {
 	err := wire.FollowModels(ctx, brokers, topic, partitions, wire.ModelFollower{
-		Put: func(s *greenwavev1.ModelSnapshot) { store.Put(s) },
+		Put: func(s *train.Snapshot) { store.Put(s) },
 		Undecodable: func(msg kafka.Message, err error) {
 			log.Warn("skipping undecodable model snapshot", zap.ByteString("key", msg.Key), zap.Int64("offset", msg.Offset), zap.Error(err))
 		},

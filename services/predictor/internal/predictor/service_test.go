@@ -62,8 +62,8 @@ func TestModelsRestoredWholeBeforeReady(t *testing.T) {
 		t.Fatal("models never reported loaded")
 	}
 	for m := range nModels {
-		if s, ok := store.Get(fmt.Sprintf("i%d/n/900/flow", m)); !ok || s.GetVersion() != versions {
-			t.Fatalf("model %d: version %d, want %d", m, s.GetVersion(), versions)
+		if s, ok := store.Get(fmt.Sprintf("i%d/n/900/flow", m)); !ok || s.Version != versions {
+			t.Fatalf("model %d: held %v, want version %d", m, ok, versions)
 		}
 	}
 	stop()

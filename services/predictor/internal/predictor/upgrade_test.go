@@ -71,7 +71,7 @@ func TestPredictAcrossFeatureSetUpgrade(t *testing.T) {
 		for _, l := range learners {
 			for _, s := range l.Snapshots() {
 				if !store.Put(s) {
-					t.Fatalf("the store refused %s version %d", s.GetModelId(), s.GetVersion())
+					t.Fatalf("the store refused %s version %d", s.ModelID, s.Version)
 				}
 			}
 		}
@@ -100,8 +100,8 @@ func TestPredictAcrossFeatureSetUpgrade(t *testing.T) {
 					continue
 				}
 				want, err := train.Predict(snap, f, f.Approaches[ai], pr.confidence)
-				if err != nil || h.GetFallback() || h.GetModelVersion() != snap.GetVersion() || h.GetValue() != want.Value {
-					t.Errorf("%s: %s: %v, want version %d's forecast %g (%v)", name, h.GetModelId(), h, snap.GetVersion(), want.Value, err)
+				if err != nil || h.GetFallback() || h.GetModelVersion() != snap.Version || h.GetValue() != want.Value {
+					t.Errorf("%s: %s: %v, want version %d's forecast %g (%v)", name, h.GetModelId(), h, snap.Version, want.Value, err)
 				}
 			}
 		}
@@ -128,8 +128,8 @@ func TestPredictAcrossFeatureSetUpgrade(t *testing.T) {
 	for _, ap := range []string{"n", "s"} {
 		for _, h := range testHorizons {
 			s, _ := store.Get(train.ModelID("i1", ap, h, train.TargetFlow))
-			if s.GetFeatureSetVersion() != 2 || s.GetVersion() != end {
-				t.Fatalf("%s: store holds feature set %d version %d, want 2, %d", s.GetModelId(), s.GetFeatureSetVersion(), s.GetVersion(), end)
+			if s.FeatureSetVersion != 2 || s.Version != end {
+				t.Fatalf("%s: store holds feature set %d version %d, want 2, %d", s.ModelID, s.FeatureSetVersion, s.Version, end)
 			}
 		}
 	}

@@ -5,17 +5,17 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/train"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -30,7 +30,7 @@ const (
 type API struct {
 	greenwavev1.UnimplementedModelServiceServer
 	store    *models.Store
-	hub      *broadcast.Hub[*greenwavev1.ModelSnapshot]
+	hub      *broadcast.Hub[*train.Snapshot]
 	buffer   int
 	requests *prometheus.CounterVec
 	status   *statusBoard // nil: no training status in ListModels
@@ -44,7 +44,7 @@ func (a *API) WithStatus(b *statusBoard) *API {
 
 // NewAPI returns ModelService over store and hub. buffer is how many distinct models a WatchModels subscriber
 // may lag behind before its stream is ended; calls are counted in reg by method and status code.
-func NewAPI(store *models.Store, hub *broadcast.Hub[*greenwavev1.ModelSnapshot], buffer int, reg prometheus.Registerer) *API {
+func NewAPI(store *models.Store, hub *broadcast.Hub[*train.Snapshot], buffer int, reg prometheus.Registerer) *API {
 	a := &API{store: store, hub: hub, buffer: buffer,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "trainer", Name: "model_service_requests_total",
 			Help: "ModelService calls, by method and gRPC status code (INVALID_ARGUMENT counts bad requests)."}, []string{"method", "code"})}
@@ -65,13 +65,13 @@ func invalidField(field, desc string) error {
 	return st.Err()
 }
 
-// summary is s without what only a restore needs (P, pending inputs, seasonal history, recent windows) unless
-// withP: those are most of a snapshot's size.
-func summary(s *greenwavev1.ModelSnapshot, withP bool) *greenwavev1.ModelSnapshot {
+// summary is the message of s without what only a restore needs (P, pending inputs, seasonal history, recent
+// windows) unless withP: those are most of a snapshot's size.
+func summary(s *train.Snapshot, withP bool) *greenwavev1.ModelSnapshot {
+	c := wire.SnapshotProto(s) // fresh messages: clearing their fields leaves s alone
 	if withP {
-		return s
+		return c
 	}
-	c := proto.CloneOf(s)
 	for _, cand := range c.GetCandidates() {
 		if cand.GetState() != nil {
 			cand.State.Covariance, cand.State.CovarianceUpper = nil, nil
@@ -94,14 +94,15 @@ func modelID(req *greenwavev1.GetModelRequest) (string, error) {
 	case req.GetHorizonS() == 0:
 		return "", invalidField("horizon_s", "required with intersection_id (or give model_id): the horizon in seconds, e.g. 900")
 	}
-	target := "flow"
+	target := train.TargetFlow
 	if t := req.GetTarget(); t != greenwavev1.Target_TARGET_UNSPECIFIED {
-		if _, known := greenwavev1.Target_name[int32(t)]; !known {
+		name, known := wire.Target(t)
+		if !known {
 			return "", invalidField("target", fmt.Sprintf("unknown target %d", t))
 		}
-		target = strings.ToLower(strings.TrimPrefix(t.String(), "TARGET_"))
+		target = name
 	}
-	return models.ID(req.GetIntersectionId(), req.GetApproachId(), time.Duration(req.GetHorizonS())*time.Second, target), nil
+	return train.ModelID(req.GetIntersectionId(), req.GetApproachId(), time.Duration(req.GetHorizonS())*time.Second, target), nil
 }
 
 // GetModel returns one model, by model_id or by its parts; the covariance only when asked for.
@@ -150,13 +151,13 @@ func (a *API) ListModels(_ context.Context, req *greenwavev1.ListModelsRequest) 
 			return nil, err
 		}
 	}
-	list, more := a.store.List(req.GetFilter(), after, size)
+	list, more := a.store.List(wire.ModelFilter(req.GetFilter()), after, size)
 	resp = &greenwavev1.ListModelsResponse{}
 	for _, s := range list {
 		resp.Models = append(resp.Models, summary(s, false))
 	}
 	if more && len(list) > 0 {
-		resp.NextPageToken = pageToken(list[len(list)-1].GetModelId())
+		resp.NextPageToken = pageToken(list[len(list)-1].ModelID)
 	}
 	if req.GetPageToken() == "" {
 		resp.Training = a.status.list(req.GetFilter().GetIntersectionIds())
@@ -169,7 +170,8 @@ func (a *API) ListModels(_ context.Context, req *greenwavev1.ListModelsRequest) 
 // and gets the current state again.
 func (a *API) WatchModels(req *greenwavev1.WatchModelsRequest, st greenwavev1.ModelService_WatchModelsServer) (err error) {
 	defer func() { a.count("WatchModels", err) }()
-	sub := a.hub.Subscribe(a.buffer, func(_ string, s *greenwavev1.ModelSnapshot) bool { return models.Match(req.GetFilter(), s) })
+	filter := wire.ModelFilter(req.GetFilter())
+	sub := a.hub.Subscribe(a.buffer, func(_ string, s *train.Snapshot) bool { return models.Match(filter, s) })
 	defer sub.Close()
 	for {
 		it, err := sub.Next(st.Context())

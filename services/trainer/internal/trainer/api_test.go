@@ -19,6 +19,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/train"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -28,7 +29,7 @@ func modelService(t *testing.T) (greenwavev1.ModelServiceClient, func(...*greenw
 	t.Helper()
 	brokers, names := kafkatest.Setup(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
-	store, hub := models.NewStore(), broadcast.New[*greenwavev1.ModelSnapshot]()
+	store, hub := models.NewStore(), broadcast.New[*train.Snapshot]()
 	loaded := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -162,7 +163,7 @@ func TestGetModel(t *testing.T) {
 			if m.GetModelId() != tc.id || m.GetVersion() != tc.version {
 				t.Errorf("got %s version %d, want %s version %d", m.GetModelId(), m.GetVersion(), tc.id, tc.version)
 			}
-			if hasP := len(train.Covariance(m.GetCandidates()[0].GetState())) > 0; hasP != tc.withP {
+			if hasP := len(train.Covariance(wire.RLSState(m.GetCandidates()[0].GetState()))) > 0; hasP != tc.withP {
 				t.Errorf("covariance present %v, want %v", hasP, tc.withP)
 			}
 			if !tc.withP && (len(m.GetPending()) > 0 || len(m.GetBaselineState()) > 0 || m.GetHistory() != nil || len(m.GetRecent()) > 0) {
@@ -201,7 +202,7 @@ func TestListModels(t *testing.T) {
 				t.Fatalf("page of %d for page size %d", len(resp.GetModels()), size)
 			}
 			for _, m := range resp.GetModels() {
-				if len(train.Covariance(m.GetCandidates()[0].GetState())) > 0 || len(m.GetPending()) > 0 {
+				if len(train.Covariance(wire.RLSState(m.GetCandidates()[0].GetState()))) > 0 || len(m.GetPending()) > 0 {
 					t.Fatalf("listed %s with covariance or pending inputs", m.GetModelId())
 				}
 				ids = append(ids, m.GetModelId())
@@ -289,7 +290,7 @@ func TestWatchModels(t *testing.T) {
 		if err != nil {
 			t.Fatalf("recv: %v", err)
 		}
-		if len(r.GetModel().GetPending()) > 0 || len(train.Covariance(r.GetModel().GetCandidates()[0].GetState())) > 0 {
+		if len(r.GetModel().GetPending()) > 0 || len(train.Covariance(wire.RLSState(r.GetModel().GetCandidates()[0].GetState()))) > 0 {
 			t.Errorf("watched %s with covariance or pending inputs", r.GetModel().GetModelId())
 		}
 		return r

@@ -99,7 +99,7 @@ func learnerSnapshots(p *partition) map[string]*greenwavev1.ModelSnapshot {
 	out := map[string]*greenwavev1.ModelSnapshot{}
 	for _, l := range p.learners {
 		for _, s := range l.Snapshots() {
-			out[s.GetModelId()] = s
+			out[s.ModelID] = wire.SnapshotProto(s)
 		}
 	}
 	return out
@@ -122,7 +122,7 @@ func modelsStoreWith() *models.Store {
 	st := models.NewStore()
 	for _, in := range []string{"I-1", "I-2"} {
 		for _, ap := range []string{"N", "S"} {
-			st.Put(snap(in, ap, 900, greenwavev1.Target_TARGET_FLOW, 1))
+			st.Put(wire.Snapshot(snap(in, ap, 900, greenwavev1.Target_TARGET_FLOW, 1)))
 		}
 	}
 	return st

@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
 // forecasterPromoted labels the promoted candidate in the evaluation metrics; baselines keep their own names.
@@ -77,23 +77,31 @@ func newEvalBoard() *evalBoard {
 }
 
 // set records the evaluations of one snapshot, replacing the model's previous ones.
-func (b *evalBoard) set(s *greenwavev1.ModelSnapshot) {
-	e := modelEval{horizon: strconv.FormatUint(uint64(s.GetHorizonS()), 10), mae: map[string]float64{}}
-	for _, c := range s.GetCandidates() {
-		if c.GetName() == s.GetPromoted() {
-			if r := c.GetEvaluation().GetRecent(); r.GetN() > 0 {
-				e.mae[forecasterPromoted] = r.GetMae()
+func (b *evalBoard) set(s *train.Snapshot) {
+	e := modelEval{horizon: strconv.FormatUint(uint64(s.HorizonS), 10), mae: map[string]float64{}}
+	for _, c := range s.Candidates {
+		if c.Name == s.Promoted {
+			if r := recentErrors(c.Evaluation); r != nil && r.N > 0 {
+				e.mae[forecasterPromoted] = r.MAE
 			}
 		}
 	}
-	for name, ev := range s.GetBaselines() {
-		if r := ev.GetRecent(); r.GetN() > 0 {
-			e.mae[name] = r.GetMae()
+	for name, ev := range s.Baselines {
+		if r := recentErrors(ev); r != nil && r.N > 0 {
+			e.mae[name] = r.MAE
 		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.models[s.GetModelId()] = e
+	b.models[s.ModelID] = e
+}
+
+// recentErrors returns e's recent-window errors, nil when it has none.
+func recentErrors(e *train.Evaluation) *train.ErrorStats {
+	if e == nil {
+		return nil
+	}
+	return e.Recent
 }
 
 // remove forgets models, when their partition is revoked: the instance that takes it over reports them.

@@ -315,7 +315,7 @@ func (p *partition) publish(key string) ([]stream.Output, error) {
 		}
 		outs = append(outs, o)
 		p.metrics.evals.set(served)
-		mark.end = s.GetUpdatedAt().GetSeconds()
+		mark.end = s.UpdatedAt.Unix()
 	}
 	p.served[key] = mark
 	delete(p.unserved, key)
@@ -324,10 +324,10 @@ func (p *partition) publish(key string) ([]stream.Output, error) {
 
 // servable reports whether the promoted candidate of a snapshot has its noise estimate, so that the model
 // forecasts with an interval (train.Compile's readiness).
-func servable(s *greenwavev1.ModelSnapshot) bool {
-	for _, c := range s.GetCandidates() {
-		if c.GetName() == s.GetPromoted() {
-			return c.GetState().GetUpdates() >= uint64(len(s.GetFeatureNames())+2)
+func servable(s *train.Snapshot) bool {
+	for _, c := range s.Candidates {
+		if c.Name == s.Promoted {
+			return c.State != nil && c.State.Updates >= uint64(len(s.FeatureNames)+2)
 		}
 	}
 	return false
@@ -398,7 +398,7 @@ func (p *partition) Close() error {
 // horizonVersions are the snapshots of one model (one horizon of a learner) read from the changelog, by version.
 type horizonVersions struct {
 	latest    uint64
-	byVersion map[uint64]*greenwavev1.ModelSnapshot
+	byVersion map[uint64]*train.Snapshot
 }
 
 // restoreSet collects a partition's changelog and picks, per learner, a set of snapshots of one version.
@@ -430,12 +430,12 @@ func newRestoreSet(base train.Config) *restoreSet {
 
 // snapshotWindow is the window length a snapshot was trained on: its updated_at (the last applied window's
 // end) minus its last applied window's start.
-func snapshotWindow(s *greenwavev1.ModelSnapshot) (int, error) {
-	w, end := s.GetLastAppliedWindow(), s.GetUpdatedAt()
-	if w == nil || end == nil || end.GetSeconds() <= w.GetSeconds() {
-		return 0, fmt.Errorf("snapshot %q records no window (last applied %v, updated at %v)", s.GetModelId(), w, end)
+func snapshotWindow(s *train.Snapshot) (int, error) {
+	w, end := s.LastAppliedWindow, s.UpdatedAt
+	if w == nil || end == nil || end.Seconds <= w.Seconds {
+		return 0, fmt.Errorf("snapshot %q records no window (last applied %v, updated at %v)", s.ModelID, w, end)
 	}
-	return int(end.GetSeconds() - w.GetSeconds()), nil
+	return int(end.Seconds - w.Seconds), nil
 }
 
 // horizons returns the horizons of learner key's configuration, or why it has none.
@@ -455,15 +455,15 @@ func (rs *restoreSet) horizons(key string) ([]uint32, error) {
 }
 
 // add records one snapshot; a tombstone (nil s) removes the model with the given id.
-func (rs *restoreSet) add(id string, s *greenwavev1.ModelSnapshot) {
+func (rs *restoreSet) add(id string, s *train.Snapshot) {
 	if s == nil {
 		if ref, ok := rs.ids[id]; ok {
 			delete(rs.learners[ref.key], ref.horizon)
 		}
 		return
 	}
-	key := learnerKey(s.GetIntersectionId(), s.GetApproachId())
-	rs.ids[s.GetModelId()] = modelRef{key, s.GetHorizonS()}
+	key := learnerKey(s.IntersectionID, s.ApproachID)
+	rs.ids[s.ModelID] = modelRef{key, s.HorizonS}
 	if ws, err := snapshotWindow(s); err == nil {
 		if wc, ok := rs.configs[key]; !ok || wc.err != nil || wc.cfg.WindowS != ws {
 			wc.cfg, wc.err = train.ConfigFor(rs.base, ws)
@@ -478,13 +478,13 @@ func (rs *restoreSet) add(id string, s *greenwavev1.ModelSnapshot) {
 		hs = map[uint32]*horizonVersions{}
 		rs.learners[key] = hs
 	}
-	hv := hs[s.GetHorizonS()]
+	hv := hs[s.HorizonS]
 	if hv == nil {
-		hv = &horizonVersions{byVersion: map[uint64]*greenwavev1.ModelSnapshot{}}
-		hs[s.GetHorizonS()] = hv
+		hv = &horizonVersions{byVersion: map[uint64]*train.Snapshot{}}
+		hs[s.HorizonS] = hv
 	}
-	hv.byVersion[s.GetVersion()] = s
-	hv.latest = max(hv.latest, s.GetVersion())
+	hv.byVersion[s.Version] = s
+	hv.latest = max(hv.latest, s.Version)
 	if floor, ok := rs.floor(key, hs); ok {
 		for _, x := range hs {
 			for v := range x.byVersion {
@@ -517,7 +517,7 @@ func (rs *restoreSet) floor(key string, hs map[uint32]*horizonVersions) (uint64,
 
 // pick returns, per learner key, the snapshots of the floor version in configured horizon order and the
 // learner's configuration, or the reason the learner cannot be restored.
-func (rs *restoreSet) pick(key string) ([]*greenwavev1.ModelSnapshot, train.Config, error) {
+func (rs *restoreSet) pick(key string) ([]*train.Snapshot, train.Config, error) {
 	hs := rs.learners[key]
 	horizons, err := rs.horizons(key)
 	if err != nil {
@@ -532,7 +532,7 @@ func (rs *restoreSet) pick(key string) ([]*greenwavev1.ModelSnapshot, train.Conf
 		sort.Strings(have)
 		return nil, train.Config{}, fmt.Errorf("snapshots for horizons [%s] s, configured %v s", strings.Join(have, " "), horizons)
 	}
-	out := make([]*greenwavev1.ModelSnapshot, 0, len(horizons))
+	out := make([]*train.Snapshot, 0, len(horizons))
 	for _, h := range horizons {
 		s := hs[h].byVersion[floor]
 		if s == nil {
@@ -578,8 +578,8 @@ func restorePartition(ctx context.Context, brokers []string, part, partitions in
 					zap.Int64("offset", msg.Offset), zap.Error(err))
 				return nil
 			}
-			if !s.GetServed() {
-				rs.add(s.GetModelId(), s)
+			if !s.Served {
+				rs.add(s.ModelID, s)
 			}
 			return nil
 		})
@@ -593,11 +593,11 @@ func restorePartition(ctx context.Context, brokers []string, part, partitions in
 		if err == nil {
 			var l *train.Learner
 			first := snaps[0]
-			if l, err = train.RestoreLearner(first.GetIntersectionId(), first.GetApproachId(), snaps, lcfg); err == nil {
+			if l, err = train.RestoreLearner(first.IntersectionID, first.ApproachID, snaps, lcfg); err == nil {
 				p.learners[key] = l
-				p.served[key] = servedMark{end: first.GetUpdatedAt().GetSeconds(), ready: servable(first)}
+				p.served[key] = servedMark{end: first.UpdatedAt.Unix(), ready: servable(first)}
 				p.forecasting[key] = servable(first)
-				p.eventTime = max(p.eventTime, first.GetUpdatedAt().GetSeconds())
+				p.eventTime = max(p.eventTime, first.UpdatedAt.Unix())
 				for _, s := range snaps {
 					m.evals.set(s)
 				}

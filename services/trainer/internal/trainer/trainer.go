@@ -17,6 +17,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -47,7 +48,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	m := newMetrics(env.Registry)
 	status := newStatusBoard()
 	store := models.NewStore()
-	hub := broadcast.New[*greenwavev1.ModelSnapshot]()
+	hub := broadcast.New[*train.Snapshot]()
 	defer hub.Close()
 	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
@@ -80,11 +81,11 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 // followModels reads the whole models topic into store, from the beginning and then as it grows, publishing
 // every stored update to hub; caughtUp is called once the topic's end at start-up is reached.
 func followModels(ctx context.Context, brokers []string, topic string, partitions int, store *models.Store,
-	hub *broadcast.Hub[*greenwavev1.ModelSnapshot], m *metrics, log *zap.Logger, caughtUp func()) error {
+	hub *broadcast.Hub[*train.Snapshot], m *metrics, log *zap.Logger, caughtUp func()) error {
 	return wire.FollowModels(ctx, brokers, topic, partitions, wire.ModelFollower{
-		Put: func(s *greenwavev1.ModelSnapshot) {
+		Put: func(s *train.Snapshot) {
 			if store.Put(s) {
-				hub.Publish(s.GetModelId(), s)
+				hub.Publish(s.ModelID, s)
 			}
 		},
 		Undecodable: func(msg kafka.Message, err error) {

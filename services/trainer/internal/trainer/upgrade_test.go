@@ -17,6 +17,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
+	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -45,13 +46,13 @@ func TestHandleFeatureSetUpgrade(t *testing.T) {
 		_, err := p.Handle(ctx, messages(t, 0, f)[0])
 		return err
 	}
-	checkpoint := func() []*greenwavev1.ModelSnapshot {
+	checkpoint := func() []*train.Snapshot {
 		t.Helper()
 		outs, err := p.Checkpoint(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var snaps []*greenwavev1.ModelSnapshot
+		var snaps []*train.Snapshot
 		for _, o := range outs {
 			if o.Topic != p.names.TrainerState {
 				continue // the served forms
@@ -97,15 +98,15 @@ func TestHandleFeatureSetUpgrade(t *testing.T) {
 	}
 	wantNames := upgradeNamesV2[1:] // without "bias"
 	for _, s := range snaps {
-		if s.GetVersion() != 11 || s.GetFeatureSetVersion() != 2 || !slices.Equal(s.GetFeatureNames()[:len(wantNames)], wantNames) {
-			t.Errorf("%s: version %d, feature set %d %v; want 11, 2 with the new names", s.GetModelId(), s.GetVersion(),
-				s.GetFeatureSetVersion(), s.GetFeatureNames())
+		if s.Version != 11 || s.FeatureSetVersion != 2 || !slices.Equal(s.FeatureNames[:len(wantNames)], wantNames) {
+			t.Errorf("%s: version %d, feature set %d %v; want 11, 2 with the new names", s.ModelID, s.Version,
+				s.FeatureSetVersion, s.FeatureNames)
 		}
 		if !store.Put(s) {
-			t.Errorf("%s: the models store kept the old feature set's model", s.GetModelId())
+			t.Errorf("%s: the models store kept the old feature set's model", s.ModelID)
 		}
-		if got, _ := store.Get(s.GetModelId()); got.GetFeatureSetVersion() != 2 {
-			t.Errorf("%s: the store serves feature set %d", s.GetModelId(), got.GetFeatureSetVersion())
+		if got, _ := store.Get(s.ModelID); got.FeatureSetVersion != 2 {
+			t.Errorf("%s: the store serves feature set %d", s.ModelID, got.FeatureSetVersion)
 		}
 	}
 
@@ -141,8 +142,8 @@ func TestHandleFeatureSetUpgrade(t *testing.T) {
 		t.Fatalf("next window of the new feature set: %v", err)
 	}
 	for _, s := range checkpoint() {
-		if s.GetVersion() != 12 {
-			t.Errorf("%s: version %d, want 12", s.GetModelId(), s.GetVersion())
+		if s.Version != 12 {
+			t.Errorf("%s: version %d, want 12", s.ModelID, s.Version)
 		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 )
 
 // BuildFake builds the fake service into dir once per name of names, as dir/NAME (hard links of one binary:
@@ -57,12 +57,5 @@ func Main(m *testing.M, dir *string, names ...string) int {
 		return 1
 	}
 	*dir = d
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	return code
+	return kafkatest.Main(m)
 }

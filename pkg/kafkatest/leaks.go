@@ -1,0 +1,40 @@
+package kafkatest
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/goleak"
+)
+
+// VerifyTestMain runs a package's tests and exits, failing them if any goroutine outlives them: see [Main].
+func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
+	os.Exit(Main(m, opts...))
+}
+
+// Main runs a package's tests and returns the exit code for os.Exit: 1 when a goroutine outlived them. Call it
+// (or [VerifyTestMain]) from TestMain in every package whose code starts goroutines.
+//
+// kafka-go's shared DefaultTransport (used by every kafka.Client and Writer without a Transport of their own)
+// keeps its idle broker connections, each with a goroutine, for reuse; they belong to the process, not to the
+// test that dialled them, so they are closed before the check rather than ignored by name.
+func Main(m *testing.M, opts ...goleak.Option) int {
+	code := m.Run()
+	if code == 0 {
+		CloseIdleConnections()
+		if err := goleak.Find(opts...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines outlived the tests: %v\n", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// CloseIdleConnections closes the idle connections of kafka-go's DefaultTransport.
+func CloseIdleConnections() {
+	if t, ok := kafka.DefaultTransport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}
