@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -23,18 +22,14 @@ func EncodeModel(topic string, s *train.Snapshot) (stream.Output, error) {
 // DecodeModel decodes a record EncodeModel made, or a plain one written before snapshots were compressed. A
 // tombstone is an error; check m.Value first.
 func DecodeModel(m kafka.Message) (*train.Snapshot, error) {
-	b, err := stream.Value(m, MaxModelBytes)
+	s, err := TopicModels.Decode(m)
 	if err != nil {
 		return nil, fmt.Errorf("model record %q: %w", m.Key, err)
-	}
-	var s greenwavev1.ModelSnapshot
-	if err := proto.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("model record %q: decode %s: %w", m.Key, TopicModels.Payload(), err)
 	}
 	if s.GetModelId() == "" {
 		return nil, fmt.Errorf("model record %q: no model_id", m.Key)
 	}
-	return Snapshot(&s), nil
+	return Snapshot(s), nil
 }
 
 // ModelFilter converts a ModelService filter (nil matches every model). A target this build does not know

@@ -7,11 +7,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
-	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 )
 
 // planCounter counts the plans on the plans topic by reason for `greenwave dev`'s summaries. The counts come
@@ -43,10 +42,7 @@ func newPlanCounter(ctx context.Context, brokers []string, topic string, st *sta
 // not a SignalPlan counts under the reason "unspecified".
 func (c *planCounter) run(ctx context.Context) error {
 	err := stream.Follow(ctx, c.brokers, c.topic, c.partitions, func(m kafka.Message) error {
-		var p greenwavev1.SignalPlan
-		if proto.Unmarshal(m.Value, &p) != nil {
-			p.Reset()
-		}
+		p, _ := wire.TopicPlans.Decode(m) // empty when it does not decode: counted as unspecified
 		c.stats.plan(p.GetReason())
 		c.mu.Lock()
 		defer c.mu.Unlock()
