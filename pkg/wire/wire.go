@@ -1,6 +1,8 @@
-// Package wire converts between the protobuf contracts (Kafka topics, changelogs, the collector's APIs) and the
-// pure domain types of pkg/clean, pkg/features, pkg/ingest and pkg/sim, so services stay thin and every service
-// converts the same way.
+// Package wire is the only code that knows protobuf. It declares every topic once (topic.go: name, payload
+// message, key and event-id rules, schema version, encoding), holds the state formats of the changelogs, and
+// converts between the protobuf contracts and the pure domain types of pkg/clean, pkg/features, pkg/ingest,
+// pkg/sim, pkg/train and pkg/signal, so services stay thin and every service converts the same way. Enum
+// mappings are tables whose tests fail when a value is added on one side only.
 package wire
 
 import (
