@@ -640,14 +640,14 @@ func (p *partition) Checkpoint(ctx context.Context) ([]stream.Output, error) {
 		return nil, fmt.Errorf("end offset of the plans partition: %w", err)
 	}
 	p.seq++
-	mark := checkpointMark{plansOffset: end, seq: p.seq, records: uint32(len(ids))}
+	mark := wire.SignalCheckpoint{PlansOffset: end, Seq: p.seq, Records: uint32(len(ids))}
 	outs := make([]stream.Output, 0, len(ids))
 	for _, id := range ids {
-		b, err := encodeState(p.state[id], mark)
+		b, err := wire.EncodeSignalState(p.state[id], mark)
 		if err != nil {
 			return nil, fmt.Errorf("encode state of %s: %w", id, err)
 		}
-		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b, Payload: statePayload})
+		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b, Payload: wire.SignalStatePayload})
 	}
 	clear(p.dirty)
 	return outs, nil
@@ -661,9 +661,9 @@ func (p *partition) Checkpoint(ctx context.Context) ([]stream.Output, error) {
 // checkpoint (the committed offset) are replayed.
 func restorePartition(ctx context.Context, svc *service, part int) (*partition, error) {
 	p := newPartition(svc, part)
-	marks := map[string]checkpointMark{}
+	marks := map[string]wire.SignalCheckpoint{}
 	err := stream.ReadPartition(ctx, svc.brokers, svc.names.SignalState, part, func(msg kafka.Message) error {
-		st, mark, err := decodeStateRecord(string(stream.Header(msg, stream.HeaderPayload)), msg.Value)
+		st, mark, err := wire.DecodeSignalState(string(stream.Header(msg, stream.HeaderPayload)), msg.Value)
 		if err != nil {
 			return fmt.Errorf("state of %s: %w", msg.Key, err)
 		}
@@ -675,17 +675,17 @@ func restorePartition(ctx context.Context, svc *service, part int) (*partition, 
 		return nil, fmt.Errorf("restore signal-control state: %w", err)
 	}
 	from := plansFrom(marks)
-	if n := len(marks); n > 0 && from != marks[newestMarked(marks)].plansOffset {
+	if n := len(marks); n > 0 && from != marks[newestMarked(marks)].PlansOffset {
 		svc.log.Warn("the newest state checkpoint is incomplete (the process ended while writing it): reading the plans topic from the oldest record's offset",
 			zap.Int("partition", part), zap.Int64("from", from))
 	}
 	for _, mark := range marks {
-		p.seq = max(p.seq, mark.seq)
+		p.seq = max(p.seq, mark.Seq)
 	}
 	n := 0
 	err = svc.readPlans(ctx, part, from, func(msg kafka.Message) error {
 		id := string(msg.Key)
-		if msg.Offset < marks[id].plansOffset {
+		if msg.Offset < marks[id].PlansOffset {
 			return nil // already in the intersection's record
 		}
 		plan, err := wire.TopicPlans.Decode(msg)
@@ -734,37 +734,37 @@ func restorePartition(ctx context.Context, svc *service, part int) (*partition, 
 }
 
 // newestMarked returns the intersection whose record has the newest checkpoint number.
-func newestMarked(marks map[string]checkpointMark) string {
+func newestMarked(marks map[string]wire.SignalCheckpoint) string {
 	best, bestSeq := "", uint64(0)
 	for id, m := range marks {
-		if best == "" || m.seq > bestSeq || (m.seq == bestSeq && id < best) {
-			best, bestSeq = id, m.seq
+		if best == "" || m.Seq > bestSeq || (m.Seq == bestSeq && id < best) {
+			best, bestSeq = id, m.Seq
 		}
 	}
 	return best
 }
 
 // plansFrom returns the plans offset a restore reads from. Every record covers the plans below its own
-// plansOffset, and an intersection missing from a checkpoint issued no plan between its record and that
+// PlansOffset, and an intersection missing from a checkpoint issued no plan between its record and that
 // checkpoint; so when the newest checkpoint is complete (all of its records are there: a checkpoint is written
 // whole before offsets are committed, but a process may end halfway), its offset covers every intersection.
 // Otherwise the oldest record's offset does. No record (a first start, or a changelog from before any
 // checkpoint) reads the partition from its start.
-func plansFrom(marks map[string]checkpointMark) int64 {
+func plansFrom(marks map[string]wire.SignalCheckpoint) int64 {
 	if len(marks) == 0 {
 		return 0
 	}
 	newest := marks[newestMarked(marks)]
 	n := uint32(0)
-	oldest := newest.plansOffset
+	oldest := newest.PlansOffset
 	for _, m := range marks {
-		if m.seq == newest.seq {
+		if m.Seq == newest.Seq {
 			n++
 		}
-		oldest = min(oldest, m.plansOffset)
+		oldest = min(oldest, m.PlansOffset)
 	}
-	if newest.seq > 0 && n == newest.records {
-		return newest.plansOffset
+	if newest.Seq > 0 && n == newest.Records {
+		return newest.PlansOffset
 	}
 	return oldest
 }
