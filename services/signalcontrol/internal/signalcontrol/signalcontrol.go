@@ -267,9 +267,8 @@ func (pl *Planner) Plan(p *greenwavev1.IntersectionPrediction, st *intersectionS
 		plan.Detail += "; " + signal.CoordinationNote(plan, co.corridor, co.cycleS, co.offsetS)
 	}
 	plan.Detail = note + plan.Detail
-	out := wire.PlanProto(plan, wire.PlanID(in.ID, p.GetWindowStart().AsTime()), from, from.Add(pl.validity), inputs, p.GetEventId(), pl.revision)
-	out.OverrideId = ov.GetOverrideId()
-	return pl.finalGate(in, out, plan.FallbackCauses)
+	return pl.finalGate(in, plan, planRecord{id: wire.PlanID(in.ID, p.GetWindowStart().AsTime()), validFrom: from, validUntil: from.Add(pl.validity),
+		inputs: inputs, sourceEventID: p.GetEventId(), overrideID: ov.GetOverrideId()}, plan.FallbackCauses)
 }
 
 // overridePlan is the plan issued at once when a pinned plan or fixed-time override arrives, valid from now
@@ -292,23 +291,35 @@ func (pl *Planner) overridePlan(ov *greenwavev1.Override, now time.Time) (planRe
 		return planResult{}, fmt.Errorf("override plan for %s: %w", in.ID, err)
 	}
 	plan.Detail = fmt.Sprintf("operator override %s (%s by %s) pins %s; %s", ov.GetOverrideId(), ov.GetReason(), ov.GetOperator(), modeName(ov.GetMode()), plan.Detail)
-	out := wire.PlanProto(plan, ov.GetOverrideId(), now, ov.GetExpiresAt().AsTime(), nil, "", pl.revision)
-	out.OverrideId = ov.GetOverrideId()
-	return pl.finalGate(in, out, causes)
+	return pl.finalGate(in, plan, planRecord{id: ov.GetOverrideId(), validFrom: now, validUntil: ov.GetExpiresAt().AsTime(),
+		overrideID: ov.GetOverrideId()}, causes)
 }
 
-// finalGate re-validates the plan exactly as it will be published (after conversion to the wire message); a
-// plan that fails is replaced by the fixed-time or minimum plan and counted. Nothing else publishes plans.
-func (pl *Planner) finalGate(in topology.Intersection, out *greenwavev1.SignalPlan, causes []signal.Cause) (planResult, error) {
-	verr := signal.Validate(in, wire.Plan(out))
+// planRecord is what a published plan says beyond the plan itself.
+type planRecord struct {
+	id                    string
+	validFrom, validUntil time.Time
+	inputs                []*greenwavev1.PlanInput
+	sourceEventID         string
+	// overrideID is the override the plan applies; a plan the final validation replaced names none.
+	overrideID string
+}
+
+// finalGate validates the plan as it will be published (the conversion to the wire message keeps every field
+// signal.Validate reads), then converts it; a plan that fails is replaced by the fixed-time or minimum plan and
+// counted. Nothing else publishes plans.
+func (pl *Planner) finalGate(in topology.Intersection, plan signal.Plan, rec planRecord, causes []signal.Cause) (planResult, error) {
+	verr := signal.Validate(in, plan)
 	if verr == nil {
+		out := wire.PlanProto(plan, rec.id, rec.validFrom, rec.validUntil, rec.inputs, rec.sourceEventID, pl.revision)
+		out.OverrideId = rec.overrideID
 		return planResult{plan: out, causes: causes}, nil
 	}
 	safe, err := signal.Safe(in, signal.Plan{}, fmt.Errorf("final validation: %w", verr))
 	if err != nil {
 		return planResult{}, fmt.Errorf("final validation of %s: %w", in.ID, err)
 	}
-	repl := wire.PlanProto(safe, out.GetPlanId(), out.GetValidFrom().AsTime(), out.GetValidUntil().AsTime(), out.GetInputs(), out.GetSourceEventId(), pl.revision)
+	repl := wire.PlanProto(safe, rec.id, rec.validFrom, rec.validUntil, rec.inputs, rec.sourceEventID, pl.revision)
 	return planResult{plan: repl, causes: causes, repaired: true}, nil
 }
 
