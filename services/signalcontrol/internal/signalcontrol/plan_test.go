@@ -1,10 +1,13 @@
 package signalcontrol
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/pkg/signal"
@@ -63,5 +66,63 @@ func TestPlanTextDescribesAppliedPlan(t *testing.T) {
 		if tt.stale && strings.Contains(p.GetReasonDetail(), "common cycle 90s, offset") {
 			t.Errorf("%s: text claims the corridor's timing: %q", tt.name, p.GetReasonDetail())
 		}
+	}
+}
+
+// TestFinalGate: the final validation of the domain plan publishes what validating the converted message did (a
+// valid plan as is, with its override; an invalid one replaced by the fixed-time plan, the record's id, times,
+// inputs and source kept and no override named).
+func TestFinalGate(t *testing.T) {
+	t.Parallel()
+	topo, err := topology.Load("../../../../config/topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &Planner{topo: topology.NewIndex(topo), revision: topo.Revision}
+	in, _ := pl.topo.Intersection("I-101")
+	valid, err := signal.Decide(in, signal.DecideInput{Mode: signal.ModeFixedTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 11, 30, 8, 5, 0, 0, time.FixedZone("X", 3600))
+	rec := planRecord{id: "I-101/1", validFrom: from, validUntil: from.Add(15 * time.Minute),
+		inputs: []*greenwavev1.PlanInput{{ApproachId: "N", FlowVph: 400}}, sourceEventID: "e", overrideID: "ov-1"}
+	longer := valid
+	longer.CycleS += 10
+	badPhase := valid
+	badPhase.Phases = append([]signal.PhaseTiming(nil), valid.Phases...)
+	badPhase.Phases[0].YellowS++
+	tests := []struct {
+		name         string
+		plan         signal.Plan
+		wantRepaired bool
+	}{
+		{"valid", valid, false},
+		{"cycle is not the phases' sum", longer, true},
+		{"yellow not the configured one", badPhase, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			causes := []signal.Cause{"stale"}
+			res, err := pl.finalGate(in, tc.plan, rec, causes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What the gate published when it validated the converted message.
+			want := wire.PlanProto(tc.plan, rec.id, rec.validFrom, rec.validUntil, rec.inputs, rec.sourceEventID, pl.revision)
+			want.OverrideId = rec.overrideID
+			if verr := signal.Validate(in, wire.Plan(want)); verr != nil {
+				safe, err := signal.Safe(in, signal.Plan{}, fmt.Errorf("final validation: %w", verr))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = wire.PlanProto(safe, want.GetPlanId(), want.GetValidFrom().AsTime(), want.GetValidUntil().AsTime(), want.GetInputs(),
+					want.GetSourceEventId(), pl.revision)
+			}
+			if res.repaired != tc.wantRepaired || !proto.Equal(res.plan, want) || !slices.Equal(res.causes, causes) {
+				t.Errorf("got repaired %v, %v, causes %v; want repaired %v, %v", res.repaired, res.plan, res.causes, tc.wantRepaired, want)
+			}
+		})
 	}
 }

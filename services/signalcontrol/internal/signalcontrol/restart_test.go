@@ -19,6 +19,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -74,7 +75,7 @@ func (h *harness) finalState(ctx context.Context) map[string]*intersectionState 
 		got := map[string]*intersectionState{}
 		for part := range 2 {
 			if err := stream.ReadPartition(ctx, h.brokers, h.names.SignalState, part, func(m kafka.Message) error {
-				st, _, err := decodeStateRecord(string(stream.Header(m, stream.HeaderPayload)), m.Value)
+				st, _, err := wire.DecodeSignalState(string(stream.Header(m, stream.HeaderPayload)), m.Value)
 				if err != nil {
 					return err
 				}
@@ -212,15 +213,15 @@ func TestPlansFrom(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		marks map[string]checkpointMark
+		marks map[string]wire.SignalCheckpoint
 		want  int64
 	}{
 		{"no state", nil, 0},
-		{"complete newest", map[string]checkpointMark{"A": {plansOffset: 40, seq: 3, records: 2}, "B": {plansOffset: 40, seq: 3, records: 2}, "C": {plansOffset: 5, seq: 1, records: 3}}, 40},
-		{"incomplete newest", map[string]checkpointMark{"A": {plansOffset: 40, seq: 3, records: 2}, "B": {plansOffset: 20, seq: 2, records: 2}, "C": {plansOffset: 5, seq: 1, records: 3}}, 5},
-		{"earlier release", map[string]checkpointMark{"A": {}, "B": {}}, 0},
+		{"complete newest", map[string]wire.SignalCheckpoint{"A": {PlansOffset: 40, Seq: 3, Records: 2}, "B": {PlansOffset: 40, Seq: 3, Records: 2}, "C": {PlansOffset: 5, Seq: 1, Records: 3}}, 40},
+		{"incomplete newest", map[string]wire.SignalCheckpoint{"A": {PlansOffset: 40, Seq: 3, Records: 2}, "B": {PlansOffset: 20, Seq: 2, Records: 2}, "C": {PlansOffset: 5, Seq: 1, Records: 3}}, 5},
+		{"earlier release", map[string]wire.SignalCheckpoint{"A": {}, "B": {}}, 0},
 		// A's record of the earlier release covers its plans: it would be in checkpoint 1 had it issued any since.
-		{"first checkpoint after an upgrade", map[string]checkpointMark{"A": {}, "B": {plansOffset: 9, seq: 1, records: 1}}, 9},
+		{"first checkpoint after an upgrade", map[string]wire.SignalCheckpoint{"A": {}, "B": {PlansOffset: 9, Seq: 1, Records: 1}}, 9},
 	}
 	for _, tc := range tests {
 		if got := plansFrom(tc.marks); got != tc.want {
@@ -292,11 +293,11 @@ func TestRelearnSurvivesSecondRestart(t *testing.T) {
 	// through passes a partition's state of A through the changelog encoding into a new partition.
 	through := func(p *partition) *partition {
 		t.Helper()
-		b, err := encodeState(p.state["A"], checkpointMark{})
+		b, err := wire.EncodeSignalState(p.state["A"], wire.SignalCheckpoint{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, _, err := decodeStateRecord(statePayload, b)
+		st, _, err := wire.DecodeSignalState(wire.SignalStatePayload, b)
 		if err != nil {
 			t.Fatal(err)
 		}

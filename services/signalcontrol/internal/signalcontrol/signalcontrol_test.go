@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -487,108 +486,6 @@ func waitAudit(t *testing.T, h *harness, eventID string) {
 	if !errors.Is(err, found) {
 		t.Fatalf("audit %s not found: %v", eventID, err)
 	}
-}
-
-func TestStateRoundTrip(t *testing.T) {
-	t.Parallel()
-	var prof signal.Profile
-	prof.Observe("N", 8, 123.456789, 0.1)
-	prof.Observe("N", 8, 1e-300, 0.1)
-	prof.Observe("E", 167, 0, 0.1)
-	tests := []struct {
-		name string
-		st   *intersectionState
-	}{
-		{"empty", &intersectionState{}},
-		{"full", &intersectionState{
-			Plan:      &greenwavev1.SignalPlan{SchemaVersion: 1, PlanId: "A/1", IntersectionId: "A", CycleS: 0.1 + 0.2, ReasonDetail: "x", OverrideId: "o"},
-			WindowEnd: time.Unix(1700000000, 123456789).UTC(), PlannedThrough: time.Unix(1700000900, 0).UTC(), Profile: prof, AppliedOverride: "a", ExpiredOverride: "b",
-		}},
-	}
-	mark := checkpointMark{plansOffset: 1234, seq: 7, records: 3}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b, err := encodeState(tc.st, mark)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, gotMark, err := decodeStateRecord(statePayload, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if gotMark != mark {
-				t.Errorf("checkpoint mark: got %+v, want %+v", gotMark, mark)
-			}
-			if !proto.Equal(got.Plan, tc.st.Plan) || !got.WindowEnd.Equal(tc.st.WindowEnd) || !got.PlannedThrough.Equal(tc.st.PlannedThrough) || got.AppliedOverride != tc.st.AppliedOverride ||
-				got.ExpiredOverride != tc.st.ExpiredOverride || fmt.Sprint(got.Profile) != fmt.Sprint(tc.st.Profile) {
-				t.Errorf("round trip: got %+v, want %+v", got, tc.st)
-			}
-			b2, _ := encodeState(got, gotMark)
-			if string(b2) != string(b) {
-				t.Errorf("re-encoding differs:\n%s\n%s", b, b2)
-			}
-		})
-	}
-	// The JSON value of the previous release still restores, with everything in it.
-	full := tests[1].st
-	planBytes, _ := proto.Marshal(full.Plan)
-	js, _ := json.Marshal(stateRecord{Version: stateVersion, Plan: planBytes, WindowEndUnixNano: full.WindowEnd.UnixNano(),
-		Profile: full.Profile, AppliedOverride: full.AppliedOverride, ExpiredOverride: full.ExpiredOverride})
-	if got, m, err := decodeStateRecord("", js); m != (checkpointMark{}) || err != nil || !proto.Equal(got.Plan, full.Plan) || !got.WindowEnd.Equal(full.WindowEnd) ||
-		fmt.Sprint(got.Profile) != fmt.Sprint(full.Profile) || got.AppliedOverride != "a" || got.ExpiredOverride != "b" {
-		t.Errorf("JSON state of the previous release: %+v, %v", got, err)
-	}
-	if pb, _ := encodeState(full, mark); len(pb) >= len(js) {
-		t.Errorf("protobuf state %d bytes, JSON %d: want smaller", len(pb), len(js))
-	}
-	// Changelog values written by the version before (a bare plan) still restore.
-	legacy, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "A/1", CycleS: 60, ValidFrom: timestamppb.New(time.Unix(100, 0))})
-	st, err := decodeState(legacy)
-	if err != nil || st.Plan.GetCycleS() != 60 || st.WindowEnd.Unix() != 100 {
-		t.Errorf("legacy state: %+v, %v", st, err)
-	}
-}
-
-// FuzzDecodeStateRecord: changelog values of the current format decode or fail cleanly, and what decodes
-// re-encodes to the same bytes.
-func FuzzDecodeStateRecord(f *testing.F) {
-	var prof signal.Profile
-	prof.Observe("N", 3, 120, 0.1)
-	b, _ := encodeState(&intersectionState{Plan: &greenwavev1.SignalPlan{PlanId: "x"}, WindowEnd: time.Unix(5, 0), Profile: prof},
-		checkpointMark{plansOffset: 9, seq: 2, records: 1})
-	f.Add(b)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		st, mark, err := decodeStateRecord(statePayload, b)
-		if err != nil {
-			return
-		}
-		b2, err := encodeState(st, mark)
-		if err != nil {
-			t.Fatalf("decoded state does not encode: %v", err)
-		}
-		st2, mark2, err := decodeStateRecord(statePayload, b2)
-		if err != nil || mark2 != mark {
-			t.Fatalf("re-encoded state does not decode: %v (mark %+v, want %+v)", err, mark2, mark)
-		}
-		if b3, _ := encodeState(st2, mark2); string(b3) != string(b2) {
-			t.Fatal("encoding not stable")
-		}
-	})
-}
-
-func FuzzDecodeState(f *testing.F) {
-	b, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "x"})
-	f.Add(b)
-	f.Add([]byte(`{"version":2,"profile":{"cells":{"N":{"3":{"m":1,"n":1}}}}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := decodeState(b)
-		if err != nil {
-			return
-		}
-		if _, err := encodeState(st, checkpointMark{}); err != nil {
-			t.Fatalf("decoded state does not encode: %v", err)
-		}
-	})
 }
 
 func FuzzParseOperators(f *testing.F) {

@@ -1,0 +1,65 @@
+package signalcontrol
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// API implements SignalControlService.
+type API struct {
+	greenwavev1.UnimplementedSignalControlServiceServer
+	svc    *service
+	hub    *broadcast.Hub[*greenwavev1.SignalPlan]
+	buffer int
+}
+
+// GetPlan returns an intersection's current plan.
+func (a *API) GetPlan(_ context.Context, req *greenwavev1.GetPlanRequest) (*greenwavev1.GetPlanResponse, error) {
+	if req.GetIntersectionId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "intersection_id is required")
+	}
+	p, ok := a.hub.Latest(req.GetIntersectionId())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no plan for intersection %q yet", req.GetIntersectionId())
+	}
+	return &greenwavev1.GetPlanResponse{Plan: p}, nil
+}
+
+// WatchPlans sends the current plans (initial), then every new plan in the order it was issued per
+// intersection. A subscriber that keeps up receives every plan the plans topic carries, with coalesced 0. Only
+// when its queue of SIGNAL_SUBSCRIBER_BUFFER plans is full are an intersection's queued plans merged into its
+// newest one, whose coalesced field counts the plans merged (delivered plus coalesced always accounts for every
+// plan); a subscriber lagging by more intersections than the buffer is ended with RESOURCE_EXHAUSTED and resumes
+// by watching again (current plans first). The Kafka loop never waits for a subscriber.
+func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.SignalControlService_WatchPlansServer) error {
+	var filter func(string, *greenwavev1.SignalPlan) bool
+	if ids := req.GetIntersectionIds(); len(ids) > 0 {
+		filter = func(k string, _ *greenwavev1.SignalPlan) bool { return slices.Contains(ids, k) }
+	}
+	sub := a.hub.Subscribe(a.buffer, filter)
+	defer sub.Close()
+	for {
+		it, err := sub.Next(st.Context())
+		switch {
+		case errors.Is(err, broadcast.ErrOverflow):
+			a.svc.metrics.watchOverflows.Inc()
+			return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from the current plans")
+		case errors.Is(err, broadcast.ErrClosed):
+			return status.Error(codes.Unavailable, "server shutting down")
+		case err != nil:
+			return status.FromContextError(err).Err()
+		}
+		if err := st.Send(&greenwavev1.WatchPlansResponse{Plan: it.Value, Initial: it.Initial, Coalesced: uint32(it.Coalesced)}); err != nil {
+			return err
+		}
+		a.svc.metrics.watchSends.Inc()
+		a.svc.metrics.watchCoalesced.Add(float64(it.Coalesced))
+	}
+}
