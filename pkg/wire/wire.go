@@ -91,11 +91,7 @@ func FrameProto(f features.Frame) *greenwavev1.IntersectionFeatures {
 		SchemaVersion: SchemaVersion, EventId: FeaturesEventID(f.IntersectionID, f.WindowStart),
 		IntersectionId: f.IntersectionID, WindowStart: ts(f.WindowStart), WindowEnd: ts(f.WindowEnd),
 		FeatureSetVersion: uint32(f.FeatureSetVersion), FeatureNames: f.Names, Holiday: f.Holiday,
-		Weather: &greenwavev1.WeatherContext{
-			StationId: f.Weather.StationID, Missing: f.Weather.Missing, ObservedAt: ts(f.Weather.ObservedAt),
-			TemperatureC: opt(f.Weather.HasTemperature, f.Weather.TemperatureC), PrecipitationMmH: opt(f.Weather.HasPrecipitation, f.Weather.PrecipitationMMH),
-			SnowMmH: opt(f.Weather.HasSnow, f.Weather.SnowMMH), VisibilityM: opt(f.Weather.HasVisibility, f.Weather.VisibilityM),
-		},
+		Weather: WeatherContextProto(f.Weather),
 	}
 	for _, v := range f.Approaches {
 		out.Approaches = append(out.Approaches, &greenwavev1.FeatureVector{
@@ -105,6 +101,16 @@ func FrameProto(f features.Frame) *greenwavev1.IntersectionFeatures {
 		})
 	}
 	return out
+}
+
+// WeatherContextProto converts the weather joined to a window, as frames and predictions carry it: a value
+// its observation lacks stays unset, never zero.
+func WeatherContextProto(w features.WeatherContext) *greenwavev1.WeatherContext {
+	return &greenwavev1.WeatherContext{
+		StationId: w.StationID, Missing: w.Missing, ObservedAt: ts(w.ObservedAt),
+		TemperatureC: opt(w.HasTemperature, w.TemperatureC), PrecipitationMmH: opt(w.HasPrecipitation, w.PrecipitationMMH),
+		SnowMmH: opt(w.HasSnow, w.SnowMMH), VisibilityM: opt(w.HasVisibility, w.VisibilityM),
+	}
 }
 
 // ObservedProto converts an approach's observed targets.

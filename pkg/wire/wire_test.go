@@ -45,3 +45,37 @@ func TestFrameToleratesMissingParts(t *testing.T) {
 		t.Errorf("Frame() = %+v, want missing weather and no observations", got)
 	}
 }
+
+// TestWeatherContextProto: a frame's weather converts to the record the features topic and predictions carry,
+// with the values its observation lacks unset, and decodes back to itself.
+func TestWeatherContextProto(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 2, 7, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		w    features.WeatherContext
+		want *greenwavev1.WeatherContext
+	}{
+		{"missing", features.WeatherContext{StationID: "S", Missing: true}, &greenwavev1.WeatherContext{StationId: "S", Missing: true}},
+		{"some values", features.WeatherContext{StationID: "S", ObservedAt: at, TemperatureC: -2, HasTemperature: true, SnowMMH: 0, HasSnow: true},
+			&greenwavev1.WeatherContext{StationId: "S", ObservedAt: ts(at), TemperatureC: proto.Float64(-2), SnowMmH: proto.Float64(0)}},
+		{"every value", features.WeatherContext{StationID: "S", ObservedAt: at, TemperatureC: 20, HasTemperature: true,
+			PrecipitationMMH: 1.5, HasPrecipitation: true, SnowMMH: 0.5, HasSnow: true, VisibilityM: 800, HasVisibility: true},
+			&greenwavev1.WeatherContext{StationId: "S", ObservedAt: ts(at), TemperatureC: proto.Float64(20),
+				PrecipitationMmH: proto.Float64(1.5), SnowMmH: proto.Float64(0.5), VisibilityM: proto.Float64(800)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := WeatherContextProto(tc.w)
+			if !proto.Equal(got, tc.want) {
+				t.Fatalf("WeatherContextProto = %v, want %v", got, tc.want)
+			}
+			if fp := FrameProto(features.Frame{Weather: tc.w}).GetWeather(); !proto.Equal(fp, got) {
+				t.Errorf("FrameProto's weather = %v, want %v", fp, got)
+			}
+			if back := Frame(&greenwavev1.IntersectionFeatures{Weather: got}).Weather; back != tc.w {
+				t.Errorf("decoded back = %+v, want %+v", back, tc.w)
+			}
+		})
+	}
+}

@@ -51,7 +51,7 @@ func (pr *Predictor) Predict(f features.Frame) *greenwavev1.IntersectionPredicti
 	out := &greenwavev1.IntersectionPrediction{
 		SchemaVersion: wire.SchemaVersion, EventId: wire.FeaturesEventID(f.IntersectionID, f.WindowStart),
 		IntersectionId: f.IntersectionID, WindowStart: timestamppb.New(f.WindowStart), WindowEnd: timestamppb.New(f.WindowEnd),
-		Weather: wire.FrameProto(features.Frame{Weather: f.Weather}).GetWeather(),
+		Weather: wire.WeatherContextProto(f.Weather),
 	}
 	horizons, _ := pr.horizons.of(f) // a frame whose window fits no horizon gets no forecast (Handle dead-letters it)
 	if len(horizons) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/train"
+	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -271,6 +272,29 @@ func TestPredictNoData(t *testing.T) {
 				if len(ap.GetHorizons()) == 0 {
 					t.Errorf("%s: no flow forecast; a failed detector still gets its (baseline) forecasts", ap.GetApproachId())
 				}
+			}
+		})
+	}
+}
+
+// TestPredictCarriesWeather: a prediction carries its frame's weather exactly as the features record has it.
+func TestPredictCarriesWeather(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		w    features.WeatherContext
+	}{
+		{"missing", features.WeatherContext{StationID: "S", Missing: true}},
+		{"observed", features.WeatherContext{StationID: "S", ObservedAt: epoch, TemperatureC: -3, HasTemperature: true,
+			PrecipitationMMH: 0, HasPrecipitation: true, VisibilityM: 400, HasVisibility: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := testFrame(3)
+			f.Weather = tc.w
+			got := newTestPredictor(models.NewStore(), time.Hour).Predict(f).GetWeather()
+			if want := wire.FrameProto(f).GetWeather(); !proto.Equal(got, want) {
+				t.Fatalf("prediction weather %v, want the frame's %v", got, want)
 			}
 		})
 	}
