@@ -214,20 +214,20 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		p := newPartition(part, counts[names.Readings], env.Topology, cc, names, weather, m)
 		p.cad = cfg.cadence()
 		p.wsync = wsync
-		raw, size := map[string][]byte{}, map[string]int{}
+		latest := map[string]kafka.Message{}
 		err := stream.ReadPartition(ctx, cfg.Brokers, names.CleanerState, part, func(msg kafka.Message) error {
 			if msg.Value == nil {
-				delete(raw, string(msg.Key))
+				delete(latest, string(msg.Key))
 			} else {
-				raw[string(msg.Key)], size[string(msg.Key)] = msg.Value, stream.MessageBytes(msg)
+				latest[string(msg.Key)] = msg
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("restore cleaner state: %w", err)
 		}
-		for _, id := range slices.Sorted(maps.Keys(raw)) {
-			skip, err := p.restore(id, raw[id])
+		for _, id := range slices.Sorted(maps.Keys(latest)) {
+			skip, err := p.restore(id, latest[id])
 			if err != nil {
 				return nil, err
 			}
@@ -235,7 +235,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 				env.Log.Warn("dropping restored state", zap.String("intersection", id), zap.Int("partition", part), zap.String("why", skip))
 				continue
 			}
-			p.setStateBytes(id, size[id])
+			p.setStateBytes(id, stream.MessageBytes(latest[id]))
 		}
 		env.Log.Info("partition state restored", zap.Int("partition", part), zap.Int("intersections", len(p.states)))
 		return p.handler(), nil
