@@ -99,35 +99,6 @@ func newPartition(id, partitions int, topo *topology.Index, cfg clean.Config, na
 		states: clean.States{}, applied: map[string]int64{}, dirty: map[string]bool{}, stateBytes: map[string]int64{}}
 }
 
-// restore loads one changelog record (the latest for its key, id). State the partition must not hold — an
-// intersection no longer in the topology, or one whose readings now go to another partition — is reported as
-// a non-empty skip reason so the caller can log it and go on.
-func (p *partition) restore(id string, rec kafka.Message) (skip string, err error) {
-	in, ok := p.topo.Intersection(id)
-	if !ok {
-		return "the intersection is no longer in the topology", nil
-	}
-	if want, ok := p.home(id); !ok {
-		// Its feature group changed: the state is stale here, and holding it would emit a second stream of
-		// frames for the intersection from this partition.
-		return fmt.Sprintf("the intersection's readings now go to partition %d (its feature group changed)", want), nil
-	}
-	snap, err := wire.DecodeCleanerRecord(rec)
-	if err != nil {
-		return "", fmt.Errorf("restore state of %s: %w", id, err)
-	}
-	s, err := wire.RestoreCleaner(in, p.cfg, snap.State)
-	if err != nil {
-		return "", fmt.Errorf("restore state of %s: %w", id, err)
-	}
-	s.SetUpstream(p.states)
-	p.states[id] = s
-	if snap.SourceOffset >= 0 && snap.SourcePartition == p.id {
-		p.applied[id] = snap.SourceOffset
-	}
-	return "", nil
-}
-
 // home reports the partition an intersection's readings and state belong to under the topology, and whether
 // it is this one (always true when the partition count is unknown).
 func (p *partition) home(id string) (int, bool) {
