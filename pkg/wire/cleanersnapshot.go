@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -15,6 +19,10 @@ import (
 // greenwave.v1.CleanerSnapshot. Version 1 was JSON; DecodeCleanerSnapshot still reads it (and the bare JSON
 // state from before the envelope) so that an upgrade restores its state once.
 const CleanerSnapshotVersion = 2
+
+// cleanerSnapshotPayload is the greenwave-payload header of a changelog record, so that tools (greenwave tail)
+// decode the envelope.
+var cleanerSnapshotPayload = string((&greenwavev1.CleanerSnapshot{}).ProtoReflect().Descriptor().FullName())
 
 // ErrBadCleanerSnapshot is wrapped by DecodeCleanerSnapshot when changelog bytes are not a usable envelope.
 var ErrBadCleanerSnapshot = errors.New("bad cleaner snapshot")
@@ -48,6 +56,30 @@ func EncodeCleanerSnapshot(partition int, offset int64, state []byte) ([]byte, e
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
 	return b, nil
+}
+
+// EncodeCleanerRecord returns the changelog record of an intersection's state covering the input through
+// offset of partition (-1: none recorded): keyed by the intersection id and, like the readings it is
+// co-partitioned with, placed by partitionKey (its feature group), with the envelope's payload header.
+func EncodeCleanerRecord(n topics.Names, id, partitionKey string, s *clean.Intersection, partition int, offset int64) (stream.Output, error) {
+	st, err := MarshalCleaner(s)
+	if err != nil {
+		return stream.Output{}, fmt.Errorf("marshal state of %s: %w", id, err)
+	}
+	b, err := EncodeCleanerSnapshot(partition, offset, st)
+	if err != nil {
+		return stream.Output{}, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	return stream.Output{Topic: n.CleanerState, Key: []byte(id), Value: b, PartitionKey: partitionKey, Payload: cleanerSnapshotPayload}, nil
+}
+
+// DecodeCleanerRecord reads a changelog record (DecodeCleanerSnapshot of its value). A payload header naming
+// another message is an error wrapping ErrBadCleanerSnapshot; records of older cleaners carry none.
+func DecodeCleanerRecord(m kafka.Message) (CleanerSnapshot, error) {
+	if p := stream.Header(m, stream.HeaderPayload); p != nil && string(p) != cleanerSnapshotPayload {
+		return CleanerSnapshot{}, fmt.Errorf("%w: payload %q, want %s", ErrBadCleanerSnapshot, p, cleanerSnapshotPayload)
+	}
+	return DecodeCleanerSnapshot(m.Value)
 }
 
 // DecodeCleanerSnapshot reads a changelog value: the protobuf envelope, or a JSON one (version 1) or a bare

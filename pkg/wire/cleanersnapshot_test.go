@@ -5,9 +5,12 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/stream"
+	"github.com/greenwave-city/greenwave/pkg/topics"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -93,4 +96,47 @@ func FuzzDecodeCleanerSnapshot(f *testing.F) {
 			t.Fatalf("restore: error %v does not wrap ErrBadState", err)
 		}
 	})
+}
+
+// TestCleanerRecord: a changelog record is keyed and placed as the readings, carries the envelope's payload
+// header (the message's full name), and decodes back; a record of another payload is refused, one without a
+// payload header (older cleaners) is read.
+func TestCleanerRecord(t *testing.T) {
+	t.Parallel()
+	names := topics.DefaultNames("")
+	s := stateFixtureOf(t, 12)
+	out, err := EncodeCleanerRecord(names, "I-1", "group-1", s, 3, 41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Topic != names.CleanerState || string(out.Key) != "I-1" || out.PartitionKey != "group-1" || out.Payload != "greenwave.v1.CleanerSnapshot" {
+		t.Fatalf("record %s key %q partition key %q payload %q", out.Topic, out.Key, out.PartitionKey, out.Payload)
+	}
+	m := out.Message()
+	for _, tc := range []struct {
+		name    string
+		headers []kafka.Header
+		bad     bool
+	}{
+		{name: "written", headers: m.Headers},
+		{name: "no headers", headers: nil},
+		{name: "other payload", headers: []kafka.Header{{Key: stream.HeaderPayload, Value: []byte(TopicFeatures.Payload())}}, bad: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			snap, err := DecodeCleanerRecord(kafka.Message{Key: m.Key, Value: m.Value, Headers: tc.headers})
+			if tc.bad {
+				if !errors.Is(err, ErrBadCleanerSnapshot) {
+					t.Fatalf("got %v, want ErrBadCleanerSnapshot", err)
+				}
+				return
+			}
+			if err != nil || snap.SourcePartition != 3 || snap.SourceOffset != 41 || snap.Version != CleanerSnapshotVersion {
+				t.Fatalf("got %+v, %v", snap, err)
+			}
+			if _, err := RestoreCleaner(stateTopo(), clean.DefaultConfig(), snap.State); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

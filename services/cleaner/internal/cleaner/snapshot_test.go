@@ -30,7 +30,7 @@ func TestRestoreJSONSnapshot(t *testing.T) {
 		handle(t, ref, m)
 	}
 	p := newTestPartition(t, 0)
-	if skip, err := p.restore("I-100", old); err != nil || skip != "" {
+	if skip, err := p.restore("I-100", kafka.Message{Value: old}); err != nil || skip != "" {
 		t.Fatalf("restore: %q %v", skip, err)
 	}
 	if p.applied["I-100"] != ref.applied["I-100"] || !p.states["I-100"].Watermark().Equal(ref.states["I-100"].Watermark()) {
@@ -91,7 +91,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("accepted offset %d", s.SourceOffset)
 		}
 		// Whatever decodes must restore or fail cleanly, never panic.
-		_, _ = fresh.restore("I-100", b)
+		_, _ = fresh.restore("I-100", kafka.Message{Value: b})
 	})
 }
 

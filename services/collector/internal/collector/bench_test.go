@@ -64,7 +64,7 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		wire.Stamp(r, "anonymous", time.Now())
 		v, _ := proto.Marshal(r)
-		outs[i] = stream.Output{Topic: names.Readings, Key: []byte(r.GetIntersectionId()), Value: v, EventID: r.GetReadingId(), Payload: "greenwave.v1.TrafficReading"}
+		outs[i] = stream.Output{Topic: names.Readings, Key: []byte(r.GetIntersectionId()), Value: v, EventID: r.GetReadingId(), Payload: wire.TopicReadings.Payload()}
 	}
 
 	// The collector, served on loopback.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -17,9 +16,6 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
-
-// payloadSnapshot is the greenwave-payload header of a changelog record.
-const payloadSnapshot = "greenwave.v1.CleanerSnapshot"
 
 // partition is the handler of one assigned input partition: the state of every intersection it holds. It is
 // used from the partition's goroutine only.
@@ -101,35 +97,6 @@ func (p *partition) setStateBytes(id string, n int) { p.stateBytes[id] = int64(n
 func newPartition(id, partitions int, topo *topology.Index, cfg clean.Config, names topics.Names, weather clean.WeatherLookup, m *metrics) *partition {
 	return &partition{id: id, partitions: partitions, topo: topo, cfg: cfg, names: names, weather: weather, metrics: m,
 		states: clean.States{}, applied: map[string]int64{}, dirty: map[string]bool{}, stateBytes: map[string]int64{}}
-}
-
-// restore loads one changelog record (the latest for its key). State the partition must not hold — an
-// intersection no longer in the topology, or one whose readings now go to another partition — is reported as
-// a non-empty skip reason so the caller can log it and go on.
-func (p *partition) restore(id string, value []byte) (skip string, err error) {
-	in, ok := p.topo.Intersection(id)
-	if !ok {
-		return "the intersection is no longer in the topology", nil
-	}
-	if want, ok := p.home(id); !ok {
-		// Its feature group changed: the state is stale here, and holding it would emit a second stream of
-		// frames for the intersection from this partition.
-		return fmt.Sprintf("the intersection's readings now go to partition %d (its feature group changed)", want), nil
-	}
-	snap, err := wire.DecodeCleanerSnapshot(value)
-	if err != nil {
-		return "", fmt.Errorf("restore state of %s: %w", id, err)
-	}
-	s, err := wire.RestoreCleaner(in, p.cfg, snap.State)
-	if err != nil {
-		return "", fmt.Errorf("restore state of %s: %w", id, err)
-	}
-	s.SetUpstream(p.states)
-	p.states[id] = s
-	if snap.SourceOffset >= 0 && snap.SourcePartition == p.id {
-		p.applied[id] = snap.SourceOffset
-	}
-	return "", nil
 }
 
 // home reports the partition an intersection's readings and state belong to under the topology, and whether
@@ -228,11 +195,11 @@ func (p *partition) outputs(id string, res clean.Result, m kafka.Message, curren
 		re := &stream.RejectError{Reason: reason, Detail: rej.Detail, EventID: rej.Reading.ID, ObservedAt: rej.Reading.Start}
 		src, dlID := m, ""
 		if rej.Reading.ID != currentID || m.Value == nil {
-			b, err := proto.Marshal(wire.ReadingProto(rej.Reading))
+			o, err := wire.TopicReadings.Encode(p.names, wire.ReadingProto(rej.Reading))
 			if err != nil {
 				return nil, fmt.Errorf("encode rejected reading %s: %w", rej.Reading.ID, err)
 			}
-			src = kafka.Message{Topic: p.names.Readings, Partition: p.id, Offset: -1, Key: []byte(rej.Reading.IntersectionID), Value: b}
+			src = kafka.Message{Topic: o.Topic, Partition: p.id, Offset: -1, Key: o.Key, Value: o.Value}
 		}
 		if src.Offset < 0 {
 			// No source offset (a buffered reading rejected when its window closed): the offset-based id
@@ -299,18 +266,11 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 		if !ok {
 			off = -1
 		}
-		st, err := wire.MarshalCleaner(p.states[id])
-		if err != nil {
-			return nil, fmt.Errorf("marshal state of %s: %w", id, err)
-		}
-		b, err := wire.EncodeCleanerSnapshot(p.id, off, st)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", id, err)
-		}
 		// The changelog is co-partitioned with the readings, by feature group.
-		// The payload header lets tools (greenwave tail) decode the envelope.
-		out := stream.Output{Topic: p.names.CleanerState, Key: []byte(id), Value: b, PartitionKey: p.topo.PartitionKey(id),
-			Payload: payloadSnapshot}
+		out, err := wire.EncodeCleanerRecord(p.names, id, p.topo.PartitionKey(id), p.states[id], p.id, off)
+		if err != nil {
+			return nil, err
+		}
 		p.setStateBytes(id, stream.MessageBytes(out.Message()))
 		outs = append(outs, out)
 	}

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
@@ -45,54 +43,6 @@ func (f *failure) GRPCStatus() *status.Status {
 		return st
 	}
 	return withDetails
-}
-
-type gatewayKey struct{}
-
-// gatewayOf returns the gateway the auth interceptor identified.
-func gatewayOf(ctx context.Context) *gateways.Gateway {
-	g, _ := ctx.Value(gatewayKey{}).(*gateways.Gateway)
-	return g
-}
-
-// authenticate identifies the caller from an Authorization header value ("" when absent).
-func (s *Service) authenticate(header string) (*gateways.Gateway, *failure) {
-	deny := func(gateway, reason, msg string) *failure {
-		s.metrics.authDenied.WithLabelValues(gateway, reason).Inc()
-		return &failure{code: codes.Unauthenticated, httpStatus: http.StatusUnauthorized, label: reason, message: msg}
-	}
-	token, err := gateways.BearerToken(header)
-	if errors.Is(err, gateways.ErrNoToken) {
-		if s.allowAnonymous {
-			return gateways.Anonymous(), nil
-		}
-		return nil, deny("none", "missing_token", `a gateway token is required: send "authorization: Bearer <token>"`)
-	}
-	if err != nil {
-		return nil, deny("unknown", "malformed_token", err.Error())
-	}
-	if s.gateways != nil {
-		if g, ok := s.gateways.Authenticate(token); ok {
-			return g, nil
-		}
-	}
-	return nil, deny("unknown", "unknown_token", "the gateway token is not valid")
-}
-
-const servicePrefix = "/" + "greenwave.v1.CollectorService" + "/"
-
-func (s *Service) authenticateGRPC(ctx context.Context) (context.Context, error) {
-	var header string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			header = v[0]
-		}
-	}
-	g, f := s.authenticate(header)
-	if f != nil {
-		return nil, f
-	}
-	return context.WithValue(ctx, gatewayKey{}, g), nil
 }
 
 // ServerOptions are the gRPC options the collector needs: the authentication interceptors (on CollectorService

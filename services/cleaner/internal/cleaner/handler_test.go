@@ -112,7 +112,7 @@ func TestRestoreEqualsUninterrupted(t *testing.T) {
 			}
 			restored := newTestPartition(t, 0)
 			for id, b := range checkpoint(t, first) {
-				if skip, err := restored.restore(id, b); err != nil || skip != "" {
+				if skip, err := restored.restore(id, kafka.Message{Value: b}); err != nil || skip != "" {
 					t.Fatalf("restore %s: %q %v", id, skip, err)
 				}
 			}
@@ -141,14 +141,14 @@ func TestRedeliverySkippedOnlyForItsPartition(t *testing.T) {
 	}
 	snaps := checkpoint(t, p)
 	other := newTestPartition(t, 1) // a snapshot from another partition must not suppress records here
-	if _, err := other.restore("I-100", snaps["I-100"]); err != nil {
+	if _, err := other.restore("I-100", kafka.Message{Value: snaps["I-100"]}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := other.applied["I-100"]; ok {
 		t.Fatal("offset of partition 0 applied to partition 1")
 	}
 	same := newTestPartition(t, 0)
-	if _, err := same.restore("I-100", snaps["I-100"]); err != nil {
+	if _, err := same.restore("I-100", kafka.Message{Value: snaps["I-100"]}); err != nil {
 		t.Fatal(err)
 	}
 	if got := same.applied["I-100"]; got != msgs[len(msgs)-1].Offset {
@@ -176,7 +176,7 @@ func TestRestoreErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			skip, err := newTestPartition(t, 0).restore(tc.id, tc.b)
+			skip, err := newTestPartition(t, 0).restore(tc.id, kafka.Message{Value: tc.b})
 			if !strings.Contains(skip, tc.skip) || (skip == "") != (tc.skip == "") ||
 				(err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 				t.Fatalf("restore = %q, %v; want a skip containing %q and an error containing %q", skip, err, tc.skip, tc.err)
@@ -291,7 +291,7 @@ func TestFeatureGroupPartition(t *testing.T) {
 	if !errors.As(err, &rej) || rej.Reason != greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT || !strings.Contains(rej.Detail, fmt.Sprintf("belongs in partition %d", home)) {
 		t.Fatalf("reading outside its group's partition: %v, want INCONSISTENT naming partition %d", err, home)
 	}
-	skip, err := other.restore("I-101", outs[0].Value)
+	skip, err := other.restore("I-101", outs[0].Message())
 	if err != nil || !strings.Contains(skip, fmt.Sprintf("now go to partition %d", home)) {
 		t.Fatalf("restore outside the group's partition = %q, %v; want it skipped", skip, err)
 	}
@@ -373,7 +373,7 @@ func TestRestoreFromMixedCheckpoints(t *testing.T) {
 				if b == nil {
 					continue
 				}
-				if skip, err := restored.restore(id, b); err != nil || skip != "" {
+				if skip, err := restored.restore(id, kafka.Message{Value: b}); err != nil || skip != "" {
 					t.Fatalf("restore %s: %q %v", id, skip, err)
 				}
 			}
