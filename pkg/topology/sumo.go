@@ -146,12 +146,14 @@ type sumoLink struct {
 //     (start-up loss and the unused end of the change interval taken as equal); no pedestrian minimum;
 //   - the cycle bounds are SUMODefaultMinCycleS..SUMODefaultMaxCycleS, widened to include the program's cycle;
 //     the fixed-time plan is the program's own greens, so the safe fallback is what SUMO would run;
-//   - a normal edge from one traffic light's junction to another's links them: the downstream intersection gets
-//     the upstream one as neighbour, with travel time length / speed averaged over the edge's lanes (the
-//     shortest such edge when several join them), and the approach on that edge gets as upstream the upstream
-//     intersection's approaches whose straight-on links (dir "s") lead into it;
-//   - every group of linked intersections becomes a corridor rooted at its first member, with the longest of its
-//     members' program cycles as common cycle;
+//   - a road from one traffic light to another links them: an approach edge that a traffic light's links lead
+//     into, or that is reached from such an edge through junctions without traffic lights where the road has a
+//     single way in (netconvert splits an edge where turn lanes begin), makes its intersection a neighbour of
+//     that traffic light, with the free-flow travel time (length / speed averaged over each segment's lanes,
+//     rounded to 0.1 s; the shortest road when several join them); the approach gets as upstream the upstream
+//     intersection's approaches whose straight-on links (dir "s") lead into the road;
+//   - every group of linked intersections becomes a corridor "sumo-<root>" rooted at its first member, with the
+//     longest of its members' program cycles as common cycle (brought into the range every member admits);
 //   - window opts.WindowS, time zone opts.TimeZone, no weather station.
 //
 // Problems in the file (malformed XML, numbers that are not numbers, connections to edges that do not exist,
@@ -220,6 +222,7 @@ type sumoParser struct {
 	programs map[string]*sumoTLLogic
 	order    []string              // traffic light IDs in file order
 	links    map[string][]sumoLink // by traffic light, in link index order
+	preds    map[string][]string   // normal edges with an uncontrolled connection into each normal edge
 }
 
 func (p *sumoParser) problem(format string, args ...any) {
@@ -266,8 +269,13 @@ func (p *sumoParser) index() {
 		}
 	}
 	p.links = map[string][]sumoLink{}
+	p.preds = map[string][]string{}
 	for _, c := range p.net.Connections {
 		if c.TL == "" {
+			from, to := p.edges[c.From], p.edges[c.To]
+			if from != nil && to != nil && sumoNormal(from) && sumoNormal(to) && !slices.Contains(p.preds[c.To], c.From) {
+				p.preds[c.To] = append(p.preds[c.To], c.From)
+			}
 			continue
 		}
 		where := fmt.Sprintf("connection from %s to %s (traffic light %s)", c.From, c.To, c.TL)
@@ -422,10 +430,6 @@ func (p *sumoParser) intersection(tl string, opts SUMOOptions) (in Intersection,
 
 // link adds neighbour links and upstream approaches between the topology's intersections.
 func (p *sumoParser) link(t *Topology) {
-	at := map[string]int{}
-	for i, in := range t.Intersections {
-		at[in.ID] = i
-	}
 	// feeds[edge] lists the (intersection, approach) pairs whose straight-on links lead into edge; exits[edge]
 	// the intersections with any link into it.
 	type feed struct{ tl, approach string }
@@ -446,8 +450,8 @@ func (p *sumoParser) link(t *Topology) {
 		travel := map[string]float64{}
 		for j := range in.Approaches {
 			a := &in.Approaches[j]
-			tt, ok := edgeTravelTime(p.edges[a.ID])
-			for _, up := range exits[a.ID] {
+			e, tt, ok := p.upstreamEdge(a.ID, exits)
+			for _, up := range exits[e] {
 				if up == in.ID || !ok {
 					continue
 				}
@@ -455,7 +459,7 @@ func (p *sumoParser) link(t *Topology) {
 					travel[up] = tt
 				}
 			}
-			for _, f := range feeds[a.ID] {
+			for _, f := range feeds[e] {
 				if f.tl != in.ID {
 					a.Upstream = append(a.Upstream, f.tl+"/"+f.approach)
 				}
@@ -469,8 +473,34 @@ func (p *sumoParser) link(t *Topology) {
 	}
 }
 
-// edgeTravelTime is the free-flow travel time along an edge, length / speed averaged over its lanes and rounded
-// to 0.1 s; ok is false when no lane has a usable length and speed.
+// maxSUMOChain bounds how many plain road segments upstreamEdge walks back through.
+const maxSUMOChain = 16
+
+// upstreamEdge walks back from an approach edge through junctions without traffic lights where the road has a
+// single way in (netconvert splits edges where turn lanes begin, for example), to the edge a traffic light in
+// exits feeds. It returns that edge and the free-flow travel time from its start to the end of the approach;
+// ok is false when a segment has no usable travel time. Without such an edge it returns the approach itself.
+func (p *sumoParser) upstreamEdge(approach string, exits map[string][]string) (edge string, tt float64, ok bool) {
+	edge = approach
+	for range maxSUMOChain {
+		t, ok := edgeTravelTime(p.edges[edge])
+		if !ok {
+			return approach, 0, false
+		}
+		tt += t
+		if len(exits[edge]) > 0 || len(p.preds[edge]) != 1 {
+			break
+		}
+		edge = p.preds[edge][0]
+	}
+	if len(exits[edge]) == 0 {
+		edge = approach
+	}
+	return edge, math.Round(tt*10) / 10, tt <= MaxTravelTimeS
+}
+
+// edgeTravelTime is the free-flow travel time along an edge, length / speed averaged over its lanes; ok is false
+// when no lane has a usable length and speed.
 func edgeTravelTime(e *sumoEdge) (float64, bool) {
 	var sum float64
 	n := 0
@@ -486,21 +516,25 @@ func edgeTravelTime(e *sumoEdge) (float64, bool) {
 	if n == 0 {
 		return 0, false
 	}
-	tt := math.Round(sum/float64(n)*10) / 10
-	return tt, tt <= MaxTravelTimeS
+	return sum / float64(n), true
 }
 
 // sumoCorridors makes every linked group a corridor rooted at its first member, running the longest of its
-// members' program cycles.
+// members' program cycles, brought into the cycle range every member admits when it lies outside.
 func sumoCorridors(t Topology, cycles map[string]float64) []Corridor {
 	groups, _ := linkedGroups(t)
 	var out []Corridor
 	for _, g := range groups {
 		root := t.Intersections[g[0]].ID
 		c := Corridor{ID: "sumo-" + root, Root: root}
+		lo, hi := 0.0, math.Inf(1)
 		for _, i := range g {
-			c.CycleS = math.Max(c.CycleS, cycles[t.Intersections[i].ID])
+			in := t.Intersections[i]
+			c.CycleS = math.Max(c.CycleS, cycles[in.ID])
+			l, h := in.CycleRange()
+			lo, hi = math.Max(lo, l), math.Min(hi, h)
 		}
+		c.CycleS = math.Max(math.Min(c.CycleS, hi), lo)
 		out = append(out, c)
 	}
 	return out

@@ -242,6 +242,50 @@ func TestImportSUMOSkips(t *testing.T) {
 	}
 }
 
+// TestImportSUMOCorridorCycle checks that the corridor's cycle fits every member: X's 229 s program cycle is
+// longer than Y admits (120 s).
+func TestImportSUMOCorridorCycle(t *testing.T) {
+	t.Parallel()
+	net := strings.Replace(readSUMONet(t, "testdata/sumo/tiny.net.xml"), `duration="30" minDur="8" maxDur="45"`, `duration="200" minDur="8" maxDur="250"`, 1)
+	topo, err := ImportSUMO(strings.NewReader(net), SUMOOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := topo.Intersections[0]; x.Timing.MaxCycleS != 229 || x.FixedTime["p1"] != 200 {
+		t.Errorf("X: timing %+v, fixed time %v; want a max cycle of 229 s and the 200 s green", x.Timing, x.FixedTime)
+	}
+	if len(topo.Corridors) != 1 || topo.Corridors[0].CycleS != SUMODefaultMaxCycleS {
+		t.Errorf("corridors %+v, want one with Y's max cycle %d s", topo.Corridors, SUMODefaultMaxCycleS)
+	}
+}
+
+// TestImportSUMOSplitRoad checks that links follow a road through a junction without traffic light where it has
+// a single way in, as netconvert makes where turn lanes begin.
+func TestImportSUMOSplitRoad(t *testing.T) {
+	t.Parallel()
+	net := readSUMONet(t, "testdata/sumo/tiny.net.xml")
+	for _, r := range [][2]string{
+		{`<connection from="XY" to="Ye" fromLane="0" toLane="0" tl="Y"`, `<connection from="XY" to="XY2" fromLane="0" toLane="0" dir="s"/>` +
+			`<connection from="XY2" to="Ye" fromLane="0" toLane="0" tl="Y"`},
+		{`<edge id="YX" `, `<edge id="XY2" from="k" to="Y"><lane id="XY2_0" index="0" speed="10" length="20"/></edge><edge id="YX" `},
+	} {
+		if !strings.Contains(net, r[0]) {
+			t.Fatalf("fixture has no %q", r[0])
+		}
+		net = strings.Replace(net, r[0], r[1], 1)
+	}
+	topo, err := ImportSUMO(strings.NewReader(net), SUMOOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, _ := NewIndex(topo).Intersection("Y")
+	a, ok := y.Approach("XY2")
+	// 100 m on XY and 20 m on XY2, both at 10 m/s.
+	if !ok || strings.Join(a.Upstream, ",") != "X/wX" || !reflect.DeepEqual(y.Neighbours, []Link{{Intersection: "X", TravelTimeS: 12}}) {
+		t.Errorf("Y: approach XY2 %+v, neighbours %+v; want upstream X/wX and X at 12 s", a, y.Neighbours)
+	}
+}
+
 func FuzzImportSUMO(f *testing.F) {
 	// Small seeds: the fuzzer minimises every new input, which takes minutes from a file the size of tiny.net.xml.
 	f.Add([]byte(`<net><edge id="a"><lane id="a_0" index="0" speed="9" length="90"/></edge>` +
