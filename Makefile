@@ -93,6 +93,10 @@ docs: ## Regenerate docs/configuration.md and the demo readings deploy/demo/samp
 	go run ./deploy/check/cmd/gendocs
 	go run ./deploy/check/cmd/gensample
 
+.PHONY: sumo-scenarios
+sumo-scenarios: ## Regenerate the SUMO scenarios in deploy/sumo/ (needs sumo and sumo-tools; CHECK=1 only verifies)
+	bash deploy/sumo/generate.sh $(if $(CHECK),--check)
+
 .PHONY: tidy
 tidy: ## go mod tidy every module
 	@for m in $(MODULES); do (cd $$m && go mod tidy) || exit 1; done

@@ -14,7 +14,10 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
-const topologySynopsis = "import --format scats|metro [FILE]"
+const topologySynopsis = "import --format scats|metro|sumo [FILE]"
+
+// formatSUMO is the --format of a SUMO network (.net.xml); it is not a replay format, so pkg/dataset has none.
+const formatSUMO = "sumo"
 
 const topologyDescription = `
 import prints the topology YAML for a data set, so the stack can run on it:
@@ -27,6 +30,12 @@ detector ids greenwave replay --format scats sends), phases NS and EW, typical a
 single approach cannot have two phases and are skipped (listed on stderr). FILE may be "-" or absent for stdin.
 metro: dataset.MetroTopology — the Metro I-94 counting station as a stand-in intersection (FILE is not needed:
 the file holds no geometry).
+sumo: topology.ImportSUMO — FILE is a SUMO network (.net.xml): one intersection per traffic light, one approach
+per incoming edge with a detector e1_<lane> per lane, the program's green phases as phases (p<index>) with its
+yellow and all-red, links and upstream approaches along the edges between traffic lights; traffic lights that
+cannot be intersections are skipped (listed on stderr):
+
+  greenwave topology import --format sumo deploy/sumo/grid3x3/grid3x3.net.xml
 
 The output is validated before it is printed; a file that cannot be imported is an error naming its lines.`
 
@@ -38,8 +47,8 @@ func runTopology(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return usagef("topology: want the subcommand import (see greenwave topology --help)")
 	}
-	fs := cli.NewFlagSet("topology import", "--format scats|metro [FILE]", topologyDescription, stderr)
-	format := fs.String("format", "", "data set format: scats or metro (required)")
+	fs := cli.NewFlagSet("topology import", "--format scats|metro|sumo [FILE]", topologyDescription, stderr)
+	format := fs.String("format", "", "data set format: scats, metro or sumo (required)")
 	flagArgs, files := cli.SeparateFileArgs(args[1:])
 	if err := cli.ParseFlags(fs, flagArgs); err != nil {
 		return err
@@ -51,33 +60,39 @@ func runTopology(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(files) == 1 {
 		file = files[0]
 	}
+	// scats and sumo read FILE (stdin when absent or "-"); metro needs none.
+	in, name := io.Reader(os.Stdin), "stdin"
+	if file != "" && file != "-" && (*format == dataset.FormatSCATS || *format == formatSUMO) {
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("topology import: %w", err)
+		}
+		defer f.Close()
+		in, name = f, file
+	}
 	var topo topology.Topology
 	var source string
+	var err error
 	switch *format {
 	case dataset.FormatMetro:
 		topo, source = dataset.MetroTopology(), "the Metro Interstate Traffic Volume station (dataset.MetroTopology)"
 	case dataset.FormatSCATS:
-		in, name := io.Reader(os.Stdin), "stdin"
-		if file != "" && file != "-" {
-			f, err := os.Open(file)
-			if err != nil {
-				return fmt.Errorf("topology import: %w", err)
-			}
-			defer f.Close()
-			in, name = f, file
-		}
-		var err error
 		topo, err = topology.ImportSCATS(in, topology.SCATSOptions{OnSkip: func(site, reason string) {
 			fmt.Fprintf(stderr, "greenwave topology import: skipped site %s: %s\n", site, reason)
 		}})
-		if err != nil {
-			return fmt.Errorf("topology import %s: %w", name, err)
-		}
 		source = fmt.Sprintf("SCATS file %s (topology.ImportSCATS defaults)", name)
+	case formatSUMO:
+		topo, err = topology.ImportSUMO(in, topology.SUMOOptions{OnSkip: func(tl, reason string) {
+			fmt.Fprintf(stderr, "greenwave topology import: skipped traffic light %s: %s\n", tl, reason)
+		}})
+		source = fmt.Sprintf("SUMO network %s (topology.ImportSUMO defaults)", name)
 	case "":
-		return usagef("topology import: --format scats|metro is required")
+		return usagef("topology import: --format scats|metro|sumo is required")
 	default:
-		return usagef("topology import: --format %q: want scats or metro", *format)
+		return usagef("topology import: --format %q: want scats, metro or sumo", *format)
+	}
+	if err != nil {
+		return fmt.Errorf("topology import %s: %w", name, err)
 	}
 	if err := topo.Validate(); err != nil {
 		return fmt.Errorf("topology import: %w", err)

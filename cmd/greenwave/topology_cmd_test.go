@@ -25,6 +25,7 @@ func TestTopologyImport(t *testing.T) {
 		{name: "metro", args: []string{"--format", "metro"}, intersections: []string{dataset.MetroIntersectionID}, zone: "America/Chicago"},
 		{name: "scats", args: []string{"../../pkg/dataset/testdata/scats_sample.csv", "--format", "scats"}, intersections: []string{"0970"},
 			stderr: "skipped site 4335: only 1 approach", zone: "Australia/Melbourne"},
+		{name: "sumo", args: []string{"--format", "sumo", "../../deploy/sumo/arterial/arterial.net.xml"}, intersections: []string{"J1", "J2", "J3", "J4", "J5"}, zone: "UTC"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,10 +62,12 @@ func TestTopologyImportErrors(t *testing.T) {
 		want string
 	}{
 		{"no subcommand", []string{"topology"}, 2, "want the subcommand import"},
-		{"no format", []string{"topology", "import"}, 2, "--format scats|metro is required"},
+		{"no format", []string{"topology", "import"}, 2, "--format scats|metro|sumo is required"},
 		{"bad format", []string{"topology", "import", "--format", "csv"}, 2, `--format "csv"`},
 		{"missing file", []string{"topology", "import", "--format", "scats", "/nonexistent.csv"}, 1, "no such file"},
 		{"not a scats file", []string{"topology", "import", "--format", "scats", "../../pkg/dataset/testdata/metro_sample.csv"}, 1, "no header row"},
+		{"not a sumo network", []string{"topology", "import", "--format", "sumo", "../../pkg/dataset/testdata/metro_sample.csv"}, 1, "not a SUMO network"},
+		{"missing sumo network", []string{"topology", "import", "--format", "sumo", "/nonexistent.net.xml"}, 1, "no such file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
