@@ -115,9 +115,14 @@ func (d *decoder) str() string {
 
 // count reads a four-byte element count and checks it against what is left, each element taking at least
 // minSize bytes, so a corrupt count cannot ask for a huge slice.
-func (d *decoder) count(minSize int) int {
-	n := d.i32()
-	if d.err == nil && (n < 0 || n > d.remaining()/minSize) {
+func (d *decoder) count(minSize int) int { return d.fits(d.i32(), minSize) }
+
+// fits checks a count n already read the same way, and returns 0 for a count that cannot be.
+func (d *decoder) fits(n, minSize int) int {
+	if d.err != nil {
+		return 0
+	}
+	if n < 0 || n > d.remaining()/minSize {
 		d.failf("count %d does not fit in %d bytes", n, d.remaining())
 		return 0
 	}
@@ -162,15 +167,15 @@ func (d *decoder) strings() []string {
 	return ss
 }
 
-// compound reads a compound header and returns its item count.
-func (d *decoder) compound() int {
+// compound reads a compound header and returns its item count, each item taking at least minSize bytes.
+func (d *decoder) compound(minSize int) int {
 	d.expect(typeCompound)
-	return d.count(1)
+	return d.count(minSize)
 }
 
 // compoundOf reads a compound header that must hold exactly n items.
 func (d *decoder) compoundOf(n int) {
-	if got := d.compound(); d.err == nil && got != n {
+	if got := d.compound(1); d.err == nil && got != n {
 		d.failf("compound of %d items, want %d", got, n)
 	}
 }

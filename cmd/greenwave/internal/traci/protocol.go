@@ -34,16 +34,17 @@ const (
 	varDeltaT                = 0x7b
 	varMinExpectedNumber     = 0x7d
 
-	tlPhaseIndex         = 0x22
-	tlProgram            = 0x23
-	tlPhaseDuration      = 0x24
-	tlControlledLanes    = 0x26
-	tlControlledLinks    = 0x27
-	tlCurrentPhase       = 0x28
-	tlCurrentProgram     = 0x29
-	tlCompleteDefinition = 0x2b
-	tlCompleteProgram    = 0x2c
-	tlNextSwitch         = 0x2d
+	tlRedYellowGreenState = 0x20
+	tlPhaseIndex          = 0x22
+	tlProgram             = 0x23
+	tlPhaseDuration       = 0x24
+	tlControlledLanes     = 0x26
+	tlControlledLinks     = 0x27
+	tlCurrentPhase        = 0x28
+	tlCurrentProgram      = 0x29
+	tlCompleteDefinition  = 0x2b
+	tlCompleteProgram     = 0x2c
+	tlNextSwitch          = 0x2d
 )
 
 // maxMessage bounds a response read off the wire, so a corrupt length cannot make the client allocate gigabytes.

@@ -2,6 +2,7 @@ package traci
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -67,6 +68,11 @@ func (c *Client) TrafficLightIDs(ctx context.Context) ([]string, error) {
 	return getValue(ctx, c, "trafficlight.getIDList", tlQuery(varIDList, ""), readStrings)
 }
 
+// TrafficLightState is the signals shown now, one character per controlled link (see Phase.State).
+func (c *Client) TrafficLightState(ctx context.Context, tlsID string) (string, error) {
+	return getValue(ctx, c, "trafficlight.getRedYellowGreenState", tlQuery(tlRedYellowGreenState, tlsID), readString)
+}
+
 // TrafficLightPhase is the index of the running phase in the running program.
 func (c *Client) TrafficLightPhase(ctx context.Context, tlsID string) (int, error) {
 	return getValue(ctx, c, "trafficlight.getPhase", tlQuery(tlCurrentPhase, tlsID), readInt)
@@ -77,7 +83,8 @@ func (c *Client) TrafficLightProgram(ctx context.Context, tlsID string) (string,
 	return getValue(ctx, c, "trafficlight.getProgram", tlQuery(tlCurrentProgram, tlsID), readString)
 }
 
-// TrafficLightPhaseDuration is the whole duration of the running phase, not what remains of it.
+// TrafficLightPhaseDuration is the running phase's duration in its program: neither what remains of it nor what
+// SetTrafficLightPhaseDuration set (TrafficLightNextSwitch tells when it ends).
 func (c *Client) TrafficLightPhaseDuration(ctx context.Context, tlsID string) (time.Duration, error) {
 	return getValue(ctx, c, "trafficlight.getPhaseDuration", tlQuery(tlPhaseDuration, tlsID), readSeconds)
 }
@@ -105,12 +112,53 @@ func (c *Client) TrafficLightLogics(ctx context.Context, tlsID string) ([]Logic,
 	return getValue(ctx, c, "trafficlight.getAllProgramLogics", tlQuery(tlCompleteDefinition, tlsID), readLogics)
 }
 
+// ErrInvalidLogic is returned by SetTrafficLightLogic for a program SUMO would accept and then fail on: SUMO
+// 1.15 quits the whole simulation at the next step when a phase's state does not match the traffic light's
+// signals.
+var ErrInvalidLogic = errors.New("invalid traffic-light program")
+
 // SetTrafficLightLogic loads a program and switches to it at its CurrentPhase, replacing a program of the same
-// ProgramID (setProgramLogic). SUMO checks it and refuses, for example, states of the wrong length.
+// ProgramID (setProgramLogic). It first reads the traffic light's state to check the program against its signals
+// (ErrInvalidLogic); SUMO checks the rest and refuses with a StatusError.
 func (c *Client) SetTrafficLightLogic(ctx context.Context, tlsID string, logic Logic) error {
+	const op = "trafficlight.setProgramLogic"
+	state, err := c.TrafficLightState(ctx, tlsID)
+	if err != nil {
+		return err
+	}
+	if err := checkLogic(logic, len(state)); err != nil {
+		return opError(op, tlsID, err)
+	}
 	var e encoder
 	encodeLogic(&e, logic)
-	return c.setTrafficLight(ctx, "trafficlight.setProgramLogic", tlCompleteProgram, tlsID, e.b)
+	return c.setTrafficLight(ctx, op, tlCompleteProgram, tlsID, e.b)
+}
+
+// checkLogic finds what would make SUMO refuse the program late or not at all: phases, their states' length,
+// durations and successors.
+func checkLogic(l Logic, signals int) error {
+	if len(l.Phases) == 0 {
+		return fmt.Errorf("%w %q: no phases", ErrInvalidLogic, l.ProgramID)
+	}
+	if l.CurrentPhase < 0 || l.CurrentPhase >= len(l.Phases) {
+		return fmt.Errorf("%w %q: current phase %d of %d", ErrInvalidLogic, l.ProgramID, l.CurrentPhase, len(l.Phases))
+	}
+	for i, p := range l.Phases {
+		if len(p.State) != signals {
+			return fmt.Errorf("%w %q: phase %d has %d signals, the traffic light %d",
+				ErrInvalidLogic, l.ProgramID, i, len(p.State), signals)
+		}
+		if p.Duration <= 0 {
+			return fmt.Errorf("%w %q: phase %d lasts %v", ErrInvalidLogic, l.ProgramID, i, p.Duration)
+		}
+		for _, n := range p.Next {
+			if n < 0 || n >= len(l.Phases) {
+				return fmt.Errorf("%w %q: phase %d is followed by phase %d of %d",
+					ErrInvalidLogic, l.ProgramID, i, n, len(l.Phases))
+			}
+		}
+	}
+	return nil
 }
 
 // SetTrafficLightProgram switches to a loaded program; "off" always exists.
@@ -164,8 +212,7 @@ func encodeLogic(e *encoder, l Logic) {
 // readLogics reads getAllProgramLogics' answer: a compound type byte, the number of programs, then each program
 // as encodeLogic writes it.
 func readLogics(d *decoder) []Logic {
-	d.expect(typeCompound)
-	n := d.count(1)
+	n := d.compound(logicMinSize)
 	logics := make([]Logic, 0, n)
 	for range n {
 		logics = append(logics, readLogic(d))
@@ -176,15 +223,21 @@ func readLogics(d *decoder) []Logic {
 	return logics
 }
 
+// The fewest bytes a program and a phase take on the wire, to bound what a corrupt count can allocate.
+const (
+	logicMinSize = 5 + 5 + 5 + 5 + 5 + 5 // compound, id, type, current phase, phases, parameters
+	phaseMinSize = 5 + 9 + 5 + 9 + 9 + 5 + 5
+)
+
 func readLogic(d *decoder) Logic {
 	d.compoundOf(5)
 	l := Logic{ProgramID: d.typedStr(), Type: LogicType(d.typedInt()), CurrentPhase: d.typedInt()}
-	n := d.compound()
+	n := d.compound(phaseMinSize)
 	l.Phases = make([]Phase, 0, n)
 	for range n {
 		d.compoundOf(6)
 		p := Phase{Duration: d.seconds(), State: d.typedStr(), MinDur: d.seconds(), MaxDur: d.seconds()}
-		for range d.compound() {
+		for range d.compound(5) { // typed ints
 			p.Next = append(p.Next, d.typedInt())
 			if d.err != nil {
 				break
@@ -196,7 +249,7 @@ func readLogic(d *decoder) Logic {
 		}
 		l.Phases = append(l.Phases, p)
 	}
-	for range d.compound() {
+	for range d.compound(13) { // typed lists of two strings
 		kv := d.typedStrings()
 		if d.err == nil && len(kv) != 2 {
 			d.failf("parameter of %d strings, want key and value", len(kv))
@@ -217,21 +270,12 @@ func readLogic(d *decoder) Logic {
 // via).
 func readLinks(d *decoder) [][]Link {
 	d.expect(typeCompound)
-	d.i32() // items in the compound, a count of everything below; the counts below are what matter
-	n := d.typedInt()
-	if d.err == nil && (n < 0 || n > d.remaining()) {
-		d.failf("%d signals in %d bytes", n, d.remaining())
-	}
-	if d.err != nil {
-		return nil
-	}
+	d.i32()                      // items in the compound, a count of everything below; the counts below are what matter
+	n := d.fits(d.typedInt(), 5) // a signal takes at least its typed count
 	signals := make([][]Link, 0, n)
 	for range n {
-		m := d.typedInt()
-		if d.err == nil && (m < 0 || m > d.remaining()) {
-			d.failf("%d links in %d bytes", m, d.remaining())
-		}
-		links := make([]Link, 0, max(m, 0))
+		m := d.fits(d.typedInt(), 17) // a link takes at least a typed list of three empty strings
+		links := make([]Link, 0, m)
 		for range m {
 			lanes := d.typedStrings()
 			if d.err == nil && len(lanes) != 3 {
