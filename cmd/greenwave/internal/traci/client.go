@@ -12,7 +12,7 @@ import (
 )
 
 // ErrClosed is returned by every call after Close, or after an I/O failure left the connection out of step.
-var ErrClosed = errors.New("traci: connection closed")
+var ErrClosed = errors.New("connection closed")
 
 // closeTimeout bounds Close: the CMD_CLOSE exchange, then the wait for the sumo process to exit.
 const closeTimeout = 5 * time.Second
@@ -42,15 +42,12 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("traci: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("traci dial %s: %w", addr, err)
 	}
 	return newClient(ctx, conn, nil)
 }
 
 func newClient(ctx context.Context, conn net.Conn, proc *process) (*Client, error) {
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		_ = tcp.SetNoDelay(true) // the default for Go, said here because TraCI is one small message at a time
-	}
 	c := &Client{conn: conn, proc: proc}
 	v, err := c.getVersion(ctx)
 	if err != nil {
