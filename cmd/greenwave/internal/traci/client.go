@@ -237,7 +237,6 @@ func (c *Client) setTrafficLight(ctx context.Context, op string, varID byte, obj
 
 // Value readers shared by the get commands.
 func readInt(d *decoder) int               { return d.typedInt() }
-func readDouble(d *decoder) float64        { return d.typedDouble() }
 func readString(d *decoder) string         { return d.typedStr() }
 func readStrings(d *decoder) []string      { return d.typedStrings() }
 func readSeconds(d *decoder) time.Duration { return d.seconds() }
