@@ -144,14 +144,16 @@ func (p *process) dial(ctx context.Context, addr string) (net.Conn, error) {
 // stop waits up to grace for sumo to exit, then kills its process group and waits for it to be gone. An exit
 // status other than 0 is an error, unless stop killed it.
 func (p *process) stop(grace time.Duration) error {
+	select {
+	case <-p.exited: // first, so that sumo's own exit is reported even without grace
+		return p.exitError()
+	default:
+	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
 	case <-p.exited:
-		if p.waitErr != nil {
-			return fmt.Errorf("sumo (pid %d): %w%s", p.pid(), p.waitErr, p.stderr.suffix())
-		}
-		return nil
+		return p.exitError()
 	case <-timer.C:
 	}
 	if err := killGroup(p.cmd.Process); err != nil {
@@ -163,6 +165,14 @@ func (p *process) stop(grace time.Duration) error {
 	}
 	<-p.exited
 	return nil
+}
+
+// exitError says why sumo ended with an error, nil for a clean exit. It is read once exited is closed.
+func (p *process) exitError() error {
+	if p.waitErr == nil {
+		return nil
+	}
+	return fmt.Errorf("sumo (pid %d): %w%s", p.pid(), p.waitErr, p.stderr.suffix())
 }
 
 // tail keeps the last max bytes written to it: the end of sumo's stderr, where it says why it stopped.

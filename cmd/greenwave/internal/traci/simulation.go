@@ -6,7 +6,8 @@ import (
 )
 
 // Step advances the simulation until simulated time reaches until (SUMO's simulationStep(targetTime)); 0 makes
-// exactly one step, and a time at or before the current one does nothing.
+// exactly one step, and a time at or before the current one does nothing. Under TraCI, SUMO goes on past the
+// scenario's end time: the caller decides when to stop, MinExpectedNumber telling when every trip has ended.
 func (c *Client) Step(ctx context.Context, until time.Duration) error {
 	const op = "simulationStep"
 	var e encoder
