@@ -24,8 +24,10 @@ type Client struct {
 	mu     sync.Mutex
 	conn   net.Conn
 	broken error // set once the connection is unusable; wraps ErrClosed
-	closed bool
-	proc   *process // the sumo child started by Start, nil after Dial
+	// abandoned is set when a ctx cut a call short: sumo may be busy for long, and Close kills it at once.
+	abandoned bool
+	closed    bool
+	proc      *process // the sumo child started by Start, nil after Dial
 
 	version Version
 }
@@ -74,6 +76,7 @@ func (c *Client) exchange(ctx context.Context, commands []byte) (*decoder, error
 	resp, err := c.roundTrip(ctx, commands)
 	if err != nil {
 		c.broken = fmt.Errorf("%w: %w", ErrClosed, err)
+		c.abandoned = ctx.Err() != nil
 		return nil, err
 	}
 	return &decoder{b: resp}, nil
@@ -126,8 +129,9 @@ func ctxOr(ctx context.Context, err error) error {
 }
 
 // Close ends the simulation with CMD_CLOSE and closes the connection. After Start it then waits (bounded) for
-// sumo to exit and kills its process group if it does not, so no sumo process is left behind. Calling Close
-// again returns nil.
+// sumo to exit and kills its process group if it does not, so no sumo process is left behind; sumo's own failure
+// (an exit status other than 0, with the end of its stderr) is part of the error. Calling Close again returns
+// nil.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -154,9 +158,10 @@ func (c *Client) Close() error {
 		errs = append(errs, opError("close connection", "", err))
 	}
 	if c.proc != nil {
-		// After a clean close sumo exits by itself; otherwise it is killed straight away.
+		// sumo exits by itself after close, or on seeing the connection closed; one left busy with a call the
+		// caller gave up on is killed straight away.
 		grace := closeTimeout
-		if broken != nil || len(errs) > 0 {
+		if c.abandoned {
 			grace = 0
 		}
 		if err := c.proc.stop(grace); err != nil {

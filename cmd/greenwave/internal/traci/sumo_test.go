@@ -352,21 +352,36 @@ func TestSumoLifecycle(t *testing.T) {
 		wantErr string // Start's error contains it; "" means Start succeeds
 		// use runs on a started client, then Close is checked.
 		use func(t *testing.T, c *Client)
+		// closeErr is part of Close's error; "" means Close succeeds.
+		closeErr string
 	}{
 		{name: "close after use", opts: Options{ConfigFile: scenario}, use: func(t *testing.T, c *Client) {
 			if err := c.Step(testContext(t), 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{name: "close a connection broken by a cancelled call", opts: Options{ConfigFile: scenario},
+		{name: "close while sumo is busy with a call ctx cut short", opts: Options{ConfigFile: scenario},
 			use: func(t *testing.T, c *Client) {
-				c.mu.Lock()
-				c.broken = fmt.Errorf("%w: as after a cancelled call", ErrClosed)
-				c.mu.Unlock()
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				defer cancel()
+				// Three years of simulated time in one call, far more than 200 ms of work.
+				if err := c.Step(ctx, 1e8*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("a long Step with a short deadline: %v, want DeadlineExceeded", err)
+				}
 				if _, err := c.Time(testContext(t)); !errors.Is(err, ErrClosed) {
-					t.Fatalf("Time on a broken connection: %v, want ErrClosed", err)
+					t.Fatalf("Time after a call cut short: %v, want ErrClosed", err)
 				}
 			}},
+		{name: "sumo quits on its own: Close says why", opts: Options{ConfigFile: scenario},
+			use: func(t *testing.T, c *Client) {
+				// A program SetTrafficLightLogic would refuse, sent past its check: SUMO quits on it.
+				var e encoder
+				encodeLogic(&e, Logic{ProgramID: "bad", Phases: []Phase{{Duration: time.Second, State: "G"}}})
+				err := c.setTrafficLight(testContext(t), "test", tlCompleteProgram, grid2x2Signal, e.b)
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("setProgramLogic with a state of the wrong length: %v, want EOF as SUMO quits", err)
+				}
+			}, closeErr: "Error: Mismatching phase size in tls 'A0'"},
 		{name: "a missing binary", opts: Options{Binary: "greenwave-no-such-sumo"}, wantErr: "executable file not found"},
 		{name: "a missing config file", opts: Options{ConfigFile: "testdata/nope.sumocfg"}, wantErr: "sumo stderr: Error"},
 		{name: "a process that never listens", opts: Options{
@@ -395,8 +410,8 @@ func TestSumoLifecycle(t *testing.T) {
 			}
 			pid := c.proc.pid()
 			tc.use(t, c)
-			if err := c.Close(); err != nil {
-				t.Errorf("Close: %v", err)
+			if err := c.Close(); tc.closeErr == "" && err != nil || tc.closeErr != "" && (err == nil || !strings.Contains(err.Error(), tc.closeErr)) {
+				t.Errorf("Close: %v, want an error containing %q", err, tc.closeErr)
 			}
 			assertGone(t, pid)
 			if err := c.Close(); err != nil {
