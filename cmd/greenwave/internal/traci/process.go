@@ -3,7 +3,6 @@ package traci
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +19,7 @@ const defaultStartTimeout = 30 * time.Second
 type Options struct {
 	// Binary is the program to run: "sumo" (the default) or "sumo-gui", looked up on PATH unless a path.
 	Binary string
-	// ConfigFile, when set, is passed as -c.
+	// ConfigFile, when set, is passed as -c (a relative path is relative to Dir).
 	ConfigFile string
 	// Args are further sumo options, e.g. "--no-step-log", "--seed", "42". Start adds --remote-port itself.
 	Args []string
@@ -69,8 +68,8 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	conn, err := proc.dial(ctx, addr)
 	if err != nil {
-		stopErr := proc.stop(0)
-		return nil, errors.Join(fmt.Errorf("traci start %s: %w", opts.Binary, err), stopErr)
+		_ = proc.stop(0) // how sumo exited, if it did, is in err already
+		return nil, fmt.Errorf("traci start %s: %w", opts.Binary, err)
 	}
 	return newClient(ctx, conn, proc)
 }
