@@ -10,14 +10,22 @@ import (
 	"time"
 )
 
-// fakeSumo is a TraCI server on the other end of a pipe. It answers getVersion itself and every later message
-// with answer; a nil answer sends nothing back.
+// fakeSumo is a TraCI server on a loopback port, connected to with Dial. It answers getVersion itself and every
+// later message with answer; a nil answer sends nothing back.
 func fakeSumo(t *testing.T, answer func(commands []byte) []byte) *Client {
 	t.Helper()
-	client, server := net.Pipe()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		server, err := l.Accept()
+		l.Close()
+		if err != nil {
+			return
+		}
 		defer server.Close()
 		version := appendCommand(statusBytes(cmdGetVersion, statusOK, ""), cmdGetVersion,
 			encoded(func(e *encoder) { e.i32(20); e.str("fake") }))
@@ -44,9 +52,13 @@ func fakeSumo(t *testing.T, answer func(commands []byte) []byte) *Client {
 		}
 	}()
 	t.Cleanup(func() { <-done })
-	c, err := newClient(context.Background(), client, nil)
+	c, err := Dial(context.Background(), l.Addr().String())
 	if err != nil {
-		t.Fatalf("newClient: %v", err)
+		l.Close()
+		t.Fatalf("Dial: %v", err)
+	}
+	if v := c.Version(); v != (Version{API: 20, Software: "fake"}) {
+		t.Fatalf("Version = %+v after Dial", v)
 	}
 	return c
 }
