@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -76,7 +77,7 @@ func (c *Client) exchange(ctx context.Context, commands []byte) (*decoder, error
 	resp, err := c.roundTrip(ctx, commands)
 	if err != nil {
 		c.broken = fmt.Errorf("%w: %w", ErrClosed, err)
-		c.abandoned = ctx.Err() != nil
+		c.abandoned = errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 		return nil, err
 	}
 	return &decoder{b: resp}, nil
@@ -120,10 +121,15 @@ func (c *Client) roundTrip(ctx context.Context, commands []byte) ([]byte, error)
 	return resp, nil
 }
 
-// ctxOr prefers ctx's error over the I/O error it caused.
+// ctxOr prefers ctx's error over the I/O error it caused. The connection's deadline, ctx's own, can pass before
+// ctx says so.
 func ctxOr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	cerr := ctx.Err()
+	if deadline, ok := ctx.Deadline(); cerr == nil && ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(deadline) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil {
+		return fmt.Errorf("%w (%w)", cerr, err)
 	}
 	return err
 }
