@@ -107,14 +107,16 @@ func Load(cfg any, lookup config.Lookup) error {
 	return nil
 }
 
-// CheckTopics fails fast, with the command to fix it, when the topics are missing: services never auto-create.
-// It retries for a while so services started together with the topic initialisation wait for it.
-func CheckTopics(ctx context.Context, brokers []string, names ...string) (map[string]int, error) {
+// CheckTopics fails fast, with the command to fix it, when the topics which (among names) are missing: services
+// never auto-create. It retries for a while so services started together with the topic initialisation wait for
+// it. It also fails when the co-partitioned topics among them disagree on their partition count (see
+// topics.CheckCoPartitioned). It returns each topic's partition count.
+func CheckTopics(ctx context.Context, brokers []string, names topics.Names, which ...string) (map[string]int, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		counts := map[string]int{}
 		var missing error
-		for _, n := range names {
+		for _, n := range which {
 			c, err := topics.PartitionCount(ctx, brokers, n)
 			if err != nil {
 				missing = err
@@ -123,6 +125,9 @@ func CheckTopics(ctx context.Context, brokers []string, names ...string) (map[st
 			counts[n] = c
 		}
 		if missing == nil {
+			if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
+				return nil, fmt.Errorf("check topics: %w", err)
+			}
 			return counts, nil
 		}
 		if time.Now().After(deadline) {

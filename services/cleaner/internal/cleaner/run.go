@@ -12,7 +12,6 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/stream"
-	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 )
 
@@ -33,12 +32,9 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	env.Log.Info("calendar features in the topology's time zone", zap.String("time_zone", cc.Location.String()))
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState, names.DetectorHealth)
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState, names.DetectorHealth)
 	if err != nil {
 		return err
-	}
-	if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
-		return fmt.Errorf("check topics: %w", err)
 	}
 	m := newMetrics(env.Registry)
 	weather := &weatherTable{t: clean.NewWeatherTable(cc)}

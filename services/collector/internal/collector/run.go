@@ -37,7 +37,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		}
 	}
 	names := cfg.Topics()
-	if _, err := app.CheckTopics(ctx, cfg.Brokers, names.Readings, names.Weather); err != nil {
+	if _, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Readings, names.Weather); err != nil {
 		return err
 	}
 	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})

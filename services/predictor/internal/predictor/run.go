@@ -37,7 +37,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Features, names.Models, names.Predictions, names.DeadLetters)
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Features, names.Models, names.Predictions, names.DeadLetters)
 	if err != nil {
 		return err
 	}

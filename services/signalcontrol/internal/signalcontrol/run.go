@@ -90,12 +90,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	}
 	env.Log.Info("time-of-day profile in the topology's time zone", zap.String("time_zone", zone.String()))
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
 	if err != nil {
 		return err
-	}
-	if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
-		return fmt.Errorf("check topics: %w", err)
 	}
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()

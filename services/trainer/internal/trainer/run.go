@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -12,7 +11,6 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
-	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -34,12 +32,9 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names.Features, names.Models, names.TrainerState, names.DeadLetters)
+	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Features, names.Models, names.TrainerState, names.DeadLetters)
 	if err != nil {
 		return err
-	}
-	if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
-		return fmt.Errorf("check topics: %w", err)
 	}
 	m := newMetrics(env.Registry)
 	status := newStatusBoard()
