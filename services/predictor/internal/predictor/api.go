@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -72,14 +73,11 @@ func (a *API) Subscribe(req *greenwavev1.SubscribeRequest, st greenwavev1.Predic
 	defer sub.Close()
 	for {
 		it, err := sub.Next(st.Context())
-		switch {
-		case errors.Is(err, broadcast.ErrOverflow):
-			a.metrics.overflows.Inc()
-			return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from the current state")
-		case errors.Is(err, broadcast.ErrClosed):
-			return status.Error(codes.Unavailable, "server shutting down")
-		case err != nil:
-			return status.FromContextError(err).Err()
+		if err != nil {
+			if errors.Is(err, broadcast.ErrOverflow) {
+				a.metrics.overflows.Inc()
+			}
+			return server.SubscriptionStatus(err, "the current state")
 		}
 		p := it.Value
 		if len(horizons) > 0 {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -47,14 +48,11 @@ func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.Sign
 	defer sub.Close()
 	for {
 		it, err := sub.Next(st.Context())
-		switch {
-		case errors.Is(err, broadcast.ErrOverflow):
-			a.svc.metrics.watchOverflows.Inc()
-			return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from the current plans")
-		case errors.Is(err, broadcast.ErrClosed):
-			return status.Error(codes.Unavailable, "server shutting down")
-		case err != nil:
-			return status.FromContextError(err).Err()
+		if err != nil {
+			if errors.Is(err, broadcast.ErrOverflow) {
+				a.svc.metrics.watchOverflows.Inc()
+			}
+			return server.SubscriptionStatus(err, "the current plans")
 		}
 		if err := st.Send(&greenwavev1.WatchPlansResponse{Plan: it.Value, Initial: it.Initial, Coalesced: uint32(it.Coalesced)}); err != nil {
 			return err

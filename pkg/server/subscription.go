@@ -1,0 +1,24 @@
+package server
+
+import (
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/greenwave-city/greenwave/pkg/broadcast"
+)
+
+// SubscriptionStatus is the gRPC status that ends a server stream fed by a broadcast subscription whose Next
+// returned err: RESOURCE_EXHAUSTED for a subscriber that fell too far behind (resume says what it gets when it
+// subscribes again), UNAVAILABLE when the hub closed, else the context's own status.
+func SubscriptionStatus(err error, resume string) error {
+	switch {
+	case errors.Is(err, broadcast.ErrOverflow):
+		return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from "+resume)
+	case errors.Is(err, broadcast.ErrClosed):
+		return status.Error(codes.Unavailable, "server shutting down")
+	default:
+		return status.FromContextError(err).Err()
+	}
+}
