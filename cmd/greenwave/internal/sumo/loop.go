@@ -1,0 +1,605 @@
+package sumo
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"gopkg.in/yaml.v3"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/dev"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/gateway"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/traci"
+	"github.com/greenwave-city/greenwave/pkg/server"
+	"github.com/greenwave-city/greenwave/pkg/signal"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/wire"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
+)
+
+// DefaultPlanTimeout bounds the wait (wall clock) for a window's acks and plans.
+const DefaultPlanTimeout = 30 * time.Second
+
+// vehicleLengthM is SUMO's default passenger car length, which the per-step counts are corrected with.
+const vehicleLengthM = 5.0
+
+// detectorSetbackM is how far upstream of the stop line the bridge places each lane's induction loop (at mid-lane
+// on shorter lanes): far enough that the queue of a normal red does not sit on it all the time, close enough to
+// count what reaches the junction.
+const detectorSetbackM = 40.0
+
+// LoopStats counts what went through the closed loop.
+type LoopStats struct {
+	// Windows are the windows sent; Readings the readings in them; Accepted the readings the collector accepted.
+	Windows, Readings, Accepted int
+	// Rejected counts rejected readings by reason.
+	Rejected map[string]int
+	// Plans counts the plans received for a window (not the initial ones); PlansByReason the plans signal-control
+	// published, by reason, read from its topic (greenwave dev's final summary).
+	Plans         int
+	PlansByReason map[string]int
+	// Applied plans became a SUMO program; Unchanged equalled the running one; Invalid failed signal.Validate or
+	// did not fit the program; Timeouts are windows whose plans did not all arrive in time.
+	Applied, Unchanged, Invalid, Timeouts int
+}
+
+// loop is greenwave in the loop: the stack, the detectors it reads, the plans it applies.
+type loop struct {
+	topo       topology.Topology
+	topoFile   string
+	additional string
+	logFile    string
+	timeout    time.Duration
+	window     time.Duration
+	epoch      time.Time // event time of simulated time 0
+	dets       []detector
+	ids        []string
+	intersects map[string]topology.Intersection
+
+	client   *traci.Client
+	progress func(string, ...any)
+	programs map[string]traci.Logic // SUMO's program per traffic light: the phases a plan retimes
+	running  map[string]*greenwavev1.SignalPlan
+	pending  map[string]pendingPlan
+	lastPh   map[string]int
+	stream   *gateway.Stream
+	plans    chan *greenwavev1.SignalPlan
+	latest   map[string]*greenwavev1.SignalPlan // newest plan per intersection
+	winStart time.Duration
+	stepS    float64
+	stats    LoopStats
+	summary  chan map[string]int
+}
+
+// detector is one induction loop and what it measures, with its window's sums.
+type detector struct {
+	id, intersection, approach, lane         string
+	count, occSteps, speedSum, speedN, steps float64
+}
+
+type pendingPlan struct {
+	plan  *greenwavev1.SignalPlan
+	logic traci.Logic
+}
+
+// prepareLoop derives the topology from the network and writes it and the detectors' additional file.
+func (r *runner) prepareLoop() error {
+	f, err := os.Open(r.sc.Net)
+	if err != nil {
+		return err
+	}
+	topo, err := topology.ImportSUMO(f, topology.SUMOOptions{Revision: "sumo-" + r.sc.Name,
+		OnSkip: func(tl, reason string) { r.progress("traffic light %s stays on its SUMO program: %s", tl, reason) }})
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("derive topology: %w", err)
+	}
+	zone, err := topo.Location()
+	if err != nil {
+		return err
+	}
+	lengths, err := laneLengths(r.sc.Net)
+	if err != nil {
+		return err
+	}
+	l := &loop{topo: topo, topoFile: filepath.Join(r.tmp, "topology.yaml"), additional: filepath.Join(r.tmp, "detectors.add.xml"),
+		logFile: r.o.LogFile, timeout: r.o.PlanTimeout, intersects: map[string]topology.Intersection{},
+		epoch:   time.Date(2026, time.January, 5, 7, 0, 0, 0, zone), // a Monday morning
+		running: map[string]*greenwavev1.SignalPlan{}, pending: map[string]pendingPlan{}, lastPh: map[string]int{},
+		latest: map[string]*greenwavev1.SignalPlan{}, plans: make(chan *greenwavev1.SignalPlan, 1024),
+		summary: make(chan map[string]int, 1), stats: LoopStats{Rejected: map[string]int{}}}
+	if l.timeout <= 0 {
+		l.timeout = DefaultPlanTimeout
+	}
+	var add bytes.Buffer
+	add.WriteString("<additional>\n")
+	for _, in := range topo.Intersections {
+		l.intersects[in.ID] = in
+		if l.window == 0 || time.Duration(in.WindowS)*time.Second != l.window {
+			if l.window != 0 {
+				return fmt.Errorf("intersections with different windows (%v, %ds): the loop needs one", l.window, in.WindowS)
+			}
+			l.window = time.Duration(in.WindowS) * time.Second
+		}
+		for _, a := range in.Approaches {
+			for _, id := range a.Detectors {
+				lane := strings.TrimPrefix(id, topology.SUMODetectorPrefix)
+				length, ok := lengths[lane]
+				if !ok {
+					return fmt.Errorf("detector %s: no lane %s in %s", id, lane, r.sc.Net)
+				}
+				pos := length - detectorSetbackM
+				if pos < length/2 {
+					pos = length / 2
+				}
+				fmt.Fprintf(&add, "    <inductionLoop id=%q lane=%q pos=\"%.2f\" period=\"%d\" file=%q/>\n",
+					id, lane, pos, int(l.window.Seconds()), os.DevNull)
+				l.dets = append(l.dets, detector{id: id, intersection: in.ID, approach: a.ID, lane: lane})
+				l.ids = append(l.ids, id)
+			}
+		}
+	}
+	add.WriteString("</additional>\n")
+	if len(l.dets) == 0 {
+		return fmt.Errorf("the network %s has no traffic light Greenwave can control", r.sc.Net)
+	}
+	if err := os.WriteFile(l.additional, add.Bytes(), 0o644); err != nil {
+		return err
+	}
+	y, err := yaml.Marshal(topo)
+	if err != nil {
+		return fmt.Errorf("encode topology: %w", err)
+	}
+	if err := os.WriteFile(l.topoFile, y, 0o644); err != nil {
+		return err
+	}
+	r.loop = l
+	return nil
+}
+
+// start runs the stack as `greenwave dev --sample=false` does and connects to it: the gateway stream to the
+// collector and a WatchPlans stream from signal-control. stop stops both and the stack.
+func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]traci.Logic, progress func(string, ...any)) (stop func(), err error) {
+	l.client, l.programs, l.progress = c, programs, progress
+	step, err := c.StepLength(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.stepS = step.Seconds()
+	if os.Getenv(envLateness) == "" {
+		// Lock-step needs each window closed by the next one's readings, not five minutes later; the services
+		// inherit this process's environment.
+		if err := os.Setenv(envLateness, "0s"); err != nil {
+			return nil, err
+		}
+	}
+	devCtx, cancelDev := context.WithCancel(context.WithoutCancel(ctx))
+	out, outW := io.Pipe()
+	ready := make(chan map[string]server.Addrs, 1)
+	devDone := make(chan error, 1)
+	go l.readDev(out, ready)
+	go func() {
+		err := dev.Run(devCtx, dev.Options{Topology: l.topoFile, Sample: false, JSON: true, LogFile: l.logFile,
+			LogLevel: "info", ReadyTimeout: 2 * time.Minute}, outW, &prefixed{progress: progress})
+		outW.Close()
+		devDone <- err
+	}()
+	var conns []*grpc.ClientConn
+	stopAll := func() {
+		if l.stream != nil {
+			l.stream.CloseSend()
+			l.stream.Close(func(*greenwavev1.BatchAck) error { return nil })
+		}
+		for _, cc := range conns {
+			cc.Close()
+		}
+		cancelDev()
+		if err := <-devDone; err != nil {
+			progress("stack: %v", err)
+		}
+		select {
+		case l.stats.PlansByReason = <-l.summary:
+		default:
+		}
+	}
+	var addrs map[string]server.Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-devDone:
+		cancelDev()
+		return nil, fmt.Errorf("start the stack: %v", orDone(err))
+	case <-ctx.Done():
+		cancelDev()
+		<-devDone
+		return nil, ctx.Err()
+	}
+	dial := func(name string) (*grpc.ClientConn, error) {
+		cc, err := grpc.NewClient(addrs[name].GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", name, err)
+		}
+		conns = append(conns, cc)
+		return cc, nil
+	}
+	collector, err := dial("collector")
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	control, err := dial("signalcontrol")
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	watch, err := greenwavev1.NewSignalControlServiceClient(control).WatchPlans(devCtx, &greenwavev1.WatchPlansRequest{})
+	if err != nil {
+		stopAll()
+		return nil, fmt.Errorf("watch plans: %w", err)
+	}
+	go func() {
+		for {
+			resp, err := watch.Recv()
+			if err != nil {
+				close(l.plans)
+				return
+			}
+			if !resp.GetInitial() {
+				l.plans <- resp.GetPlan()
+			}
+		}
+	}()
+	if l.stream, err = gateway.Open(ctx, greenwavev1.NewCollectorServiceClient(collector), "", 1); err != nil {
+		stopAll()
+		return nil, fmt.Errorf("open StreamReadings: %w", err)
+	}
+	progress("stack ready; simulated time 0 is %s, windows of %v", l.epoch.Format(time.RFC3339), l.window)
+	return stopAll, nil
+}
+
+// envLateness is the cleaner's allowed lateness; see start.
+const envLateness = "CLEANER_ALLOWED_LATENESS"
+
+func orDone(err error) error {
+	if err == nil {
+		return fmt.Errorf("it stopped before it was ready")
+	}
+	return err
+}
+
+// readDev reads greenwave dev's JSON lines: the addresses from the ready line, the plan counts from the final
+// summary. The plan lines are not used: the loop watches plans itself.
+func (l *loop) readDev(r io.Reader, ready chan<- map[string]server.Addrs) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var ev struct {
+			Event    string                  `json:"event"`
+			Final    bool                    `json:"final"`
+			Services map[string]server.Addrs `json:"services"`
+			Plans    map[string]int          `json:"plans"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		switch {
+		case ev.Event == "ready":
+			ready <- ev.Services
+		case ev.Event == "summary" && ev.Final:
+			l.summary <- ev.Plans
+		}
+	}
+	_, _ = io.Copy(io.Discard, r)
+}
+
+// prefixed passes greenwave dev's progress lines on, marked as the stack's.
+type prefixed struct {
+	progress func(string, ...any)
+	mu       sync.Mutex
+	buf      []byte
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.progress("stack: %s", strings.TrimPrefix(string(p.buf[:i]), "greenwave dev: "))
+		p.buf = p.buf[i+1:]
+	}
+}
+
+// step takes one simulation step's detector readings and, at a window's end, runs the lock-step exchange;
+// then it installs the plans whose traffic lights reached a cycle boundary.
+func (l *loop) step(ctx context.Context, now time.Duration) error {
+	readings, err := l.client.InductionLoops(ctx, l.ids)
+	if err != nil {
+		return err
+	}
+	for i, rd := range readings {
+		l.dets[i].add(rd, l.stepS)
+	}
+	if now-l.winStart >= l.window {
+		if err := l.exchange(ctx, now); err != nil {
+			return err
+		}
+		l.winStart = now
+	}
+	return l.install(ctx, now)
+}
+
+// add sums one step's reading. The count is an estimate: SUMO 1.15's TraCI gives per step the vehicles that
+// were over the loop during the step, so a vehicle that takes several steps to pass is seen several times. A
+// vehicle takes vehicleLengthM/speed seconds to pass a point, so at the step's mean speed v a step sees it
+// 1 + (L/v)/step times on average, and each is weighed down by that; a step in which the vehicles left the loop
+// (SUMO gives no speed then) counts them once; a stopped vehicle adds nothing.
+func (d *detector) add(rd traci.DetectorReading, stepS float64) {
+	d.steps++
+	d.occSteps += rd.OccupancyPct / 100
+	if rd.Vehicles == 0 {
+		return
+	}
+	if rd.MeanSpeedMPS < 0 {
+		d.count += float64(rd.Vehicles)
+		return
+	}
+	d.speedSum += rd.MeanSpeedMPS * float64(rd.Vehicles)
+	d.speedN += float64(rd.Vehicles)
+	if rd.MeanSpeedMPS > 0 {
+		d.count += float64(rd.Vehicles) / (1 + vehicleLengthM/rd.MeanSpeedMPS/stepS)
+	}
+}
+
+// reading is the detector's window as a canonical reading, and resets the sums: count, flow in veh/h, occupancy
+// as the share of the window, speed in km/h when a vehicle was seen moving.
+func (d *detector) reading(at time.Time, window time.Duration) *greenwavev1.TrafficReading {
+	count := math.Round(d.count)
+	occ := 0.0
+	if d.steps > 0 {
+		occ = math.Min(1, d.occSteps/d.steps)
+	}
+	rd := &greenwavev1.TrafficReading{SchemaVersion: wire.SchemaVersion, IntersectionId: d.intersection, ApproachId: d.approach,
+		DetectorId: d.id, LaneId: d.lane, ObservedAt: timestamppb.New(at), IntervalS: uint32(window.Seconds()),
+		Count: count, FlowVph: count * 3600 / window.Seconds(), OccupancyRatio: &occ}
+	if d.speedN > 0 {
+		kmh := d.speedSum / d.speedN * 3.6
+		rd.SpeedKmh = &kmh
+	}
+	*d = detector{id: d.id, intersection: d.intersection, approach: d.approach, lane: d.lane}
+	return rd
+}
+
+// exchange is the lock-step at the end of a window: send its readings, wait for the ack, then wait until every
+// intersection has the plan of the window before (which these readings closed), at most l.timeout in all.
+func (l *loop) exchange(ctx context.Context, now time.Duration) error {
+	winStart := l.epoch.Add(l.winStart)
+	batch := &greenwavev1.ReadingBatch{BatchId: fmt.Sprintf("sumo-%s", winStart.UTC().Format("20060102T150405Z"))}
+	for i := range l.dets {
+		batch.Readings = append(batch.Readings, l.dets[i].reading(winStart, l.window))
+	}
+	if err := l.stream.Send(batch); err != nil {
+		return fmt.Errorf("send window %s: %w", winStart.Format(time.RFC3339), err)
+	}
+	l.stats.Windows++
+	l.stats.Readings += len(batch.Readings)
+	deadline := time.Now().Add(l.timeout)
+	switch ev, ack := l.stream.Await(ctx, l.timeout); ev {
+	case gateway.Acked:
+		l.stats.Accepted += int(ack.GetAcceptedReadings())
+		for _, rj := range ack.GetRejected() {
+			l.stats.Rejected[gateway.RejectName(rj.GetReason())]++
+		}
+	case gateway.Cancelled:
+		return ctx.Err()
+	case gateway.Ended:
+		return fmt.Errorf("the collector ended the stream: %v", l.stream.Ended(func(*greenwavev1.BatchAck) error { return nil }))
+	case gateway.TimedOut:
+		return fmt.Errorf("no ack for window %s within %v", winStart.Format(time.RFC3339), l.timeout)
+	}
+	if l.stats.Windows < 2 {
+		return l.takePlans(ctx, now, time.Time{}, deadline) // no window closed yet: take what is there
+	}
+	return l.takePlans(ctx, now, winStart, deadline)
+}
+
+// takePlans receives plans until every intersection has one valid from closed (zero: none awaited) or the
+// deadline passes, and queues each intersection's newest for its next cycle boundary.
+func (l *loop) takePlans(ctx context.Context, now time.Duration, closed, deadline time.Time) error {
+	missing := func() int {
+		n := 0
+		for id := range l.intersects {
+			if p := l.latest[id]; p == nil || p.GetValidFrom().AsTime().Before(closed) {
+				n++
+			}
+		}
+		return n
+	}
+	take := func(p *greenwavev1.SignalPlan) {
+		l.stats.Plans++
+		if old := l.latest[p.GetIntersectionId()]; old == nil || !p.GetValidFrom().AsTime().Before(old.GetValidFrom().AsTime()) {
+			l.latest[p.GetIntersectionId()] = p
+		}
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+wait:
+	for !closed.IsZero() && missing() > 0 {
+		select {
+		case p, ok := <-l.plans:
+			if !ok {
+				return fmt.Errorf("the plan watch ended")
+			}
+			take(p)
+		case <-timer.C:
+			l.stats.Timeouts++
+			l.progress("%s: plans of the window to %s missing for %d intersections after %v; they keep their programs",
+				fmtSim(now), closed.Format("15:04:05"), missing(), l.timeout)
+			break wait
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for more := true; more; { // plans already here
+		select {
+		case p, ok := <-l.plans:
+			if ok {
+				take(p)
+			}
+			more = ok
+		default:
+			more = false
+		}
+	}
+	ids := make([]string, 0, len(l.latest))
+	for id := range l.latest {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		l.queue(l.latest[id])
+	}
+	return nil
+}
+
+// queue validates a plan and turns it into a static program for its traffic light, to be installed at the next
+// cycle boundary; a plan equal to the running one is not queued again.
+func (l *loop) queue(p *greenwavev1.SignalPlan) {
+	id := p.GetIntersectionId()
+	pp, queued := l.pending[id]
+	if queued && samePlan(pp.plan, p) {
+		return
+	}
+	if cur := l.running[id]; !queued && cur != nil && samePlan(cur, p) {
+		return
+	}
+	in, ok := l.intersects[id]
+	base, known := l.programs[id]
+	if !ok || !known {
+		l.stats.Invalid++
+		return
+	}
+	if err := signal.Validate(in, wire.Plan(p)); err != nil {
+		l.stats.Invalid++
+		l.progress("plan %s refused: %v", p.GetPlanId(), err)
+		return
+	}
+	logic, err := planLogic(base, p)
+	if err != nil {
+		l.stats.Invalid++
+		l.progress("plan %s refused: %v", p.GetPlanId(), err)
+		return
+	}
+	l.pending[id] = pendingPlan{plan: p, logic: logic}
+}
+
+func samePlan(a, b *greenwavev1.SignalPlan) bool {
+	if a.GetCycleS() != b.GetCycleS() || a.GetOffsetS() != b.GetOffsetS() || len(a.GetPhases()) != len(b.GetPhases()) {
+		return false
+	}
+	for i, ph := range a.GetPhases() {
+		if ph.GetPhaseId() != b.GetPhases()[i].GetPhaseId() || ph.GetGreenS() != b.GetPhases()[i].GetGreenS() {
+			return false
+		}
+	}
+	return true
+}
+
+// planLogic is SUMO's program with the plan's greens: green phase k of the program (topology.SUMOPhaseID(k))
+// lasts the plan's green of that phase; the yellow and all-red phases keep the program's durations, which are
+// the topology's yellow_s and all_red_s (topology.ImportSUMO derives them from these phases), so the program's
+// cycle is the plan's.
+func planLogic(base traci.Logic, p *greenwavev1.SignalPlan) (traci.Logic, error) {
+	greens := map[string]float64{}
+	for _, ph := range p.GetPhases() {
+		greens[ph.GetPhaseId()] = ph.GetGreenS()
+	}
+	l := base
+	l.ProgramID, l.Type, l.CurrentPhase, l.Params = "greenwave", traci.LogicStatic, 0, map[string]string{}
+	l.Phases = make([]traci.Phase, len(base.Phases))
+	var cycle time.Duration
+	used := 0
+	for k, ph := range base.Phases {
+		ph.Next = nil
+		if g, ok := greens[topology.SUMOPhaseID(k)]; ok {
+			ph.Duration = time.Duration(math.Round(g*10)) * time.Second / 10
+			used++
+		}
+		ph.MinDur, ph.MaxDur = ph.Duration, ph.Duration
+		cycle += ph.Duration
+		l.Phases[k] = ph
+	}
+	if used != len(greens) {
+		return traci.Logic{}, fmt.Errorf("%d of its %d phases are no green phase of SUMO program %q", len(greens)-used, len(greens), base.ProgramID)
+	}
+	if d := math.Abs(cycle.Seconds() - p.GetCycleS()); d > 0.5 {
+		return traci.Logic{}, fmt.Errorf("cycle %.1fs, SUMO's program with its greens %.1fs", p.GetCycleS(), cycle.Seconds())
+	}
+	return l, nil
+}
+
+// install switches every traffic light with a queued plan whose program has just started a cycle (entered
+// phase 0) to the plan's program. With an offset, the first green is stretched once so that green starts at
+// the offset from the cycle reference (event time's Unix epoch, the same for every intersection).
+func (l *loop) install(ctx context.Context, now time.Duration) error {
+	ids := make([]string, 0, len(l.pending))
+	for id := range l.pending {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		ph, err := l.client.TrafficLightPhase(ctx, id)
+		if err != nil {
+			return err
+		}
+		prev, seen := l.lastPh[id]
+		l.lastPh[id] = ph
+		if !seen || ph != 0 || prev == 0 {
+			continue
+		}
+		pp := l.pending[id]
+		delete(l.pending, id)
+		if err := l.client.SetTrafficLightLogic(ctx, id, pp.logic); err != nil {
+			return err
+		}
+		if off := pp.plan.GetOffsetS(); off > 0 {
+			cycle := pp.plan.GetCycleS()
+			at := float64(l.epoch.Add(now).UnixMilli()) / 1000
+			if gap := math.Mod(off-math.Mod(at, cycle)+cycle, cycle); gap >= 1 {
+				if err := l.client.SetTrafficLightPhaseDuration(ctx, id, pp.logic.Phases[0].Duration+time.Duration(gap*float64(time.Second))); err != nil {
+					return err
+				}
+			}
+		}
+		if cur := l.running[id]; cur != nil && samePlan(cur, pp.plan) {
+			l.stats.Unchanged++
+		} else {
+			l.stats.Applied++
+		}
+		l.running[id] = pp.plan
+		delete(l.lastPh, id)
+	}
+	return nil
+}
+
+// report prints the loop's counts.
+func (l *loop) report(w io.Writer) {
+	s := l.stats
+	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied, %d unchanged, %d refused, %d windows timed out; plans by reason %v\n",
+		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Unchanged, s.Invalid, s.Timeouts, s.PlansByReason)
+}
