@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +55,8 @@ type LoopStats struct {
 	// Applied plans became a SUMO program; Unchanged equalled the running one; Invalid failed signal.Validate or
 	// did not fit the program; Timeouts are windows whose plans did not all arrive in time.
 	Applied, Unchanged, Invalid, Timeouts int
+	// Aligned counts installs whose first green was lengthened or shortened to reach the plan's offset.
+	Aligned int
 }
 
 // loop is greenwave in the loop: the stack, the detectors it reads, the plans it applies.
@@ -256,8 +259,12 @@ func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]t
 				close(l.plans)
 				return
 			}
-			if !resp.GetInitial() {
-				l.plans <- resp.GetPlan()
+			if resp.GetInitial() {
+				continue
+			}
+			select {
+			case l.plans <- resp.GetPlan():
+			case <-devCtx.Done():
 			}
 		}
 	}()
@@ -525,10 +532,13 @@ func samePlan(a, b *greenwavev1.SignalPlan) bool {
 // the topology's yellow_s and all_red_s (topology.ImportSUMO derives them from these phases), so the program's
 // cycle is the plan's.
 func planLogic(base traci.Logic, p *greenwavev1.SignalPlan) (traci.Logic, error) {
-	greens := map[string]float64{}
+	var ids []string
+	var greens []float64
 	for _, ph := range p.GetPhases() {
-		greens[ph.GetPhaseId()] = ph.GetGreenS()
+		ids = append(ids, ph.GetPhaseId())
+		greens = append(greens, ph.GetGreenS())
 	}
+	whole := wholeSeconds(greens)
 	l := base
 	l.ProgramID, l.Type, l.CurrentPhase, l.Params = "greenwave", traci.LogicStatic, 0, map[string]string{}
 	l.Phases = make([]traci.Phase, len(base.Phases))
@@ -536,21 +546,53 @@ func planLogic(base traci.Logic, p *greenwavev1.SignalPlan) (traci.Logic, error)
 	used := 0
 	for k, ph := range base.Phases {
 		ph.Next = nil
-		if g, ok := greens[topology.SUMOPhaseID(k)]; ok {
-			ph.Duration = time.Duration(math.Round(g*10)) * time.Second / 10
+		if i := slices.Index(ids, topology.SUMOPhaseID(k)); i >= 0 {
+			ph.Duration = time.Duration(whole[i]) * time.Second
 			used++
 		}
 		ph.MinDur, ph.MaxDur = ph.Duration, ph.Duration
 		cycle += ph.Duration
 		l.Phases[k] = ph
 	}
-	if used != len(greens) {
-		return traci.Logic{}, fmt.Errorf("%d of its %d phases are no green phase of SUMO program %q", len(greens)-used, len(greens), base.ProgramID)
+	if used != len(ids) {
+		return traci.Logic{}, fmt.Errorf("%d of its %d phases are no green phase of SUMO program %q", len(ids)-used, len(ids), base.ProgramID)
 	}
-	if d := math.Abs(cycle.Seconds() - p.GetCycleS()); d > 0.5 {
+	if d := math.Abs(cycle.Seconds() - p.GetCycleS()); d > 1 {
 		return traci.Logic{}, fmt.Errorf("cycle %.1fs, SUMO's program with its greens %.1fs", p.GetCycleS(), cycle.Seconds())
 	}
 	return l, nil
+}
+
+// wholeSeconds rounds greens to whole seconds keeping their rounded sum (largest remainders first): SUMO switches
+// phases on step boundaries, so a green of 44.1 s would run 45 s at the usual 1-s step and the cycle would drift
+// away from the plan's, and from its offset, by a second or two a cycle.
+func wholeSeconds(greens []float64) []float64 {
+	out := make([]float64, len(greens))
+	total := 0.0
+	for i, g := range greens {
+		out[i] = math.Floor(g)
+		total += g
+	}
+	left := int(math.Round(total - floatSum(out)))
+	order := make([]int, len(greens))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return greens[order[a]]-out[order[a]] > greens[order[b]]-out[order[b]]
+	})
+	for i := 0; i < left && i < len(order); i++ {
+		out[order[i]]++
+	}
+	return out
+}
+
+func floatSum(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s
 }
 
 // install switches every traffic light with a queued plan whose program has just started a cycle (entered
@@ -577,14 +619,11 @@ func (l *loop) install(ctx context.Context, now time.Duration) error {
 		if err := l.client.SetTrafficLightLogic(ctx, id, pp.logic); err != nil {
 			return err
 		}
-		if off := pp.plan.GetOffsetS(); off > 0 {
-			cycle := pp.plan.GetCycleS()
-			at := float64(l.epoch.Add(now).UnixMilli()) / 1000
-			if gap := math.Mod(off-math.Mod(at, cycle)+cycle, cycle); gap >= 1 {
-				if err := l.client.SetTrafficLightPhaseDuration(ctx, id, pp.logic.Phases[0].Duration+time.Duration(gap*float64(time.Second))); err != nil {
-					return err
-				}
+		if d := alignment(pp.plan, pp.logic.Phases[0], l.epoch.Add(now)); d != 0 {
+			if err := l.client.SetTrafficLightPhaseDuration(ctx, id, pp.logic.Phases[0].Duration+d); err != nil {
+				return err
 			}
+			l.stats.Aligned++
 		}
 		if cur := l.running[id]; cur != nil && samePlan(cur, pp.plan) {
 			l.stats.Unchanged++
@@ -597,9 +636,44 @@ func (l *loop) install(ctx context.Context, now time.Duration) error {
 	return nil
 }
 
+// alignTolerance is the offset error left alone: an install restarts the first phase at the step it is seen,
+// and greens are rounded to whole seconds, so a few seconds of error come and go; correcting each of them costs
+// a stretched or cut green, and a few seconds matter little against travel times of 15 s and more.
+const alignTolerance = 5 * time.Second
+
+// alignment is how much to lengthen (positive) or shorten (negative) the first green of a plan installed at event
+// time at so that its cycles start at the plan's offset from the cycle reference (the Unix epoch of event time,
+// common to every intersection): the shorter way, unless shortening would cut the green below
+// topology.SUMODefaultMinGreenS.
+func alignment(p *greenwavev1.SignalPlan, first traci.Phase, at time.Time) time.Duration {
+	cycle := time.Duration(math.Round(p.GetCycleS()*1000)) * time.Millisecond
+	if cycle <= 0 {
+		return 0
+	}
+	offset := time.Duration(math.Round(p.GetOffsetS()*1000)) * time.Millisecond
+	// e in [-cycle/2, cycle/2): how far the cycle would start after its due time.
+	e := (time.Duration(at.UnixMilli())*time.Millisecond - offset) % cycle
+	if e < 0 {
+		e += cycle
+	}
+	if e >= cycle/2 {
+		e -= cycle
+	}
+	switch {
+	case e.Abs() < alignTolerance:
+		return 0
+	case e < 0: // early: wait
+		return -e
+	case first.Duration-e >= time.Duration(topology.SUMODefaultMinGreenS)*time.Second: // late: catch up
+		return -e
+	default:
+		return cycle - e
+	}
+}
+
 // report prints the loop's counts.
 func (l *loop) report(w io.Writer) {
 	s := l.stats
-	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied, %d unchanged, %d refused, %d windows timed out; plans by reason %v\n",
-		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Unchanged, s.Invalid, s.Timeouts, s.PlansByReason)
+	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied, %d unchanged, %d refused, %d aligned to their offset, %d windows timed out; plans by reason %v\n",
+		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Unchanged, s.Invalid, s.Aligned, s.Timeouts, s.PlansByReason)
 }

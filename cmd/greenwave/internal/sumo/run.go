@@ -44,8 +44,17 @@ type Options struct {
 	PlanTimeout time.Duration
 	// LogFile receives the services' logs (greenwave only).
 	LogFile string
-	// Stats, when not nil, receives the loop's counts (greenwave only; for tests).
-	Stats *LoopStats
+	// Stats, when not nil, receives the run's counts (for tests).
+	Stats *Stats
+}
+
+// Stats counts what a run did beyond its Result.
+type Stats struct {
+	// Arrived is the vehicles SUMO reported arrived, step by step (TraCI), which the trip-info file's Completed
+	// must equal.
+	Arrived int
+	// Loop is greenwave's closed loop (zero for SUMO's controllers).
+	Loop LoopStats
 }
 
 // Run runs the scenario under the chosen controller to its end and prints the result on stdout; progress goes
@@ -84,9 +93,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	if r.loop != nil {
 		r.loop.report(stderr)
-		if o.Stats != nil {
-			*o.Stats = r.loop.stats
-		}
+		r.stats.Loop = r.loop.stats
+	}
+	if o.Stats != nil {
+		*o.Stats = r.stats
 	}
 	return printResult(stdout, r.res, o.JSON)
 }
@@ -99,6 +109,7 @@ type runner struct {
 	progress func(string, ...any)
 	client   *traci.Client
 	res      Result
+	stats    Stats
 	loop     *loop // nil unless greenwave
 }
 
@@ -188,6 +199,11 @@ func (r *runner) run(ctx context.Context) error {
 			return fmt.Errorf("sumo: %w", err)
 		}
 		r.res.Inserted += departed
+		arrived, err := r.client.ArrivedNumber(ctx)
+		if err != nil {
+			return fmt.Errorf("sumo: %w", err)
+		}
+		r.stats.Arrived += arrived
 		if r.loop != nil {
 			if err := r.loop.step(ctx, now); err != nil {
 				return fmt.Errorf("sumo: %w", err)
