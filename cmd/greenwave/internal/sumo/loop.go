@@ -546,7 +546,7 @@ func planLogic(base traci.Logic, p *greenwavev1.SignalPlan) (traci.Logic, error)
 	used := 0
 	for k, ph := range base.Phases {
 		ph.Next = nil
-		if i := slices.Index(ids, topology.SUMOPhaseID(k)); i >= 0 {
+		if i := slices.Index(ids, topology.SUMOPhaseID(k)); i >= 0 && isGreen(ph.State) {
 			ph.Duration = time.Duration(whole[i]) * time.Second
 			used++
 		}
