@@ -34,9 +34,6 @@ import (
 // DefaultPlanTimeout bounds the wait (wall clock) for a window's acks and plans.
 const DefaultPlanTimeout = 30 * time.Second
 
-// vehicleLengthM is SUMO's default passenger car length, which the per-step counts are corrected with.
-const vehicleLengthM = 5.0
-
 // detectorSetbackM is how far upstream of the stop line the bridge places each lane's induction loop (at mid-lane
 // on shorter lanes): far enough that the queue of a normal red does not sit on it all the time, close enough to
 // count what reaches the junction.
@@ -82,7 +79,6 @@ type loop struct {
 	plans    chan *greenwavev1.SignalPlan
 	latest   map[string]*greenwavev1.SignalPlan // newest plan per intersection
 	winStart time.Duration
-	stepS    float64
 	stats    LoopStats
 	summary  chan map[string]int
 }
@@ -177,11 +173,6 @@ func (r *runner) prepareLoop() error {
 // collector and a WatchPlans stream from signal-control. stop stops both and the stack.
 func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]traci.Logic, progress func(string, ...any)) (stop func(), err error) {
 	l.client, l.programs, l.progress = c, programs, progress
-	step, err := c.StepLength(ctx)
-	if err != nil {
-		return nil, err
-	}
-	l.stepS = step.Seconds()
 	if os.Getenv(envLateness) == "" {
 		// Lock-step needs each window closed by the next one's readings, not five minutes later; the services
 		// inherit this process's environment.
@@ -340,7 +331,7 @@ func (l *loop) step(ctx context.Context, now time.Duration) error {
 		return err
 	}
 	for i, rd := range readings {
-		l.dets[i].add(rd, l.stepS)
+		l.dets[i].add(rd)
 	}
 	if now-l.winStart >= l.window {
 		if err := l.exchange(ctx, now); err != nil {
@@ -351,26 +342,21 @@ func (l *loop) step(ctx context.Context, now time.Duration) error {
 	return l.install(ctx, now)
 }
 
-// add sums one step's reading. The count is an estimate: SUMO 1.15's TraCI gives per step the vehicles that
-// were over the loop during the step, so a vehicle that takes several steps to pass is seen several times. A
-// vehicle takes vehicleLengthM/speed seconds to pass a point, so at the step's mean speed v a step sees it
-// 1 + (L/v)/step times on average, and each is weighed down by that; a step in which the vehicles left the loop
-// (SUMO gives no speed then) counts them once; a stopped vehicle adds nothing.
-func (d *detector) add(rd traci.DetectorReading, stepS float64) {
+// add sums one step's reading. What SUMO 1.15 gives per step (MSInductLoop): the vehicle number counts the
+// vehicles that entered the loop during the step plus any still over it, so a vehicle that takes several steps to
+// pass (or stands on the loop) is in each of them; the mean speed is over the vehicles that entered during the
+// step, -1 when none did. A point loop is under one vehicle at a time (vehicles keep a gap), so a vehicle still
+// over the loop from an earlier step leaves no room for a new one: a step with a speed counts all its vehicles
+// as arrivals, a step without counts none. The speed is the arrivals' (count-weighted).
+func (d *detector) add(rd traci.DetectorReading) {
 	d.steps++
 	d.occSteps += rd.OccupancyPct / 100
-	if rd.Vehicles == 0 {
+	if rd.Vehicles == 0 || rd.MeanSpeedMPS < 0 {
 		return
 	}
-	if rd.MeanSpeedMPS < 0 {
-		d.count += float64(rd.Vehicles)
-		return
-	}
+	d.count += float64(rd.Vehicles)
 	d.speedSum += rd.MeanSpeedMPS * float64(rd.Vehicles)
 	d.speedN += float64(rd.Vehicles)
-	if rd.MeanSpeedMPS > 0 {
-		d.count += float64(rd.Vehicles) / (1 + vehicleLengthM/rd.MeanSpeedMPS/stepS)
-	}
 }
 
 // reading is the detector's window as a canonical reading, and resets the sums: count, flow in veh/h, occupancy

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/traci"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -215,26 +213,25 @@ func TestAlignment(t *testing.T) {
 func TestDetectorWindow(t *testing.T) {
 	d := detector{id: "e1_x_0", intersection: "A0", approach: "x", lane: "x_0"}
 	for _, rd := range []traci.DetectorReading{
-		{Vehicles: 1, MeanSpeedMPS: -1},                   // passed within the step: 1
-		{Vehicles: 1, MeanSpeedMPS: 5, OccupancyPct: 100}, // on it at 5 m/s, 1 m in a 1-s step: 1/(1+5/5) = 0.5
-		{Vehicles: 1, MeanSpeedMPS: 5, OccupancyPct: 100}, // 0.5 more
-		{Vehicles: 1, MeanSpeedMPS: 0, OccupancyPct: 100}, // stopped: nothing
-		{},
+		{Vehicles: 1, MeanSpeedMPS: 10, OccupancyPct: 40},  // entered (and maybe left): an arrival
+		{Vehicles: 1, MeanSpeedMPS: -1, OccupancyPct: 60},  // still over the loop, nobody entered: nothing
+		{Vehicles: 2, MeanSpeedMPS: 5, OccupancyPct: 80},   // two entered during the step
+		{Vehicles: 1, MeanSpeedMPS: -1, OccupancyPct: 100}, // standing on the loop: nothing
+		{Vehicles: 1, MeanSpeedMPS: -1, OccupancyPct: 20},
 	} {
-		d.add(rd, 1)
+		d.add(rd)
 	}
 	at := time.Date(2026, 1, 5, 7, 0, 0, 0, time.UTC)
 	rd := d.reading(at, 2*time.Minute)
-	want := &greenwavev1.TrafficReading{Count: 2, FlowVph: 60, IntervalS: 120}
+	want := &greenwavev1.TrafficReading{Count: 3, FlowVph: 90, IntervalS: 120}
 	if rd.GetCount() != want.Count || rd.GetFlowVph() != want.FlowVph || rd.GetIntervalS() != want.IntervalS ||
-		rd.GetOccupancyRatio() != 0.6 || rd.GetSpeedKmh() != 10.0/3*3.6 || !rd.GetObservedAt().AsTime().Equal(at) ||
+		rd.GetOccupancyRatio() != 0.6 || rd.GetSpeedKmh() != 20.0/3*3.6 || !rd.GetObservedAt().AsTime().Equal(at) ||
 		rd.GetDetectorId() != "e1_x_0" || rd.GetApproachId() != "x" || rd.GetIntersectionId() != "A0" {
 		t.Errorf("reading %v", rd)
 	}
 	if d.steps != 0 || d.count != 0 || d.id != "e1_x_0" {
 		t.Errorf("window not reset: %+v", d)
 	}
-	_ = timestamppb.Now
 }
 
 // requireSumo skips a test when sumo is not installed, unless GREENWAVE_REQUIRE_SUMO=1 (CI) makes it a failure.
