@@ -52,6 +52,8 @@ type LoopStats struct {
 	// Applied plans became a SUMO program; Unchanged equalled the running one; Invalid failed signal.Validate or
 	// did not fit the program; Timeouts are windows whose plans did not all arrive in time.
 	Applied, Unchanged, Invalid, Timeouts int
+	// Expired plans reached their valid_until before a cycle boundary and were not installed.
+	Expired int
 	// Aligned counts installs whose first green was lengthened or shortened to reach the plan's offset.
 	Aligned int
 }
@@ -602,6 +604,10 @@ func (l *loop) install(ctx context.Context, now time.Duration) error {
 		}
 		pp := l.pending[id]
 		delete(l.pending, id)
+		if until := pp.plan.GetValidUntil(); until != nil && !l.epoch.Add(now).Before(until.AsTime()) {
+			l.stats.Expired++ // its validity ended before its traffic light reached a cycle boundary
+			continue
+		}
 		if err := l.client.SetTrafficLightLogic(ctx, id, pp.logic); err != nil {
 			return err
 		}
@@ -660,6 +666,6 @@ func alignment(p *greenwavev1.SignalPlan, first traci.Phase, at time.Time) time.
 // report prints the loop's counts.
 func (l *loop) report(w io.Writer) {
 	s := l.stats
-	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied, %d unchanged, %d refused, %d aligned to their offset, %d windows timed out; plans by reason %v\n",
-		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Unchanged, s.Invalid, s.Aligned, s.Timeouts, s.PlansByReason)
+	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied, %d unchanged, %d refused, %d expired, %d aligned to their offset, %d windows timed out; plans by reason %v\n",
+		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Unchanged, s.Invalid, s.Expired, s.Aligned, s.Timeouts, s.PlansByReason)
 }

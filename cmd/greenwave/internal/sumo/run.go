@@ -82,6 +82,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return fmt.Errorf("sumo: %w", err)
 	}
 	runErr := r.run(ctx)
+	if runErr != nil && ctx.Err() != nil {
+		runErr = fmt.Errorf("sumo: interrupted, no result: %w", ctx.Err())
+	}
 	if err := r.client.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("sumo: close: %w", err)
 	}

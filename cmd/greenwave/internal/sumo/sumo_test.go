@@ -322,7 +322,7 @@ func TestRunGreenwave(t *testing.T) {
 	if l.Windows != 5 || l.Readings == 0 || l.Accepted != l.Readings || len(l.Rejected) != 0 {
 		t.Errorf("readings: %+v", l)
 	}
-	if l.Plans < 4*9 || l.Applied == 0 || l.Invalid != 0 || l.Timeouts != 0 {
+	if l.Plans < 4*9 || l.Applied == 0 || l.Invalid != 0 || l.Expired != 0 || l.Timeouts != 0 {
 		t.Errorf("plans: %+v (want the 9 intersections' plans for 4 windows, applied, none refused or late)", l)
 	}
 	total := 0
