@@ -22,6 +22,18 @@ func TestMain(m *testing.M) {
 	kafkatest.VerifyTestMain(m)
 }
 
+// wantError checks err against want (a part of its message; "" for none) and reports whether the test goes on.
+func wantError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatal(err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("err = %v, want one mentioning %q", err, want)
+	}
+	return want == ""
+}
+
 func TestScoreTrips(t *testing.T) {
 	trip := func(loss, wait, dur, stops, fuel, co2 string) string {
 		return `<tripinfo id="v" duration="` + dur + `" waitingTime="` + wait + `" waitingCount="` + stops + `" timeLoss="` + loss +
@@ -44,14 +56,8 @@ func TestScoreTrips(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got Result
 			err := scoreTrips(strings.NewReader(tt.xml), &got)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
-				}
+			if !wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
@@ -91,14 +97,8 @@ func TestResolve(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.arg), func(t *testing.T) {
 			sc, err := Resolve(tt.arg, root)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if !wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if sc.Name != tt.wantName || sc.Config != tt.wantCfg || sc.Net == "" || sc.Routes == "" {
 				t.Errorf("got %+v", sc)
@@ -166,14 +166,8 @@ func TestPlanLogic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := planLogic(sumoProgram(), tt.plan)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if !wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := [2]time.Duration{l.Phases[0].Duration, l.Phases[3].Duration}; got != tt.wantGreens || l.Type != traci.LogicStatic {
 				t.Errorf("greens %v type %v, want %v static", got, l.Type, tt.wantGreens)
