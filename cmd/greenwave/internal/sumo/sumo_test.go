@@ -327,3 +327,37 @@ func TestRunGreenwave(t *testing.T) {
 		t.Errorf("plans by reason %v: want at least %d", l.PlansByReason, 4*9)
 	}
 }
+
+// cancelOn cancels a context when a line containing mark is written to it.
+type cancelOn struct {
+	mark   string
+	cancel context.CancelFunc
+	buf    bytes.Buffer
+}
+
+func (c *cancelOn) Write(b []byte) (int, error) {
+	c.buf.Write(b)
+	if strings.Contains(c.buf.String(), c.mark) {
+		c.cancel()
+	}
+	return len(b), nil
+}
+
+// TestRunInterrupted is Ctrl-C: the run stops at once, says so, prints no result and leaves no process.
+func TestRunInterrupted(t *testing.T) {
+	requireSumo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	stderr := &cancelOn{mark: "00:10:00", cancel: cancel} // the first progress line, ten simulated minutes in
+	var stdout bytes.Buffer
+	err := Run(ctx, Options{Scenario: "grid3x3", Controller: Static, JSON: true, Seed: -1}, &stdout, stderr)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("err = %v, want interrupted", err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q, want no result", stdout.String())
+	}
+	if left := children(t); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+}
