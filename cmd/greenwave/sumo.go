@@ -13,7 +13,7 @@ import (
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/sumo"
 )
 
-const sumoSynopsis = "--scenario NAME|DIR --controller static|actuated|delay_based|greenwave [flags]"
+const sumoSynopsis = "--scenario NAME|DIR --controller static|actuated|delay_based|greenwave|greenwave_fixed [flags]"
 
 const sumoDescription = `
 Runs a SUMO scenario under TraCI with one controller for every traffic light and prints SUMO's trip statistics,
@@ -25,7 +25,8 @@ controllers on the same phases (greens between 5 s and max(60 s, the program's g
 stack on the embedded broker as greenwave dev does, with the topology derived from the network, and plays the
 field: each window (120 s) it sends the readings of an induction loop on every approach lane to the collector,
 waits (at most --plan-timeout) for the plans of the window these readings closed, and applies each valid plan
-as a SUMO static program at its traffic light's next cycle boundary.
+at its traffic light's next cycle boundary as a SUMO actuated program within the plan's actuation bounds (min and
+max green, gap-out); greenwave_fixed runs the same plans at fixed time (their greens and offsets).
 
 The run ends when every vehicle has arrived, or at --end. The last line of stdout is the result; with --json:
   {"scenario":…,"controller":…,"time_loss_s":…,"waiting_time_s":…,"duration_s":…,"stops":…,"fuel_ml":…,
@@ -37,7 +38,7 @@ func runSumo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	o := sumo.Options{}
 	fs := cli.NewFlagSet("sumo", sumoSynopsis, sumoDescription, stderr)
 	fs.StringVar(&o.Scenario, "scenario", "", "scenario name (deploy/sumo/NAME) or directory")
-	fs.StringVar(&o.Controller, "controller", "", "static, actuated, delay_based or greenwave")
+	fs.StringVar(&o.Controller, "controller", "", "static, actuated, delay_based, greenwave or greenwave_fixed")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON line")
 	fs.DurationVar(&o.End, "end", 0, "stop at this simulated time (0: when every vehicle has arrived)")
 	fs.IntVar(&o.Seed, "seed", -1, "SUMO's random seed (negative: the scenario's)")

@@ -105,7 +105,8 @@ type DecideInput struct {
 
 // Decide chooses the plan for an intersection: Webster on the forecasts when they pass the confidence gate,
 // otherwise Webster on time-of-day flows, otherwise the fixed-time plan — and, whatever path was taken, only a
-// plan that passes Validate (Safe). d.Mode can skip the first paths. The plan's Reason and Detail say which
+// plan that passes Validate (Safe), with its actuation bounds (Actuation) unless the operator pinned fixed time.
+// d.Mode can skip the first paths. The plan's Reason and Detail say which
 // path and why, and FallbackCauses lists the causes of every fallback taken (nil for a predictive plan, but for
 // CauseDetectorRecall).
 //
@@ -151,6 +152,9 @@ func Decide(in topology.Intersection, d DecideInput) (Plan, error) {
 	finish := func(p Plan, err error) (Plan, error) {
 		if err != nil {
 			return p, err
+		}
+		if d.Mode != ModeFixedTime { // an operator who pins fixed time gets fixed time
+			p = Actuation(in, p)
 		}
 		p.FallbackCauses = uniqueCauses(causes)
 		if p.Reason == ReasonPredictive {

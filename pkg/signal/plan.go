@@ -80,6 +80,9 @@ type PhaseTiming struct {
 	FlowRatio float64
 	// Approaches are the approaches the phase serves (a copy of the configuration).
 	Approaches []string
+	// MinGreenS and MaxGreenS are the actuation bounds a local actuated controller may move the green within
+	// (see Actuation); both 0 for a plan without bounds, which runs GreenS exactly.
+	MinGreenS, MaxGreenS float64
 }
 
 // SpanS is the phase's share of the cycle: green + yellow + all-red.
@@ -109,6 +112,9 @@ type Plan struct {
 	// EstimatedDelayS is Webster's average delay per vehicle under this plan (see DelayWebster); 0 for plans
 	// computed without flows.
 	EstimatedDelayS float64
+	// GapOutS is the gap between vehicles after which a local actuated controller ends a green past its
+	// MinGreenS; 0 for a plan without actuation bounds.
+	GapOutS float64
 	// FallbackCauses are why Decide fell back from predictions (sorted, distinct), and CauseDetectorRecall when it
 	// held an approach with a failed detector at recall (on a predictive plan too); nil otherwise.
 	FallbackCauses []Cause
@@ -151,6 +157,9 @@ const (
 	ViolationCycleBounds
 	// ViolationOffset: the offset is outside [0, cycle).
 	ViolationOffset
+	// ViolationActuation: actuation bounds outside the phase's green limits or not around its green, or a
+	// gap-out that is negative or without bounds.
+	ViolationActuation
 )
 
 // String returns the kind's name.
@@ -176,6 +185,8 @@ func (k ViolationKind) String() string {
 		return "cycle_bounds"
 	case ViolationOffset:
 		return "offset"
+	case ViolationActuation:
+		return "actuation"
 	}
 	return fmt.Sprintf("violation(%d)", int(k))
 }

@@ -35,7 +35,7 @@ func Validate(in topology.Intersection, p Plan) error {
 		v    float64
 	}{
 		{"cycle_s", p.CycleS}, {"offset_s", p.OffsetS}, {"y", p.Y}, {"lost_time_s", p.LostTimeS},
-		{"saturation_factor", p.SaturationFactor}, {"estimated_delay_s", p.EstimatedDelayS},
+		{"saturation_factor", p.SaturationFactor}, {"estimated_delay_s", p.EstimatedDelayS}, {"gap_out_s", p.GapOutS},
 	} {
 		if !isFinite(f.v) {
 			add(ViolationNonFinite, "", "%s is %g", f.name, f.v)
@@ -52,12 +52,14 @@ func Validate(in topology.Intersection, p Plan) error {
 		seen = make([]bool, len(in.Phases))
 	}
 	sum := 0.0
+	bounded := 0
 	for i, pt := range p.Phases {
 		sum += pt.GreenS + pt.YellowS + pt.AllRedS
 		for _, f := range [...]struct {
 			name string
 			v    float64
-		}{{"green_s", pt.GreenS}, {"yellow_s", pt.YellowS}, {"all_red_s", pt.AllRedS}, {"flow_ratio", pt.FlowRatio}} {
+		}{{"green_s", pt.GreenS}, {"yellow_s", pt.YellowS}, {"all_red_s", pt.AllRedS}, {"flow_ratio", pt.FlowRatio},
+			{"min_green_s", pt.MinGreenS}, {"max_green_s", pt.MaxGreenS}} {
 			if !isFinite(f.v) {
 				add(ViolationNonFinite, pt.PhaseID, "%s is %g", f.name, f.v)
 			}
@@ -88,6 +90,22 @@ func Validate(in topology.Intersection, p Plan) error {
 		if pt.AllRedS != cfg.AllRedS {
 			add(ViolationAllRed, pt.PhaseID, "all-red %gs, configured %gs", pt.AllRedS, cfg.AllRedS)
 		}
+		if pt.MinGreenS != 0 || pt.MaxGreenS != 0 {
+			bounded++
+			if !(pt.MinGreenS >= cfg.EffectiveMinGreenS()-BoundToleranceS && pt.MinGreenS <= pt.GreenS+BoundToleranceS &&
+				pt.MaxGreenS >= pt.GreenS-BoundToleranceS && pt.MaxGreenS <= cfg.MaxGreenS+BoundToleranceS) {
+				add(ViolationActuation, pt.PhaseID, "actuation bounds [%g, %g]s not within [%g, %g]s around green %gs",
+					pt.MinGreenS, pt.MaxGreenS, cfg.EffectiveMinGreenS(), cfg.MaxGreenS, pt.GreenS)
+			}
+		}
+	}
+	switch {
+	case bounded != 0 && bounded != len(p.Phases):
+		add(ViolationActuation, "", "actuation bounds on %d of %d phases: all or none", bounded, len(p.Phases))
+	case bounded == 0 && p.GapOutS != 0:
+		add(ViolationActuation, "", "gap-out %gs without actuation bounds", p.GapOutS)
+	case bounded != 0 && !(p.GapOutS > 0 && p.GapOutS <= MaxGapOutS):
+		add(ViolationActuation, "", "gap-out %gs outside (0, %g]s", p.GapOutS, MaxGapOutS)
 	}
 	for k, ok := range seen {
 		if !ok {

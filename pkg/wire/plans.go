@@ -43,10 +43,12 @@ func PlanProto(p signal.Plan, id string, validFrom, validUntil time.Time, inputs
 		Reason: ReasonProto(p.Reason), ReasonDetail: p.Detail, CriticalRatioSum: p.Y, LostTimeS: p.LostTimeS,
 		Oversaturated: p.Oversaturated, CycleRateLimited: p.CycleRateLimited, Inputs: inputs, SourceEventId: sourceEventID,
 		EstimatedDelayS: p.EstimatedDelayS, SaturationFactor: p.SaturationFactor, TopologyRevision: topologyRevision,
+		GapOutS: p.GapOutS,
 	}
 	for _, ph := range p.Phases {
 		out.Phases = append(out.Phases, &greenwavev1.PhaseTiming{
 			PhaseId: ph.PhaseID, GreenS: ph.GreenS, YellowS: ph.YellowS, AllRedS: ph.AllRedS, FlowRatio: ph.FlowRatio, Approaches: ph.Approaches,
+			MinGreenS: ph.MinGreenS, MaxGreenS: ph.MaxGreenS,
 		})
 	}
 	return out
@@ -58,10 +60,12 @@ func Plan(p *greenwavev1.SignalPlan) signal.Plan {
 		IntersectionID: p.GetIntersectionId(), CycleS: p.GetCycleS(), OffsetS: p.GetOffsetS(), Reason: Reason(p.GetReason()),
 		Detail: p.GetReasonDetail(), Y: p.GetCriticalRatioSum(), LostTimeS: p.GetLostTimeS(), Oversaturated: p.GetOversaturated(),
 		CycleRateLimited: p.GetCycleRateLimited(), SaturationFactor: p.GetSaturationFactor(), EstimatedDelayS: p.GetEstimatedDelayS(),
+		GapOutS: p.GetGapOutS(),
 	}
 	for _, ph := range p.GetPhases() {
 		out.Phases = append(out.Phases, signal.PhaseTiming{
 			PhaseID: ph.GetPhaseId(), GreenS: ph.GetGreenS(), YellowS: ph.GetYellowS(), AllRedS: ph.GetAllRedS(), FlowRatio: ph.GetFlowRatio(), Approaches: ph.GetApproaches(),
+			MinGreenS: ph.GetMinGreenS(), MaxGreenS: ph.GetMaxGreenS(),
 		})
 	}
 	return out

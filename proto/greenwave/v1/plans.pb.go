@@ -146,8 +146,14 @@ type PhaseTiming struct {
 	YellowS float64                `protobuf:"fixed64,3,opt,name=yellow_s,json=yellowS,proto3" json:"yellow_s,omitempty"`
 	AllRedS float64                `protobuf:"fixed64,4,opt,name=all_red_s,json=allRedS,proto3" json:"all_red_s,omitempty"`
 	// flow_ratio is the critical flow ratio y = q/s the split was computed from.
-	FlowRatio     float64  `protobuf:"fixed64,5,opt,name=flow_ratio,json=flowRatio,proto3" json:"flow_ratio,omitempty"`
-	Approaches    []string `protobuf:"bytes,6,rep,name=approaches,proto3" json:"approaches,omitempty"`
+	FlowRatio  float64  `protobuf:"fixed64,5,opt,name=flow_ratio,json=flowRatio,proto3" json:"flow_ratio,omitempty"`
+	Approaches []string `protobuf:"bytes,6,rep,name=approaches,proto3" json:"approaches,omitempty"`
+	// min_green_s and max_green_s are the actuation bounds for a local actuated controller, as SCATS and SCOOT give
+	// their local controllers: it may end the green once min_green_s has run and no vehicle has arrived for the
+	// plan's gap_out_s (gap-out), and may extend it while vehicles keep arriving, up to max_green_s. Both 0: the
+	// plan has no bounds and the phase runs green_s exactly. A fixed-time controller ignores them and runs green_s.
+	MinGreenS     float64 `protobuf:"fixed64,7,opt,name=min_green_s,json=minGreenS,proto3" json:"min_green_s,omitempty"`
+	MaxGreenS     float64 `protobuf:"fixed64,8,opt,name=max_green_s,json=maxGreenS,proto3" json:"max_green_s,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -222,6 +228,20 @@ func (x *PhaseTiming) GetApproaches() []string {
 		return x.Approaches
 	}
 	return nil
+}
+
+func (x *PhaseTiming) GetMinGreenS() float64 {
+	if x != nil {
+		return x.MinGreenS
+	}
+	return 0
+}
+
+func (x *PhaseTiming) GetMaxGreenS() float64 {
+	if x != nil {
+		return x.MaxGreenS
+	}
+	return 0
 }
 
 // PlanInput is one prediction a plan used.
@@ -349,8 +369,11 @@ type SignalPlan struct {
 	SaturationFactor float64 `protobuf:"fixed64,18,opt,name=saturation_factor,json=saturationFactor,proto3" json:"saturation_factor,omitempty"`
 	TopologyRevision string  `protobuf:"bytes,19,opt,name=topology_revision,json=topologyRevision,proto3" json:"topology_revision,omitempty"`
 	OverrideId       string  `protobuf:"bytes,20,opt,name=override_id,json=overrideId,proto3" json:"override_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// gap_out_s is the gap between arriving vehicles (seconds) after which a local actuated controller ends a green
+	// that has run its min_green_s: the saturation headway, so a green ends once its queue has gone. 0 with no bounds.
+	GapOutS       float64 `protobuf:"fixed64,21,opt,name=gap_out_s,json=gapOutS,proto3" json:"gap_out_s,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignalPlan) Reset() {
@@ -521,6 +544,13 @@ func (x *SignalPlan) GetOverrideId() string {
 		return x.OverrideId
 	}
 	return ""
+}
+
+func (x *SignalPlan) GetGapOutS() float64 {
+	if x != nil {
+		return x.GapOutS
+	}
+	return 0
 }
 
 // Override pins a plan or a mode for an intersection until it expires.
@@ -715,7 +745,7 @@ var File_greenwave_v1_plans_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_plans_proto_rawDesc = "" +
 	"\n" +
-	"\x18greenwave/v1/plans.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n" +
+	"\x18greenwave/v1/plans.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n" +
 	"\vPhaseTiming\x12\x19\n" +
 	"\bphase_id\x18\x01 \x01(\tR\aphaseId\x12\x17\n" +
 	"\agreen_s\x18\x02 \x01(\x01R\x06greenS\x12\x19\n" +
@@ -725,7 +755,9 @@ const file_greenwave_v1_plans_proto_rawDesc = "" +
 	"flow_ratio\x18\x05 \x01(\x01R\tflowRatio\x12\x1e\n" +
 	"\n" +
 	"approaches\x18\x06 \x03(\tR\n" +
-	"approaches\"\xd0\x01\n" +
+	"approaches\x12\x1e\n" +
+	"\vmin_green_s\x18\a \x01(\x01R\tminGreenS\x12\x1e\n" +
+	"\vmax_green_s\x18\b \x01(\x01R\tmaxGreenS\"\xd0\x01\n" +
 	"\tPlanInput\x12\x1f\n" +
 	"\vapproach_id\x18\x01 \x01(\tR\n" +
 	"approachId\x12\x1b\n" +
@@ -734,7 +766,7 @@ const file_greenwave_v1_plans_proto_rawDesc = "" +
 	"\x05lower\x18\x04 \x01(\x01R\x05lower\x12\x14\n" +
 	"\x05upper\x18\x05 \x01(\x01R\x05upper\x12\x19\n" +
 	"\bmodel_id\x18\x06 \x01(\tR\amodelId\x12#\n" +
-	"\rmodel_version\x18\a \x01(\x04R\fmodelVersion\"\xcd\x06\n" +
+	"\rmodel_version\x18\a \x01(\x04R\fmodelVersion\"\xe9\x06\n" +
 	"\n" +
 	"SignalPlan\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x17\n" +
@@ -760,7 +792,8 @@ const file_greenwave_v1_plans_proto_rawDesc = "" +
 	"\x11saturation_factor\x18\x12 \x01(\x01R\x10saturationFactor\x12+\n" +
 	"\x11topology_revision\x18\x13 \x01(\tR\x10topologyRevision\x12\x1f\n" +
 	"\voverride_id\x18\x14 \x01(\tR\n" +
-	"overrideId\"\xd8\x02\n" +
+	"overrideId\x12\x1a\n" +
+	"\tgap_out_s\x18\x15 \x01(\x01R\agapOutS\"\xd8\x02\n" +
 	"\bOverride\x12\x1f\n" +
 	"\voverride_id\x18\x01 \x01(\tR\n" +
 	"overrideId\x12'\n" +

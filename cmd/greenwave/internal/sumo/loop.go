@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +67,7 @@ type loop struct {
 	logFile    string
 	timeout    time.Duration
 	window     time.Duration
+	actuated   bool      // install plans with actuation bounds as SUMO actuated programs (Greenwave, not GreenwaveFixed)
 	epoch      time.Time // event time of simulated time 0
 	dets       []detector
 	ids        []string
@@ -167,6 +169,7 @@ func (r *runner) prepareLoop() error {
 	if err := os.WriteFile(l.topoFile, y, 0o644); err != nil {
 		return err
 	}
+	l.actuated = r.o.Controller == Greenwave
 	r.loop = l
 	return nil
 }
@@ -494,7 +497,7 @@ func (l *loop) queue(p *greenwavev1.SignalPlan) {
 		l.progress("plan %s refused: %v", p.GetPlanId(), err)
 		return
 	}
-	logic, err := planLogic(base, p)
+	logic, err := planLogic(base, p, l.actuated)
 	if err != nil {
 		l.stats.Invalid++
 		l.progress("plan %s refused: %v", p.GetPlanId(), err)
@@ -504,11 +507,14 @@ func (l *loop) queue(p *greenwavev1.SignalPlan) {
 }
 
 func samePlan(a, b *greenwavev1.SignalPlan) bool {
-	if a.GetCycleS() != b.GetCycleS() || a.GetOffsetS() != b.GetOffsetS() || len(a.GetPhases()) != len(b.GetPhases()) {
+	if a.GetCycleS() != b.GetCycleS() || a.GetOffsetS() != b.GetOffsetS() || a.GetGapOutS() != b.GetGapOutS() ||
+		len(a.GetPhases()) != len(b.GetPhases()) {
 		return false
 	}
 	for i, ph := range a.GetPhases() {
-		if ph.GetPhaseId() != b.GetPhases()[i].GetPhaseId() || ph.GetGreenS() != b.GetPhases()[i].GetGreenS() {
+		o := b.GetPhases()[i]
+		if ph.GetPhaseId() != o.GetPhaseId() || ph.GetGreenS() != o.GetGreenS() || ph.GetMinGreenS() != o.GetMinGreenS() ||
+			ph.GetMaxGreenS() != o.GetMaxGreenS() {
 			return false
 		}
 	}
@@ -518,27 +524,41 @@ func samePlan(a, b *greenwavev1.SignalPlan) bool {
 // planLogic is SUMO's program with the plan's greens: green phase k of the program (topology.SUMOPhaseID(k))
 // lasts the plan's green of that phase; the yellow and all-red phases keep the program's durations, which are
 // the topology's yellow_s and all_red_s (topology.ImportSUMO derives them from these phases), so the program's
-// cycle is the plan's.
-func planLogic(base traci.Logic, p *greenwavev1.SignalPlan) (traci.Logic, error) {
+// cycle is the plan's. With actuated and a plan that has actuation bounds, the program is SUMO's actuated
+// controller instead: each green starts at the plan's green and runs between the plan's min_green_s and
+// max_green_s (rounded inwards to whole seconds), gapping out after the plan's gap_out_s (SUMO's max-gap).
+func planLogic(base traci.Logic, p *greenwavev1.SignalPlan, actuated bool) (traci.Logic, error) {
 	var ids []string
 	var greens []float64
 	for _, ph := range p.GetPhases() {
 		ids = append(ids, ph.GetPhaseId())
 		greens = append(greens, ph.GetGreenS())
 	}
+	actuated = actuated && p.GetGapOutS() > 0
 	whole := wholeSeconds(greens)
 	l := base
 	l.ProgramID, l.Type, l.CurrentPhase, l.Params = "greenwave", traci.LogicStatic, 0, map[string]string{}
+	if actuated {
+		l.ProgramID, l.Type = "greenwave-actuated", traci.LogicActuated
+		l.Params["max-gap"] = strconv.FormatFloat(p.GetGapOutS(), 'f', 2, 64)
+	}
 	l.Phases = make([]traci.Phase, len(base.Phases))
 	var cycle time.Duration
 	used := 0
 	for k, ph := range base.Phases {
 		ph.Next = nil
-		if i := slices.Index(ids, topology.SUMOPhaseID(k)); i >= 0 && isGreen(ph.State) {
+		i := slices.Index(ids, topology.SUMOPhaseID(k))
+		green := i >= 0 && isGreen(ph.State)
+		if green {
 			ph.Duration = time.Duration(whole[i]) * time.Second
 			used++
 		}
 		ph.MinDur, ph.MaxDur = ph.Duration, ph.Duration
+		if green && actuated {
+			bounds := p.GetPhases()[i]
+			ph.MinDur = min(ph.Duration, time.Duration(math.Ceil(bounds.GetMinGreenS()))*time.Second)
+			ph.MaxDur = max(ph.Duration, time.Duration(math.Floor(bounds.GetMaxGreenS()))*time.Second)
+		}
 		cycle += ph.Duration
 		l.Phases[k] = ph
 	}
@@ -611,7 +631,7 @@ func (l *loop) install(ctx context.Context, now time.Duration) error {
 		if err := l.client.SetTrafficLightLogic(ctx, id, pp.logic); err != nil {
 			return err
 		}
-		if d := alignment(pp.plan, pp.logic.Phases[0], l.epoch.Add(now)); d != 0 {
+		if d := alignment(pp.plan, pp.logic.Phases[0], l.epoch.Add(now)); d != 0 && pp.logic.Type == traci.LogicStatic {
 			if err := l.client.SetTrafficLightPhaseDuration(ctx, id, pp.logic.Phases[0].Duration+d); err != nil {
 				return err
 			}

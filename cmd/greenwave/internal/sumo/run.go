@@ -21,10 +21,13 @@ const (
 	Actuated   = "actuated"
 	DelayBased = "delay_based"
 	Greenwave  = "greenwave"
+	// GreenwaveFixed is Greenwave's plans run at fixed time (green_s, with offsets), without their actuation
+	// bounds: the variant that shows what local actuation adds.
+	GreenwaveFixed = "greenwave_fixed"
 )
 
 // Controllers lists the controllers in the order the help text gives them.
-var Controllers = []string{Static, Actuated, DelayBased, Greenwave}
+var Controllers = []string{Static, Actuated, DelayBased, Greenwave, GreenwaveFixed}
 
 // Options are the flags of `greenwave sumo`.
 type Options struct {
@@ -73,7 +76,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "greenwave sumo: "+format+"\n", args...) }
 
 	r := &runner{o: o, sc: sc, tmp: tmp, progress: progress, res: Result{Scenario: sc.Name, Controller: o.Controller}}
-	if o.Controller == Greenwave {
+	if inLoop(o.Controller) {
 		if err := r.prepareLoop(); err != nil {
 			return fmt.Errorf("sumo: %w", err)
 		}
@@ -156,7 +159,7 @@ func (r *runner) run(ctx context.Context) error {
 			return fmt.Errorf("sumo: %w", err)
 		}
 		programs[tl] = base
-		if r.o.Controller == Greenwave {
+		if inLoop(r.o.Controller) {
 			continue // SUMO's program runs until the first plan
 		}
 		if err := r.client.SetTrafficLightLogic(ctx, tl, controllerLogic(base, r.o.Controller)); err != nil {
@@ -243,6 +246,9 @@ func runningLogic(ctx context.Context, c *traci.Client, tl string) (traci.Logic,
 	return traci.Logic{}, fmt.Errorf("traffic light %s: running program %q not among its %d programs", tl, id, len(logics))
 }
 
+// inLoop reports whether the controller runs Greenwave in the loop.
+func inLoop(controller string) bool { return controller == Greenwave || controller == GreenwaveFixed }
+
 // isGreen reports whether a phase state gives some stream green and none yellow, the rule topology.ImportSUMO
 // uses to find the phases Greenwave times.
 func isGreen(state string) bool {
@@ -264,7 +270,7 @@ func controllerLogic(base traci.Logic, controller string) traci.Logic {
 	case Actuated:
 		l.Type = traci.LogicActuated
 	case DelayBased:
-		l.Type = sumo115DelayBased
+		l.Type = traci.LogicDelayBased
 	}
 	l.Phases = make([]traci.Phase, len(base.Phases))
 	for i, p := range base.Phases {
@@ -283,8 +289,3 @@ func controllerLogic(base traci.Logic, controller string) traci.Logic {
 	}
 	return l
 }
-
-// sumo115DelayBased is the program type SUMO 1.15 runs as its delay-based controller. Its TraCI constants (and
-// traci.LogicDelayBased) say 4, but SUMO 1.15 reads a program's type as its TrafficLightType enumeration, in which
-// 4 is NEMA (setProgramLogic then quits the simulation: "Please set ring1 for NEMA tlLogic") and 5 DELAYBASED.
-const sumo115DelayBased traci.LogicType = 5

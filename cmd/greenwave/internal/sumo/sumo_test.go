@@ -125,7 +125,7 @@ func TestControllerLogic(t *testing.T) {
 	}{
 		{Static, traci.LogicStatic, [2]time.Duration{40 * s, 40 * s}},
 		{Actuated, traci.LogicActuated, [2]time.Duration{5 * s, 60 * s}},
-		{DelayBased, sumo115DelayBased, [2]time.Duration{5 * s, 60 * s}},
+		{DelayBased, traci.LogicDelayBased, [2]time.Duration{5 * s, 60 * s}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.controller, func(t *testing.T) {
@@ -152,27 +152,50 @@ func plan(cycle, offset float64, greens ...float64) *greenwavev1.SignalPlan {
 }
 
 func TestPlanLogic(t *testing.T) {
+	bounded := plan(70, 0, 35, 25)
+	bounded.GapOutS = 2
+	bounded.Phases[0].MinGreenS, bounded.Phases[0].MaxGreenS = 5.5, 48.7
+	bounded.Phases[1].MinGreenS, bounded.Phases[1].MaxGreenS = 5, 25
+	const s = time.Second
 	tests := []struct {
 		name       string
 		plan       *greenwavev1.SignalPlan
+		actuated   bool
+		wantType   traci.LogicType
 		wantGreens [2]time.Duration
+		wantBounds [2][2]time.Duration // min and max of both greens
 		wantErr    string
 	}{
-		{name: "whole", plan: plan(70, 0, 35, 25), wantGreens: [2]time.Duration{35 * time.Second, 25 * time.Second}},
-		{name: "rounded keeping the cycle", plan: plan(90, 0, 44.6, 35.4), wantGreens: [2]time.Duration{45 * time.Second, 35 * time.Second}},
+		{name: "whole", plan: plan(70, 0, 35, 25), wantGreens: [2]time.Duration{35 * s, 25 * s},
+			wantBounds: [2][2]time.Duration{{35 * s, 35 * s}, {25 * s, 25 * s}}},
+		{name: "rounded keeping the cycle", plan: plan(90, 0, 44.6, 35.4), wantGreens: [2]time.Duration{45 * s, 35 * s},
+			wantBounds: [2][2]time.Duration{{45 * s, 45 * s}, {35 * s, 35 * s}}},
+		{name: "bounds run at fixed time", plan: bounded, wantGreens: [2]time.Duration{35 * s, 25 * s},
+			wantBounds: [2][2]time.Duration{{35 * s, 35 * s}, {25 * s, 25 * s}}},
+		{name: "actuated within the bounds, rounded inwards", plan: bounded, actuated: true, wantType: traci.LogicActuated,
+			wantGreens: [2]time.Duration{35 * s, 25 * s}, wantBounds: [2][2]time.Duration{{6 * s, 48 * s}, {5 * s, 25 * s}}},
+		{name: "actuated without bounds is fixed time", plan: plan(70, 0, 35, 25), actuated: true,
+			wantGreens: [2]time.Duration{35 * s, 25 * s}, wantBounds: [2][2]time.Duration{{35 * s, 35 * s}, {25 * s, 25 * s}}},
 		{name: "unknown phase", plan: &greenwavev1.SignalPlan{CycleS: 50, Phases: []*greenwavev1.PhaseTiming{{PhaseId: "p1", GreenS: 40}}}, wantErr: "no green phase"},
 		{name: "cycle mismatch", plan: plan(100, 0, 35, 25), wantErr: "cycle"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := planLogic(sumoProgram(), tt.plan)
+			l, err := planLogic(sumoProgram(), tt.plan, tt.actuated)
 			if !wantError(t, err, tt.wantErr) {
 				return
 			}
-			if got := [2]time.Duration{l.Phases[0].Duration, l.Phases[3].Duration}; got != tt.wantGreens || l.Type != traci.LogicStatic {
-				t.Errorf("greens %v type %v, want %v static", got, l.Type, tt.wantGreens)
+			if got := [2]time.Duration{l.Phases[0].Duration, l.Phases[3].Duration}; got != tt.wantGreens || l.Type != tt.wantType {
+				t.Errorf("greens %v type %v, want %v %v", got, l.Type, tt.wantGreens, tt.wantType)
 			}
-			if l.Phases[1].Duration != 3*time.Second || l.Phases[5].Duration != 2*time.Second {
+			got := [2][2]time.Duration{{l.Phases[0].MinDur, l.Phases[0].MaxDur}, {l.Phases[3].MinDur, l.Phases[3].MaxDur}}
+			if got != tt.wantBounds {
+				t.Errorf("bounds %v, want %v", got, tt.wantBounds)
+			}
+			if gap := l.Params["max-gap"]; (tt.wantType == traci.LogicActuated) != (gap == "2.00") {
+				t.Errorf("max-gap %q with type %v", gap, l.Type)
+			}
+			if l.Phases[1].Duration != 3*s || l.Phases[5].Duration != 2*s || l.Phases[1].MaxDur != 3*s {
 				t.Errorf("yellow and all-red changed: %+v", l.Phases)
 			}
 		})

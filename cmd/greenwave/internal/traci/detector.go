@@ -11,8 +11,8 @@ type DetectorReading struct {
 	ID string
 	// Vehicles is the number of vehicles on (E2) or over (E1) the detector in the last step.
 	Vehicles int
-	// MeanSpeedMPS is their mean speed in metres per second. SUMO sends -1 when it has none: no vehicle, or on an
-	// induction loop only vehicles that left it during the step (counted in Vehicles, with OccupancyPct 0).
+	// MeanSpeedMPS is their mean speed in metres per second. On an induction loop it is the mean over the vehicles
+	// that entered the loop during the step, and -1 when none did (even with a vehicle still standing on it).
 	MeanSpeedMPS float64
 	// OccupancyPct is the share of the last step (E1) or of the detector's length (E2) taken by vehicles, in
 	// percent (0..100), as SUMO reports it.

@@ -12,11 +12,13 @@ import (
 // LogicType is how SUMO runs a traffic-light program.
 type LogicType int
 
-// The program types TraCI reports (TRAFFICLIGHT_TYPE_* in constants.py).
+// The program types as SUMO 1.15 reads and reports them: its TrafficLightType enumeration. TraCI's constants.py
+// says 4 for delay-based (TRAFFICLIGHT_TYPE_DELAYBASED), but SUMO 1.15 takes 4 as NEMA (setProgramLogic then quits
+// the simulation: "Please set ring1 for NEMA tlLogic") and 5 as delay-based.
 const (
 	LogicStatic     LogicType = 0 // fixed phase durations
 	LogicActuated   LogicType = 3 // gap-based extension between each phase's MinDur and MaxDur
-	LogicDelayBased LogicType = 4 // extension by the delay of approaching vehicles
+	LogicDelayBased LogicType = 5 // extension by the delay of approaching vehicles
 )
 
 func (t LogicType) String() string {
