@@ -57,6 +57,8 @@ type LoopStats struct {
 	Expired int
 	// Aligned counts installs whose first green was lengthened or shortened to reach the plan's offset.
 	Aligned int
+	// Actuated counts installs run as SUMO actuated programs within the plan's actuation bounds.
+	Actuated int
 }
 
 // loop is greenwave in the loop: the stack, the detectors it reads, the plans it applies.
@@ -637,6 +639,9 @@ func (l *loop) install(ctx context.Context, now time.Duration) error {
 			}
 			l.stats.Aligned++
 		}
+		if pp.logic.Type == traci.LogicActuated {
+			l.stats.Actuated++
+		}
 		if cur := l.running[id]; cur != nil && samePlan(cur, pp.plan) {
 			l.stats.Unchanged++
 		} else {
@@ -686,6 +691,6 @@ func alignment(p *greenwavev1.SignalPlan, first traci.Phase, at time.Time) time.
 // report prints the loop's counts.
 func (l *loop) report(w io.Writer) {
 	s := l.stats
-	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied, %d unchanged, %d refused, %d expired, %d aligned to their offset, %d windows timed out; plans by reason %v\n",
-		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Unchanged, s.Invalid, s.Expired, s.Aligned, s.Timeouts, s.PlansByReason)
+	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied (%d as actuated programs), %d unchanged, %d refused, %d expired, %d aligned to their offset, %d windows timed out; plans by reason %v\n",
+		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Actuated, s.Unchanged, s.Invalid, s.Expired, s.Aligned, s.Timeouts, s.PlansByReason)
 }

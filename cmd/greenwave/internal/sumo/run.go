@@ -41,6 +41,9 @@ type Options struct {
 	End time.Duration
 	// Seed is SUMO's random seed; negative keeps the scenario's.
 	Seed int
+	// MaxGap, when positive, is the gap-out (SUMO's max-gap) of the actuated controller instead of SUMO's default
+	// (3 s): to compare Greenwave's gap-out with SUMO's actuated controller at the same gap.
+	MaxGap time.Duration
 	// Binary is the sumo program ("sumo" when empty; "sumo-gui" to watch).
 	Binary string
 	// PlanTimeout bounds the wait for a window's plans (greenwave only).
@@ -162,7 +165,7 @@ func (r *runner) run(ctx context.Context) error {
 		if inLoop(r.o.Controller) {
 			continue // SUMO's program runs until the first plan
 		}
-		if err := r.client.SetTrafficLightLogic(ctx, tl, controllerLogic(base, r.o.Controller)); err != nil {
+		if err := r.client.SetTrafficLightLogic(ctx, tl, controllerLogic(base, r.o.Controller, r.o.MaxGap)); err != nil {
 			return fmt.Errorf("sumo: %w", err)
 		}
 	}
@@ -258,9 +261,10 @@ func isGreen(state string) bool {
 // controllerLogic is base turned into the controller's program, with the same phases: static keeps the
 // durations fixed; actuated and delay_based let every green phase run between its minimum and maximum (the
 // program's own bounds, else topology.SUMODefaultMinGreenS and the larger of topology.SUMODefaultMaxGreenS and
-// its duration, as the topology import takes them) and keep yellow and all-red fixed. SUMO creates the
+// its duration, as the topology import takes them) and keep yellow and all-red fixed; maxGap, when positive, is
+// the actuated controller's gap-out. SUMO creates the
 // detectors an actuated program needs itself.
-func controllerLogic(base traci.Logic, controller string) traci.Logic {
+func controllerLogic(base traci.Logic, controller string, maxGap time.Duration) traci.Logic {
 	l := base
 	l.ProgramID = "greenwave-" + controller
 	l.CurrentPhase = 0
@@ -269,6 +273,9 @@ func controllerLogic(base traci.Logic, controller string) traci.Logic {
 	switch controller {
 	case Actuated:
 		l.Type = traci.LogicActuated
+		if maxGap > 0 {
+			l.Params["max-gap"] = strconv.FormatFloat(maxGap.Seconds(), 'f', 2, 64)
+		}
 	case DelayBased:
 		l.Type = traci.LogicDelayBased
 	}

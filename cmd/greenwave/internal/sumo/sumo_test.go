@@ -120,16 +120,22 @@ func TestControllerLogic(t *testing.T) {
 	s := time.Second
 	tests := []struct {
 		controller string
+		maxGap     time.Duration
 		wantType   traci.LogicType
 		wantGreen  [2]time.Duration // min and max of phase 0
+		wantGap    string
 	}{
-		{Static, traci.LogicStatic, [2]time.Duration{40 * s, 40 * s}},
-		{Actuated, traci.LogicActuated, [2]time.Duration{5 * s, 60 * s}},
-		{DelayBased, traci.LogicDelayBased, [2]time.Duration{5 * s, 60 * s}},
+		{Static, 0, traci.LogicStatic, [2]time.Duration{40 * s, 40 * s}, ""},
+		{Actuated, 0, traci.LogicActuated, [2]time.Duration{5 * s, 60 * s}, ""},
+		{Actuated, 2 * s, traci.LogicActuated, [2]time.Duration{5 * s, 60 * s}, "2.00"},
+		{DelayBased, 0, traci.LogicDelayBased, [2]time.Duration{5 * s, 60 * s}, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.controller, func(t *testing.T) {
-			l := controllerLogic(sumoProgram(), tt.controller)
+		t.Run(tt.controller+"/"+tt.wantGap, func(t *testing.T) {
+			l := controllerLogic(sumoProgram(), tt.controller, tt.maxGap)
+			if l.Params["max-gap"] != tt.wantGap {
+				t.Errorf("max-gap %q, want %q", l.Params["max-gap"], tt.wantGap)
+			}
 			if l.Type != tt.wantType || l.ProgramID != "greenwave-"+tt.controller {
 				t.Errorf("type %v program %q", l.Type, l.ProgramID)
 			}
@@ -341,6 +347,9 @@ func TestRunGreenwave(t *testing.T) {
 	}
 	if l.Plans < 4*9 || l.Applied == 0 || l.Invalid != 0 || l.Expired != 0 || l.Timeouts != 0 {
 		t.Errorf("plans: %+v (want the 9 intersections' plans for 4 windows, applied, none refused or late)", l)
+	}
+	if l.Actuated != l.Applied+l.Unchanged {
+		t.Errorf("plans: %+v (want every install an actuated program within the plan's bounds)", l)
 	}
 	total := 0
 	for _, n := range l.PlansByReason {
