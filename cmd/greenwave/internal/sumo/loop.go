@@ -605,6 +605,31 @@ func floatSum(v []float64) float64 {
 	return s
 }
 
+// installLocal gives a traffic light the plan a field controller holds itself until the first plan arrives:
+// signal-control's own fallback for it (signal.Decide without forecasts or history, the topology's fixed-time
+// plan with its actuation bounds), run the way the loop runs plans. A traffic light the topology left out keeps
+// its SUMO program.
+func (l *loop) installLocal(ctx context.Context, c *traci.Client, tl string, base traci.Logic) error {
+	in, ok := l.intersects[tl]
+	if !ok {
+		return nil
+	}
+	p, err := signal.Decide(in, signal.DecideInput{})
+	if err != nil {
+		return fmt.Errorf("local plan of %s: %w", tl, err)
+	}
+	plan := wire.PlanProto(p, "local-"+tl, l.epoch, time.Time{}, nil, "", l.topo.Revision)
+	logic, err := planLogic(base, plan, l.actuated)
+	if err != nil {
+		return fmt.Errorf("local plan of %s: %w", tl, err)
+	}
+	if err := c.SetTrafficLightLogic(ctx, tl, logic); err != nil {
+		return err
+	}
+	l.running[tl] = plan
+	return nil
+}
+
 // install switches every traffic light with a queued plan whose program has just started a cycle (entered
 // phase 0) to the plan's program. With an offset, the first green is stretched once so that green starts at
 // the offset from the cycle reference (event time's Unix epoch, the same for every intersection).

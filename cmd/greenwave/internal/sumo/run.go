@@ -162,8 +162,11 @@ func (r *runner) run(ctx context.Context) error {
 			return fmt.Errorf("sumo: %w", err)
 		}
 		programs[tl] = base
-		if inLoop(r.o.Controller) {
-			continue // SUMO's program runs until the first plan
+		if r.loop != nil {
+			if err := r.loop.installLocal(ctx, r.client, tl, base); err != nil {
+				return fmt.Errorf("sumo: %w", err)
+			}
+			continue
 		}
 		if err := r.client.SetTrafficLightLogic(ctx, tl, controllerLogic(base, r.o.Controller, r.o.MaxGap)); err != nil {
 			return fmt.Errorf("sumo: %w", err)
