@@ -393,3 +393,53 @@ func TestRunInterrupted(t *testing.T) {
 		t.Errorf("processes left behind: %v", left)
 	}
 }
+
+// TestRunUnseenNetwork builds a network no scenario has, a 2x4 grid with one lane per direction, and random demand
+// with SUMO's own tools, and runs the closed loop on the directory: the topology comes from the network itself.
+func TestRunUnseenNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the five services")
+	}
+	requireSumo(t)
+	tools := filepath.Join(os.Getenv("SUMO_HOME"), "tools", "randomTrips.py")
+	if _, err := os.Stat(tools); err != nil {
+		if os.Getenv("GREENWAVE_REQUIRE_SUMO") == "1" {
+			t.Fatalf("GREENWAVE_REQUIRE_SUMO=1 but %v (set SUMO_HOME; Debian package sumo-tools)", err)
+		}
+		t.Skipf("no SUMO tools: %v", err)
+	}
+	dir := t.TempDir()
+	net := filepath.Join(dir, "g24.net.xml")
+	for _, cmd := range [][]string{
+		{"netgenerate", "--grid", "--grid.x-number", "2", "--grid.y-number", "4", "--grid.length", "180",
+			"--default.lanenumber", "1", "--default-junction-type", "traffic_light", "--no-turnarounds", "true", "-o", net},
+		{"python3", tools, "-n", net, "-r", filepath.Join(dir, "g24.rou.xml"), "-o", filepath.Join(dir, "trips.xml"),
+			"-e", "600", "-p", "2", "--seed", "3", "--fringe-factor", "10"},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	os.Remove(filepath.Join(dir, "trips.xml"))
+	os.Remove(filepath.Join(dir, "g24.rou.alt.xml"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	var st Stats
+	err := Run(ctx, Options{Scenario: dir, Controller: Greenwave, JSON: true, End: 10 * time.Minute, Seed: -1, Stats: &st,
+		LogFile: filepath.Join(t.TempDir(), "services.log")}, &stdout, &stderr)
+	t.Logf("stderr:\n%s", stderr.String())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	l := st.Loop
+	if l.Windows != 5 || l.Readings == 0 || l.Accepted != l.Readings || l.Plans < 4*8 || l.Applied == 0 || l.Invalid != 0 || l.Timeouts != 0 {
+		t.Errorf("loop %+v: want 5 windows of readings accepted and the 8 intersections' plans of 4 windows, applied", l)
+	}
+	if !strings.Contains(stdout.String(), `"scenario":"`+filepath.Base(dir)+`"`) {
+		t.Errorf("result %q does not name the directory", stdout.String())
+	}
+	if left := children(t); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+}
