@@ -137,10 +137,17 @@ func testModel(id string, version uint64) *greenwavev1.ModelSnapshot {
 	}
 }
 
+// testPlan is a fixed-time plan, but for I-300, which has actuation bounds.
 func testPlan(id string) *greenwavev1.SignalPlan {
-	return &greenwavev1.SignalPlan{SchemaVersion: 1, PlanId: id + "@1", IntersectionId: id, CycleS: 86,
+	p := &greenwavev1.SignalPlan{SchemaVersion: 1, PlanId: id + "@1", IntersectionId: id, CycleS: 86,
 		ValidFrom: timestamppb.New(time.Date(2026, 11, 26, 7, 35, 0, 0, time.UTC)), Reason: greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE,
 		ReasonDetail: "fresh predictions", Phases: []*greenwavev1.PhaseTiming{{PhaseId: "NS", GreenS: 42, YellowS: 3, AllRedS: 2}, {PhaseId: "EW", GreenS: 26, YellowS: 3, AllRedS: 2}}}
+	if id == "I-300" {
+		p.GapOutS = 2
+		p.Phases[0].MinGreenS, p.Phases[0].MaxGreenS = 5, 55.5
+		p.Phases[1].MinGreenS, p.Phases[1].MaxGreenS = 5, 34.5
+	}
+	return p
 }
 
 // serve starts the fake on a loopback port, with TLS when tc is set, and returns its address.
@@ -346,7 +353,8 @@ func TestPlans(t *testing.T) {
 			"plan I-200 @2026-11-26T07:35Z cycle 86s  NS 42s EW 26s  predictive: fresh predictions  [initial]"}},
 		{name: "watch filtered", args: []string{"watch", "--max", "1", "--intersection", "I-300"}, want: []string{"plan I-300 "}},
 		{name: "watch json", args: []string{"watch", "--max", "1", "--json"}, want: []string{`{"plan":{"schema_version":1,"plan_id":"I-100@1",`, `"initial":true}`}},
-		{name: "get", args: []string{"get", "I-200"}, want: []string{"plan          I-200@1", "cycle         86.0s", "predictive: fresh predictions", "NS     42.0s  3.0s    2.0s"}},
+		{name: "get", args: []string{"get", "I-200"}, want: []string{"plan          I-200@1", "cycle         86.0s", "predictive: fresh predictions", "NS     42.0s  -         3.0s    2.0s"}},
+		{name: "get actuated", args: []string{"get", "I-300"}, want: []string{"actuated within the bounds, gap-out 2.0s", "NS     42.0s  5.0-55.5s  3.0s", "EW     26.0s  5.0-34.5s  3.0s"}},
 		{name: "get json", args: []string{"get", "I-200", "--json"}, want: []string{`"intersection_id":"I-200"`}},
 		{name: "get unknown", args: []string{"get", "I-999"}, status: 1, wantErr: `no plan for intersection "I-999" yet (NotFound)`},
 	}

@@ -184,6 +184,9 @@ func printPlan(w io.Writer, pl *greenwavev1.SignalPlan) error {
 	if pl.GetOverrideId() != "" {
 		flags = append(flags, "override "+pl.GetOverrideId())
 	}
+	if g := pl.GetGapOutS(); g > 0 {
+		flags = append(flags, fmt.Sprintf("actuated within the bounds, gap-out %.1fs", g))
+	}
 	if len(flags) > 0 {
 		fmt.Fprintf(tw, "notes\t%s\n", strings.Join(flags, ", "))
 	}
@@ -192,9 +195,13 @@ func printPlan(w io.Writer, pl *greenwavev1.SignalPlan) error {
 	}
 	fmt.Fprintln(w, "\nphases")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  PHASE\tGREEN\tYELLOW\tALL-RED\tFLOW RATIO\tAPPROACHES")
+	fmt.Fprintln(tw, "  PHASE\tGREEN\tACTUATED\tYELLOW\tALL-RED\tFLOW RATIO\tAPPROACHES")
 	for _, ph := range pl.GetPhases() {
-		fmt.Fprintf(tw, "  %s\t%.1fs\t%.1fs\t%.1fs\t%.3f\t%s\n", ph.GetPhaseId(), ph.GetGreenS(), ph.GetYellowS(), ph.GetAllRedS(), ph.GetFlowRatio(),
+		bounds := "-" // a fixed green
+		if ph.GetMaxGreenS() > 0 {
+			bounds = fmt.Sprintf("%.1f-%.1fs", ph.GetMinGreenS(), ph.GetMaxGreenS())
+		}
+		fmt.Fprintf(tw, "  %s\t%.1fs\t%s\t%.1fs\t%.1fs\t%.3f\t%s\n", ph.GetPhaseId(), ph.GetGreenS(), bounds, ph.GetYellowS(), ph.GetAllRedS(), ph.GetFlowRatio(),
 			strings.Join(ph.GetApproaches(), ","))
 	}
 	if err := tw.Flush(); err != nil {
