@@ -27,6 +27,11 @@ field: each window (120 s) it sends the readings of an induction loop on every a
 waits (at most --plan-timeout) for the plans of the window these readings closed, and applies each valid plan
 as a SUMO static program at its traffic light's next cycle boundary.
 
+--record DIR (any controller) puts the same induction loops on every approach lane and writes
+DIR/readings.csv (each window's readings, the canonical readings CSV of greenwave replay and eval),
+DIR/topology.yaml (the derived topology) and DIR/edges.csv (from,to,weight,travel_time_s: the links between
+detectors), so a run can be evaluated offline: greenwave eval --topology DIR/topology.yaml DIR/readings.csv.
+
 The run ends when every vehicle has arrived, or at --end. The last line of stdout is the result; with --json:
   {"scenario":…,"controller":…,"time_loss_s":…,"waiting_time_s":…,"duration_s":…,"stops":…,"fuel_ml":…,
    "co2_g":…,"completed":N,"inserted":N}
@@ -43,6 +48,7 @@ func runSumo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.Seed, "seed", -1, "SUMO's random seed (negative: the scenario's)")
 	gui := fs.Bool("gui", false, "run sumo-gui to watch")
 	fs.DurationVar(&o.PlanTimeout, "plan-timeout", sumo.DefaultPlanTimeout, "greenwave: longest wait (wall clock) for a window's ack and plans")
+	fs.StringVar(&o.Record, "record", "", "also write the detectors' readings, topology and detector links to `DIR`")
 	fs.StringVar(&o.LogFile, "log-file", filepath.Join(os.TempDir(), "greenwave-sumo.log"), "greenwave: file the service logs are written to")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
