@@ -83,6 +83,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	if o.Controller == Greenwave {
 		if err := r.prepareLoop(); err != nil {
+			r.closeRecording()
 			return fmt.Errorf("sumo: %w", err)
 		}
 	}
