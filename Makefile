@@ -93,6 +93,10 @@ docs: ## Regenerate docs/configuration.md and the demo readings deploy/demo/samp
 	go run ./deploy/check/cmd/gendocs
 	go run ./deploy/check/cmd/gensample
 
+.PHONY: sumo-bench
+sumo-bench: build ## Run every controller on every SUMO scenario; write docs/sumo-bench/ (needs sumo)
+	go run ./cmd/greenwave/sumobench --greenwave bin/greenwave --scenarios deploy/sumo --out docs/sumo-bench
+
 .PHONY: sumo-scenarios
 sumo-scenarios: ## Regenerate the SUMO scenarios in deploy/sumo/ (needs sumo and sumo-tools; CHECK=1 only verifies)
 	bash deploy/sumo/generate.sh $(if $(CHECK),--check)

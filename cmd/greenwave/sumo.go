@@ -28,6 +28,11 @@ waits (at most --plan-timeout) for the plans of the window these readings closed
 at its traffic light's next cycle boundary as a SUMO actuated program within the plan's actuation bounds (min and
 max green, gap-out); greenwave_fixed runs the same plans at fixed time (their greens and offsets).
 
+--record DIR (any controller) puts the same induction loops on every approach lane and writes
+DIR/readings.csv (each window's readings, the canonical readings CSV of greenwave replay and eval),
+DIR/topology.yaml (the derived topology) and DIR/edges.csv (from,to,weight,travel_time_s: the links between
+detectors), so a run can be evaluated offline: greenwave eval --topology DIR/topology.yaml DIR/readings.csv.
+
 The run ends when every vehicle has arrived, or at --end. The last line of stdout is the result; with --json:
   {"scenario":…,"controller":…,"time_loss_s":…,"waiting_time_s":…,"duration_s":…,"stops":…,"fuel_ml":…,
    "co2_g":…,"completed":N,"inserted":N}
@@ -45,6 +50,7 @@ func runSumo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&o.MaxGap, "max-gap", 0, "actuated: gap-out instead of SUMO's default 3s (e.g. 2s, Greenwave's at 1800 veh/h)")
 	gui := fs.Bool("gui", false, "run sumo-gui to watch")
 	fs.DurationVar(&o.PlanTimeout, "plan-timeout", sumo.DefaultPlanTimeout, "greenwave: longest wait (wall clock) for a window's ack and plans")
+	fs.StringVar(&o.Record, "record", "", "also write the detectors' readings, topology and detector links to `DIR`")
 	fs.StringVar(&o.LogFile, "log-file", filepath.Join(os.TempDir(), "greenwave-sumo.log"), "greenwave: file the service logs are written to")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err

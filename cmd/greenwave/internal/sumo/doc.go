@@ -7,5 +7,7 @@
 // both field roles in lock-step on simulated time: at the end of every window it sends the window's readings of
 // an induction loop on every approach lane to the collector (internal/gateway), waits for the plans of the window
 // those readings closed (WatchPlans), validates each (signal.Validate) and installs it as a static program at its
-// traffic light's next cycle boundary. docs/sumo.md describes the choices and the measured results.
+// traffic light's next cycle boundary. With --record (any controller) it also writes the loops' readings, the
+// topology and the links between detectors for offline evaluation (record.go). docs/sumo.md describes the
+// choices and the measured results.
 package sumo

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
-	"gopkg.in/yaml.v3"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/dev"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/gateway"
@@ -63,16 +62,11 @@ type LoopStats struct {
 
 // loop is greenwave in the loop: the stack, the detectors it reads, the plans it applies.
 type loop struct {
-	topo       topology.Topology
+	*sensors
 	topoFile   string
-	additional string
 	logFile    string
 	timeout    time.Duration
-	window     time.Duration
-	actuated   bool      // install plans with actuation bounds as SUMO actuated programs (Greenwave, not GreenwaveFixed)
-	epoch      time.Time // event time of simulated time 0
-	dets       []detector
-	ids        []string
+	actuated   bool // install plans with actuation bounds as SUMO actuated programs (Greenwave, not GreenwaveFixed)
 	intersects map[string]topology.Intersection
 
 	client   *traci.Client
@@ -84,7 +78,6 @@ type loop struct {
 	stream   *gateway.Stream
 	plans    chan *greenwavev1.SignalPlan
 	latest   map[string]*greenwavev1.SignalPlan // newest plan per intersection
-	winStart time.Duration
 	stats    LoopStats
 	summary  chan map[string]int
 }
@@ -100,75 +93,20 @@ type pendingPlan struct {
 	logic traci.Logic
 }
 
-// prepareLoop derives the topology from the network and writes it and the detectors' additional file.
+// prepareLoop writes the topology the detectors were derived with (prepareSensors) for the services.
 func (r *runner) prepareLoop() error {
-	f, err := os.Open(r.sc.Net)
-	if err != nil {
-		return err
-	}
-	topo, err := topology.ImportSUMO(f, topology.SUMOOptions{Revision: "sumo-" + r.sc.Name,
-		OnSkip: func(tl, reason string) { r.progress("traffic light %s stays on its SUMO program: %s", tl, reason) }})
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("derive topology: %w", err)
-	}
-	zone, err := topo.Location()
-	if err != nil {
-		return err
-	}
-	lengths, err := laneLengths(r.sc.Net)
-	if err != nil {
-		return err
-	}
-	l := &loop{topo: topo, topoFile: filepath.Join(r.tmp, "topology.yaml"), additional: filepath.Join(r.tmp, "detectors.add.xml"),
+	l := &loop{sensors: r.sensors, topoFile: filepath.Join(r.tmp, "topology.yaml"),
 		logFile: r.o.LogFile, timeout: r.o.PlanTimeout, intersects: map[string]topology.Intersection{},
-		epoch:   time.Date(2026, time.January, 5, 7, 0, 0, 0, zone), // a Monday morning
 		running: map[string]*greenwavev1.SignalPlan{}, pending: map[string]pendingPlan{}, lastPh: map[string]int{},
 		latest: map[string]*greenwavev1.SignalPlan{}, plans: make(chan *greenwavev1.SignalPlan, 1024),
 		summary: make(chan map[string]int, 1), stats: LoopStats{Rejected: map[string]int{}}}
 	if l.timeout <= 0 {
 		l.timeout = DefaultPlanTimeout
 	}
-	var add bytes.Buffer
-	add.WriteString("<additional>\n")
-	for _, in := range topo.Intersections {
+	for _, in := range l.topo.Intersections {
 		l.intersects[in.ID] = in
-		if l.window == 0 || time.Duration(in.WindowS)*time.Second != l.window {
-			if l.window != 0 {
-				return fmt.Errorf("intersections with different windows (%v, %ds): the loop needs one", l.window, in.WindowS)
-			}
-			l.window = time.Duration(in.WindowS) * time.Second
-		}
-		for _, a := range in.Approaches {
-			for _, id := range a.Detectors {
-				lane := strings.TrimPrefix(id, topology.SUMODetectorPrefix)
-				length, ok := lengths[lane]
-				if !ok {
-					return fmt.Errorf("detector %s: no lane %s in %s", id, lane, r.sc.Net)
-				}
-				pos := length - detectorSetbackM
-				if pos < length/2 {
-					pos = length / 2
-				}
-				fmt.Fprintf(&add, "    <inductionLoop id=%q lane=%q pos=\"%.2f\" period=\"%d\" file=%q/>\n",
-					id, lane, pos, int(l.window.Seconds()), os.DevNull)
-				l.dets = append(l.dets, detector{id: id, intersection: in.ID, approach: a.ID, lane: lane})
-				l.ids = append(l.ids, id)
-			}
-		}
 	}
-	add.WriteString("</additional>\n")
-	if len(l.dets) == 0 {
-		return fmt.Errorf("the network %s has no traffic light Greenwave can control", r.sc.Net)
-	}
-	if err := os.WriteFile(l.additional, add.Bytes(), 0o644); err != nil {
-		return err
-	}
-	y, err := yaml.Marshal(topo)
-	if err != nil {
-		return fmt.Errorf("encode topology: %w", err)
-	}
-	if err := os.WriteFile(l.topoFile, y, 0o644); err != nil {
+	if err := writeTopology(l.topoFile, l.topo); err != nil {
 		return err
 	}
 	l.actuated = r.o.Controller == Greenwave
@@ -333,12 +271,8 @@ func (p *prefixed) Write(b []byte) (int, error) {
 // step takes one simulation step's detector readings and, at a window's end, runs the lock-step exchange;
 // then it installs the plans whose traffic lights reached a cycle boundary.
 func (l *loop) step(ctx context.Context, now time.Duration) error {
-	readings, err := l.client.InductionLoops(ctx, l.ids)
-	if err != nil {
+	if err := l.sample(ctx, l.client); err != nil {
 		return err
-	}
-	for i, rd := range readings {
-		l.dets[i].add(rd)
 	}
 	if now-l.winStart >= l.window {
 		if err := l.exchange(ctx, now); err != nil {
@@ -390,8 +324,9 @@ func (d *detector) reading(at time.Time, window time.Duration) *greenwavev1.Traf
 func (l *loop) exchange(ctx context.Context, now time.Duration) error {
 	winStart := l.epoch.Add(l.winStart)
 	batch := &greenwavev1.ReadingBatch{BatchId: fmt.Sprintf("sumo-%s", winStart.UTC().Format("20060102T150405Z"))}
-	for i := range l.dets {
-		batch.Readings = append(batch.Readings, l.dets[i].reading(winStart, l.window))
+	var err error
+	if batch.Readings, err = l.readings(); err != nil {
+		return err
 	}
 	if err := l.stream.Send(batch); err != nil {
 		return fmt.Errorf("send window %s: %w", winStart.Format(time.RFC3339), err)

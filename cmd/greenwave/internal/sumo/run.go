@@ -50,6 +50,9 @@ type Options struct {
 	PlanTimeout time.Duration
 	// LogFile receives the services' logs (greenwave only).
 	LogFile string
+	// Record, when not empty, is a directory the run's detector readings, topology and detector links are
+	// written to (record.go), for any controller.
+	Record string
 	// Stats, when not nil, receives the run's counts (for tests).
 	Stats *Stats
 }
@@ -79,15 +82,25 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "greenwave sumo: "+format+"\n", args...) }
 
 	r := &runner{o: o, sc: sc, tmp: tmp, progress: progress, res: Result{Scenario: sc.Name, Controller: o.Controller}}
+	if inLoop(o.Controller) || o.Record != "" {
+		if err := r.prepareSensors(); err != nil {
+			return fmt.Errorf("sumo: %w", err)
+		}
+	}
 	if inLoop(o.Controller) {
 		if err := r.prepareLoop(); err != nil {
+			r.closeRecording()
 			return fmt.Errorf("sumo: %w", err)
 		}
 	}
 	if err := r.start(ctx); err != nil {
+		r.closeRecording()
 		return fmt.Errorf("sumo: %w", err)
 	}
 	runErr := r.run(ctx)
+	if err := r.closeRecording(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("sumo: %w", err)
+	}
 	if runErr != nil && ctx.Err() != nil {
 		runErr = fmt.Errorf("sumo: interrupted, no result: %w", ctx.Err())
 	}
@@ -119,7 +132,8 @@ type runner struct {
 	client   *traci.Client
 	res      Result
 	stats    Stats
-	loop     *loop // nil unless greenwave
+	loop     *loop    // nil unless greenwave
+	sensors  *sensors // nil unless greenwave or --record
 }
 
 // start runs sumo on the scenario, writing trip info with emissions to the temporary directory.
@@ -138,8 +152,8 @@ func (r *runner) start(ctx context.Context) error {
 	if r.o.Seed >= 0 {
 		args = append(args, "--seed", strconv.Itoa(r.o.Seed))
 	}
-	if r.loop != nil {
-		args = append(args, "--additional-files", r.loop.additional)
+	if r.sensors != nil {
+		args = append(args, "--additional-files", r.sensors.additional)
 	}
 	c, err := traci.Start(ctx, traci.Options{Binary: r.o.Binary, ConfigFile: cfg, Args: args})
 	if err != nil {
@@ -218,6 +232,10 @@ func (r *runner) run(ctx context.Context) error {
 		r.stats.Arrived += arrived
 		if r.loop != nil {
 			if err := r.loop.step(ctx, now); err != nil {
+				return fmt.Errorf("sumo: %w", err)
+			}
+		} else if r.sensors != nil {
+			if err := r.sensors.record(ctx, r.client, now); err != nil {
 				return fmt.Errorf("sumo: %w", err)
 			}
 		}
