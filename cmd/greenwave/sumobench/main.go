@@ -1,10 +1,10 @@
-// Command sumobench is `make sumo-bench`: it runs `greenwave sumo --json` with every controller of sumo.Controllers
-// on every scenario of deploy/sumo and writes the results as JSON, a Markdown table and a bar chart of time loss
-// (docs/sumo.md, "Bench"). It is a program of its own, not a `greenwave sumo` subcommand, because it is a
-// developer's tool: it needs a checkout (the scenarios, git for the commit, bin/ for the services) and writes
-// into docs/, which an operator's CLI never should; each run is a separate `greenwave sumo` process, exactly as
-// a person would run it, so one run's process-wide state (the environment the loop sets) cannot leak into the
-// next.
+// Command sumobench is `make sumo-bench`: it runs `greenwave sumo --json` with every controller of
+// sumo.Controllers, and SUMO's actuated controller at Greenwave's 2-s gap-out, on every scenario of deploy/sumo,
+// and writes the results as JSON, a Markdown table and a bar chart of time loss (docs/sumo.md, "Bench"). It is a
+// program of its own, not a `greenwave sumo` subcommand, because it is a developer's tool: it needs a checkout
+// (the scenarios, git for the commit, bin/ for the services) and writes into docs/, which an operator's CLI never
+// should; each run is a separate `greenwave sumo` process, exactly as a person would run it, so one run's
+// process-wide state cannot leak into the next.
 package main
 
 import (
@@ -55,12 +55,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	b := Bench{Commit: commit(ctx), Date: time.Now().UTC().Format(time.RFC3339), SUMOVersion: sumoVersion(ctx)}
 	for _, dir := range dirs {
-		for _, c := range sumo.Controllers {
+		for _, v := range variants() {
+			c := v.name
 			start := time.Now()
-			res, log, err := runOne(ctx, *bin, dir, c)
+			res, log, err := runOne(ctx, *bin, dir, v.controller, v.flags...)
 			if err != nil {
 				return err
 			}
+			res.Controller = v.name
 			if m := timedOut.FindStringSubmatch(log); m != nil && m[1] != "0" {
 				// The run then depends on the machine's speed (docs/sumo.md, lock-step).
 				fmt.Fprintf(stderr, "sumobench: warning: %s on %s: %s windows timed out; the result is not reproducible\n", c, dir, m[1])
@@ -103,10 +105,31 @@ func scenarioDirs(dir string) ([]string, error) {
 // timedOut finds the loop's count of windows whose plans timed out in greenwave sumo's stderr.
 var timedOut = regexp.MustCompile(`(\d+) windows timed out`)
 
+// variant is one column of the bench: a controller, with flags for a tuned baseline.
+type variant struct {
+	name, controller string
+	flags            []string
+}
+
+// variants are every controller of sumo.Controllers, then SUMO's actuated controller at Greenwave's gap-out
+// (2 s, the saturation headway at 1 800 veh/h): the strongest honest baseline, since a shorter gap-out helps an
+// actuated controller as much as it helps Greenwave's plans.
+func variants() []variant {
+	var out []variant
+	for _, c := range sumo.Controllers {
+		out = append(out, variant{name: c, controller: c})
+	}
+	return append(out, variant{name: actuatedGap2, controller: sumo.Actuated, flags: []string{"--max-gap", "2s"}})
+}
+
+// actuatedGap2 names SUMO's actuated controller run with --max-gap 2s in the results.
+const actuatedGap2 = "actuated_gap2s"
+
 // runOne runs `greenwave sumo --json` and decodes the last line of its stdout; log is its stderr.
-func runOne(ctx context.Context, bin, dir, controller string) (res sumo.Result, log string, err error) {
+func runOne(ctx context.Context, bin, dir, controller string, flags ...string) (res sumo.Result, log string, err error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "sumo", "--scenario", dir, "--controller", controller, "--json")
+	args := append([]string{"sumo", "--scenario", dir, "--controller", controller, "--json"}, flags...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return res, "", fmt.Errorf("%s on %s: %w\n%s", controller, dir, err, tail(stderr.String(), 20))
