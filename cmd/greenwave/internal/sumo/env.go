@@ -3,6 +3,8 @@ package sumo
 import (
 	"fmt"
 	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
 // stackEnv is the services' configuration for the loop's windows (see docs/sumo.md, "Short windows"): the
@@ -21,7 +23,7 @@ import (
 //   - SIGNAL_PLAN_HORIZON one window: the default (15 min) picks the nearest horizon, which is this one anyway;
 //     saying it keeps the choice explicit.
 func stackEnv(window time.Duration, getenv func(string) string) []string {
-	w := window.String()
+	w := train.FormatHorizons([]time.Duration{window})
 	settings := [][2]string{
 		{"CLEANER_ALLOWED_LATENESS", "0s"},
 		{"TRAINER_HORIZONS", w},
