@@ -24,7 +24,7 @@ func TestStackEnv(t *testing.T) {
 			"CLEANER_ALLOWED_LATENESS=0s", "TRAINER_HORIZONS=1m", "PREDICTOR_HORIZONS=1m",
 			"TRAINER_PUBLISH_INTERVAL=0s", "PREDICTOR_MAX_MODEL_AGE=1s", "SIGNAL_PLAN_HORIZON=1m"}},
 		{name: "the operator's settings stay", window: 2 * time.Minute,
-			set: map[string]string{"CLEANER_ALLOWED_LATENESS": "30s", "TRAINER_HORIZONS": "2m,10m", "PREDICTOR_HORIZONS": "2m,10m"},
+			set:  map[string]string{"CLEANER_ALLOWED_LATENESS": "30s", "TRAINER_HORIZONS": "2m,10m", "PREDICTOR_HORIZONS": "2m,10m"},
 			want: []string{"TRAINER_PUBLISH_INTERVAL=0s", "PREDICTOR_MAX_MODEL_AGE=1s", "SIGNAL_PLAN_HORIZON=2m"}},
 	}
 	for _, tt := range tests {
