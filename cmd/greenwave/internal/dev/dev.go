@@ -58,6 +58,9 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// StateFile receives the addresses for the other commands while dev runs ("": nowhere).
 	StateFile string
+	// Env holds extra KEY=VALUE entries for every service's environment, after this process's own, so a caller
+	// (greenwave sumo) configures the services without changing its own environment.
+	Env []string
 }
 
 // errStop is how the worker that waits for the end of the run (a signal, --for) stops the others: not a failure.
@@ -136,6 +139,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		Brokers:      brokers,
 		TopologyFile: o.Topology,
 		BinDir:       binDir,
+		Env:          o.Env,
 		// Development only: anonymous gateways, and no backfill horizon so `greenwave replay` of historical data sets works.
 		ExtraEnv:     map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_AGE=876000h"}},
 		Stdout:       logs,

@@ -58,6 +58,9 @@ type LoopStats struct {
 	Aligned int
 	// Actuated counts installs run as SUMO actuated programs within the plan's actuation bounds.
 	Actuated int
+	// FirstPredictive is the simulated time from which the first plan computed from a prediction was valid: the
+	// stack's warm-up (-1: none came).
+	FirstPredictive time.Duration
 }
 
 // loop is greenwave in the loop: the stack, the detectors it reads, the plans it applies.
@@ -80,6 +83,7 @@ type loop struct {
 	latest   map[string]*greenwavev1.SignalPlan // newest plan per intersection
 	stats    LoopStats
 	summary  chan map[string]int
+	warm     warmup
 }
 
 // detector is one induction loop and what it measures, with its window's sums.
@@ -118,13 +122,7 @@ func (r *runner) prepareLoop() error {
 // collector and a WatchPlans stream from signal-control. stop stops both and the stack.
 func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]traci.Logic, progress func(string, ...any)) (stop func(), err error) {
 	l.client, l.programs, l.progress = c, programs, progress
-	if os.Getenv(envLateness) == "" {
-		// Lock-step needs each window closed by the next one's readings, not five minutes later; the services
-		// inherit this process's environment.
-		if err := os.Setenv(envLateness, "0s"); err != nil {
-			return nil, err
-		}
-	}
+	l.warm.epoch = l.epoch
 	devCtx, cancelDev := context.WithCancel(context.WithoutCancel(ctx))
 	out, outW := io.Pipe()
 	ready := make(chan map[string]server.Addrs, 1)
@@ -132,7 +130,7 @@ func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]t
 	go l.readDev(out, ready)
 	go func() {
 		err := dev.Run(devCtx, dev.Options{Topology: l.topoFile, Sample: false, JSON: true, LogFile: l.logFile,
-			LogLevel: "info", ReadyTimeout: 2 * time.Minute}, outW, &prefixed{progress: progress})
+			LogLevel: "info", ReadyTimeout: 2 * time.Minute, Env: stackEnv(l.window, os.Getenv)}, outW, &prefixed{progress: progress})
 		outW.Close()
 		devDone <- err
 	}()
@@ -152,6 +150,13 @@ func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]t
 		select {
 		case l.stats.PlansByReason = <-l.summary:
 		default:
+		}
+		l.stats.FirstPredictive = -1
+		if at, ok := l.warm.firstPredictive(); ok {
+			l.stats.FirstPredictive = at
+			progress("warm-up: the first predictive plan is valid from %s (simulated)", fmtSim(at))
+		} else {
+			progress("warm-up: no predictive plan in this run (see docs/sumo.md, Short windows)")
 		}
 	}
 	var addrs map[string]server.Addrs
@@ -198,6 +203,7 @@ func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]t
 			if resp.GetInitial() {
 				continue
 			}
+			l.warm.see(resp.GetPlan())
 			select {
 			case l.plans <- resp.GetPlan():
 			case <-devCtx.Done():
@@ -211,9 +217,6 @@ func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]t
 	progress("stack ready; simulated time 0 is %s, windows of %v", l.epoch.Format(time.RFC3339), l.window)
 	return stopAll, nil
 }
-
-// envLateness is the cleaner's allowed lateness; see start.
-const envLateness = "CLEANER_ALLOWED_LATENESS"
 
 func orDone(err error) error {
 	if err == nil {
