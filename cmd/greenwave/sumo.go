@@ -26,7 +26,10 @@ stack on the embedded broker as greenwave dev does, with the topology derived fr
 field: each window (120 s) it sends the readings of an induction loop on every approach lane to the collector,
 waits (at most --plan-timeout) for the plans of the window these readings closed, and applies each valid plan
 at its traffic light's next cycle boundary as a SUMO actuated program within the plan's actuation bounds (min and
-max green, gap-out); greenwave_fixed runs the same plans at fixed time (their greens and offsets).
+max green, gap-out); greenwave_fixed runs the same plans at fixed time (their greens and offsets). Before the
+scored run, greenwave plays the scenario on the stack for --learn of simulated time (other seeds, stamped just
+before the run), as a deployment has history before the day it is judged on, so that the models forecast from
+the first window; the learning plays are not scored.
 
 --record DIR (any controller) puts the same induction loops on every approach lane and writes
 DIR/readings.csv (each window's readings, the canonical readings CSV of greenwave replay and eval),
@@ -49,6 +52,7 @@ func runSumo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.Seed, "seed", -1, "SUMO's random seed (negative: the scenario's)")
 	fs.DurationVar(&o.MaxGap, "max-gap", 0, "actuated: gap-out instead of SUMO's default 3s (e.g. 2s, Greenwave's at 1800 veh/h)")
 	gui := fs.Bool("gui", false, "run sumo-gui to watch")
+	fs.DurationVar(&o.Learn, "learn", sumo.DefaultLearn, "greenwave: simulated time the scenario is played on the stack before the scored run, so its models can forecast (0: none)")
 	fs.DurationVar(&o.PlanTimeout, "plan-timeout", sumo.DefaultPlanTimeout, "greenwave: longest wait (wall clock) for a window's ack and plans")
 	fs.StringVar(&o.Record, "record", "", "also write the detectors' readings, topology and detector links to `DIR`")
 	fs.StringVar(&o.LogFile, "log-file", filepath.Join(os.TempDir(), "greenwave-sumo.log"), "greenwave: file the service logs are written to")
@@ -61,8 +65,8 @@ func runSumo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !slices.Contains(sumo.Controllers, o.Controller) {
 		return usagef("sumo: --controller %q: want %s", o.Controller, strings.Join(sumo.Controllers, ", "))
 	}
-	if o.End < 0 || o.PlanTimeout <= 0 || o.End%time.Second != 0 || o.MaxGap < 0 {
-		return usagef("sumo: --end must be whole non-negative seconds, --plan-timeout positive, --max-gap not negative")
+	if o.End < 0 || o.PlanTimeout <= 0 || o.End%time.Second != 0 || o.MaxGap < 0 || o.Learn < 0 {
+		return usagef("sumo: --end must be whole non-negative seconds, --plan-timeout positive, --max-gap and --learn not negative")
 	}
 	if *gui {
 		o.Binary = "sumo-gui"

@@ -49,6 +49,8 @@ type LoopStats struct {
 	// published, by reason, read from its topic (greenwave dev's final summary).
 	Plans         int
 	PlansByReason map[string]int
+	// Received counts the plans received by reason (predictive, time_of_day, fixed_time, override).
+	Received map[string]int
 	// Applied plans became a SUMO program; Unchanged equalled the running one; Invalid failed signal.Validate or
 	// did not fit the program; Timeouts are windows whose plans did not all arrive in time.
 	Applied, Unchanged, Invalid, Timeouts int
@@ -61,6 +63,8 @@ type LoopStats struct {
 	// FirstPredictive is the simulated time from which the first plan computed from a prediction was valid: the
 	// stack's warm-up (-1: none came).
 	FirstPredictive time.Duration
+	// Learning counts the learning period before the scored run (--learn); the other counts are the scored run's.
+	Learning LearnStats
 }
 
 // loop is greenwave in the loop: the stack, the detectors it reads, the plans it applies.
@@ -84,6 +88,7 @@ type loop struct {
 	stats    LoopStats
 	summary  chan map[string]int
 	warm     warmup
+	sent     int // windows sent to the stack, learning included
 }
 
 // detector is one induction loop and what it measures, with its window's sums.
@@ -103,7 +108,7 @@ func (r *runner) prepareLoop() error {
 		logFile: r.o.LogFile, timeout: r.o.PlanTimeout, intersects: map[string]topology.Intersection{},
 		running: map[string]*greenwavev1.SignalPlan{}, pending: map[string]pendingPlan{}, lastPh: map[string]int{},
 		latest: map[string]*greenwavev1.SignalPlan{}, plans: make(chan *greenwavev1.SignalPlan, 1024),
-		summary: make(chan map[string]int, 1), stats: LoopStats{Rejected: map[string]int{}}}
+		summary: make(chan map[string]int, 1), stats: LoopStats{Rejected: map[string]int{}, Received: map[string]int{}}}
 	if l.timeout <= 0 {
 		l.timeout = DefaultPlanTimeout
 	}
@@ -118,11 +123,24 @@ func (r *runner) prepareLoop() error {
 	return nil
 }
 
+// attach makes a freshly started SUMO (a learning play or the scored run) the one the loop reads and controls:
+// its client and programs, simulated time 0 at l.epoch, no window open, no plan queued or running.
+func (l *loop) attach(c *traci.Client, programs map[string]traci.Logic) {
+	l.client, l.programs = c, programs // programs is filled by the caller, installLocal after attach
+	l.winStart = 0
+	clear(l.running)
+	clear(l.pending)
+	clear(l.lastPh)
+	for i := range l.dets {
+		d := &l.dets[i]
+		*d = detector{id: d.id, intersection: d.intersection, approach: d.approach, lane: d.lane}
+	}
+}
+
 // start runs the stack as `greenwave dev --sample=false` does and connects to it: the gateway stream to the
 // collector and a WatchPlans stream from signal-control. stop stops both and the stack.
-func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]traci.Logic, progress func(string, ...any)) (stop func(), err error) {
-	l.client, l.programs, l.progress = c, programs, progress
-	l.warm.epoch = l.epoch
+func (l *loop) start(ctx context.Context, progress func(string, ...any)) (stop func(), err error) {
+	l.progress = progress
 	devCtx, cancelDev := context.WithCancel(context.WithoutCancel(ctx))
 	out, outW := io.Pipe()
 	ready := make(chan map[string]server.Addrs, 1)
@@ -152,7 +170,10 @@ func (l *loop) start(ctx context.Context, c *traci.Client, programs map[string]t
 		default:
 		}
 		l.stats.FirstPredictive = -1
-		if at, ok := l.warm.firstPredictive(); ok {
+		if at, ok := l.warm.firstPredictive(); ok && at < 0 {
+			l.stats.FirstPredictive = at
+			progress("warm-up: the first predictive plan is valid from %s before the run (in the learning period)", fmtSim(-at))
+		} else if ok {
 			l.stats.FirstPredictive = at
 			progress("warm-up: the first predictive plan is valid from %s (simulated)", fmtSim(at))
 		} else {
@@ -335,6 +356,7 @@ func (l *loop) exchange(ctx context.Context, now time.Duration) error {
 		return fmt.Errorf("send window %s: %w", winStart.Format(time.RFC3339), err)
 	}
 	l.stats.Windows++
+	l.sent++
 	l.stats.Readings += len(batch.Readings)
 	deadline := time.Now().Add(l.timeout)
 	switch ev, ack := l.stream.Await(ctx, l.timeout); ev {
@@ -350,7 +372,7 @@ func (l *loop) exchange(ctx context.Context, now time.Duration) error {
 	case gateway.TimedOut:
 		return fmt.Errorf("no ack for window %s within %v", winStart.Format(time.RFC3339), l.timeout)
 	}
-	if l.stats.Windows < 2 {
+	if l.sent < 2 {
 		return l.takePlans(ctx, now, time.Time{}, deadline) // no window closed yet: take what is there
 	}
 	return l.takePlans(ctx, now, winStart, deadline)
@@ -370,6 +392,7 @@ func (l *loop) takePlans(ctx context.Context, now time.Duration, closed, deadlin
 	}
 	take := func(p *greenwavev1.SignalPlan) {
 		l.stats.Plans++
+		l.stats.Received[strings.ToLower(strings.TrimPrefix(p.GetReason().String(), "PLAN_REASON_"))]++
 		if old := l.latest[p.GetIntersectionId()]; old == nil || !p.GetValidFrom().AsTime().Before(old.GetValidFrom().AsTime()) {
 			l.latest[p.GetIntersectionId()] = p
 		}
@@ -654,6 +677,10 @@ func alignment(p *greenwavev1.SignalPlan, first traci.Phase, at time.Time) time.
 // report prints the loop's counts.
 func (l *loop) report(w io.Writer) {
 	s := l.stats
-	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received, %d applied (%d as actuated programs), %d unchanged, %d refused, %d expired, %d aligned to their offset, %d windows timed out; plans by reason %v\n",
-		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Applied, s.Actuated, s.Unchanged, s.Invalid, s.Expired, s.Aligned, s.Timeouts, s.PlansByReason)
+	learned := "" // signal-control's count covers the whole stack run
+	if s.Learning.Plays > 0 {
+		learned = fmt.Sprintf(" (published, the learning period's %d plans included)", s.Learning.Plans)
+	}
+	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received %v, %d applied (%d as actuated programs), %d unchanged, %d refused, %d expired, %d aligned to their offset, %d windows timed out; plans by reason %v%s\n",
+		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Received, s.Applied, s.Actuated, s.Unchanged, s.Invalid, s.Expired, s.Aligned, s.Timeouts, s.PlansByReason, learned)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
@@ -44,6 +45,9 @@ type Options struct {
 	// MaxGap, when positive, is the gap-out (SUMO's max-gap) of the actuated controller instead of SUMO's default
 	// (3 s): to compare Greenwave's gap-out with SUMO's actuated controller at the same gap.
 	MaxGap time.Duration
+	// Learn is the learning period of greenwave in the loop: simulated time the scenario is played on the stack,
+	// stamped before the scored run, so that its models can forecast from the scored run's start (see learn).
+	Learn time.Duration
 	// Binary is the sumo program ("sumo" when empty; "sumo-gui" to watch).
 	Binary string
 	// PlanTimeout bounds the wait for a window's plans (greenwave only).
@@ -81,7 +85,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(tmp)
 	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "greenwave sumo: "+format+"\n", args...) }
 
-	r := &runner{o: o, sc: sc, tmp: tmp, progress: progress, res: Result{Scenario: sc.Name, Controller: o.Controller}}
+	r := &runner{o: o, sc: sc, tmp: tmp, progress: progress, res: Result{Scenario: sc.Name, Controller: o.Controller},
+		tripinfo: filepath.Join(tmp, "tripinfo.xml")}
 	if inLoop(o.Controller) || o.Record != "" {
 		if err := r.prepareSensors(); err != nil {
 			return fmt.Errorf("sumo: %w", err)
@@ -93,11 +98,26 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("sumo: %w", err)
 		}
 	}
+	stopStack := func() {}
+	if r.loop != nil {
+		stop, err := r.loop.start(ctx, progress)
+		if err != nil {
+			r.closeRecording()
+			return fmt.Errorf("sumo: %w", err)
+		}
+		stopStack = sync.OnceFunc(stop)
+		defer stopStack()
+		if err := r.learn(ctx); err != nil {
+			r.closeRecording()
+			return err
+		}
+	}
 	if err := r.start(ctx); err != nil {
 		r.closeRecording()
 		return fmt.Errorf("sumo: %w", err)
 	}
 	runErr := r.run(ctx)
+	stopStack()
 	if err := r.closeRecording(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("sumo: %w", err)
 	}
@@ -110,7 +130,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if runErr != nil {
 		return runErr
 	}
-	if err := tripinfoScore(filepath.Join(tmp, "tripinfo.xml"), &r.res); err != nil {
+	if err := tripinfoScore(r.tripinfo, &r.res); err != nil {
 		return fmt.Errorf("sumo: %w", err)
 	}
 	if r.loop != nil {
@@ -132,8 +152,10 @@ type runner struct {
 	client   *traci.Client
 	res      Result
 	stats    Stats
-	loop     *loop    // nil unless greenwave
-	sensors  *sensors // nil unless greenwave or --record
+	loop     *loop         // nil unless greenwave
+	sensors  *sensors      // nil unless greenwave or --record
+	tripinfo string        // SUMO's trip-info file
+	elapsed  time.Duration // simulated time when run returned
 }
 
 // start runs sumo on the scenario, writing trip info with emissions to the temporary directory.
@@ -144,7 +166,7 @@ func (r *runner) start(ctx context.Context) error {
 		args = append(args, "--net-file", r.sc.Net, "--route-files", r.sc.Routes)
 	}
 	args = append(args, "--no-step-log", "--no-warnings", "--duration-log.disable",
-		"--tripinfo-output", filepath.Join(r.tmp, "tripinfo.xml"), "--device.emissions.probability", "1")
+		"--tripinfo-output", r.tripinfo, "--device.emissions.probability", "1")
 	if os.Getenv("SUMO_HOME") == "" {
 		// Without SUMO_HOME sumo fetches the XML schemas from the web and, offline, refuses the files.
 		args = append(args, "--xml-validation", "never")
@@ -170,6 +192,9 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("sumo: %w", err)
 	}
 	programs := map[string]traci.Logic{}
+	if r.loop != nil {
+		r.loop.attach(r.client, programs)
+	}
 	for _, tl := range tls {
 		base, err := runningLogic(ctx, r.client, tl)
 		if err != nil {
@@ -186,13 +211,6 @@ func (r *runner) run(ctx context.Context) error {
 			return fmt.Errorf("sumo: %w", err)
 		}
 	}
-	if r.loop != nil {
-		stop, err := r.loop.start(ctx, r.client, programs, r.progress)
-		if err != nil {
-			return fmt.Errorf("sumo: %w", err)
-		}
-		defer stop()
-	}
 	stepLen, err := r.client.StepLength(ctx)
 	if err != nil {
 		return fmt.Errorf("sumo: %w", err)
@@ -202,6 +220,7 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("sumo: %w", err)
 	}
 	nextReport := now + 10*time.Minute
+	defer func() { r.elapsed = now }()
 	for {
 		if ctx.Err() != nil {
 			return fmt.Errorf("sumo: %w", ctx.Err())
@@ -213,7 +232,9 @@ func (r *runner) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("sumo: %w", err)
 		}
-		if left == 0 {
+		// The loop ends a run on a window boundary, so that a learning play's last window reaches the stack and
+		// the next play starts the next window.
+		if left == 0 && (r.loop == nil || now%r.loop.window == 0) {
 			break
 		}
 		now += stepLen

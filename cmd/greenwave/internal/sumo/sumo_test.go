@@ -395,7 +395,8 @@ func TestRunInterrupted(t *testing.T) {
 }
 
 // TestRunUnseenNetwork builds a network no scenario has, a 2x4 grid with one lane per direction, and random demand
-// with SUMO's own tools, and runs the closed loop on the directory: the topology comes from the network itself.
+// with SUMO's own tools, and runs the closed loop on the directory, after a learning period: the topology comes
+// from the network itself.
 func TestRunUnseenNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the five services")
@@ -426,7 +427,8 @@ func TestRunUnseenNetwork(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	var st Stats
-	err := Run(ctx, Options{Scenario: dir, Controller: Greenwave, JSON: true, End: 10 * time.Minute, Seed: -1, Stats: &st,
+	// The learning period is longer than the demand (10 min): it takes two plays, which must fill it exactly.
+	err := Run(ctx, Options{Scenario: dir, Controller: Greenwave, JSON: true, End: 10 * time.Minute, Seed: -1, Stats: &st, Learn: 25 * time.Minute,
 		LogFile: filepath.Join(t.TempDir(), "services.log")}, &stdout, &stderr)
 	t.Logf("stderr:\n%s", stderr.String())
 	if err != nil {
@@ -435,6 +437,12 @@ func TestRunUnseenNetwork(t *testing.T) {
 	l := st.Loop
 	if l.Windows != 5 || l.Readings == 0 || l.Accepted != l.Readings || l.Plans < 4*8 || l.Applied == 0 || l.Invalid != 0 || l.Timeouts != 0 {
 		t.Errorf("loop %+v: want 5 windows of readings accepted and the 8 intersections' plans of 4 windows, applied", l)
+	}
+	if lr := l.Learning; lr.Plays < 2 || lr.Windows != 12 || lr.Timeouts != 0 || lr.Plans < 11*8 {
+		t.Errorf("learning %+v: want 12 windows (24 min, the period cut to whole windows) in at least 2 plays, the plans of 11", lr)
+	}
+	if l.Received["fixed_time"] == l.Plans {
+		t.Errorf("plans received %v: want time-of-day plans learnt in the learning period", l.Received)
 	}
 	if !strings.Contains(stdout.String(), `"scenario":"`+filepath.Base(dir)+`"`) {
 		t.Errorf("result %q does not name the directory", stdout.String())
