@@ -33,7 +33,7 @@ func (r *runner) learn(ctx context.Context) error {
 	plays := 0
 	for k := 0; l.epoch.Before(scored); k++ {
 		left := scored.Sub(l.epoch)
-		play := &runner{o: r.o, sc: r.sc, tmp: r.tmp, progress: r.progress, loop: l, sensors: r.sensors,
+		play := &runner{o: r.o, sc: r.sc, tmp: r.tmp, progress: r.progress, loop: l, sensors: r.sensors, stderr: r.stderr,
 			res: Result{Scenario: r.sc.Name, Controller: r.o.Controller}, tripinfo: filepath.Join(r.tmp, fmt.Sprintf("learn-%d.xml", k))}
 		play.o.End, play.o.Seed = left, learnSeed(k)
 		r.progress("learning play %d: %s of simulated time from %s (seed %d)", k+1, fmtSim(left), l.epoch.Format(time.RFC3339), play.o.Seed)

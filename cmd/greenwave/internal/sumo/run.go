@@ -86,7 +86,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "greenwave sumo: "+format+"\n", args...) }
 
 	r := &runner{o: o, sc: sc, tmp: tmp, progress: progress, res: Result{Scenario: sc.Name, Controller: o.Controller},
-		tripinfo: filepath.Join(tmp, "tripinfo.xml")}
+		tripinfo: filepath.Join(tmp, "tripinfo.xml"), stderr: stderr}
 	if inLoop(o.Controller) || o.Record != "" {
 		if err := r.prepareSensors(); err != nil {
 			return fmt.Errorf("sumo: %w", err)
@@ -154,6 +154,7 @@ type runner struct {
 	stats    Stats
 	loop     *loop         // nil unless greenwave
 	sensors  *sensors      // nil unless greenwave or --record
+	stderr   io.Writer     // progress, and the progress bar on a terminal
 	tripinfo string        // SUMO's trip-info file
 	elapsed  time.Duration // simulated time when run returned
 }
@@ -220,6 +221,9 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("sumo: %w", err)
 	}
 	nextReport := now + 10*time.Minute
+	bar := newProgressBar(r.stderr, "greenwave sumo: "+r.sc.Name+" "+r.o.Controller, r.o.JSON, routeVehicles(r.sc.Routes), r.o.End)
+	defer bar.done()
+	nextDraw := now
 	defer func() { r.elapsed = now }()
 	for {
 		if ctx.Err() != nil {
@@ -260,7 +264,12 @@ func (r *runner) run(ctx context.Context) error {
 				return fmt.Errorf("sumo: %w", err)
 			}
 		}
+		if now >= nextDraw {
+			bar.draw(now, r.stats.Arrived, left)
+			nextDraw += time.Minute
+		}
 		if now >= nextReport {
+			bar.done()
 			r.progress("%s: %d vehicles inserted, %d still expected", fmtSim(now), r.res.Inserted, left)
 			nextReport += 10 * time.Minute
 		}
