@@ -4,27 +4,12 @@ import (
 	"context"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/peer"
+
+	"github.com/greenwave-city/greenwave/pkg/clip"
 )
-
-// MaxEchoedID is how many bytes of a client-supplied id the services repeat in error messages, acks and logs.
-const MaxEchoedID = 128
-
-// ClipID cuts a client-supplied id to MaxEchoedID bytes (on a UTF-8 boundary) with an ellipsis, so a huge id
-// is never echoed whole into messages, acks or logs. Shorter ids are returned unchanged.
-func ClipID(id string) string {
-	if len(id) <= MaxEchoedID {
-		return id
-	}
-	cut := MaxEchoedID
-	for cut > 0 && !utf8.RuneStart(id[cut]) {
-		cut--
-	}
-	return id[:cut] + "…"
-}
 
 // PeerAddr is the network address of a gRPC call's client ("unknown" when the transport gave none).
 func PeerAddr(ctx context.Context) string {
@@ -89,7 +74,7 @@ func (a *AuthFailureLog) Denied(peerAddr, api, reason, identity string) {
 	}
 	fields := []zap.Field{zap.String("peer", peerAddr), zap.String("api", api), zap.String("reason", reason)}
 	if identity != "" {
-		fields = append(fields, zap.String("identity", ClipID(identity)))
+		fields = append(fields, zap.String("identity", clip.ID(identity)))
 	}
 	if suppressed > 0 {
 		fields = append(fields, zap.Int("suppressed", suppressed))

@@ -127,23 +127,6 @@ func TestConfigValidateLimits(t *testing.T) {
 	}
 }
 
-func TestClipID(t *testing.T) {
-	t.Parallel()
-	long := strings.Repeat("x", 1<<20)
-	for _, tt := range []struct {
-		name, in, want string
-	}{
-		{"short", "det-1", "det-1"},
-		{"exactly the limit", strings.Repeat("a", MaxEchoedID), strings.Repeat("a", MaxEchoedID)},
-		{"1 MiB", long, strings.Repeat("x", MaxEchoedID) + "…"},
-		{"cut inside a rune", strings.Repeat("a", MaxEchoedID-1) + "é" + "bbb", strings.Repeat("a", MaxEchoedID-1) + "…"},
-	} {
-		if got := ClipID(tt.in); got != tt.want {
-			t.Errorf("%s: ClipID() = %q (%d bytes), want %q", tt.name, got[:min(len(got), 40)], len(got), tt.want[:min(len(tt.want), 40)])
-		}
-	}
-}
-
 func TestAuthFailureLogRateLimited(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zap.InfoLevel)

@@ -20,6 +20,7 @@ type API struct {
 	greenwavev1.UnimplementedPredictionServiceServer
 	hub     *broadcast.Hub[*greenwavev1.IntersectionPrediction]
 	buffer  int
+	maxSubs int // PREDICTOR_MAX_SUBSCRIBERS; 0: no cap
 	metrics *metrics
 }
 
@@ -56,6 +57,7 @@ func (a *API) GetLatestPrediction(_ context.Context, req *greenwavev1.GetLatestP
 // PREDICTOR_SUBSCRIBER_BUFFER predictions is full is coalesced to the newest prediction per intersection
 // (SubscribeResponse.coalesced counts what it missed), and one that lags by more intersections than that is
 // ended with RESOURCE_EXHAUSTED and resumes by subscribing again (it then receives the current state first).
+// Past PREDICTOR_MAX_SUBSCRIBERS streams a new one is refused with RESOURCE_EXHAUSTED.
 func (a *API) Subscribe(req *greenwavev1.SubscribeRequest, st greenwavev1.PredictionService_SubscribeServer) error {
 	ids, minLevel, horizons := req.GetIntersectionIds(), req.GetMinLevel(), req.GetHorizonsS()
 	if _, ok := greenwavev1.CongestionLevel_name[int32(minLevel)]; !ok {
@@ -69,7 +71,10 @@ func (a *API) Subscribe(req *greenwavev1.SubscribeRequest, st greenwavev1.Predic
 	filter := func(k string, p *greenwavev1.IntersectionPrediction) bool {
 		return (len(ids) == 0 || slices.Contains(ids, k)) && p.GetLevel() >= minLevel
 	}
-	sub := a.hub.Subscribe(a.buffer, filter)
+	sub, err := a.hub.SubscribeCapped(a.buffer, a.maxSubs, filter)
+	if err != nil {
+		return server.SubscriptionStatus(err, "the current state")
+	}
 	defer sub.Close()
 	for {
 		it, err := sub.Next(st.Context())
