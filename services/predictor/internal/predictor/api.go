@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -39,13 +40,13 @@ func (a *API) GetLatestPrediction(_ context.Context, req *greenwavev1.GetLatestP
 	}
 	p, ok := a.hub.Latest(req.GetIntersectionId())
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no prediction for intersection %q yet", req.GetIntersectionId())
+		return nil, status.Errorf(codes.NotFound, "no prediction for intersection %q yet", clip.ID(req.GetIntersectionId()))
 	}
 	if req.GetApproachId() != "" {
 		p = proto.CloneOf(p)
 		p.Approaches = slices.DeleteFunc(p.Approaches, func(a *greenwavev1.ApproachPrediction) bool { return a.GetApproachId() != req.GetApproachId() })
 		if len(p.Approaches) == 0 {
-			return nil, status.Errorf(codes.NotFound, "intersection %q has no approach %q", req.GetIntersectionId(), req.GetApproachId())
+			return nil, status.Errorf(codes.NotFound, "intersection %q has no approach %q", clip.ID(req.GetIntersectionId()), clip.ID(req.GetApproachId()))
 		}
 	}
 	return &greenwavev1.GetLatestPredictionResponse{Prediction: p}, nil

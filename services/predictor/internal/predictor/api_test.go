@@ -28,7 +28,13 @@ import (
 func apiServer(t *testing.T, buffer int) (*broadcast.Hub[*greenwavev1.IntersectionPrediction], greenwavev1.PredictionServiceClient) {
 	t.Helper()
 	hub := broadcast.New[*greenwavev1.IntersectionPrediction]()
-	api := &API{hub: hub, buffer: buffer, metrics: newMetrics(prometheus.NewRegistry(), models.NewStore(), hub)}
+	return hub, serveAPI(t, &API{hub: hub, buffer: buffer, metrics: newMetrics(prometheus.NewRegistry(), models.NewStore(), hub)})
+}
+
+// serveAPI serves api on a loopback gRPC server and returns a client; the cleanup closes api's hub.
+func serveAPI(t *testing.T, api *API) greenwavev1.PredictionServiceClient {
+	t.Helper()
+	hub := api.hub
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func apiServer(t *testing.T, buffer int) (*broadcast.Hub[*greenwavev1.Intersecti
 		hub.Close()
 		srv.Stop()
 	})
-	return hub, greenwavev1.NewPredictionServiceClient(conn)
+	return greenwavev1.NewPredictionServiceClient(conn)
 }
 
 // pred is a prediction of intersection id numbered seq (in window_start), with forecasts for 900 and 1800 s.

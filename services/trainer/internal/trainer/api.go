@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/train"
@@ -122,7 +123,7 @@ func (a *API) GetModel(_ context.Context, req *greenwavev1.GetModelRequest) (res
 	}
 	s, ok := a.store.Get(id)
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no model %q", id)
+		return nil, status.Errorf(codes.NotFound, "no model %q", clip.ID(id))
 	}
 	return &greenwavev1.GetModelResponse{Model: summary(s, req.GetIncludeCovariance())}, nil
 }

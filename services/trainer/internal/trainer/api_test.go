@@ -35,21 +35,9 @@ func modelService(t *testing.T) (greenwavev1.ModelServiceClient, func(...*greenw
 	go func() {
 		done <- followModels(ctx, brokers, names.Models, 2, store, hub, newMetrics(testRegistry()), zap.NewNop(), func() { close(loaded) })
 	}()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	greenwavev1.RegisterModelServiceServer(srv, NewAPI(store, hub, 64, testRegistry()))
-	go srv.Serve(lis) //nolint:errcheck // ends with Stop
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := serveModels(t, NewAPI(store, hub, 64, testRegistry()))
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
 	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
 		hub.Close()
 		cancel()
 		if err := <-done; err != nil && ctx.Err() == nil {
@@ -74,7 +62,28 @@ func modelService(t *testing.T) (greenwavev1.ModelServiceClient, func(...*greenw
 			t.Fatal(err)
 		}
 	}
-	return greenwavev1.NewModelServiceClient(conn), publish
+	return client, publish
+}
+
+// serveModels serves api on a loopback gRPC server and returns a client; the cleanup stops the server.
+func serveModels(t *testing.T, api *API) greenwavev1.ModelServiceClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	greenwavev1.RegisterModelServiceServer(srv, api)
+	go srv.Serve(lis) //nolint:errcheck // ends with Stop
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		srv.Stop()
+	})
+	return greenwavev1.NewModelServiceClient(conn)
 }
 
 // snap is a small snapshot with a covariance and a pending input, so that the summaries can be told apart.
