@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -11,12 +12,25 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/clip"
 )
 
-// PeerAddr is the network address of a gRPC call's client ("unknown" when the transport gave none).
+// PeerAddr is the network address of a gRPC call's client, or of an HTTP request's client under
+// HTTPPeerContext ("unknown" when neither gave one).
 func PeerAddr(ctx context.Context) string {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		return p.Addr.String()
 	}
 	return "unknown"
+}
+
+// remoteAddr is an HTTP client's address as net/http reports it.
+type remoteAddr string
+
+func (a remoteAddr) Network() string { return "tcp" }
+func (a remoteAddr) String() string  { return string(a) }
+
+// HTTPPeerContext is r's context carrying the client's address the way gRPC does, so code shared by the gRPC
+// and HTTP APIs finds the caller with PeerAddr.
+func HTTPPeerContext(r *http.Request) context.Context {
+	return peer.NewContext(r.Context(), &peer.Peer{Addr: remoteAddr(r.RemoteAddr)})
 }
 
 // Auth-failure log rate: a burst, then one line per interval; suppressed lines are counted in the next.
