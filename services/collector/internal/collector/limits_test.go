@@ -199,3 +199,33 @@ func TestHugeIDsClipped(t *testing.T) {
 		t.Errorf("huge batch id: %s, %d bytes", status.Code(err), len(err.Error()))
 	}
 }
+
+// gRPC itself refuses a message above COLLECTOR_MAX_MESSAGE_BYTES (not pkg/server's larger default), before
+// decoding it: docs/collector.md states this limit.
+func TestGRPCMessageLimitIsTheCollectors(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t) // MaxMessageBytes 64 KiB
+	for _, tt := range []struct {
+		name     string
+		pad      int
+		wantCode codes.Code
+	}{
+		{"below the limit", 1 << 10, codes.OK},
+		{"above the limit", 100 << 10, codes.ResourceExhausted},
+	} {
+		r := reading("D1")
+		r.ReadingId = "r1"
+		batch := &greenwavev1.ReadingBatch{BatchId: strings.Repeat("b", 10), Readings: []*greenwavev1.TrafficReading{r}}
+		batch.Weather = []*greenwavev1.WeatherReading{{StationId: strings.Repeat("s", tt.pad)}}
+		_, err := f.client.PublishReadings(withToken(testCtx(t), tokenA), &greenwavev1.PublishReadingsRequest{Batch: batch})
+		if tt.wantCode == codes.OK {
+			if status.Code(err) == codes.ResourceExhausted {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			continue
+		}
+		if status.Code(err) != tt.wantCode || !strings.Contains(err.Error(), "larger than max") {
+			t.Errorf("%s: %v, want gRPC's own RESOURCE_EXHAUSTED", tt.name, err)
+		}
+	}
+}
