@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/net/http2"
 )
 
 // startLimited runs a server with cfg's limits and the routes the tests need: /v1/deny answers 401 and
@@ -157,5 +158,43 @@ func TestAuthFailureLogRateLimited(t *testing.T) {
 	}
 	if c := all[authLogBurst+1].ContextMap(); c["suppressed"] != int64(3) {
 		t.Errorf("later line: %v, want suppressed 3", c)
+	}
+}
+
+// The gRPC server announces GRPC_MAX_CONCURRENT_STREAMS in its HTTP/2 SETTINGS: a client may not open more
+// streams on one connection (grpc-go clients wait for one to end).
+func TestGRPCMaxConcurrentStreams(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		set  uint32
+		want uint32
+	}{
+		{0, defaultMaxConcurrentStreams}, // a Config built in code without limits
+		{7, 7},
+	} {
+		addrs := startLimited(t, Config{GRPCMaxConcurrentStreams: tt.set})
+		c, err := net.Dial("tcp", addrs.GRPC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(c, c)
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, ok := f.(*http2.SettingsFrame)
+		if !ok {
+			t.Fatalf("first frame %v, want SETTINGS", f)
+		}
+		if got, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || got != tt.want {
+			t.Errorf("GRPCMaxConcurrentStreams %d: SETTINGS_MAX_CONCURRENT_STREAMS %d (%v), want %d", tt.set, got, ok, tt.want)
+		}
 	}
 }
