@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -39,20 +38,7 @@ func startLimited(t *testing.T, cfg Config) Addrs {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	addrs, err := s.Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addrs
+	return runServer(t, s)
 }
 
 // stalledPost sends a POST announcing a 1 MiB body, sends 10 bytes of it and then nothing more.

@@ -3,7 +3,6 @@ package trainer
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -11,12 +10,12 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/server/limitstest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -68,22 +67,7 @@ func modelService(t *testing.T) (greenwavev1.ModelServiceClient, func(...*greenw
 // serveModels serves api on a loopback gRPC server and returns a client; the cleanup stops the server.
 func serveModels(t *testing.T, api *API) greenwavev1.ModelServiceClient {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	greenwavev1.RegisterModelServiceServer(srv, api)
-	go srv.Serve(lis) //nolint:errcheck // ends with Stop
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-	})
-	return greenwavev1.NewModelServiceClient(conn)
+	return greenwavev1.NewModelServiceClient(limitstest.Serve(t, func(s *grpc.Server) { greenwavev1.RegisterModelServiceServer(s, api) }))
 }
 
 // snap is a small snapshot with a covariance and a pending input, so that the summaries can be told apart.
