@@ -27,6 +27,10 @@ COLLECTOR_ALLOW_ANONYMOUS=true, COLLECTOR_MAX_AGE large enough for historical re
 --for elapses (counted from readiness) or Ctrl-C / SIGTERM arrives. Stopping takes at most about 10 s (services
 get SIGTERM, then SIGKILL after 8 s); a second Ctrl-C ends greenwave at once, and the services die with it.
 
+Authentication. The collector's COLLECTOR_ALLOW_ANONYMOUS=true and COLLECTOR_MAX_AGE presets apply only when
+dev's environment does not set them: COLLECTOR_ALLOW_ANONYMOUS=false with COLLECTOR_TOKENS_FILE runs the
+collector with gateway tokens, and the simulator then sends $GREENWAVE_TOKEN.
+
 Addresses. Once ready, dev writes the broker and every service's gRPC and HTTP address to --state-file
 (default <user cache dir>/greenwave/dev.json, or $GREENWAVE_DEV_FILE) and removes it on exit. models, plans,
 tail, topics, status and replay use them when no flag or environment variable names an address, so they work

@@ -12,6 +12,7 @@ package broadcast
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 )
@@ -19,6 +20,9 @@ import (
 // ErrOverflow ends a subscription whose queue holds more distinct pending keys than its limit: the subscriber
 // is too slow even with coalescing.
 var ErrOverflow = errors.New("subscriber too slow: pending updates exceed the buffer")
+
+// ErrTooManySubscribers refuses a subscription past the hub's cap (SubscribeCapped).
+var ErrTooManySubscribers = errors.New("too many subscribers")
 
 // ErrClosed is returned by Next after the hub or subscription was closed.
 var ErrClosed = errors.New("subscription closed")
@@ -107,6 +111,23 @@ func (h *Hub[T]) Subscribers() int {
 func (h *Hub[T]) Subscribe(limit int, filter func(key string, v T) bool) *Subscription[T] {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.subscribe(limit, filter)
+}
+
+// SubscribeCapped is Subscribe, except that a hub already holding maxSubscribers live subscriptions refuses
+// another with ErrTooManySubscribers (it names the cap), so unread streams cannot grow memory without bound.
+// maxSubscribers 0 means no cap.
+func (h *Hub[T]) SubscribeCapped(limit, maxSubscribers int, filter func(key string, v T) bool) (*Subscription[T], error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if maxSubscribers > 0 && len(h.subs) >= maxSubscribers {
+		return nil, fmt.Errorf("%w: this server serves at most %d", ErrTooManySubscribers, maxSubscribers)
+	}
+	return h.subscribe(limit, filter), nil
+}
+
+// subscribe is called with h.mu held.
+func (h *Hub[T]) subscribe(limit int, filter func(key string, v T) bool) *Subscription[T] {
 	s := &Subscription[T]{hub: h, filter: filter, newest: map[string]int{}, wake: make(chan struct{}, 1)}
 	s.queue = h.snapshot(filter)
 	for i, it := range s.queue {
@@ -239,10 +260,14 @@ func (s *Subscription[T]) Next(ctx context.Context) (Item[T], error) {
 	}
 }
 
-// Close unregisters the subscription.
+// Close unregisters the subscription and releases what it still had queued: a closed subscriber holds no
+// memory whatever it left unread.
 func (s *Subscription[T]) Close() {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	delete(s.hub.subs, s)
 	s.fail(ErrClosed)
+	clear(s.queue)
+	s.queue = nil
+	s.newest = nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
@@ -56,13 +57,13 @@ func Traffic(r *TrafficReading, topo *topology.Index, lim Limits, now time.Time)
 	}
 	ref, ok := topo.Detector(r.DetectorID)
 	if !ok {
-		return bad(ReasonUnknownDetector, "detector_id", "detector %q is not in the topology", r.DetectorID)
+		return bad(ReasonUnknownDetector, "detector_id", "detector %q is not in the topology", clip.ID(r.DetectorID))
 	}
 	if id := r.IntersectionID; id != "" && id != ref.Intersection {
-		return bad(ReasonInconsistent, "intersection_id", "detector %q belongs to intersection %q, not %q", r.DetectorID, ref.Intersection, id)
+		return bad(ReasonInconsistent, "intersection_id", "detector %q belongs to intersection %q, not %q", r.DetectorID, ref.Intersection, clip.ID(id))
 	}
 	if id := r.ApproachID; id != "" && id != ref.Approach {
-		return bad(ReasonInconsistent, "approach_id", "detector %q belongs to approach %q, not %q", r.DetectorID, ref.Approach, id)
+		return bad(ReasonInconsistent, "approach_id", "detector %q belongs to approach %q, not %q", r.DetectorID, ref.Approach, clip.ID(id))
 	}
 	at, v := observedAt(r.ObservedAt, lim, now)
 	if v != nil {
@@ -108,7 +109,7 @@ func observedAt(t Instant, lim Limits, now time.Time) (time.Time, *Violation) {
 		return time.Time{}, bad(ReasonMissingField, "observed_at", "observed_at is required")
 	}
 	if t.Invalid != "" {
-		return time.Time{}, bad(ReasonOutOfRange, "observed_at", "observed_at is not a valid time: %s", t.Invalid)
+		return time.Time{}, bad(ReasonOutOfRange, "observed_at", "observed_at is not a valid time: %s", clip.ID(t.Invalid))
 	}
 	return t.Time, timeViolation(t.Time, lim, now)
 }

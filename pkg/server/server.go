@@ -41,6 +41,12 @@ type Config struct {
 	TLSCertFile     string        `env:"TLS_CERT_FILE" default:"" help:"PEM certificate for TLS on gRPC and HTTP (TLS is off when empty)"`
 	TLSKeyFile      string        `env:"TLS_KEY_FILE" default:"" help:"PEM private key for TLS_CERT_FILE"`
 	TLSClientCAFile string        `env:"TLS_CLIENT_CA_FILE" default:"" help:"PEM CA bundle; when set, clients must present a certificate it signed (mTLS)"`
+	// The limits below bound what any client, authenticated or not, can hold: a connection that stalls is cut
+	// off, so open files and memory cannot be exhausted by slow or idle clients.
+	HTTPReadTimeout          time.Duration `env:"HTTP_READ_TIMEOUT" default:"30s" help:"longest time an HTTP client may take to send a whole request, body included; a stalled request is cut off"`
+	HTTPWriteTimeout         time.Duration `env:"HTTP_WRITE_TIMEOUT" default:"60s" help:"longest time from the end of an HTTP request's headers to the end of its response (keep it above the slowest Kafka acknowledgement a request waits for)"`
+	HTTPIdleTimeout          time.Duration `env:"HTTP_IDLE_TIMEOUT" default:"60s" help:"how long an idle keep-alive HTTP connection stays open"`
+	GRPCMaxConcurrentStreams uint32        `env:"GRPC_MAX_CONCURRENT_STREAMS" default:"100" help:"gRPC streams (calls) one client connection may have open at once; further calls wait for one to end"`
 }
 
 // Validate reports configuration problems.
@@ -55,7 +61,40 @@ func (c Config) Validate() []string {
 	if c.ShutdownTimeout <= 0 {
 		p = append(p, "SHUTDOWN_TIMEOUT must be positive")
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"HTTP_READ_TIMEOUT", c.HTTPReadTimeout}, {"HTTP_WRITE_TIMEOUT", c.HTTPWriteTimeout}, {"HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout}} {
+		if d.v <= 0 {
+			p = append(p, d.name+" must be positive")
+		}
+	}
+	if c.GRPCMaxConcurrentStreams < 1 {
+		p = append(p, "GRPC_MAX_CONCURRENT_STREAMS must be at least 1")
+	}
 	return p
+}
+
+// Defaults of the limits for a Config built in code without them (tests, embedded runs): the same values as the
+// environment defaults.
+const (
+	defaultReadTimeout          = 30 * time.Second
+	defaultWriteTimeout         = 60 * time.Second
+	defaultIdleTimeout          = 60 * time.Second
+	defaultMaxConcurrentStreams = 100
+	// defaultMaxRecvMsgSize bounds a gRPC request of the services whose requests are small (filters, ids); the
+	// collector passes its own COLLECTOR_MAX_MESSAGE_BYTES, which wins.
+	defaultMaxRecvMsgSize = 8 << 20
+	// readHeaderTimeout bounds the headers alone: a client that never finishes them is cut off early.
+	readHeaderTimeout = 10 * time.Second
+)
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 // Addrs are the addresses a server is bound to.
@@ -94,7 +133,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Gatherer, opts ...grpc.Serv
 	opts = append([]grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(8 << 20),
+		grpc.MaxRecvMsgSize(defaultMaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(orDefault(cfg.GRPCMaxConcurrentStreams, defaultMaxConcurrentStreams)),
 	}, opts...)
 	s.grpc = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -213,7 +253,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("serving", zap.String("grpc", s.addrs.GRPC), zap.String("http", s.addrs.HTTP), zap.Bool("tls", s.tls != nil))
 
-	hs := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	read := orDefault(s.cfg.HTTPReadTimeout, defaultReadTimeout)
+	hs := &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: min(readHeaderTimeout, read),
+		ReadTimeout:       read,
+		WriteTimeout:      orDefault(s.cfg.HTTPWriteTimeout, defaultWriteTimeout),
+		IdleTimeout:       orDefault(s.cfg.HTTPIdleTimeout, defaultIdleTimeout),
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.grpc.Serve(gl); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -275,8 +322,9 @@ var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, ht
 
 // serveHTTP is the mux, except that a path served for other methods answers 405 as JSON, in the body shape of
 // the HTTP APIs ({"error":{"code","message"}}), with the Allow header listing them — http.ServeMux would answer
-// text/plain.
+// text/plain. Every 401 and 403 closes the connection (closeOnDeny).
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	w = &closeOnDeny{ResponseWriter: w}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		if allowed := s.allowedMethods(r); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
@@ -305,6 +353,23 @@ func (s *Server) allowedMethods(r *http.Request) []string {
 	}
 	return out
 }
+
+// closeOnDeny adds "Connection: close" to 401 and 403 answers: a refused client gets its answer at once, even
+// while its request body is still unsent or stalled, and its connection is closed instead of kept for reuse
+// (net/http would otherwise read the unread body first), so refused clients cannot hold connections open.
+type closeOnDeny struct {
+	http.ResponseWriter
+}
+
+func (c *closeOnDeny) WriteHeader(code int) {
+	if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		c.Header().Set("Connection", "close")
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *closeOnDeny) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // ErrorBody is the JSON body of an HTTP refusal, shared by the server's own answers and the services' APIs.
 type ErrorBody struct {

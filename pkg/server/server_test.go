@@ -35,6 +35,12 @@ func startServer(t *testing.T, ready *atomic.Bool) Addrs {
 		}
 		return nil
 	})
+	return runServer(t, s)
+}
+
+// runServer runs s until the test ends and returns its addresses.
+func runServer(t *testing.T, s *Server) Addrs {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()

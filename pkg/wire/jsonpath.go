@@ -10,6 +10,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/greenwave-city/greenwave/pkg/clip"
 )
 
 // FieldError is a JSON body that does not fit its message, located by its JSON path as the client wrote it
@@ -66,7 +68,7 @@ func walkMessage(path string, v any, md protoreflect.MessageDescriptor) *FieldEr
 			fd = md.Fields().ByName(protoreflect.Name(key))
 		}
 		if fd == nil {
-			return &FieldError{Path: p, Problem: "unknown field"}
+			return &FieldError{Path: clip.ID(p), Problem: "unknown field"} // the client's key, cut short
 		}
 		if fe := walkField(p, key, val, md, fd); fe != nil {
 			return fe

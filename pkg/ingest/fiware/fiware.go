@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	textclip "github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/ingest"
 )
 
@@ -204,12 +205,12 @@ func (e entity) date(name string) (start, end time.Time, ok bool, viol *ingest.V
 	}
 	from, to, interval := strings.Cut(s, "/")
 	if start, err = parseTime(from); err != nil {
-		return start, end, false, malformed(name, "%s %q: %v", name, s, err)
+		return start, end, false, malformed(name, "%s %q: %v", name, textclip.ID(s), err)
 	}
 	end = start
 	if interval {
 		if end, err = parseTime(to); err != nil {
-			return start, end, false, malformed(name, "%s %q: %v", name, s, err)
+			return start, end, false, malformed(name, "%s %q: %v", name, textclip.ID(s), err)
 		}
 	}
 	return start, end, true, nil
@@ -256,7 +257,7 @@ func decodeEntity(i int, raw json.RawMessage) Entity {
 	case "":
 		out.Violation = violation(ingest.ReasonMissingField, "type", "type is required (%s or %s)", TypeTrafficFlowObserved, TypeWeatherObserved)
 	default:
-		out.Violation = malformed("type", "entity type %q is not accepted (%s or %s)", out.Type, TypeTrafficFlowObserved, TypeWeatherObserved)
+		out.Violation = malformed("type", "entity type %q is not accepted (%s or %s)", textclip.ID(out.Type), TypeTrafficFlowObserved, TypeWeatherObserved)
 	}
 	if out.Violation != nil {
 		out.Traffic, out.Weather = nil, nil

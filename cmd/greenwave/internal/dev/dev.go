@@ -20,6 +20,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/sim"
@@ -61,6 +62,34 @@ type Options struct {
 	// Env holds extra KEY=VALUE entries for every service's environment, after this process's own, so a caller
 	// (greenwave sumo) configures the services without changing its own environment.
 	Env []string
+	// Lookup reads the caller's environment (os.LookupEnv when nil): the collector settings dev presets give way
+	// to the caller's, and the simulator's gateway token comes from $GREENWAVE_TOKEN.
+	Lookup func(string) (string, bool)
+}
+
+// collectorDefaults are the collector settings dev presets for development — anonymous gateways, and no
+// backfill horizon so `greenwave replay` of historical data sets works — unless the caller's environment sets
+// them: COLLECTOR_ALLOW_ANONYMOUS=false (with COLLECTOR_TOKENS_FILE) runs dev with authentication on.
+var collectorDefaults = []struct{ key, value string }{
+	{"COLLECTOR_ALLOW_ANONYMOUS", "true"},
+	{"COLLECTOR_MAX_AGE", "876000h"},
+}
+
+// envToken is the simulator's gateway token: $GREENWAVE_TOKEN, as the other commands read it.
+func envToken(lookup func(string) (string, bool)) string {
+	t, _ := lookup(ops.EnvToken)
+	return strings.TrimSpace(t)
+}
+
+// collectorEnv is what dev adds to the collector's environment: each preset the caller has not set.
+func collectorEnv(lookup func(string) (string, bool)) []string {
+	var env []string
+	for _, d := range collectorDefaults {
+		if _, set := lookup(d.key); !set {
+			env = append(env, d.key+"="+d.value)
+		}
+	}
+	return env
 }
 
 // errStop is how the worker that waits for the end of the run (a signal, --for) stops the others: not a failure.
@@ -80,6 +109,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 
+	lookup := o.Lookup
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
 	root, rootErr := stack.FindRepoRoot(".")
 	if o.Topology == "" {
 		if rootErr != nil {
@@ -140,8 +173,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		TopologyFile: o.Topology,
 		BinDir:       binDir,
 		Env:          o.Env,
-		// Development only: anonymous gateways, and no backfill horizon so `greenwave replay` of historical data sets works.
-		ExtraEnv:     map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_AGE=876000h"}},
+		ExtraEnv:     map[string][]string{"collector": collectorEnv(lookup)},
 		Stdout:       logs,
 		LogFormat:    "console",
 		LogLevel:     o.LogLevel,
@@ -198,7 +230,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		}
 		defer cc.Close()
 		s.feeder = &feeder{
-			client: greenwavev1.NewCollectorServiceClient(cc), sim: simulator, speed: float64(o.Speed),
+			client: greenwavev1.NewCollectorServiceClient(cc), token: envToken(lookup), sim: simulator, speed: float64(o.Speed),
 			interval: 60 * time.Second, stats: s.stats, now: time.Now,
 		}
 		if !o.JSON {

@@ -22,7 +22,9 @@ const drainTimeout = time.Second
 // feeder sends the simulator's ticks to the collector on one StreamReadings stream, paced on an accelerated
 // clock that never runs ahead of the wall clock.
 type feeder struct {
-	client   greenwavev1.CollectorServiceClient
+	client greenwavev1.CollectorServiceClient
+	// token is the gateway token sent to the collector ("": anonymous, dev's default).
+	token    string
 	sim      *sim.Simulator
 	speed    float64       // simulated seconds per wall second; 0 for as fast as acks come back
 	interval time.Duration // the simulator's IntervalS
@@ -48,7 +50,7 @@ func (f *feeder) dueAt(wallStart, simStart, simAt time.Time) time.Time {
 // fails (returning why).
 func (f *feeder) run(ctx context.Context) error {
 	// The stream outlives ctx by the drain: cancelling it at once would lose the acks of batches in flight.
-	st, err := gateway.Open(ctx, f.client, "", maxInFlight)
+	st, err := gateway.Open(ctx, f.client, f.token, maxInFlight)
 	if err != nil {
 		return fmt.Errorf("open StreamReadings: %w", err)
 	}

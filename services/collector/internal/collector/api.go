@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -53,7 +56,7 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 			if !strings.HasPrefix(info.FullMethod, servicePrefix) {
 				return handler(ctx, req)
 			}
-			ctx, err := s.authenticateGRPC(ctx)
+			ctx, err := s.authenticateGRPC(ctx, info.FullMethod)
 			if err != nil {
 				return nil, err
 			}
@@ -63,7 +66,7 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 			if !strings.HasPrefix(info.FullMethod, servicePrefix) {
 				return handler(srv, ss)
 			}
-			ctx, err := s.authenticateGRPC(ss.Context())
+			ctx, err := s.authenticateGRPC(ss.Context(), info.FullMethod)
 			if err != nil {
 				return err
 			}
@@ -132,14 +135,17 @@ type outcome struct {
 // When the window is full the stream stops reading, so HTTP/2 flow control pushes back on the gateway. The
 // first batch that fails ends the stream with its status after the acks of every earlier batch: the gateway
 // resends from the first unacknowledged batch (later batches may already be in Kafka; their stable ids make the
-// resend harmless).
+// resend harmless). A stream that receives no batch and has none in flight for COLLECTOR_STREAM_IDLE_TIMEOUT is
+// ended with UNAVAILABLE, so idle streams cannot pile up.
 func (s *Service) StreamReadings(st greenwavev1.CollectorService_StreamReadingsServer) error {
 	gw, err := s.caller(st.Context())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(st.Context())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(st.Context())
+	defer cancel(nil)
+	idle := newIdleWatch(s.streamIdle, cancel)
+	defer idle.stop()
 	// pending holds the result slots of batches in flight, in arrival order; its capacity plus the one the
 	// sender is waiting on is the window.
 	pending := make(chan chan outcome, s.streamInFlight-1)
@@ -148,16 +154,26 @@ func (s *Service) StreamReadings(st greenwavev1.CollectorService_StreamReadingsS
 	seq := newSequencer(s.pub)
 	go seq.run(ctx)
 	go func() {
-		recvErr = s.receive(ctx, st, gw, pending, &workers, seq)
+		recvErr = s.receive(ctx, st, gw, pending, &workers, seq, idle)
 		close(pending) // happens-after the recvErr write, so the sender may read it once pending is drained
 	}()
 	sendErr := func() error {
-		for slot := range pending {
+		for {
+			var slot chan outcome
+			var more bool
+			select {
+			case slot, more = <-pending:
+			case <-ctx.Done():
+				return idle.streamEnd(ctx)
+			}
+			if !more {
+				break
+			}
 			var o outcome
 			select {
 			case o = <-slot:
 			case <-ctx.Done():
-				return ctx.Err()
+				return idle.streamEnd(ctx)
 			}
 			if o.err != nil {
 				return o.err
@@ -165,21 +181,82 @@ func (s *Service) StreamReadings(st greenwavev1.CollectorService_StreamReadingsS
 			if err := st.Send(&greenwavev1.StreamReadingsResponse{Ack: o.ack}); err != nil {
 				return fmt.Errorf("send ack: %w", err)
 			}
+			idle.done()
 		}
 		if errors.Is(recvErr, io.EOF) {
 			return nil
 		}
 		return recvErr
 	}()
-	cancel()
+	cancel(nil)
 	// Batches still being published see the cancelled context and finish; waiting for them keeps the in-flight
 	// count exact. The receiver may still be blocked in Recv: it returns when this handler does.
 	workers.stopAndWait()
 	return sendErr
 }
 
+// idleWatch ends a stream (through cancel) once it has had no batch in flight for timeout. Every received batch
+// counts as in flight until its ack is sent.
+type idleWatch struct {
+	timeout  time.Duration
+	timer    *time.Timer
+	inFlight atomic.Int64
+	// end is the status an idle stream ends with, and the cause its context is cancelled with.
+	end error
+}
+
+// newIdleWatch starts watching; timeout 0 never ends the stream.
+func newIdleWatch(timeout time.Duration, cancel context.CancelCauseFunc) *idleWatch {
+	w := &idleWatch{timeout: timeout}
+	if timeout <= 0 {
+		return w
+	}
+	w.end = status.Errorf(codes.Unavailable, "stream idle for %s without a batch (COLLECTOR_STREAM_IDLE_TIMEOUT): open a new stream when there is data", timeout)
+	// Created stopped and started once w.timer is set: the callback reads it.
+	w.timer = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+		if w.inFlight.Load() > 0 {
+			w.timer.Reset(timeout) // busy: a batch is being published or its ack sent
+			return
+		}
+		cancel(w.end)
+	})
+	w.timer.Reset(timeout)
+	return w
+}
+
+// received marks a batch in flight.
+func (w *idleWatch) received() {
+	w.inFlight.Add(1)
+	if w.timer != nil {
+		w.timer.Reset(w.timeout)
+	}
+}
+
+// done marks a batch's ack sent.
+func (w *idleWatch) done() {
+	w.inFlight.Add(-1)
+	if w.timer != nil {
+		w.timer.Reset(w.timeout)
+	}
+}
+
+// streamEnd is the error that ends a stream whose context ended: UNAVAILABLE for an idle stream, else the
+// context's error (the gateway went away or the server is stopping).
+func (w *idleWatch) streamEnd(ctx context.Context) error {
+	if w.end != nil && errors.Is(context.Cause(ctx), w.end) {
+		return w.end
+	}
+	return ctx.Err()
+}
+
+func (w *idleWatch) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
 // receive reads batches and starts each one's processing, blocking while the window is full.
-func (s *Service) receive(ctx context.Context, st greenwavev1.CollectorService_StreamReadingsServer, gw *gateways.Gateway, pending chan<- chan outcome, workers *tracker, seq *sequencer) error {
+func (s *Service) receive(ctx context.Context, st greenwavev1.CollectorService_StreamReadingsServer, gw *gateways.Gateway, pending chan<- chan outcome, workers *tracker, seq *sequencer, idle *idleWatch) error {
 	prevTurn := make(chan struct{})
 	close(prevTurn)
 	for {
@@ -187,6 +264,7 @@ func (s *Service) receive(ctx context.Context, st greenwavev1.CollectorService_S
 		if err != nil {
 			return err
 		}
+		idle.received()
 		began := s.now()
 		slot := make(chan outcome, 1)
 		select {

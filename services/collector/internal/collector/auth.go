@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/greenwave-city/greenwave/pkg/ingest/gateways"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -21,10 +22,12 @@ func gatewayOf(ctx context.Context) *gateways.Gateway {
 	return g
 }
 
-// authenticate identifies the caller from an Authorization header value ("" when absent).
-func (s *Service) authenticate(header string) (*gateways.Gateway, *failure) {
+// authenticate identifies the caller of api from an Authorization header value ("" when absent); a refusal is
+// counted and logged (rate-limited) with the caller's address peer, never the token.
+func (s *Service) authenticate(header, peer, api string) (*gateways.Gateway, *failure) {
 	deny := func(gateway, reason, msg string) *failure {
 		s.metrics.authDenied.WithLabelValues(gateway, reason).Inc()
+		s.authLog.Denied(peer, api, reason, "")
 		return &failure{code: codes.Unauthenticated, httpStatus: http.StatusUnauthorized, label: reason, message: msg}
 	}
 	token, err := gateways.BearerToken(header)
@@ -48,15 +51,15 @@ func (s *Service) authenticate(header string) (*gateways.Gateway, *failure) {
 // servicePrefix starts the full method names of CollectorService, the methods that need a gateway.
 var servicePrefix = "/" + greenwavev1.CollectorService_ServiceDesc.ServiceName + "/"
 
-// authenticateGRPC identifies the caller of an RPC from its authorization metadata.
-func (s *Service) authenticateGRPC(ctx context.Context) (context.Context, error) {
+// authenticateGRPC identifies the caller of an RPC (api is its full method name) from its authorization metadata.
+func (s *Service) authenticateGRPC(ctx context.Context, api string) (context.Context, error) {
 	var header string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {
 			header = v[0]
 		}
 	}
-	g, f := s.authenticate(header)
+	g, f := s.authenticate(header, server.PeerAddr(ctx), api)
 	if f != nil {
 		return nil, f
 	}

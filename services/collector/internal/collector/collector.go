@@ -14,6 +14,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/ingest/gateways"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
@@ -40,6 +41,9 @@ type Options struct {
 	MaxMessageBytes int
 	StreamInFlight  int
 	MaxInFlight     int
+	// StreamIdleTimeout ends a StreamReadings stream that has received no batch and has none in flight for this
+	// long (UNAVAILABLE); 0 never does.
+	StreamIdleTimeout time.Duration
 	// Now is the clock (time.Now in production); validation horizons and rate limits read it.
 	Now      func() time.Time
 	Log      *zap.Logger
@@ -59,9 +63,11 @@ type Service struct {
 	maxBatch       int
 	maxBytes       int
 	streamInFlight int
+	streamIdle     time.Duration
 	now            func() time.Time
 	log            *zap.Logger
 	metrics        *metrics
+	authLog        *server.AuthFailureLog
 	// limiters holds one token bucket per rate-limited gateway; the map is built once and only read.
 	limiters map[string]*rate.Limiter
 	// inflight is the service-wide semaphore of batches being processed.
@@ -91,7 +97,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		pub: weatherFirst{pub: o.Publisher, weather: o.Names.Weather}, topo: o.Topology, names: o.Names, gateways: o.Gateways, allowAnonymous: o.AllowAnonymous,
 		limits: o.Limits, maxBatch: def(o.MaxBatch, 5000), maxBytes: def(o.MaxMessageBytes, 4<<20),
-		streamInFlight: def(o.StreamInFlight, 8), now: o.Now, log: o.Log,
+		streamInFlight: def(o.StreamInFlight, 8), streamIdle: o.StreamIdleTimeout, now: o.Now, log: o.Log, authLog: server.NewAuthFailureLog(o.Log),
 		limiters: map[string]*rate.Limiter{}, inflight: make(chan struct{}, def(o.MaxInFlight, 256)),
 	}
 	m, err := newMetrics(o.Registry, s.inflight)

@@ -14,6 +14,7 @@ type Config struct {
 	MaxBatch        int           `env:"COLLECTOR_MAX_BATCH" default:"5000" help:"maximum readings plus weather observations in one batch"`
 	MaxMessageBytes int           `env:"COLLECTOR_MAX_MESSAGE_BYTES" default:"4194304" help:"maximum size of one gRPC message or HTTP request body, in bytes"`
 	StreamInFlight  int           `env:"COLLECTOR_STREAM_IN_FLIGHT" default:"8" help:"batches one StreamReadings stream may have in flight (published concurrently, acknowledged in order)"`
+	StreamIdle      time.Duration `env:"COLLECTOR_STREAM_IDLE_TIMEOUT" default:"30m" help:"a StreamReadings stream that receives no batch and has none in flight for this long is ended with UNAVAILABLE (the gateway opens a new one when it has data), so idle streams cannot pile up; keep it above the gateways' sending interval. 0 never ends idle streams"`
 	MaxInFlight     int           `env:"COLLECTOR_MAX_IN_FLIGHT" default:"256" help:"batches in flight across the whole collector; beyond it requests get RESOURCE_EXHAUSTED / 503"`
 	MaxFutureSkew   time.Duration `env:"COLLECTOR_MAX_FUTURE_SKEW" default:"2m" help:"how far ahead of the collector's clock an observation may be"`
 	MaxAge          time.Duration `env:"COLLECTOR_MAX_AGE" default:"720h" help:"oldest observation accepted (backfill horizon)"`
@@ -30,6 +31,9 @@ func (c *Config) Validate() []string {
 	}
 	if c.StreamInFlight < 1 {
 		p = append(p, "COLLECTOR_STREAM_IN_FLIGHT must be at least 1")
+	}
+	if c.StreamIdle < 0 {
+		p = append(p, "COLLECTOR_STREAM_IDLE_TIMEOUT must not be negative")
 	}
 	if c.MaxInFlight < 1 {
 		p = append(p, "COLLECTOR_MAX_IN_FLIGHT must be at least 1")

@@ -10,9 +10,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/ingest/fiware"
 	"github.com/greenwave-city/greenwave/pkg/ingest/gateways"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -80,6 +82,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	if len(batchID) > ingest.MaxIDLen {
 		return nil, s.invalid(api, "malformed", 400, codes.InvalidArgument, "batch_id", "batch_id is %d bytes long, more than %d", len(batchID), ingest.MaxIDLen)
 	}
+	// Past the length check the batch id is at most clip.MaxID bytes: echoed whole in the ack and messages.
 	if len(items) == 0 {
 		return nil, s.invalid(api, "empty_batch", 400, codes.InvalidArgument, "readings", "the batch holds no readings and no weather observations")
 	}
@@ -99,7 +102,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	reject := func(it item, v *ingest.Violation) {
 		reason := wire.IngestRejectReason(v.Reason)
 		ack.Rejected = append(ack.Rejected, &greenwavev1.RejectedReading{
-			Kind: it.kind, Index: uint32(it.index), ReadingId: it.id, Reason: reason, Field: it.field(v.Field), Description: v.Description,
+			Kind: it.kind, Index: uint32(it.index), ReadingId: clip.ID(it.id), Reason: reason, Field: it.field(v.Field), Description: v.Description,
 		})
 		s.metrics.rejected.WithLabelValues(kindLabel(it.kind), stream.ReasonLabel(reason), gw.ID).Inc()
 		if v.Reason == ingest.ReasonPermissionDenied {
@@ -135,6 +138,7 @@ func (s *Service) process(ctx context.Context, api string, gw *gateways.Gateway,
 	if denied == len(items) {
 		// Nothing in the batch is the gateway's to publish: that is a credentials problem, not bad data.
 		s.metrics.authDenied.WithLabelValues(gw.ID, "forbidden").Inc()
+		s.authLog.Denied(server.PeerAddr(ctx), api, "forbidden", gw.ID)
 		f := &failure{code: codes.PermissionDenied, httpStatus: http.StatusForbidden, label: "forbidden",
 			message: fmt.Sprintf("gateway %q may publish none of the %d readings of the batch", gw.ID, len(items))}
 		for _, r := range ack.Rejected {
@@ -159,7 +163,7 @@ func (s *Service) traffic(gw *gateways.Gateway, r *greenwavev1.TrafficReading, n
 	// The permission check comes first so a gateway learns nothing about readings it may not publish.
 	if ref, ok := s.topo.Detector(r.GetDetectorId()); ok && !gw.AllowsTraffic(r.GetDetectorId(), ref.Intersection) {
 		return stream.Output{}, &ingest.Violation{Reason: ingest.ReasonPermissionDenied, Field: "detector_id",
-			Description: fmt.Sprintf("gateway %q may not publish for detector %q (intersection %q)", gw.ID, r.GetDetectorId(), ref.Intersection)}
+			Description: fmt.Sprintf("gateway %q may not publish for detector %q (intersection %q)", gw.ID, clip.ID(r.GetDetectorId()), ref.Intersection)}
 	}
 	if v := wire.ValidateTraffic(r, s.topo, s.limits, now); v != nil {
 		return stream.Output{}, v
@@ -178,7 +182,7 @@ func (s *Service) traffic(gw *gateways.Gateway, r *greenwavev1.TrafficReading, n
 func (s *Service) weather(gw *gateways.Gateway, w *greenwavev1.WeatherReading, now time.Time, received *timestamppb.Timestamp) (stream.Output, *ingest.Violation) {
 	if st := w.GetStationId(); st != "" && !gw.AllowsStation(st) {
 		return stream.Output{}, &ingest.Violation{Reason: ingest.ReasonPermissionDenied, Field: "station_id",
-			Description: fmt.Sprintf("gateway %q may not publish for weather station %q", gw.ID, st)}
+			Description: fmt.Sprintf("gateway %q may not publish for weather station %q", gw.ID, clip.ID(st))}
 	}
 	if v := wire.ValidateWeather(w, s.limits, now); v != nil {
 		return stream.Output{}, v

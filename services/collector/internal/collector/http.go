@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/ingest/fiware"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -97,7 +98,7 @@ func grpcCodeName(c codes.Code) string {
 func (s *Service) httpHandler(api string, contentTypes []string, decode decoder) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := s.now()
-		gw, f := s.authenticate(r.Header.Get("Authorization"))
+		gw, f := s.authenticate(r.Header.Get("Authorization"), r.RemoteAddr, api)
 		if f != nil {
 			writeFailure(w, f)
 			return
@@ -105,7 +106,7 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 		if !acceptable(r.Header.Get("Content-Type"), contentTypes) {
 			w.Header().Set("Accept-Post", strings.Join(contentTypes, ", ")) // what to send instead (RFC 9110 15.5.16)
 			writeFailure(w, s.invalid(api, "unsupported_media_type", http.StatusUnsupportedMediaType, codes.InvalidArgument, "Content-Type",
-				"Content-Type %q is not accepted; send %v", r.Header.Get("Content-Type"), contentTypes))
+				"Content-Type %q is not accepted; send %v", clip.ID(r.Header.Get("Content-Type")), contentTypes))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.maxBytes)))
@@ -134,7 +135,7 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 			return
 		}
 		defer release()
-		ack, err := s.process(r.Context(), api, gw, batchID, items, began, s.pub.Write)
+		ack, err := s.process(server.HTTPPeerContext(r), api, gw, batchID, items, began, s.pub.Write)
 		if err != nil {
 			var f *failure
 			if !errors.As(err, &f) {

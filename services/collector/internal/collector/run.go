@@ -47,7 +47,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	svc, err := New(Options{
 		Publisher: prod, Topology: env.Topology, Names: names, Gateways: registry, AllowAnonymous: cfg.AllowAnonymous,
 		Limits: lim, MaxBatch: cfg.MaxBatch, MaxMessageBytes: cfg.MaxMessageBytes,
-		StreamInFlight: cfg.StreamInFlight, MaxInFlight: cfg.MaxInFlight, Now: time.Now, Log: env.Log, Registry: env.Registry,
+		StreamInFlight: cfg.StreamInFlight, StreamIdleTimeout: cfg.StreamIdle, MaxInFlight: cfg.MaxInFlight, Now: time.Now, Log: env.Log, Registry: env.Registry,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -20,6 +21,7 @@ type API struct {
 	greenwavev1.UnimplementedPredictionServiceServer
 	hub     *broadcast.Hub[*greenwavev1.IntersectionPrediction]
 	buffer  int
+	maxSubs int // PREDICTOR_MAX_SUBSCRIBERS; 0: no cap
 	metrics *metrics
 }
 
@@ -38,13 +40,13 @@ func (a *API) GetLatestPrediction(_ context.Context, req *greenwavev1.GetLatestP
 	}
 	p, ok := a.hub.Latest(req.GetIntersectionId())
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no prediction for intersection %q yet", req.GetIntersectionId())
+		return nil, status.Errorf(codes.NotFound, "no prediction for intersection %q yet", clip.ID(req.GetIntersectionId()))
 	}
 	if req.GetApproachId() != "" {
 		p = proto.CloneOf(p)
 		p.Approaches = slices.DeleteFunc(p.Approaches, func(a *greenwavev1.ApproachPrediction) bool { return a.GetApproachId() != req.GetApproachId() })
 		if len(p.Approaches) == 0 {
-			return nil, status.Errorf(codes.NotFound, "intersection %q has no approach %q", req.GetIntersectionId(), req.GetApproachId())
+			return nil, status.Errorf(codes.NotFound, "intersection %q has no approach %q", clip.ID(req.GetIntersectionId()), clip.ID(req.GetApproachId()))
 		}
 	}
 	return &greenwavev1.GetLatestPredictionResponse{Prediction: p}, nil
@@ -56,6 +58,7 @@ func (a *API) GetLatestPrediction(_ context.Context, req *greenwavev1.GetLatestP
 // PREDICTOR_SUBSCRIBER_BUFFER predictions is full is coalesced to the newest prediction per intersection
 // (SubscribeResponse.coalesced counts what it missed), and one that lags by more intersections than that is
 // ended with RESOURCE_EXHAUSTED and resumes by subscribing again (it then receives the current state first).
+// Past PREDICTOR_MAX_SUBSCRIBERS streams a new one is refused with RESOURCE_EXHAUSTED.
 func (a *API) Subscribe(req *greenwavev1.SubscribeRequest, st greenwavev1.PredictionService_SubscribeServer) error {
 	ids, minLevel, horizons := req.GetIntersectionIds(), req.GetMinLevel(), req.GetHorizonsS()
 	if _, ok := greenwavev1.CongestionLevel_name[int32(minLevel)]; !ok {
@@ -69,7 +72,10 @@ func (a *API) Subscribe(req *greenwavev1.SubscribeRequest, st greenwavev1.Predic
 	filter := func(k string, p *greenwavev1.IntersectionPrediction) bool {
 		return (len(ids) == 0 || slices.Contains(ids, k)) && p.GetLevel() >= minLevel
 	}
-	sub := a.hub.Subscribe(a.buffer, filter)
+	sub, err := a.hub.SubscribeCapped(a.buffer, a.maxSubs, filter)
+	if err != nil {
+		return server.SubscriptionStatus(err, "the current state")
+	}
 	defer sub.Close()
 	for {
 		it, err := sub.Next(st.Context())

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,12 +14,12 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/server/limitstest"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -28,24 +27,14 @@ import (
 func apiServer(t *testing.T, buffer int) (*broadcast.Hub[*greenwavev1.IntersectionPrediction], greenwavev1.PredictionServiceClient) {
 	t.Helper()
 	hub := broadcast.New[*greenwavev1.IntersectionPrediction]()
-	api := &API{hub: hub, buffer: buffer, metrics: newMetrics(prometheus.NewRegistry(), models.NewStore(), hub)}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	greenwavev1.RegisterPredictionServiceServer(srv, api)
-	go srv.Serve(lis) //nolint:errcheck // ends with Stop
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		hub.Close()
-		srv.Stop()
-	})
-	return hub, greenwavev1.NewPredictionServiceClient(conn)
+	return hub, serveAPI(t, &API{hub: hub, buffer: buffer, metrics: newMetrics(prometheus.NewRegistry(), models.NewStore(), hub)})
+}
+
+// serveAPI serves api on a loopback gRPC server and returns a client; the cleanup closes api's hub.
+func serveAPI(t *testing.T, api *API) greenwavev1.PredictionServiceClient {
+	t.Helper()
+	t.Cleanup(api.hub.Close) // runs after the server stopped: cleanups run last-added first
+	return greenwavev1.NewPredictionServiceClient(limitstest.Serve(t, func(s *grpc.Server) { greenwavev1.RegisterPredictionServiceServer(s, api) }))
 }
 
 // pred is a prediction of intersection id numbered seq (in window_start), with forecasts for 900 and 1800 s.

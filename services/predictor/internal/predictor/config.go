@@ -22,6 +22,7 @@ type Config struct {
 	ModelWait        time.Duration `env:"PREDICTOR_MODEL_WAIT" default:"30s" help:"how long a frame whose model is stale waits for the trainer's next snapshot, in processing time without progress (the trainer is behind in a fast replay or a backlog); then it is predicted stale, that model is not waited for again until a newer snapshot of it arrives, and no frame waits until some snapshot arrives. Frames without any model never wait. 0: never wait"`
 	Confidence       float64       `env:"PREDICTOR_CONFIDENCE" default:"0.9" help:"coverage of the prediction intervals (keep equal to the trainer's interval confidence, 0.9)"`
 	SubscriberBuffer int           `env:"PREDICTOR_SUBSCRIBER_BUFFER" default:"1024" help:"predictions a Subscribe stream may lag behind; a full queue keeps only the newest per intersection, and a full queue of distinct intersections ends the stream with RESOURCE_EXHAUSTED"`
+	MaxSubscribers   int           `env:"PREDICTOR_MAX_SUBSCRIBERS" default:"256" help:"Subscribe streams served at once; one more is refused with RESOURCE_EXHAUSTED (each holds up to PREDICTOR_SUBSCRIBER_BUFFER queued predictions)"`
 	LevelsSaturation []string      `env:"PREDICTOR_LEVELS_SATURATION" default:"0.6,0.7,0.85,1" help:"upper degree-of-saturation (v/c) bounds of the free, light, moderate and heavy levels for flow"`
 	LevelsSpeed      []string      `env:"PREDICTOR_LEVELS_SPEED" default:"0.8,0.67,0.5,0.3" help:"lower speed/free-flow-speed bounds of the free, light, moderate and heavy levels for speed"`
 	LevelsOccupancy  []string      `env:"PREDICTOR_LEVELS_OCCUPANCY" default:"0.1,0.15,0.25,0.35" help:"upper occupancy-ratio bounds of the free, light, moderate and heavy levels for occupancy"`
@@ -106,6 +107,9 @@ func (c *Config) Validate() []string {
 	}
 	if c.SubscriberBuffer < 1 {
 		p = append(p, "PREDICTOR_SUBSCRIBER_BUFFER must be at least 1")
+	}
+	if c.MaxSubscribers < 1 {
+		p = append(p, "PREDICTOR_MAX_SUBSCRIBERS must be at least 1")
 	}
 	if c.MaxBatch < 1 {
 		p = append(p, fmt.Sprintf("PREDICTOR_MAX_BATCH %d must be at least 1", c.MaxBatch))

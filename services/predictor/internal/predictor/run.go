@@ -43,7 +43,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	pred := &Predictor{models: models.NewStore(), horizons: newHorizonRule(horizons), targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
 	svc := newService(serviceConfig{
-		brokers: cfg.Brokers, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer,
+		brokers: cfg.Brokers, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer, maxSubscribers: cfg.MaxSubscribers,
 		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger, modelWait: cfg.ModelWait,
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
@@ -79,6 +79,7 @@ type serviceConfig struct {
 	group           string
 	modelPartitions int
 	buffer          int
+	maxSubscribers  int           // PREDICTOR_MAX_SUBSCRIBERS; 0: no cap
 	maxBatch        int           // stream.ProcessorConfig.MaxBatch (0: the stream default)
 	commitInterval  time.Duration // partition.commitInterval
 	modelWait       time.Duration // PREDICTOR_MODEL_WAIT (0: never wait for fresh models)
@@ -95,7 +96,7 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 	}
 	rejected := newRejections(reg, log)
 	s.waiter = newModelWaiter(s.store, sc.modelWait, log, reg)
-	s.api = &API{hub: s.hub, buffer: sc.buffer, metrics: s.metrics}
+	s.api = &API{hub: s.hub, buffer: sc.buffer, maxSubs: sc.maxSubscribers, metrics: s.metrics}
 	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger, Registerer: reg})
 	newHandler := func(ctx context.Context, _ int) (*stream.Handler, error) {
 		select { // never predict before the models topic was read whole

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -19,6 +20,8 @@ type API struct {
 	svc    *service
 	hub    *broadcast.Hub[*greenwavev1.SignalPlan]
 	buffer int
+	// maxSubs caps the WatchPlans streams served at once (SIGNAL_MAX_SUBSCRIBERS); 0: no cap.
+	maxSubs int
 }
 
 // GetPlan returns an intersection's current plan.
@@ -28,7 +31,7 @@ func (a *API) GetPlan(_ context.Context, req *greenwavev1.GetPlanRequest) (*gree
 	}
 	p, ok := a.hub.Latest(req.GetIntersectionId())
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no plan for intersection %q yet", req.GetIntersectionId())
+		return nil, status.Errorf(codes.NotFound, "no plan for intersection %q yet", clip.ID(req.GetIntersectionId()))
 	}
 	return &greenwavev1.GetPlanResponse{Plan: p}, nil
 }
@@ -38,13 +41,17 @@ func (a *API) GetPlan(_ context.Context, req *greenwavev1.GetPlanRequest) (*gree
 // when its queue of SIGNAL_SUBSCRIBER_BUFFER plans is full are an intersection's queued plans merged into its
 // newest one, whose coalesced field counts the plans merged (delivered plus coalesced always accounts for every
 // plan); a subscriber lagging by more intersections than the buffer is ended with RESOURCE_EXHAUSTED and resumes
-// by watching again (current plans first). The Kafka loop never waits for a subscriber.
+// by watching again (current plans first). The Kafka loop never waits for a subscriber. Past
+// SIGNAL_MAX_SUBSCRIBERS streams a new one is refused with RESOURCE_EXHAUSTED.
 func (a *API) WatchPlans(req *greenwavev1.WatchPlansRequest, st greenwavev1.SignalControlService_WatchPlansServer) error {
 	var filter func(string, *greenwavev1.SignalPlan) bool
 	if ids := req.GetIntersectionIds(); len(ids) > 0 {
 		filter = func(k string, _ *greenwavev1.SignalPlan) bool { return slices.Contains(ids, k) }
 	}
-	sub := a.hub.Subscribe(a.buffer, filter)
+	sub, err := a.hub.SubscribeCapped(a.buffer, a.maxSubs, filter)
+	if err != nil {
+		return server.SubscriptionStatus(err, "the current plans")
+	}
 	defer sub.Close()
 	for {
 		it, err := sub.Next(st.Context())

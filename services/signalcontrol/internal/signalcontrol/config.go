@@ -16,6 +16,7 @@ type Config struct {
 	PlanValidity       time.Duration `env:"SIGNAL_PLAN_VALIDITY" default:"15m" help:"how long after its window a plan is valid"`
 	MaxRelInterval     float64       `env:"SIGNAL_MAX_RELATIVE_INTERVAL" default:"0.5" help:"widest prediction interval, relative to approach capacity, that may drive a plan"`
 	RecallVPH          float64       `env:"SIGNAL_RECALL_VPH" default:"0" help:"demand (veh/h) an approach whose detectors report nothing (prediction no_data) is held at — detector recall; 0 is minimum recall: its phase gets its minimum green unless it serves other approaches"`
+	MaxSubscribers     int           `env:"SIGNAL_MAX_SUBSCRIBERS" default:"256" help:"WatchPlans streams served at once; one more is refused with RESOURCE_EXHAUSTED (each holds up to SIGNAL_SUBSCRIBER_BUFFER queued plans)"`
 	SubscriberBuffer   int           `env:"SIGNAL_SUBSCRIBER_BUFFER" default:"1024" help:"plans a WatchPlans stream may lag behind; a full queue keeps only the newest per intersection (counted in coalesced), and a full queue of distinct intersections ends the stream with RESOURCE_EXHAUSTED"`
 	OperatorTokensFile string        `env:"SIGNAL_OPERATOR_TOKENS_FILE" default:"" help:"YAML file of operators (name, token_sha256, optional intersections) allowed to set overrides; empty disables overrides"`
 	OverrideTick       time.Duration `env:"SIGNAL_OVERRIDE_TICK" default:"1s" help:"how often each partition applies new pinned overrides and expires old ones (processing time)"`
@@ -41,6 +42,9 @@ func (c *Config) Validate() []string {
 	}
 	if !(c.RecallVPH >= 0) || math.IsInf(c.RecallVPH, 1) {
 		p = append(p, "SIGNAL_RECALL_VPH must be a finite flow of at least 0")
+	}
+	if c.MaxSubscribers < 1 {
+		p = append(p, "SIGNAL_MAX_SUBSCRIBERS must be at least 1")
 	}
 	if c.OverrideTick <= 0 {
 		p = append(p, "SIGNAL_OVERRIDE_TICK must be positive")

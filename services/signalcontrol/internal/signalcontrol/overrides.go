@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/pkg/clip"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -121,6 +123,16 @@ func logAudit(log *zap.Logger, ov *greenwavev1.Override, action, actor string) {
 		zap.Time("expires_at", ov.GetExpiresAt().AsTime()), zap.String("reason", ov.GetReason()))
 }
 
+// authenticate identifies the operator calling method; a refusal is logged (rate-limited) with the caller's
+// address and the status code, never the token.
+func (a *API) authenticate(ctx context.Context, method string) (Operator, error) {
+	op, err := a.svc.operators.Authenticate(ctx)
+	if err != nil {
+		a.svc.authLog.Denied(server.PeerAddr(ctx), method, status.Code(err).String(), "")
+	}
+	return op, err
+}
+
 // badRequest is INVALID_ARGUMENT with one field violation per problem.
 func badRequest(msg string, violations []*errdetails.BadRequest_FieldViolation) error {
 	st := status.New(codes.InvalidArgument, msg)
@@ -133,7 +145,7 @@ func badRequest(msg string, violations []*errdetails.BadRequest_FieldViolation) 
 // SetOverride pins a mode or a plan for an intersection (see docs/signal-control.md).
 func (a *API) SetOverride(ctx context.Context, req *greenwavev1.SetOverrideRequest) (resp *greenwavev1.SetOverrideResponse, err error) {
 	defer func() { a.svc.metrics.countRPC("SetOverride", err) }()
-	op, err := a.svc.operators.Authenticate(ctx)
+	op, err := a.authenticate(ctx, "SetOverride")
 	if err != nil {
 		return nil, err
 	}
@@ -147,9 +159,9 @@ func (a *API) SetOverride(ctx context.Context, req *greenwavev1.SetOverrideReque
 	case id == "":
 		bad("intersection_id", "is required")
 	case !known:
-		bad("intersection_id", "intersection %q is not in the topology", id)
+		bad("intersection_id", "intersection %q is not in the topology", clip.ID(id))
 	case !op.Allows(id):
-		return nil, status.Errorf(codes.PermissionDenied, "operator %q may not override intersection %q", op.Name, id)
+		return nil, status.Errorf(codes.PermissionDenied, "operator %q may not override intersection %q", op.Name, clip.ID(id))
 	}
 	mode := req.GetMode()
 	switch mode {
@@ -216,7 +228,7 @@ func (a *API) SetOverride(ctx context.Context, req *greenwavev1.SetOverrideReque
 // ClearOverride removes an intersection's active override.
 func (a *API) ClearOverride(ctx context.Context, req *greenwavev1.ClearOverrideRequest) (resp *greenwavev1.ClearOverrideResponse, err error) {
 	defer func() { a.svc.metrics.countRPC("ClearOverride", err) }()
-	op, err := a.svc.operators.Authenticate(ctx)
+	op, err := a.authenticate(ctx, "ClearOverride")
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +237,7 @@ func (a *API) ClearOverride(ctx context.Context, req *greenwavev1.ClearOverrideR
 		return nil, badRequest("invalid request", []*errdetails.BadRequest_FieldViolation{{Field: "intersection_id", Description: "is required"}})
 	}
 	if !op.Allows(id) {
-		return nil, status.Errorf(codes.PermissionDenied, "operator %q may not override intersection %q", op.Name, id)
+		return nil, status.Errorf(codes.PermissionDenied, "operator %q may not override intersection %q", op.Name, clip.ID(id))
 	}
 	now := a.svc.now()
 	ov := a.svc.overrides.active(id, now)
@@ -240,16 +252,18 @@ func (a *API) ClearOverride(ctx context.Context, req *greenwavev1.ClearOverrideR
 	return &greenwavev1.ClearOverrideResponse{Cleared: true}, nil
 }
 
-// ListOverrides lists the overrides in force, sorted by intersection.
+// ListOverrides lists the overrides in force, sorted by intersection: only those of the intersections the
+// operator may override (an operator limited to some intersections sees nothing of the others).
 func (a *API) ListOverrides(ctx context.Context, _ *greenwavev1.ListOverridesRequest) (resp *greenwavev1.ListOverridesResponse, err error) {
 	defer func() { a.svc.metrics.countRPC("ListOverrides", err) }()
-	if _, err := a.svc.operators.Authenticate(ctx); err != nil {
+	op, err := a.authenticate(ctx, "ListOverrides")
+	if err != nil {
 		return nil, err
 	}
 	now := a.svc.now()
 	out := &greenwavev1.ListOverridesResponse{}
 	for _, ov := range a.svc.overrides.all() {
-		if now.Before(ov.GetExpiresAt().AsTime()) {
+		if now.Before(ov.GetExpiresAt().AsTime()) && op.Allows(ov.GetIntersectionId()) {
 			out.Overrides = append(out.Overrides, ov)
 		}
 	}

@@ -32,12 +32,14 @@ type service struct {
 	metrics    *metrics
 	overrides  *overrideTable
 	operators  *Operators
-	producer   *stream.Producer
-	log        *zap.Logger
-	now        func() time.Time
-	alpha      float64
-	brokers    []string
-	client     *kafka.Client
+	// authLog logs refused operator authentication (nil: not logged).
+	authLog  *server.AuthFailureLog
+	producer *stream.Producer
+	log      *zap.Logger
+	now      func() time.Time
+	alpha    float64
+	brokers  []string
+	client   *kafka.Client
 	// checkpointEvery and checkpointIdle are SIGNAL_CHECKPOINT_INTERVAL and SIGNAL_CHECKPOINT_IDLE.
 	checkpointEvery, checkpointIdle time.Duration
 }
@@ -106,7 +108,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		planner: &Planner{topo: env.Topology, revision: topo.Revision, horizon: cfg.PlanHorizon, validity: cfg.PlanValidity,
 			gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval, RecallVPH: cfg.RecallVPH}, zone: zone, minSamples: uint32(cfg.ProfileMinSamples), coordination: coord},
 		names: names, partitions: counts[names.Predictions], hub: hub, metrics: newMetrics(env.Registry, hub, table, d.now),
-		overrides: table, operators: operators, producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
+		overrides: table, operators: operators, authLog: server.NewAuthFailureLog(env.Log), producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
 		brokers: cfg.Brokers, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second},
 		checkpointEvery: cfg.CheckpointEvery, checkpointIdle: cfg.CheckpointIdle,
 	}
@@ -129,7 +131,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		Brokers: cfg.Brokers, GroupID: cfg.Group("signalcontrol"), Topic: names.Predictions, DeadLetterTopic: names.DeadLetters,
 		Service: "signalcontrol", DeadLetter: wire.DeadLetter, IdleTick: cfg.OverrideTick,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
-	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{svc: svc, hub: hub, buffer: cfg.SubscriberBuffer})
+	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{svc: svc, hub: hub, buffer: cfg.SubscriberBuffer, maxSubs: cfg.MaxSubscribers})
 	overridesLoaded := make(chan struct{})
 	env.Server.AddReadiness("overrides", app.Loaded(overridesLoaded, "the overrides topic"))
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)

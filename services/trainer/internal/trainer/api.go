@@ -3,7 +3,6 @@ package trainer
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,7 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/clip"
 	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -32,6 +33,7 @@ type API struct {
 	store    *models.Store
 	hub      *broadcast.Hub[*train.Snapshot]
 	buffer   int
+	maxSubs  int // 0: no cap
 	requests *prometheus.CounterVec
 	status   *statusBoard // nil: no training status in ListModels
 }
@@ -39,6 +41,13 @@ type API struct {
 // WithStatus makes ListModels report the training status this instance keeps (see IntersectionTrainingStatus).
 func (a *API) WithStatus(b *statusBoard) *API {
 	a.status = b
+	return a
+}
+
+// WithMaxSubscribers caps the WatchModels streams served at once (TRAINER_MAX_SUBSCRIBERS): unread streams
+// each hold a queue, so without a cap anonymous clients could grow the trainer's memory without bound.
+func (a *API) WithMaxSubscribers(n int) *API {
+	a.maxSubs = n
 	return a
 }
 
@@ -114,7 +123,7 @@ func (a *API) GetModel(_ context.Context, req *greenwavev1.GetModelRequest) (res
 	}
 	s, ok := a.store.Get(id)
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no model %q", id)
+		return nil, status.Errorf(codes.NotFound, "no model %q", clip.ID(id))
 	}
 	return &greenwavev1.GetModelResponse{Model: summary(s, req.GetIncludeCovariance())}, nil
 }
@@ -167,21 +176,20 @@ func (a *API) ListModels(_ context.Context, req *greenwavev1.ListModelsRequest) 
 
 // WatchModels sends the current models matching the filter (Initial set), then every update of a matching
 // model. A subscriber that falls behind by more than the buffer is ended with RESOURCE_EXHAUSTED; it reconnects
-// and gets the current state again.
+// and gets the current state again. Past TRAINER_MAX_SUBSCRIBERS streams a new one is refused with
+// RESOURCE_EXHAUSTED.
 func (a *API) WatchModels(req *greenwavev1.WatchModelsRequest, st greenwavev1.ModelService_WatchModelsServer) (err error) {
 	defer func() { a.count("WatchModels", err) }()
 	filter := wire.ModelFilter(req.GetFilter())
-	sub := a.hub.Subscribe(a.buffer, func(_ string, s *train.Snapshot) bool { return models.Match(filter, s) })
+	sub, err := a.hub.SubscribeCapped(a.buffer, a.maxSubs, func(_ string, s *train.Snapshot) bool { return models.Match(filter, s) })
+	if err != nil {
+		return server.SubscriptionStatus(err, "the current state")
+	}
 	defer sub.Close()
 	for {
 		it, err := sub.Next(st.Context())
-		switch {
-		case errors.Is(err, broadcast.ErrOverflow):
-			return status.Error(codes.ResourceExhausted, "subscriber too slow: reconnect to resume from the current state")
-		case errors.Is(err, broadcast.ErrClosed):
-			return status.Error(codes.Unavailable, "server shutting down")
-		case err != nil:
-			return status.FromContextError(err).Err()
+		if err != nil {
+			return server.SubscriptionStatus(err, "the current state")
 		}
 		if err := st.Send(&greenwavev1.WatchModelsResponse{Model: summary(it.Value, false), Initial: it.Initial}); err != nil {
 			return err

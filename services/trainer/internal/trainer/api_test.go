@@ -3,7 +3,6 @@ package trainer
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -11,12 +10,12 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/models"
+	"github.com/greenwave-city/greenwave/pkg/server/limitstest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/train"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -35,21 +34,9 @@ func modelService(t *testing.T) (greenwavev1.ModelServiceClient, func(...*greenw
 	go func() {
 		done <- followModels(ctx, brokers, names.Models, 2, store, hub, newMetrics(testRegistry()), zap.NewNop(), func() { close(loaded) })
 	}()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	greenwavev1.RegisterModelServiceServer(srv, NewAPI(store, hub, 64, testRegistry()))
-	go srv.Serve(lis) //nolint:errcheck // ends with Stop
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := serveModels(t, NewAPI(store, hub, 64, testRegistry()))
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
 	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
 		hub.Close()
 		cancel()
 		if err := <-done; err != nil && ctx.Err() == nil {
@@ -74,7 +61,13 @@ func modelService(t *testing.T) (greenwavev1.ModelServiceClient, func(...*greenw
 			t.Fatal(err)
 		}
 	}
-	return greenwavev1.NewModelServiceClient(conn), publish
+	return client, publish
+}
+
+// serveModels serves api on a loopback gRPC server and returns a client; the cleanup stops the server.
+func serveModels(t *testing.T, api *API) greenwavev1.ModelServiceClient {
+	t.Helper()
+	return greenwavev1.NewModelServiceClient(limitstest.Serve(t, func(s *grpc.Server) { greenwavev1.RegisterModelServiceServer(s, api) }))
 }
 
 // snap is a small snapshot with a covariance and a pending input, so that the summaries can be told apart.

@@ -18,6 +18,7 @@ type Config struct {
 	CheckpointEvery  time.Duration `env:"TRAINER_CHECKPOINT_INTERVAL" default:"72h" help:"event time between the complete snapshots on the trainer's changelog (greenwave.trainer.state), with which input offsets are committed: a partition is checkpointed when its newest applied window crosses a multiple of this interval (UTC-aligned); 0 after every batch. A restart replays the features since the last checkpoint (exact either way), so keep it well below the features topic's retention (7 days). See docs/trainer.md for the cost"`
 	CheckpointIdle   time.Duration `env:"TRAINER_CHECKPOINT_IDLE" default:"10s" help:"processing time after which a quiet partition whose event time is more than TRAINER_CHECKPOINT_INTERVAL behind the wall clock (a finished replay) is checkpointed and its models published, so its last windows are served and committed; 0 never"`
 	SubscriberBuffer int           `env:"TRAINER_SUBSCRIBER_BUFFER" default:"4096" help:"distinct models a WatchModels subscriber may lag behind before it is ended"`
+	MaxSubscribers   int           `env:"TRAINER_MAX_SUBSCRIBERS" default:"64" help:"WatchModels streams served at once; one more is refused with RESOURCE_EXHAUSTED (each holds up to TRAINER_SUBSCRIBER_BUFFER queued models)"`
 }
 
 // trainConfig builds the learners' base configuration: train.BaseConfig with the configured horizons (none for
@@ -59,6 +60,9 @@ func (c *Config) Validate() []string {
 	}
 	if c.SubscriberBuffer < 1 {
 		p = append(p, fmt.Sprintf("TRAINER_SUBSCRIBER_BUFFER %d must be at least 1", c.SubscriberBuffer))
+	}
+	if c.MaxSubscribers < 1 {
+		p = append(p, fmt.Sprintf("TRAINER_MAX_SUBSCRIBERS %d must be at least 1", c.MaxSubscribers))
 	}
 	return p
 }

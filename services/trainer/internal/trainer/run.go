@@ -56,7 +56,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		p.status = status
 		return p.handler(), nil
 	}, env.Log, stream.NewMetrics(env.Registry))
-	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry).WithStatus(status))
+	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry).WithStatus(status).WithMaxSubscribers(cfg.MaxSubscribers))
 	modelsLoaded := make(chan struct{})
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
 	env.Server.AddReadiness("models", app.Loaded(modelsLoaded, "the models topic for ModelService"))
