@@ -157,8 +157,8 @@ const (
 	ViolationCycleBounds
 	// ViolationOffset: the offset is outside [0, cycle).
 	ViolationOffset
-	// ViolationActuation: actuation bounds outside the phase's green limits or not around its green, or a
-	// gap-out that is negative or without bounds.
+	// ViolationActuation: actuation bounds outside the phase's green limits or not around its green, on some
+	// phases only, or a gap-out missing, not positive, above MaxGapOutS or without bounds.
 	ViolationActuation
 )
 

@@ -20,7 +20,8 @@ const (
 // and in order; every green at least the phase's effective minimum green (vehicle and pedestrian) and at most its
 // maximum green; every yellow and all-red exactly the configured value; the greens, yellows and all-reds adding
 // up to the cycle within CycleSumToleranceS; the cycle within [MinCycleS, MaxCycleS]; the offset in [0, cycle);
-// and every number finite. Bounds are compared with a tolerance of BoundToleranceS. It returns nil or a
+// actuation bounds on all phases or none, each within the phase's effective min and max green and around its
+// green, with a gap-out in (0, MaxGapOutS] exactly when there are bounds; and every number finite. Bounds are compared with a tolerance of BoundToleranceS. It returns nil or a
 // *PlanError listing every violation.
 func Validate(in topology.Intersection, p Plan) error {
 	var vs []Violation
@@ -52,7 +53,7 @@ func Validate(in topology.Intersection, p Plan) error {
 		seen = make([]bool, len(in.Phases))
 	}
 	sum := 0.0
-	bounded := 0
+	bounded, checked := 0, 0 // phases with actuation bounds, of the known ones
 	for i, pt := range p.Phases {
 		sum += pt.GreenS + pt.YellowS + pt.AllRedS
 		for _, f := range [...]struct {
@@ -90,6 +91,7 @@ func Validate(in topology.Intersection, p Plan) error {
 		if pt.AllRedS != cfg.AllRedS {
 			add(ViolationAllRed, pt.PhaseID, "all-red %gs, configured %gs", pt.AllRedS, cfg.AllRedS)
 		}
+		checked++
 		if pt.MinGreenS != 0 || pt.MaxGreenS != 0 {
 			bounded++
 			if !(pt.MinGreenS >= cfg.EffectiveMinGreenS()-BoundToleranceS && pt.MinGreenS <= pt.GreenS+BoundToleranceS &&
@@ -100,8 +102,8 @@ func Validate(in topology.Intersection, p Plan) error {
 		}
 	}
 	switch {
-	case bounded != 0 && bounded != len(p.Phases):
-		add(ViolationActuation, "", "actuation bounds on %d of %d phases: all or none", bounded, len(p.Phases))
+	case bounded != 0 && bounded != checked:
+		add(ViolationActuation, "", "actuation bounds on %d of %d phases: all or none", bounded, checked)
 	case bounded == 0 && p.GapOutS != 0:
 		add(ViolationActuation, "", "gap-out %gs without actuation bounds", p.GapOutS)
 	case bounded != 0 && !(p.GapOutS > 0 && p.GapOutS <= MaxGapOutS):

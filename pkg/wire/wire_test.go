@@ -1,12 +1,14 @@
 package wire
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/signal"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -77,5 +79,37 @@ func TestWeatherContextProto(t *testing.T) {
 				t.Errorf("decoded back = %+v, want %+v", back, tc.w)
 			}
 		})
+	}
+}
+
+// TestPlanRoundTrip checks that a plan survives the wire, its actuation bounds and gap-out included, and that a
+// plan without bounds stays without.
+func TestPlanRoundTrip(t *testing.T) {
+	t.Parallel()
+	from := time.Date(2026, 11, 2, 7, 0, 0, 0, time.UTC)
+	bounded := signal.Plan{IntersectionID: "I-1", CycleS: 90, OffsetS: 12, Reason: signal.ReasonPredictive, Detail: "d",
+		Y: 0.6, LostTimeS: 10, SaturationFactor: 0.9, EstimatedDelayS: 21, GapOutS: 2.2,
+		Phases: []signal.PhaseTiming{
+			{PhaseID: "NS", GreenS: 45, YellowS: 3, AllRedS: 2, FlowRatio: 0.35, Approaches: []string{"N", "S"}, MinGreenS: 7, MaxGreenS: 60},
+			{PhaseID: "EW", GreenS: 35, YellowS: 3, AllRedS: 2, FlowRatio: 0.25, Approaches: []string{"E", "W"}, MinGreenS: 5, MaxGreenS: 47.5},
+		}}
+	fixed := bounded
+	fixed.GapOutS = 0
+	fixed.Phases = []signal.PhaseTiming{bounded.Phases[0], bounded.Phases[1]}
+	for i := range fixed.Phases {
+		fixed.Phases[i].MinGreenS, fixed.Phases[i].MaxGreenS = 0, 0
+	}
+	for _, want := range []signal.Plan{bounded, fixed} {
+		b, err := proto.Marshal(PlanProto(want, "I-1@1", from, from.Add(15*time.Minute), nil, "", "rev"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p greenwavev1.SignalPlan
+		if err := proto.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		if got := Plan(&p); !reflect.DeepEqual(got, want) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+		}
 	}
 }

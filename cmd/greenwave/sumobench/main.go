@@ -130,6 +130,10 @@ func runOne(ctx context.Context, bin, dir, controller string, flags ...string) (
 	var stdout, stderr bytes.Buffer
 	args := append([]string{"sumo", "--scenario", dir, "--controller", controller, "--json"}, flags...)
 	cmd := exec.CommandContext(ctx, bin, args...)
+	// Ctrl-C interrupts the run the way a person's would, so it stops SUMO and its stack itself; kill only if
+	// it has not within the stack's shutdown time.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return res, "", fmt.Errorf("%s on %s: %w\n%s", controller, dir, err, tail(stderr.String(), 20))

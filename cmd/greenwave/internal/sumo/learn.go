@@ -19,12 +19,16 @@ func learnSeed(k int) int { return 1000 + k }
 // is judged on: the plays are stamped o.Learn before the scored run's epoch and follow each other without a gap,
 // each until its vehicles have all arrived (on a window boundary) or the period is over; the last one ends exactly
 // at the scored run's epoch, so event time runs on into it. Each play is Greenwave in the loop as the scored run
-// is (readings, lock-step, plans applied) with its own SUMO seed (learnSeed). Its trips are not scored; the loop's
-// counts of the learning are kept apart (LoopStats.Learning) and the scored run's start from zero.
+// is (readings, lock-step, plans applied) with its own SUMO seed (learnSeed). Its trips are not scored nor
+// recorded (--record); the loop's counts of the learning are kept apart (LoopStats.Learning) and the scored run's
+// start from zero.
 func (r *runner) learn(ctx context.Context) error {
 	l := r.loop
 	scored := l.epoch
-	l.warm.epoch = scored
+	if rec := r.sensors.rec; rec != nil { // --record writes the scored run only
+		r.sensors.rec = nil
+		defer func() { r.sensors.rec = rec }()
+	}
 	period := r.o.Learn.Truncate(l.window)
 	if period <= 0 {
 		return nil
@@ -56,6 +60,8 @@ func (r *runner) learn(ctx context.Context) error {
 		l.epoch = l.epoch.Add(play.elapsed)
 		plays++
 	}
+	l.endPlay()
+	clear(l.fresh) // received in the learning period: the scored run counts its own plans
 	st := l.stats
 	learned := LearnStats{Plays: plays, Windows: st.Windows, Readings: st.Readings, Plans: st.Plans, Timeouts: st.Timeouts}
 	l.stats = LoopStats{Rejected: map[string]int{}, Received: map[string]int{}, Learning: learned}

@@ -51,14 +51,24 @@ type LoopStats struct {
 	PlansByReason map[string]int
 	// Received counts the plans received by reason (predictive, time_of_day, fixed_time, override).
 	Received map[string]int
-	// Applied plans became a SUMO program; Unchanged equalled the running one; Invalid failed signal.Validate or
+	// Applied plans became a SUMO program; Unchanged equalled the running (or queued) one; Invalid failed signal.Validate or
 	// did not fit the program; Timeouts are windows whose plans did not all arrive in time.
 	Applied, Unchanged, Invalid, Timeouts int
 	// Expired plans reached their valid_until before a cycle boundary and were not installed.
 	Expired int
+	// Superseded plans were replaced by a newer plan for their intersection before they were installed (or
+	// arrived after a newer one); Pending were still queued when the run ended. Every received plan is counted
+	// once: Plans = Applied + Unchanged + Invalid + Expired + Superseded + Pending.
+	Superseded, Pending int
+	// Lapsed counts running plans whose valid_until passed with no newer plan: their traffic lights went back to
+	// the field controller's own fallback plan (installLocal's).
+	Lapsed int
+	// Inherited counts the traffic lights that started this run on the plan the stack had made for its start,
+	// in the learning period (the others start on the fallback plan).
+	Inherited int
 	// Aligned counts installs whose first green was lengthened or shortened to reach the plan's offset.
 	Aligned int
-	// Actuated counts installs run as SUMO actuated programs within the plan's actuation bounds.
+	// Actuated counts the applied plans run as SUMO actuated programs within their actuation bounds.
 	Actuated int
 	// FirstPredictive is the simulated time from which the first plan computed from a prediction was valid: the
 	// stack's warm-up (-1: none came).
@@ -88,7 +98,9 @@ type loop struct {
 	stats    LoopStats
 	summary  chan map[string]int
 	warm     warmup
-	sent     int // windows sent to the stack, learning included
+	sent     int             // windows sent to the stack, learning included
+	fresh    map[string]bool // intersections whose latest plan has not been queued yet
+	readDone chan struct{}   // closed when readDev has read dev's last line
 }
 
 // detector is one induction loop and what it measures, with its window's sums.
@@ -100,6 +112,9 @@ type detector struct {
 type pendingPlan struct {
 	plan  *greenwavev1.SignalPlan
 	logic traci.Logic
+	// received is false for the fallback plan the loop queues itself when a running plan lapses: it is no
+	// received plan and is not counted as one.
+	received bool
 }
 
 // prepareLoop writes the topology the detectors were derived with (prepareSensors) for the services.
@@ -107,7 +122,7 @@ func (r *runner) prepareLoop() error {
 	l := &loop{sensors: r.sensors, topoFile: filepath.Join(r.tmp, "topology.yaml"),
 		logFile: r.o.LogFile, timeout: r.o.PlanTimeout, intersects: map[string]topology.Intersection{},
 		running: map[string]*greenwavev1.SignalPlan{}, pending: map[string]pendingPlan{}, lastPh: map[string]int{},
-		latest: map[string]*greenwavev1.SignalPlan{}, plans: make(chan *greenwavev1.SignalPlan, 1024),
+		latest: map[string]*greenwavev1.SignalPlan{}, plans: make(chan *greenwavev1.SignalPlan, 1024), fresh: map[string]bool{},
 		summary: make(chan map[string]int, 1), stats: LoopStats{Rejected: map[string]int{}, Received: map[string]int{}}}
 	if l.timeout <= 0 {
 		l.timeout = DefaultPlanTimeout
@@ -119,8 +134,20 @@ func (r *runner) prepareLoop() error {
 		return err
 	}
 	l.actuated = r.o.Controller == Greenwave
+	l.warm.epoch = l.epoch // the scored run's, before the plan watch starts reading it
 	r.loop = l
 	return nil
+}
+
+// endPlay counts the received plans still queued when a SUMO run ends (Pending) and drops them: the next run
+// starts on installLocal's plan.
+func (l *loop) endPlay() {
+	for _, pp := range l.pending {
+		if pp.received {
+			l.stats.Pending++
+		}
+	}
+	clear(l.pending)
 }
 
 // attach makes a freshly started SUMO (a learning play or the scored run) the one the loop reads and controls:
@@ -128,8 +155,8 @@ func (r *runner) prepareLoop() error {
 func (l *loop) attach(c *traci.Client, programs map[string]traci.Logic) {
 	l.client, l.programs = c, programs // programs is filled by the caller, installLocal after attach
 	l.winStart = 0
+	l.endPlay()
 	clear(l.running)
-	clear(l.pending)
 	clear(l.lastPh)
 	for i := range l.dets {
 		d := &l.dets[i]
@@ -145,6 +172,7 @@ func (l *loop) start(ctx context.Context, progress func(string, ...any)) (stop f
 	out, outW := io.Pipe()
 	ready := make(chan map[string]server.Addrs, 1)
 	devDone := make(chan error, 1)
+	l.readDone = make(chan struct{})
 	go l.readDev(out, ready)
 	go func() {
 		err := dev.Run(devCtx, dev.Options{Topology: l.topoFile, Sample: false, JSON: true, LogFile: l.logFile,
@@ -165,6 +193,7 @@ func (l *loop) start(ctx context.Context, progress func(string, ...any)) (stop f
 		if err := <-devDone; err != nil {
 			progress("stack: %v", err)
 		}
+		<-l.readDone // dev closed its output: its last line, the final summary, has been read
 		select {
 		case l.stats.PlansByReason = <-l.summary:
 		default:
@@ -249,6 +278,7 @@ func orDone(err error) error {
 // readDev reads greenwave dev's JSON lines: the addresses from the ready line, the plan counts from the final
 // summary. The plan lines are not used: the loop watches plans itself.
 func (l *loop) readDev(r io.Reader, ready chan<- map[string]server.Addrs) {
+	defer close(l.readDone)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
@@ -393,9 +423,16 @@ func (l *loop) takePlans(ctx context.Context, now time.Duration, closed, deadlin
 	take := func(p *greenwavev1.SignalPlan) {
 		l.stats.Plans++
 		l.stats.Received[strings.ToLower(strings.TrimPrefix(p.GetReason().String(), "PLAN_REASON_"))]++
-		if old := l.latest[p.GetIntersectionId()]; old == nil || !p.GetValidFrom().AsTime().Before(old.GetValidFrom().AsTime()) {
-			l.latest[p.GetIntersectionId()] = p
+		id := p.GetIntersectionId()
+		old := l.latest[id]
+		if old != nil && p.GetValidFrom().AsTime().Before(old.GetValidFrom().AsTime()) {
+			l.stats.Superseded++ // arrived after a newer one
+			return
 		}
+		if l.fresh[id] {
+			l.stats.Superseded++ // the one it replaces was never queued
+		}
+		l.latest[id], l.fresh[id] = p, true
 	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -427,26 +464,59 @@ wait:
 			more = false
 		}
 	}
-	ids := make([]string, 0, len(l.latest))
-	for id := range l.latest {
-		ids = append(ids, id)
+	for _, id := range sortedKeys(l.fresh) {
+		if l.fresh[id] {
+			l.fresh[id] = false
+			l.queue(l.latest[id])
+		}
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		l.queue(l.latest[id])
+	return l.lapse(now)
+}
+
+// lapse sends every traffic light whose running plan's validity has ended, with no plan queued, back to the
+// field controller's fallback plan: a controller never runs a plan past its valid_until.
+func (l *loop) lapse(now time.Duration) error {
+	at := l.epoch.Add(now)
+	for _, id := range sortedKeys(l.running) {
+		cur := l.running[id]
+		until := cur.GetValidUntil()
+		if _, queued := l.pending[id]; queued || until == nil || at.Before(until.AsTime()) {
+			continue
+		}
+		fb, logic, err := l.fallback(id)
+		if err != nil {
+			return err
+		}
+		l.pending[id] = pendingPlan{plan: fb, logic: logic}
+		l.stats.Lapsed++
+		l.progress("%s: plan %s of %s lapsed at %s with no newer plan; back to its fallback plan", fmtSim(now), cur.GetPlanId(), id,
+			until.AsTime().Format("15:04:05"))
 	}
 	return nil
 }
 
-// queue validates a plan and turns it into a static program for its traffic light, to be installed at the next
-// cycle boundary; a plan equal to the running one is not queued again.
+// sortedKeys returns m's keys in order, so the loop talks to SUMO in the same order in every run.
+func sortedKeys[V any](m map[string]V) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// queue validates a received plan and turns it into a program for its traffic light, to be installed at the next
+// cycle boundary; a plan equal to the queued or running one is not queued again (Unchanged), and a queued plan
+// it replaces is Superseded.
 func (l *loop) queue(p *greenwavev1.SignalPlan) {
 	id := p.GetIntersectionId()
 	pp, queued := l.pending[id]
 	if queued && samePlan(pp.plan, p) {
+		l.stats.Unchanged++
 		return
 	}
 	if cur := l.running[id]; !queued && cur != nil && samePlan(cur, p) {
+		l.stats.Unchanged++
 		return
 	}
 	in, ok := l.intersects[id]
@@ -466,7 +536,10 @@ func (l *loop) queue(p *greenwavev1.SignalPlan) {
 		l.progress("plan %s refused: %v", p.GetPlanId(), err)
 		return
 	}
-	l.pending[id] = pendingPlan{plan: p, logic: logic}
+	if queued && pp.received {
+		l.stats.Superseded++
+	}
+	l.pending[id] = pendingPlan{plan: p, logic: logic, received: true}
 }
 
 func samePlan(a, b *greenwavev1.SignalPlan) bool {
@@ -566,29 +639,61 @@ func floatSum(v []float64) float64 {
 	return s
 }
 
-// installLocal gives a traffic light the plan a field controller holds itself until the first plan arrives:
-// signal-control's own fallback for it (signal.Decide without forecasts or history, the topology's fixed-time
-// plan with its actuation bounds), run the way the loop runs plans. A traffic light the topology left out keeps
-// its SUMO program.
+// installLocal gives a traffic light the plan it starts a SUMO run on: the stack's plan for that moment when the
+// learning period left one (valid at l.epoch; counted as Inherited), otherwise the plan a field controller holds
+// itself until the first plan arrives, signal-control's own fallback (fallback). A traffic light the topology
+// left out keeps its SUMO program.
 func (l *loop) installLocal(ctx context.Context, c *traci.Client, tl string, base traci.Logic) error {
-	in, ok := l.intersects[tl]
-	if !ok {
+	if _, ok := l.intersects[tl]; !ok {
 		return nil
 	}
-	p, err := signal.Decide(in, signal.DecideInput{})
-	if err != nil {
-		return fmt.Errorf("local plan of %s: %w", tl, err)
+	plan, logic, err := l.fallback(tl)
+	if p := l.latest[tl]; p != nil && validAt(p, l.epoch) {
+		if lg, perr := planLogic(base, p, l.actuated); perr == nil && signal.Validate(l.intersects[tl], wire.Plan(p)) == nil {
+			plan, logic, err = p, lg, nil
+			l.fresh[tl] = false
+			l.stats.Inherited++
+		}
 	}
-	plan := wire.PlanProto(p, "local-"+tl, l.epoch, time.Time{}, nil, "", l.topo.Revision)
-	logic, err := planLogic(base, plan, l.actuated)
 	if err != nil {
-		return fmt.Errorf("local plan of %s: %w", tl, err)
+		return err
 	}
 	if err := c.SetTrafficLightLogic(ctx, tl, logic); err != nil {
 		return err
 	}
 	l.running[tl] = plan
 	return nil
+}
+
+// fallback is the plan a field controller holds itself for a traffic light: signal-control's own fallback
+// (signal.Decide without forecasts or history: the topology's fixed-time plan with its actuation bounds), with no
+// end of validity, and its program.
+func (l *loop) fallback(tl string) (*greenwavev1.SignalPlan, traci.Logic, error) {
+	p, err := signal.Decide(l.intersects[tl], signal.DecideInput{})
+	if err != nil {
+		return nil, traci.Logic{}, fmt.Errorf("fallback plan of %s: %w", tl, err)
+	}
+	plan := wire.PlanProto(p, "local-"+tl, l.epoch, time.Time{}, nil, "", l.topo.Revision)
+	logic, err := planLogic(l.programs[tl], plan, l.actuated)
+	if err != nil {
+		return nil, traci.Logic{}, fmt.Errorf("fallback plan of %s: %w", tl, err)
+	}
+	return plan, logic, nil
+}
+
+// validAt reports whether at lies in the plan's validity [valid_from, valid_until).
+func validAt(p *greenwavev1.SignalPlan, at time.Time) bool {
+	from, until := p.GetValidFrom(), p.GetValidUntil()
+	return (from == nil || !at.Before(from.AsTime())) && (until == nil || at.Before(until.AsTime()))
+}
+
+// minGreen is the effective minimum green of the intersection's first phase, the one an offset alignment cuts.
+func (l *loop) minGreen(id string) time.Duration {
+	in := l.intersects[id]
+	if len(in.Phases) == 0 {
+		return 0
+	}
+	return time.Duration(in.Phases[0].EffectiveMinGreenS() * float64(time.Second))
 }
 
 // install switches every traffic light with a queued plan whose program has just started a cycle (entered
@@ -614,24 +719,26 @@ func (l *loop) install(ctx context.Context, now time.Duration) error {
 		delete(l.pending, id)
 		if until := pp.plan.GetValidUntil(); until != nil && !l.epoch.Add(now).Before(until.AsTime()) {
 			l.stats.Expired++ // its validity ended before its traffic light reached a cycle boundary
-			continue
+			continue          // (a fallback plan has no valid_until)
 		}
 		if err := l.client.SetTrafficLightLogic(ctx, id, pp.logic); err != nil {
 			return err
 		}
-		if d := alignment(pp.plan, pp.logic.Phases[0], l.epoch.Add(now)); d != 0 && pp.logic.Type == traci.LogicStatic {
+		if d := alignment(pp.plan, pp.logic.Phases[0], l.minGreen(id), l.epoch.Add(now)); d != 0 && pp.logic.Type == traci.LogicStatic {
 			if err := l.client.SetTrafficLightPhaseDuration(ctx, id, pp.logic.Phases[0].Duration+d); err != nil {
 				return err
 			}
 			l.stats.Aligned++
 		}
-		if pp.logic.Type == traci.LogicActuated {
-			l.stats.Actuated++
-		}
-		if cur := l.running[id]; cur != nil && samePlan(cur, pp.plan) {
+		switch cur := l.running[id]; {
+		case !pp.received:
+		case cur != nil && samePlan(cur, pp.plan):
 			l.stats.Unchanged++
-		} else {
+		default:
 			l.stats.Applied++
+			if pp.logic.Type == traci.LogicActuated {
+				l.stats.Actuated++
+			}
 		}
 		l.running[id] = pp.plan
 		delete(l.lastPh, id)
@@ -648,7 +755,7 @@ const alignTolerance = 5 * time.Second
 // time at so that its cycles start at the plan's offset from the cycle reference (the Unix epoch of event time,
 // common to every intersection): the shorter way, unless shortening would cut the green below
 // topology.SUMODefaultMinGreenS.
-func alignment(p *greenwavev1.SignalPlan, first traci.Phase, at time.Time) time.Duration {
+func alignment(p *greenwavev1.SignalPlan, first traci.Phase, minGreen time.Duration, at time.Time) time.Duration {
 	cycle := time.Duration(math.Round(p.GetCycleS()*1000)) * time.Millisecond
 	if cycle <= 0 {
 		return 0
@@ -667,7 +774,7 @@ func alignment(p *greenwavev1.SignalPlan, first traci.Phase, at time.Time) time.
 		return 0
 	case e < 0: // early: wait
 		return -e
-	case first.Duration-e >= time.Duration(topology.SUMODefaultMinGreenS)*time.Second: // late: catch up
+	case first.Duration-e >= minGreen: // late: catch up
 		return -e
 	default:
 		return cycle - e
@@ -681,6 +788,7 @@ func (l *loop) report(w io.Writer) {
 	if s.Learning.Plays > 0 {
 		learned = fmt.Sprintf(" (published, the learning period's %d plans included)", s.Learning.Plans)
 	}
-	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received %v, %d applied (%d as actuated programs), %d unchanged, %d refused, %d expired, %d aligned to their offset, %d windows timed out; plans by reason %v%s\n",
-		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Received, s.Applied, s.Actuated, s.Unchanged, s.Invalid, s.Expired, s.Aligned, s.Timeouts, s.PlansByReason, learned)
+	fmt.Fprintf(w, "greenwave sumo: loop: %d windows, %d readings sent, %d accepted, rejected %v; %d plans received %v: %d applied (%d as actuated programs), %d unchanged, %d superseded, %d refused, %d expired, %d still queued at the end; %d traffic lights started on the learning period's plan, %d plans lapsed to the fallback, %d aligned to their offset, %d windows timed out; plans by reason %v%s\n",
+		s.Windows, s.Readings, s.Accepted, s.Rejected, s.Plans, s.Received, s.Applied, s.Actuated, s.Unchanged, s.Superseded, s.Invalid,
+		s.Expired, s.Pending, s.Inherited, s.Lapsed, s.Aligned, s.Timeouts, s.PlansByReason, learned)
 }

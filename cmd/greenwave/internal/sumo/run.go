@@ -118,6 +118,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	runErr := r.run(ctx)
 	stopStack()
+	if r.loop != nil {
+		r.loop.endPlay()
+	}
 	if err := r.closeRecording(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("sumo: %w", err)
 	}

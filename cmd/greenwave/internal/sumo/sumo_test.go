@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/traci"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/topology"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -226,7 +229,7 @@ func TestAlignment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := alignment(tt.p, first, tt.at); got != tt.want {
+			if got := alignment(tt.p, first, 5*time.Second, tt.at); got != tt.want {
 				t.Errorf("alignment = %v, want %v", got, tt.want)
 			}
 		})
@@ -348,9 +351,10 @@ func TestRunGreenwave(t *testing.T) {
 	if l.Plans < 4*9 || l.Applied == 0 || l.Invalid != 0 || l.Expired != 0 || l.Timeouts != 0 {
 		t.Errorf("plans: %+v (want the 9 intersections' plans for 4 windows, applied, none refused or late)", l)
 	}
-	if l.Actuated != l.Applied+l.Unchanged {
+	if l.Actuated != l.Applied {
 		t.Errorf("plans: %+v (want every install an actuated program within the plan's bounds)", l)
 	}
+	checkPlanFates(t, l)
 	total := 0
 	for _, n := range l.PlansByReason {
 		total += n
@@ -444,10 +448,71 @@ func TestRunUnseenNetwork(t *testing.T) {
 	if l.Received["fixed_time"] == l.Plans {
 		t.Errorf("plans received %v: want time-of-day plans learnt in the learning period", l.Received)
 	}
+	if l.Inherited != 8 {
+		t.Errorf("%d traffic lights started on the learning period's plan, want all 8", l.Inherited)
+	}
+	checkPlanFates(t, l)
 	if !strings.Contains(stdout.String(), `"scenario":"`+filepath.Base(dir)+`"`) {
 		t.Errorf("result %q does not name the directory", stdout.String())
 	}
 	if left := children(t); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
+	}
+}
+
+// checkPlanFates checks that every received plan was counted exactly once.
+func checkPlanFates(t *testing.T, l LoopStats) {
+	t.Helper()
+	if fates := l.Applied + l.Unchanged + l.Invalid + l.Expired + l.Superseded + l.Pending; fates != l.Plans {
+		t.Errorf("plans: %+v: %d received, %d accounted for (applied, unchanged, refused, expired, superseded, still queued)", l, l.Plans, fates)
+	}
+}
+
+// TestLapse checks that a running plan past its valid_until, with none queued, sends its traffic light back to
+// the fallback plan, which is not counted as a received plan, and that a valid or superseded one does not.
+func TestLapse(t *testing.T) {
+	f, err := os.Open("../../../../deploy/sumo/grid3x3/grid3x3.net.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	topo, err := topology.ImportSUMO(f, topology.SUMOOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.Date(2026, time.January, 5, 7, 0, 0, 0, time.UTC)
+	ended := &greenwavev1.SignalPlan{PlanId: "old", ValidUntil: timestamppb.New(epoch.Add(10 * time.Minute))}
+	tests := []struct {
+		name       string
+		now        time.Duration
+		queued     bool
+		wantLapsed int
+	}{
+		{name: "still valid", now: 9 * time.Minute},
+		{name: "lapsed", now: 10 * time.Minute, wantLapsed: 1},
+		{name: "lapsed but a newer plan is queued", now: 11 * time.Minute, queued: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &loop{sensors: &sensors{topo: topo, epoch: epoch}, intersects: map[string]topology.Intersection{},
+				programs: map[string]traci.Logic{"A0": sumoProgram()}, running: map[string]*greenwavev1.SignalPlan{"A0": ended},
+				pending: map[string]pendingPlan{}, actuated: true, progress: func(string, ...any) {}}
+			for _, in := range topo.Intersections {
+				l.intersects[in.ID] = in
+			}
+			if tt.queued {
+				l.pending["A0"] = pendingPlan{plan: &greenwavev1.SignalPlan{PlanId: "new"}, received: true}
+			}
+			if err := l.lapse(tt.now); err != nil {
+				t.Fatal(err)
+			}
+			pp := l.pending["A0"]
+			if l.stats.Lapsed != tt.wantLapsed || (tt.wantLapsed == 1) != (pp.plan != nil && !pp.received) {
+				t.Fatalf("lapsed %d, queued %+v", l.stats.Lapsed, pp)
+			}
+			if tt.wantLapsed == 1 && (pp.plan.GetValidUntil() != nil || pp.logic.Type != traci.LogicActuated || pp.plan.GetGapOutS() == 0) {
+				t.Errorf("fallback %v as %v: want no end of validity, an actuated program within its bounds", pp.plan, pp.logic.Type)
+			}
+		})
 	}
 }
