@@ -511,12 +511,16 @@ func sortedKeys[V any](m map[string]V) []string {
 func (l *loop) queue(p *greenwavev1.SignalPlan) {
 	id := p.GetIntersectionId()
 	pp, queued := l.pending[id]
+	// An equal plan changes no program, but it is the newer plan: its validity is the one that counts.
 	if queued && samePlan(pp.plan, p) {
 		l.stats.Unchanged++
+		pp.plan = p
+		l.pending[id] = pp
 		return
 	}
 	if cur := l.running[id]; !queued && cur != nil && samePlan(cur, p) {
 		l.stats.Unchanged++
+		l.running[id] = p
 		return
 	}
 	in, ok := l.intersects[id]

@@ -516,3 +516,24 @@ func TestLapse(t *testing.T) {
 		})
 	}
 }
+
+// TestEqualPlanRenewsValidity checks that a plan equal to the running one, which changes no program, still
+// carries its newer validity, so the running program does not lapse while equal plans keep coming.
+func TestEqualPlanRenewsValidity(t *testing.T) {
+	epoch := time.Date(2026, time.January, 5, 7, 0, 0, 0, time.UTC)
+	mk := func(until time.Duration) *greenwavev1.SignalPlan {
+		p := plan(90, 0, 40, 40)
+		p.ValidUntil = timestamppb.New(epoch.Add(until))
+		return p
+	}
+	l := &loop{sensors: &sensors{epoch: epoch}, running: map[string]*greenwavev1.SignalPlan{"A0": mk(15 * time.Minute)},
+		pending: map[string]pendingPlan{}, progress: func(string, ...any) {}}
+	newer := mk(17 * time.Minute)
+	l.queue(newer)
+	if l.running["A0"] != newer || l.stats.Unchanged != 1 || len(l.pending) != 0 {
+		t.Fatalf("running %v, stats %+v, pending %v: want the newer equal plan running, counted unchanged", l.running["A0"], l.stats, l.pending)
+	}
+	if err := l.lapse(16 * time.Minute); err != nil || l.stats.Lapsed != 0 {
+		t.Errorf("lapse at 16 min: %v, %d lapsed; want none", err, l.stats.Lapsed)
+	}
+}
