@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	bin := fs.String("greenwave", "bin/greenwave", "the greenwave `binary` to run (make build)")
 	scenarios := fs.String("scenarios", "deploy/sumo", "`directory` whose subdirectories are the scenarios")
 	out := fs.String("out", "docs/sumo-bench", "`directory` for results.json, results.md and time-loss.svg")
+	seedList := fs.String("seeds", "42,7,11", "comma-separated SUMO `seeds`: every controller runs with each, results are averaged")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,23 +55,23 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := Bench{Commit: commit(ctx), Date: time.Now().UTC().Format(time.RFC3339), SUMOVersion: sumoVersion(ctx)}
+	seeds, err := parseSeeds(*seedList)
+	if err != nil {
+		return err
+	}
+	b := Bench{Commit: commit(ctx), Date: time.Now().UTC().Format(time.RFC3339), SUMOVersion: sumoVersion(ctx), Seeds: seeds}
 	for _, dir := range dirs {
 		for _, v := range variants() {
-			c := v.name
-			start := time.Now()
-			res, log, err := runOne(ctx, *bin, dir, v.controller, v.flags...)
-			if err != nil {
-				return err
+			var runs []Run
+			for _, seed := range seeds {
+				run, err := benchOne(ctx, *bin, dir, v, seed, stderr)
+				if err != nil {
+					return err
+				}
+				runs = append(runs, run)
 			}
-			res.Controller = v.name
-			if m := timedOut.FindStringSubmatch(log); m != nil && m[1] != "0" {
-				// The run then depends on the machine's speed (docs/sumo.md, lock-step).
-				fmt.Fprintf(stderr, "sumobench: warning: %s on %s: %s windows timed out; the result is not reproducible\n", c, dir, m[1])
-			}
-			fmt.Fprintf(stderr, "sumobench: %-14s %-12s time loss %6.1f s, %d/%d completed (%.1f s)\n",
-				res.Scenario, res.Controller, res.TimeLossS, res.Completed, res.Inserted, time.Since(start).Seconds())
-			b.Results = append(b.Results, res)
+			b.Runs = append(b.Runs, runs...)
+			b.Results = append(b.Results, Mean(runs))
 		}
 	}
 	if err := b.WriteFiles(*out); err != nil {
@@ -104,6 +106,36 @@ func scenarioDirs(dir string) ([]string, error) {
 
 // timedOut finds the loop's count of windows whose plans timed out in greenwave sumo's stderr.
 var timedOut = regexp.MustCompile(`(\d+) windows timed out`)
+
+// benchOne runs one variant on one scenario with one seed, and says so on stderr.
+func benchOne(ctx context.Context, bin, dir string, v variant, seed int, stderr io.Writer) (Run, error) {
+	start := time.Now()
+	res, log, err := runOne(ctx, bin, dir, v.controller, append(v.flags, "--seed", strconv.Itoa(seed))...)
+	if err != nil {
+		return Run{}, err
+	}
+	res.Controller = v.name
+	if m := timedOut.FindStringSubmatch(log); m != nil && m[1] != "0" {
+		// The run then depends on the machine's speed (docs/sumo.md, lock-step).
+		fmt.Fprintf(stderr, "sumobench: warning: %s on %s, seed %d: %s windows timed out; the result is not reproducible\n", v.name, dir, seed, m[1])
+	}
+	fmt.Fprintf(stderr, "sumobench: %-14s %-15s seed %-3d time loss %6.1f s, %d/%d completed (%.1f s)\n",
+		res.Scenario, res.Controller, seed, res.TimeLossS, res.Completed, res.Inserted, time.Since(start).Seconds())
+	return Run{Seed: seed, Result: res}, nil
+}
+
+// parseSeeds reads --seeds: non-negative integers, comma-separated, at least one.
+func parseSeeds(list string) ([]int, error) {
+	var seeds []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--seeds %q: want non-negative integers separated by commas", list)
+		}
+		seeds = append(seeds, n)
+	}
+	return seeds, nil
+}
 
 // variant is one column of the bench: a controller, with flags for a tuned baseline.
 type variant struct {

@@ -29,13 +29,57 @@ const (
 	FilePlot     = "time-loss.svg"
 )
 
-// Bench is one bench: where and when it ran, and every run's result in run order (scenario by scenario, the
-// controllers of each in sumo.Controllers order).
+// Bench is one bench: where and when it ran, the SUMO seeds every controller ran with, each scenario and
+// controller's result averaged over the seeds (Results, scenario by scenario, the controllers of each in
+// sumo.Controllers order) and every single run (Runs).
 type Bench struct {
 	Commit      string        `json:"commit"`
 	Date        string        `json:"date"`
 	SUMOVersion string        `json:"sumo_version"`
+	Seeds       []int         `json:"seeds,omitempty"`
 	Results     []sumo.Result `json:"results"`
+	Runs        []Run         `json:"runs,omitempty"`
+}
+
+// Run is one run of a controller on a scenario with one seed.
+type Run struct {
+	Seed int `json:"seed"`
+	sumo.Result
+}
+
+// Mean averages runs of one scenario and controller: the means per vehicle over the runs, the vehicles summed.
+func Mean(runs []Run) sumo.Result {
+	var m sumo.Result
+	if len(runs) == 0 {
+		return m
+	}
+	m.Scenario, m.Controller = runs[0].Scenario, runs[0].Controller
+	n := float64(len(runs))
+	for _, r := range runs {
+		m.TimeLossS += r.TimeLossS / n
+		m.WaitingTimeS += r.WaitingTimeS / n
+		m.DurationS += r.DurationS / n
+		m.Stops += r.Stops / n
+		m.FuelML += r.FuelML / n
+		m.CO2G += r.CO2G / n
+		m.Completed += r.Completed
+		m.Inserted += r.Inserted
+	}
+	return m
+}
+
+// timeLossRange is the lowest and highest time loss of the scenario and controller's runs ("—" with fewer than two).
+func (b Bench) timeLossRange(scenario, controller string) string {
+	lo, hi, n := math.Inf(1), math.Inf(-1), 0
+	for _, r := range b.Runs {
+		if r.Scenario == scenario && r.Controller == controller {
+			lo, hi, n = min(lo, r.TimeLossS), max(hi, r.TimeLossS), n+1
+		}
+	}
+	if n < 2 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f–%.1f", lo, hi)
 }
 
 // WriteFiles writes results.json, results.md and time-loss.svg into dir, creating it.
@@ -123,14 +167,19 @@ func (b Bench) vsStatic(r sumo.Result) string {
 // against static's on the same scenario.
 func (b Bench) WriteMarkdown(w io.Writer) error {
 	var s strings.Builder
-	fmt.Fprintf(&s, "# `make sumo-bench`\n\nCommit `%s`, %s, SUMO %s. Means per completed vehicle; the last column is the change of time\n"+
-		"loss against SUMO's static program on the same scenario (negative: less time lost). How the runs work:\n"+
-		"[docs/sumo.md](../sumo.md).\n\n", b.Commit, b.Date, b.SUMOVersion)
-	s.WriteString("| scenario | controller | time loss s | waiting s | trip s | stops | fuel ml | CO₂ g | completed/inserted | time loss vs static |\n")
-	s.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	seeds := "the scenario's seed"
+	if len(b.Seeds) > 0 {
+		seeds = fmt.Sprintf("SUMO seeds %s, averaged", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(b.Seeds)), ", "), "[]"))
+	}
+	fmt.Fprintf(&s, "# `make sumo-bench`\n\nCommit `%s`, %s, SUMO %s, %s. Means per completed vehicle; the range is the lowest and\n"+
+		"highest time loss over the seeds; the last column is the change of time loss against SUMO's static program on\n"+
+		"the same scenario (negative: less time lost). How the runs work: [docs/sumo.md](../sumo.md).\n\n", b.Commit, b.Date, b.SUMOVersion, seeds)
+	s.WriteString("| scenario | controller | time loss s | range s | waiting s | trip s | stops | fuel ml | CO₂ g | completed/inserted | time loss vs static |\n")
+	s.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range b.Results {
-		fmt.Fprintf(&s, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f | %d/%d | %s |\n", r.Scenario, r.Controller,
-			r.TimeLossS, r.WaitingTimeS, r.DurationS, r.Stops, r.FuelML, r.CO2G, r.Completed, r.Inserted, b.vsStatic(r))
+		fmt.Fprintf(&s, "| %s | %s | %.1f | %s | %.1f | %.1f | %.2f | %.1f | %.1f | %d/%d | %s |\n", r.Scenario, r.Controller,
+			r.TimeLossS, b.timeLossRange(r.Scenario, r.Controller), r.WaitingTimeS, r.DurationS, r.Stops, r.FuelML, r.CO2G,
+			r.Completed, r.Inserted, b.vsStatic(r))
 	}
 	s.WriteString("\n![Mean time loss per vehicle by controller and scenario](time-loss.svg)\n")
 	_, err := io.WriteString(w, s.String())
