@@ -22,7 +22,7 @@ const MaxGapOutS = 10.0
 //     intersection's approaches, with the plan's weather factor f: a gap longer than a queue discharging at
 //     saturation leaves means the queue has gone (one gap-out per plan: local controllers take one per program).
 //
-// In SUMO (docs/sumo.md) the same plans run by an actuated controller within these bounds lost 21-41 % less time
+// In SUMO (docs/sumo.md) the same plans run by an actuated controller within these bounds lost 16-40 % less time
 // than at fixed time. A plan that already has bounds, or is invalid, is returned unchanged; the
 // result passes Validate whenever p does.
 func Actuation(in topology.Intersection, p Plan) Plan {
