@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/greenwave-city/greenwave/pkg/config"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/logging"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -24,20 +25,19 @@ import (
 
 // Common is the configuration every service reads. Services embed it in their own Config.
 type Common struct {
-	Brokers      []string `env:"KAFKA_BROKERS" default:"127.0.0.1:9092" help:"Kafka bootstrap brokers, comma-separated"`
-	TopicPrefix  string   `env:"TOPIC_PREFIX" default:"" help:"prefix for every topic and consumer group name (isolates deployments sharing a cluster)"`
-	TopologyFile string   `env:"TOPOLOGY_FILE" default:"config/topology.yaml" help:"intersection topology file (YAML)"`
-	LogLevel     string   `env:"LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
-	LogFormat    string   `env:"LOG_FORMAT" default:"json" help:"json or console"`
+	// Kafka is the brokers and their security (KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*).
+	Kafka        kafkaconn.Settings
+	TopicPrefix  string `env:"TOPIC_PREFIX" default:"" help:"prefix for every topic and consumer group name (isolates deployments sharing a cluster)"`
+	TopologyFile string `env:"TOPOLOGY_FILE" default:"config/topology.yaml" help:"intersection topology file (YAML)"`
+	LogLevel     string `env:"LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
+	LogFormat    string `env:"LOG_FORMAT" default:"json" help:"json or console"`
 	Server       server.Config
 }
 
 // Validate reports problems with the common settings.
 func (c *Common) Validate() []string {
 	var p []string
-	if len(c.Brokers) == 0 {
-		p = append(p, "KAFKA_BROKERS is empty")
-	}
+	p = append(p, c.Kafka.Validate()...)
 	return append(p, c.Server.Validate()...)
 }
 
@@ -47,8 +47,11 @@ func (c *Common) Topics() topics.Names { return topics.DefaultNames(c.TopicPrefi
 // Group returns a consumer group name for the service under the configured prefix.
 func (c *Common) Group(service string) string { return c.TopicPrefix + "greenwave." + service }
 
-// Env bundles what a service needs from its start-up: logger, metrics registry, topology and server.
+// Env bundles what a service needs from its start-up: logger, metrics registry, topology, Kafka connection and
+// server.
 type Env struct {
+	// Kafka is the connection every reader, writer and client of the service is made from.
+	Kafka    kafkaconn.Conn
 	Log      *zap.Logger
 	Registry *Registry
 	Topology *topology.Index
@@ -67,10 +70,15 @@ func Setup(service string, c *Common, opts ...grpc.ServerOption) (*Env, error) {
 	return env, nil
 }
 
-// Prepare builds the logger, a fresh metrics registry (with Go and process collectors) and loads the topology.
-// The registry is the service's own: nothing is global. Env.Server is nil until NewServer.
+// Prepare builds the logger, the Kafka connection (reading its CA, certificate and password files), a fresh
+// metrics registry (with Go and process collectors) and loads the topology. The registry is the service's own:
+// nothing is global. Env.Server is nil until NewServer.
 func Prepare(service string, c *Common) (*Env, error) {
 	log, err := logging.New(service, c.LogLevel, c.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.Kafka.Conn()
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +88,9 @@ func Prepare(service string, c *Common) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load topology: %w", err)
 	}
-	log.Info("starting", zap.Strings("brokers", c.Brokers), zap.String("topology_revision", topo.Revision),
+	log.Info("starting", zap.Stringer("kafka", conn), zap.String("topology_revision", topo.Revision),
 		zap.Int("intersections", len(topo.Intersections)))
-	return &Env{Log: log, Registry: reg, Topology: topology.NewIndex(topo)}, nil
+	return &Env{Kafka: conn, Log: log, Registry: reg, Topology: topology.NewIndex(topo)}, nil
 }
 
 // NewServer creates Env.Server with the extra gRPC options (interceptors, limits), serving the registry on
@@ -110,14 +118,18 @@ func Load(cfg any, lookup config.Lookup) error {
 // CheckTopics fails fast, with the command to fix it, when the topics which (among names) are missing: services
 // never auto-create. It retries for a while so services started together with the topic initialisation wait for
 // it. It also fails when the co-partitioned topics among them disagree on their partition count (see
-// topics.CheckCoPartitioned). It returns each topic's partition count.
-func CheckTopics(ctx context.Context, brokers []string, names topics.Names, which ...string) (map[string]int, error) {
+// topics.CheckCoPartitioned). It returns each topic's partition count. A security failure (wrong password,
+// untrusted certificate, missing ACL) ends it at once with the setting to fix: waiting cannot mend it.
+func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, which ...string) (map[string]int, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		counts := map[string]int{}
 		var missing error
 		for _, n := range which {
-			c, err := topics.PartitionCount(ctx, brokers, n)
+			c, err := topics.PartitionCount(ctx, conn, n)
+			if fatal := conn.Classify(err); fatal != nil {
+				return nil, fmt.Errorf("check topics: %w", fatal)
+			}
 			if err != nil {
 				missing = err
 				break

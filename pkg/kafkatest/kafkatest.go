@@ -1,19 +1,25 @@
 // Package kafkatest gives each test its own Kafka: a fresh in-process kfake cluster, or — when KAFKA_BROKERS is
-// set (`make test-kafka`) — the real broker with topic names unique to the test. The same tests run on both.
+// set (`make test-kafka`) — the real broker with topic names unique to the test. The same tests run on both. The
+// real broker's security (KAFKA_TLS*, KAFKA_SASL_*, as kafka.sh exports them for its SASL_SSL listener) is read
+// from the environment like the services read it.
 package kafkatest
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/greenwave-city/greenwave/pkg/config"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 )
 
@@ -37,19 +43,55 @@ func NewCluster(opts ...kfake.Opt) (*kfake.Cluster, []string, error) {
 	return c, c.ListenAddrs(), nil
 }
 
-// Brokers returns the bootstrap addresses of this test's Kafka: KAFKA_BROKERS when set, otherwise a new kfake
-// cluster that is closed when the test ends.
-func Brokers(t testing.TB) []string {
+// Conn returns the connection to this test's Kafka: the real broker (KAFKA_BROKERS and its security from the
+// environment) when KAFKA_BROKERS is set, otherwise a new kfake cluster that is closed when the test ends.
+func Conn(t testing.TB) kafkaconn.Conn {
 	t.Helper()
-	if v := os.Getenv(EnvBrokers); v != "" {
-		return strings.Split(v, ",")
+	if Real() {
+		c, err := realConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
 	c, addrs, err := NewCluster()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return addrs
+	return kafkaconn.Plaintext(addrs...)
+}
+
+// realConn is the real broker's connection, made once so every test shares its transport.
+var realConn = sync.OnceValues(func() (kafkaconn.Conn, error) {
+	var s kafkaconn.Settings
+	if err := config.Load(&s, nil); err != nil {
+		return kafkaconn.Conn{}, fmt.Errorf("real broker settings: %w", err)
+	}
+	return s.Conn()
+})
+
+// SecurityEnv returns the KAFKA_* security variables of the environment (empty for kfake), for tests that run
+// a service in-process with an environment map of their own.
+func SecurityEnv() map[string]string {
+	out := map[string]string{}
+	if !Real() {
+		return out
+	}
+	for _, v := range config.Describe(&kafkaconn.Settings{}) {
+		if val, ok := os.LookupEnv(v.Name); ok && v.Name != EnvBrokers {
+			out[v.Name] = val
+		}
+	}
+	return out
+}
+
+// ServiceEnv returns env with KAFKA_BROKERS and the security variables of conn's Kafka added.
+func ServiceEnv(conn kafkaconn.Conn, env map[string]string) map[string]string {
+	out := map[string]string{EnvBrokers: strings.Join(conn.Brokers, ",")}
+	maps.Copy(out, SecurityEnv())
+	maps.Copy(out, env)
+	return out
 }
 
 var seq atomic.Int64
@@ -65,10 +107,11 @@ func Prefix(t testing.TB) string {
 	return fmt.Sprintf("t%d-%d-%s.", time.Now().UnixNano()%1e9, seq.Add(1), name)
 }
 
-// Setup returns brokers and freshly created, uniquely named Greenwave topics with the given partition count.
-func Setup(t testing.TB, partitions int) ([]string, topics.Names) {
+// Setup returns the connection and freshly created, uniquely named Greenwave topics with the given partition
+// count.
+func Setup(t testing.TB, partitions int) (kafkaconn.Conn, topics.Names) {
 	t.Helper()
-	brokers := Brokers(t)
+	brokers := Conn(t)
 	names := topics.DefaultNames(Prefix(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -47,9 +47,15 @@ const transportDial = "github.com/segmentio/kafka-go.(*connGroup).connect"
 // idleRounds is how many times Main closes the transport's idle connections and looks for leaked goroutines.
 const idleRounds = 5
 
-// CloseIdleConnections closes the idle connections of kafka-go's DefaultTransport.
+// CloseIdleConnections closes the idle connections of kafka-go's DefaultTransport and of the real broker's
+// secure transport.
 func CloseIdleConnections() {
 	if t, ok := kafka.DefaultTransport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
+	}
+	if Real() {
+		if c, err := realConn(); err == nil {
+			c.CloseIdleConnections()
+		}
 	}
 }

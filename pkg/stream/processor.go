@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -56,7 +57,8 @@ type DeadLetterFunc func(service, dlqTopic string, m kafka.Message, rej *RejectE
 
 // ProcessorConfig configures a Processor.
 type ProcessorConfig struct {
-	Brokers []string
+	// Conn is the Kafka connection (brokers and security).
+	Conn kafkaconn.Conn
 	// GroupID is the consumer group; every instance of a service shares it.
 	GroupID string
 	// Topic is the input topic.
@@ -123,7 +125,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                p.cfg.GroupID,
-		Brokers:           p.cfg.Brokers,
+		Brokers:           p.cfg.Conn.Brokers,
+		Dialer:            p.cfg.Conn.Dialer(),
 		Topics:            []string{p.cfg.Topic},
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    p.cfg.SessionTimeout,
@@ -149,6 +152,11 @@ func (p *Processor) Run(ctx context.Context) error {
 			gen, err := group.Next(ctx)
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+					return
+				}
+				// Wrong credentials or missing ACLs never heal by rejoining: stop with the setting to fix.
+				if fatal := p.cfg.Conn.Classify(err); fatal != nil {
+					fail(fmt.Errorf("join consumer group %s: %w", p.cfg.GroupID, fatal))
 					return
 				}
 				p.log.Warn("consumer group generation failed; rejoining", zap.Error(err))
@@ -186,7 +194,8 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		defer h.close()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   p.cfg.Brokers,
+		Brokers:   p.cfg.Conn.Brokers,
+		Dialer:    p.cfg.Conn.Dialer(),
 		Topic:     p.cfg.Topic,
 		Partition: a.ID,
 		MinBytes:  1,

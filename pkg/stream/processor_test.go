@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -22,7 +23,7 @@ import (
 )
 
 // collect follows topic until want records arrived or ctx ends.
-func collect(ctx context.Context, t *testing.T, brokers []string, topic string, partitions, want int) []kafka.Message {
+func collect(ctx context.Context, t *testing.T, kafkaConn kafkaconn.Conn, topic string, partitions, want int) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -30,7 +31,7 @@ func collect(ctx context.Context, t *testing.T, brokers []string, topic string, 
 		mu  sync.Mutex
 		got []kafka.Message
 	)
-	err := stream.Follow(ctx, brokers, topic, partitions, func(m kafka.Message) error {
+	err := stream.Follow(ctx, kafkaConn, topic, partitions, func(m kafka.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, m)
@@ -53,11 +54,11 @@ func collect(ctx context.Context, t *testing.T, brokers []string, topic string, 
 func TestProcessorPublishesThenCommits(t *testing.T) {
 	t.Parallel()
 	const partitions, n = 3, 60
-	brokers, names := kafkatest.Setup(t, partitions)
+	kafkaConn, names := kafkatest.Setup(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	var in []stream.Output
 	for i := range n {
@@ -82,7 +83,7 @@ func TestProcessorPublishesThenCommits(t *testing.T) {
 		}), nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter,
+		Conn: kafkaConn, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter,
 		SessionTimeout: 6 * time.Second,
 	}, prod, newHandler, zaptest.NewLogger(t), stream.NewMetrics(prometheus.NewRegistry()))
 
@@ -90,8 +91,8 @@ func TestProcessorPublishesThenCommits(t *testing.T) {
 	var g errgroup.Group
 	g.Go(func() error { return proc.Run(runCtx) })
 
-	outs := collect(ctx, t, brokers, names.Features, partitions, n-n/10)
-	dlq := collect(ctx, t, brokers, names.DeadLetters, partitions, n/10)
+	outs := collect(ctx, t, kafkaConn, names.Features, partitions, n-n/10)
+	dlq := collect(ctx, t, kafkaConn, names.DeadLetters, partitions, n/10)
 
 	// Each key's outputs keep input order and land in the key's partition.
 	lastByKey := map[string]int{}
@@ -116,7 +117,7 @@ func TestProcessorPublishesThenCommits(t *testing.T) {
 	}
 
 	// Offsets are committed once the outputs are acknowledged: wait until all input is committed.
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	client := kafkaConn.Client(0)
 	for {
 		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
 		if err != nil {
@@ -145,17 +146,17 @@ func TestProcessorPublishesThenCommits(t *testing.T) {
 
 func TestEnsureTopicsIdempotent(t *testing.T) {
 	t.Parallel()
-	brokers := kafkatest.Brokers(t)
+	kafkaConn := kafkatest.Conn(t)
 	names := topics.DefaultNames(kafkatest.Prefix(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for range 2 {
-		if err := topics.EnsureTopics(ctx, brokers, topics.Specs(names, 2)); err != nil {
+		if err := topics.EnsureTopics(ctx, kafkaConn, topics.Specs(names, 2)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A co-partitioned topic with another count is refused.
-	err := topics.EnsureTopics(ctx, brokers, append(topics.Specs(names, 2), topics.Spec{Name: names.Readings + "x", Partitions: 3, CoPartitioned: true}))
+	err := topics.EnsureTopics(ctx, kafkaConn, append(topics.Specs(names, 2), topics.Spec{Name: names.Readings + "x", Partitions: 3, CoPartitioned: true}))
 	if err == nil {
 		t.Fatal("EnsureTopics accepted co-partitioned topics with different partition counts")
 	}
@@ -187,15 +188,15 @@ func (h *countingHandler) handler() *stream.Handler {
 func TestDeferredCheckpointCommitsWhenIdle(t *testing.T) {
 	t.Parallel()
 	const n = 40
-	brokers, names := kafkatest.Setup(t, 1)
+	kafkaConn, names := kafkatest.Setup(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	runUntilCommitted(ctx, t, brokers, names, n, func() *stream.Handler {
+	runUntilCommitted(ctx, t, kafkaConn, names, n, func() *stream.Handler {
 		h := &countingHandler{topic: names.CleanerState, interval: 200 * time.Millisecond}
 		return h.handler()
 	})
 	var last string
-	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error { last = string(m.Value); return nil }); err != nil {
+	if err := stream.ReadPartition(ctx, kafkaConn, names.CleanerState, 0, func(m kafka.Message) error { last = string(m.Value); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if last != strconv.Itoa(n) {
@@ -233,10 +234,10 @@ func lagOf(t *testing.T, reg *prometheus.Registry, group, topic, partition strin
 func TestProcessorReportsLag(t *testing.T) {
 	t.Parallel()
 	const n = 10
-	brokers, names := kafkatest.Setup(t, 1)
+	kafkaConn, names := kafkatest.Setup(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	for i := range n {
 		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
@@ -248,7 +249,7 @@ func TestProcessorReportsLag(t *testing.T) {
 	var once sync.Once
 	reg := prometheus.NewRegistry()
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter,
+		Conn: kafkaConn, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter,
 		SessionTimeout: 6 * time.Second,
 	}, prod, func(context.Context, int) (*stream.Handler, error) {
 		return stream.NewHandler(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
@@ -334,15 +335,15 @@ func (h *decidingHandler) Checkpoint(ctx context.Context) ([]stream.Output, erro
 func TestCheckpointDecider(t *testing.T) {
 	t.Parallel()
 	const n, every = 45, 10
-	brokers, names := kafkatest.Setup(t, 1)
+	kafkaConn, names := kafkatest.Setup(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	runUntilCommitted(ctx, t, brokers, names, n, func() *stream.Handler {
+	runUntilCommitted(ctx, t, kafkaConn, names, n, func() *stream.Handler {
 		h := &decidingHandler{countingHandler: countingHandler{topic: names.CleanerState, interval: 50 * time.Millisecond}, every: every, idle: 200 * time.Millisecond}
 		return stream.NewHandler(h.Handle, stream.WithCheckpoint(h.Checkpoint), stream.WithCheckpointInterval(h.interval), stream.WithCheckpointDue(h.CheckpointDue))
 	})
 	var states []int
-	if err := stream.ReadPartition(ctx, brokers, names.CleanerState, 0, func(m kafka.Message) error {
+	if err := stream.ReadPartition(ctx, kafkaConn, names.CleanerState, 0, func(m kafka.Message) error {
 		v, err := strconv.Atoi(string(m.Value))
 		states = append(states, v)
 		return err
@@ -361,13 +362,13 @@ func TestCheckpointDecider(t *testing.T) {
 
 // runUntilCommitted runs a processor over names.Readings with handlers from newHandler (batches of 3), writes n
 // records, and stops it once the group has committed all n.
-func runUntilCommitted(ctx context.Context, t *testing.T, brokers []string, names topics.Names, n int, newHandler func() *stream.Handler) {
+func runUntilCommitted(ctx context.Context, t *testing.T, kafkaConn kafkaconn.Conn, names topics.Names, n int, newHandler func() *stream.Handler) {
 	t.Helper()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	group := kafkatest.Prefix(t) + "group"
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: brokers, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter, MaxBatch: 3,
+		Conn: kafkaConn, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter, MaxBatch: 3,
 		SessionTimeout: 6 * time.Second,
 	}, prod, func(context.Context, int) (*stream.Handler, error) {
 		return newHandler(), nil
@@ -380,7 +381,7 @@ func runUntilCommitted(ctx context.Context, t *testing.T, brokers []string, name
 			t.Fatal(err)
 		}
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	client := kafkaConn.Client(0)
 	for {
 		offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: names.Readings, GroupId: group})
 		if err != nil {

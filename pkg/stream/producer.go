@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 )
 
 // Header names carried by every Greenwave record.
@@ -150,8 +152,8 @@ type Producer struct {
 	bytes   *prometheus.CounterVec
 }
 
-// NewProducer returns a Producer for the brokers. Topics must already exist: it never auto-creates.
-func NewProducer(brokers []string, cfg ProducerConfig) *Producer {
+// NewProducer returns a Producer for the connection. Topics must already exist: it never auto-creates.
+func NewProducer(conn kafkaconn.Conn, cfg ProducerConfig) *Producer {
 	if cfg.BatchTimeout <= 0 {
 		cfg.BatchTimeout = 2 * time.Millisecond
 	}
@@ -165,7 +167,8 @@ func NewProducer(brokers []string, cfg ProducerConfig) *Producer {
 		cfg.WriteTimeout = 30 * time.Second
 	}
 	p := &Producer{w: &kafka.Writer{
-		Addr:                   kafka.TCP(brokers...),
+		Addr:                   conn.Addr(),
+		Transport:              conn.Transport(),
 		Balancer:               IntersectionBalancer{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           cfg.BatchTimeout,

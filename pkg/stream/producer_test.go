@@ -56,9 +56,9 @@ func TestIntersectionBalancer(t *testing.T) {
 }
 
 func TestProducerCountsAcknowledgedBytesPerTopic(t *testing.T) {
-	brokers, names := kafkatest.Setup(t, 1)
+	kafkaConn, names := kafkatest.Setup(t, 1)
 	reg := prometheus.NewRegistry()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{Registerer: reg})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{Registerer: reg})
 	t.Cleanup(func() { prod.Close() })
 	outs := []stream.Output{
 		{Topic: names.Features, Key: []byte("I-1"), Value: []byte("abc"), EventID: "e1", Payload: "p"},

@@ -9,6 +9,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 )
 
 // ListOffsets asks the brokers for the offsets in req and returns them per topic, failing if any partition
@@ -55,8 +57,8 @@ func listOffsetsOnce(ctx context.Context, client *kafka.Client, req map[string][
 }
 
 // partitionBounds returns the first offset and the high watermark (next offset to be written) of a partition.
-func partitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+func partitionBounds(ctx context.Context, conn kafkaconn.Conn, topic string, partition int) (first, end int64, err error) {
+	client := conn.Client(30 * time.Second)
 	offsets, err := ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{
 		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
 	})
@@ -73,15 +75,15 @@ func partitionBounds(ctx context.Context, brokers []string, topic string, partit
 
 // ReadPartition calls fn for every record of one partition from its first offset up to the high watermark at the
 // time of the call, in order. Stateful services use it to restore a changelog partition before processing.
-func ReadPartition(ctx context.Context, brokers []string, topic string, partition int, fn func(kafka.Message) error) error {
-	first, end, err := partitionBounds(ctx, brokers, topic, partition)
+func ReadPartition(ctx context.Context, conn kafkaconn.Conn, topic string, partition int, fn func(kafka.Message) error) error {
+	first, end, err := partitionBounds(ctx, conn, topic, partition)
 	if err != nil {
 		return err
 	}
 	if end <= first {
 		return nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
+	r := kafka.NewReader(conn.ReaderConfig(topic, partition))
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
 		return fmt.Errorf("seek %s[%d]: %w", topic, partition, err)
@@ -104,7 +106,7 @@ func ReadPartition(ctx context.Context, brokers []string, topic string, partitio
 // each record (from several goroutines: one per partition; fn must be safe for that). caughtUp, if not nil, is
 // called once every partition has been read up to its high watermark as of the start — the moment a table
 // built from the topic is complete enough to serve.
-func Follow(ctx context.Context, brokers []string, topic string, partitions int, fn func(kafka.Message) error, caughtUp func()) error {
+func Follow(ctx context.Context, conn kafkaconn.Conn, topic string, partitions int, fn func(kafka.Message) error, caughtUp func()) error {
 	var wg sync.WaitGroup
 	wg.Add(partitions)
 	go func() {
@@ -116,7 +118,7 @@ func Follow(ctx context.Context, brokers []string, topic string, partitions int,
 	g, ctx := errgroup.WithContext(ctx)
 	for p := range partitions {
 		g.Go(func() error {
-			first, end, err := partitionBounds(ctx, brokers, topic, p)
+			first, end, err := partitionBounds(ctx, conn, topic, p)
 			if err != nil {
 				wg.Done()
 				return err
@@ -125,7 +127,7 @@ func Follow(ctx context.Context, brokers []string, topic string, partitions int,
 			if done {
 				wg.Done()
 			}
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
+			r := kafka.NewReader(conn.ReaderConfig(topic, p))
 			defer r.Close()
 			if err := r.SetOffset(first); err != nil {
 				if !done {

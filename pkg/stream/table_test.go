@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -31,18 +32,19 @@ func TestFollowRetriesListOffsetsErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cluster, brokers, err := kafkatest.NewCluster()
+			cluster, addrs, err := kafkatest.NewCluster()
 			if err != nil {
 				t.Fatal(err)
 			}
+			kafkaConn := kafkaconn.Plaintext(addrs...)
 			defer cluster.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			const topic = "greenwave.overrides"
-			if err := topics.EnsureTopics(ctx, brokers, []topics.Spec{{Name: topic, Partitions: 2}}); err != nil {
+			if err := topics.EnsureTopics(ctx, kafkaConn, []topics.Spec{{Name: topic, Partitions: 2}}); err != nil {
 				t.Fatal(err)
 			}
-			w := stream.NewProducer(brokers, stream.ProducerConfig{})
+			w := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 			defer w.Close()
 			if err := w.Write(ctx, stream.Output{Topic: topic, Key: []byte("I-100"), Value: []byte("v")}); err != nil {
 				t.Fatal(err)
@@ -73,7 +75,7 @@ func TestFollowRetriesListOffsetsErrors(t *testing.T) {
 			followCtx, stop := context.WithCancel(ctx)
 			defer stop()
 			var records atomic.Int32
-			err = stream.Follow(followCtx, brokers, topic, 2, func(kafka.Message) error {
+			err = stream.Follow(followCtx, kafkaConn, topic, 2, func(kafka.Message) error {
 				records.Add(1)
 				return nil
 			}, stop)

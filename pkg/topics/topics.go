@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 )
 
 // Names holds the concrete topic names; a prefix lets tests and several deployments share a cluster.
@@ -140,11 +142,11 @@ func Existing(ctx context.Context, client *kafka.Client, names []string) (map[st
 
 // EnsureTopics creates every missing topic and checks that existing co-partitioned topics agree on their
 // partition count. It is idempotent and safe to run from several processes at once.
-func EnsureTopics(ctx context.Context, brokers []string, specs []Spec) error {
-	if len(brokers) == 0 {
+func EnsureTopics(ctx context.Context, conn kafkaconn.Conn, specs []Spec) error {
+	if len(conn.Brokers) == 0 {
 		return errors.New("ensure topics: no brokers")
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	client := conn.Client(30 * time.Second)
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = s.Name
@@ -223,8 +225,8 @@ func controllerAddr(ctx context.Context, client *kafka.Client) net.Addr {
 }
 
 // PartitionCount returns a topic's partition count.
-func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+func PartitionCount(ctx context.Context, conn kafkaconn.Conn, topic string) (int, error) {
+	client := conn.Client(30 * time.Second)
 	have, err := Existing(ctx, client, []string{topic})
 	if err != nil {
 		return 0, err

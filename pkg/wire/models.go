@@ -6,6 +6,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/train"
@@ -61,8 +62,8 @@ type ModelFollower struct {
 // FollowModels reads the whole compacted models topic (partitions partitions), from the beginning and then as it
 // grows, until ctx ends. Tombstones are skipped: compaction removes the model, and the last one is kept until
 // replaced.
-func FollowModels(ctx context.Context, brokers []string, topic string, partitions int, f ModelFollower) error {
-	return stream.Follow(ctx, brokers, topic, partitions, func(msg kafka.Message) error {
+func FollowModels(ctx context.Context, conn kafkaconn.Conn, topic string, partitions int, f ModelFollower) error {
+	return stream.Follow(ctx, conn, topic, partitions, func(msg kafka.Message) error {
 		if msg.Value == nil {
 			return nil
 		}

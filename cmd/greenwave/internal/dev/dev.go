@@ -22,6 +22,7 @@ import (
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/sim"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -35,6 +36,13 @@ type Options struct {
 	Topology string
 	// BrokerPort is the embedded broker's port on 127.0.0.1; 0 picks a free one.
 	BrokerPort int
+	// Brokers, when set, runs the stack on this Kafka cluster instead of the embedded broker, connecting (dev
+	// and the services alike) with the security of the caller's KAFKA_TLS* and KAFKA_SASL_* variables.
+	Brokers []string
+	// CreateTopics creates the topics missing on the Brokers cluster; without it a missing topic is an error.
+	CreateTopics bool
+	// TopicPrefix is the services' TOPIC_PREFIX on the Brokers cluster (the embedded broker uses none).
+	TopicPrefix string
 	// JSON prints JSON lines on stdout instead of text.
 	JSON bool
 	// Sample feeds the collector from the simulator.
@@ -146,33 +154,54 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		return interrupted(fmt.Errorf("dev: %w", err))
 	}
 
-	broker, err := stack.StartBroker(stack.BrokerConfig{Port: o.BrokerPort})
-	if err != nil {
-		return fmt.Errorf("dev: %w", err)
-	}
-	defer func() {
-		if closeErr := broker.Close(); closeErr != nil && err == nil {
-			err = fmt.Errorf("dev: %w", closeErr)
+	names := topics.DefaultNames(o.TopicPrefix)
+	var cluster kafkaconn.Conn // the Kafka cluster, embedded or external
+	serviceEnv := o.Env
+	if len(o.Brokers) > 0 {
+		if cluster, err = ops.KafkaConn("dev", o.Brokers, lookup); err != nil {
+			return err
 		}
-	}()
-	brokers := broker.Addrs()
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = topics.EnsureTopics(tctx, brokers, topics.Specs(topics.DefaultNames(""), 3))
-	cancel()
-	// EnsureTopics talks through kafka-go's default transport, which keeps its connections pooled for good; so do
-	// the plan counter's partition lookups.
-	closeDefaultTransport()
-	defer closeDefaultTransport()
-	if err != nil {
-		return interrupted(fmt.Errorf("dev: %w", err))
+		// The services inherit this process's environment, KAFKA_TLS* and KAFKA_SASL_* included.
+		err = externalTopics(ctx, cluster, names, o.CreateTopics, progress)
+		cluster.CloseIdleConnections()
+		if err != nil {
+			return interrupted(fmt.Errorf("dev: %w", err))
+		}
+		progress("using the Kafka cluster %s; starting services (logs: %s)", cluster, o.LogFile)
+	} else {
+		broker, startErr := stack.StartBroker(stack.BrokerConfig{Port: o.BrokerPort})
+		if startErr != nil {
+			return fmt.Errorf("dev: %w", startErr)
+		}
+		defer func() {
+			if closeErr := broker.Close(); closeErr != nil && err == nil {
+				err = fmt.Errorf("dev: %w", closeErr)
+			}
+		}()
+		cluster = kafkaconn.Plaintext(broker.Addrs()...)
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = topics.EnsureTopics(tctx, cluster, topics.Specs(names, 3))
+		cancel()
+		// EnsureTopics talks through kafka-go's default transport, which keeps its connections pooled for good; so
+		// do the plan counter's partition lookups.
+		closeDefaultTransport()
+		if err != nil {
+			return interrupted(fmt.Errorf("dev: %w", err))
+		}
+		// The embedded broker is plaintext: security settings in the caller's environment are not for it.
+		serviceEnv = append(plaintextEnv(), o.Env...)
+		progress("broker %s up (its log in %s), topics created; starting services (logs: %s)", cluster.Brokers[0], broker.Dir(), o.LogFile)
 	}
-	progress("broker %s up (its log in %s), topics created; starting services (logs: %s)", brokers[0], broker.Dir(), o.LogFile)
+	defer closeDefaultTransport()
+	defer cluster.CloseIdleConnections()
+	brokers := cluster.Brokers
 
 	st, err := stack.Start(ctx, stack.Config{
 		Brokers:      brokers,
+		TopicPrefix:  o.TopicPrefix,
 		TopologyFile: o.Topology,
 		BinDir:       binDir,
-		Env:          o.Env,
+		Env:          serviceEnv,
 		ExtraEnv:     map[string][]string{"collector": collectorEnv(lookup)},
 		Stdout:       logs,
 		LogFormat:    "console",
@@ -208,7 +237,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 
 	s := &session{o: o, out: out, progress: progress, stack: st, stats: newStats(), ready: time.Now()}
 	// Plan counts come from the plans topic; the plan lines from the WatchPlans stream.
-	if s.counter, err = newPlanCounter(ctx, brokers, topics.DefaultNames("").Plans, s.stats); err != nil {
+	// On a cluster of its own the plans left by earlier runs are not this run's.
+	if s.counter, err = newPlanCounter(ctx, cluster, names.Plans, s.stats, len(o.Brokers) > 0); err != nil {
 		return interrupted(fmt.Errorf("dev: %w", err))
 	}
 	conn := func(name string) (*grpc.ClientConn, error) {
@@ -366,6 +396,60 @@ func (s *session) summaries(ctx context.Context) error {
 			s.out.summary(s.stats.snapshot(time.Since(s.ready)), false)
 		}
 	}
+}
+
+// plaintextEnv clears the Kafka security variables for services on the embedded (plaintext) broker.
+func plaintextEnv() []string {
+	env := []string{kafkaconn.EnvTLS + "=false"}
+	for _, name := range []string{kafkaconn.EnvTLSCAFile, kafkaconn.EnvTLSCertFile, kafkaconn.EnvTLSKeyFile, kafkaconn.EnvTLSServerName,
+		kafkaconn.EnvSASLMechanism, kafkaconn.EnvSASLUsername, kafkaconn.EnvSASLPasswordFile, kafkaconn.EnvSASLPassword} {
+		env = append(env, name+"=")
+	}
+	return env
+}
+
+// externalTopics checks, on an external cluster, that the brokers answer and accept the credentials, then that
+// every Greenwave topic exists, creating the missing ones when create is set; otherwise it names them and how
+// to create them.
+func externalTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, create bool, progress func(string, ...any)) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := conn.Probe(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	specs := topics.Specs(names, 3)
+	want := make([]string, len(specs))
+	for i, s := range specs {
+		want[i] = s.Name
+	}
+	have, err := topics.Existing(ctx, conn.Client(30*time.Second), want)
+	if err != nil {
+		if fatal := conn.Classify(err); fatal != nil {
+			return fatal
+		}
+		return fmt.Errorf("brokers %s: %w", strings.Join(conn.Brokers, ","), err)
+	}
+	var missing []string
+	for _, n := range want {
+		if _, ok := have[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	switch {
+	case len(missing) == 0:
+		return topics.CheckCoPartitioned(specs, have)
+	case !create:
+		return fmt.Errorf("topics missing on %s: %s: create them with `greenwave topics ensure --brokers %s` (as a user allowed to), or pass --create-topics",
+			strings.Join(conn.Brokers, ","), strings.Join(missing, ", "), strings.Join(conn.Brokers, ","))
+	}
+	progress("creating %d missing topics: %s", len(missing), strings.Join(missing, ", "))
+	if err := topics.EnsureTopics(ctx, conn, specs); err != nil {
+		if fatal := conn.Classify(err); fatal != nil {
+			return fatal
+		}
+		return err
+	}
+	return nil
 }
 
 // describeExit adds a crashed service's last output to its error, since its log may not be on the screen.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -18,7 +19,7 @@ import (
 // plans (counted again on every reconnect) and, behind a slow terminal, coalesces under back-pressure, while
 // the topic holds every plan signal-control published exactly once (the topics are created by this run).
 type planCounter struct {
-	brokers    []string
+	conn       kafkaconn.Conn
 	topic      string
 	partitions int
 	stats      *stats
@@ -26,24 +27,56 @@ type planCounter struct {
 	mu sync.Mutex
 	// next is, per partition, the offset after the last record counted.
 	next map[int]int64
+	// skipBelow is, per partition, the first offset counted (earlier ones belong to earlier runs).
+	skipBelow map[int]int64
 	// changed is closed (and replaced) whenever a record is counted.
 	changed chan struct{}
 }
 
-func newPlanCounter(ctx context.Context, brokers []string, topic string, st *stats) (*planCounter, error) {
-	n, err := topics.PartitionCount(ctx, brokers, topic)
+// newPlanCounter returns the counter of the plans on topic; with skipExisting, the plans already on the topic
+// (an earlier run's) are passed over, not counted.
+func newPlanCounter(ctx context.Context, conn kafkaconn.Conn, topic string, st *stats, skipExisting bool) (*planCounter, error) {
+	n, err := topics.PartitionCount(ctx, conn, topic)
 	if err != nil {
 		return nil, fmt.Errorf("count plans on %s: %w", topic, err)
 	}
-	return &planCounter{brokers: brokers, topic: topic, partitions: n, stats: st, next: map[int]int64{}, changed: make(chan struct{})}, nil
+	c := &planCounter{conn: conn, topic: topic, partitions: n, stats: st, next: map[int]int64{}, skipBelow: map[int]int64{}, changed: make(chan struct{})}
+	if skipExisting {
+		offsets, err := c.offsets(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, po := range offsets {
+			c.skipBelow[po.Partition] = po.LastOffset
+		}
+	}
+	return c, nil
+}
+
+// offsets lists the first and end offsets of every partition of the topic.
+func (c *planCounter) offsets(ctx context.Context) ([]kafka.PartitionOffsets, error) {
+	tr := c.conn.NewTransport(10 * time.Second)
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: c.conn.Addr(), Timeout: 10 * time.Second, Transport: tr}
+	req := make([]kafka.OffsetRequest, 0, 2*c.partitions)
+	for p := range c.partitions {
+		req = append(req, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	offsets, err := stream.ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{c.topic: req})
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", c.topic, err)
+	}
+	return offsets[c.topic], nil
 }
 
 // run counts every plan on the topic, from its start, until ctx ends (nil) or reading fails. A record that is
 // not a SignalPlan counts under the reason "unspecified".
 func (c *planCounter) run(ctx context.Context) error {
-	err := stream.Follow(ctx, c.brokers, c.topic, c.partitions, func(m kafka.Message) error {
-		p, _ := wire.TopicPlans.Decode(m) // empty when it does not decode: counted as unspecified
-		c.stats.plan(p.GetReason())
+	err := stream.Follow(ctx, c.conn, c.topic, c.partitions, func(m kafka.Message) error {
+		if m.Offset >= c.skipBelow[m.Partition] {
+			p, _ := wire.TopicPlans.Decode(m) // empty when it does not decode: counted as unspecified
+			c.stats.plan(p.GetReason())
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.next[m.Partition] = m.Offset + 1
@@ -59,21 +92,14 @@ func (c *planCounter) run(ctx context.Context) error {
 
 // catchUp returns once every plan on the topic at the time of the call has been counted, or with ctx's error.
 func (c *planCounter) catchUp(ctx context.Context) error {
-	tr := &kafka.Transport{DialTimeout: 10 * time.Second}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Timeout: 10 * time.Second, Transport: tr}
-	req := make([]kafka.OffsetRequest, 0, 2*c.partitions)
-	for p := range c.partitions {
-		req = append(req, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	offsets, err := stream.ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{c.topic: req})
+	offsets, err := c.offsets(ctx)
 	if err != nil {
-		return fmt.Errorf("end offsets of %s: %w", c.topic, err)
+		return err
 	}
 	for {
 		c.mu.Lock()
 		behind := false
-		for _, po := range offsets[c.topic] {
+		for _, po := range offsets {
 			if po.LastOffset > po.FirstOffset && c.next[po.Partition] < po.LastOffset {
 				behind = true
 			}

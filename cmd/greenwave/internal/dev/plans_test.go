@@ -19,10 +19,10 @@ import (
 // every plan on the topic at the time of the call is counted.
 func TestPlanCounterCountsTheTopic(t *testing.T) {
 	t.Parallel()
-	brokers, names := kafkatest.Setup(t, 3)
+	kafkaConn, names := kafkatest.Setup(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	reasons := []greenwavev1.PlanReason{greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE, greenwavev1.PlanReason_PLAN_REASON_PREDICTIVE,
 		greenwavev1.PlanReason_PLAN_REASON_TIME_OF_DAY, greenwavev1.PlanReason_PLAN_REASON_FIXED_TIME}
@@ -42,7 +42,7 @@ func TestPlanCounterCountsTheTopic(t *testing.T) {
 	}
 	write(0, 100) // before counting starts: counted too, the topic is read from its start
 	st := newStats()
-	c, err := newPlanCounter(ctx, brokers, names.Plans, st)
+	c, err := newPlanCounter(ctx, kafkaConn, names.Plans, st, false)
 	if err != nil {
 		t.Fatal(err)
 	}

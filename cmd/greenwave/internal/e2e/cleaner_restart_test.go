@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -153,31 +154,31 @@ type cleanerOutputs struct {
 
 // cleanerRun is the cleaner alone against one namespace of topics.
 type cleanerRun struct {
-	t       *testing.T
-	brokers []string
-	names   topics.Names
-	prefix  string
-	stack   *stack.Stack
-	prod    *stream.Producer
+	t         *testing.T
+	kafkaConn kafkaconn.Conn
+	names     topics.Names
+	prefix    string
+	stack     *stack.Stack
+	prod      *stream.Producer
 }
 
 // startCleanerRun creates a namespace, writes the weather and starts the cleaner with extra environment.
 func startCleanerRun(ctx context.Context, t *testing.T, weather func(topics.Names) []stream.Output, env ...string) *cleanerRun {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, partitions)
+	kafkaConn, names := kafkatest.Setup(t, partitions)
 	prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	t.Cleanup(func() { prod.Close() })
 	// All weather first: a frame joins what the weather topic held when its window closed, so the restart
 	// comparison is deterministic only when no observation arrives while windows are closing.
 	if err := prod.Write(ctx, weather(names)...); err != nil {
 		t.Fatalf("write weather: %v", err)
 	}
-	st := startService(ctx, t, "cleaner", brokers, prefix, env)
+	st := startService(ctx, t, "cleaner", kafkaConn, prefix, env)
 	if err := st.WaitReady(ctx); err != nil {
 		t.Fatalf("cleaner not ready: %v", err)
 	}
-	return &cleanerRun{t: t, brokers: brokers, names: names, prefix: prefix, stack: st, prod: prod}
+	return &cleanerRun{t: t, kafkaConn: kafkaConn, names: names, prefix: prefix, stack: st, prod: prod}
 }
 
 func (r *cleanerRun) write(ctx context.Context, outs []stream.Output) {
@@ -192,7 +193,7 @@ func (r *cleanerRun) readTopic(ctx context.Context, topic string) []kafka.Messag
 	r.t.Helper()
 	var out []kafka.Message
 	for part := range partitions {
-		if err := stream.ReadPartition(ctx, r.brokers, topic, part, func(m kafka.Message) error {
+		if err := stream.ReadPartition(ctx, r.kafkaConn, topic, part, func(m kafka.Message) error {
 			out = append(out, m)
 			return nil
 		}); err != nil {
@@ -275,7 +276,7 @@ func (r *cleanerRun) waitFrames(ctx context.Context, n int) {
 // from then on every output of the whole input is readable.
 func (r *cleanerRun) waitCommitted(ctx context.Context) {
 	r.t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(r.brokers...), Timeout: 10 * time.Second}
+	client := r.kafkaConn.Client(10 * time.Second)
 	parts := make([]int, partitions)
 	var reqs []kafka.OffsetRequest
 	for p := range partitions {

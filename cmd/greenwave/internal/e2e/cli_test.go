@@ -33,7 +33,7 @@ func TestOperatorCLI(t *testing.T) {
 	p.waitPlans(ctx)
 
 	prefix := strings.TrimSuffix(p.names.Readings, topics.DefaultNames("").Readings)
-	kafkaArgs := []string{"--brokers", strings.Join(p.brokers, ","), "--topic-prefix", prefix}
+	kafkaArgs := []string{"--brokers", strings.Join(p.kafkaConn.Brokers, ","), "--topic-prefix", prefix}
 	trainer := []string{"--addr", p.stack.Addrs("trainer").GRPC}
 	signal := []string{"--addr", p.stack.Addrs("signalcontrol").GRPC}
 	intersections := make([]string, 0, len(p.topo.Intersections))

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/sim"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -71,11 +72,11 @@ func serviceBinaries(t *testing.T, services ...string) (repoRoot, binDir string)
 
 // startService runs one service, built from this checkout, against the test's brokers and topics with the
 // example topology and extra environment; it is stopped when the test ends.
-func startService(ctx context.Context, t *testing.T, service string, brokers []string, prefix string, env []string) *stack.Stack {
+func startService(ctx context.Context, t *testing.T, service string, kafkaConn kafkaconn.Conn, prefix string, env []string) *stack.Stack {
 	t.Helper()
 	root, bins := serviceBinaries(t, service)
 	st, err := stack.Start(ctx, stack.Config{
-		Brokers: brokers, TopicPrefix: prefix, TopologyFile: filepath.Join(root, "config", "topology.yaml"), BinDir: bins,
+		Brokers: kafkaConn.Brokers, TopicPrefix: prefix, TopologyFile: filepath.Join(root, "config", "topology.yaml"), BinDir: bins,
 		Services: []string{service}, Dir: t.TempDir(), Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
 		ExtraEnv: map[string][]string{service: env},
 	})
@@ -97,17 +98,17 @@ func binaries(t *testing.T) (string, string) {
 }
 
 type pipeline struct {
-	t       *testing.T
-	brokers []string
-	names   topics.Names
-	stack   *stack.Stack
-	topo    topology.Topology
+	t         *testing.T
+	kafkaConn kafkaconn.Conn
+	names     topics.Names
+	stack     *stack.Stack
+	topo      topology.Topology
 }
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
 	root, bins := binaries(t)
-	brokers, names := kafkatest.Setup(t, partitions)
+	kafkaConn, names := kafkatest.Setup(t, partitions)
 	prefix := names.Readings[:len(names.Readings)-len(topics.DefaultNames("").Readings)]
 	topoFile := filepath.Join(root, "config", "topology.yaml")
 	topo, err := topology.Load(topoFile)
@@ -117,7 +118,7 @@ func startPipeline(t *testing.T) *pipeline {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	st, err := stack.Start(ctx, stack.Config{
-		Brokers: brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
+		Brokers: kafkaConn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
 		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
 		ExtraEnv: map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true"}},
 	})
@@ -132,7 +133,7 @@ func startPipeline(t *testing.T) *pipeline {
 	if err := st.WaitReady(ctx); err != nil {
 		t.Fatalf("stack not ready: %v", err)
 	}
-	return &pipeline{t: t, brokers: brokers, names: names, stack: st, topo: topo}
+	return &pipeline{t: t, kafkaConn: kafkaConn, names: names, stack: st, topo: topo}
 }
 
 // testWriter sends service logs to the test log (shown on failure or with -v).
@@ -257,7 +258,7 @@ func (p *pipeline) readAll(ctx context.Context, topic string) []kafka.Message {
 	p.t.Helper()
 	var out []kafka.Message
 	for part := range partitions {
-		err := stream.ReadPartition(ctx, p.brokers, topic, part, func(m kafka.Message) error {
+		err := stream.ReadPartition(ctx, p.kafkaConn, topic, part, func(m kafka.Message) error {
 			out = append(out, m)
 			return nil
 		})

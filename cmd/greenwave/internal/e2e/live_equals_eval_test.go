@@ -27,6 +27,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/evaluate"
 	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -159,7 +160,7 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 	// Live: the five services with default settings but for the data's age, on one partition: the time zone
 	// comes from the topology file alone (no CLEANER_TIME_ZONE or SIGNAL_PROFILE_TIME_ZONE).
 	_, bins := binaries(t)
-	brokers, names := kafkatest.Setup(t, 1)
+	kafkaConn, names := kafkatest.Setup(t, 1)
 	prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
 	topoFile := filepath.Join(t.TempDir(), "topology.yaml")
 	var buf bytes.Buffer
@@ -172,7 +173,7 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 		t.Fatal(err)
 	}
 	st, err := stack.Start(ctx, stack.Config{
-		Brokers: brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
+		Brokers: kafkaConn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
 		// Error level: signal-control warns of every fallback plan, and these slices are too short for others.
 		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "error",
 		ExtraEnv: map[string][]string{
@@ -218,7 +219,7 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 			chunk = chunk[n:]
 		}
 		for {
-			live = newestModels(ctx, t, brokers, names.Models)
+			live = newestModels(ctx, t, kafkaConn, names.Models)
 			done := true
 			for id, v := range targets[k] {
 				if live[id].GetVersion() < v {
@@ -241,9 +242,9 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 	var liveFrames map[string]*greenwavev1.IntersectionFeatures
 	var preds map[string]*greenwavev1.IntersectionPrediction
 	for {
-		liveFrames = readByEventID(ctx, t, brokers, names.Features, func() *greenwavev1.IntersectionFeatures { return &greenwavev1.IntersectionFeatures{} },
+		liveFrames = readByEventID(ctx, t, kafkaConn, names.Features, func() *greenwavev1.IntersectionFeatures { return &greenwavev1.IntersectionFeatures{} },
 			func(m *greenwavev1.IntersectionFeatures) string { return m.GetEventId() })
-		preds = readByEventID(ctx, t, brokers, names.Predictions, func() *greenwavev1.IntersectionPrediction { return &greenwavev1.IntersectionPrediction{} },
+		preds = readByEventID(ctx, t, kafkaConn, names.Predictions, func() *greenwavev1.IntersectionPrediction { return &greenwavev1.IntersectionPrediction{} },
 			func(m *greenwavev1.IntersectionPrediction) string { return m.GetEventId() })
 		if len(preds) >= len(liveFrames) {
 			break
@@ -254,7 +255,7 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	live = newestModels(ctx, t, brokers, names.Models)
+	live = newestModels(ctx, t, kafkaConn, names.Models)
 
 	// Offline, second pass: the snapshots of the versions the live services published or predicted with, and
 	// every forecast the evaluation scores checked against train.Predict on the learner's snapshot — the
@@ -267,7 +268,7 @@ func liveEqualsEval(t *testing.T, tc equivalenceCase) {
 	for id, snap := range live {
 		need[modelVersion{id, snap.GetVersion()}] = true
 	}
-	checkpointed := newestModels(ctx, t, brokers, names.TrainerState)
+	checkpointed := newestModels(ctx, t, kafkaConn, names.TrainerState)
 	for id, snap := range checkpointed {
 		need[modelVersion{id, snap.GetVersion()}] = true
 	}
@@ -487,10 +488,10 @@ func vectorOf(f features.Frame, approach string) (features.Vector, bool) {
 }
 
 // newestModels reads the (one-partition) models topic and returns the newest snapshot of every model id.
-func newestModels(ctx context.Context, t *testing.T, brokers []string, topic string) map[string]*greenwavev1.ModelSnapshot {
+func newestModels(ctx context.Context, t *testing.T, kafkaConn kafkaconn.Conn, topic string) map[string]*greenwavev1.ModelSnapshot {
 	t.Helper()
 	out := map[string]*greenwavev1.ModelSnapshot{}
-	if err := stream.ReadPartition(ctx, brokers, topic, 0, func(m kafka.Message) error {
+	if err := stream.ReadPartition(ctx, kafkaConn, topic, 0, func(m kafka.Message) error {
 		d, err := wire.DecodeModel(m)
 		if err != nil {
 			return fmt.Errorf("decode %s@%d: %w", m.Key, m.Offset, err)
@@ -507,10 +508,10 @@ func newestModels(ctx context.Context, t *testing.T, brokers []string, topic str
 }
 
 // readByEventID reads a one-partition topic and keeps one record per event id (a replayed record is equal).
-func readByEventID[M proto.Message](ctx context.Context, t *testing.T, brokers []string, topic string, newM func() M, id func(M) string) map[string]M {
+func readByEventID[M proto.Message](ctx context.Context, t *testing.T, kafkaConn kafkaconn.Conn, topic string, newM func() M, id func(M) string) map[string]M {
 	t.Helper()
 	out := map[string]M{}
-	if err := stream.ReadPartition(ctx, brokers, topic, 0, func(m kafka.Message) error {
+	if err := stream.ReadPartition(ctx, kafkaConn, topic, 0, func(m kafka.Message) error {
 		msg := newM()
 		if err := proto.Unmarshal(m.Value, msg); err != nil {
 			return fmt.Errorf("decode %s@%d: %w", topic, m.Offset, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -128,33 +129,33 @@ func trainerFrames(t *testing.T, names topics.Names) []stream.Output {
 
 // trainerRun is the trainer alone against one namespace of topics.
 type trainerRun struct {
-	t       *testing.T
-	brokers []string
-	names   topics.Names
-	prefix  string
-	stack   *stack.Stack
+	t         *testing.T
+	kafkaConn kafkaconn.Conn
+	names     topics.Names
+	prefix    string
+	stack     *stack.Stack
 }
 
 // startTrainerRun creates a namespace, writes the whole input to the features topic and starts the trainer with
 // extra environment.
 func startTrainerRun(ctx context.Context, t *testing.T, env ...string) *trainerRun {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, partitions)
+	kafkaConn, names := kafkatest.Setup(t, partitions)
 	prefix := strings.TrimSuffix(names.Features, topics.DefaultNames("").Features)
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	if err := prod.Write(ctx, trainerFrames(t, names)...); err != nil {
 		t.Fatalf("write features: %v", err)
 	}
-	st := startService(ctx, t, "trainer", brokers, prefix, env)
-	return &trainerRun{t: t, brokers: brokers, names: names, prefix: prefix, stack: st}
+	st := startService(ctx, t, "trainer", kafkaConn, prefix, env)
+	return &trainerRun{t: t, kafkaConn: kafkaConn, names: names, prefix: prefix, stack: st}
 }
 
 // committed returns how many features records the trainer's consumer group has committed, over all partitions,
 // and how many there are.
 func (r *trainerRun) committed(ctx context.Context) (done, total int64) {
 	r.t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(r.brokers...), Timeout: 10 * time.Second}
+	client := r.kafkaConn.Client(10 * time.Second)
 	parts := make([]int, partitions)
 	var reqs []kafka.OffsetRequest
 	for p := range partitions {
@@ -205,7 +206,7 @@ func (r *trainerRun) finalModels(ctx context.Context) map[string]*greenwavev1.Mo
 	r.t.Helper()
 	out := map[string]*greenwavev1.ModelSnapshot{}
 	for part := range partitions {
-		if err := stream.ReadPartition(ctx, r.brokers, r.names.TrainerState, part, func(m kafka.Message) error {
+		if err := stream.ReadPartition(ctx, r.kafkaConn, r.names.TrainerState, part, func(m kafka.Message) error {
 			d, err := wire.DecodeModel(m)
 			if err != nil {
 				return fmt.Errorf("decode %s@%d: %w", m.Key, m.Offset, err)

@@ -32,6 +32,8 @@ import (
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
+	"github.com/greenwave-city/greenwave/pkg/config"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 )
 
 // Environment variables the flags take their defaults from.
@@ -153,13 +155,14 @@ func dispatch(ctx context.Context, group, description string, subs []subcommand,
 
 // kafkaFlags are the flags of the commands that talk to Kafka.
 type kafkaFlags struct {
+	lookup  lookupFunc
 	brokers string
 	prefix  string
 	timeout time.Duration
 }
 
 func addKafkaFlags(fs *flag.FlagSet, lookup lookupFunc) *kafkaFlags {
-	k := &kafkaFlags{}
+	k := &kafkaFlags{lookup: lookup}
 	brokers := defaultBrokers
 	if dev := devstate.Load(devstate.Lookup(lookup)); dev != nil && len(dev.Brokers) > 0 {
 		brokers = strings.Join(dev.Brokers, ",")
@@ -170,16 +173,52 @@ func addKafkaFlags(fs *flag.FlagSet, lookup lookupFunc) *kafkaFlags {
 	return k
 }
 
-// parse parses the arguments of a Kafka command that takes no positional arguments and returns the brokers.
-func (k *kafkaFlags) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+// parse parses the arguments of a Kafka command that takes no positional arguments and returns the connection.
+func (k *kafkaFlags) parse(fs *flag.FlagSet, args []string) (kafkaconn.Conn, error) {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return nil, err
+		return kafkaconn.Conn{}, err
 	}
 	if err := wantArgs(fs, pos); err != nil {
-		return nil, err
+		return kafkaconn.Conn{}, err
 	}
-	return k.brokerList(fs.Name())
+	return k.conn(fs.Name())
+}
+
+// conn validates --brokers and --timeout and returns the connection: the brokers with the security the
+// services' KAFKA_TLS* and KAFKA_SASL_* variables describe.
+func (k *kafkaFlags) conn(cmd string) (kafkaconn.Conn, error) {
+	brokers, err := k.brokerList(cmd)
+	if err != nil {
+		return kafkaconn.Conn{}, err
+	}
+	return KafkaConn(cmd, brokers, k.lookup)
+}
+
+// KafkaConn returns the connection to brokers with the security read from the KAFKA_TLS* and KAFKA_SASL_*
+// variables (lookup; os.LookupEnv when nil), as the services read them. A bad setting is a usage error naming it.
+func KafkaConn(cmd string, brokers []string, lookup func(string) (string, bool)) (kafkaconn.Conn, error) {
+	var s kafkaconn.Settings
+	if err := config.Load(&s, lookup); err != nil {
+		return kafkaconn.Conn{}, usagef("%s: %v", cmd, err)
+	}
+	s.Brokers = brokers
+	if p := s.Validate(); len(p) > 0 {
+		return kafkaconn.Conn{}, usagef("%s: %s", cmd, strings.Join(p, "; "))
+	}
+	c, err := s.Conn()
+	if err != nil {
+		return kafkaconn.Conn{}, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return c, nil
+}
+
+// explain returns err as the connection's classified security error when it is one (naming the setting to fix).
+func explain(conn kafkaconn.Conn, err error) error {
+	if fatal := conn.Classify(err); fatal != nil {
+		return fatal
+	}
+	return err
 }
 
 // brokerList validates --brokers and --timeout and returns the broker addresses.
@@ -222,8 +261,8 @@ func checkHostPort(addr string) error {
 // newKafkaClient returns a client with a transport of its own, which closeClient closes: kafka-go's default
 // transport keeps its connections open for the life of the process, and the commands also run in-process (in
 // tests, and in whatever embeds them).
-func newKafkaClient(brokers []string, timeout time.Duration) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: timeout, Transport: &kafka.Transport{DialTimeout: timeout}}
+func newKafkaClient(conn kafkaconn.Conn, timeout time.Duration) *kafka.Client {
+	return &kafka.Client{Addr: conn.Addr(), Timeout: timeout, Transport: conn.NewTransport(timeout)}
 }
 
 func closeClient(c *kafka.Client) {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -97,7 +98,7 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 	if err := wantArgs(fs, pos, "TOPIC"); err != nil {
 		return err
 	}
-	brokers, err := kf.brokerList("tail")
+	conn, err := kf.conn("tail")
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,8 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		return err
 	}
 	o.follow, o.timeout = !*noFollow, kf.timeout
-	return tail(ctx, brokers, o, stdout, stderr, positioned)
+	defer conn.CloseIdleConnections()
+	return tail(ctx, conn, o, stdout, stderr, positioned)
 }
 
 // resolveTopic maps a TOPIC argument to the spec of a Greenwave topic under prefix.
@@ -135,8 +137,8 @@ type partitionStart struct {
 	start, end int64
 }
 
-func tail(ctx context.Context, brokers []string, o tailOptions, stdout, stderr io.Writer, positioned func()) error {
-	starts, err := startOffsets(ctx, brokers, o)
+func tail(ctx context.Context, conn kafkaconn.Conn, o tailOptions, stdout, stderr io.Writer, positioned func()) error {
+	starts, err := startOffsets(ctx, conn, o)
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,7 @@ func tail(ctx context.Context, brokers []string, o tailOptions, stdout, stderr i
 		if !o.follow && ps.start >= ps.end {
 			continue
 		}
-		g.Go(func() error { return readPartition(gctx, brokers, o.spec.Name, ps, o.follow, msgs) })
+		g.Go(func() error { return readPartition(gctx, conn, o.spec.Name, ps, o.follow, msgs) })
 	}
 	var readErr error
 	go func() {
@@ -197,14 +199,14 @@ func tail(ctx context.Context, brokers []string, o tailOptions, stdout, stderr i
 }
 
 // startOffsets fixes the first offset to read in every selected partition (and its current end).
-func startOffsets(ctx context.Context, brokers []string, o tailOptions) ([]partitionStart, error) {
+func startOffsets(ctx context.Context, conn kafkaconn.Conn, o tailOptions) ([]partitionStart, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	client := newKafkaClient(brokers, o.timeout)
+	client := newKafkaClient(conn, o.timeout)
 	defer closeClient(client)
 	have, err := topics.Existing(ctx, client, []string{o.spec.Name})
 	if err != nil {
-		return nil, fmt.Errorf("tail %s: brokers %s: %w", o.spec.Name, strings.Join(brokers, ","), err)
+		return nil, fmt.Errorf("tail %s: brokers %s: %w", o.spec.Name, strings.Join(conn.Brokers, ","), explain(conn, err))
 	}
 	n, ok := have[o.spec.Name]
 	if !ok {
@@ -245,9 +247,9 @@ func startOffsets(ctx context.Context, brokers []string, o tailOptions) ([]parti
 
 // readPartition sends the records of one partition from ps.start to msgs until ctx ends or, when not following,
 // the partition's end as of the start has been read. It reads without a consumer group: nothing is committed.
-func readPartition(ctx context.Context, brokers []string, topic string, ps partitionStart, follow bool, msgs chan<- kafka.Message) error {
+func readPartition(ctx context.Context, conn kafkaconn.Conn, topic string, ps partitionStart, follow bool, msgs chan<- kafka.Message) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: brokers, Topic: topic, Partition: ps.partition,
+		Brokers: conn.Brokers, Dialer: conn.Dialer(), Topic: topic, Partition: ps.partition,
 		MinBytes: 1, MaxBytes: 8 << 20,
 		// kafka-go's default MaxWait of 10 s would hold back a live record that long.
 		MaxWait: 250 * time.Millisecond,

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -25,17 +26,17 @@ import (
 
 // tailFixture is a cluster with Greenwave topics (2 partitions) and a few records of several payload types.
 type tailFixture struct {
-	brokers []string
-	names   topics.Names
-	prefix  string
+	kafkaConn kafkaconn.Conn
+	names     topics.Names
+	prefix    string
 	// want maps topic → key → the protojson of the value written (or raw JSON for state topics).
 	want map[string]map[string]json.RawMessage
 }
 
 func newTailFixture(t *testing.T) *tailFixture {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, 2)
-	f := &tailFixture{brokers: brokers, names: names, want: map[string]map[string]json.RawMessage{},
+	kafkaConn, names := kafkatest.Setup(t, 2)
+	f := &tailFixture{kafkaConn: kafkaConn, names: names, want: map[string]map[string]json.RawMessage{},
 		prefix: strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)}
 	at := timestamppb.New(time.Date(2026, 11, 26, 7, 35, 0, 0, time.UTC))
 	var outs []stream.Output
@@ -63,7 +64,7 @@ func newTailFixture(t *testing.T) *tailFixture {
 	state := `{"snapshot_version":1,"source_partition":0,"source_offset":7,"state":{"x":1}}`
 	outs = append(outs, stream.Output{Topic: names.CleanerState, Key: []byte("I-100"), Value: []byte(state)})
 	f.expect(names.CleanerState, "I-100", json.RawMessage(state))
-	p := stream.NewProducer(brokers, stream.ProducerConfig{})
+	p := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer p.Close()
 	if err := p.Write(t.Context(), outs...); err != nil {
 		t.Fatal(err)
@@ -82,8 +83,8 @@ func (f *tailFixture) expect(topic, key string, v json.RawMessage) {
 func (f *tailFixture) tail(t *testing.T, args ...string) ([]tailRecord, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	args = append(args, "--brokers", strings.Join(f.brokers, ","), "--topic-prefix", f.prefix)
-	err := tailCmd(t.Context(), args, &stdout, &stderr, env{}.lookup, nil)
+	args = append(args, "--brokers", strings.Join(f.kafkaConn.Brokers, ","), "--topic-prefix", f.prefix)
+	err := tailCmd(t.Context(), args, &stdout, &stderr, env(kafkatest.SecurityEnv()).lookup, nil)
 	return parseLines(t, stdout.String()), stderr.String(), err
 }
 
@@ -205,7 +206,7 @@ func TestTailPartitionAndErrors(t *testing.T) {
 		t.Errorf("--partition out of range: got %v, want a usage error", err)
 	}
 	var stdout, stderr bytes.Buffer
-	err = tailCmd(t.Context(), []string{"features", "--brokers", strings.Join(f.brokers, ","), "--topic-prefix", "nosuch."}, &stdout, &stderr, env{}.lookup, nil)
+	err = tailCmd(t.Context(), []string{"features", "--brokers", strings.Join(f.kafkaConn.Brokers, ","), "--topic-prefix", "nosuch."}, &stdout, &stderr, env(kafkatest.SecurityEnv()).lookup, nil)
 	if exitStatus(err) != 1 || !strings.Contains(err.Error(), "nosuch.greenwave.features does not exist") {
 		t.Errorf("missing topic: got %v, want a failure naming the topic", err)
 	}
@@ -219,8 +220,8 @@ func TestTailStartsAtTheEnd(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		args := []string{"signal-plans", "--max", "1", "--brokers", strings.Join(f.brokers, ","), "--topic-prefix", f.prefix}
-		done <- tailCmd(t.Context(), args, &stdout, &stderr, env{}.lookup, func() { close(positioned) })
+		args := []string{"signal-plans", "--max", "1", "--brokers", strings.Join(f.kafkaConn.Brokers, ","), "--topic-prefix", f.prefix}
+		done <- tailCmd(t.Context(), args, &stdout, &stderr, env(kafkatest.SecurityEnv()).lookup, func() { close(positioned) })
 	}()
 	select {
 	case <-positioned:
@@ -229,7 +230,7 @@ func TestTailStartsAtTheEnd(t *testing.T) {
 	}
 	plan := &greenwavev1.SignalPlan{SchemaVersion: 1, PlanId: "late", IntersectionId: "I-200", CycleS: 60}
 	b, _ := proto.Marshal(plan)
-	prod := stream.NewProducer(f.brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(f.kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	if err := prod.Write(t.Context(), stream.Output{Topic: f.names.Plans, Key: []byte("I-200"), Value: b, Payload: "greenwave.v1.SignalPlan"}); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -53,10 +54,11 @@ func topicsEnsure(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs := newFlagSet("topics ensure", "[flags]", ensureDescription, stderr)
 	kf := addKafkaFlags(fs, lookup)
 	partitions := fs.Int("partitions", defaultPartitions, "partition count of the co-partitioned topics created (weather always has 1)")
-	brokers, err := kf.parse(fs, args)
+	conn, err := kf.parse(fs, args)
 	if err != nil {
 		return err
 	}
+	defer conn.CloseIdleConnections()
 	if *partitions < 1 || *partitions > 10000 {
 		return usagef("topics ensure: --partitions must be in 1..10000, got %d", *partitions)
 	}
@@ -64,15 +66,15 @@ func topicsEnsure(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	defer cancel()
 	specs := topics.Specs(topics.DefaultNames(kf.prefix), *partitions)
 	names := specNames(specs)
-	client := newKafkaClient(brokers, kf.timeout)
+	client := newKafkaClient(conn, kf.timeout)
 	defer closeClient(client)
 	before, err := topics.Existing(ctx, client, names)
 	if err != nil {
-		return fmt.Errorf("topics ensure: brokers %s: %w", strings.Join(brokers, ","), err)
+		return fmt.Errorf("topics ensure: brokers %s: %w", strings.Join(conn.Brokers, ","), explain(conn, err))
 	}
-	ensureErr := topics.EnsureTopics(ctx, brokers, specs)
+	ensureErr := explain(conn, topics.EnsureTopics(ctx, conn, specs))
 	// A fresh client: kafka-go's transport answers metadata requests from its cache, which predates the creation.
-	fresh := newKafkaClient(brokers, kf.timeout)
+	fresh := newKafkaClient(conn, kf.timeout)
 	defer closeClient(fresh)
 	after, err := topics.Existing(ctx, fresh, names)
 	if err != nil {
@@ -187,15 +189,15 @@ func topicsDescribe(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs := newFlagSet("topics describe", "[flags]", describeDescription, stderr)
 	kf := addKafkaFlags(fs, lookup)
 	asJSON := fs.Bool("json", false, "print one JSON object per topic instead of a table")
-	brokers, err := kf.parse(fs, args)
+	conn, err := kf.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, kf.timeout)
 	defer cancel()
-	infos, configErr, err := describeTopics(ctx, brokers, kf.prefix, kf.timeout)
+	infos, configErr, err := describeTopics(ctx, conn, kf.prefix, kf.timeout)
 	if err != nil {
-		return fmt.Errorf("topics describe: brokers %s: %w", strings.Join(brokers, ","), err)
+		return fmt.Errorf("topics describe: brokers %s: %w", strings.Join(conn.Brokers, ","), explain(conn, err))
 	}
 	if configErr != nil {
 		fmt.Fprintf(stderr, "greenwave: topics describe: broker configs unavailable, showing the specs: %v\n", configErr)
@@ -223,9 +225,9 @@ func topicsDescribe(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // describeTopics gathers metadata, offsets and (best effort: configErr) the broker's configs of every topic.
-func describeTopics(ctx context.Context, brokers []string, prefix string, timeout time.Duration) (infos []topicInfo, configErr, err error) {
+func describeTopics(ctx context.Context, conn kafkaconn.Conn, prefix string, timeout time.Duration) (infos []topicInfo, configErr, err error) {
 	specs := wire.Specs(topics.DefaultNames(prefix), defaultPartitions)
-	client := newKafkaClient(brokers, timeout)
+	client := newKafkaClient(conn, timeout)
 	defer closeClient(client)
 	have, err := topics.Existing(ctx, client, specNames(specs))
 	if err != nil {

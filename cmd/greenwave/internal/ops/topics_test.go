@@ -16,13 +16,14 @@ import (
 
 func TestTopicsEnsureThenDescribe(t *testing.T) {
 	t.Parallel()
-	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	kafkaConn := kafkatest.Conn(t)
+	brokers := strings.Join(kafkaConn.Brokers, ",")
 	prefix := kafkatest.Prefix(t)
 	names := topics.DefaultNames(prefix)
 	specs := topics.Specs(names, 2)
 	run := func(args ...string) (string, string, error) {
 		var stdout, stderr bytes.Buffer
-		err := topicsCmd(t.Context(), append(args, "--brokers", brokers, "--topic-prefix", prefix), &stdout, &stderr, env{}.lookup)
+		err := topicsCmd(t.Context(), append(args, "--brokers", brokers, "--topic-prefix", prefix), &stdout, &stderr, env(kafkatest.SecurityEnv()).lookup)
 		return stdout.String(), stderr.String(), err
 	}
 
@@ -55,7 +56,7 @@ func TestTopicsEnsureThenDescribe(t *testing.T) {
 	}
 
 	plan, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "p"})
-	prod := stream.NewProducer(strings.Split(brokers, ","), stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	var outs []stream.Output
 	for range 3 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/ops"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 )
@@ -137,15 +138,24 @@ func waitForPipeline(ctx context.Context, o options, stderr io.Writer) error {
 			brokers = append(brokers, b)
 		}
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
-	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
+	// The brokers' security comes from KAFKA_TLS* and KAFKA_SASL_*, as the services read it.
+	conn, err := ops.KafkaConn("replay", brokers, nil)
+	if err != nil {
+		return err
+	}
+	tr := conn.NewTransport(0)
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: conn.Addr(), Timeout: 10 * time.Second, Transport: tr}
 	wctx, cancel := context.WithTimeout(ctx, o.waitTimeout)
 	defer cancel()
 	began := time.Now()
-	err := waitPipeline(wctx, client, pipelineStages(o.topicPrefix), 100*time.Millisecond, func(group, topic string, behind int64) {
+	err = waitPipeline(wctx, client, pipelineStages(o.topicPrefix), 100*time.Millisecond, func(group, topic string, behind int64) {
 		fmt.Fprintf(stderr, "greenwave replay: waiting for %s: %d records of %s not yet committed\n", group, behind, topic)
 	})
 	if err != nil {
+		if fatal := conn.Classify(err); fatal != nil {
+			err = fatal
+		}
 		return fmt.Errorf("replay: --wait: %w", err)
 	}
 	fmt.Fprintf(stderr, "greenwave replay: pipeline drained %.1fs after the last ack\n", time.Since(began).Seconds())

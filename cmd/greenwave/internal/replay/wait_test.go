@@ -20,7 +20,7 @@ import (
 func TestWaitPipeline(t *testing.T) {
 	t.Parallel()
 	const partitions = 2
-	brokers, names := kafkatest.Setup(t, partitions)
+	kafkaConn, names := kafkatest.Setup(t, partitions)
 	// Setup and the producer talk through kafka-go's default transport, which pools its connections for good
 	// (TestMain checks for leaked goroutines).
 	defer func() {
@@ -31,7 +31,7 @@ func TestWaitPipeline(t *testing.T) {
 	prefix := strings.TrimSuffix(names.Readings, "greenwave.readings.raw")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	write := func(topic string, n int) {
 		t.Helper()
@@ -44,9 +44,9 @@ func TestWaitPipeline(t *testing.T) {
 		}
 	}
 	write(names.Readings, 20)
-	transport := &kafka.Transport{}
+	transport := kafkaConn.NewTransport(0)
 	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
+	client := &kafka.Client{Addr: kafkaConn.Addr(), Timeout: 10 * time.Second, Transport: transport}
 	// commit plays a service: its group commits topic up to the end offsets.
 	commit := func(group, topic string) error {
 		ends, _, err := partitionOffsets(ctx, client, topic)

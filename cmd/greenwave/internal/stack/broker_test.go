@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 )
@@ -39,7 +40,7 @@ func startBroker(t *testing.T, interval time.Duration) (*stack.Broker, topics.Na
 	names := topics.DefaultNames("")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := topics.EnsureTopics(ctx, b.Addrs(), topics.Specs(names, 1)); err != nil {
+	if err := topics.EnsureTopics(ctx, kafkaconn.Plaintext(b.Addrs()...), topics.Specs(names, 1)); err != nil {
 		t.Fatal(err)
 	}
 	return b, names
@@ -59,9 +60,9 @@ type rec struct {
 }
 
 // produce writes each batch with one produce request, so each becomes one record batch on the broker.
-func produce(t *testing.T, brokers []string, topic string, batches ...[]rec) {
+func produce(t *testing.T, kafkaConn kafkaconn.Conn, topic string, batches ...[]rec) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000}
+	w := &kafka.Writer{Addr: kafkaConn.Addr(), Transport: kafkaConn.Transport(), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000}
 	defer w.Close()
 	now := time.Now()
 	for _, batch := range batches {
@@ -76,12 +77,12 @@ func produce(t *testing.T, brokers []string, topic string, batches ...[]rec) {
 }
 
 // readAll returns a partition's records as "key=value", as a restore reads them, and its first offset.
-func readAll(t *testing.T, brokers []string, topic string) (records []string, first int64) {
+func readAll(t *testing.T, kafkaConn kafkaconn.Conn, topic string) (records []string, first int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	first = -1
-	err := stream.ReadPartition(ctx, brokers, topic, 0, func(m kafka.Message) error {
+	err := stream.ReadPartition(ctx, kafkaConn, topic, 0, func(m kafka.Message) error {
 		if first < 0 {
 			first = m.Offset
 		}
@@ -109,21 +110,21 @@ func restore(records []string) map[string]string {
 func TestBrokerCompactsToLatestRecordPerKey(t *testing.T) {
 	t.Parallel()
 	b, names := startBroker(t, 0)
-	produce(t, b.Addrs(), names.CleanerState,
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), names.CleanerState,
 		[]rec{{key: "I-1", value: "v1"}, {key: "I-2", value: "v1"}, {key: "I-3", value: "v1"}},
 		[]rec{{key: "I-1", value: "v2"}, {key: "I-2", value: "v2"}},
 		[]rec{{key: "I-1", value: "v3"}},
 		[]rec{{key: "I-2", value: "v3"}},
 	)
 	// Another compacted topic that has nothing to drop, and a delete topic whose records are all recent.
-	produce(t, b.Addrs(), names.Models, []rec{{key: "m1", value: "a"}}, []rec{{key: "m2", value: "b"}})
-	produce(t, b.Addrs(), names.Plans, []rec{{key: "I-1", value: "p1"}}, []rec{{key: "I-1", value: "p2"}})
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), names.Models, []rec{{key: "m1", value: "a"}}, []rec{{key: "m2", value: "b"}})
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), names.Plans, []rec{{key: "I-1", value: "p1"}}, []rec{{key: "I-1", value: "p2"}})
 
 	b.Clean()
 
 	// Compaction keeps every key's latest record outside the last batch, and the last batch whole (like Kafka's
 	// active segment), so I-2=v2 stays until a later run: a restore, reading in order, still ends at the latest.
-	got, first := readAll(t, b.Addrs(), names.CleanerState)
+	got, first := readAll(t, kafkaconn.Plaintext(b.Addrs()...), names.CleanerState)
 	if want := []string{"I-3=v1", "I-2=v2", "I-1=v3", "I-2=v3"}; !equal(got, want) {
 		t.Errorf("compacted state = %v, want %v", got, want)
 	}
@@ -133,17 +134,17 @@ func TestBrokerCompactsToLatestRecordPerKey(t *testing.T) {
 	if restored := restore(got); fmt.Sprint(restored) != "map[I-1:v3 I-2:v3 I-3:v1]" {
 		t.Errorf("restored %v, want the latest value per key", restored)
 	}
-	if got, _ := readAll(t, b.Addrs(), names.Models); !equal(got, []string{"m1=a", "m2=b"}) {
+	if got, _ := readAll(t, kafkaconn.Plaintext(b.Addrs()...), names.Models); !equal(got, []string{"m1=a", "m2=b"}) {
 		t.Errorf("models = %v, want both keys", got)
 	}
-	if got, _ := readAll(t, b.Addrs(), names.Plans); !equal(got, []string{"I-1=p1", "I-1=p2"}) {
+	if got, _ := readAll(t, kafkaconn.Plaintext(b.Addrs()...), names.Plans); !equal(got, []string{"I-1=p1", "I-1=p2"}) {
 		t.Errorf("plans (a delete topic) = %v, want every record", got)
 	}
 
 	// Writing after compaction continues at the next offset, and compacting again keeps the rule.
-	produce(t, b.Addrs(), names.CleanerState, []rec{{key: "I-3", value: "v4"}})
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), names.CleanerState, []rec{{key: "I-3", value: "v4"}})
 	b.Clean()
-	if got, _ := readAll(t, b.Addrs(), names.CleanerState); !equal(got, []string{"I-3=v1", "I-1=v3", "I-2=v3", "I-3=v4"}) {
+	if got, _ := readAll(t, kafkaconn.Plaintext(b.Addrs()...), names.CleanerState); !equal(got, []string{"I-3=v1", "I-1=v3", "I-2=v3", "I-3=v4"}) {
 		t.Errorf("after a second compaction: %v", got)
 	}
 }
@@ -152,21 +153,21 @@ func TestBrokerRetentionDropsOnlyExpiredRecords(t *testing.T) {
 	t.Parallel()
 	b, names := startBroker(t, 0)
 	// Predictions keep 2 days; the first batch is 3 days old, the second 1 day, the third new.
-	produce(t, b.Addrs(), names.Predictions,
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), names.Predictions,
 		[]rec{{key: "I-1", value: "old1", age: 72 * time.Hour}, {key: "I-2", value: "old2", age: 72 * time.Hour}},
 		[]rec{{key: "I-1", value: "day", age: 24 * time.Hour}},
 		[]rec{{key: "I-1", value: "new"}},
 	)
 	// A compacted topic never expires by time, however old its latest records are.
-	produce(t, b.Addrs(), names.Models, []rec{{key: "m1", value: "ancient", age: 400 * 24 * time.Hour}}, []rec{{key: "m2", value: "x"}})
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), names.Models, []rec{{key: "m1", value: "ancient", age: 400 * 24 * time.Hour}}, []rec{{key: "m2", value: "x"}})
 
 	b.Clean()
 
-	got, first := readAll(t, b.Addrs(), names.Predictions)
+	got, first := readAll(t, kafkaconn.Plaintext(b.Addrs()...), names.Predictions)
 	if !equal(got, []string{"I-1=day", "I-1=new"}) || first != 2 {
 		t.Errorf("predictions after retention = %v from offset %d, want the two records younger than 2 days from 2", got, first)
 	}
-	if got, _ := readAll(t, b.Addrs(), names.Models); !equal(got, []string{"m1=ancient", "m2=x"}) {
+	if got, _ := readAll(t, kafkaconn.Plaintext(b.Addrs()...), names.Models); !equal(got, []string{"m1=ancient", "m2=x"}) {
 		t.Errorf("models = %v, want the old snapshot kept", got)
 	}
 
@@ -193,10 +194,10 @@ func TestBrokerRetentionDropsOnlyExpiredRecords(t *testing.T) {
 func TestBrokerCleansByItself(t *testing.T) {
 	t.Parallel()
 	b, names := startBroker(t, 50*time.Millisecond)
-	produce(t, b.Addrs(), names.SignalState, []rec{{key: "I-1", value: "v1"}}, []rec{{key: "I-1", value: "v2"}}, []rec{{key: "I-2", value: "v1"}})
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), names.SignalState, []rec{{key: "I-1", value: "v1"}}, []rec{{key: "I-1", value: "v2"}}, []rec{{key: "I-2", value: "v1"}})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, _ := readAll(t, b.Addrs(), names.SignalState)
+		got, _ := readAll(t, kafkaconn.Plaintext(b.Addrs()...), names.SignalState)
 		if equal(got, []string{"I-1=v2", "I-2=v1"}) {
 			return
 		}
@@ -238,10 +239,10 @@ func TestBrokerDirectories(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := topics.EnsureTopics(ctx, b.Addrs(), topics.Specs(topics.DefaultNames(""), 1)); err != nil {
+	if err := topics.EnsureTopics(ctx, kafkaconn.Plaintext(b.Addrs()...), topics.Specs(topics.DefaultNames(""), 1)); err != nil {
 		t.Fatal(err)
 	}
-	produce(t, b.Addrs(), "greenwave.readings.raw", []rec{{key: "I-1", value: "r"}})
+	produce(t, kafkaconn.Plaintext(b.Addrs()...), "greenwave.readings.raw", []rec{{key: "I-1", value: "r"}})
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +265,7 @@ func BenchmarkBrokerClean(b *testing.B) {
 			defer br.Close()
 			names := topics.DefaultNames("")
 			ctx := context.Background()
-			if err := topics.EnsureTopics(ctx, br.Addrs(), topics.Specs(names, 1)); err != nil {
+			if err := topics.EnsureTopics(ctx, kafkaconn.Plaintext(br.Addrs()...), topics.Specs(names, 1)); err != nil {
 				b.Fatal(err)
 			}
 			per := max(1, (900<<10)/size) // records per produce request, under the broker's 1 MB batch limit

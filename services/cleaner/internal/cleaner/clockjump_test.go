@@ -2,6 +2,7 @@ package cleaner
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -94,15 +95,15 @@ type cleanerResult struct {
 // returns the frames by event id and the dead letters.
 func runCleaner(t *testing.T, readings []*greenwavev1.TrafficReading) cleanerResult {
 	t.Helper()
-	brokers := kafkatest.Brokers(t)
+	kafkaConn := kafkatest.Conn(t)
 	prefix := kafkatest.Prefix(t)
 	names := topics.DefaultNames(prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := topics.EnsureTopics(ctx, brokers, topics.Specs(names, 1)); err != nil {
+	if err := topics.EnsureTopics(ctx, kafkaConn, topics.Specs(names, 1)); err != nil {
 		t.Fatal(err)
 	}
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	var outs []stream.Output
 	for _, r := range readings {
@@ -116,16 +117,17 @@ func runCleaner(t *testing.T, readings []*greenwavev1.TrafficReading) cleanerRes
 		t.Fatal(err)
 	}
 	env := map[string]string{
-		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_PREFIX": prefix, "TOPOLOGY_FILE": topologyFile,
+		"KAFKA_BROKERS": strings.Join(kafkaConn.Brokers, ","), "TOPIC_PREFIX": prefix, "TOPOLOGY_FILE": topologyFile,
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "warn",
 		"CLEANER_SESSION_TIMEOUT": "6s", "CLEANER_CHECKPOINT_INTERVAL": "200ms",
 	}
+	maps.Copy(env, kafkatest.SecurityEnv())
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(runCtx, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	}()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	client := kafkaConn.Client(10 * time.Second)
 	for {
 		committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: prefix + "greenwave.cleaner", Topics: map[string][]int{names.Readings: {0}}})
 		if err != nil {
@@ -147,7 +149,7 @@ func runCleaner(t *testing.T, readings []*greenwavev1.TrafficReading) cleanerRes
 		t.Fatalf("cleaner: %v", err)
 	}
 	res := cleanerResult{frames: map[string]*greenwavev1.IntersectionFeatures{}}
-	if err := stream.ReadPartition(ctx, brokers, names.Features, 0, func(m kafka.Message) error {
+	if err := stream.ReadPartition(ctx, kafkaConn, names.Features, 0, func(m kafka.Message) error {
 		f := &greenwavev1.IntersectionFeatures{}
 		if err := proto.Unmarshal(m.Value, f); err != nil {
 			return err
@@ -157,7 +159,7 @@ func runCleaner(t *testing.T, readings []*greenwavev1.TrafficReading) cleanerRes
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := stream.ReadPartition(ctx, brokers, names.DeadLetters, 0, func(m kafka.Message) error {
+	if err := stream.ReadPartition(ctx, kafkaConn, names.DeadLetters, 0, func(m kafka.Message) error {
 		d := &greenwavev1.DeadLetter{}
 		if err := proto.Unmarshal(m.Value, d); err != nil {
 			return err

@@ -9,15 +9,16 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 )
 
 // restoreFrom loads the partition's state from its partition of the changelog topic: the latest record of
 // every intersection, in id order, skipping (with a warning) state the partition must not hold.
-func (p *partition) restoreFrom(ctx context.Context, brokers []string, topic string, log *zap.Logger) error {
+func (p *partition) restoreFrom(ctx context.Context, kafkaConn kafkaconn.Conn, topic string, log *zap.Logger) error {
 	latest := map[string]kafka.Message{}
-	err := stream.ReadPartition(ctx, brokers, topic, p.id, func(msg kafka.Message) error {
+	err := stream.ReadPartition(ctx, kafkaConn, topic, p.id, func(msg kafka.Message) error {
 		if msg.Value == nil {
 			delete(latest, string(msg.Key))
 		} else {

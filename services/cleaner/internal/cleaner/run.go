@@ -32,7 +32,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	env.Log.Info("calendar features in the topology's time zone", zap.String("time_zone", cc.Location.String()))
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState, names.DetectorHealth)
+	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState, names.DetectorHealth)
 	if err != nil {
 		return err
 	}
@@ -40,11 +40,11 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	weather := &weatherTable{t: clean.NewWeatherTable(cc)}
 	var wsync *weatherSync
 	if cfg.WeatherWait > 0 {
-		wsync = newWeatherSync(kafkaWeatherEnds(cfg.Brokers, names.Weather, counts[names.Weather]), cfg.WeatherWait, m.waits, env.Log)
+		wsync = newWeatherSync(kafkaWeatherEnds(env.Kafka, names.Weather, counts[names.Weather]), cfg.WeatherWait, m.waits, env.Log)
 	}
 	var weatherReady sync.Once
 	weatherCaughtUp := make(chan struct{})
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
+	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 
 	newHandler := func(ctx context.Context, part int) (*stream.Handler, error) {
@@ -57,13 +57,13 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		p := newPartition(part, counts[names.Readings], env.Topology, cc, names, weather, m)
 		p.cad = cfg.cadence()
 		p.wsync = wsync
-		if err := p.restoreFrom(ctx, cfg.Brokers, names.CleanerState, env.Log); err != nil {
+		if err := p.restoreFrom(ctx, env.Kafka, names.CleanerState, env.Log); err != nil {
 			return nil, err
 		}
 		return p.handler(), nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: cfg.Brokers, GroupID: cfg.Group("cleaner"), Topic: names.Readings, DeadLetterTopic: names.DeadLetters,
+		Conn: env.Kafka, GroupID: cfg.Group("cleaner"), Topic: names.Readings, DeadLetterTopic: names.DeadLetters,
 		Service: "cleaner", DeadLetter: wire.DeadLetter, MaxBatch: cfg.MaxBatch, IdleTick: cfg.IdleTimeout, SessionTimeout: cfg.SessionTimeout,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 
@@ -72,7 +72,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.Server.Run(ctx) })
 	g.Go(func() error {
-		return stream.Follow(ctx, cfg.Brokers, names.Weather, counts[names.Weather], func(msg kafka.Message) error {
+		return stream.Follow(ctx, env.Kafka, names.Weather, counts[names.Weather], func(msg kafka.Message) error {
 			applyWeather(weather, m, msg)
 			if wsync != nil {
 				wsync.consumed(msg.Partition, msg.Offset)

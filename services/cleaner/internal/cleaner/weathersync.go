@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 )
 
@@ -128,8 +129,8 @@ func (w *weatherSync) warnOnce(msg string, fields ...zap.Field) {
 }
 
 // kafkaWeatherEnds asks the brokers for the weather topic's first and end offsets.
-func kafkaWeatherEnds(brokers []string, topic string, partitions int) weatherEnds {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func kafkaWeatherEnds(kafkaConn kafkaconn.Conn, topic string, partitions int) weatherEnds {
+	client := kafkaConn.Client(10 * time.Second)
 	req := make([]kafka.OffsetRequest, 0, 2*partitions)
 	for p := range partitions {
 		req = append(req, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))

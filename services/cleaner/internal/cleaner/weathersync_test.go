@@ -28,14 +28,14 @@ type syncFixture struct {
 
 func newSyncFixture(t *testing.T, limit time.Duration) *syncFixture {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, 1)
+	kafkaConn, names := kafkatest.Setup(t, 1)
 	obs := &greenwavev1.WeatherReading{SchemaVersion: 1, ReadingId: "STN-1@t0", StationId: "STN-1", ObservedAt: timestamppb.New(t0),
 		TemperatureC: proto.Float64(4.5)}
 	b, err := proto.Marshal(obs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: names.Weather, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafkaConn.Addr(), Transport: kafkaConn.Transport(), Topic: names.Weather, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte("STN-1"), Value: b}); err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func newSyncFixture(t *testing.T, limit time.Duration) *syncFixture {
 	p := newTestPartition(t, 0)
 	table := &weatherTable{t: clean.NewWeatherTable(clean.DefaultConfig())}
 	p.weather = table
-	p.wsync = newWeatherSync(kafkaWeatherEnds(brokers, names.Weather, 1), limit, p.metrics.waits, nil)
+	p.wsync = newWeatherSync(kafkaWeatherEnds(kafkaConn, names.Weather, 1), limit, p.metrics.waits, nil)
 	f := &syncFixture{p: p, table: table, waiting: make(chan struct{}, 1),
 		record: kafka.Message{Topic: names.Weather, Partition: 0, Offset: 0, Value: b}}
 	p.wsync.onWait = func() {

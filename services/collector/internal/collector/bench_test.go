@@ -47,13 +47,13 @@ func benchReadings(n int) []*greenwavev1.TrafficReading {
 // with the same settings, in the same run. Set KAFKA_BROKERS for a real broker (`make bench` does); without it
 // both sides run against kfake. The ratio is reported as the metric collector/plain.
 func BenchmarkIngest(b *testing.B) {
-	brokers, names := kafkatest.Setup(b, 3)
+	kafkaConn, names := kafkatest.Setup(b, 3)
 	const perOp = benchBatch * benchInFlight * 4
 	readings := benchReadings(perOp)
 	ix := testIndex(b)
 
 	// Plain producer: the same records, marshalled once, same writer settings as the collector's producer.
-	plain := stream.NewProducer(brokers, stream.ProducerConfig{})
+	plain := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer plain.Close()
 	outs := make([]stream.Output, len(readings))
 	for i, r := range readings {
@@ -68,7 +68,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 
 	// The collector, served on loopback.
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	svc, err := New(Options{Publisher: prod, Topology: ix, Names: names, AllowAnonymous: true, StreamInFlight: benchInFlight,
 		Log: zap.NewNop(), Registry: prometheus.NewRegistry()})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/ingest/gateways"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -125,16 +126,16 @@ func (p *switchPublisher) setFail(err error) { p.mu.Lock(); p.fail = err; p.mu.U
 
 // fixture is a running collector on a fresh Kafka.
 type fixture struct {
-	t       *testing.T
-	brokers []string
-	names   topics.Names
-	svc     *Service
-	pub     *switchPublisher
-	clock   *clock
-	addrs   server.Addrs
-	reg     *prometheus.Registry
-	conn    *grpc.ClientConn
-	client  greenwavev1.CollectorServiceClient
+	t         *testing.T
+	kafkaConn kafkaconn.Conn
+	names     topics.Names
+	svc       *Service
+	pub       *switchPublisher
+	clock     *clock
+	addrs     server.Addrs
+	reg       *prometheus.Registry
+	conn      *grpc.ClientConn
+	client    greenwavev1.CollectorServiceClient
 }
 
 type serverConfig = server.Config
@@ -143,11 +144,11 @@ type fixtureOption func(*Options, *serverConfig)
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, 2)
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	kafkaConn, names := kafkatest.Setup(t, 2)
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	t.Cleanup(func() { prod.Close() })
 	ix := testIndex(t)
-	f := &fixture{t: t, brokers: brokers, names: names, pub: &switchPublisher{next: prod}, clock: &clock{t: testNow}, reg: prometheus.NewRegistry()}
+	f := &fixture{t: t, kafkaConn: kafkaConn, names: names, pub: &switchPublisher{next: prod}, clock: &clock{t: testNow}, reg: prometheus.NewRegistry()}
 	o := Options{
 		Publisher: f.pub, Topology: ix, Names: names, Gateways: testRegistry(t, ix), Limits: ingest.DefaultLimits(),
 		MaxBatch: 50, MaxMessageBytes: 64 << 10, StreamInFlight: 4, MaxInFlight: 16, Now: f.clock.Now, Log: zap.NewNop(), Registry: f.reg,
@@ -235,7 +236,7 @@ func (f *fixture) records(topic string, partitions int) []kafka.Message {
 	f.t.Helper()
 	var out []kafka.Message
 	for p := range partitions {
-		err := stream.ReadPartition(testCtx(f.t), f.brokers, topic, p, func(m kafka.Message) error {
+		err := stream.ReadPartition(testCtx(f.t), f.kafkaConn, topic, p, func(m kafka.Message) error {
 			out = append(out, m)
 			return nil
 		})

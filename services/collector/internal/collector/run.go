@@ -37,10 +37,10 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		}
 	}
 	names := cfg.Topics()
-	if _, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Readings, names.Weather); err != nil {
+	if _, err := app.CheckTopics(ctx, env.Kafka, names, names.Readings, names.Weather); err != nil {
 		return err
 	}
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
+	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 	lim := ingest.DefaultLimits()
 	lim.MaxFutureSkew, lim.MaxAge = cfg.MaxFutureSkew, cfg.MaxAge

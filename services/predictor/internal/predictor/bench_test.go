@@ -56,7 +56,7 @@ func benchStore(b *testing.B) *models.Store {
 // in milliseconds, and the vector rate actually achieved. b.N is the number of frames.
 func BenchmarkPredictionLatency(b *testing.B) {
 	const vectorsPerS, approaches, tick = 10_000, 2, 10 * time.Millisecond
-	brokers, names := kafkatest.Setup(b, 3)
+	kafkaConn, names := kafkatest.Setup(b, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pred := newTestPredictor(benchStore(b), time.Hour)
@@ -64,7 +64,7 @@ func BenchmarkPredictionLatency(b *testing.B) {
 	if err := app.Load(&cfg, func(string) (string, bool) { return "", false }); err != nil {
 		b.Fatal(err)
 	}
-	svc := newService(serviceConfig{brokers: brokers, names: names, group: "bench-" + names.Features, modelPartitions: 3, buffer: 1 << 20, maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger},
+	svc := newService(serviceConfig{kafkaConn: kafkaConn, names: names, group: "bench-" + names.Features, modelPartitions: 3, buffer: 1 << 20, maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger},
 		pred, zap.NewNop(), prometheus.NewRegistry())
 	// Record the service's own latency (frame consumed → prediction acknowledged), which the latency histogram
 	// observes, value by value.
@@ -86,7 +86,7 @@ func BenchmarkPredictionLatency(b *testing.B) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 
 	frames := make([]stream.Output, b.N)

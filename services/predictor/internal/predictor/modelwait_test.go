@@ -61,11 +61,11 @@ func publishFrames(ctx context.Context, t *testing.T, prod *stream.Producer, nam
 // published.
 func startSyncRig(ctx context.Context, t *testing.T, trained int, wait time.Duration) (*service, topics.Names, *stream.Producer, chan features.Frame, func(context.Context) *greenwavev1.IntersectionPrediction) {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, 1)
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	kafkaConn, names := kafkatest.Setup(t, 1)
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	t.Cleanup(func() { prod.Close() })
 	publishModels(ctx, t, prod, names, trainedStore(t, trained))
-	svc := newService(serviceConfig{brokers: brokers, names: names, group: "g-" + names.Features, modelPartitions: 1, buffer: 1024,
+	svc := newService(serviceConfig{kafkaConn: kafkaConn, names: names, group: "g-" + names.Features, modelPartitions: 1, buffer: 1024,
 		maxBatch: 4, writeLinger: 10 * time.Microsecond, modelWait: wait}, newTestPredictor(models.NewStore(), time.Hour),
 		zaptest.NewLogger(t), prometheus.NewRegistry())
 	started := make(chan features.Frame, 16)

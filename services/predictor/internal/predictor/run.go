@@ -14,6 +14,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -37,13 +38,13 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Features, names.Models, names.Predictions, names.DeadLetters)
+	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Features, names.Models, names.Predictions, names.DeadLetters)
 	if err != nil {
 		return err
 	}
 	pred := &Predictor{models: models.NewStore(), horizons: newHorizonRule(horizons), targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
 	svc := newService(serviceConfig{
-		brokers: cfg.Brokers, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer, maxSubscribers: cfg.MaxSubscribers,
+		kafkaConn: env.Kafka, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer, maxSubscribers: cfg.MaxSubscribers,
 		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger, modelWait: cfg.ModelWait,
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
@@ -74,7 +75,7 @@ type service struct {
 
 // serviceConfig is what newService needs, resolved from Config.
 type serviceConfig struct {
-	brokers         []string
+	kafkaConn       kafkaconn.Conn
 	names           topics.Names
 	group           string
 	modelPartitions int
@@ -97,7 +98,7 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 	rejected := newRejections(reg, log)
 	s.waiter = newModelWaiter(s.store, sc.modelWait, log, reg)
 	s.api = &API{hub: s.hub, buffer: sc.buffer, maxSubs: sc.maxSubscribers, metrics: s.metrics}
-	s.prod = stream.NewProducer(sc.brokers, stream.ProducerConfig{BatchTimeout: sc.writeLinger, Registerer: reg})
+	s.prod = stream.NewProducer(sc.kafkaConn, stream.ProducerConfig{BatchTimeout: sc.writeLinger, Registerer: reg})
 	newHandler := func(ctx context.Context, _ int) (*stream.Handler, error) {
 		select { // never predict before the models topic was read whole
 		case <-s.modelsLoaded:
@@ -109,7 +110,7 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 		return p.handler(), nil
 	}
 	s.proc = stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: sc.brokers, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
+		Conn: sc.kafkaConn, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
 		DeadLetter: wire.DeadLetter, MaxBatch: sc.maxBatch,
 	}, s.prod, newHandler, log, stream.NewMetrics(reg))
 	return s
@@ -131,7 +132,7 @@ func (s *service) run(ctx context.Context) error {
 	defer s.hub.Close()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return followModels(ctx, s.cfg.brokers, s.cfg.names.Models, s.cfg.modelPartitions, s.store, s.log, func() {
+		return followModels(ctx, s.cfg.kafkaConn, s.cfg.names.Models, s.cfg.modelPartitions, s.store, s.log, func() {
 			s.loadedOnce.Do(func() { close(s.modelsLoaded) })
 		})
 	})
@@ -143,8 +144,8 @@ func (s *service) run(ctx context.Context) error {
 // was read up to the end it had when following began — only then does the store hold every model whole, so
 // nothing is predicted (and readiness is not reported) from a partial set of models. Undecodable snapshots are
 // skipped with a warning: the trainer owns the topic and the next snapshot of the model replaces it.
-func followModels(ctx context.Context, brokers []string, topic string, partitions int, store *models.Store, log *zap.Logger, loaded func()) error {
-	err := wire.FollowModels(ctx, brokers, topic, partitions, wire.ModelFollower{
+func followModels(ctx context.Context, kafkaConn kafkaconn.Conn, topic string, partitions int, store *models.Store, log *zap.Logger, loaded func()) error {
+	err := wire.FollowModels(ctx, kafkaConn, topic, partitions, wire.ModelFollower{
 		Put: func(s *train.Snapshot) { store.Put(s) },
 		Undecodable: func(msg kafka.Message, err error) {
 			log.Warn("skipping undecodable model snapshot", zap.ByteString("key", msg.Key), zap.Int64("offset", msg.Offset), zap.Error(err))

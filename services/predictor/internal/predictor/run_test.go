@@ -23,10 +23,10 @@ import (
 func TestModelsRestoredWholeBeforeReady(t *testing.T) {
 	t.Parallel()
 	const parts, nModels, versions = 3, 30, 4
-	brokers, names := kafkatest.Setup(t, parts)
+	kafkaConn, names := kafkatest.Setup(t, parts)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	var outs []stream.Output
 	for v := 1; v <= versions; v++ {
@@ -48,7 +48,7 @@ func TestModelsRestoredWholeBeforeReady(t *testing.T) {
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- followModels(fctx, brokers, names.Models, parts, store, zaptest.NewLogger(t), func() {
+		done <- followModels(fctx, kafkaConn, names.Models, parts, store, zaptest.NewLogger(t), func() {
 			loaded <- store.Len() // what a reader would see the moment readiness flips
 		})
 	}()
@@ -78,10 +78,10 @@ func TestModelsRestoredWholeBeforeReady(t *testing.T) {
 func TestPredictionsPublishedWithDeferredCommits(t *testing.T) {
 	t.Parallel()
 	const parts, frames = 3, 20
-	brokers, names := kafkatest.Setup(t, parts)
+	kafkaConn, names := kafkatest.Setup(t, parts)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	svc := newService(serviceConfig{brokers: brokers, names: names, group: "g-" + names.Features, modelPartitions: parts, buffer: 1024,
+	svc := newService(serviceConfig{kafkaConn: kafkaConn, names: names, group: "g-" + names.Features, modelPartitions: parts, buffer: 1024,
 		maxBatch: 4, commitInterval: time.Hour, writeLinger: 10 * time.Microsecond}, newTestPredictor(trainedStore(t, 100), time.Hour),
 		zaptest.NewLogger(t), prometheus.NewRegistry())
 	sub := svc.hub.Subscribe(1024, nil)
@@ -90,7 +90,7 @@ func TestPredictionsPublishedWithDeferredCommits(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- svc.run(runCtx) }()
 
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	var outs []stream.Output
 	for i := range frames {
@@ -119,7 +119,7 @@ func TestPredictionsPublishedWithDeferredCommits(t *testing.T) {
 	}
 	onTopic := map[string]bool{}
 	for p := range parts {
-		if err := stream.ReadPartition(ctx, brokers, names.Predictions, p, func(m kafka.Message) error {
+		if err := stream.ReadPartition(ctx, kafkaConn, names.Predictions, p, func(m kafka.Message) error {
 			onTopic[string(stream.Header(m, stream.HeaderEventID))] = true
 			return nil
 		}); err != nil {

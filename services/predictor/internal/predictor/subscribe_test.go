@@ -30,10 +30,10 @@ func TestSubscribeDeliversEveryPrediction(t *testing.T) {
 	t.Parallel()
 	const parts, windows = 3, 80
 	ids := []string{"i1", "i2", "i3", "i4"}
-	brokers, names := kafkatest.Setup(t, parts)
+	kafkaConn, names := kafkatest.Setup(t, parts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	svc := newService(serviceConfig{brokers: brokers, names: names, group: "g-" + names.Features, modelPartitions: parts, buffer: 1024},
+	svc := newService(serviceConfig{kafkaConn: kafkaConn, names: names, group: "g-" + names.Features, modelPartitions: parts, buffer: 1024},
 		newTestPredictor(trainedStore(t, 100), time.Hour), zaptest.NewLogger(t), prometheus.NewRegistry())
 	// Registered before anything is predicted: it sees every prediction as an update. Its queue holds 5.
 	stalled := svc.hub.Subscribe(5, nil)
@@ -65,7 +65,7 @@ func TestSubscribeDeliversEveryPrediction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	frames := func(from, to int) []stream.Output {
 		var outs []stream.Output
@@ -122,7 +122,7 @@ func TestSubscribeDeliversEveryPrediction(t *testing.T) {
 	}
 	onTopic := map[string]bool{}
 	for p := range parts {
-		if err := stream.ReadPartition(ctx, brokers, names.Predictions, p, func(m kafka.Message) error {
+		if err := stream.ReadPartition(ctx, kafkaConn, names.Predictions, p, func(m kafka.Message) error {
 			onTopic[string(stream.Header(m, stream.HeaderEventID))] = true
 			return nil
 		}); err != nil {

@@ -74,7 +74,7 @@ func (h *harness) finalState(ctx context.Context) map[string]*intersectionState 
 	for {
 		got := map[string]*intersectionState{}
 		for part := range 2 {
-			if err := stream.ReadPartition(ctx, h.brokers, h.names.SignalState, part, func(m kafka.Message) error {
+			if err := stream.ReadPartition(ctx, h.kafkaConn, h.names.SignalState, part, func(m kafka.Message) error {
 				st, _, err := wire.DecodeSignalState(string(stream.Header(m, stream.HeaderPayload)), m.Value)
 				if err != nil {
 					return err
@@ -105,7 +105,7 @@ func (h *harness) plansOnTopic(ctx context.Context) map[string][]*greenwavev1.Si
 	h.t.Helper()
 	out := map[string][]*greenwavev1.SignalPlan{}
 	for part := range 2 {
-		if err := stream.ReadPartition(ctx, h.brokers, h.names.Plans, part, func(m kafka.Message) error {
+		if err := stream.ReadPartition(ctx, h.kafkaConn, h.names.Plans, part, func(m kafka.Message) error {
 			var p greenwavev1.SignalPlan
 			if err := proto.Unmarshal(m.Value, &p); err != nil {
 				return err
@@ -135,7 +135,7 @@ func TestRestartEquivalence(t *testing.T) {
 			defer cancel()
 			run := func(kills map[int]bool, afterAck map[int]bool) (map[string]*intersectionState, map[string][]*greenwavev1.SignalPlan) {
 				h := newHarnessWith(t, watchTopology, map[string]string{"SIGNAL_CHECKPOINT_INTERVAL": "1h", "SIGNAL_CHECKPOINT_IDLE": "200ms"})
-				prod := stream.NewProducer(h.brokers, stream.ProducerConfig{})
+				prod := stream.NewProducer(h.kafkaConn, stream.ProducerConfig{})
 				defer prod.Close()
 				for i, chunk := range h.restartChunks() {
 					if err := prod.Write(ctx, chunk...); err != nil {

@@ -21,7 +21,7 @@ import (
 func restorePartition(ctx context.Context, svc *service, part int) (*partition, error) {
 	p := newPartition(svc, part)
 	marks := map[string]wire.SignalCheckpoint{}
-	err := stream.ReadPartition(ctx, svc.brokers, svc.names.SignalState, part, func(msg kafka.Message) error {
+	err := stream.ReadPartition(ctx, svc.kafkaConn, svc.names.SignalState, part, func(msg kafka.Message) error {
 		st, mark, err := wire.DecodeSignalState(string(stream.Header(msg, stream.HeaderPayload)), msg.Value)
 		if err != nil {
 			return fmt.Errorf("state of %s: %w", msg.Key, err)
@@ -155,7 +155,7 @@ func (s *service) readPlans(ctx context.Context, part int, from int64, fn func(k
 	if end <= from {
 		return nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.brokers, Topic: s.names.Plans, Partition: part, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.kafkaConn.Brokers, Dialer: s.kafkaConn.Dialer(), Topic: s.names.Plans, Partition: part, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seek %s[%d]: %w", s.names.Plans, part, err)

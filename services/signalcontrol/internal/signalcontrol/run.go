@@ -15,6 +15,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -33,13 +34,13 @@ type service struct {
 	overrides  *overrideTable
 	operators  *Operators
 	// authLog logs refused operator authentication (nil: not logged).
-	authLog  *server.AuthFailureLog
-	producer *stream.Producer
-	log      *zap.Logger
-	now      func() time.Time
-	alpha    float64
-	brokers  []string
-	client   *kafka.Client
+	authLog   *server.AuthFailureLog
+	producer  *stream.Producer
+	log       *zap.Logger
+	now       func() time.Time
+	alpha     float64
+	kafkaConn kafkaconn.Conn
+	client    *kafka.Client
 	// checkpointEvery and checkpointIdle are SIGNAL_CHECKPOINT_INTERVAL and SIGNAL_CHECKPOINT_IDLE.
 	checkpointEvery, checkpointIdle time.Duration
 }
@@ -92,7 +93,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	}
 	env.Log.Info("time-of-day profile in the topology's time zone", zap.String("time_zone", zone.String()))
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
+	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
 	if err != nil {
 		return err
 	}
@@ -102,14 +103,14 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		d.hub(hub)
 	}
 	table := newOverrideTable()
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
+	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 	svc := &service{
 		planner: &Planner{topo: env.Topology, revision: topo.Revision, horizon: cfg.PlanHorizon, validity: cfg.PlanValidity,
 			gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval, RecallVPH: cfg.RecallVPH}, zone: zone, minSamples: uint32(cfg.ProfileMinSamples), coordination: coord},
 		names: names, partitions: counts[names.Predictions], hub: hub, metrics: newMetrics(env.Registry, hub, table, d.now),
 		overrides: table, operators: operators, authLog: server.NewAuthFailureLog(env.Log), producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
-		brokers: cfg.Brokers, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second},
+		kafkaConn: env.Kafka, client: env.Kafka.Client(30 * time.Second),
 		checkpointEvery: cfg.CheckpointEvery, checkpointIdle: cfg.CheckpointIdle,
 	}
 	newHandler := func(ctx context.Context, part int) (*stream.Handler, error) {
@@ -128,7 +129,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		return p.handler(), nil
 	}
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: cfg.Brokers, GroupID: cfg.Group("signalcontrol"), Topic: names.Predictions, DeadLetterTopic: names.DeadLetters,
+		Conn: env.Kafka, GroupID: cfg.Group("signalcontrol"), Topic: names.Predictions, DeadLetterTopic: names.DeadLetters,
 		Service: "signalcontrol", DeadLetter: wire.DeadLetter, IdleTick: cfg.OverrideTick,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{svc: svc, hub: hub, buffer: cfg.SubscriberBuffer, maxSubs: cfg.MaxSubscribers})
@@ -147,7 +148,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		})
 	}
 	g.Go(func() error {
-		err := stream.Follow(ctx, cfg.Brokers, names.Overrides, svc.partitions, func(m kafka.Message) error {
+		err := stream.Follow(ctx, env.Kafka, names.Overrides, svc.partitions, func(m kafka.Message) error {
 			a, err := wire.TopicOverrides.Decode(m)
 			if err != nil || a.GetOverride().GetIntersectionId() == "" {
 				svc.metrics.badAudits.Inc()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/signal"
@@ -64,11 +66,11 @@ func (c *testClock) add(d time.Duration) {
 
 // harness is one running signal-control against the test's Kafka.
 type harness struct {
-	t       *testing.T
-	brokers []string
-	names   topics.Names
-	env     map[string]string
-	clock   *testClock
+	t         *testing.T
+	kafkaConn kafkaconn.Conn
+	names     topics.Names
+	env       map[string]string
+	clock     *testClock
 	// hub is the running service's plans hub.
 	hub    *broadcast.Hub[*greenwavev1.SignalPlan]
 	cancel context.CancelFunc
@@ -86,7 +88,7 @@ func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessWith(t, te
 // newHarnessWith runs signal-control with the given topology.
 func newHarnessWith(t *testing.T, topology string, extraEnv ...map[string]string) *harness {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, 2)
+	kafkaConn, names := kafkatest.Setup(t, 2)
 	dir := t.TempDir()
 	topo := filepath.Join(dir, "topology.yaml")
 	tokens := filepath.Join(dir, "tokens.yaml")
@@ -97,11 +99,12 @@ func newHarnessWith(t *testing.T, topology string, extraEnv ...map[string]string
 	if err := os.WriteFile(tokens, []byte(tok), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, brokers: brokers, names: names, clock: &testClock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}, env: map[string]string{
-		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_PREFIX": strings.TrimSuffix(names.Predictions, "greenwave.predictions"),
+	h := &harness{t: t, kafkaConn: kafkaConn, names: names, clock: &testClock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}, env: map[string]string{
+		"KAFKA_BROKERS": strings.Join(kafkaConn.Brokers, ","), "TOPIC_PREFIX": strings.TrimSuffix(names.Predictions, "greenwave.predictions"),
 		"TOPOLOGY_FILE": topo, "SIGNAL_OPERATOR_TOKENS_FILE": tokens, "GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0",
 		"LOG_LEVEL": "error", "SIGNAL_PROFILE_MIN_SAMPLES": "2", "SIGNAL_OVERRIDE_TICK": "50ms",
 	}}
+	maps.Copy(h.env, kafkatest.SecurityEnv())
 	for _, e := range extraEnv {
 		for k, v := range e {
 			h.env[k] = v
@@ -171,7 +174,7 @@ func windowStart(k int) time.Time {
 // sendPrediction publishes the prediction for window k of intersection A: 400 veh/h forecast, 300 observed.
 func (h *harness) sendPrediction(k int, opts ...predOpt) {
 	h.t.Helper()
-	prod := stream.NewProducer(h.brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(h.kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	if err := prod.Write(context.Background(), h.prediction("A", k, opts...)); err != nil {
 		h.t.Fatal(err)
@@ -476,7 +479,7 @@ func waitAudit(t *testing.T, h *harness, eventID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	found := errors.New("found")
-	err := stream.Follow(ctx, h.brokers, h.names.Overrides, 2, func(m kafka.Message) error {
+	err := stream.Follow(ctx, h.kafkaConn, h.names.Overrides, 2, func(m kafka.Message) error {
 		var a greenwavev1.OverrideAudit
 		if proto.Unmarshal(m.Value, &a) == nil && a.GetEventId() == eventID {
 			return found

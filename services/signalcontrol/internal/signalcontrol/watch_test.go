@@ -67,7 +67,7 @@ func TestWatchPlansDeliversEveryPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod := stream.NewProducer(h.brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(h.kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 
 	// Window 0 of every intersection first: once the watch received those plans (initial or not), it is
@@ -118,7 +118,7 @@ func TestWatchPlansDeliversEveryPlan(t *testing.T) {
 	// What it received is exactly what the plans topic holds.
 	onTopic := map[string]bool{}
 	for part := range 2 {
-		if err := stream.ReadPartition(ctx, h.brokers, h.names.Plans, part, func(m kafka.Message) error {
+		if err := stream.ReadPartition(ctx, h.kafkaConn, h.names.Plans, part, func(m kafka.Message) error {
 			var p greenwavev1.SignalPlan
 			if err := proto.Unmarshal(m.Value, &p); err != nil {
 				return err

@@ -26,16 +26,16 @@ import (
 // gRPC server, and returns a client and a function that publishes snapshots to the topic.
 func modelService(t *testing.T) (greenwavev1.ModelServiceClient, func(...*greenwavev1.ModelSnapshot)) {
 	t.Helper()
-	brokers, names := kafkatest.Setup(t, 2)
+	kafkaConn, names := kafkatest.Setup(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	store, hub := models.NewStore(), broadcast.New[*train.Snapshot]()
 	loaded := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- followModels(ctx, brokers, names.Models, 2, store, hub, newMetrics(testRegistry()), zap.NewNop(), func() { close(loaded) })
+		done <- followModels(ctx, kafkaConn, names.Models, 2, store, hub, newMetrics(testRegistry()), zap.NewNop(), func() { close(loaded) })
 	}()
 	client := serveModels(t, NewAPI(store, hub, 64, testRegistry()))
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	t.Cleanup(func() {
 		hub.Close()
 		cancel()

@@ -3,6 +3,7 @@ package trainer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -23,8 +25,8 @@ const (
 )
 
 // committedRecords is how many records of topic the group has committed, over every partition.
-func committedRecords(ctx context.Context, brokers []string, group, topic string, partitions int) (int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func committedRecords(ctx context.Context, kafkaConn kafkaconn.Conn, group, topic string, partitions int) (int64, error) {
+	client := kafkaConn.Client(10 * time.Second)
 	parts := make([]int, partitions)
 	for p := range parts {
 		parts[p] = p
@@ -49,16 +51,17 @@ func committedRecords(ctx context.Context, brokers []string, group, topic string
 func BenchmarkTrainerService(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	brokers, names := kafkatest.Setup(b, benchPartitions)
+	kafkaConn, names := kafkatest.Setup(b, benchPartitions)
 	prefix := strings.TrimSuffix(names.Features, topics.DefaultNames("").Features)
 	env := map[string]string{
-		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_PREFIX": prefix, "TOPOLOGY_FILE": "../../../../config/topology.yaml",
+		"KAFKA_BROKERS": strings.Join(kafkaConn.Brokers, ","), "TOPIC_PREFIX": prefix, "TOPOLOGY_FILE": "../../../../config/topology.yaml",
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error",
 		// A checkpoint after every batch, the worst case (and what the figures in docs/trainer.md measured): with
 		// the event-time default the clock would also stop only after TRAINER_CHECKPOINT_IDLE.
 		"TRAINER_CHECKPOINT_INTERVAL": "0s",
 	}
-	waitLeaders(ctx, b, brokers, benchPartitions, names.Features, names.Models)
+	maps.Copy(env, kafkatest.SecurityEnv())
+	waitLeaders(ctx, b, kafkaConn, benchPartitions, names.Features, names.Models)
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }) }()
 
@@ -72,7 +75,7 @@ func BenchmarkTrainerService(b *testing.B) {
 		}
 		return outs
 	}
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	group := prefix + "greenwave.trainer"
 	// wait writes outs and polls until the group committed total records.
@@ -81,7 +84,7 @@ func BenchmarkTrainerService(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			n, err := committedRecords(ctx, brokers, group, names.Features, benchPartitions)
+			n, err := committedRecords(ctx, kafkaConn, group, names.Features, benchPartitions)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -113,9 +116,9 @@ func BenchmarkTrainerService(b *testing.B) {
 
 // waitLeaders waits until every partition of the topics answers ListOffsets, so that a benchmark's timing does
 // not include a real broker electing the leaders of topics it has just created.
-func waitLeaders(ctx context.Context, b *testing.B, brokers []string, partitions int, topicNames ...string) {
+func waitLeaders(ctx context.Context, b *testing.B, kafkaConn kafkaconn.Conn, partitions int, topicNames ...string) {
 	b.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	client := kafkaConn.Client(10 * time.Second)
 	req := map[string][]kafka.OffsetRequest{}
 	for _, t := range topicNames {
 		for p := range partitions {

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/train"
@@ -195,10 +196,10 @@ func servable(s *train.Snapshot) bool {
 // snapshots there are skipped; the changelog's newer versions win). A learner that cannot be restored
 // (configuration changed, undecodable snapshot) restarts from scratch, loudly: it is logged and counted in
 // greenwave_trainer_restore_failures_total.
-func restorePartition(ctx context.Context, brokers []string, part, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) (*partition, error) {
+func restorePartition(ctx context.Context, kafkaConn kafkaconn.Conn, part, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) (*partition, error) {
 	rs := newRestoreSet(cfg)
 	for _, topic := range []string{names.Models, names.TrainerState} {
-		err := stream.ReadPartition(ctx, brokers, topic, part, func(msg kafka.Message) error {
+		err := stream.ReadPartition(ctx, kafkaConn, topic, part, func(msg kafka.Message) error {
 			if msg.Value == nil {
 				rs.add(string(msg.Key), nil)
 				return nil

@@ -78,8 +78,8 @@ func TestRestoreReplayIsExact(t *testing.T) {
 				t.Parallel()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				brokers, names := kafkatest.Setup(t, 1)
-				prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+				kafkaConn, names := kafkatest.Setup(t, 1)
+				prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 				defer prod.Close()
 				p, _ := newTestPartition(names)
 				committed := 0
@@ -105,7 +105,7 @@ func TestRestoreReplayIsExact(t *testing.T) {
 					}
 				}
 				m := newMetrics(testRegistry())
-				restored, err := restorePartition(ctx, brokers, 0, 0, testConfig(), names, m, zap.NewNop())
+				restored, err := restorePartition(ctx, kafkaConn, 0, 0, testConfig(), names, m, zap.NewNop())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -141,8 +141,8 @@ func TestRestoreSkipsWhatItCannotRead(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	brokers, names := kafkatest.Setup(t, 1)
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	kafkaConn, names := kafkatest.Setup(t, 1)
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	p, _ := newTestPartition(names)
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -161,7 +161,7 @@ func TestRestoreSkipsWhatItCannotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMetrics(testRegistry())
-	restored, err := restorePartition(ctx, brokers, 0, 0, testConfig(), names, m, zap.NewNop())
+	restored, err := restorePartition(ctx, kafkaConn, 0, 0, testConfig(), names, m, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

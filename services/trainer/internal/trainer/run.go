@@ -9,6 +9,7 @@ import (
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/models"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/train"
@@ -32,7 +33,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, cfg.Brokers, names, names.Features, names.Models, names.TrainerState, names.DeadLetters)
+	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Features, names.Models, names.TrainerState, names.DeadLetters)
 	if err != nil {
 		return err
 	}
@@ -41,14 +42,14 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	store := models.NewStore()
 	hub := broadcast.New[*train.Snapshot]()
 	defer hub.Close()
-	prod := stream.NewProducer(cfg.Brokers, stream.ProducerConfig{Registerer: env.Registry})
+	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 	parts := counts[names.Features]
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Brokers: cfg.Brokers, GroupID: cfg.Group("trainer"), Topic: names.Features, DeadLetterTopic: names.DeadLetters,
+		Conn: env.Kafka, GroupID: cfg.Group("trainer"), Topic: names.Features, DeadLetterTopic: names.DeadLetters,
 		Service: "trainer", DeadLetter: wire.DeadLetter, MaxBatch: cfg.MaxBatch, SessionTimeout: cfg.SessionTimeout,
 	}, prod, func(ctx context.Context, part int) (*stream.Handler, error) {
-		p, err := restorePartition(ctx, cfg.Brokers, part, parts, tc, names, m, env.Log)
+		p, err := restorePartition(ctx, env.Kafka, part, parts, tc, names, m, env.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -64,16 +65,16 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	g.Go(func() error { return env.Server.Run(ctx) })
 	g.Go(func() error { return proc.Run(ctx) })
 	g.Go(func() error {
-		return followModels(ctx, cfg.Brokers, names.Models, counts[names.Models], store, hub, m, env.Log, func() { close(modelsLoaded) })
+		return followModels(ctx, env.Kafka, names.Models, counts[names.Models], store, hub, m, env.Log, func() { close(modelsLoaded) })
 	})
 	return g.Wait()
 }
 
 // followModels reads the whole models topic into store, from the beginning and then as it grows, publishing
 // every stored update to hub; caughtUp is called once the topic's end at start-up is reached.
-func followModels(ctx context.Context, brokers []string, topic string, partitions int, store *models.Store,
+func followModels(ctx context.Context, kafkaConn kafkaconn.Conn, topic string, partitions int, store *models.Store,
 	hub *broadcast.Hub[*train.Snapshot], m *metrics, log *zap.Logger, caughtUp func()) error {
-	return wire.FollowModels(ctx, brokers, topic, partitions, wire.ModelFollower{
+	return wire.FollowModels(ctx, kafkaConn, topic, partitions, wire.ModelFollower{
 		Put: func(s *train.Snapshot) {
 			if store.Put(s) {
 				hub.Publish(s.ModelID, s)

@@ -147,8 +147,8 @@ func TestRestoreFitsEachWindow(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	brokers, names := kafkatest.Setup(t, 1)
-	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	kafkaConn, names := kafkatest.Setup(t, 1)
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
 	defer prod.Close()
 	rng := rand.New(rand.NewPCG(7, 8))
 	var frames []*greenwavev1.IntersectionFeatures
@@ -179,7 +179,7 @@ func TestRestoreFitsEachWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMetrics(testRegistry())
-	restored, err := restorePartition(ctx, brokers, 0, 0, train.BaseConfig(), names, m, zap.NewNop())
+	restored, err := restorePartition(ctx, kafkaConn, 0, 0, train.BaseConfig(), names, m, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
