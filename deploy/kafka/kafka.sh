@@ -4,10 +4,21 @@
 #   deploy/kafka/kafka.sh fetch              download the jars from Maven Central into .cache/lib
 #   deploy/kafka/kafka.sh start              format fresh storage, start the broker, print 127.0.0.1:PORT
 #   deploy/kafka/kafka.sh stop               stop the broker and delete .run/ (no-op when not running)
-#   deploy/kafka/kafka.sh test -- CMD ...    start, run CMD with KAFKA_BROKERS set, always stop; exit with CMD's status
+#   deploy/kafka/kafka.sh test -- CMD ...    start, run CMD with KAFKA_BROKERS (and the security settings) set,
+#                                            always stop; exit with CMD's status
+#   deploy/kafka/kafka.sh env                print the client settings of the running broker as shell exports
+#
+# Security (KAFKA_SECURITY, default sasl_ssl): the client listener is SASL_SSL — a CA and a broker certificate
+# made for this run (openssl), SCRAM-SHA-512 users created by `kafka-storage format --add-scram` (admin, the
+# only super user, and one user per service), StandardAuthorizer with no ACL (deny by default). `test` and `env`
+# give the admin's settings (KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_SASL_*), plus KAFKA_SECRETS_DIR (a password
+# file per user) and KAFKA_UNTRUSTED_CA_FILE (a CA that signed nothing the broker shows). KAFKA_SECURITY=plaintext
+# starts the former plaintext, unauthenticated broker.
 #
 # Environment: KAFKA_PORT (broker port; default: a free one), KAFKA_CONTROLLER_PORT (default: a free one),
-# KAFKA_START_TIMEOUT (seconds, default 90), KAFKA_HEAP_OPTS (default "-Xmx512m -Xms256m"), JAVA (default java).
+# KAFKA_SECURITY (sasl_ssl or plaintext), KAFKA_RUN_DIR (default deploy/kafka/.run: another value lets a
+# second broker run from the same checkout), KAFKA_START_TIMEOUT (seconds, default 90), KAFKA_HEAP_OPTS
+# (default "-Xmx512m -Xms256m"), JAVA (default java).
 # Everything lives in deploy/kafka/.cache (jars) and deploy/kafka/.run (config, data, logs, pid); both are
 # git-ignored. Nothing is installed outside the repository except Maven's ~/.m2 cache.
 set -euo pipefail
@@ -18,7 +29,10 @@ POM="$HERE/pom.xml"
 CACHE="$HERE/.cache"
 LIB="$CACHE/lib"
 STAMP="$CACHE/lib.stamp"
-RUN="$HERE/.run"
+RUN="${KAFKA_RUN_DIR:-$HERE/.run}"
+SECURITY="${KAFKA_SECURITY:-sasl_ssl}"
+# The SCRAM users: admin (super user: topic creation, ACLs, the test suite) and one per service.
+USERS=(admin collector cleaner trainer predictor signalcontrol)
 PIDFILE="$RUN/kafka.pid"
 JAVA="${JAVA:-java}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
@@ -71,16 +85,96 @@ free_port() {
   die "no free loopback port found"
 }
 
+# make_tls: a CA, a broker certificate for 127.0.0.1/localhost signed by it, and a second CA that signed nothing
+# the broker shows (for the untrusted-certificate tests). PEM throughout: Kafka reads PEM key stores.
+make_tls() {
+  local tls="$RUN/tls"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=greenwave-test-ca" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj "/CN=greenwave-untrusted-ca" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem -days 2 -extfile broker.ext 2>/dev/null
+    cat broker.key broker.pem >broker-keystore.pem
+    chmod 600 ./*.key broker-keystore.pem
+  ) || fail_start "openssl could not make the test certificates"
+}
+
+# make_users: a random password file per SCRAM user.
+make_users() {
+  mkdir -p "$RUN/secrets"
+  chmod 700 "$RUN/secrets"
+  local u
+  for u in "${USERS[@]}"; do
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$RUN/secrets/$u.password")
+  done
+}
+
+# scram_args: the --add-scram arguments of kafka-storage format, one per user.
+scram_args() {
+  local u
+  for u in "${USERS[@]}"; do
+    printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,password=%s]\n' "$u" "$(cat "$RUN/secrets/$u.password")"
+  done
+}
+
+# client_env: the admin's client settings, as `test` exports them and `env` prints them.
+client_env() {
+  echo "export KAFKA_BROKERS=$(cat "$RUN/brokers")"
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    cat <<ENV
+export KAFKA_TLS=true
+export KAFKA_TLS_CA_FILE=$RUN/tls/ca.pem
+export KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+export KAFKA_SASL_USERNAME=admin
+export KAFKA_SASL_PASSWORD_FILE=$RUN/secrets/admin.password
+export KAFKA_SECRETS_DIR=$RUN/secrets
+export KAFKA_UNTRUSTED_CA_FILE=$RUN/tls/other-ca.pem
+ENV
+  fi
+}
+
+listener_config() {
+  local port="$1" cport="$2"
+  if [[ "$SECURITY" == plaintext ]]; then
+    cat <<PROPS
+listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:${port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+PROPS
+    return
+  fi
+  # The controller listener stays plaintext on loopback: the broker reaches its own controller there as
+  # ANONYMOUS, which therefore is a super user; it serves controller requests only, never a client's.
+  cat <<PROPS
+listeners=SASL_SSL://127.0.0.1:${port},CONTROLLER://127.0.0.1:${cport}
+advertised.listeners=SASL_SSL://127.0.0.1:${port}
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(cat "$RUN/secrets/admin.password")";
+ssl.keystore.type=PEM
+ssl.keystore.location=${RUN}/tls/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=${RUN}/tls/ca.pem
+ssl.client.auth=none
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+PROPS
+}
+
 write_config() {
   local port="$1" cport="$2"
   cat >"$RUN/server.properties" <<PROPS
 # Written by deploy/kafka/kafka.sh; single-node KRaft (combined broker+controller) for tests.
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:${port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+$(listener_config "$port" "$cport")
 controller.listener.names=CONTROLLER
 controller.quorum.bootstrap.servers=127.0.0.1:${cport}
 log.dirs=${RUN}/data
@@ -172,14 +266,23 @@ cmd_start() {
   fi
   cport="${KAFKA_CONTROLLER_PORT:-$(free_port "$port")}"
 
+  [[ "$SECURITY" == sasl_ssl || "$SECURITY" == plaintext ]] || die "KAFKA_SECURITY=$SECURITY: want sasl_ssl or plaintext"
   rm -rf "$RUN"
   mkdir -p "$RUN/logs" "$RUN/data" "$RUN/metadata"
+  chmod 700 "$RUN"
+  local scram=()
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    command -v openssl >/dev/null || die "openssl not found (needed for the test certificates)"
+    make_tls
+    make_users
+    mapfile -t scram < <(scram_args)
+  fi
   write_config "$port" "$cport"
 
   local cluster_id
   cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>>"$RUN/logs/format.log" | tail -n1)" \
     || fail_start "StorageTool random-uuid failed"
-  java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$RUN/server.properties" \
+  java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$RUN/server.properties" "${scram[@]}" \
     >>"$RUN/logs/format.log" 2>&1 || fail_start "StorageTool format failed"
 
   # Background without job control: bash makes it ignore SIGINT, so Ctrl-C in the caller
@@ -191,12 +294,12 @@ cmd_start() {
   echo $! >"$PIDFILE"
   log "started kafka.Kafka (pid $(cat "$PIDFILE")) on 127.0.0.1:$port, controller 127.0.0.1:$cport, cluster $cluster_id"
 
-  # Readiness: a Kafka metadata request must succeed (kafka-go), not just an open port.
-  if ! (cd "$ROOT" && go run ./pkg/kafkatest/kafkawait -q -pid "$(cat "$PIDFILE")" -brokers "127.0.0.1:$port" -timeout "${START_TIMEOUT}s") ; then
+  # Readiness: a Kafka metadata request must succeed (kafka-go, as admin), not just an open port.
+  echo "127.0.0.1:$port" >"$RUN/brokers"
+  if ! (cd "$ROOT" && eval "$(client_env)" && go run ./pkg/kafkatest/kafkawait -q -pid "$(cat "$PIDFILE")" -brokers "127.0.0.1:$port" -timeout "${START_TIMEOUT}s") ; then
     fail_start "broker did not become ready (limit ${START_TIMEOUT}s)"
   fi
   is_running || fail_start "broker process exited"
-  echo "127.0.0.1:$port" >"$RUN/brokers"
   echo "127.0.0.1:$port"
 }
 
@@ -233,9 +336,9 @@ cmd_test() {
   trap 'cmd_stop' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  local addr status=0
-  addr="$(cmd_start)"
-  export KAFKA_BROKERS="$addr"
+  local status=0
+  cmd_start >/dev/null
+  eval "$(client_env)"
   "$@" || status=$?
   if [[ "$status" -ne 0 && -f "$RUN/logs/server.log" ]]; then
     # The broker's own account of a failure (e.g. an UNKNOWN_SERVER_ERROR answer) is gone once .run/ is deleted.
@@ -245,8 +348,13 @@ cmd_test() {
   exit "$status"
 }
 
+cmd_env() {
+  is_running || die "no broker running (start one with \`kafka.sh start\`)"
+  client_env
+}
+
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -255,5 +363,6 @@ case "${1:-}" in
   start) shift; cmd_start ;;
   stop)  shift; cmd_stop ;;
   test)  shift; cmd_test "$@" ;;
+  env)   shift; cmd_env ;;
   *) usage ;;
 esac

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -76,6 +77,8 @@ func (c Conn) hint(err error) string {
 		return fmt.Sprintf("the brokers' TLS certificate is not valid for the name dialled: check %s / %s", EnvBrokers, EnvTLSServerName)
 	case errors.As(err, &invalid):
 		return fmt.Sprintf("the brokers' TLS certificate is invalid (expired or not for a server): check the brokers' certificate and %s", EnvTLSCAFile)
+	case c.TLS == nil && strings.Contains(err.Error(), expectingTLS):
+		return fmt.Sprintf("the brokers expect TLS: set %s=true (and %s)", EnvTLS, EnvTLSCAFile)
 	case errors.As(err, &header):
 		return fmt.Sprintf("the brokers did not answer the TLS handshake: check %s (is this a TLS listener?)", EnvTLS)
 	case errors.As(err, &alert):
@@ -91,6 +94,9 @@ func (c Conn) hint(err error) string {
 	}
 	return ""
 }
+
+// expectingTLS is how kafka-go words a plaintext request answered by a TLS listener (it has no error value).
+const expectingTLS = "broker appears to be expecting TLS"
 
 func (c Conn) mechanism() string {
 	if c.SASL == nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,7 @@ func TestClassify(t *testing.T) {
 		{"sasl", fmt.Errorf("dial: %w", kafka.SASLAuthenticationFailed), `SASL authentication failed for user "predictor"`},
 		{"unknown ca", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, "KAFKA_TLS_CA_FILE"},
 		{"hostname", x509.HostnameError{Certificate: &x509.Certificate{}, Host: "kafka"}, "KAFKA_TLS_SERVER_NAME"},
+		{"expects tls", fmt.Errorf("%w: broker appears to be expecting TLS", io.ErrUnexpectedEOF), "set KAFKA_TLS=true"},
 		{"not tls", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, "KAFKA_TLS"},
 		{"topic acl", kafka.WriteErrors{nil, kafka.TopicAuthorizationFailed}, "TOPIC_AUTHORIZATION_FAILED"},
 		{"group acl", kafka.GroupAuthorizationFailed, "GROUP_AUTHORIZATION_FAILED"},

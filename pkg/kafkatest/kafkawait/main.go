@@ -12,6 +12,9 @@
 //
 // With -pid it stops waiting as soon as that process (the broker) has exited.
 //
+// The connection's security comes from the services' KAFKA_TLS* and KAFKA_SASL_* variables (kafka.sh sets them
+// for its SASL_SSL listener); an authentication or certificate failure ends the wait at once.
+//
 // Exit status: 0 when ready (and the round trip succeeded), 1 otherwise, with the
 // reason on stderr.
 package main
@@ -28,6 +31,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/greenwave-city/greenwave/pkg/config"
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 )
 
 func main() {
@@ -43,11 +49,20 @@ func main() {
 	if addr == "" {
 		fail("kafkawait: no broker address: pass -brokers host:port or set KAFKA_BROKERS")
 	}
+	var settings kafkaconn.Settings
+	if err := config.Load(&settings, nil); err != nil {
+		fail("kafkawait: " + err.Error())
+	}
+	settings.Brokers = []string{addr}
+	conn, err := settings.Conn()
+	if err != nil {
+		fail("kafkawait: " + err.Error())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
 	start := time.Now()
-	md, err := waitMetadata(ctx, addr, *interval, *pid)
+	md, err := waitMetadata(ctx, conn, *interval, *pid)
 	if err != nil {
 		fail(fmt.Sprintf("kafkawait: broker %s did not answer a metadata request: %v", addr, err))
 	}
@@ -57,7 +72,7 @@ func main() {
 	}
 
 	if *roundtrip {
-		if err := roundTrip(ctx, addr); err != nil {
+		if err := roundTrip(ctx, conn); err != nil {
 			fail("kafkawait: round trip against " + addr + " failed: " + err.Error())
 		}
 		if !*quiet {
@@ -83,13 +98,16 @@ func firstAddr(list string) string {
 
 // waitMetadata retries a Metadata request until the broker answers with itself in the
 // broker list, or ctx ends. It returns the last error on timeout.
-func waitMetadata(ctx context.Context, addr string, interval time.Duration, pid int) (*kafka.MetadataResponse, error) {
+func waitMetadata(ctx context.Context, conn kafkaconn.Conn, interval time.Duration, pid int) (*kafka.MetadataResponse, error) {
 	start := time.Now()
 	var last error
 	for {
-		md, err := metadataOnce(ctx, addr)
+		md, err := metadataOnce(ctx, conn)
 		if err == nil {
 			return md, nil
+		}
+		if fatal := conn.Classify(err); fatal != nil {
+			return nil, fatal
 		}
 		last = err
 		if pid > 0 && !alive(pid) {
@@ -103,14 +121,15 @@ func waitMetadata(ctx context.Context, addr string, interval time.Duration, pid 
 	}
 }
 
-func metadataOnce(ctx context.Context, addr string) (*kafka.MetadataResponse, error) {
+func metadataOnce(ctx context.Context, conn kafkaconn.Conn) (*kafka.MetadataResponse, error) {
 	// A fresh transport per attempt: no cached connection or ApiVersions state survives
 	// a failed attempt against a broker that is still starting.
-	tr := &kafka.Transport{DialTimeout: 2 * time.Second, MetadataTTL: time.Second}
+	tr := conn.NewTransport(2 * time.Second)
+	tr.MetadataTTL = time.Second
 	defer tr.CloseIdleConnections()
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr}
+	c := &kafka.Client{Addr: conn.Addr(), Transport: tr}
 	md, err := c.Metadata(actx, &kafka.MetadataRequest{})
 	if err != nil {
 		return nil, err
@@ -121,9 +140,9 @@ func metadataOnce(ctx context.Context, addr string) (*kafka.MetadataResponse, er
 	return md, nil
 }
 
-func roundTrip(ctx context.Context, addr string) error {
+func roundTrip(ctx context.Context, conn kafkaconn.Conn) error {
 	topic := fmt.Sprintf("kafkawait-roundtrip-%d", time.Now().UnixNano())
-	client := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	client := conn.Client(10 * time.Second)
 
 	ct, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
@@ -142,7 +161,7 @@ func roundTrip(ctx context.Context, addr string) error {
 
 	want := []string{"one", "two", "three"}
 	w := &kafka.Writer{
-		Addr: kafka.TCP(addr), Topic: topic, RequiredAcks: kafka.RequireAll,
+		Addr: conn.Addr(), Transport: conn.Transport(), Topic: topic, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 10 * time.Millisecond, AllowAutoTopicCreation: false,
 	}
 	msgs := make([]kafka.Message, len(want))
@@ -165,8 +184,8 @@ func roundTrip(ctx context.Context, addr string) error {
 	// Partition reader (Fetch/ListOffsets), then a consumer-group reader
 	// (FindCoordinator/JoinGroup/SyncGroup/Heartbeat/OffsetCommit).
 	readers := map[string]kafka.ReaderConfig{
-		"partition reader": {Brokers: []string{addr}, Topic: topic, Partition: 0, MaxWait: 200 * time.Millisecond},
-		"group reader": {Brokers: []string{addr}, Topic: topic, GroupID: topic + "-group",
+		"partition reader": {Brokers: conn.Brokers, Dialer: conn.Dialer(), Topic: topic, Partition: 0, MaxWait: 200 * time.Millisecond},
+		"group reader": {Brokers: conn.Brokers, Dialer: conn.Dialer(), Topic: topic, GroupID: topic + "-group",
 			StartOffset: kafka.FirstOffset, MaxWait: 200 * time.Millisecond},
 	}
 	for _, name := range []string{"partition reader", "group reader"} {
