@@ -131,6 +131,10 @@ func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, w
 				return nil, fmt.Errorf("check topics: %w", fatal)
 			}
 			if err != nil {
+				// A topic the user may not describe looks missing: say which ACL lacks rather than wait.
+				if denied := conn.TopicDenied(ctx, n); denied != nil {
+					return nil, fmt.Errorf("check topics: %w", denied)
+				}
 				missing = err
 				break
 			}

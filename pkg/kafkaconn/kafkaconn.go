@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -281,6 +282,28 @@ func (c Conn) Client(timeout time.Duration) *kafka.Client {
 func (c Conn) ReaderConfig(topic string, partition int) kafka.ReaderConfig {
 	return kafka.ReaderConfig{Brokers: c.Brokers, Dialer: c.Dialer(), Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond}
+}
+
+// TopicDenied returns the classified security error when the user may not describe topic, and nil when it may
+// (or the broker cannot be asked). kafka-go's clients answer metadata from a cache that leaves such a topic out,
+// so it looks missing; a connection of its own gets the broker's TOPIC_AUTHORIZATION_FAILED.
+func (c Conn) TopicDenied(ctx context.Context, topic string) error {
+	for _, b := range c.Brokers {
+		conn, err := c.Dialer().DialContext(ctx, "tcp", b)
+		if err != nil {
+			if fatal := c.Classify(err); fatal != nil {
+				return fatal
+			}
+			continue
+		}
+		_, err = conn.ReadPartitions(topic)
+		_ = conn.Close()
+		if errors.Is(err, kafka.TopicAuthorizationFailed) {
+			return c.Classify(fmt.Errorf("topic %s: %w", topic, err))
+		}
+		return nil
+	}
+	return nil
 }
 
 // Probe asks the brokers for the cluster metadata once: the start-up check that the brokers answer, accept the

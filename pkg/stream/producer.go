@@ -147,6 +147,7 @@ type ProducerConfig struct {
 // Producer writes records synchronously with acks from all in-sync replicas. It is safe for concurrent use;
 // concurrent writes are batched together.
 type Producer struct {
+	conn    kafkaconn.Conn
 	w       *kafka.Writer
 	records *prometheus.CounterVec
 	bytes   *prometheus.CounterVec
@@ -166,7 +167,7 @@ func NewProducer(conn kafkaconn.Conn, cfg ProducerConfig) *Producer {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
-	p := &Producer{w: &kafka.Writer{
+	p := &Producer{conn: conn, w: &kafka.Writer{
 		Addr:                   conn.Addr(),
 		Transport:              conn.Transport(),
 		Balancer:               IntersectionBalancer{},
@@ -217,6 +218,9 @@ func (p *Producer) Write(ctx context.Context, outs ...Output) error {
 		msgs[i] = o.Message()
 	}
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		if denied := p.deniedTopic(ctx, msgs, err); denied != nil {
+			return fmt.Errorf("write %d records: %w", len(msgs), denied)
+		}
 		var we kafka.WriteErrors
 		if errors.As(err, &we) {
 			return fmt.Errorf("write %d records (%d failed): %w", len(msgs), we.Count(), err)
@@ -227,6 +231,26 @@ func (p *Producer) Write(ctx context.Context, outs ...Output) error {
 		for _, m := range msgs {
 			p.records.WithLabelValues(m.Topic).Inc()
 			p.bytes.WithLabelValues(m.Topic).Add(float64(MessageBytes(m)))
+		}
+	}
+	return nil
+}
+
+// deniedTopic tells a topic the user may not see from one that does not exist: kafka-go's writer reports both
+// as UNKNOWN_TOPIC_OR_PARTITION, while the metadata of a topic without the Describe ACL says
+// TOPIC_AUTHORIZATION_FAILED. It returns the classified security error, or nil.
+func (p *Producer) deniedTopic(ctx context.Context, msgs []kafka.Message, err error) error {
+	if !errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if seen[m.Topic] {
+			continue
+		}
+		seen[m.Topic] = true
+		if denied := p.conn.TopicDenied(ctx, m.Topic); denied != nil {
+			return denied
 		}
 	}
 	return nil

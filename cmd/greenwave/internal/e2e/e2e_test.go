@@ -107,9 +107,22 @@ type pipeline struct {
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return startPipelineEnv(t, nil)
+}
+
+// startPipelineEnv is startPipeline with serviceEnv (when not nil) called once the topics exist: it returns
+// extra environment entries per service (such as each service's own Kafka user).
+func startPipelineEnv(t *testing.T, serviceEnv func(admin kafkaconn.Conn, names topics.Names, prefix string) map[string][]string) *pipeline {
+	t.Helper()
 	root, bins := binaries(t)
 	kafkaConn, names := kafkatest.Setup(t, partitions)
 	prefix := names.Readings[:len(names.Readings)-len(topics.DefaultNames("").Readings)]
+	extraEnv := map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true"}}
+	if serviceEnv != nil {
+		for service, env := range serviceEnv(kafkaConn, names, prefix) {
+			extraEnv[service] = append(extraEnv[service], env...)
+		}
+	}
 	topoFile := filepath.Join(root, "config", "topology.yaml")
 	topo, err := topology.Load(topoFile)
 	if err != nil {
@@ -120,7 +133,7 @@ func startPipeline(t *testing.T) *pipeline {
 	st, err := stack.Start(ctx, stack.Config{
 		Brokers: kafkaConn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
 		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
-		ExtraEnv: map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true"}},
+		ExtraEnv: extraEnv,
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
