@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
@@ -26,6 +28,19 @@ so its memory stays flat), start the services (LOG_FORMAT=console,
 COLLECTOR_ALLOW_ANONYMOUS=true, COLLECTOR_MAX_AGE large enough for historical replays), wait until every /readyz answers 200, then feed readings and print plans until
 --for elapses (counted from readiness) or Ctrl-C / SIGTERM arrives. Stopping takes at most about 10 s (services
 get SIGTERM, then SIGKILL after 8 s); a second Ctrl-C ends greenwave at once, and the services die with it.
+
+External Kafka. --brokers host:port[,…] runs the services on that cluster instead of the embedded broker (no
+broker is started; --broker-port does not apply). dev and the services connect with the security this process's
+environment describes — KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE,
+KAFKA_TLS_SERVER_NAME, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD_FILE (see
+docs/configuration.md) — and every service inherits it. dev first checks that the brokers answer and accept the
+credentials (a wrong password or an untrusted certificate stops it with the variable to fix), then that every
+Greenwave topic (under --topic-prefix) exists: missing ones are an error naming them, unless --create-topics
+creates them (3 partitions; the user needs the right to create topics). Plan counts then cover only the plans
+issued by this run. Example, against the test broker of deploy/kafka/kafka.sh:
+  bash deploy/kafka/kafka.sh start && eval "$(bash deploy/kafka/kafka.sh env)"
+  greenwave dev --brokers "$KAFKA_BROKERS" --create-topics --for 2m
+With the embedded broker, KAFKA_TLS* and KAFKA_SASL_* in the environment are cleared for the services.
 
 Authentication. The collector's COLLECTOR_ALLOW_ANONYMOUS=true and COLLECTOR_MAX_AGE presets apply only when
 dev's environment does not set them: COLLECTOR_ALLOW_ANONYMOUS=false with COLLECTOR_TOKENS_FILE runs the
@@ -71,6 +86,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := cli.NewFlagSet("dev", devSynopsis, devDescription, stderr)
 	fs.StringVar(&o.Topology, "topology", "", "intersection topology file (default config/topology.yaml in the repository root)")
 	fs.IntVar(&o.BrokerPort, "broker-port", 0, "port of the embedded Kafka broker on 127.0.0.1 (0 picks a free one)")
+	brokers := fs.String("brokers", "", "run on this Kafka cluster (host:port, comma-separated) instead of the embedded broker, with the KAFKA_TLS*/KAFKA_SASL_* security of the environment")
+	fs.BoolVar(&o.CreateTopics, "create-topics", false, "with --brokers: create the missing topics (otherwise missing topics are an error)")
+	fs.StringVar(&o.TopicPrefix, "topic-prefix", "", "with --brokers: the services' TOPIC_PREFIX")
 	fs.BoolVar(&o.JSON, "json", false, "print JSON lines on stdout instead of text (see Output)")
 	fs.BoolVar(&o.Sample, "sample", true, "feed the collector from the built-in simulator (--sample=false: start the stack only)")
 	fs.Var(&o.Speed, "speed", `simulated seconds per wall-clock second (600: 10 simulated minutes a second), or "max"`)
@@ -91,6 +109,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if o.BrokerPort < 0 || o.BrokerPort > 65535 {
 		return usagef("dev: --broker-port %d out of range", o.BrokerPort)
+	}
+	for b := range strings.SplitSeq(*brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				return usagef("dev: --brokers: %q is not host:port", b)
+			}
+			o.Brokers = append(o.Brokers, b)
+		}
+	}
+	if len(o.Brokers) == 0 && (o.CreateTopics || o.TopicPrefix != "") {
+		return usagef("dev: --create-topics and --topic-prefix need --brokers")
+	}
+	if len(o.Brokers) > 0 && o.BrokerPort != 0 {
+		return usagef("dev: --broker-port is for the embedded broker: not with --brokers")
 	}
 	return dev.Run(ctx, o, stdout, stderr)
 }
