@@ -122,7 +122,7 @@ func loadBase(t *testing.T) (kustomization, k8sObjects) {
 
 func TestKustomizationFilesExist(t *testing.T) {
 	t.Parallel()
-	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/production"} {
+	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/production", "deploy/k8s/overlays/kafka-sasl"} {
 		k := readKustomization(t, dir)
 		var paths []string
 		paths = append(paths, k.Resources...)
@@ -242,7 +242,7 @@ func subset(want, have map[string]string) bool {
 func TestK8sSharedEnvironmentIsKnown(t *testing.T) {
 	t.Parallel()
 	common := commonVars()
-	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/production"} {
+	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/production", "deploy/k8s/overlays/kafka-sasl"} {
 		for _, g := range readKustomization(t, dir).ConfigMapGenerator {
 			if g.Name != "greenwave-env" {
 				continue
