@@ -137,6 +137,9 @@ func TestRunDispatch(t *testing.T) {
 		{"bad flag", []string{"dev", "--nope"}, 2, "", "see greenwave dev --help"},
 		{"bad speed", []string{"dev", "--speed", "0"}, 2, "", `"max"`},
 		{"stray argument", []string{"dev", "now"}, 2, "", `unexpected arguments ["now"]`},
+		{"bad brokers", []string{"dev", "--brokers", "kafka"}, 2, "", `--brokers: "kafka" is not host:port`},
+		{"create topics without brokers", []string{"dev", "--create-topics"}, 2, "", "--create-topics and --topic-prefix need --brokers"},
+		{"broker port with brokers", []string{"dev", "--brokers", "k:9093", "--broker-port", "9092"}, 2, "", "--broker-port is for the embedded broker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
