@@ -265,10 +265,12 @@ func (c Conn) NewTransport(dialTimeout time.Duration) *kafka.Transport {
 	return &kafka.Transport{DialTimeout: dialTimeout, TLS: c.TLS, SASL: c.SASL}
 }
 
-// CloseIdleConnections closes the idle connections of the transport Transport returns.
+// CloseIdleConnections closes the idle connections of the Conn's own secure transport, ending its pooled
+// connections' goroutines; a process calls it once done with Kafka. kafka-go's DefaultTransport (plaintext) is
+// the process's and left alone.
 func (c Conn) CloseIdleConnections() {
-	if t, ok := c.Transport().(*kafka.Transport); ok {
-		t.CloseIdleConnections()
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
 	}
 }
 

@@ -26,6 +26,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
+	defer env.Kafka.CloseIdleConnections() // a secure Conn pools its connections in a transport of its own
 	var registry *gateways.Registry
 	if cfg.TokensFile != "" {
 		b, err := os.ReadFile(cfg.TokensFile)

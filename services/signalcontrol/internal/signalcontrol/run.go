@@ -69,6 +69,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
+	defer env.Kafka.CloseIdleConnections() // a secure Conn pools its connections in a transport of its own
 	topo := env.Topology.Topology()
 	var infeasible []error
 	for _, in := range topo.Intersections {
