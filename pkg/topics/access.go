@@ -23,9 +23,7 @@ type Access struct {
 // cluster permission.
 func ServiceAccess(n Names, group func(service string) string) []Access {
 	return []Access{
-		{Service: "collector", Write: []string{n.Readings, n.Weather},
-			// CheckTopics describes them: covered by Write.
-		},
+		{Service: "collector", Write: []string{n.Readings, n.Weather}},
 		{Service: "cleaner", Group: group("cleaner"),
 			Read:  []string{n.Readings, n.Weather, n.CleanerState},
 			Write: []string{n.Features, n.DeadLetters, n.CleanerState, n.DetectorHealth}},

@@ -26,7 +26,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
-	defer env.Kafka.CloseIdleConnections() // a secure Conn pools its connections in a transport of its own
+	// A secure Conn pools its connections in a transport of its own: they end with the run.
+	defer env.Kafka.CloseIdleConnections()
 	cc, err := cfg.cleanConfig(env.Topology.Topology())
 	if err != nil {
 		return fmt.Errorf("cleaner time zone: %w", err)

@@ -26,7 +26,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
-	defer env.Kafka.CloseIdleConnections() // a secure Conn pools its connections in a transport of its own
+	// A secure Conn pools its connections in a transport of its own: they end with the run.
+	defer env.Kafka.CloseIdleConnections()
 	var registry *gateways.Registry
 	if cfg.TokensFile != "" {
 		b, err := os.ReadFile(cfg.TokensFile)

@@ -69,7 +69,8 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
-	defer env.Kafka.CloseIdleConnections() // a secure Conn pools its connections in a transport of its own
+	// A secure Conn pools its connections in a transport of its own: they end with the run.
+	defer env.Kafka.CloseIdleConnections()
 	topo := env.Topology.Topology()
 	var infeasible []error
 	for _, in := range topo.Intersections {

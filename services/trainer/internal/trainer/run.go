@@ -32,7 +32,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		return err
 	}
 	defer env.Log.Sync() //nolint:errcheck // nothing useful to do with a failed flush at exit
-	defer env.Kafka.CloseIdleConnections() // a secure Conn pools its connections in a transport of its own
+	// A secure Conn pools its connections in a transport of its own: they end with the run.
+	defer env.Kafka.CloseIdleConnections()
 	names := cfg.Topics()
 	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Features, names.Models, names.TrainerState, names.DeadLetters)
 	if err != nil {
