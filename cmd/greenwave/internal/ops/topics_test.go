@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -56,7 +57,11 @@ func TestTopicsEnsureThenDescribe(t *testing.T) {
 	}
 
 	plan, _ := proto.Marshal(&greenwavev1.SignalPlan{PlanId: "p"})
-	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
+	// A transport of its own on the secure broker: the shared one may cache metadata from before `ensure`
+	// created the topics (kafka-go keeps it for 6 s), and the write would find no such topic.
+	fresh := kafkaconn.New(kafkaConn.Brokers, kafkaConn.TLS, kafkaConn.SASL, kafkaConn.User)
+	defer fresh.CloseIdleConnections()
+	prod := stream.NewProducer(fresh, stream.ProducerConfig{})
 	defer prod.Close()
 	var outs []stream.Output
 	for range 3 {
