@@ -273,7 +273,7 @@ func TestModelsListSendsFilterAndToken(t *testing.T) {
 	f := newFake()
 	addr := serve(t, f, nil)
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("s3cret-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := runCmd(t, modelsCmd, "list", "--addr", addr, "--token-file", tokenFile,
@@ -287,7 +287,7 @@ func TestModelsListSendsFilterAndToken(t *testing.T) {
 	if len(f.filters) != 1 || !proto.Equal(f.filters[0], want) {
 		t.Errorf("filter sent %v, want %v", f.filters, want)
 	}
-	if !slices.Equal(f.auth, []string{"Bearer s3cret"}) {
+	if !slices.Equal(f.auth, []string{"Bearer s3cret-0123456789abcdef"}) {
 		t.Errorf("authorization headers %q, want one Bearer s3cret", f.auth)
 	}
 }
