@@ -55,8 +55,8 @@ func (f *fixture) checkSecrets(t *testing.T) {
 	t.Setenv(ops.EnvToken, f.secrets.gatewayA)
 	for i, args := range [][]string{
 		{"list", "--help"},
-		{"list", "--addr", f.stack.Addrs("trainer").GRPC, "--timeout", "5s"},                     // plaintext to TLS: refused
-		{"list", "--addr", f.stack.Addrs("trainer").GRPC, "--token", f.secrets.wrong[:15]},       // too short
+		{"list", "--addr", f.stack.Addrs("trainer").GRPC, "--timeout", "5s"},                      // plaintext to TLS: refused
+		{"list", "--addr", f.stack.Addrs("trainer").GRPC, "--token", f.secrets.wrong[:15]},        // too short
 		{"list", "--addr", f.stack.Addrs("trainer").GRPC, "--token", f.secrets.wrong + "\x01bad"}, // control character
 	} {
 		var out bytes.Buffer
