@@ -10,13 +10,6 @@ import (
 func TestReadTokenFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	const good = "0123456789abcdef0123"
 	tests := []struct {
 		name, content, want, wantErr string
@@ -33,7 +26,10 @@ func TestReadTokenFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			path := write(strings.ReplaceAll(tt.name, " ", "-"), tt.content)
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			got, err := ReadTokenFile("--token-file", path)
 			if tt.wantErr == "" {
 				if err != nil || got != tt.want {

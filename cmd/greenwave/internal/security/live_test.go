@@ -1,17 +1,14 @@
 package security
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,8 +28,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack/stacktest"
 	"github.com/greenwave-city/greenwave/pkg/ingest/gateways"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
+	"github.com/greenwave-city/greenwave/pkg/server/tlstest"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -196,7 +195,7 @@ type fixture struct {
 	secrets secrets
 	binDir  string
 	env     []string // the services' security environment
-	logs    *syncBuffer
+	logs    *stacktest.SyncBuffer
 	tls     [numColumns]*tls.Config // nil for plaintext
 	conns   sync.Map                // service + column kind → *grpc.ClientConn
 
@@ -218,11 +217,7 @@ func newToken(t *testing.T) string {
 // operator limited to one intersection, and waits until every /readyz answers 200 over mTLS.
 func start(t *testing.T) *fixture {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := stack.FindRepoRoot(wd)
+	root, err := stack.FindRepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,15 +228,13 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ca, rogue := newAuthority(t, "greenwave test CA"), newAuthority(t, "untrusted CA")
+	ca, rogue := tlstest.NewAuthority(t, "greenwave test CA"), tlstest.NewAuthority(t, "untrusted CA")
 	now := time.Now()
-	srv := ca.issue(t, "greenwave", true, now.Add(-time.Hour), now.Add(24*time.Hour))
-	client := ca.issue(t, "operator", false, now.Add(-time.Hour), now.Add(24*time.Hour))
-	untrusted := rogue.issue(t, "intruder", false, now.Add(-time.Hour), now.Add(24*time.Hour))
-	expired := ca.issue(t, "former operator", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	srv, client, untrusted := ca.Server(t), ca.Client(t, "operator"), rogue.Client(t, "intruder")
+	expired := ca.Issue(t, "former operator", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 
-	f := &fixture{binDir: bins, logs: &syncBuffer{}, secrets: secrets{gatewayA: newToken(t), gatewayB: newToken(t), operatorA: newToken(t),
-		operatorB: newToken(t), wrong: newToken(t), keys: [][]byte{srv.keyPEM, client.keyPEM, untrusted.keyPEM, expired.keyPEM}}}
+	f := &fixture{binDir: bins, logs: &stacktest.SyncBuffer{}, secrets: secrets{gatewayA: newToken(t), gatewayB: newToken(t), operatorA: newToken(t),
+		operatorB: newToken(t), wrong: newToken(t), keys: [][]byte{srv.KeyPEM, client.KeyPEM, untrusted.KeyPEM, expired.KeyPEM}}}
 	s := f.secrets
 	registry := fmt.Sprintf("version: 1\ngateways:\n"+
 		"  - {id: gw-a, token_sha256: %s, intersections: [I-100]}\n"+
@@ -250,20 +243,19 @@ func start(t *testing.T) *fixture {
 		"  - {name: op-a, token_sha256: %s, intersections: [I-100]}\n"+
 		"  - {name: op-b, token_sha256: %s, intersections: [I-101]}\n", gateways.HashToken(s.operatorA), gateways.HashToken(s.operatorB))
 	f.env = []string{
-		"TLS_CERT_FILE=" + writeFile(t, dir, "server.pem", srv.certPEM),
-		"TLS_KEY_FILE=" + writeFile(t, dir, "server-key.pem", srv.keyPEM),
-		"TLS_CLIENT_CA_FILE=" + writeFile(t, dir, "ca.pem", ca.pem),
+		"TLS_CERT_FILE=" + writeFile(t, dir, "server.pem", srv.CertPEM),
+		"TLS_KEY_FILE=" + writeFile(t, dir, "server-key.pem", srv.KeyPEM),
+		"TLS_CLIENT_CA_FILE=" + writeFile(t, dir, "ca.pem", ca.PEM),
 		"COLLECTOR_TOKENS_FILE=" + writeFile(t, dir, "gateways.yaml", []byte(registry)),
 		"SIGNAL_OPERATOR_TOKENS_FILE=" + writeFile(t, dir, "operators.yaml", []byte(operators)),
 		"COLLECTOR_ALLOW_ANONYMOUS=false",
 	}
 
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots := ca.Pool()
 	// GetClientCertificate sends the certificate whatever CAs the server asks for: with Certificates, Go's client
 	// would withhold one the server's CA did not sign, and the untrusted column would test no certificate.
-	withCert := func(l leaf) *tls.Config {
-		c := l.tlsCert(t)
+	withCert := func(l tlstest.Leaf) *tls.Config {
+		c := l.TLSCertificate(t)
 		return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }}
 	}
@@ -454,22 +446,4 @@ func TestAuthorisationMatrix(t *testing.T) {
 		}
 	})
 	t.Run("no secrets in logs, metrics or messages", func(t *testing.T) { f.checkSecrets(t) })
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -24,11 +24,7 @@ const (
 // TestREADMEMatrix keeps the README's matrix in step with the one TestAuthorisationMatrix checks against the
 // running services; -update rewrites it.
 func TestREADMEMatrix(t *testing.T) {
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := stack.FindRepoRoot(wd)
+	root, err := stack.FindRepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
