@@ -2,7 +2,6 @@ package security
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -156,15 +155,4 @@ func serviceTitle(s string) string {
 		return "signal-control"
 	}
 	return s
-}
-
-// services returns the services of the matrix in order.
-func services(m []endpoint) []string {
-	var out []string
-	for _, e := range m {
-		if !slices.Contains(out, e.service) {
-			out = append(out, e.service)
-		}
-	}
-	return out
 }
