@@ -175,10 +175,14 @@ type secrets struct {
 	keys [][]byte
 }
 
-// all returns every secret string: the tokens, and each private key's base64 lines.
+// all returns every secret string: the tokens, their SHA-256 (as the tokens files hold them), and each private
+// key's base64 lines.
 func (s secrets) all() map[string]string {
 	out := map[string]string{"gateway token A": s.gatewayA, "gateway token B": s.gatewayB, "operator token A": s.operatorA,
 		"operator token B": s.operatorB, "wrong token": s.wrong}
+	for what, tok := range map[string]string{"A": s.gatewayA, "B": s.gatewayB, "C": s.operatorA, "D": s.operatorB} {
+		out["SHA-256 of token "+what] = gateways.HashToken(tok)
+	}
 	for i, k := range s.keys {
 		for j, l := range strings.Split(string(k), "\n") {
 			if len(l) >= 32 && !strings.HasPrefix(l, "-----") {

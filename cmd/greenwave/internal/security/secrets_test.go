@@ -68,7 +68,9 @@ func (f *fixture) checkSecrets(t *testing.T) {
 	}
 	for where, text := range exposed {
 		for what, secret := range f.secrets.all() {
-			if strings.Contains(text, secret) || (strings.HasSuffix(what, "token") && strings.Contains(text, secret[:15])) {
+			// A token's first 15 characters are searched too: the CLI was given that much as a too-short token.
+			isToken := strings.Contains(what, "token") && !strings.HasPrefix(what, "SHA-256")
+			if strings.Contains(text, secret) || (isToken && strings.Contains(text, secret[:15])) {
 				t.Errorf("%s holds the %s", where, what)
 			}
 		}
