@@ -165,6 +165,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(encode(2, "{'descr': '>f8', 'fortran_order': False, 'shape': (), }", f64s(binary.BigEndian, 1)))
 	f.Add(encode(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (1,), }", f64s(le, 1)))
 	f.Add([]byte(Magic))
+	f.Add(encode(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 0), }", nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := Read(bytes.NewReader(b))
 		if err != nil {
@@ -180,5 +181,36 @@ func FuzzRead(f *testing.F) {
 		if n != len(a.Data) {
 			t.Fatalf("shape %v but %d values", a.Shape, len(a.Data))
 		}
+		// The accessors agree with the shape: rows of the row length, together the data in order.
+		if m, err := a.Matrix(); err == nil {
+			var flat []float64
+			for _, row := range m {
+				if len(row) != a.Shape[1] {
+					t.Fatalf("shape %v: row of %d values", a.Shape, len(row))
+				}
+				flat = append(flat, row...)
+			}
+			if len(m) != a.Shape[0] || !sameBits(flat, a.Data) {
+				t.Fatalf("shape %v: matrix of %d rows does not hold the data in order", a.Shape, len(m))
+			}
+		} else if len(a.Shape) == 2 {
+			t.Fatalf("2-D shape %v: %v", a.Shape, err)
+		}
+		if v, err := a.Vector(); err == nil && !sameBits(v, a.Data) {
+			t.Fatalf("shape %v: vector differs from the data", a.Shape)
+		}
 	})
+}
+
+// sameBits reports whether a and b hold the same float64 values bit for bit (NaN payloads included).
+func sameBits(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }
