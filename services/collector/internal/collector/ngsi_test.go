@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +326,82 @@ func TestNGSINotifyPartial(t *testing.T) {
 	if code != http.StatusBadRequest || p.Type != problemBadRequestData || len(p.Errors) != 1 ||
 		p.Errors[0].EntityID != "urn:ngsi-ld:TrafficFlowObserved:D1" || p.Errors[0].Error.Field != "[0].dateObservedFrom" {
 		t.Errorf("nothing valid: %d %+v, want 400 BadRequestData listing D1's missing interval", code, p)
+	}
+}
+
+// TestNGSIRateLimited: the gateway's token bucket counts a notification's entities as it counts a batch's
+// readings; over the limit the answer is 429 problem+json with Retry-After.
+func TestNGSIRateLimited(t *testing.T) {
+	f := newFixture(t)
+	entity := `{"id":"urn:ngsi-ld:TrafficFlowObserved:X1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:50:00Z","dateObservedTo":"2026-11-30T07:55:00Z","intensity":7}`
+	body := []byte(`{"type":"Notification","data":[` + strings.TrimSuffix(strings.Repeat(entity+",", 5), ",") + `]}`)
+	if code, _, out := f.post(routeNotify, "application/json", tokenB, body); code != http.StatusNoContent {
+		t.Fatalf("burst of 5: %d %s, want 204", code, out)
+	}
+	code, hdr, out := f.post(routeNotify, "application/json", tokenB, body)
+	if p := problemOfBody(t, code, hdr, out); code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || p.Type != problemAboutBlank {
+		t.Errorf("over the limit: %d Retry-After %q %+v, want 429 about:blank with Retry-After", code, hdr.Get("Retry-After"), p)
+	}
+}
+
+// TestNGSIAnonymous: with anonymous ingestion on, a broker without receiverInfo headers is accepted as gateway
+// "anonymous", and a token that is sent is still checked.
+func TestNGSIAnonymous(t *testing.T) {
+	f := newFixture(t, func(o *Options, _ *serverConfig) { o.AllowAnonymous = true })
+	if code, _, out := f.post(routeNotify, "application/json", "", recorded(t, "notification-keyvalues.json")); code != http.StatusNoContent {
+		t.Fatalf("anonymous notification: %d %s, want 204", code, out)
+	}
+	if got := f.counter(f.svc.metrics.accepted.WithLabelValues("traffic", "anonymous")); got != 2 {
+		t.Errorf("accepted for anonymous %v, want 2", got)
+	}
+	code, hdr, out := f.post(routeNotify, "application/json", "not-a-token", recorded(t, "notification-keyvalues.json"))
+	if problemOfBody(t, code, hdr, out); code != http.StatusUnauthorized {
+		t.Errorf("unknown token with anonymous on: %d, want 401", code)
+	}
+}
+
+// TestDocsSubscription holds docs/collector.md's subscription to the code: it is a JSON NGSI-LD Subscription for
+// both entity types whose endpoint is the notify route with a bearer token in receiverInfo, in a format and
+// accept type the route takes.
+func TestDocsSubscription(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "collector.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "<<'JSON'\n")
+	body, _, ok2 := strings.Cut(rest, "\nJSON\n")
+	if !ok || !ok2 {
+		t.Fatal("docs/collector.md has no subscription between <<'JSON' and JSON")
+	}
+	var sub struct {
+		Type     string `json:"type"`
+		Entities []struct {
+			Type string `json:"type"`
+		} `json:"entities"`
+		WatchedAttributes []string `json:"watchedAttributes"`
+		Notification      struct {
+			Format   string `json:"format"`
+			Endpoint struct {
+				URI          string                        `json:"uri"`
+				Accept       string                        `json:"accept"`
+				ReceiverInfo []struct{ Key, Value string } `json:"receiverInfo"`
+			} `json:"endpoint"`
+		} `json:"notification"`
+		Context []string `json:"@context"`
+	}
+	if err := json.Unmarshal([]byte(body), &sub); err != nil {
+		t.Fatalf("the documented subscription is not JSON: %v", err)
+	}
+	ep := sub.Notification.Endpoint
+	if sub.Type != "Subscription" || len(sub.Entities) != 2 || sub.Entities[0].Type != "TrafficFlowObserved" || sub.Entities[1].Type != "WeatherObserved" ||
+		len(sub.WatchedAttributes) == 0 || len(sub.Context) == 0 {
+		t.Errorf("subscription %+v: want both entity types, watched attributes and an @context", sub)
+	}
+	if !strings.HasSuffix(ep.URI, strings.TrimPrefix(RouteNGSINotify, "POST ")) || !slices.Contains(ngsiContentTypes, ep.Accept) ||
+		(sub.Notification.Format != "normalized" && sub.Notification.Format != "keyValues") {
+		t.Errorf("notification %+v: want the notify route, an accepted type and a known format", sub.Notification)
+	}
+	if len(ep.ReceiverInfo) != 1 || ep.ReceiverInfo[0].Key != "Authorization" || !strings.HasPrefix(ep.ReceiverInfo[0].Value, "Bearer ") {
+		t.Errorf("receiverInfo %+v: want the Authorization bearer header", ep.ReceiverInfo)
 	}
 }
