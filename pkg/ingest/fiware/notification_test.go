@@ -27,8 +27,14 @@ func TestDecodeNotification(t *testing.T) {
 	  "data":[{"id":"urn:ngsi-ld:TrafficFlowObserved:D1","type":"TrafficFlowObserved",
 	    "dateObservedFrom":{"@type":"DateTime","@value":"2026-11-30T07:50:00Z"},"dateObservedTo":"2026-11-30T07:55:00Z",
 	    "intensity":25,"refRoadSegment":"urn:ngsi-ld:RoadSegment:high-st-1","location":{"type":"Point","coordinates":[-3.80,43.46]}}]}`
+	// NGSI-LD 1.6's concise format: a Property without sub-attributes is its bare value, "type" is left out.
+	concise := `{"id":"urn:ngsi-ld:Notification:5fd0fa684eb81930c97005f5","type":"Notification",
+	  "subscriptionId":"urn:ngsi-ld:Subscription:greenwave-traffic","notifiedAt":"2026-11-30T07:55:01.250Z",
+	  "data":[{"id":"urn:ngsi-ld:TrafficFlowObserved:D1","type":"TrafficFlowObserved",
+	    "dateObservedFrom":{"@type":"DateTime","@value":"2026-11-30T07:50:00Z"},"dateObservedTo":{"@type":"DateTime","@value":"2026-11-30T07:55:00Z"},
+	    "intensity":{"value":25,"observedAt":"2026-11-30T07:55:00Z"},"refRoadSegment":{"object":"urn:ngsi-ld:RoadSegment:high-st-1"}}]}`
 	want := ingest.TrafficReading{DetectorID: "D1", ObservedAt: ingest.At(time.Date(2026, 11, 30, 7, 50, 0, 0, time.UTC)), IntervalS: 300, Count: 25}
-	for name, body := range map[string]string{"normalized": normalised, "keyValues": keyValues} {
+	for name, body := range map[string]string{"normalized": normalised, "keyValues": keyValues, "concise": concise} {
 		t.Run(name, func(t *testing.T) {
 			n, err := DecodeNotification([]byte(body))
 			if err != nil {
