@@ -87,6 +87,12 @@ var calls = map[string]call{
 		return http.MethodPost, "/ngsi-ld/v1/entityOperations/upsert", "application/json",
 			fmt.Sprintf(`[{"id":"I-100-N1","type":"TrafficFlowObserved","dateObserved":%q,"intervalS":60,"intensity":5}]`, observedAt().Format(time.RFC3339))
 	}},
+	"POST /ngsi-ld/v1/notify": {http: func() (string, string, string, string) {
+		return http.MethodPost, "/ngsi-ld/v1/notify", "application/json",
+			fmt.Sprintf(`{"id":"urn:ngsi-ld:Notification:1","type":"Notification","subscriptionId":"urn:ngsi-ld:Subscription:1",`+
+				`"notifiedAt":%q,"data":[{"id":"I-100-N1","type":"TrafficFlowObserved","dateObserved":%q,"intervalS":60,"intensity":5}]}`,
+				observedAt().Format(time.RFC3339), observedAt().Format(time.RFC3339))
+	}},
 	"ModelService/GetModel": {grpc: func(ctx context.Context, conn *grpc.ClientConn) error {
 		_, err := greenwavev1.NewModelServiceClient(conn).GetModel(ctx, &greenwavev1.GetModelRequest{ModelId: "no-such-model"})
 		return err

@@ -92,7 +92,8 @@ func matrix() []endpoint {
 				row(svc, "CollectorService/PublishReadings", gatewayToken, "Unauthenticated", "Unauthenticated", "PermissionDenied", "OK"),
 				row(svc, "CollectorService/StreamReadings", gatewayToken, "Unauthenticated", "Unauthenticated", "PermissionDenied", "OK"),
 				row(svc, "POST /v1/readings", gatewayToken, "401", "401", "403", "200"),
-				row(svc, "POST /ngsi-ld/v1/entityOperations/upsert", gatewayToken, "401", "401", "403", "200"),
+				row(svc, "POST /ngsi-ld/v1/entityOperations/upsert", gatewayToken, "401", "401", "403", "201"),
+				row(svc, "POST /ngsi-ld/v1/notify", gatewayToken, "401", "401", "403", "204"),
 			)
 		case "trainer":
 			m = append(m,
