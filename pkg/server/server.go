@@ -118,17 +118,17 @@ type Server struct {
 }
 
 // New builds a Server. reg is served on /metrics; when it is also a prometheus.Registerer (a service's
-// registry is), the server registers its own metrics on it (greenwave_tls_reload_errors_total). Extra gRPC
+// registry is), the server registers its own metrics on it (greenwave_tls_*, with TLS). Extra gRPC
 // options (interceptors) are appended. With TLS, the key pair and client CA bundle are reread at the first
 // handshake after their files change, so certificates are rotated without a restart.
 func New(cfg Config, log *zap.Logger, reg prometheus.Gatherer, opts ...grpc.ServerOption) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), health: health.NewServer(), checks: map[string]func() error{}, bound: make(chan struct{})}
 	if cfg.TLSCertFile != "" {
-		errs, err := tlsReloadErrors(reg)
+		m, err := newTLSMetrics(reg)
 		if err != nil {
 			return nil, err
 		}
-		r, err := newCertReloader(cfg, log, errs)
+		r, err := newCertReloader(cfg, log, m)
 		if err != nil {
 			return nil, err
 		}

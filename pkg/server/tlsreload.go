@@ -12,9 +12,24 @@ import (
 	"go.uber.org/zap"
 )
 
-// tlsReloadErrorsMetric counts changes of the TLS files that could not be loaded; the previous key pair and CA
-// bundle keep serving meanwhile.
-const tlsReloadErrorsMetric = "greenwave_tls_reload_errors_total"
+// The metrics of certificate reloading.
+const (
+	// tlsReloadErrorsMetric counts changes of the TLS files that could not be loaded; the previous key pair and
+	// CA bundle keep serving meanwhile.
+	tlsReloadErrorsMetric = "greenwave_tls_reload_errors_total"
+	// tlsReloadFailingMetric is 1 while the files on disk do not load: unlike the counter, it returns to 0 once
+	// they are fixed, so an alert on it does not fire for a pair copied one file at a time.
+	tlsReloadFailingMetric = "greenwave_tls_reload_failing"
+	// tlsNotAfterMetric is the expiry of the certificate being served, for an alert well before it.
+	tlsNotAfterMetric = "greenwave_tls_certificate_not_after_timestamp_seconds"
+)
+
+// tlsMetrics are the reloader's metrics; every field is nil when the server's registry accepts no metrics.
+type tlsMetrics struct {
+	errs     prometheus.Counter
+	failing  prometheus.Gauge
+	notAfter prometheus.Gauge
+}
 
 // certReloader lets certificates and client CA bundles be rotated without a restart: at every TLS handshake it
 // stats TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE (three stat calls, cheap next to a handshake) and
@@ -29,7 +44,7 @@ const tlsReloadErrorsMetric = "greenwave_tls_reload_errors_total"
 type certReloader struct {
 	certFile, keyFile, caFile string
 	log                       *zap.Logger
-	errs                      prometheus.Counter // nil when the server's registry accepts no metrics
+	metrics                   tlsMetrics
 
 	mu sync.Mutex
 	// seen are the files as last read, successfully or not: a failed change is retried only once they differ.
@@ -40,15 +55,26 @@ type certReloader struct {
 
 // newCertReloader loads the files once; unlike a later change, a problem now is an error (the server must not
 // start without a certificate).
-func newCertReloader(cfg Config, log *zap.Logger, errs prometheus.Counter) (*certReloader, error) {
-	r := &certReloader{certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile, caFile: cfg.TLSClientCAFile, log: log, errs: errs}
+func newCertReloader(cfg Config, log *zap.Logger, m tlsMetrics) (*certReloader, error) {
+	r := &certReloader{certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile, caFile: cfg.TLSClientCAFile, log: log, metrics: m}
 	r.seen = r.stat()
 	base, err := loadTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r.grpc, r.http = listenerConfigs(base)
+	r.use(base)
 	return r, nil
+}
+
+// use serves base from the next handshake on.
+func (r *certReloader) use(base *tls.Config) {
+	r.grpc, r.http = listenerConfigs(base)
+	if r.metrics.failing != nil {
+		r.metrics.failing.Set(0)
+	}
+	if leaf := base.Certificates[0].Leaf; leaf != nil && r.metrics.notAfter != nil {
+		r.metrics.notAfter.Set(float64(leaf.NotAfter.Unix()))
+	}
 }
 
 // listenerConfigs derives the gRPC and the HTTP listener's configurations from the loaded files.
@@ -89,12 +115,13 @@ func (r *certReloader) current() (grpcConfig, httpConfig *tls.Config) {
 	if err != nil {
 		r.log.Warn("TLS files changed but do not load; still serving the previous certificate and client CAs until they change again",
 			zap.Error(err), zap.String("metric", tlsReloadErrorsMetric))
-		if r.errs != nil {
-			r.errs.Inc()
+		if r.metrics.errs != nil {
+			r.metrics.errs.Inc()
+			r.metrics.failing.Set(1)
 		}
 		return r.grpc, r.http
 	}
-	r.grpc, r.http = listenerConfigs(base)
+	r.use(base)
 	fields := []zap.Field{zap.String("cert_file", r.certFile), zap.String("client_ca_file", r.caFile)}
 	if leaf := base.Certificates[0].Leaf; leaf != nil {
 		fields = append(fields, zap.String("subject", leaf.Subject.String()), zap.String("serial", leaf.SerialNumber.String()),
@@ -147,24 +174,46 @@ func sameStamps(a, b []fileStamp) bool {
 	return true
 }
 
-// tlsReloadErrors returns the counter of failed reloads registered on reg, or nil when reg cannot register
-// metrics (the failures are then only logged).
-func tlsReloadErrors(reg prometheus.Gatherer) (prometheus.Counter, error) {
+// newTLSMetrics registers the reloader's metrics on reg, or returns none when reg cannot register metrics (the
+// failures are then only logged). A second server on the same registry shares the first one's metrics.
+func newTLSMetrics(reg prometheus.Gatherer) (tlsMetrics, error) {
 	registerer, ok := reg.(prometheus.Registerer)
 	if !ok {
-		return nil, nil
+		return tlsMetrics{}, nil
 	}
-	c := prometheus.NewCounter(prometheus.CounterOpts{
+	var m tlsMetrics
+	var err error
+	if m.errs, err = register(registerer, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: tlsReloadErrorsMetric,
 		Help: "Changes of TLS_CERT_FILE, TLS_KEY_FILE or TLS_CLIENT_CA_FILE that could not be loaded; the previous certificate and client CAs keep serving until the files change again.",
-	})
-	if err := registerer.Register(c); err != nil {
+	})); err != nil {
+		return tlsMetrics{}, err
+	}
+	if m.failing, err = register(registerer, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: tlsReloadFailingMetric,
+		Help: "1 while the TLS files on disk do not load and the previous ones keep serving, 0 once the served certificate is the files' own.",
+	})); err != nil {
+		return tlsMetrics{}, err
+	}
+	if m.notAfter, err = register(registerer, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: tlsNotAfterMetric,
+		Help: "Expiry (Unix seconds) of the TLS certificate the server presents.",
+	})); err != nil {
+		return tlsMetrics{}, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under its name.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	if err := reg.Register(c); err != nil {
 		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
+			if existing, ok := are.ExistingCollector.(T); ok {
 				return existing, nil
 			}
 		}
-		return nil, fmt.Errorf("register %s: %w", tlsReloadErrorsMetric, err)
+		var zero T
+		return zero, fmt.Errorf("register TLS metric: %w", err)
 	}
 	return c, nil
 }

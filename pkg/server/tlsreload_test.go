@@ -30,6 +30,8 @@ type tlsFiles struct {
 	t                   *testing.T
 	cert, key, clientCA string
 	tick                int
+	// noRegisterer serves metrics from a registry the server cannot register on.
+	noRegisterer bool
 }
 
 func newTLSFiles(t *testing.T) *tlsFiles {
@@ -61,7 +63,11 @@ func startTLSServer(t *testing.T, f *tlsFiles, mTLS bool) (*Server, Addrs) {
 	if mTLS {
 		cfg.TLSClientCAFile = f.clientCA
 	}
-	s, err := New(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+	reg := prometheus.Gatherer(prometheus.NewRegistry())
+	if f.noRegisterer {
+		reg = prometheus.Gatherers{reg}
+	}
+	s, err := New(cfg, zaptest.NewLogger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,12 +187,30 @@ func expectRefused(t *testing.T, addrs Addrs, c client, step string) {
 // pair serving, are counted once per change, and are retried when they change again.
 func TestTLSKeyPairReloads(t *testing.T) {
 	ca := tlstest.NewAuthority(t, "server CA")
-	a, b := ca.Server(t), ca.Server(t)
+	a := ca.Server(t)
+	b := ca.Issue(t, "server B", true, time.Now().Add(-time.Hour), time.Now().Add(48*time.Hour)) // expires after A
 	f := newTLSFiles(t)
 	f.writePair(a)
 	s, addrs := startTLSServer(t, f, false)
 	c := client{roots: ca.Pool()}
-	errs := func() float64 { return testutil.ToFloat64(s.tls.errs) }
+	errs := func() float64 { return testutil.ToFloat64(s.tls.metrics.errs) }
+	failing := func(step string, want float64) {
+		t.Helper()
+		if got := testutil.ToFloat64(s.tls.metrics.failing); got != want {
+			t.Errorf("%s: %s = %v, want %v", step, tlsReloadFailingMetric, got, want)
+		}
+	}
+	notAfter := func(step string, l tlstest.Leaf) {
+		t.Helper()
+		cert, err := x509.ParseCertificate(der(t, l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(s.tls.metrics.notAfter); got != float64(cert.NotAfter.Unix()) {
+			t.Errorf("%s: %s = %v, want %v", step, tlsNotAfterMetric, got, cert.NotAfter.Unix())
+		}
+	}
+	notAfter("start", a)
 
 	expectServed(t, addrs, c, der(t, a), "start")
 
@@ -195,6 +219,8 @@ func TestTLSKeyPairReloads(t *testing.T) {
 	if errs() != 1 { // two handshakes saw the same broken change: counted once
 		t.Errorf("after a garbage certificate, %s = %v, want 1", tlsReloadErrorsMetric, errs())
 	}
+	failing("garbage certificate", 1)
+	notAfter("garbage certificate", a)
 
 	// B's files are padded (PEM allows trailing newlines) to a fixed size, so that A's files, padded alike, can
 	// replace them below with the same size.
@@ -207,6 +233,8 @@ func TestTLSKeyPairReloads(t *testing.T) {
 
 	f.write(f.key, pad(t, b.KeyPEM, keySize))
 	expectServed(t, addrs, c, der(t, b), "pair B")
+	failing("pair B", 0)
+	notAfter("pair B", b)
 
 	// A pair renamed into place with the same size and modification time as the files it replaces is still a
 	// change (another file).
@@ -267,9 +295,45 @@ func TestTLSClientCAReloads(t *testing.T) {
 	f.write(f.clientCA, []byte("not a bundle"))
 	expectServed(t, addrs, newClient, want, "garbage bundle")
 	expectRefused(t, addrs, oldClient, "garbage bundle")
-	if n := testutil.ToFloat64(s.tls.errs); n != 1 {
+	if n := testutil.ToFloat64(s.tls.metrics.errs); n != 1 {
 		t.Errorf("%s = %v, want 1", tlsReloadErrorsMetric, n)
 	}
+}
+
+// TestTLSCombinedPEMFile: TLS_CERT_FILE and TLS_KEY_FILE may name one file holding both, so that a new pair
+// replaces the old one in a single write or rename, without a moment of mismatched files.
+func TestTLSCombinedPEMFile(t *testing.T) {
+	ca := tlstest.NewAuthority(t, "server CA")
+	a, b := ca.Server(t), ca.Server(t)
+	f := newTLSFiles(t)
+	f.key = f.cert
+	f.write(f.cert, append(append([]byte(nil), a.CertPEM...), a.KeyPEM...))
+	s, addrs := startTLSServer(t, f, false)
+	c := client{roots: ca.Pool()}
+	expectServed(t, addrs, c, der(t, a), "pair A")
+	f.write(f.cert, append(append([]byte(nil), b.KeyPEM...), b.CertPEM...)) // either order
+	expectServed(t, addrs, c, der(t, b), "pair B")
+	if n := testutil.ToFloat64(s.tls.metrics.errs); n != 0 {
+		t.Errorf("%s = %v, want 0", tlsReloadErrorsMetric, n)
+	}
+}
+
+// TestTLSReloadWithoutRegisterer: without a registry to count in, a failed reload is only logged.
+func TestTLSReloadWithoutRegisterer(t *testing.T) {
+	ca := tlstest.NewAuthority(t, "server CA")
+	a, b := ca.Server(t), ca.Server(t)
+	f := newTLSFiles(t)
+	f.noRegisterer = true
+	f.writePair(a)
+	s, addrs := startTLSServer(t, f, false)
+	if s.tls.metrics != (tlsMetrics{}) {
+		t.Fatal("metrics registered on a bare Gatherer")
+	}
+	c := client{roots: ca.Pool()}
+	f.write(f.key, []byte("garbage"))
+	expectServed(t, addrs, c, der(t, a), "garbage key")
+	f.writePair(b)
+	expectServed(t, addrs, c, der(t, b), "pair B")
 }
 
 // TestTLSReloadMetricRegistered: the failure counter is exported on the server's registry.
@@ -281,8 +345,10 @@ func TestTLSReloadMetricRegistered(t *testing.T) {
 	if _, err := New(Config{TLSCertFile: f.cert, TLSKeyFile: f.key, ShutdownTimeout: time.Second}, zaptest.NewLogger(t), reg); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg, tlsReloadErrorsMetric); err != nil || n != 1 {
-		t.Errorf("%s series = %d, %v; want 1", tlsReloadErrorsMetric, n, err)
+	for _, name := range []string{tlsReloadErrorsMetric, tlsReloadFailingMetric, tlsNotAfterMetric} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 1 {
+			t.Errorf("%s series = %d, %v; want 1", name, n, err)
+		}
 	}
 	// A second server on the same registry shares the counter instead of failing.
 	if _, err := New(Config{TLSCertFile: f.cert, TLSKeyFile: f.key, ShutdownTimeout: time.Second}, zaptest.NewLogger(t), reg); err != nil {
