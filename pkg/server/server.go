@@ -37,9 +37,9 @@ type Config struct {
 	HTTPAddr        string        `env:"HTTP_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address for health, readiness, metrics and HTTP APIs"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"8s" help:"how long in-flight requests may take to finish on shutdown"`
 	AddrFile        string        `env:"ADDR_FILE" default:"" help:"if set, the bound addresses are written to this file as JSON once listening"`
-	TLSCertFile     string        `env:"TLS_CERT_FILE" default:"" help:"PEM certificate for TLS on gRPC and HTTP (TLS is off when empty)"`
+	TLSCertFile     string        `env:"TLS_CERT_FILE" default:"" help:"PEM certificate for TLS on gRPC and HTTP (TLS is off when empty); reread, with the key and client CA, at the first handshake after one of them changes"`
 	TLSKeyFile      string        `env:"TLS_KEY_FILE" default:"" help:"PEM private key for TLS_CERT_FILE"`
-	TLSClientCAFile string        `env:"TLS_CLIENT_CA_FILE" default:"" help:"PEM CA bundle; when set, clients must present a certificate it signed (mTLS)"`
+	TLSClientCAFile string        `env:"TLS_CLIENT_CA_FILE" default:"" help:"PEM CA bundle (may hold several CAs, e.g. the old and the new one during a rotation); when set, clients must present a certificate one of them signed (mTLS)"`
 	// The limits below bound what any client, authenticated or not, can hold: a connection that stalls is cut
 	// off, so open files and memory cannot be exhausted by slow or idle clients.
 	HTTPReadTimeout          time.Duration `env:"HTTP_READ_TIMEOUT" default:"30s" help:"longest time an HTTP client may take to send a whole request, body included; a stalled request is cut off"`
