@@ -76,12 +76,13 @@ func startTLSServer(t *testing.T, f *tlsFiles, mTLS bool) (*Server, Addrs) {
 
 // client is what a client trusts and presents.
 type client struct {
-	roots *x509.CertPool
-	cert  *tls.Certificate // nil: none
+	roots    *x509.CertPool
+	cert     *tls.Certificate       // nil: none
+	sessions tls.ClientSessionCache // nil: no session resumption
 }
 
 func (c client) config() *tls.Config {
-	tc := &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12, ClientSessionCache: c.sessions}
 	if c.cert != nil {
 		tc.Certificates = []tls.Certificate{*c.cert}
 	}
@@ -116,6 +117,16 @@ func grpcPeer(t *testing.T, addr string, c client) ([]byte, error) {
 // httpPeer makes a new HTTPS connection, GETs /healthz and returns the server certificate it saw.
 func httpPeer(t *testing.T, addr string, c client) ([]byte, error) {
 	t.Helper()
+	state, err := httpGet(t, addr, c)
+	if err != nil {
+		return nil, err
+	}
+	return state.PeerCertificates[0].Raw, nil
+}
+
+// httpGet makes a new HTTPS connection, GETs /healthz and returns the connection's TLS state.
+func httpGet(t *testing.T, addr string, c client) (*tls.ConnectionState, error) {
+	t.Helper()
 	tr := &http.Transport{TLSClientConfig: c.config(), DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a bound against hangs, not a timed assertion
@@ -132,7 +143,7 @@ func httpPeer(t *testing.T, addr string, c client) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
 		t.Fatalf("GET /healthz: %s, TLS %v", resp.Status, resp.TLS)
 	}
-	return resp.TLS.PeerCertificates[0].Raw, nil
+	return resp.TLS, nil
 }
 
 // pad appends newlines to a PEM file up to size bytes.
@@ -297,6 +308,35 @@ func TestTLSClientCAReloads(t *testing.T) {
 	expectRefused(t, addrs, oldClient, "garbage bundle")
 	if n := testutil.ToFloat64(s.tls.metrics.errs); n != 1 {
 		t.Errorf("%s = %v, want 1", tlsReloadErrorsMetric, n)
+	}
+}
+
+// TestTLSClientCARemovalStopsResumption: a client certificate of a CA removed from the bundle cannot come back
+// by resuming a TLS session it opened before (crypto/tls checks a resumed session's chain against the ClientCAs
+// of the configuration the reloader hands out).
+func TestTLSClientCARemovalStopsResumption(t *testing.T) {
+	serverCA, oldCA, newCA := tlstest.NewAuthority(t, "server CA"), tlstest.NewAuthority(t, "old client CA"), tlstest.NewAuthority(t, "new client CA")
+	oldCert := oldCA.Client(t, "old").TLSCertificate(t)
+	oldClient := client{roots: serverCA.Pool(), cert: &oldCert, sessions: tls.NewLRUClientSessionCache(4)}
+	f := newTLSFiles(t)
+	f.writePair(serverCA.Server(t))
+	f.write(f.clientCA, append(append([]byte(nil), oldCA.PEM...), newCA.PEM...))
+	_, addrs := startTLSServer(t, f, true)
+
+	if _, err := httpGet(t, addrs.HTTP, oldClient); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	state, err := httpGet(t, addrs.HTTP, oldClient)
+	if err != nil {
+		t.Fatalf("second connection: %v", err)
+	}
+	if !state.DidResume {
+		t.Fatal("the second connection did not resume the first one's session; the test would prove nothing")
+	}
+
+	f.write(f.clientCA, newCA.PEM)
+	if state, err := httpGet(t, addrs.HTTP, oldClient); err == nil {
+		t.Errorf("old CA removed: connection admitted (resumed: %v)", state.DidResume)
 	}
 }
 
