@@ -44,7 +44,7 @@ With the embedded broker, KAFKA_TLS* and KAFKA_SASL_* in the environment are cle
 
 Authentication. The collector's COLLECTOR_ALLOW_ANONYMOUS=true and COLLECTOR_MAX_AGE presets apply only when
 dev's environment does not set them: COLLECTOR_ALLOW_ANONYMOUS=false with COLLECTOR_TOKENS_FILE runs the
-collector with gateway tokens, and the simulator then sends $GREENWAVE_TOKEN.
+collector with gateway tokens, and the simulator then sends $GREENWAVE_TOKEN (at least 16 characters).
 
 Addresses. Once ready, dev writes the broker and every service's gRPC and HTTP address to --state-file
 (default <user cache dir>/greenwave/dev.json, or $GREENWAVE_DEV_FILE) and removes it on exit. models, plans,

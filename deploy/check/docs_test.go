@@ -2,6 +2,8 @@ package check
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -123,6 +125,14 @@ func FuzzDecodeVars(f *testing.F) {
 				t.Fatalf("accepted an unnamed or duplicate variable: %+v", vars)
 			}
 			seen[v.Name] = true
+		}
+		// The variables encoded again decode to themselves.
+		again, err := json.Marshal(vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vars2, err := DecodeVars(again); err != nil || !reflect.DeepEqual(vars, vars2) {
+			t.Fatalf("round trip of %+v: %+v, %v", vars, vars2, err)
 		}
 		RenderConfiguration([]ServiceVars{{Service: "s", Vars: vars}})
 	})

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if fuzzOnly() {
+		os.Exit(m.Run())
+	}
 	code, err := setup(m)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "deploy/check: %v\n", err)
@@ -55,6 +59,20 @@ func setup(m *testing.M) (int, error) {
 		serviceVars[s.Service] = s.Vars
 	}
 	return m.Run(), nil
+}
+
+// fuzzOnly reports whether this process runs fuzz targets alone: a fuzz worker (which runs TestMain too) or a
+// coordinator started with -run '^$'. The fuzz targets call pure decoders, and building the services in every
+// worker would use up the fuzz time before the first input.
+func fuzzOnly() bool {
+	flag.Parse()
+	value := func(name string) string {
+		if f := flag.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return value("test.fuzzworker") == "true" || (value("test.fuzz") != "" && value("test.run") == "^$")
 }
 
 // commonVars are the variables every service reads.

@@ -74,6 +74,10 @@ func DashboardQueries(data []byte) ([]Query, error) {
 		if err != nil {
 			return nil, fmt.Errorf("decode dashboard: variable %q: %w", v.Name, err)
 		}
+		if q == "" {
+			// A null or empty query (as a re-saved dashboard may hold) is no query, like an absent one.
+			continue
+		}
 		out = append(out, Query{Where: fmt.Sprintf("variable %q", v.Name), Expr: q})
 	}
 	return out, nil

@@ -1,9 +1,13 @@
 package check
 
 import (
+	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func TestMetricNames(t *testing.T) {
@@ -126,18 +130,57 @@ func FuzzDashboardQueries(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Whatever the queries are, finding their metrics must not panic.
-		UnknownMetrics(qs, nil)
+		// The dashboard re-encoded from what was decoded yields the same queries.
+		var d dashboard
+		if err := json.Unmarshal(data, &d); err != nil {
+			t.Fatalf("accepted dashboard does not decode: %v", err)
+		}
+		again, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("decoded dashboard does not encode: %v", err)
+		}
+		checkQueries(t, data, qs, again, func(b []byte) ([]Query, error) { return DashboardQueries(b) })
 	})
 }
 
 func FuzzRuleQueries(f *testing.F) {
 	f.Add([]byte("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		qs, _, err := RuleQueries(data)
+		qs, recorded, err := RuleQueries(data)
 		if err != nil {
 			return
 		}
-		UnknownMetrics(qs, nil)
+		if len(recorded) > len(qs) {
+			t.Fatalf("%d recorded names from %d rules", len(recorded), len(qs))
+		}
+		// The rule file re-encoded from what was decoded yields the same queries.
+		var rf ruleFile
+		if err := yaml.Unmarshal(data, &rf); err != nil {
+			t.Fatalf("accepted rules do not decode: %v", err)
+		}
+		again, err := yaml.Marshal(rf)
+		if err != nil {
+			t.Fatalf("decoded rules do not encode: %v", err)
+		}
+		checkQueries(t, data, qs, again, func(b []byte) ([]Query, error) {
+			qs, _, err := RuleQueries(b)
+			return qs, err
+		})
 	})
+}
+
+// checkQueries checks the queries decoded from data: each names its place and has an expression, the
+// re-encoded input decodes to the same queries, and finding their metrics does not panic.
+func checkQueries(t *testing.T, data []byte, qs []Query, again []byte, decode func([]byte) ([]Query, error)) {
+	t.Helper()
+	for _, q := range qs {
+		if q.Where == "" || q.Expr == "" {
+			t.Fatalf("query %+v from %q", q, data)
+		}
+	}
+	qs2, err := decode(again)
+	if err != nil || !reflect.DeepEqual(qs, qs2) {
+		t.Fatalf("round trip of %q through %q: %v, %v; want %v", data, again, qs2, err, qs)
+	}
+	UnknownMetrics(qs, nil)
 }

@@ -2,6 +2,7 @@ package congestion
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -129,6 +130,20 @@ func FuzzParseBounds(f *testing.F) {
 		for _, v := range []float64{a, b, c, d} {
 			if math.IsNaN(v) {
 				t.Fatalf("ParseBounds(%q) returned NaN", s)
+			}
+		}
+		// What parsed prints back to the same four values.
+		text := make([]string, 4)
+		for i, v := range []float64{a, b, c, d} {
+			text[i] = strconv.FormatFloat(v, 'g', -1, 64)
+		}
+		a2, b2, c2, d2, err := ParseBounds([]string{strings.Join(text, ",")})
+		if err != nil {
+			t.Fatalf("ParseBounds(%q) -> %v: reparse: %v", s, text, err)
+		}
+		for i, pair := range [][2]float64{{a, a2}, {b, b2}, {c, c2}, {d, d2}} {
+			if math.Float64bits(pair[0]) != math.Float64bits(pair[1]) {
+				t.Fatalf("ParseBounds(%q): bound %d %v reparses as %v", s, i+1, pair[0], pair[1])
 			}
 		}
 		// Whatever parsed, validation decides; it must never panic.

@@ -123,6 +123,10 @@ func (a *Array) Matrix() ([][]float64, error) {
 		return nil, fmt.Errorf("array of shape %v is not 2-D (rows, columns)", a.Shape)
 	}
 	rows, cols := a.Shape[0], a.Shape[1]
+	if cols == 0 && rows > 0 {
+		// Each row costs a slice header though the file holds no values: a 128-byte file could ask for gigabytes.
+		return nil, fmt.Errorf("array of shape %v has rows but no columns", a.Shape)
+	}
 	out := make([][]float64, rows)
 	for i := range out {
 		out[i] = append([]float64(nil), a.Data[i*cols:(i+1)*cols]...)

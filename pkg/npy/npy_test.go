@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -127,13 +128,15 @@ func TestMatrixAndVector(t *testing.T) {
 		{"column", Array{Shape: []int{2, 1}, Data: []float64{1, 2}}, [][]float64{{1}, {2}}, []float64{1, 2}, false, false},
 		{"1-D", Array{Shape: []int{3}, Data: []float64{1, 2, 3}}, nil, []float64{1, 2, 3}, true, false},
 		{"3-D", Array{Shape: []int{1, 1, 1}, Data: []float64{1}}, nil, nil, true, true},
+		{"no rows", Array{Shape: []int{0, 3}}, [][]float64{}, nil, false, true},
+		{"rows without columns", Array{Shape: []int{MaxElements, 0}}, nil, nil, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m, err := tc.a.Matrix()
 			if (err != nil) != tc.matErr || !tc.matErr && !reflect.DeepEqual(m, tc.rows) {
-				t.Fatalf("Matrix = %v, %v", m, err)
+				t.Fatalf("Matrix = %.200s, %v", fmt.Sprint(m), err)
 			}
 			v, err := tc.a.Vector()
 			if (err != nil) != tc.vErr || !tc.vErr && !reflect.DeepEqual(v, tc.vec) {
@@ -165,6 +168,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(encode(2, "{'descr': '>f8', 'fortran_order': False, 'shape': (), }", f64s(binary.BigEndian, 1)))
 	f.Add(encode(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (1,), }", f64s(le, 1)))
 	f.Add([]byte(Magic))
+	f.Add(encode(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 0), }", nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := Read(bytes.NewReader(b))
 		if err != nil {
@@ -180,5 +184,39 @@ func FuzzRead(f *testing.F) {
 		if n != len(a.Data) {
 			t.Fatalf("shape %v but %d values", a.Shape, len(a.Data))
 		}
+		// The accessors agree with the shape: rows of the row length, together the data in order.
+		if m, err := a.Matrix(); err == nil {
+			var flat []float64
+			for _, row := range m {
+				if len(row) != a.Shape[1] {
+					t.Fatalf("shape %v: row of %d values", a.Shape, len(row))
+				}
+				flat = append(flat, row...)
+			}
+			if len(m) > len(b) {
+				t.Fatalf("shape %v: %d rows from %d bytes", a.Shape, len(m), len(b))
+			}
+			if len(m) != a.Shape[0] || !sameBits(flat, a.Data) {
+				t.Fatalf("shape %v: matrix of %d rows does not hold the data in order", a.Shape, len(m))
+			}
+		} else if len(a.Shape) == 2 && (a.Shape[0] == 0 || a.Shape[1] > 0) {
+			t.Fatalf("2-D shape %v: %v", a.Shape, err)
+		}
+		if v, err := a.Vector(); err == nil && !sameBits(v, a.Data) {
+			t.Fatalf("shape %v: vector differs from the data", a.Shape)
+		}
 	})
+}
+
+// sameBits reports whether a and b hold the same float64 values bit for bit (NaN payloads included).
+func sameBits(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }

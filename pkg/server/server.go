@@ -7,7 +7,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,9 +37,9 @@ type Config struct {
 	HTTPAddr        string        `env:"HTTP_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address for health, readiness, metrics and HTTP APIs"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"8s" help:"how long in-flight requests may take to finish on shutdown"`
 	AddrFile        string        `env:"ADDR_FILE" default:"" help:"if set, the bound addresses are written to this file as JSON once listening"`
-	TLSCertFile     string        `env:"TLS_CERT_FILE" default:"" help:"PEM certificate for TLS on gRPC and HTTP (TLS is off when empty)"`
+	TLSCertFile     string        `env:"TLS_CERT_FILE" default:"" help:"PEM certificate for TLS on gRPC and HTTP (TLS is off when empty); reread, with the key and client CA, at the first handshake after one of them changes"`
 	TLSKeyFile      string        `env:"TLS_KEY_FILE" default:"" help:"PEM private key for TLS_CERT_FILE"`
-	TLSClientCAFile string        `env:"TLS_CLIENT_CA_FILE" default:"" help:"PEM CA bundle; when set, clients must present a certificate it signed (mTLS)"`
+	TLSClientCAFile string        `env:"TLS_CLIENT_CA_FILE" default:"" help:"PEM CA bundle (may hold several CAs, e.g. the old and the new one during a rotation); when set, clients must present a certificate one of them signed (mTLS)"`
 	// The limits below bound what any client, authenticated or not, can hold: a connection that stalls is cut
 	// off, so open files and memory cannot be exhausted by slow or idle clients.
 	HTTPReadTimeout          time.Duration `env:"HTTP_READ_TIMEOUT" default:"30s" help:"longest time an HTTP client may take to send a whole request, body included; a stalled request is cut off"`
@@ -110,7 +109,7 @@ type Server struct {
 	grpc   *grpc.Server
 	mux    *http.ServeMux
 	health *health.Server
-	tls    *tls.Config
+	tls    *certReloader // nil without TLS
 
 	mu     sync.Mutex
 	checks map[string]func() error
@@ -118,16 +117,23 @@ type Server struct {
 	bound  chan struct{}
 }
 
-// New builds a Server. reg is served on /metrics; extra gRPC options (interceptors) are appended.
+// New builds a Server. reg is served on /metrics; when it is also a prometheus.Registerer (a service's
+// registry is), the server registers its own metrics on it (greenwave_tls_*, with TLS). Extra gRPC
+// options (interceptors) are appended. With TLS, the key pair and client CA bundle are reread at the first
+// handshake after their files change, so certificates are rotated without a restart.
 func New(cfg Config, log *zap.Logger, reg prometheus.Gatherer, opts ...grpc.ServerOption) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), health: health.NewServer(), checks: map[string]func() error{}, bound: make(chan struct{})}
 	if cfg.TLSCertFile != "" {
-		tc, err := loadTLS(cfg)
+		m, err := newTLSMetrics(reg)
 		if err != nil {
 			return nil, err
 		}
-		s.tls = tc
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		r, err := newCertReloader(cfg, log, m)
+		if err != nil {
+			return nil, err
+		}
+		s.tls = r
+		opts = append(opts, grpc.Creds(credentials.NewTLS(r.serverConfig(true))))
 	}
 	// Defaults first: a caller's option of the same kind comes later and wins.
 	opts = append([]grpc.ServerOption{
@@ -153,27 +159,6 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Gatherer, opts ...grpc.Serv
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return s, nil
-}
-
-func loadTLS(cfg Config) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load TLS key pair: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if cfg.TLSClientCAFile != "" {
-		pem, err := os.ReadFile(cfg.TLSClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read TLS client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("TLS client CA %s holds no PEM certificate", cfg.TLSClientCAFile)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }
 
 // GRPC returns the gRPC server to register services on (before Run).
@@ -238,7 +223,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen HTTP on %s: %w", s.cfg.HTTPAddr, err)
 	}
 	if s.tls != nil {
-		hl = tls.NewListener(hl, s.tls)
+		hl = tls.NewListener(hl, s.tls.serverConfig(false))
 	}
 	s.mu.Lock()
 	s.addrs = Addrs{GRPC: gl.Addr().String(), HTTP: hl.Addr().String()}

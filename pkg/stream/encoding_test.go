@@ -59,8 +59,23 @@ func FuzzValue(f *testing.F) {
 	f.Add([]byte{0x01, 0x00, 0x00, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := Value(Output{Value: b, ContentEncoding: EncodingDeflate}.Message(), 4096)
-		if err == nil && len(got) > 4096 {
+		if err != nil {
+			return
+		}
+		if len(got) > 4096 {
 			t.Fatalf("%d bytes beyond the limit", len(got))
+		}
+		// What inflated deflates and inflates back to itself, and a plain value passes through unchanged.
+		again, err := Deflate(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Value(Output{Value: again, ContentEncoding: EncodingDeflate}.Message(), len(got))
+		if err != nil || !bytes.Equal(back, got) {
+			t.Fatalf("round trip of %d bytes: %d bytes, %v", len(got), len(back), err)
+		}
+		if plain, err := Value(Output{Value: got}.Message(), len(got)); err != nil || !bytes.Equal(plain, got) {
+			t.Fatalf("plain value changed: %v", err)
 		}
 	})
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -56,6 +59,16 @@ func FuzzDecodeBatchJSON(f *testing.F) {
 		batch, err := DecodeBatchJSON(b)
 		if err == nil && batch == nil {
 			t.Fatal("nil batch without error")
+		}
+		if err == nil {
+			// An accepted batch encodes and decodes back to itself.
+			again, merr := protojson.Marshal(batch)
+			if merr != nil {
+				t.Fatalf("accepted batch does not encode: %v", merr)
+			}
+			if batch2, err := DecodeBatchJSON(again); err != nil || !proto.Equal(batch, batch2) {
+				t.Fatalf("round trip of %q through %q: %v", b, again, err)
+			}
 		}
 		// The path finder never blames a value of a body protojson accepts.
 		if fe := locateJSONError(b, (&greenwavev1.ReadingBatch{}).ProtoReflect().Descriptor()); err == nil && fe != nil {

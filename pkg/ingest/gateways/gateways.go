@@ -7,14 +7,17 @@
 //	gateways:
 //	  - id: gw-high-st
 //	    token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//	    next_token_sha256: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752  # optional, during a rotation
 //	    intersections: [I-100, I-101]   # every detector of these, and their weather stations
 //	    detectors: [I-102-N1]           # single detectors elsewhere
 //	    stations: [STN-2]               # extra weather stations
 //	    rate_limit: {readings_per_second: 200, burst: 2000}
 //
 // "*" in a list allows every intersection, detector or station. The hash of a token is
-// `printf %s "$TOKEN" | sha256sum`. The package is pure: Parse reads bytes, Authenticate compares hashes in
-// constant time.
+// `printf %s "$TOKEN" | sha256sum`. next_token_sha256 exists for rotating a token without downtime: while it is
+// set, both the current and the next token authenticate the gateway, so the gateway can switch at any moment and
+// the old hash is removed afterwards. Every hash, current or next, is unique across the file. The package is
+// pure: Parse reads bytes, Authenticate compares hashes in constant time.
 package gateways
 
 import (
@@ -50,13 +53,15 @@ type RateLimit struct {
 }
 
 type entry struct {
-	ID            string     `yaml:"id"`
-	Token         string     `yaml:"token"`
-	TokenSHA256   string     `yaml:"token_sha256"`
-	Intersections []string   `yaml:"intersections"`
-	Detectors     []string   `yaml:"detectors"`
-	Stations      []string   `yaml:"stations"`
-	RateLimit     *RateLimit `yaml:"rate_limit"`
+	ID              string     `yaml:"id"`
+	Token           string     `yaml:"token"`
+	TokenSHA256     string     `yaml:"token_sha256"`
+	NextToken       string     `yaml:"next_token"`
+	NextTokenSHA256 string     `yaml:"next_token_sha256"`
+	Intersections   []string   `yaml:"intersections"`
+	Detectors       []string   `yaml:"detectors"`
+	Stations        []string   `yaml:"stations"`
+	RateLimit       *RateLimit `yaml:"rate_limit"`
 }
 
 type file struct {
@@ -71,7 +76,9 @@ type Gateway struct {
 	// Rate is the gateway's rate limit; nil means unlimited.
 	Rate *RateLimit
 
-	hash          [sha256.Size]byte
+	// hashes are the SHA-256 of the tokens that authenticate the gateway: the current one and, during a
+	// rotation, the next one.
+	hashes        [][sha256.Size]byte
 	all           bool
 	intersections set
 	detectors     set
@@ -137,14 +144,17 @@ func (r *Registry) Gateway(id string) *Gateway {
 	return nil
 }
 
-// Authenticate returns the gateway whose token hash matches token. Every configured hash is compared, each in
-// constant time, so the answer's timing reveals neither the token nor which gateway matched.
+// Authenticate returns the gateway whose current or next token hash matches token. Every configured hash is
+// compared, each in constant time and without stopping at a match, so the answer's timing reveals neither the
+// token, nor which gateway matched, nor whether it was a current or a next token.
 func (r *Registry) Authenticate(token string) (*Gateway, bool) {
 	h := sha256.Sum256([]byte(token))
 	var found *Gateway
 	for _, g := range r.gateways {
-		if subtle.ConstantTimeCompare(h[:], g.hash[:]) == 1 {
-			found = g
+		for _, gh := range g.hashes {
+			if subtle.ConstantTimeCompare(h[:], gh[:]) == 1 {
+				found = g
+			}
 		}
 	}
 	return found, found != nil
@@ -210,15 +220,24 @@ func Parse(b []byte, topo *topology.Index) (*Registry, error) {
 			add("%s: holds a plaintext token; store only token_sha256 (printf %%s \"$TOKEN\" | sha256sum)", where)
 		}
 		g := &Gateway{ID: e.ID, Rate: e.RateLimit}
-		raw, err := hex.DecodeString(e.TokenSHA256)
-		switch {
-		case err != nil || len(raw) != sha256.Size:
-			add("%s: token_sha256 must be 64 hexadecimal digits (printf %%s \"$TOKEN\" | sha256sum)", where)
-		case hashes[strings.ToLower(e.TokenSHA256)] != "":
-			add("%s: token_sha256 is also used by gateway %q; every gateway needs its own token", where, hashes[strings.ToLower(e.TokenSHA256)])
-		default:
-			copy(g.hash[:], raw)
-			hashes[strings.ToLower(e.TokenSHA256)] = e.ID
+		if e.NextToken != "" {
+			add("%s: holds a plaintext next_token; store only next_token_sha256 (printf %%s \"$TOKEN\" | sha256sum)", where)
+		}
+		for _, t := range []struct{ field, value string }{{"token_sha256", e.TokenSHA256}, {"next_token_sha256", e.NextTokenSHA256}} {
+			if t.field == "next_token_sha256" && t.value == "" {
+				continue // optional: set only during a rotation
+			}
+			raw, err := hex.DecodeString(t.value)
+			key := strings.ToLower(t.value)
+			switch {
+			case err != nil || len(raw) != sha256.Size:
+				add("%s: %s must be 64 hexadecimal digits (printf %%s \"$TOKEN\" | sha256sum)", where, t.field)
+			case hashes[key] != "":
+				add("%s: %s is also the %s; every token, current or next, must be unique", where, t.field, hashes[key])
+			default:
+				g.hashes = append(g.hashes, [sha256.Size]byte(raw))
+				hashes[key] = fmt.Sprintf("%s of gateway %q", t.field, e.ID)
+			}
 		}
 		if len(e.Intersections)+len(e.Detectors)+len(e.Stations) == 0 {
 			add("%s: allows nothing; list intersections, detectors and/or stations (\"*\" for all)", where)

@@ -74,7 +74,14 @@ func TestParseErrors(t *testing.T) {
 	cases := []struct{ name, body, want string }{
 		{"plaintext token", "version: 1\ngateways:\n  - {id: a, token: secret, token_sha256: " + h + ", intersections: [I-1]}", "plaintext token"},
 		{"bad hash", "version: 1\ngateways:\n  - {id: a, token_sha256: abc, intersections: [I-1]}", "64 hexadecimal"},
-		{"shared hash", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", intersections: [I-1]}\n  - {id: b, token_sha256: " + h + ", intersections: [I-1]}", "also used"},
+		{"shared hash", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", intersections: [I-1]}\n  - {id: b, token_sha256: " + h + ", intersections: [I-1]}", `gateways[1] (id "b"): token_sha256 is also the token_sha256 of gateway "a"`},
+		{"next equals own current", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", next_token_sha256: " + strings.ToUpper(h) + ", intersections: [I-1]}", `gateways[0] (id "a"): next_token_sha256 is also the token_sha256 of gateway "a"`},
+		{"next is another's current", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", intersections: [I-1]}\n  - {id: b, token_sha256: " + HashToken("y") + ", next_token_sha256: " + h + ", intersections: [I-1]}", `gateways[1] (id "b"): next_token_sha256 is also the token_sha256 of gateway "a"`},
+		{"current is another's next", "version: 1\ngateways:\n  - {id: a, token_sha256: " + HashToken("y") + ", next_token_sha256: " + h + ", intersections: [I-1]}\n  - {id: b, token_sha256: " + h + ", intersections: [I-1]}", `gateways[1] (id "b"): token_sha256 is also the next_token_sha256 of gateway "a"`},
+		{"shared next", "version: 1\ngateways:\n  - {id: a, token_sha256: " + HashToken("y") + ", next_token_sha256: " + h + ", intersections: [I-1]}\n  - {id: b, token_sha256: " + HashToken("z") + ", next_token_sha256: " + h + ", intersections: [I-1]}", `gateways[1] (id "b"): next_token_sha256 is also the next_token_sha256 of gateway "a"`},
+		{"bad next hash", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", next_token_sha256: xyz, intersections: [I-1]}", `gateways[0] (id "a"): next_token_sha256 must be 64 hexadecimal`},
+		{"plaintext next token", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", next_token: secret, intersections: [I-1]}", "plaintext next_token"},
+		{"missing current", "version: 1\ngateways:\n  - {id: a, next_token_sha256: " + h + ", intersections: [I-1]}", `gateways[0] (id "a"): token_sha256 must be 64 hexadecimal`},
 		{"unknown intersection", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", intersections: [I-9]}", `"I-9" is not in the topology`},
 		{"unknown detector", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + ", detectors: [Q]}", `"Q" is not in the topology`},
 		{"allows nothing", "version: 1\ngateways:\n  - {id: a, token_sha256: " + h + "}", "allows nothing"},
@@ -88,6 +95,40 @@ func TestParseErrors(t *testing.T) {
 			_, err := Parse([]byte(c.body), index(t))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestRotation: while next_token_sha256 is set, the current and the next token both authenticate their own
+// gateway and nothing else; a gateway without one keeps a single token.
+func TestRotation(t *testing.T) {
+	reg, err := Parse([]byte(`
+version: 1
+gateways:
+  - {id: rotating, token_sha256: `+HashToken("old")+`, next_token_sha256: `+HashToken("new")+`, intersections: [I-1]}
+  - {id: steady, token_sha256: `+HashToken("steady")+`, stations: [STN-1]}
+`), index(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, token, want string
+	}{
+		{"current token", "old", "rotating"},
+		{"next token", "new", "rotating"},
+		{"single token", "steady", "steady"},
+		{"other token", "older", ""},
+		{"empty token", "", ""},
+		{"hash instead of token", HashToken("new"), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, ok := reg.Authenticate(c.token)
+			switch {
+			case c.want == "" && ok:
+				t.Errorf("Authenticate(%q) admitted %s", c.token, g.ID)
+			case c.want != "" && (!ok || g.ID != c.want):
+				t.Errorf("Authenticate(%q) = %v %v, want %s", c.token, g, ok, c.want)
 			}
 		})
 	}
@@ -110,11 +151,28 @@ func TestBearerToken(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\ngateways:\n  - {id: a, token_sha256: " + HashToken("x") + ", intersections: ['*']}"))
+	f.Add([]byte("version: 1\ngateways:\n  - {id: a, token_sha256: " + HashToken("x") + ", next_token_sha256: " + HashToken("y") + ", intersections: ['*']}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tp, _ := topology.Parse([]byte(topo))
 		reg, err := Parse(b, topology.NewIndex(tp))
-		if err == nil && reg.Len() == 0 {
+		if err != nil {
+			return
+		}
+		if reg.Len() == 0 {
 			t.Fatal("empty registry accepted")
+		}
+		// Every accepted gateway has a current and at most a next token, and no hash admits two gateways.
+		seen := map[[32]byte]bool{}
+		for _, g := range reg.gateways {
+			if len(g.hashes) < 1 || len(g.hashes) > 2 {
+				t.Fatalf("gateway %s has %d token hashes", g.ID, len(g.hashes))
+			}
+			for _, h := range g.hashes {
+				if seen[h] {
+					t.Fatalf("hash %x accepted twice", h)
+				}
+				seen[h] = true
+			}
 		}
 	})
 }

@@ -83,10 +83,17 @@ var collectorDefaults = []struct{ key, value string }{
 	{"COLLECTOR_MAX_AGE", "876000h"},
 }
 
-// envToken is the simulator's gateway token: $GREENWAVE_TOKEN, as the other commands read it.
-func envToken(lookup func(string) (string, bool)) string {
+// envToken is the simulator's gateway token: $GREENWAVE_TOKEN, as the other commands read it and with the same
+// checks (cli.CheckToken); "" when unset.
+func envToken(lookup func(string) (string, bool)) (string, error) {
 	t, _ := lookup(ops.EnvToken)
-	return strings.TrimSpace(t)
+	if t = strings.TrimSpace(t); t == "" {
+		return "", nil
+	}
+	if err := cli.CheckToken("$"+ops.EnvToken, t); err != nil {
+		return "", err
+	}
+	return t, nil
 }
 
 // collectorEnv is what dev adds to the collector's environment: each preset the caller has not set.
@@ -120,6 +127,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	lookup := o.Lookup
 	if lookup == nil {
 		lookup = os.LookupEnv
+	}
+	token, err := envToken(lookup)
+	if err != nil {
+		return cli.Usagef("dev: %v", err)
 	}
 	root, rootErr := stack.FindRepoRoot(".")
 	if o.Topology == "" {
@@ -260,7 +271,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		}
 		defer cc.Close()
 		s.feeder = &feeder{
-			client: greenwavev1.NewCollectorServiceClient(cc), token: envToken(lookup), sim: simulator, speed: float64(o.Speed),
+			client: greenwavev1.NewCollectorServiceClient(cc), token: token, sim: simulator, speed: float64(o.Speed),
 			interval: 60 * time.Second, stats: s.stats, now: time.Now,
 		}
 		if !o.JSON {

@@ -2,6 +2,7 @@ package dev
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -28,14 +29,17 @@ func TestCollectorEnvRespectsTheCaller(t *testing.T) {
 func TestEnvToken(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		env  map[string]string
-		want string
+		env     map[string]string
+		want    string
+		wantErr string
 	}{
-		{nil, ""},
-		{map[string]string{"GREENWAVE_TOKEN": " gw-secret\n"}, "gw-secret"},
+		{nil, "", ""},
+		{map[string]string{"GREENWAVE_TOKEN": " gw-secret-0123456789\n"}, "gw-secret-0123456789", ""},
+		{map[string]string{"GREENWAVE_TOKEN": "gw-secret"}, "", "$GREENWAVE_TOKEN: the token is 9 characters long, shorter than the minimum 16"},
 	} {
-		if got := envToken(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }); got != tt.want {
-			t.Errorf("envToken(%v) = %q, want %q", tt.env, got, tt.want)
+		got, err := envToken(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("envToken(%v) = %q, %v; want %q, %q", tt.env, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -324,30 +323,24 @@ func (g *grpcFlags) dialOptions(cmd string) ([]grpc.DialOption, error) {
 	return opts, nil
 }
 
-// bearerToken returns the token of --token, --token-file or $GREENWAVE_TOKEN, in that order ("" for none).
+// bearerToken returns the token of --token, --token-file or $GREENWAVE_TOKEN, in that order ("" for none),
+// refusing one shorter than cli.MinTokenLength.
 func (g *grpcFlags) bearerToken() (string, error) {
 	if g.token != "" && g.tokenFile != "" {
 		return "", errors.New("give --token or --token-file, not both")
 	}
 	token, from := g.token, "--token"
 	if g.tokenFile != "" {
-		b, err := os.ReadFile(g.tokenFile)
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		token, from = strings.TrimSpace(string(b)), "--token-file "+g.tokenFile
-		if token == "" {
-			return "", fmt.Errorf("--token-file %s is empty", g.tokenFile)
-		}
+		return cli.ReadTokenFile("--token-file", g.tokenFile)
 	}
 	if token == "" {
 		token, from = envOr(g.lookup, EnvToken, ""), "$"+EnvToken
 	}
-	// A header value cannot hold control characters, and a space would split "Bearer <token>" ambiguously.
-	for _, r := range token {
-		if r <= ' ' || r == 0x7f {
-			return "", fmt.Errorf("%s: the token holds whitespace or a control character", from)
-		}
+	if token == "" {
+		return "", nil
+	}
+	if err := cli.CheckToken(from, token); err != nil {
+		return "", err
 	}
 	return token, nil
 }

@@ -109,9 +109,11 @@ func TestGRPCFlags(t *testing.T) {
 		}
 		return p
 	}
-	tokenFile := write("token", "  s3cret\n")
+	tokenFile := write("token", "\n  s3cret-0123456789abcdef\n")
 	emptyFile := write("empty", "\n")
 	spaceFile := write("space", "two words\n")
+	shortFile := write("short", "\n\nshort\n")
+	twoFile := write("two", "first-token-0123456789\nsecond-token-0123456789\n")
 	notPEM := write("ca.pem", "not a certificate")
 	tests := []struct {
 		name      string
@@ -121,10 +123,14 @@ func TestGRPCFlags(t *testing.T) {
 		wantErr   string
 	}{
 		{name: "plaintext, no token"},
-		{name: "token flag", args: []string{"--token", "abc"}, wantToken: "abc"},
-		{name: "token file trimmed", args: []string{"--token-file", tokenFile}, wantToken: "s3cret"},
-		{name: "token from the environment", env: env{EnvToken: "envtok"}, wantToken: "envtok"},
-		{name: "flag beats environment", env: env{EnvToken: "envtok"}, args: []string{"--token", "abc"}, wantToken: "abc"},
+		{name: "token flag", args: []string{"--token", "abc-0123456789abcdef"}, wantToken: "abc-0123456789abcdef"},
+		{name: "token file trimmed", args: []string{"--token-file", tokenFile}, wantToken: "s3cret-0123456789abcdef"},
+		{name: "token from the environment", env: env{EnvToken: "envtok-0123456789abcdef"}, wantToken: "envtok-0123456789abcdef"},
+		{name: "flag beats environment", env: env{EnvToken: "envtok-0123456789abcdef"}, args: []string{"--token", "abc-0123456789abcdef"}, wantToken: "abc-0123456789abcdef"},
+		{name: "short token flag", args: []string{"--token", "abc"}, wantErr: "--token: the token is 3 characters long, shorter than the minimum 16"},
+		{name: "short token in the environment", env: env{EnvToken: "envtok"}, wantErr: "$GREENWAVE_TOKEN: the token is 6 characters long"},
+		{name: "short token file", args: []string{"--token-file", shortFile}, wantErr: "--token-file " + shortFile + ":3: the token is 5 characters long"},
+		{name: "token file of two lines", args: []string{"--token-file", twoFile}, wantErr: "--token-file " + twoFile + ":2: a second non-blank line"},
 		{name: "both token flags", args: []string{"--token", "a", "--token-file", tokenFile}, wantErr: "not both"},
 		{name: "missing token file", args: []string{"--token-file", filepath.Join(dir, "nope")}, wantErr: "--token-file: open"},
 		{name: "empty token file", args: []string{"--token-file", emptyFile}, wantErr: "is empty"},

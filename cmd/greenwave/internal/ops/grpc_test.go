@@ -2,17 +2,11 @@ package ops
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,6 +25,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack/stacktest"
+	"github.com/greenwave-city/greenwave/pkg/server/tlstest"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
@@ -273,7 +269,7 @@ func TestModelsListSendsFilterAndToken(t *testing.T) {
 	f := newFake()
 	addr := serve(t, f, nil)
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("s3cret-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := runCmd(t, modelsCmd, "list", "--addr", addr, "--token-file", tokenFile,
@@ -287,7 +283,7 @@ func TestModelsListSendsFilterAndToken(t *testing.T) {
 	if len(f.filters) != 1 || !proto.Equal(f.filters[0], want) {
 		t.Errorf("filter sent %v, want %v", f.filters, want)
 	}
-	if !slices.Equal(f.auth, []string{"Bearer s3cret"}) {
+	if !slices.Equal(f.auth, []string{"Bearer s3cret-0123456789abcdef"}) {
 		t.Errorf("authorization headers %q, want one Bearer s3cret", f.auth)
 	}
 }
@@ -384,9 +380,11 @@ func TestPlansWatchStopsOnCancel(t *testing.T) {
 	t.Parallel()
 	addr := serve(t, newFake(), nil)
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout syncBuffer
+	var stdout stacktest.SyncBuffer
 	done := make(chan error, 1)
-	go func() { done <- plansCmd(ctx, []string{"watch", "--addr", addr}, &stdout, &syncBuffer{}, env{}.lookup) }()
+	go func() {
+		done <- plansCmd(ctx, []string{"watch", "--addr", addr}, &stdout, &stacktest.SyncBuffer{}, env{}.lookup)
+	}()
 	// All three initial plans arrive, then the stream idles; cancel once they are printed.
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(stdout.String(), "\n") < 3 {
@@ -436,35 +434,8 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T, dir string) testPKI {
 	t.Helper()
-	key := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey := key()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, usage x509.ExtKeyUsage) ([]byte, []byte) {
-		k := key()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"}, NotBefore: time.Now().Add(-time.Hour),
-			NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kd, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
-	}
+	ca := tlstest.NewAuthority(t, "test CA")
+	client := ca.Client(t, "leaf")
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -472,15 +443,8 @@ func newTestPKI(t *testing.T, dir string) testPKI {
 		}
 		return p
 	}
-	sc, sk := issue(2, x509.ExtKeyUsageServerAuth)
-	server, err := tls.X509KeyPair(sc, sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, ck := issue(3, x509.ExtKeyUsageClientAuth)
-	return testPKI{ca: ca, server: server,
-		caFile:     write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		clientCert: write("client.pem", cc), clientKey: write("client-key.pem", ck)}
+	return testPKI{ca: ca.Cert, server: ca.Server(t).TLSCertificate(t), caFile: write("ca.pem", ca.PEM),
+		clientCert: write("client.pem", client.CertPEM), clientKey: write("client-key.pem", client.KeyPEM)}
 }
 
 func unmarshalProtoJSON(b []byte, m proto.Message) error {

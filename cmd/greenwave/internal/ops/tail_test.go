@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack/stacktest"
 	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -217,7 +217,7 @@ func TestTailStartsAtTheEnd(t *testing.T) {
 	t.Parallel()
 	f := newTailFixture(t)
 	positioned := make(chan struct{})
-	var stdout, stderr syncBuffer
+	var stdout, stderr stacktest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		args := []string{"signal-plans", "--max", "1", "--brokers", strings.Join(f.kafkaConn.Brokers, ","), "--topic-prefix", f.prefix}
@@ -242,24 +242,6 @@ func TestTailStartsAtTheEnd(t *testing.T) {
 	if len(recs) != 1 || !strings.Contains(string(recs[0].Value), `"plan_id":"late"`) {
 		t.Fatalf("printed %+v, want only the record written after the start", recs)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read after the writing goroutine has finished and been waited for.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestDecodeRecord(t *testing.T) {

@@ -167,7 +167,7 @@ func TestReplayAccountsForEveryReading(t *testing.T) {
 			t.Parallel()
 			fc, addr := startFakeCollector(t, tc.script...)
 			file, bad := writeReadings(t, n)
-			sum, stderr, err := runReplayJSON(t, "--collector", addr, "--batch", "7", "--window", "3", "--token", "s3cret", file)
+			sum, stderr, err := runReplayJSON(t, "--collector", addr, "--batch", "7", "--window", "3", "--token", "s3cret-0123456789abcdef", file)
 			if err != nil {
 				t.Fatalf("replay: %v\n%s", err, stderr)
 			}
@@ -185,7 +185,7 @@ func TestReplayAccountsForEveryReading(t *testing.T) {
 				t.Errorf("collector saw %d distinct readings, want %d", len(fc.accepted), n-bad)
 			}
 			for _, tok := range fc.tokens {
-				if tok != "Bearer s3cret" {
+				if tok != "Bearer s3cret-0123456789abcdef" {
 					t.Errorf("authorization %q", tok)
 				}
 			}

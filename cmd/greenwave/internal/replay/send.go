@@ -7,8 +7,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -31,12 +29,12 @@ func send(ctx context.Context, in *input, o options, sum *Summary, stderr io.Wri
 	}
 	token := o.token
 	if o.tokenFile != "" {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return fmt.Errorf("replay: read token: %w", err)
+		if token, err = cli.ReadTokenFile("--token-file", o.tokenFile); err != nil {
+			return fmt.Errorf("replay: %w", err)
 		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return fmt.Errorf("replay: token file %s is empty", o.tokenFile)
+	} else if token != "" {
+		if err := cli.CheckToken("--token", token); err != nil {
+			return fmt.Errorf("replay: %w", err)
 		}
 	}
 	cc, err := grpc.NewClient(o.collector, grpc.WithTransportCredentials(creds))

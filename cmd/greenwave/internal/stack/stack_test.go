@@ -1,7 +1,6 @@
 package stack_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,24 +23,6 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) { os.Exit(stacktest.Main(m, &binDir, stack.Services...)) }
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func config(out io.Writer, extra map[string][]string) stack.Config {
 	return stack.Config{
@@ -118,7 +98,7 @@ func get(t *testing.T, url string) int {
 
 func TestStartReadyStop(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out stacktest.SyncBuffer
 	extra := map[string][]string{}
 	for _, n := range stack.Services {
 		extra[n] = []string{"FAKE_LOG_LINES=3"}
@@ -256,7 +236,7 @@ func TestStopKillsGrandchildren(t *testing.T) {
 
 func TestKillAndRestart(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out stacktest.SyncBuffer
 	s := start(t, config(&out, nil))
 	if err := s.WaitReady(context.Background()); err != nil {
 		t.Fatalf("WaitReady: %v", err)

@@ -9,7 +9,7 @@ import (
 // Config is the collector's configuration, read from the environment.
 type Config struct {
 	app.Common
-	TokensFile      string        `env:"COLLECTOR_TOKENS_FILE" default:"" help:"gateway registry (YAML): gateway ids, SHA-256 of their API tokens, allowed intersections/detectors/stations, rate limits"`
+	TokensFile      string        `env:"COLLECTOR_TOKENS_FILE" default:"" help:"gateway registry (YAML, read at start): gateway ids, SHA-256 of their API tokens (and of the next token while rotating), allowed intersections/detectors/stations, rate limits"`
 	AllowAnonymous  bool          `env:"COLLECTOR_ALLOW_ANONYMOUS" default:"false" help:"accept readings without a gateway token (development only; greenwave dev sets it)"`
 	MaxBatch        int           `env:"COLLECTOR_MAX_BATCH" default:"5000" help:"maximum readings plus weather observations in one batch"`
 	MaxMessageBytes int           `env:"COLLECTOR_MAX_MESSAGE_BYTES" default:"4194304" help:"maximum size of one gRPC message or HTTP request body, in bytes"`

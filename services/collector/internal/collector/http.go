@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/greenwave-city/greenwave/pkg/clip"
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/ingest/fiware"
 	"github.com/greenwave-city/greenwave/pkg/server"
 	"github.com/greenwave-city/greenwave/pkg/wire"
@@ -22,35 +23,64 @@ import (
 const (
 	RouteReadings = "POST /v1/readings"
 	RouteNGSI     = "POST /ngsi-ld/v1/entityOperations/upsert"
+	// RouteNGSINotify receives the notifications of an NGSI-LD subscription on a context broker.
+	RouteNGSINotify = "POST /ngsi-ld/v1/notify"
 )
 
 // Register installs the gRPC service and the HTTP routes on srv, which must have been built with
 // ServerOptions.
 func (s *Service) Register(srv *server.Server) {
 	greenwavev1.RegisterCollectorServiceServer(srv.GRPC(), s)
-	srv.Handle(RouteReadings, s.httpHandler("http", []string{"application/json"}, decodeCanonical))
-	srv.Handle(RouteNGSI, s.httpHandler("ngsi", []string{"application/json", "application/ld+json"}, decodeNGSI))
+	srv.Handle(RouteReadings, s.httpHandler("http", []string{"application/json"}, decodeCanonical, greenwaveResponder{}))
+	srv.Handle(RouteNGSI, s.httpHandler("ngsi", ngsiContentTypes, decodeNGSI, upsertResponder{}))
+	srv.Handle(RouteNGSINotify, s.httpHandler("ngsi_notify", ngsiContentTypes, decodeNotification, notifyResponder{log: s.log}))
 }
 
-// decoder turns a request body into a batch id and items, or a request-level problem description.
-type decoder func(r *http.Request, body []byte) (batchID string, items []item, err error)
+// request is a decoded ingestion request.
+type request struct {
+	batchID string
+	items   []item
+	// subscription is the NGSI-LD subscription a notification came from (for logs).
+	subscription string
+	// gateway is the authenticated caller's id (for logs).
+	gateway string
+}
 
-func decodeCanonical(_ *http.Request, body []byte) (string, []item, error) {
+// decoder turns a request body into a request, or a request-level problem description.
+type decoder func(r *http.Request, body []byte) (request, error)
+
+func decodeCanonical(_ *http.Request, body []byte) (request, error) {
 	b, err := wire.DecodeBatchJSON(body)
 	if err != nil {
-		return "", nil, err
+		return request{}, err
 	}
-	return b.GetBatchId(), itemsOfBatch(b), nil
+	return request{batchID: b.GetBatchId(), items: itemsOfBatch(b)}, nil
 }
 
 // decodeNGSI reads an NGSI-LD entity array. Attribute forms are detected per attribute, so ?options=keyValues
-// is accepted but not needed. The optional Greenwave-Batch-Id header is echoed as the ack's batch_id.
-func decodeNGSI(r *http.Request, body []byte) (string, []item, error) {
+// is accepted but not needed. The optional Greenwave-Batch-Id header names the batch in logs and is echoed in
+// the response's Greenwave-Batch-Id header.
+func decodeNGSI(r *http.Request, body []byte) (request, error) {
 	es, err := fiware.Decode(body)
 	if err != nil {
-		return "", nil, err
+		return request{}, err
 	}
-	return r.Header.Get("Greenwave-Batch-Id"), itemsOfEntities(es), nil
+	return request{batchID: r.Header.Get("Greenwave-Batch-Id"), items: itemsOfEntities(es)}, nil
+}
+
+// decodeNotification reads an NGSI-LD Notification; its entities are decoded as an upsert batch's. The
+// notification id names the batch (unless it is longer than an id may be: it is the broker's, not the
+// gateway's, so a long one is not a reason to refuse the data).
+func decodeNotification(_ *http.Request, body []byte) (request, error) {
+	n, err := fiware.DecodeNotification(body)
+	if err != nil {
+		return request{}, err
+	}
+	id := n.ID
+	if len(id) > ingest.MaxIDLen {
+		id = ""
+	}
+	return request{batchID: id, items: itemsOfEntities(n.Entities), subscription: clip.ID(n.SubscriptionID)}, nil
 }
 
 // errorBody is the JSON body of every HTTP refusal.
@@ -91,21 +121,55 @@ func grpcCodeName(c codes.Code) string {
 	return c.String()
 }
 
+// responder renders an HTTP ingestion route's answers: Greenwave's own (ack and errorBody) or NGSI-LD's.
+type responder interface {
+	// failure answers a request refused as a whole.
+	failure(w http.ResponseWriter, f *failure)
+	// ack answers a processed request, whose accepted readings Kafka has acknowledged.
+	ack(w http.ResponseWriter, req request, ack *greenwavev1.BatchAck)
+}
+
+// greenwaveResponder answers POST /v1/readings: 200 when every reading was accepted, 207 when the ack lists
+// rejected readings next to accepted ones and 422 when it lists only rejected ones; refusals of the whole
+// request carry an errorBody.
+type greenwaveResponder struct{}
+
+func (greenwaveResponder) failure(w http.ResponseWriter, f *failure) { writeFailure(w, f) }
+
+func (greenwaveResponder) ack(w http.ResponseWriter, _ request, ack *greenwavev1.BatchAck) {
+	out, err := wire.EncodeAckJSON(ack)
+	if err != nil {
+		writeFailure(w, &failure{code: codes.Internal, httpStatus: http.StatusInternalServerError, message: err.Error()})
+		return
+	}
+	code := http.StatusOK
+	switch {
+	case len(ack.GetRejected()) == 0:
+	case ack.GetAcceptedReadings()+ack.GetAcceptedWeather() == 0:
+		// Nothing accepted: the request as a whole failed, though it was well-formed. 422, so that clients
+		// and proxies that look only at the status see a failure; the ack still lists every rejection.
+		code = http.StatusUnprocessableEntity
+	default:
+		code = http.StatusMultiStatus
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(out)
+}
+
 // httpHandler serves one JSON ingestion route: authenticate, check the content type, read the body within
-// COLLECTOR_MAX_MESSAGE_BYTES, decode, admit, process. It answers 200 when every reading was accepted, 207 when
-// the ack lists rejected readings next to accepted ones and 422 when it lists only rejected ones; refusals of the
-// whole request carry an errorBody.
-func (s *Service) httpHandler(api string, contentTypes []string, decode decoder) http.Handler {
+// COLLECTOR_MAX_MESSAGE_BYTES, decode, admit, process, and answer through resp.
+func (s *Service) httpHandler(api string, contentTypes []string, decode decoder, resp responder) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := s.now()
 		gw, f := s.authenticate(r.Header.Get("Authorization"), r.RemoteAddr, api)
 		if f != nil {
-			writeFailure(w, f)
+			resp.failure(w, f)
 			return
 		}
 		if !acceptable(r.Header.Get("Content-Type"), contentTypes) {
 			w.Header().Set("Accept-Post", strings.Join(contentTypes, ", ")) // what to send instead (RFC 9110 15.5.16)
-			writeFailure(w, s.invalid(api, "unsupported_media_type", http.StatusUnsupportedMediaType, codes.InvalidArgument, "Content-Type",
+			resp.failure(w, s.invalid(api, "unsupported_media_type", http.StatusUnsupportedMediaType, codes.InvalidArgument, "Content-Type",
 				"Content-Type %q is not accepted; send %v", clip.ID(r.Header.Get("Content-Type")), contentTypes))
 			return
 		}
@@ -113,55 +177,39 @@ func (s *Service) httpHandler(api string, contentTypes []string, decode decoder)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeFailure(w, s.invalid(api, "too_large", http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "body",
+				resp.failure(w, s.invalid(api, "too_large", http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "body",
 					"the request body is larger than the maximum %d bytes", s.maxBytes))
 				return
 			}
-			writeFailure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, "body", "read request body: %v", err))
+			resp.failure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, "body", "read request body: %v", err))
 			return
 		}
-		batchID, items, err := decode(r, body)
+		req, err := decode(r, body)
 		if err != nil {
 			field := "body"
 			if fe, ok := errors.AsType[*wire.FieldError](err); ok && fe.Path != "" {
 				field = fe.Path // "readings[3].speed_kmh"
 			}
-			writeFailure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, field, "%v", err))
+			resp.failure(w, s.invalid(api, "malformed", http.StatusBadRequest, codes.InvalidArgument, field, "%v", err))
 			return
 		}
+		req.gateway = gw.ID
 		release, f := s.admit(api)
 		if f != nil {
-			writeFailure(w, f)
+			resp.failure(w, f)
 			return
 		}
 		defer release()
-		ack, err := s.process(server.HTTPPeerContext(r), api, gw, batchID, items, began, s.pub.Write)
+		ack, err := s.process(server.HTTPPeerContext(r), api, gw, req.batchID, req.items, began, s.pub.Write)
 		if err != nil {
 			var f *failure
 			if !errors.As(err, &f) {
 				f = &failure{code: codes.Internal, httpStatus: http.StatusInternalServerError, message: err.Error()}
 			}
-			writeFailure(w, f)
+			resp.failure(w, f)
 			return
 		}
-		out, err := wire.EncodeAckJSON(ack)
-		if err != nil {
-			writeFailure(w, &failure{code: codes.Internal, httpStatus: http.StatusInternalServerError, message: err.Error()})
-			return
-		}
-		code := http.StatusOK
-		switch {
-		case len(ack.GetRejected()) == 0:
-		case ack.GetAcceptedReadings()+ack.GetAcceptedWeather() == 0:
-			// Nothing accepted: the request as a whole failed, though it was well-formed. 422, so that clients
-			// and proxies that look only at the status see a failure; the ack still lists every rejection.
-			code = http.StatusUnprocessableEntity
-		default:
-			code = http.StatusMultiStatus
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_, _ = w.Write(out)
+		resp.ack(w, req, ack)
 	})
 }
 

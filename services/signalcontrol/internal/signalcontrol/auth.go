@@ -22,10 +22,14 @@ type Operator struct {
 	Name string `yaml:"name"`
 	// TokenSHA256 is the hex SHA-256 of the operator's bearer token; the token itself is never stored.
 	TokenSHA256 string `yaml:"token_sha256"`
+	// NextTokenSHA256 is set while the operator's token is rotated: the current and the next token both
+	// authenticate the operator, so the operator's tools can switch at any moment before the old hash is removed.
+	NextTokenSHA256 string `yaml:"next_token_sha256,omitempty"`
 	// Intersections limits the operator to these intersections; empty means every intersection.
 	Intersections []string `yaml:"intersections,omitempty"`
 
-	digest []byte
+	// digests are the decoded TokenSHA256 and, during a rotation, NextTokenSHA256.
+	digests [][]byte
 }
 
 // tokensFile is the SIGNAL_OPERATOR_TOKENS_FILE format.
@@ -64,7 +68,7 @@ func ParseOperators(b []byte) (*Operators, error) {
 	}
 	var problems []string
 	names := map[string]bool{}
-	digests := map[string]bool{}
+	owners := map[string]string{} // digest → which field of which operator holds it
 	for i := range f.Operators {
 		op := &f.Operators[i]
 		where := fmt.Sprintf("operators[%d] (%s)", i, op.Name)
@@ -72,16 +76,21 @@ func ParseOperators(b []byte) (*Operators, error) {
 			problems = append(problems, where+": name is empty or duplicate")
 		}
 		names[op.Name] = true
-		d, err := hex.DecodeString(op.TokenSHA256)
-		if err != nil || len(d) != sha256.Size {
-			problems = append(problems, where+": token_sha256 is not 64 hex digits")
-			continue
+		for _, t := range []struct{ field, value string }{{"token_sha256", op.TokenSHA256}, {"next_token_sha256", op.NextTokenSHA256}} {
+			if t.field == "next_token_sha256" && t.value == "" {
+				continue // optional: set only during a rotation
+			}
+			d, err := hex.DecodeString(t.value)
+			switch {
+			case err != nil || len(d) != sha256.Size:
+				problems = append(problems, fmt.Sprintf("%s: %s is not 64 hex digits", where, t.field))
+			case owners[string(d)] != "":
+				problems = append(problems, fmt.Sprintf("%s: %s is also the %s; every token, current or next, must be unique", where, t.field, owners[string(d)]))
+			default:
+				owners[string(d)] = fmt.Sprintf("%s of operator %q", t.field, op.Name)
+				op.digests = append(op.digests, d)
+			}
 		}
-		if digests[string(d)] {
-			problems = append(problems, where+": token_sha256 is shared with another operator")
-		}
-		digests[string(d)] = true
-		op.digest = d
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%d problems: %s", len(problems), strings.Join(problems, "; "))
@@ -107,9 +116,12 @@ func (o *Operators) Authenticate(ctx context.Context) (Operator, error) {
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	found := -1
 	for i, op := range o.list {
-		// Compare every digest in constant time so the response time says nothing about the tokens.
-		if subtle.ConstantTimeCompare(sum[:], op.digest) == 1 {
-			found = i
+		// Compare every digest, current and next, in constant time and without stopping at a match, so the
+		// response time says nothing about the tokens, nor which operator or which of its tokens matched.
+		for _, d := range op.digests {
+			if subtle.ConstantTimeCompare(sum[:], d) == 1 {
+				found = i
+			}
 		}
 	}
 	if found < 0 {

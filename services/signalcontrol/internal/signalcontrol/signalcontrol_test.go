@@ -494,14 +494,22 @@ func waitAudit(t *testing.T, h *harness, eventID string) {
 func FuzzParseOperators(f *testing.F) {
 	f.Add([]byte("operators:\n  - {name: a, token_sha256: " + sha("x") + "}\n"))
 	f.Add([]byte("operators: [{name: a, token_sha256: zz, intersections: [A]}]"))
+	f.Add([]byte("operators:\n  - {name: a, token_sha256: " + sha("x") + ", next_token_sha256: " + sha("y") + "}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ops, err := ParseOperators(b)
 		if err != nil {
 			return
 		}
+		seen := map[string]bool{}
 		for _, op := range ops.list {
-			if op.Name == "" || len(op.digest) != sha256.Size {
+			if op.Name == "" || len(op.digests) < 1 || len(op.digests) > 2 {
 				t.Fatalf("accepted operator %+v", op)
+			}
+			for _, d := range op.digests {
+				if len(d) != sha256.Size || seen[string(d)] {
+					t.Fatalf("operator %s: digest %x malformed or accepted twice", op.Name, d)
+				}
+				seen[string(d)] = true
 			}
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
@@ -58,4 +59,25 @@ func Main(m *testing.M, dir *string, names ...string) int {
 	}
 	*dir = d
 	return kafkatest.Main(m)
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers: what a stack's children print
+// (Config.Stdout), read while they still run.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
