@@ -106,6 +106,16 @@ type pipeline struct {
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return startPipelineWith(t, nil)
+}
+
+// startPipelineWith is startPipeline with extra environment per service.
+func startPipelineWith(t *testing.T, extraEnv map[string][]string) *pipeline {
+	t.Helper()
+	env := map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true"}}
+	for svc, vars := range extraEnv {
+		env[svc] = append(env[svc], vars...)
+	}
 	root, bins := binaries(t)
 	brokers, names := kafkatest.Setup(t, partitions)
 	prefix := names.Readings[:len(names.Readings)-len(topics.DefaultNames("").Readings)]
@@ -119,7 +129,7 @@ func startPipeline(t *testing.T) *pipeline {
 	st, err := stack.Start(ctx, stack.Config{
 		Brokers: brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
 		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
-		ExtraEnv: map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true"}},
+		ExtraEnv: env,
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)

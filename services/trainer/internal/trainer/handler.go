@@ -270,13 +270,16 @@ func (p *partition) handleFrame(_ context.Context, m kafka.Message, fp *greenwav
 func (p *partition) observe(key string, upd train.Update) {
 	for _, h := range upd.Horizons {
 		hs := strconv.FormatInt(int64(h.Horizon/time.Second), 10)
+		// The series exist from the horizon's first window, at 0: a counter that appears only with its first
+		// increment hides that increment from rate() and increase(), and the drift alert would miss it.
+		promotions, drifts := p.metrics.promotions.WithLabelValues(hs), p.metrics.drifts.WithLabelValues(hs)
 		if h.Promoted {
-			p.metrics.promotions.WithLabelValues(hs).Inc()
+			promotions.Inc()
 			p.log.Info("candidate promoted", zap.String("model", key), zap.Duration("horizon", h.Horizon),
 				zap.String("from", h.PromotedFrom), zap.String("to", h.PromotedTo), zap.Time("window", upd.Window))
 		}
 		if h.Drift {
-			p.metrics.drifts.WithLabelValues(hs).Inc()
+			drifts.Inc()
 			p.log.Warn("drift detected; covariance reset", zap.String("model", key), zap.Duration("horizon", h.Horizon),
 				zap.Time("window", upd.Window))
 		}

@@ -182,7 +182,7 @@ func TestStateSize(t *testing.T) {
 	brokers, names := kafkatest.Setup(t, 1)
 	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
 	defer prod.Close()
-	p, _ := newTestPartition(names)
+	p, m := newTestPartition(names)
 	if got := p.StateSize(); got != (stream.StateSize{}) {
 		t.Fatalf("empty partition: StateSize() = %+v", got)
 	}
@@ -194,6 +194,19 @@ func TestStateSize(t *testing.T) {
 	}
 	if got := p.StateSize(); got.Keys != 2 || got.Bytes != 0 {
 		t.Fatalf("before any checkpoint: StateSize() = %+v, want 2 learners and no changelog bytes", got)
+	}
+	// The drift and promotion counters of every horizon exist from the first window, at 0 (counted before
+	// WithLabelValues below would create them).
+	if n := testutil.CollectAndCount(m.drifts); n != 3 {
+		t.Errorf("%d drifts_total series after one window, want one per horizon (3)", n)
+	}
+	if n := testutil.CollectAndCount(m.promotions); n != 3 {
+		t.Errorf("%d promotions_total series after one window, want one per horizon (3)", n)
+	}
+	for _, hs := range []string{"900", "1800", "3600"} {
+		if n := testutil.ToFloat64(m.drifts.WithLabelValues(hs)); n != 0 {
+			t.Errorf("drifts_total{horizon_s=%q} = %v after one window", hs, n)
+		}
 	}
 	outs, err := p.Checkpoint(ctx)
 	if err != nil {
