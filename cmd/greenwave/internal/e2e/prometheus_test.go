@@ -87,6 +87,7 @@ func TestPrometheusEvaluatesDashboardAndRules(t *testing.T) {
 	// Poll until every check that must have data has it (series appear as the pipeline catches up and rates
 	// need two scrapes), then report; stop well before ctx ends so that the report names what is missing.
 	deadline := time.After(2 * time.Minute)
+poll:
 	for {
 		ok := api.rulesHealthy(ctx) == nil
 		for i := range checks {
@@ -99,11 +100,9 @@ func TestPrometheusEvaluatesDashboardAndRules(t *testing.T) {
 		}
 		select {
 		case <-deadline:
-			ok = false
+			break poll
 		case <-time.After(500 * time.Millisecond):
-			continue
 		}
-		break
 	}
 	var table strings.Builder
 	failed := false
