@@ -39,6 +39,16 @@ test: ## Run every test (embedded kfake broker, race detector, shuffled)
 test-kafka: ## Run the Kafka integration suite against a real Apache Kafka 4.1 broker (fetched from Maven Central)
 	bash deploy/kafka/kafka.sh test -- $(GOTEST) $(KAFKA_PKGS)
 
+.PHONY: test-rules
+test-rules: ## Check the Prometheus config and rules and unit-test every alert with promtool (needs prometheus)
+	promtool check config --syntax-only deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/rules.yml
+	cd deploy/prometheus && promtool test rules rules_test.yml
+
+.PHONY: test-prometheus
+test-prometheus: test-rules ## Evaluate every dashboard query and rule with prometheus against a running stack (needs prometheus)
+	GREENWAVE_REQUIRE_PROMETHEUS=1 $(GOTEST) -v -run '^TestPrometheusEvaluatesDashboardAndRules$$' $(MOD)/cmd/greenwave/internal/e2e
+
 .PHONY: bench
 bench: ## Run the benchmarks: the pure core on one core, then the services against a real Kafka broker
 	go test -run '^$$' -bench . -benchmem -cpu 1 $(MOD)/pkg/...

@@ -47,6 +47,7 @@ type Handler struct {
 	due        func(now time.Time, idle time.Duration) bool
 	acked      func(ctx context.Context) error
 	close      func() error
+	stateSize  func() StateSize
 }
 
 // HandlerOption adds an optional behaviour to a Handler.

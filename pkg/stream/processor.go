@@ -193,6 +193,8 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 	if h.close != nil {
 		defer h.close()
 	}
+	state := p.metrics.partitionState(p.cfg, a.ID, h)
+	defer state.done()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   p.cfg.Conn.Brokers,
 		Dialer:    p.cfg.Conn.Dialer(),
@@ -212,7 +214,7 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 	}
 	log.Info("partition started", zap.Int64("offset", a.Offset))
 	now := p.now()
-	l := &partitionLoop{p: p, gen: gen, id: a.ID, h: h, handle: p.middleware(h.handle, log), r: r, lag: lag,
+	l := &partitionLoop{p: p, gen: gen, id: a.ID, h: h, handle: p.middleware(h.handle, log), r: r, lag: lag, state: state,
 		last: -1, lastTick: now, lastCheckpoint: now, lastRecord: now}
 	return l.run(ctx)
 }
@@ -226,6 +228,7 @@ type partitionLoop struct {
 	handle HandleFunc
 	r      *kafka.Reader
 	lag    *lagSeries
+	state  *stateSeries
 
 	pending        []Output
 	last           int64 // offset of the last record handled and not yet committed (-1: none)
@@ -355,6 +358,7 @@ func (l *partitionLoop) flush(ctx context.Context) error {
 		if err := l.p.producer.Write(ctx, state...); err != nil {
 			return fmt.Errorf("publish state of partition %d: %w", l.id, err)
 		}
+		l.state.update()
 	}
 	if l.last >= 0 {
 		if err := l.gen.CommitOffsets(map[string]map[int]int64{l.p.cfg.Topic: {l.id: l.last + 1}}); err != nil {
@@ -431,6 +435,8 @@ type Metrics struct {
 	outputs  *prometheus.CounterVec
 	flush    *prometheus.HistogramVec
 	lag      *prometheus.GaugeVec
+	// stateKeys and stateBytes are the state sizes of handlers built WithStateSize.
+	stateKeys, stateBytes *prometheus.GaugeVec
 }
 
 // NewMetrics registers the stream metrics in reg.
@@ -455,7 +461,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"topic"}),
 	}
 	m.lag = newLagGauge()
-	reg.MustRegister(m.records, m.rejected, m.outputs, m.flush, m.lag)
+	m.stateKeys, m.stateBytes = newStateGauges()
+	reg.MustRegister(m.records, m.rejected, m.outputs, m.flush, m.lag, m.stateKeys, m.stateBytes)
 	return m
 }
 

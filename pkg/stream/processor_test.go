@@ -207,12 +207,18 @@ func TestDeferredCheckpointCommitsWhenIdle(t *testing.T) {
 // lagOf reads greenwave_consumer_lag_records for one partition from reg; ok is false when there is no series.
 func lagOf(t *testing.T, reg *prometheus.Registry, group, topic, partition string) (float64, bool) {
 	t.Helper()
+	return gaugeOf(t, reg, stream.LagMetric, group, topic, partition)
+}
+
+// gaugeOf reads the gauge name of one partition from reg; ok is false when there is no series.
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name, group, topic, partition string) (float64, bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != stream.LagMetric {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -272,6 +278,9 @@ func TestProcessorReportsLag(t *testing.T) {
 	}
 	if lag, ok := lagOf(t, reg, group, names.Readings, "0"); !ok || lag != n {
 		t.Fatalf("lag while the first record is handled = %v (series %v), want %d", lag, ok, n)
+	}
+	if v, ok := gaugeOf(t, reg, stream.StateKeysMetric, group, names.Readings, "0"); ok {
+		t.Errorf("a stateless handler exports a state size (%v keys)", v)
 	}
 	close(release)
 	for {
@@ -399,5 +408,83 @@ func runUntilCommitted(ctx context.Context, t *testing.T, kafkaConn kafkaconn.Co
 	stop()
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProcessorReportsStateSize: a handler's state size is exported once its partition is assigned (as
+// restored), follows its checkpoints, and is removed when the processor stops; a stateless handler has none.
+func TestProcessorReportsStateSize(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	conn, names := kafkatest.Setup(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod := stream.NewProducer(conn, stream.ProducerConfig{})
+	defer prod.Close()
+	for i := range n {
+		if err := prod.Write(ctx, stream.Output{Topic: names.Readings, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := kafkatest.Prefix(t) + "group"
+	reg := prometheus.NewRegistry()
+	restored := make(chan struct{})
+	proc := stream.NewProcessor(stream.ProcessorConfig{
+		Conn: conn, GroupID: group, Topic: names.Readings, DeadLetterTopic: names.DeadLetters, Service: "test", DeadLetter: wire.DeadLetter,
+		SessionTimeout: 6 * time.Second,
+	}, prod, func(context.Context, int) (*stream.Handler, error) {
+		h := &countingHandler{topic: names.CleanerState}
+		first := true
+		// The size is the count as of the last checkpoint: bytes grow with every record checkpointed, and the
+		// first call (the restored state) is seen before any record is handled.
+		checkpointed := 0
+		return stream.NewHandler(func(ctx context.Context, m kafka.Message) ([]stream.Output, error) {
+			if first {
+				first = false
+				select {
+				case <-restored:
+				case <-ctx.Done():
+				}
+			}
+			return h.Handle(ctx, m)
+		}, stream.WithCheckpoint(func(ctx context.Context) ([]stream.Output, error) {
+			checkpointed = h.count
+			return h.Checkpoint(ctx)
+		}), stream.WithStateSize(func() stream.StateSize {
+			return stream.StateSize{Keys: 1, Bytes: int64(checkpointed)}
+		})), nil
+	}, zaptest.NewLogger(t), stream.NewMetrics(reg))
+	runCtx, stop := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.Go(func() error { return proc.Run(runCtx) })
+
+	waitGauge := func(name string, want float64) {
+		t.Helper()
+		for {
+			if v, ok := gaugeOf(t, reg, name, group, names.Readings, "0"); ok && v == want {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				v, ok := gaugeOf(t, reg, name, group, names.Readings, "0")
+				t.Fatalf("%s = %v (series %v), want %v", name, v, ok, want)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitGauge(stream.StateKeysMetric, 1)
+	if v, ok := gaugeOf(t, reg, stream.StateBytesMetric, group, names.Readings, "0"); !ok || v != 0 {
+		t.Fatalf("state bytes before any record = %v (series %v), want the restored 0", v, ok)
+	}
+	close(restored)
+	waitGauge(stream.StateBytesMetric, n)
+	stop()
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{stream.StateKeysMetric, stream.StateBytesMetric} {
+		if v, ok := gaugeOf(t, reg, name, group, names.Readings, "0"); ok {
+			t.Errorf("%s still exported (%v) after the processor stopped", name, v)
+		}
 	}
 }

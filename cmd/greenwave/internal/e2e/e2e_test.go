@@ -110,6 +110,12 @@ func startPipeline(t *testing.T) *pipeline {
 	return startPipelineEnv(t, nil)
 }
 
+// startPipelineWith is startPipeline with extra environment entries per service.
+func startPipelineWith(t *testing.T, extraEnv map[string][]string) *pipeline {
+	t.Helper()
+	return startPipelineEnv(t, func(kafkaconn.Conn, topics.Names, string) map[string][]string { return extraEnv })
+}
+
 // startPipelineEnv is startPipeline with serviceEnv (when not nil) called once the topics exist: it returns
 // extra environment entries per service (such as each service's own Kafka user).
 func startPipelineEnv(t *testing.T, serviceEnv func(admin kafkaconn.Conn, names topics.Names, prefix string) map[string][]string) *pipeline {

@@ -65,7 +65,17 @@ type partition struct {
 // (the least processing time between checkpoints) while a quiet partition has uncovered input.
 func (p *partition) handler() *stream.Handler {
 	return stream.NewHandler(p.Handle, stream.WithCheckpoint(p.Checkpoint), stream.WithTick(p.Tick),
-		stream.WithCheckpointInterval(p.cad.minInterval), stream.WithCheckpointDue(p.CheckpointDue))
+		stream.WithCheckpointInterval(p.cad.minInterval), stream.WithCheckpointDue(p.CheckpointDue), stream.WithStateSize(p.StateSize))
+}
+
+// StateSize is the partition's state for greenwave_state_keys and greenwave_state_bytes: its intersections and
+// the sizes of their last changelog records (restored or written).
+func (p *partition) StateSize() stream.StateSize {
+	var bytes int64
+	for _, n := range p.stateBytes {
+		bytes += n
+	}
+	return stream.StateSize{Keys: len(p.states), Bytes: bytes}
 }
 
 // CheckpointDue is the stream.WithCheckpointDue decision with the cadence rule (cadence.due): the state of a

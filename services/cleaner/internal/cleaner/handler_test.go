@@ -396,3 +396,40 @@ func framesHaveUpstream(f *greenwavev1.IntersectionFeatures) bool {
 	}
 	return false
 }
+
+// TestStateSize: the reported size is the partition's intersections and the bytes of their last changelog
+// records, the same after a restore from those records as after writing them.
+func TestStateSize(t *testing.T) {
+	t.Parallel()
+	topo := loadTopology(t)
+	p := newTestPartition(t, 0)
+	if got := p.StateSize(); got != (stream.StateSize{}) {
+		t.Fatalf("empty partition: StateSize() = %+v", got)
+	}
+	for _, m := range messages(0, append(script(t, topo, "I-100", 30), script(t, topo, "I-102", 30)...)) {
+		handle(t, p, m)
+	}
+	outs, err := p.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want stream.StateSize
+	restored := newTestPartition(t, 0)
+	for _, o := range outs {
+		want.Keys++
+		want.Bytes += int64(stream.MessageBytes(o.Message()))
+		restored.setStateBytes(string(o.Key), stream.MessageBytes(o.Message()))
+		if skip, err := restored.restore(string(o.Key), o.Message()); err != nil || skip != "" {
+			t.Fatalf("restore %s: %q %v", o.Key, skip, err)
+		}
+	}
+	if want.Keys != 2 {
+		t.Fatalf("checkpoint wrote %d records, want one per intersection (2)", want.Keys)
+	}
+	if got := p.StateSize(); got != want {
+		t.Errorf("after the checkpoint: StateSize() = %+v, want %+v", got, want)
+	}
+	if got := restored.StateSize(); got != want {
+		t.Errorf("restored: StateSize() = %+v, want %+v", got, want)
+	}
+}

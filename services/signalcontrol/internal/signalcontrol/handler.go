@@ -30,6 +30,9 @@ type partition struct {
 	part  int
 	state map[string]*intersectionState
 	dirty map[string]bool
+	// stateBytes is, per intersection, the size (stream.MessageBytes) of its last changelog record restored or
+	// written: greenwave_state_bytes.
+	stateBytes map[string]int64
 	// issued holds every plan issued since they were last acknowledged, in issue order: all of them go to
 	// WatchPlans subscribers, not only the last one per intersection (a subscriber that keeps up sees every plan
 	// the plans topic carries; only the hub coalesces, and only under back-pressure, saying so).
@@ -45,7 +48,17 @@ type partition struct {
 }
 
 func newPartition(svc *service, part int) *partition {
-	return &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}}
+	return &partition{svc: svc, part: part, state: map[string]*intersectionState{}, dirty: map[string]bool{}, stateBytes: map[string]int64{}}
+}
+
+// StateSize is the partition's state for greenwave_state_keys and greenwave_state_bytes: its intersections and
+// the sizes of their last changelog records (an intersection not yet checkpointed counts no bytes).
+func (p *partition) StateSize() stream.StateSize {
+	var bytes int64
+	for _, n := range p.stateBytes {
+		bytes += n
+	}
+	return stream.StateSize{Keys: len(p.state), Bytes: bytes}
 }
 
 func (p *partition) stateOf(id string) *intersectionState {
@@ -62,7 +75,7 @@ func (p *partition) stateOf(id string) *intersectionState {
 // quiet partition asks every SIGNAL_CHECKPOINT_IDLE.
 func (p *partition) handler() *stream.Handler {
 	return stream.NewHandler(p.Handle, stream.WithCheckpoint(p.Checkpoint), stream.WithTick(p.Tick), stream.WithAcknowledged(p.Acknowledged),
-		stream.WithCheckpointInterval(p.svc.checkpointIdle), stream.WithCheckpointDue(p.CheckpointDue))
+		stream.WithCheckpointInterval(p.svc.checkpointIdle), stream.WithCheckpointDue(p.CheckpointDue), stream.WithStateSize(p.StateSize))
 }
 
 // CheckpointDue is the partition's stream.WithCheckpointDue decision, with the trainer's rule: a checkpoint when the
@@ -262,7 +275,9 @@ func (p *partition) Checkpoint(ctx context.Context) ([]stream.Output, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode state of %s: %w", id, err)
 		}
-		outs = append(outs, stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b, Payload: wire.SignalStatePayload})
+		out := stream.Output{Topic: p.svc.names.SignalState, Key: []byte(id), Value: b, Payload: wire.SignalStatePayload}
+		p.stateBytes[id] = int64(stream.MessageBytes(out.Message()))
+		outs = append(outs, out)
 	}
 	clear(p.dirty)
 	return outs, nil

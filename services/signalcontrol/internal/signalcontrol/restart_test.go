@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
+	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	"github.com/greenwave-city/greenwave/pkg/topics"
@@ -354,5 +355,68 @@ func TestRelearnSurvivesSecondRestart(t *testing.T) {
 	w, g := whole.state["A"], run.state["A"]
 	if !proto.Equal(w.Plan, g.Plan) || !w.WindowEnd.Equal(g.WindowEnd) || !w.PlannedThrough.Equal(g.PlannedThrough) || !reflect.DeepEqual(w.Profile, g.Profile) {
 		t.Errorf("state after the restarts differs:\n got %+v\nwant %+v", g, w)
+	}
+}
+
+// TestStateSize: the reported size is the partition's intersections and the bytes of their last changelog
+// records, the same for the partition that wrote them and for one restored from them.
+func TestStateSize(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, names := kafkatest.Setup(t, 1)
+	topo, err := topology.Parse([]byte(watchTopology))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := broadcast.New[*greenwavev1.SignalPlan]()
+	defer hub.Close()
+	table := newOverrideTable()
+	now := func() time.Time { return time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC) }
+	svc := &service{
+		planner: &Planner{topo: topology.NewIndex(topo), revision: topo.Revision, horizon: 15 * time.Minute, validity: 15 * time.Minute,
+			gate: signal.Gate{MaxRelativeInterval: 0.5}, zone: time.UTC, minSamples: 2, coordination: map[string]coordination{}},
+		names: names, partitions: 1, hub: hub, metrics: newMetrics(prometheus.NewRegistry(), hub, table, now),
+		overrides: table, log: zap.NewNop(), now: now, alpha: 0.1,
+		kafkaConn: conn, client: conn.Client(30 * time.Second),
+	}
+	h := &harness{t: t}
+	p := newPartition(svc, 0)
+	if got := p.StateSize(); got != (stream.StateSize{}) {
+		t.Fatalf("empty partition: StateSize() = %+v", got)
+	}
+	for k := range 3 {
+		for _, id := range []string{"A", "B"} {
+			o := h.restartPrediction(id, k)
+			if _, err := p.Handle(ctx, kafka.Message{Key: o.Key, Value: o.Value}); err != nil {
+				t.Fatalf("%s window %d: %v", id, k, err)
+			}
+		}
+	}
+	if got := p.StateSize(); got.Keys != 2 || got.Bytes != 0 {
+		t.Fatalf("before any checkpoint: StateSize() = %+v, want 2 keys and no changelog bytes", got)
+	}
+	outs, err := p.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stream.StateSize{Keys: 2}
+	for _, o := range outs {
+		want.Bytes += int64(stream.MessageBytes(o.Message()))
+	}
+	if got := p.StateSize(); got != want || len(outs) != 2 {
+		t.Fatalf("after the checkpoint (%d records): StateSize() = %+v, want %+v", len(outs), got, want)
+	}
+	prod := stream.NewProducer(conn, stream.ProducerConfig{})
+	defer prod.Close()
+	if err := prod.Write(ctx, outs...); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := restorePartition(ctx, svc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := restored.StateSize(); got != want {
+		t.Errorf("restored: StateSize() = %+v, want %+v", got, want)
 	}
 }

@@ -28,6 +28,7 @@ func restorePartition(ctx context.Context, svc *service, part int) (*partition, 
 		}
 		p.state[string(msg.Key)] = st
 		marks[string(msg.Key)] = mark
+		p.stateBytes[string(msg.Key)] = int64(stream.MessageBytes(msg))
 		return nil
 	})
 	if err != nil {

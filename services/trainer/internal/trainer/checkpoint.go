@@ -108,13 +108,12 @@ func (p *partition) Checkpoint(context.Context) ([]stream.Output, error) {
 	for _, k := range slices.Sorted(maps.Keys(p.dirty)) {
 		// A learner's snapshots are written consecutively, horizon after horizon; restore copes with a crash
 		// that acknowledged only some of them (see restoreSet).
-		for _, s := range p.learners[k].Snapshots() {
-			o, err := wire.EncodeModel(p.names.TrainerState, s)
-			if err != nil {
-				return nil, err
-			}
-			outs = append(outs, o)
+		o, n, err := p.snapshotBytes(p.learners[k].Snapshots())
+		if err != nil {
+			return nil, err
 		}
+		outs = append(outs, o...)
+		p.stateBytes[k] = n
 	}
 	clear(p.dirty)
 	p.checkpointed = p.eventTime

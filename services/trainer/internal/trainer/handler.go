@@ -40,6 +40,9 @@ type partition struct {
 	learners map[string]*train.Learner // key "intersection/approach"
 	// dirty holds the learners changed since the last checkpoint (complete snapshots to write).
 	dirty map[string]bool
+	// stateBytes is, per learner, the size (stream.MessageBytes) of its snapshots as last checkpointed or
+	// restored: greenwave_state_bytes.
+	stateBytes map[string]int64
 	// served holds, per learner, what its last served publication was; unserved the learners changed since.
 	served   map[string]servedMark
 	unserved map[string]bool
@@ -69,12 +72,37 @@ type servedMark struct {
 // asks every checkpointIdle, and Close runs when the partition is revoked.
 func (p *partition) handler() *stream.Handler {
 	return stream.NewHandler(p.Handle, stream.WithCheckpoint(p.Checkpoint), stream.WithCheckpointInterval(p.checkpointIdle),
-		stream.WithCheckpointDue(p.CheckpointDue), stream.WithClose(p.Close))
+		stream.WithCheckpointDue(p.CheckpointDue), stream.WithClose(p.Close), stream.WithStateSize(p.StateSize))
+}
+
+// StateSize is the partition's state for greenwave_state_keys and greenwave_state_bytes: its learners (one per
+// approach) and the sizes of their changelog snapshots (a learner not yet checkpointed counts no bytes).
+func (p *partition) StateSize() stream.StateSize {
+	var bytes int64
+	for _, n := range p.stateBytes {
+		bytes += n
+	}
+	return stream.StateSize{Keys: len(p.learners), Bytes: bytes}
+}
+
+// snapshotBytes encodes a learner's snapshots for the changelog and returns the records and their size.
+func (p *partition) snapshotBytes(snaps []*train.Snapshot) ([]stream.Output, int64, error) {
+	outs := make([]stream.Output, 0, len(snaps))
+	var n int64
+	for _, s := range snaps {
+		o, err := wire.EncodeModel(p.names.TrainerState, s)
+		if err != nil {
+			return nil, 0, err
+		}
+		outs = append(outs, o)
+		n += int64(stream.MessageBytes(o.Message()))
+	}
+	return outs, n, nil
 }
 
 func newPartition(id, partitions int, cfg train.Config, names topics.Names, m *metrics, log *zap.Logger) *partition {
 	return &partition{id: id, partitions: partitions, cfg: cfg, names: names, learners: map[string]*train.Learner{},
-		dirty: map[string]bool{}, served: map[string]servedMark{}, unserved: map[string]bool{}, forecasting: map[string]bool{},
+		dirty: map[string]bool{}, stateBytes: map[string]int64{}, served: map[string]servedMark{}, unserved: map[string]bool{}, forecasting: map[string]bool{},
 		metrics: m, log: log,
 		configs: map[int]windowConfig{}, logged: map[string]bool{}}
 }
@@ -242,13 +270,16 @@ func (p *partition) handleFrame(_ context.Context, m kafka.Message, fp *greenwav
 func (p *partition) observe(key string, upd train.Update) {
 	for _, h := range upd.Horizons {
 		hs := strconv.FormatInt(int64(h.Horizon/time.Second), 10)
+		// The series exist from the horizon's first window, at 0: a counter that appears only with its first
+		// increment hides that increment from rate() and increase(), and the drift alert would miss it.
+		promotions, drifts := p.metrics.promotions.WithLabelValues(hs), p.metrics.drifts.WithLabelValues(hs)
 		if h.Promoted {
-			p.metrics.promotions.WithLabelValues(hs).Inc()
+			promotions.Inc()
 			p.log.Info("candidate promoted", zap.String("model", key), zap.Duration("horizon", h.Horizon),
 				zap.String("from", h.PromotedFrom), zap.String("to", h.PromotedTo), zap.Time("window", upd.Window))
 		}
 		if h.Drift {
-			p.metrics.drifts.WithLabelValues(hs).Inc()
+			drifts.Inc()
 			p.log.Warn("drift detected; covariance reset", zap.String("model", key), zap.Duration("horizon", h.Horizon),
 				zap.Time("window", upd.Window))
 		}

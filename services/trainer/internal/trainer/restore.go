@@ -236,6 +236,10 @@ func restorePartition(ctx context.Context, kafkaConn kafkaconn.Conn, part, parti
 				for _, s := range snaps {
 					m.evals.set(s)
 				}
+				// The size the learner's next checkpoint writes, as its restored records are not kept.
+				if _, n, err := p.snapshotBytes(snaps); err == nil {
+					p.stateBytes[key] = n
+				}
 				continue
 			}
 		}

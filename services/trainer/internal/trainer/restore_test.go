@@ -172,3 +172,63 @@ func TestRestoreSkipsWhatItCannotRead(t *testing.T) {
 		t.Errorf("%v restore failures counted, want 2 (the garbage record and I-1/A1)", n)
 	}
 }
+
+// TestStateSize: the reported size is the partition's learners and the bytes of their changelog snapshots,
+// the same for the partition that wrote them and for one restored from them.
+func TestStateSize(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	brokers, names := kafkatest.Setup(t, 1)
+	prod := stream.NewProducer(brokers, stream.ProducerConfig{})
+	defer prod.Close()
+	p, m := newTestPartition(names)
+	if got := p.StateSize(); got != (stream.StateSize{}) {
+		t.Fatalf("empty partition: StateSize() = %+v", got)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, m := range messages(t, 0, frame("I-1", 0, approachIDs(2), rng)) {
+		if _, err := p.Handle(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.StateSize(); got.Keys != 2 || got.Bytes != 0 {
+		t.Fatalf("before any checkpoint: StateSize() = %+v, want 2 learners and no changelog bytes", got)
+	}
+	// The drift and promotion counters of every horizon exist from the first window, at 0 (counted before
+	// WithLabelValues below would create them).
+	if n := testutil.CollectAndCount(m.drifts); n != 3 {
+		t.Errorf("%d drifts_total series after one window, want one per horizon (3)", n)
+	}
+	if n := testutil.CollectAndCount(m.promotions); n != 3 {
+		t.Errorf("%d promotions_total series after one window, want one per horizon (3)", n)
+	}
+	for _, hs := range []string{"900", "1800", "3600"} {
+		if n := testutil.ToFloat64(m.drifts.WithLabelValues(hs)); n != 0 {
+			t.Errorf("drifts_total{horizon_s=%q} = %v after one window", hs, n)
+		}
+	}
+	outs, err := p.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stream.StateSize{Keys: 2}
+	for _, o := range outs {
+		if o.Topic == names.TrainerState {
+			want.Bytes += int64(stream.MessageBytes(o.Message()))
+		}
+	}
+	if got := p.StateSize(); got != want || want.Bytes == 0 {
+		t.Fatalf("after the checkpoint: StateSize() = %+v, want %+v", got, want)
+	}
+	if err := prod.Write(ctx, outs...); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := restorePartition(ctx, brokers, 0, 0, testConfig(), names, newMetrics(testRegistry()), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := restored.StateSize(); got != want {
+		t.Errorf("restored: StateSize() = %+v, want %+v", got, want)
+	}
+}
