@@ -207,6 +207,14 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		if len(ct.Phases) == 0 {
 			add(at("phases"), "required: Greenwave phase id → NTCIP phase number(s)")
 		}
+		for id, ns := range ct.Phases {
+			if len(ns) == 0 {
+				add(at("phases", id), "no NTCIP phase number")
+			}
+		}
+		if len(ct.OmitPhases) == 0 {
+			ct.OmitPhases = nil
+		}
 	}
 	if len(ps) > 0 {
 		return Config{}, &ConfigError{File: name, Problems: ps}
