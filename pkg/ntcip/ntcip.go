@@ -65,6 +65,29 @@ const (
 	OIDSystemPatternControl = OIDCoord + ".14.0"
 )
 
+// Phase table objects (asc 1, phaseTable {phase 2}), read to check that the controller's clearances are the
+// topology's: a split includes them, so a different yellow or red clearance moves every green inside its split.
+const (
+	// OIDPhaseYellowChange is phaseYellowChange.<phase>: the yellow change interval in tenths of seconds (0..255).
+	OIDPhaseYellowChange = "1.3.6.1.4.1.1206.4.2.1.1.2.1.8"
+	// OIDPhaseRedClear is phaseRedClear.<phase>: the red clearance interval in tenths of seconds (0..255).
+	OIDPhaseRedClear = "1.3.6.1.4.1.1206.4.2.1.1.2.1.9"
+)
+
+// Clearances are the phaseYellowChange and phaseRedClear values, in tenths of seconds, that the controller must
+// hold for every NTCIP phase m maps p's phases to: the plan's yellow_s and all_red_s (which signal.Validate has
+// checked equal the topology's) times ten, rounded. Phases p has but m does not map are left out.
+func Clearances(m Mapping, p signal.Plan) []Var {
+	var vs []Var
+	for _, ph := range p.Phases {
+		for _, n := range mappedPhases(m, ph.PhaseID) {
+			vs = append(vs, Var{fmt.Sprintf("%s.%d", OIDPhaseYellowChange, n), int(math.Round(ph.YellowS * 10))},
+				Var{fmt.Sprintf("%s.%d", OIDPhaseRedClear, n), int(math.Round(ph.AllRedS * 10))})
+		}
+	}
+	return vs
+}
+
 // splitMode values (NTCIP 1202 v02 §2.5.9.4).
 const (
 	SplitModeNone         = 2

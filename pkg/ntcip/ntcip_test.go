@@ -183,3 +183,18 @@ func TestVars(t *testing.T) {
 		t.Error("OIDs outside coord")
 	}
 }
+
+func TestClearances(t *testing.T) {
+	t.Parallel()
+	m := Mapping{Pattern: 1, Split: 1, Phases: []PhaseMap{{"NS", []int{2, 6}}, {"EW", []int{4}}}}
+	p := plan(90, 0, 48, 30)
+	p.Phases[1].YellowS, p.Phases[1].AllRedS = 3.5, 1.25
+	want := []Var{
+		{"1.3.6.1.4.1.1206.4.2.1.1.2.1.8.2", 40}, {"1.3.6.1.4.1.1206.4.2.1.1.2.1.9.2", 20},
+		{"1.3.6.1.4.1.1206.4.2.1.1.2.1.8.6", 40}, {"1.3.6.1.4.1.1206.4.2.1.1.2.1.9.6", 20},
+		{"1.3.6.1.4.1.1206.4.2.1.1.2.1.8.4", 35}, {"1.3.6.1.4.1.1206.4.2.1.1.2.1.9.4", 13},
+	}
+	if got := Clearances(m, p); !reflect.DeepEqual(got, want) {
+		t.Errorf("Clearances\n%v\nwant\n%v", got, want)
+	}
+}

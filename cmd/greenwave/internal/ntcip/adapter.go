@@ -321,7 +321,11 @@ func (c *controller) attempt(ctx context.Context, p *greenwavev1.SignalPlan) boo
 		c.m.unchanged.WithLabelValues(c.cfg.Intersection).Inc()
 		return true
 	}
-	k, err := c.write(ctx, t)
+	var clearances []ntcip.Var
+	if !c.cfg.SkipClearanceCheck {
+		clearances = ntcip.Clearances(c.cfg.Mapping(0), plan)
+	}
+	k, err := c.write(ctx, t, clearances)
 	if err != nil {
 		out.Kind, out.Err = "failed", err
 		var we *WriteError
@@ -346,12 +350,12 @@ func (c *controller) attempt(ctx context.Context, p *greenwavev1.SignalPlan) boo
 	return true
 }
 
-func (c *controller) write(ctx context.Context, t ntcip.Timing) (int, error) {
+func (c *controller) write(ctx context.Context, t ntcip.Timing, clearances []ntcip.Var) (int, error) {
 	s, err := openSession(ctx, c.cfg, c.creds)
 	if err != nil {
 		return -1, &WriteError{Stage: "session", Reason: ReasonUnreachable, Err: err}
 	}
 	defer s.Close()
-	return s.write(c.cfg.Slots, t)
+	return s.write(c.cfg.Slots, t, clearances)
 }
 

@@ -195,6 +195,26 @@ func TestFailuresLeaveTheControllerOnItsPlan(t *testing.T) {
 	}
 }
 
+// TestClearanceMismatch: a controller whose yellow differs from the topology's is not written to.
+func TestClearanceMismatch(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t)
+	if err := a.setV2("1.3.6.1.4.1.1206.4.2.1.1.2.1.8.4", 35); err != nil { // phase 4 (EW): 3.5 s, the topology says 4 s
+		t.Fatal(err)
+	}
+	c, m := testController(t, loadFor(t, a.addr, nil))
+	out := attempt(t, c, plan("p1", 0, 48, 30))
+	if out.Kind != "failed" || out.Reason != ReasonClearance || !strings.Contains(out.Err.Error(), "1.3.6.1.4.1.1206.4.2.1.1.2.1.8.4 = 35, want 40") {
+		t.Fatalf("outcome %+v (%v)", out, out.Err)
+	}
+	if v := a.value(t, systemPattern); v != 0 || a.value(t, "1.3.6.1.4.1.1206.4.2.1.4.7.1.2.200") != 0 {
+		t.Errorf("written to a controller with other clearances: systemPatternControl %d", v)
+	}
+	if n := testutil.ToFloat64(m.failures.WithLabelValues("I-100", ReasonClearance, "clearance")); n != 1 {
+		t.Errorf("failures %g", n)
+	}
+}
+
 func TestUnreachableController(t *testing.T) {
 	t.Parallel()
 	requireSnmpd(t) // not needed, but the config asks for nothing else: keep the SNMP tests together
@@ -206,7 +226,7 @@ func TestUnreachableController(t *testing.T) {
 	if out.Kind != "failed" || out.Reason != ReasonUnreachable {
 		t.Fatalf("outcome %+v", out)
 	}
-	if n := testutil.ToFloat64(m.failures.WithLabelValues("I-100", ReasonUnreachable, "read")); n != 1 {
+	if n := testutil.ToFloat64(m.failures.WithLabelValues("I-100", ReasonUnreachable, "clearance")); n != 1 {
 		t.Errorf("failures %g", n)
 	}
 }

@@ -65,7 +65,7 @@ func startAgent(t *testing.T) *testAgent {
 rwcommunity %s 127.0.0.1
 createUser %s SHA "%s" AES "%s"
 rwuser %s priv
-pass_persist .1.3.6.1.4.1.1206.4.2.1.4 /usr/bin/env python3 %s %s %s
+pass_persist .1.3.6.1.4.1.1206.4.2.1 /usr/bin/env python3 %s %s %s
 `, a.addr, testCommunity, testUser, testAuthPass, testPrivPass, testUser, script, a.control, a.state)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -145,6 +145,25 @@ func (a *testAgent) getV2(oid string) (int, error) {
 		return 0, fmt.Errorf("get %s: %v %v", oid, r.Error, r.Variables)
 	}
 	return int(gosnmp.ToBigInt(r.Variables[0].Value).Int64()), nil
+}
+
+// setV2 writes one INTEGER instance over SNMPv2c, as a technician at the controller would.
+func (a *testAgent) setV2(oid string, v int) error {
+	host, port, _ := net.SplitHostPort(a.addr)
+	p, _ := strconv.Atoi(port)
+	g := &gosnmp.GoSNMP{Target: host, Port: uint16(p), Version: gosnmp.Version2c, Community: testCommunity, Timeout: 2 * time.Second, Retries: 0}
+	if err := g.Connect(); err != nil {
+		return err
+	}
+	defer g.Conn.Close()
+	r, err := g.Set([]gosnmp.SnmpPDU{{Name: oid, Type: gosnmp.Integer, Value: v}})
+	if err != nil {
+		return err
+	}
+	if r.Error != gosnmp.NoError {
+		return fmt.Errorf("set %s: %v", oid, r.Error)
+	}
+	return nil
 }
 
 // values reads the controller's objects from its state file, which the handler writes after every SET.

@@ -69,6 +69,9 @@ type Controller struct {
 	Phases map[string]PhaseNumbers `yaml:"phases"`
 	// OmitPhases are NTCIP phases of the controller Greenwave does not run: written as phaseOmitted.
 	OmitPhases []int `yaml:"omit_phases,omitempty"`
+	// SkipClearanceCheck turns off the check that the controller's phaseYellowChange and phaseRedClear equal the
+	// topology's yellow_s and all_red_s before every write (for controllers that do not serve them).
+	SkipClearanceCheck bool `yaml:"skip_clearance_check,omitempty"`
 }
 
 // Slot is one patternNumber and the splitNumber it uses.

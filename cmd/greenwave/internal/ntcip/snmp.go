@@ -2,6 +2,7 @@ package ntcip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -20,6 +21,8 @@ const (
 	ReasonRefused = "refused"
 	// ReasonReadBack: a value read back differs from the one written.
 	ReasonReadBack = "readback"
+	// ReasonClearance: the controller's yellow or red clearance differs from the plan's (the topology's).
+	ReasonClearance = "clearance"
 )
 
 // WriteError is a failed step of writing a plan to a controller.
@@ -149,7 +152,7 @@ func (s *session) verify(stage string, vars []ntcip.Var) error {
 	var diffs []string
 	for _, v := range vars {
 		if g, ok := got[v.OID]; !ok || g != v.Value {
-			diffs = append(diffs, fmt.Sprintf("%s = %d, wrote %d", v.OID, g, v.Value))
+			diffs = append(diffs, fmt.Sprintf("%s = %d, want %d", v.OID, g, v.Value))
 		}
 	}
 	if len(diffs) > 0 {
@@ -159,9 +162,18 @@ func (s *session) verify(stage string, vars []ntcip.Var) error {
 }
 
 // write puts t into the controller and activates it, choosing among the slots the one not commanded now; see
-// docs/ntcip.md, Write sequence. It returns the slot activated, or a *WriteError. Nothing is activated unless
+// docs/ntcip.md, Write sequence. First it reads clearances back (nil: no check): a controller whose yellow or
+// red clearance differs from the topology's is not written to. It returns the slot activated, or a *WriteError. Nothing is activated unless
 // every split and pattern object read back equal to what was written.
-func (s *session) write(slots []Slot, t ntcip.Timing) (int, error) {
+func (s *session) write(slots []Slot, t ntcip.Timing, clearances []ntcip.Var) (int, error) {
+	if err := s.verify("clearance", clearances); err != nil {
+		var we *WriteError
+		if errors.As(err, &we) && we.Reason == ReasonReadBack {
+			we.Reason = ReasonClearance
+			we.Err = fmt.Errorf("the controller's clearances (tenths of seconds) are not the topology's: %w", we.Err)
+		}
+		return -1, err
+	}
 	cur, err := s.get("read", []string{ntcip.OIDSystemPatternControl})
 	if err != nil {
 		return -1, err

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""A simulated NTCIP 1202 controller: the coordination objects (asc.coord, 1.3.6.1.4.1.1206.4.2.1.4) served to
-net-snmp's snmpd through its pass_persist protocol, for the tests of `greenwave ntcip`.
+"""A simulated NTCIP 1202 controller: the coordination objects (asc.coord, 1.3.6.1.4.1.1206.4.2.1.4) and the
+phase table's minimum green, yellow change and red clearance (asc.phase.phaseTable, 1.3.6.1.4.1.1206.4.2.1.1.2)
+served to net-snmp's snmpd through its pass_persist protocol, for the tests of `greenwave ntcip`.
 
-Usage (snmpd.conf):  pass_persist .1.3.6.1.4.1.1206.4.2.1.4 /usr/bin/python3 ntcip_agent.py CONTROL STATE
+Usage (snmpd.conf):  pass_persist .1.3.6.1.4.1.1206.4.2.1 /usr/bin/python3 ntcip_agent.py CONTROL STATE
 
 STATE is a JSON file the objects are kept in (written after every SET, read at start, so a restarted handler
 keeps them). CONTROL is a JSON file read before every request, which the tests write to misbehave:
@@ -16,7 +17,11 @@ import os
 import sys
 import time
 
-COORD = (1, 3, 6, 1, 4, 1, 1206, 4, 2, 1, 4)
+ASC = (1, 3, 6, 1, 4, 1, 1206, 4, 2, 1)
+COORD = ASC + (4,)
+PHASE_ENTRY = ASC + (1, 2, 1)
+# phaseTable columns served: phaseMinimumGreen (s), phaseYellowChange and phaseRedClear (tenths of seconds)
+PHASE_COLUMNS = {4: 5, 8: 40, 9: 20}
 MAX_PATTERNS = 253
 MAX_SPLITS = 255
 MAX_PHASES = 16
@@ -39,6 +44,9 @@ def initial():
         key(COORD + (7, 1, 2, 1)): 100,
         key(COORD + (7, 1, 4, 1)): 1,
     }
+    for ph in range(1, MAX_PHASES + 1):
+        for col, v in PHASE_COLUMNS.items():
+            s[key(PHASE_ENTRY + (col, ph))] = v
     for ph, t in ((2, 60), (6, 60), (4, 40), (8, 40)):
         s[key(COORD + (9, 1, 3, 1, ph))] = t
         s[key(COORD + (9, 1, 4, 1, ph))] = 2
@@ -76,6 +84,11 @@ def matches(oid, prefixes):
 
 def instance(oid):
     """Returns (readable, writable, (lo, hi)) for a valid instance of the subset, else None."""
+    if oid[: len(PHASE_ENTRY)] == PHASE_ENTRY:
+        rest = oid[len(PHASE_ENTRY):]
+        if len(rest) == 2 and rest[0] in PHASE_COLUMNS and 1 <= rest[1] <= MAX_PHASES:
+            return (True, True, (0, 255))
+        return None
     rest = oid[len(COORD):]
     if oid[: len(COORD)] != COORD or not rest:
         return None
@@ -91,6 +104,8 @@ def instance(oid):
 
 
 def value(state, oid):
+    if oid[: len(COORD)] != COORD:
+        return state.get(key(oid), 0)
     rest = oid[len(COORD):]
     if rest[:3] in ((7, 1, 1),):
         return rest[3]  # patternNumber
@@ -100,7 +115,8 @@ def value(state, oid):
 
 
 def all_instances():
-    out = [COORD + (n, 0) for n in (5, 8, 10, 14)]
+    out = [PHASE_ENTRY + (col, ph) for col in PHASE_COLUMNS for ph in range(1, MAX_PHASES + 1)]
+    out += [COORD + (n, 0) for n in (5, 8, 10, 14)]
     for col in range(1, 6):
         out += [COORD + (7, 1, col, p) for p in range(1, MAX_PATTERNS + 1)]
     for col in range(1, 6):
