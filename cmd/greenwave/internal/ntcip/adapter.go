@@ -176,9 +176,12 @@ func Run(ctx context.Context, l *Loaded, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	var ids []string
 	for _, ct := range l.Config.Controllers {
-		c := &controller{cfg: ct, in: l.Intersections[ct.Intersection], creds: l.creds[ct.Intersection], retry: l.Config.Retry,
+		c := &controller{
+			cfg: ct, in: l.Intersections[ct.Intersection], creds: l.creds[ct.Intersection], retry: l.Config.Retry,
 			log: o.Logger.With(zap.String("intersection", ct.Intersection), zap.String("controller", ct.Address)),
-			m: o.Metrics, onOutcome: o.OnOutcome, after: o.After, plans: make(chan *greenwavev1.SignalPlan, 1)}
+			m:   o.Metrics, onOutcome: o.OnOutcome, after: o.After,
+			plans: make(chan *greenwavev1.SignalPlan, 1),
+		}
 		ctls[ct.Intersection] = c
 		ids = append(ids, ct.Intersection)
 		g.Go(func() error { c.run(gctx); return nil })
@@ -358,4 +361,3 @@ func (c *controller) write(ctx context.Context, t ntcip.Timing, clearances []ntc
 	defer s.Close()
 	return s.write(c.cfg.Slots, t, clearances)
 }
-

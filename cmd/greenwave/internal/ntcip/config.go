@@ -177,6 +177,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		add([]string{"controllers"}, "at least one controller is required")
 	}
 	seen := map[string]int{}
+	addrs := map[string]int{}
 	for i := range c.Controllers {
 		ct := &c.Controllers[i]
 		at := func(f ...string) []string { return append([]string{"controllers", strconv.Itoa(i)}, f...) }
@@ -189,8 +190,12 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		}
 		if addr, err := normaliseAddress(ct.Address); err != nil {
 			add(at("address"), "%v", err)
+		} else if j, dup := addrs[addr]; dup {
+			// One goroutine writes to one controller: two entries for one address could write at the same time,
+			// and a controller runs one pattern (systemPatternControl) for all its phases.
+			add(at("address"), "%s is already the controller of controllers.%d", addr, j)
 		} else {
-			ct.Address = addr
+			ct.Address, addrs[addr] = addr, i
 		}
 		checkSNMP(&ct.SNMP, func(f string, format string, args ...any) { add(at("snmp", f), format, args...) })
 		switch {

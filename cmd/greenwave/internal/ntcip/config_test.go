@@ -65,6 +65,10 @@ func TestParseConfigErrors(t *testing.T) {
 			i := strings.Index(s, "  - intersection")
 			return s + s[i:]
 		}, "controllers.1.intersection: I-100 already has a controller"},
+		{"two intersections on one controller", func(s string) string {
+			i := strings.Index(s, "  - intersection")
+			return s + strings.Replace(s[i:], "I-100", "I-101", 1)
+		}, "controllers.1.address: 10.0.0.5:161 is already the controller of controllers.0"},
 		{"no phases", func(s string) string { return strings.Replace(s, "    phases: {NS: 2, EW: [4, 8]}\n", "", 1) },
 			"controllers.0.phases: required"},
 	}
