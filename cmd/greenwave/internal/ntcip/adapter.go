@@ -106,6 +106,7 @@ type Metrics struct {
 	received, activated, unchanged, coalesced *prometheus.CounterVec
 	refused, failures                         *prometheus.CounterVec
 	pattern, lastActivation                   *prometheus.GaugeVec
+	holds, released                           *prometheus.CounterVec
 	watchRestarts                             prometheus.Counter
 }
 
@@ -128,6 +129,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		coalesced:      counter("plans_coalesced_total", "Plans replaced by a newer one before they were written.", "intersection"),
 		refused:        counter("plans_refused_total", "Plans never written: invalid, phases not matching the mapping, or unrepresentable.", "intersection", "reason"),
 		failures:       counter("write_failures_total", "Failed attempts to write and activate a plan (retried with back-off).", "intersection", "reason", "stage"),
+		holds:          counter("holds_total", "systemPatternControl sent again to keep the controller on Greenwave's pattern (hold_interval).", "intersection"),
+		released:       counter("control_lost_total", "Times the controller was found commanded to another pattern than Greenwave's at a hold.", "intersection"),
 		pattern:        gauge("active_pattern", "Pattern number Greenwave last activated on the controller (0: none)."),
 		lastActivation: gauge("last_activation_timestamp_seconds", "When Greenwave last activated a plan on the controller."),
 		watchRestarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "ntcip", Name: "watch_restarts_total",
@@ -243,8 +246,12 @@ type controller struct {
 	onOutcome func(Outcome)
 	after     func(time.Duration) <-chan time.Time
 	plans     chan *greenwavev1.SignalPlan
-	// last is what was last activated (pattern and split numbers cleared), to skip writing an equal plan.
-	last *ntcip.Timing
+	// last is what was last activated (pattern and split numbers cleared), to skip writing an equal plan, and
+	// lastPattern the pattern it was activated in; nil and 0 when Greenwave does not hold the controller.
+	last        *ntcip.Timing
+	lastPattern int
+	// hold is Config.HoldInterval: how often systemPatternControl is sent again (0: never).
+	hold time.Duration
 }
 
 // offer puts p into the mailbox, replacing a plan not yet taken. Only the watch goroutine calls it.
@@ -265,7 +272,7 @@ func (c *controller) offer(p *greenwavev1.SignalPlan) {
 
 func (c *controller) run(ctx context.Context) {
 	var pending *greenwavev1.SignalPlan
-	var wait <-chan time.Time
+	var wait, hold <-chan time.Time
 	backoff := time.Duration(0)
 	for {
 		if pending != nil && wait == nil {
@@ -275,6 +282,9 @@ func (c *controller) run(ctx context.Context) {
 				backoff = nextBackoff(backoff, c.retry)
 				wait = c.after(backoff)
 			}
+		}
+		if hold == nil && c.hold > 0 && c.lastPattern != 0 {
+			hold = c.after(c.hold)
 		}
 		select {
 		case <-ctx.Done():
@@ -286,8 +296,53 @@ func (c *controller) run(ctx context.Context) {
 			pending = p
 		case <-wait:
 			wait = nil
+		case <-hold:
+			hold = nil
+			c.refresh(ctx)
 		}
 	}
+}
+
+// refresh sends systemPatternControl again while the controller still commands Greenwave's pattern, so that
+// the controller's backup timer (unitBackupTime), which hands it back to its own schedule when the central
+// system falls silent, does not run out while Greenwave is running. A controller commanded otherwise (backup
+// timer expired, an operator at the controller or another central system) is not taken back: Greenwave lets go
+// until its next plan.
+func (c *controller) refresh(ctx context.Context) {
+	fail := func(err error) {
+		reason, stage := ReasonUnreachable, "hold"
+		var we *WriteError
+		if errors.As(err, &we) {
+			reason = we.Reason
+		}
+		c.m.failures.WithLabelValues(c.cfg.Intersection, reason, stage).Inc()
+		c.log.Warn("could not hold the controller on Greenwave's pattern; trying again at the next hold interval", zap.Error(err))
+	}
+	s, err := openSession(ctx, c.cfg, c.creds)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer s.Close()
+	cur, err := s.get("hold", []string{ntcip.OIDSystemPatternControl})
+	if err != nil {
+		fail(err)
+		return
+	}
+	if commanded := cur[ntcip.OIDSystemPatternControl]; commanded != c.lastPattern {
+		c.m.released.WithLabelValues(c.cfg.Intersection).Inc()
+		c.m.pattern.WithLabelValues(c.cfg.Intersection).Set(0)
+		c.log.Warn("the controller no longer runs Greenwave's pattern; not taking it back before the next plan",
+			zap.Int("greenwave_pattern", c.lastPattern), zap.Int("commanded", commanded))
+		c.last, c.lastPattern = nil, 0
+		return
+	}
+	act := []ntcip.Var{{OID: ntcip.OIDSystemPatternControl, Value: c.lastPattern}}
+	if err := s.set("hold", act); err != nil {
+		fail(err)
+		return
+	}
+	c.m.holds.WithLabelValues(c.cfg.Intersection).Inc()
 }
 
 // attempt refuses, skips or writes p; it returns false when the write failed and should be retried.
@@ -344,7 +399,7 @@ func (c *controller) attempt(ctx context.Context, p *greenwavev1.SignalPlan) boo
 	}
 	t.Pattern, t.Split = c.cfg.Slots[k].Pattern, c.cfg.Slots[k].Split
 	out.Kind, out.Timing = "activated", t
-	c.last = &bare
+	c.last, c.lastPattern = &bare, t.Pattern
 	c.m.activated.WithLabelValues(c.cfg.Intersection).Inc()
 	c.m.pattern.WithLabelValues(c.cfg.Intersection).Set(float64(t.Pattern))
 	c.m.lastActivation.WithLabelValues(c.cfg.Intersection).SetToCurrentTime()

@@ -335,3 +335,29 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestHold: while the controller commands Greenwave's pattern, a hold sends systemPatternControl again; once it
+// commands something else, Greenwave lets go, and its next plan is written even if equal to the last one.
+func TestHold(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t)
+	c, m := testController(t, loadFor(t, a.addr, nil))
+	if out := attempt(t, c, plan("p1", 0, 48, 30)); out.Kind != "activated" {
+		t.Fatalf("plan: %+v", out)
+	}
+	c.refresh(context.Background())
+	if n := testutil.ToFloat64(m.holds.WithLabelValues("I-100")); n != 1 || a.value(t, systemPattern) != 200 {
+		t.Fatalf("holds %g, systemPatternControl %d", n, a.value(t, systemPattern))
+	}
+	// The controller's backup timer ran out: it is back on its own schedule.
+	if err := a.setV2(systemPattern, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.refresh(context.Background())
+	if n := testutil.ToFloat64(m.released.WithLabelValues("I-100")); n != 1 || a.value(t, systemPattern) != 0 {
+		t.Fatalf("control lost %g, systemPatternControl %d", n, a.value(t, systemPattern))
+	}
+	if out := attempt(t, c, plan("p2", 0, 48, 30)); out.Kind != "activated" || a.value(t, systemPattern) != out.Timing.Pattern {
+		t.Fatalf("the same plan after control was lost: %+v, systemPatternControl %d", out, a.value(t, systemPattern))
+	}
+}

@@ -45,6 +45,10 @@ type Config struct {
 	Topology string `yaml:"topology"`
 	// Retry is the back-off after a failed write to a controller.
 	Retry Retry `yaml:"retry,omitempty"`
+	// HoldInterval is how often systemPatternControl is sent again while a controller runs Greenwave's pattern,
+	// to keep its backup timer (unitBackupTime) from handing it back to its own schedule; 0 never. Set it below
+	// the controllers' backup time.
+	HoldInterval time.Duration `yaml:"hold_interval,omitempty"`
 	// Controllers are the field controllers, one per intersection.
 	Controllers []Controller `yaml:"controllers"`
 }
@@ -172,6 +176,9 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	}
 	if c.Retry.Initial < 0 || c.Retry.Max < c.Retry.Initial {
 		add([]string{"retry"}, "want 0 < initial (%v) <= max (%v)", c.Retry.Initial, c.Retry.Max)
+	}
+	if c.HoldInterval < 0 {
+		add([]string{"hold_interval"}, "%v is negative", c.HoldInterval)
 	}
 	if len(c.Controllers) == 0 {
 		add([]string{"controllers"}, "at least one controller is required")
