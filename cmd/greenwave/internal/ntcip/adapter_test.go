@@ -39,7 +39,7 @@ func loadFor(t *testing.T, addr string, edit func(string) string) *Loaded {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"NTCIP_TEST_AUTH": testAuthPass, "NTCIP_TEST_PRIV": testPrivPass}
+	env := map[string]string{"NTCIP_TEST_AUTH": testAuthPass, "NTCIP_TEST_PRIV": testPrivPass, "NTCIP_TEST_COMMUNITY": testCommunity}
 	l, err := Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, os.ReadFile)
 	if err != nil {
 		t.Fatalf("load: %v", err)
@@ -360,4 +360,35 @@ func TestHold(t *testing.T) {
 	if out := attempt(t, c, plan("p2", 0, 48, 30)); out.Kind != "activated" || a.value(t, systemPattern) != out.Timing.Pattern {
 		t.Fatalf("the same plan after control was lost: %+v, systemPatternControl %d", out, a.value(t, systemPattern))
 	}
+}
+
+// TestSNMPv2cOptIn: with allow_insecure, a v2c controller is written with its community.
+func TestSNMPv2cOptIn(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t)
+	l := loadFor(t, a.addr, func(s string) string {
+		i, j := strings.Index(s, "      version: v3"), strings.Index(s, "      timeout:")
+		return s[:i] + "      version: v2c\n      allow_insecure: true\n      community: {env: NTCIP_TEST_COMMUNITY}\n" + s[j:]
+	})
+	c, _ := testController(t, l)
+	if out := attempt(t, c, plan("p1", 0, 48, 30)); out.Kind != "activated" || a.value(t, systemPattern) != 200 {
+		t.Fatalf("outcome %+v (%v)", out, out.Err)
+	}
+}
+
+// TestSNMPv3WrongPassPhrase: an authentication failure is a failed write (reported, counted, retried), never a
+// write.
+func TestSNMPv3WrongPassPhrase(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t)
+	l := loadFor(t, a.addr, func(s string) string {
+		return strings.Replace(strings.Replace(s, "timeout: 2s", "timeout: 300ms", 1), "retries: 1", "retries: 0", 1)
+	})
+	c, _ := testController(t, l)
+	c.creds.authPass = "not-the-pass-phrase"
+	out := attempt(t, c, plan("p1", 0, 48, 30))
+	if out.Kind != "failed" || a.value(t, systemPattern) != 0 {
+		t.Fatalf("outcome %+v (%v)", out, out.Err)
+	}
+	t.Logf("reported as %s: %v", out.Reason, out.Err)
 }
