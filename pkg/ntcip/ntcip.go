@@ -72,7 +72,27 @@ const (
 	OIDPhaseYellowChange = "1.3.6.1.4.1.1206.4.2.1.1.2.1.8"
 	// OIDPhaseRedClear is phaseRedClear.<phase>: the red clearance interval in tenths of seconds (0..255).
 	OIDPhaseRedClear = "1.3.6.1.4.1.1206.4.2.1.1.2.1.9"
+	// OIDPhaseMinimumGreen is phaseMinimumGreen.<phase>: the controller's minimum green in seconds (0..255).
+	OIDPhaseMinimumGreen = "1.3.6.1.4.1.1206.4.2.1.1.2.1.4"
 )
+
+// MinimumGreenLimits are, for every NTCIP phase m maps p's phases to, phaseMinimumGreen with the largest value
+// the controller may hold: the green t gives the phase (its split less yellow and all-red), in whole seconds
+// rounded down. A controller minimum above it would hold the phase beyond its split and break the cycle.
+func MinimumGreenLimits(m Mapping, p signal.Plan, t Timing) []Var {
+	var vs []Var
+	for _, ph := range p.Phases {
+		for _, n := range mappedPhases(m, ph.PhaseID) {
+			for _, r := range t.Rows {
+				if r.Phase == n {
+					green := math.Floor(float64(r.TimeS) - ph.YellowS - ph.AllRedS + signal.BoundToleranceS)
+					vs = append(vs, Var{fmt.Sprintf("%s.%d", OIDPhaseMinimumGreen, n), int(math.Max(green, 0))})
+				}
+			}
+		}
+	}
+	return vs
+}
 
 // Clearances are the phaseYellowChange and phaseRedClear values, in tenths of seconds, that the controller must
 // hold for every NTCIP phase m maps p's phases to: the plan's yellow_s and all_red_s (which signal.Validate has
@@ -136,7 +156,22 @@ type Mapping struct {
 	// Omit are NTCIP phases of the controller that Greenwave does not run: written as phaseOmitted with a zero
 	// split, so a phase left in the controller's sequence cannot take time from the plan.
 	Omit []int
+	// OffsetReference is the point of the coordinated phase the controller's patternOffsetTime refers to.
+	OffsetReference OffsetReference
 }
+
+// OffsetReference is where in the coordinated phase a controller measures its offset from. NTCIP 1202 leaves
+// it to the controller; Greenwave's offset is the start of the coordinated phase's green.
+type OffsetReference int
+
+// Offset references.
+const (
+	// OffsetGreenStart: the offset is the start of the coordinated phase's green (Greenwave's own; the default).
+	OffsetGreenStart OffsetReference = iota
+	// OffsetYellowStart: the offset is the end of the coordinated green, the start of its yellow (the "yield
+	// point" of many controllers): Encode adds the coordinated phase's green to the offset.
+	OffsetYellowStart
+)
 
 // FieldError is one problem of a Mapping; Field names the part (phases.NS, pattern, omit[2]).
 type FieldError struct {
@@ -323,6 +358,11 @@ func Encode(in topology.Intersection, m Mapping, p signal.Plan) (Timing, error) 
 	offset := math.Round(p.OffsetS)
 	if !(offset >= 0) {
 		probs = append(probs, fmt.Sprintf("offset %g s is negative", p.OffsetS))
+	}
+	if m.OffsetReference == OffsetYellowStart {
+		// The green the controller will run: the rounded split less the clearances, so the yield point agrees
+		// with the splits actually written.
+		offset += math.Round(float64(splits[0]) - p.Phases[0].YellowS - p.Phases[0].AllRedS)
 	}
 	offset = math.Mod(offset, cycle) // 89.6 s in a 90 s cycle is 0 s, not 90 s
 	if len(probs) > 0 {

@@ -58,6 +58,11 @@ func TestEncode(t *testing.T) {
 			m: Mapping{Pattern: 1, Split: 1, Phases: []PhaseMap{{"NS", []int{2}}, {"EW", []int{4}}}},
 			want: Timing{Pattern: 1, Split: 1, CycleS: 90, OffsetS: 0, Rows: []SplitRow{
 				{2, 54, SplitModeNone, 1}, {4, 36, SplitModeNone, 0}}}},
+		{name: "offset at the start of the coordinated yellow", plan: plan(90, 50.4, 48, 30),
+			m: Mapping{Pattern: 1, Split: 1, Phases: []PhaseMap{{"NS", []int{2}}, {"EW", []int{4}}}, OffsetReference: OffsetYellowStart},
+			// 50 s + NS green 48 s = 98 s, modulo the 90 s cycle
+			want: Timing{Pattern: 1, Split: 1, CycleS: 90, OffsetS: 8, Rows: []SplitRow{
+				{2, 54, SplitModeNone, 1}, {4, 36, SplitModeNone, 0}}}},
 		{name: "unknown phase", plan: signal.Plan{IntersectionID: "I-100", CycleS: 90, Phases: []signal.PhaseTiming{
 			{PhaseID: "NS", GreenS: 48, YellowS: 4, AllRedS: 2}, {PhaseID: "XX", GreenS: 30, YellowS: 4, AllRedS: 2}}},
 			m: mapping(), wantErr: ErrPhaseMapping},
@@ -196,5 +201,20 @@ func TestClearances(t *testing.T) {
 	}
 	if got := Clearances(m, p); !reflect.DeepEqual(got, want) {
 		t.Errorf("Clearances\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestMinimumGreenLimits(t *testing.T) {
+	t.Parallel()
+	m := Mapping{Pattern: 1, Split: 1, Phases: []PhaseMap{{"NS", []int{2}}, {"EW", []int{4, 8}}}}
+	p := plan(90, 0, 47.5, 30.5)
+	tm, err := Encode(intersection(), m, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// splits 54 s (NS 53.5 + the second) and 36 s: greens 48 s and 30 s
+	want := []Var{{"1.3.6.1.4.1.1206.4.2.1.1.2.1.4.2", 48}, {"1.3.6.1.4.1.1206.4.2.1.1.2.1.4.4", 30}, {"1.3.6.1.4.1.1206.4.2.1.1.2.1.4.8", 30}}
+	if got := MinimumGreenLimits(m, p, tm); !reflect.DeepEqual(got, want) {
+		t.Errorf("MinimumGreenLimits\n%v\nwant\n%v (timing %+v)", got, want, tm)
 	}
 }

@@ -379,11 +379,11 @@ func (c *controller) attempt(ctx context.Context, p *greenwavev1.SignalPlan) boo
 		c.m.unchanged.WithLabelValues(c.cfg.Intersection).Inc()
 		return true
 	}
-	var clearances []ntcip.Var
-	if !c.cfg.SkipClearanceCheck {
-		clearances = ntcip.Clearances(c.cfg.Mapping(0), plan)
+	var checks phaseChecks
+	if !c.cfg.SkipPhaseCheck {
+		checks = phaseChecks{clearances: ntcip.Clearances(c.cfg.Mapping(0), plan), minGreenLimits: ntcip.MinimumGreenLimits(c.cfg.Mapping(0), plan, t)}
 	}
-	k, err := c.write(ctx, t, clearances)
+	k, err := c.write(ctx, t, checks)
 	if err != nil {
 		out.Kind, out.Err = "failed", err
 		var we *WriteError
@@ -408,11 +408,11 @@ func (c *controller) attempt(ctx context.Context, p *greenwavev1.SignalPlan) boo
 	return true
 }
 
-func (c *controller) write(ctx context.Context, t ntcip.Timing, clearances []ntcip.Var) (int, error) {
+func (c *controller) write(ctx context.Context, t ntcip.Timing, checks phaseChecks) (int, error) {
 	s, err := openSession(ctx, c.cfg, c.creds)
 	if err != nil {
 		return -1, &WriteError{Stage: "session", Reason: ReasonUnreachable, Err: err}
 	}
 	defer s.Close()
-	return s.write(c.cfg.Slots, t, clearances)
+	return s.write(c.cfg.Slots, t, checks)
 }

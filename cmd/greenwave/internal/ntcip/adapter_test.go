@@ -215,6 +215,28 @@ func TestClearanceMismatch(t *testing.T) {
 	}
 }
 
+// TestControllerMinimumGreenTooLong: a controller that would hold a phase longer than the plan's green is not
+// written to.
+func TestControllerMinimumGreenTooLong(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t)
+	if err := a.setV2("1.3.6.1.4.1.1206.4.2.1.1.2.1.4.8", 31); err != nil { // phase 8 (EW): 31 s, the plan gives EW 30 s
+		t.Fatal(err)
+	}
+	c, _ := testController(t, loadFor(t, a.addr, nil))
+	out := attempt(t, c, plan("p1", 0, 48, 30))
+	if out.Kind != "failed" || out.Reason != ReasonMinGreen || !strings.Contains(out.Err.Error(), "1.3.6.1.4.1.1206.4.2.1.1.2.1.4.8 = 31, the plan's green is 30") {
+		t.Fatalf("outcome %+v (%v)", out, out.Err)
+	}
+	if v := a.value(t, systemPattern); v != 0 {
+		t.Errorf("systemPatternControl %d", v)
+	}
+	// A plan whose EW green is long enough is written.
+	if out := attempt(t, c, plan("p2", 0, 40, 38)); out.Kind != "activated" {
+		t.Fatalf("outcome %+v (%v)", out, out.Err)
+	}
+}
+
 func TestUnreachableController(t *testing.T) {
 	t.Parallel()
 	requireSnmpd(t) // not needed, but the config asks for nothing else: keep the SNMP tests together

@@ -30,6 +30,14 @@ const (
 	defaultSNMPPort     = "161"
 )
 
+// Values of Controller.OffsetReference.
+const (
+	OffsetGreenStart  = "green_start"
+	OffsetYellowStart = "yellow_start"
+)
+
+var offsetReferences = map[string]ntcip.OffsetReference{OffsetGreenStart: ntcip.OffsetGreenStart, OffsetYellowStart: ntcip.OffsetYellowStart}
+
 // SNMP versions and the protocols accepted for SNMPv3.
 var (
 	snmpVersions  = []string{"v3", "v2c", "v1"}
@@ -73,9 +81,14 @@ type Controller struct {
 	Phases map[string]PhaseNumbers `yaml:"phases"`
 	// OmitPhases are NTCIP phases of the controller Greenwave does not run: written as phaseOmitted.
 	OmitPhases []int `yaml:"omit_phases,omitempty"`
-	// SkipClearanceCheck turns off the check that the controller's phaseYellowChange and phaseRedClear equal the
-	// topology's yellow_s and all_red_s before every write (for controllers that do not serve them).
-	SkipClearanceCheck bool `yaml:"skip_clearance_check,omitempty"`
+	// OffsetReference is where the controller measures patternOffsetTime from: green_start (the coordinated
+	// phase's green starts at the offset, Greenwave's own meaning; the default) or yellow_start (its yellow
+	// does, the yield point).
+	OffsetReference string `yaml:"offset_reference,omitempty"`
+	// SkipPhaseCheck turns off the check before every write that the controller's phaseYellowChange and
+	// phaseRedClear equal the topology's yellow_s and all_red_s and its phaseMinimumGreen is at most the plan's
+	// greens (for controllers that do not serve them).
+	SkipPhaseCheck bool `yaml:"skip_phase_check,omitempty"`
 }
 
 // Slot is one patternNumber and the splitNumber it uses.
@@ -230,6 +243,12 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		if len(ct.OmitPhases) == 0 {
 			ct.OmitPhases = nil
 		}
+		if ct.OffsetReference == "" {
+			ct.OffsetReference = OffsetGreenStart
+		}
+		if _, ok := offsetReferences[ct.OffsetReference]; !ok {
+			add(at("offset_reference"), "%q: want %s or %s", ct.OffsetReference, OffsetGreenStart, OffsetYellowStart)
+		}
 	}
 	if len(ps) > 0 {
 		return Config{}, &ConfigError{File: name, Problems: ps}
@@ -345,7 +364,8 @@ func lineOf(root *yaml.Node, path []string) int {
 
 // Mapping is the controller's phase mapping for slot k in pkg/ntcip terms, phases in sorted id order.
 func (ct Controller) Mapping(k int) ntcip.Mapping {
-	m := ntcip.Mapping{Pattern: ct.Slots[k].Pattern, Split: ct.Slots[k].Split, Omit: ct.OmitPhases}
+	m := ntcip.Mapping{Pattern: ct.Slots[k].Pattern, Split: ct.Slots[k].Split, Omit: ct.OmitPhases,
+		OffsetReference: offsetReferences[ct.OffsetReference]}
 	ids := make([]string, 0, len(ct.Phases))
 	for id := range ct.Phases {
 		ids = append(ids, id)

@@ -69,6 +69,8 @@ func TestParseConfigErrors(t *testing.T) {
 			i := strings.Index(s, "  - intersection")
 			return s + strings.Replace(s[i:], "I-100", "I-101", 1)
 		}, "controllers.1.address: 10.0.0.5:161 is already the controller of controllers.0"},
+		{"unknown offset reference", func(s string) string { return s + "    offset_reference: yield\n" },
+			`controllers.0.offset_reference: "yield": want green_start or yellow_start`},
 		{"no phases", func(s string) string { return strings.Replace(s, "    phases: {NS: 2, EW: [4, 8]}\n", "", 1) },
 			"controllers.0.phases: required"},
 	}

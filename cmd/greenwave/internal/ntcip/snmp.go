@@ -23,7 +23,15 @@ const (
 	ReasonReadBack = "readback"
 	// ReasonClearance: the controller's yellow or red clearance differs from the plan's (the topology's).
 	ReasonClearance = "clearance"
+	// ReasonMinGreen: the controller's minimum green of a phase is longer than the plan's green.
+	ReasonMinGreen = "min_green"
 )
+
+// phaseChecks are the controller's phase-table values checked before a write (nil: not checked): clearances
+// must equal, minimum greens must not exceed the Var's value.
+type phaseChecks struct {
+	clearances, minGreenLimits []ntcip.Var
+}
 
 // WriteError is a failed step of writing a plan to a controller.
 type WriteError struct {
@@ -161,17 +169,45 @@ func (s *session) verify(stage string, vars []ntcip.Var) error {
 	return nil
 }
 
+// atMost reads vars and fails with reason unless every value is at most the Var's.
+func (s *session) atMost(stage, reason string, vars []ntcip.Var) error {
+	if len(vars) == 0 {
+		return nil
+	}
+	oids := make([]string, len(vars))
+	for i, v := range vars {
+		oids[i] = v.OID
+	}
+	got, err := s.get(stage, oids)
+	if err != nil {
+		return err
+	}
+	var over []string
+	for _, v := range vars {
+		if got[v.OID] > v.Value {
+			over = append(over, fmt.Sprintf("%s = %d, the plan's green is %d", v.OID, got[v.OID], v.Value))
+		}
+	}
+	if len(over) > 0 {
+		return &WriteError{Stage: stage, Reason: reason, Err: fmt.Errorf("the controller's minimum green (s) is longer than the plan's green: %s", strings.Join(over, ", "))}
+	}
+	return nil
+}
+
 // write puts t into the controller and activates it, choosing among the slots the one not commanded now; see
-// docs/ntcip.md, Write sequence. First it reads clearances back (nil: no check): a controller whose yellow or
-// red clearance differs from the topology's is not written to. It returns the slot activated, or a *WriteError. Nothing is activated unless
+// docs/ntcip.md, Write sequence. First it reads the phase-table values of checks: a controller whose yellow or
+// red clearance differs from the topology's, or whose minimum green exceeds a plan's green, is not written to. It returns the slot activated, or a *WriteError. Nothing is activated unless
 // every split and pattern object read back equal to what was written.
-func (s *session) write(slots []Slot, t ntcip.Timing, clearances []ntcip.Var) (int, error) {
-	if err := s.verify("clearance", clearances); err != nil {
+func (s *session) write(slots []Slot, t ntcip.Timing, checks phaseChecks) (int, error) {
+	if err := s.verify("clearance", checks.clearances); err != nil {
 		var we *WriteError
 		if errors.As(err, &we) && we.Reason == ReasonReadBack {
 			we.Reason = ReasonClearance
 			we.Err = fmt.Errorf("the controller's clearances (tenths of seconds) are not the topology's: %w", we.Err)
 		}
+		return -1, err
+	}
+	if err := s.atMost("min_green", ReasonMinGreen, checks.minGreenLimits); err != nil {
 		return -1, err
 	}
 	cur, err := s.get("read", []string{ntcip.OIDSystemPatternControl})
