@@ -21,7 +21,8 @@
 // concurrent phases per Greenwave phase in a dual-ring controller (for example NS → 2 and 6). Mapping gives
 // each Greenwave phase its NTCIP phase numbers; all of them receive the Greenwave phase's split. Greenwave's first
 // phase is the coordinated phase (signal.Plan's offset refers to the start of its green): its NTCIP phases get
-// splitCoordPhase = 1, all others 0.
+// splitCoordPhase = 1, all others 0. For a controller whose offset refers to the end of the coordinated green
+// (the yield point), Mapping.OffsetReference adds that green to the offset.
 package ntcip
 
 import (
