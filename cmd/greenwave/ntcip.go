@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
@@ -33,8 +34,8 @@ refused and counted; a controller that cannot be reached or refuses a value stay
 written is ever called), and the write is retried with back-off. Logs (JSON) go to stderr; --metrics-addr serves
 Prometheus metrics on /metrics.
 
---signal-control defaults to a running greenwave dev's signal-control, else 127.0.0.1:9094. --check loads and
-checks the configuration (topology, phase mappings, secrets) and exits.
+--signal-control defaults to a running greenwave dev's signal-control, else 127.0.0.1:9094; the --tls flags
+secure that connection. --check loads and checks the configuration (topology, phase mappings, secrets) and exits.
 Exit status: 0 when stopped with Ctrl-C (or --check passed), 1 on failure, 2 for a usage or configuration error.`
 
 // runNTCIP is `greenwave ntcip`.
@@ -45,6 +46,11 @@ func runNTCIP(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and /healthz on this `address` (empty: none)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	check := fs.Bool("check", false, "check the configuration and exit")
+	var tls cli.TLS
+	fs.BoolVar(&tls.On, "tls", false, "connect to signal-control with TLS, verifying it with the system roots (implied by the other --tls-* flags)")
+	fs.StringVar(&tls.CA, "tls-ca", "", "PEM CA bundle that verifies signal-control's certificate")
+	fs.StringVar(&tls.Cert, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key)")
+	fs.StringVar(&tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +60,13 @@ func runNTCIP(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	lvl, err := zapcore.ParseLevel(*level)
 	if err != nil {
 		return usagef("ntcip: --log-level %q: %v", *level, err)
+	}
+	tls.On = tls.On || tls.CA != "" || tls.Cert != ""
+	var creds credentials.TransportCredentials
+	if tls.On {
+		if creds, err = tls.Credentials(); err != nil {
+			return usagef("ntcip: %v", err)
+		}
 	}
 	loaded, err := ntcip.Load(*config, os.LookupEnv, os.ReadFile)
 	if err != nil {
@@ -100,7 +113,7 @@ func runNTCIP(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("watching plans", zap.String("signal_control", *control), zap.Int("controllers", len(loaded.Config.Controllers)))
 	g.Go(func() error {
-		err := ntcip.Run(gctx, loaded, ntcip.Options{SignalControl: *control, Logger: log, Metrics: metrics})
+		err := ntcip.Run(gctx, loaded, ntcip.Options{SignalControl: *control, Credentials: creds, Logger: log, Metrics: metrics})
 		if err == nil && ctx.Err() == nil {
 			err = errors.New("ntcip: stopped")
 		}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/greenwave-city/greenwave/pkg/ntcip"
@@ -44,7 +45,7 @@ type Loaded struct {
 	Config Config
 	// Intersections are the configured controllers' intersections, by id.
 	Intersections map[string]topology.Intersection
-	creds         map[string]credentials
+	creds         map[string]snmpSecrets
 }
 
 // Load reads the configuration file, its topology and the controllers' secrets, and checks them all. Relative
@@ -75,13 +76,13 @@ func Load(path string, lookup func(string) (string, bool), readFile func(string)
 	if err := cfg.CheckTopology(path, data, topo); err != nil {
 		return nil, err
 	}
-	l := &Loaded{Config: cfg, Intersections: map[string]topology.Intersection{}, creds: map[string]credentials{}}
+	l := &Loaded{Config: cfg, Intersections: map[string]topology.Intersection{}, creds: map[string]snmpSecrets{}}
 	for _, in := range topo.Intersections {
 		l.Intersections[in.ID] = in
 	}
 	relFile := func(p string) ([]byte, error) { return readFile(rel(p)) }
 	for i, ct := range cfg.Controllers {
-		var cr credentials
+		var cr snmpSecrets
 		for _, s := range []struct {
 			field string
 			sec   *Secret
@@ -154,8 +155,9 @@ type Outcome struct {
 
 // Options configure Run.
 type Options struct {
-	// SignalControl is signal-control's gRPC address.
+	// SignalControl is signal-control's gRPC address; Credentials its transport credentials (nil: plaintext).
 	SignalControl string
+	Credentials   credentials.TransportCredentials
 	Logger        *zap.Logger
 	Metrics       *Metrics
 	// OnOutcome, when set, is called after every attempt, from the controller's goroutine.
@@ -170,7 +172,11 @@ func Run(ctx context.Context, l *Loaded, o Options) error {
 	if o.After == nil {
 		o.After = time.After
 	}
-	cc, err := grpc.NewClient(o.SignalControl, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := o.Credentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	cc, err := grpc.NewClient(o.SignalControl, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("dial signal-control %s: %w", o.SignalControl, err)
 	}
@@ -239,7 +245,7 @@ func nextBackoff(d time.Duration, r Retry) time.Duration {
 type controller struct {
 	cfg       Controller
 	in        topology.Intersection
-	creds     credentials
+	creds     snmpSecrets
 	retry     Retry
 	log       *zap.Logger
 	m         *Metrics

@@ -46,8 +46,8 @@ func (e *WriteError) Error() string { return fmt.Sprintf("%s (%s): %v", e.Stage,
 
 func (e *WriteError) Unwrap() error { return e.Err }
 
-// credentials are a controller's resolved secrets.
-type credentials struct {
+// snmpSecrets are a controller's resolved secrets.
+type snmpSecrets struct {
 	community, authPass, privPass string
 }
 
@@ -57,7 +57,7 @@ type session struct {
 }
 
 // openSession prepares a session to ct (UDP: nothing is sent until the first request).
-func openSession(ctx context.Context, ct Controller, cr credentials) (*session, error) {
+func openSession(ctx context.Context, ct Controller, cr snmpSecrets) (*session, error) {
 	host, port, err := net.SplitHostPort(ct.Address)
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", ct.Address, err)
