@@ -29,6 +29,7 @@ var commands = []command{
 	{name: "models", summary: "list or show the trainer's models (gRPC ModelService)", run: ops.Models},
 	{name: "plans", summary: "watch or get signal plans (gRPC SignalControlService)", run: ops.Plans},
 	{name: "status", summary: "one line per service: readiness, consumer lag and rates (HTTP /readyz and /metrics)", run: ops.Status},
+	{name: "ntcip", summary: "write signal-control's plans to NTCIP 1202 field controllers over SNMP (docs/ntcip.md)", run: runNTCIP},
 	{name: "sumo", summary: "run a SUMO scenario under SUMO's controllers or Greenwave in the loop, and score it", run: runSumo},
 	{name: "eval", summary: "score the cleaner and trainer offline on a data file; --signals compares plan delays", run: runEval},
 }
