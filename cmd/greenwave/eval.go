@@ -560,7 +560,9 @@ func writePlot(path string, rep *evaluate.Report) error {
 		{"model", func(h evaluate.HorizonReport) evaluate.Metrics { return h.Model }, color.RGBA{R: 220, G: 40, B: 40, A: 255}},
 		{evaluate.BaselinePersistence, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[evaluate.BaselinePersistence] }, color.RGBA{B: 200, A: 255}},
 		{evaluate.BaselineSeasonalNaive, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[evaluate.BaselineSeasonalNaive] }, color.RGBA{G: 150, A: 255}},
-		{evaluate.BaselineHistoricalAverage, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[evaluate.BaselineHistoricalAverage] }, color.RGBA{R: 120, G: 120, B: 120, A: 255}},
+		{evaluate.BaselineHistoricalAverage, func(h evaluate.HorizonReport) evaluate.Metrics {
+			return h.Baselines[evaluate.BaselineHistoricalAverage]
+		}, color.RGBA{R: 120, G: 120, B: 120, A: 255}},
 		{evaluate.BaselineSeasonalProfile, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[evaluate.BaselineSeasonalProfile] }, color.RGBA{R: 200, G: 140, A: 255}},
 	}
 	for _, s := range series {
