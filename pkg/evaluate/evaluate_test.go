@@ -412,7 +412,9 @@ func TestFixedPlanPeakHour(t *testing.T) {
 }
 
 // TestSignalsReplay runs the whole replay on a small, regular data set: every plan is valid, plans are scored
-// only after the warm-up, and Greenwave's adaptive plans beat the fixed plan less than never (a sanity bound).
+// only after the warm-up and once the time-of-day plan book has the window's hour of week, and every reference
+// is scored on those windows. The data repeat every week exactly, so the plan book's flows are the flows that
+// came and the time-of-day plan equals the oracle's.
 func TestSignalsReplay(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
@@ -424,17 +426,24 @@ func TestSignalsReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, e, 24*5, nil)
+	feed(t, e, 24*9, nil)
 	rep, err := e.Finish()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := rep.Signals
-	if s.Intersections != 1 || s.Windows != 24*3 {
-		t.Fatalf("signals %+v, want 1 intersection and 72 scored windows", s)
+	// Windows from hour 48 (warm-up) are planned; those before hour 168 have no earlier week for the plan book.
+	if s.Intersections != 1 || s.Windows != 24*9-168 || s.MissingTimeOfDay != 168-48 {
+		t.Fatalf("signals %+v, want 1 intersection, 48 scored windows and 120 without a time-of-day plan", s)
 	}
 	if !(s.FixedTimeDelayS > 0) || !(s.GreenwaveDelayS > 0) || math.Abs(s.Reduction-(1-s.GreenwaveDelayS/s.FixedTimeDelayS)) > 1e-12 {
 		t.Fatalf("delays %+v", s)
+	}
+	if !(s.OracleDelayS > 0) || math.Abs(s.TimeOfDayDelayS-s.OracleDelayS) > 1e-9*s.OracleDelayS {
+		t.Fatalf("time of day %g, oracle %g: want equal on weekly-periodic flows", s.TimeOfDayDelayS, s.OracleDelayS)
+	}
+	if id := s.PerIntersection[0]; id.TimeOfDayS != s.TimeOfDayDelayS || id.OracleDelayS != s.OracleDelayS {
+		t.Fatalf("per intersection %+v disagrees with the totals %+v", id, s)
 	}
 	total := 0
 	for _, n := range s.PlanReasons {
