@@ -60,7 +60,10 @@ services: America/Chicago for the built-in metro topology, Australia/Melbourne f
   "holdout_ols": {"mae","mse","n"}, "cleaning": {"readings", "duplicates", "rejected": {REASON: N}, "imputed"}}
 (undefined metrics are null). --clean-report adds the cleaning figures per reason, and for --format nab the
 flags inside and outside the labelled anomaly windows of --labels (NAB combined_windows.json). --signals replays
-signal-control and compares Webster delays with a fixed-time plan (see greenwave eval --signals in the doc).`
+signal-control and compares the Webster delays of Greenwave's plans with a fixed-time plan, a time-of-day plan
+book (Webster per local hour of week on the flows seen so far) and an oracle (Webster on the flows that came),
+all on the same windows; --json then prints {"intersections", "windows", "fixed_time": {"avg_delay_s"},
+"time_of_day": {...}, "greenwave": {...}, "oracle": {...}, "reduction"} (see greenwave eval --signals in the doc).`
 
 // evalOptions are the parsed flags of greenwave eval.
 type evalOptions struct {
@@ -87,7 +90,7 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "", "write predicted against observed and error by horizon to `FILE.png`")
 	fs.BoolVar(&o.cleanReport, "clean-report", false, "report what the cleaner flagged, per reason (and per NAB series)")
 	fs.StringVar(&o.labels, "labels", "", "NAB anomaly windows `FILE` (combined_windows.json) for --clean-report")
-	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with a fixed-time plan")
+	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with fixed-time, time-of-day and oracle plans")
 	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
 	rest := args
 	for {
