@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,9 +41,12 @@ its window (1h for hourly Metro data), else one window — the rule of the train
 (train.ConfigFor), so the figures describe the models the services train with their default settings. A run that
 lasts more than a few seconds prints its progress to stderr.
 Scores count only labels at least --warmup after the start of their series, and only measured (not imputed)
-targets. The model is scored on the learner's own test-then-train forecasts; the baselines (persistence,
-seasonal naive, historical average) on the learner's own evaluation; holdout_ols is batch OLS on the first 80 %
-of (features, label at the first horizon) rows, scored on the last 20 %. docs/evaluation.md has the details.
+targets. The model (the learner's own test-then-train forecasts) and the baselines — persistence, seasonal
+naive, historical average by LOCAL hour of week, and the model's seasonal profile alone — are scored on exactly
+the same (series, target window) pairs: a pair counts only when every one of them has a forecast, so n is equal
+across rows. holdout_ols is batch OLS on the model's own inputs at the first horizon, trained on the first 80 %
+of the rows in time; it and every other forecaster are scored on the same pairs of the last 20 %.
+docs/evaluation.md has the details.
 
 Topology: --topology FILE, else built in for --format metro (dataset.MetroTopology), scats (imported from the
 same file) and nab (one detector per series). --format csv needs --topology; its weather comes from --weather.
@@ -51,11 +55,15 @@ services: America/Chicago for the built-in metro topology, Australia/Melbourne f
 
 --json prints one object:
   {"n": N, "horizons": [{"horizon_s": S, "model": {"mae","rmse","mape","n"}, "baselines": {"persistence": {...},
-  "seasonal_naive": {...}, "historical_average": {...}}}], "holdout_ols": {"mae","mse","n"},
-  "cleaning": {"readings", "duplicates", "rejected": {REASON: N}, "imputed"}}
+  "seasonal_naive": {...}, "historical_average": {...}, "seasonal_profile": {...}}, "missing": {NAME: N}}],
+  "holdout": {"horizon_s": S, "train": N, "test": N, "model": {...}, "baselines": {..., "holdout_ols": {...}}},
+  "holdout_ols": {"mae","mse","n"}, "cleaning": {"readings", "duplicates", "rejected": {REASON: N}, "imputed"}}
 (undefined metrics are null). --clean-report adds the cleaning figures per reason, and for --format nab the
 flags inside and outside the labelled anomaly windows of --labels (NAB combined_windows.json). --signals replays
-signal-control and compares Webster delays with a fixed-time plan (see greenwave eval --signals in the doc).`
+signal-control and compares the Webster delays of Greenwave's plans with a fixed-time plan, a time-of-day plan
+book (Webster per local hour of week on the flows seen so far) and an oracle (Webster on the flows that came),
+all on the same windows; --json then prints {"intersections", "windows", "fixed_time": {"avg_delay_s"},
+"time_of_day": {...}, "greenwave": {...}, "oracle": {...}, "reduction"} (see greenwave eval --signals in the doc).`
 
 // evalOptions are the parsed flags of greenwave eval.
 type evalOptions struct {
@@ -82,7 +90,7 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "", "write predicted against observed and error by horizon to `FILE.png`")
 	fs.BoolVar(&o.cleanReport, "clean-report", false, "report what the cleaner flagged, per reason (and per NAB series)")
 	fs.StringVar(&o.labels, "labels", "", "NAB anomaly windows `FILE` (combined_windows.json) for --clean-report")
-	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with a fixed-time plan")
+	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with fixed-time, time-of-day and oracle plans")
 	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
 	rest := args
 	for {
@@ -353,6 +361,16 @@ type evalHorizonJSON struct {
 	HorizonS  int                        `json:"horizon_s"`
 	Model     evalMetricsJSON            `json:"model"`
 	Baselines map[string]evalMetricsJSON `json:"baselines"`
+	Missing   map[string]int             `json:"missing"`
+}
+
+// evalHoldoutCmpJSON is the comparison on the hold-out's test pairs.
+type evalHoldoutCmpJSON struct {
+	HorizonS  int                        `json:"horizon_s"`
+	Train     int                        `json:"train"`
+	Test      int                        `json:"test"`
+	Model     evalMetricsJSON            `json:"model"`
+	Baselines map[string]evalMetricsJSON `json:"baselines"`
 }
 
 type evalHoldoutJSON struct {
@@ -372,6 +390,7 @@ type evalCleaningJSON struct {
 type evalJSON struct {
 	N           int                    `json:"n"`
 	Horizons    []evalHorizonJSON      `json:"horizons"`
+	Holdout     evalHoldoutCmpJSON     `json:"holdout"`
 	HoldoutOLS  evalHoldoutJSON        `json:"holdout_ols"`
 	Cleaning    evalCleaningJSON       `json:"cleaning"`
 	CleanReport []evaluate.SeriesFlags `json:"clean_report,omitempty"`
@@ -390,11 +409,18 @@ func writeEvalJSON(w io.Writer, rep *evaluate.Report, o evalOptions, nab []evalu
 			Cleaning: evalCleaningJSON{Readings: rep.Cleaning.Readings, Duplicates: rep.Cleaning.Duplicates, Rejected: rep.Cleaning.Rejected,
 				Imputed: rep.Cleaning.Imputed}, CleanReport: nab, Horizons: []evalHorizonJSON{}}
 		for _, h := range rep.Horizons {
-			hj := evalHorizonJSON{HorizonS: int(h.Horizon / time.Second), Model: metricsJSON(h.Model), Baselines: map[string]evalMetricsJSON{}}
+			hj := evalHorizonJSON{HorizonS: int(h.Horizon / time.Second), Model: metricsJSON(h.Model), Baselines: map[string]evalMetricsJSON{},
+				Missing: h.Missing}
 			for k, m := range h.Baselines {
 				hj.Baselines[k] = metricsJSON(m)
 			}
 			ej.Horizons = append(ej.Horizons, hj)
+		}
+		ho := rep.Holdout
+		ej.Holdout = evalHoldoutCmpJSON{HorizonS: int(ho.Horizon / time.Second), Train: ho.Train, Test: ho.Test,
+			Model: metricsJSON(ho.Model), Baselines: map[string]evalMetricsJSON{}}
+		for k, m := range ho.Baselines {
+			ej.Holdout.Baselines[k] = metricsJSON(m)
 		}
 		out = ej
 	}
@@ -413,32 +439,48 @@ func writeEvalText(w io.Writer, rep *evaluate.Report, o evalOptions, nab []evalu
 	c := rep.Cleaning
 	fmt.Fprintf(w, "%d approach windows (%d with a measured target missing: imputed or gap), %d readings, %d weather observations\n",
 		rep.Vectors, c.Imputed, c.Readings, c.Weather)
-	fmt.Fprintf(w, "scores: %s target, labels at least %v after the start of each series, measured targets only\n\n", o.target, o.warmup)
+	fmt.Fprintf(w, "scores: %s target, labels at least %v after the start of each series, measured targets only;\n", o.target, o.warmup)
+	fmt.Fprintf(w, "every row of a horizon on the same pairs (those for which every forecaster has a forecast)\n\n")
 	fmt.Fprintf(w, "%-9s %-20s %10s %10s %9s %8s\n", "horizon", "forecaster", "MAE", "RMSE", "MAPE %", "n")
 	row := func(h, name string, m evaluate.Metrics) {
 		fmt.Fprintf(w, "%-9s %-20s %10.2f %10.2f %9.2f %8d\n", h, name, m.MAE, m.RMSE, m.MAPE, m.N)
 	}
-	for _, h := range rep.Horizons {
-		hs := h.Horizon.String()
-		row(hs, "model", h.Model)
-		best := math.Inf(1)
-		for _, name := range []string{train.BaselinePersistence, train.BaselineSeasonalNaive, train.BaselineHistoricalAverage} {
-			row("", name, h.Baselines[name])
-			if m := h.Baselines[name].MAE; m < best {
-				best = m
+	table := func(hs string, model evaluate.Metrics, base map[string]evaluate.Metrics, names []string) {
+		row(hs, "model", model)
+		best, bestName := math.Inf(1), ""
+		for _, name := range names {
+			row("", name, base[name])
+			if m := base[name].MAE; m < best {
+				best, bestName = m, name
 			}
 		}
 		if !math.IsInf(best, 1) {
-			fmt.Fprintf(w, "%-9s %-20s %10.3f\n", "", "model/best baseline", h.Model.MAE/best)
+			fmt.Fprintf(w, "%-9s %-20s %10.3f  (%s)\n", "", "model/best baseline", model.MAE/best, bestName)
+		}
+	}
+	for _, h := range rep.Horizons {
+		table(h.Horizon.String(), h.Model, h.Baselines, evaluate.OnlineBaselines)
+		if len(h.Missing) > 0 {
+			keys := make([]string, 0, len(h.Missing))
+			for k := range h.Missing {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			parts := make([]string, len(keys))
+			for i, k := range keys {
+				parts[i] = fmt.Sprintf("%s %d", k, h.Missing[k])
+			}
+			fmt.Fprintf(w, "%-9s pairs left out for want of a forecast: %s\n", "", strings.Join(parts, ", "))
 		}
 	}
 	ho := rep.Holdout
 	if ho.Err != "" {
 		fmt.Fprintf(w, "\nholdout OLS: not fitted: %s\n", ho.Err)
 	} else {
-		fmt.Fprintf(w, "\nholdout OLS (first horizon, %d training rows, %d test rows): MAE %.2f, MSE %.1f\n", ho.Train, ho.N, ho.MAE, ho.MSE)
+		fmt.Fprintf(w, "\nlast 20 %% (holdout OLS on the model's inputs: %d training rows, %d test rows, %d scored pairs):\n", ho.Train, ho.Test, ho.N)
+		table(ho.Horizon.String(), ho.Model, ho.Baselines, append(slices.Clone(evaluate.OnlineBaselines), evaluate.BaselineOLS))
 		if len(ho.Dropped) > 0 {
-			fmt.Fprintf(w, "  columns dropped as constant or collinear: %s\n", strings.Join(ho.Dropped, ", "))
+			fmt.Fprintf(w, "  OLS columns dropped as constant or collinear: %s\n", strings.Join(ho.Dropped, ", "))
 		}
 	}
 	if o.cleanReport {
@@ -519,9 +561,12 @@ func writePlot(path string, rep *evaluate.Report) error {
 		c    color.RGBA
 	}{
 		{"model", func(h evaluate.HorizonReport) evaluate.Metrics { return h.Model }, color.RGBA{R: 220, G: 40, B: 40, A: 255}},
-		{train.BaselinePersistence, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[train.BaselinePersistence] }, color.RGBA{B: 200, A: 255}},
-		{train.BaselineSeasonalNaive, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[train.BaselineSeasonalNaive] }, color.RGBA{G: 150, A: 255}},
-		{train.BaselineHistoricalAverage, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[train.BaselineHistoricalAverage] }, color.RGBA{R: 120, G: 120, B: 120, A: 255}},
+		{evaluate.BaselinePersistence, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[evaluate.BaselinePersistence] }, color.RGBA{B: 200, A: 255}},
+		{evaluate.BaselineSeasonalNaive, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[evaluate.BaselineSeasonalNaive] }, color.RGBA{G: 150, A: 255}},
+		{evaluate.BaselineHistoricalAverage, func(h evaluate.HorizonReport) evaluate.Metrics {
+			return h.Baselines[evaluate.BaselineHistoricalAverage]
+		}, color.RGBA{R: 120, G: 120, B: 120, A: 255}},
+		{evaluate.BaselineSeasonalProfile, func(h evaluate.HorizonReport) evaluate.Metrics { return h.Baselines[evaluate.BaselineSeasonalProfile] }, color.RGBA{R: 200, G: 140, A: 255}},
 	}
 	for _, s := range series {
 		xy := plotter.XYs{}

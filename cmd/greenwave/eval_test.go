@@ -79,7 +79,7 @@ func TestEvalCleaningCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := out.Cleaning
-	if c.Readings != 289 || c.Duplicates != 1 || c.Rejected["duplicate_conflict"] != 1 || c.Rejected["out_of_range"] != 1 || c.Rejected["weather_out_of_range"] != 1 || c.Imputed < 2 {
+	if c.Readings != 433 || c.Duplicates != 1 || c.Rejected["duplicate_conflict"] != 1 || c.Rejected["out_of_range"] != 1 || c.Rejected["weather_out_of_range"] != 1 || c.Imputed < 2 {
 		t.Fatalf("cleaning %+v", c)
 	}
 }

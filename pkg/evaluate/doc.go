@@ -24,11 +24,17 @@
 // exists and its target was measured (not a gap, not imputed, present for the target). A forecast the learner
 // could not make (NaN) is not scored.
 //
-// Baselines: the learner's own prequential evaluation of persistence, seasonal naive and historical average
-// (ModelSnapshot.baselines, cumulative). To apply the warm-up, the evaluation is read from a snapshot taken just
-// before the first frame at or after the warm-up boundary and subtracted from the final one, so the baselines
-// are scored on exactly the labels the model is scored on (a baseline without a forecast is not scored, so its
-// n can be smaller).
+// Baselines (OnlineBaselines), computed here from the observed targets the learner sees, the window at t
+// recorded before the forecasts made at t: persistence (the target at t), seasonal naive (the target at
+// t+h − 7 d), historical average (the mean of the targets so far in t+h's LOCAL time-of-week bucket, in
+// Config.Clean.Location — the zone of the calendar features from which the model's profile reads its local time;
+// the learner's own historical average buckets UTC hours) and seasonal profile (train.HorizonUpdate.Profile: the
+// model's recent weekly profile alone, without the regression).
+//
+// Same pairs: a (series, target window) pair is scored only when its label is measured, it is past the warm-up
+// and every forecaster — the model and each baseline — has a forecast for it; then it is scored for all of them,
+// so every row of a horizon has the same N. HorizonReport.Missing counts the pairs left out, per forecaster
+// lacking a forecast.
 //
 // Warm-up: only labels (target times) at least Config.Warmup after the start of their series count; a series
 // is one (intersection, approach) and starts at the first window its intersection emitted.
@@ -36,13 +42,13 @@
 // Metrics are in the target's natural unit (veh/h for flow): MAE, RMSE and MAPE in percent over non-zero
 // actuals (regression.ErrorStats).
 //
-// # Hold-out OLS (Report.HoldoutOLS)
+// # Hold-out OLS (Report.Holdout)
 //
-// A batch reference for the online learner: every (feature vector at t, observed target at t+h₁) pair, h₁ the
-// first horizon, with the learner's regression inputs (the frame's features without "bias") and its fixed
-// target scale (÷ capacity for flow, see package train), in time order (ties in topology order). The first
-// TrainRows(n) rows train regression.OLS, the rest are scored in natural units. Columns constant or linearly
-// dependent on earlier columns over the training rows (absent sensors, presence flags that never change) are
-// dropped first, because OLS rejects a rank-deficient design; Report.HoldoutOLS.Dropped names them. No warm-up
-// applies: the test rows are the last 20 % of the file.
+// A batch reference for the online learner: every (input at t, observed target at t+h₁) pair, h₁ the first
+// horizon, with the model's own inputs (train.Learner.Inputs: the frame's features without "bias", then the
+// seasonal inputs) and its fixed target scale (÷ capacity for flow, see package train), in time order (ties in
+// topology order). The first TrainRows(n) rows train regression.OLS. Columns constant or linearly dependent on
+// earlier columns over the training rows (absent sensors, presence flags that never change) are dropped first,
+// because OLS rejects a rank-deficient design; Report.Holdout.Dropped names them. OLS, the model and every
+// online baseline are then scored on the test rows (the last 20 %) that count under the same-pairs rule.
 package evaluate

@@ -81,14 +81,19 @@ type run struct {
 type series struct {
 	ap      topology.Approach
 	learner *train.Learner
-	// pend[i] maps a target time (Unix s) to the forecast of horizon i made for it.
-	pend  []map[int64]float64
-	model []errSums
-	// base0 is the baselines' cumulative evaluation per horizon at the warm-up boundary (nil before it).
-	base0    []map[string]errSums
-	boundary bool
-	// rows holds regression inputs waiting for their hold-out label: label time (Unix s) → input.
-	rows map[int64][]float64
+	// pend[i] maps a target time (Unix s) to every forecaster's forecast of horizon i made for it.
+	pend  []map[int64]forecastSet
+	score []pairScore
+	hist  *seasonalHistory
+	// rows holds hold-out rows waiting for their label: label time (Unix s) → the learner's input and the
+	// first horizon's forecasts.
+	rows map[int64]pendingRow
+}
+
+// pendingRow is a hold-out row waiting for its label.
+type pendingRow struct {
+	x  []float64
+	fc forecastSet
 }
 
 // Cleaning counts what the cleaners did.
@@ -139,19 +144,30 @@ type Metrics struct {
 	N    int
 }
 
-// HorizonReport scores one horizon over every series.
+// HorizonReport scores one horizon over every series. The model and every baseline are scored on exactly the
+// same pairs (the same-pairs rule of the package documentation), so every N is equal.
 type HorizonReport struct {
 	Horizon time.Duration
 	Model   Metrics
-	// Baselines maps train.BaselinePersistence, BaselineSeasonalNaive and BaselineHistoricalAverage to metrics.
+	// Baselines maps each of OnlineBaselines to metrics.
 	Baselines map[string]Metrics
+	// Missing counts, per forecaster ("model" or a baseline name), the labelled pairs after the warm-up left
+	// out of every row because that forecaster had no forecast (a pair may lack several).
+	Missing map[string]int
 }
 
-// HoldoutReport is the batch OLS reference (see the package documentation).
+// HoldoutReport is the batch OLS reference and the comparison on its test rows (see the package documentation).
 type HoldoutReport struct {
+	// Horizon is the first horizon, the one OLS forecasts.
+	Horizon time.Duration
+	// MAE and MSE are OLS's, over the N scored test pairs.
 	MAE, MSE float64
-	// N is the number of test rows; Train the number of training rows.
-	N, Train int
+	// N is the number of scored test pairs: the test rows past the warm-up for which the model and every
+	// online baseline have a forecast. Train is the number of training rows, Test the number of test rows.
+	N, Train, Test int
+	// Model and Baselines (OnlineBaselines and BaselineOLS) are scored on the same N test pairs.
+	Model     Metrics
+	Baselines map[string]Metrics
 	// Dropped are the feature columns left out as constant or collinear over the training rows.
 	Dropped []string
 	// Err explains why no fit was possible (too few rows, …); empty on success.
@@ -209,10 +225,11 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 		}
 		r := &run{in: in, idx: i, cl: cl, tc: tc}
 		for _, a := range in.Approaches {
-			s := &series{ap: a, pend: make([]map[int64]float64, len(tc.Horizons)),
-				model: make([]errSums, len(tc.Horizons)), rows: map[int64][]float64{}}
+			s := &series{ap: a, pend: make([]map[int64]forecastSet, len(tc.Horizons)),
+				score: make([]pairScore, len(tc.Horizons)), rows: map[int64]pendingRow{},
+				hist: newSeasonalHistory(int64(in.Window()), cfg.Clean.Location)}
 			for h := range s.pend {
-				s.pend[h] = map[int64]float64{}
+				s.pend[h] = map[int64]forecastSet{}
 			}
 			r.series = append(r.series, s)
 		}
@@ -348,15 +365,11 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 			}
 			s.learner = l
 		}
-		if counted && !s.boundary {
-			s.base0, s.boundary = baselineSums(s.learner), true
-		}
 		y, obs := train.Observed(r.tc.Target, v)
 		for i := range s.pend {
-			if fc, ok := s.pend[i][t]; ok && obs && counted && !math.IsNaN(fc) {
-				s.model[i].pair(y, fc)
-				if i == 0 && e.cfg.Trace {
-					e.trace = append(e.trace, TracePoint{IntersectionID: f.IntersectionID, ApproachID: v.ApproachID, Target: f.WindowStart, Observed: y, Forecast: fc})
+			if fc, ok := s.pend[i][t]; ok && obs && counted {
+				if s.score[i].pair(y, &fc) && i == 0 && e.cfg.Trace {
+					e.trace = append(e.trace, TracePoint{IntersectionID: f.IntersectionID, ApproachID: v.ApproachID, Target: f.WindowStart, Observed: y, Forecast: fc[fModel]})
 				}
 			}
 			for k := range s.pend[i] {
@@ -365,7 +378,7 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 				}
 			}
 		}
-		e.holdoutLabel(r, s, f, v, t, y, obs)
+		e.holdoutLabel(r, s, v, t, y, obs, counted)
 		up, err := s.learner.Apply(f, v)
 		if err != nil {
 			return fmt.Errorf("evaluate: %w", err)
@@ -373,12 +386,23 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 		if e.cfg.Observe != nil {
 			e.cfg.Observe(f, v, s.learner, up)
 		}
-		for i, hu := range up.Horizons {
-			s.pend[i][t+int64(hu.Horizon/time.Second)] = hu.Forecast
+		if up.Skipped {
+			continue
 		}
-		if len(r.tc.Horizons) > 0 {
-			if x, ok := regressionInputs(f, v); ok {
-				s.rows[t+int64(r.tc.Horizons[0]/time.Second)] = x
+		// The baselines see the window at t first, as the learner's history does: persistence is its target.
+		persist := math.NaN()
+		if obs {
+			s.hist.record(t, y)
+			persist = y
+		}
+		for i, hu := range up.Horizons {
+			at := t + int64(hu.Horizon/time.Second)
+			fc := forecastSet{hu.Forecast, persist, s.hist.observed(at - weekS), s.hist.average(at), hu.Profile}
+			s.pend[i][at] = fc
+			if i == 0 {
+				if x := s.learner.Inputs(0); x != nil {
+					s.rows[at] = pendingRow{x: x, fc: fc}
+				}
 			}
 		}
 	}
@@ -419,34 +443,30 @@ func (e *Evaluator) Finish() (*Report, error) {
 	}
 	rep := &Report{Vectors: e.vectors, Cleaning: e.cleaning, Trace: e.trace, Flags: e.flags}
 	for _, h := range e.Horizons() {
-		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}}
-		var model errSums
-		base := map[string]errSums{}
+		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}, Missing: map[string]int{}}
+		var ps pairScore
 		for _, r := range e.order {
 			i := slices.Index(r.tc.Horizons, h)
 			if i < 0 {
 				continue
 			}
 			for _, s := range r.series {
-				model.add(s.model[i])
-				if s.learner == nil || !s.boundary {
-					continue
-				}
-				end := baselineSums(s.learner)
-				for name, sums := range end[i] {
-					b := base[name]
-					b.add(sums.minus(s.base0[i][name]))
-					base[name] = b
-				}
+				ps.add(&s.score[i])
 			}
 		}
-		hr.Model = model.metrics()
-		for _, name := range []string{train.BaselinePersistence, train.BaselineSeasonalNaive, train.BaselineHistoricalAverage} {
-			hr.Baselines[name] = base[name].metrics()
+		hr.Model = ps.sums[fModel].metrics()
+		for k := fModel + 1; k < numForecasters; k++ {
+			hr.Baselines[forecasterNames[k]] = ps.sums[k].metrics()
+		}
+		for k, n := range ps.missing {
+			if n > 0 {
+				hr.Missing[forecasterNames[k]] = n
+			}
 		}
 		rep.Horizons = append(rep.Horizons, hr)
 	}
 	rep.Holdout = holdoutOLS(e.holdout, e.featureNames())
+	rep.Holdout.Horizon = e.firstHorizon()
 	if e.cfg.Signals != nil {
 		rep.Signals = e.signalReport()
 	}
@@ -469,7 +489,20 @@ func (e *Evaluator) Horizons() []time.Duration {
 	return out
 }
 
-// featureNames returns the regression input names of the learners (the frames' names without "bias").
+// firstHorizon returns the first horizon of every intersection when they share it (the hold-out's), else 0.
+func (e *Evaluator) firstHorizon() time.Duration {
+	var h time.Duration
+	for _, r := range e.order {
+		if len(r.tc.Horizons) == 0 || (h != 0 && r.tc.Horizons[0] != h) {
+			return 0
+		}
+		h = r.tc.Horizons[0]
+	}
+	return h
+}
+
+// featureNames returns the regression input names of the learners (the frames' names without "bias", then the
+// seasonal inputs).
 func (e *Evaluator) featureNames() []string {
 	for _, r := range e.order {
 		for _, s := range r.series {
@@ -490,18 +523,4 @@ func scaleOf(target string, v features.Vector) float64 {
 		return features.SpeedScaleKMH
 	}
 	return v.CapacityVPH
-}
-
-// regressionInputs returns the frame's features without "bias", the learner's regression input.
-func regressionInputs(f features.Frame, v features.Vector) ([]float64, bool) {
-	if len(v.Values) != len(f.Names) {
-		return nil, false
-	}
-	x := make([]float64, 0, len(v.Values))
-	for i, n := range f.Names {
-		if n != "bias" {
-			x = append(x, v.Values[i])
-		}
-	}
-	return x, true
 }

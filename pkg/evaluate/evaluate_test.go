@@ -3,6 +3,7 @@ package evaluate
 import (
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,28 +56,52 @@ func feed(t *testing.T, e *Evaluator, hours int, missing map[int]bool) {
 	}
 }
 
-func TestScoringRules(t *testing.T) {
+// samePairs is the same-pairs rule computed by hand for the test data (hourly windows, UTC, both approaches
+// measured every hour except N's missing hours): the labels T at or after the warm-up boundary, measured, whose
+// persistence window T−h is measured and whose seasonal-naive window T−168 h exists and is measured (the
+// historical average and the profile of T's hour of week then have that sample too; the model always forecasts).
+func samePairs(hours, warmupH, h int, missing map[int]bool) int {
+	n := 0
+	for _, ap := range []string{"N", "E"} {
+		meas := func(k int) bool { return k >= 0 && k < hours && !(ap == "N" && missing[k]) }
+		for T := max(warmupH, h); T < hours; T++ {
+			if meas(T) && meas(T-h) && meas(T-168) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestSamePairsRule: the model and every baseline are scored on exactly the same pairs — a pair counts only
+// when every forecaster has a forecast — so n is equal across rows, and the pairs a baseline lacks (seasonal
+// naive without a week of history, persistence after an unmeasured window) are counted in Missing.
+func TestSamePairsRule(t *testing.T) {
 	t.Parallel()
 	const hours = 24 * 10
 	tests := []struct {
 		name    string
-		warmup  time.Duration
+		warmupH int
 		missing map[int]bool
-		// wantN is the model's scored pairs at 1 h over both approaches: every measured label window at or after
-		// the warm-up boundary (every window has a forecast from the window before it).
-		wantN int
+		// wantMissing is Missing at 1 h.
+		wantMissing map[string]int
 	}{
-		{"no warm-up", 0, nil, 2 * (hours - 1)},
-		{"two-day warm-up", 48 * time.Hour, nil, 2 * (hours - 48)},
-		{"imputed targets skipped", 48 * time.Hour, map[int]bool{10: true, 100: true, 101: true, 200: true}, 2*(hours-48) - 3},
-		{"warm-up longer than the data", 24 * 30 * time.Hour, nil, 0},
+		// Seasonal naive lacks a week of history for the first 167 labels of each approach; the historical
+		// average and the profile lack their hour of week for the same ones.
+		{"no warm-up", 0, nil, map[string]int{"seasonal_naive": 2 * 167, "historical_average": 2 * 167, "seasonal_profile": 2 * 167}},
+		{"warm-up past the first week", 170, nil, map[string]int{}},
+		// N's hours 180 and 181 are unmeasured: label 180 and 181 are not pairs, label 182 lacks persistence;
+		// hour 10 unmeasured takes away label 178's seasonal naive, and its hour of week's only earlier sample.
+		{"unmeasured windows", 170, map[int]bool{10: true, 180: true, 181: true},
+			map[string]int{"persistence": 1, "seasonal_naive": 1, "historical_average": 1, "seasonal_profile": 1}},
+		{"warm-up longer than the data", 24 * 30, nil, map[string]int{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := DefaultConfig()
 			cfg.Train.Horizons = []time.Duration{time.Hour, 2 * time.Hour}
-			cfg.Warmup = tc.warmup
+			cfg.Warmup = time.Duration(tc.warmupH) * time.Hour
 			cfg.Trace = true
 			e, err := New(testTopology(), cfg)
 			if err != nil {
@@ -87,16 +112,25 @@ func TestScoringRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := rep.Horizons[0].Model.N; got != tc.wantN {
-				t.Errorf("model n at 1h = %d, want %d", got, tc.wantN)
-			}
-			if got := rep.Horizons[1].Model.N; tc.wantN > 0 && got != tc.wantN {
-				// Every window also has a forecast from two windows before it, except the very first label.
-				if tc.warmup != 0 || got != tc.wantN-2 {
-					t.Errorf("model n at 2h = %d, want %d", got, tc.wantN)
+			for hi, h := range []int{1, 2} {
+				hr := rep.Horizons[hi]
+				want := samePairs(hours, tc.warmupH, h, tc.missing)
+				if hr.Model.N != want {
+					t.Errorf("%dh: model n %d, want %d", h, hr.Model.N, want)
+				}
+				if len(hr.Baselines) != len(OnlineBaselines) {
+					t.Errorf("%dh: baselines %v, want %v", h, hr.Baselines, OnlineBaselines)
+				}
+				for _, name := range OnlineBaselines {
+					if got := hr.Baselines[name].N; got != hr.Model.N {
+						t.Errorf("%dh: %s n %d, model n %d: rows not on the same pairs", h, name, got, hr.Model.N)
+					}
 				}
 			}
-			boundary := t0.Add(tc.warmup)
+			if got := rep.Horizons[0].Missing; !reflect.DeepEqual(got, tc.wantMissing) {
+				t.Errorf("missing at 1h %v, want %v", got, tc.wantMissing)
+			}
+			boundary := t0.Add(time.Duration(tc.warmupH) * time.Hour)
 			for _, p := range rep.Trace {
 				if p.Target.Before(boundary) {
 					t.Fatalf("scored label at %v before the warm-up boundary %v", p.Target, boundary)
@@ -105,9 +139,8 @@ func TestScoringRules(t *testing.T) {
 					t.Fatalf("scored the imputed target at hour %d", h)
 				}
 			}
-			// Persistence needs the window at t measured too, so it never scores more than the model.
-			if p := rep.Horizons[0].Baselines["persistence"]; p.N > tc.wantN {
-				t.Errorf("persistence n %d > model n %d", p.N, tc.wantN)
+			if len(rep.Trace) != rep.Horizons[0].Model.N {
+				t.Errorf("trace has %d points, model n %d", len(rep.Trace), rep.Horizons[0].Model.N)
 			}
 			if c := rep.Cleaning; c.Readings != 2*hours-len(tc.missing) || c.Imputed != len(tc.missing) {
 				t.Errorf("cleaning %+v, want %d readings and %d imputed", c, 2*hours-len(tc.missing), len(tc.missing))
@@ -119,9 +152,9 @@ func TestScoringRules(t *testing.T) {
 	}
 }
 
-// TestBaselinesMatchLearnerAfterWarmup: persistence at 1 h, recomputed by hand over the labels after the
-// warm-up, equals what the learner's own evaluation gives after subtracting the boundary snapshot.
-func TestBaselinesMatchLearnerAfterWarmup(t *testing.T) {
+// TestBaselinesByHand: persistence and seasonal naive at 1 h, recomputed by hand over the same pairs, equal the
+// report's.
+func TestBaselinesByHand(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.Train.Horizons = []time.Duration{time.Hour}
@@ -130,21 +163,74 @@ func TestBaselinesMatchLearnerAfterWarmup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const hours = 24 * 8
+	const hours = 24 * 9
 	feed(t, e, hours, nil)
 	rep, err := e.Finish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s errSums
-	for h := 72; h < hours; h++ {
+	var pers, sn errSums
+	for h := 168; h < hours; h++ {
 		for _, det := range []string{"X-N", "X-E"} {
-			s.pair(flowAt(h, det), flowAt(h-1, det))
+			pers.pair(flowAt(h, det), flowAt(h-1, det))
+			sn.pair(flowAt(h, det), flowAt(h-168, det))
 		}
 	}
-	want, got := s.metrics(), rep.Horizons[0].Baselines["persistence"]
-	if got.N != want.N || math.Abs(got.MAE-want.MAE) > 1e-9*want.MAE || math.Abs(got.RMSE-want.RMSE) > 1e-9*want.RMSE {
-		t.Fatalf("persistence %+v, want %+v", got, want)
+	for name, want := range map[string]Metrics{BaselinePersistence: pers.metrics(), BaselineSeasonalNaive: sn.metrics()} {
+		got := rep.Horizons[0].Baselines[name]
+		if got.N != want.N || math.Abs(got.MAE-want.MAE) > 1e-9*want.MAE || math.Abs(got.RMSE-want.RMSE) > 1e-9*want.RMSE {
+			t.Errorf("%s %+v, want %+v", name, got, want)
+		}
+	}
+}
+
+// TestHistoricalAverageLocalTime: traffic that follows the LOCAL hour of week exactly, across a daylight-saving
+// change, is forecast without error by the historical average (local buckets, the topology's time_zone) once
+// every hour of week has a sample; seasonal naive (the same UTC instant a week before) is off by an hour in the
+// week after the change.
+func TestHistoricalAverageLocalTime(t *testing.T) {
+	t.Parallel()
+	topo := testTopology()
+	topo.TimeZone = "America/Chicago"
+	loc, err := time.LoadLocation("America/Chicago")
+	if err != nil {
+		t.Skipf("no time zone database: %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.Train.Horizons = []time.Duration{time.Hour}
+	cfg.Warmup = 8 * 24 * time.Hour
+	e, err := New(topo, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2024-03-10 02:00 CST → 03:00 CDT; start two weeks before, end a week after.
+	start := time.Date(2024, 2, 25, 0, 0, 0, 0, loc).UTC()
+	local := func(at time.Time) float64 {
+		lt := at.In(loc)
+		return float64(100 + 10*lt.Hour() + int(lt.Weekday()))
+	}
+	for k := 0; k < 24*21; k++ {
+		at := start.Add(time.Duration(k) * time.Hour)
+		for _, det := range []string{"X-N", "X-E"} {
+			if err := e.Reading(clean.Reading{IntersectionID: "X", DetectorID: det, Start: at, IntervalS: 3600, Count: local(at)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rep, err := e.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr := rep.Horizons[0]
+	if ha := hr.Baselines[BaselineHistoricalAverage]; ha.N == 0 || ha.MAE != 0 {
+		t.Errorf("historical average %+v, want MAE 0 on local-time traffic", ha)
+	}
+	if sn := hr.Baselines[BaselineSeasonalNaive]; !(sn.MAE > 0) {
+		t.Errorf("seasonal naive %+v, want errors in the week after the change", sn)
+	}
+	// The profile buckets local time too (read from the calendar features), so it beats seasonal naive here.
+	if p, sn := hr.Baselines[BaselineSeasonalProfile], hr.Baselines[BaselineSeasonalNaive]; !(p.MAE < sn.MAE/10) {
+		t.Errorf("seasonal profile %+v, want far below seasonal naive %+v", p, sn)
 	}
 }
 
@@ -199,14 +285,25 @@ func TestHoldoutOLS(t *testing.T) {
 		if i >= 80 {
 			y += 10
 		}
-		rows = append(rows, holdoutRow{t: int64(i) * 3600, x: []float64{x, 7, 2 * x}, y: y * 100, scale: 100})
+		// The online forecasters forecast y exactly, except the model, 1 off.
+		fc := forecastSet{y*100 + 1, y * 100, y * 100, y * 100, y * 100}
+		rows = append(rows, holdoutRow{t: int64(i) * 3600, x: []float64{x, 7, 2 * x}, y: y * 100, scale: 100, fc: fc, scored: i != 95})
 	}
 	rep := holdoutOLS(rows, []string{"a", "const", "twice_a"})
 	if rep.Err != "" {
 		t.Fatal(rep.Err)
 	}
-	if rep.Train != 80 || rep.N != 20 {
-		t.Fatalf("train %d test %d, want 80 and 20", rep.Train, rep.N)
+	// Row 95 does not count under the same-pairs rule: 19 test pairs are scored, by every forecaster.
+	if rep.Train != 80 || rep.Test != 20 || rep.N != 19 {
+		t.Fatalf("train %d test %d scored %d, want 80, 20 and 19", rep.Train, rep.Test, rep.N)
+	}
+	if rep.Model.N != 19 || rep.Model.MAE != 1 {
+		t.Fatalf("model %+v, want MAE 1 over 19 pairs", rep.Model)
+	}
+	for _, name := range append(slices.Clone(OnlineBaselines), BaselineOLS) {
+		if rep.Baselines[name].N != 19 {
+			t.Fatalf("%s n %d, want 19", name, rep.Baselines[name].N)
+		}
 	}
 	if !reflect.DeepEqual(rep.Dropped, []string{"const", "twice_a"}) {
 		t.Fatalf("dropped %v", rep.Dropped)
@@ -315,7 +412,9 @@ func TestFixedPlanPeakHour(t *testing.T) {
 }
 
 // TestSignalsReplay runs the whole replay on a small, regular data set: every plan is valid, plans are scored
-// only after the warm-up, and Greenwave's adaptive plans beat the fixed plan less than never (a sanity bound).
+// only after the warm-up and once the time-of-day plan book has the window's hour of week, and every reference
+// is scored on those windows. The data repeat every week exactly, so the plan book's flows are the flows that
+// came and the time-of-day plan equals the oracle's.
 func TestSignalsReplay(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
@@ -327,17 +426,24 @@ func TestSignalsReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, e, 24*5, nil)
+	feed(t, e, 24*9, nil)
 	rep, err := e.Finish()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := rep.Signals
-	if s.Intersections != 1 || s.Windows != 24*3 {
-		t.Fatalf("signals %+v, want 1 intersection and 72 scored windows", s)
+	// Windows from hour 48 (warm-up) are planned; those before hour 168 have no earlier week for the plan book.
+	if s.Intersections != 1 || s.Windows != 24*9-168 || s.MissingTimeOfDay != 168-48 {
+		t.Fatalf("signals %+v, want 1 intersection, 48 scored windows and 120 without a time-of-day plan", s)
 	}
 	if !(s.FixedTimeDelayS > 0) || !(s.GreenwaveDelayS > 0) || math.Abs(s.Reduction-(1-s.GreenwaveDelayS/s.FixedTimeDelayS)) > 1e-12 {
 		t.Fatalf("delays %+v", s)
+	}
+	if !(s.OracleDelayS > 0) || math.Abs(s.TimeOfDayDelayS-s.OracleDelayS) > 1e-9*s.OracleDelayS {
+		t.Fatalf("time of day %g, oracle %g: want equal on weekly-periodic flows", s.TimeOfDayDelayS, s.OracleDelayS)
+	}
+	if id := s.PerIntersection[0]; id.TimeOfDayS != s.TimeOfDayDelayS || id.OracleDelayS != s.OracleDelayS {
+		t.Fatalf("per intersection %+v disagrees with the totals %+v", id, s)
 	}
 	total := 0
 	for _, n := range s.PlanReasons {

@@ -15,6 +15,10 @@ type holdoutRow struct {
 	in, ap   int   // topology positions, for a deterministic order of rows with the same t
 	x        []float64
 	y, scale float64 // label in natural units and the learner's fixed scale of it
+	// fc are the online forecasters' forecasts of the label; scored is true when the pair counts under the
+	// same-pairs rule (past the warm-up, every online forecaster has a forecast).
+	fc     forecastSet
+	scored bool
 }
 
 // collinearTol is the share of a centred column's norm that must remain after projecting out the columns
@@ -23,16 +27,17 @@ const collinearTol = 1e-9
 
 // holdoutLabel completes the hold-out row waiting for the label window at t, and forgets rows whose label
 // window has passed.
-func (e *Evaluator) holdoutLabel(r *run, s *series, f features.Frame, v features.Vector, t int64, y float64, obs bool) {
+func (e *Evaluator) holdoutLabel(r *run, s *series, v features.Vector, t int64, y float64, obs, counted bool) {
 	h1 := int64(r.tc.Horizons[0].Seconds())
-	if x, ok := s.rows[t]; ok && obs {
+	if p, ok := s.rows[t]; ok && obs {
 		ai := 0
 		for i := range r.series {
 			if r.series[i] == s {
 				ai = i
 			}
 		}
-		e.holdout = append(e.holdout, holdoutRow{t: t - h1, in: r.idx, ap: ai, x: x, y: y, scale: scaleOf(r.tc.Target, v)})
+		e.holdout = append(e.holdout, holdoutRow{t: t - h1, in: r.idx, ap: ai, x: p.x, y: y, scale: scaleOf(r.tc.Target, v),
+			fc: p.fc, scored: counted && p.fc.complete()})
 	}
 	for k := range s.rows {
 		if k <= t {
@@ -41,11 +46,11 @@ func (e *Evaluator) holdoutLabel(r *run, s *series, f features.Frame, v features
 	}
 }
 
-// holdoutOLS fits OLS on the first TrainRows(n) rows in time order and scores the rest (see the package
-// documentation). names are the columns of x.
+// holdoutOLS fits OLS on the first TrainRows(n) rows in time order and scores, with the online forecasters, the
+// test rows that count under the same-pairs rule (see the package documentation). names are the columns of x.
 func holdoutOLS(rows []holdoutRow, names []string) HoldoutReport {
 	nan := math.NaN()
-	rep := HoldoutReport{MAE: nan, MSE: nan}
+	rep := HoldoutReport{MAE: nan, MSE: nan, Model: errSums{}.metrics(), Baselines: map[string]Metrics{}}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
 		if a.t != b.t {
@@ -86,16 +91,26 @@ func holdoutOLS(rows []holdoutRow, names []string) HoldoutReport {
 		rep.Err = err.Error()
 		return rep
 	}
-	var s errSums
+	var ols errSums
+	var online pairScore
 	for _, r := range rows[k:] {
+		if !r.scored {
+			continue
+		}
 		p := coef[0]
 		for j, v := range pick(r.x) {
 			p += coef[j+1] * v
 		}
-		s.pair(r.y, p*r.scale)
+		ols.pair(r.y, p*r.scale)
+		online.pair(r.y, &r.fc)
 	}
-	m := s.metrics()
-	rep.MAE, rep.MSE, rep.N, rep.Train = m.MAE, m.RMSE*m.RMSE, m.N, k
+	m := ols.metrics()
+	rep.MAE, rep.MSE, rep.N, rep.Train, rep.Test = m.MAE, m.RMSE*m.RMSE, m.N, k, len(rows)-k
+	rep.Model = online.sums[fModel].metrics()
+	for i := fModel + 1; i < numForecasters; i++ {
+		rep.Baselines[forecasterNames[i]] = online.sums[i].metrics()
+	}
+	rep.Baselines[BaselineOLS] = m
 	return rep
 }
 

@@ -35,6 +35,15 @@ import (
 // (Monday–Friday) window of the whole file is highest; the plan's flows are each approach's mean over those
 // windows. It uses the whole file, including the windows it is scored on: if anything, hindsight favours it.
 //
+// Time-of-day reference: a traffic engineer's plan book — for each window, the Webster plan (no weather factor)
+// on each approach's mean measured flow in the window's local hour of week (Location), over the windows seen
+// before it. A window whose hour of week has no earlier flow for some approach has no time-of-day plan.
+//
+// Oracle (perfect forecast): the Webster plan (no weather factor) on the flows that really came in the window
+// it is scored on: what retiming on a perfect forecast would give. Greenwave − oracle is what better forecasts
+// could still gain; time of day − Greenwave is what Greenwave's forecasts gain over retiming by the clock.
+//
+// Every reference is scored on the same windows: those where Greenwave's plan and the time-of-day plan exist.
 // Delays are averaged per vehicle: Σ(delay × total flow) / Σ total flow over every scored window of every
 // intersection.
 type SignalConfig struct {
@@ -78,14 +87,18 @@ func (c SignalConfig) validate() error {
 	return nil
 }
 
-// SignalReport compares Greenwave's plans with the fixed-time reference.
+// SignalReport compares Greenwave's plans with the fixed-time, time-of-day and oracle references.
 type SignalReport struct {
 	// Intersections is the number of intersections with at least one scored window; Windows the number of
 	// scored (intersection, window) pairs.
 	Intersections, Windows int
-	// FixedTimeDelayS and GreenwaveDelayS are the average delays per vehicle, in seconds; Reduction is
-	// 1 − Greenwave/FixedTime (positive: Greenwave's plans delay traffic less).
-	FixedTimeDelayS, GreenwaveDelayS, Reduction float64
+	// FixedTimeDelayS, TimeOfDayDelayS, GreenwaveDelayS and OracleDelayS are the average delays per vehicle,
+	// in seconds, over the same windows; Reduction is 1 − Greenwave/FixedTime (positive: Greenwave's plans delay
+	// traffic less).
+	FixedTimeDelayS, TimeOfDayDelayS, GreenwaveDelayS, OracleDelayS, Reduction float64
+	// MissingTimeOfDay counts windows otherwise scored but left out because their hour of week had no
+	// time-of-day plan yet.
+	MissingTimeOfDay int
 	// PlanReasons counts the scored Greenwave plans by signal.Reason name (predictive, time_of_day, fixed_time).
 	PlanReasons map[string]int
 	// PerIntersection details every intersection with scored windows, in topology order.
@@ -100,7 +113,9 @@ type IntersectionDelay struct {
 	FixedCycleS  float64
 	Windows      int
 	FixedDelayS  float64
+	TimeOfDayS   float64
 	GreenDelayS  float64
+	OracleDelayS float64
 	TotalVehicle float64
 }
 
@@ -119,11 +134,15 @@ type signalRun struct {
 	// peakN[h] counts them.
 	peakSum [24][]float64
 	peakN   [24]int
+	// todSum[b][a] and todN[b][a] are approach a's measured flows so far in local hour-of-week bucket b (the
+	// time-of-day plan book).
+	todSum, todN [7 * 24][]float64
+	missTOD      int
 }
 
 type scoredWindow struct {
-	flows      map[string]float64
-	total, gwD float64
+	flows                  map[string]float64
+	total, gwD, todD, orcD float64
 }
 
 func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Duration) (*signalRun, error) {
@@ -142,6 +161,9 @@ func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Du
 	s := &signalRun{in: in, cfg: cfg, horizon: best, reasons: map[string]int{}}
 	for h := range s.peakSum {
 		s.peakSum[h] = make([]float64, len(in.Approaches))
+	}
+	for b := range s.todSum {
+		s.todSum[b], s.todN[b] = make([]float64, len(in.Approaches)), make([]float64, len(in.Approaches))
 	}
 	return s, nil
 }
@@ -174,11 +196,29 @@ func (s *signalRun) frame(f features.Frame, r *run) {
 		}
 		s.peakN[h]++
 	}
+	todBucket := signal.ProfileBucket(f.WindowStart.In(loc))
 	if s.plan != nil && s.planFor == t && all && counted && total > 0 {
 		d := signal.DelayWebster(s.in, *s.plan, flows)
-		if !math.IsNaN(d) {
-			s.scored = append(s.scored, scoredWindow{flows: flows, total: total, gwD: d})
-			s.reasons[s.plan.Reason.String()]++
+		tod, okTOD := s.timeOfDayPlan(todBucket)
+		switch {
+		case math.IsNaN(d):
+		case !okTOD:
+			s.missTOD++
+		default:
+			orc, err := signal.Webster(s.in, flows, signal.Options{Reason: signal.ReasonPredictive})
+			orc, err = signal.Safe(s.in, orc, err)
+			if err == nil {
+				s.scored = append(s.scored, scoredWindow{flows: flows, total: total, gwD: d,
+					todD: signal.DelayWebster(s.in, tod, flows), orcD: signal.DelayWebster(s.in, orc, flows)})
+				s.reasons[s.plan.Reason.String()]++
+			}
+		}
+	}
+	// The plan book learns the window after it was scored: it only knows the flows seen before.
+	for i, a := range s.in.Approaches {
+		if q, ok := flows[a.ID]; ok {
+			s.todSum[todBucket][i] += q
+			s.todN[todBucket][i]++
 		}
 	}
 	// 1. Learn the profile, as signal-control does with each prediction's source window.
@@ -242,6 +282,21 @@ func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vect
 		Drifting: snap.Drift.Drifting}
 }
 
+// timeOfDayPlan returns the plan book's plan for local hour-of-week bucket b, false when some approach has no
+// flow there yet.
+func (s *signalRun) timeOfDayPlan(b int) (signal.Plan, bool) {
+	flows := make(map[string]float64, len(s.in.Approaches))
+	for i, a := range s.in.Approaches {
+		if s.todN[b][i] == 0 {
+			return signal.Plan{}, false
+		}
+		flows[a.ID] = s.todSum[b][i] / s.todN[b][i]
+	}
+	p, err := signal.Webster(s.in, flows, signal.Options{Reason: signal.ReasonTimeOfDay})
+	p, err = signal.Safe(s.in, p, err)
+	return p, err == nil
+}
+
 // fixedPlan returns the fixed-time reference plan and its peak hour, false when the intersection has no fully
 // measured weekday window.
 func (s *signalRun) fixedPlan() (signal.Plan, int, bool) {
@@ -276,7 +331,7 @@ func (s *signalRun) fixedPlan() (signal.Plan, int, bool) {
 // signalReport compares the plans over every scored window.
 func (e *Evaluator) signalReport() *SignalReport {
 	rep := &SignalReport{PlanReasons: map[string]int{}}
-	var fixedW, greenW, veh float64
+	var fixedW, todW, greenW, orcW, veh float64
 	for _, r := range e.order {
 		s := r.sig
 		if s == nil || len(s.scored) == 0 {
@@ -287,14 +342,17 @@ func (e *Evaluator) signalReport() *SignalReport {
 			continue
 		}
 		id := IntersectionDelay{ID: r.in.ID, PeakHour: peak, FixedCycleS: fixed.CycleS, Windows: len(s.scored)}
-		var fw, gw float64
+		var fw, tw, gw, ow float64
 		for _, w := range s.scored {
 			fw += signal.DelayWebster(s.in, fixed, w.flows) * w.total
+			tw += w.todD * w.total
 			gw += w.gwD * w.total
+			ow += w.orcD * w.total
 			id.TotalVehicle += w.total
 		}
-		id.FixedDelayS, id.GreenDelayS = fw/id.TotalVehicle, gw/id.TotalVehicle
-		fixedW, greenW, veh = fixedW+fw, greenW+gw, veh+id.TotalVehicle
+		id.FixedDelayS, id.TimeOfDayS, id.GreenDelayS, id.OracleDelayS = fw/id.TotalVehicle, tw/id.TotalVehicle, gw/id.TotalVehicle, ow/id.TotalVehicle
+		fixedW, todW, greenW, orcW, veh = fixedW+fw, todW+tw, greenW+gw, orcW+ow, veh+id.TotalVehicle
+		rep.MissingTimeOfDay += s.missTOD
 		rep.PerIntersection = append(rep.PerIntersection, id)
 		rep.Intersections++
 		rep.Windows += len(s.scored)
@@ -302,9 +360,9 @@ func (e *Evaluator) signalReport() *SignalReport {
 			rep.PlanReasons[k] += n
 		}
 	}
-	rep.FixedTimeDelayS, rep.GreenwaveDelayS, rep.Reduction = math.NaN(), math.NaN(), math.NaN()
+	rep.FixedTimeDelayS, rep.TimeOfDayDelayS, rep.GreenwaveDelayS, rep.OracleDelayS, rep.Reduction = math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
 	if veh > 0 {
-		rep.FixedTimeDelayS, rep.GreenwaveDelayS = fixedW/veh, greenW/veh
+		rep.FixedTimeDelayS, rep.TimeOfDayDelayS, rep.GreenwaveDelayS, rep.OracleDelayS = fixedW/veh, todW/veh, greenW/veh, orcW/veh
 		rep.Reduction = 1 - rep.GreenwaveDelayS/rep.FixedTimeDelayS
 	}
 	return rep

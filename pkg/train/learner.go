@@ -42,6 +42,10 @@ type HorizonUpdate struct {
 	// the candidate promoted after this window (the one the learner's snapshots serve: Model.Predict gives the
 	// same value), NaN when it could not be made.
 	Forecast float64
+	// Profile is the recent weekly profile's value at Window+Horizon's local time of week (the profile_target
+	// seasonal input in natural units, within the physical range), NaN while that bucket has no data: the
+	// model's seasonal component alone, which offline evaluation scores as a baseline.
+	Profile float64
 }
 
 // pending is an input waiting for its label.
@@ -187,6 +191,20 @@ func (l *Learner) LastApplied() (time.Time, bool) {
 	return time.Unix(l.last, 0).UTC(), true
 }
 
+// Inputs returns a copy of the regression input (FeatureNames order: the frame's features, then the seasonal
+// inputs) of the last applied window's forecast at horizon index i (Config order), nil when there is none. It
+// lets an offline reference model (evaluate's hold-out OLS) see exactly the inputs the learner saw.
+func (l *Learner) Inputs(i int) []float64 {
+	if !l.applied || i < 0 || i >= len(l.models) {
+		return nil
+	}
+	m := l.models[i]
+	if len(m.pending) == 0 || m.pending[len(m.pending)-1].start != l.last {
+		return nil
+	}
+	return slices.Clone(m.pending[len(m.pending)-1].x)
+}
+
 // checkNames reports whether names without "bias" equal want.
 func checkNames(names, want []string) bool {
 	j := 0
@@ -312,6 +330,7 @@ func (l *Learner) Apply(f features.Frame, v features.Vector) (Update, error) {
 			last.lo, last.hi = interval(m.cands[m.promoted], last.x, l.cfg.IntervalConfidence, scale, l.tgt)
 		}
 		hu.Forecast = last.forecasts[m.promoted]
+		hu.Profile = l.tgt.physical(l.hist.profile(tow + m.hs))
 	}
 	l.applied, l.last, l.lastEnd = true, start, end
 	l.version++

@@ -589,3 +589,34 @@ func TestSeasonalInputsNoSkew(t *testing.T) {
 		t.Fatal("the fixture never exercises the seasonal inputs")
 	}
 }
+
+// TestProfileAndInputs: Update reports the weekly profile's forecast (the model's seasonal component alone), and
+// Inputs returns a copy of exactly the regression input the horizon's model saw.
+func TestProfileAndInputs(t *testing.T) {
+	t.Parallel()
+	l := mustLearner(t, tinyNames, tinyConfig())
+	if l.Inputs(0) != nil {
+		t.Fatal("inputs before any window")
+	}
+	x := []float64{0.5, 0.25}
+	u := applyAt(t, l, 0, x, obs{flow: 100})
+	// The window is recorded before forecasting: t+5 min falls in the same hour bucket, which now holds 100.
+	if p := u.Horizons[0].Profile; p != 100 {
+		t.Fatalf("profile %g, want 100", p)
+	}
+	in := l.Inputs(0)
+	names := l.FeatureNames()
+	if len(in) != len(names) || in[0] != x[0] || in[1] != x[1] {
+		t.Fatalf("inputs %v for names %v, want the frame's %v first", in, names, x)
+	}
+	if i := slices.Index(names, InputProfileTarget); in[i] <= 0 {
+		t.Fatalf("profile_target input %g, want the profile / capacity", in[i])
+	}
+	in[0] = 99
+	if l.Inputs(0)[0] != x[0] {
+		t.Fatal("Inputs returned the learner's own slice")
+	}
+	if l.Inputs(1) != nil || l.Inputs(-1) != nil {
+		t.Fatal("inputs of a horizon index out of range")
+	}
+}
