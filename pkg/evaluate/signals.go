@@ -108,7 +108,7 @@ type IntersectionDelay struct {
 type signalRun struct {
 	in        topology.Intersection
 	cfg       SignalConfig
-	horizon   int // index of the horizon nearest cfg.PlanHorizon
+	horizon   time.Duration // the configured horizon nearest cfg.PlanHorizon
 	profile   signal.Profile
 	prevCycle float64
 	plan      *signal.Plan
@@ -139,7 +139,7 @@ func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Du
 	if err := signal.Feasible(in); err != nil {
 		return nil, fmt.Errorf("signals: %w", err)
 	}
-	s := &signalRun{in: in, cfg: cfg, horizon: best, reasons: map[string]int{}}
+	s := &signalRun{in: in, cfg: cfg, horizon: horizons[best], reasons: map[string]int{}}
 	for h := range s.peakSum {
 		s.peakSum[h] = make([]float64, len(in.Approaches))
 	}
@@ -232,8 +232,10 @@ func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vect
 	if l == nil {
 		return fallback
 	}
-	snaps := l.Snapshots()
-	snap := snaps[s.horizon]
+	snap, ok := l.ServedSnapshot(s.horizon)
+	if !ok {
+		return fallback
+	}
 	fc, err := train.Predict(snap, f, v, s.cfg.Confidence)
 	if err != nil {
 		return fallback

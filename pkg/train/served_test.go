@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // values counts the list elements of a snapshot, the bulk of its encoding.
@@ -90,5 +91,39 @@ func TestServedPredictsLikeComplete(t *testing.T) {
 	}
 	if compared == 0 {
 		t.Fatal("no forecasts compared")
+	}
+}
+
+// TestServedSnapshotEqualsServed checks that Learner.ServedSnapshot builds exactly Served of the complete
+// snapshot, at every horizon, before and after training and with pending inputs and promotions; an unknown
+// horizon is reported, not guessed.
+func TestServedSnapshotEqualsServed(t *testing.T) {
+	t.Parallel()
+	s := newTrafficSeries(4, 5)
+	cfg := DefaultConfig()
+	cfg.Horizons = []time.Duration{15 * time.Minute, time.Hour, 24 * time.Hour}
+	cfg.MaxPending = 300
+	l := mustLearner(t, s.names, cfg)
+	check := func(at int) {
+		t.Helper()
+		for i, complete := range l.Snapshots() {
+			got, ok := l.ServedSnapshot(cfg.Horizons[i])
+			if !ok {
+				t.Fatalf("after %d frames: no served snapshot at %v", at, cfg.Horizons[i])
+			}
+			if want := Served(complete); !snapshotsEqual([]*Snapshot{got}, []*Snapshot{want}) {
+				t.Fatalf("after %d frames, horizon %v: ServedSnapshot\n%+v\nServed(Snapshots)\n%+v", at, cfg.Horizons[i], got, want)
+			}
+		}
+	}
+	check(0)
+	for i, f := range s.frames {
+		mustApply(t, l, f, f.Approaches[0])
+		if i == 10 || i == len(s.frames)/2 || i == len(s.frames)-1 {
+			check(i + 1)
+		}
+	}
+	if _, ok := l.ServedSnapshot(2 * time.Minute); ok {
+		t.Fatal("ServedSnapshot of a horizon the learner does not have")
 	}
 }
