@@ -232,16 +232,16 @@ func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vect
 	if l == nil {
 		return fallback
 	}
-	snap, ok := l.ServedSnapshot(s.horizon)
-	if !ok {
+	m, drifting, ok, err := l.Model(s.horizon)
+	if !ok || err != nil {
 		return fallback
 	}
-	fc, err := train.Predict(snap, f, v, s.cfg.Confidence)
+	fc, err := m.Predict(f, v, s.cfg.Confidence)
 	if err != nil {
 		return fallback
 	}
 	return signal.Forecast{ApproachID: v.ApproachID, FlowVPH: fc.Value, LowerVPH: fc.Lower, UpperVPH: fc.Upper,
-		Drifting: snap.Drift.Drifting}
+		Drifting: drifting}
 }
 
 // fixedPlan returns the fixed-time reference plan and its peak hour, false when the intersection has no fully

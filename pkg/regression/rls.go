@@ -522,22 +522,6 @@ type RLSState struct {
 	NoiseWeight float64
 }
 
-// Counters returns State without Coefficients and Covariance, and without copying them: what a summary of a
-// model needs (its settings and counts) at no cost per parameter.
-func (r *RLS) Counters() RLSState {
-	return RLSState{
-		Features:         r.nParams - 1,
-		Lambda:           r.cfg.Lambda,
-		Delta:            r.cfg.Delta,
-		MaxTrace:         r.cfg.MaxTrace,
-		Updates:          r.updates,
-		Resets:           r.resets,
-		CovarianceResets: r.covResets,
-		NoiseSum:         r.noiseSum,
-		NoiseWeight:      r.noiseWeight,
-	}
-}
-
 // State returns a deep copy of the model state.
 func (r *RLS) State() RLSState {
 	return RLSState{

@@ -35,92 +35,97 @@ func ModelID(intersectionID, approachID string, horizon time.Duration, target st
 // continues exactly like this learner.
 func (l *Learner) Snapshots() []*Snapshot {
 	out := make([]*Snapshot, 0, len(l.models))
+	nc := len(l.cfg.Candidates)
 	for _, m := range l.models {
-		out = append(out, l.snapshot(m, false))
+		s := &Snapshot{
+			SchemaVersion:     SchemaVersion,
+			ModelID:           ModelID(l.intersection, l.approach, m.h, l.tgt.name),
+			IntersectionID:    l.intersection,
+			ApproachID:        l.approach,
+			HorizonS:          uint32(m.hs),
+			Target:            l.tgt.name,
+			FeatureSetVersion: uint32(l.fsv),
+			FeatureNames:      slices.Clone(l.featureNames),
+			Version:           l.version,
+			Promoted:          l.cfg.Candidates[m.promoted].Name,
+			Promotions:        m.promotions,
+			Baselines:         make(map[string]*Evaluation, len(baselineNames)),
+			IntervalCoverage:  m.coverage.state(l.cfg.IntervalConfidence),
+			History:           l.hist.state(),
+			Recent:            recentErrors(m.evals),
+		}
+		if l.applied {
+			s.LastAppliedWindow, s.UpdatedAt = unixTime(l.last), unixTime(l.lastEnd)
+		}
+		for i, c := range m.cands {
+			s.Candidates = append(s.Candidates, Candidate{
+				Name:       l.cfg.Candidates[i].Name,
+				State:      rlsState(c.State()),
+				Evaluation: m.evals[i].evaluation(),
+			})
+		}
+		for j, name := range baselineNames {
+			s.Baselines[name] = m.evals[nc+j].evaluation()
+		}
+		for _, p := range m.pending {
+			pi := PendingInput{
+				WindowStart: unixTime(p.start),
+				Values:      slices.Clone(p.x),
+				Forecasts:   make([]float64, len(p.forecasts)),
+			}
+			for k, fc := range p.forecasts {
+				if math.IsNaN(fc) {
+					fc = math.NaN() // one canonical bit pattern
+				}
+				pi.Forecasts[k] = fc
+			}
+			if !math.IsNaN(p.lo) {
+				lo, hi := p.lo, p.hi
+				pi.IntervalLower, pi.IntervalUpper = &lo, &hi
+			}
+			s.Pending = append(s.Pending, pi)
+		}
+		ph := m.drift.State()
+		s.Drift = &DriftState{
+			Mean: ph.Mean, Cumulative: ph.CumUp, Minimum: ph.MinUp, N: ph.N, Detections: ph.Drifts, Drifting: m.drifting,
+		}
+		if m.detected {
+			s.Drift.LastDetectedWindow = unixTime(m.driftAt)
+		}
+		out = append(out, s)
 	}
 	return out
 }
 
-// ServedSnapshot returns the serving form of the snapshot of horizon h, equal to Served of the matching element
-// of Snapshots, without first building the parts Served drops (the other candidates' coefficients and
-// covariance, recent errors, pending inputs): what an offline evaluation needs to predict every window as the
-// predictor would. False when the learner has no such horizon.
-func (l *Learner) ServedSnapshot(h time.Duration) (*Snapshot, bool) {
-	for _, m := range l.models {
-		if m.h == h {
-			return l.snapshot(m, true), true
+// Model compiles horizon h's current model exactly as Compile(Served(s)) would for the matching snapshot s of
+// Snapshots (the same forecasts, bit for bit), and reports whether that horizon is drifting, without building
+// what prediction does not read (evaluations, recent errors, pending inputs, the other candidates): what an
+// offline evaluation needs to forecast every window as the predictor would. False when the learner has no such
+// horizon.
+func (l *Learner) Model(h time.Duration) (m *Model, drifting bool, ok bool, err error) {
+	for _, hm := range l.models {
+		if hm.h != h {
+			continue
 		}
-	}
-	return nil, false
-}
-
-// snapshot builds the snapshot of one horizon model: complete, or in the served form (see Served).
-func (l *Learner) snapshot(m *horizonModel, served bool) *Snapshot {
-	nc := len(l.cfg.Candidates)
-	s := &Snapshot{
-		SchemaVersion:     SchemaVersion,
-		ModelID:           ModelID(l.intersection, l.approach, m.h, l.tgt.name),
-		IntersectionID:    l.intersection,
-		ApproachID:        l.approach,
-		HorizonS:          uint32(m.hs),
-		Target:            l.tgt.name,
-		FeatureSetVersion: uint32(l.fsv),
-		FeatureNames:      slices.Clone(l.featureNames),
-		Version:           l.version,
-		Promoted:          l.cfg.Candidates[m.promoted].Name,
-		Promotions:        m.promotions,
-		Baselines:         make(map[string]*Evaluation, len(baselineNames)),
-		IntervalCoverage:  m.coverage.state(l.cfg.IntervalConfidence),
-		History:           l.hist.state(),
-		Served:            served,
-	}
-	if !served {
-		s.Recent = recentErrors(m.evals)
-	}
-	if l.applied {
-		s.LastAppliedWindow, s.UpdatedAt = unixTime(l.last), unixTime(l.lastEnd)
-	}
-	for i, c := range m.cands {
-		name := l.cfg.Candidates[i].Name
-		st := rlsState(c.Counters())
-		if !served || name == s.Promoted {
-			st = rlsState(c.State())
+		promoted := l.cfg.Candidates[hm.promoted].Name
+		s := &Snapshot{
+			SchemaVersion:     SchemaVersion,
+			ModelID:           ModelID(l.intersection, l.approach, hm.h, l.tgt.name),
+			HorizonS:          uint32(hm.hs),
+			Target:            l.tgt.name,
+			FeatureSetVersion: uint32(l.fsv),
+			FeatureNames:      slices.Clone(l.featureNames),
+			Promoted:          promoted,
+			History:           l.hist.state(),
+			Candidates:        []Candidate{{Name: promoted, State: rlsState(hm.cands[hm.promoted].State())}},
 		}
-		s.Candidates = append(s.Candidates, Candidate{Name: name, State: st, Evaluation: m.evals[i].evaluation()})
-	}
-	for j, name := range baselineNames {
-		s.Baselines[name] = m.evals[nc+j].evaluation()
-	}
-	pending := m.pending
-	if served {
-		pending = nil
-	}
-	for _, p := range pending {
-		pi := PendingInput{
-			WindowStart: unixTime(p.start),
-			Values:      slices.Clone(p.x),
-			Forecasts:   make([]float64, len(p.forecasts)),
+		if l.applied {
+			s.LastAppliedWindow = unixTime(l.last)
 		}
-		for k, fc := range p.forecasts {
-			if math.IsNaN(fc) {
-				fc = math.NaN() // one canonical bit pattern
-			}
-			pi.Forecasts[k] = fc
-		}
-		if !math.IsNaN(p.lo) {
-			lo, hi := p.lo, p.hi
-			pi.IntervalLower, pi.IntervalUpper = &lo, &hi
-		}
-		s.Pending = append(s.Pending, pi)
+		m, err := Compile(s)
+		return m, hm.drifting, true, err
 	}
-	ph := m.drift.State()
-	s.Drift = &DriftState{
-		Mean: ph.Mean, Cumulative: ph.CumUp, Minimum: ph.MinUp, N: ph.N, Detections: ph.Drifts, Drifting: m.drifting,
-	}
-	if m.detected {
-		s.Drift.LastDetectedWindow = unixTime(m.driftAt)
-	}
-	return s
+	return nil, false, false, nil
 }
 
 // Served returns the serving form of s, a snapshot Snapshots made: what the predictor applies and ModelService

@@ -86,9 +86,6 @@ func historyOf(p *SeasonalHistory) (history, error) {
 
 // upperTriangle returns the upper triangle of the n×n row-major matrix p, row by row.
 func upperTriangle(p []float64, n int) []float64 {
-	if p == nil {
-		return nil // a state without its matrices (RLS.Counters)
-	}
 	out := make([]float64, 0, n*(n+1)/2)
 	for i := 0; i < n; i++ {
 		out = append(out, p[i*n+i:i*n+n]...)
