@@ -123,7 +123,7 @@ type IntersectionDelay struct {
 type signalRun struct {
 	in        topology.Intersection
 	cfg       SignalConfig
-	horizon   int // index of the horizon nearest cfg.PlanHorizon
+	horizon   time.Duration // the configured horizon nearest cfg.PlanHorizon
 	profile   signal.Profile
 	prevCycle float64
 	plan      *signal.Plan
@@ -158,7 +158,7 @@ func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Du
 	if err := signal.Feasible(in); err != nil {
 		return nil, fmt.Errorf("signals: %w", err)
 	}
-	s := &signalRun{in: in, cfg: cfg, horizon: best, reasons: map[string]int{}}
+	s := &signalRun{in: in, cfg: cfg, horizon: horizons[best], reasons: map[string]int{}}
 	for h := range s.peakSum {
 		s.peakSum[h] = make([]float64, len(in.Approaches))
 	}
@@ -272,14 +272,16 @@ func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vect
 	if l == nil {
 		return fallback
 	}
-	snaps := l.Snapshots()
-	snap := snaps[s.horizon]
-	fc, err := train.Predict(snap, f, v, s.cfg.Confidence)
+	m, drifting, ok, err := l.Model(s.horizon)
+	if !ok || err != nil {
+		return fallback
+	}
+	fc, err := m.Predict(f, v, s.cfg.Confidence)
 	if err != nil {
 		return fallback
 	}
 	return signal.Forecast{ApproachID: v.ApproachID, FlowVPH: fc.Value, LowerVPH: fc.Lower, UpperVPH: fc.Upper,
-		Drifting: snap.Drift.Drifting}
+		Drifting: drifting}
 }
 
 // timeOfDayPlan returns the plan book's plan for local hour-of-week bucket b, false when some approach has no

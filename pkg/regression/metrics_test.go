@@ -3,6 +3,7 @@ package regression
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 )
@@ -215,6 +216,28 @@ func TestMetricsStateRoundTrip(t *testing.T) {
 	for _, b := range bad {
 		if !errors.Is(b.err, ErrInvalidState) {
 			t.Errorf("%s: err = %v, want ErrInvalidState", b.name, b.err)
+		}
+	}
+}
+
+// TestWindowStatsMAEMatchesSummary checks that the MAE shortcut equals Summary's, bit for bit, as the window
+// fills, wraps around and is reset: promotion decisions must not depend on which one is called.
+func TestWindowStatsMAEMatchesSummary(t *testing.T) {
+	t.Parallel()
+	w, err := NewWindowStats(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 40 {
+		if i == 25 {
+			w.Reset()
+		}
+		if got, want := w.MAE(), w.Summary().MAE; math.Float64bits(got) != math.Float64bits(want) && !(math.IsNaN(got) && math.IsNaN(want)) {
+			t.Fatalf("after %d adds: MAE %v, Summary().MAE %v", i, got, want)
+		}
+		if err := w.Add(rng.NormFloat64()*100, rng.NormFloat64()*100); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

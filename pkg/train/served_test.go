@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // values counts the list elements of a snapshot, the bulk of its encoding.
@@ -90,5 +91,58 @@ func TestServedPredictsLikeComplete(t *testing.T) {
 	}
 	if compared == 0 {
 		t.Fatal("no forecasts compared")
+	}
+}
+
+// TestModelPredictsLikeServed checks Learner.Model against the model compiled from the served snapshot: the same
+// forecasts and errors, bit for bit, on frames before, at and after the last applied window, and the same drift
+// flag, before and after training.
+func TestModelPredictsLikeServed(t *testing.T) {
+	t.Parallel()
+	s := newTrafficSeries(4, 5)
+	cfg := DefaultConfig()
+	cfg.Horizons = []time.Duration{15 * time.Minute, time.Hour, 24 * time.Hour}
+	cfg.MaxPending = 300
+	l := mustLearner(t, s.names, cfg)
+	var compared int
+	check := func(at int) {
+		t.Helper()
+		for i, complete := range l.Snapshots() {
+			want, err := Compile(Served(complete))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, drifting, ok, err := l.Model(cfg.Horizons[i])
+			if !ok || err != nil {
+				t.Fatalf("after %d frames: Model(%v) = %v, %v", at, cfg.Horizons[i], ok, err)
+			}
+			if drifting != complete.Drift.Drifting {
+				t.Fatalf("after %d frames, horizon %v: drifting %v, snapshot says %v", at, cfg.Horizons[i], drifting, complete.Drift.Drifting)
+			}
+			for _, d := range []int{-300, -1, 0, 1, 3, 288} {
+				f := s.frames[((at+d)%len(s.frames)+len(s.frames))%len(s.frames)]
+				wf, werr := want.Predict(f, f.Approaches[0], 0.9)
+				gf, gerr := got.Predict(f, f.Approaches[0], 0.9)
+				if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) || !sameForecast(wf, gf) {
+					t.Fatalf("after %d frames, horizon %v: Model predicts %+v (%v), served %+v (%v)", at, cfg.Horizons[i], gf, gerr, wf, werr)
+				}
+				if werr == nil {
+					compared++
+				}
+			}
+		}
+	}
+	check(0)
+	for i, f := range s.frames {
+		mustApply(t, l, f, f.Approaches[0])
+		if i == 10 || i == len(s.frames)/2 || i == len(s.frames)-1 {
+			check(i + 1)
+		}
+	}
+	if _, _, ok, _ := l.Model(2 * time.Minute); ok {
+		t.Fatal("Model of a horizon the learner does not have")
+	}
+	if compared == 0 {
+		t.Fatal("no forecast compared: every prediction failed")
 	}
 }

@@ -97,6 +97,37 @@ func (l *Learner) Snapshots() []*Snapshot {
 	return out
 }
 
+// Model compiles horizon h's current model exactly as Compile(Served(s)) would for the matching snapshot s of
+// Snapshots (the same forecasts, bit for bit), and reports whether that horizon is drifting, without building
+// what prediction does not read (evaluations, recent errors, pending inputs, the other candidates): what an
+// offline evaluation needs to forecast every window as the predictor would. False when the learner has no such
+// horizon.
+func (l *Learner) Model(h time.Duration) (m *Model, drifting bool, ok bool, err error) {
+	for _, hm := range l.models {
+		if hm.h != h {
+			continue
+		}
+		promoted := l.cfg.Candidates[hm.promoted].Name
+		s := &Snapshot{
+			SchemaVersion:     SchemaVersion,
+			ModelID:           ModelID(l.intersection, l.approach, hm.h, l.tgt.name),
+			HorizonS:          uint32(hm.hs),
+			Target:            l.tgt.name,
+			FeatureSetVersion: uint32(l.fsv),
+			FeatureNames:      slices.Clone(l.featureNames),
+			Promoted:          promoted,
+			History:           l.hist.state(),
+			Candidates:        []Candidate{{Name: promoted, State: rlsState(hm.cands[hm.promoted].State())}},
+		}
+		if l.applied {
+			s.LastAppliedWindow = unixTime(l.last)
+		}
+		m, err := Compile(s)
+		return m, hm.drifting, true, err
+	}
+	return nil, false, false, nil
+}
+
 // Served returns the serving form of s, a snapshot Snapshots made: what the predictor applies and ModelService
 // lists, marked served. It keeps the promoted candidate's estimator whole and, of the other candidates, their
 // settings, counts and evaluations without coefficients or covariance; it drops the recent errors and the
