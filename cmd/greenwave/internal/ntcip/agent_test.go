@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gosnmp/gosnmp"
+
+	"github.com/greenwave-city/greenwave/pkg/ntcip"
 )
 
 // Credentials of the simulated controller's SNMPv3 user and v2c community.
@@ -91,7 +93,7 @@ pass_persist .1.3.6.1.4.1.1206.4.2.1 /usr/bin/env python3 %s %s %s
 	// Wait until snmpd and the handler answer (a deadline on a poll, not synchronisation by sleeping).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := a.getV2(OIDSystemPatternControlForTest); err == nil {
+		if _, err := a.getV2(ntcip.OIDSystemPatternControl); err == nil {
 			return a
 		} else if time.Now().After(deadline) {
 			b, _ := os.ReadFile(log.Name())
@@ -100,9 +102,6 @@ pass_persist .1.3.6.1.4.1.1206.4.2.1 /usr/bin/env python3 %s %s %s
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// OIDSystemPatternControlForTest is ntcip.OIDSystemPatternControl, named here to keep the agent helpers standalone.
-const OIDSystemPatternControlForTest = "1.3.6.1.4.1.1206.4.2.1.4.14.0"
 
 func freeUDP(t *testing.T) string {
 	t.Helper()

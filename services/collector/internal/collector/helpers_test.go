@@ -1,10 +1,8 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -210,25 +208,12 @@ func reading(detector string) *greenwavev1.TrafficReading {
 // postJSON posts body to path with the token ("" for none) and returns status, headers and decoded body.
 func (f *fixture) postJSON(path, contentType, token string, body []byte) (int, http.Header, map[string]any) {
 	f.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+f.addrs.HTTP+path, bytes.NewReader(body))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, header, raw := f.post(path, contentType, token, body)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
-		f.t.Fatalf("response %d is not JSON: %s", resp.StatusCode, raw)
+		f.t.Fatalf("response %d is not JSON: %s", status, raw)
 	}
-	return resp.StatusCode, resp.Header, out
+	return status, header, out
 }
 
 // records reads every record of a topic with the given number of partitions.
