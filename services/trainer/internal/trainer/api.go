@@ -58,6 +58,10 @@ func NewAPI(store *models.Store, hub *broadcast.Hub[*train.Snapshot], buffer int
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "greenwave", Subsystem: "trainer", Name: "model_service_requests_total",
 			Help: "ModelService calls, by method and gRPC status code (INVALID_ARGUMENT counts bad requests)."}, []string{"method", "code"})}
 	reg.MustRegister(a.requests)
+	if hub != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "greenwave", Subsystem: "trainer", Name: "watchers",
+			Help: "Live WatchModels streams."}, func() float64 { return float64(hub.Subscribers()) }))
+	}
 	return a
 }
 
