@@ -51,7 +51,10 @@ func collect(ctx context.Context, t *testing.T, kafkaConn kafkaconn.Conn, topic 
 	return got
 }
 
-func TestProcessorPublishesThenCommits(t *testing.T) {
+// TestProcessorRoutesOutputsAndDeadLetters: outputs keep each key's input order and land in the key's partition,
+// rejected records become dead letters with their reason, and every offset is committed in the end. The order of
+// publishing and committing is TestProcessorPublishesBeforeCommitting's.
+func TestProcessorRoutesOutputsAndDeadLetters(t *testing.T) {
 	t.Parallel()
 	const partitions, n = 3, 60
 	kafkaConn, names := kafkatest.Setup(t, partitions)
