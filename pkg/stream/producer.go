@@ -28,6 +28,10 @@ const (
 	HeaderPayload       = "greenwave-payload"
 	// HeaderPartitionKey, when present, is what IntersectionBalancer hashes instead of the record key.
 	HeaderPartitionKey = "greenwave-partition-key"
+	// HeaderSourceOffset is the offset of the input record an output was computed from, in the input's partition
+	// of the same number (the topics are co-partitioned). The predictor sends it so that the next owner of a
+	// partition can find the predictions already published for input it has not committed.
+	HeaderSourceOffset = "greenwave-source-offset"
 )
 
 // Output is one record to publish.
@@ -50,6 +54,9 @@ type Output struct {
 	// ContentEncoding, when set (EncodingDeflate), says how Value is compressed; it is sent as the
 	// HeaderContentEncoding header.
 	ContentEncoding string
+	// SourceOffset, when HasSourceOffset, is sent as the HeaderSourceOffset header.
+	SourceOffset    int64
+	HasSourceOffset bool
 }
 
 // Message converts the output to a kafka-go message with Greenwave's headers.
@@ -69,6 +76,9 @@ func (o Output) Message() kafka.Message {
 	// The header is sent only when it changes the placement, which keeps the common record small.
 	if o.PartitionKey != "" && o.PartitionKey != string(intersectionPart(o.Key)) {
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderPartitionKey, Value: []byte(o.PartitionKey)})
+	}
+	if o.HasSourceOffset {
+		m.Headers = append(m.Headers, kafka.Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, o.SourceOffset, 10)})
 	}
 	return m
 }

@@ -56,8 +56,8 @@ func listOffsetsOnce(ctx context.Context, client *kafka.Client, req map[string][
 	return resp.Topics, nil
 }
 
-// partitionBounds returns the first offset and the high watermark (next offset to be written) of a partition.
-func partitionBounds(ctx context.Context, conn kafkaconn.Conn, topic string, partition int) (first, end int64, err error) {
+// PartitionBounds returns the first offset and the high watermark (next offset to be written) of a partition.
+func PartitionBounds(ctx context.Context, conn kafkaconn.Conn, topic string, partition int) (first, end int64, err error) {
 	client := conn.Client(30 * time.Second)
 	offsets, err := ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{
 		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
@@ -76,16 +76,22 @@ func partitionBounds(ctx context.Context, conn kafkaconn.Conn, topic string, par
 // ReadPartition calls fn for every record of one partition from its first offset up to the high watermark at the
 // time of the call, in order. Stateful services use it to restore a changelog partition before processing.
 func ReadPartition(ctx context.Context, conn kafkaconn.Conn, topic string, partition int, fn func(kafka.Message) error) error {
-	first, end, err := partitionBounds(ctx, conn, topic, partition)
+	first, end, err := PartitionBounds(ctx, conn, topic, partition)
 	if err != nil {
 		return err
 	}
-	if end <= first {
+	return ReadRange(ctx, conn, topic, partition, first, end, fn)
+}
+
+// ReadRange calls fn for every record of one partition with an offset in [from, end), in order. from and end
+// lie within the bounds PartitionBounds returned (from at least the first offset the partition still holds).
+func ReadRange(ctx context.Context, conn kafkaconn.Conn, topic string, partition int, from, end int64, fn func(kafka.Message) error) error {
+	if end <= from {
 		return nil
 	}
 	r := kafka.NewReader(conn.ReaderConfig(topic, partition))
 	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
+	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seek %s[%d]: %w", topic, partition, err)
 	}
 	for {
@@ -118,7 +124,7 @@ func Follow(ctx context.Context, conn kafkaconn.Conn, topic string, partitions i
 	g, ctx := errgroup.WithContext(ctx)
 	for p := range partitions {
 		g.Go(func() error {
-			first, end, err := partitionBounds(ctx, conn, topic, p)
+			first, end, err := PartitionBounds(ctx, conn, topic, p)
 			if err != nil {
 				wg.Done()
 				return err

@@ -31,7 +31,7 @@ func ServiceAccess(n Names, group func(service string) string) []Access {
 			Read:  []string{n.Features, n.Models, n.TrainerState},
 			Write: []string{n.Models, n.TrainerState, n.DeadLetters}},
 		{Service: "predictor", Group: group("predictor"),
-			Read:  []string{n.Features, n.Models},
+			Read:  []string{n.Features, n.Models, n.Predictions}, // its own predictions: those of uncommitted frames
 			Write: []string{n.Predictions, n.DeadLetters}},
 		{Service: "signalcontrol", Group: group("signalcontrol"),
 			Read:  []string{n.Predictions, n.Plans, n.SignalState, n.Overrides},

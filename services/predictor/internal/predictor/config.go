@@ -28,7 +28,7 @@ type Config struct {
 	LevelsOccupancy  []string      `env:"PREDICTOR_LEVELS_OCCUPANCY" default:"0.1,0.15,0.25,0.35" help:"upper occupancy-ratio bounds of the free, light, moderate and heavy levels for occupancy"`
 	FreeFlowSpeedKMH float64       `env:"PREDICTOR_FREE_FLOW_SPEED_KMH" default:"50" help:"uncongested approach speed in km/h, the divisor of the speed ratio"`
 	MaxBatch         int           `env:"PREDICTOR_MAX_BATCH" default:"32" help:"feature frames handled before their predictions are written to Kafka: a frame waits for at most this many others to be predicted"`
-	CommitInterval   time.Duration `env:"PREDICTOR_COMMIT_INTERVAL" default:"1s" help:"how often input offsets are committed (0: after every batch); a crash re-predicts at most this much, with the same event ids"`
+	CommitInterval   time.Duration `env:"PREDICTOR_COMMIT_INTERVAL" default:"1s" help:"how often input offsets are committed (0: after every batch); a crash replays at most this much; predictions already published are kept, not made again"`
 	WriteLinger      time.Duration `env:"PREDICTOR_WRITE_LINGER" default:"10us" help:"how long a write of predictions waits for more records to batch with (kafka-go BatchTimeout); each partition writes its whole batch at once, so waiting only adds latency"`
 }
 

@@ -2,6 +2,7 @@ package predictor
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -32,14 +33,21 @@ type partition struct {
 	// consumed.
 	batch []*greenwavev1.IntersectionPrediction
 	began []time.Time
+	// published returns the predictions on this partition's predictions topic computed from frames at offset
+	// from or later (nil: no Kafka, as in unit tests). It is read at the partition's first frame: what a previous
+	// owner published for frames it never committed, to be handed on as published instead of predicted again
+	// with models that may have changed since (one event id, one content).
+	published func(ctx context.Context, partition int, from int64) (map[string]*greenwavev1.IntersectionPrediction, error)
+	prior     map[string]*greenwavev1.IntersectionPrediction
+	priorRead bool
 }
 
 // handler is the stream handler of the partition: frames decoded by the features topic's declaration,
 // predictions handed to subscribers once acknowledged, and input offsets committed at most every
 // commitInterval rather than after every batch, saving a synchronous round trip per batch. The predictor has no
 // state of its own to snapshot (the models come from the models topic), so a checkpoint only commits the input
-// offsets. A crash replays the frames since the last commit; their predictions are published again with the
-// same event ids (see the package documentation).
+// offsets. A crash replays the frames since the last commit; those whose predictions were published are kept as
+// published (partition.published), not predicted again.
 func (p *partition) handler() *stream.Handler {
 	return stream.NewHandler(p.Handle, stream.WithAcknowledged(p.Acknowledged),
 		stream.WithCheckpointInterval(p.commitInterval))
@@ -51,10 +59,24 @@ func (p *partition) Handle(ctx context.Context, m kafka.Message) ([]stream.Outpu
 }
 
 // predict predicts one decoded frame.
-func (p *partition) predict(ctx context.Context, _ kafka.Message, fp *greenwavev1.IntersectionFeatures) ([]stream.Output, error) {
+func (p *partition) predict(ctx context.Context, m kafka.Message, fp *greenwavev1.IntersectionFeatures) ([]stream.Output, error) {
 	began := p.now()
 	if fp.GetIntersectionId() == "" || fp.GetWindowStart() == nil || fp.GetWindowEnd() == nil {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "features without intersection_id, window_start or window_end")
+	}
+	if !p.priorRead && p.published != nil {
+		prior, err := p.published(ctx, m.Partition, m.Offset)
+		if err != nil {
+			return nil, fmt.Errorf("read the predictions published for uncommitted frames: %w", err)
+		}
+		p.prior, p.priorRead = prior, true
+	}
+	if pred, ok := p.prior[fp.GetEventId()]; ok {
+		delete(p.prior, fp.GetEventId())
+		p.metrics.republishSkipped.Inc()
+		p.batch = append(p.batch, pred) // to subscribers, as published
+		p.began = append(p.began, began)
+		return nil, nil
 	}
 	f := wire.Frame(fp)
 	horizons, err := p.pred.horizons.of(f)
@@ -78,6 +100,7 @@ func (p *partition) predict(ctx context.Context, _ kafka.Message, fp *greenwavev
 	if err != nil {
 		return nil, err
 	}
+	out.SourceOffset, out.HasSourceOffset = m.Offset, true
 	for _, ap := range pred.GetApproaches() {
 		for _, h := range ap.GetHorizons() {
 			if h.GetFallback() {

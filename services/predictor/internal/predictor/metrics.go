@@ -22,6 +22,8 @@ type metrics struct {
 	sends       prometheus.Counter
 	coalesced   prometheus.Counter
 	overflows   prometheus.Counter
+	// republishSkipped counts replayed frames whose prediction a previous owner had already published.
+	republishSkipped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, store *models.Store, hub *broadcast.Hub[*greenwavev1.IntersectionPrediction]) *metrics {
@@ -44,8 +46,10 @@ func newMetrics(reg prometheus.Registerer, store *models.Store, hub *broadcast.H
 			Help: "Predictions a lagging subscriber never received because a newer one of the same intersection replaced them."}),
 		overflows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "subscriber_overflows_total",
 			Help: "Subscribe streams ended with RESOURCE_EXHAUSTED because they lagged more than PREDICTOR_SUBSCRIBER_BUFFER intersections."}),
+		republishSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replays_kept_total",
+			Help: "Frames replayed after a restart or rebalance whose prediction was already on the predictions topic: handed to subscribers as published, not predicted again."}),
 	}
-	reg.MustRegister(m.predictions, m.fallbacks, m.mismatches, m.stale, latency, m.sends, m.coalesced, m.overflows,
+	reg.MustRegister(m.predictions, m.fallbacks, m.mismatches, m.stale, latency, m.sends, m.coalesced, m.overflows, m.republishSkipped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "subscribers",
 			Help: "Live Subscribe streams."}, func() float64 { return float64(hub.Subscribers()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "models",

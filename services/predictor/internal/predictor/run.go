@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -108,7 +109,10 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 			return nil, ctx.Err()
 		}
 		p := &partition{pred: pred, rejections: rejected, names: sc.names, hub: s.hub, metrics: s.metrics, now: time.Now, commitInterval: sc.commitInterval,
-			waiter: s.waiter, gaveUp: map[string]time.Time{}}
+			waiter: s.waiter, gaveUp: map[string]time.Time{},
+			published: func(ctx context.Context, partition int, from int64) (map[string]*greenwavev1.IntersectionPrediction, error) {
+				return publishedSince(ctx, sc.kafkaConn, sc.names.Predictions, partition, from, log)
+			}}
 		return p.handler(), nil
 	}
 	s.proc = stream.NewProcessor(stream.ProcessorConfig{
@@ -161,4 +165,42 @@ func followModels(ctx context.Context, kafkaConn kafkaconn.Conn, topic string, p
 		return fmt.Errorf("follow models topic %s: %w", topic, err)
 	}
 	return nil
+}
+
+// publishedSince returns, by event id, the predictions on partition of topic computed from features at offset from
+// or later: what the partition's previous owner published for frames it did not commit before it crashed or lost
+// the partition. Predictions are appended in the order of their frames, so these are the partition's last records:
+// it reads back from the end in growing steps until a record computed from an earlier frame, or one without the
+// stream.HeaderSourceOffset header (written before the header existed), shows where they begin. An undecodable
+// record is skipped (its frame is predicted again).
+func publishedSince(ctx context.Context, conn kafkaconn.Conn, topic string, partition int, from int64, log *zap.Logger) (map[string]*greenwavev1.IntersectionPrediction, error) {
+	first, end, err := stream.PartitionBounds(ctx, conn, topic, partition)
+	if err != nil {
+		return nil, fmt.Errorf("bounds of %s[%d]: %w", topic, partition, err)
+	}
+	for step := int64(256); ; step *= 4 {
+		start := max(first, end-step)
+		out := map[string]*greenwavev1.IntersectionPrediction{}
+		complete := start == first
+		err := stream.ReadRange(ctx, conn, topic, partition, start, end, func(m kafka.Message) error {
+			off, err := strconv.ParseInt(string(stream.Header(m, stream.HeaderSourceOffset)), 10, 64)
+			if err != nil || off < from {
+				complete = true
+				return nil
+			}
+			pr, err := wire.TopicPredictions.Decode(m)
+			if err != nil {
+				log.Warn("skipping an undecodable prediction of an uncommitted frame", zap.String("topic", topic), zap.Int("partition", partition), zap.Int64("offset", m.Offset), zap.Error(err))
+				return nil
+			}
+			out[pr.GetEventId()] = pr
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if complete {
+			return out, nil
+		}
+	}
 }

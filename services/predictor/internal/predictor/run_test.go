@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
@@ -131,4 +132,114 @@ func TestPredictionsPublishedWithDeferredCommits(t *testing.T) {
 			t.Fatalf("%s reached a subscriber but is not on the predictions topic", id)
 		}
 	}
+}
+
+// TestReplayedFramesKeepTheirPublishedPredictions: a predictor crashes after publishing the predictions of 12 frames
+// and before committing any (its successor uses a consumer group with nothing committed, the worst case), and the
+// trainer publishes newer models meanwhile. The successor replays the 12 frames: it hands their predictions on as
+// published — one record and one content per event id on the topic, the same content to its subscribers — and
+// predicts only the 3 frames nobody predicted, with the newer models.
+//
+// Breaks it catches: predicting replayed frames again (15 + 12 records, and the 12 carry other values, since the
+// newer models predict them differently), losing the header that marks what a prediction was computed from, or
+// reading the wrong end of the predictions topic.
+func TestReplayedFramesKeepTheirPublishedPredictions(t *testing.T) {
+	t.Parallel()
+	const first, later = 12, 3
+	kafkaConn, names := kafkatest.Setup(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
+	defer prod.Close()
+	writeFrames := func(from, n int) {
+		var outs []stream.Output
+		for i := from; i < from+n; i++ {
+			out, err := wire.TopicFeatures.Encode(names, wire.FrameProto(testFrame(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs = append(outs, out)
+		}
+		if err := prod.Write(ctx, outs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// run predicts with store under group until its subscribers saw n predictions, and returns them by event id.
+	run := func(group string, pred *Predictor, n int) (map[string]*greenwavev1.IntersectionPrediction, *service) {
+		svc := newService(serviceConfig{kafkaConn: kafkaConn, names: names, group: group, modelPartitions: 1, buffer: 1024,
+			maxBatch: 4, commitInterval: time.Hour}, pred, zaptest.NewLogger(t), prometheus.NewRegistry())
+		sub := svc.hub.Subscribe(1024, nil)
+		defer sub.Close()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- svc.run(runCtx) }()
+		seen := map[string]*greenwavev1.IntersectionPrediction{}
+		for len(seen) < n {
+			it, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatalf("%d of %d predictions reached the subscriber: %v", len(seen), n, err)
+			}
+			seen[it.Value.GetEventId()] = it.Value
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return seen, svc
+	}
+
+	writeFrames(100, first)
+	before, _ := run("crashed", newTestPredictor(trainedStore(t, 100), time.Hour), first)
+	writeFrames(100+first, later)
+	newer := newTestPredictor(trainedStore(t, 60), time.Hour)
+	changed := 0
+	for i := 100; i < 100+first; i++ {
+		if p := newer.Predict(testFrame(i)); !proto.Equal(p, before[p.GetEventId()]) {
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Fatal("the newer models predict the first frames as the older ones did: the test would prove nothing")
+	}
+	after, svc := run("successor", newer, first+later)
+
+	for id, p := range before {
+		if !proto.Equal(after[id], p) {
+			t.Errorf("%s: the successor's subscribers got a prediction of model version %d, want the published one (version %d)", id,
+				modelVersion(after[id]), modelVersion(p))
+		}
+	}
+	onTopic := map[string]int{}
+	if err := stream.ReadPartition(ctx, kafkaConn, names.Predictions, 0, func(m kafka.Message) error {
+		p, err := wire.TopicPredictions.Decode(m)
+		if err != nil {
+			return err
+		}
+		onTopic[p.GetEventId()]++
+		if want, ok := before[p.GetEventId()]; ok && !proto.Equal(p, want) {
+			t.Errorf("%s published again with other content", p.GetEventId())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(onTopic) != first+later {
+		t.Errorf("%d event ids on the topic, want %d", len(onTopic), first+later)
+	}
+	for id, n := range onTopic {
+		if n != 1 {
+			t.Errorf("%s on the topic %d times, want once", id, n)
+		}
+	}
+	if got := testutil.ToFloat64(svc.metrics.republishSkipped); got != first {
+		t.Errorf("replays_kept_total %v, want %d", got, first)
+	}
+}
+
+// modelVersion is the model version of a prediction's first forecast (0 when it has none).
+func modelVersion(p *greenwavev1.IntersectionPrediction) uint64 {
+	if aps := p.GetApproaches(); len(aps) > 0 && len(aps[0].GetHorizons()) > 0 {
+		return aps[0].GetHorizons()[0].GetModelVersion()
+	}
+	return 0
 }
