@@ -29,6 +29,7 @@ type Config struct {
 	FreeFlowSpeedKMH float64       `env:"PREDICTOR_FREE_FLOW_SPEED_KMH" default:"50" help:"uncongested approach speed in km/h, the divisor of the speed ratio"`
 	MaxBatch         int           `env:"PREDICTOR_MAX_BATCH" default:"32" help:"feature frames handled before their predictions are written to Kafka: a frame waits for at most this many others to be predicted"`
 	CommitInterval   time.Duration `env:"PREDICTOR_COMMIT_INTERVAL" default:"1s" help:"how often input offsets are committed (0: after every batch); a crash replays at most this much; predictions already published are kept, not made again"`
+	SessionTimeout   time.Duration `env:"PREDICTOR_SESSION_TIMEOUT" default:"10s" help:"consumer group session timeout: how long a dead instance keeps its partitions before they are reassigned (Kafka brokers accept 6s..30m by default)"`
 	WriteLinger      time.Duration `env:"PREDICTOR_WRITE_LINGER" default:"10us" help:"how long a write of predictions waits for more records to batch with (kafka-go BatchTimeout); each partition writes its whole batch at once, so waiting only adds latency"`
 }
 
@@ -113,6 +114,9 @@ func (c *Config) Validate() []string {
 	}
 	if c.MaxBatch < 1 {
 		p = append(p, fmt.Sprintf("PREDICTOR_MAX_BATCH %d must be at least 1", c.MaxBatch))
+	}
+	if c.SessionTimeout <= 0 {
+		p = append(p, fmt.Sprintf("PREDICTOR_SESSION_TIMEOUT %v must be positive", c.SessionTimeout))
 	}
 	if c.CommitInterval < 0 {
 		p = append(p, "PREDICTOR_COMMIT_INTERVAL must not be negative")

@@ -48,7 +48,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	pred := &Predictor{models: models.NewStore(), horizons: newHorizonRule(horizons), targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
 	svc := newService(serviceConfig{
 		kafkaConn: env.Kafka, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer, maxSubscribers: cfg.MaxSubscribers,
-		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, writeLinger: cfg.WriteLinger, modelWait: cfg.ModelWait,
+		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, sessionTimeout: cfg.SessionTimeout, writeLinger: cfg.WriteLinger, modelWait: cfg.ModelWait,
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
 	env.Server.AddReadiness("models", svc.ready)
@@ -86,6 +86,7 @@ type serviceConfig struct {
 	maxSubscribers  int           // PREDICTOR_MAX_SUBSCRIBERS; 0: no cap
 	maxBatch        int           // stream.ProcessorConfig.MaxBatch (0: the stream default)
 	commitInterval  time.Duration // partition.commitInterval
+	sessionTimeout  time.Duration // stream.ProcessorConfig.SessionTimeout (0: the stream default)
 	modelWait       time.Duration // PREDICTOR_MODEL_WAIT (0: never wait for fresh models)
 	writeLinger     time.Duration // stream.ProducerConfig.BatchTimeout (0: the stream default)
 }
@@ -117,7 +118,7 @@ func newService(sc serviceConfig, pred *Predictor, log *zap.Logger, reg promethe
 	}
 	s.proc = stream.NewProcessor(stream.ProcessorConfig{
 		Conn: sc.kafkaConn, GroupID: sc.group, Topic: sc.names.Features, DeadLetterTopic: sc.names.DeadLetters, Service: "predictor",
-		DeadLetter: wire.DeadLetter, MaxBatch: sc.maxBatch,
+		DeadLetter: wire.DeadLetter, MaxBatch: sc.maxBatch, SessionTimeout: sc.sessionTimeout,
 	}, s.prod, newHandler, log, stream.NewMetrics(reg))
 	return s
 }
