@@ -132,8 +132,8 @@ func TestProcessorDeadLettersHandlerPanic(t *testing.T) {
 	runUntilCommitted(ctx, t, kafkaConn, names, n, func() *stream.Handler {
 		return stream.NewHandler(func(_ context.Context, m kafka.Message) ([]stream.Output, error) {
 			if string(m.Value) == strconv.Itoa(poisoned) {
-				var nilMap map[string]int
-				nilMap["boom"]++ // a real bug's panic: assignment to entry in nil map
+				var ids []string
+				_ = ids[len(m.Value)] // a real bug's panic: index out of range
 			}
 			return []stream.Output{{Topic: names.Features, Key: m.Key, Value: m.Value}}, nil
 		})
@@ -156,7 +156,7 @@ func TestProcessorDeadLettersHandlerPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(dls) != 1 || string(dls[0].GetPayload()) != strconv.Itoa(poisoned) || !strings.Contains(dls[0].GetDetail(), "handler panic") ||
-		!strings.Contains(dls[0].GetDetail(), "nil map") {
+		!strings.Contains(dls[0].GetDetail(), "index out of range") {
 		t.Errorf("dead letters %v, want one for record %d naming the handler panic", dls, poisoned)
 	}
 }
