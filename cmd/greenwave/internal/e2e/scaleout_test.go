@@ -35,13 +35,16 @@ var scaleT0 = time.Date(2026, 10, 5, 0, 0, 0, 0, time.UTC)
 // windows per intersection, enough for every horizon (up to 1 h) to get labels and forecast.
 const scaleMinutes = 360
 
-// scaleChunkEnds are the minutes at which the rebalanced run's input is cut into chunks.
-var scaleChunkEnds = []int{120, 240, scaleMinutes}
-
-// scaleInput is the fixed input of the scale-out test: the weather, written first, and the readings in chunks.
+// scaleInput is the fixed input of the scale-out test: the weather, written first, and the readings minute by
+// minute (records keyed by intersection, so per-partition order is the write order).
 type scaleInput struct {
 	weather []stream.Output
-	chunks  [][]stream.Output
+	minutes [][]stream.Output
+}
+
+// readings returns the readings of minutes [from, to).
+func (in scaleInput) readings(from, to int) []stream.Output {
+	return slices.Concat(in.minutes[from:to]...)
 }
 
 // buildScaleInput writes, for every detector of the topology, one-minute readings whose counts follow a daily
@@ -75,12 +78,9 @@ func buildScaleInput(t *testing.T, topo topology.Topology, names topics.Names) s
 		r      *greenwavev1.TrafficReading
 		sendAt int
 	}
-	var (
-		chunk   []stream.Output
-		pending []held
-		next    int
-	)
+	var pending []held
 	for m := range scaleMinutes {
+		var chunk []stream.Output
 		at := scaleT0.Add(time.Duration(m) * time.Minute)
 		for xi, x := range topo.Intersections {
 			for ai, a := range x.Approaches {
@@ -113,10 +113,7 @@ func buildScaleInput(t *testing.T, topo topology.Topology, names topics.Names) s
 			}
 		}
 		pending = keep
-		if next < len(scaleChunkEnds) && m+1 == scaleChunkEnds[next] {
-			in.chunks = append(in.chunks, chunk)
-			chunk, next = nil, next+1
-		}
+		in.minutes = append(in.minutes, chunk)
 	}
 	return in
 }
@@ -218,6 +215,32 @@ func (r *scaleRun) stopExtras(st *stack.Stack, names []string) {
 	}
 }
 
+// feedUntilReady writes the readings of minutes [from, to) one minute at a time, each once the cleaner has
+// committed every reading before it, until every instance of st is ready; then the rest at once. It returns the
+// minute being written when they were ready.
+func (r *scaleRun) feedUntilReady(ctx context.Context, st *stack.Stack, from, to int) int {
+	r.t.Helper()
+	ready := make(chan error, 1)
+	go func() { ready <- st.WaitReady(ctx) }()
+	for m := from; m < to; m++ {
+		select {
+		case err := <-ready:
+			if err != nil {
+				r.t.Fatalf("%s: %v", r.name, err)
+			}
+			r.write(ctx, r.input.readings(m, to))
+			return m
+		default:
+		}
+		r.write(ctx, r.input.minutes[m])
+		r.waitCommitted(ctx, st, "cleaner", r.names.Readings, -1)
+	}
+	if err := <-ready; err != nil {
+		r.t.Fatalf("%s: %v", r.name, err)
+	}
+	return to
+}
+
 // committed returns how many records of topic the service's consumer group has committed, over all partitions,
 // and how many there are.
 func (r *scaleRun) committed(ctx context.Context, service, topic string) (done, total int64) {
@@ -265,6 +288,14 @@ func (r *scaleRun) waitCommitted(ctx context.Context, st *stack.Stack, service, 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// progress says how far the predictor and signal-control have committed their input.
+func (r *scaleRun) progress(ctx context.Context) string {
+	r.t.Helper()
+	pd, pt := r.committed(ctx, "predictor", r.names.Features)
+	sd, stt := r.committed(ctx, "signalcontrol", r.names.Predictions)
+	return fmt.Sprintf("predictor %d of %d frames, signal-control %d of %d predictions", pd, pt, sd, stt)
 }
 
 // owners returns, for each member of the service's consumer group, the partitions of topic it holds.
@@ -378,9 +409,11 @@ const (
 // Settings of the rebalanced run: small batches and frequent checkpoints, so that the stages take long enough for
 // the membership changes to fall while input is in flight, and partitions change owner between checkpoints.
 var rebalancedEnv = map[string][]string{
-	"cleaner":       {"CLEANER_MAX_BATCH=20", "CLEANER_CHECKPOINT_INTERVAL=300ms"},
-	"trainer":       {"TRAINER_MAX_BATCH=10", "TRAINER_CHECKPOINT_INTERVAL=1h"},
-	"predictor":     {"PREDICTOR_MAX_BATCH=4", "PREDICTOR_COMMIT_INTERVAL=0s"},
+	"cleaner": {"CLEANER_MAX_BATCH=20", "CLEANER_CHECKPOINT_INTERVAL=300ms"},
+	"trainer": {"TRAINER_MAX_BATCH=10", "TRAINER_CHECKPOINT_INTERVAL=1h"},
+	// Its input is all there when it starts: every write lingers, so that it still runs when its second
+	// instance has joined.
+	"predictor":     {"PREDICTOR_MAX_BATCH=1", "PREDICTOR_COMMIT_INTERVAL=0s", "PREDICTOR_WRITE_LINGER=50ms"},
 	"signalcontrol": {"SIGNAL_CHECKPOINT_INTERVAL=0s"},
 }
 
@@ -408,28 +441,25 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 	first := r.start(ctx, []string{"cleaner", "trainer"}, env, mode == twoInstances)
 	switch mode {
 	case rebalanced:
-		// Membership changes right after a chunk is written, while it is processed: the second instances join
-		// during the second chunk and leave during the third.
-		r.write(ctx, r.input.chunks[0])
+		// The second instances are started after the first two hours are processed; while they join, the
+		// readings are written a minute at a time, each once the cleaner committed the ones before, so the
+		// group rebalances while readings flow, and the rest of the third hour follows at once. They are stopped
+		// right after the last two hours are written, while those are processed.
+		const joinAt, leaveAt = 120, 240
+		r.write(ctx, r.input.readings(0, joinAt))
 		waitFirstStage(first)
-		r.write(ctx, r.input.chunks[1])
 		extras := r.startExtras(ctx, first)
-		if err := first.WaitReady(ctx); err != nil {
-			r.t.Fatalf("%s: %v", r.name, err)
-		}
-		done, total := r.committed(ctx, "cleaner", r.names.Readings)
-		r.t.Logf("%s: %v joined with the cleaner at %d of %d readings", r.name, extras, done, total)
+		m := r.feedUntilReady(ctx, first, joinAt, leaveAt)
+		r.t.Logf("%s: %v joined while minute %d of the readings was written", r.name, extras, m)
 		waitFirstStage(first)
 		r.requireSplit(ctx, "cleaner", r.names.Readings)
 		r.requireSplit(ctx, "trainer", r.names.Features)
-		r.write(ctx, r.input.chunks[2])
+		r.write(ctx, r.input.readings(leaveAt, scaleMinutes))
 		r.stopExtras(first, extras)
-		done, total = r.committed(ctx, "cleaner", r.names.Readings)
+		done, total := r.committed(ctx, "cleaner", r.names.Readings)
 		r.t.Logf("%s: %v left with the cleaner at %d of %d readings", r.name, extras, done, total)
 	default:
-		for _, c := range r.input.chunks {
-			r.write(ctx, c)
-		}
+		r.write(ctx, r.input.readings(0, scaleMinutes))
 	}
 	waitFirstStage(first)
 	if mode == twoInstances {
@@ -446,18 +476,18 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 		// The predictor's input is all there: its second instance joins a third of the way through and leaves
 		// two thirds of the way, as does signal-control's.
 		_, total := r.committed(ctx, "predictor", r.names.Features)
-		done, _ := r.waitCommitted(ctx, predictors, "predictor", r.names.Features, total/3)
+		r.waitCommitted(ctx, predictors, "predictor", r.names.Features, total/3)
 		extras := append(r.startExtras(ctx, predictors), r.startExtras(ctx, signals)...)
-		r.t.Logf("%s: %v started with the predictor at %d of %d frames", r.name, extras, done, total)
 		for _, st := range []*stack.Stack{predictors, signals} {
 			if err := st.WaitReady(ctx); err != nil {
 				r.t.Fatalf("%s: %v", r.name, err)
 			}
 		}
-		done, _ = r.waitCommitted(ctx, predictors, "predictor", r.names.Features, 2*total/3)
+		r.t.Logf("%s: %v joined at %s", r.name, extras, r.progress(ctx))
+		r.waitCommitted(ctx, predictors, "predictor", r.names.Features, 2*total/3)
 		r.stopExtras(predictors, extras[:1])
 		r.stopExtras(signals, extras[1:])
-		r.t.Logf("%s: %v stopped with the predictor at %d of %d frames", r.name, extras, done, total)
+		r.t.Logf("%s: %v left at %s", r.name, extras, r.progress(ctx))
 	}
 	r.waitCommitted(ctx, predictors, "predictor", r.names.Features, -1)
 	r.waitCommitted(ctx, signals, "signalcontrol", r.names.Predictions, -1)
@@ -499,10 +529,8 @@ func TestScaleOutEqualsOneInstance(t *testing.T) {
 
 	one := newScaleRun(ctx, t, "one instance", topo, topoFile, bins)
 	parts := map[int]bool{}
-	for _, c := range one.input.chunks {
-		for _, o := range c {
-			parts[stream.PartitionFor(o.PartitionKey, partitions)] = true
-		}
+	for _, o := range one.input.readings(0, scaleMinutes) {
+		parts[stream.PartitionFor(o.PartitionKey, partitions)] = true
 	}
 	if len(parts) != partitions {
 		t.Fatalf("the input's readings fill partitions %v of %d: the topology does not spread", slices.Sorted(maps.Keys(parts)), partitions)
