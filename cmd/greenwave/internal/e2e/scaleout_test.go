@@ -425,7 +425,9 @@ var rebalancedEnv = map[string][]string{
 // in processing time, with one instance as with two. Started after it, every run predicts with the final models.
 func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 	r.t.Helper()
-	env := map[string][]string{"trainer": {"TRAINER_CHECKPOINT_IDLE=1s"}, "signalcontrol": {"SIGNAL_CHECKPOINT_IDLE=1s"},
+	// Quiet partitions of this historical input are checkpointed (and their offsets committed) after a second,
+	// not the default half a minute or ten seconds, so the run does not wait for it.
+	env := map[string][]string{"cleaner": {"CLEANER_CHECKPOINT_INTERVAL=1s"}, "trainer": {"TRAINER_CHECKPOINT_IDLE=1s"}, "signalcontrol": {"SIGNAL_CHECKPOINT_IDLE=1s"},
 		// The models are final when the predictor starts: a stale one has nothing to wait for.
 		"predictor": {"PREDICTOR_MODEL_WAIT=0s"}}
 	if mode == rebalanced {
