@@ -512,9 +512,11 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 // end with the same newest complete model snapshot (trainer changelog) and served snapshot (models topic) of
 // every model. No field is exempt: every output is a function of event time and per-partition order alone.
 //
-// It catches state that does not move with a partition: a cleaner window or a trainer's pending labels, a
-// signal-control rate limit or profile lost or applied twice on handover, a prediction re-made with other models,
-// or anything keyed by instance rather than by intersection.
+// The two-instance run catches output that depends on which instance computes it or on what else an instance
+// holds. The rebalanced run catches state that does not move with a partition: a cleaner window or a trainer's
+// pending labels, a signal-control rate limit or profile lost or applied twice on handover, a prediction made
+// again with other models. Checked by breaking restores: a trainer whose new owner starts its learners from
+// scratch fails it (model snapshots differ), as does a signal-control that drops the restored current plan.
 func TestScaleOutEqualsOneInstance(t *testing.T) {
 	parallelStack(t)
 	_, bins := binaries(t)
@@ -608,7 +610,7 @@ func checkScaleReference(t *testing.T, topo topology.Topology, o scaleOutputs) {
 }
 
 // compareRuns fails the test unless both maps hold the same ids with proto.Equal messages; it names at most five
-// differences.
+// differences, each message cut short (a model snapshot's text runs to hundreds of kilobytes).
 func compareRuns[M proto.Message](t *testing.T, run, what string, want, got map[string]M) {
 	t.Helper()
 	bad := 0
@@ -618,7 +620,7 @@ func compareRuns[M proto.Message](t *testing.T, run, what string, want, got map[
 		case !ok:
 			t.Errorf("%s: %s %s missing (published by one instance)", run, what, id)
 		case !proto.Equal(want[id], g):
-			t.Errorf("%s: %s %s differs:\none instance %v\n%-12s %v", run, what, id, want[id], run, g)
+			t.Errorf("%s: %s %s differs:\none instance %s\n%-12s %s", run, what, id, clip(fmt.Sprint(want[id]), 2000), run, clip(fmt.Sprint(g), 2000))
 		default:
 			continue
 		}
