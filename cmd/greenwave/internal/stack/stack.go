@@ -556,7 +556,7 @@ func (s *Stack) Wait() error {
 	return s.Err()
 }
 
-// WaitReady polls every service's GET /readyz until each answers 200. It gives up when ctx ends, after
+// WaitReady polls the GET /readyz of every instance (Instances) until each answers 200. It gives up when ctx ends, after
 // Config.ReadyTimeout, or as soon as a child exits, and then names every service that is not ready with its last
 // /readyz answer (a *NotReadyError), or the child that exited (an *ExitError).
 func (s *Stack) WaitReady(ctx context.Context) error {
