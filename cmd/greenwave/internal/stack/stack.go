@@ -556,9 +556,9 @@ func (s *Stack) Wait() error {
 	return s.Err()
 }
 
-// WaitReady polls the GET /readyz of every instance (Instances) until each answers 200. It gives up when ctx ends, after
-// Config.ReadyTimeout, or as soon as a child exits, and then names every service that is not ready with its last
-// /readyz answer (a *NotReadyError), or the child that exited (an *ExitError).
+// WaitReady polls the GET /readyz of every instance (Instances) until each answers 200. It gives up when ctx
+// ends, after Config.ReadyTimeout, or as soon as a child exits, and then names every instance that is not ready
+// with its last /readyz answer (a *NotReadyError), or the child that exited (an *ExitError).
 func (s *Stack) WaitReady(ctx context.Context) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyTimeout)
