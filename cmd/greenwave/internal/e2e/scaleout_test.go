@@ -445,8 +445,8 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 	case rebalanced:
 		// The second instances are started after the first two hours are processed; while they join, the
 		// readings are written a minute at a time, each once the cleaner committed the ones before, so the
-		// group rebalances while readings flow, and the rest of the third hour follows at once. They are stopped
-		// right after the last two hours are written, while those are processed.
+		// group rebalances while readings flow, and the rest of the first four hours follows at once. They are
+		// stopped right after the last two hours are written, while those are processed.
 		const joinAt, leaveAt = 120, 240
 		r.write(ctx, r.input.readings(0, joinAt))
 		waitFirstStage(first)
