@@ -614,9 +614,9 @@ func probe(ctx context.Context, client *http.Client, addr string) (bool, string)
 	return false, fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 }
 
-// Kill sends sig to the process group of the service (or instance, SERVICE#N) and waits until its process has exited, at most
-// Config.StopTimeout; it never escalates. The exit is expected: it is not reported through Done, Err or Wait.
-// Restart starts the service again. Killing a process that already exited is not an error.
+// Kill sends sig to the process group of the service (or instance, SERVICE#N) and waits until its process has
+// exited, at most Config.StopTimeout; it never escalates. The exit is expected: it is not reported through Done,
+// Err or Wait. Restart starts the service again. Killing a process that already exited is not an error.
 func (s *Stack) Kill(name string, sig syscall.Signal) error {
 	svc, ok := s.lookup(name)
 	if !ok {
@@ -637,9 +637,9 @@ func (s *Stack) Kill(name string, sig syscall.Signal) error {
 	}
 }
 
-// Restart stops the service (or instance, SERVICE#N) if it is running (SIGTERM, then SIGKILL after Config.StopTimeout), starts it again
-// with the same environment and a new address file, and waits for its addresses (bounded by ctx and
-// Config.StartTimeout). It does not wait for readiness.
+// Restart stops the service (or instance, SERVICE#N) if it is running (SIGTERM, then SIGKILL after
+// Config.StopTimeout), starts it again with the same environment and a new address file, and waits for its
+// addresses (bounded by ctx and Config.StartTimeout). It does not wait for readiness.
 func (s *Stack) Restart(ctx context.Context, name string) error {
 	svc, ok := s.lookup(name)
 	if !ok {
