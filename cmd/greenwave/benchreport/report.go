@@ -68,6 +68,8 @@ type metric struct{ benchmark, unit string }
 type rowSpec struct {
 	name  string
 	value metric
+	// scale multiplies the metric into unit (0 means 1).
+	scale float64
 	unit  string
 	// baselineName and baseline, when set, are the baseline's row name and metric.
 	baselineName string
@@ -127,6 +129,11 @@ var specs = []rowSpec{
 		details: []metric{{"ModelMemory", "models"}, {"ModelMemory", "heap-bytes/model"}}},
 	{name: "snapshot_bytes_per_model", value: metric{"ModelMemory", "snapshot-bytes/model"}, unit: "bytes",
 		setup: "services/predictor BenchmarkModelMemory: mean size of a deployed-size model's record value on the models topic (deflated protobuf)"},
+	{name: "trainer_service_frames_per_s", value: metric{"TrainerService", "frames/s"}, unit: "frames/s",
+		setup:   "services/trainer BenchmarkTrainerService on the real broker: 2 400 four-approach frames written to the features topic of a running trainer, until its group committed them all (every snapshot acknowledged)",
+		details: []metric{{"TrainerService", "approach-updates/s"}}},
+	{name: "webster_plan_us", value: metric{"Webster", "ns/op"}, scale: 1e-3, unit: "µs",
+		setup: "pkg/signal BenchmarkWebster: one Webster plan; one core"},
 	{name: "eval_signals_scats_s", external: "eval_signals_scats_s", unit: "s",
 		setup: "wall time of `greenwave eval --signals --format scats --horizons 15m` on the Boroondara October 2006 file (bin/greenwave, output discarded)",
 		aim:   &aim{bound: 30}},
@@ -205,8 +212,8 @@ func Build(r Results, external map[string]float64) ([]Row, error) {
 		var ok bool
 		if sp.external != "" {
 			v, ok = external[sp.external]
-		} else {
-			v, ok = r.get(sp.value)
+		} else if v, ok = r.get(sp.value); ok && sp.scale != 0 {
+			v *= sp.scale
 		}
 		if !ok {
 			missing = append(missing, sp.name)

@@ -28,6 +28,8 @@ BenchmarkCleanCity 	 100	 1000 ns/op	 1000000 readings/s	 1 weather-share	 0.99 
 BenchmarkSubscribeFanout-2 	 5000	 50000 bare-delivered-msgs/s	 0.6 hub-coalesced-share	 30000 hub-delivered-msgs/s	 0.6 hub/bare
 BenchmarkPredictionLatency-2 	 5000	 0 ns/op	 2 p50-ms	 9 p99-ms	 9990 vectors/s
 BenchmarkModelMemory-2 	 1	 0 ns/op	 1.8e9 heap-bytes	 180000 heap-bytes/model	 10002 models	 75000 snapshot-bytes/model
+BenchmarkTrainerService-2 	 2400	 500000 ns/op	 2000 frames/s	 8000 approach-updates/s
+BenchmarkWebster 	 1000	 1600 ns/op
 BenchmarkIngest-2 	 5	 84105548 ns/op	 270000 collector-readings/s	 0.45 collector/plain	 580000 plain-readings/s
 `
 
@@ -61,8 +63,10 @@ func TestBuild(t *testing.T) {
 		{"model_memory_bytes_10k", 1.8e9, math.NaN(), ""},         // no aim
 		{"predictor_fanout_coalesced_share", 0.6, math.NaN(), ""}, // its own row
 		{"snapshot_bytes_per_model", 75000, math.NaN(), ""},       // same benchmark, another metric
-		{"learner_frames_per_s", 11000, math.NaN(), ""},           // no suffix in the name
-		{"predictor_latency_p50_ms", 2, math.NaN(), ""},           // -2 suffix stripped
+		{"learner_frames_per_s", 11000, math.NaN(), ""},
+		{"trainer_service_frames_per_s", 2000, math.NaN(), ""},
+		{"webster_plan_us", 1.6, math.NaN(), ""},        // ns/op scaled           // no suffix in the name
+		{"predictor_latency_p50_ms", 2, math.NaN(), ""}, // -2 suffix stripped
 	}
 	for _, tt := range tests {
 		r, ok := byName[tt.name]
