@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: runs every benchmark of the repository, times `greenwave eval --signals --format scats`, and
-# writes bench/report.json and bench/report.md with cmd/greenwave/benchreport (see docs/performance.md).
+# writes bench/report.json and bench/report.md with cmd/greenwave/benchreport (see docs/performance.md), and
+# the key rows into README.md (between its bench:begin and bench:end markers).
 #
 #   bash bench/run.sh            from the repository root, after `make build` (bin/greenwave)
 #
@@ -39,6 +40,7 @@ export -f bench
 export ROOT RAW PROFILES MOD
 
 : >"$RAW"
+load_start=$(cut -d" " -f1-3 /proc/loadavg)
 # The pure core, on one core: every package of pkg/ that has a benchmark.
 for dir in $(grep -l '^func Benchmark' pkg/*/*_test.go | xargs -n1 dirname | sort -u); do
 	bench "$(basename "$dir")" "$MOD/$dir" -bench . -cpu 1
@@ -61,4 +63,5 @@ end=$(date +%s.%N)
 eval_s=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')
 
 note="2 shared cores (other jobs were running), so figures are noisy; one run of each benchmark"
-go run ./cmd/greenwave/benchreport --bench "$RAW" --eval-seconds "$eval_s" --out bench --note "${BENCH_NOTE:-$note}"
+go run ./cmd/greenwave/benchreport --bench "$RAW" --eval-seconds "$eval_s" --out bench --note "${BENCH_NOTE:-$note}" \
+	--load-start "$load_start" --readme README.md

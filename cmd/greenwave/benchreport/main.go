@@ -36,6 +36,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	evalS := fs.Float64("eval-seconds", -1, "wall time in `seconds` of greenwave eval --signals --format scats (required)")
 	out := fs.String("out", "bench", "`directory` for report.json and report.md")
 	note := fs.String("note", "", "a `sentence` on the conditions of the run, written into report.md")
+	loadStart := fs.String("load-start", "", "the load average when the run started (/proc/loadavg's first three fields)")
+	readme := fs.String("readme", "", "`file` whose bench:begin … bench:end block is rewritten with the key rows (none: leave it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,7 +61,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
 	m := Machine{CPU: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Date: time.Now().UTC().Format(time.RFC3339), LoadAverage: loadAverage(), Commit: commit(ctx), Note: *note}
+		Date: time.Now().UTC().Format(time.RFC3339), LoadAverage: loadAverage(), LoadAverageStart: *loadStart,
+		Commit: commit(ctx), Note: *note}
 	js, err := json.MarshalIndent(rows, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
@@ -70,6 +73,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	for name, data := range map[string][]byte{"report.json": append(js, '\n'), "report.md": Markdown(m, rows)} {
 		if err := os.WriteFile(filepath.Join(*out, name), data, 0o644); err != nil {
 			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	if *readme != "" {
+		doc, err := os.ReadFile(*readme)
+		if err != nil {
+			return fmt.Errorf("read readme: %w", err)
+		}
+		if doc, err = Quote(doc, m, rows); err != nil {
+			return fmt.Errorf("%s: %w", *readme, err)
+		}
+		if err := os.WriteFile(*readme, doc, 0o644); err != nil {
+			return fmt.Errorf("write readme: %w", err)
 		}
 	}
 	fmt.Fprintf(stderr, "benchreport: wrote %s and %s\n", filepath.Join(*out, "report.json"), filepath.Join(*out, "report.md"))

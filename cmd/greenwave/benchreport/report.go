@@ -281,15 +281,21 @@ type Machine struct {
 	GoVersion   string `json:"go_version"`
 	Date        string `json:"date"`
 	LoadAverage string `json:"load_average"`
-	Commit      string `json:"commit,omitempty"`
-	Note        string `json:"note,omitempty"`
+	// LoadAverageStart is the load average when the benchmarks started ("" when not given).
+	LoadAverageStart string `json:"load_average_start,omitempty"`
+	Commit           string `json:"commit,omitempty"`
+	Note             string `json:"note,omitempty"`
 }
 
 // Markdown renders the report as a Markdown page: the machine, then one table of every row.
 func Markdown(m Machine, rows []Row) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Benchmark report\n\nWritten by `make bench` (cmd/greenwave/benchreport); the same rows are in report.json.\n\n")
-	fmt.Fprintf(&b, "- Machine: %s, %d cores\n- Go: %s\n- Date: %s\n- Load average (1, 5, 15 min) when the report was written: %s\n", m.CPU, m.Cores, m.GoVersion, m.Date, m.LoadAverage)
+	fmt.Fprintf(&b, "- Machine: %s, %d cores\n- Go: %s\n- Date: %s\n", m.CPU, m.Cores, m.GoVersion, m.Date)
+	if m.LoadAverageStart != "" {
+		fmt.Fprintf(&b, "- Load average (1, 5, 15 min) when the benchmarks started: %s\n", m.LoadAverageStart)
+	}
+	fmt.Fprintf(&b, "- Load average (1, 5, 15 min) when the report was written: %s\n", m.LoadAverage)
 	if m.Commit != "" {
 		fmt.Fprintf(&b, "- Commit: %s\n", m.Commit)
 	}
@@ -319,4 +325,55 @@ func Markdown(m Machine, rows []Row) []byte {
 			opt(r.BaselineValue), opt(r.Ratio), r.Aim, met, strings.ReplaceAll(r.Setup, "|", `\|`))
 	}
 	return b.Bytes()
+}
+
+// keyRows are the rows the README quotes (between readmeBegin and readmeEnd), in this order.
+var keyRows = []string{
+	"rls_updates_per_s_16", "rls_updates_per_s_deployed", "cleaner_core_rps", "collector_ingest_rps",
+	"predictor_latency_p99_ms", "predictor_fanout_msgs_per_s", "model_memory_bytes_10k", "eval_signals_scats_s",
+	"pipeline_latency_p99_ms",
+}
+
+// The markers around the README's quote of the report; Quote replaces what lies between them.
+const (
+	readmeBegin = "<!-- bench:begin (written by make bench from bench/report.json; do not edit) -->"
+	readmeEnd   = "<!-- bench:end -->"
+)
+
+// Quote replaces the text between readmeBegin and readmeEnd in doc by a table of the keyRows of rows, headed by
+// the report's date. It is an error when the markers are missing or out of order.
+func Quote(doc []byte, m Machine, rows []Row) ([]byte, error) {
+	b := bytes.Index(doc, []byte(readmeBegin))
+	e := bytes.Index(doc, []byte(readmeEnd))
+	if b < 0 || e < b {
+		return nil, fmt.Errorf("no %q … %q markers", readmeBegin, readmeEnd)
+	}
+	byName := map[string]Row{}
+	for _, r := range rows {
+		byName[r.Name] = r
+	}
+	var t bytes.Buffer
+	t.WriteString(readmeBegin + "\n")
+	fmt.Fprintf(&t, "From [bench/report.md](bench/report.md) of %s (%s, %d cores, load average %s):\n\n", m.Date, m.CPU, m.Cores, m.LoadAverage)
+	t.WriteString("| row | value | baseline ratio | aim | met |\n|---|---:|---:|---|---|\n")
+	for _, name := range keyRows {
+		r, ok := byName[name]
+		if !ok {
+			continue
+		}
+		val, ratio, met := "not measured", "", ""
+		if r.Value != nil {
+			val = formatValue(*r.Value) + " " + r.Unit
+		}
+		if r.Ratio != nil {
+			ratio = formatValue(*r.Ratio)
+		}
+		if r.Met != nil {
+			met = map[bool]string{true: "met", false: "**not met**"}[*r.Met]
+		}
+		fmt.Fprintf(&t, "| `%s` | %s | %s | %s | %s |\n", r.Name, val, ratio, r.Aim, met)
+	}
+	out := append([]byte{}, doc[:b]...)
+	out = append(out, t.Bytes()...)
+	return append(out, doc[e:]...), nil
 }

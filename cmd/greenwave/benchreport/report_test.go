@@ -164,3 +164,37 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestQuote(t *testing.T) {
+	t.Parallel()
+	res, err := Parse(strings.NewReader(sampleOutput), "bench.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := Build(res, map[string]float64{"eval_signals_scats_s": 53})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte("intro\n" + readmeBegin + "\nold figures\n" + readmeEnd + "\noutro\n")
+	got, err := Quote(doc, Machine{Date: "D", CPU: "C", Cores: 2, LoadAverage: "1 2 3"}, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(got)
+	for _, want := range []string{"intro\n" + readmeBegin + "\n", readmeEnd + "\noutro\n", "| `rls_updates_per_s_16` | 1.00 M updates/s |  | ≥ 1.00 M updates/s | met |",
+		"| `collector_ingest_rps` | 270.0 k readings/s | 0.45 | ratio ≥ 0.6 | **not met** |", "| `pipeline_latency_p99_ms` | not measured |"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("quote lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "old figures") {
+		t.Errorf("old figures kept:\n%s", s)
+	}
+	again, err := Quote(got, Machine{Date: "D", CPU: "C", Cores: 2, LoadAverage: "1 2 3"}, rows)
+	if err != nil || string(again) != s {
+		t.Errorf("quoting twice changes the text (err %v)", err)
+	}
+	if _, err := Quote([]byte("no markers"), Machine{}, rows); err == nil {
+		t.Error("Quote without markers: no error")
+	}
+}
