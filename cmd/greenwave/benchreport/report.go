@@ -355,7 +355,7 @@ func Quote(doc []byte, m Machine, rows []Row) ([]byte, error) {
 	var t bytes.Buffer
 	t.WriteString(readmeBegin + "\n")
 	fmt.Fprintf(&t, "From [bench/report.md](bench/report.md) of %s (%s, %d cores, load average %s):\n\n", m.Date, m.CPU, m.Cores, m.LoadAverage)
-	t.WriteString("| row | value | baseline ratio | aim | met |\n|---|---:|---:|---|---|\n")
+	t.WriteString("| row | value | ratio to baseline | aim | met |\n|---|---:|---:|---|---|\n")
 	for _, name := range keyRows {
 		r, ok := byName[name]
 		if !ok {
