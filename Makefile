@@ -50,11 +50,8 @@ test-prometheus: test-rules ## Evaluate every dashboard query and rule with prom
 	GREENWAVE_REQUIRE_PROMETHEUS=1 $(GOTEST) -v -run '^TestPrometheusEvaluatesDashboardAndRules$$' $(MOD)/cmd/greenwave/internal/e2e
 
 .PHONY: bench
-bench: ## Run the benchmarks: the pure core on one core, then the services against a real Kafka broker
-	go test -run '^$$' -bench . -benchmem -cpu 1 $(MOD)/pkg/...
-	go test -run '^$$' -bench . -benchtime 5000x -cpu 2 $(MOD)/services/predictor/internal/predictor
-	bash deploy/kafka/kafka.sh test -- bash -c "go test -run '^$$' -bench Ingest -benchtime 5x $(MOD)/services/collector/internal/collector && \
-	  go test -run '^$$' -bench TrainerService -benchtime 2400x $(MOD)/services/trainer/internal/trainer"
+bench: build ## Run every benchmark (real Kafka for the services) and write bench/report.json and report.md; PROFILE=1 writes pprof profiles
+	bash bench/run.sh
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s; one instrumented test binary per package)

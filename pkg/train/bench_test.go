@@ -1,8 +1,12 @@
 package train
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/greenwave-city/greenwave/pkg/features"
+	"github.com/greenwave-city/greenwave/pkg/regression"
 )
 
 const weekDur = week * time.Second
@@ -38,4 +42,41 @@ func BenchmarkLearnerApply(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// BenchmarkRLSUpdateDeployed measures regression.RLS.Update at the input count a deployed model has: the
+// learner's inputs for the real feature layout (features.Names without "bias", then the seasonal inputs), with
+// the default RLS configuration as regression's BenchmarkRLSUpdate16 and 32, on random rows of unit scale. It
+// reports updates/s and the input count (inputs).
+func BenchmarkRLSUpdateDeployed(b *testing.B) {
+	l, err := NewLearner(testIntersection, testApproach, features.Names(), features.SetVersion, DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := len(l.FeatureNames())
+	r, err := regression.NewRLS(n, regression.DefaultRLSConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rows = 1024 // cycled, so data generation is outside the loop
+	rng := rand.New(rand.NewPCG(1, 2))
+	X, y := make([][]float64, rows), make([]float64, rows)
+	for i := range X {
+		X[i] = make([]float64, n)
+		for j := range X[i] {
+			X[i][j] = rng.NormFloat64()
+			y[i] += float64(j%5-2) * X[i][j]
+		}
+		y[i] += 0.1 * rng.NormFloat64()
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := r.Update(X[i], y[i]); err != nil {
+			b.Fatal(err)
+		}
+		i = (i + 1) % rows
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+	b.ReportMetric(float64(n), "inputs")
 }
