@@ -37,8 +37,11 @@ const (
 	numForecasters
 )
 
-// forecasterNames are the report names in forecastSet order ("model" first).
-var forecasterNames = [numForecasters]string{"model", BaselinePersistence, BaselineSeasonalNaive, BaselineHistoricalAverage, BaselineSeasonalProfile}
+// ModelName is the model's name among the forecasters (HorizonReport.Missing).
+const ModelName = "model"
+
+// forecasterNames are the report names in forecastSet order (ModelName first).
+var forecasterNames = [numForecasters]string{ModelName, BaselinePersistence, BaselineSeasonalNaive, BaselineHistoricalAverage, BaselineSeasonalProfile}
 
 // forecastSet holds every forecaster's forecast of one (series, target window), natural units, NaN for none.
 type forecastSet [numForecasters]float64
@@ -56,7 +59,9 @@ func (f *forecastSet) complete() bool {
 // pairScore accumulates one horizon's pairs of one series under the same-pairs rule.
 type pairScore struct {
 	sums [numForecasters]errSums
-	// missing[k] counts the labelled pairs left out of every row because forecaster k had no forecast.
+	// dropped counts the labelled pairs left out of every row because some forecaster had no forecast;
+	// missing[k] those of them forecaster k had none for (a pair may lack several).
+	dropped int
 	missing [numForecasters]int
 }
 
@@ -64,6 +69,7 @@ type pairScore struct {
 // whether the pair was scored.
 func (p *pairScore) pair(y float64, fs *forecastSet) bool {
 	if !fs.complete() {
+		p.dropped++
 		for k, v := range fs {
 			if math.IsNaN(v) {
 				p.missing[k]++
@@ -78,10 +84,40 @@ func (p *pairScore) pair(y float64, fs *forecastSet) bool {
 }
 
 func (p *pairScore) add(o *pairScore) {
+	p.dropped += o.dropped
 	for k := range p.sums {
 		p.sums[k].add(o.sums[k])
 		p.missing[k] += o.missing[k]
 	}
+}
+
+// missingMap returns the non-zero missing counts by forecaster name.
+func (p *pairScore) missingMap() map[string]int {
+	out := map[string]int{}
+	for k, n := range p.missing {
+		if n > 0 {
+			out[forecasterNames[k]] = n
+		}
+	}
+	return out
+}
+
+// MissingReason says why forecaster (ModelName or a baseline name) can lack a forecast of a labelled pair,
+// for reports that list the pairs left out (HorizonReport.Missing); "" for an unknown name.
+func MissingReason(forecaster string) string {
+	switch forecaster {
+	case ModelName:
+		return "the learner made no forecast (it skipped the window at t)"
+	case BaselinePersistence:
+		return "the target at t was not measured"
+	case BaselineSeasonalNaive:
+		return "the target at t+h − 7 d was not measured (or is before the first week)"
+	case BaselineHistoricalAverage:
+		return "no target measured yet in t+h's local time-of-week bucket"
+	case BaselineSeasonalProfile:
+		return "the model's profile has no data in t+h's local time-of-week bucket"
+	}
+	return ""
 }
 
 // seasonalHistory is the evaluation's own record of one series' observed targets, from which it computes the
