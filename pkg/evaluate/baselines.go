@@ -63,11 +63,16 @@ type pairScore struct {
 	// missing[k] those of them forecaster k had none for (a pair may lack several).
 	dropped int
 	missing [numForecasters]int
+	// modelAll scores the model on every labelled pair it forecast, dropped ones included (for reference).
+	modelAll errSums
 }
 
 // pair scores one labelled pair: every forecaster when all have a forecast, none otherwise. It reports
 // whether the pair was scored.
 func (p *pairScore) pair(y float64, fs *forecastSet) bool {
+	if !math.IsNaN(fs[fModel]) {
+		p.modelAll.pair(y, fs[fModel])
+	}
 	if !fs.complete() {
 		p.dropped++
 		for k, v := range fs {
@@ -85,6 +90,7 @@ func (p *pairScore) pair(y float64, fs *forecastSet) bool {
 
 func (p *pairScore) add(o *pairScore) {
 	p.dropped += o.dropped
+	p.modelAll.add(o.modelAll)
 	for k := range p.sums {
 		p.sums[k].add(o.sums[k])
 		p.missing[k] += o.missing[k]

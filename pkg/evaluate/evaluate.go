@@ -156,6 +156,9 @@ type HorizonReport struct {
 	// MissingReason says why one can lack a forecast); a pair may lack several, so Missing may sum to more.
 	DroppedPairs int
 	Missing      map[string]int
+	// ModelAll is the model on every labelled pair after the warm-up it forecast, the dropped ones included:
+	// what dropping pairs changes for the model (not comparable with the baselines' rows).
+	ModelAll Metrics
 }
 
 // HoldoutReport is the batch OLS reference and the comparison on its test rows (see the package documentation).
@@ -467,7 +470,7 @@ func (e *Evaluator) Finish() (*Report, error) {
 		for k := fModel + 1; k < numForecasters; k++ {
 			hr.Baselines[forecasterNames[k]] = ps.sums[k].metrics()
 		}
-		hr.DroppedPairs, hr.Missing = ps.dropped, ps.missingMap()
+		hr.DroppedPairs, hr.Missing, hr.ModelAll = ps.dropped, ps.missingMap(), ps.modelAll.metrics()
 		rep.Horizons = append(rep.Horizons, hr)
 	}
 	rep.Holdout = holdoutOLS(e.holdout, e.featureNames())

@@ -137,6 +137,10 @@ func TestSamePairsRule(t *testing.T) {
 				if wantDropped := labelledPairs(hours, tc.warmupH, h, tc.missing) - want; hr.DroppedPairs != wantDropped {
 					t.Errorf("%dh: %d pairs dropped, want %d (labelled pairs past the warm-up − n)", h, hr.DroppedPairs, wantDropped)
 				}
+				// The model forecasts every window here, so it is scored on every labelled pair in ModelAll.
+				if all := labelledPairs(hours, tc.warmupH, h, tc.missing); hr.ModelAll.N != all {
+					t.Errorf("%dh: model on all pairs n %d, want %d", h, hr.ModelAll.N, all)
+				}
 				if len(hr.Baselines) != len(OnlineBaselines) {
 					t.Errorf("%dh: baselines %v, want %v", h, hr.Baselines, OnlineBaselines)
 				}
