@@ -11,7 +11,8 @@ import (
 const (
 	// BaselinePersistence forecasts t+h with the target observed at t.
 	BaselinePersistence = train.BaselinePersistence
-	// BaselineSeasonalNaive forecasts t+h with the target observed at t+h − 7 days.
+	// BaselineSeasonalNaive forecasts t+h with the target observed at the same LOCAL time 7 days before (the
+	// topology's time_zone): the same hour last week across daylight-saving changes too.
 	BaselineSeasonalNaive = train.BaselineSeasonalNaive
 	// BaselineHistoricalAverage forecasts t+h with the mean of every target observed up to t in t+h's LOCAL
 	// time-of-week bucket (the topology's time_zone, as the calendar features and the model's profile).
@@ -117,7 +118,7 @@ func MissingReason(forecaster string) string {
 	case BaselinePersistence:
 		return "the target at t was not measured"
 	case BaselineSeasonalNaive:
-		return "the target at t+h − 7 d was not measured (or is before the first week)"
+		return "no measured target at t+h's local time 7 d before (a gap, the first week, or a skipped DST hour)"
 	case BaselineHistoricalAverage:
 		return "no target measured yet in t+h's local time-of-week bucket"
 	case BaselineSeasonalProfile:
@@ -127,13 +128,14 @@ func MissingReason(forecaster string) string {
 }
 
 // seasonalHistory is the evaluation's own record of one series' observed targets, from which it computes the
-// persistence, seasonal naive and local-time historical average forecasts (independently of the learner's
-// internal baselines, whose historical average buckets UTC hours).
+// seasonal naive and historical average forecasts in local time (independently of the learner's internal
+// baselines, which work in UTC: the same instant a week before, UTC hours of week).
 type seasonalHistory struct {
 	windowS, bucketS int64
 	loc              *time.Location
-	// ringT[k] and ringY[k] are the window start and observed target of slot k (start/windowS mod len), a week
-	// of windows; a slot is valid for window w only when ringT holds w.
+	// ringT[k] and ringY[k] are the window start and observed target of slot k (start/windowS mod len), eight
+	// days of windows (a local week before can be a week and an hour); a slot is valid for window w only when
+	// ringT holds w.
 	ringT []int64
 	ringY []float64
 	// sum and n are the all-time sums of observed targets per local time-of-week bucket.
@@ -148,7 +150,7 @@ func newSeasonalHistory(windowS int64, loc *time.Location) *seasonalHistory {
 	if windowS > bucketS {
 		bucketS = windowS
 	}
-	n := max(weekS/windowS, 1)
+	n := max((weekS+86400)/windowS, 1)
 	h := &seasonalHistory{windowS: windowS, bucketS: bucketS, loc: loc, ringT: make([]int64, n), ringY: make([]float64, n),
 		sum: make([]float64, (weekS+bucketS-1)/bucketS), n: make([]uint64, (weekS+bucketS-1)/bucketS)}
 	for i := range h.ringT {
@@ -176,7 +178,19 @@ func (h *seasonalHistory) record(start int64, y float64) {
 	h.n[b]++
 }
 
-// observed returns the target observed in window w, NaN when it was not (or is older than a week of windows).
+// lastWeek returns the seasonal naive forecast of instant at: the target observed at the same local wall-clock
+// time seven days before, NaN when it was not measured or that wall-clock time did not exist (the hour skipped
+// when clocks went forward).
+func (h *seasonalHistory) lastWeek(at int64) float64 {
+	lt := time.Unix(at, 0).In(h.loc)
+	p := lt.AddDate(0, 0, -7)
+	if p.Hour() != lt.Hour() || p.Minute() != lt.Minute() || p.Second() != lt.Second() {
+		return math.NaN()
+	}
+	return h.observed(p.Unix())
+}
+
+// observed returns the target observed in window w, NaN when it was not (or is older than the ring).
 func (h *seasonalHistory) observed(w int64) float64 {
 	k := (w / h.windowS) % int64(len(h.ringT))
 	if k < 0 {

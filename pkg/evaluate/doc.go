@@ -25,8 +25,9 @@
 // could not make (NaN) is not scored.
 //
 // Baselines (OnlineBaselines), computed here from the observed targets the learner sees, the window at t
-// recorded before the forecasts made at t: persistence (the target at t), seasonal naive (the target at
-// t+h − 7 d), historical average (the mean of the targets so far in t+h's LOCAL time-of-week bucket, in
+// recorded before the forecasts made at t: persistence (the target at t), seasonal naive (the target at t+h's
+// local wall-clock time 7 days before, in Config.Clean.Location; none when that time did not exist),
+// historical average (the mean of the targets so far in t+h's LOCAL time-of-week bucket, in
 // Config.Clean.Location — the zone of the calendar features from which the model's profile reads its local time;
 // the learner's own historical average buckets UTC hours) and seasonal profile (train.HorizonUpdate.Profile: the
 // model's recent weekly profile alone, without the regression).

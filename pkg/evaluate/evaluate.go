@@ -409,7 +409,7 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 		}
 		for i, hu := range up.Horizons {
 			at := t + int64(hu.Horizon/time.Second)
-			fc := forecastSet{hu.Forecast, persist, s.hist.observed(at - weekS), s.hist.average(at), hu.Profile}
+			fc := forecastSet{hu.Forecast, persist, s.hist.lastWeek(at), s.hist.average(at), hu.Profile}
 			s.pend[i][at] = fc
 			if i == 0 {
 				if x := s.learner.Inputs(0); x != nil {
