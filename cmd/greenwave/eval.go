@@ -42,7 +42,8 @@ its window (1h for hourly Metro data), else one window — the rule of the train
 lasts more than a few seconds prints its progress to stderr.
 Scores count only labels at least --warmup after the start of their series, and only measured (not imputed)
 targets. The model (the learner's own test-then-train forecasts) and the baselines — persistence, seasonal
-naive, historical average by LOCAL hour of week, and the model's seasonal profile alone — are scored on exactly
+naive (the same LOCAL hour last week), historical average by LOCAL hour of week (the topology's time_zone, the
+model profile's buckets), and the model's seasonal profile alone — are scored on exactly
 the same (series, target window) pairs: a pair counts only when every one of them has a forecast, so n is equal
 across rows; the output says how many pairs were dropped for every row and which forecaster lacked a forecast.
 holdout_ols is batch OLS on all of the model's inputs at the first horizon, trained on the first 80 % of the
