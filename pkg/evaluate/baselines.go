@@ -179,8 +179,8 @@ func (h *seasonalHistory) record(start int64, y float64) {
 }
 
 // lastWeek returns the seasonal naive forecast of instant at: the target observed at the same local wall-clock
-// time seven days before, NaN when it was not measured or that wall-clock time did not exist (the hour skipped
-// when clocks went forward).
+// time seven days before, NaN when it was not measured, when that wall-clock time did not exist (the hour
+// skipped when clocks went forward) or when no window starts at it (windows longer than the clock change).
 func (h *seasonalHistory) lastWeek(at int64) float64 {
 	lt := time.Unix(at, 0).In(h.loc)
 	p := lt.AddDate(0, 0, -7)
