@@ -42,10 +42,12 @@ its window (1h for hourly Metro data), else one window — the rule of the train
 lasts more than a few seconds prints its progress to stderr.
 Scores count only labels at least --warmup after the start of their series, and only measured (not imputed)
 targets. The model (the learner's own test-then-train forecasts) and the baselines — persistence, seasonal
-naive, historical average by LOCAL hour of week, and the model's seasonal profile alone — are scored on exactly
+naive (the same LOCAL hour last week), historical average by LOCAL hour of week (the topology's time_zone, the
+model profile's buckets), and the model's seasonal profile alone — are scored on exactly
 the same (series, target window) pairs: a pair counts only when every one of them has a forecast, so n is equal
-across rows. holdout_ols is batch OLS on the model's own inputs at the first horizon, trained on the first 80 %
-of the rows in time; it and every other forecaster are scored on the same pairs of the last 20 %.
+across rows; the output says how many pairs were dropped for every row and which forecaster lacked a forecast.
+holdout_ols is batch OLS on all of the model's inputs at the first horizon, trained on the first 80 % of the
+rows in time; it and every other forecaster are scored on the same pairs of the last 20 %.
 docs/evaluation.md has the details.
 
 Topology: --topology FILE, else built in for --format metro (dataset.MetroTopology), scats (imported from the
@@ -55,9 +57,11 @@ services: America/Chicago for the built-in metro topology, Australia/Melbourne f
 
 --json prints one object:
   {"n": N, "horizons": [{"horizon_s": S, "model": {"mae","rmse","mape","n"}, "baselines": {"persistence": {...},
-  "seasonal_naive": {...}, "historical_average": {...}, "seasonal_profile": {...}}, "missing": {NAME: N}}],
-  "holdout": {"horizon_s": S, "train": N, "test": N, "model": {...}, "baselines": {..., "holdout_ols": {...}}},
-  "holdout_ols": {"mae","mse","n"}, "cleaning": {"readings", "duplicates", "rejected": {REASON: N}, "imputed"}}
+  "seasonal_naive": {...}, "historical_average": {...}, "seasonal_profile": {...}}, "dropped": N,
+  "missing": {NAME: N}, "model_all_pairs": {...}}], "holdout": {"horizon_s": S, "train": N, "test": N, "n": N, "dropped": N,
+  "before_warmup": N, "missing": {NAME: N}, "inputs": [NAME], "dropped_columns": [NAME], "model": {...},
+  "baselines": {..., "holdout_ols": {...}}}, "holdout_ols": {"mae","mse","n"},
+  "cleaning": {"readings", "duplicates", "rejected": {REASON: N}, "imputed"}}
 (undefined metrics are null). --clean-report adds the cleaning figures per reason, and for --format nab the
 flags inside and outside the labelled anomaly windows of --labels (NAB combined_windows.json). --signals replays
 signal-control and compares the Webster delays of Greenwave's plans with a fixed-time plan, a time-of-day plan
@@ -339,6 +343,14 @@ func (in *evalInput) drain(rd *dataset.Reader) error {
 	return nil
 }
 
+// nonNil returns s, or an empty slice for nil, so that JSON shows [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 // jnum is a float that encodes NaN and ±Inf as JSON null.
 type jnum float64
 
@@ -361,16 +373,28 @@ type evalHorizonJSON struct {
 	HorizonS  int                        `json:"horizon_s"`
 	Model     evalMetricsJSON            `json:"model"`
 	Baselines map[string]evalMetricsJSON `json:"baselines"`
-	Missing   map[string]int             `json:"missing"`
+	// Dropped counts the labelled pairs left out of every row; Missing splits them by forecaster. ModelAll is
+	// the model on every labelled pair it forecast, for reference.
+	Dropped  int             `json:"dropped"`
+	Missing  map[string]int  `json:"missing"`
+	ModelAll evalMetricsJSON `json:"model_all_pairs"`
 }
 
 // evalHoldoutCmpJSON is the comparison on the hold-out's test pairs.
 type evalHoldoutCmpJSON struct {
-	HorizonS  int                        `json:"horizon_s"`
-	Train     int                        `json:"train"`
-	Test      int                        `json:"test"`
-	Model     evalMetricsJSON            `json:"model"`
-	Baselines map[string]evalMetricsJSON `json:"baselines"`
+	HorizonS int `json:"horizon_s"`
+	Train    int `json:"train"`
+	Test     int `json:"test"`
+	// N = Test − Dropped − BeforeWarmup is every row's n.
+	N            int            `json:"n"`
+	Dropped      int            `json:"dropped"`
+	BeforeWarmup int            `json:"before_warmup"`
+	Missing      map[string]int `json:"missing"`
+	// Inputs are the columns OLS was given (the model's inputs), DroppedColumns those left out of the fit.
+	Inputs         []string                   `json:"inputs"`
+	DroppedColumns []string                   `json:"dropped_columns"`
+	Model          evalMetricsJSON            `json:"model"`
+	Baselines      map[string]evalMetricsJSON `json:"baselines"`
 }
 
 type evalHoldoutJSON struct {
@@ -410,14 +434,16 @@ func writeEvalJSON(w io.Writer, rep *evaluate.Report, o evalOptions, nab []evalu
 				Imputed: rep.Cleaning.Imputed}, CleanReport: nab, Horizons: []evalHorizonJSON{}}
 		for _, h := range rep.Horizons {
 			hj := evalHorizonJSON{HorizonS: int(h.Horizon / time.Second), Model: metricsJSON(h.Model), Baselines: map[string]evalMetricsJSON{},
-				Missing: h.Missing}
+				Dropped: h.DroppedPairs, Missing: h.Missing, ModelAll: metricsJSON(h.ModelAll)}
 			for k, m := range h.Baselines {
 				hj.Baselines[k] = metricsJSON(m)
 			}
 			ej.Horizons = append(ej.Horizons, hj)
 		}
 		ho := rep.Holdout
-		ej.Holdout = evalHoldoutCmpJSON{HorizonS: int(ho.Horizon / time.Second), Train: ho.Train, Test: ho.Test,
+		ej.Holdout = evalHoldoutCmpJSON{HorizonS: int(ho.Horizon / time.Second), Train: ho.Train, Test: ho.Test, N: ho.N,
+			Dropped: ho.DroppedPairs, BeforeWarmup: ho.BeforeWarmup, Missing: ho.Missing,
+			Inputs: nonNil(ho.Inputs), DroppedColumns: nonNil(ho.DroppedColumns),
 			Model: metricsJSON(ho.Model), Baselines: map[string]evalMetricsJSON{}}
 		for k, m := range ho.Baselines {
 			ej.Holdout.Baselines[k] = metricsJSON(m)
@@ -458,29 +484,39 @@ func writeEvalText(w io.Writer, rep *evaluate.Report, o evalOptions, nab []evalu
 			fmt.Fprintf(w, "%-9s %-20s %10.3f  (%s)\n", "", "model/best baseline", model.MAE/best, bestName)
 		}
 	}
+	// dropped says how many pairs every row left out and which forecaster lacked a forecast, and why.
+	dropped := func(n, d int, missing map[string]int) {
+		if d == 0 {
+			fmt.Fprintf(w, "%-9s no labelled pair dropped: n = %d\n", "", n)
+			return
+		}
+		fmt.Fprintf(w, "%-9s %d of %d labelled pairs dropped from every row, for want of a forecast (a pair may lack several):\n", "", d, n+d)
+		names := append([]string{evaluate.ModelName}, evaluate.OnlineBaselines...)
+		for _, k := range names {
+			if missing[k] > 0 {
+				fmt.Fprintf(w, "%-9s   %-20s %8d  %s\n", "", k, missing[k], evaluate.MissingReason(k))
+			}
+		}
+	}
 	for _, h := range rep.Horizons {
 		table(h.Horizon.String(), h.Model, h.Baselines, evaluate.OnlineBaselines)
-		if len(h.Missing) > 0 {
-			keys := make([]string, 0, len(h.Missing))
-			for k := range h.Missing {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			parts := make([]string, len(keys))
-			for i, k := range keys {
-				parts[i] = fmt.Sprintf("%s %d", k, h.Missing[k])
-			}
-			fmt.Fprintf(w, "%-9s pairs left out for want of a forecast: %s\n", "", strings.Join(parts, ", "))
+		dropped(h.Model.N, h.DroppedPairs, h.Missing)
+		if h.DroppedPairs > 0 {
+			m := h.ModelAll
+			fmt.Fprintf(w, "%-9s the model on every labelled pair it forecast, dropped ones included (not comparable with the rows above): MAE %.2f, RMSE %.2f, n %d\n",
+				"", m.MAE, m.RMSE, m.N)
 		}
 	}
 	ho := rep.Holdout
 	if ho.Err != "" {
 		fmt.Fprintf(w, "\nholdout OLS: not fitted: %s\n", ho.Err)
 	} else {
-		fmt.Fprintf(w, "\nlast 20 %% (holdout OLS on the model's inputs: %d training rows, %d test rows, %d scored pairs):\n", ho.Train, ho.Test, ho.N)
+		fmt.Fprintf(w, "\nlast 20 %% (holdout OLS on all %d of the model's inputs, %d left out of the fit as constant or collinear; %d training rows, %d test rows, %d before the warm-up):\n",
+			len(ho.Inputs), len(ho.DroppedColumns), ho.Train, ho.Test, ho.BeforeWarmup)
 		table(ho.Horizon.String(), ho.Model, ho.Baselines, append(slices.Clone(evaluate.OnlineBaselines), evaluate.BaselineOLS))
-		if len(ho.Dropped) > 0 {
-			fmt.Fprintf(w, "  OLS columns dropped as constant or collinear: %s\n", strings.Join(ho.Dropped, ", "))
+		dropped(ho.N, ho.DroppedPairs, ho.Missing)
+		if len(ho.DroppedColumns) > 0 {
+			fmt.Fprintf(w, "  OLS columns dropped as constant or collinear: %s\n", strings.Join(ho.DroppedColumns, ", "))
 		}
 	}
 	if o.cleanReport {

@@ -8,11 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
+	"github.com/greenwave-city/greenwave/pkg/evaluate"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files of the eval tests")
@@ -81,6 +83,72 @@ func TestEvalCleaningCounts(t *testing.T) {
 	c := out.Cleaning
 	if c.Readings != 433 || c.Duplicates != 1 || c.Rejected["duplicate_conflict"] != 1 || c.Rejected["out_of_range"] != 1 || c.Rejected["weather_out_of_range"] != 1 || c.Imputed < 2 {
 		t.Fatalf("cleaning %+v", c)
+	}
+}
+
+// TestEvalSamePairsOutput: in the text and the --json output every forecaster of a table — the model, the
+// baselines and, on the last 20 %, OLS — has the same n, and the pairs dropped from every row are counted and
+// explained; OLS is given all of the model's inputs.
+func TestEvalSamePairsOutput(t *testing.T) {
+	t.Parallel()
+	base := []string{"eval", "--format", "csv", "--topology", "testdata/eval/topology.yaml", "--weather", "testdata/eval/weather.csv",
+		"--horizons", "1h,2h", "--warmup", "48h"}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), append(base, "--json", "testdata/eval/readings.csv"), &stdout, &stderr); err != nil {
+		t.Fatalf("eval: %v (%s)", err, stderr.String())
+	}
+	var out evalJSON
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range out.Horizons {
+		for name, m := range h.Baselines {
+			if m.N != h.Model.N {
+				t.Errorf("%d s: %s n %d, model n %d", h.HorizonS, name, m.N, h.Model.N)
+			}
+		}
+		if h.Dropped == 0 || h.ModelAll.N != h.Model.N+h.Dropped {
+			t.Errorf("%d s: dropped %d, model on all pairs n %d, model n %d: want dropped > 0 and all = n + dropped", h.HorizonS, h.Dropped, h.ModelAll.N, h.Model.N)
+		}
+	}
+	ho := out.Holdout
+	for name, m := range ho.Baselines {
+		if m.N != ho.N || ho.Model.N != ho.N {
+			t.Errorf("last 20 %%: %s n %d, model n %d, scored %d", name, m.N, ho.Model.N, ho.N)
+		}
+	}
+	if ho.N+ho.Dropped+ho.BeforeWarmup != ho.Test || len(ho.Inputs) == 0 || len(ho.DroppedColumns) >= len(ho.Inputs) {
+		t.Errorf("holdout %+v: want n + dropped + before warm-up = test and the model's inputs", ho)
+	}
+
+	stdout.Reset()
+	if err := run(context.Background(), append(base, "testdata/eval/readings.csv"), &stdout, &stderr); err != nil {
+		t.Fatalf("eval: %v (%s)", err, stderr.String())
+	}
+	text := stdout.String()
+	// Every table row ends with n; within a table (a horizon, or the last 20 %) they must agree.
+	ns := map[string]bool{}
+	tables := 0
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && (f[0] == "1h0m0s" || f[0] == "2h0m0s") && f[1] == "model":
+			tables++
+			ns = map[string]bool{f[len(f)-1]: true}
+		case len(f) == 5 && slices.Contains(append(slices.Clone(evaluate.OnlineBaselines), evaluate.BaselineOLS), f[0]):
+			ns[f[4]] = true
+			if len(ns) != 1 {
+				t.Errorf("row %q: n differs from the model's in its table %v", line, ns)
+			}
+		}
+	}
+	if tables != 3 {
+		t.Errorf("%d tables, want 2 horizons and the last 20 %%:\n%s", tables, text)
+	}
+	for _, want := range []string{"labelled pairs dropped from every row", "no measured target at t+h's local time 7 d before", "on all 42 of the model's inputs"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text output lacks %q:\n%s", want, text)
+		}
 	}
 }
 

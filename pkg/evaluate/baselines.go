@@ -11,7 +11,8 @@ import (
 const (
 	// BaselinePersistence forecasts t+h with the target observed at t.
 	BaselinePersistence = train.BaselinePersistence
-	// BaselineSeasonalNaive forecasts t+h with the target observed at t+h − 7 days.
+	// BaselineSeasonalNaive forecasts t+h with the target observed at the same LOCAL time 7 days before (the
+	// topology's time_zone): the same hour last week across daylight-saving changes too.
 	BaselineSeasonalNaive = train.BaselineSeasonalNaive
 	// BaselineHistoricalAverage forecasts t+h with the mean of every target observed up to t in t+h's LOCAL
 	// time-of-week bucket (the topology's time_zone, as the calendar features and the model's profile).
@@ -37,8 +38,11 @@ const (
 	numForecasters
 )
 
-// forecasterNames are the report names in forecastSet order ("model" first).
-var forecasterNames = [numForecasters]string{"model", BaselinePersistence, BaselineSeasonalNaive, BaselineHistoricalAverage, BaselineSeasonalProfile}
+// ModelName is the model's name among the forecasters (HorizonReport.Missing).
+const ModelName = "model"
+
+// forecasterNames are the report names in forecastSet order (ModelName first).
+var forecasterNames = [numForecasters]string{ModelName, BaselinePersistence, BaselineSeasonalNaive, BaselineHistoricalAverage, BaselineSeasonalProfile}
 
 // forecastSet holds every forecaster's forecast of one (series, target window), natural units, NaN for none.
 type forecastSet [numForecasters]float64
@@ -56,14 +60,22 @@ func (f *forecastSet) complete() bool {
 // pairScore accumulates one horizon's pairs of one series under the same-pairs rule.
 type pairScore struct {
 	sums [numForecasters]errSums
-	// missing[k] counts the labelled pairs left out of every row because forecaster k had no forecast.
+	// dropped counts the labelled pairs left out of every row because some forecaster had no forecast;
+	// missing[k] those of them forecaster k had none for (a pair may lack several).
+	dropped int
 	missing [numForecasters]int
+	// modelAll scores the model on every labelled pair it forecast, dropped ones included (for reference).
+	modelAll errSums
 }
 
 // pair scores one labelled pair: every forecaster when all have a forecast, none otherwise. It reports
 // whether the pair was scored.
 func (p *pairScore) pair(y float64, fs *forecastSet) bool {
+	if !math.IsNaN(fs[fModel]) {
+		p.modelAll.pair(y, fs[fModel])
+	}
 	if !fs.complete() {
+		p.dropped++
 		for k, v := range fs {
 			if math.IsNaN(v) {
 				p.missing[k]++
@@ -78,20 +90,52 @@ func (p *pairScore) pair(y float64, fs *forecastSet) bool {
 }
 
 func (p *pairScore) add(o *pairScore) {
+	p.dropped += o.dropped
+	p.modelAll.add(o.modelAll)
 	for k := range p.sums {
 		p.sums[k].add(o.sums[k])
 		p.missing[k] += o.missing[k]
 	}
 }
 
+// missingMap returns the non-zero missing counts by forecaster name.
+func (p *pairScore) missingMap() map[string]int {
+	out := map[string]int{}
+	for k, n := range p.missing {
+		if n > 0 {
+			out[forecasterNames[k]] = n
+		}
+	}
+	return out
+}
+
+// MissingReason says why forecaster (ModelName or a baseline name) can lack a forecast of a labelled pair,
+// for reports that list the pairs left out (HorizonReport.Missing); "" for an unknown name.
+func MissingReason(forecaster string) string {
+	switch forecaster {
+	case ModelName:
+		return "the learner made no forecast (it skipped the window at t)"
+	case BaselinePersistence:
+		return "the target at t was not measured"
+	case BaselineSeasonalNaive:
+		return "no measured target at t+h's local time 7 d before (a gap, the first week, or a skipped DST hour)"
+	case BaselineHistoricalAverage:
+		return "no target measured yet in t+h's local time-of-week bucket"
+	case BaselineSeasonalProfile:
+		return "the model's profile has no data in t+h's local time-of-week bucket"
+	}
+	return ""
+}
+
 // seasonalHistory is the evaluation's own record of one series' observed targets, from which it computes the
-// persistence, seasonal naive and local-time historical average forecasts (independently of the learner's
-// internal baselines, whose historical average buckets UTC hours).
+// seasonal naive and historical average forecasts in local time (independently of the learner's internal
+// baselines, which work in UTC: the same instant a week before, UTC hours of week).
 type seasonalHistory struct {
 	windowS, bucketS int64
 	loc              *time.Location
-	// ringT[k] and ringY[k] are the window start and observed target of slot k (start/windowS mod len), a week
-	// of windows; a slot is valid for window w only when ringT holds w.
+	// ringT[k] and ringY[k] are the window start and observed target of slot k (start/windowS mod len), eight
+	// days of windows (a local week before can be a week and an hour); a slot is valid for window w only when
+	// ringT holds w.
 	ringT []int64
 	ringY []float64
 	// sum and n are the all-time sums of observed targets per local time-of-week bucket.
@@ -106,7 +150,7 @@ func newSeasonalHistory(windowS int64, loc *time.Location) *seasonalHistory {
 	if windowS > bucketS {
 		bucketS = windowS
 	}
-	n := max(weekS/windowS, 1)
+	n := max((weekS+86400)/windowS, 1)
 	h := &seasonalHistory{windowS: windowS, bucketS: bucketS, loc: loc, ringT: make([]int64, n), ringY: make([]float64, n),
 		sum: make([]float64, (weekS+bucketS-1)/bucketS), n: make([]uint64, (weekS+bucketS-1)/bucketS)}
 	for i := range h.ringT {
@@ -134,7 +178,19 @@ func (h *seasonalHistory) record(start int64, y float64) {
 	h.n[b]++
 }
 
-// observed returns the target observed in window w, NaN when it was not (or is older than a week of windows).
+// lastWeek returns the seasonal naive forecast of instant at: the target observed at the same local wall-clock
+// time seven days before, NaN when it was not measured, when that wall-clock time did not exist (the hour
+// skipped when clocks went forward) or when no window starts at it (windows longer than the clock change).
+func (h *seasonalHistory) lastWeek(at int64) float64 {
+	lt := time.Unix(at, 0).In(h.loc)
+	p := lt.AddDate(0, 0, -7)
+	if p.Hour() != lt.Hour() || p.Minute() != lt.Minute() || p.Second() != lt.Second() {
+		return math.NaN()
+	}
+	return h.observed(p.Unix())
+}
+
+// observed returns the target observed in window w, NaN when it was not (or is older than the ring).
 func (h *seasonalHistory) observed(w int64) float64 {
 	k := (w / h.windowS) % int64(len(h.ringT))
 	if k < 0 {

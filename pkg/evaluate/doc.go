@@ -25,16 +25,17 @@
 // could not make (NaN) is not scored.
 //
 // Baselines (OnlineBaselines), computed here from the observed targets the learner sees, the window at t
-// recorded before the forecasts made at t: persistence (the target at t), seasonal naive (the target at
-// t+h − 7 d), historical average (the mean of the targets so far in t+h's LOCAL time-of-week bucket, in
+// recorded before the forecasts made at t: persistence (the target at t), seasonal naive (the target at t+h's
+// local wall-clock time 7 days before, in Config.Clean.Location; none when that time did not exist),
+// historical average (the mean of the targets so far in t+h's LOCAL time-of-week bucket, in
 // Config.Clean.Location — the zone of the calendar features from which the model's profile reads its local time;
 // the learner's own historical average buckets UTC hours) and seasonal profile (train.HorizonUpdate.Profile: the
 // model's recent weekly profile alone, without the regression).
 //
 // Same pairs: a (series, target window) pair is scored only when its label is measured, it is past the warm-up
 // and every forecaster — the model and each baseline — has a forecast for it; then it is scored for all of them,
-// so every row of a horizon has the same N. HorizonReport.Missing counts the pairs left out, per forecaster
-// lacking a forecast.
+// so every row of a horizon has the same N. HorizonReport.DroppedPairs counts the pairs left out of every row,
+// HorizonReport.Missing splits them per forecaster lacking a forecast (MissingReason says why one can).
 //
 // Warm-up: only labels (target times) at least Config.Warmup after the start of their series count; a series
 // is one (intersection, approach) and starts at the first window its intersection emitted.
@@ -49,6 +50,8 @@
 // seasonal inputs) and its fixed target scale (÷ capacity for flow, see package train), in time order (ties in
 // topology order). The first TrainRows(n) rows train regression.OLS. Columns constant or linearly dependent on
 // earlier columns over the training rows (absent sensors, presence flags that never change) are dropped first,
-// because OLS rejects a rank-deficient design; Report.Holdout.Dropped names them. OLS, the model and every
-// online baseline are then scored on the test rows (the last 20 %) that count under the same-pairs rule.
+// because OLS rejects a rank-deficient design; Report.Holdout.Inputs names every column it was given (all of
+// the model's inputs) and DroppedColumns those left out. OLS, the model and every online baseline are then
+// scored on the test rows (the last 20 %) that count under the same-pairs rule; OLS forecasts every row, so
+// the rows dropped are those an online forecaster could not forecast (HoldoutReport.DroppedPairs, Missing).
 package evaluate

@@ -151,9 +151,14 @@ type HorizonReport struct {
 	Model   Metrics
 	// Baselines maps each of OnlineBaselines to metrics.
 	Baselines map[string]Metrics
-	// Missing counts, per forecaster ("model" or a baseline name), the labelled pairs after the warm-up left
-	// out of every row because that forecaster had no forecast (a pair may lack several).
-	Missing map[string]int
+	// DroppedPairs counts the labelled pairs after the warm-up left out of every row because at least one
+	// forecaster had no forecast for them. Missing splits them per forecaster (ModelName or a baseline name;
+	// MissingReason says why one can lack a forecast); a pair may lack several, so Missing may sum to more.
+	DroppedPairs int
+	Missing      map[string]int
+	// ModelAll is the model on every labelled pair after the warm-up it forecast, the dropped ones included:
+	// what dropping pairs changes for the model (not comparable with the baselines' rows).
+	ModelAll Metrics
 }
 
 // HoldoutReport is the batch OLS reference and the comparison on its test rows (see the package documentation).
@@ -168,8 +173,15 @@ type HoldoutReport struct {
 	// Model and Baselines (OnlineBaselines and BaselineOLS) are scored on the same N test pairs.
 	Model     Metrics
 	Baselines map[string]Metrics
-	// Dropped are the feature columns left out as constant or collinear over the training rows.
-	Dropped []string
+	// BeforeWarmup counts the test rows whose label is before the warm-up boundary of its series (not pairs
+	// of the comparison); DroppedPairs the others left out because an online forecaster had no forecast, and
+	// Missing splits those per forecaster as HorizonReport.Missing does. Test = N + BeforeWarmup + DroppedPairs.
+	BeforeWarmup, DroppedPairs int
+	Missing                    map[string]int
+	// Inputs names the columns of every row given to OLS: the model's regression inputs
+	// (train.Learner.FeatureNames), all of them. DroppedColumns are those left out of the fit as constant or
+	// collinear over the training rows.
+	Inputs, DroppedColumns []string
 	// Err explains why no fit was possible (too few rows, …); empty on success.
 	Err string
 }
@@ -397,7 +409,7 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 		}
 		for i, hu := range up.Horizons {
 			at := t + int64(hu.Horizon/time.Second)
-			fc := forecastSet{hu.Forecast, persist, s.hist.observed(at - weekS), s.hist.average(at), hu.Profile}
+			fc := forecastSet{hu.Forecast, persist, s.hist.lastWeek(at), s.hist.average(at), hu.Profile}
 			s.pend[i][at] = fc
 			if i == 0 {
 				if x := s.learner.Inputs(0); x != nil {
@@ -443,7 +455,7 @@ func (e *Evaluator) Finish() (*Report, error) {
 	}
 	rep := &Report{Vectors: e.vectors, Cleaning: e.cleaning, Trace: e.trace, Flags: e.flags}
 	for _, h := range e.Horizons() {
-		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}, Missing: map[string]int{}}
+		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}}
 		var ps pairScore
 		for _, r := range e.order {
 			i := slices.Index(r.tc.Horizons, h)
@@ -458,11 +470,7 @@ func (e *Evaluator) Finish() (*Report, error) {
 		for k := fModel + 1; k < numForecasters; k++ {
 			hr.Baselines[forecasterNames[k]] = ps.sums[k].metrics()
 		}
-		for k, n := range ps.missing {
-			if n > 0 {
-				hr.Missing[forecasterNames[k]] = n
-			}
-		}
+		hr.DroppedPairs, hr.Missing, hr.ModelAll = ps.dropped, ps.missingMap(), ps.modelAll.metrics()
 		rep.Horizons = append(rep.Horizons, hr)
 	}
 	rep.Holdout = holdoutOLS(e.holdout, e.featureNames())

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/features"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
 // testTopology is one intersection with two one-detector approaches and hourly windows.
@@ -73,6 +75,20 @@ func samePairs(hours, warmupH, h int, missing map[int]bool) int {
 	return n
 }
 
+// labelledPairs counts the labels the same-pairs rule considers in the test data: measured, at or after the
+// warm-up boundary, with a forecast made h hours earlier (the learner forecasts from every window).
+func labelledPairs(hours, warmupH, h int, missing map[int]bool) int {
+	n := 0
+	for _, ap := range []string{"N", "E"} {
+		for T := max(warmupH, h); T < hours; T++ {
+			if !(ap == "N" && missing[T]) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // TestSamePairsRule: the model and every baseline are scored on exactly the same pairs — a pair counts only
 // when every forecaster has a forecast — so n is equal across rows, and the pairs a baseline lacks (seasonal
 // naive without a week of history, persistence after an unmeasured window) are counted in Missing.
@@ -117,6 +133,13 @@ func TestSamePairsRule(t *testing.T) {
 				want := samePairs(hours, tc.warmupH, h, tc.missing)
 				if hr.Model.N != want {
 					t.Errorf("%dh: model n %d, want %d", h, hr.Model.N, want)
+				}
+				if wantDropped := labelledPairs(hours, tc.warmupH, h, tc.missing) - want; hr.DroppedPairs != wantDropped {
+					t.Errorf("%dh: %d pairs dropped, want %d (labelled pairs past the warm-up − n)", h, hr.DroppedPairs, wantDropped)
+				}
+				// The model forecasts every window here, so it is scored on every labelled pair in ModelAll.
+				if all := labelledPairs(hours, tc.warmupH, h, tc.missing); hr.ModelAll.N != all {
+					t.Errorf("%dh: model on all pairs n %d, want %d", h, hr.ModelAll.N, all)
 				}
 				if len(hr.Baselines) != len(OnlineBaselines) {
 					t.Errorf("%dh: baselines %v, want %v", h, hr.Baselines, OnlineBaselines)
@@ -184,53 +207,165 @@ func TestBaselinesByHand(t *testing.T) {
 	}
 }
 
-// TestHistoricalAverageLocalTime: traffic that follows the LOCAL hour of week exactly, across a daylight-saving
-// change, is forecast without error by the historical average (local buckets, the topology's time_zone) once
-// every hour of week has a sample; seasonal naive (the same UTC instant a week before) is off by an hour in the
-// week after the change.
+// TestHistoricalAverageLocalTime: the historical average buckets the LOCAL time of week of the topology's
+// time_zone, exactly as the model's seasonal profile does (which reads it from the dow_sin/dow_cos calendar
+// features), across daylight-saving changes in both directions and hemispheres. On traffic that follows the
+// local hour of week exactly, once every hour of week has a sample, it forecasts without error; UTC buckets
+// would mix adjacent local hours after the change. Seasonal naive takes the same local hour a week before, so
+// it is exact too (the same UTC instant would be an hour off for the week after the change).
 func TestHistoricalAverageLocalTime(t *testing.T) {
 	t.Parallel()
-	topo := testTopology()
-	topo.TimeZone = "America/Chicago"
-	loc, err := time.LoadLocation("America/Chicago")
-	if err != nil {
-		t.Skipf("no time zone database: %v", err)
+	tests := []struct {
+		name, zone string
+		// start is two weeks before the change, local midnight; the fixture runs three weeks.
+		year, month, day int
+	}{
+		{"Chicago, spring forward 2024-03-10", "America/Chicago", 2024, 2, 25},
+		{"Chicago, fall back 2024-11-03", "America/Chicago", 2024, 10, 20},
+		{"Melbourne, fall back 2024-04-07", "Australia/Melbourne", 2024, 3, 24},
+		{"Melbourne, spring forward 2024-10-06", "Australia/Melbourne", 2024, 9, 22},
 	}
-	cfg := DefaultConfig()
-	cfg.Train.Horizons = []time.Duration{time.Hour}
-	cfg.Warmup = 8 * 24 * time.Hour
-	e, err := New(topo, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 2024-03-10 02:00 CST → 03:00 CDT; start two weeks before, end a week after.
-	start := time.Date(2024, 2, 25, 0, 0, 0, 0, loc).UTC()
-	local := func(at time.Time) float64 {
-		lt := at.In(loc)
-		return float64(100 + 10*lt.Hour() + int(lt.Weekday()))
-	}
-	for k := 0; k < 24*21; k++ {
-		at := start.Add(time.Duration(k) * time.Hour)
-		for _, det := range []string{"X-N", "X-E"} {
-			if err := e.Reading(clean.Reading{IntersectionID: "X", DetectorID: det, Start: at, IntervalS: 3600, Count: local(at)}); err != nil {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			loc, err := time.LoadLocation(tc.zone)
+			if err != nil {
+				t.Skipf("no time zone database: %v", err)
+			}
+			topo := testTopology()
+			topo.TimeZone = tc.zone
+			cfg := DefaultConfig()
+			cfg.Train.Horizons = []time.Duration{time.Hour}
+			cfg.Warmup = 8 * 24 * time.Hour
+			var e *Evaluator
+			// The bucket of every window, as the model's profile reads it from the calendar features, must be
+			// the historical average's.
+			var checked, differ int
+			cfg.Observe = func(f features.Frame, v features.Vector, _ *train.Learner, _ train.Update) {
+				si, ci := slices.Index(f.Names, "dow_sin"), slices.Index(f.Names, "dow_cos")
+				if si < 0 || ci < 0 {
+					t.Fatalf("no dow_sin/dow_cos in %v", f.Names)
+				}
+				turn := math.Atan2(v.Values[si], v.Values[ci]) / (2 * math.Pi)
+				tow := (int64(math.Round(turn*weekS)) + weekS) % weekS
+				h := e.runs["X"].series[0].hist
+				checked++
+				if int(tow/h.bucketS) != h.bucket(f.WindowStart.Unix()) {
+					differ++
+				}
+			}
+			e, err = New(topo, cfg)
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
+			start := time.Date(tc.year, time.Month(tc.month), tc.day, 0, 0, 0, 0, loc).UTC()
+			local := func(at time.Time) float64 {
+				lt := at.In(loc)
+				return float64(100 + 10*lt.Hour() + int(lt.Weekday()))
+			}
+			for k := 0; k < 24*21; k++ {
+				at := start.Add(time.Duration(k) * time.Hour)
+				for _, det := range []string{"X-N", "X-E"} {
+					if err := e.Reading(clean.Reading{IntersectionID: "X", DetectorID: det, Start: at, IntervalS: 3600, Count: local(at)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			rep, err := e.Finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if checked == 0 || differ > 0 {
+				t.Errorf("%d of %d windows in another historical-average bucket than the profile's local one", differ, checked)
+			}
+			hr := rep.Horizons[0]
+			if ha := hr.Baselines[BaselineHistoricalAverage]; ha.N == 0 || ha.MAE != 0 {
+				t.Errorf("historical average %+v, want MAE 0 on local-time traffic (UTC buckets?)", ha)
+			}
+			if sn := hr.Baselines[BaselineSeasonalNaive]; sn.N == 0 || sn.MAE != 0 {
+				t.Errorf("seasonal naive %+v, want MAE 0 on local-time traffic (the same UTC instant a week before?)", sn)
+			}
+			if _, off0 := start.In(loc).Zone(); func() bool { _, off1 := start.Add(21 * 24 * time.Hour).In(loc).Zone(); return off0 == off1 }() {
+				t.Fatal("the fixture does not cross a daylight-saving change")
+			}
+			// The profile looks up t's local time of week plus h, another bucket than t+h's only for the
+			// forecast across the change: its error is a few pairs' worth.
+			if p := hr.Baselines[BaselineSeasonalProfile]; !(p.MAE < 1) {
+				t.Errorf("seasonal profile %+v, want almost no error", p)
+			}
+		})
 	}
-	rep, err := e.Finish()
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestHoldoutOLSGetsTheModelsInputs: the batch OLS reference is given every regression input of the model —
+// the frame's features without bias and the seasonal inputs, as many as the promoted candidate has
+// coefficients besides the intercept — for every target and horizon set.
+func TestHoldoutOLSGetsTheModelsInputs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		target   string
+		horizons []time.Duration
+	}{
+		{"flow, 1 h", train.TargetFlow, []time.Duration{time.Hour}},
+		{"flow, 2 h and 3 h", train.TargetFlow, []time.Duration{2 * time.Hour, 3 * time.Hour}},
+		{"occupancy, 1 h", train.TargetOccupancy, []time.Duration{time.Hour}},
 	}
-	hr := rep.Horizons[0]
-	if ha := hr.Baselines[BaselineHistoricalAverage]; ha.N == 0 || ha.MAE != 0 {
-		t.Errorf("historical average %+v, want MAE 0 on local-time traffic", ha)
-	}
-	if sn := hr.Baselines[BaselineSeasonalNaive]; !(sn.MAE > 0) {
-		t.Errorf("seasonal naive %+v, want errors in the week after the change", sn)
-	}
-	// The profile buckets local time too (read from the calendar features), so it beats seasonal naive here.
-	if p, sn := hr.Baselines[BaselineSeasonalProfile], hr.Baselines[BaselineSeasonalNaive]; !(p.MAE < sn.MAE/10) {
-		t.Errorf("seasonal profile %+v, want far below seasonal naive %+v", p, sn)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultConfig()
+			cfg.Train.Target = tc.target
+			cfg.Train.Horizons = tc.horizons
+			cfg.Warmup = 48 * time.Hour
+			var coefs int
+			cfg.Observe = func(_ features.Frame, _ features.Vector, l *train.Learner, _ train.Update) {
+				s := l.Snapshots()[0]
+				for _, c := range s.Candidates {
+					if c.Name == s.Promoted {
+						coefs = len(c.State.Coefficients)
+					}
+				}
+			}
+			e, err := New(testTopology(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Occupancy needs a measured occupancy: give every reading one.
+			for h := 0; h < 24*10; h++ {
+				for _, det := range []string{"X-N", "X-E"} {
+					rd := clean.Reading{IntersectionID: "X", DetectorID: det, Start: t0.Add(time.Duration(h) * time.Hour), IntervalS: 3600,
+						Count: flowAt(h, det), Occupancy: flowAt(h, det) / 2000, HasOccupancy: true}
+					if err := e.Reading(rd); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			rep, err := e.Finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ho := rep.Holdout
+			if ho.Err != "" {
+				t.Fatal(ho.Err)
+			}
+			if coefs == 0 || len(ho.Inputs) != coefs-1 {
+				t.Fatalf("OLS given %d inputs %v, the model has %d besides the intercept", len(ho.Inputs), ho.Inputs, coefs-1)
+			}
+			for _, name := range []string{"flow_ratio", "ha_target", "sn_target", "profile_target", "profile_ramp"} {
+				if !slices.Contains(ho.Inputs, name) {
+					t.Errorf("OLS inputs %v lack the model's %s", ho.Inputs, name)
+				}
+			}
+			for _, r := range e.holdout {
+				if len(r.x) != len(ho.Inputs) {
+					t.Fatalf("a hold-out row has %d inputs, want %d", len(r.x), len(ho.Inputs))
+				}
+			}
+			if ho.N == 0 || ho.Baselines[BaselineOLS].N != ho.N || ho.Model.N != ho.N {
+				t.Errorf("OLS n %d, model n %d, scored %d: want equal and non-zero", ho.Baselines[BaselineOLS].N, ho.Model.N, ho.N)
+			}
+		})
 	}
 }
 
@@ -287,32 +422,42 @@ func TestHoldoutOLS(t *testing.T) {
 		}
 		// The online forecasters forecast y exactly, except the model, 1 off.
 		fc := forecastSet{y*100 + 1, y * 100, y * 100, y * 100, y * 100}
-		rows = append(rows, holdoutRow{t: int64(i) * 3600, x: []float64{x, 7, 2 * x}, y: y * 100, scale: 100, fc: fc, scored: i != 95})
+		if i == 95 {
+			fc[fPersistence] = math.NaN() // not a pair for anyone under the same-pairs rule
+		}
+		rows = append(rows, holdoutRow{t: int64(i) * 3600, x: []float64{x, 7, 2 * x}, y: y * 100, scale: 100, fc: fc, counted: i != 97})
 	}
 	rep := holdoutOLS(rows, []string{"a", "const", "twice_a"})
 	if rep.Err != "" {
 		t.Fatal(rep.Err)
 	}
-	// Row 95 does not count under the same-pairs rule: 19 test pairs are scored, by every forecaster.
-	if rep.Train != 80 || rep.Test != 20 || rep.N != 19 {
-		t.Fatalf("train %d test %d scored %d, want 80, 20 and 19", rep.Train, rep.Test, rep.N)
+	// Row 97 is before the warm-up and row 95 lacks persistence: 18 test pairs are scored, by every forecaster.
+	if rep.Train != 80 || rep.Test != 20 || rep.N != 18 || rep.BeforeWarmup != 1 || rep.DroppedPairs != 1 {
+		t.Fatalf("train %d test %d scored %d before warm-up %d dropped %d, want 80, 20, 18, 1 and 1",
+			rep.Train, rep.Test, rep.N, rep.BeforeWarmup, rep.DroppedPairs)
 	}
-	if rep.Model.N != 19 || rep.Model.MAE != 1 {
-		t.Fatalf("model %+v, want MAE 1 over 19 pairs", rep.Model)
+	if want := map[string]int{BaselinePersistence: 1}; !reflect.DeepEqual(rep.Missing, want) {
+		t.Fatalf("missing %v, want %v", rep.Missing, want)
+	}
+	if rep.Model.N != 18 || rep.Model.MAE != 1 {
+		t.Fatalf("model %+v, want MAE 1 over 18 pairs", rep.Model)
 	}
 	for _, name := range append(slices.Clone(OnlineBaselines), BaselineOLS) {
-		if rep.Baselines[name].N != 19 {
-			t.Fatalf("%s n %d, want 19", name, rep.Baselines[name].N)
+		if rep.Baselines[name].N != 18 {
+			t.Fatalf("%s n %d, want 18", name, rep.Baselines[name].N)
 		}
 	}
-	if !reflect.DeepEqual(rep.Dropped, []string{"const", "twice_a"}) {
-		t.Fatalf("dropped %v", rep.Dropped)
+	if !reflect.DeepEqual(rep.Inputs, []string{"a", "const", "twice_a"}) || !reflect.DeepEqual(rep.DroppedColumns, []string{"const", "twice_a"}) {
+		t.Fatalf("inputs %v, dropped %v", rep.Inputs, rep.DroppedColumns)
 	}
 	if math.Abs(rep.MAE-1000) > 1e-6 || math.Abs(rep.MSE-1e6) > 1e-3 {
 		t.Fatalf("MAE %g MSE %g, want 1000 and 1e6 (natural units: scale 100)", rep.MAE, rep.MSE)
 	}
 	if r := holdoutOLS(rows[:2], nil); r.Err == "" {
 		t.Fatal("2 rows: want an error")
+	}
+	if r := holdoutOLS(rows, []string{"a", "const", "twice_a", "more"}); r.Err == "" {
+		t.Fatal("rows with fewer inputs than the model: want an error")
 	}
 }
 

@@ -15,10 +15,10 @@ type holdoutRow struct {
 	in, ap   int   // topology positions, for a deterministic order of rows with the same t
 	x        []float64
 	y, scale float64 // label in natural units and the learner's fixed scale of it
-	// fc are the online forecasters' forecasts of the label; scored is true when the pair counts under the
-	// same-pairs rule (past the warm-up, every online forecaster has a forecast).
-	fc     forecastSet
-	scored bool
+	// fc are the online forecasters' forecasts of the label; counted is true when the label is past the
+	// warm-up (the pair then counts under the same-pairs rule when every online forecaster has a forecast).
+	fc      forecastSet
+	counted bool
 }
 
 // collinearTol is the share of a centred column's norm that must remain after projecting out the columns
@@ -37,7 +37,7 @@ func (e *Evaluator) holdoutLabel(r *run, s *series, v features.Vector, t int64, 
 			}
 		}
 		e.holdout = append(e.holdout, holdoutRow{t: t - h1, in: r.idx, ap: ai, x: p.x, y: y, scale: scaleOf(r.tc.Target, v),
-			fc: p.fc, scored: counted && p.fc.complete()})
+			fc: p.fc, counted: counted})
 	}
 	for k := range s.rows {
 		if k <= t {
@@ -50,7 +50,8 @@ func (e *Evaluator) holdoutLabel(r *run, s *series, v features.Vector, t int64, 
 // test rows that count under the same-pairs rule (see the package documentation). names are the columns of x.
 func holdoutOLS(rows []holdoutRow, names []string) HoldoutReport {
 	nan := math.NaN()
-	rep := HoldoutReport{MAE: nan, MSE: nan, Model: errSums{}.metrics(), Baselines: map[string]Metrics{}}
+	rep := HoldoutReport{MAE: nan, MSE: nan, Model: errSums{}.metrics(), Baselines: map[string]Metrics{}, Missing: map[string]int{},
+		Inputs: names}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
 		if a.t != b.t {
@@ -66,10 +67,17 @@ func holdoutOLS(rows []holdoutRow, names []string) HoldoutReport {
 		rep.Err = fmt.Sprintf("%d labelled rows: too few for an 80/20 split", len(rows))
 		return rep
 	}
+	for _, r := range rows {
+		// Every row is a learner's full input (train.Learner.Inputs); a shorter one would be a bug here.
+		if len(r.x) != len(names) {
+			rep.Err = fmt.Sprintf("a row has %d inputs, the model %d", len(r.x), len(names))
+			return rep
+		}
+	}
 	keep := independentColumns(rows[:k])
 	for j := range rows[0].x {
-		if !keep[j] && j < len(names) {
-			rep.Dropped = append(rep.Dropped, names[j])
+		if !keep[j] {
+			rep.DroppedColumns = append(rep.DroppedColumns, names[j])
 		}
 	}
 	pick := func(x []float64) []float64 {
@@ -94,7 +102,12 @@ func holdoutOLS(rows []holdoutRow, names []string) HoldoutReport {
 	var ols errSums
 	var online pairScore
 	for _, r := range rows[k:] {
-		if !r.scored {
+		if !r.counted {
+			rep.BeforeWarmup++
+			continue
+		}
+		// OLS forecasts every row, so the online forecasters decide which pairs count.
+		if !online.pair(r.y, &r.fc) {
 			continue
 		}
 		p := coef[0]
@@ -102,10 +115,10 @@ func holdoutOLS(rows []holdoutRow, names []string) HoldoutReport {
 			p += coef[j+1] * v
 		}
 		ols.pair(r.y, p*r.scale)
-		online.pair(r.y, &r.fc)
 	}
 	m := ols.metrics()
 	rep.MAE, rep.MSE, rep.N, rep.Train, rep.Test = m.MAE, m.RMSE*m.RMSE, m.N, k, len(rows)-k
+	rep.DroppedPairs, rep.Missing = online.dropped, online.missingMap()
 	rep.Model = online.sums[fModel].metrics()
 	for i := fModel + 1; i < numForecasters; i++ {
 		rep.Baselines[forecasterNames[i]] = online.sums[i].metrics()
