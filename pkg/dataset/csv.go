@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
 // table reads CSV rows with their line numbers, reporting broken CSV syntax as problems.
@@ -327,4 +328,28 @@ func (d *weatherCSV) parse(rec []string, line int) (clean.Weather, bool) {
 		*f.has = true
 	}
 	return w, true
+}
+
+// AddCSVDetectors reads a canonical readings CSV and adds every reading's detector placement (intersection_id,
+// approach_id, detector_id, interval_s) to b, for `greenwave topology import --format csv`. Rows the reader
+// skips (see Open) place nothing: their readings would be skipped by replay and eval too. It returns the
+// reader's statistics; an error is an unreadable header or stream, never a bad row.
+func AddCSVDetectors(b *topology.ReadingsBuilder, r io.Reader, name string, opts Options) (Stats, error) {
+	rd, err := Open(FormatCSV, r, name, opts)
+	if err != nil {
+		return Stats{}, err
+	}
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return rd.Stats(), nil
+		}
+		if err != nil {
+			return rd.Stats(), err
+		}
+		if rd := rec.Reading; rd != nil {
+			b.Add(topology.DetectorSeen{Intersection: rd.IntersectionID, Approach: rd.ApproachID, Detector: rd.DetectorID,
+				IntervalS: rd.IntervalS, File: name, Line: rec.Line})
+		}
+	}
 }
