@@ -65,9 +65,9 @@ type Intersection struct {
 	// Approaches are the traffic streams entering the intersection.
 	Approaches []Approach `yaml:"approaches" json:"approaches"`
 	// Phases are the signal phases in cycle order.
-	Phases []Phase `yaml:"phases" json:"phases"`
+	Phases []Phase `yaml:"phases,omitempty" json:"phases,omitempty"`
 	// Timing holds the cycle-level hard constraints.
-	Timing Timing `yaml:"timing" json:"timing"`
+	Timing Timing `yaml:"timing,omitempty" json:"timing"`
 	// FixedTime is the known-safe fixed-time plan used when predictions cannot be trusted: green seconds per
 	// phase ID. When empty, a plan with every phase at its minimum green and the minimum cycle is used.
 	FixedTime map[string]float64 `yaml:"fixed_time,omitempty" json:"fixed_time,omitempty"`
