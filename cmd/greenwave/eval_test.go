@@ -92,7 +92,6 @@ func TestEvalUsageErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no file", nil, "no data FILE"},
-		{"csv needs topology", []string{"x.csv"}, "needs --topology"},
 		{"bad format", []string{"--format", "xml", "x"}, `--format "xml"`},
 		{"bad horizon", []string{"--horizons", "1h,soon", "x"}, `"soon"`},
 		{"signals need flow", []string{"--signals", "--target", "speed", "x"}, "--signals plans from flow"},
@@ -259,4 +258,26 @@ func TestEvalTimeZoneFromTopology(t *testing.T) {
 			t.Errorf("no note of the differing zone; stderr %q", note)
 		}
 	})
+}
+
+// TestEvalDerivesCSVTopology: --format csv without --topology derives the topology from the file, says so in one
+// line on stderr, and forecasts every approach of the file.
+func TestEvalDerivesCSVTopology(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"eval", "--format", "csv", "--horizons", "1h", "--warmup", "0s", "--json", "testdata/eval/readings.csv"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("eval: %v (%s)", err, stderr.String())
+	}
+	want := "greenwave eval: no --topology: derived 1 intersections from testdata/eval/readings.csv (greenwave topology import)\n"
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want the line %q", stderr.String(), want)
+	}
+	var out evalJSON
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Cleaning.Readings != 433 || out.Cleaning.Rejected["unknown_detector"] != 0 {
+		t.Errorf("cleaning %+v: every reading's detector should be in the derived topology", out.Cleaning)
+	}
 }
