@@ -243,7 +243,7 @@ func importCSVTopology(files []string, c csvImportOptions, cmd string, stderr io
 		return topology.Topology{}, st, fmt.Errorf("%s: %w", cmd, err)
 	}
 	if drops > maxDropLines {
-		fmt.Fprintf(stderr, "%s: … and %d more dropped links\n", cmd, drops-maxDropLines)
+		fmt.Fprintf(stderr, "%s: … and %d more such notes\n", cmd, drops-maxDropLines)
 	}
 	return t, st, nil
 }

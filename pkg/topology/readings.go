@@ -45,7 +45,8 @@ type ReadingsOptions struct {
 	Signals bool
 	// MaxGroup bounds the intersections of a feature group (default DefaultMaxFeatureGroup).
 	MaxGroup int
-	// OnDrop, when set, is told about every link that does not become an upstream reference, and why.
+	// OnDrop, when set, is told about every link that does not become an upstream reference and every
+	// intersection Signals leaves forecast_only, and why.
 	OnDrop func(reason string)
 }
 
@@ -207,11 +208,14 @@ func (b *ReadingsBuilder) Topology(edges []Edge, adjacencyName string) (Topology
 	if b.opts.Signals {
 		for _, in := range interIDs {
 			// Phases of SCATSDefault* greens fit SCATSDefaultMaxCycleS only up to a number of approaches.
-			n := float64(len(approaches[in]))
-			if n >= 2 && n*(SCATSDefaultPedestrianMinS+SCATSDefaultYellowS+SCATSDefaultAllRedS) <= ReadingsMaxCycleS {
+			n := len(approaches[in])
+			switch {
+			case n < 2:
+				b.drop("intersection %s stays forecast_only: one approach cannot make the two phases a plan needs", in)
+			case float64(n)*(SCATSDefaultPedestrianMinS+SCATSDefaultYellowS+SCATSDefaultAllRedS) > ReadingsMaxCycleS:
+				b.drop("intersection %s stays forecast_only: %d approaches cannot have one phase each within a %d s cycle", in, n, ReadingsMaxCycleS)
+			default:
 				signalised[in] = true
-			} else if b.opts.OnDrop != nil {
-				b.opts.OnDrop(fmt.Sprintf("intersection %s stays forecast_only: %d approaches cannot make one phase each within a %d s cycle", in, int(n), ReadingsMaxCycleS))
 			}
 		}
 	}
