@@ -282,3 +282,24 @@ func TestValidateForecastOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestReadingsSignalsFallBack: with Signals, an intersection that cannot get one phase per approach stays
+// forecast_only, and OnDrop says why.
+func TestReadingsSignalsFallBack(t *testing.T) {
+	t.Parallel()
+	var rows []DetectorSeen
+	for i := range 10 {
+		rows = append(rows, DetectorSeen{Intersection: "BIG", Approach: fmt.Sprintf("a%d", i), Detector: fmt.Sprintf("d%d", i), IntervalS: 300, Line: i + 2})
+	}
+	rows = append(rows, DetectorSeen{Intersection: "ONE", Approach: "a", Detector: "one", IntervalS: 300, Line: 12})
+	var notes []string
+	topo, st := build(t, ReadingsOptions{Signals: true, OnDrop: func(s string) { notes = append(notes, s) }}, rows, nil)
+	if st.Signalised != 0 || !topo.Intersections[0].ForecastOnly || !topo.Intersections[1].ForecastOnly {
+		t.Errorf("stats %+v", st)
+	}
+	want := []string{"intersection BIG stays forecast_only: 10 approaches cannot have one phase each within a 150 s cycle",
+		"intersection ONE stays forecast_only: one approach cannot make the two phases a plan needs"}
+	if !reflect.DeepEqual(notes, want) {
+		t.Errorf("notes %q, want %q", notes, want)
+	}
+}
