@@ -50,7 +50,8 @@ docs/evaluation.md has the details.
 
 Topology: --topology FILE, else built in for --format metro (dataset.MetroTopology), scats (imported from the
 same file), nab (one detector per series) and csv (derived from the files as greenwave topology import --format csv
-does with its defaults: forecast_only intersections, no upstream links); csv weather comes from --weather.
+does with its defaults: forecast_only intersections, no upstream links, the --weather file's station when it names
+one); csv weather comes from --weather.
 Calendar features (and --signals' hour-of-week buckets) are computed in the topology's time_zone, as in the
 services: America/Chicago for the built-in metro topology, Australia/Melbourne for scats, UTC when unset.
 
@@ -275,7 +276,7 @@ func loadEvalInput(o evalOptions, stderr io.Writer) (*evalInput, error) {
 	case o.format == "nab":
 		in.topo = evaluate.NABTopology(in.nab)
 	case o.format == dataset.FormatCSV:
-		if in.topo, err = derivedTopology("eval", o.files, stderr); err != nil {
+		if in.topo, err = derivedTopology("eval", o.files, in.records, stderr); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"flag"
 	"math"
 	"os"
@@ -261,23 +262,31 @@ func TestEvalTimeZoneFromTopology(t *testing.T) {
 }
 
 // TestEvalDerivesCSVTopology: --format csv without --topology derives the topology from the file, says so in one
-// line on stderr, and forecasts every approach of the file.
+// line on stderr, joins the --weather file's one station, and scores exactly as the hand-written fixture topology
+// (same intersection, approaches, detectors, lanes and window; its phases play no part without --signals).
 func TestEvalDerivesCSVTopology(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"eval", "--format", "csv", "--horizons", "1h", "--warmup", "0s", "--json", "testdata/eval/readings.csv"}, &stdout, &stderr)
-	if err != nil {
+	args := []string{"eval", "--format", "csv", "--weather", "testdata/eval/weather.csv", "--horizons", "1h", "--warmup", "48h", "--json"}
+	var derived, stderr bytes.Buffer
+	if err := run(context.Background(), append(args, "testdata/eval/readings.csv"), &derived, &stderr); err != nil {
 		t.Fatalf("eval: %v (%s)", err, stderr.String())
 	}
 	want := "greenwave eval: no --topology: derived 1 intersections from testdata/eval/readings.csv (greenwave topology import)\n"
 	if !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q, want the line %q", stderr.String(), want)
 	}
-	var out evalJSON
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+	var fixture bytes.Buffer
+	if err := run(context.Background(), append(args, "--topology", "testdata/eval/topology.yaml", "testdata/eval/readings.csv"), &fixture, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if out.Cleaning.Readings != 433 || out.Cleaning.Rejected["unknown_detector"] != 0 {
-		t.Errorf("cleaning %+v: every reading's detector should be in the derived topology", out.Cleaning)
+	var d, f map[string]any
+	if err := json.Unmarshal(derived.Bytes(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(fixture.Bytes(), &f); err != nil {
+		t.Fatal(err)
+	}
+	if !sameJSON(d, f) {
+		t.Errorf("derived topology scores differently from the fixture's:\n%s\n%s", derived.Bytes(), fixture.Bytes())
 	}
 }

@@ -76,7 +76,7 @@ func runTopology(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usagef("topology import: one FILE expected, got %q", files)
 	}
 	if *format != dataset.FormatCSV && co.set(fs) {
-		return usagef("topology import: --adjacency, --signals, --lanes, --saturation-flow, --max-group and --time-zone are for --format csv")
+		return usagef("topology import: --adjacency, --signals, --lanes, --saturation-flow, --max-group, --time-zone and --weather-station are for --format csv")
 	}
 	file := ""
 	if len(files) == 1 {
@@ -178,6 +178,7 @@ func (c *csvImportOptions) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.opts.SaturationFlowVPHPerLane, "saturation-flow", topology.ReadingsDefaultSaturationFlow, "csv: saturation flow of every lane, veh/h of green")
 	fs.IntVar(&c.opts.MaxGroup, "max-group", topology.DefaultMaxFeatureGroup, "csv: most intersections linked by upstream references in one feature group (partition key)")
 	fs.StringVar(&c.opts.TimeZone, "time-zone", "", "csv: IANA time zone of the intersections' calendar (default UTC)")
+	fs.StringVar(&c.opts.WeatherStation, "weather-station", "", "csv: weather station `ID` (canonical weather CSV station_id) of every intersection")
 }
 
 // set reports whether any csv-only flag was given.
@@ -185,7 +186,7 @@ func (c *csvImportOptions) set(fs *flag.FlagSet) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "adjacency", "signals", "lanes", "saturation-flow", "max-group", "time-zone":
+		case "adjacency", "signals", "lanes", "saturation-flow", "max-group", "time-zone", "weather-station":
 			set = true
 		}
 	})
@@ -248,10 +249,22 @@ func importCSVTopology(files []string, c csvImportOptions, cmd string, stderr io
 	return t, st, nil
 }
 
-// derivedTopology is the topology of canonical readings files given without --topology (eval, replay --dry-run):
-// the defaults of `greenwave topology import --format csv`, announced on stderr in one line.
-func derivedTopology(cmd string, files []string, stderr io.Writer) (topology.Topology, error) {
+// derivedTopology is the topology of canonical readings files given without --topology (eval): the defaults of
+// `greenwave topology import --format csv`, announced on stderr in one line. When the weather records hold
+// exactly one station, every intersection takes it (as --weather-station would), so --weather joins.
+func derivedTopology(cmd string, files []string, records []dataset.Record, stderr io.Writer) (topology.Topology, error) {
 	c := csvImportOptions{opts: topology.ReadingsOptions{Lanes: topology.ReadingsDefaultLanes, MaxGroup: topology.DefaultMaxFeatureGroup}}
+	stations := map[string]bool{}
+	for _, r := range records {
+		if r.Weather != nil {
+			stations[r.Weather.StationID] = true
+		}
+	}
+	if len(stations) == 1 {
+		for s := range stations {
+			c.opts.WeatherStation = s
+		}
+	}
 	t, _, err := importCSVTopology(files, c, "greenwave "+cmd, io.Discard)
 	if err != nil {
 		return topology.Topology{}, err

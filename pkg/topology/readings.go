@@ -35,6 +35,8 @@ type ReadingsOptions struct {
 	// TimeZone is written to Topology.TimeZone ("" leaves it unset: UTC). Canonical CSV times carry their
 	// offset, so the file cannot say which zone its calendar is in.
 	TimeZone string
+	// WeatherStation is set on every intersection ("" for none): a readings file names no station.
+	WeatherStation string
 	// Lanes and SaturationFlowVPHPerLane apply to every approach (defaults ReadingsDefaultLanes and
 	// ReadingsDefaultSaturationFlow).
 	Lanes                    int
@@ -283,7 +285,7 @@ func (b *ReadingsBuilder) Topology(edges []Edge, adjacencyName string) (Topology
 	group := b.groups(interIDs, upstream)
 	t := Topology{Version: SchemaVersion, Revision: b.opts.Revision, TimeZone: b.opts.TimeZone}
 	for _, id := range interIDs {
-		in := Intersection{ID: id, WindowS: window(id)}
+		in := Intersection{ID: id, WindowS: window(id), WeatherStation: b.opts.WeatherStation}
 		for _, ref := range approaches[id] {
 			dets := append([]string(nil), tree[id][ref.ap]...)
 			sort.Strings(dets)
