@@ -196,9 +196,9 @@ func (c *csvImportOptions) set(fs *flag.FlagSet) bool {
 // maxDropLines bounds the dropped links listed on stderr; the rest are counted.
 const maxDropLines = 5
 
-// importCSVTopology derives the topology of canonical readings files (and an adjacency file), reporting skipped
-// rows and dropped links on stderr prefixed by cmd. Rows the readers skip are reported by eval and replay when
-// they read the data, so here they are only counted.
+// importCSVTopology derives the topology of canonical readings files (and an adjacency file), reporting rows
+// whose ids or interval cannot be read and dropped links on stderr (the first few of each, then a count),
+// prefixed by cmd.
 func importCSVTopology(files []string, c csvImportOptions, cmd string, stderr io.Writer) (topology.Topology, topology.ReadingsStats, error) {
 	if c.opts.MaxGroup < 1 || c.opts.Lanes < 1 {
 		return topology.Topology{}, topology.ReadingsStats{}, usagef("%s: --max-group and --lanes must be at least 1", cmd)
@@ -212,20 +212,24 @@ func importCSVTopology(files []string, c csvImportOptions, cmd string, stderr io
 	}
 	b := topology.NewReadingsBuilder(opts)
 	skipped := 0
+	problem := func(p dataset.Problem) {
+		if skipped++; skipped <= maxDropLines {
+			fmt.Fprintf(stderr, "%s: %s: places no detector\n", cmd, p)
+		}
+	}
 	for _, name := range files {
 		f, err := os.Open(name)
 		if err != nil {
 			return topology.Topology{}, topology.ReadingsStats{}, fmt.Errorf("%s: %w", cmd, err)
 		}
-		st, err := dataset.AddCSVDetectors(b, f, name, dataset.Options{})
+		_, err = dataset.AddCSVDetectors(b, f, name, dataset.Options{OnProblem: problem})
 		f.Close()
 		if err != nil {
 			return topology.Topology{}, topology.ReadingsStats{}, fmt.Errorf("%s: %w", cmd, err)
 		}
-		skipped += st.SkippedRecords
 	}
-	if skipped > 0 {
-		fmt.Fprintf(stderr, "%s: %d unreadable rows place no detector (see greenwave replay --dry-run for their lines)\n", cmd, skipped)
+	if skipped > maxDropLines {
+		fmt.Fprintf(stderr, "%s: … %d rows in all place no detector\n", cmd, skipped)
 	}
 	var edges []topology.Edge
 	if c.adjacency != "" {

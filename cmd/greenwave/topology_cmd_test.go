@@ -27,7 +27,8 @@ func TestTopologyImport(t *testing.T) {
 			stderr: "skipped site 4335: only 1 approach", zone: "Australia/Melbourne"},
 		{name: "csv", args: []string{"--format", "csv", "--time-zone", "UTC", "--adjacency", "../../pkg/dataset/testdata/readings_topology_edges.csv",
 			"../../pkg/dataset/testdata/readings_topology.csv"}, intersections: []string{"K1", "K2", "STATION7"},
-			stderr: "3 intersections (0 signalised, 3 forecast_only), 5 detectors, 5 upstream references in 1 feature groups", zone: "UTC"},
+			stderr: `readings_topology.csv:8: detector_id: "K2 BAD" holds white space, '/' or a non-printable character (bad_id): places no detector
+greenwave topology import: 3 intersections (0 signalised, 3 forecast_only), 6 detectors, 5 upstream references in 1 feature groups`, zone: "UTC"},
 		{name: "csv signals", args: []string{"--format", "csv", "--time-zone", "Europe/Berlin", "--signals", "../../pkg/dataset/testdata/readings_topology.csv"},
 			intersections: []string{"K1", "K2", "STATION7"}, stderr: "3 intersections (1 signalised, 2 forecast_only)", zone: "Europe/Berlin"},
 		{name: "sumo", args: []string{"--format", "sumo", "../../deploy/sumo/arterial/arterial.net.xml"}, intersections: []string{"J1", "J2", "J3", "J4", "J5"}, zone: "UTC"},

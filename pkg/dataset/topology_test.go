@@ -25,8 +25,9 @@ func TestCSVTopologyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Readings != 7 || st.SkippedRecords != 1 {
-		t.Errorf("stats %+v, want 7 readings and the bad count skipped", st)
+	// The speed-only row (empty count) places its detector; the row with a bad detector id places nothing.
+	if st.Readings != 8 || st.SkippedRecords != 1 || st.Problems[dataset.ReasonBadID] != 1 {
+		t.Errorf("stats %+v, want 8 placing rows and the bad id skipped", st)
 	}
 	ef, err := os.Open("testdata/readings_topology_edges.csv")
 	if err != nil {
@@ -41,7 +42,7 @@ func TestCSVTopologyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs.Intersections != 3 || rs.ForecastOnly != 3 || rs.Detectors != 5 || rs.Upstream != 5 || rs.LargestGroup != 3 {
+	if rs.Intersections != 3 || rs.ForecastOnly != 3 || rs.Detectors != 6 || rs.Upstream != 5 || rs.LargestGroup != 3 {
 		t.Errorf("stats %+v", rs)
 	}
 	out, err := yaml.Marshal(topo)
@@ -58,7 +59,7 @@ func TestCSVTopologyRoundTrip(t *testing.T) {
 	}
 	ix := topology.NewIndex(back)
 	for det, want := range map[string]topology.DetectorRef{
-		"K1-N2": {Intersection: "K1", Approach: "N"}, "STATION7": {Intersection: "STATION7", Approach: "STATION7"},
+		"K1-N2": {Intersection: "K1", Approach: "N"}, "K2-SPEED": {Intersection: "K2", Approach: "W"}, "STATION7": {Intersection: "STATION7", Approach: "STATION7"},
 	} {
 		if got, ok := ix.Detector(det); !ok || got != want {
 			t.Errorf("detector %s at %+v, want %+v", det, got, want)
