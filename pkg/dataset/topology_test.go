@@ -88,3 +88,43 @@ func TestCSVTopologyErrorsNameFileAndLine(t *testing.T) {
 		t.Errorf("header error %v, want h.csv:1", err)
 	}
 }
+
+// FuzzAddCSVDetectors: any input either fails at its header, or yields a topology that validates, or an import
+// error whose every problem names the file and a line; rows it skips are problems with a line.
+func FuzzAddCSVDetectors(f *testing.F) {
+	if b, err := os.ReadFile("testdata/readings_topology.csv"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("observed_at,intersection_id,approach_id,detector_id,interval_s,count\nx,A,N,D,300,\nx,A,S,D,300,1\nx,B,,E,7,1\n"))
+	f.Add([]byte("detector_id,observed_at,interval_s,count\nD,,60,\n\"E,,0,\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		b := topology.NewReadingsBuilder(topology.ReadingsOptions{})
+		st, err := dataset.AddCSVDetectors(b, strings.NewReader(string(in)), "f.csv", dataset.Options{OnProblem: func(p dataset.Problem) {
+			if p.File != "f.csv" || p.Line < 1 {
+				t.Fatalf("problem %+v without file and line", p)
+			}
+		}})
+		if err != nil {
+			return
+		}
+		topo, _, err := b.Topology(nil, "")
+		var re *topology.ReadingsImportError
+		switch {
+		case errors.As(err, &re):
+			for _, p := range re.Problems {
+				if !strings.HasPrefix(p, "f.csv:") && !strings.HasPrefix(p, "no readings") {
+					t.Fatalf("problem %q does not name the file and line", p)
+				}
+			}
+		case err != nil:
+			t.Fatalf("placements the reader accepted made an invalid topology: %v", err)
+		default:
+			if err := topo.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if st.Readings == 0 {
+				t.Fatal("a topology from no placing row")
+			}
+		}
+	})
+}
