@@ -22,7 +22,7 @@ type command struct {
 var commands = []command{
 	{name: "dev", summary: "run the whole pipeline locally: embedded Kafka, the five services, simulated sensors", run: runDev},
 	{name: "replay", summary: "send a data file (canonical CSV, Metro I-94, SCATS) to a collector, paced on event time", run: replay.Run},
-	{name: "topology", summary: "topology import: print the topology YAML for a data set (SCATS, Metro I-94) or a SUMO network", run: runTopology},
+	{name: "topology", summary: "topology import: print the topology YAML for a data set (canonical CSV, SCATS, Metro I-94) or a SUMO network", run: runTopology},
 	{name: "fit", summary: "ordinary least squares on NumPy .npy arrays with an 80/20 split (matches scikit-learn)", run: runFit},
 	{name: "topics", summary: "create (ensure) or describe the Greenwave Kafka topics", run: ops.Topics},
 	{name: "tail", summary: "print a topic's records as JSON lines, decoded (never joins a consumer group)", run: ops.Tail},

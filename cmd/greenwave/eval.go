@@ -51,7 +51,9 @@ rows in time; it and every other forecaster are scored on the same pairs of the 
 docs/evaluation.md has the details.
 
 Topology: --topology FILE, else built in for --format metro (dataset.MetroTopology), scats (imported from the
-same file) and nab (one detector per series). --format csv needs --topology; its weather comes from --weather.
+same file), nab (one detector per series) and csv (derived from the files as greenwave topology import --format csv
+does with its defaults: forecast_only intersections, no upstream links, the --weather file's station when it names
+one); csv weather comes from --weather.
 Calendar features (and --signals' hour-of-week buckets) are computed in the topology's time_zone, as in the
 services: America/Chicago for the built-in metro topology, Australia/Melbourne for scats, UTC when unset.
 
@@ -140,15 +142,12 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.signals && o.target != train.TargetFlow {
 		return usagef("eval: --signals plans from flow forecasts: drop --target %s", o.target)
 	}
-	if o.format == dataset.FormatCSV && o.topology == "" {
-		return usagef("eval: --format csv needs --topology FILE")
-	}
 	return eval(o, stdout, stderr)
 }
 
 // eval runs one evaluation with parsed options.
 func eval(o evalOptions, stdout, stderr io.Writer) error {
-	in, err := loadEvalInput(o)
+	in, err := loadEvalInput(o, stderr)
 	if err != nil {
 		return err
 	}
@@ -241,7 +240,7 @@ type evalInput struct {
 	merged   int
 }
 
-func loadEvalInput(o evalOptions) (*evalInput, error) {
+func loadEvalInput(o evalOptions, stderr io.Writer) (*evalInput, error) {
 	in := &evalInput{problems: map[string]int{}}
 	var err error
 	switch o.format {
@@ -280,6 +279,10 @@ func loadEvalInput(o evalOptions) (*evalInput, error) {
 		}
 	case o.format == "nab":
 		in.topo = evaluate.NABTopology(in.nab)
+	case o.format == dataset.FormatCSV:
+		if in.topo, err = derivedTopology("eval", o.files, in.records, stderr); err != nil {
+			return nil, err
+		}
 	}
 	// The cleaner needs each intersection's readings in event-time order; files need not list them so.
 	sort.SliceStable(in.records, func(i, j int) bool { return in.records[i].Time().Before(in.records[j].Time()) })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -160,7 +161,6 @@ func TestEvalUsageErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no file", nil, "no data FILE"},
-		{"csv needs topology", []string{"x.csv"}, "needs --topology"},
 		{"bad format", []string{"--format", "xml", "x"}, `--format "xml"`},
 		{"bad horizon", []string{"--horizons", "1h,soon", "x"}, `"soon"`},
 		{"signals need flow", []string{"--signals", "--target", "speed", "x"}, "--signals plans from flow"},
@@ -327,4 +327,34 @@ func TestEvalTimeZoneFromTopology(t *testing.T) {
 			t.Errorf("no note of the differing zone; stderr %q", note)
 		}
 	})
+}
+
+// TestEvalDerivesCSVTopology: --format csv without --topology derives the topology from the file, says so in one
+// line on stderr, joins the --weather file's one station, and scores exactly as the hand-written fixture topology
+// (same intersection, approaches, detectors, lanes and window; its phases play no part without --signals).
+func TestEvalDerivesCSVTopology(t *testing.T) {
+	t.Parallel()
+	args := []string{"eval", "--format", "csv", "--weather", "testdata/eval/weather.csv", "--horizons", "1h", "--warmup", "48h", "--json"}
+	var derived, stderr bytes.Buffer
+	if err := run(context.Background(), append(args, "testdata/eval/readings.csv"), &derived, &stderr); err != nil {
+		t.Fatalf("eval: %v (%s)", err, stderr.String())
+	}
+	want := "greenwave eval: no --topology: derived 1 intersections from testdata/eval/readings.csv (greenwave topology import)\n"
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want the line %q", stderr.String(), want)
+	}
+	var fixture bytes.Buffer
+	if err := run(context.Background(), append(args, "--topology", "testdata/eval/topology.yaml", "testdata/eval/readings.csv"), &fixture, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var d, f map[string]any
+	if err := json.Unmarshal(derived.Bytes(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(fixture.Bytes(), &f); err != nil {
+		t.Fatal(err)
+	}
+	if !sameJSON(d, f) {
+		t.Errorf("derived topology scores differently from the fixture's:\n%s\n%s", derived.Bytes(), fixture.Bytes())
+	}
 }

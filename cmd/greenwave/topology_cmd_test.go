@@ -25,6 +25,12 @@ func TestTopologyImport(t *testing.T) {
 		{name: "metro", args: []string{"--format", "metro"}, intersections: []string{dataset.MetroIntersectionID}, zone: "America/Chicago"},
 		{name: "scats", args: []string{"../../pkg/dataset/testdata/scats_sample.csv", "--format", "scats"}, intersections: []string{"0970"},
 			stderr: "skipped site 4335: only 1 approach", zone: "Australia/Melbourne"},
+		{name: "csv", args: []string{"--format", "csv", "--time-zone", "UTC", "--adjacency", "../../pkg/dataset/testdata/readings_topology_edges.csv",
+			"../../pkg/dataset/testdata/readings_topology.csv"}, intersections: []string{"K1", "K2", "STATION7"},
+			stderr: `readings_topology.csv:8: detector_id: "K2 BAD" holds white space, '/' or a non-printable character (bad_id): places no detector
+greenwave topology import: 3 intersections (0 signalised, 3 forecast_only), 6 detectors, 5 upstream references in 1 feature groups`, zone: "UTC"},
+		{name: "csv signals", args: []string{"--format", "csv", "--time-zone", "Europe/Berlin", "--signals", "../../pkg/dataset/testdata/readings_topology.csv"},
+			intersections: []string{"K1", "K2", "STATION7"}, stderr: "3 intersections (1 signalised, 2 forecast_only)", zone: "Europe/Berlin"},
 		{name: "sumo", args: []string{"--format", "sumo", "../../deploy/sumo/arterial/arterial.net.xml"}, intersections: []string{"J1", "J2", "J3", "J4", "J5"}, zone: "UTC"},
 	}
 	for _, tc := range tests {
@@ -62,8 +68,16 @@ func TestTopologyImportErrors(t *testing.T) {
 		want string
 	}{
 		{"no subcommand", []string{"topology"}, 2, "want the subcommand import"},
-		{"no format", []string{"topology", "import"}, 2, "--format scats|metro|sumo is required"},
-		{"bad format", []string{"topology", "import", "--format", "csv"}, 2, `--format "csv"`},
+		{"no format", []string{"topology", "import"}, 2, "--format csv|scats|metro|sumo is required"},
+		{"bad format", []string{"topology", "import", "--format", "xml"}, 2, `--format "xml"`},
+		{"csv without file", []string{"topology", "import", "--format", "csv"}, 2, "needs the readings FILE"},
+		{"csv flag for scats", []string{"topology", "import", "--format", "scats", "--signals", "x.csv"}, 2, "are for --format csv"},
+		{"csv bad max group", []string{"topology", "import", "--format", "csv", "--max-group", "0", "x.csv"}, 2, "--max-group and --lanes must be at least 1"},
+		{"csv not canonical", []string{"topology", "import", "--format", "csv", "../../pkg/dataset/testdata/metro_sample.csv"}, 1, "metro_sample.csv:1: header lacks column(s)"},
+		{"adjacency unknown id", []string{"topology", "import", "--format", "csv", "--adjacency", "testdata/import/unknown_edges.csv",
+			"../../pkg/dataset/testdata/readings_topology.csv"}, 1, `testdata/import/unknown_edges.csv:3: "K9" is neither a detector nor an intersection`},
+		{"adjacency bad row", []string{"topology", "import", "--format", "csv", "--adjacency", "testdata/import/bad_edges.csv",
+			"../../pkg/dataset/testdata/readings_topology.csv"}, 1, `testdata/import/bad_edges.csv:2: directed "sometimes"`},
 		{"missing file", []string{"topology", "import", "--format", "scats", "/nonexistent.csv"}, 1, "no such file"},
 		{"not a scats file", []string{"topology", "import", "--format", "scats", "../../pkg/dataset/testdata/metro_sample.csv"}, 1, "no header row"},
 		{"not a sumo network", []string{"topology", "import", "--format", "sumo", "../../pkg/dataset/testdata/metro_sample.csv"}, 1, "not a SUMO network"},

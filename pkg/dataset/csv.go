@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/greenwave-city/greenwave/pkg/clean"
+	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
 // table reads CSV rows with their line numbers, reporting broken CSV syntax as problems.
@@ -327,4 +328,50 @@ func (d *weatherCSV) parse(rec []string, line int) (clean.Weather, bool) {
 		*f.has = true
 	}
 	return w, true
+}
+
+// AddCSVDetectors reads a canonical readings CSV and adds every row's detector placement (intersection_id,
+// approach_id, detector_id, interval_s) to b, for `greenwave topology import --format csv`. Only those cells are
+// read: a row whose count, time or speed cannot be read still says where its detector is (a speed-only row with
+// an empty count, say), so its detector is placed even though replay and eval skip the reading. A row whose ids
+// or interval_s cannot be read is skipped and reported as the reading decoder would (Options.OnProblem, counted
+// in the returned Stats, whose Readings counts the rows that placed a detector). An error is an unreadable
+// header or stream, never a bad row.
+func AddCSVDetectors(b *topology.ReadingsBuilder, r io.Reader, name string, opts Options) (Stats, error) {
+	rd := newReader(name, opts)
+	t, err := openTable(rd, r, ReadingRequired)
+	if err != nil {
+		return Stats{}, err
+	}
+	inter, appr, det, interval := t.use("intersection_id"), t.use("approach_id"), t.use("detector_id"), t.use("interval_s")
+	for {
+		rec, line, err := t.dataRow(1)
+		if errors.Is(err, io.EOF) {
+			return rd.Stats(), nil
+		}
+		if err != nil {
+			return rd.Stats(), err
+		}
+		d := topology.DetectorSeen{Intersection: cell(rec, inter), Approach: cell(rec, appr), Detector: cell(rec, det), File: name, Line: line}
+		bad := false
+		for _, f := range []struct{ name, v string }{{"intersection_id", d.Intersection}, {"approach_id", d.Approach}, {"detector_id", d.Detector}} {
+			if err := checkID(f.v); err != nil && !bad {
+				rd.report(line, f.name, ReasonBadID, 1, "%v", err)
+				bad = true
+			}
+		}
+		iv := cell(rec, interval)
+		n, err := strconv.ParseUint(iv, 10, 32)
+		switch {
+		case bad:
+		case d.Detector == "":
+			rd.report(line, "detector_id", ReasonMissingValue, 1, "detector_id is empty")
+		case err != nil || n == 0:
+			rd.report(line, "interval_s", ReasonBadNumber, 1, "%q is not a positive whole number of seconds", iv)
+		default:
+			d.IntervalS = int(n)
+			rd.stats.Readings++
+			b.Add(d)
+		}
+	}
 }

@@ -245,7 +245,7 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 			}
 			r.series = append(r.series, s)
 		}
-		if cfg.Signals != nil {
+		if cfg.Signals != nil && !in.ForecastOnly { // no signals to plan
 			sr, err := newSignalRun(in, *cfg.Signals, tc.Horizons)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("intersection %s: %w", in.ID, err))

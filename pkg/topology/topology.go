@@ -65,14 +65,19 @@ type Intersection struct {
 	// Approaches are the traffic streams entering the intersection.
 	Approaches []Approach `yaml:"approaches" json:"approaches"`
 	// Phases are the signal phases in cycle order.
-	Phases []Phase `yaml:"phases" json:"phases"`
+	Phases []Phase `yaml:"phases,omitempty" json:"phases,omitempty"`
 	// Timing holds the cycle-level hard constraints.
-	Timing Timing `yaml:"timing" json:"timing"`
+	Timing Timing `yaml:"timing,omitempty" json:"timing"`
 	// FixedTime is the known-safe fixed-time plan used when predictions cannot be trusted: green seconds per
 	// phase ID. When empty, a plan with every phase at its minimum green and the minimum cycle is used.
 	FixedTime map[string]float64 `yaml:"fixed_time,omitempty" json:"fixed_time,omitempty"`
 	// Neighbours are coordination links to other intersections (for green-wave offsets and features).
 	Neighbours []Link `yaml:"neighbours,omitempty" json:"neighbours,omitempty"`
+	// ForecastOnly marks a site Greenwave forecasts but does not control: a detector station, or an intersection
+	// whose signals are not known (greenwave topology import --format csv writes these). It has approaches and
+	// detectors but no phases, timing, fixed-time plan or neighbour links; signal-control plans nothing for it
+	// and accepts no override for it. Its approaches may still be upstream of others (features).
+	ForecastOnly bool `yaml:"forecast_only,omitempty" json:"forecast_only,omitempty"`
 }
 
 // Approach is one traffic stream (for example "northbound") entering an intersection.
@@ -344,6 +349,10 @@ func (t Topology) Validate() error {
 				seenDet[d] = in.ID + "/" + a.ID
 			}
 		}
+		if in.ForecastOnly {
+			validateForecastOnly(in, where, add)
+			continue
+		}
 		if len(in.Phases) < 2 {
 			add("%s: at least two phases are needed", where)
 		}
@@ -425,10 +434,18 @@ func (t Topology) Validate() error {
 		}
 	}
 	// Cross-references need every intersection known first.
+	forecastOnly := map[string]bool{}
+	for _, in := range t.Intersections {
+		if in.ForecastOnly {
+			forecastOnly[in.ID] = true
+		}
+	}
 	for i, in := range t.Intersections {
 		for _, l := range in.Neighbours {
 			if !seenInt[l.Intersection] {
 				add("intersections[%d] (%s): neighbour %q is not configured", i, in.ID, l.Intersection)
+			} else if forecastOnly[l.Intersection] {
+				add("intersections[%d] (%s): neighbour %q is forecast_only: it has no signals to coordinate with", i, in.ID, l.Intersection)
 			}
 		}
 		for _, a := range in.Approaches {
@@ -492,6 +509,23 @@ func validateFixedTime(in Intersection, where string, add func(format string, ar
 	}
 	if complete && !(cycle >= in.Timing.MinCycleS && cycle <= in.Timing.MaxCycleS) {
 		add("%s: fixed_time adds up to a cycle of %g, outside timing %g..%g", where, cycle, in.Timing.MinCycleS, in.Timing.MaxCycleS)
+	}
+}
+
+// validateForecastOnly checks that a forecast-only intersection carries nothing signal-control would act on:
+// a phase, timing or link there would look configured while nothing ever used it.
+func validateForecastOnly(in Intersection, where string, add func(format string, args ...any)) {
+	if len(in.Phases) > 0 {
+		add("%s: forecast_only intersection has %d phases (it controls no signals: remove them or forecast_only)", where, len(in.Phases))
+	}
+	if in.Timing != (Timing{}) {
+		add("%s: forecast_only intersection has timing (it controls no signals)", where)
+	}
+	if len(in.FixedTime) > 0 {
+		add("%s: forecast_only intersection has a fixed_time plan (it controls no signals)", where)
+	}
+	if len(in.Neighbours) > 0 {
+		add("%s: forecast_only intersection has neighbour links (coordination needs signals; use upstream for features)", where)
 	}
 }
 

@@ -397,6 +397,10 @@ func (c Config) CheckTopology(name string, data []byte, topo topology.Topology) 
 			add(at("intersection"), fmt.Sprintf("%q is not in the topology %s", ct.Intersection, c.Topology))
 			continue
 		}
+		if topo.Intersections[k].ForecastOnly {
+			add(at("intersection"), fmt.Sprintf("%q is forecast_only in the topology %s: it has no signals to drive", ct.Intersection, c.Topology))
+			continue
+		}
 		for s := range ct.Slots {
 			err := ntcip.CheckMapping(topo.Intersections[k], ct.Mapping(s))
 			var me *ntcip.MappingError

@@ -97,13 +97,18 @@ func TestCheckTopology(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	forecastOnly := topo
+	forecastOnly.Intersections = []topology.Intersection{{ID: "I-100", ForecastOnly: true,
+		Approaches: []topology.Approach{{ID: "N", Lanes: 1, SaturationFlowVPHPerLane: 1800, Detectors: []string{"d"}}}}}
 	tests := []struct {
 		name, phases, want string
+		topo               *topology.Topology
 	}{
-		{"valid", "{NS: 2, EW: [4, 8]}", ""},
-		{"unknown phase", "{NS: 2, EW: 4, LT: 5}", `ntcip.yaml:13: controllers.0.phases.LT: intersection I-100 has no phase "LT" (its phases: NS, EW)`},
-		{"duplicate NTCIP phase", "{NS: [2, 6], EW: [4, 6]}", "controllers.0.phases.NS: NTCIP phase 6 is already used by phases.EW"},
-		{"unmapped phase", "{NS: 2}", "ntcip.yaml:13: controllers.0.phases: phase EW of intersection I-100 is not mapped"},
+		{"forecast only", "{NS: 2, EW: [4, 8]}", `controllers.0.intersection: "I-100" is forecast_only`, &forecastOnly},
+		{name: "valid", phases: "{NS: 2, EW: [4, 8]}"},
+		{name: "unknown phase", phases: "{NS: 2, EW: 4, LT: 5}", want: `ntcip.yaml:13: controllers.0.phases.LT: intersection I-100 has no phase "LT" (its phases: NS, EW)`},
+		{name: "duplicate NTCIP phase", phases: "{NS: [2, 6], EW: [4, 6]}", want: "controllers.0.phases.NS: NTCIP phase 6 is already used by phases.EW"},
+		{name: "unmapped phase", phases: "{NS: 2}", want: "ntcip.yaml:13: controllers.0.phases: phase EW of intersection I-100 is not mapped"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,7 +118,11 @@ func TestCheckTopology(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = c.CheckTopology("ntcip.yaml", data, topo)
+			tp := topo
+			if tc.topo != nil {
+				tp = *tc.topo
+			}
+			err = c.CheckTopology("ntcip.yaml", data, tp)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)

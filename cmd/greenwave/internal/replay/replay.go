@@ -18,6 +18,7 @@ import (
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/cli"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/devstate"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
+	"github.com/greenwave-city/greenwave/pkg/topology"
 )
 
 const synopsis = "[--format csv|metro|scats] [--weather FILE] --collector HOST:PORT [flags] FILE"
@@ -26,7 +27,8 @@ const description = `
 Reads a data file with pkg/dataset and sends its readings (and weather) to a collector over one long-lived
 CollectorService.StreamReadings stream, paced on event time.
 
-Formats: csv (the canonical readings CSV; --weather adds a canonical weather CSV, merged by time), metro (UCI
+Formats: csv (the canonical readings CSV; --weather adds a canonical weather CSV, merged by time; the collector must
+know its detectors: greenwave topology import --format csv derives a topology, which --dry-run reports), metro (UCI
 Metro Interstate Traffic Volume: hourly readings and weather of one site), scats (VicRoads SCATS volumes: 96
 fifteen-minute readings per row). Rows that cannot be read are reported with file and line and skipped.
 
@@ -155,6 +157,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	started := time.Now()
 	if o.dryRun {
 		err = dryRun(in, o, sum)
+		if err == nil && o.format == dataset.FormatCSV {
+			noteDerivedTopology(o.file, stderr)
+		}
 	} else {
 		err = send(ctx, in, o, sum, stderr, pp)
 		sum.DurationS = time.Since(started).Seconds()
@@ -167,6 +172,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 	pp.finish()
+	if n := sum.Rejected["unknown_detector"]; n > 0 && o.format == dataset.FormatCSV {
+		fmt.Fprintf(stderr, "greenwave replay: %d readings name detectors the collector's topology lacks: derive one from the file (greenwave topology import --format csv %s -o topology.yaml) and run the stack on it (greenwave dev --topology topology.yaml --sample=false)\n", n, o.file)
+	}
 	sum.fromReaders(in.readers)
 	if sum.DurationS == 0 {
 		sum.DurationS = time.Since(started).Seconds()
@@ -219,4 +227,26 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// noteDerivedTopology tells, for --dry-run of a canonical CSV, which topology the file implies: the collector
+// rejects readings of detectors its topology lacks, and replay has no topology of its own to check against.
+// It is a note: a file whose rows place a detector inconsistently is still replayable, so a failure is one too.
+func noteDerivedTopology(file string, stderr io.Writer) {
+	f, err := os.Open(file)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b := topology.NewReadingsBuilder(topology.ReadingsOptions{})
+	if _, err := dataset.AddCSVDetectors(b, f, file, dataset.Options{}); err != nil {
+		return
+	}
+	t, _, err := b.Topology(nil, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "greenwave replay: note: no topology can be derived from %s: %v\n", file, err)
+		return
+	}
+	fmt.Fprintf(stderr, "greenwave replay: no --topology: derived %d intersections from %s (greenwave topology import); the collector's topology must hold them\n",
+		len(t.Intersections), file)
 }

@@ -189,7 +189,8 @@ func TestReplayAccountsForEveryReading(t *testing.T) {
 					t.Errorf("authorization %q", tok)
 				}
 			}
-			if !strings.Contains(stderr, "readings.csv:3: observed_at") || !strings.Contains(stderr, "unknown_detector") {
+			if !strings.Contains(stderr, "readings.csv:3: observed_at") || !strings.Contains(stderr, "unknown_detector") ||
+				!strings.Contains(stderr, fmt.Sprintf("greenwave replay: %d readings name detectors the collector's topology lacks", bad)) {
 				t.Errorf("stderr does not name the problem and the rejection:\n%s", stderr)
 			}
 		})
@@ -247,7 +248,8 @@ func TestReplayDryRun(t *testing.T) {
 		sum.Problems["bad_time"] != 1 || sum.Problems["bad_number"] != 1 || sum.ReadingsSent != 0 {
 		t.Errorf("summary %+v", sum)
 	}
-	if !strings.Contains(stderr, "weather.csv:3: temperature_c") {
+	if !strings.Contains(stderr, "weather.csv:3: temperature_c") ||
+		!strings.Contains(stderr, "greenwave replay: no --topology: derived 2 intersections from "+file+" (greenwave topology import)") {
 		t.Errorf("stderr %s", stderr)
 	}
 }

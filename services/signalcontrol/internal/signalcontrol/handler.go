@@ -114,6 +114,10 @@ func (p *partition) handlePrediction(_ context.Context, _ kafka.Message, pred *g
 	if !ok {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "intersection %q is not in the topology", id)
 	}
+	if in.ForecastOnly {
+		// Forecasting it is the point; there are no signals to plan. Not a rejection: nothing is wrong.
+		return nil, nil
+	}
 	if pred.GetWindowEnd() == nil || pred.GetWindowStart() == nil || !pred.GetWindowEnd().AsTime().After(pred.GetWindowStart().AsTime()) {
 		return nil, stream.Reject(greenwavev1.RejectReason_REJECT_REASON_MALFORMED, "prediction %s has no valid window", pred.GetEventId())
 	}

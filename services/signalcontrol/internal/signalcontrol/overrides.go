@@ -160,6 +160,8 @@ func (a *API) SetOverride(ctx context.Context, req *greenwavev1.SetOverrideReque
 		bad("intersection_id", "is required")
 	case !known:
 		bad("intersection_id", "intersection %q is not in the topology", clip.ID(id))
+	case in.ForecastOnly:
+		bad("intersection_id", "intersection %q is forecast_only: it has no signals to override", clip.ID(id))
 	case !op.Allows(id):
 		return nil, status.Errorf(codes.PermissionDenied, "operator %q may not override intersection %q", op.Name, clip.ID(id))
 	}

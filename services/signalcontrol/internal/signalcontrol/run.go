@@ -74,6 +74,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	topo := env.Topology.Topology()
 	var infeasible []error
 	for _, in := range topo.Intersections {
+		if in.ForecastOnly {
+			continue // no signals: nothing is planned for it
+		}
 		if err := signal.Feasible(in); err != nil {
 			infeasible = append(infeasible, err)
 		}
