@@ -43,7 +43,10 @@ var Services = []string{"collector", "cleaner", "trainer", "predictor", "signalc
 const (
 	DefaultStartTimeout = 30 * time.Second
 	DefaultReadyTimeout = 90 * time.Second
-	DefaultStopTimeout  = 8 * time.Second
+	// DefaultStopTimeout exceeds what a service may take to stop by design: SHUTDOWN_TIMEOUT (8s by default)
+	// to drain in-flight requests, beside the stream processor's 5s bound on leaving its consumer group. With
+	// the same 8s here, a service stopping within its own bound on a loaded machine was reported as hung.
+	DefaultStopTimeout = 15 * time.Second
 )
 
 // tailLines is how many of a child's last output lines an ExitError carries.
