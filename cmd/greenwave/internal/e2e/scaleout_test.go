@@ -6,9 +6,12 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
+	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -128,6 +132,11 @@ type scaleOutputs struct {
 	served      map[string]*greenwavev1.ModelSnapshot // newest served snapshot per model id (models topic)
 	predictions map[string]*greenwavev1.IntersectionPrediction
 	plans       map[string]*greenwavev1.SignalPlan
+	// cleaner and signals are the newest changelog state per intersection of the cleaner and signal-control,
+	// without the checkpoint bookkeeping (which emissions are not yet forgotten, which plans offset a restore
+	// starts from): what differs with checkpoint timing, not with what was computed.
+	cleaner map[string]clean.IntersectionState
+	signals map[string]wire.SignalState
 }
 
 // scaleRun is one run of the scale-out test in a namespace of its own.
@@ -140,6 +149,9 @@ type scaleRun struct {
 	cfg    stack.Config
 	input  scaleInput
 	prod   *stream.Producer
+	// ref is the one-instance run's output (for the killed run's kill points) and rng its kill-point source.
+	ref scaleOutputs
+	rng *rand.Rand
 }
 
 func newScaleRun(ctx context.Context, t *testing.T, name string, topo topology.Topology, topoFile, bins string) *scaleRun {
@@ -212,6 +224,43 @@ func (r *scaleRun) stopExtras(st *stack.Stack, names []string) {
 		if err := st.StopExtra(n); err != nil {
 			r.t.Fatalf("%s: %v", r.name, err)
 		}
+	}
+}
+
+// killAt SIGKILLs the service twice, each time once topic holds (or, with committed, the service's group has
+// committed) at least a seeded random share of about n records, and restarts it until it is ready again.
+func (r *scaleRun) killAt(ctx context.Context, st *stack.Stack, service, topic string, n int64, committed bool) {
+	r.t.Helper()
+	points := []int64{1 + r.rng.Int64N(max(1, n/2)), n/2 + r.rng.Int64N(max(1, n/2-1))}
+	for _, p := range points {
+		for {
+			done, end := r.committed(ctx, service, topic)
+			if (committed && done >= p) || (!committed && end >= p) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				r.t.Fatalf("%s: %s: %d of %d records of %s (committed %d) before the deadline, waiting for %d", r.name, service, end, n, topic, done, p)
+			case <-st.Done():
+				r.t.Fatalf("%s: %v", r.name, st.Err())
+			case <-time.After(5 * time.Millisecond): // polling interval
+			}
+		}
+		if err := st.Kill(service, syscall.SIGKILL); err != nil {
+			r.t.Fatalf("%s: kill %s: %v", r.name, service, err)
+		}
+		done, end := r.committed(ctx, service, topic)
+		at := fmt.Sprintf("%d records on %s", end, topic)
+		if committed {
+			at = fmt.Sprintf("%d of %s committed", done, topic)
+		}
+		if err := st.Restart(ctx, service); err != nil {
+			r.t.Fatalf("%s: restart %s: %v", r.name, service, err)
+		}
+		if err := st.WaitReady(ctx); err != nil {
+			r.t.Fatalf("%s: %s not ready after its restart: %v", r.name, service, err)
+		}
+		r.t.Logf("%s: %s SIGKILLed at %s (point %d), restarted", r.name, service, at, p)
 	}
 }
 
@@ -394,6 +443,26 @@ func (r *scaleRun) collect(ctx context.Context) scaleOutputs {
 	})
 	o.state = r.newestModels(ctx, r.names.TrainerState)
 	o.served = r.newestModels(ctx, r.names.Models)
+	o.cleaner, o.signals = map[string]clean.IntersectionState{}, map[string]wire.SignalState{}
+	r.readTopic(ctx, r.names.CleanerState, func(m kafka.Message) {
+		snap, err := wire.DecodeCleanerRecord(m)
+		if err != nil {
+			r.t.Fatalf("%s: decode cleaner state %s@%d: %v", r.name, m.Key, m.Offset, err)
+		}
+		st, err := wire.DecodeCleanerState(snap.State)
+		if err != nil {
+			r.t.Fatalf("%s: decode cleaner state %s@%d: %v", r.name, m.Key, m.Offset, err)
+		}
+		st.Emissions = nil
+		o.cleaner[string(m.Key)] = st
+	})
+	r.readTopic(ctx, r.names.SignalState, func(m kafka.Message) {
+		st, _, err := wire.DecodeSignalState(string(stream.Header(m, stream.HeaderPayload)), m.Value)
+		if err != nil {
+			r.t.Fatalf("%s: decode signal-control state %s@%d: %v", r.name, m.Key, m.Offset, err)
+		}
+		o.signals[string(m.Key)] = *st
+	})
 	return o
 }
 
@@ -404,6 +473,7 @@ const (
 	oneInstance  scaleMode = iota // one instance of every service throughout
 	twoInstances                  // two instances of every stateful service, both in the group before their input
 	rebalanced                    // one instance, a second started and stopped while input flows
+	killed                        // one instance of each, SIGKILLed twice at seeded points and restarted
 )
 
 // Settings of the rebalanced run: small batches and frequent checkpoints, so that the stages take long enough for
@@ -430,7 +500,7 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 	env := map[string][]string{"cleaner": {"CLEANER_CHECKPOINT_INTERVAL=1s"}, "trainer": {"TRAINER_CHECKPOINT_IDLE=1s"}, "signalcontrol": {"SIGNAL_CHECKPOINT_IDLE=1s"},
 		// The models are final when the predictor starts: a stale one has nothing to wait for.
 		"predictor": {"PREDICTOR_MODEL_WAIT=0s"}}
-	if mode == rebalanced {
+	if mode == rebalanced || mode == killed {
 		for s, e := range rebalancedEnv {
 			env[s] = append(slices.Clone(env[s]), e...)
 		}
@@ -460,6 +530,12 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 		r.stopExtras(first, extras)
 		done, total := r.committed(ctx, "cleaner", r.names.Readings)
 		r.t.Logf("%s: %v left with the cleaner at %d of %d readings", r.name, extras, done, total)
+	case killed:
+		// The cleaner is killed at two points of its output (published frames, committed or not: mid-checkpoint
+		// as often as not), then the trainer, which runs beside it, at two points of its committed input.
+		r.write(ctx, r.input.readings(0, scaleMinutes))
+		r.killAt(ctx, first, "cleaner", r.names.Features, int64(len(r.ref.frames)), false)
+		r.killAt(ctx, first, "trainer", r.names.Features, int64(len(r.ref.frames)), true)
 	default:
 		r.write(ctx, r.input.readings(0, scaleMinutes))
 	}
@@ -491,6 +567,10 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 		r.stopExtras(signals, extras[1:])
 		r.t.Logf("%s: %v left at %s", r.name, extras, r.progress(ctx))
 	}
+	if mode == killed {
+		r.killAt(ctx, predictors, "predictor", r.names.Predictions, int64(len(r.ref.predictions)), false)
+		r.killAt(ctx, signals, "signalcontrol", r.names.Plans, int64(len(r.ref.plans)), false)
+	}
 	r.waitCommitted(ctx, predictors, "predictor", r.names.Features, -1)
 	r.waitCommitted(ctx, signals, "signalcontrol", r.names.Predictions, -1)
 	if mode == twoInstances {
@@ -507,16 +587,22 @@ func (r *scaleRun) run(ctx context.Context, mode scaleMode) scaleOutputs {
 // (checked: both members of every group hold partitions); and with one instance, a second started while input
 // flows and stopped again later, forcing two rebalances per service in which partitions change owner mid-stream
 // and the new owner restores the old owner's state from its changelog (and the predictor reads back what the old
-// owner published). The three runs must publish the same feature frames, detector health records, dead letters,
+// owner published); and with one instance of each, every service SIGKILLed twice at seeded points (the cleaner
+// and the predictor at points of their output, between commits as often as not; the trainer at points of its
+// committed input; signal-control at points of its plans) and restarted. The seed is logged; SCALEOUT_KILL_SEED
+// reruns a schedule. The four runs must publish the same feature frames, detector health records, dead letters,
 // predictions and plans — same event ids, proto.Equal content, no event id twice with different content — and
 // end with the same newest complete model snapshot (trainer changelog) and served snapshot (models topic) of
-// every model. No field is exempt: every output is a function of event time and per-partition order alone.
+// every model, and the same cleaner and signal-control state per intersection (changelog, without checkpoint
+// bookkeeping). No field is exempt: every output is a function of event time and per-partition order alone.
 //
 // The two-instance run catches output that depends on which instance computes it or on what else an instance
 // holds. The rebalanced run catches state that does not move with a partition: a cleaner window or a trainer's
 // pending labels, a signal-control rate limit or profile lost or applied twice on handover, a prediction made
-// again with other models. Checked by breaking restores: a trainer whose new owner starts its learners from
-// scratch fails it (model snapshots differ), as does a signal-control that drops the restored current plan.
+// again with other models. The killed run catches the same at a crash, where nothing is handed over: state and
+// offsets that are not published in the right order, and output lost or changed between a publish and its commit.
+// Checked by breaking restores: a trainer whose new owner starts its learners from scratch fails it (model
+// snapshots differ), as does a signal-control that drops the restored current plan.
 func TestScaleOutEqualsOneInstance(t *testing.T) {
 	parallelStack(t)
 	_, bins := binaries(t)
@@ -528,8 +614,15 @@ func TestScaleOutEqualsOneInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SCALEOUT_KILL_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("SCALEOUT_KILL_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("kill points seeded with SCALEOUT_KILL_SEED=%d", seed)
 
 	one := newScaleRun(ctx, t, "one instance", topo, topoFile, bins)
 	parts := map[int]bool{}
@@ -548,8 +641,10 @@ func TestScaleOutEqualsOneInstance(t *testing.T) {
 	}{
 		{"two instances", twoInstances},
 		{"rebalanced", rebalanced},
+		{"killed", killed},
 	} {
 		r := newScaleRun(ctx, t, tc.name, topo, topoFile, bins)
+		r.ref, r.rng = want, rand.New(rand.NewPCG(seed, 15))
 		got := r.run(ctx, tc.mode)
 		compareRuns(t, tc.name, "frame", want.frames, got.frames)
 		compareRuns(t, tc.name, "detector health", want.health, got.health)
@@ -558,12 +653,50 @@ func TestScaleOutEqualsOneInstance(t *testing.T) {
 		compareRuns(t, tc.name, "model snapshot (models topic)", want.served, got.served)
 		compareRuns(t, tc.name, "prediction", want.predictions, got.predictions)
 		compareRuns(t, tc.name, "plan", want.plans, got.plans)
+		compareStates(t, tc.name, "cleaner state", want.cleaner, got.cleaner, func(a, b clean.IntersectionState) bool { return reflect.DeepEqual(a, b) })
+		compareStates(t, tc.name, "signal-control state", want.signals, got.signals, signalStateEqual)
 		if t.Failed() {
 			return
 		}
 		t.Logf("%s equals one instance: %d frames, %d health records, %d dead letters, %d models, %d predictions, %d plans",
 			tc.name, len(got.frames), len(got.health), len(got.dead), len(got.state), len(got.predictions), len(got.plans))
 	}
+}
+
+// compareStates fails the test unless both maps hold the same intersections with equal states; it names at most
+// five differences.
+func compareStates[S any](t *testing.T, run, what string, want, got map[string]S, equal func(a, b S) bool) {
+	t.Helper()
+	if len(want) == 0 {
+		t.Errorf("one instance: no %s on its changelog", what)
+	}
+	bad := 0
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		g, ok := got[id]
+		switch {
+		case !ok:
+			t.Errorf("%s: %s of %s missing", run, what, id)
+		case !equal(want[id], g):
+			t.Errorf("%s: %s of %s differs:\none instance %s\n%-12s %s", run, what, id, clip(fmt.Sprintf("%+v", want[id]), 2000), run, clip(fmt.Sprintf("%+v", g), 2000))
+		default:
+			continue
+		}
+		if bad++; bad == 5 {
+			return
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[id]; !ok {
+			t.Errorf("%s: %s of %s not on the one-instance changelog", run, what, id)
+		}
+	}
+}
+
+// signalStateEqual compares two signal-control states: the plan with proto.Equal, the rest field by field.
+func signalStateEqual(a, b wire.SignalState) bool {
+	pa, pb := a.Plan, b.Plan
+	a.Plan, b.Plan = nil, nil
+	return proto.Equal(pa, pb) && reflect.DeepEqual(a, b)
 }
 
 // checkScaleReference fails the test when the one-instance run exercises too little for the comparison to mean
