@@ -39,6 +39,11 @@ test: ## Run every test (embedded kfake broker, race detector, shuffled)
 test-kafka: ## Run the Kafka integration suite against a real Apache Kafka 4.1 broker (fetched from Maven Central)
 	bash deploy/kafka/kafka.sh test -- $(GOTEST) $(KAFKA_PKGS)
 
+.PHONY: test-chaos
+test-chaos: ## Replay a real data slice through the five services on Apache Kafka while killing them, restarting the broker and rebalancing; print the accounting table
+	bash deploy/kafka/kafka.sh test -- env GREENWAVE_CHAOS=1 GREENWAVE_CHAOS_BROKER_RESTART="bash $(CURDIR)/deploy/kafka/kafka.sh restart 5" \
+	  $(GOTEST) -v -timeout 15m -run '^TestChaos$$' $(MOD)/cmd/greenwave/internal/e2e
+
 .PHONY: test-rules
 test-rules: ## Check the Prometheus config and rules and unit-test every alert with promtool (needs prometheus)
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml

@@ -4,6 +4,8 @@
 #   deploy/kafka/kafka.sh fetch              download the jars from Maven Central into .cache/lib
 #   deploy/kafka/kafka.sh start              format fresh storage, start the broker, print 127.0.0.1:PORT
 #   deploy/kafka/kafka.sh stop               stop the broker and delete .run/ (no-op when not running)
+#   deploy/kafka/kafka.sh restart [SECONDS]  stop the broker, keep it down SECONDS (default 5), start it again on
+#                                            the same storage (topics, records and offsets survive)
 #   deploy/kafka/kafka.sh test -- CMD ...    start, run CMD with KAFKA_BROKERS (and the security settings) set,
 #                                            always stop; exit with CMD's status
 #   deploy/kafka/kafka.sh env                print the client settings of the running broker as shell exports
@@ -285,6 +287,14 @@ cmd_start() {
   java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$RUN/server.properties" "${scram[@]}" \
     >>"$RUN/logs/format.log" 2>&1 || fail_start "StorageTool format failed"
 
+  echo "127.0.0.1:$port" >"$RUN/brokers"
+  launch
+  log "started kafka.Kafka (pid $(cat "$PIDFILE")) on 127.0.0.1:$port, controller 127.0.0.1:$cport, cluster $cluster_id"
+  echo "127.0.0.1:$port"
+}
+
+# launch: start the broker on the formatted storage and configuration in $RUN and wait until it serves.
+launch() {
   # Background without job control: bash makes it ignore SIGINT, so Ctrl-C in the caller
   # reaches the broker only through stop (the test trap). $! is the java pid itself.
   # shellcheck disable=SC2086
@@ -292,15 +302,26 @@ cmd_start() {
     -Dlog4j2.configurationFile="$RUN/log4j2.properties" -Dkafka.logs.dir="$RUN/logs" \
     -cp "$LIB/*" kafka.Kafka "$RUN/server.properties" </dev/null >>"$RUN/logs/stdout.log" 2>&1 &
   echo $! >"$PIDFILE"
-  log "started kafka.Kafka (pid $(cat "$PIDFILE")) on 127.0.0.1:$port, controller 127.0.0.1:$cport, cluster $cluster_id"
-
   # Readiness: a Kafka metadata request must succeed (kafka-go, as admin), not just an open port.
-  echo "127.0.0.1:$port" >"$RUN/brokers"
-  if ! (cd "$ROOT" && eval "$(client_env)" && go run ./pkg/kafkatest/kafkawait -q -pid "$(cat "$PIDFILE")" -brokers "127.0.0.1:$port" -timeout "${START_TIMEOUT}s") ; then
+  local brokers
+  brokers="$(cat "$RUN/brokers")"
+  if ! (cd "$ROOT" && eval "$(client_env)" && go run ./pkg/kafkatest/kafkawait -q -pid "$(cat "$PIDFILE")" -brokers "$brokers" -timeout "${START_TIMEOUT}s") ; then
     fail_start "broker did not become ready (limit ${START_TIMEOUT}s)"
   fi
   is_running || fail_start "broker process exited"
-  echo "127.0.0.1:$port"
+}
+
+# cmd_restart [SECONDS]: stop the running broker (SIGTERM, a clean shutdown), keep it down SECONDS (default 5),
+# and start it again on the same storage, port and users: its topics, records and committed offsets survive, as
+# after a broker restart in production.
+cmd_restart() {
+  local down="${1:-5}"
+  is_running || die "no broker running (start one with \`kafka.sh start\`)"
+  cmd_stop_keep_logs
+  log "broker stopped; starting it again in ${down}s on the same data"
+  sleep "$down"
+  launch
+  log "broker restarted (pid $(cat "$PIDFILE")) on $(cat "$RUN/brokers")"
 }
 
 # Stop the broker if running; keep $RUN (used on failed start so logs can be read).
@@ -354,7 +375,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -362,6 +383,7 @@ case "${1:-}" in
   fetch) shift; cmd_fetch ;;
   start) shift; cmd_start ;;
   stop)  shift; cmd_stop ;;
+  restart) shift; cmd_restart "$@" ;;
   test)  shift; cmd_test "$@" ;;
   env)   shift; cmd_env ;;
   *) usage ;;

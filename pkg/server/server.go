@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -111,10 +112,21 @@ type Server struct {
 	health *health.Server
 	tls    *certReloader // nil without TLS
 
-	mu     sync.Mutex
-	checks map[string]func() error
-	addrs  Addrs
-	bound  chan struct{}
+	mu         sync.Mutex
+	checks     map[string]func() error
+	onShutdown []func()
+	addrs      Addrs
+	bound      chan struct{}
+}
+
+// OnShutdown registers f to run when shutdown begins, before in-flight gRPC calls are drained. Long-lived
+// streams (plan and prediction subscriptions) end there: a graceful stop waits for every open stream, so
+// without it each shutdown with a subscriber connected would last the whole ShutdownTimeout and then cut the
+// streams anyway.
+func (s *Server) OnShutdown(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onShutdown = append(s.onShutdown, f)
 }
 
 // New builds a Server. reg is served on /metrics; when it is also a prometheus.Registerer (a service's
@@ -284,6 +296,12 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		s.health.Shutdown()
+		s.mu.Lock()
+		hooks := slices.Clone(s.onShutdown)
+		s.mu.Unlock()
+		for _, f := range hooks {
+			f()
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		stopped := make(chan struct{})

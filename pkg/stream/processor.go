@@ -78,6 +78,12 @@ type ProcessorConfig struct {
 	IdleTick time.Duration
 	// SessionTimeout is how long the group waits for a silent member before rebalancing (default 10s).
 	SessionTimeout time.Duration
+	// LeaveTimeout bounds how long Run waits, once ctx ends, for the partitions to stop and the group to be left
+	// (default 5s). kafka-go cannot interrupt a JoinGroup in flight, which the broker may hold for a whole
+	// rebalance while other members shut down too; past the bound Run returns anyway. That is safe: offsets
+	// are committed only after their outputs are acknowledged, so the partitions' next owner redoes at most
+	// the uncommitted records, exactly as after a crash, and the broker drops the member after SessionTimeout.
+	LeaveTimeout time.Duration
 }
 
 // Processor runs the consume → handle → produce → wait for ack → commit loop for one input topic, one
@@ -103,6 +109,9 @@ func NewProcessor(cfg ProcessorConfig, producer *Producer, newHandler func(ctx c
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.LeaveTimeout <= 0 {
+		cfg.LeaveTimeout = 5 * time.Second
 	}
 	return &Processor{cfg: cfg, producer: producer, newHandler: newHandler, log: log, metrics: metrics, now: time.Now}
 }
@@ -138,7 +147,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("join consumer group %s: %w", p.cfg.GroupID, err)
 	}
-	defer group.Close()
+	defer p.leave(group)
 
 	errc := make(chan error, 1)
 	fail := func(err error) {
@@ -179,6 +188,24 @@ func (p *Processor) Run(ctx context.Context) error {
 		return nil
 	case err := <-errc:
 		return err
+	}
+}
+
+// leave closes the group (stopping its partitions and leaving it), waiting at most LeaveTimeout.
+func (p *Processor) leave(group *kafka.ConsumerGroup) {
+	left := make(chan struct{})
+	go func() {
+		_ = group.Close() // always nil
+		close(left)
+	}()
+	t := time.NewTimer(p.cfg.LeaveTimeout)
+	defer t.Stop()
+	select {
+	case <-left:
+	case <-t.C:
+		p.metrics.unfinishedLeaves.Inc()
+		p.log.Warn("consumer group not left in time; exiting without it (the broker drops this member after the session timeout)",
+			zap.String("group", p.cfg.GroupID), zap.Duration("leave_timeout", p.cfg.LeaveTimeout))
 	}
 }
 
@@ -437,6 +464,8 @@ type Metrics struct {
 	lag      *prometheus.GaugeVec
 	// stateKeys and stateBytes are the state sizes of handlers built WithStateSize.
 	stateKeys, stateBytes *prometheus.GaugeVec
+	// unfinishedLeaves counts shutdowns that did not leave the consumer group within LeaveTimeout.
+	unfinishedLeaves prometheus.Counter
 }
 
 // NewMetrics registers the stream metrics in reg.
@@ -459,10 +488,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to publish a batch's outputs and state and commit its offsets.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"topic"}),
+		unfinishedLeaves: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "greenwave", Subsystem: "stream", Name: "unfinished_leaves_total",
+			Help: "Shutdowns that did not leave the consumer group within the leave timeout (the broker rebalances after the session timeout instead).",
+		}),
 	}
 	m.lag = newLagGauge()
 	m.stateKeys, m.stateBytes = newStateGauges()
-	reg.MustRegister(m.records, m.rejected, m.outputs, m.flush, m.lag, m.stateKeys, m.stateBytes)
+	reg.MustRegister(m.records, m.rejected, m.outputs, m.flush, m.lag, m.stateKeys, m.stateBytes, m.unfinishedLeaves)
 	return m
 }
 

@@ -3,6 +3,11 @@
 // address file, its output copied line by line into one log with a `name | ` prefix, readiness polled on
 // /readyz, and a bounded stop (SIGTERM, then SIGKILL) that leaves no process behind.
 //
+// A service may run as more than one process: StartExtra starts another instance of a configured service with the
+// same environment (so the same Kafka consumer group) and addresses of its own, named SERVICE#N, which Kill,
+// Restart, Addrs, Pid and WaitReady take like a service name; StopExtra stops it and forgets it. This is how tests
+// scale a service out and force consumer group rebalances.
+//
 // Each child runs in its own process group (so a terminal's Ctrl-C reaches only the parent, which then stops the
 // children in order) with the parent-death signal set to SIGKILL (so the children die with the parent even when
 // the parent is SIGKILLed). Linux delivers the parent-death signal when the OS thread that started the child
@@ -38,7 +43,10 @@ var Services = []string{"collector", "cleaner", "trainer", "predictor", "signalc
 const (
 	DefaultStartTimeout = 30 * time.Second
 	DefaultReadyTimeout = 90 * time.Second
-	DefaultStopTimeout  = 8 * time.Second
+	// DefaultStopTimeout exceeds what a service may take to stop by design: SHUTDOWN_TIMEOUT (8s by default)
+	// to drain in-flight requests, beside the stream processor's 5s bound on leaving its consumer group. With
+	// the same 8s here, a service stopping within its own bound on a loaded machine was reported as hung.
+	DefaultStopTimeout = 15 * time.Second
 )
 
 // tailLines is how many of a child's last output lines an ExitError carries.
@@ -134,7 +142,7 @@ func (c Config) withDefaults() (Config, error) {
 
 // ExitError reports a child that exited while the stack did not expect it to.
 type ExitError struct {
-	// Service is the service's name.
+	// Service is the instance's name: the service's, or SERVICE#N for an instance started by StartExtra.
 	Service string
 	// Pid was the child's process id.
 	Pid int
@@ -178,11 +186,15 @@ func (e *NotReadyError) Error() string {
 
 // Stack is a set of running services. Its methods are safe for concurrent use.
 type Stack struct {
-	cfg    Config
-	dir    string // temp dir holding the address files
-	logs   *prefixWriter
-	byName map[string]*service
-	order  []*service
+	cfg  Config
+	dir  string // temp dir holding the address files
+	logs *prefixWriter
+
+	// instances guards byName, order and extras: StartExtra and StopExtra change them while the stack runs.
+	instances sync.Mutex
+	byName    map[string]*service // by instance name: the service's name, or SERVICE#N for an extra instance
+	order     []*service          // start order; extra instances last, in the order they were started
+	extras    map[string]int      // by service: how many extra instances were ever started (numbers SERVICE#N)
 
 	done     chan struct{} // closed on the first unexpected exit or on Stop
 	doneOnce sync.Once
@@ -194,10 +206,13 @@ type Stack struct {
 	stopErr  error
 }
 
-// service is one configured service; its process changes on Restart.
+// service is one instance of a configured service; its process changes on Restart.
 type service struct {
-	name string
-	env  []string
+	name string   // instance name: the service's, or SERVICE#N for an extra instance
+	bin  string   // the service: names its binary and its Config.ExtraEnv entry
+	env  []string // the environment before ADDR_FILE and Config.ExtraEnv
+	// instanceEnv is added after Config.ExtraEnv: StartExtra's env for this instance alone.
+	instanceEnv []string
 
 	mu    sync.Mutex // serialises Kill, Restart and Stop on this service; guards proc
 	proc  *proc
@@ -253,6 +268,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		dir:    dir,
 		logs:   newPrefixWriter(cfg.Stdout, cfg.Services),
 		byName: map[string]*service{},
+		extras: map[string]int{},
 		done:   make(chan struct{}),
 	}
 	base := append(os.Environ(), "KAFKA_BROKERS="+strings.Join(cfg.Brokers, ","), "TOPIC_PREFIX="+cfg.TopicPrefix)
@@ -269,7 +285,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	for _, name := range cfg.Services {
 		env := slices.Clone(base)
 		env = append(env, "GRPC_ADDR=127.0.0.1:0", "HTTP_ADDR=127.0.0.1:0")
-		svc := &service{name: name, env: env}
+		svc := &service{name: name, bin: name, env: env}
 		s.byName[name] = svc
 		s.order = append(s.order, svc)
 	}
@@ -302,13 +318,14 @@ func (s *Stack) launch(svc *service) (*proc, error) {
 	svc.start++
 	addrFile := filepath.Join(s.dir, fmt.Sprintf("%s.%d.addr.json", svc.name, svc.start))
 	env := append(slices.Clone(svc.env), "ADDR_FILE="+addrFile)
-	env = append(env, s.cfg.ExtraEnv[svc.name]...)
+	env = append(env, s.cfg.ExtraEnv[svc.bin]...)
+	env = append(env, svc.instanceEnv...)
 
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", svc.name, err)
 	}
-	cmd := exec.Command(filepath.Join(s.cfg.BinDir, svc.name))
+	cmd := exec.Command(filepath.Join(s.cfg.BinDir, svc.bin))
 	cmd.Env = env
 	cmd.Dir = s.cfg.Dir
 	cmd.Stdout = w
@@ -406,9 +423,104 @@ func (s *Stack) fail(err *ExitError) {
 // Services returns the names of the configured services in start order.
 func (s *Stack) Services() []string { return slices.Clone(s.cfg.Services) }
 
-// Addrs returns the addresses the service's current process is bound to; zero Addrs for an unknown service.
-func (s *Stack) Addrs(name string) server.Addrs {
+// Instances returns the names of the running instances: the configured services in start order, then the extra
+// instances (SERVICE#N) not stopped by StopExtra, in the order they were started.
+func (s *Stack) Instances() []string {
+	s.instances.Lock()
+	defer s.instances.Unlock()
+	names := make([]string, len(s.order))
+	for i, svc := range s.order {
+		names[i] = svc.name
+	}
+	return names
+}
+
+// lookup returns the instance of that name.
+func (s *Stack) lookup(name string) (*service, bool) {
+	s.instances.Lock()
+	defer s.instances.Unlock()
 	svc, ok := s.byName[name]
+	return svc, ok
+}
+
+// StartExtra starts another instance of a configured service and waits for its addresses (bounded by ctx and
+// Config.StartTimeout), not for its readiness. The instance gets the service's environment (Config.Env and
+// Config.ExtraEnv included, so the same consumer group and topics), addresses and an address file of its own, and
+// env added last (KEY=VALUE, for this instance alone). It returns the instance's name, SERVICE#N with N from 2 up,
+// never reused within the stack: Kill, Restart, Addrs, Pid and StopExtra take it, WaitReady waits for it too,
+// its log lines carry it as their prefix, and an unexpected exit of it is reported like a service's. Stop stops
+// it with the rest.
+func (s *Stack) StartExtra(ctx context.Context, serviceName string, env ...string) (string, error) {
+	s.instances.Lock()
+	base, ok := s.byName[serviceName]
+	if !ok || base.bin != base.name {
+		s.instances.Unlock()
+		return "", fmt.Errorf("start extra: %q is not a configured service", serviceName)
+	}
+	s.extras[serviceName]++
+	name := fmt.Sprintf("%s#%d", serviceName, s.extras[serviceName]+1)
+	svc := &service{name: name, bin: serviceName, env: base.env, instanceEnv: slices.Clone(env)}
+	s.byName[name] = svc
+	s.order = append(s.order, svc)
+	s.instances.Unlock()
+
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	// Stop sets stopping before it takes the instances to stop: seen false here (after the instance was added),
+	// Stop will find this instance and stop it once this launch has released svc.mu.
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		s.forget(svc)
+		return "", fmt.Errorf("start extra %s: stack is stopping", serviceName)
+	}
+	p, err := s.launch(svc)
+	if err == nil {
+		err = s.awaitAddrs(ctx, svc, p)
+	}
+	if err != nil {
+		if svc.proc != nil {
+			_, _ = s.terminate(svc.proc)
+		}
+		s.forget(svc)
+		return "", fmt.Errorf("start extra: %w", err)
+	}
+	return name, nil
+}
+
+// StopExtra stops an instance started by StartExtra (SIGTERM, then SIGKILL after Config.StopTimeout) and forgets
+// it: WaitReady and Instances no longer include it, and its name is not given again. Stopping an instance that
+// already exited (killed, or exited unexpectedly) only forgets it. The error says when it needed SIGKILL.
+func (s *Stack) StopExtra(name string) error {
+	svc, ok := s.lookup(name)
+	if !ok || svc.bin == svc.name {
+		return fmt.Errorf("stop extra: %q is not a running extra instance", name)
+	}
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	killed, err := s.terminate(svc.proc)
+	s.forget(svc)
+	switch {
+	case err != nil:
+		return fmt.Errorf("stop extra %s: %w", name, err)
+	case killed:
+		return fmt.Errorf("stop extra: %s did not exit within %s of SIGTERM and was killed", name, s.cfg.StopTimeout)
+	}
+	return nil
+}
+
+// forget removes an extra instance from the running set.
+func (s *Stack) forget(svc *service) {
+	s.instances.Lock()
+	defer s.instances.Unlock()
+	delete(s.byName, svc.name)
+	s.order = slices.DeleteFunc(s.order, func(x *service) bool { return x == svc })
+}
+
+// Addrs returns the addresses the instance's current process is bound to; zero Addrs for an unknown name.
+func (s *Stack) Addrs(name string) server.Addrs {
+	svc, ok := s.lookup(name)
 	if !ok {
 		return server.Addrs{}
 	}
@@ -417,9 +529,9 @@ func (s *Stack) Addrs(name string) server.Addrs {
 	return svc.proc.addrs
 }
 
-// Pid returns the process id of the service's current process, or 0 for an unknown service.
+// Pid returns the process id of the instance's current process, or 0 for an unknown name.
 func (s *Stack) Pid(name string) int {
-	svc, ok := s.byName[name]
+	svc, ok := s.lookup(name)
 	if !ok {
 		return 0
 	}
@@ -447,16 +559,16 @@ func (s *Stack) Wait() error {
 	return s.Err()
 }
 
-// WaitReady polls every service's GET /readyz until each answers 200. It gives up when ctx ends, after
-// Config.ReadyTimeout, or as soon as a child exits, and then names every service that is not ready with its last
-// /readyz answer (a *NotReadyError), or the child that exited (an *ExitError).
+// WaitReady polls the GET /readyz of every instance (Instances) until each answers 200. It gives up when ctx
+// ends, after Config.ReadyTimeout, or as soon as a child exits, and then names every instance that is not ready
+// with its last /readyz answer (a *NotReadyError), or the child that exited (an *ExitError).
 func (s *Stack) WaitReady(ctx context.Context) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	pending := map[string]string{}
-	for _, name := range s.cfg.Services {
+	for _, name := range s.Instances() {
 		pending[name] = "not polled yet"
 	}
 	t := time.NewTicker(100 * time.Millisecond)
@@ -505,11 +617,11 @@ func probe(ctx context.Context, client *http.Client, addr string) (bool, string)
 	return false, fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 }
 
-// Kill sends sig to the service's process group and waits until its process has exited, at most
-// Config.StopTimeout; it never escalates. The exit is expected: it is not reported through Done, Err or Wait.
-// Restart starts the service again. Killing a process that already exited is not an error.
+// Kill sends sig to the process group of the service (or instance, SERVICE#N) and waits until its process has
+// exited, at most Config.StopTimeout; it never escalates. The exit is expected: it is not reported through Done,
+// Err or Wait. Restart starts the service again. Killing a process that already exited is not an error.
 func (s *Stack) Kill(name string, sig syscall.Signal) error {
-	svc, ok := s.byName[name]
+	svc, ok := s.lookup(name)
 	if !ok {
 		return fmt.Errorf("kill: unknown service %q", name)
 	}
@@ -528,11 +640,11 @@ func (s *Stack) Kill(name string, sig syscall.Signal) error {
 	}
 }
 
-// Restart stops the service if it is running (SIGTERM, then SIGKILL after Config.StopTimeout), starts it again
-// with the same environment and a new address file, and waits for its addresses (bounded by ctx and
-// Config.StartTimeout). It does not wait for readiness.
+// Restart stops the service (or instance, SERVICE#N) if it is running (SIGTERM, then SIGKILL after
+// Config.StopTimeout), starts it again with the same environment and a new address file, and waits for its
+// addresses (bounded by ctx and Config.StartTimeout). It does not wait for readiness.
 func (s *Stack) Restart(ctx context.Context, name string) error {
-	svc, ok := s.byName[name]
+	svc, ok := s.lookup(name)
 	if !ok {
 		return fmt.Errorf("restart: unknown service %q", name)
 	}
@@ -604,9 +716,12 @@ func (s *Stack) Stop() error {
 			killed bool
 			err    error
 		}
-		results := make([]result, len(s.order))
+		s.instances.Lock()
+		order := slices.Clone(s.order)
+		s.instances.Unlock()
+		results := make([]result, len(order))
 		var wg sync.WaitGroup
-		for i, svc := range s.order {
+		for i, svc := range order {
 			wg.Go(func() {
 				svc.mu.Lock()
 				defer svc.mu.Unlock()

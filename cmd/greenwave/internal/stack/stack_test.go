@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -282,6 +283,138 @@ func TestKillAndRestart(t *testing.T) {
 	requireGone(t, "restarted cleaner", newPid)
 	if err := s.Restart(context.Background(), "cleaner"); err == nil {
 		t.Fatal("Restart after Stop succeeded")
+	}
+}
+
+// TestStartExtra runs a second and third instance of one service next to the first: each with its own process,
+// addresses, address file and log prefix, the service's environment plus its own, waited for by WaitReady,
+// killed, restarted and stopped by name without disturbing the others, and stopped by Stop with the rest.
+func TestStartExtra(t *testing.T) {
+	t.Parallel()
+	var out stacktest.SyncBuffer
+	cfg := config(&out, map[string][]string{"cleaner": {"FAKE_LOG_LINES=1"}})
+	cfg.Services = []string{"collector", "cleaner"}
+	s := start(t, cfg)
+	ctx := context.Background()
+	second, err := s.StartExtra(ctx, "cleaner")
+	if err != nil {
+		t.Fatalf("StartExtra: %v", err)
+	}
+	third, err := s.StartExtra(ctx, "cleaner", "FAKE_NEVER_READY=1")
+	if err != nil {
+		t.Fatalf("StartExtra with env: %v", err)
+	}
+	if second != "cleaner#2" || third != "cleaner#3" {
+		t.Fatalf("extra instances named %q and %q, want cleaner#2 and cleaner#3", second, third)
+	}
+	if got, want := s.Instances(), []string{"collector", "cleaner", "cleaner#2", "cleaner#3"}; !slices.Equal(got, want) {
+		t.Fatalf("Instances() = %v, want %v", got, want)
+	}
+	if got := s.Services(); !slices.Equal(got, []string{"collector", "cleaner"}) {
+		t.Errorf("Services() = %v, want the configured services only", got)
+	}
+	pids, addrs := map[int]string{}, map[string]string{}
+	for _, n := range s.Instances() {
+		pid, a := s.Pid(n), s.Addrs(n)
+		if pid == 0 || a.HTTP == "" || a.GRPC == "" {
+			t.Fatalf("%s: pid %d, addrs %+v", n, pid, a)
+		}
+		if other, dup := pids[pid]; dup {
+			t.Fatalf("%s and %s share pid %d", n, other, pid)
+		}
+		if other, dup := addrs[a.HTTP]; dup {
+			t.Fatalf("%s and %s share address %s", n, other, a.HTTP)
+		}
+		pids[pid], addrs[a.HTTP] = n, n
+	}
+
+	// The third instance alone got FAKE_NEVER_READY: WaitReady waits for every instance and names it.
+	shortCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	err = s.WaitReady(shortCtx)
+	cancel()
+	var nr *stack.NotReadyError
+	if !errors.As(err, &nr) || len(nr.Services) != 1 || nr.Services[third] == "" {
+		t.Fatalf("WaitReady = %v, want only %s not ready", err, third)
+	}
+	if err := s.StopExtra(third); err != nil {
+		t.Fatalf("StopExtra(%s): %v", third, err)
+	}
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady after stopping %s: %v", third, err)
+	}
+	if err := s.StopExtra(third); err == nil {
+		t.Errorf("StopExtra(%s) twice succeeded", third)
+	}
+	if err := s.StopExtra("cleaner"); err == nil {
+		t.Error("StopExtra of a configured service succeeded")
+	}
+	if _, err := s.StartExtra(ctx, "trainer"); err == nil {
+		t.Error("StartExtra of a service the stack does not run succeeded")
+	}
+	if _, err := s.StartExtra(ctx, second); err == nil {
+		t.Error("StartExtra of an extra instance succeeded")
+	}
+
+	// Kill and Restart take the instance's name; the first instance runs on.
+	oldPid := s.Pid(second)
+	if err := s.Kill(second, syscall.SIGKILL); err != nil {
+		t.Fatalf("Kill(%s): %v", second, err)
+	}
+	requireGone(t, second, oldPid)
+	if err := s.Restart(ctx, second); err != nil {
+		t.Fatalf("Restart(%s): %v", second, err)
+	}
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady after restarting %s: %v", second, err)
+	}
+	if pid := s.Pid("cleaner"); gone(pid) {
+		t.Fatalf("cleaner (pid %d) gone after killing %s", pid, second)
+	}
+	fourth, err := s.StartExtra(ctx, "cleaner")
+	if err != nil || fourth != "cleaner#4" {
+		t.Fatalf("StartExtra after StopExtra = %q, %v; want cleaner#4 (names are not reused)", fourth, err)
+	}
+	last := map[string]int{"cleaner": s.Pid("cleaner"), second: s.Pid(second), fourth: s.Pid(fourth)}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if s.Err() != nil {
+		t.Fatalf("Err = %v after requested kills and stops", s.Err())
+	}
+	for n, pid := range last {
+		requireGone(t, n, pid)
+	}
+	if _, err := s.StartExtra(ctx, "cleaner"); err == nil {
+		t.Error("StartExtra after Stop succeeded")
+	}
+
+	// Every instance's lines carry its name; the service's ExtraEnv reached the extra instances too.
+	for _, n := range []string{"cleaner", second, third, fourth} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(n) + ` *\| stdout line 0$`).MatchString(out.String()) {
+			t.Errorf("no line of %s with its prefix in:\n%s", n, out.String())
+		}
+	}
+}
+
+// TestExtraInstanceExitIsReported: an extra instance that exits unexpectedly is reported by its own name.
+func TestExtraInstanceExitIsReported(t *testing.T) {
+	t.Parallel()
+	cfg := config(io.Discard, nil)
+	cfg.Services = []string{"predictor"}
+	s := start(t, cfg)
+	name, err := s.StartExtra(context.Background(), "predictor", "FAKE_EXIT_AFTER=200ms")
+	if err != nil {
+		t.Fatalf("StartExtra: %v", err)
+	}
+	var ee *stack.ExitError
+	if err := s.Wait(); !errors.As(err, &ee) || ee.Service != name || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("Wait = %v, want %s's exit", err, name)
+	}
+	if err := s.StopExtra(name); err != nil {
+		t.Errorf("StopExtra of the exited instance: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Errorf("Stop of the rest: %v", err)
 	}
 }
 

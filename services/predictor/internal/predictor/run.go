@@ -51,6 +51,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, sessionTimeout: cfg.SessionTimeout, writeLinger: cfg.WriteLinger, modelWait: cfg.ModelWait,
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
+	env.Server.OnShutdown(svc.hub.Close)
 	env.Server.AddReadiness("models", svc.ready)
 	env.Server.AddReadiness("consumer-group", svc.proc.ReadyCheck)
 	g, ctx := errgroup.WithContext(ctx)

@@ -138,6 +138,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		Service: "signalcontrol", DeadLetter: wire.DeadLetter, IdleTick: cfg.OverrideTick,
 	}, prod, newHandler, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterSignalControlServiceServer(env.Server.GRPC(), &API{svc: svc, hub: hub, buffer: cfg.SubscriberBuffer, maxSubs: cfg.MaxSubscribers})
+	env.Server.OnShutdown(hub.Close)
 	overridesLoaded := make(chan struct{})
 	env.Server.AddReadiness("overrides", app.Loaded(overridesLoaded, "the overrides topic"))
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)

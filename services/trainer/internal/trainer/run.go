@@ -60,6 +60,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		return p.handler(), nil
 	}, env.Log, stream.NewMetrics(env.Registry))
 	greenwavev1.RegisterModelServiceServer(env.Server.GRPC(), NewAPI(store, hub, cfg.SubscriberBuffer, env.Registry).WithStatus(status).WithMaxSubscribers(cfg.MaxSubscribers))
+	env.Server.OnShutdown(hub.Close)
 	modelsLoaded := make(chan struct{})
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
 	env.Server.AddReadiness("models", app.Loaded(modelsLoaded, "the models topic for ModelService"))
