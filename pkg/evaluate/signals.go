@@ -272,12 +272,9 @@ func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vect
 	if l == nil {
 		return fallback
 	}
-	m, drifting, ok, err := l.Model(s.horizon)
+	// Learner.Forecast is Learner.Model's compiled model predicting, without compiling it for every frame.
+	fc, drifting, ok, err := l.Forecast(s.horizon, f, v, s.cfg.Confidence)
 	if !ok || err != nil {
-		return fallback
-	}
-	fc, err := m.Predict(f, v, s.cfg.Confidence)
-	if err != nil {
 		return fallback
 	}
 	return signal.Forecast{ApproachID: v.ApproachID, FlowVPH: fc.Value, LowerVPH: fc.Lower, UpperVPH: fc.Upper,
