@@ -138,6 +138,9 @@ type signalRun struct {
 	// time-of-day plan book).
 	todSum, todN [7 * 24][]float64
 	missTOD      int
+	// planned, when set (by tests), sees every plan that is scored: "greenwave", "time_of_day" and "oracle" with
+	// the window (Unix s) they are scored on, and "fixed_time" with 0.
+	planned func(kind string, window int64, p signal.Plan)
 }
 
 type scoredWindow struct {
@@ -205,12 +208,15 @@ func (s *signalRun) frame(f features.Frame, r *run) {
 		case !okTOD:
 			s.missTOD++
 		default:
-			orc, err := signal.Webster(s.in, flows, signal.Options{Reason: signal.ReasonPredictive})
-			orc, err = signal.Safe(s.in, orc, err)
-			if err == nil {
+			if orc, ok := s.oraclePlan(flows); ok {
 				s.scored = append(s.scored, scoredWindow{flows: flows, total: total, gwD: d,
 					todD: signal.DelayWebster(s.in, tod, flows), orcD: signal.DelayWebster(s.in, orc, flows)})
 				s.reasons[s.plan.Reason.String()]++
+				if s.planned != nil {
+					s.planned("greenwave", t, *s.plan)
+					s.planned("time_of_day", t, tod)
+					s.planned("oracle", t, orc)
+				}
 			}
 		}
 	}
@@ -296,6 +302,14 @@ func (s *signalRun) timeOfDayPlan(b int) (signal.Plan, bool) {
 	return p, err == nil
 }
 
+// oraclePlan returns the perfect-forecast plan for a window whose observed flows are flows: Webster on them,
+// held to the intersection's constraints by signal.Safe as every other plan is; false when no valid plan exists.
+func (s *signalRun) oraclePlan(flows map[string]float64) (signal.Plan, bool) {
+	p, err := signal.Webster(s.in, flows, signal.Options{Reason: signal.ReasonPredictive})
+	p, err = signal.Safe(s.in, p, err)
+	return p, err == nil
+}
+
 // fixedPlan returns the fixed-time reference plan and its peak hour, false when the intersection has no fully
 // measured weekday window.
 func (s *signalRun) fixedPlan() (signal.Plan, int, bool) {
@@ -339,6 +353,9 @@ func (e *Evaluator) signalReport() *SignalReport {
 		fixed, peak, ok := s.fixedPlan()
 		if !ok {
 			continue
+		}
+		if s.planned != nil {
+			s.planned("fixed_time", 0, fixed)
 		}
 		id := IntersectionDelay{ID: r.in.ID, PeakHour: peak, FixedCycleS: fixed.CycleS, Windows: len(s.scored)}
 		var fw, tw, gw, ow float64
