@@ -188,15 +188,7 @@ func (m *Model) predict(f features.Frame, v features.Vector, confidence float64)
 // scale and kept within its physical range. Model.predict and Learner.Forecast share it, so that both compute
 // the same bits.
 func predictRLS(r *regression.RLS, tgt target, x []float64, confidence, scale float64) (Forecast, error) {
-	y, err := r.Predict(x)
-	if err != nil {
-		return Forecast{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
-	}
-	pv, err := r.PredictiveVariance(x)
-	if err != nil {
-		return Forecast{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
-	}
-	lo, hi, err := r.Interval(x, confidence)
+	y, pv, lo, hi, err := r.PredictInterval(x, confidence)
 	if err != nil {
 		return Forecast{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
