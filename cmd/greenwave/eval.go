@@ -167,6 +167,12 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 			sc.Warmup = o.warmup
 		}
 		cfg.Signals = &sc
+		// Only the plan horizon's forecasts reach the --signals output; with --plot the others are drawn.
+		if len(o.horizons) == 0 && o.plot == "" {
+			if hs := signalPlanHorizons(in.topo, sc.PlanHorizon); hs != nil {
+				cfg.Train.Horizons = hs
+			}
+		}
 	}
 	ev, err := evaluate.New(in.topo, cfg)
 	if err != nil {

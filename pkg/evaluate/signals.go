@@ -18,7 +18,8 @@ import (
 //  1. the window's measured (not imputed) approach flows are learned into the hour-of-week profile of the
 //     time-of-day fallback (signal.Profile, ProfileAlpha, buckets in ProfileZone);
 //  2. each approach's forecast at the horizon nearest PlanHorizon is what the predictor would publish:
-//     train.Predict on the learner's snapshot after it applied the frame (at Confidence), or, when there is no
+//     train.Predict on the learner's snapshot after it applied the frame (at Confidence; Learner.Forecast computes
+//     the same bits from the learner without building the snapshot), or, when there is no
 //     usable model yet, a persistence forecast flagged as a baseline; Drifting is the model's drift state;
 //     models are never stale offline (the model is as new as the frame);
 //  3. signal.Decide with Gate, the profile's flows for the bucket of t's window end (ProfileMinSamples), the
@@ -41,7 +42,10 @@ import (
 //
 // Oracle (perfect forecast): the Webster plan (no weather factor) on the flows that really came in the window
 // it is scored on: what retiming on a perfect forecast would give. Greenwave − oracle is what better forecasts
-// could still gain; time of day − Greenwave is what Greenwave's forecasts gain over retiming by the clock.
+// could still gain; time of day − Greenwave is what Greenwave's forecasts gain over retiming by the clock. It is
+// not a lower bound of the delay: Webster's cycle ignores the phases' green limits and its split does not
+// minimise Webster's delay exactly, so a plan made for other flows can delay the window's traffic less (see
+// TestOracleNotWorseThanTimeOfDay).
 //
 // Every reference is scored on the same windows: those where Greenwave's plan and the time-of-day plan exist.
 // Delays are averaged per vehicle: Σ(delay × total flow) / Σ total flow over every scored window of every
@@ -152,16 +156,11 @@ func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Du
 	if len(horizons) == 0 {
 		return nil, fmt.Errorf("signals: no horizon")
 	}
-	best := 0
-	for i, h := range horizons {
-		if math.Abs(float64(h-cfg.PlanHorizon)) < math.Abs(float64(horizons[best]-cfg.PlanHorizon)) {
-			best = i
-		}
-	}
+	horizon, _ := PlanHorizon(horizons, cfg.PlanHorizon)
 	if err := signal.Feasible(in); err != nil {
 		return nil, fmt.Errorf("signals: %w", err)
 	}
-	s := &signalRun{in: in, cfg: cfg, horizon: horizons[best], reasons: map[string]int{}}
+	s := &signalRun{in: in, cfg: cfg, horizon: horizon, reasons: map[string]int{}}
 	for h := range s.peakSum {
 		s.peakSum[h] = make([]float64, len(in.Approaches))
 	}
@@ -169,6 +168,23 @@ func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Du
 		s.todSum[b], s.todN[b] = make([]float64, len(in.Approaches)), make([]float64, len(in.Approaches))
 	}
 	return s, nil
+}
+
+// PlanHorizon returns the horizon of horizons nearest to want (SignalConfig.PlanHorizon), the first of equally
+// near ones: the one whose forecasts the replay plans from, as signal-control uses the predictor's horizon
+// nearest SIGNAL_PLAN_HORIZON. ok is false when horizons is empty. The learners of the other horizons play no
+// part in the signal report: each horizon's model is trained and promoted on its own.
+func PlanHorizon(horizons []time.Duration, want time.Duration) (h time.Duration, ok bool) {
+	if len(horizons) == 0 {
+		return 0, false
+	}
+	best := 0
+	for i, h := range horizons {
+		if math.Abs(float64(h-want)) < math.Abs(float64(horizons[best]-want)) {
+			best = i
+		}
+	}
+	return horizons[best], true
 }
 
 // frame replays signal-control for frame f, whose vectors the learners of r just applied.

@@ -64,11 +64,14 @@ type signalRunOut struct {
 }
 
 // replayPeak replays the fixture, rewritten by ch (nil: as it is), through the evaluator with Signals and the
-// given warm-up, and records every plan scored.
-func replayPeak(t *testing.T, fx peakFixture, warmup time.Duration, ch change) signalRunOut {
+// given warm-up, and records every plan scored. The learners forecast at horizons (default 1 h).
+func replayPeak(t *testing.T, fx peakFixture, warmup time.Duration, ch change, horizons ...time.Duration) signalRunOut {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Train.Horizons = []time.Duration{time.Hour}
+	if len(horizons) > 0 {
+		cfg.Train.Horizons = horizons
+	}
 	sc := DefaultSignalConfig()
 	sc.Warmup = warmup
 	cfg.Signals = &sc
@@ -257,6 +260,34 @@ func TestTimeOfDayUsesOnlyPastFlows(t *testing.T) {
 				if before == 0 || changed == 0 {
 					t.Fatalf("%s: %d plans before %v compared, %d later plans changed: want both > 0", kind, before, time.Unix(from, 0).UTC(), changed)
 				}
+			}
+		})
+	}
+}
+
+// TestSignalsIgnoreOtherHorizons: the signal report, and every plan in it, is the same whether the learners
+// also forecast other horizons than the plan horizon or not — what lets greenwave eval --signals train only the
+// plan horizon.
+func TestSignalsIgnoreOtherHorizons(t *testing.T) {
+	t.Parallel()
+	fx := loadPeakFixture(t)
+	tests := []struct {
+		name string
+		more []time.Duration // the plan horizon (nearest 15 min) first
+	}{
+		{"1 h with 2 h and 3 h", []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}},
+		{"1 h with 2 h listed first", []time.Duration{2 * time.Hour, time.Hour}},
+	}
+	one := replayPeak(t, fx, 2*24*time.Hour, nil, time.Hour)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			more := replayPeak(t, fx, 2*24*time.Hour, nil, tc.more...)
+			if !reflect.DeepEqual(one.rep, more.rep) {
+				t.Fatalf("report with horizons %v:\n%+v\nwith 1 h only:\n%+v", tc.more, more.rep, one.rep)
+			}
+			if !reflect.DeepEqual(one.plans, more.plans) {
+				t.Fatalf("plans with horizons %v differ from those with 1 h only", tc.more)
 			}
 		})
 	}
