@@ -63,7 +63,8 @@ flags inside and outside the labelled anomaly windows of --labels (NAB combined_
 signal-control and compares the Webster delays of Greenwave's plans with a fixed-time plan, a time-of-day plan
 book (Webster per local hour of week on the flows seen so far) and an oracle (Webster on the flows that came),
 all on the same windows; --json then prints {"intersections", "windows", "fixed_time": {"avg_delay_s"},
-"time_of_day": {...}, "greenwave": {...}, "oracle": {...}, "reduction"} (see greenwave eval --signals in the doc).`
+"time_of_day": {...}, "greenwave": {...}, "oracle": {...}, "reduction"} (see greenwave eval --signals in the doc).
+With auto horizons, --signals trains only the horizon its plans use (nearest 15m): the same figures, faster.`
 
 // evalOptions are the parsed flags of greenwave eval.
 type evalOptions struct {

@@ -134,10 +134,10 @@ const weekH = 7 * 24
 // The oracle is not a bound in general, and this test does not claim it is. Webster's cycle formula ignores the
 // phases' green limits and its proportional split does not minimise Webster's delay exactly: per window the
 // oracle loses to the plan book in about a third of this fixture's windows (by little), and on the whole when a
-// peak nears saturation or a green limit binds — with this fixture's weekday peaks 1.6 (N) and 2 (E) times as
-// high and 10 % more traffic in week 3, the oracle averages 13.42 s against the plan book's 13.39 s; with the
-// first fixture tried (a morning peak of 1 050 veh/h on N and 120 on E, whose minimum green then squeezes N's),
-// 13.98 s against 12.96 s. docs/evaluation.md says what that means for the report.
+// peak nears saturation or a green limit binds. With heavier peaks (their rise over the base flow 7 % higher on
+// N and a third higher on E than here) and 10 % more traffic in week 3, the oracle averages 13.42 s against the
+// plan book's 13.39 s; with the first fixture tried (a morning peak of about 1 050 veh/h on N and 130 on E, whose
+// minimum green then squeezes N's), 13.98 s against 12.96 s. docs/evaluation.md says what that means.
 func TestOracleNotWorseThanTimeOfDay(t *testing.T) {
 	t.Parallel()
 	fx := loadPeakFixture(t)
