@@ -4,9 +4,32 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/greenwave-city/greenwave/pkg/evaluate"
+	"github.com/greenwave-city/greenwave/pkg/topology"
+	"github.com/greenwave-city/greenwave/pkg/train"
 )
+
+// signalPlanHorizons returns the one horizon --signals needs trained when the horizons are auto: the auto
+// horizon nearest the plan horizon, when every intersection's window gives the same; nil otherwise (train every
+// auto horizon). The signal report reads only that horizon's forecasts, and each horizon's model learns on its
+// own, so the report is the same bit for bit (evaluate's TestSignalsIgnoreOtherHorizons) — on the Boroondara
+// file, auto horizons are 15 min, 30 min and 1 h, and training only the first saves two thirds of the RLS updates.
+func signalPlanHorizons(topo topology.Topology, plan time.Duration) []time.Duration {
+	var want time.Duration
+	for _, in := range topo.Intersections {
+		h, ok := evaluate.PlanHorizon(train.AutoHorizons(in.Window()), plan)
+		if !ok || (want != 0 && h != want) {
+			return nil
+		}
+		want = h
+	}
+	if want == 0 {
+		return nil
+	}
+	return []time.Duration{want}
+}
 
 // evalDelayJSON is one side of the --signals comparison.
 type evalDelayJSON struct {

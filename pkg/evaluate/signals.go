@@ -18,7 +18,8 @@ import (
 //  1. the window's measured (not imputed) approach flows are learned into the hour-of-week profile of the
 //     time-of-day fallback (signal.Profile, ProfileAlpha, buckets in ProfileZone);
 //  2. each approach's forecast at the horizon nearest PlanHorizon is what the predictor would publish:
-//     train.Predict on the learner's snapshot after it applied the frame (at Confidence), or, when there is no
+//     train.Predict on the learner's snapshot after it applied the frame (at Confidence; Learner.Forecast computes
+//     the same bits from the learner without building the snapshot), or, when there is no
 //     usable model yet, a persistence forecast flagged as a baseline; Drifting is the model's drift state;
 //     models are never stale offline (the model is as new as the frame);
 //  3. signal.Decide with Gate, the profile's flows for the bucket of t's window end (ProfileMinSamples), the
@@ -41,7 +42,10 @@ import (
 //
 // Oracle (perfect forecast): the Webster plan (no weather factor) on the flows that really came in the window
 // it is scored on: what retiming on a perfect forecast would give. Greenwave − oracle is what better forecasts
-// could still gain; time of day − Greenwave is what Greenwave's forecasts gain over retiming by the clock.
+// could still gain; time of day − Greenwave is what Greenwave's forecasts gain over retiming by the clock. It is
+// not a lower bound of the delay: Webster's cycle ignores the phases' green limits and its split does not
+// minimise Webster's delay exactly, so a plan made for other flows can delay the window's traffic less (see
+// TestOracleNotWorseThanTimeOfDay).
 //
 // Every reference is scored on the same windows: those where Greenwave's plan and the time-of-day plan exist.
 // Delays are averaged per vehicle: Σ(delay × total flow) / Σ total flow over every scored window of every
@@ -138,6 +142,9 @@ type signalRun struct {
 	// time-of-day plan book).
 	todSum, todN [7 * 24][]float64
 	missTOD      int
+	// planned, when set (by tests), sees every plan that is scored: "greenwave", "time_of_day" and "oracle" with
+	// the window (Unix s) they are scored on, and "fixed_time" with 0.
+	planned func(kind string, window int64, p signal.Plan)
 }
 
 type scoredWindow struct {
@@ -149,16 +156,11 @@ func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Du
 	if len(horizons) == 0 {
 		return nil, fmt.Errorf("signals: no horizon")
 	}
-	best := 0
-	for i, h := range horizons {
-		if math.Abs(float64(h-cfg.PlanHorizon)) < math.Abs(float64(horizons[best]-cfg.PlanHorizon)) {
-			best = i
-		}
-	}
+	horizon, _ := PlanHorizon(horizons, cfg.PlanHorizon)
 	if err := signal.Feasible(in); err != nil {
 		return nil, fmt.Errorf("signals: %w", err)
 	}
-	s := &signalRun{in: in, cfg: cfg, horizon: horizons[best], reasons: map[string]int{}}
+	s := &signalRun{in: in, cfg: cfg, horizon: horizon, reasons: map[string]int{}}
 	for h := range s.peakSum {
 		s.peakSum[h] = make([]float64, len(in.Approaches))
 	}
@@ -166,6 +168,23 @@ func newSignalRun(in topology.Intersection, cfg SignalConfig, horizons []time.Du
 		s.todSum[b], s.todN[b] = make([]float64, len(in.Approaches)), make([]float64, len(in.Approaches))
 	}
 	return s, nil
+}
+
+// PlanHorizon returns the horizon of horizons nearest to want (SignalConfig.PlanHorizon), the first of equally
+// near ones: the one whose forecasts the replay plans from, as signal-control uses the predictor's horizon
+// nearest SIGNAL_PLAN_HORIZON. ok is false when horizons is empty. The learners of the other horizons play no
+// part in the signal report: each horizon's model is trained and promoted on its own.
+func PlanHorizon(horizons []time.Duration, want time.Duration) (h time.Duration, ok bool) {
+	if len(horizons) == 0 {
+		return 0, false
+	}
+	best := 0
+	for i, h := range horizons {
+		if math.Abs(float64(h-want)) < math.Abs(float64(horizons[best]-want)) {
+			best = i
+		}
+	}
+	return horizons[best], true
 }
 
 // frame replays signal-control for frame f, whose vectors the learners of r just applied.
@@ -205,12 +224,15 @@ func (s *signalRun) frame(f features.Frame, r *run) {
 		case !okTOD:
 			s.missTOD++
 		default:
-			orc, err := signal.Webster(s.in, flows, signal.Options{Reason: signal.ReasonPredictive})
-			orc, err = signal.Safe(s.in, orc, err)
-			if err == nil {
+			if orc, ok := s.oraclePlan(flows); ok {
 				s.scored = append(s.scored, scoredWindow{flows: flows, total: total, gwD: d,
 					todD: signal.DelayWebster(s.in, tod, flows), orcD: signal.DelayWebster(s.in, orc, flows)})
 				s.reasons[s.plan.Reason.String()]++
+				if s.planned != nil {
+					s.planned("greenwave", t, *s.plan)
+					s.planned("time_of_day", t, tod)
+					s.planned("oracle", t, orc)
+				}
 			}
 		}
 	}
@@ -272,12 +294,9 @@ func (s *signalRun) forecast(l *train.Learner, f features.Frame, v features.Vect
 	if l == nil {
 		return fallback
 	}
-	m, drifting, ok, err := l.Model(s.horizon)
+	// Learner.Forecast is Learner.Model's compiled model predicting, without compiling it for every frame.
+	fc, drifting, ok, err := l.Forecast(s.horizon, f, v, s.cfg.Confidence)
 	if !ok || err != nil {
-		return fallback
-	}
-	fc, err := m.Predict(f, v, s.cfg.Confidence)
-	if err != nil {
 		return fallback
 	}
 	return signal.Forecast{ApproachID: v.ApproachID, FlowVPH: fc.Value, LowerVPH: fc.Lower, UpperVPH: fc.Upper,
@@ -295,6 +314,14 @@ func (s *signalRun) timeOfDayPlan(b int) (signal.Plan, bool) {
 		flows[a.ID] = s.todSum[b][i] / s.todN[b][i]
 	}
 	p, err := signal.Webster(s.in, flows, signal.Options{Reason: signal.ReasonTimeOfDay})
+	p, err = signal.Safe(s.in, p, err)
+	return p, err == nil
+}
+
+// oraclePlan returns the perfect-forecast plan for a window whose observed flows are flows: Webster on them,
+// held to the intersection's constraints by signal.Safe as every other plan is; false when no valid plan exists.
+func (s *signalRun) oraclePlan(flows map[string]float64) (signal.Plan, bool) {
+	p, err := signal.Webster(s.in, flows, signal.Options{Reason: signal.ReasonPredictive})
 	p, err = signal.Safe(s.in, p, err)
 	return p, err == nil
 }
@@ -342,6 +369,9 @@ func (e *Evaluator) signalReport() *SignalReport {
 		fixed, peak, ok := s.fixedPlan()
 		if !ok {
 			continue
+		}
+		if s.planned != nil {
+			s.planned("fixed_time", 0, fixed)
 		}
 		id := IntersectionDelay{ID: r.in.ID, PeakHour: peak, FixedCycleS: fixed.CycleS, Windows: len(s.scored)}
 		var fw, tw, gw, ow float64

@@ -167,25 +167,10 @@ func (m *Model) predict(f features.Frame, v features.Vector, confidence float64)
 	if !m.ready {
 		return Forecast{}, fmt.Errorf("promoted candidate %q after %d updates, needs %d: %w", m.promoted, m.updates, len(m.names)+2, ErrNotReady)
 	}
-	r := m.rls
-	y, err := r.Predict(x)
+	out, err := predictRLS(m.rls, m.tgt, x, confidence, scale)
 	if err != nil {
-		return Forecast{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		return Forecast{}, err
 	}
-	pv, err := r.PredictiveVariance(x)
-	if err != nil {
-		return Forecast{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
-	}
-	lo, hi, err := r.Interval(x, confidence)
-	if err != nil {
-		return Forecast{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
-	}
-	out := Forecast{Value: y * scale, Lower: lo * scale, Upper: hi * scale, StdErr: math.Sqrt(pv) * scale}
-	if math.IsNaN(sane(out.Value)) || math.IsInf(out.Lower, 0) || math.IsInf(out.Upper, 0) {
-		return Forecast{}, fmt.Errorf("forecast %g [%g, %g] not finite: %w", out.Value, out.Lower, out.Upper, ErrInvalidInput)
-	}
-	out.Linear = out.Value
-	out.Value, out.Lower, out.Upper = m.tgt.physical(out.Value), m.tgt.physical(out.Lower), m.tgt.physical(out.Upper)
 	beta := m.beta
 	out.Contributions = make([]Contribution, 0, len(beta))
 	out.Contributions = append(out.Contributions, Contribution{InterceptName, beta[0] * scale})
@@ -195,6 +180,24 @@ func (m *Model) predict(f features.Frame, v features.Vector, confidence float64)
 	slices.SortStableFunc(out.Contributions, func(a, b Contribution) int {
 		return cmp.Compare(math.Abs(b.Value), math.Abs(a.Value))
 	})
+	return out, nil
+}
+
+// predictRLS is the forecast of estimator r for the full regression input x (seasonal inputs included) without
+// contributions: the value, interval and standard error of Model.Predict, converted back with the target's
+// scale and kept within its physical range. Model.predict and Learner.Forecast share it, so that both compute
+// the same bits.
+func predictRLS(r *regression.RLS, tgt target, x []float64, confidence, scale float64) (Forecast, error) {
+	y, pv, lo, hi, err := r.PredictInterval(x, confidence)
+	if err != nil {
+		return Forecast{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	out := Forecast{Value: y * scale, Lower: lo * scale, Upper: hi * scale, StdErr: math.Sqrt(pv) * scale}
+	if math.IsNaN(sane(out.Value)) || math.IsInf(out.Lower, 0) || math.IsInf(out.Upper, 0) {
+		return Forecast{}, fmt.Errorf("forecast %g [%g, %g] not finite: %w", out.Value, out.Lower, out.Upper, ErrInvalidInput)
+	}
+	out.Linear = out.Value
+	out.Value, out.Lower, out.Upper = tgt.physical(out.Value), tgt.physical(out.Lower), tgt.physical(out.Upper)
 	return out, nil
 }
 
