@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -54,6 +56,9 @@ type Env struct {
 	Kafka    kafkaconn.Conn
 	Log      *zap.Logger
 	Registry *Registry
+	// Health follows the components that cannot reach Kafka (Kafka reports to it); /readyz fails, as "kafka",
+	// while any does.
+	Health   *kafkaconn.Health
 	Topology *topology.Index
 	Server   *server.Server
 }
@@ -84,13 +89,15 @@ func Prepare(service string, c *Common) (*Env, error) {
 	}
 	reg := NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	health := kafkaconn.NewHealth(reg)
+	conn = conn.WithHealth(health)
 	topo, err := topology.Load(c.TopologyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load topology: %w", err)
 	}
 	log.Info("starting", zap.Stringer("kafka", conn), zap.String("topology_revision", topo.Revision),
 		zap.Int("intersections", len(topo.Intersections)))
-	return &Env{Kafka: conn, Log: log, Registry: reg, Topology: topology.NewIndex(topo)}, nil
+	return &Env{Kafka: conn, Log: log, Registry: reg, Health: health, Topology: topology.NewIndex(topo)}, nil
 }
 
 // NewServer creates Env.Server with the extra gRPC options (interceptors, limits), serving the registry on
@@ -103,6 +110,7 @@ func (env *Env) NewServer(c *Common, opts ...grpc.ServerOption) error {
 	srv.Handle("GET /debug/metrics", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		server.WriteJSON(w, http.StatusOK, env.Registry.Metrics())
 	}))
+	srv.AddReadiness("kafka", env.Health.ReadyCheck)
 	env.Server = srv
 	return nil
 }
@@ -116,9 +124,11 @@ func Load(cfg any, lookup config.Lookup) error {
 }
 
 // CheckTopics fails fast, with the command to fix it, when the topics which (among names) are missing: services
-// never auto-create. It retries for a while so services started together with the topic initialisation wait for
-// it. It also fails when the co-partitioned topics among them disagree on their partition count (see
-// topics.CheckCoPartitioned). It returns each topic's partition count. A security failure (wrong password,
+// never auto-create. It retries for 60 s so services started together with the topic initialisation wait for
+// it; while the brokers cannot be reached at all (a transient error: refused, reset, timed out) it waits for them
+// as long as ctx lasts, reporting "startup" to the connection's Health, so a service started during a broker
+// outage comes up when the broker does. It also fails when the co-partitioned topics among them disagree on
+// their partition count (see topics.CheckCoPartitioned). It returns each topic's partition count. A security failure (wrong password,
 // untrusted certificate, missing ACL) ends it at once with the setting to fix: waiting cannot mend it.
 func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, which ...string) (map[string]int, error) {
 	deadline := time.Now().Add(60 * time.Second)
@@ -129,6 +139,13 @@ func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, w
 			c, err := topics.PartitionCount(ctx, conn, n)
 			if fatal := conn.Classify(err); fatal != nil {
 				return nil, fmt.Errorf("check topics: %w", fatal)
+			}
+			if err != nil && ctx.Err() == nil && kafkaconn.IsTransient(err) && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+				// The brokers are away, not the topic: wait for them without spending the topics' 60 s.
+				conn.Health().Failed("startup", err)
+				deadline = time.Now().Add(60 * time.Second)
+				missing = err
+				break
 			}
 			if err != nil {
 				// A topic the user may not describe looks missing: say which ACL lacks rather than wait.
@@ -141,12 +158,14 @@ func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, w
 			counts[n] = c
 		}
 		if missing == nil {
+			conn.Health().Recovered("startup")
 			if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
 				return nil, fmt.Errorf("check topics: %w", err)
 			}
 			return counts, nil
 		}
 		if time.Now().After(deadline) {
+			conn.Health().Recovered("startup")
 			return nil, fmt.Errorf("check topics: %w", missing)
 		}
 		select {
