@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
 	"github.com/greenwave-city/greenwave/pkg/config"
@@ -205,4 +207,49 @@ func Loaded(done <-chan struct{}, what string) func() error {
 			return fmt.Errorf("loading %s", what)
 		}
 	}
+}
+
+// Serving is a service's run once its server is up: the server runs from before the first call to Kafka, so a
+// service started while the brokers are down binds its ports, answers /healthz, and says on /readyz why it is
+// not ready ("startup") while it waits for them, rather than refusing connections or exiting.
+type Serving struct {
+	g      *errgroup.Group
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+	done   chan struct{}
+}
+
+// Serve registers the "startup" readiness check and starts env.Server. Register every gRPC service before it
+// (gRPC refuses registrations once serving); readiness checks may be added later.
+func (env *Env) Serve(ctx context.Context) *Serving {
+	ctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	s := &Serving{g: g, ctx: gctx, cancel: cancel, done: make(chan struct{})}
+	env.Server.AddReadiness("startup", Loaded(s.done, "the start-up: waiting for Kafka and the topics"))
+	g.Go(func() error { return env.Server.Run(gctx) })
+	return s
+}
+
+// Context is the run's context: it ends when the parent does or any of the run's goroutines fails.
+func (s *Serving) Context() context.Context { return s.ctx }
+
+// Go runs f as part of the run: its error ends the run.
+func (s *Serving) Go(f func() error) { s.g.Go(f) }
+
+// Started marks the start-up done: the "startup" readiness check passes from now on.
+func (s *Serving) Started() { s.once.Do(func() { close(s.done) }) }
+
+// Abort ends the run because start-up failed with err, waits for the server to stop, and returns err.
+func (s *Serving) Abort(err error) error {
+	s.cancel()
+	_ = s.g.Wait()
+	return err
+}
+
+// Wait waits for the run to end and returns the first error of its goroutines.
+func (s *Serving) Wait() error {
+	err := s.g.Wait()
+	s.cancel()
+	return err
 }

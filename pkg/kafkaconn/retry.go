@@ -283,3 +283,24 @@ func (h *Health) RetriesCounter(component string) prometheus.Counter {
 
 // UnreachableGauge returns the gauge of unreachable components (for tests).
 func (h *Health) UnreachableGauge() prometheus.Gauge { return h.unreachable }
+
+// Watch calls probe every interval until ctx ends, marking component unreachable while it fails and reachable
+// when it succeeds. A process whose only Kafka client writes on demand (the collector) uses it so that readiness
+// follows the brokers even when nothing is written, and comes back after an outage without waiting for traffic
+// that a load balancer would not send to an unready instance.
+func (h *Health) Watch(ctx context.Context, component string, interval time.Duration, probe func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := probe(ctx); err == nil {
+			h.Recovered(component)
+		} else if ctx.Err() == nil {
+			h.Failed(component, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -3,14 +3,18 @@ package stream_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sync/errgroup"
 
@@ -295,4 +299,126 @@ func committedOffsets(ctx context.Context, conn kafkaconn.Conn, group, topic str
 		out[p.Partition] = max(p.CommittedOffset, 0)
 	}
 	return out, nil
+}
+
+// TestProducerFinalFailures proves the collector's guarantee: with FinalFailures, what Write answers agrees with
+// the log — a Write that failed left no record written, even when the broker recovers while kafka-go would still
+// have been retrying, and a Write whose caller gave up waits for kafka-go's verdict. Without FinalFailures, a
+// Write whose ctx ends answers failure at once while kafka-go's writer keeps the batch and writes it when the
+// broker recovers: the late write the gateway saw. The broker refuses produce requests (NOT_LEADER, a retriable
+// error) until the test lets it accept them.
+func TestProducerFinalFailures(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		final       bool
+		giveUp      bool // the caller's ctx ends after the first refused attempt, then the broker recovers
+		wantErr     bool
+		wantWritten bool
+	}{
+		{name: "final: attempts run out", final: true, wantErr: true, wantWritten: false},
+		{name: "final: caller gives up, broker recovers", final: true, giveUp: true, wantErr: false, wantWritten: true},
+		{name: "kafka-go default: late write", final: false, giveUp: true, wantErr: true, wantWritten: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if kafkatest.Real() {
+				t.Skip("needs the embedded broker's request control")
+			}
+			cluster, addrs, err := kafkatest.NewCluster()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cluster.Close()
+			health := kafkaconn.NewHealth(prometheus.NewRegistry())
+			conn := kafkaconn.Plaintext(addrs...).WithHealth(health)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			const topic = "greenwave.weather.raw"
+			if err := topics.EnsureTopics(ctx, conn, []topics.Spec{{Name: topic, Partitions: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			attempts := 3
+			if tc.giveUp {
+				attempts = 50 // still retrying when the broker recovers
+			}
+			prod := stream.NewProducer(conn, stream.ProducerConfig{FinalFailures: tc.final, MaxAttempts: attempts, WriteTimeout: 5 * time.Second, Component: "producer"})
+			// Warm up so the batch below meets a known partition leader.
+			if err := prod.Write(ctx, stream.Output{Topic: topic, Key: []byte("S-1"), Value: []byte("before"), EventID: "before"}); err != nil {
+				t.Fatal(err)
+			}
+
+			var refusing atomic.Bool
+			refusing.Store(true)
+			attempted := make(chan struct{})
+			var once sync.Once
+			cluster.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+				cluster.KeepControl()
+				if !refusing.Load() {
+					return nil, nil, false
+				}
+				once.Do(func() { close(attempted) })
+				req := r.(*kmsg.ProduceRequest)
+				resp := req.ResponseKind().(*kmsg.ProduceResponse)
+				for _, rt := range req.Topics {
+					st := kmsg.NewProduceResponseTopic()
+					st.Topic = rt.Topic
+					for _, rp := range rt.Partitions {
+						sp := kmsg.NewProduceResponseTopicPartition()
+						sp.Partition = rp.Partition
+						sp.ErrorCode = kerr.NotLeaderForPartition.Code
+						st.Partitions = append(st.Partitions, sp)
+					}
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp, nil, true
+			})
+
+			wctx, giveUp := context.WithCancel(ctx)
+			defer giveUp()
+			errc := make(chan error, 1)
+			go func() {
+				errc <- prod.Write(wctx, stream.Output{Topic: topic, Key: []byte("S-1"), Value: []byte("batch"), EventID: "batch"})
+			}()
+			<-attempted
+			var werr error
+			if tc.giveUp {
+				giveUp()
+				if !tc.final {
+					werr = <-errc // answered at once, while kafka-go keeps the batch
+				}
+				refusing.Store(false)
+				if tc.final {
+					werr = <-errc
+				}
+			} else {
+				werr = <-errc
+				if health.ReadyCheck() == nil {
+					t.Error("the producer's failure left readiness passing")
+				}
+				refusing.Store(false)
+			}
+			if (werr != nil) != tc.wantErr {
+				t.Errorf("Write = %v, want error %v", werr, tc.wantErr)
+			}
+			// Close waits until kafka-go is done with every batch it holds: after it, nothing more is written.
+			if err := prod.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var values []string
+			if err := stream.ReadPartition(ctx, conn, topic, 0, func(m kafka.Message) error {
+				values = append(values, string(m.Value))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			written := slices.Contains(values, "batch")
+			if written != tc.wantWritten {
+				t.Errorf("records %v: batch written = %v, want %v", values, written, tc.wantWritten)
+			}
+			if tc.final && (werr != nil) == written {
+				t.Errorf("the answer (%v) disagrees with the log (written %v)", werr, written)
+			}
+		})
+	}
 }
