@@ -148,7 +148,7 @@ func TestFollowRidesOutBrokerOutage(t *testing.T) {
 	mu.Lock()
 	checkExactlyOnceInOrder(t, got, before+after)
 	mu.Unlock()
-	if n := testutil.ToFloat64(health.RetriesCounter("follow "+topic)); n == 0 {
+	if n := testutil.ToFloat64(health.RetriesCounter("follow " + topic)); n == 0 {
 		t.Error("no retry counted for the follower")
 	}
 }
