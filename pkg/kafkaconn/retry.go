@@ -304,3 +304,27 @@ func (h *Health) Watch(ctx context.Context, component string, interval time.Dura
 		}
 	}
 }
+
+// Reachable opens a connection of its own to the bootstrap brokers (TLS handshake and SASL included) and asks
+// one for its API versions: nil when one answers. Unlike a metadata request on a shared client, which kafka-go
+// answers from its cache while the brokers are away, it fails as soon as the brokers cannot be reached.
+func (c Conn) Reachable(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for _, b := range c.Brokers {
+		conn, err := c.Dialer().DialContext(ctx, "tcp", b)
+		if err != nil {
+			last = err
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(timeout))
+		_, err = conn.ApiVersions()
+		_ = conn.Close()
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("kafka: brokers %s unreachable: %w", c, last)
+}

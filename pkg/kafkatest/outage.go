@@ -1,12 +1,18 @@
 package kafkatest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/greenwave-city/greenwave/pkg/kafkaconn"
+	"github.com/greenwave-city/greenwave/pkg/topics"
 )
 
 // Outage is the switch of a kfake broker that can be taken down and brought back on the same address with its
@@ -136,4 +142,26 @@ func (l outageListener) Close() error {
 func (l outageListener) Addr() net.Addr {
 	addr, _ := net.ResolveTCPAddr("tcp", l.o.addr)
 	return addr
+}
+
+// SetupRestartable is Setup on a broker whose Outage the test controls (the embedded broker only: the test is
+// skipped with KAFKA_BROKERS set, as a real broker's restart is not the test's to make).
+func SetupRestartable(t testing.TB, partitions int) (kafkaconn.Conn, topics.Names, *Outage) {
+	t.Helper()
+	if Real() {
+		t.Skip("broker outages are simulated on the embedded broker only")
+	}
+	c, outage, addrs, err := NewRestartableCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	conn := kafkaconn.Plaintext(addrs...)
+	names := topics.DefaultNames(Prefix(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := topics.EnsureTopics(ctx, conn, topics.Specs(names, partitions)); err != nil {
+		t.Fatalf("ensure topics: %v", err)
+	}
+	return conn, names, outage
 }

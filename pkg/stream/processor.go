@@ -148,6 +148,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 	}
 	go func() {
+		failures := 0
 		for {
 			gen, err := group.Next(ctx)
 			if err != nil {
@@ -159,10 +160,18 @@ func (p *Processor) Run(ctx context.Context) error {
 					fail(fmt.Errorf("join consumer group %s: %w", p.cfg.GroupID, fatal))
 					return
 				}
-				p.log.Warn("consumer group generation failed; rejoining", zap.Error(err))
+				// Once, then every 20th failure: an outage of minutes must not flood the log.
+				if failures%20 == 0 {
+					p.log.Warn("consumer group generation failed; rejoining", zap.Error(err), zap.Int("failures", failures+1))
+				}
+				failures++
 				p.cfg.Conn.Health().Failed("consumer-group "+p.cfg.Topic, err)
 				continue
 			}
+			if failures > 0 {
+				p.log.Info("consumer group joined again", zap.Int("failures", failures))
+			}
+			failures = 0
 			p.cfg.Conn.Health().Recovered("consumer-group " + p.cfg.Topic)
 			assigned := gen.Assignments[p.cfg.Topic]
 			p.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Int("count", len(assigned)))

@@ -80,7 +80,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	// Readiness follows the brokers while no batch arrives, and comes back after an outage without traffic.
 	run.Go(func() error {
 		env.Health.Watch(run.Context(), "producer", kafkaProbeInterval, func(ctx context.Context) error {
-			return env.Kafka.Probe(ctx, kafkaProbeInterval)
+			return env.Kafka.Reachable(ctx, kafkaProbeInterval)
 		})
 		return nil
 	})
