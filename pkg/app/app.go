@@ -137,7 +137,22 @@ func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, w
 	for {
 		counts := map[string]int{}
 		var missing error
+		// A connection of its own first: kafka-go's clients answer metadata from a cache while the brokers are
+		// away, which would make a topic check pass against brokers that are down.
+		if err := conn.Reachable(ctx, 10*time.Second); err != nil && ctx.Err() == nil {
+			if fatal := conn.Classify(err); fatal != nil {
+				return nil, fmt.Errorf("check topics: %w", fatal)
+			}
+			if kafkaconn.IsTransient(err) {
+				conn.Health().Failed("startup", err)
+				deadline = time.Now().Add(60 * time.Second)
+				missing = err
+			}
+		}
 		for _, n := range which {
+			if missing != nil {
+				break
+			}
 			c, err := topics.PartitionCount(ctx, conn, n)
 			if fatal := conn.Classify(err); fatal != nil {
 				return nil, fmt.Errorf("check topics: %w", fatal)
