@@ -133,6 +133,7 @@ func Load(cfg any, lookup config.Lookup) error {
 // their partition count (see topics.CheckCoPartitioned). It returns each topic's partition count. A security failure (wrong password,
 // untrusted certificate, missing ACL) ends it at once with the setting to fix: waiting cannot mend it.
 func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, which ...string) (map[string]int, error) {
+	defer conn.Health().Recovered("startup") // however it ends, start-up no longer waits for Kafka
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		counts := map[string]int{}
@@ -175,14 +176,12 @@ func CheckTopics(ctx context.Context, conn kafkaconn.Conn, names topics.Names, w
 			counts[n] = c
 		}
 		if missing == nil {
-			conn.Health().Recovered("startup")
 			if err := topics.CheckCoPartitioned(topics.Specs(names, 0), counts); err != nil {
 				return nil, fmt.Errorf("check topics: %w", err)
 			}
 			return counts, nil
 		}
 		if time.Now().After(deadline) {
-			conn.Health().Recovered("startup")
 			return nil, fmt.Errorf("check topics: %w", missing)
 		}
 		select {

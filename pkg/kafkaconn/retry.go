@@ -233,12 +233,13 @@ func (h *Health) ReadyCheck() error {
 
 // Retry calls op until it succeeds, fails with an error that is not transient (returned as it is), or ctx ends
 // (returning ctx's error with the last failure). Between attempts it waits by the capped exponential backoff.
-// Each transient failure is counted and marks component unreachable until an attempt succeeds.
+// Each transient failure is counted and marks component unreachable while Retry goes on; however it returns,
+// the component is no longer marked (a partition revoked mid-outage must not keep its instance unready).
 func (h *Health) Retry(ctx context.Context, component string, op func(context.Context) error) error {
+	defer h.Recovered(component)
 	for attempt := 0; ; attempt++ {
 		err := op(ctx)
 		if err == nil {
-			h.Recovered(component)
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -124,6 +124,10 @@ func TestRetry(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, kafka.LeaderNotAvailable) {
 		t.Errorf("cancelled: Retry = %v, want context.Canceled wrapping the last failure", err)
 	}
+	// A retry that ended (its partition revoked, say) no longer holds readiness down.
+	if err := h.ReadyCheck(); err != nil {
+		t.Errorf("readiness after the retries ended: %v", err)
+	}
 }
 
 // TestHealthTracksParts: two partitions of one component are tracked on their own, and the gauge counts them.
