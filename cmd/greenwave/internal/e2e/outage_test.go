@@ -18,7 +18,7 @@ import (
 // TestServicesRideOutBrokerOutages takes the broker off the network mid-run (its listener closed, every
 // connection dropped, the data kept, as in a broker restart) and brings it back: every service stays alive,
 // says on /readyz that it cannot reach Kafka during the outage ("kafka") and is ready again afterwards without a
-// restart, and the pipeline's result is the undisturbed one — every accepted reading in a feature frame or a dead
+// restart; a predictor started during the outage binds its ports and waits ("startup") rather than exiting; and the pipeline's result is the undisturbed one — every accepted reading in a feature frame or a dead
 // letter exactly once, plans for every intersection.
 func TestServicesRideOutBrokerOutages(t *testing.T) {
 	parallelStack(t)
@@ -58,13 +58,18 @@ func TestServicesRideOutBrokerOutages(t *testing.T) {
 		}
 		outage.Stop()
 		for _, svc := range st.Services() {
-			waitReadyz(ctx, t, st, svc, false)
+			waitReadyz(ctx, t, st, svc, false, `"kafka"`)
 		}
+		// A service started while the broker is down binds its ports (Restart waits for them) and waits.
+		if err := st.Restart(ctx, "predictor"); err != nil {
+			t.Fatalf("start the predictor during the outage: %v", err)
+		}
+		waitReadyz(ctx, t, st, "predictor", false, `"startup"`)
 		if err := outage.Start(); err != nil {
 			t.Fatal(err)
 		}
 		for _, svc := range st.Services() {
-			waitReadyz(ctx, t, st, svc, true)
+			waitReadyz(ctx, t, st, svc, true, "")
 		}
 		outageDone = true
 	})
@@ -86,9 +91,9 @@ func TestServicesRideOutBrokerOutages(t *testing.T) {
 	}
 }
 
-// waitReadyz polls a service's /readyz until it answers ready (200) or, when ready is false, not ready (503) with
-// "kafka" among its failing checks.
-func waitReadyz(ctx context.Context, t *testing.T, st *stack.Stack, svc string, ready bool) {
+// waitReadyz polls a service's /readyz until it answers ready (200) or, when ready is false, not ready (503)
+// with want in its body (a failing check's name).
+func waitReadyz(ctx context.Context, t *testing.T, st *stack.Stack, svc string, ready bool, want string) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
 	url := "http://" + st.Addrs(svc).HTTP + "/readyz"
@@ -102,7 +107,7 @@ func waitReadyz(ctx context.Context, t *testing.T, st *stack.Stack, svc string, 
 				t.Logf("%s ready again", svc)
 				return
 			}
-			if !ready && resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(last, `"kafka"`) {
+			if !ready && resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(last, want) {
 				t.Logf("%s during the outage: %s", svc, strings.TrimSpace(last))
 				return
 			}
