@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
+	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
 
 // TestServicesRideOutBrokerOutages takes the broker off the network mid-run (its listener closed, every
@@ -32,6 +35,17 @@ func TestServicesRideOutBrokerOutages(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
+	simStart := time.Now().Add(-24 * time.Hour).Truncate(time.Hour)
+
+	// The undisturbed run: the same readings through a pipeline whose broker stays up.
+	ref := startPipeline(t)
+	ref.simStart = simStart
+	rs := newSender(ctx, t, ref.stack.Addrs("collector").GRPC)
+	refEnd := ref.feed(ctx, rs, 90, nil)
+	ref.flush(rs, refEnd)
+	ref.waitAccounted(ctx, rs.accepted-countFlush(ref.topo), refEnd)
+	want := ref.framesBefore(ctx, refEnd)
+
 	st, err := stack.Start(ctx, stack.Config{
 		Brokers: kafkaConn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
 		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn",
@@ -48,7 +62,7 @@ func TestServicesRideOutBrokerOutages(t *testing.T) {
 	if err := st.WaitReady(ctx); err != nil {
 		t.Fatalf("stack not ready: %v", err)
 	}
-	p := &pipeline{t: t, kafkaConn: kafkaConn, names: names, stack: st, topo: topo}
+	p := &pipeline{t: t, kafkaConn: kafkaConn, names: names, stack: st, topo: topo, simStart: simStart}
 
 	s := newSender(ctx, t, st.Addrs("collector").GRPC)
 	outageDone := false
@@ -57,6 +71,7 @@ func TestServicesRideOutBrokerOutages(t *testing.T) {
 			return
 		}
 		outage.Stop()
+		began := time.Now()
 		for _, svc := range st.Services() {
 			waitReadyz(ctx, t, st, svc, false, `"kafka"`)
 		}
@@ -65,12 +80,20 @@ func TestServicesRideOutBrokerOutages(t *testing.T) {
 			t.Fatalf("start the predictor during the outage: %v", err)
 		}
 		waitReadyz(ctx, t, st, "predictor", false, `"startup"`)
+		// The outage's length is the scenario, not a synchronisation: longer than the consumer groups' session
+		// timeout (10 s by default), so the broker expires every member and the groups rebalance when it is back.
+		select {
+		case <-time.After(outageFor - time.Since(began)):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
 		if err := outage.Start(); err != nil {
 			t.Fatal(err)
 		}
 		for _, svc := range st.Services() {
 			waitReadyz(ctx, t, st, svc, true, "")
 		}
+		t.Logf("broker down for %v, every service ready %v after it came back", outageFor, time.Since(began)-outageFor)
 		outageDone = true
 	})
 	if !outageDone {
@@ -84,12 +107,20 @@ func TestServicesRideOutBrokerOutages(t *testing.T) {
 	p.flush(s, dataEnd)
 	p.waitPlans(ctx)
 	p.waitAccounted(ctx, s.accepted-countFlush(p.topo), dataEnd)
+	if s.accepted != rs.accepted {
+		t.Errorf("collector accepted %d readings, the undisturbed run %d", s.accepted, rs.accepted)
+	}
+	// The feature frames equal the undisturbed run's: same event ids, equal content.
+	compareByID(t, "feature frame", want, p.framesBefore(ctx, dataEnd))
 	select {
 	case <-st.Done():
 		t.Fatalf("a service exited: %v", st.Err())
 	default:
 	}
 }
+
+// outageFor is how long the broker stays down.
+const outageFor = 15 * time.Second
 
 // waitReadyz polls a service's /readyz until it answers ready (200) or, when ready is false, not ready (503)
 // with want in its body (a failing check's name).
@@ -122,4 +153,20 @@ func waitReadyz(ctx context.Context, t *testing.T, st *stack.Stack, svc string, 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// framesBefore returns the feature frames of windows starting before end, by event id.
+func (p *pipeline) framesBefore(ctx context.Context, end time.Time) map[string]*greenwavev1.IntersectionFeatures {
+	p.t.Helper()
+	frames := map[string]*greenwavev1.IntersectionFeatures{}
+	for _, m := range p.readAll(ctx, p.names.Features) {
+		var f greenwavev1.IntersectionFeatures
+		if err := proto.Unmarshal(m.Value, &f); err != nil {
+			p.t.Fatalf("decode frame: %v", err)
+		}
+		if f.GetWindowStart().AsTime().Before(end) {
+			frames[f.GetEventId()] = &f
+		}
+	}
+	return frames
 }
