@@ -100,9 +100,9 @@ type Backoff struct {
 	Min, Max time.Duration
 }
 
-// DefaultBackoff is the backoff of Health.Retry: from 100ms up to 5s, so a broker back after a restart is found
-// within 5 s while a long outage costs one attempt per component every 5 s.
-var DefaultBackoff = Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+// DefaultBackoff returns the backoff of Health.Retry: from 100ms up to 5s, so a broker back after a restart is
+// found within 5 s while a long outage costs one attempt per component every 5 s.
+func DefaultBackoff() Backoff { return Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second} }
 
 // Delay returns the wait before retry number attempt (0-based).
 func (b Backoff) Delay(attempt int) time.Duration {
@@ -140,7 +140,7 @@ func NewHealth(reg prometheus.Registerer) *Health {
 			Name: "greenwave_kafka_unreachable_components",
 			Help: "Components of this process currently retrying because Kafka cannot be reached; /readyz fails while it is above 0.",
 		}),
-		backoff: DefaultBackoff,
+		backoff: DefaultBackoff(),
 		stuck:   map[string]string{},
 	}
 	if reg != nil {
@@ -160,7 +160,7 @@ func (h *Health) WithBackoff(b Backoff) *Health {
 // Backoff returns the backoff retries wait by.
 func (h *Health) Backoff() Backoff {
 	if h == nil {
-		return DefaultBackoff
+		return DefaultBackoff()
 	}
 	return h.backoff
 }
