@@ -200,6 +200,7 @@ type Conn struct {
 	User string
 
 	transport *kafka.Transport // shared secure transport; nil for plaintext (kafka-go's DefaultTransport)
+	health    *Health          // where retries are reported (nil: nowhere); see WithHealth
 }
 
 // New returns a Conn for brokers with the given security (nil TLS and SASL: plaintext).

@@ -44,7 +44,7 @@ func (m *Metrics) partitionLag(ctx context.Context, cfg ProcessorConfig, a kafka
 	s := &lagSeries{vec: m.lag, labels: labels, g: m.lag.WithLabelValues(labels...)}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	first, end, err := PartitionBounds(lctx, cfg.Conn, cfg.Topic, a.ID)
+	first, end, err := partitionBoundsOnce(lctx, cfg.Conn, cfg.Topic, a.ID) // best effort: no retry, no readiness
 	if err != nil {
 		log.Debug("initial consumer lag unknown", zap.Error(err))
 		return s

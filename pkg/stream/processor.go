@@ -157,6 +157,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 	}
 	go func() {
+		failures := 0
 		for {
 			gen, err := group.Next(ctx)
 			if err != nil {
@@ -168,9 +169,19 @@ func (p *Processor) Run(ctx context.Context) error {
 					fail(fmt.Errorf("join consumer group %s: %w", p.cfg.GroupID, fatal))
 					return
 				}
-				p.log.Warn("consumer group generation failed; rejoining", zap.Error(err))
+				// Once, then every 20th failure: an outage of minutes must not flood the log.
+				if failures%20 == 0 {
+					p.log.Warn("consumer group generation failed; rejoining", zap.Error(err), zap.Int("failures", failures+1))
+				}
+				failures++
+				p.cfg.Conn.Health().Failed("consumer-group "+p.cfg.Topic, err)
 				continue
 			}
+			if failures > 0 {
+				p.log.Info("consumer group joined again", zap.Int("failures", failures))
+			}
+			failures = 0
+			p.cfg.Conn.Health().Recovered("consumer-group " + p.cfg.Topic)
 			assigned := gen.Assignments[p.cfg.Topic]
 			p.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Int("count", len(assigned)))
 			p.joined.Store(true)
@@ -222,7 +233,11 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 	}
 	state := p.metrics.partitionState(p.cfg, a.ID, h)
 	defer state.done()
-	r := kafka.NewReader(kafka.ReaderConfig{
+	start := a.Offset
+	if start < 0 {
+		start = kafka.FirstOffset
+	}
+	r := newPartReader(p.cfg.Conn, kafka.ReaderConfig{
 		Brokers:   p.cfg.Conn.Brokers,
 		Dialer:    p.cfg.Conn.Dialer(),
 		Topic:     p.cfg.Topic,
@@ -230,15 +245,8 @@ func (p *Processor) runPartition(ctx context.Context, gen *kafka.Generation, a k
 		MinBytes:  1,
 		MaxBytes:  8 << 20,
 		MaxWait:   p.cfg.MaxWait,
-	})
-	defer r.Close()
-	start := a.Offset
-	if start < 0 {
-		start = kafka.FirstOffset
-	}
-	if err := r.SetOffset(start); err != nil {
-		return fmt.Errorf("seek partition %d to %d: %w", a.ID, start, err)
-	}
+	}, p.component(), start)
+	defer r.close()
 	log.Info("partition started", zap.Int64("offset", a.Offset))
 	now := p.now()
 	l := &partitionLoop{p: p, gen: gen, id: a.ID, h: h, handle: p.middleware(h.handle, log), r: r, lag: lag, state: state,
@@ -253,7 +261,7 @@ type partitionLoop struct {
 	id     int
 	h      *Handler
 	handle HandleFunc
-	r      *kafka.Reader
+	r      *partReader
 	lag    *lagSeries
 	state  *stateSeries
 
@@ -274,7 +282,7 @@ func (l *partitionLoop) run(ctx context.Context) error {
 		if wait := l.wait(); wait > 0 {
 			fetchCtx, cancel = context.WithTimeout(ctx, wait)
 		}
-		m, err := l.r.FetchMessage(fetchCtx)
+		m, err := l.r.fetchOnce(fetchCtx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -283,6 +291,16 @@ func (l *partitionLoop) run(ctx context.Context) error {
 			if errors.Is(err, context.DeadlineExceeded) {
 				if err := l.idleFlush(ctx); err != nil {
 					return err
+				}
+				continue
+			}
+			if kafkaconn.IsTransient(err) {
+				// The broker went away: wait for it, then read on from the record after the last one handled.
+				if err := l.r.reconnect(ctx, err); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("fetch partition %d: %w", l.id, err)
 				}
 				continue
 			}
@@ -296,8 +314,8 @@ func (l *partitionLoop) run(ctx context.Context) error {
 		l.pending = append(l.pending, outs...)
 		l.last = m.Offset
 		l.handled++
-		l.lag.set(l.r.Lag())
-		if l.handled >= l.p.cfg.MaxBatch || l.r.Lag() <= 0 {
+		l.lag.set(l.r.lag())
+		if l.handled >= l.p.cfg.MaxBatch || l.r.lag() <= 0 {
 			if l.p.cfg.IdleTick > 0 && l.p.now().Sub(l.lastTick) >= l.p.cfg.IdleTick {
 				if err := l.tick(ctx); err != nil {
 					return err
@@ -364,7 +382,7 @@ func (l *partitionLoop) flush(ctx context.Context) error {
 		return nil
 	}
 	began := l.p.now()
-	if err := l.p.producer.Write(ctx, l.pending...); err != nil {
+	if err := l.write(ctx, l.pending); err != nil {
 		return fmt.Errorf("publish outputs of partition %d: %w", l.id, err)
 	}
 	if l.h.acked != nil {
@@ -382,13 +400,17 @@ func (l *partitionLoop) flush(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("checkpoint partition %d: %w", l.id, err)
 		}
-		if err := l.p.producer.Write(ctx, state...); err != nil {
+		if err := l.write(ctx, state); err != nil {
 			return fmt.Errorf("publish state of partition %d: %w", l.id, err)
 		}
 		l.state.update()
 	}
 	if l.last >= 0 {
-		if err := l.gen.CommitOffsets(map[string]map[int]int64{l.p.cfg.Topic: {l.id: l.last + 1}}); err != nil {
+		commit := func(context.Context) error {
+			return l.gen.CommitOffsets(map[string]map[int]int64{l.p.cfg.Topic: {l.id: l.last + 1}})
+		}
+		// A commit that fails while the broker is away is retried until it lands or the generation ends (ctx).
+		if err := l.p.cfg.Conn.Health().Retry(ctx, l.component(), commit); err != nil {
 			return fmt.Errorf("commit offset %d of partition %d: %w", l.last+1, l.id, err)
 		}
 	}
@@ -396,6 +418,24 @@ func (l *partitionLoop) flush(ctx context.Context) error {
 	l.pending, l.handled, l.last, l.deferred, l.lastCheckpoint = l.pending[:0], 0, -1, false, l.p.now()
 	return nil
 }
+
+// write publishes outs, retrying while the brokers cannot be reached. A retried batch may be written twice (a
+// write that failed may have landed in part): every record carries its event id, so consumers drop the replay,
+// as they do after a restart.
+func (l *partitionLoop) write(ctx context.Context, outs []Output) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	return l.p.cfg.Conn.Health().Retry(ctx, l.component(), func(ctx context.Context) error {
+		return l.p.producer.Write(ctx, outs...)
+	})
+}
+
+// component names the processor in greenwave_kafka_retries_total and readiness.
+func (p *Processor) component() string { return "processor " + p.cfg.Topic }
+
+// component names the partition's loop in readiness (and the processor in greenwave_kafka_retries_total).
+func (l *partitionLoop) component() string { return fmt.Sprintf("%s[%d]", l.p.component(), l.id) }
 
 func (l *partitionLoop) tick(ctx context.Context) error {
 	if l.h.tick == nil {

@@ -148,6 +148,19 @@ type ProducerConfig struct {
 	BatchBytes int64
 	// WriteTimeout bounds one write round trip (default 30s).
 	WriteTimeout time.Duration
+	// MaxAttempts is how many times kafka-go tries a batch before failing it (default 10).
+	MaxAttempts int
+	// FinalFailures makes a failed Write final: Write returns only once kafka-go is done with every record it
+	// was given — acknowledged, or failed after its last attempt — even when ctx ends first. Without it, a Write
+	// whose ctx ends returns at once while kafka-go's writer goes on trying the batch in the background (its
+	// WriteMessages stops waiting, not writing), so records reported as failed may still be written later. With
+	// it, nothing of a failed Write is written after Write returns; the wait is bounded by MaxAttempts ×
+	// (2 × WriteTimeout) plus the backoffs instead of by ctx. The collector sets it: it answers a gateway
+	// "UNAVAILABLE, resend" only for a batch it will not write behind its back.
+	FinalFailures bool
+	// Component, when set, names the producer in the connection's Health: a Write failing with a transient
+	// error marks it unreachable (failing readiness) until a Write succeeds.
+	Component string
 	// Registerer, when set, receives the producer's counters of acknowledged records and bytes per topic
 	// (greenwave_produced_records_total, greenwave_produced_bytes_total). Operators compare the state
 	// changelogs' bytes with the readings' bytes through them.
@@ -158,6 +171,7 @@ type ProducerConfig struct {
 // concurrent writes are batched together.
 type Producer struct {
 	conn    kafkaconn.Conn
+	cfg     ProducerConfig
 	w       *kafka.Writer
 	records *prometheus.CounterVec
 	bytes   *prometheus.CounterVec
@@ -177,7 +191,10 @@ func NewProducer(conn kafkaconn.Conn, cfg ProducerConfig) *Producer {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
-	p := &Producer{conn: conn, w: &kafka.Writer{
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	p := &Producer{conn: conn, cfg: cfg, w: &kafka.Writer{
 		Addr:                   conn.Addr(),
 		Transport:              conn.Transport(),
 		Balancer:               IntersectionBalancer{},
@@ -187,7 +204,7 @@ func NewProducer(conn kafkaconn.Conn, cfg ProducerConfig) *Producer {
 		BatchBytes:             cfg.BatchBytes,
 		WriteTimeout:           cfg.WriteTimeout,
 		ReadTimeout:            cfg.WriteTimeout,
-		MaxAttempts:            10,
+		MaxAttempts:            cfg.MaxAttempts,
 		WriteBackoffMin:        20 * time.Millisecond,
 		WriteBackoffMax:        time.Second,
 		AllowAutoTopicCreation: false,
@@ -217,8 +234,9 @@ func MessageBytes(m kafka.Message) int {
 }
 
 // Write publishes the outputs and returns once every one is acknowledged, or with an error. On error some
-// records may have been written: callers treat the whole call as failed and retry or restart, which is safe
-// because every record carries a stable event id.
+// records may have been written (a partial batch, or an attempt whose answer was lost): callers treat the whole
+// call as failed and retry or restart, which is safe because every record carries a stable event id. With
+// FinalFailures, none is written after Write returned.
 func (p *Producer) Write(ctx context.Context, outs ...Output) error {
 	if len(outs) == 0 {
 		return nil
@@ -227,7 +245,25 @@ func (p *Producer) Write(ctx context.Context, outs ...Output) error {
 	for i, o := range outs {
 		msgs[i] = o.Message()
 	}
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+	err := p.write(ctx, msgs)
+	if p.cfg.Component != "" {
+		switch {
+		case err == nil:
+			p.conn.Health().Recovered(p.cfg.Component)
+		case kafkaconn.IsTransient(err):
+			p.conn.Health().Failed(p.cfg.Component, err)
+		}
+	}
+	return err
+}
+
+func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
+	wctx := ctx
+	if p.cfg.FinalFailures {
+		// kafka-go's WriteMessages stops waiting when its ctx ends, not writing: wait for its verdict instead.
+		wctx = context.WithoutCancel(ctx)
+	}
+	if err := p.w.WriteMessages(wctx, msgs...); err != nil {
 		if denied := p.deniedTopic(ctx, msgs, err); denied != nil {
 			return fmt.Errorf("write %d records: %w", len(msgs), denied)
 		}

@@ -103,6 +103,9 @@ type pipeline struct {
 	names     topics.Names
 	stack     *stack.Stack
 	topo      topology.Topology
+	// simStart, when set, is where the simulated readings start (default: the hour a day before now), so two
+	// pipelines of one test can be fed the same readings.
+	simStart time.Time
 }
 
 func startPipeline(t *testing.T) *pipeline {
@@ -236,7 +239,10 @@ func (p *pipeline) feed(ctx context.Context, s *sender, ticks int, between func(
 // feedWith is feed with a hook run after each tick is sent (resend tests send it again there).
 func (p *pipeline) feedWith(_ context.Context, s *sender, ticks int, between func(i int), after func(sim.Tick)) (dataEnd time.Time) {
 	p.t.Helper()
-	start := time.Now().Add(-24 * time.Hour).Truncate(time.Hour)
+	start := p.simStart
+	if start.IsZero() {
+		start = time.Now().Add(-24 * time.Hour).Truncate(time.Hour)
+	}
 	sm, err := sim.New(p.topo, sim.Config{Seed: 7, Start: start, IntervalS: 60, DuplicateRate: -1})
 	if err != nil {
 		p.t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/clean"
@@ -34,10 +33,14 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	}
 	env.Log.Info("calendar features in the topology's time zone", zap.String("time_zone", cc.Location.String()))
 	names := cfg.Topics()
+	// Serve first: a cleaner started while the brokers are down answers /readyz "startup" while it waits.
+	run := env.Serve(ctx)
+	ctx = run.Context()
 	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Readings, names.Weather, names.Features, names.DeadLetters, names.CleanerState, names.DetectorHealth)
 	if err != nil {
-		return err
+		return run.Abort(err)
 	}
+	run.Started()
 	m := newMetrics(env.Registry)
 	weather := &weatherTable{t: clean.NewWeatherTable(cc)}
 	var wsync *weatherSync
@@ -71,9 +74,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 
 	env.Server.AddReadiness("weather", app.Loaded(weatherCaughtUp, "the weather topic"))
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return env.Server.Run(ctx) })
-	g.Go(func() error {
+	run.Go(func() error {
 		return stream.Follow(ctx, env.Kafka, names.Weather, counts[names.Weather], func(msg kafka.Message) error {
 			applyWeather(weather, m, msg)
 			if wsync != nil {
@@ -82,8 +83,8 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 			return nil
 		}, func() { weatherReady.Do(func() { close(weatherCaughtUp) }) })
 	})
-	g.Go(func() error {
+	run.Go(func() error {
 		return proc.Run(ctx)
 	})
-	return g.Wait()
+	return run.Wait()
 }

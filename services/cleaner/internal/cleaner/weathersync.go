@@ -136,7 +136,7 @@ func kafkaWeatherEnds(kafkaConn kafkaconn.Conn, topic string, partitions int) we
 		req = append(req, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
 	return func(ctx context.Context) (map[int]int64, map[int]int64, error) {
-		offsets, err := stream.ListOffsets(ctx, client, map[string][]kafka.OffsetRequest{topic: req})
+		offsets, err := stream.ListOffsetsWait(ctx, kafkaConn, "weather-sync "+topic, client, map[string][]kafka.OffsetRequest{topic: req})
 		if err != nil {
 			return nil, nil, fmt.Errorf("weather topic end offsets: %w", err)
 		}

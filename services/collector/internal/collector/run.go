@@ -7,12 +7,18 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/ingest/gateways"
 	"github.com/greenwave-city/greenwave/pkg/stream"
+)
+
+// The collector's producer: few, short attempts, so a failed batch is answered (and final) within ~30 s.
+const (
+	producerAttempts   = 3
+	producerTimeout    = 5 * time.Second
+	kafkaProbeInterval = 2 * time.Second
 )
 
 // Run starts the collector and serves until ctx ends.
@@ -39,10 +45,11 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		}
 	}
 	names := cfg.Topics()
-	if _, err := app.CheckTopics(ctx, env.Kafka, names, names.Readings, names.Weather); err != nil {
-		return err
-	}
-	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry})
+	// A batch the collector answers as failed must never be written afterwards, behind the gateway's back: the
+	// producer's failures are final (see stream.ProducerConfig.FinalFailures), bounded by 3 attempts of at most
+	// 2 × 5 s each, and mark "producer" unreachable in readiness.
+	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry, FinalFailures: true,
+		MaxAttempts: producerAttempts, WriteTimeout: producerTimeout, Component: "producer"})
 	defer prod.Close()
 	lim := ingest.DefaultLimits()
 	lim.MaxFutureSkew, lim.MaxAge = cfg.MaxFutureSkew, cfg.MaxAge
@@ -64,7 +71,18 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 		gatewayCount = registry.Len()
 	}
 	env.Log.Info("collector configured", zap.Int("gateways", gatewayCount), zap.Bool("anonymous", cfg.AllowAnonymous))
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return env.Server.Run(ctx) })
-	return g.Wait()
+	// Serve first: a collector started while the brokers are down answers /readyz "startup" while it waits.
+	run := env.Serve(ctx)
+	if _, err := app.CheckTopics(run.Context(), env.Kafka, names, names.Readings, names.Weather); err != nil {
+		return run.Abort(err)
+	}
+	run.Started()
+	// Readiness follows the brokers while no batch arrives, and comes back after an outage without traffic.
+	run.Go(func() error {
+		env.Health.Watch(run.Context(), "producer", kafkaProbeInterval, func(ctx context.Context) error {
+			return env.Kafka.Reachable(ctx, kafkaProbeInterval)
+		})
+		return nil
+	})
+	return run.Wait()
 }

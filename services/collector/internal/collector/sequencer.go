@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -33,19 +34,21 @@ type seqJob struct {
 
 // sequencer writes a stream's batches in turn order, grouping those that are ready together.
 type sequencer struct {
-	pub  Publisher
-	jobs chan seqJob
+	pub     Publisher
+	jobs    chan seqJob
+	stopped chan struct{} // closed when run returns
 }
 
 // maxGroup bounds how many batches share one Write.
 const maxGroup = 64
 
 func newSequencer(pub Publisher) *sequencer {
-	return &sequencer{pub: pub, jobs: make(chan seqJob, maxGroup)}
+	return &sequencer{pub: pub, jobs: make(chan seqJob, maxGroup), stopped: make(chan struct{})}
 }
 
 // run writes groups until ctx ends.
 func (q *sequencer) run(ctx context.Context) {
+	defer close(q.stopped)
 	for {
 		var j seqJob
 		select {
@@ -88,11 +91,19 @@ func (q *sequencer) publisher(t *turn) publishFunc {
 			return ctx.Err()
 		}
 		t.finish()
+		// Handed over: the records are being written. Wait for the verdict even if ctx ends, so a batch is never
+		// answered as failed and then written (the Publisher's write is bounded; see run.go). A sequencer that
+		// stopped before taking the job never writes it.
 		select {
 		case err := <-done:
 			return err
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-q.stopped:
+			select {
+			case err := <-done:
+				return err
+			default:
+				return errors.New("the collector is stopping: the batch was not written")
+			}
 		}
 	}
 }

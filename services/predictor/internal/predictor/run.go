@@ -41,23 +41,26 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	// A secure Conn pools its connections in a transport of its own: they end with the run.
 	defer env.Kafka.CloseIdleConnections()
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Features, names.Models, names.Predictions, names.DeadLetters)
-	if err != nil {
-		return err
-	}
 	pred := &Predictor{models: models.NewStore(), horizons: newHorizonRule(horizons), targets: targets, maxAge: cfg.MaxModelAge, confidence: cfg.Confidence, classify: classify}
 	svc := newService(serviceConfig{
-		kafkaConn: env.Kafka, names: names, group: cfg.Group("predictor"), modelPartitions: counts[names.Models], buffer: cfg.SubscriberBuffer, maxSubscribers: cfg.MaxSubscribers,
+		kafkaConn: env.Kafka, names: names, group: cfg.Group("predictor"), buffer: cfg.SubscriberBuffer, maxSubscribers: cfg.MaxSubscribers,
 		maxBatch: cfg.MaxBatch, commitInterval: cfg.CommitInterval, sessionTimeout: cfg.SessionTimeout, writeLinger: cfg.WriteLinger, modelWait: cfg.ModelWait,
 	}, pred, env.Log, env.Registry)
 	greenwavev1.RegisterPredictionServiceServer(env.Server.GRPC(), svc.api)
 	env.Server.OnShutdown(svc.hub.Close)
 	env.Server.AddReadiness("models", svc.ready)
 	env.Server.AddReadiness("consumer-group", svc.proc.ReadyCheck)
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return env.Server.Run(ctx) })
-	g.Go(func() error { return svc.run(ctx) })
-	return g.Wait()
+	// Serve first: a predictor started while the brokers are down answers /readyz "startup" while it waits.
+	run := env.Serve(ctx)
+	ctx = run.Context()
+	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Features, names.Models, names.Predictions, names.DeadLetters)
+	if err != nil {
+		return run.Abort(err)
+	}
+	svc.cfg.modelPartitions = counts[names.Models] // read by run, started below
+	run.Started()
+	run.Go(func() error { return svc.run(ctx) })
+	return run.Wait()
 }
 
 // service is the predictor without its server: the models follower, the Kafka loop and the API. Tests and

@@ -131,7 +131,7 @@ func plansFrom(marks map[string]wire.SignalCheckpoint) int64 {
 
 // plansBounds returns the first offset and the high watermark of a plans partition.
 func (s *service) plansBounds(ctx context.Context, part int) (first, end int64, err error) {
-	offsets, err := stream.ListOffsets(ctx, s.client, map[string][]kafka.OffsetRequest{
+	offsets, err := stream.ListOffsetsWait(ctx, s.kafkaConn, "restore "+s.names.Plans, s.client, map[string][]kafka.OffsetRequest{
 		s.names.Plans: {kafka.FirstOffsetOf(part), kafka.LastOffsetOf(part)},
 	})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
@@ -98,10 +97,6 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	}
 	env.Log.Info("time-of-day profile in the topology's time zone", zap.String("time_zone", zone.String()))
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
-	if err != nil {
-		return err
-	}
 	hub := broadcast.New[*greenwavev1.SignalPlan]()
 	defer hub.Close()
 	if d.hub != nil {
@@ -113,7 +108,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	svc := &service{
 		planner: &Planner{topo: env.Topology, revision: topo.Revision, horizon: cfg.PlanHorizon, validity: cfg.PlanValidity,
 			gate: signal.Gate{MaxRelativeInterval: cfg.MaxRelInterval, RecallVPH: cfg.RecallVPH}, zone: zone, minSamples: uint32(cfg.ProfileMinSamples), coordination: coord},
-		names: names, partitions: counts[names.Predictions], hub: hub, metrics: newMetrics(env.Registry, hub, table, d.now),
+		names: names, hub: hub, metrics: newMetrics(env.Registry, hub, table, d.now),
 		overrides: table, operators: operators, authLog: server.NewAuthFailureLog(env.Log), producer: prod, log: env.Log, now: d.now, alpha: cfg.ProfileAlpha,
 		kafkaConn: env.Kafka, client: env.Kafka.Client(30 * time.Second),
 		checkpointEvery: cfg.CheckpointEvery, checkpointIdle: cfg.CheckpointIdle,
@@ -142,10 +137,11 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 	overridesLoaded := make(chan struct{})
 	env.Server.AddReadiness("overrides", app.Loaded(overridesLoaded, "the overrides topic"))
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return env.Server.Run(ctx) })
+	// Serve first: a signal-control started while the brokers are down answers /readyz "startup" while it waits.
+	run := env.Serve(ctx)
+	ctx = run.Context()
 	if d.listening != nil {
-		g.Go(func() error {
+		run.Go(func() error {
 			a, err := env.Server.Addrs(ctx)
 			if err == nil {
 				d.listening(a)
@@ -153,7 +149,13 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 			return nil
 		})
 	}
-	g.Go(func() error {
+	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Predictions, names.Plans, names.SignalState, names.Overrides, names.DeadLetters)
+	if err != nil {
+		return run.Abort(err)
+	}
+	svc.partitions = counts[names.Predictions] // read by the follower and the partitions, started below
+	run.Started()
+	run.Go(func() error {
 		err := stream.Follow(ctx, env.Kafka, names.Overrides, svc.partitions, func(m kafka.Message) error {
 			a, err := wire.TopicOverrides.Decode(m)
 			if err != nil || a.GetOverride().GetIntersectionId() == "" {
@@ -169,7 +171,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		}
 		return nil
 	})
-	g.Go(func() error {
+	run.Go(func() error {
 		// Plan only once every stored override is known, or a restart would briefly ignore a pinned plan.
 		select {
 		case <-overridesLoaded:
@@ -178,5 +180,5 @@ func run(ctx context.Context, lookup func(string) (string, bool), d deps) error 
 		}
 		return proc.Run(ctx)
 	})
-	return g.Wait()
+	return run.Wait()
 }

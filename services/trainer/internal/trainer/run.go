@@ -5,7 +5,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/greenwave-city/greenwave/pkg/app"
 	"github.com/greenwave-city/greenwave/pkg/broadcast"
@@ -35,10 +34,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	// A secure Conn pools its connections in a transport of its own: they end with the run.
 	defer env.Kafka.CloseIdleConnections()
 	names := cfg.Topics()
-	counts, err := app.CheckTopics(ctx, env.Kafka, names, names.Features, names.Models, names.TrainerState, names.DeadLetters)
-	if err != nil {
-		return err
-	}
+	var counts map[string]int // set by the topic check, before the processor and the follower start
 	m := newMetrics(env.Registry)
 	status := newStatusBoard()
 	store := models.NewStore()
@@ -46,12 +42,11 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	defer hub.Close()
 	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
-	parts := counts[names.Features]
 	proc := stream.NewProcessor(stream.ProcessorConfig{
 		Conn: env.Kafka, GroupID: cfg.Group("trainer"), Topic: names.Features, DeadLetterTopic: names.DeadLetters,
 		Service: "trainer", DeadLetter: wire.DeadLetter, MaxBatch: cfg.MaxBatch, SessionTimeout: cfg.SessionTimeout,
 	}, prod, func(ctx context.Context, part int) (*stream.Handler, error) {
-		p, err := restorePartition(ctx, env.Kafka, part, parts, tc, names, m, env.Log)
+		p, err := restorePartition(ctx, env.Kafka, part, counts[names.Features], tc, names, m, env.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -64,13 +59,19 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	modelsLoaded := make(chan struct{})
 	env.Server.AddReadiness("consumer-group", proc.ReadyCheck)
 	env.Server.AddReadiness("models", app.Loaded(modelsLoaded, "the models topic for ModelService"))
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return env.Server.Run(ctx) })
-	g.Go(func() error { return proc.Run(ctx) })
-	g.Go(func() error {
+	// Serve first: a trainer started while the brokers are down answers /readyz "startup" while it waits.
+	run := env.Serve(ctx)
+	ctx = run.Context()
+	counts, err = app.CheckTopics(ctx, env.Kafka, names, names.Features, names.Models, names.TrainerState, names.DeadLetters)
+	if err != nil {
+		return run.Abort(err)
+	}
+	run.Started()
+	run.Go(func() error { return proc.Run(ctx) })
+	run.Go(func() error {
 		return followModels(ctx, env.Kafka, names.Models, counts[names.Models], store, hub, m, env.Log, func() { close(modelsLoaded) })
 	})
-	return g.Wait()
+	return run.Wait()
 }
 
 // followModels reads the whole models topic into store, from the beginning and then as it grows, publishing
