@@ -145,7 +145,9 @@ var (
 
 // readingsCSV decodes the canonical readings CSV: header required, columns in any order, extra columns
 // ignored. intersection_id and approach_id may be absent or empty (the topology knows the detector), as may
-// occupancy_ratio and speed_kmh.
+// occupancy_ratio and speed_kmh. A row needs at least one of count, occupancy_ratio and speed_kmh: an empty
+// count with a speed or an occupancy is a reading without count (clean.Reading.NoCount, freeway speed stations);
+// a row with none of the three is missing_value.
 type readingsCSV struct {
 	t                                                       *table
 	at, inter, appr, det, interval, count, occupancy, speed int
@@ -225,24 +227,28 @@ func (d *readingsCSV) parse(rec []string, line int) (clean.Reading, bool) {
 		return bad("interval_s", ReasonBadNumber, "%q is not a positive whole number of seconds", iv)
 	}
 	r.IntervalS = int(n)
-	c := cell(rec, d.count)
-	if c == "" {
-		return bad("count", ReasonMissingValue, "count is empty")
+	c, occ, spd := cell(rec, d.count), cell(rec, d.occupancy), cell(rec, d.speed)
+	switch {
+	case c == "" && occ == "" && spd == "":
+		return bad("count", ReasonMissingValue, "count, occupancy_ratio and speed_kmh are all empty (a reading needs at least one)")
+	case c == "":
+		r.NoCount = true // a speed- or occupancy-only reading
+	default:
+		if r.Count, err = parseNumber(c); err != nil {
+			return bad("count", ReasonBadNumber, "%v", err)
+		}
+		if r.FlowVPH = r.Count * 3600 / float64(r.IntervalS); math.IsInf(r.FlowVPH, 0) {
+			return bad("count", ReasonBadNumber, "count %g in %d s overflows the flow in veh/h", r.Count, r.IntervalS)
+		}
 	}
-	if r.Count, err = parseNumber(c); err != nil {
-		return bad("count", ReasonBadNumber, "%v", err)
-	}
-	if r.FlowVPH = r.Count * 3600 / float64(r.IntervalS); math.IsInf(r.FlowVPH, 0) {
-		return bad("count", ReasonBadNumber, "count %g in %d s overflows the flow in veh/h", r.Count, r.IntervalS)
-	}
-	if s := cell(rec, d.occupancy); s != "" {
-		if r.Occupancy, err = parseNumber(s); err != nil {
+	if occ != "" {
+		if r.Occupancy, err = parseNumber(occ); err != nil {
 			return bad("occupancy_ratio", ReasonBadNumber, "%v", err)
 		}
 		r.HasOccupancy = true
 	}
-	if s := cell(rec, d.speed); s != "" {
-		if r.SpeedKMH, err = parseNumber(s); err != nil {
+	if spd != "" {
+		if r.SpeedKMH, err = parseNumber(spd); err != nil {
 			return bad("speed_kmh", ReasonBadNumber, "%v", err)
 		}
 		r.HasSpeed = true
@@ -332,8 +338,8 @@ func (d *weatherCSV) parse(rec []string, line int) (clean.Weather, bool) {
 
 // AddCSVDetectors reads a canonical readings CSV and adds every row's detector placement (intersection_id,
 // approach_id, detector_id, interval_s) to b, for `greenwave topology import --format csv`. Only those cells are
-// read: a row whose count, time or speed cannot be read still says where its detector is (a speed-only row with
-// an empty count, say), so its detector is placed even though replay and eval skip the reading. A row whose ids
+// read: a row whose count, time or speed cannot be read still says where its detector is (a row with no
+// quantity at all, say), so its detector is placed even though replay and eval skip the reading. A row whose ids
 // or interval_s cannot be read is skipped and reported as the reading decoder would (Options.OnProblem, counted
 // in the returned Stats, whose Readings counts the rows that placed a detector). An error is an unreadable
 // header or stream, never a bad row.
