@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,9 +73,10 @@ func (t *table) dataRow(skipped int) ([]string, int, error) {
 	}
 }
 
-// header indexes a header row and checks that it names every required column. Names are trimmed; a duplicated
-// name is an error (which column would win is a guess).
-func (t *table) header(rec []string, line int, required []string) error {
+// header indexes a header row and checks that it names every required column and, when anyOf is given, at least
+// one of anyOf (reported as missing anyOf[0]). Names are trimmed; a duplicated name is an error (which column
+// would win is a guess).
+func (t *table) header(rec []string, line int, required []string, anyOf ...string) error {
 	t.col = map[string]int{}
 	for i, f := range rec {
 		name := strings.TrimSpace(f)
@@ -92,8 +94,13 @@ func (t *table) header(rec []string, line int, required []string) error {
 			missing = append(missing, c)
 		}
 	}
+	detail := ""
+	if len(anyOf) > 0 && !slices.ContainsFunc(anyOf, func(c string) bool { _, ok := t.col[c]; return ok }) {
+		missing = append(missing, anyOf[0])
+		detail = fmt.Sprintf(" (or any of %q: a reading needs a measured quantity)", anyOf[1:])
+	}
 	if len(missing) > 0 {
-		return &HeaderError{File: t.rd.name, Line: line, Missing: missing}
+		return &HeaderError{File: t.rd.name, Line: line, Missing: missing, Detail: detail}
 	}
 	return nil
 }
@@ -137,10 +144,12 @@ func checkID(s string) error {
 	return nil
 }
 
-// ReadingColumns are the canonical readings CSV columns; ReadingRequired must be present in the header.
+// ReadingColumns are the canonical readings CSV columns; ReadingRequired must be present in the header, and at
+// least one of ReadingQuantities (a file of speed stations may have no count column at all).
 var (
-	ReadingColumns  = []string{"observed_at", "intersection_id", "approach_id", "detector_id", "interval_s", "count", "occupancy_ratio", "speed_kmh"}
-	ReadingRequired = []string{"observed_at", "detector_id", "interval_s", "count"}
+	ReadingColumns    = []string{"observed_at", "intersection_id", "approach_id", "detector_id", "interval_s", "count", "occupancy_ratio", "speed_kmh"}
+	ReadingRequired   = []string{"observed_at", "detector_id", "interval_s"}
+	ReadingQuantities = []string{"count", "occupancy_ratio", "speed_kmh"}
 )
 
 // readingsCSV decodes the canonical readings CSV: header required, columns in any order, extra columns
@@ -153,8 +162,9 @@ type readingsCSV struct {
 	at, inter, appr, det, interval, count, occupancy, speed int
 }
 
-// openTable reads a canonical CSV's header and checks that the required columns are there.
-func openTable(rd *Reader, r io.Reader, required []string) (*table, error) {
+// openTable reads a canonical CSV's header and checks that the required columns are there, and one of anyOf
+// when given.
+func openTable(rd *Reader, r io.Reader, required []string, anyOf ...string) (*table, error) {
 	t := newTable(rd, r)
 	rec, line, err := t.row()
 	if errors.Is(err, io.EOF) {
@@ -163,14 +173,14 @@ func openTable(rd *Reader, r io.Reader, required []string) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.header(rec, line, required); err != nil {
+	if err := t.header(rec, line, required, anyOf...); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
 func newReadingsCSV(rd *Reader, r io.Reader) (*readingsCSV, error) {
-	t, err := openTable(rd, r, ReadingRequired)
+	t, err := openTable(rd, r, ReadingRequired, ReadingQuantities...)
 	if err != nil {
 		return nil, err
 	}
