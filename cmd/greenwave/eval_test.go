@@ -358,3 +358,41 @@ func TestEvalDerivesCSVTopology(t *testing.T) {
 		t.Errorf("derived topology scores differently from the fixture's:\n%s\n%s", derived.Bytes(), fixture.Bytes())
 	}
 }
+
+// TestEvalSpeedOnly is issue 14's first "done when": `eval --target speed` on a canonical CSV of speed-only
+// sensors (empty count and occupancy cells, testdata/evalspeed, written by gen.py) without a topology gives
+// model forecasts and baselines on the same pairs, at every horizon. The row with no quantity is skipped as a
+// file problem and the impossible speed is rejected out_of_range; no reading is lost for want of a count.
+func TestEvalSpeedOnly(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"eval", "--format", "csv", "--target", "speed", "--horizons", "15m,30m,1h", "--warmup", "48h",
+		"--json", "testdata/evalspeed/readings.csv"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("eval: %v (%s)", err, stderr.String())
+	}
+	var out evalJSON
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	c := out.Cleaning
+	if c.Readings != 2*8*288-1 || c.Rejected["out_of_range"] != 1 || c.Rejected["file_missing_value"] != 1 || len(c.Rejected) != 2 {
+		t.Errorf("cleaning %+v: want every row but the empty one read, it file_missing_value, and one out_of_range", c)
+	}
+	if len(out.Horizons) != 3 {
+		t.Fatalf("%d horizons, want 3", len(out.Horizons))
+	}
+	for _, h := range out.Horizons {
+		if h.Model.N == 0 || !(float64(h.Model.MAE) >= 0) {
+			t.Errorf("%d s: model n %d MAE %v, want forecasts", h.HorizonS, h.Model.N, h.Model.MAE)
+		}
+		for _, name := range evaluate.OnlineBaselines {
+			if m, ok := h.Baselines[name]; !ok || m.N != h.Model.N {
+				t.Errorf("%d s: baseline %s n %d (present %v), model n %d", h.HorizonS, name, m.N, ok, h.Model.N)
+			}
+		}
+	}
+	if ho := out.Holdout; ho.N == 0 || ho.Model.N != ho.N {
+		t.Errorf("last 20 %%: %+v, want model forecasts scored", ho)
+	}
+}

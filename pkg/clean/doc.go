@@ -59,8 +59,20 @@
 // shorter than the window are aggregated per detector: flow = Σcount·3600 / covered seconds (a rate over the
 // part of the window the detector reported); the uncovered share counts as imputed. Approach flow is the sum
 // over its detectors. Occupancy is time-weighted over every reading with occupancy; speed is count-weighted over
-// every reading with speed and a non-zero count (absent when no vehicle was counted). Occupancy and speed are
-// never imputed. Readings longer than the window are rejected: configure the window to the data step.
+// every reading with speed and a non-zero count (absent when no vehicle was counted), or, when no counted reading
+// has a speed, time-weighted over the non-zero speeds of readings without counts. Occupancy and speed are never
+// imputed. Readings longer than the window are rejected: configure the window to the data step.
+//
+// # Partial readings (speed- or occupancy-only sensors)
+//
+// A reading needs at least one of count, occupancy and speed (Reading.NoCount marks one without a count). Flow is
+// aggregated over the readings with counts only, and the flow rules (bounds, count/flow agreement, over-capacity,
+// stuck count, flow outliers) skip readings without one; the speed and occupancy rules apply to what is present,
+// and the fundamental-diagram checks only where their quantities are: occupancy with speed, or all three. A
+// detector with readings but no counts in a window has its flow filled like a detector without readings, but is
+// not missing. An approach with no known flow that measured a speed or an occupancy is no gap: its vector has
+// Observed.NoFlow, feature gap = 1 with flow_ratio 0 (the gap feature is flow_ratio's presence indicator), its
+// speed and occupancy features set, and no lag history entry, so later flow lags are absent rather than zero.
 //
 // # Gap filling (per detector, when it has no reading in a window)
 //

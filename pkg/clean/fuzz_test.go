@@ -36,6 +36,12 @@ func readingsFromBytes(b []byte) []Reading {
 		if c[8]&8 != 0 {
 			r.Start = r.Start.Add(time.Duration(c[11]) * time.Second)
 		}
+		if c[8]&16 != 0 { // no count: usually a speed- or occupancy-only reading, sometimes one with a stray count
+			r.NoCount = true
+			if c[8]&32 == 0 {
+				r.Count, r.FlowVPH = 0, 0
+			}
+		}
 		out = append(out, r)
 	}
 	return out
@@ -48,6 +54,11 @@ func FuzzIntersectionAdd(f *testing.F) {
 	}
 	f.Add(seed, uint8(0))
 	f.Add([]byte{1, 255, 127, 1, 255, 13, 1, 2, 15, 255, 255, 255}, uint8(3))
+	speedOnly := make([]byte, 0, 12*64)
+	for i := 0; i < 64; i++ { // readings without counts: speed only, every third with an occupancy too
+		speedOnly = append(speedOnly, byte(i%3), byte(i*2), 0, 0, 0, 0, 0, 0, 16|2|byte(i%3/2), 20, byte(60+i%9), 0)
+	}
+	f.Add(speedOnly, uint8(0))
 	f.Fuzz(func(t *testing.T, b []byte, mode uint8) {
 		cfg := DefaultConfig()
 		cfg.ReplaceOutliers = mode&1 != 0

@@ -309,12 +309,12 @@ func (s *Intersection) add(r Reading, wl WeatherLookup, res *Result, release boo
 		return
 	}
 	d := s.dets[det]
-	if lim := s.cfg.MaxCapacityMultiple * d.capacityVPH; r.FlowVPH > lim {
+	if lim := s.cfg.MaxCapacityMultiple * d.capacityVPH; !r.NoCount && r.FlowVPH > lim {
 		reject(ReasonOverCapacity, "flow %s veh/h above %s × detector capacity %s veh/h", ftoa(r.FlowVPH), ftoa(s.cfg.MaxCapacityMultiple), ftoa(d.capacityVPH))
 		return
 	}
 	if r.HasOccupancy && r.HasSpeed {
-		if r.FlowVPH >= s.cfg.ImplausibleMinFlowVPH && r.Occupancy == 0 && r.SpeedKMH == 0 {
+		if !r.NoCount && r.FlowVPH >= s.cfg.ImplausibleMinFlowVPH && r.Occupancy == 0 && r.SpeedKMH == 0 {
 			reject(ReasonImplausible, "flow %s veh/h with zero occupancy and zero speed", ftoa(r.FlowVPH))
 			return
 		}
@@ -344,7 +344,7 @@ func (s *Intersection) add(r Reading, wl WeatherLookup, res *Result, release boo
 
 // sameValues reports whether two normalized readings of one detector and start carry the same values.
 func sameValues(a, b *Reading) bool {
-	return a.IntervalS == b.IntervalS && a.Count == b.Count && a.FlowVPH == b.FlowVPH && a.HasOccupancy == b.HasOccupancy &&
+	return a.IntervalS == b.IntervalS && a.NoCount == b.NoCount && a.Count == b.Count && a.FlowVPH == b.FlowVPH && a.HasOccupancy == b.HasOccupancy &&
 		a.Occupancy == b.Occupancy && a.HasSpeed == b.HasSpeed && a.SpeedKMH == b.SpeedKMH
 }
 
@@ -591,11 +591,17 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 	values := make([]float64, len(s.aps)*features.NumFeatures)
 	for ai, ap := range s.aps {
 		var (
-			flowSum, imputed               float64
-			known, unknown                 int
-			anyMissing                     bool
+			flowSum, imputed float64
+			known, unknown   int
+			// anyMissing: some detector had no valid reading; flowFilled: some detector's flow was not
+			// measured (no reading, or readings without counts).
+			anyMissing, flowFilled         bool
 			nReadings, nFlagged            int
 			occNum, occDen, spdNum, spdDen float64
+			// Speeds of readings without counts, time-weighted (used when no counted reading has a speed).
+			tspdNum, tspdDen float64
+			// seen sums the detectors' shares of the window covered by any valid reading.
+			seen float64
 		)
 		for d := ap.first; d < ap.first+ap.n; d++ {
 			ds := &s.st.Dets[d]
@@ -604,7 +610,7 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 			if ow != nil {
 				list = ow.dets[d]
 			}
-			var counts, covered float64
+			var counts, covered, anyCovered float64
 			for _, p := range list {
 				r, flagged, stuck := s.sequence(d, p.r)
 				if stuck != nil {
@@ -612,7 +618,6 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 					res.Rejected = append(res.Rejected, *stuck)
 					continue
 				}
-				flow := r.FlowVPH
 				if flagged {
 					nFlagged++
 					ds.Health.Flagged++
@@ -620,17 +625,25 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 				ds.Health.Valid++
 				nReadings++
 				iv := float64(r.IntervalS)
-				counts += flow * iv / 3600
-				covered += iv
+				anyCovered += iv
+				if !r.NoCount {
+					counts += r.FlowVPH * iv / 3600
+					covered += iv
+				}
 				if r.HasOccupancy {
 					occNum += r.Occupancy * iv
 					occDen += iv
 				}
-				if r.HasSpeed && r.Count > 0 {
+				switch {
+				case r.HasSpeed && r.Count > 0:
 					spdNum += r.SpeedKMH * r.Count
 					spdDen += r.Count
+				case r.HasSpeed && r.NoCount && r.SpeedKMH > 0:
+					tspdNum += r.SpeedKMH * iv
+					tspdDen += iv
 				}
 			}
+			seen += math.Min(1, anyCovered/float64(s.winS))
 			if covered > 0 {
 				f := counts * 3600 / covered
 				imputed += 1 - math.Min(1, covered/float64(s.winS))
@@ -647,8 +660,11 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 				known++
 				continue
 			}
-			anyMissing = true
-			ds.Health.Imputed++
+			flowFilled = true
+			if anyCovered == 0 {
+				anyMissing = true
+				ds.Health.Imputed++
+			}
 			gap := int64(math.MaxInt64)
 			if ds.HasObs {
 				gap = k - ds.LastObsW
@@ -666,21 +682,31 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 			imputed++
 		}
 		v := features.Vector{ApproachID: ap.id, CapacityVPH: ap.capacityVPH, Readings: nReadings, FlaggedOutliers: nFlagged}
-		if known == 0 {
-			v.Gap = true
-			v.Observed.Imputed = true
-		} else {
+		switch {
+		case known > 0:
 			if unknown > 0 {
 				flowSum += flowSum / float64(known) * float64(unknown)
 				imputed += float64(unknown)
 			}
 			v.ImputedFraction = math.Min(1, imputed/float64(ap.n))
-			v.Observed = features.Observed{FlowVPH: flowSum, Imputed: anyMissing}
+			v.Observed = features.Observed{FlowVPH: flowSum, Imputed: anyMissing || flowFilled}
+		case occDen > 0 || spdDen > 0 || tspdDen > 0:
+			// Readings without counts only (speed or occupancy stations): no gap, but no flow either.
+			v.ImputedFraction = math.Max(0, 1-seen/float64(ap.n))
+			v.Observed = features.Observed{NoFlow: true, Imputed: anyMissing}
+		default:
+			v.Gap = true
+			v.Observed.Imputed = true
+		}
+		if !v.Gap {
 			if occDen > 0 {
 				v.Observed.Occupancy, v.Observed.HasOccupancy = math.Min(1, occNum/occDen), true
 			}
-			if spdDen > 0 {
+			switch {
+			case spdDen > 0:
 				v.Observed.SpeedKMH, v.Observed.HasSpeed = math.Min(MaxSpeedKMH, spdNum/spdDen), true
+			case tspdDen > 0:
+				v.Observed.SpeedKMH, v.Observed.HasSpeed = math.Min(MaxSpeedKMH, tspdNum/tspdDen), true
 			}
 		}
 		as := &s.st.Aps[ai]
@@ -695,7 +721,7 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 		v.Values = values[ai*features.NumFeatures : (ai+1)*features.NumFeatures : (ai+1)*features.NumFeatures]
 		features.BuildInto(v.Values, in)
 		ratio := math.NaN()
-		if !v.Gap {
+		if !v.Gap && !v.Observed.NoFlow {
 			ratio = v.Values[1]
 		}
 		s.writeLag(as, k, ratio)
@@ -830,6 +856,14 @@ func (s *Intersection) check(r *Reading) (int, *Rejection) {
 	if int64(r.IntervalS) > s.winS {
 		return det, rj(ReasonInconsistent, "interval %d s longer than the intersection's %d s window (configure window_s to the data step)", r.IntervalS, s.winS)
 	}
+	if r.NoCount {
+		if !r.HasOccupancy && !r.HasSpeed {
+			return det, rj(ReasonMissingField, "reading carries none of count, occupancy and speed")
+		}
+		if r.Count != 0 || r.FlowVPH != 0 {
+			return det, rj(ReasonInconsistent, "reading without count carries count %s and flow %s veh/h", ftoa(r.Count), ftoa(r.FlowVPH))
+		}
+	}
 	if !finite(r.Count) || r.Count < 0 {
 		return det, rj(ReasonOutOfRange, "count %s is negative or not finite", ftoa(r.Count))
 	}
@@ -838,6 +872,7 @@ func (s *Intersection) check(r *Reading) (int, *Rejection) {
 	}
 	iv := float64(r.IntervalS)
 	switch {
+	case r.NoCount:
 	case r.FlowVPH == 0:
 		r.FlowVPH = r.Count * 3600 / iv
 	case r.Count == 0:

@@ -70,6 +70,10 @@ func TestAddRejections(t *testing.T) {
 		{"over capacity", func(r *Reading) { r.Count = 46 }, ReasonOverCapacity}, // 2760 veh/h > 1.5 × 1800
 		{"flow without occupancy or speed", func(r *Reading) { r.Count = 10; *r = withOccSpeed(*r, 0, 0) }, ReasonImplausible},
 		{"full occupancy at speed", func(r *Reading) { *r = withOccSpeed(*r, 0.98, 80) }, ReasonImplausible},
+		{"no quantity at all", func(r *Reading) { r.Count, r.NoCount = 0, true }, ReasonMissingField},
+		{"no count but a count", func(r *Reading) { r.NoCount, r.HasSpeed, r.SpeedKMH = true, true, 80 }, ReasonInconsistent},
+		{"speed only above 200", func(r *Reading) { r.Count, r.NoCount, r.HasSpeed, r.SpeedKMH = 0, true, true, 412 }, ReasonOutOfRange},
+		{"speed-only full occupancy at speed", func(r *Reading) { r.Count, r.NoCount = 0, true; *r = withOccSpeed(*r, 0.98, 80) }, ReasonImplausible},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,12 +21,19 @@ type Reading struct {
 	// IntervalS is the counting interval length in seconds.
 	IntervalS int
 	// Count is the vehicles counted in the interval; FlowVPH = Count·3600/IntervalS. Either may be 0 when
-	// the other is given.
+	// the other is given. Both mean nothing (and are 0) when NoCount is set.
 	Count, FlowVPH float64
+	// NoCount is set when the reading carries no count (a speed- or occupancy-only sensor, such as a freeway
+	// speed station). It is the negation of "has count" so that the zero value, which every count source
+	// builds, stays a counted reading. A reading needs at least one of count, occupancy and speed.
+	NoCount bool
 	// Occupancy (ratio 0..1) and SpeedKMH are valid when HasOccupancy and HasSpeed.
 	Occupancy, SpeedKMH    float64
 	HasOccupancy, HasSpeed bool
 }
+
+// HasCount reports whether the reading carries a count (and so a flow).
+func (r *Reading) HasCount() bool { return !r.NoCount }
 
 // Reason is why a reading was set aside. The set is fixed (Reasons); pkg/wire maps each to one proto
 // RejectReason, the weather_* reasons with the weather reading kind.

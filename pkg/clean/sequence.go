@@ -159,7 +159,9 @@ func (s *Intersection) sequence(d int, r Reading) (Reading, bool, *Rejection) {
 	ds := &s.st.Dets[d]
 	// A zero speed over an interval without vehicles means that nothing passed, not a standstill: it is no
 	// speed measurement.
-	has := [numQuantities]bool{true, r.HasSpeed && !(r.SpeedKMH == 0 && r.Count == 0), r.HasOccupancy}
+	// A reading without a count has no flow to check (a speed-only reading's zero speed is then no measurement
+	// either: nothing tells a standstill from an empty road).
+	has := [numQuantities]bool{!r.NoCount, r.HasSpeed && !(r.SpeedKMH == 0 && r.Count == 0), r.HasOccupancy}
 	runOf := [numQuantities]float64{r.Count, r.SpeedKMH, r.Occupancy}
 	var stuck *Rejection
 	for q := range numQuantities {

@@ -60,6 +60,8 @@ type BufferedReading struct {
 	StartNs        int64
 	IntervalS      int32
 	Count, FlowVPH float64
+	// NoCount is set when the reading carries no count (Reading.NoCount).
+	NoCount bool
 	// Occupancy and SpeedKMH are valid when HasOccupancy and HasSpeed.
 	Occupancy, SpeedKMH    float64
 	HasOccupancy, HasSpeed bool
@@ -178,7 +180,7 @@ func seqStateOf(sq seqState) SequenceState {
 func (s *Intersection) bufferedReading(p pending, heldAt int64) BufferedReading {
 	r := &p.r
 	m := BufferedReading{Detector: uint32(p.det), StartNs: p.startNs, IntervalS: int32(r.IntervalS), Count: r.Count,
-		FlowVPH: r.FlowVPH, HeldAtNs: heldAt, Occupancy: r.Occupancy, HasOccupancy: r.HasOccupancy, SpeedKMH: r.SpeedKMH, HasSpeed: r.HasSpeed}
+		FlowVPH: r.FlowVPH, NoCount: r.NoCount, HeldAtNs: heldAt, Occupancy: r.Occupancy, HasOccupancy: r.HasOccupancy, SpeedKMH: r.SpeedKMH, HasSpeed: r.HasSpeed}
 	if !r.HasOccupancy {
 		m.Occupancy = 0
 	}
@@ -376,7 +378,7 @@ func (s *Intersection) loadReading(rm *BufferedReading) (pending, error) {
 	d := s.dets[det]
 	r := Reading{ID: rm.ID, IntersectionID: s.in.ID, ApproachID: s.aps[d.approach].id, DetectorID: d.id,
 		Start: time.Unix(0, rm.StartNs).UTC(), IntervalS: int(rm.IntervalS), Count: rm.Count, FlowVPH: rm.FlowVPH,
-		HasOccupancy: rm.HasOccupancy, HasSpeed: rm.HasSpeed}
+		NoCount: rm.NoCount, HasOccupancy: rm.HasOccupancy, HasSpeed: rm.HasSpeed}
 	if rm.HasOccupancy {
 		r.Occupancy = rm.Occupancy
 	}

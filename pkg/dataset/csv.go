@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,9 +73,10 @@ func (t *table) dataRow(skipped int) ([]string, int, error) {
 	}
 }
 
-// header indexes a header row and checks that it names every required column. Names are trimmed; a duplicated
-// name is an error (which column would win is a guess).
-func (t *table) header(rec []string, line int, required []string) error {
+// header indexes a header row and checks that it names every required column and, when anyOf is given, at least
+// one of anyOf (reported as missing anyOf[0]). Names are trimmed; a duplicated name is an error (which column
+// would win is a guess).
+func (t *table) header(rec []string, line int, required []string, anyOf ...string) error {
 	t.col = map[string]int{}
 	for i, f := range rec {
 		name := strings.TrimSpace(f)
@@ -92,8 +94,13 @@ func (t *table) header(rec []string, line int, required []string) error {
 			missing = append(missing, c)
 		}
 	}
+	detail := ""
+	if len(anyOf) > 0 && !slices.ContainsFunc(anyOf, func(c string) bool { _, ok := t.col[c]; return ok }) {
+		missing = append(missing, anyOf[0])
+		detail = fmt.Sprintf(" (or any of %q: a reading needs a measured quantity)", anyOf[1:])
+	}
 	if len(missing) > 0 {
-		return &HeaderError{File: t.rd.name, Line: line, Missing: missing}
+		return &HeaderError{File: t.rd.name, Line: line, Missing: missing, Detail: detail}
 	}
 	return nil
 }
@@ -137,22 +144,27 @@ func checkID(s string) error {
 	return nil
 }
 
-// ReadingColumns are the canonical readings CSV columns; ReadingRequired must be present in the header.
+// ReadingColumns are the canonical readings CSV columns; ReadingRequired must be present in the header, and at
+// least one of ReadingQuantities (a file of speed stations may have no count column at all).
 var (
-	ReadingColumns  = []string{"observed_at", "intersection_id", "approach_id", "detector_id", "interval_s", "count", "occupancy_ratio", "speed_kmh"}
-	ReadingRequired = []string{"observed_at", "detector_id", "interval_s", "count"}
+	ReadingColumns    = []string{"observed_at", "intersection_id", "approach_id", "detector_id", "interval_s", "count", "occupancy_ratio", "speed_kmh"}
+	ReadingRequired   = []string{"observed_at", "detector_id", "interval_s"}
+	ReadingQuantities = []string{"count", "occupancy_ratio", "speed_kmh"}
 )
 
 // readingsCSV decodes the canonical readings CSV: header required, columns in any order, extra columns
 // ignored. intersection_id and approach_id may be absent or empty (the topology knows the detector), as may
-// occupancy_ratio and speed_kmh.
+// occupancy_ratio and speed_kmh. A row needs at least one of count, occupancy_ratio and speed_kmh: an empty
+// count with a speed or an occupancy is a reading without count (clean.Reading.NoCount, freeway speed stations);
+// a row with none of the three is missing_value.
 type readingsCSV struct {
 	t                                                       *table
 	at, inter, appr, det, interval, count, occupancy, speed int
 }
 
-// openTable reads a canonical CSV's header and checks that the required columns are there.
-func openTable(rd *Reader, r io.Reader, required []string) (*table, error) {
+// openTable reads a canonical CSV's header and checks that the required columns are there, and one of anyOf
+// when given.
+func openTable(rd *Reader, r io.Reader, required []string, anyOf ...string) (*table, error) {
 	t := newTable(rd, r)
 	rec, line, err := t.row()
 	if errors.Is(err, io.EOF) {
@@ -161,14 +173,14 @@ func openTable(rd *Reader, r io.Reader, required []string) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.header(rec, line, required); err != nil {
+	if err := t.header(rec, line, required, anyOf...); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
 func newReadingsCSV(rd *Reader, r io.Reader) (*readingsCSV, error) {
-	t, err := openTable(rd, r, ReadingRequired)
+	t, err := openTable(rd, r, ReadingRequired, ReadingQuantities...)
 	if err != nil {
 		return nil, err
 	}
@@ -225,24 +237,28 @@ func (d *readingsCSV) parse(rec []string, line int) (clean.Reading, bool) {
 		return bad("interval_s", ReasonBadNumber, "%q is not a positive whole number of seconds", iv)
 	}
 	r.IntervalS = int(n)
-	c := cell(rec, d.count)
-	if c == "" {
-		return bad("count", ReasonMissingValue, "count is empty")
+	c, occ, spd := cell(rec, d.count), cell(rec, d.occupancy), cell(rec, d.speed)
+	switch {
+	case c == "" && occ == "" && spd == "":
+		return bad("count", ReasonMissingValue, "count, occupancy_ratio and speed_kmh are all empty (a reading needs at least one)")
+	case c == "":
+		r.NoCount = true // a speed- or occupancy-only reading
+	default:
+		if r.Count, err = parseNumber(c); err != nil {
+			return bad("count", ReasonBadNumber, "%v", err)
+		}
+		if r.FlowVPH = r.Count * 3600 / float64(r.IntervalS); math.IsInf(r.FlowVPH, 0) {
+			return bad("count", ReasonBadNumber, "count %g in %d s overflows the flow in veh/h", r.Count, r.IntervalS)
+		}
 	}
-	if r.Count, err = parseNumber(c); err != nil {
-		return bad("count", ReasonBadNumber, "%v", err)
-	}
-	if r.FlowVPH = r.Count * 3600 / float64(r.IntervalS); math.IsInf(r.FlowVPH, 0) {
-		return bad("count", ReasonBadNumber, "count %g in %d s overflows the flow in veh/h", r.Count, r.IntervalS)
-	}
-	if s := cell(rec, d.occupancy); s != "" {
-		if r.Occupancy, err = parseNumber(s); err != nil {
+	if occ != "" {
+		if r.Occupancy, err = parseNumber(occ); err != nil {
 			return bad("occupancy_ratio", ReasonBadNumber, "%v", err)
 		}
 		r.HasOccupancy = true
 	}
-	if s := cell(rec, d.speed); s != "" {
-		if r.SpeedKMH, err = parseNumber(s); err != nil {
+	if spd != "" {
+		if r.SpeedKMH, err = parseNumber(spd); err != nil {
 			return bad("speed_kmh", ReasonBadNumber, "%v", err)
 		}
 		r.HasSpeed = true
@@ -332,8 +348,8 @@ func (d *weatherCSV) parse(rec []string, line int) (clean.Weather, bool) {
 
 // AddCSVDetectors reads a canonical readings CSV and adds every row's detector placement (intersection_id,
 // approach_id, detector_id, interval_s) to b, for `greenwave topology import --format csv`. Only those cells are
-// read: a row whose count, time or speed cannot be read still says where its detector is (a speed-only row with
-// an empty count, say), so its detector is placed even though replay and eval skip the reading. A row whose ids
+// read: a row whose count, time or speed cannot be read still says where its detector is (a row with no
+// quantity at all, say), so its detector is placed even though replay and eval skip the reading. A row whose ids
 // or interval_s cannot be read is skipped and reported as the reading decoder would (Options.OnProblem, counted
 // in the returned Stats, whose Readings counts the rows that placed a detector). An error is an unreadable
 // header or stream, never a bad row.

@@ -118,6 +118,27 @@ func TestReadingsCSV(t *testing.T) {
 				"6 count missing_value", "7 detector_id bad_id", "8 short_row", "9 speed_kmh bad_number", "10 malformed_csv"},
 		},
 		{
+			name: "speed- and occupancy-only rows have no count; a row with none of the three is missing",
+			input: "observed_at,detector_id,interval_s,count,occupancy_ratio,speed_kmh\n" +
+				"2026-11-30T07:55:00Z,S1,300,,,88.5\n" +
+				"2026-11-30T07:55:00Z,S2,300,,0.12,\n" +
+				"2026-11-30T07:55:00Z,S3,300,,,\n" + // 4 nothing measured
+				"2026-11-30T07:55:00Z,S4,300,0,,\n",
+			want: []clean.Reading{
+				{DetectorID: "S1", Start: ts("2026-11-30T07:55:00Z"), IntervalS: 300, NoCount: true, SpeedKMH: 88.5, HasSpeed: true},
+				{DetectorID: "S2", Start: ts("2026-11-30T07:55:00Z"), IntervalS: 300, NoCount: true, Occupancy: 0.12, HasOccupancy: true},
+				{DetectorID: "S4", Start: ts("2026-11-30T07:55:00Z"), IntervalS: 300},
+			},
+			problems: []string{"4 count missing_value"},
+		},
+		{
+			name: "speed stations without a count column",
+			input: "observed_at,detector_id,interval_s,speed_kmh\n" +
+				"2026-11-30T07:55:00Z,S1,300,64\n",
+			want:     []clean.Reading{{DetectorID: "S1", Start: ts("2026-11-30T07:55:00Z"), IntervalS: 300, NoCount: true, SpeedKMH: 64, HasSpeed: true}},
+			problems: []string{},
+		},
+		{
 			name: "multi-line quoted field keeps line numbers",
 			input: "observed_at,detector_id,interval_s,count,comment\n" +
 				"2026-11-30T07:55:00Z,D1,60,1,\"two\nlines\"\n" +
@@ -155,7 +176,7 @@ func TestHeaderErrors(t *testing.T) {
 	tests := []struct {
 		name, format, input, want string
 	}{
-		{"csv missing columns", dataset.FormatCSV, "observed_at,detector\n", `in.csv:1: header lacks column(s) ["detector_id" "interval_s" "count"]`},
+		{"csv missing columns", dataset.FormatCSV, "observed_at,detector\n", `in.csv:1: header lacks column(s) ["detector_id" "interval_s" "count"] (or any of ["occupancy_ratio" "speed_kmh"]: a reading needs a measured quantity)`},
 		{"csv duplicate column", dataset.FormatCSV, "observed_at,detector_id,interval_s,count,count\n", `in.csv:1: column "count" appears twice`},
 		{"csv empty", dataset.FormatCSV, "", "open in.csv: empty file: no header row"},
 		{"metro given canonical csv", dataset.FormatMetro, "observed_at,detector_id,interval_s,count\n", `in.csv:1: header lacks column(s) ["temp" "rain_1h" "snow_1h" "clouds_all" "weather_main" "date_time" "traffic_volume"]`},

@@ -39,7 +39,8 @@ func checkRecords(t *testing.T, open func(io.Reader) (*dataset.Reader, error), i
 			x := rec.Reading
 			if x.DetectorID == "" || x.Start.IsZero() || x.IntervalS <= 0 || x.IntervalS > math.MaxUint32 ||
 				!finite(x.Count) || !finite(x.FlowVPH) || !finite(x.Occupancy) || !finite(x.SpeedKMH) ||
-				(!x.HasOccupancy && x.Occupancy != 0) || (!x.HasSpeed && x.SpeedKMH != 0) || x.Start.Location().String() != "UTC" {
+				(!x.HasOccupancy && x.Occupancy != 0) || (!x.HasSpeed && x.SpeedKMH != 0) || x.Start.Location().String() != "UTC" ||
+				(x.NoCount && (x.Count != 0 || x.FlowVPH != 0 || (!x.HasOccupancy && !x.HasSpeed))) {
 				t.Fatalf("reading out of range: %+v", x)
 			}
 		case rec.Weather != nil && rec.Reading == nil:
@@ -76,6 +77,8 @@ func FuzzReadingsCSV(f *testing.F) {
 		"2026-11-30T07:55:00Z,I-100,N,I-100-N1,300,42,0.18,38\n2026-11-30T08:00:00+01:00,,,I-100-N2,60,3,,\n")
 	f.Add("count,detector_id,interval_s,observed_at,x\r\n1e308,D,1,2026-11-30T07:55:00.5Z,\"a\"\"b\"\r\n-0,D,4294967295,0001-01-01T00:00:00Z,\n")
 	f.Add("observed_at,detector_id,interval_s,count\n2026-11-30T07:55:00Z,\"D\n1\",60,Inf\n\"")
+	f.Add("observed_at,detector_id,interval_s,count,occupancy_ratio,speed_kmh\n2026-11-30T07:55:00Z,S,300,,,88\n" +
+		"2026-11-30T07:55:00Z,S,300,,0.1,\n2026-11-30T07:55:00Z,S,300,,,\n")
 	f.Fuzz(func(t *testing.T, input string) {
 		checkRecords(t, func(r io.Reader) (*dataset.Reader, error) {
 			return dataset.Open(dataset.FormatCSV, r, "f.csv", dataset.Options{})

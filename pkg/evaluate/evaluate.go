@@ -104,8 +104,9 @@ type Cleaning struct {
 	Duplicates int
 	// Rejected counts rejections by clean.Reason, weather reasons (weather_*) included.
 	Rejected map[string]int
-	// Imputed counts approach windows whose target was not fully measured (filled in, or a gap), the windows
-	// the scores skip; Gaps counts those of them that could not be filled at all.
+	// Imputed counts approach windows whose target was not fully measured (filled in, a gap, or not measured at
+	// all: no speed for a speed target, no flow from speed-only sensors), the windows the scores skip (the rule
+	// of train.Observed); Gaps counts the windows that could not be filled at all.
 	Imputed, Gaps int
 	// Flagged counts readings the outlier filter flagged (kept, counted in the frames).
 	Flagged int
@@ -428,7 +429,9 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 func (e *Evaluator) count(r *run, f features.Frame, v features.Vector) {
 	c := &e.cleaning
 	c.Windows++
-	if v.Observed.Imputed || v.Gap {
+	// The target's own rule: a window without flow (speed-only sensors) has no flow label, one without speed no
+	// speed label.
+	if _, ok := train.Observed(r.tc.Target, v); !ok {
 		c.Imputed++
 	}
 	if v.Gap {

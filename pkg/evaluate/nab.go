@@ -22,7 +22,7 @@ import (
 // with the benchmark's labelled anomaly windows (NABCleanReport).
 //
 // Mapping: every row is a reading of detector "<file stem>" (approach "A", intersection "nab-<file stem>") with
-// IntervalS NABIntervalS at the row's timestamp, count 0 (the files carry no volume) and the value converted
+// IntervalS NABIntervalS at the row's timestamp, no count (clean.Reading.NoCount: the files carry no volume) and the value converted
 // to the canonical unit: speed mph × 1.609344 → speed_kmh, occupancy % ÷ 100 → occupancy_ratio. The samples are
 // 5 minutes apart at irregular minutes, so a 60 s interval and window keep every sample in a window of its own
 // without straddling a boundary. Timestamps carry no zone; they are read as UTC, like the label windows, so both
@@ -117,7 +117,7 @@ func ReadNAB(r io.Reader, name string) (NABSeries, error) {
 			errs = append(errs, &LineError{File: name, Line: line, Msg: fmt.Sprintf("value %q is not a number", rec[1])})
 			continue
 		}
-		rd := clean.Reading{IntersectionID: s.IntersectionID(), ApproachID: NABApproachID, DetectorID: stem, Start: at, IntervalS: NABIntervalS}
+		rd := clean.Reading{IntersectionID: s.IntersectionID(), ApproachID: NABApproachID, DetectorID: stem, Start: at, IntervalS: NABIntervalS, NoCount: true}
 		conv(v, &rd)
 		s.Readings = append(s.Readings, rd)
 		if len(errs) > 50 {

@@ -15,8 +15,9 @@
 //
 //	index  name                      definition
 //	 0     bias                      1
-//	 1     flow_ratio                window flow (veh/h, observed or filled) / capacity_vph; 0 when gap
-//	 2     gap                       1 when the approach had no usable or fillable data (Vector.Gap), else 0
+//	 1     flow_ratio                window flow (veh/h, observed or filled) / capacity_vph; 0 when gap = 1
+//	 2     gap                       1 when the window's flow is unknown: the approach had no usable or fillable
+//	                                 data (Vector.Gap), or only readings without counts (Observed.NoFlow)
 //	 3     imputed_fraction          share of the window's detector-time that was filled in, 0..1
 //	 4     occupancy                 time-weighted occupancy ratio 0..1; 0 when absent
 //	 5     occupancy_present         1 when occupancy was measured in the window
@@ -50,6 +51,11 @@
 //	33     upstream_flow_ratio_lag1  mean flow_ratio at t-1 of the approach's upstream approaches (topology
 //	                                 Approach.Upstream) whose window t-1 is known; 0 when none is known or configured
 //	34     upstream_lag1_present     1 when at least one upstream approach's window t-1 is known
+//
+// The gap feature is flow_ratio's presence indicator. A window of speed- or occupancy-only readings (freeway
+// speed stations report no counts) is no gap — its speed and occupancy features are set — but its flow is
+// unknown, so gap = 1 and flow_ratio = 0 there, and the flow lags that would read it are absent. Counted
+// windows are as before, so the set keeps its version.
 //
 // Lags come from the approach's own emitted history: a lag is absent when that window was a gap, was never
 // emitted, or lies before the history the cleaner keeps (7 days).
@@ -147,15 +153,21 @@ type Vector struct {
 
 // Observed are an approach's measured values over a window: the labels that later train the models.
 type Observed struct {
-	// FlowVPH is the approach flow in vehicles per hour (sum over its detectors).
+	// FlowVPH is the approach flow in vehicles per hour (sum over its detectors); 0 and meaningless when
+	// NoFlow.
 	FlowVPH float64
+	// NoFlow is set when the window has readings but no flow: no detector's count measured it and none could
+	// be filled in (speed- or occupancy-only sensors). It is the negation of "has flow" so that the zero value,
+	// which every counted window has, keeps its meaning.
+	NoFlow bool
 	// Occupancy is the time-weighted occupancy ratio 0..1, valid when HasOccupancy.
 	Occupancy float64
 	// SpeedKMH is the flow-weighted mean speed, valid when HasSpeed.
 	SpeedKMH               float64
 	HasOccupancy, HasSpeed bool
-	// Imputed is true when the flow was not measured by every detector (some detector was filled in) or the
-	// vector is a gap; imputed targets must not be scored.
+	// Imputed is true when some detector had no valid reading in the window, when the flow was not measured by
+	// every detector (some detector's flow was filled in), or when the vector is a gap; imputed targets must not
+	// be scored.
 	Imputed bool
 }
 
@@ -213,10 +225,11 @@ func BuildInto(v []float64, in Input) {
 	_ = v[NumFeatures-1]
 	clear(v)
 	v[0] = 1
-	if !in.Gap && in.CapacityVPH > 0 {
+	noFlow := in.Gap || in.Observed.NoFlow
+	if !noFlow && in.CapacityVPH > 0 {
 		v[1] = in.Observed.FlowVPH / in.CapacityVPH
 	}
-	v[2] = b2f(in.Gap)
+	v[2] = b2f(noFlow)
 	v[3] = in.ImputedFraction
 	if !in.Gap && in.Observed.HasOccupancy {
 		v[4], v[5] = in.Observed.Occupancy, 1

@@ -67,8 +67,13 @@ type TrafficReading struct {
 	// ObservedAt is the start of the counting interval.
 	ObservedAt Instant
 	IntervalS  uint32
-	// Count is vehicles in the interval; FlowVPH the flow it makes (Traffic computes it).
+	// Count is vehicles in the interval; FlowVPH the flow it makes (Traffic computes it). Both are 0 when
+	// NoCount is set.
 	Count, FlowVPH float64
+	// NoCount is set when the detector counts no vehicles (a speed- or occupancy-only sensor; proto
+	// count_absent). The zero value is a counted reading. A reading needs at least one of count, occupancy and
+	// speed.
+	NoCount bool
 	// OccupancyRatio (0..1) and SpeedKMH are valid when HasOccupancy and HasSpeed.
 	OccupancyRatio, SpeedKMH float64
 	HasOccupancy, HasSpeed   bool

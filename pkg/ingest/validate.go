@@ -45,7 +45,8 @@ func bad(reason Reason, field, format string, args ...any) *Violation {
 }
 
 // Traffic validates r in place: it fills the intersection and approach from the topology, derives a missing
-// reading id from detector and interval and computes flow_vph from count. It returns the first violation found
+// reading id from detector and interval and computes flow_vph from count. A reading needs at least one of count,
+// occupancy and speed: one without a count (NoCount) and without both others is missing_field "count". It returns the first violation found
 // (a reading is accepted or refused as a whole), or nil. Field names are those of the proto message
 // ("speed_kmh"); the schema version is pkg/wire's to check.
 func Traffic(r *TrafficReading, topo *topology.Index, lim Limits, now time.Time) *Violation {
@@ -75,15 +76,25 @@ func Traffic(r *TrafficReading, topo *topology.Index, lim Limits, now time.Time)
 	if r.IntervalS > 3600 {
 		return bad(ReasonOutOfRange, "interval_s", "interval_s %d exceeds 3600", r.IntervalS)
 	}
-	if c := r.Count; math.IsNaN(c) || math.IsInf(c, 0) || c < 0 {
-		return bad(ReasonOutOfRange, "count", "count %v must be a finite number ≥ 0", c)
-	}
-	flow := FlowVPH(r.Count, r.IntervalS)
-	in, _ := topo.Intersection(ref.Intersection)
-	ap, _ := in.Approach(ref.Approach)
-	lanes := float64(ap.Lanes) / float64(len(ap.Detectors))
-	if maxFlow := lim.MaxFlowVPHPerLane * math.Max(1, lanes); flow > maxFlow {
-		return bad(ReasonOutOfRange, "count", "count %g in %ds is %.0f veh/h, above the physical maximum %.0f for the detector", r.Count, r.IntervalS, flow, maxFlow)
+	var flow float64
+	if r.NoCount {
+		if !r.HasOccupancy && !r.HasSpeed {
+			return bad(ReasonMissingField, "count", "a reading needs at least one of count, occupancy_ratio and speed_kmh: count_absent is set and neither occupancy_ratio nor speed_kmh is")
+		}
+		if r.Count != 0 || r.FlowVPH != 0 {
+			return bad(ReasonInconsistent, "count", "count_absent is set but count is %v and flow_vph %v", r.Count, r.FlowVPH)
+		}
+	} else {
+		if c := r.Count; math.IsNaN(c) || math.IsInf(c, 0) || c < 0 {
+			return bad(ReasonOutOfRange, "count", "count %v must be a finite number ≥ 0", c)
+		}
+		flow = FlowVPH(r.Count, r.IntervalS)
+		in, _ := topo.Intersection(ref.Intersection)
+		ap, _ := in.Approach(ref.Approach)
+		lanes := float64(ap.Lanes) / float64(len(ap.Detectors))
+		if maxFlow := lim.MaxFlowVPHPerLane * math.Max(1, lanes); flow > maxFlow {
+			return bad(ReasonOutOfRange, "count", "count %g in %ds is %.0f veh/h, above the physical maximum %.0f for the detector", r.Count, r.IntervalS, flow, maxFlow)
+		}
 	}
 	if r.HasOccupancy {
 		if o := r.OccupancyRatio; !(o >= 0 && o <= 1) {

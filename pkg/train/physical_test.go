@@ -176,6 +176,8 @@ func TestObserved(t *testing.T) {
 		{"occupancy", TargetOccupancy, measured, 0.2, true},
 		{"speed absent", TargetSpeed, measured, 0, false},
 		{"imputed", TargetFlow, features.Vector{Observed: features.Observed{FlowVPH: 600, Imputed: true}}, 0, false},
+		{"no flow", TargetFlow, features.Vector{Observed: features.Observed{NoFlow: true, SpeedKMH: 80, HasSpeed: true}}, 0, false},
+		{"speed without flow", TargetSpeed, features.Vector{Observed: features.Observed{NoFlow: true, SpeedKMH: 80, HasSpeed: true}}, 80, true},
 		{"gap", TargetFlow, features.Vector{Gap: true, Observed: features.Observed{FlowVPH: 600}}, 0, false},
 		{"NaN", TargetFlow, features.Vector{Observed: features.Observed{FlowVPH: math.NaN()}}, 0, false},
 		{"beyond the sane magnitude", TargetFlow, features.Vector{Observed: features.Observed{FlowVPH: 2 * maxAbsValue}}, 0, false},

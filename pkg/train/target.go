@@ -94,6 +94,9 @@ func (t target) observed(v features.Vector) (float64, bool) {
 		}
 		y = o.SpeedKMH
 	default:
+		if o.NoFlow {
+			return 0, false
+		}
 		y = o.FlowVPH
 	}
 	if !(math.Abs(y) <= maxAbsValue) { // also NaN

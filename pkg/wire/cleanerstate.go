@@ -112,7 +112,7 @@ func cleanerStateProto(st clean.IntersectionState) *greenwavev1.CleanerIntersect
 
 func bufferedReadingProto(r clean.BufferedReading) *greenwavev1.CleanerReading {
 	m := &greenwavev1.CleanerReading{Detector: r.Detector, StartNs: r.StartNs, IntervalS: r.IntervalS, Count: r.Count, FlowVph: r.FlowVPH,
-		HeldAtNs: r.HeldAtNs, OccupancyRatio: opt(r.HasOccupancy, r.Occupancy), SpeedKmh: opt(r.HasSpeed, r.SpeedKMH)}
+		CountAbsent: r.NoCount, HeldAtNs: r.HeldAtNs, OccupancyRatio: opt(r.HasOccupancy, r.Occupancy), SpeedKmh: opt(r.HasSpeed, r.SpeedKMH)}
 	if r.HasID {
 		m.ReadingId = proto.String(r.ID)
 	}
@@ -162,7 +162,7 @@ func cleanerState(m *greenwavev1.CleanerIntersectionState) (clean.IntersectionSt
 
 func bufferedReading(m *greenwavev1.CleanerReading) clean.BufferedReading {
 	return clean.BufferedReading{Detector: m.GetDetector(), StartNs: m.GetStartNs(), IntervalS: m.GetIntervalS(), Count: m.GetCount(),
-		FlowVPH: m.GetFlowVph(), Occupancy: m.GetOccupancyRatio(), HasOccupancy: m.OccupancyRatio != nil,
+		FlowVPH: m.GetFlowVph(), NoCount: m.GetCountAbsent(), Occupancy: m.GetOccupancyRatio(), HasOccupancy: m.OccupancyRatio != nil,
 		SpeedKMH: m.GetSpeedKmh(), HasSpeed: m.SpeedKmh != nil, ID: m.GetReadingId(), HasID: m.ReadingId != nil, HeldAtNs: m.GetHeldAtNs()}
 }
 

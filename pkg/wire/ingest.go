@@ -80,7 +80,7 @@ func IngestTraffic(r *greenwavev1.TrafficReading) ingest.TrafficReading {
 	return ingest.TrafficReading{
 		ReadingID: r.GetReadingId(), IntersectionID: r.GetIntersectionId(), ApproachID: r.GetApproachId(), DetectorID: r.GetDetectorId(),
 		LaneID: r.GetLaneId(), ObservedAt: instant(r.GetObservedAt()), IntervalS: r.GetIntervalS(), Count: r.GetCount(), FlowVPH: r.GetFlowVph(),
-		OccupancyRatio: r.GetOccupancyRatio(), HasOccupancy: r.OccupancyRatio != nil, SpeedKMH: r.GetSpeedKmh(), HasSpeed: r.SpeedKmh != nil,
+		NoCount: r.GetCountAbsent(), OccupancyRatio: r.GetOccupancyRatio(), HasOccupancy: r.OccupancyRatio != nil, SpeedKMH: r.GetSpeedKmh(), HasSpeed: r.SpeedKmh != nil,
 	}
 }
 
@@ -90,7 +90,7 @@ func IngestTrafficProto(r ingest.TrafficReading) *greenwavev1.TrafficReading {
 	return &greenwavev1.TrafficReading{
 		SchemaVersion: SchemaVersion, ReadingId: r.ReadingID, IntersectionId: r.IntersectionID, ApproachId: r.ApproachID,
 		DetectorId: r.DetectorID, LaneId: r.LaneID, ObservedAt: instantProto(r.ObservedAt), IntervalS: r.IntervalS, Count: r.Count,
-		FlowVph: r.FlowVPH, OccupancyRatio: opt(r.HasOccupancy, r.OccupancyRatio), SpeedKmh: opt(r.HasSpeed, r.SpeedKMH),
+		FlowVph: r.FlowVPH, CountAbsent: r.NoCount, OccupancyRatio: opt(r.HasOccupancy, r.OccupancyRatio), SpeedKmh: opt(r.HasSpeed, r.SpeedKMH),
 	}
 }
 

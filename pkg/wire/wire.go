@@ -43,7 +43,7 @@ func Reading(r *greenwavev1.TrafficReading) clean.Reading {
 	return clean.Reading{
 		ID: r.GetReadingId(), IntersectionID: r.GetIntersectionId(), ApproachID: r.GetApproachId(), DetectorID: r.GetDetectorId(),
 		Start: tm(r.GetObservedAt()), IntervalS: int(r.GetIntervalS()), Count: r.GetCount(), FlowVPH: r.GetFlowVph(),
-		Occupancy: r.GetOccupancyRatio(), HasOccupancy: r.OccupancyRatio != nil,
+		NoCount: r.GetCountAbsent(), Occupancy: r.GetOccupancyRatio(), HasOccupancy: r.OccupancyRatio != nil,
 		SpeedKMH: r.GetSpeedKmh(), HasSpeed: r.SpeedKmh != nil,
 	}
 }
@@ -53,7 +53,7 @@ func ReadingProto(r clean.Reading) *greenwavev1.TrafficReading {
 	return &greenwavev1.TrafficReading{
 		SchemaVersion: SchemaVersion, ReadingId: r.ID, IntersectionId: r.IntersectionID, ApproachId: r.ApproachID,
 		DetectorId: r.DetectorID, ObservedAt: ts(r.Start), IntervalS: uint32(max(0, r.IntervalS)), Count: r.Count, FlowVph: r.FlowVPH,
-		OccupancyRatio: opt(r.HasOccupancy, r.Occupancy), SpeedKmh: opt(r.HasSpeed, r.SpeedKMH),
+		CountAbsent: r.NoCount, OccupancyRatio: opt(r.HasOccupancy, r.Occupancy), SpeedKmh: opt(r.HasSpeed, r.SpeedKMH),
 	}
 }
 
@@ -116,7 +116,7 @@ func WeatherContextProto(w features.WeatherContext) *greenwavev1.WeatherContext 
 // ObservedProto converts an approach's observed targets.
 func ObservedProto(o features.Observed) *greenwavev1.ObservedTargets {
 	return &greenwavev1.ObservedTargets{
-		FlowVph: o.FlowVPH, OccupancyRatio: opt(o.HasOccupancy, o.Occupancy),
+		FlowVph: o.FlowVPH, FlowAbsent: o.NoFlow, OccupancyRatio: opt(o.HasOccupancy, o.Occupancy),
 		SpeedKmh: opt(o.HasSpeed, o.SpeedKMH), Imputed: o.Imputed,
 	}
 }
@@ -147,7 +147,7 @@ func Frame(p *greenwavev1.IntersectionFeatures) features.Frame {
 			ApproachID: v.GetApproachId(), Values: v.GetValues(), ImputedFraction: v.GetImputedFraction(),
 			Readings: int(v.GetReadings()), FlaggedOutliers: int(v.GetFlaggedOutliers()), Gap: v.GetGap(), CapacityVPH: v.GetCapacityVph(),
 			Observed: features.Observed{
-				FlowVPH: o.GetFlowVph(), Occupancy: o.GetOccupancyRatio(), HasOccupancy: o.OccupancyRatio != nil,
+				FlowVPH: o.GetFlowVph(), NoFlow: o.GetFlowAbsent(), Occupancy: o.GetOccupancyRatio(), HasOccupancy: o.OccupancyRatio != nil,
 				SpeedKMH: o.GetSpeedKmh(), HasSpeed: o.SpeedKmh != nil, Imputed: o.GetImputed(),
 			},
 		})

@@ -344,10 +344,11 @@ func traffic(e entity, id string) (*ingest.TrafficReading, *ingest.Violation) {
 	if viol != nil {
 		return nil, viol
 	}
-	if !ok || IsSentinel(count) {
-		return nil, violation(ingest.ReasonMissingField, "intensity", "intensity (vehicles counted in the interval) is required; got none or a no-data code")
+	if ok && !IsSentinel(count) {
+		r.Count = count
+	} else {
+		r.NoCount = true // a speed- or occupancy-only sensor
 	}
-	r.Count = count
 	occ, viol := optional(e, "occupancy", IsSentinel, OccupancyRatio)
 	if viol != nil {
 		return nil, viol
@@ -358,6 +359,9 @@ func traffic(e entity, id string) (*ingest.TrafficReading, *ingest.Violation) {
 		return nil, viol
 	}
 	setOptional(&r.SpeedKMH, &r.HasSpeed, speed)
+	if r.NoCount && !r.HasOccupancy && !r.HasSpeed {
+		return nil, violation(ingest.ReasonMissingField, "intensity", "a reading needs at least one of intensity, occupancy and averageVehicleSpeed; got none (or no-data codes)")
+	}
 	return r, nil
 }
 

@@ -99,6 +99,20 @@ func TestDecode(t *testing.T) {
 					t.Errorf("reading %v", r)
 				}
 			}},
+		{"speed only (no intensity)", `[{"id":"D5","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:00:00Z","dateObservedTo":"2026-11-30T07:05:00Z","averageVehicleSpeed":{"value":25,"unitCode":"MTS"}}]`,
+			func(t *testing.T, e Entity) {
+				r := traffic(t, e)
+				if !r.NoCount || r.Count != 0 || !r.HasSpeed || r.SpeedKMH != 90 || r.HasOccupancy {
+					t.Errorf("reading %v", r)
+				}
+			}},
+		{"occupancy only, intensity a no-data code", `[{"id":"D6","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:00:00Z","dateObservedTo":"2026-11-30T07:05:00Z","intensity":-1,"occupancy":0.3,"averageVehicleSpeed":-1}]`,
+			func(t *testing.T, e Entity) {
+				r := traffic(t, e)
+				if !r.NoCount || !r.HasOccupancy || r.OccupancyRatio != 0.3 || r.HasSpeed {
+					t.Errorf("reading %v", r)
+				}
+			}},
 		{"weather kelvin", `[{"id":"urn:ngsi-ld:WeatherObserved:STN-1","type":"WeatherObserved","dateObserved":"2026-11-30T07:00:00Z","temperature":{"type":"Property","value":274.15,"unitCode":"KEL"},"precipitation":2,"visibility":{"value":3,"unitCode":"KMT"},"weatherType":"rain"}]`,
 			func(t *testing.T, e Entity) {
 				w := e.Weather
@@ -135,7 +149,8 @@ func TestDecodeViolations(t *testing.T) {
 		{"no interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedFrom", ingest.ReasonMissingField},
 		{"reversed interval", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00Z","dateObservedTo":"2026-11-30T07:00:00Z","intensity":1}]`, "dateObservedTo", ingest.ReasonInconsistent},
 		{"no zone", `[{"id":"D1","type":"TrafficFlowObserved","dateObservedFrom":"2026-11-30T07:05:00","dateObservedTo":"2026-11-30T07:06:00Z","intensity":1}]`, "dateObservedFrom", ingest.ReasonMalformed},
-		{"intensity sentinel", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":-1}]`, "intensity", ingest.ReasonMissingField},
+		{"intensity sentinel, nothing else", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":-1}]`, "intensity", ingest.ReasonMissingField},
+		{"no quantity at all", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","occupancy":-1,"averageVehicleSpeed":-999}]`, "intensity", ingest.ReasonMissingField},
 		{"intensity string", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":"5"}]`, "intensity", ingest.ReasonMalformed},
 		{"speed unit", `[{"id":"D1","type":"TrafficFlowObserved","dateObserved":"2026-11-30T07:00:00Z/2026-11-30T07:01:00Z","intensity":5,"averageVehicleSpeed":{"value":3,"unitCode":"KNT"}}]`, "averageVehicleSpeed", ingest.ReasonUnsupportedUnit},
 		{"weather no date", `[{"id":"STN-1","type":"WeatherObserved"}]`, "dateObserved", ingest.ReasonMissingField},

@@ -282,7 +282,10 @@ type CleanerReading struct {
 	ReadingId *string `protobuf:"bytes,8,opt,name=reading_id,json=readingId,proto3,oneof" json:"reading_id,omitempty"`
 	// held_at_ns: for a held reading, the intersection's event-time progress when it was held (it is
 	// dead-lettered as a clock jump once progress has moved on by the tolerance without confirmation).
-	HeldAtNs      int64 `protobuf:"varint,9,opt,name=held_at_ns,json=heldAtNs,proto3" json:"held_at_ns,omitempty"`
+	HeldAtNs int64 `protobuf:"varint,9,opt,name=held_at_ns,json=heldAtNs,proto3" json:"held_at_ns,omitempty"`
+	// count_absent: the reading carries no count (count and flow_vph are 0); states written before it existed
+	// hold counted readings only.
+	CountAbsent   bool `protobuf:"varint,10,opt,name=count_absent,json=countAbsent,proto3" json:"count_absent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -378,6 +381,13 @@ func (x *CleanerReading) GetHeldAtNs() int64 {
 		return x.HeldAtNs
 	}
 	return 0
+}
+
+func (x *CleanerReading) GetCountAbsent() bool {
+	if x != nil {
+		return x.CountAbsent
+	}
+	return false
 }
 
 // CleanerDetectorState is one detector's history: stuck and outlier state per quantity, gap filling, health.
@@ -805,7 +815,7 @@ const file_greenwave_v1_cleaner_state_proto_rawDesc = "" +
 	"\n" +
 	"approaches\x18\x0e \x03(\v2\".greenwave.v1.CleanerApproachStateR\n" +
 	"approaches\x12;\n" +
-	"\temissions\x18\x0f \x03(\v2\x1d.greenwave.v1.CleanerEmissionR\temissions\"\xda\x02\n" +
+	"\temissions\x18\x0f \x03(\v2\x1d.greenwave.v1.CleanerEmissionR\temissions\"\xfd\x02\n" +
 	"\x0eCleanerReading\x12\x1a\n" +
 	"\bdetector\x18\x01 \x01(\rR\bdetector\x12\x19\n" +
 	"\bstart_ns\x18\x02 \x01(\x03R\astartNs\x12\x1d\n" +
@@ -818,7 +828,9 @@ const file_greenwave_v1_cleaner_state_proto_rawDesc = "" +
 	"\n" +
 	"reading_id\x18\b \x01(\tH\x02R\treadingId\x88\x01\x01\x12\x1c\n" +
 	"\n" +
-	"held_at_ns\x18\t \x01(\x03R\bheldAtNsB\x12\n" +
+	"held_at_ns\x18\t \x01(\x03R\bheldAtNs\x12!\n" +
+	"\fcount_absent\x18\n" +
+	" \x01(\bR\vcountAbsentB\x12\n" +
 	"\x10_occupancy_ratioB\f\n" +
 	"\n" +
 	"_speed_kmhB\r\n" +

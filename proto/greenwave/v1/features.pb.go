@@ -29,7 +29,10 @@ type ObservedTargets struct {
 	OccupancyRatio *float64               `protobuf:"fixed64,2,opt,name=occupancy_ratio,json=occupancyRatio,proto3,oneof" json:"occupancy_ratio,omitempty"`
 	SpeedKmh       *float64               `protobuf:"fixed64,3,opt,name=speed_kmh,json=speedKmh,proto3,oneof" json:"speed_kmh,omitempty"`
 	// imputed is true when the values were filled in rather than measured; imputed targets are never scored.
-	Imputed       bool `protobuf:"varint,4,opt,name=imputed,proto3" json:"imputed,omitempty"`
+	Imputed bool `protobuf:"varint,4,opt,name=imputed,proto3" json:"imputed,omitempty"`
+	// flow_absent is set when the window has readings but no flow (only readings without counts, and no fill):
+	// flow_vph is then 0 and means nothing. Frames written before it existed always had a flow.
+	FlowAbsent    bool `protobuf:"varint,5,opt,name=flow_absent,json=flowAbsent,proto3" json:"flow_absent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +91,13 @@ func (x *ObservedTargets) GetSpeedKmh() float64 {
 func (x *ObservedTargets) GetImputed() bool {
 	if x != nil {
 		return x.Imputed
+	}
+	return false
+}
+
+func (x *ObservedTargets) GetFlowAbsent() bool {
+	if x != nil {
+		return x.FlowAbsent
 	}
 	return false
 }
@@ -417,12 +427,14 @@ var File_greenwave_v1_features_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_features_proto_rawDesc = "" +
 	"\n" +
-	"\x1bgreenwave/v1/features.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n" +
+	"\x1bgreenwave/v1/features.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n" +
 	"\x0fObservedTargets\x12\x19\n" +
 	"\bflow_vph\x18\x01 \x01(\x01R\aflowVph\x12,\n" +
 	"\x0foccupancy_ratio\x18\x02 \x01(\x01H\x00R\x0eoccupancyRatio\x88\x01\x01\x12 \n" +
 	"\tspeed_kmh\x18\x03 \x01(\x01H\x01R\bspeedKmh\x88\x01\x01\x12\x18\n" +
-	"\aimputed\x18\x04 \x01(\bR\aimputedB\x12\n" +
+	"\aimputed\x18\x04 \x01(\bR\aimputed\x12\x1f\n" +
+	"\vflow_absent\x18\x05 \x01(\bR\n" +
+	"flowAbsentB\x12\n" +
 	"\x10_occupancy_ratioB\f\n" +
 	"\n" +
 	"_speed_kmh\"\xaa\x02\n" +

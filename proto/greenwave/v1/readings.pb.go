@@ -194,7 +194,8 @@ type TrafficReading struct {
 	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
 	// interval_s is the length of the counting interval in seconds.
 	IntervalS uint32 `protobuf:"varint,8,opt,name=interval_s,json=intervalS,proto3" json:"interval_s,omitempty"`
-	// count is the number of vehicles counted in the interval (FIWARE intensity).
+	// count is the number of vehicles counted in the interval (FIWARE intensity). Unless count_absent is set, an
+	// unset count is a count of 0 (proto3 does not send zeros), as it always was.
 	Count float64 `protobuf:"fixed64,9,opt,name=count,proto3" json:"count,omitempty"`
 	// flow_vph is count converted to vehicles per hour: count * 3600 / interval_s.
 	FlowVph float64 `protobuf:"fixed64,10,opt,name=flow_vph,json=flowVph,proto3" json:"flow_vph,omitempty"`
@@ -205,7 +206,12 @@ type TrafficReading struct {
 	// gateway_id is the authenticated gateway that published the reading (set by the collector).
 	GatewayId string `protobuf:"bytes,13,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
 	// received_at is when the collector accepted the reading (processing time, informational).
-	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// count_absent is set when the detector counts no vehicles (a speed- or occupancy-only sensor, such as a
+	// freeway speed station): count and flow_vph are then 0 and mean nothing. A reading needs at least one of
+	// count, occupancy_ratio and speed_kmh. It is a separate flag rather than presence on count because senders
+	// built before it existed omit a count of 0: an unset count without this flag stays a counted 0.
+	CountAbsent   bool `protobuf:"varint,15,opt,name=count_absent,json=countAbsent,proto3" json:"count_absent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +342,13 @@ func (x *TrafficReading) GetReceivedAt() *timestamppb.Timestamp {
 		return x.ReceivedAt
 	}
 	return nil
+}
+
+func (x *TrafficReading) GetCountAbsent() bool {
+	if x != nil {
+		return x.CountAbsent
+	}
+	return false
 }
 
 // WeatherReading is one weather station observation (FIWARE WeatherObserved) in explicit units.
@@ -697,7 +710,7 @@ var File_greenwave_v1_readings_proto protoreflect.FileDescriptor
 
 const file_greenwave_v1_readings_proto_rawDesc = "" +
 	"\n" +
-	"\x1bgreenwave/v1/readings.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x04\n" +
+	"\x1bgreenwave/v1/readings.proto\x12\fgreenwave.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x04\n" +
 	"\x0eTrafficReading\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1d\n" +
 	"\n" +
@@ -720,7 +733,8 @@ const file_greenwave_v1_readings_proto_rawDesc = "" +
 	"\n" +
 	"gateway_id\x18\r \x01(\tR\tgatewayId\x12;\n" +
 	"\vreceived_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAtB\x12\n" +
+	"receivedAt\x12!\n" +
+	"\fcount_absent\x18\x0f \x01(\bR\vcountAbsentB\x12\n" +
 	"\x10_occupancy_ratioB\f\n" +
 	"\n" +
 	"_speed_kmh\"\xe1\x04\n" +

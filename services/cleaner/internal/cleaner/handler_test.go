@@ -433,3 +433,64 @@ func TestStateSize(t *testing.T) {
 		t.Errorf("restored: StateSize() = %+v, want %+v", got, want)
 	}
 }
+
+// TestSpeedOnlyReadings: the live handler takes readings marked count_absent (speed-only sensors) and emits
+// frames whose vectors carry the speed with flow_absent, not gaps; a reading with no quantity is dead-lettered
+// MISSING_FIELD.
+func TestSpeedOnlyReadings(t *testing.T) {
+	t.Parallel()
+	p := newTestPartition(t, 0)
+	inter, _ := p.topo.Intersection("I-100")
+	var values [][]byte
+	for m := range 12 {
+		for _, a := range inter.Approaches {
+			for _, d := range a.Detectors {
+				r := reading("I-100", d, m, 0)
+				r.CountAbsent, r.SpeedKmh = true, proto.Float64(float64(70+m))
+				b, err := proto.Marshal(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				values = append(values, b)
+			}
+		}
+	}
+	none := reading("I-100", inter.Approaches[0].Detectors[0], 12, 0)
+	none.CountAbsent = true
+	b, err := proto.Marshal(none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values = append(values, b)
+	frames, deadLetters := 0, 0
+	for _, m := range messages(0, values) {
+		for _, o := range handle(t, p, m) {
+			switch o.Topic {
+			case p.names.Features:
+				var f greenwavev1.IntersectionFeatures
+				if err := proto.Unmarshal(o.Value, &f); err != nil {
+					t.Fatal(err)
+				}
+				frames++
+				for _, v := range f.GetApproaches() {
+					ob := v.GetObserved()
+					if v.GetGap() || !ob.GetFlowAbsent() || ob.GetFlowVph() != 0 || ob.SpeedKmh == nil || ob.GetImputed() {
+						t.Errorf("frame %s approach %s: gap %v observed %v, want speed without flow", f.GetEventId(), v.GetApproachId(), v.GetGap(), ob)
+					}
+				}
+			case p.names.DeadLetters:
+				var dl greenwavev1.DeadLetter
+				if err := proto.Unmarshal(o.Value, &dl); err != nil {
+					t.Fatal(err)
+				}
+				deadLetters++
+				if dl.GetReason() != greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD {
+					t.Errorf("dead letter %v, want MISSING_FIELD for the reading with no quantity", &dl)
+				}
+			}
+		}
+	}
+	if frames == 0 || deadLetters != 1 {
+		t.Fatalf("%d frames and %d dead letters, want frames and one dead letter", frames, deadLetters)
+	}
+}

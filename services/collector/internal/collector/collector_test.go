@@ -54,6 +54,10 @@ func rejectionCases() []rejectionCase {
 		{"flow above capacity", mod(func(r *greenwavev1.TrafficReading) { r.Count = 500 }), nil, greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "readings[1].count"},
 		{"occupancy above 1", mod(func(r *greenwavev1.TrafficReading) { r.OccupancyRatio = proto.Float64(7) }), nil, greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "readings[1].occupancy_ratio"},
 		{"speed too high", mod(func(r *greenwavev1.TrafficReading) { r.SpeedKmh = proto.Float64(900) }), nil, greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "readings[1].speed_kmh"},
+		{"no quantity", mod(func(r *greenwavev1.TrafficReading) {
+			r.Count, r.CountAbsent, r.OccupancyRatio, r.SpeedKmh = 0, true, nil, nil
+		}), nil, greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "readings[1].count"},
+		{"count marked absent", mod(func(r *greenwavev1.TrafficReading) { r.Count, r.CountAbsent, r.SpeedKmh = 4, true, proto.Float64(80) }), nil, greenwavev1.RejectReason_REJECT_REASON_INCONSISTENT, "readings[1].count"},
 		{"newer schema", mod(func(r *greenwavev1.TrafficReading) { r.SchemaVersion = 9 }), nil, greenwavev1.RejectReason_REJECT_REASON_UNSUPPORTED_SCHEMA, "readings[1].schema_version"},
 		{"id too long", mod(func(r *greenwavev1.TrafficReading) { r.ReadingId = strings.Repeat("x", 200) }), nil, greenwavev1.RejectReason_REJECT_REASON_OUT_OF_RANGE, "readings[1].reading_id"},
 		{"weather missing station", nil, w(func(w *greenwavev1.WeatherReading) { w.StationId = "" }), greenwavev1.RejectReason_REJECT_REASON_MISSING_FIELD, "weather[0].station_id"},

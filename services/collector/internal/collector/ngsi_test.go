@@ -405,3 +405,33 @@ func TestDocsSubscription(t *testing.T) {
 		t.Errorf("receiverInfo %+v: want the Authorization bearer header", ep.ReceiverInfo)
 	}
 }
+
+// TestNGSISpeedOnly: a TrafficFlowObserved entity with averageVehicleSpeed (or occupancy) but no intensity — a
+// freeway speed station — is accepted and reaches the readings topic marked count_absent with its speed; one with
+// none of intensity, occupancy and averageVehicleSpeed is refused on intensity.
+func TestNGSISpeedOnly(t *testing.T) {
+	f := newFixture(t)
+	from, to := testNow.Add(-6*time.Minute).Truncate(time.Minute), testNow.Add(-time.Minute).Truncate(time.Minute)
+	entity := func(det, attrs string) string {
+		return fmt.Sprintf(`{"id":"urn:ngsi-ld:TrafficFlowObserved:%s","type":"TrafficFlowObserved","dateObservedFrom":%q,"dateObservedTo":%q%s}`,
+			det, from.Format(time.RFC3339), to.Format(time.RFC3339), attrs)
+	}
+	body := "[" + entity("D1", `,"averageVehicleSpeed":{"value":25,"unitCode":"MTS"}`) + "," + entity("D2", `,"intensity":-1`) + "]"
+	code, _, out := f.post(routeUpsert, "application/json", tokenA, []byte(body))
+	res := batchOperationResultOf(t, out)
+	if code != http.StatusMultiStatus || !reflect.DeepEqual(res.Success, []string{"urn:ngsi-ld:TrafficFlowObserved:D1"}) || len(res.Errors) != 1 ||
+		res.Errors[0].Error.Reason != "REJECT_REASON_MISSING_FIELD" || res.Errors[0].Error.Field != "[1].intensity" {
+		t.Fatalf("status %d %s: want D1 taken and D2 refused (missing_field on [1].intensity)", code, out)
+	}
+	recs := f.records(f.names.Readings, 1)
+	if len(recs) != 1 {
+		t.Fatalf("%d readings in Kafka, want D1's", len(recs))
+	}
+	var r greenwavev1.TrafficReading
+	if err := proto.Unmarshal(recs[0].Value, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.GetCountAbsent() || r.GetCount() != 0 || r.GetFlowVph() != 0 || r.SpeedKmh == nil || r.GetSpeedKmh() != 90 || r.OccupancyRatio != nil {
+		t.Errorf("reading on the topic %v, want count_absent with speed 90 km/h", &r)
+	}
+}

@@ -176,6 +176,9 @@ func persistence(p *greenwavev1.Prediction, tg target, v features.Vector, freeFl
 		}
 		p.Value, p.Lower, p.Upper, p.StdError = o.Occupancy, 0, 1, 0.5
 	default:
+		if o.NoFlow {
+			return false
+		}
 		p.Value, p.Lower, p.Upper, p.StdError = o.FlowVPH, 0, math.Max(v.CapacityVPH, o.FlowVPH), v.CapacityVPH/2
 	}
 	return true

@@ -127,6 +127,25 @@ func TestPredictFallbackAndCoverage(t *testing.T) {
 			}
 		}
 	})
+	t.Run("no model, no flow measured", func(t *testing.T) {
+		t.Parallel()
+		f := testFrame(3)
+		for i := range f.Approaches {
+			f.Approaches[i].Observed.FlowVPH, f.Approaches[i].Observed.NoFlow = 0, true
+		}
+		pr := newTestPredictor(models.NewStore(), time.Hour)
+		pr.targets = []target{flowTarget, {"speed", greenwavev1.Target_TARGET_SPEED}}
+		for _, ap := range pr.Predict(f).GetApproaches() {
+			for _, h := range ap.GetHorizons() {
+				if h.GetTarget() != greenwavev1.Target_TARGET_SPEED {
+					t.Errorf("%s: %v, want no flow forecast (speed-only sensors: no flow to persist)", ap.GetApproachId(), h)
+				}
+			}
+			if len(ap.GetHorizons()) != len(testHorizons) {
+				t.Errorf("%s: %d forecasts, want the %d speed ones", ap.GetApproachId(), len(ap.GetHorizons()), len(testHorizons))
+			}
+		}
+	})
 	t.Run("coverage copied from the model", func(t *testing.T) {
 		t.Parallel()
 		store := trainedStore(t, 200)
