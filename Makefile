@@ -6,7 +6,7 @@ MOD       := github.com/greenwave-city/greenwave
 MODULES   := proto pkg services/collector services/cleaner services/trainer services/predictor services/signalcontrol cmd/greenwave deploy/check
 SERVICES  := collector cleaner trainer predictor signalcontrol
 TOOLS     := $(CURDIR)/.tools/bin
-GOTEST    := go test -race -shuffle=on -count=1
+GOTEST    := go test -race -shuffle=on -count=1 -timeout 30m
 # How long `make fuzz` runs each fuzz target (the CI's fuzz pass sets a shorter one).
 FUZZTIME  ?= 10s
 # Pinned tool versions: `make proto` and `make lint` install exactly these.
@@ -42,7 +42,7 @@ test-kafka: ## Run the Kafka integration suite against a real Apache Kafka 4.1 b
 .PHONY: test-chaos
 test-chaos: ## Replay a real data slice through the five services on Apache Kafka while killing them, restarting the broker and rebalancing; print the accounting table
 	bash deploy/kafka/kafka.sh test -- env GREENWAVE_CHAOS=1 GREENWAVE_CHAOS_BROKER_RESTART="bash $(CURDIR)/deploy/kafka/kafka.sh restart 5" \
-	  $(GOTEST) -v -timeout 15m -run '^TestChaos$$' $(MOD)/cmd/greenwave/internal/e2e
+	  $(GOTEST) -v -run '^TestChaos$$' $(MOD)/cmd/greenwave/internal/e2e
 
 .PHONY: test-rules
 test-rules: ## Check the Prometheus config and rules and unit-test every alert with promtool (needs prometheus)
