@@ -510,7 +510,7 @@ func TestChaos(t *testing.T) {
 		prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
 		sr := &scaleRun{t: t, name: name, conn: conn, names: names, prefix: prefix,
 			cfg: stack.Config{Brokers: conn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
-				Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn"}}
+				Stdout: testWriter{t}, LogFormat: "console", LogLevel: "error"}}
 		return &chaosRun{scaleRun: sr, readings: readings, acked: map[string]bool{}, rejected: map[string]bool{}, brokerRestart: brokerRestart}
 	}
 	calm := newRun("undisturbed")
