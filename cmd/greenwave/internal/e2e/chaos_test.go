@@ -29,6 +29,7 @@ import (
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
+	"github.com/greenwave-city/greenwave/pkg/ingest"
 	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/stream"
@@ -139,6 +140,10 @@ func chaosReadings(t *testing.T, b []byte) []*greenwavev1.TrafficReading {
 	out := make([]*greenwavev1.TrafficReading, len(recs))
 	for i, rec := range recs {
 		out[i] = wire.ReadingProto(*rec.Reading)
+		if out[i].GetReadingId() == "" {
+			// The id the collector would derive, sent explicitly so the test knows what it acknowledged.
+			out[i].ReadingId = ingest.TrafficID(out[i].GetDetectorId(), rec.Reading.Start)
+		}
 	}
 	return out
 }
@@ -148,7 +153,7 @@ type chaosEvent struct {
 	// at is the batch before whose sending it happens (stage 1) or the share of the stage's output after which it
 	// happens (stage 2, in per mille).
 	at   int
-	what string // "kill", "extra", "unextra", "broker"
+	what string // "kill", "extra", "unextra", "broker", "resend"
 	svc  string
 }
 
@@ -172,6 +177,8 @@ func chaosSchedule(rng *rand.Rand, batches int, brokerRestart bool) (stage1, sta
 		a, b := at(), at()
 		stage1 = append(stage1, chaosEvent{min(a, b), "extra", s}, chaosEvent{max(a, b) + 1, "unextra", s})
 	}
+	// A gateway that lost an ack resends a batch Kafka already has: twice, a batch sent a little earlier.
+	stage1 = append(stage1, chaosEvent{at(), "resend", ""}, chaosEvent{at(), "resend", ""})
 	if brokerRestart {
 		stage1 = append(stage1, chaosEvent{at(), "broker", ""})
 	}
@@ -298,6 +305,7 @@ func (r *chaosRun) disturb(ctx context.Context, st *stack.Stack, e chaosEvent, e
 		}()
 	}
 	r.log = append(r.log, e.String())
+	r.t.Logf("%s: %s", r.name, e)
 }
 
 // run runs the two stages, applying the schedule (nil: undisturbed), and collects the outputs.
@@ -316,7 +324,24 @@ func (r *chaosRun) run(ctx context.Context, stage1, stage2 []chaosEvent, frames 
 	next := 0
 	for b := 0; b*chaosBatch < len(r.readings); b++ {
 		for next < len(stage1) && stage1[next].at <= b {
-			r.disturb(ctx, first, stage1[next], extras)
+			if e := stage1[next]; e.what == "resend" {
+				// The newest readings of the batch just sent, again, under a new batch id, as a gateway whose ack
+				// was lost resends at once: they are on the topic twice, in a window still open, and the
+				// cleaner must drop the second copies as identical replays. (A resend of a window already
+				// closed is dead-lettered late by design, docs/cleaner.md: not what a lost ack produces.)
+				prev := r.readings[max(0, b-1)*chaosBatch : b*chaosBatch]
+				newest := prev[len(prev)-1].GetObservedAt().AsTime()
+				var again []*greenwavev1.TrafficReading
+				for _, rd := range prev {
+					if rd.GetObservedAt().AsTime().Equal(newest) {
+						again = append(again, rd)
+					}
+				}
+				r.send(ctx, first, again, fmt.Sprint("resend-", b))
+				r.log = append(r.log, fmt.Sprintf("resend %d readings of b%d", len(again), b-1))
+			} else {
+				r.disturb(ctx, first, e, extras)
+			}
 			next++
 		}
 		r.send(ctx, first, r.readings[b*chaosBatch:min(len(r.readings), (b+1)*chaosBatch)], fmt.Sprint("b", b))
@@ -338,11 +363,13 @@ func (r *chaosRun) run(ctx context.Context, stage1, stage2 []chaosEvent, frames 
 	if err := first.WaitReady(ctx); err != nil {
 		r.t.Fatalf("%s: %v", r.name, err)
 	}
+	r.t.Logf("%s: every batch acknowledged (%d resends)", r.name, r.resends)
 	r.waitCommitted(ctx, first, "cleaner", r.names.Readings, -1)
 	r.waitCommitted(ctx, first, "trainer", r.names.Features, -1)
 	if err := first.Stop(); err != nil {
 		r.t.Fatalf("%s: stop the first stage: %v", r.name, err)
 	}
+	r.t.Logf("%s: first stage done", r.name)
 
 	signals := r.start(ctx, []string{"signalcontrol"}, env, false)
 	predictors := r.start(ctx, []string{"predictor"}, env, false)
@@ -373,11 +400,12 @@ func (r *chaosRun) run(ctx context.Context, stage1, stage2 []chaosEvent, frames 
 	}
 	r.waitCommitted(ctx, predictors, "predictor", r.names.Features, -1)
 	r.waitCommitted(ctx, signals, "signalcontrol", r.names.Predictions, -1)
+	r.t.Logf("%s: second stage done", r.name)
 	return r.collect(ctx)
 }
 
 // readingsOnTopic reads the readings topic: how many records each reading id has, and the ids whose records
-// differ in content (a resent reading must be the same reading).
+// differ in content other than received_at (a resent reading must be the same reading).
 func (r *chaosRun) readingsOnTopic(ctx context.Context) (count map[string]int, changed []string) {
 	r.t.Helper()
 	count, first := map[string]int{}, map[string]*greenwavev1.TrafficReading{}
@@ -387,6 +415,7 @@ func (r *chaosRun) readingsOnTopic(ctx context.Context) (count map[string]int, c
 			r.t.Fatalf("%s: decode reading %s@%d: %v", r.name, m.Key, m.Offset, err)
 		}
 		id := rd.GetReadingId()
+		rd.ReceivedAt = nil // when the collector accepted this copy: processing time, informational
 		if f, ok := first[id]; ok && !proto.Equal(f, rd) {
 			changed = append(changed, id)
 		} else if !ok {
@@ -412,7 +441,8 @@ func deadReadings(o scaleOutputs) map[string]string {
 // the five services, as processes, over 3 partitions, twice in namespaces of their own: once undisturbed, and once
 // under a seeded schedule of faults. In the first stage (collector, cleaner, trainer, the readings sent batch by
 // batch to the collector's PublishReadings by a gateway that resends a batch until it is acknowledged) every
-// service is SIGKILLed twice and restarted, a second cleaner and a second trainer join and leave their groups, and
+// service is SIGKILLed twice and restarted, the gateway twice resends readings Kafka already has (a lost ack), a
+// second cleaner and a second trainer join and leave their groups, and
 // the broker is restarted on its data once when GREENWAVE_CHAOS_BROKER_RESTART names a command that does it
 // (make test-chaos, on Apache Kafka). In the second (predictor, signal-control) each is SIGKILLed twice at points
 // of its output and a second instance of each joins and leaves. The stages run one after the other, as in
@@ -430,7 +460,8 @@ func deadReadings(o scaleOutputs) map[string]string {
 // killed mid-checkpoint while a second instance holds half its partitions), and at the edge: a collector that
 // acknowledges a batch before Kafka has it (ids missing), one that writes a batch it answered as failed behind the
 // gateway's back out of order (a later window's reading makes the resent ones late: other dead letters, other
-// frames), a cleaner that does not drop a resent reading as identical (frames differ).
+// frames), a cleaner that does not drop a resent reading as identical (frames differ). Checked: a cleaner that
+// counts a resent reading again fails it on the frames.
 func TestChaos(t *testing.T) {
 	if os.Getenv("GREENWAVE_CHAOS") == "" {
 		t.Skip("the chaos test runs under make test-chaos (GREENWAVE_CHAOS=1)")
@@ -508,18 +539,22 @@ func TestChaos(t *testing.T) {
 			missing = append(missing, id)
 		}
 	}
-	dup := 0
-	for id, n := range counts {
+	for id := range counts {
 		if !wild.acked[id] {
 			unacked = append(unacked, id)
 		}
-		dup += n - 1
+	}
+	written := func(c map[string]int) (dup int) {
+		for _, n := range c {
+			dup += n - 1
+		}
+		return dup
 	}
 	check("readings acknowledged", len(calm.acked), len(wild.acked), problemIf(len(calm.acked) != len(wild.acked), "different counts"))
 	check("readings rejected by the collector", len(calm.rejected), len(wild.rejected), problemIf(!maps.Equal(calm.rejected, wild.rejected), "different ids"))
 	check("acknowledged ids missing from the readings topic", 0, len(missing), listProblem(missing))
 	check("ids on the readings topic never acknowledged", 0, len(unacked), listProblem(unacked))
-	check("readings written more than once (resends)", len(calmCounts)-len(calm.acked), dup, "")
+	check("readings written more than once (resends)", written(calmCounts), written(counts), "")
 	check("resent readings with other content", 0, len(changed), listProblem(changed))
 	deadCalm, deadWild := deadReadings(want), deadReadings(got)
 	var deadDiff []string
