@@ -663,14 +663,14 @@ func TestScaleOutEqualsOneInstance(t *testing.T) {
 	}
 }
 
-// compareStates fails the test unless both maps hold the same intersections with equal states; it names at most
-// five differences.
-func compareStates[S any](t *testing.T, run, what string, want, got map[string]S, equal func(a, b S) bool) {
+// compareStates fails the test unless both maps hold the same intersections with equal states and returns how
+// many differences it found; it names at most five.
+func compareStates[S any](t *testing.T, run, what string, want, got map[string]S, equal func(a, b S) bool) (bad int) {
 	t.Helper()
 	if len(want) == 0 {
 		t.Errorf("one instance: no %s on its changelog", what)
+		bad++
 	}
-	bad := 0
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		g, ok := got[id]
 		switch {
@@ -682,14 +682,16 @@ func compareStates[S any](t *testing.T, run, what string, want, got map[string]S
 			continue
 		}
 		if bad++; bad == 5 {
-			return
+			return bad
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(got)) {
 		if _, ok := want[id]; !ok {
 			t.Errorf("%s: %s of %s not on the one-instance changelog", run, what, id)
+			bad++
 		}
 	}
+	return bad
 }
 
 // signalStateEqual compares two signal-control states: the plan with proto.Equal, the rest field by field.
@@ -742,11 +744,11 @@ func checkScaleReference(t *testing.T, topo topology.Topology, o scaleOutputs) {
 		len(o.frames), len(o.dead), len(o.state), len(o.predictions), modelBased, len(o.plans), predictive)
 }
 
-// compareRuns fails the test unless both maps hold the same ids with proto.Equal messages; it names at most five
-// differences, each message cut short (a model snapshot's text runs to hundreds of kilobytes).
-func compareRuns[M proto.Message](t *testing.T, run, what string, want, got map[string]M) {
+// compareRuns fails the test unless both maps hold the same ids with proto.Equal messages and returns how many
+// differences it found; it names at most five, each message cut short (a model snapshot's text runs to hundreds
+// of kilobytes).
+func compareRuns[M proto.Message](t *testing.T, run, what string, want, got map[string]M) (bad int) {
 	t.Helper()
-	bad := 0
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		g, ok := got[id]
 		switch {
@@ -769,4 +771,5 @@ func compareRuns[M proto.Message](t *testing.T, run, what string, want, got map[
 			}
 		}
 	}
+	return bad
 }
