@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,28 +33,46 @@ type sampler struct {
 	errs    int
 }
 
-func (s *sampler) run(ctx context.Context, e *testEnv) {
+// run samples every second until ctx ends. A service whose RSS exceeds limitMB (0: no limit) ends the run
+// through breach: on a shared machine a service that outgrows its memory must not take the others down.
+func (s *sampler) run(ctx context.Context, e *testEnv, progress io.Writer, limitMB float64, breach func(error)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		sm := sample{at: time.Now(), lag: map[string]int64{}, rssMB: map[string]float64{}}
+		// The groups concurrently: on a loaded machine a round of requests over TLS takes a while, and the
+		// sample's time is its start.
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		failed := 0
 		for _, g := range e.groups() {
-			n, err := e.lag(ctx, g)
-			if err != nil {
-				s.mu.Lock()
-				s.errs++
-				s.mu.Unlock()
-				continue
-			}
-			sm.lag[g.service] = n
+			wg.Go(func() {
+				n, err := e.lag(ctx, g)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed++
+					return
+				}
+				sm.lag[g.service] = n
+			})
 		}
+		wg.Wait()
 		for _, name := range stack.Services {
 			if mb, err := rssMB(e.stack.Pid(name)); err == nil {
 				sm.rssMB[name] = mb
+				if limitMB > 0 && mb > limitMB {
+					breach(fmt.Errorf("%s uses %.0f MB of resident memory, above --rss-limit-mb %.0f: stopped", name, mb, limitMB))
+				}
 			}
 		}
 		s.mu.Lock()
+		s.errs += failed
 		s.samples = append(s.samples, sm)
+		if len(s.samples)%15 == 0 {
+			fmt.Fprintf(progress, "loadtest: sample %d at %s: lag %v, RSS MB %v\n", len(s.samples),
+				sm.at.Sub(s.samples[0].at).Round(time.Second), sm.lag, rounded(sm.rssMB))
+		}
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -67,6 +86,14 @@ func (s *sampler) snapshot() ([]sample, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]sample(nil), s.samples...), s.errs
+}
+
+func rounded(m map[string]float64) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		out[k] = int(v + 0.5)
+	}
+	return out
 }
 
 // rssMB is VmRSS of /proc/PID/status in MB (10^6 bytes).
@@ -90,9 +117,16 @@ func rssMB(pid int) (float64, error) {
 // every group has committed everything, and reports the rates, the lag and the memory.
 func runLoad(ctx context.Context, e *testEnv, o options, stderr io.Writer) (Figures, error) {
 	var smp sampler
+	ctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
 	sctx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { smp.run(sctx, e) })
+	wg.Go(func() { smp.run(sctx, e, stderr, o.rssLimitMB, abort) })
+	defer func() {
+		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+			fmt.Fprintf(stderr, "loadtest: %v\n", c)
+		}
+	}()
 	defer func() { stopSampling(); wg.Wait() }()
 
 	snd, err := newSender(ctx, e, o.inFlight)

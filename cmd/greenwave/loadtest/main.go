@@ -51,6 +51,7 @@ type options struct {
 	batch         int
 	inFlight      int
 	timeout       time.Duration
+	rssLimitMB    float64
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the co-partitioned topics")
 	fs.IntVar(&o.batch, "batch", 2500, "load: readings per StreamReadings batch")
 	fs.IntVar(&o.inFlight, "in-flight", 8, "load: batches awaiting their ack at once")
+	fs.Float64Var(&o.rssLimitMB, "rss-limit-mb", 6000, "load: stop the run when a service's resident memory exceeds this many MB (0: no limit)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
