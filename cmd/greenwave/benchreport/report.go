@@ -355,7 +355,14 @@ func Quote(doc []byte, m Machine, rows []Row) ([]byte, error) {
 	}
 	var t bytes.Buffer
 	t.WriteString(readmeBegin + "\n")
-	fmt.Fprintf(&t, "From [bench/report.md](bench/report.md) of %s (%s, %d cores, load average %s):\n\n", m.Date, m.CPU, m.Cores, m.LoadAverage)
+	merged := ""
+	for _, name := range keyRows {
+		if r, ok := byName[name]; ok && r.Value != nil && strings.Contains(r.Setup, "(measured ") {
+			merged = "; the pipeline and load-test rows are from runs of their own, dated with their load in the report"
+			break
+		}
+	}
+	fmt.Fprintf(&t, "From [bench/report.md](bench/report.md) of %s (%s, %d cores, load average %s%s):\n\n", m.Date, m.CPU, m.Cores, m.LoadAverage, merged)
 	t.WriteString("| row | value | ratio to baseline | aim | met |\n|---|---:|---:|---|---|\n")
 	for _, name := range keyRows {
 		r, ok := byName[name]
