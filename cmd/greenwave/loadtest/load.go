@@ -216,7 +216,7 @@ func countTopic(ctx context.Context, e *testEnv, topic string) (int, time.Time, 
 func loadFigures(o options, snd *sender, samples []sample, sampleErrs int, feedStart, feedEnd, drained, lastFrame, lastPlan time.Time, frames, plans int) Figures {
 	scale := ""
 	if o.intersections != 2500 || o.simMinutes != 20 {
-		scale = fmt.Sprintf(" (scaled down from 2 500 intersections × 20 simulated minutes)")
+		scale = " (scaled down from 2 500 intersections × 20 simulated minutes)"
 	}
 	what := fmt.Sprintf("cmd/greenwave/loadtest --mode load on the real broker (SASL_SSL, %d partitions): %d intersections × 4 detectors (%d detectors) reporting every %d s, "+
 		"%d simulated minutes%s fed on one StreamReadings stream (%d-reading batches, %d in flight) as fast as the collector acknowledged (acks=all), %d-s windows; %d readings accepted, %d frames, %d plans",
