@@ -92,7 +92,7 @@ func setup(ctx context.Context, o options, stderr io.Writer) (*testEnv, error) {
 		// No allowed lateness: a window closes on the first reading of its intersection that starts at or after
 		// its end, so the harness knows which reading closed it (docs/cleaner.md "Windows").
 		Env:      []string{"CLEANER_ALLOWED_LATENESS=0s"},
-		ExtraEnv: map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_BATCH=10000"}},
+		ExtraEnv: extraEnv(o.serviceEnv),
 	})
 	if err != nil {
 		return nil, err
@@ -107,6 +107,16 @@ func setup(ctx context.Context, o options, stderr io.Writer) (*testEnv, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// extraEnv is the services' own settings: the collector takes anonymous gateways and batches of 10 000, then
+// whatever --service-env adds.
+func extraEnv(add map[string][]string) map[string][]string {
+	out := map[string][]string{"collector": {"COLLECTOR_ALLOW_ANONYMOUS=true", "COLLECTOR_MAX_BATCH=10000"}}
+	for svc, kv := range add {
+		out[svc] = append(out[svc], kv...)
+	}
+	return out
 }
 
 // createTopics creates the topics of specs, those named in appendTime with LogAppendTime timestamps (the others

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -52,6 +53,7 @@ type options struct {
 	inFlight      int
 	timeout       time.Duration
 	rssLimitMB    float64
+	serviceEnv    map[string][]string
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -71,6 +73,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&o.batch, "batch", 2500, "load: readings per StreamReadings batch")
 	fs.IntVar(&o.inFlight, "in-flight", 8, "load: batches awaiting their ack at once")
 	fs.Float64Var(&o.rssLimitMB, "rss-limit-mb", 6000, "load: stop the run when a service's resident memory exceeds this many MB (0: no limit)")
+	o.serviceEnv = map[string][]string{}
+	fs.Func("service-env", "`service:KEY=VALUE` added to one service's environment (repeatable), to measure a setting's effect", func(v string) error {
+		svc, kv, ok := strings.Cut(v, ":")
+		if !ok || !strings.Contains(kv, "=") {
+			return fmt.Errorf("%q: want service:KEY=VALUE", v)
+		}
+		o.serviceEnv[svc] = append(o.serviceEnv[svc], kv)
+		return nil
+	})
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
