@@ -58,6 +58,10 @@ test-prometheus: test-rules ## Evaluate every dashboard query and rule with prom
 bench: build ## Run every benchmark (real Kafka for the services) and write bench/report.json and report.md; PROFILE=1 writes pprof profiles
 	bash bench/run.sh
 
+.PHONY: loadtest
+loadtest: build ## Load-test the whole stack on real Kafka (10 000 detectors); merge its rows into bench/report.*; ARGS=... passes flags
+	bash bench/loadtest.sh $(ARGS)
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s; one instrumented test binary per package)
 	@set -e; bin=$$(mktemp -d); trap 'rm -rf "$$bin"' EXIT; cache=$$(go env GOCACHE)/fuzz; start=$$SECONDS; \

@@ -10,6 +10,10 @@
 #               (git-ignored; read them with `go tool pprof -top bench/profiles/<name>.cpu.pprof`)
 #   SCATS=FILE  the Boroondara SCATS file for the eval row (default: the shared data set next to the checkout)
 #
+# The pipeline latency rows come from cmd/greenwave/loadtest --mode pipeline (the five services as processes
+# on the same real broker, fed in real time; bench/pipeline.json); the load test's rows from bench/loadtest.json
+# when `make loadtest` wrote one (it is committed with the report, so `make bench` keeps them).
+#
 # The raw `go test` output goes to bench/raw.txt (committed with the report, so every figure can be traced to
 # the line it came from). The benchmarks that need a real broker run inside `deploy/kafka/kafka.sh test`.
 set -euo pipefail
@@ -48,12 +52,16 @@ done
 bench stack "$MOD/cmd/greenwave/internal/stack" -bench . -benchtime 3x
 bench predictor "$MOD/services/predictor/internal/predictor" -bench 'SubscribeFanout|Handle' -benchtime 5000x -cpu 2
 bench predictor-memory "$MOD/services/predictor/internal/predictor" -bench ModelMemory -benchtime 1x
-# The services against a real broker: one broker for all of them (starting one takes a while).
+# The services against a real broker: one broker for all of them (starting one takes a while). Last, the whole
+# pipeline as processes (bin/, from make build) for its latency: about 7 minutes of real time.
+go build -o bin/loadtest ./cmd/greenwave/loadtest
 bash deploy/kafka/kafka.sh test -- bash -c '
 	set -euo pipefail
 	bench collector "$MOD/services/collector/internal/collector" -bench Ingest -benchtime 10x
 	bench trainer "$MOD/services/trainer/internal/trainer" -bench TrainerService -benchtime 2400x
 	bench predictor-latency "$MOD/services/predictor/internal/predictor" -bench PredictionLatency -benchtime 5000x -cpu 2
+	echo "bench: pipeline latency (cmd/greenwave/loadtest --mode pipeline)" >&2
+	bin/loadtest --mode pipeline --bin bin --out bench/pipeline.json
 '
 
 echo "bench: greenwave eval --signals --format scats" >&2
@@ -62,6 +70,8 @@ bin/greenwave eval --signals --format scats --horizons 15m "$SCATS" >/dev/null
 end=$(date +%s.%N)
 eval_s=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')
 
+figures=(--figures bench/pipeline.json)
+if [[ -f bench/loadtest.json ]]; then figures+=(--figures bench/loadtest.json); fi
 note="2 shared cores (other jobs were running), so figures are noisy; one run of each benchmark"
 go run ./cmd/greenwave/benchreport --bench "$RAW" --eval-seconds "$eval_s" --out bench --note "${BENCH_NOTE:-$note}" \
-	--load-start "$load_start" --readme README.md
+	--load-start "$load_start" --readme README.md "${figures[@]}"
