@@ -57,7 +57,7 @@ func TestProcessorShutdownIsBounded(t *testing.T) {
 		select {
 		case err := <-done:
 			t.Fatalf("Run ended before joining: %v", err)
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond): // polling interval
 		}
 	}
 

@@ -25,6 +25,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/benchfig"
 )
 
 func main() {
@@ -52,7 +54,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var figs []Figures
+	var figs []benchfig.Figures
 	for _, name := range figFiles {
 		f, err := os.Open(name)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/benchfig"
 	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/stack"
 )
 
@@ -115,7 +116,7 @@ func rssMB(pid int) (float64, error) {
 
 // runLoad feeds the city's readings of o.simMinutes as fast as the collector acknowledges them, waits until
 // every group has committed everything, and reports the rates, the lag and the memory.
-func runLoad(ctx context.Context, e *testEnv, o options, stderr io.Writer) (Figures, error) {
+func runLoad(ctx context.Context, e *testEnv, o options, stderr io.Writer) (benchfig.Figures, error) {
 	var smp sampler
 	ctx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
@@ -131,7 +132,7 @@ func runLoad(ctx context.Context, e *testEnv, o options, stderr io.Writer) (Figu
 
 	snd, err := newSender(ctx, e, o.inFlight)
 	if err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	// Event time starts four days ago, so once the feed ends the trainer sees a finished replay and
 	// checkpoints (TRAINER_CHECKPOINT_IDLE: event time more than TRAINER_CHECKPOINT_INTERVAL, 72 h, behind the
@@ -148,24 +149,24 @@ func runLoad(ctx context.Context, e *testEnv, o options, stderr io.Writer) (Figu
 		at := base.Add(time.Duration(k*o.intervalS) * time.Second)
 		for from := 0; from < o.intersections; from += perBatch {
 			if err := snd.send(ctx, readings(from, min(from+perBatch, o.intersections), at, o.intervalS)); err != nil {
-				return Figures{}, err
+				return benchfig.Figures{}, err
 			}
 		}
 		select {
 		case <-e.stack.Done():
-			return Figures{}, fmt.Errorf("stack ended: %v", e.stack.Err())
+			return benchfig.Figures{}, fmt.Errorf("stack ended: %v", e.stack.Err())
 		default:
 		}
 	}
 	if err := snd.finish(); err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	feedEnd := time.Now()
 	fmt.Fprintf(stderr, "loadtest: fed %d readings in %s; waiting for every group to catch up\n", snd.accepted, feedEnd.Sub(feedStart).Round(time.Millisecond))
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	if err := e.waitDrained(dctx); err != nil {
-		return Figures{}, fmt.Errorf("wait for the pipeline to drain: %w", err)
+		return benchfig.Figures{}, fmt.Errorf("wait for the pipeline to drain: %w", err)
 	}
 	drained := time.Now()
 	// A few seconds more of samples show the lag staying at 0 and the memory after the load.
@@ -179,22 +180,22 @@ func runLoad(ctx context.Context, e *testEnv, o options, stderr io.Writer) (Figu
 
 	frames, lastFrame, err := countTopic(ctx, e, e.names.Features)
 	if err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	plans, lastPlan, err := countTopic(ctx, e, e.names.Plans)
 	if err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	windows := ticks * o.intervalS / o.windowS
 	if want := o.intersections * windows; frames < want || plans < want {
-		return Figures{}, fmt.Errorf("%d frames and %d plans after draining, want %d of each", frames, plans, want)
+		return benchfig.Figures{}, fmt.Errorf("%d frames and %d plans after draining, want %d of each", frames, plans, want)
 	}
 	samples, sampleErrs := smp.snapshot()
 	if err := writeSamples(filepath.Join(o.plotDir, "loadtest-samples.csv"), samples, feedStart); err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	if err := writePlots(o.plotDir, samples, feedStart, feedEnd); err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	return loadFigures(o, snd, samples, sampleErrs, feedStart, feedEnd, drained, lastFrame, lastPlan, frames, plans), nil
 }
@@ -213,7 +214,7 @@ func countTopic(ctx context.Context, e *testEnv, topic string) (int, time.Time, 
 	return n, last, err
 }
 
-func loadFigures(o options, snd *sender, samples []sample, sampleErrs int, feedStart, feedEnd, drained, lastFrame, lastPlan time.Time, frames, plans int) Figures {
+func loadFigures(o options, snd *sender, samples []sample, sampleErrs int, feedStart, feedEnd, drained, lastFrame, lastPlan time.Time, frames, plans int) benchfig.Figures {
 	scale := ""
 	if o.intersections != 2500 || o.simMinutes != 20 {
 		scale = " (scaled down from 2 500 intersections × 20 simulated minutes)"
@@ -222,7 +223,7 @@ func loadFigures(o options, snd *sender, samples []sample, sampleErrs int, feedS
 		"%d simulated minutes%s fed on one StreamReadings stream (%d-reading batches, %d in flight) as fast as the collector acknowledged (acks=all), %d-s windows; %d readings accepted, %d frames, %d plans",
 		o.partitions, o.intersections, 4*o.intersections, o.intervalS, o.simMinutes, scale, o.batch, o.inFlight, o.windowS, snd.accepted, frames, plans)
 	endToEnd := lastPlan.Sub(feedStart).Seconds()
-	rows := []FigureRow{
+	rows := []benchfig.Row{
 		{Name: "loadtest_readings_per_s", Value: float64(snd.accepted) / endToEnd, Unit: "readings/s",
 			Setup: what + fmt.Sprintf("; readings accepted ÷ time from the first batch sent to the last plan appended (%.1f s)", endToEnd)},
 		{Name: "loadtest_feed_readings_per_s", Value: float64(snd.accepted) / feedEnd.Sub(feedStart).Seconds(), Unit: "readings/s",
@@ -244,7 +245,7 @@ func loadFigures(o options, snd *sender, samples []sample, sampleErrs int, feedS
 		maxLag = max(maxLag, m)
 		perGroup = append(perGroup, fmt.Sprintf("%s %d (last %d)", g, m, final))
 	}
-	rows = append(rows, FigureRow{Name: "loadtest_max_lag_records", Value: float64(maxLag), Unit: "records",
+	rows = append(rows, benchfig.Row{Name: "loadtest_max_lag_records", Value: float64(maxLag), Unit: "records",
 		Setup: fmt.Sprintf("as loadtest_readings_per_s: the largest consumer lag of any group, sampled every second from the broker (high watermark − committed offset, summed over partitions; %d samples, %d failed): max (last sample) by group: %s; plot bench/loadtest-lag.svg",
 			len(samples), sampleErrs, strings.Join(perGroup, ", "))})
 	for _, svc := range stack.Services {
@@ -258,10 +259,10 @@ func loadFigures(o options, snd *sender, samples []sample, sampleErrs int, feedS
 		if len(samples) > 0 {
 			last = samples[len(samples)-1].rssMB[svc]
 		}
-		rows = append(rows, FigureRow{Name: "loadtest_rss_mb_" + svc, Value: peak, Unit: "MB",
+		rows = append(rows, benchfig.Row{Name: "loadtest_rss_mb_" + svc, Value: peak, Unit: "MB",
 			Setup: fmt.Sprintf("as loadtest_readings_per_s: peak resident memory (VmRSS) of %s, sampled every second [at half the feed %.0f MB, after draining %.0f MB]; plot bench/loadtest-rss.svg", svc, half, last)})
 	}
-	return Figures{Rows: rows}
+	return benchfig.Figures{Rows: rows}
 }
 
 // writeSamples writes the samples as CSV: seconds since the feed started, then the lag of every group and the

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/benchfig"
 )
 
 func main() {
@@ -112,7 +114,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var fig Figures
+	var fig benchfig.Figures
 	if o.mode == "pipeline" {
 		fig, err = runPipeline(ctx, env, o, stderr)
 	} else {
@@ -128,7 +130,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}
-	if err := fig.write(o.out); err != nil {
+	if err := fig.Write(o.out); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "loadtest: wrote %s (service logs: %s)\n", o.out, env.logPath)

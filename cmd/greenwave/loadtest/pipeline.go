@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenwave-city/greenwave/cmd/greenwave/internal/benchfig"
 	"github.com/greenwave-city/greenwave/pkg/stream"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
 )
@@ -27,10 +28,10 @@ type windowKey struct {
 
 // runPipeline feeds readings in real time and measures, for every plan of a measured window, the time from the
 // closing reading's append to the plan's append.
-func runPipeline(ctx context.Context, e *testEnv, o options, stderr io.Writer) (Figures, error) {
+func runPipeline(ctx context.Context, e *testEnv, o options, stderr io.Writer) (benchfig.Figures, error) {
 	snd, err := newSender(ctx, e, 64)
 	if err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	interval := time.Duration(o.intervalS) * time.Second
 	win := time.Duration(o.windowS) * time.Second
@@ -56,9 +57,9 @@ func runPipeline(ctx context.Context, e *testEnv, o options, stderr io.Writer) (
 		timer.Reset(time.Until(now))
 		select {
 		case <-ctx.Done():
-			return Figures{}, ctx.Err()
+			return benchfig.Figures{}, ctx.Err()
 		case <-e.stack.Done():
-			return Figures{}, fmt.Errorf("stack ended: %v", e.stack.Err())
+			return benchfig.Figures{}, fmt.Errorf("stack ended: %v", e.stack.Err())
 		case <-timer.C:
 		}
 		// A detector reports when its counting interval ends: the reading starts one interval ago. Intersection
@@ -75,12 +76,12 @@ func runPipeline(ctx context.Context, e *testEnv, o options, stderr io.Writer) (
 			fmt.Fprintf(stderr, "loadtest: %v; opening a new stream (%d readings lost)\n", err, len(rs))
 			snd.s.Close(func(*greenwavev1.BatchAck) error { return nil })
 			if snd, err = newSender(ctx, e, 64); err != nil {
-				return Figures{}, err
+				return benchfig.Figures{}, err
 			}
 		}
 	}
 	if err := snd.finish(); err != nil {
-		return Figures{}, err
+		return benchfig.Figures{}, err
 	}
 	// The cleaner commits its input only with its snapshots (CLEANER_CHECKPOINT_*), so committed offsets do not
 	// say when the last window is through: poll the topics until every measured window closed has its plan.
@@ -93,7 +94,7 @@ func runPipeline(ctx context.Context, e *testEnv, o options, stderr io.Writer) (
 		}
 		select {
 		case <-dctx.Done():
-			return Figures{}, fmt.Errorf("%d measured windows closed without a plan: %w", missing, dctx.Err())
+			return benchfig.Figures{}, fmt.Errorf("%d measured windows closed without a plan: %w", missing, dctx.Err())
 		case <-time.After(2 * time.Second):
 		}
 	}
@@ -162,10 +163,10 @@ func closes(ctx context.Context, e *testEnv, windowS int64) (map[windowKey]time.
 
 // pipelineFigures computes the latency of every plan of a measured window; missing counts the measured windows
 // closed without a plan (yet).
-func pipelineFigures(ctx context.Context, e *testEnv, o options, firstMeasured, lastEnd time.Time, lost int) (fig Figures, missing int, err error) {
+func pipelineFigures(ctx context.Context, e *testEnv, o options, firstMeasured, lastEnd time.Time, lost int) (fig benchfig.Figures, missing int, err error) {
 	closed, err := closes(ctx, e, int64(o.windowS))
 	if err != nil {
-		return Figures{}, 0, err
+		return benchfig.Figures{}, 0, err
 	}
 	frames, err := appended(ctx, e, e.names.Features, func(m kafka.Message) (windowKey, bool, error) {
 		var f greenwavev1.IntersectionFeatures
@@ -173,7 +174,7 @@ func pipelineFigures(ctx context.Context, e *testEnv, o options, firstMeasured, 
 		return windowKey{f.GetIntersectionId(), f.GetWindowStart().AsTime().Unix()}, err == nil, err
 	})
 	if err != nil {
-		return Figures{}, 0, err
+		return benchfig.Figures{}, 0, err
 	}
 	preds, err := appended(ctx, e, e.names.Predictions, func(m kafka.Message) (windowKey, bool, error) {
 		var p greenwavev1.IntersectionPrediction
@@ -181,7 +182,7 @@ func pipelineFigures(ctx context.Context, e *testEnv, o options, firstMeasured, 
 		return windowKey{p.GetIntersectionId(), p.GetWindowStart().AsTime().Unix()}, err == nil, err
 	})
 	if err != nil {
-		return Figures{}, 0, err
+		return benchfig.Figures{}, 0, err
 	}
 	reasons := map[string]int{}
 	plans, err := appended(ctx, e, e.names.Plans, func(m kafka.Message) (windowKey, bool, error) {
@@ -199,7 +200,7 @@ func pipelineFigures(ctx context.Context, e *testEnv, o options, firstMeasured, 
 		return windowKey{p.GetIntersectionId(), ws}, true, nil
 	})
 	if err != nil {
-		return Figures{}, 0, err
+		return benchfig.Figures{}, 0, err
 	}
 	var total, toFrame, toPred, toPlan []float64
 	// Every measured plan's timings, for reading where a slow one lost its time (written beside the service logs).
@@ -225,10 +226,10 @@ func pipelineFigures(ctx context.Context, e *testEnv, o options, firstMeasured, 
 			ms(f.Sub(closedAt)), ms(p.Sub(f)), ms(planAt.Sub(p)), ms(planAt.Sub(closedAt)))
 	}
 	if missing > 0 || len(total) == 0 {
-		return Figures{}, max(missing, 1), nil
+		return benchfig.Figures{}, max(missing, 1), nil
 	}
 	if err := os.WriteFile(filepath.Join(e.dir, "plans.csv"), []byte(perPlan.String()), 0o644); err != nil {
-		return Figures{}, 0, err
+		return benchfig.Figures{}, 0, err
 	}
 	rate := float64(4*o.intersections) / float64(o.intervalS)
 	setup := fmt.Sprintf("cmd/greenwave/loadtest --mode pipeline on the real broker (SASL_SSL): the five services as processes, %d intersections × 4 detectors "+
@@ -239,11 +240,11 @@ func pipelineFigures(ctx context.Context, e *testEnv, o options, firstMeasured, 
 		o.intersections, o.intervalS, rate, o.windowS, len(total), firstMeasured.UTC().Format(time.TimeOnly), lastEnd.UTC().Format(time.TimeOnly), reasonList(reasons), lost)
 	stages := fmt.Sprintf("close→frame p50 %.1f / p99 %.1f ms, frame→prediction p50 %.1f / p99 %.1f ms, prediction→plan p50 %.1f / p99 %.1f ms",
 		pct(toFrame, 50), pct(toFrame, 99), pct(toPred, 50), pct(toPred, 99), pct(toPlan, 50), pct(toPlan, 99))
-	return Figures{Rows: []FigureRow{
+	return benchfig.Figures{Rows: []benchfig.Row{
 		{Name: "pipeline_latency_p50_ms", Value: pct(total, 50), Unit: "ms", Setup: setup + " [" + stages + "]"},
 		{Name: "pipeline_latency_p99_ms", Value: pct(total, 99), Unit: "ms",
 			Setup: fmt.Sprintf("as pipeline_latency_p50_ms, the 99th percentile over the %d plans [max %.1f ms]", len(total), pct(total, 100)),
-			Aim:   &Aim{Bound: 50}},
+			Aim:   &benchfig.Aim{Bound: 50}},
 	}}, 0, nil
 }
 

@@ -30,10 +30,8 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/clean"
 	"github.com/greenwave-city/greenwave/pkg/dataset"
 	"github.com/greenwave-city/greenwave/pkg/ingest"
-	"github.com/greenwave-city/greenwave/pkg/kafkatest"
 	"github.com/greenwave-city/greenwave/pkg/signal"
 	"github.com/greenwave-city/greenwave/pkg/stream"
-	"github.com/greenwave-city/greenwave/pkg/topics"
 	"github.com/greenwave-city/greenwave/pkg/topology"
 	"github.com/greenwave-city/greenwave/pkg/wire"
 	greenwavev1 "github.com/greenwave-city/greenwave/proto/greenwave/v1"
@@ -507,12 +505,8 @@ func TestChaos(t *testing.T) {
 		seed, source, len(readings), len(topo.Intersections), batches, either(brokerRestart != "", "yes", "no (set GREENWAVE_CHAOS_BROKER_RESTART)"))
 
 	newRun := func(name string) *chaosRun {
-		conn, names := kafkatest.Setup(t, partitions)
-		prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
-		sr := &scaleRun{t: t, name: name, conn: conn, names: names, prefix: prefix,
-			cfg: stack.Config{Brokers: conn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
-				Stdout: testWriter{t}, LogFormat: "console", LogLevel: "error"}}
-		return &chaosRun{scaleRun: sr, readings: readings, acked: map[string]bool{}, rejected: map[string]bool{}, brokerRestart: brokerRestart}
+		return &chaosRun{scaleRun: newRunSpace(t, name, topoFile, bins, "error"), readings: readings,
+			acked: map[string]bool{}, rejected: map[string]bool{}, brokerRestart: brokerRestart}
 	}
 	calm := newRun("undisturbed")
 	want := calm.run(ctx, nil, nil, 0)

@@ -154,15 +154,23 @@ type scaleRun struct {
 	rng *rand.Rand
 }
 
-func newScaleRun(ctx context.Context, t *testing.T, name string, topo topology.Topology, topoFile, bins string) *scaleRun {
+// newRunSpace makes a namespace of its own (topics with 3 partitions under a fresh prefix) and the stack
+// configuration of a run in it, without input.
+func newRunSpace(t *testing.T, name, topoFile, bins, logLevel string) *scaleRun {
 	t.Helper()
 	conn, names := kafkatest.Setup(t, partitions)
 	prefix := strings.TrimSuffix(names.Readings, topics.DefaultNames("").Readings)
-	r := &scaleRun{t: t, name: name, conn: conn, names: names, prefix: prefix, input: buildScaleInput(t, topo, names),
-		prod: stream.NewProducer(conn, stream.ProducerConfig{})}
+	return &scaleRun{t: t, name: name, conn: conn, names: names, prefix: prefix,
+		cfg: stack.Config{Brokers: conn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
+			Stdout: testWriter{t}, LogFormat: "console", LogLevel: logLevel}}
+}
+
+func newScaleRun(ctx context.Context, t *testing.T, name string, topo topology.Topology, topoFile, bins string) *scaleRun {
+	t.Helper()
+	r := newRunSpace(t, name, topoFile, bins, "warn")
+	r.input = buildScaleInput(t, topo, r.names)
+	r.prod = stream.NewProducer(r.conn, stream.ProducerConfig{})
 	t.Cleanup(func() { r.prod.Close() })
-	r.cfg = stack.Config{Brokers: conn.Brokers, TopicPrefix: prefix, TopologyFile: topoFile, BinDir: bins, Dir: t.TempDir(),
-		Stdout: testWriter{t}, LogFormat: "console", LogLevel: "warn"}
 	// All weather first: a frame joins what the weather topic held when its window closed.
 	r.write(ctx, r.input.weather)
 	return r

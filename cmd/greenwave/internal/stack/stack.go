@@ -46,7 +46,7 @@ const (
 	// DefaultStopTimeout is the grace a deployment gives a service before SIGKILL (terminationGracePeriodSeconds
 	// in deploy/k8s): a service's own bounds are SHUTDOWN_TIMEOUT (8s) to drain requests beside the stream
 	// processor's 5s to leave its group, but under the race detector on a loaded two-core CI machine a cleaner
-	// stopping right after a broker outage once took longer than 15s (cause not found; see docs/operating.md).
+	// stopping right after a broker outage once took longer than 15s (cause not found yet).
 	DefaultStopTimeout = 30 * time.Second
 )
 
