@@ -323,18 +323,11 @@ func (r *chaosRun) run(ctx context.Context, stage1, stage2 []chaosEvent, frames 
 	for b := 0; b*chaosBatch < len(r.readings); b++ {
 		for next < len(stage1) && stage1[next].at <= b {
 			if e := stage1[next]; e.what == "resend" {
-				// The newest readings of the batch just sent, again, under a new batch id, as a gateway whose ack
-				// was lost resends at once: they are on the topic twice, in a window still open, and the
-				// cleaner must drop the second copies as identical replays. (A resend of a window already
-				// closed is dead-lettered late by design, docs/cleaner.md: not what a lost ack produces.)
-				prev := r.readings[max(0, b-1)*chaosBatch : b*chaosBatch]
-				newest := prev[len(prev)-1].GetObservedAt().AsTime()
-				var again []*greenwavev1.TrafficReading
-				for _, rd := range prev {
-					if rd.GetObservedAt().AsTime().Equal(newest) {
-						again = append(again, rd)
-					}
-				}
+				// The whole batch just sent, again, under a new batch id, as a gateway whose ack was lost resends
+				// it at once: its readings are on the topic twice, and the batch spans more than the allowed
+				// lateness, so some second copies arrive after their windows closed. The cleaner must drop
+				// them all as identical replays (the open windows or the replay memory, docs/cleaner.md).
+				again := r.readings[max(0, b-1)*chaosBatch : b*chaosBatch]
 				r.send(ctx, first, again, fmt.Sprint("resend-", b))
 				r.log = append(r.log, fmt.Sprintf("resend %d readings of b%d", len(again), b-1))
 			} else {
