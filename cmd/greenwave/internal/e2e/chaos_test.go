@@ -453,7 +453,8 @@ func deadReadings(o scaleOutputs) map[string]string {
 // gateway's back out of order (a later window's reading makes the resent ones late: other dead letters, other
 // frames), a cleaner that does not drop a resent reading as identical. Checked: a cleaner whose open windows do
 // not recognise an identical resend (it dead-letters it as a conflicting duplicate) fails it on the dead letters
-// and the detector health.
+// and the detector health, and so does a cleaner without its replay memory (CLEANER_REPLAY_MEMORY=0s in the
+// test's environment: the whole-batch resends' readings of closed windows are dead-lettered late).
 func TestChaos(t *testing.T) {
 	if os.Getenv("GREENWAVE_CHAOS") == "" {
 		t.Skip("the chaos test runs under make test-chaos (GREENWAVE_CHAOS=1)")
