@@ -68,16 +68,17 @@ func (cfg RLSConfig) validate(nParams int) error {
 //
 // Only the upper triangle of the covariance P is kept, packed row by row
 // (n(n+1)/2 values for n coefficients), so P is exactly symmetric and takes
-// half the memory of the full matrix; a wind-up guard bounds P per coefficient where the data carry no
-// information, without biasing β or slowing forgetting elsewhere; the noise
-// variance is estimated from standardised a priori residuals. The algorithm,
+// half the memory of the full matrix; a wind-up guard bounds P per
+// coefficient where the data carry no information, without biasing β or
+// slowing forgetting elsewhere; the noise variance is estimated from
+// standardised a priori residuals. The algorithm,
 // the guard's properties and the tests that pin them are in docs/model.md
 // ("Recursive least squares").
 //
 // Update and Reset need exclusive access; Predict, PredictiveVariance,
 // Interval and the accessors only read and may run concurrently. Predict and
 // PredictiveVariance do not allocate on success, and neither does Update once
-// its scratch pool holds a workspace of the model's size (see rlsScratch).
+// the pool below holds a workspace of the model's size.
 //
 // A model holds only its coefficients and P: the scratch space of an update
 // (the candidate P, φ, P·φ) is borrowed from a pool shared by every model of
