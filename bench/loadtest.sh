@@ -15,5 +15,11 @@ for s in collector cleaner trainer predictor signalcontrol; do
 	[[ -x bin/$s ]] || { echo "loadtest: no bin/$s (run make build)" >&2; exit 1; }
 done
 go build -o bin/loadtest ./cmd/greenwave/loadtest
-bash deploy/kafka/kafka.sh test -- bin/loadtest --mode load --bin bin --out bench/loadtest.json --plots bench "$@"
+# The trainer and the predictor run with a GOMEMLIMIT, as a deployment sized for this load should (see
+# docs/performance.md, Trainer memory): without one the Go GC lets the heap grow to twice the live data, and at
+# full scale that is what does not fit. TRAINER_GOMEMLIMIT / PREDICTOR_GOMEMLIMIT override them.
+bash deploy/kafka/kafka.sh test -- bin/loadtest --mode load --bin bin --out bench/loadtest.json --plots bench \
+	--rss-limit-mb "${RSS_LIMIT_MB:-12000}" \
+	--service-env "trainer:GOMEMLIMIT=${TRAINER_GOMEMLIMIT:-7GiB}" \
+	--service-env "predictor:GOMEMLIMIT=${PREDICTOR_GOMEMLIMIT:-3GiB}" "$@"
 go run ./cmd/greenwave/benchreport --merge --figures bench/loadtest.json --out bench --readme README.md

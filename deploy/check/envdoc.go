@@ -107,6 +107,10 @@ func DecodeVars(data []byte) ([]Var, error) {
 	return vars, nil
 }
 
+// RuntimeVars are variables the Go runtime reads itself, which no service lists in its configuration: a
+// deployment may set them (the trainer's and predictor's GOMEMLIMIT, see docs/performance.md, Trainer memory).
+var RuntimeVars = []string{"GOMEMLIMIT", "GOGC", "GOMAXPROCS", "GODEBUG"}
+
 // Names returns the set of variable names in vars.
 func Names(vars []Var) map[string]bool {
 	m := make(map[string]bool, len(vars))

@@ -195,6 +195,9 @@ func TestK8sDeployments(t *testing.T) {
 				}
 			}
 			known := Names(serviceVars[name])
+			for _, v := range RuntimeVars {
+				known[v] = true
+			}
 			for _, e := range c.Env {
 				if !known[e.Name] {
 					t.Errorf("sets %s, which %s does not read", e.Name, name)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"gonum.org/v1/gonum/stat/distuv"
 )
@@ -65,27 +66,31 @@ func (cfg RLSConfig) validate(nParams int) error {
 // forgetting. β0, the intercept, is the first coefficient; callers pass the
 // features x without the leading 1.
 //
-// Only the upper triangle of the covariance P is kept, so P is exactly
-// symmetric; a wind-up guard bounds P per coefficient where the data carry no
-// information, without biasing β or slowing forgetting elsewhere; the noise
-// variance is estimated from standardised a priori residuals. The algorithm,
+// Only the upper triangle of the covariance P is kept, packed row by row
+// (n(n+1)/2 values for n coefficients), so P is exactly symmetric and takes
+// half the memory of the full matrix; a wind-up guard bounds P per
+// coefficient where the data carry no information, without biasing β or
+// slowing forgetting elsewhere; the noise variance is estimated from
+// standardised a priori residuals. The algorithm,
 // the guard's properties and the tests that pin them are in docs/model.md
 // ("Recursive least squares").
 //
 // Update and Reset need exclusive access; Predict, PredictiveVariance,
-// Interval and the accessors only read and may run concurrently. Update,
-// Predict and PredictiveVariance do not allocate on success.
+// Interval and the accessors only read and may run concurrently. Predict and
+// PredictiveVariance do not allocate on success, and neither does Update once
+// the pool below holds a workspace of the model's size.
+//
+// A model holds only its coefficients and P: the scratch space of an update
+// (the candidate P, φ, P·φ) is borrowed from a pool shared by every model of
+// the same size, because a process that keeps thousands of models (the
+// trainer keeps 24 per approach) updates only a few at a time.
 type RLS struct {
 	nParams int
 	cfg     RLSConfig // resolved: MaxTrace > 0
 	capTau  float64   // τ, the clamp target of the wind-up guard; +Inf when the guard is off
 
 	theta []float64
-	p     []float64 // nParams×nParams, row-major; only the upper triangle is used
-	pNext []float64 // scratch: the candidate P of the current update (upper triangle)
-	phi   []float64 // scratch: (1, x)
-	u     []float64 // scratch: P·φ
-	col   []float64 // scratch: column i of P for a clamp
+	p     []float64 // the upper triangle of P, packed: row i is p[rowStart(i) : rowStart(i)+nParams−i]
 
 	updates   uint64
 	resets    uint64
@@ -119,12 +124,42 @@ func newRLS(n int, cfg RLSConfig) *RLS {
 		cfg:     cfg,
 		capTau:  clampTarget(cfg, n),
 		theta:   make([]float64, n),
-		p:       make([]float64, n*n),
-		pNext:   make([]float64, n*n),
-		phi:     make([]float64, n),
-		u:       make([]float64, n),
-		col:     make([]float64, n),
+		p:       make([]float64, packedLen(n)),
 	}
+}
+
+// packedLen is the length of the packed upper triangle of an n×n matrix.
+func packedLen(n int) int { return n * (n + 1) / 2 }
+
+// rowStart is the offset of row i (its diagonal entry) in the packed upper
+// triangle of an n×n matrix: rows 0…i−1 hold n, n−1, …, n−i+1 values.
+func rowStart(n, i int) int { return i*n - i*(i-1)/2 }
+
+// rlsScratch is the workspace of one Update: the candidate P (packed upper
+// triangle), φ = (1, x), u = P·φ and a column of P for a clamp. Update takes
+// one from the pool of its size and puts one back, swapping its P with the
+// candidate's on success, so that no copy is made.
+type rlsScratch struct {
+	p, phi, u, col []float64
+}
+
+// scratchPools holds a *sync.Pool of *rlsScratch per model size (nParams).
+var scratchPools sync.Map
+
+// getScratch returns a workspace for models of n coefficients; its contents
+// are arbitrary.
+func getScratch(n int) (*rlsScratch, *sync.Pool) {
+	pl, ok := scratchPools.Load(n)
+	if !ok {
+		pl, _ = scratchPools.LoadOrStore(n, &sync.Pool{})
+	}
+	pool := pl.(*sync.Pool)
+	if s, ok := pool.Get().(*rlsScratch); ok {
+		return s, pool
+	}
+	return &rlsScratch{
+		p: make([]float64, packedLen(n)), phi: make([]float64, n), u: make([]float64, n), col: make([]float64, n),
+	}, pool
 }
 
 // minTauRatio is the floor of τ/C = λ^(n−1): below it dead variances would be
@@ -142,11 +177,12 @@ func clampTarget(cfg RLSConfig, n int) float64 {
 	return c * math.Max(math.Pow(cfg.Lambda, float64(n-1)), minTauRatio)
 }
 
-// initCovariance sets dst to Delta·I.
+// initCovariance sets dst (packed) to Delta·I.
 func (r *RLS) initCovariance(dst []float64) {
 	clear(dst)
-	for i := 0; i < r.nParams; i++ {
-		dst[i*r.nParams+i] = r.cfg.Delta
+	for i, off := 0, 0; i < r.nParams; i++ {
+		dst[off] = r.cfg.Delta
+		off += r.nParams - i
 	}
 }
 
@@ -193,12 +229,13 @@ func (r *RLS) Predict(x []float64) (float64, error) {
 func (r *RLS) quadForm(x []float64) float64 {
 	n := r.nParams
 	var q float64
-	for i := 0; i < n; i++ {
+	for i, off := 0, 0; i < n; i++ {
 		fi := 1.0
 		if i > 0 {
 			fi = x[i-1]
 		}
-		row := r.p[i*n+i : i*n+n]
+		row := r.p[off : off+n-i]
+		off += n - i
 		xs := x[i:] // x[j-1] for j > i
 		var s float64
 		for j := 1; j < len(row); j++ {
@@ -292,46 +329,49 @@ func (r *RLS) Update(x []float64, y float64) error {
 	if math.IsNaN(y) || math.IsInf(y, 0) {
 		return fmt.Errorf("rls update: target is %g: %w", y, ErrNonFinite)
 	}
-	r.phi[0] = 1
-	copy(r.phi[1:], x)
 	e := y - r.predict(x)
 	if math.IsInf(e*e, 0) { // also catches a non-finite e
 		return fmt.Errorf("rls update: a priori error %g overflows when squared: %w", e, ErrNumerical)
 	}
+	s, pool := getScratch(r.nParams)
+	defer pool.Put(s)
+	s.phi[0] = 1
+	copy(s.phi[1:], x)
 
-	q, st := r.downdate(r.p, r.pNext)
+	q, st := r.downdate(s, r.p, s.p)
 	if st == stepOK {
-		st = r.capVariance(r.pNext)
+		st = r.capVariance(s, s.p)
 	}
 	covReset := false
 	if st == stepIndefinite {
 		// Rounding made P indefinite: restart the covariance from the prior,
 		// keep the coefficients, and apply the update to the restarted P.
-		r.initCovariance(r.pNext)
-		q, st = r.downdate(r.pNext, r.pNext)
+		r.initCovariance(s.p)
+		q, st = r.downdate(s, s.p, s.p)
 		if st == stepOK {
-			st = r.capVariance(r.pNext)
+			st = r.capVariance(s, s.p)
 		}
 		covReset = true
 	}
 	if st != stepOK {
 		return fmt.Errorf("rls update: covariance update not finite (|x| too large?): %w", ErrNumerical)
 	}
-	// r.u now holds P·φ for the P the candidate was computed from.
+	// s.u now holds P·φ for the P the candidate was computed from.
 	d := r.cfg.Lambda + q
 	noiseSum := r.cfg.Lambda*r.noiseSum + e*e/(1+q)
 	if math.IsInf(noiseSum, 0) {
 		return fmt.Errorf("rls update: noise variance overflows: %w", ErrNumerical)
 	}
 	for i := range r.theta {
-		if t := r.theta[i] + r.u[i]/d*e; math.IsNaN(t) || math.IsInf(t, 0) {
+		if t := r.theta[i] + s.u[i]/d*e; math.IsNaN(t) || math.IsInf(t, 0) {
 			return fmt.Errorf("rls update: coefficient %d overflows: %w", i, ErrNumerical)
 		}
 	}
 	for i := range r.theta {
-		r.theta[i] += r.u[i] / d * e
+		r.theta[i] += s.u[i] / d * e
 	}
-	r.p, r.pNext = r.pNext, r.p
+	// The candidate becomes P and the old P the pool's scratch.
+	r.p, s.p = s.p, r.p
 	if covReset {
 		r.covResets++
 	}
@@ -351,18 +391,19 @@ const (
 	stepOverflow              // a non-finite value appeared
 )
 
-// downdate computes u = src·φ into r.u and writes the updated covariance
-// (src − u·uᵀ/d)/λ into dst, reading and writing upper triangles only. dst may
-// be src. It returns q = φᵀ·src·φ. On a status other than stepOK dst may be
-// partly written.
-func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
+// downdate computes u = src·φ into s.u (φ is s.phi) and writes the updated
+// covariance (src − u·uᵀ/d)/λ into dst, reading and writing packed upper
+// triangles. dst may be src. It returns q = φᵀ·src·φ. On a status other than
+// stepOK dst may be partly written.
+func (r *RLS) downdate(s *rlsScratch, src, dst []float64) (float64, stepStatus) {
 	n := r.nParams
-	phi, u := r.phi[:n], r.u[:n]
+	phi, u := s.phi[:n], s.u[:n]
 	clear(u)
-	for i := 0; i < n; i++ {
+	for i, off := 0, 0; i < n; i++ {
 		// Row i of the upper triangle contributes P_ij·φ_j to u_i and, by
 		// symmetry, P_ij·φ_i to u_j.
-		row := src[i*n+i : i*n+n]
+		row := src[off : off+n-i]
+		off += n - i
 		ph := phi[i:]
 		uu := u[i:]
 		uu = uu[:len(row)]
@@ -388,10 +429,11 @@ func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
 	invD := 1 / (r.cfg.Lambda + q)
 	f := 1 / r.cfg.Lambda
 	var check float64
-	for i := 0; i < n; i++ {
+	for i, off := 0, 0; i < n; i++ {
 		ki := u[i] * invD
-		srow := src[i*n+i : i*n+n]
-		drow := dst[i*n+i : i*n+n]
+		srow := src[off : off+n-i]
+		drow := dst[off : off+n-i]
+		off += n - i
 		drow = drow[:len(srow)]
 		uu := u[i:]
 		uu = uu[:len(srow)]
@@ -418,20 +460,21 @@ func (r *RLS) downdate(src, dst []float64) (float64, stepStatus) {
 	return q, stepOK
 }
 
-// capVariance applies the wind-up guard to p (upper triangle, finite, positive
-// diagonal): it clamps the largest diagonal entry to τ if it is above τ, then,
+// capVariance applies the wind-up guard to p (packed upper triangle, finite,
+// positive diagonal): it clamps the largest diagonal entry to τ if it is above τ, then,
 // while trace(p) > MaxTrace, the next largest (see "Wind-up guard" at [RLS]).
 // A clamped entry is exactly τ and no entry grows, so no coordinate is
 // clamped twice and the loop ends after at most n clamps.
-func (r *RLS) capVariance(p []float64) stepStatus {
+func (r *RLS) capVariance(s *rlsScratch, p []float64) stepStatus {
 	if math.IsInf(r.capTau, 1) {
 		return stepOK
 	}
 	n := r.nParams
 	for first := true; ; first = false {
 		imax, pmax, tr := 0, p[0], p[0]
-		for i := 1; i < n; i++ {
-			d := p[i*n+i]
+		for i, off := 1, n; i < n; i++ {
+			d := p[off]
+			off += n - i
 			tr += d
 			if d > pmax {
 				imax, pmax = i, d
@@ -440,7 +483,7 @@ func (r *RLS) capVariance(p []float64) stepStatus {
 		if !(pmax > r.capTau) || (!first && !(tr > r.cfg.MaxTrace)) {
 			return stepOK
 		}
-		if st := r.clamp(p, imax, pmax); st != stepOK {
+		if st := r.clamp(s, p, imax, pmax); st != stepOK {
 			return st
 		}
 	}
@@ -448,20 +491,23 @@ func (r *RLS) capVariance(p []float64) stepStatus {
 
 // clamp adds the pseudo-observation "coefficient i equals its current value"
 // with the weight that brings P_ii = pii down to τ: P ← P − s·cᵀc with c the
-// i-th column of P and s = (pii − τ)/pii². On stepIndefinite (a variance
-// rounded to ≤ 0) p is partly written.
-func (r *RLS) clamp(p []float64, i int, pii float64) stepStatus {
+// i-th column of P and s = (pii − τ)/pii² (p packed, col from the scratch).
+// On stepIndefinite (a variance rounded to ≤ 0) p is partly written.
+func (r *RLS) clamp(sc *rlsScratch, p []float64, i int, pii float64) stepStatus {
 	n := r.nParams
-	col := r.col[:n]
-	for j := 0; j < i; j++ {
-		col[j] = p[j*n+i]
+	col := sc.col[:n]
+	for j, off := 0, 0; j < i; j++ {
+		col[j] = p[off+i-j]
+		off += n - j
 	}
-	copy(col[i:], p[i*n+i:i*n+n])
+	ri := rowStart(n, i)
+	copy(col[i:], p[ri:ri+n-i])
 	// Divided twice rather than by pii² so that a large pii cannot overflow.
 	s := (pii - r.capTau) / pii / pii
-	for j := 0; j < n; j++ {
+	for j, off := 0, 0; j < n; j++ {
 		sj := s * col[j]
-		row := p[j*n+j : j*n+n]
+		row := p[off : off+n-j]
+		off += n - j
 		cc := col[j:]
 		cc = cc[:len(row)]
 		dv := row[0] - sj*cc[0]
@@ -475,7 +521,7 @@ func (r *RLS) clamp(p []float64, i int, pii float64) stepStatus {
 	}
 	// Exactly τ, not the rounded pii − s·pii²: the termination argument of
 	// capVariance relies on it.
-	p[i*n+i] = r.capTau
+	p[ri] = r.capTau
 	return stepOK
 }
 
@@ -487,10 +533,12 @@ func (r *RLS) Coefficients() []float64 { return append([]float64(nil), r.theta..
 func (r *RLS) Covariance() []float64 {
 	n := r.nParams
 	c := make([]float64, n*n)
+	k := 0
 	for i := 0; i < n; i++ {
 		for j := i; j < n; j++ {
-			c[i*n+j] = r.p[i*n+j]
-			c[j*n+i] = r.p[i*n+j]
+			c[i*n+j] = r.p[k]
+			c[j*n+i] = r.p[k]
+			k++
 		}
 	}
 	return c
@@ -499,8 +547,9 @@ func (r *RLS) Covariance() []float64 {
 // Trace returns trace(P), the quantity bounded by MaxTrace.
 func (r *RLS) Trace() float64 {
 	var t float64
-	for i := 0; i < r.nParams; i++ {
-		t += r.p[i*r.nParams+i]
+	for i, off := 0, 0; i < r.nParams; i++ {
+		t += r.p[off]
+		off += r.nParams - i
 	}
 	return t
 }
@@ -622,7 +671,10 @@ func FromState(s RLSState) (*RLS, error) {
 	}
 	r := newRLS(n, cfg)
 	copy(r.theta, s.Coefficients)
-	copy(r.p, s.Covariance)
+	k := 0
+	for i := 0; i < n; i++ {
+		k += copy(r.p[k:], s.Covariance[i*n+i:i*n+n])
+	}
 	r.updates = s.Updates
 	r.resets = s.Resets
 	r.covResets = s.CovarianceResets

@@ -670,8 +670,8 @@ func TestRLSCovarianceResetOnIndefinite(t *testing.T) {
 	// to construct portably; instead check the path directly on a state whose
 	// P has been made indefinite behind FromState's back.
 	r := mustRLS(t, 1, RLSConfig{Lambda: 0.99, Delta: 10})
-	r.p[0], r.p[1], r.p[2], r.p[3] = 1, 2, 2, 1 // eigenvalues 3 and -1
-	x := []float64{-1}                          // φ = (1, -1): φᵀPφ = -2
+	r.p[0], r.p[1], r.p[2] = 1, 2, 1 // packed upper triangle of [[1 2] [2 1]]: eigenvalues 3 and -1
+	x := []float64{-1}               // φ = (1, -1): φᵀPφ = -2
 	if err := r.Update(x, 1); err != nil {
 		t.Fatal(err)
 	}

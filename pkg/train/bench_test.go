@@ -2,6 +2,7 @@ package train
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -79,4 +80,47 @@ func BenchmarkRLSUpdateDeployed(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 	b.ReportMetric(float64(n), "inputs")
+}
+
+// BenchmarkLearnerMemory measures the live heap one approach's learner holds: it builds learners for the
+// deployed feature layout (features.Names, default configuration: 3 horizons × 8 candidates), applies a day of
+// synthetic windows to each, so that the pending inputs, recent windows and history hold what a running learner
+// holds, and reports the heap in use after a GC (runtime.MemStats.HeapAlloc) divided by the learners. The
+// trainer's live heap is about this times its approaches (docs/performance.md, Trainer memory).
+func BenchmarkLearnerMemory(b *testing.B) {
+	const learners = 64
+	s := newTrafficSeries(1, 3)
+	names := features.Names()
+	frames := make([]features.Frame, len(s.frames))
+	for i, f := range s.frames {
+		// The deployed layout: features.Names with its version, the series' values are built by features.Build.
+		f.Names, f.FeatureSetVersion = names, features.SetVersion
+		frames[i] = f
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for b.Loop() {
+		before := heap()
+		ls := make([]*Learner, learners)
+		for i := range ls {
+			l, err := NewLearner(testIntersection, testApproach, names, features.SetVersion, DefaultConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, f := range frames {
+				if _, err := l.Apply(f, f.Approaches[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ls[i] = l
+		}
+		used := float64(heap() - before)
+		runtime.KeepAlive(ls)
+		b.ReportMetric(used/learners, "heap-bytes/approach")
+	}
+	b.ReportMetric(0, "ns/op")
 }

@@ -100,6 +100,8 @@ var specs = []rowSpec{
 		aim:     &aim{bound: 250e3, atLeast: true}},
 	{name: "learner_frames_per_s", value: metric{"LearnerApply", "frames/s"}, unit: "frames/s",
 		setup: "pkg/train BenchmarkLearnerApply: Learner.Apply with the default configuration (3 horizons × 8 candidates) on the deployed feature layout; one core"},
+	{name: "learner_heap_bytes_per_approach", value: metric{"LearnerMemory", "heap-bytes/approach"}, unit: "bytes",
+		setup: "pkg/train BenchmarkLearnerMemory: live heap (after GC) of one approach's learner (default configuration: 3 horizons × 8 candidates, deployed feature layout) after a day of 5-minute windows, over 64 learners; the trainer's live heap is about this × its approaches"},
 	{name: "cleaner_core_rps", value: metric{"CleanCity", "readings/s"}, unit: "readings/s",
 		baselineName: "cleaner_one_intersection_rps", baseline: metric{"CleanReadings", "readings/s"},
 		setup:   "pkg/clean BenchmarkCleanCity: Intersection.Add on 1 000 intersections fed minute by minute, weather present all week, upstream features on (each intersection's N approach reads the previous one's E); baseline BenchmarkCleanReadings, one intersection; one core",

@@ -22,6 +22,7 @@ ok  	github.com/greenwave-city/greenwave/pkg/regression	3.0s
 pkg: github.com/greenwave-city/greenwave/pkg/train
 BenchmarkLearnerApply 	 100	 88000 ns/op	 11000 frames/s
 BenchmarkRLSUpdateDeployed 	 100	 1800 ns/op	 42 inputs	 200000 updates/s
+BenchmarkLearnerMemory 	 1	 0 ns/op	 400000 heap-bytes/approach
 pkg: github.com/greenwave-city/greenwave/pkg/clean
 BenchmarkCleanReadings 	 100	 1300 ns/op	 700000 readings/s
 BenchmarkCleanCity 	 100	 1000 ns/op	 1000000 readings/s	 1 weather-share	 0.99 upstream-share
@@ -64,6 +65,7 @@ func TestBuild(t *testing.T) {
 		{"predictor_fanout_coalesced_share", 0.6, math.NaN(), ""}, // its own row
 		{"snapshot_bytes_per_model", 75000, math.NaN(), ""},       // same benchmark, another metric
 		{"learner_frames_per_s", 11000, math.NaN(), ""},
+		{"learner_heap_bytes_per_approach", 400000, math.NaN(), ""},
 		{"trainer_service_frames_per_s", 2000, math.NaN(), ""},
 		{"webster_plan_us", 1.6, math.NaN(), ""},        // ns/op scaled           // no suffix in the name
 		{"predictor_latency_p50_ms", 2, math.NaN(), ""}, // -2 suffix stripped

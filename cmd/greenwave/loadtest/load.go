@@ -259,8 +259,13 @@ func loadFigures(o options, snd *sender, samples []sample, sampleErrs int, feedS
 		if len(samples) > 0 {
 			last = samples[len(samples)-1].rssMB[svc]
 		}
+		env := ""
+		if kv := o.serviceEnv[svc]; len(kv) > 0 {
+			// --service-env settings (GOMEMLIMIT, say) change what the memory row means: name them.
+			env = ", with " + strings.Join(kv, " ")
+		}
 		rows = append(rows, benchfig.Row{Name: "loadtest_rss_mb_" + svc, Value: peak, Unit: "MB",
-			Setup: fmt.Sprintf("as loadtest_readings_per_s: peak resident memory (VmRSS) of %s, sampled every second [at half the feed %.0f MB, after draining %.0f MB]; plot bench/loadtest-rss.svg", svc, half, last)})
+			Setup: fmt.Sprintf("as loadtest_readings_per_s: peak resident memory (VmRSS) of %s%s, sampled every second [at half the feed %.0f MB, after draining %.0f MB]; plot bench/loadtest-rss.svg", svc, env, half, last)})
 	}
 	return benchfig.Figures{Rows: rows}
 }

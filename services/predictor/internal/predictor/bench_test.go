@@ -352,7 +352,15 @@ func deployedFrame(i int) features.Frame {
 // the models topic, decoded as the predictor reads it (so no two models share memory), put in the store and
 // compiled by a prediction. It reports the live heap after a GC, less the heap before (heap-bytes), that per model,
 // and the mean record size on the models topic (snapshot-bytes/model). Run it with -benchtime 1x.
-func BenchmarkModelMemory(b *testing.B) {
+func BenchmarkModelMemory(b *testing.B) { modelMemory(b, false) }
+
+// BenchmarkServedModelMemory is BenchmarkModelMemory with the served form of each snapshot (train.Served: the
+// promoted candidate's covariance only, no error windows or pending inputs), which is what the trainer publishes
+// on the models topic; the complete form goes to its changelog.
+func BenchmarkServedModelMemory(b *testing.B) { modelMemory(b, true) }
+
+// modelMemory is BenchmarkModelMemory, with the served form of the snapshots when served is set.
+func modelMemory(b *testing.B, served bool) {
 	const wantModels = 10_000
 	var templates []*train.Snapshot
 	for _, ap := range []string{"n", "s"} {
@@ -392,7 +400,11 @@ func BenchmarkModelMemory(b *testing.B) {
 				c := *s // shares the rest with the template, but only until it is encoded
 				c.IntersectionID = in
 				c.ModelID = train.ModelID(in, s.ApproachID, time.Duration(s.HorizonS)*time.Second, "flow")
-				out, err := wire.EncodeModel(topic, &c)
+				enc := &c
+				if served {
+					enc = train.Served(enc)
+				}
+				out, err := wire.EncodeModel(topic, enc)
 				if err != nil {
 					b.Fatal(err)
 				}

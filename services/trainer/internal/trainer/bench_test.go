@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +129,54 @@ func waitLeaders(ctx context.Context, b *testing.B, kafkaConn kafkaconn.Conn, pa
 	if _, err := stream.ListOffsets(ctx, client, req); err != nil {
 		b.Fatalf("partitions of %v not ready: %v", topicNames, err)
 	}
+}
+
+// BenchmarkPartitionMemory measures what the trainer holds per approach, without a broker: one partition
+// handler (default configuration, the deployed feature layout) applies 4 five-minute windows of 250
+// intersections × 4 approaches, as make loadtest's 20 simulated minutes do, then checkpoints. It reports the live
+// heap after a GC per approach with the handler's outputs dropped (heap-bytes/approach: the learners and the
+// partition's maps), and the bytes of the records one checkpoint returns at once, per approach
+// (checkpoint-bytes/approach: held until the producer has written them).
+func BenchmarkPartitionMemory(b *testing.B) {
+	const intersections, windows = 250, 4
+	rng := rand.New(rand.NewPCG(5, 5))
+	aps := approachIDs(4)
+	var msgs []kafka.Message
+	for w := range windows {
+		for i := range intersections {
+			msgs = append(msgs, messages(b, 0, frame(fmt.Sprintf("I-%d", i), w, aps, rng))...)
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	n := float64(intersections * len(aps))
+	for b.Loop() {
+		before := heap()
+		p, _ := newTestPartition(topics.DefaultNames("test."))
+		for _, m := range msgs {
+			if _, err := p.Handle(context.Background(), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		out := func() int { // the records are dropped on return, as once the producer wrote them
+			outs, err := p.Checkpoint(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			var n int
+			for _, o := range outs {
+				n += len(o.Key) + len(o.Value)
+			}
+			return n
+		}()
+		used := float64(heap() - before)
+		runtime.KeepAlive(p)
+		b.ReportMetric(used/n, "heap-bytes/approach")
+		b.ReportMetric(float64(out)/n, "checkpoint-bytes/approach")
+	}
+	b.ReportMetric(0, "ns/op")
 }
