@@ -146,7 +146,7 @@ func TestEvalSamePairsOutput(t *testing.T) {
 	if tables != 3 {
 		t.Errorf("%d tables, want 2 horizons and the last 20 %%:\n%s", tables, text)
 	}
-	for _, want := range []string{"labelled pairs dropped from every row", "no measured target at t+h's local time 7 d before", "on all 42 of the model's inputs"} {
+	for _, want := range []string{"labelled pairs dropped from every row", "no measured target at t+h's local time 7 d before", "on all 46 of the model's inputs"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text output lacks %q:\n%s", want, text)
 		}
