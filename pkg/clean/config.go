@@ -78,6 +78,14 @@ type Config struct {
 	// whatever the setting. A held reading is applied once a majority of the intersection's active detectors
 	// confirm the new time, and rejected as "clock_jump" otherwise. Default 30 min.
 	ClockJumpTolerance time.Duration
+
+	// ReplayMemory is how long, in event time, a detector remembers the identities and values of the readings
+	// of its closed windows: an identical resend of one (a gateway resending a whole batch after a lost
+	// acknowledgement) is then dropped as a replay (Result.Dropped) instead of dead-lettered "late", and a resend
+	// with other values is "duplicate_conflict". A reading whose window closed longer ago is "late" as before.
+	// The memory is part of the state (at most maxClosedPerDetector readings a detector). 0 turns it off.
+	// Default 1 h.
+	ReplayMemory time.Duration
 	// MaxSilence bounds how many empty frames follow the last window that had any data: windows more than
 	// MaxSilence after it with no data at all are skipped (counted in Result.SkippedWindows) rather than
 	// emitted as gaps, so a long outage or a clock jump cannot emit an unbounded burst. Default 24 h.
@@ -146,6 +154,7 @@ func DefaultConfig() Config {
 		ProfileFillMaxGap:     3 * time.Hour,
 		ProfileAlpha:          0.1,
 		ClockJumpTolerance:    30 * time.Minute,
+		ReplayMemory:          time.Hour,
 		MaxSilence:            24 * time.Hour,
 		WeatherMaxAge:         2 * time.Hour,
 		WeatherRetention:      48 * time.Hour,
@@ -215,6 +224,9 @@ func (c Config) Validate() error {
 	}
 	if c.ClockJumpTolerance <= 0 {
 		add("ClockJumpTolerance %v must be positive", c.ClockJumpTolerance)
+	}
+	if c.ReplayMemory < 0 {
+		add("ReplayMemory %v is negative", c.ReplayMemory)
 	}
 	if c.MaxSilence < 0 {
 		add("MaxSilence %v is negative", c.MaxSilence)

@@ -138,7 +138,20 @@ type detState struct {
 	// LastStart is the start of the detector's last accepted reading, Unix ns (0: none): who is active, for
 	// the clock-jump rule.
 	LastStart int64 `json:"-"`
+	// Closed is the replay memory (Config.ReplayMemory): the readings of the detector's recently closed
+	// windows, oldest first.
+	Closed []closedReading `json:"-"`
 }
+
+// closedReading is a reading of a closed window as the replay memory keeps it: its start and a hash of its
+// values (valuesHash).
+type closedReading struct {
+	startNs int64
+	hash    uint64
+}
+
+// maxClosedPerDetector bounds the replay memory of a detector whatever its reporting interval.
+const maxClosedPerDetector = 256
 
 type health struct {
 	Valid    float64 `json:"valid"`
@@ -284,8 +297,8 @@ func (s *Intersection) add(r Reading, wl WeatherLookup, res *Result, release boo
 		res.Rejected = append(res.Rejected, Rejection{Reading: r, Reason: reason, Detail: fmt.Sprintf(format, args...)})
 	}
 	// Deduplication: a reading's identity is its detector and interval start. The open windows and the
-	// held-back readings hold every accepted reading that is not closed yet; a reading for a closed window is
-	// late, whether it is new or a resend of one applied before (which is then already in a frame).
+	// held-back readings hold every accepted reading that is not closed yet, the replay memory those of the
+	// recently closed windows; any other reading for a closed window is late.
 	same := func(p *pending) bool {
 		if sameValues(&p.r, &r) {
 			res.Dropped++
@@ -301,6 +314,15 @@ func (s *Intersection) add(r Reading, wl WeatherLookup, res *Result, release boo
 	}
 	k := startNs / s.winNs
 	if (k+1)*s.winNs <= s.st.WM {
+		if c, ok := s.closedReading(det, startNs); ok {
+			if c.hash == valuesHash(&r) {
+				res.Dropped++
+				return
+			}
+			reject(ReasonDuplicateConflict, "detector %s interval at %s was applied with different values (its window is closed)",
+				r.DetectorID, r.Start.Format(time.RFC3339Nano))
+			return
+		}
 		reject(ReasonLate, "window ending %s already closed (watermark %s)",
 			time.Unix(0, (k+1)*s.winNs).UTC().Format(time.RFC3339), s.Watermark().Format(time.RFC3339Nano))
 		return
@@ -356,6 +378,61 @@ func (s *Intersection) add(r Reading, wl WeatherLookup, res *Result, release boo
 func sameValues(a, b *Reading) bool {
 	return a.IntervalS == b.IntervalS && a.NoCount == b.NoCount && a.Count == b.Count && a.FlowVPH == b.FlowVPH && a.HasOccupancy == b.HasOccupancy &&
 		a.Occupancy == b.Occupancy && a.HasSpeed == b.HasSpeed && a.SpeedKMH == b.SpeedKMH
+}
+
+// valuesHash is a 64-bit FNV-1a hash of the values sameValues compares: the replay memory keeps it instead of
+// the reading.
+func valuesHash(r *Reading) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(x uint64) {
+		for range 8 {
+			h ^= x & 0xff
+			h *= 1099511628211
+			x >>= 8
+		}
+	}
+	flags := uint64(0)
+	for i, b := range []bool{r.NoCount, r.HasOccupancy, r.HasSpeed} {
+		if b {
+			flags |= 1 << i
+		}
+	}
+	mix(uint64(r.IntervalS))
+	mix(flags)
+	for _, v := range []float64{r.Count, r.FlowVPH, r.Occupancy, r.SpeedKMH} {
+		mix(math.Float64bits(v))
+	}
+	return h
+}
+
+// closedReading finds detector det's reading starting at startNs in the replay memory.
+func (s *Intersection) closedReading(det int, startNs int64) (closedReading, bool) {
+	list := s.st.Dets[det].Closed
+	i := sort.Search(len(list), func(i int) bool { return list[i].startNs >= startNs })
+	if i < len(list) && list[i].startNs == startNs {
+		return list[i], true
+	}
+	return closedReading{}, false
+}
+
+// remember adds the readings of detector det's window k, closing now, to its replay memory and forgets those
+// of windows that ended ReplayMemory or longer before window k's end.
+func (s *Intersection) remember(det int, k int64, list []pending) {
+	ds := &s.st.Dets[det]
+	if s.cfg.ReplayMemory <= 0 {
+		return
+	}
+	for _, p := range list {
+		ds.Closed = append(ds.Closed, closedReading{startNs: p.startNs, hash: valuesHash(&p.r)})
+	}
+	horizon := (k+1)*s.winNs - s.cfg.ReplayMemory.Nanoseconds()
+	drop := 0
+	for drop < len(ds.Closed) && (drop < len(ds.Closed)-maxClosedPerDetector || (ds.Closed[drop].startNs/s.winNs+1)*s.winNs <= horizon) {
+		drop++
+	}
+	if drop > 0 {
+		ds.Closed = slices.Delete(ds.Closed, 0, drop)
+	}
 }
 
 // progress is the intersection's event-time progress: the highest accepted reading start, or the watermark
@@ -620,6 +697,7 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 			if ow != nil {
 				list = ow.dets[d]
 			}
+			s.remember(d, k, list)
 			var counts, covered, anyCovered float64
 			for _, p := range list {
 				r, flagged, stuck := s.sequence(d, p.r)

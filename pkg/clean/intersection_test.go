@@ -142,16 +142,74 @@ func TestDedup(t *testing.T) {
 			}
 		})
 	}
-	t.Run("replay after its window closed is late: its frame already has it", func(t *testing.T) {
+	// A gateway that resends a whole batch after a lost acknowledgement sends readings whose windows may have
+	// closed meanwhile: the replay memory recognises them for Config.ReplayMemory.
+	closedCases := []struct {
+		name        string
+		cfg         func(*Config)
+		after       time.Duration // event time reached before the resend
+		restore     bool          // resend to an intersection restored from the state
+		second      func(Reading) Reading
+		wantDropped int
+		wantReason  Reason
+	}{
+		{"identical resend is dropped", nil, 20 * time.Minute, false, func(r Reading) Reading { return r }, 1, ""},
+		{"identical resend after a restore is dropped", nil, 20 * time.Minute, true, func(r Reading) Reading { return r }, 1, ""},
+		{"resend with other values conflicts", nil, 20 * time.Minute, false, func(r Reading) Reading { r.Count = 11; return r }, 0, ReasonDuplicateConflict},
+		{"unseen reading of a closed window is late", nil, 20 * time.Minute, false, func(r Reading) Reading { r.ID, r.DetectorID, r.ApproachID = "N2@0", "N2", "N"; return r }, 0, ReasonLate},
+		{"resend older than the memory is late", nil, 2 * time.Hour, false, func(r Reading) Reading { return r }, 0, ReasonLate},
+		{"memory off: resend is late", func(c *Config) { c.ReplayMemory = 0 }, 20 * time.Minute, false, func(r Reading) Reading { return r }, 0, ReasonLate},
+	}
+	for _, tc := range closedCases {
+		t.Run("closed window: "+tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultConfig()
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			s := newTestIntersection(t, cfg)
+			first := rd("N1", 0, 60, 10)
+			s.Add(first, nil)
+			for m := time.Minute; m <= tc.after; m += time.Minute {
+				s.Add(rd("N1", m, 60, 10+float64(m/time.Minute%3)), nil)
+			}
+			if s.Watermark().Before(t0.Add(5 * time.Minute)) {
+				t.Fatal("the first window did not close")
+			}
+			if tc.restore {
+				st := s.State()
+				r, err := RestoreIntersection(testTopo(), cfg, st)
+				if err != nil {
+					t.Fatalf("restore: %v", err)
+				}
+				s = r
+			}
+			lateBefore := s.DetectorHealth()[0].Late
+			res := s.Add(tc.second(first), nil)
+			if res.Dropped != tc.wantDropped {
+				t.Errorf("dropped %d, want %d", res.Dropped, tc.wantDropped)
+			}
+			if tc.wantReason == "" && len(res.Rejected) != 0 || tc.wantReason != "" && (len(res.Rejected) != 1 || res.Rejected[0].Reason != tc.wantReason) {
+				t.Errorf("rejected %+v, want %q", res.Rejected, tc.wantReason)
+			}
+			if tc.wantDropped > 0 && s.DetectorHealth()[0].Late != lateBefore {
+				t.Errorf("a dropped resend changed the late count: %v, was %v", s.DetectorHealth()[0].Late, lateBefore)
+			}
+		})
+	}
+	t.Run("replay memory is bounded", func(t *testing.T) {
 		t.Parallel()
-		s := newTestIntersection(t, DefaultConfig())
-		r := rd("N1", 0, 60, 10)
-		s.Add(r, nil)
-		if res := s.Add(rd("N1", 20*time.Minute, 60, 10), nil); len(res.Frames) == 0 {
-			t.Fatal("no frames after the watermark passed")
-		}
-		if res := s.Add(r, nil); res.Dropped != 0 || len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonLate {
-			t.Fatalf("replay: %+v", res)
+		for _, interval := range []int{1, 60} {
+			s := newTestIntersection(t, DefaultConfig())
+			step := time.Duration(interval) * time.Second
+			for off := time.Duration(0); off < 3*time.Hour; off += step {
+				s.Add(rd("N1", off, interval, 0), nil)
+			}
+			n := len(s.st.Dets[0].Closed)
+			// One hour of closed windows at one reading a minute, at most maxClosedPerDetector.
+			if want := min(maxClosedPerDetector, 3600/interval); n > want || n < want-5 {
+				t.Errorf("interval %d s: %d readings remembered, want about %d", interval, n, want)
+			}
 		}
 	})
 	t.Run("memory is the open windows", func(t *testing.T) {
@@ -357,8 +415,9 @@ func TestMarshalRestoreAtEveryStep(t *testing.T) {
 		return out{append(f, fl.Frames...), append(r, fl.Rejected...), d, s.DetectorHealth()}
 	}
 	want := full(newTestIntersection(t, cfg), rs)
-	// rs[10]'s window is closed by then (its replay is late), the last reading's is open (dropped).
-	if len(want.frames) < 10 || want.dropped != 1 {
+	// rs[10]'s window is closed by then (its replay is dropped by the replay memory), the last reading's is
+	// open (dropped).
+	if len(want.frames) < 10 || want.dropped != 2 {
 		t.Fatalf("fixture: %d frames, %d dropped", len(want.frames), want.dropped)
 	}
 	for k := 0; k <= len(rs); k++ {

@@ -16,8 +16,8 @@ import (
 // greenwave.v1.CleanerIntersectionState (proto/greenwave/v1/cleaner_state.proto). Formats 1 to 3 were JSON;
 // RestoreLegacyIntersection still reads them once and migrates them.
 //
-// Format 4 holds what a restore needs and no more: no dedup memory (the open windows are it), the profiles in
-// float32, the lag history in 1/10000 steps, and only the emission positions newer than the last checkpoint.
+// Format 4 holds what a restore needs and no more: as dedup memory only the open windows and a bounded replay
+// memory of recently closed readings (start and value hash), the profiles in float32, the lag history in 1/10000 steps, and only the emission positions newer than the last checkpoint.
 const StateFormat = 4
 
 // ErrBadState is wrapped by RestoreIntersection (and by pkg/wire's decoders) when a state is not usable for
@@ -85,6 +85,10 @@ type DetectorState struct {
 	Health      HealthState
 	// LastStartNs is the start of the detector's last accepted reading.
 	LastStartNs int64
+	// ClosedStartsNs and ClosedHashes are the replay memory (Config.ReplayMemory): the starts and value hashes
+	// of the readings of the detector's recently closed windows, oldest first.
+	ClosedStartsNs []int64
+	ClosedHashes   []uint64
 }
 
 // SequenceState is one quantity's outlier and stuck-detector state.
@@ -158,6 +162,10 @@ func (s *Intersection) State() IntersectionState {
 		}
 		for q := range numQuantities {
 			dm.Sequences = append(dm.Sequences, seqStateOf(ds.Seq[q]))
+		}
+		for _, c := range ds.Closed {
+			dm.ClosedStartsNs = append(dm.ClosedStartsNs, c.startNs)
+			dm.ClosedHashes = append(dm.ClosedHashes, c.hash)
 		}
 		m.Detectors = append(m.Detectors, dm)
 	}
@@ -342,6 +350,16 @@ func (s *Intersection) load(m *IntersectionState) error {
 			return fmt.Errorf("detector %s state invalid", name)
 		}
 		copy(ds.ProfileSeen, dm.ProfileSeen)
+		if len(dm.ClosedStartsNs) != len(dm.ClosedHashes) || len(dm.ClosedStartsNs) > maxClosedPerDetector {
+			return fmt.Errorf("detector %s: replay memory of %d starts and %d hashes (at most %d)", name,
+				len(dm.ClosedStartsNs), len(dm.ClosedHashes), maxClosedPerDetector)
+		}
+		for j, start := range dm.ClosedStartsNs {
+			if !inTime(start) || (j > 0 && start <= dm.ClosedStartsNs[j-1]) {
+				return fmt.Errorf("detector %s: replay memory out of range or unsorted", name)
+			}
+			ds.Closed = append(ds.Closed, closedReading{startNs: start, hash: dm.ClosedHashes[j]})
+		}
 		if len(dm.Sequences) != int(numQuantities) {
 			return fmt.Errorf("detector %s: %d sequences, want %d", name, len(dm.Sequences), numQuantities)
 		}

@@ -91,6 +91,7 @@ func cleanerStateProto(st clean.IntersectionState) *greenwavev1.CleanerIntersect
 		h := d.Health
 		dm := &greenwavev1.CleanerDetectorState{
 			LastObsWindow: d.LastObsWindow, LastObsFlowVph: d.LastObsFlowVPH, HasObs: d.HasObs, LastStartNs: d.LastStartNs,
+			ClosedStartsNs: d.ClosedStartsNs, ClosedHashes: d.ClosedHashes,
 			ProfileVph: d.ProfileVPH, ProfileSeen: packBits(d.ProfileSeen),
 			Health: &greenwavev1.CleanerHealth{Valid: h.Valid, Flagged: h.Flagged, Imputed: h.Imputed, Late: h.Late, Rejected: h.Rejected, Windows: h.Windows},
 		}
@@ -137,6 +138,7 @@ func cleanerState(m *greenwavev1.CleanerIntersectionState) (clean.IntersectionSt
 		h := dm.GetHealth()
 		d := clean.DetectorState{
 			LastObsWindow: dm.GetLastObsWindow(), LastObsFlowVPH: dm.GetLastObsFlowVph(), HasObs: dm.GetHasObs(), LastStartNs: dm.GetLastStartNs(),
+			ClosedStartsNs: dm.GetClosedStartsNs(), ClosedHashes: dm.GetClosedHashes(),
 			ProfileVPH: dm.GetProfileVph(), ProfileSeen: unpackBits(dm.GetProfileSeen()),
 			Health: clean.HealthState{Valid: h.GetValid(), Flagged: h.GetFlagged(), Imputed: h.GetImputed(), Late: h.GetLate(), Rejected: h.GetRejected(), Windows: h.GetWindows()},
 		}

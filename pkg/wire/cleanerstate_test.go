@@ -117,6 +117,39 @@ func TestCleanerStateGolden(t *testing.T) {
 	golden(t, "cleaner-state-format3.golden", b)
 }
 
+// TestRestoreCleanerWithoutReplayMemory: a format 4 state written before the replay memory existed restores,
+// with an empty memory, and equals the current fixture's state but for the memory.
+func TestRestoreCleanerWithoutReplayMemory(t *testing.T) {
+	t.Parallel()
+	old, err := os.ReadFile("testdata/cleaner-state-without-replay-memory.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := RestoreCleaner(stateTopo(), clean.DefaultConfig(), old)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	got, want := s.State(), stateFixture(t).State()
+	for i := range got.Detectors {
+		if len(got.Detectors[i].ClosedStartsNs) != 0 {
+			t.Fatalf("detector %d: replay memory %v from a state without one", i, got.Detectors[i].ClosedStartsNs)
+		}
+		want.Detectors[i].ClosedStartsNs, want.Detectors[i].ClosedHashes = nil, nil
+	}
+	// The state also predates the recent occupancy and speed history: it restores with every window absent.
+	for i := range got.Approaches {
+		for _, u := range got.Approaches[i].Recent {
+			if u != clean.LagAbsent {
+				t.Fatalf("approach %d: recent history from a state without one", i)
+			}
+		}
+		want.Approaches[i].Recent = got.Approaches[i].Recent
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("restored state differs from the fixture's beyond the replay memory and the recent history")
+	}
+}
+
 func TestRestoreCleanerRejects(t *testing.T) {
 	t.Parallel()
 	good, err := MarshalCleaner(stateFixtureOf(t, 60))

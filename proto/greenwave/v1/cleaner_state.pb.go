@@ -404,9 +404,14 @@ type CleanerDetectorState struct {
 	ProfileSeen []byte         `protobuf:"bytes,6,opt,name=profile_seen,json=profileSeen,proto3" json:"profile_seen,omitempty"`
 	Health      *CleanerHealth `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
 	// last_start_ns: the start of the detector's last accepted reading (who is active, for the clock-jump rule).
-	LastStartNs   int64 `protobuf:"varint,8,opt,name=last_start_ns,json=lastStartNs,proto3" json:"last_start_ns,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastStartNs int64 `protobuf:"varint,8,opt,name=last_start_ns,json=lastStartNs,proto3" json:"last_start_ns,omitempty"`
+	// closed_starts_ns and closed_hashes: the replay memory, the starts (Unix ns) and 64-bit FNV-1a value hashes
+	// of the readings of the detector's recently closed windows, oldest first (clean.Config.ReplayMemory). A
+	// state without them restores with an empty memory.
+	ClosedStartsNs []int64  `protobuf:"varint,9,rep,packed,name=closed_starts_ns,json=closedStartsNs,proto3" json:"closed_starts_ns,omitempty"`
+	ClosedHashes   []uint64 `protobuf:"fixed64,10,rep,packed,name=closed_hashes,json=closedHashes,proto3" json:"closed_hashes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CleanerDetectorState) Reset() {
@@ -493,6 +498,20 @@ func (x *CleanerDetectorState) GetLastStartNs() int64 {
 		return x.LastStartNs
 	}
 	return 0
+}
+
+func (x *CleanerDetectorState) GetClosedStartsNs() []int64 {
+	if x != nil {
+		return x.ClosedStartsNs
+	}
+	return nil
+}
+
+func (x *CleanerDetectorState) GetClosedHashes() []uint64 {
+	if x != nil {
+		return x.ClosedHashes
+	}
+	return nil
 }
 
 // CleanerSequence is one quantity's outlier and stuck-detector state.
@@ -845,7 +864,7 @@ const file_greenwave_v1_cleaner_state_proto_rawDesc = "" +
 	"\x10_occupancy_ratioB\f\n" +
 	"\n" +
 	"_speed_kmhB\r\n" +
-	"\v_reading_id\"\xdc\x02\n" +
+	"\v_reading_id\"\xab\x03\n" +
 	"\x14CleanerDetectorState\x12;\n" +
 	"\tsequences\x18\x01 \x03(\v2\x1d.greenwave.v1.CleanerSequenceR\tsequences\x12&\n" +
 	"\x0flast_obs_window\x18\x02 \x01(\x03R\rlastObsWindow\x12)\n" +
@@ -855,7 +874,10 @@ const file_greenwave_v1_cleaner_state_proto_rawDesc = "" +
 	"profileVph\x12!\n" +
 	"\fprofile_seen\x18\x06 \x01(\fR\vprofileSeen\x123\n" +
 	"\x06health\x18\a \x01(\v2\x1b.greenwave.v1.CleanerHealthR\x06health\x12\"\n" +
-	"\rlast_start_ns\x18\b \x01(\x03R\vlastStartNs\"\xb9\x01\n" +
+	"\rlast_start_ns\x18\b \x01(\x03R\vlastStartNs\x12(\n" +
+	"\x10closed_starts_ns\x18\t \x03(\x03R\x0eclosedStartsNs\x12#\n" +
+	"\rclosed_hashes\x18\n" +
+	" \x03(\x06R\fclosedHashes\"\xb9\x01\n" +
 	"\x0fCleanerSequence\x12\x18\n" +
 	"\ahistory\x18\x01 \x03(\x01R\ahistory\x12\x1c\n" +
 	"\tbaselines\x18\x02 \x03(\x01R\tbaselines\x12!\n" +

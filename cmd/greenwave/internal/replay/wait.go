@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +35,51 @@ func pipelineStages(prefix string) []pipelineStage {
 		{topic: n.Features, groups: []string{group("trainer"), group("predictor")}},
 		{topic: n.Predictions, groups: []string{group("signalcontrol")}},
 	}
+}
+
+// withTrainerGroups replaces the trainer's group in stages by the trainer groups the cluster has: a trainer
+// learning another target than flow (TRAINER_TARGET) consumes as "greenwave.trainer-<target>", and several may
+// run side by side. The default group is kept when the cluster has none (a trainer not started yet).
+func withTrainerGroups(ctx context.Context, client *kafka.Client, stages []pipelineStage, prefix string) ([]pipelineStage, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list brokers: %w", err)
+	}
+	base := prefix + "greenwave.trainer"
+	var found []string
+	for _, b := range md.Brokers {
+		// Each broker lists the groups it coordinates.
+		res, err := client.ListGroups(ctx, &kafka.ListGroupsRequest{Addr: brokerAddr(b)})
+		if err == nil {
+			err = res.Error
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list consumer groups of broker %d: %w", b.ID, err)
+		}
+		for _, g := range res.Groups {
+			if g.GroupID == base || strings.HasPrefix(g.GroupID, base+"-") {
+				found = append(found, g.GroupID)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return stages, nil
+	}
+	slices.Sort(found)
+	found = slices.Compact(found)
+	out := slices.Clone(stages)
+	for i, st := range out {
+		if j := slices.Index(st.groups, base); j >= 0 {
+			groups := slices.Delete(slices.Clone(st.groups), j, j+1)
+			out[i].groups = slices.Insert(groups, j, found...)
+		}
+	}
+	return out, nil
+}
+
+// brokerAddr is a broker's address from the metadata.
+func brokerAddr(b kafka.Broker) net.Addr {
+	return kafka.TCP(net.JoinHostPort(b.Host, strconv.Itoa(b.Port)))
 }
 
 // waitPipeline returns once every stage's groups have committed offsets at or past the end offsets their input
@@ -149,7 +197,14 @@ func waitForPipeline(ctx context.Context, o options, stderr io.Writer) error {
 	wctx, cancel := context.WithTimeout(ctx, o.waitTimeout)
 	defer cancel()
 	began := time.Now()
-	err = waitPipeline(wctx, client, pipelineStages(o.topicPrefix), 100*time.Millisecond, func(group, topic string, behind int64) {
+	stages, err := withTrainerGroups(wctx, client, pipelineStages(o.topicPrefix), o.topicPrefix)
+	if err != nil {
+		if fatal := conn.Classify(err); fatal != nil {
+			err = fatal
+		}
+		return fmt.Errorf("replay: --wait: %w", err)
+	}
+	err = waitPipeline(wctx, client, stages, 100*time.Millisecond, func(group, topic string, behind int64) {
 		fmt.Fprintf(stderr, "greenwave replay: waiting for %s: %d records of %s not yet committed\n", group, behind, topic)
 	})
 	if err != nil {

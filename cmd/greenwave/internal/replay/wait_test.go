@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,52 @@ func TestWaitPipeline(t *testing.T) {
 	err = waitPipeline(wctx, client, pipelineStages(prefix), 10*time.Millisecond, func(string, string, int64) { wcancel() })
 	if err == nil || !strings.Contains(err.Error(), "greenwave.cleaner") || !strings.Contains(err.Error(), "3 records behind") {
 		t.Errorf("wait with a stuck group = %v, want it to name the cleaner 3 records behind", err)
+	}
+}
+
+// TestWaitFindsTrainerGroups: a trainer of another target (TRAINER_TARGET) consumes as greenwave.trainer-<target>;
+// the wait follows the trainer groups the cluster has, and the default one while it has none.
+func TestWaitFindsTrainerGroups(t *testing.T) {
+	t.Parallel()
+	kafkaConn, names := kafkatest.Setup(t, 1)
+	defer func() {
+		if tr, ok := kafka.DefaultTransport.(*kafka.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+	}()
+	prefix := strings.TrimSuffix(names.Readings, "greenwave.readings.raw")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	transport := kafkaConn.NewTransport(0)
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafkaConn.Addr(), Timeout: 10 * time.Second, Transport: transport}
+	featureGroups := func() []string {
+		t.Helper()
+		stages, err := withTrainerGroups(ctx, client, pipelineStages(prefix), prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stages[1].groups
+	}
+	if got, want := featureGroups(), []string{prefix + "greenwave.trainer", prefix + "greenwave.predictor"}; !slices.Equal(got, want) {
+		t.Fatalf("without trainer groups: %v, want %v", got, want)
+	}
+	for _, g := range []string{"greenwave.trainer-speed", "greenwave.trainer-occupancy", "greenwave.trainers-other"} {
+		resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: prefix + g, GenerationID: -1,
+			Topics: map[string][]kafka.OffsetCommit{names.Features: {{Partition: 0, Offset: 0}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ps := range resp.Topics {
+			for _, p := range ps {
+				if p.Error != nil {
+					t.Fatal(p.Error)
+				}
+			}
+		}
+	}
+	want := []string{prefix + "greenwave.trainer-occupancy", prefix + "greenwave.trainer-speed", prefix + "greenwave.predictor"}
+	if got := featureGroups(); !slices.Equal(got, want) {
+		t.Fatalf("with speed and occupancy trainers: %v, want %v", got, want)
 	}
 }

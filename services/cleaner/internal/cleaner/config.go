@@ -15,6 +15,7 @@ type Config struct {
 	app.Common
 	IdleTimeout     time.Duration `env:"CLEANER_IDLE_TIMEOUT" default:"0s" help:"processing-time idle timeout after which a quiet partition's windows are closed (0 disables; enabling it trades replay determinism for liveness with sparse detectors)"`
 	AllowedLateness time.Duration `env:"CLEANER_ALLOWED_LATENESS" default:"5m" help:"how far behind the newest event time a reading may arrive and still count"`
+	ReplayMemory    time.Duration `env:"CLEANER_REPLAY_MEMORY" default:"1h" help:"how long (event time) a detector remembers the readings of its closed windows, so that an identical resend of one (a gateway resending a batch after a lost acknowledgement) is dropped as a replay instead of dead-lettered late (0 disables)"`
 	WeatherMaxAge   time.Duration `env:"CLEANER_WEATHER_MAX_AGE" default:"2h" help:"oldest weather observation joined to a window"`
 	WeatherWait     time.Duration `env:"CLEANER_WEATHER_WAIT" default:"10s" help:"before emitting a window, wait at most this long (processing time) for the weather follower to reach the weather topic's end offset, so a replay at full speed joins the weather published before the readings as greenwave eval does (0 disables; a timeout closes the window with the weather read so far)"`
 	Holidays        []string      `env:"CLEANER_HOLIDAYS" default:"" help:"public holidays as YYYY-MM-DD, comma-separated, for the holiday feature"`
@@ -35,6 +36,7 @@ func (c *Config) cadence() cadence {
 func (c *Config) coreConfig() (clean.Config, error) {
 	cc := clean.DefaultConfig()
 	cc.AllowedLateness = c.AllowedLateness
+	cc.ReplayMemory = c.ReplayMemory
 	cc.WeatherMaxAge = c.WeatherMaxAge
 	for _, s := range c.Holidays {
 		d, err := clean.ParseDate(s)

@@ -25,6 +25,8 @@ func TestConfig(t *testing.T) {
 		{name: "horizon repeated", env: map[string]string{"TRAINER_HORIZONS": "15m,15m"}, want: []string{"TRAINER_HORIZONS", "repeated"}},
 		{name: "publish interval not whole seconds", env: map[string]string{"TRAINER_PUBLISH_INTERVAL": "1500ms"}, want: []string{"TRAINER_PUBLISH_INTERVAL"}},
 		{name: "publish every window", env: map[string]string{"TRAINER_PUBLISH_INTERVAL": "0s"}},
+		{name: "speed target", env: map[string]string{"TRAINER_TARGET": "speed"}},
+		{name: "unknown target", env: map[string]string{"TRAINER_TARGET": "volume"}, want: []string{"TRAINER_TARGET", "volume", "flow, occupancy, speed"}},
 		{name: "horizon beyond a week", env: map[string]string{"TRAINER_HORIZONS": "200h"}, want: []string{"TRAINER_HORIZONS"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -32,5 +34,17 @@ func TestConfig(t *testing.T) {
 			var cfg Config
 			apptest.CheckLoad(t, &cfg, tc.env, tc.want...)
 		})
+	}
+}
+
+func TestGroupNamePerTarget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ target, want string }{
+		{"flow", "trainer"}, {"", "trainer"}, {"speed", "trainer-speed"}, {"occupancy", "trainer-occupancy"},
+	} {
+		c := Config{Target: tc.target}
+		if got := c.groupName(); got != tc.want {
+			t.Errorf("target %q: group %q, want %q", tc.target, got, tc.want)
+		}
 	}
 }

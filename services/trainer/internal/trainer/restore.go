@@ -78,12 +78,27 @@ func (rs *restoreSet) horizons(key string) ([]uint32, error) {
 	return out, nil
 }
 
+// sameTarget reports whether two target names are the same, the empty one being flow.
+func sameTarget(a, b string) bool {
+	if a == "" {
+		a = train.TargetFlow
+	}
+	if b == "" {
+		b = train.TargetFlow
+	}
+	return a == b
+}
+
 // add records one snapshot; a tombstone (nil s) removes the model with the given id.
 func (rs *restoreSet) add(id string, s *train.Snapshot) {
 	if s == nil {
 		if ref, ok := rs.ids[id]; ok {
 			delete(rs.learners[ref.key], ref.horizon)
 		}
+		return
+	}
+	if !sameTarget(s.Target, rs.base.Target) {
+		// Another trainer's model (TRAINER_TARGET): the changelog is shared by the trainers of every target.
 		return
 	}
 	key := learnerKey(s.IntersectionID, s.ApproachID)

@@ -173,6 +173,49 @@ func TestRestoreSkipsWhatItCannotRead(t *testing.T) {
 	}
 }
 
+// TestRestoreKeepsItsTarget: trainers of different targets share the changelog; each restores only its own
+// target's models.
+func TestRestoreKeepsItsTarget(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kafkaConn, names := kafkatest.Setup(t, 1)
+	prod := stream.NewProducer(kafkaConn, stream.ProducerConfig{})
+	defer prod.Close()
+	p, _ := newTestPartition(names) // flow
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, m := range messages(t, 0, frame("I-1", 0, approachIDs(2), rng)) {
+		if _, err := p.Handle(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs, err := p.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Write(ctx, outs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		target string
+		want   int
+	}{{"flow", 2}, {"speed", 0}} {
+		cfg := testConfig()
+		cfg.Target = tc.target
+		m := newMetrics(testRegistry())
+		restored, err := restorePartition(ctx, kafkaConn, 0, 0, cfg, names, m, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(restored.learners) != tc.want {
+			t.Errorf("%s trainer restored %d learners, want %d", tc.target, len(restored.learners), tc.want)
+		}
+		if n := testutil.ToFloat64(m.restoreFailures); n != 0 {
+			t.Errorf("%s trainer: %v restore failures, want 0 (another target's models are not failures)", tc.target, n)
+		}
+	}
+}
+
 // TestStateSize: the reported size is the partition's learners and the bytes of their changelog snapshots,
 // the same for the partition that wrote them and for one restored from them.
 func TestStateSize(t *testing.T) {

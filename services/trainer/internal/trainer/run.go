@@ -43,7 +43,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool)) error {
 	prod := stream.NewProducer(env.Kafka, stream.ProducerConfig{Registerer: env.Registry})
 	defer prod.Close()
 	proc := stream.NewProcessor(stream.ProcessorConfig{
-		Conn: env.Kafka, GroupID: cfg.Group("trainer"), Topic: names.Features, DeadLetterTopic: names.DeadLetters,
+		Conn: env.Kafka, GroupID: cfg.Group(cfg.groupName()), Topic: names.Features, DeadLetterTopic: names.DeadLetters,
 		Service: "trainer", DeadLetter: wire.DeadLetter, MaxBatch: cfg.MaxBatch, SessionTimeout: cfg.SessionTimeout,
 	}, prod, func(ctx context.Context, part int) (*stream.Handler, error) {
 		p, err := restorePartition(ctx, env.Kafka, part, counts[names.Features], tc, names, m, env.Log)
