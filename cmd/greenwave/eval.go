@@ -28,7 +28,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
-const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
+const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--no-neighbours] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
 
 const evalDescription = `
 Runs the cleaner's and the trainer's own code (pkg/clean, pkg/train) over data files and scores the online
@@ -54,6 +54,9 @@ Topology: --topology FILE, else built in for --format metro (dataset.MetroTopolo
 same file), nab (one detector per series) and csv (derived from the files as greenwave topology import --format csv
 does with its defaults: forecast_only intersections, no upstream links, the --weather file's station when it names
 one); csv weather comes from --weather.
+--no-neighbours drops every approach's upstream links from the topology before cleaning, so the upstream
+(neighbour) features of feature set 3 — flow, occupancy and speed of the upstream approaches at t-1 — are
+absent everywhere: the same run without neighbour inputs, for comparison.
 Calendar features (and --signals' hour-of-week buckets) are computed in the topology's time_zone, as in the
 services: America/Chicago for the built-in metro topology, Australia/Melbourne for scats, UTC when unset.
 
@@ -81,7 +84,9 @@ type evalOptions struct {
 	progressEvery                time.Duration
 	warmupSet                    bool
 	asJSON, cleanReport, signals bool
-	files                        []string
+	// noNeighbours drops the topology's upstream links (--no-neighbours).
+	noNeighbours bool
+	files        []string
 }
 
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,6 +102,7 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "", "write predicted against observed and error by horizon to `FILE.png`")
 	fs.BoolVar(&o.cleanReport, "clean-report", false, "report what the cleaner flagged, per reason (and per NAB series)")
 	fs.StringVar(&o.labels, "labels", "", "NAB anomaly windows `FILE` (combined_windows.json) for --clean-report")
+	fs.BoolVar(&o.noNeighbours, "no-neighbours", false, "drop the topology's upstream links: no neighbour features (for comparison)")
 	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with fixed-time, time-of-day and oracle plans")
 	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
 	rest := args
@@ -157,6 +163,9 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 		// calendar features then follow the topology, as the live cleaner's do.
 		fmt.Fprintf(stderr, "greenwave eval: note: the topology's time zone %s differs from the %s data's %s; calendar features use %s, as the services do (set time_zone in the topology to change it)\n",
 			in.topo.Zone(), o.format, in.dataZone, in.topo.Zone())
+	}
+	if o.noNeighbours {
+		in.topo = withoutUpstream(in.topo)
 	}
 	// Every time zone comes from the topology (evaluate.DefaultConfig leaves them nil), as in the services.
 	cfg := evaluate.DefaultConfig()
@@ -232,6 +241,20 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 		return writeEvalJSON(stdout, rep, o, nab)
 	}
 	return writeEvalText(stdout, rep, o, nab)
+}
+
+// withoutUpstream returns a copy of topo whose approaches name no upstream approaches (--no-neighbours); the
+// rest, corridors and neighbour links included, is unchanged.
+func withoutUpstream(topo topology.Topology) topology.Topology {
+	topo.Intersections = slices.Clone(topo.Intersections)
+	for i := range topo.Intersections {
+		aps := slices.Clone(topo.Intersections[i].Approaches)
+		for j := range aps {
+			aps[j].Upstream = nil
+		}
+		topo.Intersections[i].Approaches = aps
+	}
+	return topo
 }
 
 // evalInput is everything read from the files.

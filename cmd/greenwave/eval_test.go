@@ -146,7 +146,7 @@ func TestEvalSamePairsOutput(t *testing.T) {
 	if tables != 3 {
 		t.Errorf("%d tables, want 2 horizons and the last 20 %%:\n%s", tables, text)
 	}
-	for _, want := range []string{"labelled pairs dropped from every row", "no measured target at t+h's local time 7 d before", "on all 42 of the model's inputs"} {
+	for _, want := range []string{"labelled pairs dropped from every row", "no measured target at t+h's local time 7 d before", "on all 46 of the model's inputs"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text output lacks %q:\n%s", want, text)
 		}
@@ -394,5 +394,41 @@ func TestEvalSpeedOnly(t *testing.T) {
 	}
 	if ho := out.Holdout; ho.N == 0 || ho.Model.N != ho.N {
 		t.Errorf("last 20 %%: %+v, want model forecasts scored", ho)
+	}
+}
+
+// TestEvalNoNeighbours: --no-neighbours gives the figures of the same topology without upstream links, and the
+// links do change them (the upstream features are inputs of the model).
+func TestEvalNoNeighbours(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/eval/topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := strings.NewReplacer("detectors: [X-N]}", "detectors: [X-N], upstream: [X/E]}",
+		"detectors: [X-E]}", "detectors: [X-E], upstream: [X/N]}").Replace(string(b))
+	if linked == string(b) {
+		t.Fatal("fixture topology changed: no upstream links added")
+	}
+	linkedFile := filepath.Join(t.TempDir(), "topology.yaml")
+	if err := os.WriteFile(linkedFile, []byte(linked), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := func(topo string, extra ...string) string {
+		t.Helper()
+		args := append([]string{"eval", "--format", "csv", "--topology", topo, "--weather", "testdata/eval/weather.csv",
+			"--warmup", "0s", "--horizons", "1h", "--json"}, extra...)
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), append(args, "testdata/eval/readings.csv"), &stdout, &stderr); err != nil {
+			t.Fatalf("eval %q: %v (stderr %s)", extra, err, stderr.String())
+		}
+		return stdout.String()
+	}
+	unlinked := out("testdata/eval/topology.yaml")
+	if got := out(linkedFile, "--no-neighbours"); got != unlinked {
+		t.Errorf("--no-neighbours on the linked topology differs from the unlinked topology:\n%s\nwant\n%s", got, unlinked)
+	}
+	if out(linkedFile) == unlinked {
+		t.Error("upstream links changed no figure: the neighbour features reach no model")
 	}
 }

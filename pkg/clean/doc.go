@@ -124,7 +124,10 @@
 // every intersection of the partition in a States, which reads each member's lag history (Intersection.FlowRatio),
 // and attaches it to every member. Without a lookup, or when none is known, the features are absent. An approach
 // may name its own intersection's approaches, itself included: the lookup then reads this history at t-1, which
-// the close of window t does not change.
+// the close of window t does not change. The upstream occupancy and speed features are the same means of the
+// upstream approaches' occupancy and speed ratios at t-1 (Intersection.Recent), each over the approaches that
+// measured it. They come from a shorter history, RecentHistory (6 h) of each approach's windows, since only t-1
+// is ever read.
 //
 // Determinism: intersections linked by upstream references are keyed to one partition and fed in its order. An
 // upstream intersection's state at a given input offset is a function of its own readings up to that offset
@@ -137,6 +140,8 @@
 // before the reader's position: the replay reads exactly what the uninterrupted run read. Restart equivalence
 // holds as long as the owner restores every member before feeding readings (a member absent from States and a
 // member without state both answer "unknown"), sets each reading's position, and calls Flush and CloseIdle on
-// the members in a fixed order (States.IDs gives one). Upstream window t, not
+// the members in a fixed order (States.IDs gives one), and as long as no member comes back further ahead of a
+// reader than the history the reader's lookups need: 7 days for flow, RecentHistory for occupancy and speed
+// (a window that has left the ring is unknown, though the uninterrupted run knew it). Upstream window t, not
 // t-1, would usually still be open when window t closes here, so only lag 1 is used.
 package clean

@@ -49,6 +49,7 @@ type Intersection struct {
 	interpWindows int64
 	profWindows   int64
 	ringLen       int64
+	recentLen     int64 // windows of the recent occupancy and speed history (RecentHistory)
 	dayWindows    int64
 	healthDecay   float64
 	jumpNs        int64 // clock-jump tolerance (Config.ClockJumpTolerance, at least three windows)
@@ -164,7 +165,11 @@ type health struct {
 type apState struct {
 	// Lag is the ring of flow ratios (NaN = absent), each quantised to 1/10000 (lagQuantum) so that the state
 	// holds two bytes a window.
-	Lag         []float64
+	Lag []float64
+	// Recent is the ring of the last recentLen windows' occupancy ratio and speed ratio (speed / 100), two
+	// values a window (index 2·(window mod recentLen), then +1), NaN = absent, quantised like Lag; the upstream
+	// occupancy and speed features read it. It shares LastWritten with Lag.
+	Recent      []float64
 	LastWritten int64
 	HasWritten  bool
 }
@@ -223,6 +228,7 @@ func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error
 	s.profWindows = int64(cfg.ProfileFillMaxGap / time.Duration(s.winNs))
 	s.dayWindows = 86400 / w
 	s.ringLen = 7 * s.dayWindows
+	s.recentLen = max(minRecentWindows, (int64(RecentHistory/time.Second)+w-1)/w)
 	s.healthDecay = math.Exp2(-float64(s.winNs) / float64(cfg.HealthHalfLife))
 	s.jumpNs = max(int64(cfg.ClockJumpTolerance), 3*s.winNs)
 	s.maxHeld = max(8, 2*len(s.dets))
@@ -237,17 +243,21 @@ func NewIntersection(in topology.Intersection, cfg Config) (*Intersection, error
 	}
 	s.st.Aps = make([]apState, len(s.aps))
 	for i := range s.st.Aps {
-		s.st.Aps[i] = newApState(s.ringLen)
+		s.st.Aps[i] = newApState(s.ringLen, s.recentLen)
 	}
 	return s, nil
 }
 
-func newApState(n int64) apState {
+func newApState(n, recent int64) apState {
 	lag := make([]float64, n)
 	for i := range lag {
 		lag[i] = math.NaN()
 	}
-	return apState{Lag: lag}
+	rec := make([]float64, 2*recent)
+	for i := range rec {
+		rec[i] = math.NaN()
+	}
+	return apState{Lag: lag, Recent: rec}
 }
 
 // Watermark returns the current watermark (zero time before any reading).
@@ -796,13 +806,21 @@ func (s *Intersection) emit(k int64, ow *openWindow, res *Result, wl WeatherLook
 			Upstream: s.upstreamLag(ap, prevStart),
 			Holiday:  fr.Holiday, Weather: fr.Weather,
 		}
+		in.UpstreamOccupancy, in.UpstreamSpeedRatio = s.upstreamRecent(ap, prevStart)
 		v.Values = values[ai*features.NumFeatures : (ai+1)*features.NumFeatures : (ai+1)*features.NumFeatures]
 		features.BuildInto(v.Values, in)
 		ratio := math.NaN()
 		if !v.Gap && !v.Observed.NoFlow {
 			ratio = v.Values[1]
 		}
-		s.writeLag(as, k, ratio)
+		occ, spd := math.NaN(), math.NaN()
+		if v.Observed.HasOccupancy {
+			occ = v.Values[4]
+		}
+		if v.Observed.HasSpeed {
+			spd = v.Values[6]
+		}
+		s.writeLag(as, k, ratio, occ, spd)
 		fr.Approaches[ai] = v
 	}
 	s.mark(k)
@@ -830,16 +848,50 @@ func (s *Intersection) lag(as *apState, idx int64) features.Lag {
 	return features.Lag{FlowRatio: v, OK: true}
 }
 
-func (s *Intersection) writeLag(as *apState, k int64, v float64) {
+// recent returns the occupancy ratio and speed ratio of window idx from the recent history.
+func (s *Intersection) recent(as *apState, idx int64) (occupancy, speedRatio features.Past) {
+	if !as.HasWritten || idx > as.LastWritten || idx <= as.LastWritten-s.recentLen || idx < 0 {
+		return features.Past{}, features.Past{}
+	}
+	j := 2 * (idx % s.recentLen)
+	if v := as.Recent[j]; !math.IsNaN(v) {
+		occupancy = features.Past{Value: v, OK: true}
+	}
+	if v := as.Recent[j+1]; !math.IsNaN(v) {
+		speedRatio = features.Past{Value: v, OK: true}
+	}
+	return occupancy, speedRatio
+}
+
+// writeLag records window k's flow ratio, occupancy ratio and speed ratio (NaN: absent), and marks the windows
+// skipped since the last one written as absent.
+func (s *Intersection) writeLag(as *apState, k int64, v, occ, spd float64) {
 	if as.HasWritten {
 		from := max(as.LastWritten+1, k-s.ringLen+1)
 		for i := from; i < k; i++ {
 			as.Lag[i%s.ringLen] = math.NaN()
 		}
+		for i := max(as.LastWritten+1, k-s.recentLen+1); i < k; i++ {
+			j := 2 * (i % s.recentLen)
+			as.Recent[j], as.Recent[j+1] = math.NaN(), math.NaN()
+		}
 	}
 	as.Lag[k%s.ringLen] = quantizeLag(v)
+	j := 2 * (k % s.recentLen)
+	as.Recent[j], as.Recent[j+1] = quantizeLag(occ), quantizeLag(spd)
 	as.LastWritten, as.HasWritten = k, true
 }
+
+// RecentHistory is how much event time of each approach's occupancy and speed the cleaner keeps for the
+// upstream occupancy and speed features (rounded up to whole windows, at least minRecentWindows). Only window
+// t-1 is read in normal operation; the rest is slack for an upstream intersection whose windows close ahead of
+// its readers', and for a restore that brings an upstream member back from a later checkpoint than its readers
+// (package documentation, "Upstream features"). 6 h costs 4 bytes a window: 288 bytes an approach at 300-s
+// windows, 1/14 of the flow history's 7 days.
+const RecentHistory = 6 * time.Hour
+
+// minRecentWindows is the least recent history in windows, for windows longer than RecentHistory / 4.
+const minRecentWindows = 4
 
 // lagQuantum is the resolution of the lag history's flow ratios: 1/10000 of the approach capacity (0.36 veh/h
 // at 3600 veh/h), far below what a detector can tell apart, so that a window costs two bytes of state (7 days

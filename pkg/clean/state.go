@@ -111,7 +111,12 @@ type HealthState struct {
 type ApproachState struct {
 	// Lag holds 7 days of flow ratios in ring order (index = window mod ring length), in units of 1/10000;
 	// LagAbsent marks a window without one.
-	Lag         []uint16
+	Lag []uint16
+	// Recent holds RecentHistory of occupancy ratios and speed ratios (km/h / 100), two values a window in ring
+	// order (2·(window mod recent length), then +1), in units of 1/10000, LagAbsent for absent. Empty in a state
+	// written before it existed: the restore then knows no recent window (the upstream occupancy and speed
+	// features of the next window are absent), which is why the format did not change.
+	Recent      []uint16
 	LastWritten int64
 	HasWritten  bool
 }
@@ -173,9 +178,21 @@ func (s *Intersection) State() IntersectionState {
 				lag[j] = lagUnits(v)
 			}
 		}
-		m.Approaches = append(m.Approaches, ApproachState{Lag: lag, LastWritten: as.LastWritten, HasWritten: as.HasWritten})
+		m.Approaches = append(m.Approaches, ApproachState{Lag: lag, Recent: toUnits(as.Recent), LastWritten: as.LastWritten, HasWritten: as.HasWritten})
 	}
 	return m
+}
+
+// toUnits converts ratios (NaN = absent) to the state's 1/10000 units.
+func toUnits(vs []float64) []uint16 {
+	out := make([]uint16, len(vs))
+	for j, v := range vs {
+		out[j] = LagAbsent
+		if !math.IsNaN(v) {
+			out[j] = lagUnits(v)
+		}
+	}
+	return out
 }
 
 // seqStateOf converts one quantity's in-memory sequence state (a copy).
@@ -380,6 +397,19 @@ func (s *Intersection) load(m *IntersectionState) error {
 				return fmt.Errorf("approach %s lag history invalid", s.aps[i].id)
 			default:
 				as.Lag[j] = float64(u) / lagQuantum
+			}
+		}
+		if len(am.Recent) != 0 && len(am.Recent) != len(as.Recent) {
+			return fmt.Errorf("approach %s recent history of %d values, want %d", s.aps[i].id, len(am.Recent), len(as.Recent))
+		}
+		for j, u := range am.Recent {
+			switch {
+			case u == LagAbsent:
+				as.Recent[j] = math.NaN()
+			case u > maxLagUnits:
+				return fmt.Errorf("approach %s recent history invalid", s.aps[i].id)
+			default:
+				as.Recent[j] = float64(u) / lagQuantum
 			}
 		}
 		as.LastWritten, as.HasWritten = am.LastWritten, am.HasWritten

@@ -21,6 +21,11 @@ type UpstreamLookup interface {
 	// windowStart not a window start of that intersection.
 	// Only windows emitted at an input position at or before asOf count (see Intersection.SetPosition).
 	UpstreamFlowRatio(intersectionID, approachID string, windowStart time.Time, asOf int64) (float64, bool)
+	// UpstreamRecent returns the occupancy ratio and the speed ratio (km/h / features.SpeedScaleKMH) of the
+	// approach's emitted window starting at windowStart, each absent when it was not measured there or is
+	// unknown for the reasons of UpstreamFlowRatio, or when the window is older than the recent history kept
+	// (RecentHistory).
+	UpstreamRecent(intersectionID, approachID string, windowStart time.Time, asOf int64) (occupancy, speedRatio features.Past)
 }
 
 // upstreamRef is one parsed topology.Approach.Upstream entry.
@@ -83,6 +88,23 @@ func (s *Intersection) FlowRatio(approachID string, windowStart time.Time, asOf 
 	return l.FlowRatio, true
 }
 
+// Recent returns approach approachID's occupancy ratio and speed ratio in this intersection's window starting
+// at windowStart, emitted at an input position at or before asOf, from the recent history (RecentHistory):
+// each is absent under the conditions of FlowRatio, when it was not measured in that window, or when the window
+// is older than the recent history.
+func (s *Intersection) Recent(approachID string, windowStart time.Time, asOf int64) (occupancy, speedRatio features.Past) {
+	ai, ok := s.apIndex[approachID]
+	sec := windowStart.Unix()
+	if !ok || windowStart.Nanosecond() != 0 || sec < 0 || sec%s.winS != 0 {
+		return features.Past{}, features.Past{}
+	}
+	idx := sec / s.winS
+	if s.emittedAt(idx) > asOf {
+		return features.Past{}, features.Past{}
+	}
+	return s.recent(&s.st.Aps[ai], idx)
+}
+
 // emittedAt is the input position at which window idx was emitted, beforeAnyPosition when no mark is kept
 // (emitted at or before the position ForgetEmissionsThrough was given, or with no position set).
 func (s *Intersection) emittedAt(idx int64) int64 {
@@ -131,6 +153,34 @@ func (s *Intersection) upstreamLag(ap apInfo, prev time.Time) features.Lag {
 	return features.Lag{FlowRatio: sum / float64(n), OK: true}
 }
 
+// upstreamRecent is the mean occupancy ratio and the mean speed ratio, in the window starting at prev, of ap's
+// upstream approaches whose value the lookup knows, each over its own known ones, in configuration order.
+func (s *Intersection) upstreamRecent(ap apInfo, prev time.Time) (occupancy, speedRatio features.Past) {
+	if s.ul == nil {
+		return features.Past{}, features.Past{}
+	}
+	var occSum, spdSum float64
+	nOcc, nSpd := 0, 0
+	for _, u := range ap.upstream {
+		occ, spd := s.ul.UpstreamRecent(u.intersection, u.approach, prev, s.pos)
+		if occ.OK && finite(occ.Value) {
+			occSum += occ.Value
+			nOcc++
+		}
+		if spd.OK && finite(spd.Value) {
+			spdSum += spd.Value
+			nSpd++
+		}
+	}
+	if nOcc > 0 {
+		occupancy = features.Past{Value: occSum / float64(nOcc), OK: true}
+	}
+	if nSpd > 0 {
+		speedRatio = features.Past{Value: spdSum / float64(nSpd), OK: true}
+	}
+	return occupancy, speedRatio
+}
+
 // States is one cleaner partition's intersections by ID. It implements UpstreamLookup over its members: attach
 // it to every member with SetUpstream, and each reads its upstream approaches from the others. Members read each
 // other while they close windows, so one goroutine uses the whole States (the partition's), like an Intersection.
@@ -143,6 +193,15 @@ func (st States) UpstreamFlowRatio(intersectionID, approachID string, windowStar
 		return 0, false
 	}
 	return s.FlowRatio(approachID, windowStart, asOf)
+}
+
+// UpstreamRecent implements UpstreamLookup with the named member's Recent (absent when it is not held).
+func (st States) UpstreamRecent(intersectionID, approachID string, windowStart time.Time, asOf int64) (occupancy, speedRatio features.Past) {
+	s := st[intersectionID]
+	if s == nil {
+		return features.Past{}, features.Past{}
+	}
+	return s.Recent(approachID, windowStart, asOf)
 }
 
 // IDs returns the members' IDs in byte order. Call Flush and CloseIdle on the members in a fixed order, such

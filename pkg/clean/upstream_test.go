@@ -40,17 +40,36 @@ func upCount(det string, m int) float64 {
 	return map[string]float64{"S1": 20, "T1": 40, "N1": 10, "E1": 30}[det] + float64(m)*map[string]float64{"S1": 1, "T1": 2, "N1": 1, "E1": 3}[det]
 }
 
+// upOcc and upSpeed are detector det's occupancy ratio and speed in window m, distinct like upCount.
+func upOcc(det string, m int) float64 {
+	return map[string]float64{"S1": 0.05, "T1": 0.1, "N1": 0.02, "E1": 0.15}[det] + 0.01*float64(m)
+}
+
+func upSpeed(det string, m int) float64 {
+	return map[string]float64{"S1": 30, "T1": 45, "N1": 35, "E1": 50}[det] + float64(m)
+}
+
 // upReadings are one 300 s reading per detector and window, U's before X's in each window, except the missing
-// ones ("det@window").
+// ones ("det@window"). Every reading has an occupancy and a speed, except where missing lists
+// "det@window:occ" or "det@window:spd".
 func upReadings(missing []string) []Reading {
 	var out []Reading
 	for m := range upWindows {
 		for _, det := range []string{"S1", "T1", "N1", "E1"} {
-			if slices.Contains(missing, fmt.Sprintf("%s@%d", det, m)) {
+			key := fmt.Sprintf("%s@%d", det, m)
+			if slices.Contains(missing, key) {
 				continue
 			}
-			out = append(out, Reading{ID: fmt.Sprintf("%s@%d", det, m), IntersectionID: upDetectors[det], DetectorID: det,
-				Start: t0.Add(time.Duration(m) * 5 * time.Minute), IntervalS: 300, Count: upCount(det, m)})
+			out = append(out, Reading{ID: key, IntersectionID: upDetectors[det], DetectorID: det,
+				Start: t0.Add(time.Duration(m) * 5 * time.Minute), IntervalS: 300, Count: upCount(det, m),
+				Occupancy: upOcc(det, m), HasOccupancy: !slices.Contains(missing, key+":occ"),
+				SpeedKMH: upSpeed(det, m), HasSpeed: !slices.Contains(missing, key+":spd")})
+			if !out[len(out)-1].HasOccupancy {
+				out[len(out)-1].Occupancy = 0
+			}
+			if !out[len(out)-1].HasSpeed {
+				out[len(out)-1].SpeedKMH = 0
+			}
 		}
 	}
 	return out
@@ -171,6 +190,117 @@ func TestUpstreamFeatures(t *testing.T) {
 	}
 }
 
+// TestUpstreamOccupancySpeed: approach N's upstream occupancy and speed features are the means, over its
+// upstream approaches whose window t-1 measured them, of the values fed, each with its own presence.
+func TestUpstreamOccupancySpeed(t *testing.T) {
+	t.Parallel()
+	io, iop := featureIndex("upstream_occupancy_lag1"), featureIndex("upstream_occupancy_present")
+	is, isp := featureIndex("upstream_speed_ratio_lag1"), featureIndex("upstream_speed_present")
+	detOf := map[string]string{"U/S": "S1", "U/T": "T1", "X/N": "N1", "X/E": "E1"}
+	cases := []struct {
+		name    string
+		ups     []string
+		missing []string
+		attach  bool
+	}{
+		{"one upstream known", []string{"U/S"}, nil, true},
+		{"occupancy and speed missing apart", []string{"U/S"}, []string{"S1@3:occ", "S1@5:spd", "S1@8:occ", "S1@8:spd"}, true},
+		{"upstream window t-1 a gap", []string{"U/S"}, []string{"S1@4"}, true},
+		{"two upstream, mean of the known", []string{"U/S", "U/T"}, []string{"T1@3:occ", "S1@6:spd", "S1@9", "T1@9:occ"}, true},
+		{"unheld intersection and unknown approach are unknown", []string{"W/Z", "U/Q", "U/S"}, []string{"S1@5:occ"}, true},
+		{"own intersection", []string{"X/E"}, []string{"E1@4:spd"}, true},
+		{"no lookup attached", []string{"U/S"}, nil, false},
+		{"no upstream configured", nil, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			frames := upRun(t, newUpStates(t, tc.ups, tc.attach), upReadings(tc.missing), true)
+			if len(frames["X"]) != upWindows {
+				t.Fatalf("%d X frames, want %d", len(frames["X"]), upWindows)
+			}
+			checkFinite(t, frames["X"])
+			for k, f := range frames["X"] {
+				// The oracle works from the readings fed: the mean over the distinct upstream approaches whose
+				// window k-1 had a reading with the value, as stored (1/10000 steps).
+				var occSum, spdSum float64
+				nOcc, nSpd := 0, 0
+				var seen []string
+				for _, up := range tc.ups {
+					det, ok := detOf[up]
+					key := fmt.Sprintf("%s@%d", det, k-1)
+					if !tc.attach || !ok || slices.Contains(seen, up) || k == 0 || slices.Contains(tc.missing, key) {
+						continue
+					}
+					seen = append(seen, up)
+					if !slices.Contains(tc.missing, key+":occ") {
+						occSum += quantizeLag(upOcc(det, k-1))
+						nOcc++
+					}
+					if !slices.Contains(tc.missing, key+":spd") {
+						spdSum += quantizeLag(upSpeed(det, k-1) / features.SpeedScaleKMH)
+						nSpd++
+					}
+				}
+				wantO, wantOP, wantS, wantSP := 0.0, 0.0, 0.0, 0.0
+				if nOcc > 0 {
+					wantO, wantOP = occSum/float64(nOcc), 1
+				}
+				if nSpd > 0 {
+					wantS, wantSP = spdSum/float64(nSpd), 1
+				}
+				nv, ev := f.Approaches[0].Values, f.Approaches[1].Values
+				if math.Abs(nv[io]-wantO) > 1e-12 || nv[iop] != wantOP || math.Abs(nv[is]-wantS) > 1e-12 || nv[isp] != wantSP {
+					t.Errorf("window %d N: occupancy %v (%v), speed %v (%v); want %v (%v), %v (%v)",
+						k, nv[io], nv[iop], nv[is], nv[isp], wantO, wantOP, wantS, wantSP)
+				}
+				if ev[io] != 0 || ev[iop] != 0 || ev[is] != 0 || ev[isp] != 0 {
+					t.Errorf("window %d E: upstream occupancy or speed without upstream configured", k)
+				}
+			}
+		})
+	}
+}
+
+// TestRecentHistoryBound: the occupancy and speed of a window older than RecentHistory are unknown, while its
+// flow ratio is still known (7 days).
+func TestRecentHistoryBound(t *testing.T) {
+	t.Parallel()
+	tu, _ := upTopos(nil)
+	u, err := NewIntersection(tu, upConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(RecentHistory/(5*time.Minute)) + 3
+	for m := range n {
+		r := Reading{ID: fmt.Sprintf("S1@%d", m), IntersectionID: "U", DetectorID: "S1", Start: t0.Add(time.Duration(m) * 5 * time.Minute),
+			IntervalS: 300, Count: 20 + float64(m%7), Occupancy: 0.1 + 0.01*float64(m%5), HasOccupancy: true, SpeedKMH: 40 + float64(m%9), HasSpeed: true}
+		if res := u.Add(r, nil); len(res.Rejected) != 0 {
+			t.Fatalf("rejected %+v", res.Rejected)
+		}
+	}
+	u.Flush(nil)
+	w := func(m int) time.Time { return t0.Add(time.Duration(m) * 5 * time.Minute) }
+	for _, tc := range []struct {
+		m     int
+		known bool
+	}{{n - 1, true}, {n - int(RecentHistory/(5*time.Minute)), true}, {n - int(RecentHistory/(5*time.Minute)) - 1, false}, {0, false}, {n, false}} {
+		occ, spd := u.Recent("S", w(tc.m), 0)
+		if occ.OK != tc.known || spd.OK != tc.known {
+			t.Errorf("window %d of %d: occupancy %+v speed %+v, want known %v", tc.m, n, occ, spd, tc.known)
+		}
+		if _, ok := u.FlowRatio("S", w(tc.m), 0); ok != (tc.m < n) {
+			t.Errorf("window %d: flow ratio known %v", tc.m, ok)
+		}
+	}
+	if occ, spd := u.Recent("S", w(n-1), 0); math.Abs(occ.Value-(0.1+0.01*float64((n-1)%5))) > 1e-4 || math.Abs(spd.Value-(40+float64((n-1)%9))/100) > 1e-4 {
+		t.Errorf("last window: occupancy %v speed %v", occ.Value, spd.Value)
+	}
+	if occ, _ := u.Recent("S", w(n-1).Add(time.Second), 0); occ.OK {
+		t.Error("a time that is no window start is known")
+	}
+}
+
 // TestUpstreamRestore checks restart equivalence across intersections: both restored at any offset, with the
 // lookup attached again, give the frames of the uninterrupted run.
 func TestUpstreamRestore(t *testing.T) {
@@ -286,6 +416,10 @@ type nanLookup struct{}
 
 func (nanLookup) UpstreamFlowRatio(string, string, time.Time, int64) (float64, bool) {
 	return math.NaN(), true
+}
+
+func (nanLookup) UpstreamRecent(string, string, time.Time, int64) (features.Past, features.Past) {
+	return features.Past{Value: math.Inf(1), OK: true}, features.Past{Value: math.NaN(), OK: true}
 }
 
 func TestUpstreamNonFiniteLookup(t *testing.T) {

@@ -4,10 +4,12 @@
 // The package is pure: no I/O, no clocks, no randomness. The trainer and the predictor read the same frames, so
 // there is no training/serving skew; SetVersion changes whenever Names change meaning or order.
 //
-// # Feature set version 2
+// # Feature set version 3
 //
-// Version 2 is version 1 (indices 0..32, unchanged) plus upstream_flow_ratio_lag1 and upstream_lag1_present
+// Version 2 was version 1 (indices 0..32, unchanged) plus upstream_flow_ratio_lag1 and upstream_lag1_present
 // appended at 33 and 34, so a consumer of version 1 that reads by index keeps its meaning for the first 33.
+// Version 3 is version 2 (0..34, unchanged) plus the upstream occupancy and speed at 35..38, so that occupancy
+// and speed forecasts have neighbour inputs as flow forecasts do; a consumer of version 2 keeps the first 35.
 //
 // Every value is finite. Absent inputs are 0 with a presence indicator beside them, so "missing" is never
 // confused with "zero". Flows are scaled by the approach's capacity (topology.Approach.CapacityVPH, a fixed rule,
@@ -51,6 +53,12 @@
 //	33     upstream_flow_ratio_lag1  mean flow_ratio at t-1 of the approach's upstream approaches (topology
 //	                                 Approach.Upstream) whose window t-1 is known; 0 when none is known or configured
 //	34     upstream_lag1_present     1 when at least one upstream approach's window t-1 is known
+//	35     upstream_occupancy_lag1   mean occupancy ratio at t-1 of the upstream approaches whose window t-1 had a
+//	                                 measured occupancy; 0 when none had
+//	36     upstream_occupancy_present 1 when at least one upstream approach's occupancy at t-1 is known
+//	37     upstream_speed_ratio_lag1 mean speed at t-1 (km/h / 100) of the upstream approaches whose window t-1
+//	                                 had a measured speed; 0 when none had
+//	38     upstream_speed_present    1 when at least one upstream approach's speed at t-1 is known
 //
 // The gap feature is flow_ratio's presence indicator. A window of speed- or occupancy-only readings (freeway
 // speed stations report no counts) is no gap — its speed and occupancy features are set — but its flow is
@@ -60,8 +68,9 @@
 // Lags come from the approach's own emitted history: a lag is absent when that window was a gap, was never
 // emitted, or lies before the history the cleaner keeps (7 days).
 //
-// The upstream features are read from the upstream intersection's emitted history (the history its own lags
-// come from), which the same cleaner partition holds: intersections linked by upstream references are keyed to
+// The upstream features are read from the upstream intersection's emitted history (the flow history its own
+// lags come from; for occupancy and speed a shorter history of recent windows, see package clean), which the
+// same cleaner partition holds: intersections linked by upstream references are keyed to
 // one partition. An upstream window is known when it was emitted and was not a gap. Only lag 1 is used: when
 // this intersection's window t closes, the upstream window t may not be closed yet (each intersection's
 // watermark follows its own readings), while window t-1 closes deterministically earlier in normal operation.
@@ -74,7 +83,7 @@ import (
 )
 
 // SetVersion is the version of the feature set produced by Build; it changes whenever Names change.
-const SetVersion = 2
+const SetVersion = 3
 
 // names is the feature set of SetVersion, in vector order. Keep in sync with the package documentation.
 var names = [...]string{
@@ -94,6 +103,8 @@ var names = [...]string{
 	"visibility_ratio", "visibility_present",
 	"weather_missing",
 	"upstream_flow_ratio_lag1", "upstream_lag1_present",
+	"upstream_occupancy_lag1", "upstream_occupancy_present",
+	"upstream_speed_ratio_lag1", "upstream_speed_present",
 }
 
 // NumFeatures is the length of every vector of SetVersion.
@@ -194,6 +205,13 @@ type Lag struct {
 	OK        bool
 }
 
+// Past is a past value of another quantity than flow (an occupancy ratio, a speed ratio), absent when OK is
+// false.
+type Past struct {
+	Value float64
+	OK    bool
+}
+
 // Input is everything Build needs for one approach and window.
 type Input struct {
 	// LocalStart is the window start in the intersection's time zone (time-of-day and weekday features).
@@ -208,8 +226,11 @@ type Input struct {
 	// Upstream is the mean flow ratio at t-1 of the approach's upstream approaches whose window t-1 is known,
 	// absent when none is (or none is configured).
 	Upstream Lag
-	Holiday  bool
-	Weather  WeatherContext
+	// UpstreamOccupancy is the mean occupancy ratio (0..1) at t-1 of the upstream approaches whose window t-1
+	// had one; UpstreamSpeedRatio their mean speed / SpeedScaleKMH. Absent when none is known.
+	UpstreamOccupancy, UpstreamSpeedRatio Past
+	Holiday                               bool
+	Weather                               WeatherContext
 }
 
 // Build returns the feature values of SetVersion for in, in the order of Names. Given finite inputs and a
@@ -270,6 +291,12 @@ func BuildInto(v []float64, in Input) {
 	v[32] = b2f(w.Missing)
 	if in.Upstream.OK {
 		v[33], v[34] = in.Upstream.FlowRatio, 1
+	}
+	if in.UpstreamOccupancy.OK {
+		v[35], v[36] = in.UpstreamOccupancy.Value, 1
+	}
+	if in.UpstreamSpeedRatio.OK {
+		v[37], v[38] = in.UpstreamSpeedRatio.Value, 1
 	}
 }
 

@@ -20,8 +20,10 @@ func TestNames(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	// Version 2 appends to version 1: the first 33 keep their index, the upstream pair comes last.
-	if NumFeatures != 35 || n[32] != "weather_missing" || n[33] != "upstream_flow_ratio_lag1" || n[34] != "upstream_lag1_present" {
+	// Version 2 appends to version 1 (the first 33 keep their index, the upstream flow pair follows), and
+	// version 3 to version 2 (the upstream occupancy and speed pairs come last).
+	if NumFeatures != 39 || n[32] != "weather_missing" || n[33] != "upstream_flow_ratio_lag1" || n[34] != "upstream_lag1_present" ||
+		n[35] != "upstream_occupancy_lag1" || n[36] != "upstream_occupancy_present" || n[37] != "upstream_speed_ratio_lag1" || n[38] != "upstream_speed_present" {
 		t.Errorf("feature set %d: %d names, last %q", SetVersion, NumFeatures, n[len(n)-3:])
 	}
 	n[0] = "changed"
@@ -42,8 +44,8 @@ func TestBuild(t *testing.T) {
 		Observed:        Observed{FlowVPH: 1800, Occupancy: 0.2, HasOccupancy: true, SpeedKMH: 50, HasSpeed: true},
 		ImputedFraction: 0.25,
 		Lag1:            Lag{0.4, true}, Lag3: Lag{0.3, true}, LastWeek: Lag{0.45, true},
-		Upstream: Lag{0.35, true},
-		Holiday:  true,
+		Upstream: Lag{0.35, true}, UpstreamOccupancy: Past{0.15, true}, UpstreamSpeedRatio: Past{0.42, true},
+		Holiday: true,
 		Weather: WeatherContext{PrecipitationMMH: math.E - 1, HasPrecipitation: true, TemperatureC: -20, HasTemperature: true,
 			VisibilityM: 5000, HasVisibility: true},
 	}
@@ -60,7 +62,16 @@ func TestBuild(t *testing.T) {
 			"tod_cos": math.Cos(2 * math.Pi / 3), "weekend": 0, "holiday": 1, "precip_log1p": 1, "precip_present": 1,
 			"snow_present": 0, "temperature_scaled": -0.5, "temperature_present": 1, "visibility_ratio": 0.5,
 			"visibility_present": 1, "weather_missing": 0, "upstream_flow_ratio_lag1": 0.35, "upstream_lag1_present": 1,
+			"upstream_occupancy_lag1": 0.15, "upstream_occupancy_present": 1, "upstream_speed_ratio_lag1": 0.42, "upstream_speed_present": 1,
 		}},
+		{"upstream occupancy and speed absent", Input{LocalStart: monday8, CapacityVPH: 3600, Upstream: Lag{0.3, true},
+			UpstreamOccupancy: Past{Value: 0.4}, UpstreamSpeedRatio: Past{Value: 0.5}},
+			map[string]float64{"upstream_lag1_present": 1, "upstream_occupancy_lag1": 0, "upstream_occupancy_present": 0,
+				"upstream_speed_ratio_lag1": 0, "upstream_speed_present": 0}},
+		{"upstream speed without flow or occupancy", Input{LocalStart: monday8, CapacityVPH: 3600, UpstreamSpeedRatio: Past{0.9, true}},
+			map[string]float64{"upstream_lag1_present": 0, "upstream_occupancy_present": 0, "upstream_speed_ratio_lag1": 0.9, "upstream_speed_present": 1}},
+		{"upstream occupancy beside a gap", Input{LocalStart: monday8, CapacityVPH: 3600, Gap: true, UpstreamOccupancy: Past{0.25, true}},
+			map[string]float64{"gap": 1, "occupancy_present": 0, "upstream_occupancy_lag1": 0.25, "upstream_occupancy_present": 1}},
 		{"upstream absent", Input{LocalStart: monday8, CapacityVPH: 3600, Upstream: Lag{FlowRatio: 0.7}},
 			map[string]float64{"upstream_flow_ratio_lag1": 0, "upstream_lag1_present": 0}},
 		{"upstream known as zero", Input{LocalStart: monday8, CapacityVPH: 3600, Upstream: Lag{OK: true}},
@@ -95,7 +106,8 @@ func TestBuild(t *testing.T) {
 		t.Parallel()
 		v := Build(full)
 		BuildInto(v, Input{LocalStart: monday8, CapacityVPH: 1, Weather: WeatherContext{Missing: true}})
-		if v[idx["flow_ratio_lag1"]] != 0 || v[idx["holiday"]] != 0 || v[idx["upstream_lag1_present"]] != 0 {
+		if v[idx["flow_ratio_lag1"]] != 0 || v[idx["holiday"]] != 0 || v[idx["upstream_lag1_present"]] != 0 ||
+			v[idx["upstream_occupancy_present"]] != 0 || v[idx["upstream_speed_ratio_lag1"]] != 0 {
 			t.Fatal("stale values left behind")
 		}
 	})

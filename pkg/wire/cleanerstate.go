@@ -106,7 +106,7 @@ func cleanerStateProto(st clean.IntersectionState) *greenwavev1.CleanerIntersect
 		for j, u := range a.Lag {
 			binary.LittleEndian.PutUint16(lag[2*j:], u)
 		}
-		m.Approaches = append(m.Approaches, &greenwavev1.CleanerApproachState{Lag: lag, LastWritten: a.LastWritten, HasWritten: a.HasWritten})
+		m.Approaches = append(m.Approaches, &greenwavev1.CleanerApproachState{Lag: lag, Recent: packUint16s(a.Recent), LastWritten: a.LastWritten, HasWritten: a.HasWritten})
 	}
 	return m
 }
@@ -157,9 +157,37 @@ func cleanerState(m *greenwavev1.CleanerIntersectionState) (clean.IntersectionSt
 		for j := range lag {
 			lag[j] = binary.LittleEndian.Uint16(b[2*j:])
 		}
-		st.Approaches = append(st.Approaches, clean.ApproachState{Lag: lag, LastWritten: am.GetLastWritten(), HasWritten: am.GetHasWritten()})
+		rb := am.GetRecent()
+		if len(rb)%2 != 0 {
+			return clean.IntersectionState{}, fmt.Errorf("%w: intersection %s: approach %d recent history invalid", clean.ErrBadState, st.IntersectionID, i)
+		}
+		st.Approaches = append(st.Approaches, clean.ApproachState{Lag: lag, Recent: unpackUint16s(rb), LastWritten: am.GetLastWritten(), HasWritten: am.GetHasWritten()})
 	}
 	return st, nil
+}
+
+// packUint16s encodes vs as little-endian uint16s (nil for none).
+func packUint16s(vs []uint16) []byte {
+	if len(vs) == 0 {
+		return nil
+	}
+	b := make([]byte, 2*len(vs))
+	for j, u := range vs {
+		binary.LittleEndian.PutUint16(b[2*j:], u)
+	}
+	return b
+}
+
+// unpackUint16s decodes little-endian uint16s (nil for none); len(b) must be even.
+func unpackUint16s(b []byte) []uint16 {
+	if len(b) == 0 {
+		return nil
+	}
+	out := make([]uint16, len(b)/2)
+	for j := range out {
+		out[j] = binary.LittleEndian.Uint16(b[2*j:])
+	}
+	return out
 }
 
 func bufferedReading(m *greenwavev1.CleanerReading) clean.BufferedReading {

@@ -136,8 +136,17 @@ func TestRestoreCleanerWithoutReplayMemory(t *testing.T) {
 		}
 		want.Detectors[i].ClosedStartsNs, want.Detectors[i].ClosedHashes = nil, nil
 	}
+	// The state also predates the recent occupancy and speed history: it restores with every window absent.
+	for i := range got.Approaches {
+		for _, u := range got.Approaches[i].Recent {
+			if u != clean.LagAbsent {
+				t.Fatalf("approach %d: recent history from a state without one", i)
+			}
+		}
+		want.Approaches[i].Recent = got.Approaches[i].Recent
+	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatal("restored state differs from the fixture's beyond the replay memory")
+		t.Fatal("restored state differs from the fixture's beyond the replay memory and the recent history")
 	}
 }
 
@@ -157,6 +166,12 @@ func TestRestoreCleanerRejects(t *testing.T) {
 		{"empty JSON object", []byte("{}")},
 		{"truncated", good[:len(good)/2]},
 		{"odd lag history", oddLag},
+		{"odd recent history", tamperState(t, good, func(m *greenwavev1.CleanerIntersectionState) {
+			m.Approaches[0].Recent = m.Approaches[0].Recent[1:]
+		})},
+		{"short recent history", tamperState(t, good, func(m *greenwavev1.CleanerIntersectionState) {
+			m.Approaches[0].Recent = m.Approaches[0].Recent[2:]
+		})},
 		{"short profile bitmap", tamperState(t, good, func(m *greenwavev1.CleanerIntersectionState) {
 			m.Detectors[0].ProfileSeen = m.Detectors[0].ProfileSeen[1:]
 		})},
@@ -169,6 +184,33 @@ func TestRestoreCleanerRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestoreCleanerWithoutRecent: a state written before the recent occupancy and speed history existed
+// restores, knows no recent window, and continues.
+func TestRestoreCleanerWithoutRecent(t *testing.T) {
+	t.Parallel()
+	good, err := MarshalCleaner(stateFixtureOf(t, 60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := tamperState(t, good, func(m *greenwavev1.CleanerIntersectionState) {
+		for _, a := range m.Approaches {
+			a.Recent = nil
+		}
+	})
+	s, err := RestoreCleaner(stateTopo(), clean.DefaultConfig(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range s.State().Approaches {
+		for _, u := range a.Recent {
+			if u != clean.LagAbsent {
+				t.Fatal("a state without recent history restored with a recent value")
+			}
+		}
+	}
+	continueRun(t, s)
 }
 
 // tamperState decodes an encoded state, changes the message and encodes it again.

@@ -693,9 +693,13 @@ type CleanerApproachState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// lag: 7 days of flow ratios, one little-endian uint16 per window in ring order (index = window mod
 	// ring length), in units of 1/10000; 0xFFFF is "absent".
-	Lag           []byte `protobuf:"bytes,1,opt,name=lag,proto3" json:"lag,omitempty"`
-	LastWritten   int64  `protobuf:"varint,2,opt,name=last_written,json=lastWritten,proto3" json:"last_written,omitempty"`
-	HasWritten    bool   `protobuf:"varint,3,opt,name=has_written,json=hasWritten,proto3" json:"has_written,omitempty"`
+	Lag         []byte `protobuf:"bytes,1,opt,name=lag,proto3" json:"lag,omitempty"`
+	LastWritten int64  `protobuf:"varint,2,opt,name=last_written,json=lastWritten,proto3" json:"last_written,omitempty"`
+	HasWritten  bool   `protobuf:"varint,3,opt,name=has_written,json=hasWritten,proto3" json:"has_written,omitempty"`
+	// recent: the last 6 h (clean.RecentHistory) of occupancy ratios and speed ratios (km/h / 100), two
+	// little-endian uint16 a window in ring order (index 2 * (window mod recent length), then + 1), in units of
+	// 1/10000; 0xFFFF is "absent". A state without it restores with no recent window known.
+	Recent        []byte `protobuf:"bytes,4,opt,name=recent,proto3" json:"recent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,6 +753,13 @@ func (x *CleanerApproachState) GetHasWritten() bool {
 		return x.HasWritten
 	}
 	return false
+}
+
+func (x *CleanerApproachState) GetRecent() []byte {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
 }
 
 // CleanerEmission is the input position at which a window was emitted.
@@ -880,12 +891,13 @@ const file_greenwave_v1_cleaner_state_proto_rawDesc = "" +
 	"\aimputed\x18\x03 \x01(\x01R\aimputed\x12\x12\n" +
 	"\x04late\x18\x04 \x01(\x01R\x04late\x12\x1a\n" +
 	"\brejected\x18\x05 \x01(\x01R\brejected\x12\x18\n" +
-	"\awindows\x18\x06 \x01(\x01R\awindows\"l\n" +
+	"\awindows\x18\x06 \x01(\x01R\awindows\"\x84\x01\n" +
 	"\x14CleanerApproachState\x12\x10\n" +
 	"\x03lag\x18\x01 \x01(\fR\x03lag\x12!\n" +
 	"\flast_written\x18\x02 \x01(\x03R\vlastWritten\x12\x1f\n" +
 	"\vhas_written\x18\x03 \x01(\bR\n" +
-	"hasWritten\"E\n" +
+	"hasWritten\x12\x16\n" +
+	"\x06recent\x18\x04 \x01(\fR\x06recent\"E\n" +
 	"\x0fCleanerEmission\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\x03R\x06window\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x03R\bpositionBDZBgithub.com/greenwave-city/greenwave/proto/greenwave/v1;greenwavev1b\x06proto3"
