@@ -28,7 +28,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
-const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--no-neighbours] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
+const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--adjacency EDGES.csv [--max-group N]] [--target flow|occupancy|speed] [--no-neighbours] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
 
 const evalDescription = `
 Runs the cleaner's and the trainer's own code (pkg/clean, pkg/train) over data files and scores the online
@@ -53,7 +53,8 @@ docs/evaluation.md has the details.
 Topology: --topology FILE, else built in for --format metro (dataset.MetroTopology), scats (imported from the
 same file), nab (one detector per series) and csv (derived from the files as greenwave topology import --format csv
 does with its defaults: forecast_only intersections, no upstream links, the --weather file's station when it names
-one); csv weather comes from --weather.
+one); csv weather comes from --weather. With --format csv and no --topology, --adjacency EDGES.csv (and
+--max-group N) add the sensor graph's links as topology import does, so the neighbour features are used.
 --no-neighbours drops every approach's upstream links from the topology before cleaning, so the upstream
 (neighbour) features of feature set 3 — flow, occupancy and speed of the upstream approaches at t-1 — are
 absent everywhere: the same run without neighbour inputs, for comparison.
@@ -86,6 +87,9 @@ type evalOptions struct {
 	asJSON, cleanReport, signals bool
 	// noNeighbours drops the topology's upstream links (--no-neighbours).
 	noNeighbours bool
+	// adjacency and maxGroup are the links and feature-group bound of a topology derived from canonical CSVs.
+	adjacency string
+	maxGroup  int
 	files        []string
 }
 
@@ -102,6 +106,8 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "", "write predicted against observed and error by horizon to `FILE.png`")
 	fs.BoolVar(&o.cleanReport, "clean-report", false, "report what the cleaner flagged, per reason (and per NAB series)")
 	fs.StringVar(&o.labels, "labels", "", "NAB anomaly windows `FILE` (combined_windows.json) for --clean-report")
+	fs.StringVar(&o.adjacency, "adjacency", "", "csv without --topology: links between intersections or detectors, `EDGES.csv` (as topology import --adjacency)")
+	fs.IntVar(&o.maxGroup, "max-group", topology.DefaultMaxFeatureGroup, "csv without --topology: most intersections linked by upstream references in one feature group")
 	fs.BoolVar(&o.noNeighbours, "no-neighbours", false, "drop the topology's upstream links: no neighbour features (for comparison)")
 	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with fixed-time, time-of-day and oracle plans")
 	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
@@ -145,6 +151,9 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	case train.TargetFlow, train.TargetOccupancy, train.TargetSpeed:
 	default:
 		return usagef("eval: --target %q: want flow, occupancy or speed", o.target)
+	}
+	if (o.adjacency != "" || o.maxGroup != topology.DefaultMaxFeatureGroup) && (o.format != dataset.FormatCSV || o.topology != "") {
+		return usagef("eval: --adjacency and --max-group derive a topology from canonical CSVs: they need --format csv and no --topology")
 	}
 	if o.signals && o.target != train.TargetFlow {
 		return usagef("eval: --signals plans from flow forecasts: drop --target %s", o.target)
@@ -310,7 +319,7 @@ func loadEvalInput(o evalOptions, stderr io.Writer) (*evalInput, error) {
 	case o.format == "nab":
 		in.topo = evaluate.NABTopology(in.nab)
 	case o.format == dataset.FormatCSV:
-		if in.topo, err = derivedTopology("eval", o.files, in.records, stderr); err != nil {
+		if in.topo, err = derivedTopology("eval", o.files, o.adjacency, o.maxGroup, in.records, stderr); err != nil {
 			return nil, err
 		}
 	}

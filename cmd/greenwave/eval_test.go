@@ -432,3 +432,45 @@ func TestEvalNoNeighbours(t *testing.T) {
 		t.Error("upstream links changed no figure: the neighbour features reach no model")
 	}
 }
+
+// TestEvalAdjacency: a canonical CSV without --topology takes its links from --adjacency (the neighbour features
+// then reach the model, and stderr says how many references it derived); the flags refuse other inputs.
+func TestEvalAdjacency(t *testing.T) {
+	t.Parallel()
+	edges := filepath.Join(t.TempDir(), "edges.csv")
+	if err := os.WriteFile(edges, []byte("from,to\nX-N,X-E\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eval := func(extra ...string) (string, string, error) {
+		args := append([]string{"eval", "--format", "csv", "--weather", "testdata/eval/weather.csv",
+			"--warmup", "0s", "--horizons", "1h", "--json"}, extra...)
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append(args, "testdata/eval/readings.csv"), &stdout, &stderr)
+		return stdout.String(), stderr.String(), err
+	}
+	plain, _, err := eval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked, stderr, err := eval("--adjacency", edges)
+	if err != nil {
+		t.Fatalf("--adjacency: %v (stderr %s)", err, stderr)
+	}
+	if !strings.Contains(stderr, "2 upstream references from "+edges) {
+		t.Errorf("stderr does not name the derived links: %s", stderr)
+	}
+	if linked == plain {
+		t.Error("--adjacency changed no figure: the neighbour features reach no model")
+	}
+	if without, _, err := eval("--adjacency", edges, "--no-neighbours"); err != nil || without != plain {
+		t.Errorf("--adjacency with --no-neighbours differs from no links (err %v)", err)
+	}
+	for _, bad := range [][]string{
+		{"--adjacency", edges, "--topology", "testdata/eval/topology.yaml"},
+		{"--max-group", "3", "--topology", "testdata/eval/topology.yaml"},
+	} {
+		if _, _, err := eval(bad...); err == nil || !strings.Contains(err.Error(), "--adjacency and --max-group") {
+			t.Errorf("eval %q: error %v, want a usage error naming --adjacency and --max-group", bad, err)
+		}
+	}
+}

@@ -254,10 +254,11 @@ func importCSVTopology(files []string, c csvImportOptions, cmd string, stderr io
 }
 
 // derivedTopology is the topology of canonical readings files given without --topology (eval): the defaults of
-// `greenwave topology import --format csv`, announced on stderr in one line. When the weather records hold
-// exactly one station, every intersection takes it (as --weather-station would), so --weather joins.
-func derivedTopology(cmd string, files []string, records []dataset.Record, stderr io.Writer) (topology.Topology, error) {
-	c := csvImportOptions{opts: topology.ReadingsOptions{Lanes: topology.ReadingsDefaultLanes, MaxGroup: topology.DefaultMaxFeatureGroup}}
+// `greenwave topology import --format csv` with the given adjacency file (none when empty) and feature-group
+// bound, announced on stderr in one line. When the weather records hold exactly one station, every intersection
+// takes it (as --weather-station would), so --weather joins.
+func derivedTopology(cmd string, files []string, adjacency string, maxGroup int, records []dataset.Record, stderr io.Writer) (topology.Topology, error) {
+	c := csvImportOptions{adjacency: adjacency, opts: topology.ReadingsOptions{Lanes: topology.ReadingsDefaultLanes, MaxGroup: maxGroup}}
 	stations := map[string]bool{}
 	for _, r := range records {
 		if r.Weather != nil {
@@ -269,11 +270,15 @@ func derivedTopology(cmd string, files []string, records []dataset.Record, stder
 			c.opts.WeatherStation = s
 		}
 	}
-	t, _, err := importCSVTopology(files, c, "greenwave "+cmd, io.Discard)
+	t, st, err := importCSVTopology(files, c, "greenwave "+cmd, io.Discard)
 	if err != nil {
 		return topology.Topology{}, err
 	}
-	fmt.Fprintf(stderr, "greenwave %s: no --topology: derived %d intersections from %s (greenwave topology import)\n",
-		cmd, len(t.Intersections), strings.Join(files, ", "))
+	links := ""
+	if adjacency != "" {
+		links = fmt.Sprintf(", %d upstream references from %s", st.Upstream, adjacency)
+	}
+	fmt.Fprintf(stderr, "greenwave %s: no --topology: derived %d intersections from %s%s (greenwave topology import)\n",
+		cmd, len(t.Intersections), strings.Join(files, ", "), links)
 	return t, nil
 }
