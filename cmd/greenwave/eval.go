@@ -90,7 +90,7 @@ type evalOptions struct {
 	// adjacency and maxGroup are the links and feature-group bound of a topology derived from canonical CSVs.
 	adjacency string
 	maxGroup  int
-	files        []string
+	files     []string
 }
 
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
