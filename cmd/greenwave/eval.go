@@ -82,6 +82,9 @@ type evalOptions struct {
 	warmupSet                    bool
 	asJSON, cleanReport, signals bool
 	files                        []string
+	// workers is --workers (evaluate.Config.Workers); cpuProfile is --cpuprofile.
+	workers    int
+	cpuProfile string
 }
 
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,6 +101,8 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.cleanReport, "clean-report", false, "report what the cleaner flagged, per reason (and per NAB series)")
 	fs.StringVar(&o.labels, "labels", "", "NAB anomaly windows `FILE` (combined_windows.json) for --clean-report")
 	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with fixed-time, time-of-day and oracle plans")
+	fs.IntVar(&o.workers, "workers", evalWorkers(), "intersections learned in parallel (the figures do not depend on it)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
 	rest := args
 	for {
@@ -143,7 +148,14 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.signals && o.target != train.TargetFlow {
 		return usagef("eval: --signals plans from flow forecasts: drop --target %s", o.target)
 	}
-	return eval(o, stdout, stderr)
+	if o.workers < 1 {
+		return usagef("eval: --workers %d: want at least 1", o.workers)
+	}
+	stop, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	return errors.Join(eval(o, stdout, stderr), stop())
 }
 
 // eval runs one evaluation with parsed options.
@@ -165,6 +177,7 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 	cfg.Warmup = o.warmup
 	cfg.Trace = o.plot != ""
 	cfg.Flags = o.cleanReport
+	cfg.Workers = o.workers
 	if o.signals {
 		sc := evaluate.DefaultSignalConfig()
 		if o.warmupSet {
