@@ -184,6 +184,8 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 			sc.Warmup = o.warmup
 		}
 		cfg.Signals = &sc
+		// The --signals output has no forecast scores: skip them, unless --plot draws them.
+		cfg.SignalsOnly = o.plot == ""
 		// Only the plan horizon's forecasts reach the --signals output; with --plot the others are drawn.
 		if len(o.horizons) == 0 && o.plot == "" {
 			if hs := signalPlanHorizons(in.topo, sc.PlanHorizon); hs != nil {

@@ -38,6 +38,11 @@ type Config struct {
 	Flags bool
 	// Signals, when set, replays signal-control's decisions and scores them (Report.Signals).
 	Signals *SignalConfig
+	// SignalsOnly, with Signals, skips what only the forecast scores need — the baselines' history, the pairs
+	// waiting for their labels, the hold-out rows and the OLS fit —, for callers that read Report.Signals alone
+	// (greenwave eval --signals): Report.Horizons, Holdout and Trace are then empty, and the rest of the Report
+	// is the same (the learners, the cleaning counts and the signal replay do not read those parts).
+	SignalsOnly bool
 	// Observe, when set, is called after every vector a learner applied, with the learner (do not modify it)
 	// and its Update: for checks that the live services compute exactly what the evaluation does. With
 	// Workers > 1 it is called from the workers, for several intersections at once (each one's vectors in
@@ -233,6 +238,8 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 		if err := cfg.Signals.validate(); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
+	} else if cfg.SignalsOnly {
+		return nil, errors.New("evaluate: SignalsOnly without Signals")
 	}
 	e := &Evaluator{cfg: cfg, index: topology.NewIndex(topo), weather: clean.NewWeatherTable(cfg.Clean),
 		runs: map[string]*run{}, cleaning: Cleaning{Rejected: map[string]int{}}}
@@ -416,20 +423,9 @@ func (e *Evaluator) frame(r *run, f features.Frame, seq uint64) error {
 			s.learner = l
 		}
 		y, obs := train.Observed(r.tc.Target, v)
-		for i := range s.pend {
-			if fc, ok := s.pend[i][t]; ok && obs && counted {
-				if s.score[i].pair(y, &fc) && i == 0 && e.cfg.Trace {
-					r.out.trace = append(r.out.trace, seqTrace{seq: seq, TracePoint: TracePoint{IntersectionID: f.IntersectionID,
-						ApproachID: v.ApproachID, Target: f.WindowStart, Observed: y, Forecast: fc[fModel]}})
-				}
-			}
-			for k := range s.pend[i] {
-				if k <= t {
-					delete(s.pend[i], k)
-				}
-			}
+		if !e.cfg.SignalsOnly {
+			e.label(r, s, f, v, t, y, obs, counted, seq)
 		}
-		holdoutLabel(r, s, v, t, y, obs, counted)
 		up, err := s.learner.Apply(f, v)
 		if err != nil {
 			return fmt.Errorf("evaluate: %w", err)
@@ -437,30 +433,55 @@ func (e *Evaluator) frame(r *run, f features.Frame, seq uint64) error {
 		if e.cfg.Observe != nil {
 			e.cfg.Observe(f, v, s.learner, up)
 		}
-		if up.Skipped {
+		if up.Skipped || e.cfg.SignalsOnly {
 			continue
 		}
-		// The baselines see the window at t first, as the learner's history does: persistence is its target.
-		persist := math.NaN()
-		if obs {
-			s.hist.record(t, y)
-			persist = y
-		}
-		for i, hu := range up.Horizons {
-			at := t + int64(hu.Horizon/time.Second)
-			fc := forecastSet{hu.Forecast, persist, s.hist.lastWeek(at), s.hist.average(at), hu.Profile}
-			s.pend[i][at] = fc
-			if i == 0 {
-				if x := s.learner.Inputs(0); x != nil {
-					s.rows[at] = pendingRow{x: x, fc: fc}
-				}
-			}
-		}
+		s.forecasts(t, y, obs, up)
 	}
 	if r.sig != nil {
 		r.sig.frame(f, r)
 	}
 	return nil
+}
+
+// label scores the forecasts made for the window at t of series s and completes its hold-out row: the
+// forecast report's part of Evaluator.frame before the learner applies the window.
+func (e *Evaluator) label(r *run, s *series, f features.Frame, v features.Vector, t int64, y float64, obs, counted bool, seq uint64) {
+	for i := range s.pend {
+		if fc, ok := s.pend[i][t]; ok && obs && counted {
+			if s.score[i].pair(y, &fc) && i == 0 && e.cfg.Trace {
+				r.out.trace = append(r.out.trace, seqTrace{seq: seq, TracePoint: TracePoint{IntersectionID: f.IntersectionID,
+					ApproachID: v.ApproachID, Target: f.WindowStart, Observed: y, Forecast: fc[fModel]}})
+			}
+		}
+		for k := range s.pend[i] {
+			if k <= t {
+				delete(s.pend[i], k)
+			}
+		}
+	}
+	holdoutLabel(r, s, v, t, y, obs, counted)
+}
+
+// forecasts records the baselines' history and every forecaster's forecasts from the window at t the learner
+// of s just applied (up): the forecast report's part of Evaluator.frame after it.
+func (s *series) forecasts( t int64, y float64, obs bool, up train.Update) {
+	// The baselines see the window at t first, as the learner's history does: persistence is its target.
+	persist := math.NaN()
+	if obs {
+		s.hist.record(t, y)
+		persist = y
+	}
+	for i, hu := range up.Horizons {
+		at := t + int64(hu.Horizon/time.Second)
+		fc := forecastSet{hu.Forecast, persist, s.hist.lastWeek(at), s.hist.average(at), hu.Profile}
+		s.pend[i][at] = fc
+		if i == 0 {
+			if x := s.learner.Inputs(0); x != nil {
+				s.rows[at] = pendingRow{x: x, fc: fc}
+			}
+		}
+	}
 }
 
 // count adds one approach window to the run's cleaning counts and, with Flags, records its outlier flags.
@@ -500,6 +521,11 @@ func (e *Evaluator) Finish() (*Report, error) {
 		return nil, err
 	}
 	rep, holdout := e.merge()
+	if e.cfg.SignalsOnly {
+		rep.Signals = e.signalReport()
+		sort.SliceStable(rep.Flags, func(i, j int) bool { return rep.Flags[i].Time.Before(rep.Flags[j].Time) })
+		return rep, nil
+	}
 	for _, h := range e.Horizons() {
 		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}}
 		var ps pairScore

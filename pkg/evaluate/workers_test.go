@@ -82,9 +82,10 @@ func TestWorkersSameReport(t *testing.T) {
 		at     time.Time
 	}
 	applied := map[vec]int{}
-	report := func(workers int) *Report {
+	report := func(workers int, signalsOnly bool) *Report {
 		t.Helper()
 		cfg := DefaultConfig()
+		cfg.SignalsOnly = signalsOnly
 		cfg.Train.Horizons = []time.Duration{time.Hour, 2 * time.Hour}
 		cfg.Warmup = 48 * time.Hour
 		cfg.Trace, cfg.Flags, cfg.Workers = true, true, workers
@@ -118,7 +119,7 @@ func TestWorkersSameReport(t *testing.T) {
 		c.Signals = nil
 		return fmt.Sprintf("%+v\nsignals %+v", c, *r.Signals)
 	}
-	seq := report(1)
+	seq := report(1, false)
 	if len(seq.Trace) == 0 || seq.Cleaning.Flagged == 0 || seq.Cleaning.Rejected[string(clean.ReasonUnknownDetector)] == 0 ||
 		len(seq.Flags) == 0 || seq.Holdout.Err != "" || seq.Signals.Windows == 0 || seq.Signals.Intersections != 3 {
 		t.Fatalf("the fixture does not exercise the report: %d trace points, %d flagged, rejected %v, %d flags, hold-out %q, signals %+v",
@@ -148,8 +149,16 @@ func TestWorkersSameReport(t *testing.T) {
 	}
 	want := show(seq)
 	for _, workers := range []int{0, 2, 3, 8} {
-		if got := show(report(workers)); got != want {
+		if got := show(report(workers, false)); got != want {
 			t.Errorf("Workers %d: the report differs from one goroutine's:\ngot  %.2000s\nwant %.2000s", workers, got, want)
+		}
+	}
+	// SignalsOnly leaves out the forecast scores, the hold-out and the trace, and nothing else.
+	seq.Horizons, seq.Holdout, seq.Trace = nil, HoldoutReport{}, nil
+	want = show(seq)
+	for _, workers := range []int{1, 2} {
+		if got := show(report(workers, true)); got != want {
+			t.Errorf("SignalsOnly, Workers %d: the report differs from the full one's:\ngot  %.2000s\nwant %.2000s", workers, got, want)
 		}
 	}
 }
