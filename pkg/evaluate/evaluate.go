@@ -465,7 +465,7 @@ func (e *Evaluator) label(r *run, s *series, f features.Frame, v features.Vector
 
 // forecasts records the baselines' history and every forecaster's forecasts from the window at t the learner
 // of s just applied (up): the forecast report's part of Evaluator.frame after it.
-func (s *series) forecasts( t int64, y float64, obs bool, up train.Update) {
+func (s *series) forecasts(t int64, y float64, obs bool, up train.Update) {
 	// The baselines see the window at t first, as the learner's history does: persistence is its target.
 	persist := math.NaN()
 	if obs {
