@@ -28,7 +28,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
-const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
+const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--target flow|occupancy|speed] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] [--workers N] [--cpuprofile FILE] FILE..."
 
 const evalDescription = `
 Runs the cleaner's and the trainer's own code (pkg/clean, pkg/train) over data files and scores the online
@@ -70,7 +70,11 @@ signal-control and compares the Webster delays of Greenwave's plans with a fixed
 book (Webster per local hour of week on the flows seen so far) and an oracle (Webster on the flows that came),
 all on the same windows; --json then prints {"intersections", "windows", "fixed_time": {"avg_delay_s"},
 "time_of_day": {...}, "greenwave": {...}, "oracle": {...}, "reduction"} (see greenwave eval --signals in the doc).
-With auto horizons, --signals trains only the horizon its plans use (nearest 15m): the same figures, faster.`
+With auto horizons, --signals trains only the horizon its plans use (nearest 15m): the same figures, faster.
+
+--workers N (default: the cores the process may use) applies the intersections' frames to the learners and the
+signal replay on N goroutines; the cleaners run in order on one, and the results are merged in input order, so
+every figure is the same for any N. --cpuprofile FILE writes a CPU profile of the run for go tool pprof.`
 
 // evalOptions are the parsed flags of greenwave eval.
 type evalOptions struct {
