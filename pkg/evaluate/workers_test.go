@@ -148,7 +148,8 @@ func TestWorkersSameReport(t *testing.T) {
 		t.Fatal("the fixture has no two outlier flags of one window")
 	}
 	want := show(seq)
-	for _, workers := range []int{0, 2, 3, 8} {
+	// 8: more workers than intersections.
+	for _, workers := range []int{2, 8} {
 		if got := show(report(workers, false)); got != want {
 			t.Errorf("Workers %d: the report differs from one goroutine's:\ngot  %.2000s\nwant %.2000s", workers, got, want)
 		}
@@ -156,7 +157,7 @@ func TestWorkersSameReport(t *testing.T) {
 	// SignalsOnly leaves out the forecast scores, the hold-out and the trace, and nothing else.
 	seq.Horizons, seq.Holdout, seq.Trace = nil, HoldoutReport{}, nil
 	want = show(seq)
-	for _, workers := range []int{1, 2} {
+	for _, workers := range []int{2} {
 		if got := show(report(workers, true)); got != want {
 			t.Errorf("SignalsOnly, Workers %d: the report differs from the full one's:\ngot  %.2000s\nwant %.2000s", workers, got, want)
 		}
