@@ -7,7 +7,8 @@
 #
 # Environment:
 #   PROFILE=1   also write CPU and memory profiles, one pair per benchmark package, into bench/profiles/
-#               (git-ignored; read them with `go tool pprof -top bench/profiles/<name>.cpu.pprof`)
+#               (git-ignored; read them with `go tool pprof -top bench/profiles/<name>.cpu.pprof`), and a CPU
+#               profile of the eval row (eval_signals_scats.cpu.pprof)
 #   SCATS=FILE  the Boroondara SCATS file for the eval row (default: the shared data set next to the checkout)
 #
 # The pipeline latency rows come from cmd/greenwave/loadtest --mode pipeline (the five services as processes
@@ -65,8 +66,11 @@ bash deploy/kafka/kafka.sh test -- bash -c '
 '
 
 echo "bench: greenwave eval --signals --format scats" >&2
+# Every core (--workers defaults to GOMAXPROCS); with PROFILE=1, a CPU profile of the run too.
+eval_prof=()
+if [[ "${PROFILE:-}" == 1 ]]; then eval_prof=(--cpuprofile "$PROFILES/eval_signals_scats.cpu.pprof"); fi
 start=$(date +%s.%N)
-bin/greenwave eval --signals --format scats --horizons 15m "$SCATS" >/dev/null
+bin/greenwave eval --signals --format scats --horizons 15m "${eval_prof[@]}" "$SCATS" >/dev/null
 end=$(date +%s.%N)
 eval_s=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')
 

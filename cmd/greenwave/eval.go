@@ -28,7 +28,7 @@ import (
 	"github.com/greenwave-city/greenwave/pkg/train"
 )
 
-const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--adjacency EDGES.csv [--max-group N]] [--target flow|occupancy|speed] [--no-neighbours] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] FILE..."
+const evalSynopsis = "[--format csv|metro|scats|nab] [--weather FILE] [--topology FILE] [--adjacency EDGES.csv [--max-group N]] [--target flow|occupancy|speed] [--no-neighbours] [--horizons auto|15m,30m,1h] [--warmup 672h] [--json] [--plot FILE.png] [--clean-report [--labels FILE]] [--signals] [--workers N] [--cpuprofile FILE] FILE..."
 
 const evalDescription = `
 Runs the cleaner's and the trainer's own code (pkg/clean, pkg/train) over data files and scores the online
@@ -74,7 +74,11 @@ signal-control and compares the Webster delays of Greenwave's plans with a fixed
 book (Webster per local hour of week on the flows seen so far) and an oracle (Webster on the flows that came),
 all on the same windows; --json then prints {"intersections", "windows", "fixed_time": {"avg_delay_s"},
 "time_of_day": {...}, "greenwave": {...}, "oracle": {...}, "reduction"} (see greenwave eval --signals in the doc).
-With auto horizons, --signals trains only the horizon its plans use (nearest 15m): the same figures, faster.`
+With auto horizons, --signals trains only the horizon its plans use (nearest 15m): the same figures, faster.
+
+--workers N (default: the cores the process may use) applies the intersections' frames to the learners and the
+signal replay on N goroutines; the cleaners run in order on one, and the results are merged in input order, so
+every figure is the same for any N. --cpuprofile FILE writes a CPU profile of the run for go tool pprof.`
 
 // evalOptions are the parsed flags of greenwave eval.
 type evalOptions struct {
@@ -91,6 +95,9 @@ type evalOptions struct {
 	adjacency string
 	maxGroup  int
 	files     []string
+	// workers is --workers (evaluate.Config.Workers); cpuProfile is --cpuprofile.
+	workers    int
+	cpuProfile string
 }
 
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -110,6 +117,8 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.maxGroup, "max-group", topology.DefaultMaxFeatureGroup, "csv without --topology: most intersections linked by upstream references in one feature group")
 	fs.BoolVar(&o.noNeighbours, "no-neighbours", false, "drop the topology's upstream links: no neighbour features (for comparison)")
 	fs.BoolVar(&o.signals, "signals", false, "compare Webster delays of Greenwave's plans with fixed-time, time-of-day and oracle plans")
+	fs.IntVar(&o.workers, "workers", evalWorkers(), "intersections learned in parallel (the figures do not depend on it)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	// Flags may follow the files (greenwave eval FILE --json): parse, take the leading files, parse the rest.
 	rest := args
 	for {
@@ -158,7 +167,14 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.signals && o.target != train.TargetFlow {
 		return usagef("eval: --signals plans from flow forecasts: drop --target %s", o.target)
 	}
-	return eval(o, stdout, stderr)
+	if o.workers < 1 {
+		return usagef("eval: --workers %d: want at least 1", o.workers)
+	}
+	stop, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	return errors.Join(eval(o, stdout, stderr), stop())
 }
 
 // eval runs one evaluation with parsed options.
@@ -183,12 +199,15 @@ func eval(o evalOptions, stdout, stderr io.Writer) error {
 	cfg.Warmup = o.warmup
 	cfg.Trace = o.plot != ""
 	cfg.Flags = o.cleanReport
+	cfg.Workers = o.workers
 	if o.signals {
 		sc := evaluate.DefaultSignalConfig()
 		if o.warmupSet {
 			sc.Warmup = o.warmup
 		}
 		cfg.Signals = &sc
+		// The --signals output has no forecast scores: skip them, unless --plot draws them.
+		cfg.SignalsOnly = o.plot == ""
 		// Only the plan horizon's forecasts reach the --signals output; with --plot the others are drawn.
 		if len(o.horizons) == 0 && o.plot == "" {
 			if hs := signalPlanHorizons(in.topo, sc.PlanHorizon); hs != nil {

@@ -38,9 +38,23 @@ type Config struct {
 	Flags bool
 	// Signals, when set, replays signal-control's decisions and scores them (Report.Signals).
 	Signals *SignalConfig
+	// SignalsOnly, with Signals, skips what only the forecast scores need — the baselines' history, the pairs
+	// waiting for their labels, the hold-out rows and the OLS fit —, for callers that read Report.Signals alone
+	// (greenwave eval --signals): Report.Horizons, Holdout and Trace are then empty, and the rest of the Report
+	// is the same (the learners, the cleaning counts and the signal replay do not read those parts).
+	SignalsOnly bool
 	// Observe, when set, is called after every vector a learner applied, with the learner (do not modify it)
-	// and its Update: for checks that the live services compute exactly what the evaluation does.
+	// and its Update: for checks that the live services compute exactly what the evaluation does. With
+	// Workers > 1 it is called from the workers, for several intersections at once (each one's vectors in
+	// order): it must then be safe for concurrent use.
 	Observe func(f features.Frame, v features.Vector, l *train.Learner, up train.Update)
+	// Workers is how many goroutines apply the cleaners' frames to the learners, the scores and the signal
+	// replay; 0 or 1 applies them in the caller's goroutine. The cleaners always run in the caller's
+	// goroutine (an intersection's upstream features read the other intersections' cleaners), and past them
+	// the intersections share nothing: each intersection's frames are applied in order by one worker, and
+	// Finish merges the workers' results in input order, so the Report is the same for any Workers
+	// (TestWorkersSameReport).
+	Workers int
 }
 
 // DefaultConfig returns the services' defaults (clean.DefaultConfig, train.BaseConfig: horizons fitted to each
@@ -50,18 +64,21 @@ func DefaultConfig() Config {
 }
 
 // Evaluator runs the cleaner and the learners over one data set. Feed it in event-time order with Weather and
-// Reading, then call Finish once. Not safe for concurrent use.
+// Reading, then call Finish once (with Config.Workers > 1, Finish, or a Reading that returns an error, also
+// stops the workers). Not safe for concurrent use.
 type Evaluator struct {
 	cfg      Config
 	index    *topology.Index
 	weather  *clean.WeatherTable
 	runs     map[string]*run
-	order    []*run // topology order
-	cleaning Cleaning
-	vectors  int
-	holdout  []holdoutRow
-	trace    []TracePoint
-	flags    []Flag
+	order    []*run   // topology order
+	cleaning Cleaning // the cleaners' counts; the frames' (runOutput.counts) are added by Finish
+	// flags are the rejections of the caller's goroutine (weather, readings); the frames' outlier flags are
+	// in runOutput.flags.
+	flags []seqFlag
+	// seq numbers every flag and frame in input order: the order Finish merges the runs' results in.
+	seq      uint64
+	pool     *pool // nil: frames are applied in the caller's goroutine
 	finished bool
 }
 
@@ -75,6 +92,10 @@ type run struct {
 	started bool
 	start   time.Time
 	sig     *signalRun
+	// out is written by the goroutine that applies the run's frames, and read by Finish once they are done.
+	out runOutput
+	// worker is the pool worker that applies the run's frames (Config.Workers > 1).
+	worker int
 }
 
 // series is one approach's learner and scores.
@@ -217,6 +238,8 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 		if err := cfg.Signals.validate(); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
+	} else if cfg.SignalsOnly {
+		return nil, errors.New("evaluate: SignalsOnly without Signals")
 	}
 	e := &Evaluator{cfg: cfg, index: topology.NewIndex(topo), weather: clean.NewWeatherTable(cfg.Clean),
 		runs: map[string]*run{}, cleaning: Cleaning{Rejected: map[string]int{}}}
@@ -263,6 +286,9 @@ func New(topo topology.Topology, cfg Config) (*Evaluator, error) {
 	if len(e.order) == 0 {
 		return nil, errors.New("evaluate: the topology has no intersection")
 	}
+	if cfg.Workers > 1 {
+		e.pool = newPool(e, cfg.Workers)
+	}
 	return e, nil
 }
 
@@ -295,7 +321,7 @@ func (cfg *Config) zones(topo topology.Topology) error {
 func (e *Evaluator) Weather(w clean.Weather) {
 	e.cleaning.Weather++
 	if rj := e.cleaning.reject(e.weather.Add(w)); rj != "" && e.cfg.Flags {
-		e.flags = append(e.flags, Flag{Time: w.ObservedAt.UTC(), Reason: rj, Count: 1})
+		e.flag(Flag{Time: w.ObservedAt.UTC(), Reason: rj, Count: 1})
 	}
 }
 
@@ -314,7 +340,7 @@ func (c *Cleaning) reject(rj *clean.WeatherRejection) string {
 // and the trainer disagree: a bug, not bad input.
 func (e *Evaluator) Reading(rd clean.Reading) error {
 	if e.finished {
-		return errors.New("evaluate: Reading after Finish")
+		return errors.New("evaluate: Reading after Finish (or after an error of the workers)")
 	}
 	e.cleaning.Readings++
 	id := rd.IntersectionID
@@ -327,7 +353,7 @@ func (e *Evaluator) Reading(rd clean.Reading) error {
 	if !ok {
 		e.cleaning.Rejected[string(clean.ReasonUnknownDetector)]++
 		if e.cfg.Flags {
-			e.flags = append(e.flags, Flag{IntersectionID: id, DetectorID: rd.DetectorID, Time: rd.Start.UTC(),
+			e.flag(Flag{IntersectionID: id, DetectorID: rd.DetectorID, Time: rd.Start.UTC(),
 				Reason: string(clean.ReasonUnknownDetector), Count: 1})
 		}
 		return nil
@@ -345,20 +371,38 @@ func (e *Evaluator) apply(r *run, res clean.Result) error {
 	for _, rj := range res.Rejected {
 		c.Rejected[string(rj.Reason)]++
 		if e.cfg.Flags {
-			e.flags = append(e.flags, Flag{IntersectionID: r.in.ID, ApproachID: rj.Reading.ApproachID, DetectorID: rj.Reading.DetectorID,
+			e.flag(Flag{IntersectionID: r.in.ID, ApproachID: rj.Reading.ApproachID, DetectorID: rj.Reading.DetectorID,
 				Time: rj.Reading.Start.UTC(), Reason: string(rj.Reason), Count: 1})
 		}
 	}
 	for _, f := range res.Frames {
-		if err := e.frame(r, f); err != nil {
+		e.seq++
+		if e.pool != nil {
+			if e.pool.failed.Load() {
+				// A frame of some run failed (a bug, see Reading): stop at once, as one goroutine would.
+				e.finished = true
+				return e.stop()
+			}
+			e.pool.send(r, f, e.seq)
+			continue
+		}
+		if err := e.frame(r, f, e.seq); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// flag records a rejection of the caller's goroutine, numbered in input order.
+func (e *Evaluator) flag(f Flag) {
+	e.seq++
+	e.flags = append(e.flags, seqFlag{seq: e.seq, Flag: f})
+}
+
 // frame applies one frame to the intersection's learners, scores the labels it carries and, with Signals, plans.
-func (e *Evaluator) frame(r *run, f features.Frame) error {
+// seq is the frame's number in input order. It writes only to r (r.out for what the report merges), and reads
+// only e.cfg of the Evaluator: each run's frames may be applied in a goroutine of their own.
+func (e *Evaluator) frame(r *run, f features.Frame, seq uint64) error {
 	if !r.started {
 		r.started, r.start = true, f.WindowStart
 	}
@@ -369,8 +413,8 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 			return fmt.Errorf("evaluate: frame %s approach %d is %q, topology has another order", features.EventID(f.IntersectionID, f.WindowStart), ai, v.ApproachID)
 		}
 		s := r.series[ai]
-		e.vectors++
-		e.count(r, f, v)
+		r.out.vectors++
+		e.count(r, f, v, seq)
 		if s.learner == nil {
 			l, err := train.NewLearner(f.IntersectionID, v.ApproachID, f.Names, f.FeatureSetVersion, r.tc)
 			if err != nil {
@@ -379,19 +423,9 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 			s.learner = l
 		}
 		y, obs := train.Observed(r.tc.Target, v)
-		for i := range s.pend {
-			if fc, ok := s.pend[i][t]; ok && obs && counted {
-				if s.score[i].pair(y, &fc) && i == 0 && e.cfg.Trace {
-					e.trace = append(e.trace, TracePoint{IntersectionID: f.IntersectionID, ApproachID: v.ApproachID, Target: f.WindowStart, Observed: y, Forecast: fc[fModel]})
-				}
-			}
-			for k := range s.pend[i] {
-				if k <= t {
-					delete(s.pend[i], k)
-				}
-			}
+		if !e.cfg.SignalsOnly {
+			e.label(r, s, f, v, t, y, obs, counted, seq)
 		}
-		e.holdoutLabel(r, s, v, t, y, obs, counted)
 		up, err := s.learner.Apply(f, v)
 		if err != nil {
 			return fmt.Errorf("evaluate: %w", err)
@@ -399,25 +433,10 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 		if e.cfg.Observe != nil {
 			e.cfg.Observe(f, v, s.learner, up)
 		}
-		if up.Skipped {
+		if up.Skipped || e.cfg.SignalsOnly {
 			continue
 		}
-		// The baselines see the window at t first, as the learner's history does: persistence is its target.
-		persist := math.NaN()
-		if obs {
-			s.hist.record(t, y)
-			persist = y
-		}
-		for i, hu := range up.Horizons {
-			at := t + int64(hu.Horizon/time.Second)
-			fc := forecastSet{hu.Forecast, persist, s.hist.lastWeek(at), s.hist.average(at), hu.Profile}
-			s.pend[i][at] = fc
-			if i == 0 {
-				if x := s.learner.Inputs(0); x != nil {
-					s.rows[at] = pendingRow{x: x, fc: fc}
-				}
-			}
-		}
+		s.forecasts(t, y, obs, up)
 	}
 	if r.sig != nil {
 		r.sig.frame(f, r)
@@ -425,9 +444,49 @@ func (e *Evaluator) frame(r *run, f features.Frame) error {
 	return nil
 }
 
-// count adds one approach window to the cleaning counts and, with Flags, records its outlier flags.
-func (e *Evaluator) count(r *run, f features.Frame, v features.Vector) {
-	c := &e.cleaning
+// label scores the forecasts made for the window at t of series s and completes its hold-out row: the
+// forecast report's part of Evaluator.frame before the learner applies the window.
+func (e *Evaluator) label(r *run, s *series, f features.Frame, v features.Vector, t int64, y float64, obs, counted bool, seq uint64) {
+	for i := range s.pend {
+		if fc, ok := s.pend[i][t]; ok && obs && counted {
+			if s.score[i].pair(y, &fc) && i == 0 && e.cfg.Trace {
+				r.out.trace = append(r.out.trace, seqTrace{seq: seq, TracePoint: TracePoint{IntersectionID: f.IntersectionID,
+					ApproachID: v.ApproachID, Target: f.WindowStart, Observed: y, Forecast: fc[fModel]}})
+			}
+		}
+		for k := range s.pend[i] {
+			if k <= t {
+				delete(s.pend[i], k)
+			}
+		}
+	}
+	holdoutLabel(r, s, v, t, y, obs, counted)
+}
+
+// forecasts records the baselines' history and every forecaster's forecasts from the window at t the learner
+// of s just applied (up): the forecast report's part of Evaluator.frame after it.
+func (s *series) forecasts(t int64, y float64, obs bool, up train.Update) {
+	// The baselines see the window at t first, as the learner's history does: persistence is its target.
+	persist := math.NaN()
+	if obs {
+		s.hist.record(t, y)
+		persist = y
+	}
+	for i, hu := range up.Horizons {
+		at := t + int64(hu.Horizon/time.Second)
+		fc := forecastSet{hu.Forecast, persist, s.hist.lastWeek(at), s.hist.average(at), hu.Profile}
+		s.pend[i][at] = fc
+		if i == 0 {
+			if x := s.learner.Inputs(0); x != nil {
+				s.rows[at] = pendingRow{x: x, fc: fc}
+			}
+		}
+	}
+}
+
+// count adds one approach window to the run's cleaning counts and, with Flags, records its outlier flags.
+func (e *Evaluator) count(r *run, f features.Frame, v features.Vector, seq uint64) {
+	c := &r.out.counts
 	c.Windows++
 	// The target's own rule: a window without flow (speed-only sensors) has no flow label, one without speed no
 	// speed label.
@@ -439,7 +498,8 @@ func (e *Evaluator) count(r *run, f features.Frame, v features.Vector) {
 	}
 	c.Flagged += v.FlaggedOutliers
 	if v.FlaggedOutliers > 0 && e.cfg.Flags {
-		e.flags = append(e.flags, Flag{IntersectionID: r.in.ID, ApproachID: v.ApproachID, Time: f.WindowStart, Reason: string(clean.ReasonOutlier), Count: v.FlaggedOutliers})
+		r.out.flags = append(r.out.flags, seqFlag{seq: seq, Flag: Flag{IntersectionID: r.in.ID, ApproachID: v.ApproachID,
+			Time: f.WindowStart, Reason: string(clean.ReasonOutlier), Count: v.FlaggedOutliers}})
 	}
 }
 
@@ -453,10 +513,19 @@ func (e *Evaluator) Finish() (*Report, error) {
 	for _, r := range e.order {
 		r.cl.SetPosition(int64(e.cleaning.Readings) + 1) // after every reading
 		if err := e.apply(r, r.cl.Flush(e.weather)); err != nil {
+			e.stop()
 			return nil, err
 		}
 	}
-	rep := &Report{Vectors: e.vectors, Cleaning: e.cleaning, Trace: e.trace, Flags: e.flags}
+	if err := e.stop(); err != nil {
+		return nil, err
+	}
+	rep, holdout := e.merge()
+	if e.cfg.SignalsOnly {
+		rep.Signals = e.signalReport()
+		sort.SliceStable(rep.Flags, func(i, j int) bool { return rep.Flags[i].Time.Before(rep.Flags[j].Time) })
+		return rep, nil
+	}
 	for _, h := range e.Horizons() {
 		hr := HorizonReport{Horizon: h, Baselines: map[string]Metrics{}}
 		var ps pairScore
@@ -476,7 +545,7 @@ func (e *Evaluator) Finish() (*Report, error) {
 		hr.DroppedPairs, hr.Missing, hr.ModelAll = ps.dropped, ps.missingMap(), ps.modelAll.metrics()
 		rep.Horizons = append(rep.Horizons, hr)
 	}
-	rep.Holdout = holdoutOLS(e.holdout, e.featureNames())
+	rep.Holdout = holdoutOLS(holdout, e.featureNames())
 	rep.Holdout.Horizon = e.firstHorizon()
 	if e.cfg.Signals != nil {
 		rep.Signals = e.signalReport()

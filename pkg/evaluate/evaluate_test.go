@@ -357,7 +357,8 @@ func TestHoldoutOLSGetsTheModelsInputs(t *testing.T) {
 					t.Errorf("OLS inputs %v lack the model's %s", ho.Inputs, name)
 				}
 			}
-			for _, r := range e.holdout {
+			_, holdout := e.merge()
+			for _, r := range holdout {
 				if len(r.x) != len(ho.Inputs) {
 					t.Fatalf("a hold-out row has %d inputs, want %d", len(r.x), len(ho.Inputs))
 				}

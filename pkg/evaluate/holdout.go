@@ -27,7 +27,7 @@ const collinearTol = 1e-9
 
 // holdoutLabel completes the hold-out row waiting for the label window at t, and forgets rows whose label
 // window has passed.
-func (e *Evaluator) holdoutLabel(r *run, s *series, v features.Vector, t int64, y float64, obs, counted bool) {
+func holdoutLabel(r *run, s *series, v features.Vector, t int64, y float64, obs, counted bool) {
 	h1 := int64(r.tc.Horizons[0].Seconds())
 	if p, ok := s.rows[t]; ok && obs {
 		ai := 0
@@ -36,7 +36,7 @@ func (e *Evaluator) holdoutLabel(r *run, s *series, v features.Vector, t int64, 
 				ai = i
 			}
 		}
-		e.holdout = append(e.holdout, holdoutRow{t: t - h1, in: r.idx, ap: ai, x: p.x, y: y, scale: scaleOf(r.tc.Target, v),
+		r.out.holdout = append(r.out.holdout, holdoutRow{t: t - h1, in: r.idx, ap: ai, x: p.x, y: y, scale: scaleOf(r.tc.Target, v),
 			fc: p.fc, counted: counted})
 	}
 	for k := range s.rows {
