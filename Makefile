@@ -71,8 +71,15 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 10s; one instrumented 
 	  go test -c -fuzz . -o "$$bin/t.test" "$$pkg"; \
 	  for f in $$(cd "$$dir" && "$$bin/t.test" -test.list '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; \
-	    (cd "$$dir" && "$$bin/t.test" -test.run '^$$' -test.fuzz "^$$f\$$" -test.fuzztime $(FUZZTIME) \
-	      -test.fuzzminimizetime 30s -test.fuzzcachedir "$$cache/$$pkg") || exit 1; \
+	    found=$$(ls "$$dir/testdata/fuzz/$$f" 2>/dev/null | wc -l); \
+	    if (cd "$$dir" && "$$bin/t.test" -test.run '^$$' -test.fuzz "^$$f\$$" -test.fuzztime $(FUZZTIME) \
+	      -test.fuzzminimizetime 30s -test.fuzzcachedir "$$cache/$$pkg") >"$$bin/out" 2>&1; then cat "$$bin/out"; \
+	    else cat "$$bin/out"; \
+	      if [ "$$(ls "$$dir/testdata/fuzz/$$f" 2>/dev/null | wc -l)" = "$$found" ] && \
+	        grep -qx '    context deadline exceeded' "$$bin/out"; then \
+	        echo "fuzz: $$f: 'context deadline exceeded' as FUZZTIME ended and no failing input written: the race in Go's fuzzing coordinator (go.dev/issue/75804, fixed in Go 1.27), not a finding"; \
+	      else exit 1; fi; \
+	    fi; \
 	  done; rm -f "$$bin/t.test"; \
 	done; echo "fuzz: every target passed $(FUZZTIME) each in $$((SECONDS - start)) s"
 
