@@ -670,7 +670,8 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	return nil
 }
 
-// terminate stops p: SIGTERM, then SIGKILL after StopTimeout. It reports whether SIGKILL was needed.
+// terminate stops p: SIGTERM, then after StopTimeout SIGQUIT (a goroutine dump) and SIGKILL. It reports whether
+// SIGTERM was not enough.
 func (s *Stack) terminate(p *proc) (killed bool, err error) {
 	p.expect()
 	select {
@@ -686,12 +687,26 @@ func (s *Stack) terminate(p *proc) (killed bool, err error) {
 		return false, nil
 	case <-time.After(s.cfg.StopTimeout):
 	}
+	// SIGQUIT first: the Go runtime writes every goroutine's stack to the service's stderr (the stack's output)
+	// and exits, so a stop that hangs leaves the reason behind. SIGKILL if even that does not end it.
+	if err := syscall.Kill(p.pid, syscall.SIGQUIT); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return true, fmt.Errorf("signal %v to process %d: %w", syscall.SIGQUIT, p.pid, err)
+	}
+	select {
+	case <-p.exited:
+		return true, nil
+	case <-time.After(goroutineDumpWait):
+	}
 	if err := signalGroup(p, syscall.SIGKILL); err != nil {
 		return true, err
 	}
 	<-p.exited
 	return true, nil
 }
+
+// goroutineDumpWait is how long terminate lets a service that ignored SIGTERM write its goroutine dump after
+// SIGQUIT before SIGKILL.
+const goroutineDumpWait = 5 * time.Second
 
 // signalGroup signals p's process group; a group that is already gone is not an error.
 func signalGroup(p *proc, sig syscall.Signal) error {
@@ -748,7 +763,7 @@ func (s *Stack) Stop() error {
 		for _, r := range results {
 			switch {
 			case r.killed:
-				problems = append(problems, fmt.Sprintf("%s did not exit within %s of SIGTERM and was killed", r.name, s.cfg.StopTimeout))
+				problems = append(problems, fmt.Sprintf("%s did not exit within %s of SIGTERM and was killed (its goroutine dump, from SIGQUIT, is in its output)", r.name, s.cfg.StopTimeout))
 			case r.err != nil:
 				problems = append(problems, fmt.Sprintf("%s: %v", r.name, r.err))
 			}
