@@ -389,28 +389,22 @@ func (s *Intersection) load(m *IntersectionState) error {
 			return fmt.Errorf("approach %s lag history invalid", s.aps[i].id)
 		}
 		as := &st.Aps[i]
-		for j := range as.Lag {
-			switch u := lag[j]; {
-			case u == LagAbsent:
-				as.Lag[j] = math.NaN()
-			case u > maxLagUnits:
+		for j, u := range lag {
+			v, ok := ratioOfUnits(u)
+			if !ok {
 				return fmt.Errorf("approach %s lag history invalid", s.aps[i].id)
-			default:
-				as.Lag[j] = float64(u) / lagQuantum
 			}
+			as.Lag[j] = v
 		}
 		if len(am.Recent) != 0 && len(am.Recent) != len(as.Recent) {
 			return fmt.Errorf("approach %s recent history of %d values, want %d", s.aps[i].id, len(am.Recent), len(as.Recent))
 		}
 		for j, u := range am.Recent {
-			switch {
-			case u == LagAbsent:
-				as.Recent[j] = math.NaN()
-			case u > maxLagUnits:
+			v, ok := ratioOfUnits(u)
+			if !ok {
 				return fmt.Errorf("approach %s recent history invalid", s.aps[i].id)
-			default:
-				as.Recent[j] = float64(u) / lagQuantum
 			}
+			as.Recent[j] = v
 		}
 		as.LastWritten, as.HasWritten = am.LastWritten, am.HasWritten
 	}
@@ -480,4 +474,16 @@ func allIn(xs []float64, lo, hi float64) bool {
 		}
 	}
 	return true
+}
+
+// ratioOfUnits decodes one stored history value (1/lagQuantum steps, LagAbsent for none: NaN); ok is false for
+// a value no writer produces.
+func ratioOfUnits(u uint16) (float64, bool) {
+	switch {
+	case u == LagAbsent:
+		return math.NaN(), true
+	case u > maxLagUnits:
+		return 0, false
+	}
+	return float64(u) / lagQuantum, true
 }
